@@ -1,0 +1,50 @@
+//! The error type of every core operation. Each variant maps to exactly one DynamoDB exception
+//! in the HTTP layer; messages are DynamoDB's wording where the tests of real clients read them.
+
+use crate::model::{Item, NumberError};
+
+/// Result of core operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in a core operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request is invalid (DynamoDB's ValidationException).
+    #[error("{0}")]
+    Validation(String),
+    /// A condition evaluated to false; carries the old item when the request asked for it.
+    #[error("The conditional request failed")]
+    ConditionalCheckFailed {
+        /// The item as it was, for `ReturnValuesOnConditionCheckFailure=ALL_OLD`.
+        item: Option<Box<Item>>,
+    },
+    /// The table (or index) does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// The table already exists, or is busy.
+    #[error("{0}")]
+    ResourceInUse(String),
+    /// A limit of the account or table was reached.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The storage engine failed; the write may not have happened.
+    #[error("storage failure: {0}")]
+    Storage(#[from] fjall::Error),
+    /// An invariant of the stored data does not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A validation error with the given message.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Error::Validation(message.into())
+    }
+}
+
+impl From<NumberError> for Error {
+    fn from(e: NumberError) -> Self {
+        Error::Validation(e.to_string())
+    }
+}

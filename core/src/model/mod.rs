@@ -1,0 +1,8 @@
+//! The data model shared by every crate: attribute values, numbers, items and keys, with serde
+//! in DynamoDB JSON shape (stream records, Kafka payloads and replication all carry images).
+
+mod number;
+mod value;
+
+pub use number::{MAX_DIGITS, Number, NumberError};
+pub use value::{AttributeValue, Item, MAX_NESTING, VALIDATION_ERROR_MARKER, ValueType, item_size};
