@@ -1,1 +1,115 @@
-//! placeholder
+//! tidemark-cli: the node (HTTP server and wiring) as a library, plus the `tidemark` binary.
+//!
+//! [`Node::start`] opens the store, binds the listener and serves the DynamoDB API until
+//! stopped; [`Node::stop`] stops accepting, drains in-flight requests and persists the store.
+//! The binary (`main.rs`) only parses arguments ([`args`]), starts a node and waits for a
+//! signal. Tests start nodes in-process the same way.
+
+pub mod args;
+pub mod command;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tidemark_core::{Clock, Store, StoreConfig, SystemClock};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use server::AppState;
+
+/// Everything needed to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The item store's settings.
+    pub store: StoreConfig,
+}
+
+/// Why a node failed to start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed to open or persist.
+    #[error("store: {0}")]
+    Store(#[from] tidemark_core::Error),
+    /// Binding or serving failed.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    /// A task of the node panicked or was cancelled.
+    #[error("task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    addr: SocketAddr,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Node {
+    /// Opens the store and starts serving, with the system clock.
+    ///
+    /// # Errors
+    /// The store cannot be opened (e.g. the data folder is in use) or the address not bound.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        Node::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Opens the store with an injected clock and starts serving.
+    ///
+    /// # Errors
+    /// The store cannot be opened (e.g. the data folder is in use) or the address not bound.
+    pub async fn start_with_clock(
+        config: NodeConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Node, NodeError> {
+        let store_config = config.store.clone();
+        let store =
+            tokio::task::spawn_blocking(move || Store::open_with_clock(store_config, clock))
+                .await??;
+        let store = Arc::new(store);
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let state = AppState {
+            store: store.clone(),
+        };
+        let token = shutdown.clone();
+        let server = tokio::spawn(server::serve(listener, state, async move {
+            token.cancelled().await
+        }));
+        Ok(Node {
+            addr,
+            store,
+            shutdown,
+            server,
+        })
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The node's store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Stops accepting, drains in-flight requests, then persists the store.
+    ///
+    /// # Errors
+    /// The server failed, or the final persist failed.
+    pub async fn stop(self) -> Result<(), NodeError> {
+        self.shutdown.cancel();
+        self.server.await??;
+        let store = self.store;
+        tokio::task::spawn_blocking(move || store.persist()).await??;
+        Ok(())
+    }
+}

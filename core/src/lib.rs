@@ -1,13 +1,33 @@
 //! tidemark-core: the item store.
 //!
-//! Owns tables, items, the expression language and the change log, all on one fjall database.
+//! Owns tables, items, the expression language and the change log, all in one fjall database.
+//! Data flows one way: a typed request ([`ops`]) is checked against the table's schema, its
+//! expressions ([`expr`]) are evaluated against the old item under the item's key lock, and the
+//! result is committed as ONE atomic batch holding the item, its change record and its
+//! last-writer-wins [`Stamp`]; the write is acknowledged once durable in the node's mode.
+//! Everything downstream (streams, Kafka, replication, restore) reads the change log
+//! ([`changes`]) up to the durable watermark and never writes around the store.
 //!
-//! - [`model`]: attribute values, numbers, items (serde in DynamoDB JSON shape).
-//! - [`expr`]: the expression language: parse, substitute placeholders, evaluate, apply updates.
+//! - [`model`]: attribute values, exact numbers, items, schemas (serde in DynamoDB JSON shape);
+//! - [`expr`]: the expression language, pure;
+//! - [`ops`]: one file per operation's semantics;
+//! - `storage`: the only module that knows fjall (keyspaces, key encoding, codec, commit path);
+//! - [`changes`]: the change record and its reader API;
+//! - [`clock`] and [`stamp`]: injected time and hybrid-logical-clock stamps.
 #![deny(missing_docs)]
 
+pub mod changes;
+pub mod clock;
 mod error;
 pub mod expr;
 pub mod model;
+pub mod ops;
+pub mod stamp;
+mod storage;
+mod store;
 
+pub use changes::{ChangeKind, ChangeRecord, ChangeSeq};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use stamp::{HlcTimestamp, Stamp};
+pub use store::{Durability, Store, StoreConfig};

@@ -221,8 +221,8 @@ impl Number {
             out.push(0x80);
             return;
         }
-        // Exponent is within -129..=126; bias it into a byte that keeps its order.
-        let biased = (self.exponent + 128) as u8;
+        // Exponent is within -129..=126; bias it into a byte (0..=255) that keeps its order.
+        let biased = (self.exponent - MIN_EXPONENT) as u8;
         if self.negative {
             out.push(0x40);
             out.push(!biased);
@@ -259,7 +259,7 @@ impl Number {
                 let number = Number {
                     negative,
                     digits: digits.into(),
-                    exponent: biased as i32 - 128,
+                    exponent: biased as i32 + MIN_EXPONENT,
                 };
                 Some((number, 2 + end + 1))
             }
@@ -395,7 +395,13 @@ mod tests {
     fn limits() {
         assert!(Number::parse("9.9999999999999999999999999999999999999E+125").is_ok());
         assert_eq!(Number::parse("1e126"), Err(NumberError::Overflow));
-        assert!(Number::parse("1e-130").is_ok());
+        let smallest = Number::parse("1e-130").unwrap();
+        let mut encoded = Vec::new();
+        smallest.encode_ordered(&mut encoded);
+        assert_eq!(
+            Number::decode_ordered(&encoded),
+            Some((smallest, encoded.len()))
+        );
         assert_eq!(Number::parse("1e-131"), Err(NumberError::Underflow));
         assert_eq!(
             Number::parse(&"1".repeat(39)),
@@ -425,10 +431,15 @@ mod tests {
     }
 
     fn arb_number() -> impl Strategy<Value = Number> {
-        (any::<bool>(), "[1-9][0-9]{0,37}", -60i32..60).prop_map(|(neg, digits, e)| {
-            let text = format!("{}0.{}e{}", if neg { "-" } else { "" }, digits, e);
-            Number::parse(&text).unwrap()
-        })
+        (
+            any::<bool>(),
+            "[1-9][0-9]{0,37}",
+            MIN_EXPONENT..=MAX_EXPONENT,
+        )
+            .prop_map(|(neg, digits, e)| {
+                let text = format!("{}0.{}e{}", if neg { "-" } else { "" }, digits, e);
+                Number::parse(&text).unwrap()
+            })
     }
 
     proptest! {

@@ -1,0 +1,117 @@
+//! Command-line arguments. Every flag also reads `TIDEMARK_<FLAG>` from the environment.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tidemark_core::{Durability, StoreConfig};
+
+use crate::NodeConfig;
+
+/// Tidemark: a DynamoDB-compatible node whose every write becomes an ordered change stream.
+#[derive(Debug, Parser)]
+#[command(name = "tidemark", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a node.
+    Serve(ServeArgs),
+}
+
+/// When writes are acknowledged.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DurabilityArg {
+    /// After fsync (group commit): survives power loss.
+    Sync,
+    /// After the write reaches the OS: survives a process crash.
+    Buffer,
+}
+
+/// `tidemark serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Port to listen on.
+    #[arg(long, env = "TIDEMARK_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "TIDEMARK_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// This node's region.
+    #[arg(long, env = "TIDEMARK_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Data folder.
+    #[arg(long, env = "TIDEMARK_DATA_DIR", default_value = "./tidemark-data")]
+    pub data_dir: PathBuf,
+    /// When writes are acknowledged.
+    #[arg(long, env = "TIDEMARK_DURABILITY", value_enum, default_value_t = DurabilityArg::Sync)]
+    pub durability: DurabilityArg,
+    /// Account id used in ARNs.
+    #[arg(long, env = "TIDEMARK_ACCOUNT_ID", default_value = "000000000000")]
+    pub account_id: String,
+    /// How long change records are kept, in seconds (fractions allowed).
+    #[arg(long, env = "TIDEMARK_HISTORY_WINDOW", default_value = "86400", value_parser = parse_seconds)]
+    pub history_window: Duration,
+    /// Block cache size in MiB.
+    #[arg(long, env = "TIDEMARK_CACHE_MB", default_value_t = 64)]
+    pub cache_mb: u64,
+}
+
+/// Parses a period in seconds, fractions allowed (`0.5`, `86400`).
+///
+/// # Errors
+/// A message when the text is not a non-negative number of seconds.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("'{text}': {e}"))
+}
+
+impl ServeArgs {
+    /// The node configuration these arguments describe.
+    pub fn node_config(&self) -> NodeConfig {
+        let mut store = StoreConfig::new(&self.data_dir);
+        store.region = self.region.clone();
+        store.account_id = self.account_id.clone();
+        store.durability = match self.durability {
+            DurabilityArg::Sync => Durability::Sync,
+            DurabilityArg::Buffer => Durability::Buffer,
+        };
+        store.history_window = self.history_window;
+        store.cache_bytes = self.cache_mb * 1024 * 1024;
+        NodeConfig {
+            listen: SocketAddr::new(self.host, self.port),
+            store,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_take_fractions() {
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let cli = Cli::parse_from(["tidemark", "serve"]);
+        let Command::Serve(args) = cli.command;
+        let config = args.node_config();
+        assert_eq!(config.listen.port(), 8000);
+        assert_eq!(config.store.durability, Durability::Sync);
+        assert_eq!(config.store.data_dir, PathBuf::from("./tidemark-data"));
+    }
+}

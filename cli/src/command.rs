@@ -1,0 +1,84 @@
+//! The command line: what `tidemark` does with its arguments, from start-up to ordered shutdown.
+
+use crate::Node;
+use crate::args::{Cli, Command};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// Runs the `tidemark` command line: parses arguments from the process, runs the command,
+/// and returns the process exit code.
+pub fn main_entry() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("TIDEMARK_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tidemark: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), crate::NodeError> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.node_config();
+            let node = Node::start(config.clone()).await?;
+            tracing::info!(
+                "tidemark listening on http://{} (region {}, data {}, durability {:?})",
+                node.local_addr(),
+                config.store.region,
+                config.store.data_dir.display(),
+                config.store.durability
+            );
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining requests (a second signal exits at once)");
+            tokio::spawn(async {
+                shutdown_signal().await;
+                std::process::exit(130);
+            });
+            node.stop().await?;
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

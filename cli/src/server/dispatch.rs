@@ -1,0 +1,90 @@
+//! The single `POST /` handler: picks the operation named by `X-Amz-Target`, decodes the body,
+//! runs the operation on the blocking pool (fjall blocks on I/O), and frames the answer with
+//! `x-amzn-RequestId`, `x-amz-crc32` (of the exact body bytes) and the JSON 1.0 content type.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tidemark_core::Store;
+
+use super::AppState;
+use super::error::ApiError;
+use super::wire::dynamodb;
+
+const TARGET_PREFIX: &str = "DynamoDB_20120810.";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+
+/// `GET /`: answers while the node is up.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let body = format!(
+        "healthy: dynamodb.{}.amazonaws.com ",
+        state.store.config().region
+    );
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// An operation: decode its input, run it against the store, encode its output.
+pub(crate) type Operation = fn(&Store, &[u8]) -> Result<Vec<u8>, ApiError>;
+
+/// Decodes `I`, runs `f`, encodes its output.
+pub(crate) fn run<I, O>(
+    store: &Store,
+    body: &[u8],
+    f: fn(&Store, I) -> Result<O, ApiError>,
+) -> Result<Vec<u8>, ApiError>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+{
+    let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
+    let output = f(store, input)?;
+    serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn operation(name: &str) -> Option<Operation> {
+    dynamodb::operation(name)
+}
+
+/// `POST /`: one DynamoDB operation.
+pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let outcome = match target.strip_prefix(TARGET_PREFIX).and_then(operation) {
+        None => Err(ApiError::unknown_operation()),
+        Some(op) => {
+            let store = state.store.clone();
+            match tokio::task::spawn_blocking(move || op(&store, &body)).await {
+                Ok(outcome) => outcome,
+                Err(e) => Err(ApiError::internal(format!("operation failed: {e}"))),
+            }
+        }
+    };
+    let (status, body) = match outcome {
+        Ok(body) => (StatusCode::OK, body),
+        Err(error) => (error.status, error.body()),
+    };
+    frame(status, body, &request_id)
+}
+
+fn frame(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response {
+    let crc = crc32fast::hash(&body);
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", v);
+    }
+    headers.insert("x-amz-crc32", HeaderValue::from(crc));
+    response
+}

@@ -1,0 +1,146 @@
+//! [`ApiError`]: every failure a client can see, with DynamoDB's exception name, namespace,
+//! HTTP status and message. Core errors cross into the wire format here and only here.
+
+use axum::http::StatusCode;
+use serde::Serialize;
+use tidemark_core::Error;
+use tidemark_core::model::{Item, VALIDATION_ERROR_MARKER};
+
+const SERVICE: &str = "com.amazonaws.dynamodb.v20120810";
+const VALIDATE: &str = "com.amazon.coral.validate";
+const CORAL: &str = "com.amazon.coral.service";
+
+/// A DynamoDB error response.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status (400 for client errors, 500 for internal ones).
+    pub status: StatusCode,
+    /// Namespace and name, e.g. `com.amazon.coral.validate#ValidationException`.
+    pub type_name: String,
+    /// Human-readable message.
+    pub message: String,
+    /// The old item, for ConditionalCheckFailedException with ALL_OLD.
+    pub item: Option<Item>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, namespace: &str, name: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            type_name: format!("{namespace}#{name}"),
+            message: message.into(),
+            item: None,
+        }
+    }
+
+    /// ValidationException.
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            VALIDATE,
+            "ValidationException",
+            message,
+        )
+    }
+
+    /// SerializationException: the body is not the JSON the operation takes.
+    pub fn serialization(message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            CORAL,
+            "SerializationException",
+            message,
+        )
+    }
+
+    /// UnknownOperationException.
+    pub fn unknown_operation() -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            CORAL,
+            "UnknownOperationException",
+            "",
+        )
+    }
+
+    /// InternalServerError.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            SERVICE,
+            "InternalServerError",
+            message,
+        )
+    }
+
+    /// Maps a JSON decoding error: values that are well-formed JSON but not valid DynamoDB
+    /// values are validation errors, everything else a serialization error.
+    pub fn from_json(error: &serde_json::Error) -> Self {
+        let text = error.to_string();
+        match text.find(VALIDATION_ERROR_MARKER) {
+            Some(at) => {
+                let message = text.get(at + VALIDATION_ERROR_MARKER.len()..).unwrap_or("");
+                ApiError::validation(strip_position(message))
+            }
+            None => ApiError::serialization(strip_position(&text)),
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "__type")]
+            type_name: &'a str,
+            message: &'a str,
+            #[serde(rename = "Item", skip_serializing_if = "Option::is_none")]
+            item: Option<&'a Item>,
+        }
+        serde_json::to_vec(&Body {
+            type_name: &self.type_name,
+            message: &self.message,
+            item: self.item.as_ref(),
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// serde_json appends " at line L column C"; clients should see DynamoDB's message only.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message.get(..at).unwrap_or(message).to_string(),
+        None => message.to_string(),
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let bad = StatusCode::BAD_REQUEST;
+        match error {
+            Error::Validation(message) => ApiError::validation(message),
+            Error::ConditionalCheckFailed { item } => {
+                let mut e = ApiError::new(
+                    bad,
+                    SERVICE,
+                    "ConditionalCheckFailedException",
+                    "The conditional request failed",
+                );
+                e.item = item.map(|b| *b);
+                e
+            }
+            Error::ResourceNotFound(message) => {
+                ApiError::new(bad, SERVICE, "ResourceNotFoundException", message)
+            }
+            Error::ResourceInUse(message) => {
+                ApiError::new(bad, SERVICE, "ResourceInUseException", message)
+            }
+            Error::LimitExceeded(message) => {
+                ApiError::new(bad, SERVICE, "LimitExceededException", message)
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                ApiError::internal(other.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The node's HTTP API: DynamoDB's JSON 1.0 protocol on `POST /`, a health answer on `GET /`.
+//!
+//! - [`dispatch`]: reads `X-Amz-Target`, runs the operation off the async reactor, and frames
+//!   the answer (request id, CRC32, content type);
+//! - `wire`: one file per operation with its input/output types and their conversion to and
+//!   from core's typed requests;
+//! - [`error`]: the single mapping from failures to DynamoDB exceptions.
+
+pub mod dispatch;
+pub mod error;
+mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tidemark_core::Store;
+use tokio::net::TcpListener;
+
+/// Largest request body DynamoDB accepts.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// State shared by every request.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The item store.
+    pub store: Arc<Store>,
+}
+
+/// The router: `POST /` for operations, `GET /` for health.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(dispatch::health).post(dispatch::dispatch))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

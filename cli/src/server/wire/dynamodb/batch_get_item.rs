@@ -1,0 +1,103 @@
+//! BatchGetItem.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use tidemark_core::Store;
+use tidemark_core::model::Item;
+use tidemark_core::ops::{BatchGetRequest, KeysAndAttributes};
+
+use super::common::{
+    CapacityDetail, ConsumedCapacity, ExpressionParams, capacity_detail, required,
+};
+use crate::server::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct BatchGetItemInput {
+    request_items: Option<HashMap<String, WireKeysAndAttributes>>,
+    return_consumed_capacity: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireKeysAndAttributes {
+    keys: Vec<Item>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    projection_expression: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expression_attribute_names: Option<HashMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attributes_to_get: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consistent_read: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct BatchGetItemOutput {
+    responses: HashMap<String, Vec<Item>>,
+    unprocessed_keys: HashMap<String, WireKeysAndAttributes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
+
+pub(crate) fn batch_get_item(
+    store: &Store,
+    input: BatchGetItemInput,
+) -> Result<BatchGetItemOutput, ApiError> {
+    let request_items = required(input.request_items, "requestItems")?;
+    if request_items.is_empty() {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    let mut tables = Vec::with_capacity(request_items.len());
+    let mut originals = HashMap::new();
+    for (table_name, wanted) in request_items {
+        let expressions = ExpressionParams {
+            projection_expression: wanted.projection_expression.as_deref(),
+            names: wanted.expression_attribute_names.as_ref(),
+            attributes_to_get: wanted.attributes_to_get.as_deref(),
+            ..Default::default()
+        }
+        .parse()?;
+        tables.push((
+            table_name.clone(),
+            KeysAndAttributes {
+                keys: wanted.keys.clone(),
+                projection: expressions.projection,
+                consistent_read: wanted.consistent_read.unwrap_or(false),
+            },
+        ));
+        originals.insert(table_name, wanted);
+    }
+    let outcome = store.batch_get_item(BatchGetRequest { tables })?;
+    let unprocessed_keys = outcome
+        .unprocessed
+        .into_iter()
+        .filter_map(|(table, left)| {
+            let original = originals.remove(&table)?;
+            Some((
+                table,
+                WireKeysAndAttributes {
+                    keys: left.keys,
+                    ..original
+                },
+            ))
+        })
+        .collect();
+    let consumed = (capacity != CapacityDetail::None).then(|| {
+        outcome
+            .consumed_capacity_units
+            .iter()
+            .filter_map(|(t, units)| capacity.report(t, *units, false))
+            .collect()
+    });
+    Ok(BatchGetItemOutput {
+        responses: outcome.responses.into_iter().collect(),
+        unprocessed_keys,
+        consumed_capacity: consumed,
+    })
+}

@@ -1,0 +1,102 @@
+//! BatchWriteItem.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use tidemark_core::Store;
+use tidemark_core::model::Item;
+use tidemark_core::ops::{BatchWriteRequest, WriteRequest};
+
+use super::common::{ConsumedCapacity, capacity_detail, required};
+use crate::server::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct BatchWriteItemInput {
+    request_items: Option<HashMap<String, Vec<WireWriteRequest>>>,
+    return_consumed_capacity: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireWriteRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    put_request: Option<PutRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delete_request: Option<DeleteRequest>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRequest {
+    item: Item,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeleteRequest {
+    key: Item,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct BatchWriteItemOutput {
+    unprocessed_items: HashMap<String, Vec<WireWriteRequest>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
+
+impl From<WriteRequest> for WireWriteRequest {
+    fn from(w: WriteRequest) -> Self {
+        match w {
+            WriteRequest::Put(item) => WireWriteRequest {
+                put_request: Some(PutRequest { item }),
+                delete_request: None,
+            },
+            WriteRequest::Delete(key) => WireWriteRequest {
+                put_request: None,
+                delete_request: Some(DeleteRequest { key }),
+            },
+        }
+    }
+}
+
+pub(crate) fn batch_write_item(
+    store: &Store,
+    input: BatchWriteItemInput,
+) -> Result<BatchWriteItemOutput, ApiError> {
+    let request_items = required(input.request_items, "requestItems")?;
+    let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    let mut tables = Vec::with_capacity(request_items.len());
+    for (table_name, writes) in request_items {
+        let mut converted = Vec::with_capacity(writes.len());
+        for write in writes {
+            converted.push(match (write.put_request, write.delete_request) {
+                (Some(put), None) => WriteRequest::Put(put.item),
+                (None, Some(delete)) => WriteRequest::Delete(delete.key),
+                _ => {
+                    return Err(ApiError::validation(
+                        "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+                    ));
+                }
+            });
+        }
+        tables.push((table_name, converted));
+    }
+    let outcome = store.batch_write_item(BatchWriteRequest { tables })?;
+    let consumed = (capacity != super::common::CapacityDetail::None).then(|| {
+        outcome
+            .consumed_capacity_units
+            .iter()
+            .filter_map(|(t, units)| capacity.report(t, *units, true))
+            .collect()
+    });
+    Ok(BatchWriteItemOutput {
+        unprocessed_items: outcome
+            .unprocessed
+            .into_iter()
+            .map(|(t, w)| (t, w.into_iter().map(WireWriteRequest::from).collect()))
+            .collect(),
+        consumed_capacity: consumed,
+    })
+}

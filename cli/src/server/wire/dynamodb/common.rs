@@ -1,0 +1,230 @@
+//! Pieces several operations share: required fields, expression parameters (and the rules for
+//! mixing them with the legacy parameters), ReturnValues and ConsumedCapacity.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tidemark_core::expr::{
+    self, AttributeValueUpdate, Condition, ExpectedAttributeValue, Placeholders, Projection,
+    UpdateExpression,
+};
+use tidemark_core::model::AttributeValue;
+use tidemark_core::ops::ReturnValues;
+
+use crate::server::error::ApiError;
+
+/// A required member, or DynamoDB's "must not be null" validation error.
+pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
+    value.ok_or_else(|| {
+        ApiError::validation(format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
+}
+
+/// The expression-related parameters of a request, as sent.
+#[derive(Debug, Default)]
+pub(crate) struct ExpressionParams<'a> {
+    pub(crate) condition_expression: Option<&'a str>,
+    pub(crate) update_expression: Option<&'a str>,
+    pub(crate) projection_expression: Option<&'a str>,
+    pub(crate) names: Option<&'a HashMap<String, String>>,
+    pub(crate) values: Option<&'a HashMap<String, AttributeValue>>,
+    pub(crate) expected: Option<&'a HashMap<String, ExpectedAttributeValue>>,
+    pub(crate) conditional_operator: Option<&'a str>,
+    pub(crate) attribute_updates: Option<&'a HashMap<String, AttributeValueUpdate>>,
+    pub(crate) attributes_to_get: Option<&'a [String]>,
+}
+
+/// The parsed expressions of a request.
+#[derive(Debug, Default)]
+pub(crate) struct Expressions {
+    pub(crate) condition: Option<Condition>,
+    pub(crate) update: Option<UpdateExpression>,
+    pub(crate) projection: Option<Projection>,
+}
+
+impl ExpressionParams<'_> {
+    /// Parses every expression with one set of placeholders, enforcing DynamoDB's rules: no
+    /// mixing with legacy parameters, placeholders only with expressions, none unused.
+    pub(crate) fn parse(&self) -> Result<Expressions, ApiError> {
+        let mut modern = Vec::new();
+        if self.condition_expression.is_some() {
+            modern.push("ConditionExpression");
+        }
+        if self.update_expression.is_some() {
+            modern.push("UpdateExpression");
+        }
+        if self.projection_expression.is_some() {
+            modern.push("ProjectionExpression");
+        }
+        let mut legacy = Vec::new();
+        if self.expected.is_some() {
+            legacy.push("Expected");
+        }
+        if self.attribute_updates.is_some() {
+            legacy.push("AttributeUpdates");
+        }
+        if self.attributes_to_get.is_some() {
+            legacy.push("AttributesToGet");
+        }
+        if self.conditional_operator.is_some() {
+            legacy.push("ConditionalOperator");
+        }
+        if !modern.is_empty() && !legacy.is_empty() {
+            return Err(ApiError::validation(format!(
+                "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {{{}}} Expression parameters: {{{}}}",
+                legacy.join(", "),
+                modern.join(", ")
+            )));
+        }
+        if let Some(names) = self.names {
+            if modern.is_empty() {
+                return Err(ApiError::validation(
+                    "ExpressionAttributeNames can only be specified when using expressions",
+                ));
+            }
+            if names.is_empty() {
+                return Err(ApiError::validation(
+                    "ExpressionAttributeNames must not be empty",
+                ));
+            }
+        }
+        if let Some(values) = self.values {
+            if modern.is_empty() {
+                return Err(ApiError::validation(
+                    "ExpressionAttributeValues can only be specified when using expressions",
+                ));
+            }
+            if values.is_empty() {
+                return Err(ApiError::validation(
+                    "ExpressionAttributeValues must not be empty",
+                ));
+            }
+        }
+        if self.conditional_operator.is_some() && self.expected.is_none() {
+            return Err(ApiError::validation(
+                "ConditionalOperator can only be used when Expected or QueryFilter or ScanFilter are present",
+            ));
+        }
+        let mut placeholders = Placeholders::new(self.names, self.values);
+        let mut out = Expressions::default();
+        if let Some(text) = self.update_expression {
+            out.update = Some(expr::parse_update(text, &mut placeholders)?);
+        }
+        if let Some(text) = self.condition_expression {
+            out.condition = Some(expr::parse_condition(text, &mut placeholders)?);
+        }
+        if let Some(text) = self.projection_expression {
+            out.projection = Some(expr::parse_projection(text, &mut placeholders)?);
+        }
+        placeholders.check_all_used()?;
+        if let Some(expected) = self.expected {
+            out.condition = Some(expr::condition_from_expected(
+                expected,
+                self.conditional_operator,
+            )?);
+        }
+        if let Some(updates) = self.attribute_updates {
+            out.update = Some(expr::update_from_attribute_updates(updates)?);
+        }
+        if let Some(names) = self.attributes_to_get {
+            out.projection = Some(expr::projection_from_attributes_to_get(names)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Parses `ReturnValues`, allowing only `allowed` for this operation.
+pub(crate) fn return_values(
+    text: Option<&str>,
+    allowed: &[&str],
+) -> Result<ReturnValues, ApiError> {
+    match text {
+        None => Ok(ReturnValues::None),
+        Some(t) if allowed.contains(&t) => ReturnValues::parse(t).ok_or_else(|| {
+            ApiError::validation(format!("Return values set to invalid value: {t}"))
+        }),
+        Some(t) if ReturnValues::parse(t).is_some() => Err(ApiError::validation(format!(
+            "Return values set to invalid value: {t}"
+        ))),
+        Some(t) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{t}' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
+        ))),
+    }
+}
+
+/// Parses `ReturnValuesOnConditionCheckFailure`: true for `ALL_OLD`.
+pub(crate) fn return_old_on_failure(text: Option<&str>) -> Result<bool, ApiError> {
+    match text {
+        None | Some("NONE") => Ok(false),
+        Some("ALL_OLD") => Ok(true),
+        Some(t) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{t}' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]"
+        ))),
+    }
+}
+
+/// What `ReturnConsumedCapacity` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CapacityDetail {
+    None,
+    Total,
+    Indexes,
+}
+
+/// Parses `ReturnConsumedCapacity`.
+pub(crate) fn capacity_detail(text: Option<&str>) -> Result<CapacityDetail, ApiError> {
+    match text {
+        None | Some("NONE") => Ok(CapacityDetail::None),
+        Some("TOTAL") => Ok(CapacityDetail::Total),
+        Some("INDEXES") => Ok(CapacityDetail::Indexes),
+        Some(t) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{t}' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]"
+        ))),
+    }
+}
+
+/// Units consumed on one table or index.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Capacity {
+    pub(crate) capacity_units: f64,
+}
+
+/// DynamoDB's `ConsumedCapacity`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ConsumedCapacity {
+    pub(crate) table_name: String,
+    pub(crate) capacity_units: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) read_capacity_units: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) write_capacity_units: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) table: Option<Capacity>,
+}
+
+impl CapacityDetail {
+    /// The `ConsumedCapacity` to report, if any was asked for.
+    pub(crate) fn report(
+        self,
+        table_name: &str,
+        units: f64,
+        write: bool,
+    ) -> Option<ConsumedCapacity> {
+        if self == CapacityDetail::None {
+            return None;
+        }
+        Some(ConsumedCapacity {
+            table_name: table_name.to_string(),
+            capacity_units: units,
+            read_capacity_units: (!write).then_some(units),
+            write_capacity_units: write.then_some(units),
+            table: (self == CapacityDetail::Indexes).then_some(Capacity {
+                capacity_units: units,
+            }),
+        })
+    }
+}

@@ -1,0 +1,30 @@
+//! DeleteTable.
+
+use serde::{Deserialize, Serialize};
+use tidemark_core::Store;
+use tidemark_core::ops::TableDescription;
+
+use super::common::required;
+use crate::server::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DeleteTableInput {
+    table_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DeleteTableOutput {
+    table_description: TableDescription,
+}
+
+pub(crate) fn delete_table(
+    store: &Store,
+    input: DeleteTableInput,
+) -> Result<DeleteTableOutput, ApiError> {
+    let name = required(input.table_name, "tableName")?;
+    Ok(DeleteTableOutput {
+        table_description: store.delete_table(&name)?,
+    })
+}

@@ -1,0 +1,30 @@
+//! DescribeTable.
+
+use serde::{Deserialize, Serialize};
+use tidemark_core::Store;
+use tidemark_core::ops::TableDescription;
+
+use super::common::required;
+use crate::server::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DescribeTableInput {
+    table_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct DescribeTableOutput {
+    table: TableDescription,
+}
+
+pub(crate) fn describe_table(
+    store: &Store,
+    input: DescribeTableInput,
+) -> Result<DescribeTableOutput, ApiError> {
+    let name = required(input.table_name, "tableName")?;
+    Ok(DescribeTableOutput {
+        table: store.describe_table(&name)?,
+    })
+}

@@ -1,0 +1,42 @@
+//! DynamoDB operations (`X-Amz-Target: DynamoDB_20120810.<Op>`).
+
+mod batch_get_item;
+mod batch_write_item;
+mod common;
+mod create_table;
+mod delete_item;
+mod delete_table;
+mod describe_endpoints;
+mod describe_limits;
+mod describe_table;
+mod get_item;
+mod list_tables;
+mod put_item;
+mod tags;
+mod update_item;
+mod update_table;
+
+use crate::server::dispatch::{Operation, run};
+
+/// The operation named `name`, as a function from request body to response body.
+pub(crate) fn operation(name: &str) -> Option<Operation> {
+    Some(match name {
+        "PutItem" => |s, b| run(s, b, put_item::put_item),
+        "GetItem" => |s, b| run(s, b, get_item::get_item),
+        "UpdateItem" => |s, b| run(s, b, update_item::update_item),
+        "DeleteItem" => |s, b| run(s, b, delete_item::delete_item),
+        "BatchWriteItem" => |s, b| run(s, b, batch_write_item::batch_write_item),
+        "BatchGetItem" => |s, b| run(s, b, batch_get_item::batch_get_item),
+        "CreateTable" => |s, b| run(s, b, create_table::create_table),
+        "DescribeTable" => |s, b| run(s, b, describe_table::describe_table),
+        "ListTables" => |s, b| run(s, b, list_tables::list_tables),
+        "UpdateTable" => |s, b| run(s, b, update_table::update_table),
+        "DeleteTable" => |s, b| run(s, b, delete_table::delete_table),
+        "TagResource" => |s, b| run(s, b, tags::tag_resource),
+        "UntagResource" => |s, b| run(s, b, tags::untag_resource),
+        "ListTagsOfResource" => |s, b| run(s, b, tags::list_tags_of_resource),
+        "DescribeEndpoints" => |s, b| run(s, b, describe_endpoints::describe_endpoints),
+        "DescribeLimits" => |s, b| run(s, b, describe_limits::describe_limits),
+        _ => return None,
+    })
+}

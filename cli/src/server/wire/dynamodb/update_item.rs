@@ -1,0 +1,78 @@
+//! UpdateItem.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use tidemark_core::Store;
+use tidemark_core::expr::{AttributeValueUpdate, ExpectedAttributeValue};
+use tidemark_core::model::{AttributeValue, Item};
+use tidemark_core::ops::UpdateItemRequest;
+
+use super::common::{
+    ConsumedCapacity, ExpressionParams, capacity_detail, required, return_old_on_failure,
+    return_values,
+};
+use crate::server::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct UpdateItemInput {
+    table_name: Option<String>,
+    key: Option<Item>,
+    update_expression: Option<String>,
+    condition_expression: Option<String>,
+    attribute_updates: Option<HashMap<String, AttributeValueUpdate>>,
+    expected: Option<HashMap<String, ExpectedAttributeValue>>,
+    conditional_operator: Option<String>,
+    expression_attribute_names: Option<HashMap<String, String>>,
+    expression_attribute_values: Option<HashMap<String, AttributeValue>>,
+    return_values: Option<String>,
+    return_consumed_capacity: Option<String>,
+    return_values_on_condition_check_failure: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct UpdateItemOutput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attributes: Option<Item>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumed_capacity: Option<ConsumedCapacity>,
+}
+
+pub(crate) fn update_item(
+    store: &Store,
+    input: UpdateItemInput,
+) -> Result<UpdateItemOutput, ApiError> {
+    let table_name = required(input.table_name, "tableName")?;
+    let key = required(input.key, "key")?;
+    let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    let expressions = ExpressionParams {
+        condition_expression: input.condition_expression.as_deref(),
+        update_expression: input.update_expression.as_deref(),
+        names: input.expression_attribute_names.as_ref(),
+        values: input.expression_attribute_values.as_ref(),
+        expected: input.expected.as_ref(),
+        conditional_operator: input.conditional_operator.as_deref(),
+        attribute_updates: input.attribute_updates.as_ref(),
+        ..Default::default()
+    }
+    .parse()?;
+    let outcome = store.update_item(UpdateItemRequest {
+        table_name: table_name.clone(),
+        key,
+        update: expressions.update,
+        condition: expressions.condition,
+        return_values: return_values(
+            input.return_values.as_deref(),
+            &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
+        )?,
+        return_old_on_condition_failure: return_old_on_failure(
+            input.return_values_on_condition_check_failure.as_deref(),
+        )?,
+    })?;
+    Ok(UpdateItemOutput {
+        attributes: outcome.attributes,
+        consumed_capacity: capacity.report(&table_name, outcome.consumed_capacity_units, true),
+    })
+}

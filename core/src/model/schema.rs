@@ -1,0 +1,358 @@
+//! Table schemas as DynamoDB describes them (serde in DynamoDB JSON shape), and the key shape
+//! derived from them that every item operation checks keys against.
+
+use serde::{Deserialize, Serialize};
+
+use super::value::{AttributeValue, Item, ValueType};
+use crate::{Error, Result};
+
+/// Largest partition key value, in bytes.
+pub const MAX_HASH_KEY_BYTES: usize = 2048;
+/// Largest sort key value, in bytes.
+pub const MAX_RANGE_KEY_BYTES: usize = 1024;
+
+/// One element of a key schema (`HASH` or `RANGE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeySchemaElement {
+    /// Attribute name.
+    pub attribute_name: String,
+    /// `HASH` or `RANGE`.
+    pub key_type: String,
+}
+
+/// The declared scalar type of a key attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDefinition {
+    /// Attribute name.
+    pub attribute_name: String,
+    /// `S`, `N` or `B`.
+    pub attribute_type: String,
+}
+
+/// Provisioned read and write capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisionedThroughput {
+    /// Read capacity units.
+    pub read_capacity_units: i64,
+    /// Write capacity units.
+    pub write_capacity_units: i64,
+}
+
+/// Which attributes an index copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct Projection {
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection_type: Option<String>,
+    /// Extra attributes for `INCLUDE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub non_key_attributes: Option<Vec<String>>,
+}
+
+/// A global secondary index definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GlobalSecondaryIndex {
+    /// Index name.
+    pub index_name: String,
+    /// The index's key schema.
+    pub key_schema: Vec<KeySchemaElement>,
+    /// Projected attributes.
+    pub projection: Projection,
+    /// Capacity, for provisioned tables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned_throughput: Option<ProvisionedThroughput>,
+}
+
+/// A local secondary index definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LocalSecondaryIndex {
+    /// Index name.
+    pub index_name: String,
+    /// The index's key schema (same partition key as the table).
+    pub key_schema: Vec<KeySchemaElement>,
+    /// Projected attributes.
+    pub projection: Projection,
+}
+
+/// Whether a table has a DynamoDB stream, and what its records carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSpecification {
+    /// Stream on or off.
+    pub stream_enabled: bool,
+    /// `KEYS_ONLY`, `NEW_IMAGE`, `OLD_IMAGE` or `NEW_AND_OLD_IMAGES`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_view_type: Option<String>,
+}
+
+/// A resource tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    /// Tag key.
+    pub key: String,
+    /// Tag value.
+    pub value: String,
+}
+
+/// The scalar types a key attribute may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarType {
+    /// String.
+    S,
+    /// Number.
+    N,
+    /// Binary.
+    B,
+}
+
+impl ScalarType {
+    /// Parses `S`, `N` or `B`.
+    pub fn parse(name: &str) -> Option<ScalarType> {
+        match name {
+            "S" => Some(ScalarType::S),
+            "N" => Some(ScalarType::N),
+            "B" => Some(ScalarType::B),
+            _ => None,
+        }
+    }
+
+    /// The matching attribute-value type.
+    pub fn value_type(self) -> ValueType {
+        match self {
+            ScalarType::S => ValueType::S,
+            ScalarType::N => ValueType::N,
+            ScalarType::B => ValueType::B,
+        }
+    }
+}
+
+/// One key attribute: its name and declared type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAttribute {
+    /// Attribute name.
+    pub name: String,
+    /// Declared type.
+    pub scalar_type: ScalarType,
+}
+
+/// The primary key of a table: partition key and optional sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyShape {
+    /// Partition ("hash") key.
+    pub hash: KeyAttribute,
+    /// Sort ("range") key.
+    pub range: Option<KeyAttribute>,
+}
+
+impl KeyShape {
+    /// Builds the key shape from a key schema and attribute definitions (already validated).
+    ///
+    /// # Errors
+    /// Validation error when the schema does not name a HASH key with a declared type.
+    pub fn from_schema(
+        key_schema: &[KeySchemaElement],
+        definitions: &[AttributeDefinition],
+    ) -> Result<KeyShape> {
+        let attribute = |element: &KeySchemaElement| -> Result<KeyAttribute> {
+            let definition = definitions
+                .iter()
+                .find(|d| d.attribute_name == element.attribute_name)
+                .ok_or_else(|| {
+                    Error::validation(format!(
+                        "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+                        key_schema.iter().map(|k| k.attribute_name.as_str()).collect::<Vec<_>>().join(", "),
+                        definitions.iter().map(|d| d.attribute_name.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+            let scalar_type = ScalarType::parse(&definition.attribute_type).ok_or_else(|| {
+                Error::validation(format!(
+                    "1 validation error detected: Value '{}' at 'attributeDefinitions.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]",
+                    definition.attribute_type
+                ))
+            })?;
+            Ok(KeyAttribute {
+                name: element.attribute_name.clone(),
+                scalar_type,
+            })
+        };
+        let (hash, range) = match key_schema {
+            [h] if h.key_type == "HASH" => (attribute(h)?, None),
+            [h, r] if h.key_type == "HASH" && r.key_type == "RANGE" => {
+                if h.attribute_name == r.attribute_name {
+                    return Err(Error::validation(
+                        "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+                    ));
+                }
+                (attribute(h)?, Some(attribute(r)?))
+            }
+            [] => {
+                return Err(Error::validation(
+                    "1 validation error detected: Value '[]' at 'keySchema' failed to satisfy constraint: Member must have length greater than or equal to 1",
+                ));
+            }
+            [_, _, _, ..] => {
+                return Err(Error::validation(
+                    "1 validation error detected: Value at 'keySchema' failed to satisfy constraint: Member must have length less than or equal to 2",
+                ));
+            }
+            _ => {
+                return Err(Error::validation(
+                    "Invalid KeySchema: The first KeySchemaElement is not a HASH key type or the second is not a RANGE key type",
+                ));
+            }
+        };
+        Ok(KeyShape { hash, range })
+    }
+
+    /// The key attributes, partition key first.
+    pub fn attributes(&self) -> impl Iterator<Item = &KeyAttribute> {
+        std::iter::once(&self.hash).chain(self.range.as_ref())
+    }
+
+    /// True when `name` is a key attribute.
+    pub fn is_key_attribute(&self, name: &str) -> bool {
+        self.attributes().any(|a| a.name == name)
+    }
+
+    /// Checks the key attributes of a whole item (PutItem) and returns the key.
+    ///
+    /// # Errors
+    /// Validation error for a missing, mistyped, empty or oversized key attribute.
+    pub fn key_of_item(&self, item: &Item) -> Result<Item> {
+        let mut key = Item::new();
+        for attribute in self.attributes() {
+            let value = item.get(&attribute.name).ok_or_else(|| {
+                Error::validation(format!(
+                    "One or more parameter values were invalid: Missing the key {} in the item",
+                    attribute.name
+                ))
+            })?;
+            check_key_value(attribute, value, self.range.as_ref() == Some(attribute))?;
+            key.insert(attribute.name.clone(), value.clone());
+        }
+        Ok(key)
+    }
+
+    /// Checks a `Key` parameter (GetItem, UpdateItem, DeleteItem): exactly the key attributes.
+    ///
+    /// # Errors
+    /// Validation error when the key does not match the schema.
+    pub fn check_key(&self, key: &Item) -> Result<()> {
+        let expected = 1 + usize::from(self.range.is_some());
+        let mismatch = || Error::validation("The provided key element does not match the schema");
+        if key.len() != expected {
+            return Err(mismatch());
+        }
+        for attribute in self.attributes() {
+            let value = key.get(&attribute.name).ok_or_else(mismatch)?;
+            if value.value_type() != attribute.scalar_type.value_type() {
+                return Err(mismatch());
+            }
+            check_key_value(attribute, value, self.range.as_ref() == Some(attribute))?;
+        }
+        Ok(())
+    }
+
+    /// The key attributes of an item that has already been checked.
+    pub fn project_key(&self, item: &Item) -> Item {
+        self.attributes()
+            .filter_map(|a| item.get(&a.name).map(|v| (a.name.clone(), v.clone())))
+            .collect()
+    }
+}
+
+fn check_key_value(attribute: &KeyAttribute, value: &AttributeValue, is_range: bool) -> Result<()> {
+    let expected = attribute.scalar_type.value_type();
+    if value.value_type() != expected {
+        return Err(Error::validation(format!(
+            "One or more parameter values were invalid: Type mismatch for key {} expected: {} actual: {}",
+            attribute.name,
+            expected,
+            value.value_type()
+        )));
+    }
+    let len = match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::B(b) => b.len(),
+        _ => return Ok(()),
+    };
+    if len == 0 {
+        return Err(Error::validation(format!(
+            "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty {} value. Key: {}",
+            if matches!(value, AttributeValue::S(_)) {
+                "string"
+            } else {
+                "binary"
+            },
+            attribute.name
+        )));
+    }
+    if is_range && len > MAX_RANGE_KEY_BYTES {
+        return Err(Error::validation(
+            "One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of 1024 bytes",
+        ));
+    }
+    if !is_range && len > MAX_HASH_KEY_BYTES {
+        return Err(Error::validation(
+            "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Everything the node keeps about a table, as stored in the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableDefinition {
+    /// Table name.
+    pub table_name: String,
+    /// Internal id; a table re-created under the same name gets a new one.
+    pub table_id: u64,
+    /// Primary key schema.
+    pub key_schema: Vec<KeySchemaElement>,
+    /// Declared types of key attributes (table and index keys).
+    pub attribute_definitions: Vec<AttributeDefinition>,
+    /// `PROVISIONED` or `PAY_PER_REQUEST`.
+    pub billing_mode: String,
+    /// Provisioned capacity (also kept, as zeros, for on-demand tables).
+    pub provisioned_throughput: ProvisionedThroughput,
+    /// Global secondary indexes.
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<GlobalSecondaryIndex>,
+    /// Local secondary indexes.
+    #[serde(default)]
+    pub local_secondary_indexes: Vec<LocalSecondaryIndex>,
+    /// Stream settings, when a stream was ever configured.
+    #[serde(default)]
+    pub stream_specification: Option<StreamSpecification>,
+    /// Label of the current stream (an ISO 8601 timestamp), when the stream is enabled.
+    #[serde(default)]
+    pub latest_stream_label: Option<String>,
+    /// Resource tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub creation_millis: u64,
+    /// A UUID naming this incarnation of the table (DescribeTable's `TableId`).
+    #[serde(default)]
+    pub table_uuid: String,
+    /// The table's ARN.
+    pub table_arn: String,
+}
+
+impl TableDefinition {
+    /// The primary key shape.
+    ///
+    /// # Errors
+    /// Validation error when the stored schema is inconsistent (never for tables the node created).
+    pub fn key_shape(&self) -> Result<KeyShape> {
+        KeyShape::from_schema(&self.key_schema, &self.attribute_definitions)
+    }
+}

@@ -1,0 +1,130 @@
+//! Operations: one file per DynamoDB operation's semantics. Each takes a typed request (already
+//! parsed: expressions are ASTs) and returns a typed outcome; none knows the wire format.
+
+mod batch_get;
+mod batch_write;
+mod delete_item;
+mod get_item;
+mod put_item;
+mod tables;
+mod update_item;
+
+pub use batch_get::{BatchGetOutcome, BatchGetRequest, KeysAndAttributes};
+pub use batch_write::{BatchWriteOutcome, BatchWriteRequest, WriteRequest};
+pub use delete_item::DeleteItemRequest;
+pub use get_item::{GetItemOutcome, GetItemRequest};
+pub use put_item::PutItemRequest;
+pub use tables::{
+    CreateTableRequest, ListTablesOutcome, TableDescription, TableStatus, UpdateTableRequest,
+};
+pub use update_item::UpdateItemRequest;
+
+use crate::expr::Condition;
+use crate::model::{Item, item_size};
+use crate::{Error, Result};
+
+/// Largest item, in bytes as DynamoDB counts them.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// What a write returns in `Attributes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReturnValues {
+    /// Nothing.
+    #[default]
+    None,
+    /// The whole item as it was.
+    AllOld,
+    /// The updated attributes as they were.
+    UpdatedOld,
+    /// The whole item as it is now.
+    AllNew,
+    /// The updated attributes as they are now.
+    UpdatedNew,
+}
+
+impl ReturnValues {
+    /// Parses DynamoDB's names (`NONE`, `ALL_OLD`, ...).
+    pub fn parse(text: &str) -> Option<ReturnValues> {
+        Some(match text {
+            "NONE" => ReturnValues::None,
+            "ALL_OLD" => ReturnValues::AllOld,
+            "UPDATED_OLD" => ReturnValues::UpdatedOld,
+            "ALL_NEW" => ReturnValues::AllNew,
+            "UPDATED_NEW" => ReturnValues::UpdatedNew,
+            _ => return None,
+        })
+    }
+}
+
+/// The result of a single-item write.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteOutcome {
+    /// `Attributes` per `ReturnValues`.
+    pub attributes: Option<Item>,
+    /// Write capacity units consumed.
+    pub consumed_capacity_units: f64,
+    /// Sequence of the change record written, or `None` when the write changed nothing.
+    pub change_seq: Option<u64>,
+}
+
+/// Checks the 400 KB item limit.
+pub(crate) fn check_item_size(item: &Item) -> Result<()> {
+    if item_size(item) > MAX_ITEM_BYTES {
+        return Err(Error::validation(
+            "Item size has exceeded the maximum allowed size",
+        ));
+    }
+    Ok(())
+}
+
+/// Write capacity units for a write that replaced `old` with `new`: 1 per KB of the larger.
+pub(crate) fn write_units(old: Option<&Item>, new: Option<&Item>) -> f64 {
+    let size = old.map_or(0, item_size).max(new.map_or(0, item_size));
+    size.div_ceil(1024).max(1) as f64
+}
+
+/// Read capacity units for reading `size` bytes: 1 per 4 KB, half for eventually consistent.
+pub(crate) fn read_units(size: usize, consistent: bool) -> f64 {
+    let units = size.div_ceil(4096).max(1) as f64;
+    if consistent { units } else { units / 2.0 }
+}
+
+/// Evaluates a write's condition against the old item; a false condition fails the write,
+/// with the old item attached when `return_old` (ReturnValuesOnConditionCheckFailure=ALL_OLD).
+pub(crate) fn check_condition(
+    condition: Option<&Condition>,
+    old: Option<&Item>,
+    return_old: bool,
+) -> Result<()> {
+    match condition {
+        Some(condition) if !condition.evaluate(old)? => Err(Error::ConditionalCheckFailed {
+            item: if return_old {
+                old.cloned().map(Box::new)
+            } else {
+                None
+            },
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Longest attribute name, in bytes.
+pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 65535;
+
+/// Rejects empty and over-long top-level attribute names.
+pub(crate) fn check_attribute_names(item: &Item) -> Result<()> {
+    for name in item.keys() {
+        if name.is_empty() {
+            return Err(Error::validation(
+                "One or more parameter values were invalid: Empty attribute name",
+            ));
+        }
+        if name.len() > MAX_ATTRIBUTE_NAME_BYTES {
+            return Err(Error::validation(format!(
+                "One or more parameter values were invalid: Attribute name is too large, must be less than {} bytes",
+                MAX_ATTRIBUTE_NAME_BYTES + 1
+            )));
+        }
+    }
+    Ok(())
+}

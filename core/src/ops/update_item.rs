@@ -1,0 +1,105 @@
+//! UpdateItem: read-modify-write of one item under its key lock, so concurrent updates
+//! (`SET n = n + :one` from many clients) never lose each other's changes.
+
+use super::{ReturnValues, WriteOutcome, check_condition, check_item_size, write_units};
+use crate::expr::{Condition, Projection, UpdateExpression};
+use crate::model::Item;
+use crate::storage::commit::Mutation;
+use crate::storage::keys::item_key;
+use crate::{Error, Result, Store};
+
+/// An UpdateItem request.
+#[derive(Debug, Default)]
+pub struct UpdateItemRequest {
+    /// Table name.
+    pub table_name: String,
+    /// The item's key attributes.
+    pub key: Item,
+    /// The update to apply (an absent update still creates a missing item, as DynamoDB does).
+    pub update: Option<UpdateExpression>,
+    /// Condition on the old item.
+    pub condition: Option<Condition>,
+    /// What to return.
+    pub return_values: ReturnValues,
+    /// Return the old item with a ConditionalCheckFailed error.
+    pub return_old_on_condition_failure: bool,
+}
+
+impl Store {
+    /// Updates (or creates) one item.
+    ///
+    /// # Errors
+    /// ResourceNotFound, Validation (key, update on a key attribute, invalid paths, size),
+    /// ConditionalCheckFailed, storage failures.
+    pub fn update_item(&self, request: UpdateItemRequest) -> Result<WriteOutcome> {
+        let table = self.table(&request.table_name)?;
+        table.shape.check_key(&request.key)?;
+        let key_attribute = request.update.as_ref().and_then(|u| {
+            u.top_level_attributes()
+                .into_iter()
+                .find(|a| table.shape.is_key_attribute(a))
+        });
+        if let Some(name) = key_attribute {
+            return Err(Error::validation(format!(
+                "One or more parameter values were invalid: Cannot update attribute {name}. This attribute is part of the key"
+            )));
+        }
+        let key_bytes = item_key(table.id, &table.shape, &request.key);
+        let storage = &self.storage;
+        let _locks = storage.lock_keys(&[&key_bytes]);
+        let old = storage.read_item(&key_bytes)?;
+        check_condition(
+            request.condition.as_ref(),
+            old.as_ref(),
+            request.return_old_on_condition_failure,
+        )?;
+        let mut new = old.clone().unwrap_or_else(|| request.key.clone());
+        let mut has_actions = false;
+        if let Some(update) = &request.update {
+            has_actions = !update.updated_paths().is_empty();
+            // DynamoDB ignores removals (even of nested paths) on an item that does not exist.
+            if old.is_some() || !update.only_removes() {
+                update.apply(&mut new)?;
+            }
+        }
+        // An update of a missing item that only removes things does not create it.
+        let creates_nothing = old.is_none() && has_actions && new == request.key;
+        check_item_size(&new)?;
+        let units = write_units(old.as_ref(), Some(&new));
+        let change_seq = if creates_nothing || old.as_ref() == Some(&new) {
+            None
+        } else {
+            let mutation = Mutation {
+                table: table.clone(),
+                key_bytes,
+                keys: request.key.clone(),
+                old: old.clone(),
+                new: Some(new.clone()),
+                by_service: false,
+            };
+            Some(storage.commit(std::slice::from_ref(&mutation))?)
+        };
+        let updated = || {
+            Projection::from_paths(
+                request
+                    .update
+                    .as_ref()
+                    .map(|u| u.updated_paths())
+                    .unwrap_or_default(),
+            )
+        };
+        let attributes = match request.return_values {
+            ReturnValues::None => None,
+            ReturnValues::AllOld => old,
+            ReturnValues::AllNew => (!creates_nothing).then_some(new),
+            ReturnValues::UpdatedOld => old.map(|o| updated().apply(&o)),
+            ReturnValues::UpdatedNew => (!creates_nothing).then(|| updated().apply(&new)),
+        };
+        let attributes = attributes.filter(|a| !a.is_empty());
+        Ok(WriteOutcome {
+            attributes,
+            consumed_capacity_units: units,
+            change_seq,
+        })
+    }
+}

@@ -1,0 +1,47 @@
+//! Table metadata: the in-memory catalog of live tables, backed by the `catalog` keyspace
+//! (table definitions as JSON) and the `stats` keyspace (exact item counts and sizes).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use parking_lot::RwLock;
+
+use crate::model::{KeyShape, TableDefinition};
+
+/// A live table as the operations see it.
+#[derive(Debug)]
+pub(crate) struct TableEntry {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    pub(crate) shape: KeyShape,
+    pub(crate) definition: RwLock<TableDefinition>,
+    /// Set (under the sequencer lock) when the table is deleted, so no commit lands after.
+    pub(crate) dropped: AtomicBool,
+}
+
+impl TableEntry {
+    pub(crate) fn new(definition: TableDefinition, shape: KeyShape) -> Self {
+        TableEntry {
+            id: definition.table_id,
+            name: definition.table_name.clone(),
+            shape,
+            definition: RwLock::new(definition),
+            dropped: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Live tables by name.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    pub(crate) tables: RwLock<HashMap<String, Arc<TableEntry>>>,
+}
+
+/// Catalog keyspace key of a table definition.
+pub(crate) fn table_key(name: &str) -> Vec<u8> {
+    [b"table/".as_slice(), name.as_bytes()].concat()
+}
+
+/// Catalog keyspace key of the next table id.
+pub(crate) const NEXT_TABLE_ID_KEY: &[u8] = b"meta/next_table_id";

@@ -1,0 +1,449 @@
+//! Binary encodings of what is stored: items (tagged, length-prefixed values), item cells
+//! (item + LWW stamp, or a tombstone) and change records.
+//!
+//! IMPORTANT: item cells and change records keep their HLC reading at a fixed offset
+//! ([`STAMP_OFFSET`]), so the commit path can encode them outside its critical section and
+//! patch in the stamp it allocates inside. Changing the layout means bumping `FORMAT_VERSION`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::changes::{ChangeKind, ChangeRecord};
+use crate::model::{AttributeValue, Item, Number};
+use crate::stamp::{HlcTimestamp, Stamp};
+use crate::{Error, Result};
+
+/// Version byte at the front of every cell and record.
+const FORMAT_VERSION: u8 = 1;
+/// Where the 8-byte HLC reading sits in item cells and change records.
+pub(crate) const STAMP_OFFSET: usize = 2;
+/// Where the 8-byte commit time sits in change records.
+pub(crate) const COMMIT_TIME_OFFSET: usize = 10;
+
+const CELL_TOMBSTONE: u8 = 1;
+const RECORD_BY_SERVICE: u8 = 0x80;
+
+mod tag {
+    pub(super) const S: u8 = 1;
+    pub(super) const N: u8 = 2;
+    pub(super) const B: u8 = 3;
+    pub(super) const FALSE: u8 = 4;
+    pub(super) const TRUE: u8 = 5;
+    pub(super) const NULL: u8 = 6;
+    pub(super) const M: u8 = 7;
+    pub(super) const L: u8 = 8;
+    pub(super) const SS: u8 = 9;
+    pub(super) const NS: u8 = 10;
+    pub(super) const BS: u8 = 11;
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_number(out: &mut Vec<u8>, n: &Number) {
+    n.encode_ordered(out);
+}
+
+/// Appends the encoding of one value.
+pub(crate) fn put_value(out: &mut Vec<u8>, value: &AttributeValue) {
+    match value {
+        AttributeValue::S(s) => {
+            out.push(tag::S);
+            put_bytes(out, s.as_bytes());
+        }
+        AttributeValue::N(n) => {
+            out.push(tag::N);
+            put_number(out, n);
+        }
+        AttributeValue::B(b) => {
+            out.push(tag::B);
+            put_bytes(out, b);
+        }
+        AttributeValue::Bool(b) => out.push(if *b { tag::TRUE } else { tag::FALSE }),
+        AttributeValue::Null => out.push(tag::NULL),
+        AttributeValue::M(m) => {
+            out.push(tag::M);
+            put_item(out, m);
+        }
+        AttributeValue::L(l) => {
+            out.push(tag::L);
+            put_varint(out, l.len() as u64);
+            for v in l {
+                put_value(out, v);
+            }
+        }
+        AttributeValue::Ss(s) => {
+            out.push(tag::SS);
+            put_varint(out, s.len() as u64);
+            for v in s {
+                put_bytes(out, v.as_bytes());
+            }
+        }
+        AttributeValue::Ns(s) => {
+            out.push(tag::NS);
+            put_varint(out, s.len() as u64);
+            for v in s {
+                put_number(out, v);
+            }
+        }
+        AttributeValue::Bs(s) => {
+            out.push(tag::BS);
+            put_varint(out, s.len() as u64);
+            for v in s {
+                put_bytes(out, v);
+            }
+        }
+    }
+}
+
+/// Appends the encoding of a map of attributes.
+pub(crate) fn put_item(out: &mut Vec<u8>, item: &BTreeMap<String, AttributeValue>) {
+    put_varint(out, item.len() as u64);
+    for (name, value) in item {
+        put_bytes(out, name.as_bytes());
+        put_value(out, value);
+    }
+}
+
+/// A cursor over encoded bytes; every read fails cleanly on truncated or corrupt input.
+pub(crate) struct Reader<'a> {
+    input: &'a [u8],
+}
+
+fn corrupt() -> Error {
+    Error::Internal("corrupt stored value".into())
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(input: &'a [u8]) -> Self {
+        Reader { input }
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        let (&b, rest) = self.input.split_first().ok_or_else(corrupt)?;
+        self.input = rest;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.input.len() < n {
+            return Err(corrupt());
+        }
+        let (head, rest) = self.input.split_at(n);
+        self.input = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| corrupt())?;
+        Ok(u64::from_be_bytes(bytes))
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(corrupt())
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let len = usize::try_from(self.varint()?).map_err(|_| corrupt())?;
+        self.take(len)
+    }
+
+    fn string(&mut self) -> Result<String> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| corrupt())
+    }
+
+    fn number(&mut self) -> Result<Number> {
+        let (n, used) = Number::decode_ordered(self.input).ok_or_else(corrupt)?;
+        self.take(used)?;
+        Ok(n)
+    }
+
+    pub(crate) fn value(&mut self) -> Result<AttributeValue> {
+        Ok(match self.byte()? {
+            tag::S => AttributeValue::S(self.string()?),
+            tag::N => AttributeValue::N(self.number()?),
+            tag::B => AttributeValue::B(self.bytes()?.to_vec()),
+            tag::FALSE => AttributeValue::Bool(false),
+            tag::TRUE => AttributeValue::Bool(true),
+            tag::NULL => AttributeValue::Null,
+            tag::M => AttributeValue::M(self.item()?),
+            tag::L => {
+                let n = self.varint()?;
+                let mut list = Vec::with_capacity(n.min(1024) as usize);
+                for _ in 0..n {
+                    list.push(self.value()?);
+                }
+                AttributeValue::L(list)
+            }
+            tag::SS => {
+                let n = self.varint()?;
+                let mut set = BTreeSet::new();
+                for _ in 0..n {
+                    set.insert(self.string()?);
+                }
+                AttributeValue::Ss(set)
+            }
+            tag::NS => {
+                let n = self.varint()?;
+                let mut set = BTreeSet::new();
+                for _ in 0..n {
+                    set.insert(self.number()?);
+                }
+                AttributeValue::Ns(set)
+            }
+            tag::BS => {
+                let n = self.varint()?;
+                let mut set = BTreeSet::new();
+                for _ in 0..n {
+                    set.insert(self.bytes()?.to_vec());
+                }
+                AttributeValue::Bs(set)
+            }
+            _ => return Err(corrupt()),
+        })
+    }
+
+    pub(crate) fn item(&mut self) -> Result<Item> {
+        let n = self.varint()?;
+        let mut item = Item::new();
+        for _ in 0..n {
+            let name = self.string()?;
+            let value = self.value()?;
+            item.insert(name, value);
+        }
+        Ok(item)
+    }
+
+    fn optional_item(&mut self) -> Result<Option<Item>> {
+        match self.byte()? {
+            0 => Ok(None),
+            _ => Ok(Some(self.item()?)),
+        }
+    }
+}
+
+/// A stored item version: the item (or a tombstone) with the stamp of the write that made it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ItemCell {
+    /// The item, or `None` for a tombstone.
+    pub(crate) item: Option<Item>,
+    /// Stamp of the write that produced this version.
+    pub(crate) stamp: Stamp,
+}
+
+/// Encodes an item cell; the stamp's HLC may be patched later at [`STAMP_OFFSET`].
+pub(crate) fn encode_cell(item: Option<&Item>, stamp: &Stamp) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(FORMAT_VERSION);
+    out.push(if item.is_some() { 0 } else { CELL_TOMBSTONE });
+    out.extend_from_slice(&stamp.hlc.0.to_be_bytes());
+    put_bytes(&mut out, stamp.region.as_bytes());
+    if let Some(item) = item {
+        put_item(&mut out, item);
+    }
+    out
+}
+
+/// Decodes an item cell.
+pub(crate) fn decode_cell(bytes: &[u8]) -> Result<ItemCell> {
+    let mut r = Reader::new(bytes);
+    if r.byte()? != FORMAT_VERSION {
+        return Err(corrupt());
+    }
+    let flags = r.byte()?;
+    let hlc = HlcTimestamp(r.u64()?);
+    let region = r.string()?;
+    let item = if flags & CELL_TOMBSTONE != 0 {
+        None
+    } else {
+        Some(r.item()?)
+    };
+    Ok(ItemCell {
+        item,
+        stamp: Stamp { hlc, region },
+    })
+}
+
+/// Decodes only the live item of a cell (`None` for tombstones), skipping the stamp.
+pub(crate) fn decode_cell_item(bytes: &[u8]) -> Result<Option<Item>> {
+    decode_cell(bytes).map(|cell| cell.item)
+}
+
+/// Patches a fixed-offset u64 field of an encoded cell or record.
+pub(crate) fn patch_u64(bytes: &mut [u8], offset: usize, value: u64) {
+    if let Some(slot) = bytes.get_mut(offset..offset + 8) {
+        slot.copy_from_slice(&value.to_be_bytes());
+    }
+}
+
+/// The parts of a change record, borrowed, for encoding without copying images.
+pub(crate) struct RecordParts<'a> {
+    pub(crate) kind: ChangeKind,
+    pub(crate) by_service: bool,
+    pub(crate) table_id: u64,
+    pub(crate) table_name: &'a str,
+    pub(crate) stamp: &'a Stamp,
+    pub(crate) commit_time_millis: u64,
+    pub(crate) keys: &'a Item,
+    pub(crate) old_image: Option<&'a Item>,
+    pub(crate) new_image: Option<&'a Item>,
+}
+
+/// Encodes a change record (its sequence is the storage key, not part of the value); the HLC
+/// and commit time may be patched later at [`STAMP_OFFSET`] and [`COMMIT_TIME_OFFSET`].
+pub(crate) fn encode_record(parts: &RecordParts<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.push(FORMAT_VERSION);
+    let kind = match parts.kind {
+        ChangeKind::Insert => 1,
+        ChangeKind::Modify => 2,
+        ChangeKind::Remove => 3,
+    };
+    out.push(
+        kind | if parts.by_service {
+            RECORD_BY_SERVICE
+        } else {
+            0
+        },
+    );
+    out.extend_from_slice(&parts.stamp.hlc.0.to_be_bytes());
+    out.extend_from_slice(&parts.commit_time_millis.to_be_bytes());
+    out.extend_from_slice(&parts.table_id.to_be_bytes());
+    put_bytes(&mut out, parts.stamp.region.as_bytes());
+    put_bytes(&mut out, parts.table_name.as_bytes());
+    put_item(&mut out, parts.keys);
+    for image in [parts.old_image, parts.new_image] {
+        match image {
+            Some(item) => {
+                out.push(1);
+                put_item(&mut out, item);
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+/// Decodes a change record stored under sequence `seq`.
+pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<ChangeRecord> {
+    let mut r = Reader::new(bytes);
+    if r.byte()? != FORMAT_VERSION {
+        return Err(corrupt());
+    }
+    let flags = r.byte()?;
+    let kind = match flags & !RECORD_BY_SERVICE {
+        1 => ChangeKind::Insert,
+        2 => ChangeKind::Modify,
+        3 => ChangeKind::Remove,
+        _ => return Err(corrupt()),
+    };
+    let hlc = HlcTimestamp(r.u64()?);
+    let commit_time_millis = r.u64()?;
+    let table_id = r.u64()?;
+    let region = r.string()?;
+    let table_name = r.string()?;
+    let keys = r.item()?;
+    let old_image = r.optional_item()?;
+    let new_image = r.optional_item()?;
+    Ok(ChangeRecord {
+        seq,
+        table_id,
+        table_name,
+        kind,
+        keys,
+        old_image,
+        new_image,
+        stamp: Stamp { hlc, region },
+        by_service: flags & RECORD_BY_SERVICE != 0,
+        commit_time_millis,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_item() -> Item {
+        serde_json::from_str(
+            r#"{"pk":{"S":"k"},"n":{"N":"-12.5"},"m":{"M":{"l":{"L":[{"NULL":true},{"BOOL":false},{"B":"AQI="}]}}},"ss":{"SS":["a","b"]},"ns":{"NS":["1","2"]},"bs":{"BS":["AA=="]}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn cells_round_trip_and_patch() {
+        let stamp = Stamp {
+            hlc: HlcTimestamp(1),
+            region: "us-east-1".into(),
+        };
+        let mut bytes = encode_cell(Some(&sample_item()), &stamp);
+        patch_u64(&mut bytes, STAMP_OFFSET, 99);
+        let cell = decode_cell(&bytes).unwrap();
+        assert_eq!(cell.item, Some(sample_item()));
+        assert_eq!(cell.stamp.hlc, HlcTimestamp(99));
+        let tomb = decode_cell(&encode_cell(None, &stamp)).unwrap();
+        assert_eq!(tomb.item, None);
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let record = ChangeRecord {
+            seq: 7,
+            table_id: 3,
+            table_name: "t".into(),
+            kind: ChangeKind::Modify,
+            keys: sample_item(),
+            old_image: None,
+            new_image: Some(sample_item()),
+            stamp: Stamp {
+                hlc: HlcTimestamp(5),
+                region: "eu".into(),
+            },
+            by_service: true,
+            commit_time_millis: 1234,
+        };
+        let bytes = encode_record(&RecordParts {
+            kind: record.kind,
+            by_service: record.by_service,
+            table_id: record.table_id,
+            table_name: &record.table_name,
+            stamp: &record.stamp,
+            commit_time_millis: record.commit_time_millis,
+            keys: &record.keys,
+            old_image: record.old_image.as_ref(),
+            new_image: record.new_image.as_ref(),
+        });
+        assert_eq!(decode_record(7, &bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn truncated_input_is_an_error_not_a_panic() {
+        let bytes = encode_cell(
+            Some(&sample_item()),
+            &Stamp {
+                hlc: HlcTimestamp(1),
+                region: "r".into(),
+            },
+        );
+        for cut in 0..bytes.len() {
+            assert!(decode_cell(bytes.get(..cut).unwrap()).is_err());
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The commit path: turns item mutations into ONE atomic fjall batch (item cells, change
+//! records, per-table change index, table statistics), allocates change sequences and stamps
+//! inside a short critical section, and acknowledges only once the mode's durability holds.
+//!
+//! Group commit: under `sync`, writers commit their batch with `Buffer` (journal written to the
+//! OS) and then wait; one syncer thread fsyncs the journal once for every writer that committed
+//! meanwhile and advances the durable watermark. A per-batch `SyncData` would cost one fsync per
+//! write (fjall's concurrent syncs do not group).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use fjall::{Database, PersistMode};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use super::Keyspaces;
+use super::catalog::TableEntry;
+use super::codec::{self, COMMIT_TIME_OFFSET, RecordParts, STAMP_OFFSET};
+use super::keys::table_change_key;
+use crate::changes::{ChangeKind, ChangeSeq};
+use crate::clock::Clock;
+use crate::model::{Item, item_size};
+use crate::stamp::{HlcTimestamp, HybridClock, Stamp};
+use crate::{Error, Result};
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// After the journal holding the write is fsync'd (group commit); survives power loss.
+    #[default]
+    Sync,
+    /// After the write reaches the OS; survives a process crash, not power loss.
+    Buffer,
+}
+
+/// One item change to commit.
+#[derive(Debug)]
+pub(crate) struct Mutation {
+    pub(crate) table: Arc<TableEntry>,
+    pub(crate) key_bytes: Vec<u8>,
+    pub(crate) keys: Item,
+    pub(crate) old: Option<Item>,
+    /// The new item, or `None` to delete (leaving a stamped tombstone).
+    pub(crate) new: Option<Item>,
+    pub(crate) by_service: bool,
+}
+
+/// Item count and bytes of one table, kept exactly by the commit path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TableStats {
+    pub(crate) items: i64,
+    pub(crate) bytes: i64,
+}
+
+impl TableStats {
+    pub(crate) fn encode(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        let (a, b) = out.split_at_mut(8);
+        a.copy_from_slice(&self.items.to_be_bytes());
+        b.copy_from_slice(&self.bytes.to_be_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> TableStats {
+        let field = |range: std::ops::Range<usize>| {
+            bytes
+                .get(range)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(i64::from_be_bytes)
+                .unwrap_or(0)
+        };
+        TableStats {
+            items: field(0..8),
+            bytes: field(8..16),
+        }
+    }
+}
+
+/// State that must change together with the order of commits.
+#[derive(Debug)]
+pub(crate) struct Sequencer {
+    pub(crate) next_seq: ChangeSeq,
+    pub(crate) hlc: HybridClock,
+    pub(crate) stats: HashMap<u64, TableStats>,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    committed: ChangeSeq,
+    durable: ChangeSeq,
+    failure: Option<String>,
+    shutdown: bool,
+}
+
+/// Group commit and the durable watermark.
+#[derive(Debug)]
+pub(crate) struct Durable {
+    mode: Durability,
+    state: Mutex<SyncState>,
+    wake_syncer: Condvar,
+    synced: Condvar,
+    watermark: watch::Sender<ChangeSeq>,
+}
+
+impl Durable {
+    fn new(mode: Durability, last_seq: ChangeSeq) -> Self {
+        Durable {
+            mode,
+            state: Mutex::new(SyncState {
+                committed: last_seq,
+                durable: last_seq,
+                ..Default::default()
+            }),
+            wake_syncer: Condvar::new(),
+            synced: Condvar::new(),
+            watermark: watch::Sender::new(last_seq),
+        }
+    }
+
+    /// Records that everything up to `seq` is committed, then waits until it is durable.
+    fn committed_then_wait(&self, seq: ChangeSeq) -> Result<()> {
+        let mut state = self.state.lock();
+        state.committed = state.committed.max(seq);
+        match self.mode {
+            Durability::Buffer => {
+                state.durable = state.committed;
+                self.watermark.send_replace(state.durable);
+                Ok(())
+            }
+            Durability::Sync => {
+                self.wake_syncer.notify_one();
+                while state.durable < seq {
+                    if let Some(failure) = &state.failure {
+                        return Err(Error::Internal(format!("journal sync failed: {failure}")));
+                    }
+                    self.synced.wait(&mut state);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn run_syncer(&self, db: &Database) {
+        loop {
+            let target = {
+                let mut state = self.state.lock();
+                while state.committed == state.durable && !state.shutdown {
+                    self.wake_syncer.wait(&mut state);
+                }
+                if state.committed == state.durable {
+                    return;
+                }
+                state.committed
+            };
+            let outcome = db.persist(PersistMode::SyncData);
+            let mut state = self.state.lock();
+            match outcome {
+                Ok(()) => {
+                    state.durable = state.durable.max(target);
+                    self.watermark.send_replace(state.durable);
+                }
+                Err(e) => {
+                    // IMPORTANT: a failed fsync poisons fjall; no later write can be
+                    // acknowledged, so every waiter fails and the node must restart.
+                    tracing::error!(error = %e, "journal fsync failed");
+                    state.failure = Some(e.to_string());
+                    self.synced.notify_all();
+                    return;
+                }
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    pub(crate) fn durable_seq(&self) -> ChangeSeq {
+        self.state.lock().durable
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<ChangeSeq> {
+        self.watermark.subscribe()
+    }
+}
+
+/// The commit path: sequencer, group commit and the syncer thread.
+#[derive(Debug)]
+pub(crate) struct CommitPipeline {
+    pub(crate) sequencer: Mutex<Sequencer>,
+    durable: Arc<Durable>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+    region: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl CommitPipeline {
+    pub(crate) fn start(
+        db: &Database,
+        mode: Durability,
+        sequencer: Sequencer,
+        region: String,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let last_seq = sequencer.next_seq.saturating_sub(1);
+        let durable = Arc::new(Durable::new(mode, last_seq));
+        let syncer = match mode {
+            Durability::Buffer => None,
+            Durability::Sync => {
+                let (durable, db) = (durable.clone(), db.clone());
+                let handle = std::thread::Builder::new()
+                    .name("tidemark-group-commit".into())
+                    .spawn(move || durable.run_syncer(&db))
+                    .map_err(|e| Error::Internal(format!("cannot start the syncer: {e}")))?;
+                Some(handle)
+            }
+        };
+        Ok(CommitPipeline {
+            sequencer: Mutex::new(sequencer),
+            durable,
+            syncer: Mutex::new(syncer),
+            region,
+            clock,
+        })
+    }
+
+    pub(crate) fn durable(&self) -> &Durable {
+        &self.durable
+    }
+
+    /// Commits the mutations atomically (all or none) and waits for durability.
+    /// Returns the sequence of the last change record written.
+    ///
+    /// Callers hold the key locks of every mutated item, and each mutation's `old` is what
+    /// they read under those locks.
+    pub(crate) fn commit(
+        &self,
+        db: &Database,
+        ks: &Keyspaces,
+        mutations: &[Mutation],
+    ) -> Result<ChangeSeq> {
+        // Encode outside the critical section; only stamps and times are patched inside.
+        let placeholder = Stamp {
+            hlc: HlcTimestamp(0),
+            region: self.region.clone(),
+        };
+        let mut encoded = Vec::with_capacity(mutations.len());
+        for m in mutations {
+            let kind = match (&m.old, &m.new) {
+                (None, _) => ChangeKind::Insert,
+                (Some(_), Some(_)) => ChangeKind::Modify,
+                (Some(_), None) => ChangeKind::Remove,
+            };
+            let cell = codec::encode_cell(m.new.as_ref(), &placeholder);
+            let record = codec::encode_record(&RecordParts {
+                kind,
+                by_service: m.by_service,
+                table_id: m.table.id,
+                table_name: &m.table.name,
+                stamp: &placeholder,
+                commit_time_millis: 0,
+                keys: &m.keys,
+                old_image: m.old.as_ref(),
+                new_image: m.new.as_ref(),
+            });
+            let size = |item: &Option<Item>| item.as_ref().map_or(0, |i| item_size(i) as i64);
+            let delta = TableStats {
+                items: i64::from(m.new.is_some()) - i64::from(m.old.is_some()),
+                bytes: size(&m.new) - size(&m.old),
+            };
+            encoded.push((cell, record, delta));
+        }
+
+        let last_seq = {
+            let mut seq_state = self.sequencer.lock();
+            if let Some(m) = mutations
+                .iter()
+                .find(|m| m.table.dropped.load(Ordering::Acquire))
+            {
+                return Err(Error::ResourceNotFound(format!(
+                    "Requested resource not found: Table: {} not found",
+                    m.table.name
+                )));
+            }
+            let now = self.clock.now_millis();
+            let mut batch = db.batch();
+            let mut stats_touched: Vec<u64> = Vec::new();
+            let mut seq = seq_state.next_seq;
+            for (m, (cell, record, delta)) in mutations.iter().zip(encoded.iter_mut()) {
+                let hlc = seq_state.hlc.tick(now);
+                codec::patch_u64(cell, STAMP_OFFSET, hlc.0);
+                codec::patch_u64(record, STAMP_OFFSET, hlc.0);
+                codec::patch_u64(record, COMMIT_TIME_OFFSET, now);
+                batch.insert(&ks.items, m.key_bytes.as_slice(), cell.as_slice());
+                batch.insert(&ks.changes, seq.to_be_bytes(), record.as_slice());
+                batch.insert(&ks.table_changes, table_change_key(m.table.id, seq), []);
+                let stats = seq_state.stats.entry(m.table.id).or_default();
+                stats.items += delta.items;
+                stats.bytes += delta.bytes;
+                if !stats_touched.contains(&m.table.id) {
+                    stats_touched.push(m.table.id);
+                }
+                seq += 1;
+            }
+            for id in stats_touched {
+                let stats = seq_state.stats.get(&id).copied().unwrap_or_default();
+                batch.insert(&ks.stats, id.to_be_bytes(), stats.encode());
+            }
+            if let Err(e) = batch.commit() {
+                // The batch is all-or-nothing; undo the in-memory counters it would have moved.
+                for (m, (_, _, delta)) in mutations.iter().zip(encoded.iter()) {
+                    if let Some(stats) = seq_state.stats.get_mut(&m.table.id) {
+                        stats.items -= delta.items;
+                        stats.bytes -= delta.bytes;
+                    }
+                }
+                return Err(e.into());
+            }
+            seq_state.next_seq = seq;
+            seq - 1
+        };
+        self.durable.committed_then_wait(last_seq)?;
+        Ok(last_seq)
+    }
+
+    /// Stops the syncer after it has made everything committed so far durable.
+    pub(crate) fn shutdown(&self) {
+        {
+            let mut state = self.durable.state.lock();
+            state.shutdown = true;
+            self.durable.wake_syncer.notify_all();
+        }
+        if let Some(handle) = self.syncer.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}

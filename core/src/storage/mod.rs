@@ -1,0 +1,261 @@
+//! Storage: the only module that knows fjall.
+//!
+//! One fjall database per node, with these keyspaces:
+//! - `items`: `table id | pk | sk` → item cell (item + LWW stamp, or a stamped tombstone);
+//! - `changes`: change sequence (u64 BE) → change record: the node-wide change log;
+//! - `table_changes`: `table id | sequence` → nothing: each table's slice of the log;
+//! - `catalog`: table definitions (JSON) and the next table id;
+//! - `stats`: `table id` → exact item count and bytes.
+//!
+//! Every item write is one atomic batch across `items`, `changes`, `table_changes` and `stats`
+//! (see [`commit`]). Read-check-write atomicity comes from striped per-key locks held around
+//! the read of the old item and the commit.
+
+pub(crate) mod catalog;
+pub(crate) mod codec;
+pub(crate) mod commit;
+pub(crate) mod keys;
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::path::Path;
+use std::sync::Arc;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::changes::{ChangeRecord, ChangeSeq};
+use crate::clock::Clock;
+use crate::model::{Item, TableDefinition};
+use crate::stamp::HybridClock;
+use crate::{Error, Result};
+use catalog::{Catalog, NEXT_TABLE_ID_KEY, TableEntry};
+use commit::{CommitPipeline, Durability, Mutation, Sequencer, TableStats};
+
+/// Number of striped key locks; a power of two well above the number of concurrent writers.
+const KEY_LOCK_STRIPES: usize = 4096;
+
+/// Handles to every keyspace.
+#[derive(Clone)]
+pub(crate) struct Keyspaces {
+    pub(crate) items: Keyspace,
+    pub(crate) changes: Keyspace,
+    pub(crate) table_changes: Keyspace,
+    pub(crate) catalog: Keyspace,
+    pub(crate) stats: Keyspace,
+}
+
+/// The node's storage: database, keyspaces, catalog, key locks and the commit path.
+pub(crate) struct Storage {
+    pub(crate) db: Database,
+    pub(crate) ks: Keyspaces,
+    pub(crate) catalog: Catalog,
+    pub(crate) pipeline: CommitPipeline,
+    /// Serialises table creation and deletion.
+    pub(crate) ddl: Mutex<()>,
+    key_locks: Box<[Mutex<()>]>,
+    lock_hasher: std::collections::hash_map::RandomState,
+    durability: Durability,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    pub(crate) fn open(
+        dir: &Path,
+        durability: Durability,
+        region: String,
+        cache_bytes: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Storage> {
+        let db = Database::builder(dir).cache_size(cache_bytes).open()?;
+        let ks = Keyspaces {
+            items: db.keyspace("items", KeyspaceCreateOptions::default)?,
+            changes: db.keyspace("changes", KeyspaceCreateOptions::default)?,
+            table_changes: db.keyspace("table_changes", KeyspaceCreateOptions::default)?,
+            catalog: db.keyspace("catalog", KeyspaceCreateOptions::default)?,
+            stats: db.keyspace("stats", KeyspaceCreateOptions::default)?,
+        };
+
+        let catalog = Catalog::default();
+        for guard in ks.catalog.prefix(b"table/") {
+            let (_, value) = guard.into_inner()?;
+            let definition: TableDefinition = serde_json::from_slice(&value)
+                .map_err(|e| Error::Internal(format!("corrupt table definition: {e}")))?;
+            let shape = definition.key_shape()?;
+            let entry = Arc::new(TableEntry::new(definition, shape));
+            catalog.tables.write().insert(entry.name.clone(), entry);
+        }
+        let mut stats = HashMap::new();
+        for guard in ks.stats.iter() {
+            let (key, value) = guard.into_inner()?;
+            let id = <[u8; 8]>::try_from(&*key)
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            stats.insert(id, TableStats::decode(&value));
+        }
+
+        let (last_seq, last_hlc) = match ks.changes.last_key_value() {
+            Some(guard) => {
+                let (key, value) = guard.into_inner()?;
+                let seq = <[u8; 8]>::try_from(&*key)
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| Error::Internal("corrupt change log key".into()))?;
+                let record = codec::decode_record(seq, &value)?;
+                (seq, record.stamp.hlc)
+            }
+            None => (0, Default::default()),
+        };
+        let sequencer = Sequencer {
+            next_seq: last_seq + 1,
+            hlc: HybridClock::starting_after(last_hlc),
+            stats,
+        };
+        let pipeline = CommitPipeline::start(&db, durability, sequencer, region, clock)?;
+        let key_locks = (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        Ok(Storage {
+            db,
+            ks,
+            catalog,
+            pipeline,
+            ddl: Mutex::new(()),
+            key_locks,
+            lock_hasher: Default::default(),
+            durability,
+        })
+    }
+
+    fn stripe(&self, key: &[u8]) -> usize {
+        (self.lock_hasher.hash_one(key) as usize) & (KEY_LOCK_STRIPES - 1)
+    }
+
+    /// Locks the stripes of the given item keys, in stripe order (no deadlock between writers
+    /// locking overlapping sets).
+    pub(crate) fn lock_keys<'a>(&'a self, keys: &[&[u8]]) -> Vec<MutexGuard<'a, ()>> {
+        let mut stripes: Vec<usize> = keys.iter().map(|k| self.stripe(k)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes
+            .into_iter()
+            .filter_map(|i| self.key_locks.get(i))
+            .map(|m| m.lock())
+            .collect()
+    }
+
+    /// The live item at `key` (`None` when absent or a tombstone).
+    pub(crate) fn read_item(&self, key: &[u8]) -> Result<Option<Item>> {
+        match self.ks.items.get(key)? {
+            Some(bytes) => codec::decode_cell_item(&bytes),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn commit(&self, mutations: &[Mutation]) -> Result<ChangeSeq> {
+        self.pipeline.commit(&self.db, &self.ks, mutations)
+    }
+
+    pub(crate) fn table(&self, name: &str) -> Option<Arc<TableEntry>> {
+        self.catalog.tables.read().get(name).cloned()
+    }
+
+    pub(crate) fn table_stats(&self, id: u64) -> TableStats {
+        self.pipeline
+            .sequencer
+            .lock()
+            .stats
+            .get(&id)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn next_table_id(&self) -> Result<u64> {
+        let stored = self.ks.catalog.get(NEXT_TABLE_ID_KEY)?;
+        Ok(stored
+            .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(1))
+    }
+
+    /// Writes catalog changes in one batch, durable before returning in `sync` mode.
+    pub(crate) fn write_catalog(
+        &self,
+        puts: &[(Vec<u8>, Vec<u8>)],
+        removes: &[Vec<u8>],
+    ) -> Result<()> {
+        let mut batch = self.db.batch();
+        for (k, v) in puts {
+            batch.insert(&self.ks.catalog, k.as_slice(), v.as_slice());
+        }
+        for k in removes {
+            batch.remove(&self.ks.catalog, k.as_slice());
+        }
+        if self.durability == Durability::Sync {
+            batch = batch.durability(Some(PersistMode::SyncData));
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// Removes every stored item of a dropped table, in bounded batches.
+    pub(crate) fn purge_table_items(&self, table_id: u64) -> Result<()> {
+        let prefix = keys::table_prefix(table_id);
+        loop {
+            let keys: Vec<_> = self
+                .ks
+                .items
+                .prefix(prefix)
+                .take(10_000)
+                .map(|g| g.key())
+                .collect::<fjall::Result<_>>()?;
+            if keys.is_empty() {
+                break;
+            }
+            let mut batch = self.db.batch();
+            for key in keys {
+                batch.remove(&self.ks.items, key);
+            }
+            batch.remove(&self.ks.stats, table_id.to_be_bytes());
+            batch.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Change records from `from` (inclusive) up to the durable watermark, at most `limit`.
+    pub(crate) fn read_changes(&self, from: ChangeSeq, limit: usize) -> Result<Vec<ChangeRecord>> {
+        let durable = self.pipeline.durable().durable_seq();
+        if from > durable {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for guard in self
+            .ks
+            .changes
+            .range(from.to_be_bytes()..=durable.to_be_bytes())
+            .take(limit)
+        {
+            let (key, value) = guard.into_inner()?;
+            let seq = <[u8; 8]>::try_from(&*key)
+                .map(u64::from_be_bytes)
+                .map_err(|_| Error::Internal("corrupt change log key".into()))?;
+            out.push(codec::decode_record(seq, &value)?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn persist(&self) -> Result<()> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        self.pipeline.shutdown();
+    }
+}

@@ -1,0 +1,127 @@
+//! [`Store`]: the node's item store, the handle every other crate holds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::Result;
+use crate::changes::{ChangeRecord, ChangeSeq};
+use crate::clock::{Clock, SystemClock};
+use crate::storage::Storage;
+pub use crate::storage::commit::Durability;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Folder of the fjall database.
+    pub data_dir: PathBuf,
+    /// This node's region (origin of its writes, part of ARNs).
+    pub region: String,
+    /// Account id used in ARNs.
+    pub account_id: String,
+    /// When writes are acknowledged.
+    pub durability: Durability,
+    /// How long change records (and tombstones) are kept.
+    pub history_window: Duration,
+    /// Block cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl StoreConfig {
+    /// Defaults for a data folder: region `us-east-1`, account `000000000000`, `sync`, 24 h of
+    /// history, 64 MiB of block cache.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            durability: Durability::Sync,
+            history_window: Duration::from_secs(24 * 3600),
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The item store: tables, items and the change log of one node.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) storage: Storage,
+    pub(crate) config: StoreConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir` with the system clock.
+    ///
+    /// # Errors
+    /// Storage failures, including a data folder already open by another process.
+    pub fn open(config: StoreConfig) -> Result<Store> {
+        Store::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// Opens the store with an injected clock.
+    ///
+    /// # Errors
+    /// Storage failures, including a data folder already open by another process.
+    pub fn open_with_clock(config: StoreConfig, clock: Arc<dyn Clock>) -> Result<Store> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            crate::Error::Internal(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let storage = Storage::open(
+            &config.data_dir,
+            config.durability,
+            config.region.clone(),
+            config.cache_bytes,
+            clock.clone(),
+        )?;
+        Ok(Store {
+            storage,
+            config,
+            clock,
+        })
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// The clock the store reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Highest change sequence that is durable in this node's mode (fsync'd under `sync`,
+    /// committed under `buffer`). Readers of the log never go past it.
+    pub fn durable_seq(&self) -> ChangeSeq {
+        self.storage.pipeline.durable().durable_seq()
+    }
+
+    /// A watch of [`Store::durable_seq`], for tasks that tail the log.
+    pub fn subscribe_durable(&self) -> watch::Receiver<ChangeSeq> {
+        self.storage.pipeline.durable().subscribe()
+    }
+
+    /// Change records from `from` (inclusive) up to the durable watermark, at most `limit`.
+    ///
+    /// # Errors
+    /// Storage failures or a corrupt record.
+    pub fn read_changes(&self, from: ChangeSeq, limit: usize) -> Result<Vec<ChangeRecord>> {
+        self.storage.read_changes(from, limit)
+    }
+
+    /// Forces everything written so far to disk (fsync); used at shutdown.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn persist(&self) -> Result<()> {
+        self.storage.persist()
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn disk_space(&self) -> u64 {
+        self.storage.db.disk_space().unwrap_or(0)
+    }
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests: real nodes over real HTTP, driven by the AWS SDK for Rust (one test
+//! binary for the whole suite, so the SDK is linked once).
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly on purpose"
+)]
+
+mod batches;
+mod common;
+mod concurrency;
+mod crash;
+mod items;
+mod protocol;
+mod tables;

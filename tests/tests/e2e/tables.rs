@@ -1,0 +1,169 @@
+//! Table operations through the AWS SDK.
+
+use aws_sdk_dynamodb::types::{BillingMode, ProvisionedThroughput, Tag};
+use tidemark_tests::TestNode;
+
+use crate::common::{create_table, error_code};
+
+#[tokio::test]
+async fn create_describe_list_delete() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    create_table(&client, "alpha", false).await;
+    create_table(&client, "beta", true).await;
+
+    let described = client
+        .describe_table()
+        .table_name("beta")
+        .send()
+        .await
+        .unwrap();
+    let table = described.table.unwrap();
+    assert_eq!(table.table_status.unwrap().as_str(), "ACTIVE");
+    assert_eq!(table.item_count, Some(0));
+    assert_eq!(
+        table.table_arn.unwrap(),
+        "arn:aws:dynamodb:us-east-1:000000000000:table/beta"
+    );
+    assert_eq!(table.key_schema.unwrap().len(), 2);
+    assert!(table.creation_date_time.is_some());
+
+    let again = client.describe_table().table_name("alpha").send().await;
+    assert!(again.is_ok());
+    let duplicate = client
+        .create_table()
+        .table_name("alpha")
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("p")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("p")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&duplicate), "ResourceInUseException");
+
+    let page = client.list_tables().limit(1).send().await.unwrap();
+    assert_eq!(page.table_names(), ["alpha"]);
+    assert_eq!(page.last_evaluated_table_name(), Some("alpha"));
+    let rest = client
+        .list_tables()
+        .exclusive_start_table_name("alpha")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.table_names(), ["beta"]);
+    assert_eq!(rest.last_evaluated_table_name(), None);
+
+    let deleted = client
+        .delete_table()
+        .table_name("alpha")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted
+            .table_description
+            .unwrap()
+            .table_status
+            .unwrap()
+            .as_str(),
+        "DELETING"
+    );
+    let gone = client
+        .describe_table()
+        .table_name("alpha")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&gone), "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn update_table_and_tags() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    create_table(&client, "gamma", false).await;
+    let updated = client
+        .update_table()
+        .table_name("gamma")
+        .billing_mode(BillingMode::Provisioned)
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(5)
+                .write_capacity_units(7)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let throughput = updated
+        .table_description
+        .unwrap()
+        .provisioned_throughput
+        .unwrap();
+    assert_eq!(
+        (
+            throughput.read_capacity_units,
+            throughput.write_capacity_units
+        ),
+        (Some(5), Some(7))
+    );
+
+    let arn = "arn:aws:dynamodb:us-east-1:000000000000:table/gamma";
+    client
+        .tag_resource()
+        .resource_arn(arn)
+        .tags(Tag::builder().key("team").value("cdc").build().unwrap())
+        .tags(Tag::builder().key("tier").value("1").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    client
+        .untag_resource()
+        .resource_arn(arn)
+        .tag_keys("tier")
+        .send()
+        .await
+        .unwrap();
+    let tags = client
+        .list_tags_of_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<(String, String)> = tags
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    assert_eq!(tags, [("team".to_string(), "cdc".to_string())]);
+}
+
+#[tokio::test]
+async fn tables_survive_a_restart() {
+    let mut node = TestNode::start().await;
+    create_table(&node.client(), "durable_table", true).await;
+    node.restart().await;
+    let table = node
+        .client()
+        .describe_table()
+        .table_name("durable_table")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(table.key_schema.unwrap().len(), 2);
+}
