@@ -17,12 +17,9 @@ use super::wire::dynamodb;
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
-/// `GET /`: answers while the node is up.
-pub async fn health(State(state): State<AppState>) -> Response {
-    let body = format!(
-        "healthy: dynamodb.{}.amazonaws.com ",
-        state.store.config().region
-    );
+/// `GET /`: answers `healthy: <host>` while the node is up, as DynamoDB does.
+pub async fn health(headers: HeaderMap) -> Response {
+    let body = format!("healthy: {}", host(&headers));
     let mut response = Response::new(Body::from(body));
     response
         .headers_mut()
@@ -48,8 +45,25 @@ where
     serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-fn operation(name: &str) -> Option<Operation> {
-    dynamodb::operation(name)
+/// Decodes `I`, runs `f`, answers with an empty body (TagResource and UntagResource do).
+pub(crate) fn run_empty<I>(
+    store: &Store,
+    body: &[u8],
+    f: fn(&Store, I) -> Result<(), ApiError>,
+) -> Result<Vec<u8>, ApiError>
+where
+    I: DeserializeOwned,
+{
+    let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
+    f(store, input)?;
+    Ok(Vec::new())
+}
+
+fn host(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost")
 }
 
 /// `POST /`: one DynamoDB operation.
@@ -59,7 +73,13 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let outcome = match target.strip_prefix(TARGET_PREFIX).and_then(operation) {
+    let operation_name = target.strip_prefix(TARGET_PREFIX);
+    let outcome = match operation_name.and_then(dynamodb::operation) {
+        // Endpoint discovery is about this HTTP endpoint, not the store: the node is its own
+        // (and only) endpoint, under the address the client used.
+        None if operation_name == Some("DescribeEndpoints") => {
+            dynamodb::describe_endpoints(host(&headers))
+        }
         None => Err(ApiError::unknown_operation()),
         Some(op) => {
             let store = state.store.clone();

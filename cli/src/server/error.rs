@@ -82,6 +82,8 @@ impl ApiError {
                 let message = text.get(at + VALIDATION_ERROR_MARKER.len()..).unwrap_or("");
                 ApiError::validation(strip_position(message))
             }
+            // Like DynamoDB, a body that is not JSON at all gets no message.
+            None if error.is_syntax() || error.is_eof() => ApiError::serialization(""),
             None => ApiError::serialization(strip_position(&text)),
         }
     }

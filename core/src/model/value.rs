@@ -369,7 +369,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
             invalid("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes")
         })?;
         if value.depth() > MAX_NESTING {
-            return Err(invalid("Nesting Levels have exceeded supported limits"));
+            return Err(invalid(format_args!(
+                "Nesting Levels have exceeded supported limits: an attribute value is nested deeper than {MAX_NESTING} levels"
+            )));
         }
         Ok(value)
     }

@@ -55,6 +55,11 @@ impl Store {
             )));
         }
         for (table_name, writes) in &request.tables {
+            if writes.is_empty() {
+                return Err(Error::validation(
+                    "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
+                ));
+            }
             let table = self.table(table_name)?;
             let mut seen = HashSet::new();
             for write in writes {

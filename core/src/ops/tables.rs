@@ -15,6 +15,8 @@ use crate::{Error, Result, Store};
 
 const MAX_LSIS: usize = 5;
 const MAX_GSIS: usize = 20;
+/// Longest name of a key attribute (table or index), in bytes.
+const MAX_KEY_NAME_BYTES: usize = 255;
 
 /// A CreateTable request.
 #[derive(Debug, Default, Clone)]
@@ -255,6 +257,9 @@ impl Store {
                     "Requested resource not found: ResourcArn: {arn} not found"
                 ))
             }),
+            _ if !arn.starts_with("arn:") => Err(Error::validation(format!(
+                "Invalid TableArn: Invalid ResourceArn provided as input {arn}: ARNs must start with 'arn:'"
+            ))),
             _ => Err(Error::validation(format!(
                 "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
             ))),
@@ -285,6 +290,25 @@ impl Store {
                     &definition.attribute_type,
                     "attributeDefinitions.member.attributeType",
                     "Member must satisfy enum value set: [B, N, S]",
+                ));
+            }
+        }
+        let index_key_names = request
+            .global_secondary_indexes
+            .iter()
+            .flat_map(|g| &g.key_schema)
+            .chain(
+                request
+                    .local_secondary_indexes
+                    .iter()
+                    .flat_map(|l| &l.key_schema),
+            );
+        for element in request.key_schema.iter().chain(index_key_names) {
+            if element.attribute_name.len() > MAX_KEY_NAME_BYTES {
+                return Err(coral(
+                    &element.attribute_name,
+                    "keySchema.member.attributeName",
+                    "Member must have length less than or equal to 255",
                 ));
             }
         }
@@ -397,6 +421,7 @@ impl Store {
                 ));
             }
         };
+        check_tags(&request.tags)?;
         let stream_specification = match &request.stream_specification {
             Some(spec) => check_stream_spec(spec)?,
             None => None,
@@ -702,16 +727,12 @@ impl Store {
     /// ResourceNotFound, Validation for a bad ARN or tag.
     pub fn tag_resource(&self, arn: &str, tags: Vec<Tag>) -> Result<()> {
         let entry = self.table_by_arn(arn)?;
-        for tag in &tags {
-            if tag.key.is_empty()
-                || tag.key.chars().count() > 128
-                || tag.value.chars().count() > 256
-            {
-                return Err(Error::validation(
-                    "One or more parameter values were invalid: invalid tag key or value",
-                ));
-            }
+        if tags.is_empty() {
+            return Err(Error::validation(
+                "1 validation error detected: Value '[]' at 'tags' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            ));
         }
+        check_tags(&tags)?;
         let _ddl = self.storage.ddl.lock();
         let mut definition = entry.definition.read().clone();
         for tag in tags {
@@ -745,6 +766,36 @@ impl Store {
     pub fn list_tags(&self, arn: &str) -> Result<Vec<Tag>> {
         Ok(self.table_by_arn(arn)?.definition.read().tags.clone())
     }
+}
+
+/// Most tags on one table.
+const MAX_TAGS: usize = 50;
+
+/// Checks tags the way AWS does: keys of 1–128 and values of up to 256 characters drawn from
+/// letters, digits, white space and `_ . : / = + - @`; at most 50 per table.
+fn check_tags(tags: &[Tag]) -> Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::validation(format!(
+            "One or more parameter values were invalid: The number of tags exceeds the limit of {MAX_TAGS}"
+        )));
+    }
+    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
+    for tag in tags {
+        let key_len = tag.key.chars().count();
+        if !(1..=128).contains(&key_len) || !tag.key.chars().all(allowed) {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value '{}' at 'tags.member.key' failed to satisfy constraint: Member must have length between 1 and 128 and satisfy regular expression pattern: ^([\\p{{L}}\\p{{Z}}\\p{{N}}_.:/=+\\-@]*)$",
+                tag.key
+            )));
+        }
+        if tag.value.chars().count() > 256 || !tag.value.chars().all(allowed) {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value '{}' at 'tags.member.value' failed to satisfy constraint: Member must have length at most 256 and satisfy regular expression pattern: ^([\\p{{L}}\\p{{Z}}\\p{{N}}_.:/=+\\-@]*)$",
+                tag.value
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_throughput(t: &ProvisionedThroughput) -> Result<()> {

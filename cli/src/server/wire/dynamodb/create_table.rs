@@ -15,14 +15,30 @@ use crate::server::error::ApiError;
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct CreateTableInput {
     table_name: Option<String>,
-    key_schema: Option<Vec<KeySchemaElement>>,
-    attribute_definitions: Option<Vec<AttributeDefinition>>,
+    key_schema: Option<Vec<WireKeySchemaElement>>,
+    attribute_definitions: Option<Vec<WireAttributeDefinition>>,
     billing_mode: Option<String>,
     provisioned_throughput: Option<ProvisionedThroughput>,
     global_secondary_indexes: Option<Vec<GlobalSecondaryIndex>>,
     local_secondary_indexes: Option<Vec<LocalSecondaryIndex>>,
     stream_specification: Option<StreamSpecification>,
     tags: Option<Vec<Tag>>,
+}
+
+/// A key schema element as sent: members may be missing, which is a validation error.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireKeySchemaElement {
+    attribute_name: Option<String>,
+    key_type: Option<String>,
+}
+
+/// An attribute definition as sent: members may be missing, which is a validation error.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireAttributeDefinition {
+    attribute_name: Option<String>,
+    attribute_type: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -37,8 +53,28 @@ pub(crate) fn create_table(
 ) -> Result<CreateTableOutput, ApiError> {
     let request = CreateTableRequest {
         table_name: required(input.table_name, "tableName")?,
-        key_schema: required(input.key_schema, "keySchema")?,
-        attribute_definitions: required(input.attribute_definitions, "attributeDefinitions")?,
+        key_schema: required(input.key_schema, "keySchema")?
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let at = |member: &str| format!("keySchema.{}.member.{member}", i + 1);
+                Ok(KeySchemaElement {
+                    attribute_name: required(k.attribute_name, &at("attributeName"))?,
+                    key_type: required(k.key_type, &at("keyType"))?,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
+        attribute_definitions: required(input.attribute_definitions, "attributeDefinitions")?
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let at = |member: &str| format!("attributeDefinitions.{}.member.{member}", i + 1);
+                Ok(AttributeDefinition {
+                    attribute_name: required(d.attribute_name, &at("attributeName"))?,
+                    attribute_type: required(d.attribute_type, &at("attributeType"))?,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
         billing_mode: input.billing_mode,
         provisioned_throughput: input.provisioned_throughput,
         global_secondary_indexes: input.global_secondary_indexes.unwrap_or_default(),

@@ -1,12 +1,8 @@
-//! DescribeEndpoints: the node is its own endpoint.
+//! DescribeEndpoints: the node is its own endpoint, under the address the client used.
 
-use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use serde::Serialize;
 
 use crate::server::error::ApiError;
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct DescribeEndpointsInput {}
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -21,14 +17,13 @@ pub(crate) struct DescribeEndpointsOutput {
     endpoints: Vec<Endpoint>,
 }
 
-pub(crate) fn describe_endpoints(
-    store: &Store,
-    _input: DescribeEndpointsInput,
-) -> Result<DescribeEndpointsOutput, ApiError> {
-    Ok(DescribeEndpointsOutput {
+/// The answer to DescribeEndpoints sent to `host` (the request's `Host` header).
+pub(crate) fn describe_endpoints(host: &str) -> Result<Vec<u8>, ApiError> {
+    let output = DescribeEndpointsOutput {
         endpoints: vec![Endpoint {
-            address: format!("dynamodb.{}.amazonaws.com", store.config().region),
+            address: host.to_string(),
             cache_period_in_minutes: 1440,
         }],
-    })
+    };
+    serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
 }

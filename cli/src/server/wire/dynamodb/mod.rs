@@ -16,7 +16,9 @@ mod tags;
 mod update_item;
 mod update_table;
 
-use crate::server::dispatch::{Operation, run};
+pub(crate) use describe_endpoints::describe_endpoints;
+
+use crate::server::dispatch::{Operation, run, run_empty};
 
 /// The operation named `name`, as a function from request body to response body.
 pub(crate) fn operation(name: &str) -> Option<Operation> {
@@ -32,10 +34,9 @@ pub(crate) fn operation(name: &str) -> Option<Operation> {
         "ListTables" => |s, b| run(s, b, list_tables::list_tables),
         "UpdateTable" => |s, b| run(s, b, update_table::update_table),
         "DeleteTable" => |s, b| run(s, b, delete_table::delete_table),
-        "TagResource" => |s, b| run(s, b, tags::tag_resource),
-        "UntagResource" => |s, b| run(s, b, tags::untag_resource),
+        "TagResource" => |s, b| run_empty(s, b, tags::tag_resource),
+        "UntagResource" => |s, b| run_empty(s, b, tags::untag_resource),
         "ListTagsOfResource" => |s, b| run(s, b, tags::list_tags_of_resource),
-        "DescribeEndpoints" => |s, b| run(s, b, describe_endpoints::describe_endpoints),
         "DescribeLimits" => |s, b| run(s, b, describe_limits::describe_limits),
         _ => return None,
     })

@@ -11,7 +11,15 @@ use crate::server::error::ApiError;
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct TagResourceInput {
     resource_arn: Option<String>,
-    tags: Option<Vec<Tag>>,
+    tags: Option<Vec<WireTag>>,
+}
+
+/// A tag as sent: a missing key or value is a validation error.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireTag {
+    key: Option<String>,
+    value: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,26 +35,31 @@ pub(crate) struct ListTagsOfResourceInput {
     resource_arn: Option<String>,
 }
 
-/// TagResource and UntagResource answer with an empty JSON object.
-#[derive(Debug, Serialize)]
-pub(crate) struct Empty {}
-
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct ListTagsOfResourceOutput {
     tags: Vec<Tag>,
 }
 
-pub(crate) fn tag_resource(store: &Store, input: TagResourceInput) -> Result<Empty, ApiError> {
+pub(crate) fn tag_resource(store: &Store, input: TagResourceInput) -> Result<(), ApiError> {
     let arn = required(input.resource_arn, "resourceArn")?;
-    store.tag_resource(&arn, required(input.tags, "tags")?)?;
-    Ok(Empty {})
+    let tags = required(input.tags, "tags")?
+        .into_iter()
+        .map(|t| {
+            Ok(Tag {
+                key: required(t.key, "tags.member.key")?,
+                value: required(t.value, "tags.member.value")?,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    store.tag_resource(&arn, tags)?;
+    Ok(())
 }
 
-pub(crate) fn untag_resource(store: &Store, input: UntagResourceInput) -> Result<Empty, ApiError> {
+pub(crate) fn untag_resource(store: &Store, input: UntagResourceInput) -> Result<(), ApiError> {
     let arn = required(input.resource_arn, "resourceArn")?;
     store.untag_resource(&arn, &required(input.tag_keys, "tagKeys")?)?;
-    Ok(Empty {})
+    Ok(())
 }
 
 pub(crate) fn list_tags_of_resource(
