@@ -529,8 +529,8 @@ impl Store {
             key_schema: full.then(|| definition.key_schema.clone()),
             attribute_definitions: full.then(|| definition.attribute_definitions.clone()),
             creation_date_time: full.then(|| millis_to_seconds(definition.creation_millis)),
-            item_count: full.then_some(stats.items),
-            table_size_bytes: full.then_some(stats.bytes),
+            item_count: Some(stats.items),
+            table_size_bytes: Some(stats.bytes),
             billing_mode_summary: BillingModeSummary {
                 billing_mode: definition.billing_mode.clone(),
                 last_update_to_pay_per_request_date_time: on_demand
