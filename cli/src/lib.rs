@@ -49,6 +49,7 @@ pub struct Node {
     store: Arc<Store>,
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
+    trimmer: JoinHandle<()>,
 }
 
 impl Node {
@@ -83,11 +84,13 @@ impl Node {
         let server = tokio::spawn(server::serve(listener, state, async move {
             token.cancelled().await
         }));
+        let trimmer = tokio::spawn(trim_history_periodically(store.clone(), shutdown.clone()));
         Ok(Node {
             addr,
             store,
             shutdown,
             server,
+            trimmer,
         })
     }
 
@@ -108,8 +111,37 @@ impl Node {
     pub async fn stop(self) -> Result<(), NodeError> {
         self.shutdown.cancel();
         self.server.await??;
+        self.trimmer.await?;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.persist()).await??;
         Ok(())
+    }
+}
+
+/// Trims the change log to the history window, a tenth of the window apart (at most a minute),
+/// until shut down.
+async fn trim_history_periodically(store: Arc<Store>, shutdown: CancellationToken) {
+    let every = (store.config().history_window / 10).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(60),
+    );
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.trim_history()).await {
+            Ok(Ok(report)) if report.records > 0 => {
+                tracing::debug!(
+                    records = report.records,
+                    tombstones = report.tombstones,
+                    "trimmed history"
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "trimming history failed"),
+            Err(e) => tracing::warn!(error = %e, "trimming task failed"),
+        }
     }
 }

@@ -30,4 +30,4 @@ pub use changes::{ChangeKind, ChangeRecord, ChangeSeq};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use stamp::{HlcTimestamp, Stamp};
-pub use store::{Durability, Store, StoreConfig};
+pub use store::{Durability, Store, StoreConfig, TrimReport};

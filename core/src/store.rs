@@ -11,6 +11,7 @@ use crate::changes::{ChangeRecord, ChangeSeq};
 use crate::clock::{Clock, SystemClock};
 use crate::storage::Storage;
 pub use crate::storage::commit::Durability;
+pub use crate::storage::history::TrimReport;
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -110,6 +111,17 @@ impl Store {
     /// Storage failures or a corrupt record.
     pub fn read_changes(&self, from: ChangeSeq, limit: usize) -> Result<Vec<ChangeRecord>> {
         self.storage.read_changes(from, limit)
+    }
+
+    /// Trims change records older than the history window, and the tombstones of deletes
+    /// that leave the window. The node runs this periodically.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn trim_history(&self) -> Result<TrimReport> {
+        let window = u64::try_from(self.config.history_window.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = self.clock.now_millis().saturating_sub(window);
+        self.storage.trim_history(cutoff)
     }
 
     /// Forces everything written so far to disk (fsync); used at shutdown.

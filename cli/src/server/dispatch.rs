@@ -1,6 +1,13 @@
 //! The single `POST /` handler: picks the operation named by `X-Amz-Target`, decodes the body,
-//! runs the operation on the blocking pool (fjall blocks on I/O), and frames the answer with
-//! `x-amzn-RequestId`, `x-amz-crc32` (of the exact body bytes) and the JSON 1.0 content type.
+//! runs the operation, and frames the answer with `x-amzn-RequestId`, `x-amz-crc32` (of the
+//! exact body bytes) and the JSON 1.0 content type.
+//!
+//! Where operations run: writes go to tokio's blocking pool, because a write may wait for its
+//! group-commit fsync. Reads run on the async worker that received them: they only look up
+//! fjall's memtables and block cache (a miss reads one block from the page cache or disk),
+//! and handing each one to another thread cost a third of GetItem's throughput.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -17,6 +24,18 @@ use super::wire::dynamodb;
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
+/// An operation: decode its input, run it against the store, encode its output.
+pub(crate) type Operation = fn(&Store, &[u8]) -> Result<Vec<u8>, ApiError>;
+
+/// Where an operation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Execution {
+    /// On the async worker: reads that never wait.
+    Inline,
+    /// On the blocking pool: writes, which may wait for an fsync.
+    Blocking,
+}
+
 /// `GET /`: answers `healthy: <host>` while the node is up, as DynamoDB does.
 pub async fn health(headers: HeaderMap) -> Response {
     let body = format!("healthy: {}", host(&headers));
@@ -26,9 +45,6 @@ pub async fn health(headers: HeaderMap) -> Response {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
 }
-
-/// An operation: decode its input, run it against the store, encode its output.
-pub(crate) type Operation = fn(&Store, &[u8]) -> Result<Vec<u8>, ApiError>;
 
 /// Decodes `I`, runs `f`, encodes its output.
 pub(crate) fn run<I, O>(
@@ -66,9 +82,19 @@ fn host(headers: &HeaderMap) -> &str {
         .unwrap_or("localhost")
 }
 
+/// A request id unique within the node's life: a random prefix chosen at start-up, then a
+/// counter (a random id per request would cost a getrandom call each).
+fn next_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string().to_uppercase());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{}{n:016X}", prefix.get(..36).unwrap_or(prefix))
+}
+
 /// `POST /`: one DynamoDB operation.
 pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    let request_id = next_request_id();
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -81,7 +107,8 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
             dynamodb::describe_endpoints(host(&headers))
         }
         None => Err(ApiError::unknown_operation()),
-        Some(op) => {
+        Some((op, Execution::Inline)) => op(&state.store, &body),
+        Some((op, Execution::Blocking)) => {
             let store = state.store.clone();
             match tokio::task::spawn_blocking(move || op(&store, &body)).await {
                 Ok(outcome) => outcome,

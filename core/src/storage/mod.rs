@@ -14,6 +14,7 @@
 pub(crate) mod catalog;
 pub(crate) mod codec;
 pub(crate) mod commit;
+pub(crate) mod history;
 pub(crate) mod keys;
 
 use std::collections::HashMap;

@@ -18,26 +18,31 @@ mod update_table;
 
 pub(crate) use describe_endpoints::describe_endpoints;
 
-use crate::server::dispatch::{Operation, run, run_empty};
+use crate::server::dispatch::{Execution, Operation, run, run_empty};
 
-/// The operation named `name`, as a function from request body to response body.
-pub(crate) fn operation(name: &str) -> Option<Operation> {
+/// The operation named `name`, as a function from request body to response body, and where
+/// it runs.
+pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
+    use Execution::{Blocking, Inline};
     Some(match name {
-        "PutItem" => |s, b| run(s, b, put_item::put_item),
-        "GetItem" => |s, b| run(s, b, get_item::get_item),
-        "UpdateItem" => |s, b| run(s, b, update_item::update_item),
-        "DeleteItem" => |s, b| run(s, b, delete_item::delete_item),
-        "BatchWriteItem" => |s, b| run(s, b, batch_write_item::batch_write_item),
-        "BatchGetItem" => |s, b| run(s, b, batch_get_item::batch_get_item),
-        "CreateTable" => |s, b| run(s, b, create_table::create_table),
-        "DescribeTable" => |s, b| run(s, b, describe_table::describe_table),
-        "ListTables" => |s, b| run(s, b, list_tables::list_tables),
-        "UpdateTable" => |s, b| run(s, b, update_table::update_table),
-        "DeleteTable" => |s, b| run(s, b, delete_table::delete_table),
-        "TagResource" => |s, b| run_empty(s, b, tags::tag_resource),
-        "UntagResource" => |s, b| run_empty(s, b, tags::untag_resource),
-        "ListTagsOfResource" => |s, b| run(s, b, tags::list_tags_of_resource),
-        "DescribeLimits" => |s, b| run(s, b, describe_limits::describe_limits),
+        "PutItem" => (|s, b| run(s, b, put_item::put_item), Blocking),
+        "GetItem" => (|s, b| run(s, b, get_item::get_item), Inline),
+        "UpdateItem" => (|s, b| run(s, b, update_item::update_item), Blocking),
+        "DeleteItem" => (|s, b| run(s, b, delete_item::delete_item), Blocking),
+        "BatchWriteItem" => (
+            |s, b| run(s, b, batch_write_item::batch_write_item),
+            Blocking,
+        ),
+        "BatchGetItem" => (|s, b| run(s, b, batch_get_item::batch_get_item), Inline),
+        "CreateTable" => (|s, b| run(s, b, create_table::create_table), Blocking),
+        "DescribeTable" => (|s, b| run(s, b, describe_table::describe_table), Inline),
+        "ListTables" => (|s, b| run(s, b, list_tables::list_tables), Inline),
+        "UpdateTable" => (|s, b| run(s, b, update_table::update_table), Blocking),
+        "DeleteTable" => (|s, b| run(s, b, delete_table::delete_table), Blocking),
+        "TagResource" => (|s, b| run_empty(s, b, tags::tag_resource), Blocking),
+        "UntagResource" => (|s, b| run_empty(s, b, tags::untag_resource), Blocking),
+        "ListTagsOfResource" => (|s, b| run(s, b, tags::list_tags_of_resource), Inline),
+        "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Inline),
         _ => return None,
     })
 }

@@ -1,0 +1,184 @@
+//! The history window: change records older than the window are trimmed from the log, and a
+//! delete's tombstone goes with its REMOVE record once no later write has replaced it.
+//!
+//! IMPORTANT: the newest record is never trimmed, because reopening derives the next change
+//! sequence from the last key of the log.
+
+use std::sync::Arc;
+
+use fjall::Readable;
+
+use super::Storage;
+use super::catalog::TableEntry;
+use super::codec;
+use super::keys::{item_key, table_change_key};
+use crate::changes::{ChangeKind, ChangeSeq};
+use crate::{Error, Result};
+
+/// Most removals per trimming batch.
+const TRIM_BATCH: usize = 1024;
+
+/// What one trimming pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrimReport {
+    /// Change records removed.
+    pub records: u64,
+    /// Tombstones removed.
+    pub tombstones: u64,
+}
+
+impl Storage {
+    fn table_by_id(&self, id: u64) -> Option<Arc<TableEntry>> {
+        self.catalog
+            .tables
+            .read()
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    /// Removes change records committed before `cutoff_millis` (never the newest one), and the
+    /// tombstones their REMOVE records left, when still in place.
+    pub(crate) fn trim_history(&self, cutoff_millis: u64) -> Result<TrimReport> {
+        let mut report = TrimReport::default();
+        let Some(newest) = self.ks.changes.last_key_value() else {
+            return Ok(report);
+        };
+        let newest: ChangeSeq = seq_of(&newest.key()?)?;
+        loop {
+            let snapshot = self.db.snapshot();
+            let mut doomed = Vec::new();
+            for guard in snapshot.iter(&self.ks.changes).take(TRIM_BATCH) {
+                let (key, value) = guard.into_inner()?;
+                let seq = seq_of(&key)?;
+                let record = codec::decode_record(seq, &value)?;
+                if seq >= newest || record.commit_time_millis >= cutoff_millis {
+                    break;
+                }
+                doomed.push(record);
+            }
+            drop(snapshot);
+            if doomed.is_empty() {
+                return Ok(report);
+            }
+            let mut batch = self.db.batch();
+            for record in &doomed {
+                batch.remove(&self.ks.changes, record.seq.to_be_bytes());
+                batch.remove(
+                    &self.ks.table_changes,
+                    table_change_key(record.table_id, record.seq),
+                );
+            }
+            batch.commit()?;
+            report.records += doomed.len() as u64;
+            for record in doomed.iter().filter(|r| r.kind == ChangeKind::Remove) {
+                let Some(table) = self.table_by_id(record.table_id) else {
+                    continue;
+                };
+                let key = item_key(table.id, &table.shape, &record.keys);
+                // Under the key lock, so a concurrent write to the item is never undone.
+                let _lock = self.lock_keys(&[&key]);
+                let Some(bytes) = self.ks.items.get(&key)? else {
+                    continue;
+                };
+                let cell = codec::decode_cell(&bytes)?;
+                if cell.item.is_none() && cell.stamp == record.stamp {
+                    self.ks.items.remove(key)?;
+                    report.tombstones += 1;
+                }
+            }
+        }
+    }
+
+    /// True when an item cell (live or tombstone) is stored at `key`.
+    #[cfg(test)]
+    pub(crate) fn has_cell(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.ks.items.get(key)?.is_some())
+    }
+}
+
+fn seq_of(key: &[u8]) -> Result<ChangeSeq> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::Internal("corrupt change log key".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::model::{AttributeDefinition, AttributeValue, Item, KeySchemaElement};
+    use crate::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
+    use crate::storage::keys::item_key;
+    use crate::{ManualClock, Store, StoreConfig};
+
+    #[test]
+    fn trimming_removes_old_records_and_their_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let mut config = StoreConfig::new(dir.path());
+        config.history_window = std::time::Duration::from_secs(60);
+        let store = Store::open_with_clock(config, clock.clone()).unwrap();
+        store
+            .create_table(CreateTableRequest {
+                table_name: "tbl".into(),
+                key_schema: vec![KeySchemaElement {
+                    attribute_name: "p".into(),
+                    key_type: "HASH".into(),
+                }],
+                attribute_definitions: vec![AttributeDefinition {
+                    attribute_name: "p".into(),
+                    attribute_type: "S".into(),
+                }],
+                billing_mode: Some("PAY_PER_REQUEST".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let key: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();
+        store
+            .put_item(PutItemRequest {
+                table_name: "tbl".into(),
+                item: key.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        store
+            .delete_item(DeleteItemRequest {
+                table_name: "tbl".into(),
+                key: key.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        let table = store.storage.table("tbl").unwrap();
+        let stored_key = item_key(table.id, &table.shape, &key);
+        assert!(
+            store.storage.has_cell(&stored_key).unwrap(),
+            "tombstone kept"
+        );
+
+        assert_eq!(
+            store.trim_history().unwrap().records,
+            0,
+            "nothing is older than the window yet"
+        );
+        clock.advance(61_000);
+        let other: Item = [("p".to_string(), AttributeValue::S("b".into()))].into();
+        store
+            .put_item(PutItemRequest {
+                table_name: "tbl".into(),
+                item: other,
+                ..Default::default()
+            })
+            .unwrap();
+        let report = store.trim_history().unwrap();
+        assert_eq!((report.records, report.tombstones), (2, 1));
+        assert!(!store.storage.has_cell(&stored_key).unwrap());
+        let left: Vec<u64> = store
+            .read_changes(1, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(left, [3]);
+    }
+}
