@@ -127,15 +127,25 @@ impl Durable {
         }
     }
 
-    /// Records that everything up to `seq` is committed, then waits until it is durable.
-    fn committed_then_wait(&self, seq: ChangeSeq) -> Result<()> {
+    /// Ends a writer's commit, successful or not; a successful one then waits until it is
+    /// durable in the node's mode.
+    fn finish_commit(&self, committed: Result<ChangeSeq>) -> Result<ChangeSeq> {
         let mut state = self.state.lock();
+        // Decremented under the state lock, so the syncer waiting for it never misses it.
+        self.committing.fetch_sub(1, Ordering::AcqRel);
+        let seq = match committed {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.wake_syncer.notify_one();
+                return Err(e);
+            }
+        };
         state.committed = state.committed.max(seq);
         match self.mode {
             Durability::Buffer => {
                 state.durable = state.committed;
                 self.watermark.send_replace(state.durable);
-                Ok(())
+                Ok(seq)
             }
             Durability::Sync => {
                 self.wake_syncer.notify_one();
@@ -145,7 +155,7 @@ impl Durable {
                     }
                     self.synced.wait(&mut state);
                 }
-                Ok(())
+                Ok(seq)
             }
         }
     }
@@ -160,15 +170,21 @@ impl Durable {
                 if state.committed == state.durable {
                     return;
                 }
+                // IMPORTANT for throughput: fjall holds its journal lock during the fsync, so
+                // writers that arrive meanwhile queue up behind it. Let those already queued
+                // commit first (bounded), so that this fsync covers all of them, not just one.
+                let deadline = Instant::now() + MAX_GATHER;
+                while self.committing.load(Ordering::Acquire) > 0 {
+                    if self
+                        .wake_syncer
+                        .wait_until(&mut state, deadline)
+                        .timed_out()
+                    {
+                        break;
+                    }
+                }
                 state.committed
             };
-            // IMPORTANT for throughput: fjall holds its journal lock during the fsync, so
-            // writers that arrive meanwhile queue up behind it. Let those already queued commit
-            // first (bounded), so that this fsync covers all of them instead of just one.
-            let deadline = Instant::now() + MAX_GATHER;
-            while self.committing.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-                std::thread::yield_now();
-            }
             let outcome = db.persist(PersistMode::SyncData);
             let mut state = self.state.lock();
             match outcome {
@@ -287,10 +303,7 @@ impl CommitPipeline {
 
         self.durable.committing.fetch_add(1, Ordering::AcqRel);
         let committed = self.commit_batch(db, ks, mutations, &mut encoded);
-        self.durable.committing.fetch_sub(1, Ordering::AcqRel);
-        let last_seq = committed?;
-        self.durable.committed_then_wait(last_seq)?;
-        Ok(last_seq)
+        self.durable.finish_commit(committed)
     }
 
     /// The critical section: allocate sequences and stamps, patch them in, commit one batch.

@@ -33,6 +33,10 @@ use crate::{Error, Result};
 use catalog::{Catalog, NEXT_TABLE_ID_KEY, TableEntry};
 use commit::{CommitPipeline, Durability, Mutation, Sequencer, TableStats};
 
+const MIB: u64 = 1024 * 1024;
+/// Most journal bytes kept before fjall flushes memtables to let old journals go.
+const MAX_JOURNAL_BYTES: u64 = 128 * MIB;
+
 /// Number of striped key locks; a power of two well above the number of concurrent writers.
 const KEY_LOCK_STRIPES: usize = 4096;
 
@@ -75,13 +79,21 @@ impl Storage {
         cache_bytes: u64,
         clock: Arc<dyn Clock>,
     ) -> Result<Storage> {
-        let db = Database::builder(dir).cache_size(cache_bytes).open()?;
+        // Memory is the block cache plus the memtables, which are sized by role: items are
+        // read back often, the change log is read sequentially and mostly from its tail, its
+        // per-table index is tiny. The journal cap makes fjall flush before journals pile up.
+        let db = Database::builder(dir)
+            .cache_size(cache_bytes)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
+            .open()?;
+        let memtable =
+            |bytes: u64| move || KeyspaceCreateOptions::default().max_memtable_size(bytes);
         let ks = Keyspaces {
-            items: db.keyspace("items", KeyspaceCreateOptions::default)?,
-            changes: db.keyspace("changes", KeyspaceCreateOptions::default)?,
-            table_changes: db.keyspace("table_changes", KeyspaceCreateOptions::default)?,
-            catalog: db.keyspace("catalog", KeyspaceCreateOptions::default)?,
-            stats: db.keyspace("stats", KeyspaceCreateOptions::default)?,
+            items: db.keyspace("items", memtable(32 * MIB))?,
+            changes: db.keyspace("changes", memtable(16 * MIB))?,
+            table_changes: db.keyspace("table_changes", memtable(4 * MIB))?,
+            catalog: db.keyspace("catalog", memtable(MIB))?,
+            stats: db.keyspace("stats", memtable(MIB))?,
         };
 
         let catalog = Catalog::default();
