@@ -2,10 +2,12 @@
 //! runs the operation, and frames the answer with `x-amzn-RequestId`, `x-amz-crc32` (of the
 //! exact body bytes) and the JSON 1.0 content type.
 //!
-//! Where operations run: writes go to tokio's blocking pool, because a write may wait for its
-//! group-commit fsync. Reads run on the async worker that received them: they only look up
+//! Where operations run. Reads run on the async worker that received them: they only look up
 //! fjall's memtables and block cache (a miss reads one block from the page cache or disk),
-//! and handing each one to another thread cost a third of GetItem's throughput.
+//! and handing each one to another thread cost a third of GetItem's throughput. Item writes
+//! run there too under `--durability buffer`, where they never wait for an fsync; under `sync`
+//! they go to tokio's blocking pool, because they park until the group commit's fsync covers
+//! them. Table operations always go to the blocking pool (DeleteTable removes every item).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tidemark_core::Store;
+use tidemark_core::{Durability, Store};
 
 use super::AppState;
 use super::error::ApiError;
@@ -27,13 +29,15 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 /// An operation: decode its input, run it against the store, encode its output.
 pub(crate) type Operation = fn(&Store, &[u8]) -> Result<Vec<u8>, ApiError>;
 
-/// Where an operation runs.
+/// What kind of work an operation does, which decides where it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Execution {
-    /// On the async worker: reads that never wait.
-    Inline,
-    /// On the blocking pool: writes, which may wait for an fsync.
-    Blocking,
+    /// Reads: never wait, run on the async worker.
+    Read,
+    /// Item writes: wait for an fsync only under `sync` durability.
+    Write,
+    /// Table operations: may take long, always on the blocking pool.
+    Admin,
 }
 
 /// `GET /`: answers `healthy: <host>` while the node is up, as DynamoDB does.
@@ -107,8 +111,11 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
             dynamodb::describe_endpoints(host(&headers))
         }
         None => Err(ApiError::unknown_operation()),
-        Some((op, Execution::Inline)) => op(&state.store, &body),
-        Some((op, Execution::Blocking)) => {
+        Some((op, Execution::Read)) => op(&state.store, &body),
+        Some((op, Execution::Write)) if state.store.config().durability == Durability::Buffer => {
+            op(&state.store, &body)
+        }
+        Some((op, Execution::Write | Execution::Admin)) => {
             let store = state.store.clone();
             match tokio::task::spawn_blocking(move || op(&store, &body)).await {
                 Ok(outcome) => outcome,

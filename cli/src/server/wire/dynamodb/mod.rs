@@ -23,26 +23,23 @@ use crate::server::dispatch::{Execution, Operation, run, run_empty};
 /// The operation named `name`, as a function from request body to response body, and where
 /// it runs.
 pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
-    use Execution::{Blocking, Inline};
+    use Execution::{Admin, Read, Write};
     Some(match name {
-        "PutItem" => (|s, b| run(s, b, put_item::put_item), Blocking),
-        "GetItem" => (|s, b| run(s, b, get_item::get_item), Inline),
-        "UpdateItem" => (|s, b| run(s, b, update_item::update_item), Blocking),
-        "DeleteItem" => (|s, b| run(s, b, delete_item::delete_item), Blocking),
-        "BatchWriteItem" => (
-            |s, b| run(s, b, batch_write_item::batch_write_item),
-            Blocking,
-        ),
-        "BatchGetItem" => (|s, b| run(s, b, batch_get_item::batch_get_item), Inline),
-        "CreateTable" => (|s, b| run(s, b, create_table::create_table), Blocking),
-        "DescribeTable" => (|s, b| run(s, b, describe_table::describe_table), Inline),
-        "ListTables" => (|s, b| run(s, b, list_tables::list_tables), Inline),
-        "UpdateTable" => (|s, b| run(s, b, update_table::update_table), Blocking),
-        "DeleteTable" => (|s, b| run(s, b, delete_table::delete_table), Blocking),
-        "TagResource" => (|s, b| run_empty(s, b, tags::tag_resource), Blocking),
-        "UntagResource" => (|s, b| run_empty(s, b, tags::untag_resource), Blocking),
-        "ListTagsOfResource" => (|s, b| run(s, b, tags::list_tags_of_resource), Inline),
-        "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Inline),
+        "PutItem" => (|s, b| run(s, b, put_item::put_item), Write),
+        "GetItem" => (|s, b| run(s, b, get_item::get_item), Read),
+        "UpdateItem" => (|s, b| run(s, b, update_item::update_item), Write),
+        "DeleteItem" => (|s, b| run(s, b, delete_item::delete_item), Write),
+        "BatchWriteItem" => (|s, b| run(s, b, batch_write_item::batch_write_item), Write),
+        "BatchGetItem" => (|s, b| run(s, b, batch_get_item::batch_get_item), Read),
+        "CreateTable" => (|s, b| run(s, b, create_table::create_table), Admin),
+        "DescribeTable" => (|s, b| run(s, b, describe_table::describe_table), Read),
+        "ListTables" => (|s, b| run(s, b, list_tables::list_tables), Read),
+        "UpdateTable" => (|s, b| run(s, b, update_table::update_table), Admin),
+        "DeleteTable" => (|s, b| run(s, b, delete_table::delete_table), Admin),
+        "TagResource" => (|s, b| run_empty(s, b, tags::tag_resource), Admin),
+        "UntagResource" => (|s, b| run_empty(s, b, tags::untag_resource), Admin),
+        "ListTagsOfResource" => (|s, b| run(s, b, tags::list_tags_of_resource), Read),
+        "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Read),
         _ => return None,
     })
 }
