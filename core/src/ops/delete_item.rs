@@ -1,13 +1,11 @@
 //! DeleteItem: remove one item by key, optionally under a condition, leaving a stamped
 //! tombstone for last-writer-wins replication.
 
-use super::{ReturnValues, WriteOutcome, check_condition, write_units};
+use super::{ReturnValues, WriteOutcome, write_units};
 use crate::Result;
 use crate::Store;
 use crate::expr::Condition;
 use crate::model::Item;
-use crate::storage::commit::Mutation;
-use crate::storage::keys::item_key;
 
 /// A DeleteItem request.
 #[derive(Debug, Default)]
@@ -32,32 +30,16 @@ impl Store {
     pub fn delete_item(&self, request: DeleteItemRequest) -> Result<WriteOutcome> {
         let table = self.table(&request.table_name)?;
         table.shape.check_key(&request.key)?;
-        let key_bytes = item_key(table.id, &table.shape, &request.key);
-        let storage = &self.storage;
-        let _locks = storage.lock_keys(&[&key_bytes]);
-        let old = storage.read_item(&key_bytes)?;
-        check_condition(
+        let locked = self.lock_item(
+            table,
+            request.key,
             request.condition.as_ref(),
-            old.as_ref(),
             request.return_old_on_condition_failure,
         )?;
-        let units = write_units(old.as_ref(), None);
-        let change_seq = match &old {
-            None => None,
-            Some(_) => {
-                let mutation = Mutation {
-                    table: table.clone(),
-                    key_bytes,
-                    keys: request.key,
-                    old: old.clone(),
-                    new: None,
-                    by_service: false,
-                };
-                Some(storage.commit(std::slice::from_ref(&mutation))?)
-            }
-        };
+        let units = write_units(locked.old.as_ref(), None);
+        let change_seq = locked.write(None)?;
         let attributes = match request.return_values {
-            ReturnValues::AllOld => old,
+            ReturnValues::AllOld => locked.old,
             _ => None,
         };
         Ok(WriteOutcome {

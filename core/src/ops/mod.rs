@@ -19,8 +19,17 @@ pub use tables::{
 };
 pub use update_item::UpdateItemRequest;
 
+use std::sync::Arc;
+
+use parking_lot::MutexGuard;
+
+use crate::Store;
+use crate::changes::ChangeSeq;
 use crate::expr::Condition;
 use crate::model::{Item, item_size};
+use crate::storage::catalog::TableEntry;
+use crate::storage::commit::Mutation;
+use crate::storage::keys::item_key;
 use crate::{Error, Result};
 
 /// Largest item, in bytes as DynamoDB counts them.
@@ -91,7 +100,7 @@ pub(crate) fn read_units(size: usize, consistent: bool) -> f64 {
 
 /// Evaluates a write's condition against the old item; a false condition fails the write,
 /// with the old item attached when `return_old` (ReturnValuesOnConditionCheckFailure=ALL_OLD).
-pub(crate) fn check_condition(
+fn check_condition(
     condition: Option<&Condition>,
     old: Option<&Item>,
     return_old: bool,
@@ -127,4 +136,64 @@ pub(crate) fn check_attribute_names(item: &Item) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One item held under its key lock for a read-check-write: what every single-item write
+/// does between reading the old item and committing the new one.
+pub(crate) struct LockedItem<'a> {
+    store: &'a Store,
+    table: Arc<TableEntry>,
+    key_bytes: Vec<u8>,
+    keys: Item,
+    /// The item as it is now (`None` when absent or deleted).
+    pub(crate) old: Option<Item>,
+    _locks: Vec<MutexGuard<'a, ()>>,
+}
+
+impl Store {
+    /// Locks the item with key `keys` (already checked against the table's schema), reads
+    /// it, and checks the write's condition against it. The lock is held until the returned
+    /// guard is dropped, after the write's commit.
+    pub(crate) fn lock_item(
+        &self,
+        table: Arc<TableEntry>,
+        keys: Item,
+        condition: Option<&Condition>,
+        return_old_on_failure: bool,
+    ) -> Result<LockedItem<'_>> {
+        let key_bytes = item_key(table.id, &table.shape, &keys);
+        let locks = self.storage.lock_keys(&[&key_bytes]);
+        let old = self.storage.read_item(&key_bytes)?;
+        check_condition(condition, old.as_ref(), return_old_on_failure)?;
+        Ok(LockedItem {
+            store: self,
+            table,
+            key_bytes,
+            keys,
+            old,
+            _locks: locks,
+        })
+    }
+}
+
+impl LockedItem<'_> {
+    /// Replaces the item with `new` (`None` deletes it) and records the change, durably in
+    /// the node's mode. A write that changes nothing writes nothing and returns `None`.
+    pub(crate) fn write(&self, new: Option<Item>) -> Result<Option<ChangeSeq>> {
+        if self.old == new {
+            return Ok(None);
+        }
+        let mutation = Mutation {
+            table: self.table.clone(),
+            key_bytes: self.key_bytes.clone(),
+            keys: self.keys.clone(),
+            old: self.old.clone(),
+            new,
+            by_service: false,
+        };
+        self.store
+            .storage
+            .commit(std::slice::from_ref(&mutation))
+            .map(Some)
+    }
 }

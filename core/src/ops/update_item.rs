@@ -1,11 +1,9 @@
 //! UpdateItem: read-modify-write of one item under its key lock, so concurrent updates
 //! (`SET n = n + :one` from many clients) never lose each other's changes.
 
-use super::{ReturnValues, WriteOutcome, check_condition, check_item_size, write_units};
+use super::{ReturnValues, WriteOutcome, check_item_size, write_units};
 use crate::expr::{Condition, Projection, UpdateExpression};
 use crate::model::Item;
-use crate::storage::commit::Mutation;
-use crate::storage::keys::item_key;
 use crate::{Error, Result, Store};
 
 /// An UpdateItem request.
@@ -44,15 +42,13 @@ impl Store {
                 "One or more parameter values were invalid: Cannot update attribute {name}. This attribute is part of the key"
             )));
         }
-        let key_bytes = item_key(table.id, &table.shape, &request.key);
-        let storage = &self.storage;
-        let _locks = storage.lock_keys(&[&key_bytes]);
-        let old = storage.read_item(&key_bytes)?;
-        check_condition(
+        let locked = self.lock_item(
+            table,
+            request.key.clone(),
             request.condition.as_ref(),
-            old.as_ref(),
             request.return_old_on_condition_failure,
         )?;
+        let old = &locked.old;
         let mut new = old.clone().unwrap_or_else(|| request.key.clone());
         let mut has_actions = false;
         if let Some(update) = &request.update {
@@ -66,18 +62,10 @@ impl Store {
         let creates_nothing = old.is_none() && has_actions && new == request.key;
         check_item_size(&new)?;
         let units = write_units(old.as_ref(), Some(&new));
-        let change_seq = if creates_nothing || old.as_ref() == Some(&new) {
+        let change_seq = if creates_nothing {
             None
         } else {
-            let mutation = Mutation {
-                table: table.clone(),
-                key_bytes,
-                keys: request.key.clone(),
-                old: old.clone(),
-                new: Some(new.clone()),
-                by_service: false,
-            };
-            Some(storage.commit(std::slice::from_ref(&mutation))?)
+            locked.write(Some(new.clone()))?
         };
         let updated = || {
             Projection::from_paths(
@@ -90,9 +78,9 @@ impl Store {
         };
         let attributes = match request.return_values {
             ReturnValues::None => None,
-            ReturnValues::AllOld => old,
+            ReturnValues::AllOld => old.clone(),
             ReturnValues::AllNew => (!creates_nothing).then_some(new),
-            ReturnValues::UpdatedOld => old.map(|o| updated().apply(&o)),
+            ReturnValues::UpdatedOld => old.as_ref().map(|o| updated().apply(o)),
             ReturnValues::UpdatedNew => (!creates_nothing).then(|| updated().apply(&new)),
         };
         let attributes = attributes.filter(|a| !a.is_empty());
