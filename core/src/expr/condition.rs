@@ -614,11 +614,6 @@ impl Cond {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "a test should fail loudly on an unexpected error"
-)]
 mod tests {
     use std::collections::HashMap;
 

@@ -294,11 +294,6 @@ pub(crate) fn paths_from_attributes_to_get(names: &[String]) -> Result<Vec<Path>
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "a test should fail loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
     use crate::model::Item;

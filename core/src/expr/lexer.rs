@@ -186,11 +186,6 @@ fn syntax_error_at(text: &str, before: &[Token], start: usize, end: usize) -> St
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "a test should fail loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
 

@@ -264,11 +264,6 @@ pub fn projection_from_attributes_to_get(names: &[String]) -> Result<Projection>
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "a test should fail loudly on an unexpected error"
-)]
 mod tests {
     use proptest::prelude::*;
 

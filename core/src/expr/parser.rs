@@ -356,11 +356,6 @@ impl<'t, 'p, 'a> Parser<'t, 'p, 'a> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "a test should fail loudly on an unexpected error"
-)]
 mod tests {
     use std::collections::HashMap;
 

@@ -85,11 +85,6 @@ pub(crate) fn apply(paths: &[Path], item: &Item) -> Item {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "a test should fail loudly on an unexpected error"
-)]
 mod tests {
     use std::collections::HashMap;
 

@@ -589,11 +589,6 @@ pub(crate) fn is_reserved(name: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "a test should fail loudly on an unexpected error"
-)]
 mod tests {
     use super::*;
 

@@ -482,11 +482,6 @@ pub(crate) fn apply(actions: &[Action], item: &mut Item) -> Result<()> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "a test should fail loudly on an unexpected error"
-)]
 mod tests {
     use std::collections::HashMap;
 
