@@ -1,6 +1,6 @@
 //! DynamoDB's older parameters, converted to the same trees as the expressions:
-//! `Expected` (also the shape of `QueryFilter` / `ScanFilter`) with `ConditionalOperator`,
-//! `AttributeUpdates`, and `AttributesToGet`. Names here are top-level attribute names taken
+//! `Expected`, `QueryFilter` and `ScanFilter` with `ConditionalOperator`, `AttributeUpdates`,
+//! and `AttributesToGet` (`KeyConditions` reuses the ComparisonOperator code from here). Names here are top-level attribute names taken
 //! literally, never parsed as paths.
 
 use std::collections::{HashMap, HashSet};
@@ -12,7 +12,7 @@ use super::condition::{CmpOp, Cond, Operand, compare_ordered};
 use super::parser::check_attribute_name;
 use super::path::Path;
 use super::update::{Action, SetValue, UpdOperand};
-use super::{AttributeValueUpdate, ExpectedAttributeValue};
+use super::{AttributeValueUpdate, ExpectedAttributeValue, LegacyCondition};
 
 fn invalid(message: impl std::fmt::Display) -> Error {
     Error::validation(format!(
@@ -72,6 +72,14 @@ fn expected_condition(name: &str, expected: &ExpectedAttributeValue) -> Result<C
         )));
     }
     let list: &[AttributeValue] = expected.attribute_value_list.as_deref().unwrap_or(&[]);
+    comparison_condition(name, op, list)
+}
+
+/// The `ComparisonOperator` + `AttributeValueList` form shared by `Expected`, `KeyConditions`,
+/// `QueryFilter` and `ScanFilter`, on the top-level attribute `name`: checks the operator, its
+/// number of operands and their types.
+pub(crate) fn comparison_condition(name: &str, op: &str, list: &[AttributeValue]) -> Result<Cond> {
+    let path = || Path::new(name);
     let arity = |valid: bool| -> Result<()> {
         if valid {
             Ok(())
@@ -184,10 +192,12 @@ fn expected_condition(name: &str, expected: &ExpectedAttributeValue) -> Result<C
     })
 }
 
-/// `Expected` + `ConditionalOperator` as one condition.
-pub(crate) fn condition_from_expected(
-    expected: &HashMap<String, ExpectedAttributeValue>,
+/// Per-attribute conditions joined by `ConditionalOperator` (AND unless it says OR); no
+/// conditions at all is always true.
+fn combine<T>(
+    expected: &HashMap<String, T>,
     conditional_operator: Option<&str>,
+    condition: impl Fn(&str, &T) -> Result<Cond>,
 ) -> Result<Cond> {
     let or = match conditional_operator {
         None | Some("AND") => false,
@@ -212,7 +222,7 @@ pub(crate) fn condition_from_expected(
     let mut parts = Vec::with_capacity(names.len());
     for name in names {
         if let Some(e) = expected.get(name) {
-            parts.push(expected_condition(name, e)?);
+            parts.push(condition(name, e)?);
         }
     }
     Ok(match parts.len() {
@@ -220,6 +230,42 @@ pub(crate) fn condition_from_expected(
         _ if or => Cond::Or(parts),
         _ => Cond::And(parts),
     })
+}
+
+/// `Expected` + `ConditionalOperator` as one condition.
+pub(crate) fn condition_from_expected(
+    expected: &HashMap<String, ExpectedAttributeValue>,
+    conditional_operator: Option<&str>,
+) -> Result<Cond> {
+    combine(expected, conditional_operator, expected_condition)
+}
+
+/// The operator of a `KeyConditions`, `QueryFilter` or `ScanFilter` entry; unlike `Expected`,
+/// these have no `Value`/`Exists` form, so the operator is required. `field` names it in the
+/// error.
+pub(crate) fn legacy_operator<'c>(field: &str, condition: &'c LegacyCondition) -> Result<&'c str> {
+    condition.comparison_operator.as_deref().ok_or_else(|| {
+        Error::validation(format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
+}
+
+/// One `QueryFilter` / `ScanFilter` entry as a condition.
+fn filter_condition(name: &str, condition: &LegacyCondition) -> Result<Cond> {
+    checked_name(name)?;
+    // Which of the two parameters this is is not known here, so the field stays unqualified.
+    let op = legacy_operator("comparisonOperator", condition)?;
+    let list: &[AttributeValue] = condition.attribute_value_list.as_deref().unwrap_or(&[]);
+    comparison_condition(name, op, list)
+}
+
+/// `QueryFilter` / `ScanFilter` + `ConditionalOperator` as one condition.
+pub(crate) fn condition_from_legacy_filter(
+    filter: &HashMap<String, LegacyCondition>,
+    conditional_operator: Option<&str>,
+) -> Result<Cond> {
+    combine(filter, conditional_operator, filter_condition)
 }
 
 /// `AttributeUpdates` as update actions.
@@ -429,6 +475,113 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("ConditionalOperator")
+        );
+    }
+
+    fn filter(entries: Vec<(&str, &str, Vec<AttributeValue>)>) -> HashMap<String, LegacyCondition> {
+        entries
+            .into_iter()
+            .map(|(name, op, list)| {
+                let condition = LegacyCondition {
+                    attribute_value_list: Some(list),
+                    comparison_operator: Some(op.to_string()),
+                };
+                (name.to_string(), condition)
+            })
+            .collect()
+    }
+
+    fn filter_matches(
+        entries: Vec<(&str, &str, Vec<AttributeValue>)>,
+        conditional_operator: Option<&str>,
+    ) -> Result<bool> {
+        let cond = condition_from_legacy_filter(&filter(entries), conditional_operator)?;
+        Ok(cond.evaluate(Some(&item())))
+    }
+
+    #[test]
+    fn legacy_filter_operators() {
+        let one = |attr: &str, op: &str, list: Vec<AttributeValue>| {
+            filter_matches(vec![(attr, op, list)], None).unwrap()
+        };
+        assert!(one("a", "EQ", vec![n("1")]));
+        assert!(one("a", "NE", vec![n("2")]));
+        assert!(one("q", "NE", vec![n("2")]));
+        assert!(one("a", "LT", vec![n("2")]));
+        assert!(one("a", "LE", vec![n("1")]));
+        assert!(!one("a", "GT", vec![n("1")]));
+        assert!(one("a", "GE", vec![n("1")]));
+        assert!(one("z", "NOT_NULL", vec![]));
+        assert!(one("q", "NULL", vec![]));
+        assert!(one("s", "CONTAINS", vec![s("ell")]));
+        assert!(one("ns", "CONTAINS", vec![n("2")]));
+        assert!(one("l", "NOT_CONTAINS", vec![n("5")]));
+        assert!(!one("q", "NOT_CONTAINS", vec![n("5")]));
+        assert!(one("s", "BEGINS_WITH", vec![s("he")]));
+        assert!(one("a", "IN", vec![n("4"), n("1")]));
+        assert!(one("a", "BETWEEN", vec![n("0"), n("1")]));
+        assert!(!one("q", "EQ", vec![n("3")]));
+    }
+
+    #[test]
+    fn legacy_filter_combination() {
+        let parts = || vec![("a", "EQ", vec![n("1")]), ("s", "EQ", vec![s("nope")])];
+        assert!(!filter_matches(parts(), None).unwrap());
+        assert!(!filter_matches(parts(), Some("AND")).unwrap());
+        assert!(filter_matches(parts(), Some("OR")).unwrap());
+        for bad in ["DOG", "and"] {
+            let err = filter_matches(parts(), Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("conditionalOperator"), "{err}");
+        }
+        assert!(filter_matches(vec![], None).unwrap());
+        assert!(
+            condition_from_legacy_filter(&HashMap::new(), Some("OR"))
+                .unwrap_err()
+                .to_string()
+                .contains("ConditionalOperator")
+        );
+    }
+
+    #[test]
+    fn legacy_filter_validation() {
+        let e = |op: &str, list: Vec<AttributeValue>| {
+            filter_matches(vec![("a", op, list)], None)
+                .unwrap_err()
+                .to_string()
+        };
+        for op in ["LT", "LE", "GT", "GE"] {
+            assert!(e(op, vec![av(r#"{"L":[]}"#)]).contains(" type"));
+            assert!(e(op, vec![av(r#"{"BOOL":true}"#)]).contains(" type"));
+        }
+        assert!(e("BETWEEN", vec![n("2"), n("1")]).contains(" BETWEEN"));
+        assert!(e("BETWEEN", vec![s("a"), n("3")]).contains(" type"));
+        for list in [vec![], vec![n("2")], vec![n("2"), n("3"), n("4")]] {
+            assert!(e("BETWEEN", list).contains("BETWEEN"));
+        }
+        assert!(e("IN", vec![]).contains("IN"));
+        assert!(e("IN", vec![s("a"), n("3")]).contains(" type"));
+        assert!(e("BEGINS_WITH", vec![n("3")]).contains(" type"));
+        assert!(e("eq", vec![n("3")]).contains("comparison"));
+        assert!(e("DOG", vec![n("3")]).contains("comparison"));
+        let no_operator = HashMap::from([(
+            "a".to_string(),
+            LegacyCondition {
+                attribute_value_list: Some(vec![n("1")]),
+                comparison_operator: None,
+            },
+        )]);
+        assert!(
+            condition_from_legacy_filter(&no_operator, None)
+                .unwrap_err()
+                .to_string()
+                .contains("comparisonOperator")
+        );
+        let unnamed = filter(vec![("", "EQ", vec![n("1")])]);
+        assert!(
+            condition_from_legacy_filter(&unnamed, None)
+                .unwrap_err()
+                .to_string()
+                .contains("Empty attribute name")
         );
     }
 

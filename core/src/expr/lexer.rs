@@ -1,5 +1,5 @@
-//! Tokeniser shared by every expression grammar (condition, filter, update, projection and,
-//! later, key conditions).
+//! Tokeniser shared by every expression grammar (condition, filter, update, projection and key
+//! conditions).
 //!
 //! DynamoDB's lexer is strict: a bare name must start with a letter, placeholders are `#` or
 //! `:` followed by at least one letter, digit or underscore, and any other character is a

@@ -1,6 +1,6 @@
-//! The DynamoDB expression language: condition, filter, update and projection expressions,
-//! plus the legacy parameters (`Expected`, `AttributeUpdates`, `AttributesToGet`) converted to
-//! the same trees.
+//! The DynamoDB expression language: condition, filter, update, projection and key-condition
+//! expressions, plus the legacy parameters (`Expected`, `AttributeUpdates`, `AttributesToGet`,
+//! `KeyConditions`, `QueryFilter`, `ScanFilter`) converted to the same trees.
 //!
 //! Parsing resolves `#name` and `:value` placeholders through one [`Placeholders`] per request
 //! (so unused ones can be reported once every expression of the request was parsed), checks
@@ -9,6 +9,7 @@
 //! application never look at placeholders again.
 
 mod condition;
+mod key_condition;
 mod legacy;
 mod lexer;
 mod parser;
@@ -21,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
-use crate::model::{AttributeValue, Item};
+use crate::model::{AttributeValue, Item, KeyShape};
 use crate::{Error, Result};
 
 use parser::{ExprKind, Parser};
@@ -207,8 +208,7 @@ impl Projection {
     }
 }
 
-/// One entry of the legacy `Expected` parameter (also the shape of `QueryFilter` and
-/// `ScanFilter` entries).
+/// One entry of the legacy `Expected` parameter.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ExpectedAttributeValue {
@@ -261,6 +261,76 @@ pub fn update_from_attribute_updates(
 pub fn projection_from_attributes_to_get(names: &[String]) -> Result<Projection> {
     let paths = legacy::paths_from_attributes_to_get(names)?;
     Ok(Projection { paths })
+}
+
+/// A Query's key condition, checked against the table's key schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyCondition {
+    /// The partition key's value (its name is the schema's hash key).
+    pub partition_value: AttributeValue,
+    /// The condition on the sort key, if any.
+    pub sort: Option<SortKeyCondition>,
+}
+
+/// A condition on the sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortKeyCondition {
+    /// `sk = v`
+    Eq(AttributeValue),
+    /// `sk < v`
+    Lt(AttributeValue),
+    /// `sk <= v`
+    Le(AttributeValue),
+    /// `sk > v`
+    Gt(AttributeValue),
+    /// `sk >= v`
+    Ge(AttributeValue),
+    /// `sk BETWEEN low AND high` (bounds included).
+    Between(AttributeValue, AttributeValue),
+    /// `begins_with(sk, prefix)`
+    BeginsWith(AttributeValue),
+}
+
+/// One entry of the legacy `KeyConditions`, `QueryFilter` or `ScanFilter` parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LegacyCondition {
+    /// `AttributeValueList`: the operands of `ComparisonOperator`.
+    #[serde(default)]
+    pub attribute_value_list: Option<Vec<AttributeValue>>,
+    /// `ComparisonOperator`: EQ, NE, LE, LT, GE, GT, NOT_NULL, NULL, CONTAINS, NOT_CONTAINS,
+    /// BEGINS_WITH, IN or BETWEEN (only EQ, LE, LT, GE, GT, BEGINS_WITH, BETWEEN in
+    /// `KeyConditions`).
+    #[serde(default)]
+    pub comparison_operator: Option<String>,
+}
+
+/// Parses a KeyConditionExpression and checks it against `shape` (the key schema of the table
+/// or index queried).
+pub fn parse_key_condition(
+    text: &str,
+    placeholders: &mut Placeholders<'_>,
+    shape: &KeyShape,
+) -> Result<KeyCondition> {
+    key_condition::parse_expression(text, placeholders, shape)
+}
+
+/// The legacy `KeyConditions` parameter, checked against `shape`.
+pub fn key_condition_from_key_conditions(
+    conditions: &HashMap<String, LegacyCondition>,
+    shape: &KeyShape,
+) -> Result<KeyCondition> {
+    key_condition::from_key_conditions(conditions, shape)
+}
+
+/// Legacy `QueryFilter` / `ScanFilter` (with `ConditionalOperator` AND|OR, default AND) as a
+/// condition; an empty filter is always true.
+pub fn condition_from_legacy_filter(
+    filter: &HashMap<String, LegacyCondition>,
+    conditional_operator: Option<&str>,
+) -> Result<Condition> {
+    let root = legacy::condition_from_legacy_filter(filter, conditional_operator)?;
+    Ok(Condition { root })
 }
 
 #[cfg(test)]
@@ -382,6 +452,55 @@ mod tests {
         assert!(cond.evaluate(Some(&item)).unwrap());
         let projection = projection_from_attributes_to_get(&["c".to_string()]).unwrap();
         assert_eq!(projection.paths(), &[Path::new("c")]);
+    }
+
+    #[test]
+    fn query_wrappers() {
+        use crate::model::{KeyAttribute, ScalarType};
+        let shape = KeyShape {
+            hash: KeyAttribute {
+                name: "p".to_string(),
+                scalar_type: ScalarType::S,
+            },
+            range: Some(KeyAttribute {
+                name: "c".to_string(),
+                scalar_type: ScalarType::N,
+            }),
+        };
+        let values = HashMap::from([
+            (":p".to_string(), av(r#"{"S":"x"}"#)),
+            (":c".to_string(), av(r#"{"N":"3"}"#)),
+        ]);
+        let mut ph = Placeholders::new(None, Some(&values));
+        let expected = KeyCondition {
+            partition_value: av(r#"{"S":"x"}"#),
+            sort: Some(SortKeyCondition::Gt(av(r#"{"N":"3"}"#))),
+        };
+        assert_eq!(
+            parse_key_condition("p = :p AND c > :c", &mut ph, &shape).unwrap(),
+            expected
+        );
+        ph.check_all_used().unwrap();
+        let legacy: HashMap<String, LegacyCondition> = serde_json::from_str(
+            r#"{"p":{"AttributeValueList":[{"S":"x"}],"ComparisonOperator":"EQ"},
+                "c":{"AttributeValueList":[{"N":"3"}],"ComparisonOperator":"GT"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            key_condition_from_key_conditions(&legacy, &shape).unwrap(),
+            expected
+        );
+        let filter: HashMap<String, LegacyCondition> = serde_json::from_str(
+            r#"{"a":{"AttributeValueList":[{"N":"1"}],"ComparisonOperator":"EQ"},
+                "b":{"ComparisonOperator":"NULL"}}"#,
+        )
+        .unwrap();
+        let cond = condition_from_legacy_filter(&filter, None).unwrap();
+        let item: Item = serde_json::from_str(r#"{"a":{"N":"1"}}"#).unwrap();
+        assert!(cond.evaluate(Some(&item)).unwrap());
+        assert_eq!(cond.referenced_attributes(), vec!["a", "b"]);
+        let cond = condition_from_legacy_filter(&filter, Some("OR")).unwrap();
+        assert!(cond.evaluate(Some(&Item::new())).unwrap());
     }
 
     fn arb_name() -> impl Strategy<Value = String> {

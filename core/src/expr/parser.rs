@@ -1,7 +1,7 @@
 //! The parts of the grammar every expression shares: a token cursor, document paths,
 //! placeholder resolution, operands (paths, values and function calls) and DynamoDB's
-//! limits. The condition, update and projection grammars (and a future key-condition
-//! grammar) are built on [`Parser`].
+//! limits. The condition, update and projection grammars are built on [`Parser`]; the
+//! key-condition grammar is the condition grammar, restricted afterwards.
 //!
 //! Parse errors are plain messages; [`ExprKind::error`] adds the `Invalid XExpression: `
 //! prefix DynamoDB puts in front of them.
@@ -37,6 +37,8 @@ pub(crate) enum ExprKind {
     Update,
     /// `ProjectionExpression`
     Projection,
+    /// `KeyConditionExpression`
+    KeyCondition,
 }
 
 impl ExprKind {
@@ -46,6 +48,7 @@ impl ExprKind {
             ExprKind::Filter => "FilterExpression",
             ExprKind::Update => "UpdateExpression",
             ExprKind::Projection => "ProjectionExpression",
+            ExprKind::KeyCondition => "KeyConditionExpression",
         }
     }
 

@@ -5,7 +5,10 @@ mod batch_get;
 mod batch_write;
 mod delete_item;
 mod get_item;
+mod page;
 mod put_item;
+mod query;
+mod scan;
 mod tables;
 mod update_item;
 
@@ -13,7 +16,10 @@ pub use batch_get::{BatchGetOutcome, BatchGetRequest, KeysAndAttributes};
 pub use batch_write::{BatchWriteOutcome, BatchWriteRequest, WriteRequest};
 pub use delete_item::DeleteItemRequest;
 pub use get_item::{GetItemOutcome, GetItemRequest};
+pub use page::{PageOptions, PageOutcome, Select};
 pub use put_item::PutItemRequest;
+pub use query::QueryRequest;
+pub use scan::ScanRequest;
 pub use tables::{
     CreateTableRequest, ListTablesOutcome, TableDescription, TableStatus, UpdateTableRequest,
 };

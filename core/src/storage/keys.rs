@@ -7,6 +7,9 @@
 
 #[cfg(test)]
 use crate::model::Number;
+use std::ops::Bound;
+
+use crate::expr::{KeyCondition, SortKeyCondition};
 use crate::model::{AttributeValue, Item, KeyShape};
 
 /// Encodes a key attribute value (S, N or B) order-preservingly and self-delimited.
@@ -30,6 +33,115 @@ fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&[0x00, 0x01]);
+}
+
+/// Escapes like [`encode_bytes`] without the terminator: every encoding of a value that
+/// starts with `bytes` starts with this (used for `begins_with` on sort keys).
+fn encode_bytes_prefix(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xff);
+        }
+    }
+}
+
+/// A range of storage keys.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyRange {
+    pub(crate) lower: Bound<Vec<u8>>,
+    pub(crate) upper: Bound<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// Every key that starts with `prefix`.
+    pub(crate) fn prefix(prefix: &[u8]) -> KeyRange {
+        let (lower, upper) = fjall::util::prefix_to_range(prefix);
+        KeyRange {
+            lower: lower.map(|k| k.to_vec()),
+            upper: upper.map(|k| k.to_vec()),
+        }
+    }
+
+    /// Narrows the range to keys after `key` (forward) or before it (backward): where a page
+    /// of a Query or Scan resumes.
+    pub(crate) fn resume_after(&mut self, key: Vec<u8>, forward: bool) {
+        let bound = if forward {
+            &mut self.lower
+        } else {
+            &mut self.upper
+        };
+        let tighter = match &*bound {
+            Bound::Unbounded => true,
+            Bound::Included(b) | Bound::Excluded(b) => {
+                if forward {
+                    key >= *b
+                } else {
+                    key <= *b
+                }
+            }
+        };
+        if tighter {
+            *bound = Bound::Excluded(key);
+        }
+    }
+}
+
+/// The keys a Query's key condition selects, in one partition of a table.
+pub(crate) fn query_range(table_id: u64, condition: &KeyCondition) -> KeyRange {
+    let mut partition = table_id.to_be_bytes().to_vec();
+    encode_key_value(&condition.partition_value, &mut partition);
+    let with = |value: &AttributeValue| {
+        let mut key = partition.clone();
+        encode_key_value(value, &mut key);
+        key
+    };
+    let whole = KeyRange::prefix(&partition);
+    match &condition.sort {
+        None => whole,
+        Some(SortKeyCondition::Eq(v)) => KeyRange {
+            lower: Bound::Included(with(v)),
+            upper: Bound::Included(with(v)),
+        },
+        Some(SortKeyCondition::Lt(v)) => KeyRange {
+            lower: whole.lower,
+            upper: Bound::Excluded(with(v)),
+        },
+        Some(SortKeyCondition::Le(v)) => KeyRange {
+            lower: whole.lower,
+            upper: Bound::Included(with(v)),
+        },
+        Some(SortKeyCondition::Gt(v)) => KeyRange {
+            lower: Bound::Excluded(with(v)),
+            upper: whole.upper,
+        },
+        Some(SortKeyCondition::Ge(v)) => KeyRange {
+            lower: Bound::Included(with(v)),
+            upper: whole.upper,
+        },
+        Some(SortKeyCondition::Between(a, b)) => KeyRange {
+            lower: Bound::Included(with(a)),
+            upper: Bound::Included(with(b)),
+        },
+        Some(SortKeyCondition::BeginsWith(v)) => {
+            let mut prefix = partition.clone();
+            match v {
+                AttributeValue::S(s) => encode_bytes_prefix(s.as_bytes(), &mut prefix),
+                AttributeValue::B(b) => encode_bytes_prefix(b, &mut prefix),
+                // begins_with is only accepted on S and B sort keys.
+                other => encode_key_value(other, &mut prefix),
+            }
+            KeyRange::prefix(&prefix)
+        }
+    }
+}
+
+/// Which of `total` parallel-scan segments an item belongs to: a stable hash of its
+/// partition key, so one partition's items always fall in one segment.
+pub(crate) fn scan_segment(partition_value: &AttributeValue, total: u32) -> u32 {
+    let mut encoded = Vec::with_capacity(32);
+    encode_key_value(partition_value, &mut encoded);
+    (xxhash_rust::xxh3::xxh3_64(&encoded) % u64::from(total.max(1))) as u32
 }
 
 /// The storage key of an item: table id, then partition key, then sort key.

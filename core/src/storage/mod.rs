@@ -161,6 +161,25 @@ impl Storage {
             .collect()
     }
 
+    /// Live items whose storage keys lie in `range`, in key order or reverse, read from the
+    /// iterator's own snapshot (streamed, never loaded whole); tombstones are skipped.
+    pub(crate) fn items_in(
+        &self,
+        range: keys::KeyRange,
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = Result<Item>> + '_> {
+        let iter = self.ks.items.range((range.lower, range.upper));
+        let cells: Box<dyn Iterator<Item = fjall::Guard>> = if reverse {
+            Box::new(iter.rev())
+        } else {
+            Box::new(iter)
+        };
+        Box::new(cells.filter_map(|guard| match guard.value() {
+            Ok(bytes) => codec::decode_cell_item(&bytes).transpose(),
+            Err(e) => Some(Err(e.into())),
+        }))
+    }
+
     /// The live item at `key` (`None` when absent or a tombstone).
     pub(crate) fn read_item(&self, key: &[u8]) -> Result<Option<Item>> {
         match self.ks.items.get(key)? {

@@ -12,4 +12,5 @@ mod concurrency;
 mod crash;
 mod items;
 mod protocol;
+mod query_scan;
 mod tables;

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use tidemark_core::expr::{
-    self, AttributeValueUpdate, Condition, ExpectedAttributeValue, Placeholders, Projection,
-    UpdateExpression,
+    self, AttributeValueUpdate, Condition, ExpectedAttributeValue, KeyCondition, LegacyCondition,
+    Placeholders, Projection, UpdateExpression,
 };
-use tidemark_core::model::AttributeValue;
-use tidemark_core::ops::ReturnValues;
+use tidemark_core::model::Item;
+use tidemark_core::model::{AttributeValue, KeyShape};
+use tidemark_core::ops::{PageOutcome, ReturnValues, Select};
 
 use crate::server::error::ApiError;
 
@@ -34,6 +35,13 @@ pub(crate) struct ExpressionParams<'a> {
     pub(crate) conditional_operator: Option<&'a str>,
     pub(crate) attribute_updates: Option<&'a HashMap<String, AttributeValueUpdate>>,
     pub(crate) attributes_to_get: Option<&'a [String]>,
+    pub(crate) key_condition_expression: Option<&'a str>,
+    pub(crate) filter_expression: Option<&'a str>,
+    pub(crate) key_conditions: Option<&'a HashMap<String, LegacyCondition>>,
+    /// Legacy `QueryFilter` or `ScanFilter`, with the name of the parameter it came in.
+    pub(crate) legacy_filter: Option<(&'static str, &'a HashMap<String, LegacyCondition>)>,
+    /// The key schema key conditions are checked against (Query only).
+    pub(crate) key_shape: Option<&'a KeyShape>,
 }
 
 /// The parsed expressions of a request.
@@ -42,6 +50,8 @@ pub(crate) struct Expressions {
     pub(crate) condition: Option<Condition>,
     pub(crate) update: Option<UpdateExpression>,
     pub(crate) projection: Option<Projection>,
+    pub(crate) key_condition: Option<KeyCondition>,
+    pub(crate) filter: Option<Condition>,
 }
 
 impl ExpressionParams<'_> {
@@ -58,6 +68,12 @@ impl ExpressionParams<'_> {
         if self.projection_expression.is_some() {
             modern.push("ProjectionExpression");
         }
+        if self.key_condition_expression.is_some() {
+            modern.push("KeyConditionExpression");
+        }
+        if self.filter_expression.is_some() {
+            modern.push("FilterExpression");
+        }
         let mut legacy = Vec::new();
         if self.expected.is_some() {
             legacy.push("Expected");
@@ -68,8 +84,17 @@ impl ExpressionParams<'_> {
         if self.attributes_to_get.is_some() {
             legacy.push("AttributesToGet");
         }
+        if let Some((name, _)) = self.legacy_filter {
+            legacy.push(name);
+        }
         if self.conditional_operator.is_some() {
             legacy.push("ConditionalOperator");
+        }
+        // DynamoDB accepts legacy KeyConditions beside FilterExpression and
+        // ProjectionExpression; only KeyConditionExpression conflicts with it.
+        if self.key_conditions.is_some() && self.key_condition_expression.is_some() {
+            legacy.push("KeyConditions");
+            modern.retain(|m| *m == "KeyConditionExpression");
         }
         if !modern.is_empty() && !legacy.is_empty() {
             return Err(ApiError::validation(format!(
@@ -102,7 +127,10 @@ impl ExpressionParams<'_> {
                 ));
             }
         }
-        if self.conditional_operator.is_some() && self.expected.is_none() {
+        if self.conditional_operator.is_some()
+            && self.expected.is_none()
+            && self.legacy_filter.is_none()
+        {
             return Err(ApiError::validation(
                 "ConditionalOperator can only be used when Expected or QueryFilter or ScanFilter are present",
             ));
@@ -118,7 +146,22 @@ impl ExpressionParams<'_> {
         if let Some(text) = self.projection_expression {
             out.projection = Some(expr::parse_projection(text, &mut placeholders)?);
         }
+        if let (Some(text), Some(shape)) = (self.key_condition_expression, self.key_shape) {
+            out.key_condition = Some(expr::parse_key_condition(text, &mut placeholders, shape)?);
+        }
+        if let Some(text) = self.filter_expression {
+            out.filter = Some(expr::parse_filter(text, &mut placeholders)?);
+        }
         placeholders.check_all_used()?;
+        if let (Some(conditions), Some(shape)) = (self.key_conditions, self.key_shape) {
+            out.key_condition = Some(expr::key_condition_from_key_conditions(conditions, shape)?);
+        }
+        if let Some((_, filter)) = self.legacy_filter {
+            out.filter = Some(expr::condition_from_legacy_filter(
+                filter,
+                self.conditional_operator,
+            )?);
+        }
         if let Some(expected) = self.expected {
             out.condition = Some(expr::condition_from_expected(
                 expected,
@@ -226,5 +269,49 @@ impl CapacityDetail {
                 capacity_units: units,
             }),
         })
+    }
+}
+
+/// Parses `Select`; without it, a projection means SPECIFIC_ATTRIBUTES, as in DynamoDB.
+pub(crate) fn select(text: Option<&str>, has_projection: bool) -> Result<Select, ApiError> {
+    match text {
+        None if has_projection => Ok(Select::SpecificAttributes),
+        None => Ok(Select::AllAttributes),
+        Some(t) => Select::parse(t).ok_or_else(|| {
+            ApiError::validation(format!(
+                "1 validation error detected: Value '{t}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
+            ))
+        }),
+    }
+}
+
+/// The answer of a Query or Scan page.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PageOutput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<Item>>,
+    count: usize,
+    scanned_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_evaluated_key: Option<Item>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumed_capacity: Option<ConsumedCapacity>,
+}
+
+impl PageOutput {
+    pub(crate) fn new(
+        page: PageOutcome,
+        select: Select,
+        table_name: &str,
+        capacity: CapacityDetail,
+    ) -> Self {
+        PageOutput {
+            items: (select != Select::Count).then_some(page.items),
+            count: page.count,
+            scanned_count: page.scanned_count,
+            last_evaluated_key: page.last_evaluated_key,
+            consumed_capacity: capacity.report(table_name, page.consumed_capacity_units, false),
+        }
     }
 }

@@ -12,6 +12,8 @@ mod describe_table;
 mod get_item;
 mod list_tables;
 mod put_item;
+mod query;
+mod scan;
 mod tags;
 mod update_item;
 mod update_table;
@@ -39,6 +41,8 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
         "TagResource" => (|s, b| run_empty(s, b, tags::tag_resource), Admin),
         "UntagResource" => (|s, b| run_empty(s, b, tags::untag_resource), Admin),
         "ListTagsOfResource" => (|s, b| run(s, b, tags::list_tags_of_resource), Read),
+        "Query" => (|s, b| run(s, b, query::query), Read),
+        "Scan" => (|s, b| run(s, b, scan::scan), Read),
         "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Read),
         _ => return None,
     })

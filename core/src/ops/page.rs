@@ -1,0 +1,155 @@
+//! Reading one page of a Query or Scan: DynamoDB's paging rules, shared by both.
+//!
+//! A page stops after `Limit` evaluated items or once 1 MB of items has been read (both
+//! counted before the filter); `LastEvaluatedKey` then names the last item evaluated, and the
+//! next page resumes strictly after it.
+
+use super::read_units;
+use crate::expr::{Condition, Projection};
+use crate::model::{Item, KeyShape, item_size};
+use crate::storage::keys::scan_segment;
+use crate::{Error, Result};
+
+/// Most item bytes one page reads.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// What a Query or Scan returns per item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Select {
+    /// Every attribute (the default without a projection).
+    #[default]
+    AllAttributes,
+    /// The attributes an index projects.
+    AllProjectedAttributes,
+    /// The attributes named by the projection.
+    SpecificAttributes,
+    /// No items, only counts.
+    Count,
+}
+
+impl Select {
+    /// Parses DynamoDB's names (`ALL_ATTRIBUTES`, ..., `COUNT`).
+    pub fn parse(text: &str) -> Option<Select> {
+        Some(match text {
+            "ALL_ATTRIBUTES" => Select::AllAttributes,
+            "ALL_PROJECTED_ATTRIBUTES" => Select::AllProjectedAttributes,
+            "SPECIFIC_ATTRIBUTES" => Select::SpecificAttributes,
+            "COUNT" => Select::Count,
+            _ => return None,
+        })
+    }
+}
+
+/// Options every Query and Scan page shares.
+#[derive(Debug, Default)]
+pub struct PageOptions {
+    /// Filter applied after reading (does not change what counts towards Limit and 1 MB).
+    pub filter: Option<Condition>,
+    /// Attributes to return.
+    pub projection: Option<Projection>,
+    /// What to return per item.
+    pub select: Select,
+    /// Most items to evaluate.
+    pub limit: Option<i64>,
+    /// Key of the last item of the previous page.
+    pub exclusive_start_key: Option<Item>,
+    /// Strongly consistent read (every read here is; it only changes the capacity charged).
+    pub consistent_read: bool,
+}
+
+/// One page of a Query or Scan.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PageOutcome {
+    /// Matching items, projected (empty for `Select=COUNT`).
+    pub items: Vec<Item>,
+    /// Items that passed the filter.
+    pub count: usize,
+    /// Items evaluated.
+    pub scanned_count: usize,
+    /// Where the next page starts, when this one stopped early.
+    pub last_evaluated_key: Option<Item>,
+    /// Read capacity units consumed.
+    pub consumed_capacity_units: f64,
+}
+
+impl PageOptions {
+    /// Checks Select against the projection and the limit's range.
+    pub(crate) fn check(&self) -> Result<()> {
+        if let Some(limit) = self.limit
+            && limit < 1
+        {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+            )));
+        }
+        match (self.select, self.projection.is_some()) {
+            (Select::SpecificAttributes, false) => Err(Error::validation(
+                "One or more parameter values were invalid: Select type SPECIFIC_ATTRIBUTES requires AttributesToGet or ProjectionExpression",
+            )),
+            (Select::AllAttributes, true) => Err(Error::validation(
+                "One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get ALL_ATTRIBUTES",
+            )),
+            (Select::Count, true) => Err(Error::validation(
+                "One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get COUNT",
+            )),
+            (Select::AllProjectedAttributes, _) => Err(Error::validation(
+                "One or more parameter values were invalid: Select type ALL_PROJECTED_ATTRIBUTES is supported only for index queries",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads one page from `items` (already positioned after the start key).
+pub(crate) fn read_page(
+    items: impl Iterator<Item = Result<Item>>,
+    shape: &KeyShape,
+    options: &PageOptions,
+    segment: Option<(u32, u32)>,
+) -> Result<PageOutcome> {
+    let limit = options
+        .limit
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let mut page = PageOutcome::default();
+    let mut bytes = 0usize;
+    let mut last: Option<Item> = None;
+    let mut stopped_early = false;
+    for item in items {
+        let item = item?;
+        if let Some((segment, total)) = segment {
+            let in_segment = item
+                .get(&shape.hash.name)
+                .is_some_and(|pk| scan_segment(pk, total) == segment);
+            if !in_segment {
+                continue;
+            }
+        }
+        page.scanned_count += 1;
+        bytes += item_size(&item);
+        let matches = match &options.filter {
+            Some(filter) => filter.evaluate(Some(&item))?,
+            None => true,
+        };
+        last = Some(shape.project_key(&item));
+        if matches {
+            page.count += 1;
+            if options.select != Select::Count {
+                page.items.push(match &options.projection {
+                    Some(projection) => projection.apply(&item),
+                    None => item,
+                });
+            }
+        }
+        // Like DynamoDB, a page that reached its limit names its last key without looking
+        // ahead, so the next page may be empty.
+        if page.scanned_count >= limit || bytes >= MAX_PAGE_BYTES {
+            stopped_early = true;
+            break;
+        }
+    }
+    if stopped_early {
+        page.last_evaluated_key = last;
+    }
+    page.consumed_capacity_units = read_units(bytes, options.consistent_read);
+    Ok(page)
+}

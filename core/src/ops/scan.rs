@@ -1,0 +1,81 @@
+//! Scan: every item of a table in storage-key order, one page at a time, optionally one
+//! segment of a parallel scan.
+
+use super::page::{PageOptions, PageOutcome, read_page};
+use super::query::{check_start_key, unsupported_index};
+use crate::storage::keys::{KeyRange, item_key, scan_segment, table_prefix};
+use crate::{Error, Result, Store};
+
+/// Most segments of a parallel scan.
+const MAX_TOTAL_SEGMENTS: i64 = 1_000_000;
+
+/// A Scan request.
+#[derive(Debug, Default)]
+pub struct ScanRequest {
+    /// Table name.
+    pub table_name: String,
+    /// Index to scan (secondary indexes are not scannable yet).
+    pub index_name: Option<String>,
+    /// This request's segment and the number of segments, for a parallel scan.
+    pub segment: Option<i64>,
+    /// Number of segments of a parallel scan.
+    pub total_segments: Option<i64>,
+    /// Filter, projection, Select, Limit, paging, consistency.
+    pub options: PageOptions,
+}
+
+impl Store {
+    /// One page of a Scan. Segments split the table by a hash of the partition key, so the
+    /// segments of one scan are disjoint and together return every item once.
+    ///
+    /// # Errors
+    /// ResourceNotFound, Validation (segments, start key, Select, Limit), storage failures.
+    pub fn scan(&self, request: ScanRequest) -> Result<PageOutcome> {
+        let table = self.table(&request.table_name)?;
+        if let Some(index) = &request.index_name {
+            return Err(unsupported_index(index));
+        }
+        let segment = match (request.segment, request.total_segments) {
+            (None, None) => None,
+            (Some(segment), Some(total)) => {
+                if !(1..=MAX_TOTAL_SEGMENTS).contains(&total) {
+                    return Err(Error::validation(format!(
+                        "1 validation error detected: Value '{total}' at 'totalSegments' failed to satisfy constraint: Member must have value between 1 and {MAX_TOTAL_SEGMENTS}"
+                    )));
+                }
+                if !(0..total).contains(&segment) {
+                    return Err(Error::validation(format!(
+                        "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {segment} is not less than TotalSegments: {total}"
+                    )));
+                }
+                Some((segment as u32, total as u32))
+            }
+            (Some(_), None) => {
+                return Err(Error::validation(
+                    "The TotalSegments parameter is required but was not present in the request when parameter Segment is present",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::validation(
+                    "The Segment parameter is required but was not present in the request when parameter TotalSegments is present",
+                ));
+            }
+        };
+        let options = request.options;
+        options.check()?;
+        let mut range = KeyRange::prefix(&table_prefix(table.id));
+        if let Some(start) = &options.exclusive_start_key {
+            check_start_key(&table.shape, start)?;
+            if let (Some((segment, total)), Some(pk)) = (segment, start.get(&table.shape.hash.name))
+                && scan_segment(pk, total) != segment
+            {
+                return Err(Error::validation(
+                    "The provided Exclusive start key does not map to the provided Segment and TotalSegments values.",
+                ));
+            }
+            range.resume_after(item_key(table.id, &table.shape, start), true);
+        }
+        let items = self.storage.items_in(range, false);
+        read_page(items, &table.shape, &options, segment)
+    }
+}
