@@ -6,6 +6,17 @@ use crate::model::{Item, NumberError};
 /// Result of core operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why one action of a transaction was cancelled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancellationReason {
+    /// `None`, `ConditionalCheckFailed` or `ValidationError`.
+    pub code: String,
+    /// Details, absent for `None`.
+    pub message: Option<String>,
+    /// The item as it was, for a failed condition with ALL_OLD.
+    pub item: Option<Item>,
+}
+
 /// What went wrong in a core operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -19,6 +30,15 @@ pub enum Error {
         /// The item as it was, for `ReturnValuesOnConditionCheckFailure=ALL_OLD`.
         item: Option<Box<Item>>,
     },
+    /// A transaction was cancelled; one reason per action, in request order.
+    #[error("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", .reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", "))]
+    TransactionCanceled {
+        /// Why each action was (or would have been) cancelled; `None` for the others.
+        reasons: Vec<CancellationReason>,
+    },
+    /// A ClientRequestToken was reused with a different request.
+    #[error("{0}")]
+    IdempotentParameterMismatch(String),
     /// The table (or index) does not exist.
     #[error("{0}")]
     ResourceNotFound(String),

@@ -28,6 +28,6 @@ mod store;
 
 pub use changes::{ChangeKind, ChangeRecord, ChangeSeq};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, Result};
+pub use error::{CancellationReason, Error, Result};
 pub use stamp::{HlcTimestamp, Stamp};
 pub use store::{Durability, Store, StoreConfig, TrimReport};

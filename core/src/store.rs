@@ -51,6 +51,7 @@ pub struct Store {
     pub(crate) storage: Storage,
     pub(crate) config: StoreConfig,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) transaction_tokens: crate::ops::TransactionTokens,
 }
 
 impl Store {
@@ -81,6 +82,7 @@ impl Store {
             storage,
             config,
             clock,
+            transaction_tokens: Default::default(),
         })
     }
 

@@ -3,8 +3,8 @@
 
 use axum::http::StatusCode;
 use serde::Serialize;
-use tidemark_core::Error;
 use tidemark_core::model::{Item, VALIDATION_ERROR_MARKER};
+use tidemark_core::{CancellationReason, Error};
 
 const SERVICE: &str = "com.amazonaws.dynamodb.v20120810";
 const VALIDATE: &str = "com.amazon.coral.validate";
@@ -21,6 +21,10 @@ pub struct ApiError {
     pub message: String,
     /// The old item, for ConditionalCheckFailedException with ALL_OLD.
     pub item: Option<Item>,
+    /// Per-action reasons, for TransactionCanceledException.
+    pub cancellation_reasons: Option<Vec<CancellationReason>>,
+    /// Transaction errors spell their message member `Message`, the others `message`.
+    pub capitalised_message: bool,
 }
 
 impl ApiError {
@@ -30,6 +34,8 @@ impl ApiError {
             type_name: format!("{namespace}#{name}"),
             message: message.into(),
             item: None,
+            cancellation_reasons: None,
+            capitalised_message: false,
         }
     }
 
@@ -91,19 +97,48 @@ impl ApiError {
     /// The JSON body.
     pub fn body(&self) -> Vec<u8> {
         #[derive(Serialize)]
-        struct Body<'a> {
-            #[serde(rename = "__type")]
-            type_name: &'a str,
-            message: &'a str,
+        struct Reason<'a> {
+            #[serde(rename = "Code")]
+            code: &'a str,
+            #[serde(rename = "Message", skip_serializing_if = "Option::is_none")]
+            message: Option<&'a str>,
             #[serde(rename = "Item", skip_serializing_if = "Option::is_none")]
             item: Option<&'a Item>,
         }
-        serde_json::to_vec(&Body {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "__type")]
+            type_name: &'a str,
+            #[serde(rename = "message", skip_serializing_if = "Option::is_none")]
+            message: Option<&'a str>,
+            #[serde(rename = "Message", skip_serializing_if = "Option::is_none")]
+            capitalised: Option<&'a str>,
+            #[serde(rename = "Item", skip_serializing_if = "Option::is_none")]
+            item: Option<&'a Item>,
+            #[serde(
+                rename = "CancellationReasons",
+                skip_serializing_if = "Option::is_none"
+            )]
+            reasons: Option<Vec<Reason<'a>>>,
+        }
+        let message = self.message.as_str();
+        let body = Body {
             type_name: &self.type_name,
-            message: &self.message,
+            message: (!self.capitalised_message).then_some(message),
+            capitalised: self.capitalised_message.then_some(message),
             item: self.item.as_ref(),
-        })
-        .unwrap_or_default()
+            reasons: self.cancellation_reasons.as_ref().map(|reasons| {
+                reasons
+                    .iter()
+                    .map(|r| Reason {
+                        code: &r.code,
+                        message: r.message.as_deref(),
+                        item: r.item.as_ref(),
+                    })
+                    .collect()
+            }),
+        };
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 }
 
@@ -128,6 +163,26 @@ impl From<Error> for ApiError {
                     "The conditional request failed",
                 );
                 e.item = item.map(|b| *b);
+                e
+            }
+            Error::TransactionCanceled { reasons } => {
+                let message = Error::TransactionCanceled {
+                    reasons: reasons.clone(),
+                }
+                .to_string();
+                let mut e = ApiError::new(bad, SERVICE, "TransactionCanceledException", message);
+                e.cancellation_reasons = Some(reasons);
+                e.capitalised_message = true;
+                e
+            }
+            Error::IdempotentParameterMismatch(message) => {
+                let mut e = ApiError::new(
+                    bad,
+                    SERVICE,
+                    "IdempotentParameterMismatchException",
+                    message,
+                );
+                e.capitalised_message = true;
                 e
             }
             Error::ResourceNotFound(message) => {

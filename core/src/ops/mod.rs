@@ -10,6 +10,8 @@ mod put_item;
 mod query;
 mod scan;
 mod tables;
+mod transact_get;
+mod transact_write;
 mod update_item;
 
 pub use batch_get::{BatchGetOutcome, BatchGetRequest, KeysAndAttributes};
@@ -22,6 +24,11 @@ pub use query::QueryRequest;
 pub use scan::ScanRequest;
 pub use tables::{
     CreateTableRequest, ListTablesOutcome, TableDescription, TableStatus, UpdateTableRequest,
+};
+pub use transact_get::{TransactGetItem, TransactGetOutcome};
+pub(crate) use transact_write::TransactionTokens;
+pub use transact_write::{
+    TransactAction, TransactWriteItem, TransactWriteOutcome, TransactWriteRequest,
 };
 pub use update_item::UpdateItemRequest;
 

@@ -3,7 +3,7 @@
 
 use super::{ReturnValues, WriteOutcome, check_item_size, write_units};
 use crate::expr::{Condition, Projection, UpdateExpression};
-use crate::model::Item;
+use crate::model::{Item, KeyShape};
 use crate::{Error, Result, Store};
 
 /// An UpdateItem request.
@@ -32,16 +32,7 @@ impl Store {
     pub fn update_item(&self, request: UpdateItemRequest) -> Result<WriteOutcome> {
         let table = self.table(&request.table_name)?;
         table.shape.check_key(&request.key)?;
-        let key_attribute = request.update.as_ref().and_then(|u| {
-            u.top_level_attributes()
-                .into_iter()
-                .find(|a| table.shape.is_key_attribute(a))
-        });
-        if let Some(name) = key_attribute {
-            return Err(Error::validation(format!(
-                "One or more parameter values were invalid: Cannot update attribute {name}. This attribute is part of the key"
-            )));
-        }
+        check_key_not_updated(&table.shape, request.update.as_ref())?;
         let locked = self.lock_item(
             table,
             request.key.clone(),
@@ -49,18 +40,8 @@ impl Store {
             request.return_old_on_condition_failure,
         )?;
         let old = &locked.old;
-        let mut new = old.clone().unwrap_or_else(|| request.key.clone());
-        let mut has_actions = false;
-        if let Some(update) = &request.update {
-            has_actions = !update.updated_paths().is_empty();
-            // DynamoDB ignores removals (even of nested paths) on an item that does not exist.
-            if old.is_some() || !update.only_removes() {
-                update.apply(&mut new)?;
-            }
-        }
-        // An update of a missing item that only removes things does not create it.
-        let creates_nothing = old.is_none() && has_actions && new == request.key;
-        check_item_size(&new)?;
+        let (new, creates_nothing) =
+            updated_item(old.as_ref(), &request.key, request.update.as_ref())?;
         let units = write_units(old.as_ref(), Some(&new));
         let change_seq = if creates_nothing {
             None
@@ -89,5 +70,45 @@ impl Store {
             consumed_capacity_units: units,
             change_seq,
         })
+    }
+}
+
+/// The item an update produces from `old` (or, for a missing item, from its key), checked
+/// against the size limit, and whether the update leaves a missing item missing.
+pub(crate) fn updated_item(
+    old: Option<&Item>,
+    key: &Item,
+    update: Option<&UpdateExpression>,
+) -> Result<(Item, bool)> {
+    let mut new = old.cloned().unwrap_or_else(|| key.clone());
+    let mut has_actions = false;
+    if let Some(update) = update {
+        has_actions = !update.updated_paths().is_empty();
+        // DynamoDB ignores removals (even of nested paths) on an item that does not exist.
+        if old.is_some() || !update.only_removes() {
+            update.apply(&mut new)?;
+        }
+    }
+    // An update of a missing item that only removes things does not create it.
+    let creates_nothing = old.is_none() && has_actions && new == *key;
+    check_item_size(&new)?;
+    Ok((new, creates_nothing))
+}
+
+/// Rejects an update that writes a key attribute.
+pub(crate) fn check_key_not_updated(
+    shape: &KeyShape,
+    update: Option<&UpdateExpression>,
+) -> Result<()> {
+    let key_attribute = update.and_then(|u| {
+        u.top_level_attributes()
+            .into_iter()
+            .find(|a| shape.is_key_attribute(a))
+    });
+    match key_attribute {
+        Some(name) => Err(Error::validation(format!(
+            "One or more parameter values were invalid: Cannot update attribute {name}. This attribute is part of the key"
+        ))),
+        None => Ok(()),
     }
 }

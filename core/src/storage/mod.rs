@@ -188,6 +188,24 @@ impl Storage {
         }
     }
 
+    /// A consistent view of every item as of now, for reads that must agree with each other.
+    pub(crate) fn snapshot(&self) -> fjall::Snapshot {
+        self.db.snapshot()
+    }
+
+    /// The live item at `key` as of `snapshot`.
+    pub(crate) fn read_item_at(
+        &self,
+        snapshot: &fjall::Snapshot,
+        key: &[u8],
+    ) -> Result<Option<Item>> {
+        use fjall::Readable;
+        match snapshot.get(&self.ks.items, key)? {
+            Some(bytes) => codec::decode_cell_item(&bytes),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) fn commit(&self, mutations: &[Mutation]) -> Result<ChangeSeq> {
         self.pipeline.commit(&self.db, &self.ks, mutations)
     }

@@ -14,3 +14,4 @@ mod items;
 mod protocol;
 mod query_scan;
 mod tables;
+mod transactions;

@@ -15,6 +15,8 @@ mod put_item;
 mod query;
 mod scan;
 mod tags;
+mod transact_get_items;
+mod transact_write_items;
 mod update_item;
 mod update_table;
 
@@ -41,6 +43,14 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
         "TagResource" => (|s, b| run_empty(s, b, tags::tag_resource), Admin),
         "UntagResource" => (|s, b| run_empty(s, b, tags::untag_resource), Admin),
         "ListTagsOfResource" => (|s, b| run(s, b, tags::list_tags_of_resource), Read),
+        "TransactWriteItems" => (
+            |s, b| run(s, b, transact_write_items::transact_write_items),
+            Write,
+        ),
+        "TransactGetItems" => (
+            |s, b| run(s, b, transact_get_items::transact_get_items),
+            Read,
+        ),
         "Query" => (|s, b| run(s, b, query::query), Read),
         "Scan" => (|s, b| run(s, b, scan::scan), Read),
         "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Read),

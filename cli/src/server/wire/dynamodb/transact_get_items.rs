@@ -1,0 +1,93 @@
+//! TransactGetItems.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use tidemark_core::Store;
+use tidemark_core::model::Item;
+use tidemark_core::ops::TransactGetItem;
+
+use super::common::{
+    CapacityDetail, ConsumedCapacity, ExpressionParams, capacity_detail, required,
+};
+use crate::server::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct TransactGetItemsInput {
+    transact_items: Option<Vec<WireTransactGetItem>>,
+    return_consumed_capacity: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireTransactGetItem {
+    get: Option<WireGet>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireGet {
+    table_name: Option<String>,
+    key: Option<Item>,
+    projection_expression: Option<String>,
+    expression_attribute_names: Option<HashMap<String, String>>,
+}
+
+/// One response slot: the item, or nothing when there is none.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ItemResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<Item>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct TransactGetItemsOutput {
+    responses: Vec<ItemResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
+
+pub(crate) fn transact_get_items(
+    store: &Store,
+    input: TransactGetItemsInput,
+) -> Result<TransactGetItemsOutput, ApiError> {
+    let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    let mut gets = Vec::new();
+    for (i, item) in required(input.transact_items, "transactItems")?
+        .into_iter()
+        .enumerate()
+    {
+        let at = |member: &str| format!("transactItems.{}.member.get.{member}", i + 1);
+        let get = required(item.get, &format!("transactItems.{}.member.get", i + 1))?;
+        let expressions = ExpressionParams {
+            projection_expression: get.projection_expression.as_deref(),
+            names: get.expression_attribute_names.as_ref(),
+            ..Default::default()
+        }
+        .parse()?;
+        gets.push(TransactGetItem {
+            table_name: required(get.table_name, &at("tableName"))?,
+            key: required(get.key, &at("key"))?,
+            projection: expressions.projection,
+        });
+    }
+    let outcome = store.transact_get_items(gets)?;
+    let consumed = (capacity != CapacityDetail::None).then(|| {
+        outcome
+            .consumed_capacity_units
+            .iter()
+            .filter_map(|(table, units)| capacity.report(table, *units, false))
+            .collect()
+    });
+    Ok(TransactGetItemsOutput {
+        responses: outcome
+            .items
+            .into_iter()
+            .map(|item| ItemResponse { item })
+            .collect(),
+        consumed_capacity: consumed,
+    })
+}

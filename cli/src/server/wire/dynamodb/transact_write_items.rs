@@ -1,0 +1,148 @@
+//! TransactWriteItems.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use tidemark_core::Store;
+use tidemark_core::model::{AttributeValue, Item};
+use tidemark_core::ops::{TransactAction, TransactWriteItem, TransactWriteRequest};
+
+use super::common::{
+    CapacityDetail, ConsumedCapacity, ExpressionParams, capacity_detail, required,
+    return_old_on_failure,
+};
+use crate::server::error::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct TransactWriteItemsInput {
+    transact_items: Option<Vec<WireTransactItem>>,
+    client_request_token: Option<String>,
+    return_consumed_capacity: Option<String>,
+}
+
+/// One element of `TransactItems`: exactly one of its members is set.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireTransactItem {
+    condition_check: Option<WireAction>,
+    put: Option<WireAction>,
+    delete: Option<WireAction>,
+    update: Option<WireAction>,
+}
+
+/// The members any of the four actions may carry.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireAction {
+    table_name: Option<String>,
+    item: Option<Item>,
+    key: Option<Item>,
+    update_expression: Option<String>,
+    condition_expression: Option<String>,
+    expression_attribute_names: Option<HashMap<String, String>>,
+    expression_attribute_values: Option<HashMap<String, AttributeValue>>,
+    return_values_on_condition_check_failure: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct TransactWriteItemsOutput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
+
+fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, ApiError> {
+    let at = |member: &str| format!("transactItems.{}.member.{member}", index + 1);
+    let (kind, wire) = match (item.condition_check, item.put, item.delete, item.update) {
+        (Some(a), None, None, None) => ("ConditionCheck", a),
+        (None, Some(a), None, None) => ("Put", a),
+        (None, None, Some(a), None) => ("Delete", a),
+        (None, None, None, Some(a)) => ("Update", a),
+        _ => {
+            return Err(ApiError::validation(
+                "TransactItems can only contain one of Check, Put, Update or Delete",
+            ));
+        }
+    };
+    let expressions = ExpressionParams {
+        condition_expression: wire.condition_expression.as_deref(),
+        update_expression: wire.update_expression.as_deref(),
+        names: wire.expression_attribute_names.as_ref(),
+        values: wire.expression_attribute_values.as_ref(),
+        ..Default::default()
+    }
+    .parse()?;
+    let action = match kind {
+        "Put" => TransactAction::Put {
+            item: required(wire.item, &at("put.item"))?,
+        },
+        "Delete" => TransactAction::Delete {
+            key: required(wire.key, &at("delete.key"))?,
+        },
+        "Update" => {
+            if expressions.update.is_none() {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                    at("update.updateExpression")
+                )));
+            }
+            TransactAction::Update {
+                key: required(wire.key, &at("update.key"))?,
+                update: expressions.update,
+            }
+        }
+        _ => {
+            if expressions.condition.is_none() {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                    at("conditionCheck.conditionExpression")
+                )));
+            }
+            TransactAction::ConditionCheck {
+                key: required(wire.key, &at("conditionCheck.key"))?,
+            }
+        }
+    };
+    Ok(TransactWriteItem {
+        table_name: required(wire.table_name, &at("tableName"))?,
+        action,
+        condition: expressions.condition,
+        return_old_on_condition_failure: return_old_on_failure(
+            wire.return_values_on_condition_check_failure.as_deref(),
+        )?,
+    })
+}
+
+pub(crate) fn transact_write_items(
+    store: &Store,
+    input: TransactWriteItemsInput,
+) -> Result<TransactWriteItemsOutput, ApiError> {
+    let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    if let Some(token) = &input.client_request_token
+        && !(1..=36).contains(&token.len())
+    {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value at 'clientRequestToken' failed to satisfy constraint: Member must have length less than or equal to 36",
+        ));
+    }
+    let items = required(input.transact_items, "transactItems")?
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| convert(item, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcome = store.transact_write_items(TransactWriteRequest {
+        items,
+        client_request_token: input.client_request_token,
+    })?;
+    let consumed = (capacity != CapacityDetail::None).then(|| {
+        outcome
+            .consumed_capacity_units
+            .iter()
+            .filter_map(|(table, units)| capacity.report(table, *units, true))
+            .collect()
+    });
+    Ok(TransactWriteItemsOutput {
+        consumed_capacity: consumed,
+    })
+}

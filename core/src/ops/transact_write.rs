@@ -1,0 +1,243 @@
+//! TransactWriteItems: up to 100 puts, updates, deletes and condition checks on distinct
+//! items, all conditions checked and all writes applied in ONE atomic commit (one change
+//! record per changed item), or none of them.
+//!
+//! Serializable with every other write: the transaction holds the key locks of all its items
+//! (taken in one global order, so transactions never deadlock) from its reads to its commit.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::update_item::{check_key_not_updated, updated_item};
+use super::{check_attribute_names, check_item_size, write_units};
+use crate::error::CancellationReason;
+use crate::expr::{Condition, UpdateExpression};
+use crate::model::{Item, item_size};
+use crate::storage::commit::Mutation;
+use crate::storage::keys::item_key;
+use crate::{Error, Result, Store};
+
+/// Most actions in one transaction.
+const MAX_ACTIONS: usize = 100;
+/// Largest total size of the items a transaction writes.
+const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
+/// How long a ClientRequestToken makes a transaction idempotent.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+
+/// What one action of a transaction does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransactAction {
+    /// Write a whole item.
+    Put {
+        /// The new item.
+        item: Item,
+    },
+    /// Update (or create) an item.
+    Update {
+        /// The item's key.
+        key: Item,
+        /// The update.
+        update: Option<UpdateExpression>,
+    },
+    /// Delete an item.
+    Delete {
+        /// The item's key.
+        key: Item,
+    },
+    /// Only check the condition.
+    ConditionCheck {
+        /// The item's key.
+        key: Item,
+    },
+}
+
+/// One action of a transaction, on one table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransactWriteItem {
+    /// Table name.
+    pub table_name: String,
+    /// What to do.
+    pub action: TransactAction,
+    /// Condition on the item as it is.
+    pub condition: Option<Condition>,
+    /// Report the old item in the cancellation reason when the condition fails.
+    pub return_old_on_condition_failure: bool,
+}
+
+/// A TransactWriteItems request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TransactWriteRequest {
+    /// The actions, in request order.
+    pub items: Vec<TransactWriteItem>,
+    /// Makes the request idempotent for ten minutes.
+    pub client_request_token: Option<String>,
+}
+
+/// The result of a transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TransactWriteOutcome {
+    /// Write capacity units per table (transactional writes cost twice).
+    pub consumed_capacity_units: Vec<(String, f64)>,
+}
+
+/// Recently completed transactions by ClientRequestToken.
+#[derive(Debug, Default)]
+pub(crate) struct TransactionTokens {
+    done: Mutex<HashMap<String, (Instant, TransactWriteRequest, TransactWriteOutcome)>>,
+}
+
+fn cancelled(reasons: Vec<CancellationReason>) -> Error {
+    Error::TransactionCanceled { reasons }
+}
+
+fn no_reason() -> CancellationReason {
+    CancellationReason {
+        code: "None".into(),
+        message: None,
+        item: None,
+    }
+}
+
+impl Store {
+    /// Runs a transaction.
+    ///
+    /// # Errors
+    /// Validation (size, duplicate items, bad keys), ResourceNotFound, TransactionCanceled
+    /// (with a reason per action), IdempotentParameterMismatch, storage failures.
+    pub fn transact_write_items(
+        &self,
+        request: TransactWriteRequest,
+    ) -> Result<TransactWriteOutcome> {
+        if request.items.is_empty() || request.items.len() > MAX_ACTIONS {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to {MAX_ACTIONS} and greater than or equal to 1"
+            )));
+        }
+        if let Some(token) = &request.client_request_token {
+            let mut done = self.transaction_tokens.done.lock();
+            done.retain(|_, (at, _, _)| at.elapsed() < TOKEN_LIFETIME);
+            if let Some((_, earlier, outcome)) = done.get(token) {
+                if *earlier == request {
+                    return Ok(outcome.clone());
+                }
+                return Err(Error::IdempotentParameterMismatch(
+                    "The request uses the same client token as a previous, but non-identical request.".into(),
+                ));
+            }
+        }
+
+        // Resolve every action's table and key before touching anything.
+        let mut resolved = Vec::with_capacity(request.items.len());
+        let mut seen = HashSet::new();
+        let mut total_bytes = 0;
+        for action in &request.items {
+            let table = self.table(&action.table_name)?;
+            let key = match &action.action {
+                TransactAction::Put { item } => {
+                    check_attribute_names(item)?;
+                    check_item_size(item)?;
+                    total_bytes += item_size(item);
+                    table.shape.key_of_item(item)?
+                }
+                TransactAction::Update { key, update } => {
+                    table.shape.check_key(key)?;
+                    check_key_not_updated(&table.shape, update.as_ref())?;
+                    key.clone()
+                }
+                TransactAction::Delete { key } | TransactAction::ConditionCheck { key } => {
+                    table.shape.check_key(key)?;
+                    key.clone()
+                }
+            };
+            let key_bytes = item_key(table.id, &table.shape, &key);
+            if !seen.insert(key_bytes.clone()) {
+                return Err(Error::validation(
+                    "Transaction request cannot include multiple operations on one item",
+                ));
+            }
+            resolved.push((table, key, key_bytes));
+        }
+        if total_bytes > MAX_TRANSACTION_BYTES {
+            return Err(Error::validation(
+                "Transaction size has exceeded the maximum allowed size of 4 MB",
+            ));
+        }
+
+        let all_keys: Vec<&[u8]> = resolved.iter().map(|(_, _, k)| k.as_slice()).collect();
+        let _locks = self.storage.lock_keys(&all_keys);
+        let mut reasons = Vec::with_capacity(resolved.len());
+        let mut writes = Vec::new();
+        let mut units: HashMap<String, f64> = HashMap::new();
+        for (action, (table, key, key_bytes)) in request.items.iter().zip(&resolved) {
+            let old = self.storage.read_item(key_bytes)?;
+            let passes = match &action.condition {
+                Some(condition) => condition.evaluate(old.as_ref())?,
+                None => true,
+            };
+            if !passes {
+                reasons.push(CancellationReason {
+                    code: "ConditionalCheckFailed".into(),
+                    message: Some("The conditional request failed".into()),
+                    item: if action.return_old_on_condition_failure {
+                        old
+                    } else {
+                        None
+                    },
+                });
+                continue;
+            }
+            let new = match &action.action {
+                TransactAction::Put { item } => Some(Some(item.clone())),
+                TransactAction::Delete { .. } => Some(None),
+                TransactAction::ConditionCheck { .. } => None,
+                TransactAction::Update { update, .. } => {
+                    match updated_item(old.as_ref(), key, update.as_ref()) {
+                        Ok((_, true)) => None,
+                        Ok((new, false)) => Some(Some(new)),
+                        Err(Error::Validation(message)) => {
+                            reasons.push(CancellationReason {
+                                code: "ValidationError".into(),
+                                message: Some(message),
+                                item: None,
+                            });
+                            continue;
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+            };
+            reasons.push(no_reason());
+            *units.entry(action.table_name.clone()).or_default() +=
+                2.0 * write_units(old.as_ref(), new.as_ref().and_then(|n| n.as_ref()));
+            if let Some(new) = new.filter(|new| *new != old) {
+                writes.push(Mutation {
+                    table: table.clone(),
+                    key_bytes: key_bytes.clone(),
+                    keys: key.clone(),
+                    old,
+                    new,
+                    by_service: false,
+                });
+            }
+        }
+        if reasons.iter().any(|r| r.code != "None") {
+            return Err(cancelled(reasons));
+        }
+        if !writes.is_empty() {
+            self.storage.commit(&writes)?;
+        }
+        let outcome = TransactWriteOutcome {
+            consumed_capacity_units: units.into_iter().collect(),
+        };
+        if let Some(token) = &request.client_request_token {
+            let entry = (Instant::now(), request.clone(), outcome.clone());
+            self.transaction_tokens
+                .done
+                .lock()
+                .insert(token.clone(), entry);
+        }
+        Ok(outcome)
+    }
+}
