@@ -132,24 +132,40 @@ impl Store {
         let mut resolved = Vec::with_capacity(request.items.len());
         let mut seen = HashSet::new();
         let mut total_bytes = 0;
-        for action in &request.items {
+        for (index, action) in request.items.iter().enumerate() {
             let table = self.table(&action.table_name)?;
-            let key = match &action.action {
+            let checked = match &action.action {
                 TransactAction::Put { item } => {
-                    check_attribute_names(item)?;
-                    check_item_size(item)?;
                     total_bytes += item_size(item);
-                    table.shape.key_of_item(item)?
+                    check_attribute_names(item)
+                        .and_then(|()| check_item_size(item))
+                        .and_then(|()| table.shape.key_of_item(item))
                 }
-                TransactAction::Update { key, update } => {
-                    table.shape.check_key(key)?;
-                    check_key_not_updated(&table.shape, update.as_ref())?;
-                    key.clone()
-                }
+                TransactAction::Update { key, update } => table
+                    .shape
+                    .check_key(key)
+                    .and_then(|()| check_key_not_updated(&table.shape, update.as_ref()))
+                    .map(|()| key.clone()),
                 TransactAction::Delete { key } | TransactAction::ConditionCheck { key } => {
-                    table.shape.check_key(key)?;
-                    key.clone()
+                    table.shape.check_key(key).map(|()| key.clone())
                 }
+            };
+            // Like DynamoDB, an action whose item or key does not fit the schema cancels the
+            // transaction with a ValidationError for it (and no verdict on the others).
+            let key = match checked {
+                Ok(key) => key,
+                Err(Error::Validation(message)) => {
+                    let mut reasons = vec![no_reason(); request.items.len()];
+                    if let Some(reason) = reasons.get_mut(index) {
+                        *reason = CancellationReason {
+                            code: "ValidationError".into(),
+                            message: Some(message),
+                            item: None,
+                        };
+                    }
+                    return Err(cancelled(reasons));
+                }
+                Err(other) => return Err(other),
             };
             let key_bytes = item_key(table.id, &table.shape, &key);
             if !seen.insert(key_bytes.clone()) {
@@ -161,7 +177,7 @@ impl Store {
         }
         if total_bytes > MAX_TRANSACTION_BYTES {
             return Err(Error::validation(
-                "Transaction size has exceeded the maximum allowed size of 4 MB",
+                "Transaction request size cannot exceed 4 MB (the aggregate size of the items written)",
             ));
         }
 
