@@ -340,6 +340,9 @@ pub struct TableDefinition {
     pub tags: Vec<Tag>,
     /// Creation time, milliseconds since the Unix epoch.
     pub creation_millis: u64,
+    /// Storage ids of the secondary indexes, by index name.
+    #[serde(default)]
+    pub index_ids: std::collections::BTreeMap<String, u64>,
     /// A UUID naming this incarnation of the table (DescribeTable's `TableId`).
     #[serde(default)]
     pub table_uuid: String,

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::{DeleteItemRequest, PutItemRequest};
 use crate::model::Item;
+use crate::storage::index::check_index_keys;
 use crate::storage::keys::item_key;
 use crate::{Error, Result, Store};
 
@@ -68,6 +69,7 @@ impl Store {
                         let key = table.shape.key_of_item(item)?;
                         super::check_attribute_names(item)?;
                         super::check_item_size(item)?;
+                        check_index_keys(&table.indexes(), item)?;
                         key
                     }
                     WriteRequest::Delete(key) => {

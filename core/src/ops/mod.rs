@@ -42,6 +42,7 @@ use crate::expr::Condition;
 use crate::model::{Item, item_size};
 use crate::storage::catalog::TableEntry;
 use crate::storage::commit::Mutation;
+use crate::storage::index::check_index_keys;
 use crate::storage::keys::item_key;
 use crate::{Error, Result};
 
@@ -195,6 +196,9 @@ impl LockedItem<'_> {
     pub(crate) fn write(&self, new: Option<Item>) -> Result<Option<ChangeSeq>> {
         if self.old == new {
             return Ok(None);
+        }
+        if let Some(new) = &new {
+            check_index_keys(&self.table.indexes(), new)?;
         }
         let mutation = Mutation {
             table: self.table.clone(),

@@ -73,8 +73,8 @@ pub struct PageOutcome {
 }
 
 impl PageOptions {
-    /// Checks Select against the projection and the limit's range.
-    pub(crate) fn check(&self) -> Result<()> {
+    /// Checks Select against the projection (and whether an index is read) and the limit.
+    pub(crate) fn check(&self, index: bool) -> Result<()> {
         if let Some(limit) = self.limit
             && limit < 1
         {
@@ -92,10 +92,32 @@ impl PageOptions {
             (Select::Count, true) => Err(Error::validation(
                 "One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get COUNT",
             )),
-            (Select::AllProjectedAttributes, _) => Err(Error::validation(
+            (Select::AllProjectedAttributes, _) if !index => Err(Error::validation(
                 "One or more parameter values were invalid: Select type ALL_PROJECTED_ATTRIBUTES is supported only for index queries",
             )),
+            (Select::AllProjectedAttributes, true) => Err(Error::validation(
+                "One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get ALL_PROJECTED_ATTRIBUTES",
+            )),
             _ => Ok(()),
+        }
+    }
+}
+
+/// The key attributes of what a page reads (a table's, or an index's plus its table's).
+#[derive(Debug)]
+pub(crate) struct PageKeys<'a> {
+    /// The partition key, which decides an item's parallel-scan segment.
+    pub(crate) partition: &'a str,
+    /// Every attribute `LastEvaluatedKey` names.
+    pub(crate) attributes: Vec<&'a str>,
+}
+
+impl<'a> PageKeys<'a> {
+    /// The keys of a table.
+    pub(crate) fn of_table(shape: &'a KeyShape) -> Self {
+        PageKeys {
+            partition: &shape.hash.name,
+            attributes: shape.attributes().map(|a| a.name.as_str()).collect(),
         }
     }
 }
@@ -103,7 +125,7 @@ impl PageOptions {
 /// Reads one page from `items` (already positioned after the start key).
 pub(crate) fn read_page(
     items: impl Iterator<Item = Result<Item>>,
-    shape: &KeyShape,
+    keys: &PageKeys<'_>,
     options: &PageOptions,
     segment: Option<(u32, u32)>,
 ) -> Result<PageOutcome> {
@@ -118,7 +140,7 @@ pub(crate) fn read_page(
         let item = item?;
         if let Some((segment, total)) = segment {
             let in_segment = item
-                .get(&shape.hash.name)
+                .get(keys.partition)
                 .is_some_and(|pk| scan_segment(pk, total) == segment);
             if !in_segment {
                 continue;
@@ -130,7 +152,12 @@ pub(crate) fn read_page(
             Some(filter) => filter.evaluate(Some(&item))?,
             None => true,
         };
-        last = Some(shape.project_key(&item));
+        last = Some(
+            keys.attributes
+                .iter()
+                .filter_map(|name| item.get(*name).map(|v| (name.to_string(), v.clone())))
+                .collect(),
+        );
         if matches {
             page.count += 1;
             if options.select != Select::Count {

@@ -1,17 +1,22 @@
-//! Query: the items of one partition, in sort-key order (or reverse), one page at a time.
+//! Query: the items of one partition of a table or index, in sort-key order (or reverse),
+//! one page at a time.
 
-use super::page::{PageOptions, PageOutcome, read_page};
+use std::sync::Arc;
+
+use super::page::{PageKeys, PageOptions, PageOutcome, Select, read_page};
 use crate::expr::KeyCondition;
-use crate::model::KeyShape;
-use crate::storage::keys::{item_key, query_range};
+use crate::model::{Item, KeyShape};
+use crate::storage::catalog::TableEntry;
+use crate::storage::index::{IndexInfo, IndexProjection};
+use crate::storage::keys::{KeyRange, item_key, query_range};
 use crate::{Error, Result, Store};
 
-/// A Query request (expressions already parsed against the table's key schema).
+/// A Query request (expressions already parsed against the key schema queried).
 #[derive(Debug, Default)]
 pub struct QueryRequest {
     /// Table name.
     pub table_name: String,
-    /// Index to query (secondary indexes are not queryable yet).
+    /// Secondary index to query instead of the table.
     pub index_name: Option<String>,
     /// The partition and sort-key condition.
     pub key_condition: Option<KeyCondition>,
@@ -21,18 +26,130 @@ pub struct QueryRequest {
     pub options: PageOptions,
 }
 
+/// What a Query or Scan reads: a table, or one of its indexes.
+pub(crate) struct Source {
+    pub(crate) table: Arc<TableEntry>,
+    pub(crate) index: Option<IndexInfo>,
+}
+
+impl Source {
+    /// The key schema the reader's key condition and filter are checked against.
+    pub(crate) fn shape(&self) -> &KeyShape {
+        self.index.as_ref().map_or(&self.table.shape, |i| &i.shape)
+    }
+
+    /// The key attributes pages report and resume from.
+    pub(crate) fn page_keys(&self) -> PageKeys<'_> {
+        match &self.index {
+            None => PageKeys::of_table(&self.table.shape),
+            Some(index) => PageKeys {
+                partition: &index.shape.hash.name,
+                attributes: index.key_attributes(&self.table.shape),
+            },
+        }
+    }
+
+    /// The storage id whose keys hold what is read (table id or index id).
+    pub(crate) fn id(&self) -> u64 {
+        self.index.as_ref().map_or(self.table.id, |i| i.id)
+    }
+
+    /// Checks an `ExclusiveStartKey` and returns the storage key to resume after.
+    pub(crate) fn start_key(&self, start: &Item) -> Result<Vec<u8>> {
+        let invalid = |detail: &str| {
+            Error::validation(format!("The provided starting key is invalid: {detail}"))
+        };
+        match &self.index {
+            None => {
+                self.table
+                    .shape
+                    .check_key(start)
+                    .map_err(|e| invalid(&e.to_string()))?;
+                Ok(item_key(self.table.id, &self.table.shape, start))
+            }
+            Some(index) => {
+                let names = index.key_attributes(&self.table.shape);
+                if start.len() != names.len() || names.iter().any(|n| !start.contains_key(*n)) {
+                    return Err(invalid(
+                        "The provided key element does not match the schema",
+                    ));
+                }
+                index
+                    .entry_key(&self.table.shape, start)
+                    .ok_or_else(|| invalid("The provided key element does not match the schema"))
+            }
+        }
+    }
+
+    /// Items (or index entries) in `range`. A local index that does not project every
+    /// attribute answers ALL_ATTRIBUTES and SPECIFIC_ATTRIBUTES reads with the table's items,
+    /// as DynamoDB does (it fetches them from the table).
+    pub(crate) fn read<'a>(
+        &self,
+        store: &'a Store,
+        range: KeyRange,
+        reverse: bool,
+        select: Select,
+    ) -> Box<dyn Iterator<Item = Result<Item>> + 'a> {
+        match &self.index {
+            None => store.storage.items_in(range, reverse),
+            Some(index)
+                if !index.global
+                    && index.projection != IndexProjection::All
+                    && matches!(select, Select::AllAttributes | Select::SpecificAttributes) =>
+            {
+                let table = self.table.clone();
+                Box::new(
+                    store
+                        .storage
+                        .index_items_in(range, reverse)
+                        .filter_map(move |entry| {
+                            let fetched = entry.and_then(|entry| {
+                                let key = item_key(
+                                    table.id,
+                                    &table.shape,
+                                    &table.shape.project_key(&entry),
+                                );
+                                store.storage.read_item(&key)
+                            });
+                            fetched.transpose()
+                        }),
+                )
+            }
+            Some(_) => store.storage.index_items_in(range, reverse),
+        }
+    }
+}
+
 impl Store {
-    /// The key schema a Query or Scan of `table_name` (or its index) works with, for parsing
-    /// key conditions.
+    /// What a Query or Scan of `table_name` (or its index) reads.
+    pub(crate) fn source(&self, table_name: &str, index_name: Option<&str>) -> Result<Source> {
+        let table = self.table(table_name)?;
+        let index = match index_name {
+            None => None,
+            Some(name) => Some(
+                table
+                    .indexes()
+                    .iter()
+                    .find(|i| i.name == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::validation(format!(
+                            "The table does not have the specified index: {name}"
+                        ))
+                    })?,
+            ),
+        };
+        Ok(Source { table, index })
+    }
+
+    /// The key schema a Query of `table_name` (or its index) works with, for parsing key
+    /// conditions.
     ///
     /// # Errors
-    /// ResourceNotFound; Validation for an index (secondary indexes are not queryable yet).
+    /// ResourceNotFound; Validation for an unknown index.
     pub fn key_shape(&self, table_name: &str, index_name: Option<&str>) -> Result<KeyShape> {
-        let table = self.table(table_name)?;
-        if let Some(index) = index_name {
-            return Err(unsupported_index(index));
-        }
-        Ok(table.shape.clone())
+        Ok(self.source(table_name, index_name)?.shape().clone())
     }
 
     /// One page of a Query.
@@ -40,53 +157,56 @@ impl Store {
     /// # Errors
     /// ResourceNotFound, Validation (key condition, start key, Select, Limit), storage failures.
     pub fn query(&self, request: QueryRequest) -> Result<PageOutcome> {
-        let table = self.table(&request.table_name)?;
-        if let Some(index) = &request.index_name {
-            return Err(unsupported_index(index));
-        }
+        let source = self.source(&request.table_name, request.index_name.as_deref())?;
         let key_condition = request.key_condition.ok_or_else(|| {
-            Error::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
+            Error::validation(
+                "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.",
+            )
         })?;
         let options = request.options;
-        options.check()?;
+        check_source_options(&source, &options)?;
         if let Some(filter) = &options.filter
             && let Some(key) = filter
                 .referenced_attributes()
                 .into_iter()
-                .find(|a| table.shape.is_key_attribute(a))
+                .find(|a| source.shape().is_key_attribute(a))
         {
             return Err(Error::validation(format!(
                 "Filter Expression can only contain non-primary key attributes: Primary key attribute: {key}"
             )));
         }
-        let mut range = query_range(table.id, &key_condition);
+        let mut range = query_range(source.id(), &key_condition);
         if let Some(start) = &options.exclusive_start_key {
-            check_start_key(&table.shape, start)?;
-            if start.get(&table.shape.hash.name) != Some(&key_condition.partition_value) {
+            let resume = source.start_key(start)?;
+            if start.get(&source.shape().hash.name) != Some(&key_condition.partition_value) {
                 return Err(Error::validation(
                     "The provided starting key is invalid: The provided starting key does not match the query's partition key",
                 ));
             }
-            range.resume_after(
-                item_key(table.id, &table.shape, start),
-                request.scan_forward,
-            );
+            range.resume_after(resume, request.scan_forward);
         }
-        let items = self.storage.items_in(range, !request.scan_forward);
-        read_page(items, &table.shape, &options, None)
+        let items = source.read(self, range, !request.scan_forward, options.select);
+        read_page(items, &source.page_keys(), &options, None)
     }
 }
 
-/// The error for a Query or Scan of a secondary index, which are not maintained yet.
-pub(crate) fn unsupported_index(index: &str) -> Error {
-    Error::validation(format!(
-        "Querying and scanning secondary indexes is not supported yet (index: {index})"
-    ))
-}
-
-/// Checks an `ExclusiveStartKey` against the table's key schema.
-pub(crate) fn check_start_key(shape: &KeyShape, start: &crate::model::Item) -> Result<()> {
-    shape
-        .check_key(start)
-        .map_err(|e| Error::validation(format!("The provided starting key is invalid: {e}")))
+/// Checks the options that depend on what is read: Select, and consistency on a GSI.
+pub(crate) fn check_source_options(source: &Source, options: &PageOptions) -> Result<()> {
+    options.check(source.index.is_some())?;
+    if let Some(index) = &source.index
+        && index.global
+        && index.projection != IndexProjection::All
+        && options.select == Select::AllAttributes
+    {
+        return Err(Error::validation(format!(
+            "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index {} because its projection type is not ALL",
+            index.name
+        )));
+    }
+    if options.consistent_read && source.index.as_ref().is_some_and(|i| i.global) {
+        return Err(Error::validation(
+            "Consistent reads are not supported on global secondary indexes",
+        ));
+    }
+    Ok(())
 }

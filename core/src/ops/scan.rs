@@ -2,8 +2,8 @@
 //! segment of a parallel scan.
 
 use super::page::{PageOptions, PageOutcome, read_page};
-use super::query::{check_start_key, unsupported_index};
-use crate::storage::keys::{KeyRange, item_key, scan_segment, table_prefix};
+use super::query::check_source_options;
+use crate::storage::keys::{KeyRange, scan_segment};
 use crate::{Error, Result, Store};
 
 /// Most segments of a parallel scan.
@@ -31,10 +31,7 @@ impl Store {
     /// # Errors
     /// ResourceNotFound, Validation (segments, start key, Select, Limit), storage failures.
     pub fn scan(&self, request: ScanRequest) -> Result<PageOutcome> {
-        let table = self.table(&request.table_name)?;
-        if let Some(index) = &request.index_name {
-            return Err(unsupported_index(index));
-        }
+        let source = self.source(&request.table_name, request.index_name.as_deref())?;
         let segment = match (request.segment, request.total_segments) {
             (None, None) => None,
             (Some(segment), Some(total)) => {
@@ -62,20 +59,21 @@ impl Store {
             }
         };
         let options = request.options;
-        options.check()?;
-        let mut range = KeyRange::prefix(&table_prefix(table.id));
+        check_source_options(&source, &options)?;
+        let mut range = KeyRange::prefix(&source.id().to_be_bytes());
         if let Some(start) = &options.exclusive_start_key {
-            check_start_key(&table.shape, start)?;
-            if let (Some((segment, total)), Some(pk)) = (segment, start.get(&table.shape.hash.name))
+            let resume = source.start_key(start)?;
+            if let (Some((segment, total)), Some(pk)) =
+                (segment, start.get(&source.shape().hash.name))
                 && scan_segment(pk, total) != segment
             {
                 return Err(Error::validation(
                     "The provided Exclusive start key does not map to the provided Segment and TotalSegments values.",
                 ));
             }
-            range.resume_after(item_key(table.id, &table.shape, start), true);
+            range.resume_after(resume, true);
         }
-        let items = self.storage.items_in(range, false);
-        read_page(items, &table.shape, &options, segment)
+        let items = source.read(self, range, false, options.select);
+        read_page(items, &source.page_keys(), &options, segment)
     }
 }

@@ -435,6 +435,19 @@ impl Store {
             )));
         }
         let table_id = self.storage.next_table_id()?;
+        let index_ids: std::collections::BTreeMap<String, u64> = request
+            .global_secondary_indexes
+            .iter()
+            .map(|g| g.index_name.clone())
+            .chain(
+                request
+                    .local_secondary_indexes
+                    .iter()
+                    .map(|l| l.index_name.clone()),
+            )
+            .zip(table_id + 1..)
+            .collect();
+        let next_id = table_id + 1 + index_ids.len() as u64;
         let now = self.clock.now_millis();
         let latest_stream_label = stream_specification.as_ref().map(|_| stream_label(now));
         let definition = TableDefinition {
@@ -451,20 +464,18 @@ impl Store {
             tags: request.tags,
             creation_millis: now,
             table_uuid: uuid::Uuid::new_v4().to_string(),
+            index_ids,
             table_arn: self.table_arn(&request.table_name),
         };
         let json = serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;
         self.storage.write_catalog(
             &[
                 (table_key(&definition.table_name), json),
-                (
-                    NEXT_TABLE_ID_KEY.to_vec(),
-                    (table_id + 1).to_be_bytes().to_vec(),
-                ),
+                (NEXT_TABLE_ID_KEY.to_vec(), next_id.to_be_bytes().to_vec()),
             ],
             &[],
         )?;
-        let entry = Arc::new(TableEntry::new(definition, shape));
+        let entry = Arc::new(TableEntry::new(definition, shape)?);
         self.storage
             .catalog
             .tables
@@ -711,7 +722,8 @@ impl Store {
         }
         self.storage.write_catalog(&[], &[table_key(name)])?;
         self.storage.catalog.tables.write().remove(name);
-        self.storage.purge_table_items(entry.id)?;
+        let index_ids: Vec<u64> = entry.indexes().iter().map(|i| i.id).collect();
+        self.storage.purge_table_items(entry.id, &index_ids)?;
         self.storage
             .pipeline
             .sequencer

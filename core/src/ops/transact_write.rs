@@ -16,6 +16,7 @@ use crate::error::CancellationReason;
 use crate::expr::{Condition, UpdateExpression};
 use crate::model::{Item, item_size};
 use crate::storage::commit::Mutation;
+use crate::storage::index::check_index_keys;
 use crate::storage::keys::item_key;
 use crate::{Error, Result, Store};
 
@@ -224,6 +225,9 @@ impl Store {
                     }
                 }
             };
+            if let Some(Some(new)) = &new {
+                check_index_keys(&table.indexes(), new)?;
+            }
             reasons.push(no_reason());
             *units.entry(action.table_name.clone()).or_default() +=
                 2.0 * write_units(old.as_ref(), new.as_ref().and_then(|n| n.as_ref()));

@@ -7,6 +7,8 @@ use std::sync::atomic::AtomicBool;
 
 use parking_lot::RwLock;
 
+use super::index::IndexInfo;
+use crate::Result;
 use crate::model::{KeyShape, TableDefinition};
 
 /// A live table as the operations see it.
@@ -16,19 +18,28 @@ pub(crate) struct TableEntry {
     pub(crate) name: String,
     pub(crate) shape: KeyShape,
     pub(crate) definition: RwLock<TableDefinition>,
+    /// Secondary indexes the write path maintains (replaced whole when indexes change).
+    pub(crate) indexes: RwLock<Arc<Vec<IndexInfo>>>,
     /// Set (under the sequencer lock) when the table is deleted, so no commit lands after.
     pub(crate) dropped: AtomicBool,
 }
 
 impl TableEntry {
-    pub(crate) fn new(definition: TableDefinition, shape: KeyShape) -> Self {
-        TableEntry {
+    pub(crate) fn new(definition: TableDefinition, shape: KeyShape) -> Result<Self> {
+        let indexes = IndexInfo::all_of(&definition)?;
+        Ok(TableEntry {
             id: definition.table_id,
             name: definition.table_name.clone(),
             shape,
             definition: RwLock::new(definition),
             dropped: AtomicBool::new(false),
-        }
+            indexes: RwLock::new(Arc::new(indexes)),
+        })
+    }
+
+    /// The table's secondary indexes.
+    pub(crate) fn indexes(&self) -> Arc<Vec<IndexInfo>> {
+        self.indexes.read().clone()
     }
 }
 

@@ -52,6 +52,16 @@ pub(crate) struct Mutation {
     pub(crate) by_service: bool,
 }
 
+/// One mutation, encoded before the critical section.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    cell: Vec<u8>,
+    record: Vec<u8>,
+    delta: TableStats,
+    /// Index entries to write (`Some` value) or remove (`None`).
+    index_ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
 /// Item count and bytes of one table, kept exactly by the commit path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct TableStats {
@@ -298,7 +308,35 @@ impl CommitPipeline {
                 items: i64::from(m.new.is_some()) - i64::from(m.old.is_some()),
                 bytes: size(&m.new) - size(&m.old),
             };
-            encoded.push((cell, record, delta));
+            let mut index_ops = Vec::new();
+            for index in m.table.indexes().iter() {
+                let entry = |item: &Option<Item>| {
+                    item.as_ref().and_then(|item| {
+                        let key = index.entry_key(&m.table.shape, item)?;
+                        Some((key, index.project(&m.table.shape, item)))
+                    })
+                };
+                let (before, after) = (entry(&m.old), entry(&m.new));
+                if before == after {
+                    continue;
+                }
+                if let Some((old_key, _)) = &before
+                    && after.as_ref().is_none_or(|(new_key, _)| new_key != old_key)
+                {
+                    index_ops.push((old_key.clone(), None));
+                }
+                if let Some((key, projected)) = after {
+                    let mut value = Vec::with_capacity(64);
+                    codec::put_item(&mut value, &projected);
+                    index_ops.push((key, Some(value)));
+                }
+            }
+            encoded.push(Encoded {
+                cell,
+                record,
+                delta,
+                index_ops,
+            });
         }
 
         self.durable.committing.fetch_add(1, Ordering::AcqRel);
@@ -312,7 +350,7 @@ impl CommitPipeline {
         db: &Database,
         ks: &Keyspaces,
         mutations: &[Mutation],
-        encoded: &mut [(Vec<u8>, Vec<u8>, TableStats)],
+        encoded: &mut [Encoded],
     ) -> Result<ChangeSeq> {
         {
             let mut seq_state = self.sequencer.lock();
@@ -329,7 +367,16 @@ impl CommitPipeline {
             let mut batch = db.batch();
             let mut stats_touched: Vec<u64> = Vec::new();
             let mut seq = seq_state.next_seq;
-            for (m, (cell, record, delta)) in mutations.iter().zip(encoded.iter_mut()) {
+            for (
+                m,
+                Encoded {
+                    cell,
+                    record,
+                    delta,
+                    index_ops,
+                },
+            ) in mutations.iter().zip(encoded.iter_mut())
+            {
                 let hlc = seq_state.hlc.tick(now);
                 codec::patch_u64(cell, STAMP_OFFSET, hlc.0);
                 codec::patch_u64(record, STAMP_OFFSET, hlc.0);
@@ -337,6 +384,12 @@ impl CommitPipeline {
                 batch.insert(&ks.items, m.key_bytes.as_slice(), cell.as_slice());
                 batch.insert(&ks.changes, seq.to_be_bytes(), record.as_slice());
                 batch.insert(&ks.table_changes, table_change_key(m.table.id, seq), []);
+                for (key, value) in index_ops.iter() {
+                    match value {
+                        Some(value) => batch.insert(&ks.indexes, key.as_slice(), value.as_slice()),
+                        None => batch.remove(&ks.indexes, key.as_slice()),
+                    }
+                }
                 let stats = seq_state.stats.entry(m.table.id).or_default();
                 stats.items += delta.items;
                 stats.bytes += delta.bytes;
@@ -351,7 +404,7 @@ impl CommitPipeline {
             }
             if let Err(e) = batch.commit() {
                 // The batch is all-or-nothing; undo the in-memory counters it would have moved.
-                for (m, (_, _, delta)) in mutations.iter().zip(encoded.iter()) {
+                for (m, Encoded { delta, .. }) in mutations.iter().zip(encoded.iter()) {
                     if let Some(stats) = seq_state.stats.get_mut(&m.table.id) {
                         stats.items -= delta.items;
                         stats.bytes -= delta.bytes;

@@ -87,9 +87,12 @@ impl KeyRange {
     }
 }
 
-/// The keys a Query's key condition selects, in one partition of a table.
-pub(crate) fn query_range(table_id: u64, condition: &KeyCondition) -> KeyRange {
-    let mut partition = table_id.to_be_bytes().to_vec();
+/// The keys a Query's key condition selects, in one partition of a table or index (`id`).
+///
+/// Bounds on the sort key are prefix bounds: index entries carry the table's key after the
+/// index's sort key, so "sort key = v" is every key that starts with `id | pk | v`.
+pub(crate) fn query_range(id: u64, condition: &KeyCondition) -> KeyRange {
+    let mut partition = id.to_be_bytes().to_vec();
     encode_key_value(&condition.partition_value, &mut partition);
     let with = |value: &AttributeValue| {
         let mut key = partition.clone();
@@ -99,20 +102,17 @@ pub(crate) fn query_range(table_id: u64, condition: &KeyCondition) -> KeyRange {
     let whole = KeyRange::prefix(&partition);
     match &condition.sort {
         None => whole,
-        Some(SortKeyCondition::Eq(v)) => KeyRange {
-            lower: Bound::Included(with(v)),
-            upper: Bound::Included(with(v)),
-        },
+        Some(SortKeyCondition::Eq(v)) => KeyRange::prefix(&with(v)),
         Some(SortKeyCondition::Lt(v)) => KeyRange {
             lower: whole.lower,
             upper: Bound::Excluded(with(v)),
         },
         Some(SortKeyCondition::Le(v)) => KeyRange {
             lower: whole.lower,
-            upper: Bound::Included(with(v)),
+            upper: KeyRange::prefix(&with(v)).upper,
         },
         Some(SortKeyCondition::Gt(v)) => KeyRange {
-            lower: Bound::Excluded(with(v)),
+            lower: after_prefix(&with(v)),
             upper: whole.upper,
         },
         Some(SortKeyCondition::Ge(v)) => KeyRange {
@@ -121,7 +121,7 @@ pub(crate) fn query_range(table_id: u64, condition: &KeyCondition) -> KeyRange {
         },
         Some(SortKeyCondition::Between(a, b)) => KeyRange {
             lower: Bound::Included(with(a)),
-            upper: Bound::Included(with(b)),
+            upper: KeyRange::prefix(&with(b)).upper,
         },
         Some(SortKeyCondition::BeginsWith(v)) => {
             let mut prefix = partition.clone();
@@ -133,6 +133,16 @@ pub(crate) fn query_range(table_id: u64, condition: &KeyCondition) -> KeyRange {
             }
             KeyRange::prefix(&prefix)
         }
+    }
+}
+
+/// The lower bound just past every key that starts with `prefix`.
+fn after_prefix(prefix: &[u8]) -> Bound<Vec<u8>> {
+    match KeyRange::prefix(prefix).upper {
+        Bound::Excluded(k) => Bound::Included(k),
+        Bound::Included(k) => Bound::Excluded(k),
+        // A prefix of all 0xff bytes has nothing after it: an empty range.
+        Bound::Unbounded => Bound::Excluded(vec![0xff; prefix.len() + 1]),
     }
 }
 

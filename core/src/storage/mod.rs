@@ -15,6 +15,7 @@ pub(crate) mod catalog;
 pub(crate) mod codec;
 pub(crate) mod commit;
 pub(crate) mod history;
+pub(crate) mod index;
 pub(crate) mod keys;
 
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ pub(crate) struct Keyspaces {
     pub(crate) table_changes: Keyspace,
     pub(crate) catalog: Keyspace,
     pub(crate) stats: Keyspace,
+    pub(crate) indexes: Keyspace,
 }
 
 /// The node's storage: database, keyspaces, catalog, key locks and the commit path.
@@ -94,6 +96,7 @@ impl Storage {
             table_changes: db.keyspace("table_changes", memtable(4 * MIB))?,
             catalog: db.keyspace("catalog", memtable(MIB))?,
             stats: db.keyspace("stats", memtable(MIB))?,
+            indexes: db.keyspace("indexes", memtable(16 * MIB))?,
         };
 
         let catalog = Catalog::default();
@@ -102,7 +105,7 @@ impl Storage {
             let definition: TableDefinition = serde_json::from_slice(&value)
                 .map_err(|e| Error::Internal(format!("corrupt table definition: {e}")))?;
             let shape = definition.key_shape()?;
-            let entry = Arc::new(TableEntry::new(definition, shape));
+            let entry = Arc::new(TableEntry::new(definition, shape)?);
             catalog.tables.write().insert(entry.name.clone(), entry);
         }
         let mut stats = HashMap::new();
@@ -159,6 +162,24 @@ impl Storage {
             .filter_map(|i| self.key_locks.get(i))
             .map(|m| m.lock())
             .collect()
+    }
+
+    /// Index entries (projected items) whose keys lie in `range`, in key order or reverse.
+    pub(crate) fn index_items_in(
+        &self,
+        range: keys::KeyRange,
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = Result<Item>> + '_> {
+        let iter = self.ks.indexes.range((range.lower, range.upper));
+        let entries: Box<dyn Iterator<Item = fjall::Guard>> = if reverse {
+            Box::new(iter.rev())
+        } else {
+            Box::new(iter)
+        };
+        Box::new(entries.map(|guard| {
+            let bytes = guard.value()?;
+            codec::Reader::new(&bytes).item()
+        }))
     }
 
     /// Live items whose storage keys lie in `range`, in key order or reverse, read from the
@@ -252,13 +273,22 @@ impl Storage {
         Ok(())
     }
 
-    /// Removes every stored item of a dropped table, in bounded batches.
-    pub(crate) fn purge_table_items(&self, table_id: u64) -> Result<()> {
-        let prefix = keys::table_prefix(table_id);
+    /// Removes every stored item and index entry of a dropped table, in bounded batches.
+    pub(crate) fn purge_table_items(&self, table_id: u64, index_ids: &[u64]) -> Result<()> {
+        for &index_id in index_ids {
+            self.purge_prefix(&self.ks.indexes, &index_id.to_be_bytes())?;
+        }
+        self.purge_prefix(&self.ks.items, &keys::table_prefix(table_id))?;
+        let mut batch = self.db.batch();
+        batch.remove(&self.ks.stats, table_id.to_be_bytes());
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// Removes every key of `keyspace` that starts with `prefix`, in bounded batches.
+    pub(crate) fn purge_prefix(&self, keyspace: &Keyspace, prefix: &[u8]) -> Result<()> {
         loop {
-            let keys: Vec<_> = self
-                .ks
-                .items
+            let keys: Vec<_> = keyspace
                 .prefix(prefix)
                 .take(10_000)
                 .map(|g| g.key())
@@ -268,9 +298,8 @@ impl Storage {
             }
             let mut batch = self.db.batch();
             for key in keys {
-                batch.remove(&self.ks.items, key);
+                batch.remove(keyspace, key);
             }
-            batch.remove(&self.ks.stats, table_id.to_be_bytes());
             batch.commit()?;
         }
         Ok(())

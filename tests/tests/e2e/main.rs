@@ -10,6 +10,7 @@ mod batches;
 mod common;
 mod concurrency;
 mod crash;
+mod indexes;
 mod items;
 mod protocol;
 mod query_scan;

@@ -272,10 +272,16 @@ impl CapacityDetail {
     }
 }
 
-/// Parses `Select`; without it, a projection means SPECIFIC_ATTRIBUTES, as in DynamoDB.
-pub(crate) fn select(text: Option<&str>, has_projection: bool) -> Result<Select, ApiError> {
+/// Parses `Select`; without it, as in DynamoDB, a projection means SPECIFIC_ATTRIBUTES, and
+/// otherwise a table read returns ALL_ATTRIBUTES and an index read ALL_PROJECTED_ATTRIBUTES.
+pub(crate) fn select(
+    text: Option<&str>,
+    has_projection: bool,
+    reads_index: bool,
+) -> Result<Select, ApiError> {
     match text {
         None if has_projection => Ok(Select::SpecificAttributes),
+        None if reads_index => Ok(Select::AllProjectedAttributes),
         None => Ok(Select::AllAttributes),
         Some(t) => Select::parse(t).ok_or_else(|| {
             ApiError::validation(format!(

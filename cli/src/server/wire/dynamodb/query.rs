@@ -51,7 +51,11 @@ pub(crate) fn query(store: &Store, input: QueryInput) -> Result<PageOutput, ApiE
         ..Default::default()
     }
     .parse()?;
-    let select = select(input.select.as_deref(), expressions.projection.is_some())?;
+    let select = select(
+        input.select.as_deref(),
+        expressions.projection.is_some(),
+        input.index_name.is_some(),
+    )?;
     let page = store.query(QueryRequest {
         table_name: table_name.clone(),
         index_name: input.index_name,

@@ -46,7 +46,11 @@ pub(crate) fn scan(store: &Store, input: ScanInput) -> Result<PageOutput, ApiErr
         ..Default::default()
     }
     .parse()?;
-    let select = select(input.select.as_deref(), expressions.projection.is_some())?;
+    let select = select(
+        input.select.as_deref(),
+        expressions.projection.is_some(),
+        input.index_name.is_some(),
+    )?;
     let page = store.scan(ScanRequest {
         table_name: table_name.clone(),
         index_name: input.index_name,
