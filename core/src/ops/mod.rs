@@ -23,7 +23,8 @@ pub use put_item::PutItemRequest;
 pub use query::QueryRequest;
 pub use scan::ScanRequest;
 pub use tables::{
-    CreateTableRequest, ListTablesOutcome, TableDescription, TableStatus, UpdateTableRequest,
+    CreateTableRequest, GsiUpdate, ListTablesOutcome, TableDescription, TableStatus,
+    UpdateTableRequest,
 };
 pub use transact_get::{TransactGetItem, TransactGetOutcome};
 pub(crate) use transact_write::TransactionTokens;

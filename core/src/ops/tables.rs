@@ -11,6 +11,7 @@ use crate::model::{
     Projection, ProvisionedThroughput, ScalarType, StreamSpecification, TableDefinition, Tag,
 };
 use crate::storage::catalog::{NEXT_TABLE_ID_KEY, TableEntry, table_key};
+use crate::storage::index::IndexInfo;
 use crate::{Error, Result, Store};
 
 const MAX_LSIS: usize = 5;
@@ -52,6 +53,26 @@ pub struct UpdateTableRequest {
     pub provisioned_throughput: Option<ProvisionedThroughput>,
     /// New stream settings.
     pub stream_specification: Option<StreamSpecification>,
+    /// Types of the key attributes of indexes being created.
+    pub attribute_definitions: Vec<AttributeDefinition>,
+    /// Global secondary indexes to create, update or delete (at most one create or delete).
+    pub global_secondary_index_updates: Vec<GsiUpdate>,
+}
+
+/// One element of UpdateTable's `GlobalSecondaryIndexUpdates`.
+#[derive(Debug, Clone)]
+pub enum GsiUpdate {
+    /// Create an index and backfill it from the table's items.
+    Create(GlobalSecondaryIndex),
+    /// Change an index's provisioned throughput.
+    Update {
+        /// Index name.
+        index_name: String,
+        /// New capacity.
+        provisioned_throughput: ProvisionedThroughput,
+    },
+    /// Delete an index and its entries.
+    Delete(String),
 }
 
 /// A table's lifecycle state.
@@ -161,6 +182,13 @@ pub struct TableDescription {
     pub deletion_protection_enabled: bool,
 }
 
+/// What an UpdateTable did to the table's indexes.
+enum IndexChange {
+    None,
+    Created(String),
+    Deleted(u64),
+}
+
 /// The result of ListTables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListTablesOutcome {
@@ -229,6 +257,170 @@ fn millis_to_seconds(millis: u64) -> f64 {
 }
 
 impl Store {
+    /// Applies GlobalSecondaryIndexUpdates to a table definition (not yet saved).
+    fn apply_gsi_updates(
+        &self,
+        definition: &mut TableDefinition,
+        request: &UpdateTableRequest,
+    ) -> Result<IndexChange> {
+        let updates = &request.global_secondary_index_updates;
+        let structural = updates
+            .iter()
+            .filter(|u| !matches!(u, GsiUpdate::Update { .. }))
+            .count();
+        if structural > 1 {
+            return Err(Error::LimitExceeded(
+                "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table".into(),
+            ));
+        }
+        let mut change = IndexChange::None;
+        for update in updates {
+            match update {
+                GsiUpdate::Create(gsi) => {
+                    check_name(
+                        &gsi.index_name,
+                        "globalSecondaryIndexUpdates.member.create.indexName",
+                    )?;
+                    let exists = definition
+                        .global_secondary_indexes
+                        .iter()
+                        .any(|g| g.index_name == gsi.index_name)
+                        || definition
+                            .local_secondary_indexes
+                            .iter()
+                            .any(|l| l.index_name == gsi.index_name);
+                    if exists {
+                        return Err(Error::validation(format!(
+                            "One or more parameter values were invalid: Index with name: {} already exists",
+                            gsi.index_name
+                        )));
+                    }
+                    if definition.global_secondary_indexes.len() >= MAX_GSIS {
+                        return Err(Error::LimitExceeded(
+                            "Subscriber limit exceeded: The number of global secondary indexes exceeds the per-table limit of 20".into(),
+                        ));
+                    }
+                    for new in &request.attribute_definitions {
+                        if ScalarType::parse(&new.attribute_type).is_none() {
+                            return Err(coral(
+                                &new.attribute_type,
+                                "attributeDefinitions.member.attributeType",
+                                "Member must satisfy enum value set: [B, N, S]",
+                            ));
+                        }
+                        match definition
+                            .attribute_definitions
+                            .iter()
+                            .find(|d| d.attribute_name == new.attribute_name)
+                        {
+                            Some(old) if old.attribute_type != new.attribute_type => {
+                                return Err(Error::validation(format!(
+                                    "One or more parameter values were invalid: Attribute {} is redefined with type {} but is already of type {}",
+                                    new.attribute_name, new.attribute_type, old.attribute_type
+                                )));
+                            }
+                            Some(_) => {}
+                            None => definition.attribute_definitions.push(new.clone()),
+                        }
+                    }
+                    // DynamoDB wants the new index's key types in this request, even for
+                    // attributes the table already declares.
+                    if let Some(missing) = gsi.key_schema.iter().find(|k| {
+                        !request
+                            .attribute_definitions
+                            .iter()
+                            .any(|d| d.attribute_name == k.attribute_name)
+                    }) {
+                        return Err(Error::validation(format!(
+                            "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+                            missing.attribute_name,
+                            request
+                                .attribute_definitions
+                                .iter()
+                                .map(|d| d.attribute_name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
+                    KeyShape::from_schema(&gsi.key_schema, &definition.attribute_definitions)?;
+                    if gsi
+                        .key_schema
+                        .iter()
+                        .any(|k| k.attribute_name.len() > MAX_KEY_NAME_BYTES)
+                    {
+                        return Err(Error::validation(
+                            "One or more parameter values were invalid: key attribute names must be at most 255 bytes long",
+                        ));
+                    }
+                    check_projection(&gsi.projection)?;
+                    let id = self.storage.next_table_id()?;
+                    self.storage.write_catalog(
+                        &[(NEXT_TABLE_ID_KEY.to_vec(), (id + 1).to_be_bytes().to_vec())],
+                        &[],
+                    )?;
+                    definition.index_ids.insert(gsi.index_name.clone(), id);
+                    definition.global_secondary_indexes.push(gsi.clone());
+                    change = IndexChange::Created(gsi.index_name.clone());
+                }
+                GsiUpdate::Delete(name) => {
+                    let before = definition.global_secondary_indexes.len();
+                    definition
+                        .global_secondary_indexes
+                        .retain(|g| g.index_name != *name);
+                    if definition.global_secondary_indexes.len() == before {
+                        return Err(Error::ResourceNotFound(format!(
+                            "Requested resource not found: Index: {name} not found"
+                        )));
+                    }
+                    let id = definition.index_ids.remove(name).unwrap_or_default();
+                    change = IndexChange::Deleted(id);
+                }
+                GsiUpdate::Update {
+                    index_name,
+                    provisioned_throughput,
+                } => {
+                    let gsi = definition
+                        .global_secondary_indexes
+                        .iter_mut()
+                        .find(|g| g.index_name == *index_name)
+                        .ok_or_else(|| {
+                            Error::ResourceNotFound(format!(
+                                "Requested resource not found: Index: {index_name} not found"
+                            ))
+                        })?;
+                    check_throughput(provisioned_throughput)?;
+                    gsi.provisioned_throughput = Some(*provisioned_throughput);
+                }
+            }
+        }
+        Ok(change)
+    }
+
+    /// Makes the write path maintain the saved definition's indexes, then backfills a created
+    /// index or removes a deleted one's entries.
+    fn finish_index_change(&self, entry: &TableEntry, change: IndexChange) -> Result<()> {
+        if matches!(change, IndexChange::None) {
+            return Ok(());
+        }
+        let indexes = Arc::new(IndexInfo::all_of(&entry.definition.read())?);
+        // IMPORTANT: swapped before the backfill starts, so every write from here on
+        // maintains the new index; the backfill covers the items written before.
+        *entry.indexes.write() = indexes.clone();
+        match change {
+            IndexChange::Created(name) => {
+                if let Some(index) = indexes.iter().find(|i| i.name == name) {
+                    self.storage.backfill_index(entry, index)?;
+                }
+            }
+            IndexChange::Deleted(id) => {
+                self.storage
+                    .purge_prefix(&self.storage.ks.indexes, &id.to_be_bytes())?;
+            }
+            IndexChange::None => {}
+        }
+        Ok(())
+    }
+
     pub(crate) fn table(&self, name: &str) -> Result<Arc<TableEntry>> {
         check_name(name, "tableName")?;
         self.storage.table(name).ok_or_else(|| {
@@ -624,6 +816,7 @@ impl Store {
         if request.billing_mode.is_none()
             && request.provisioned_throughput.is_none()
             && request.stream_specification.is_none()
+            && request.global_secondary_index_updates.is_empty()
         {
             return Err(Error::validation(
                 "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
@@ -694,7 +887,9 @@ impl Store {
                 }
             }
         }
+        let index_change = self.apply_gsi_updates(&mut definition, &request)?;
         self.save_definition(&entry, definition)?;
+        self.finish_index_change(&entry, index_change)?;
         Ok(self.describe(&entry, TableStatus::Active))
     }
 

@@ -4,7 +4,10 @@
 //! item's projected attributes. Entries are written by the commit path in the same batch as
 //! the item; items without the index's key attributes have no entry (sparse indexes).
 
-use crate::model::{AttributeValue, Item, KeyShape, Projection, TableDefinition};
+use crate::model::{
+    AttributeValue, Item, KeyShape, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, Projection,
+    TableDefinition,
+};
 use crate::{Error, Result};
 
 use super::keys::encode_key_value;
@@ -74,9 +77,11 @@ impl IndexInfo {
     /// type does not match (such items are simply not in the index).
     pub(crate) fn entry_key(&self, table_shape: &KeyShape, item: &Item) -> Option<Vec<u8>> {
         let mut key = self.id.to_be_bytes().to_vec();
-        for attribute in self.shape.attributes() {
+        for (position, attribute) in self.shape.attributes().enumerate() {
             let value = item.get(&attribute.name)?;
-            if value.value_type() != attribute.scalar_type.value_type() {
+            if value.value_type() != attribute.scalar_type.value_type()
+                || key_value_too_long(value, position == 0)
+            {
                 return None;
             }
             encode_key_value(value, &mut key);
@@ -118,11 +123,27 @@ impl IndexInfo {
     }
 }
 
-/// Rejects an item whose index key attributes have the wrong type or are empty, as DynamoDB
-/// does on every write.
+/// True when a key value is longer than DynamoDB allows (2048 bytes for a partition key,
+/// 1024 for a sort key). Such values never become index keys: writes reject them, and a
+/// backfill skips the items that have them, as DynamoDB does.
+fn key_value_too_long(value: &AttributeValue, partition: bool) -> bool {
+    let len = match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::B(b) => b.len(),
+        _ => return false,
+    };
+    len > if partition {
+        MAX_HASH_KEY_BYTES
+    } else {
+        MAX_RANGE_KEY_BYTES
+    }
+}
+
+/// Rejects an item whose index key attributes have the wrong type, are empty or are too
+/// long, as DynamoDB does on every write.
 pub(crate) fn check_index_keys(indexes: &[IndexInfo], item: &Item) -> Result<()> {
     for index in indexes {
-        for attribute in index.shape.attributes() {
+        for (position, attribute) in index.shape.attributes().enumerate() {
             let Some(value) = item.get(&attribute.name) else {
                 continue;
             };
@@ -141,6 +162,18 @@ pub(crate) fn check_index_keys(indexes: &[IndexInfo], item: &Item) -> Result<()>
                 AttributeValue::B(b) => b.is_empty(),
                 _ => false,
             };
+            if key_value_too_long(value, position == 0) {
+                return Err(Error::validation(format!(
+                    "One or more parameter values were invalid: Size of index key {} exceeds the maximum of {} bytes. IndexName: {}",
+                    attribute.name,
+                    if position == 0 {
+                        MAX_HASH_KEY_BYTES
+                    } else {
+                        MAX_RANGE_KEY_BYTES
+                    },
+                    index.name
+                )));
+            }
             if empty {
                 return Err(Error::validation(format!(
                     "One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty string value. IndexName: {}, IndexKey: {}",

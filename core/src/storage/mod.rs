@@ -285,6 +285,52 @@ impl Storage {
         Ok(())
     }
 
+    /// Writes the entries of every item of `table` into a new index. Each item is read and
+    /// indexed under its key lock, so a concurrent write (which already maintains the index)
+    /// is never overwritten by a stale entry.
+    pub(crate) fn backfill_index(
+        &self,
+        table: &TableEntry,
+        index: &index::IndexInfo,
+    ) -> Result<u64> {
+        let prefix = keys::table_prefix(table.id);
+        let mut indexed = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut range = keys::KeyRange::prefix(&prefix);
+            if let Some(key) = after.take() {
+                range.resume_after(key, true);
+            }
+            let chunk: Vec<Vec<u8>> = self
+                .ks
+                .items
+                .range((range.lower, range.upper))
+                .take(1024)
+                .map(|g| g.key().map(|k| k.to_vec()))
+                .collect::<fjall::Result<_>>()?;
+            let Some(last) = chunk.last().cloned() else {
+                break;
+            };
+            for key in &chunk {
+                let _lock = self.lock_keys(&[key]);
+                let Some(item) = self.read_item(key)? else {
+                    continue;
+                };
+                if let Some(entry_key) = index.entry_key(&table.shape, &item) {
+                    let mut value = Vec::with_capacity(64);
+                    codec::put_item(&mut value, &index.project(&table.shape, &item));
+                    self.ks.indexes.insert(entry_key, value)?;
+                    indexed += 1;
+                }
+            }
+            after = Some(last);
+        }
+        if self.durability == Durability::Sync {
+            self.db.persist(PersistMode::SyncData)?;
+        }
+        Ok(indexed)
+    }
+
     /// Removes every key of `keyspace` that starts with `prefix`, in bounded batches.
     pub(crate) fn purge_prefix(&self, keyspace: &Keyspace, prefix: &[u8]) -> Result<()> {
         loop {

@@ -159,3 +159,89 @@ async fn a_global_index_follows_puts_updates_and_deletes() {
         .unwrap_err();
     assert_eq!(error_code(&consistent), "ValidationException");
 }
+
+#[tokio::test]
+async fn a_global_index_created_later_is_backfilled_and_survives_a_restart() {
+    let mut node = TestNode::start().await;
+    let client = node.client();
+    crate::common::create_table(&client, "late", false).await;
+    for i in 0..250 {
+        let mut put = client
+            .put_item()
+            .table_name("late")
+            .item("p", s(&format!("k{i}")));
+        if i % 2 == 0 {
+            put = put.item("color", s(if i % 4 == 0 { "red" } else { "blue" }));
+        }
+        put.send().await.unwrap();
+    }
+    let described = client
+        .update_table()
+        .table_name("late")
+        .attribute_definitions(attr("color", ScalarAttributeType::S))
+        .global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                .create(
+                    aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                        .index_name("by_color")
+                        .key_schema(key("color", KeyType::Hash))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let gsis = described
+        .table_description
+        .unwrap()
+        .global_secondary_indexes
+        .unwrap();
+    assert_eq!(gsis[0].index_status.as_ref().unwrap().as_str(), "ACTIVE");
+    let count = |color: &'static str| {
+        let client = node.client();
+        async move {
+            client
+                .query()
+                .table_name("late")
+                .index_name("by_color")
+                .key_condition_expression("color = :c")
+                .expression_attribute_values(":c", s(color))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .send()
+                .await
+                .unwrap()
+                .count
+        }
+    };
+    assert_eq!((count("red").await, count("blue").await), (63, 62));
+    node.restart().await;
+    let client = node.client();
+    client
+        .put_item()
+        .table_name("late")
+        .item("p", s("new"))
+        .item("color", s("red"))
+        .send()
+        .await
+        .unwrap();
+    let red = client
+        .query()
+        .table_name("late")
+        .index_name("by_color")
+        .key_condition_expression("color = :c")
+        .expression_attribute_values(":c", s("red"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        red.count, 64,
+        "backfilled entries survive the restart and new writes join them"
+    );
+}

@@ -1,9 +1,11 @@
-//! UpdateTable (billing mode, throughput, stream).
+//! UpdateTable (billing mode, throughput, stream, global secondary indexes).
 
 use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
-use tidemark_core::model::{ProvisionedThroughput, StreamSpecification};
-use tidemark_core::ops::{TableDescription, UpdateTableRequest};
+use tidemark_core::model::{
+    AttributeDefinition, GlobalSecondaryIndex, ProvisionedThroughput, StreamSpecification,
+};
+use tidemark_core::ops::{GsiUpdate, TableDescription, UpdateTableRequest};
 
 use super::common::required;
 use crate::server::error::ApiError;
@@ -15,12 +17,53 @@ pub(crate) struct UpdateTableInput {
     billing_mode: Option<String>,
     provisioned_throughput: Option<ProvisionedThroughput>,
     stream_specification: Option<StreamSpecification>,
+    attribute_definitions: Option<Vec<AttributeDefinition>>,
+    global_secondary_index_updates: Option<Vec<WireGsiUpdate>>,
+}
+
+/// One element of `GlobalSecondaryIndexUpdates`: exactly one member is set.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireGsiUpdate {
+    create: Option<GlobalSecondaryIndex>,
+    update: Option<WireGsiThroughput>,
+    delete: Option<WireGsiName>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireGsiThroughput {
+    index_name: String,
+    provisioned_throughput: ProvisionedThroughput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireGsiName {
+    index_name: String,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct UpdateTableOutput {
     table_description: TableDescription,
+}
+
+fn convert(update: WireGsiUpdate) -> Result<GsiUpdate, ApiError> {
+    match (update.create, update.update, update.delete) {
+        (Some(create), None, None) => Ok(GsiUpdate::Create(create)),
+        (None, Some(u), None) => Ok(GsiUpdate::Update {
+            index_name: u.index_name,
+            provisioned_throughput: u.provisioned_throughput,
+        }),
+        (None, None, Some(d)) => Ok(GsiUpdate::Delete(d.index_name)),
+        (None, None, None) => Err(ApiError::validation(
+            "One or more parameter values were invalid: One of GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Update or GlobalSecondaryIndexUpdate.Delete must be specified",
+        )),
+        _ => Err(ApiError::validation(
+            "One or more parameter values were invalid: Only one of Create, Update or Delete may be specified in one GlobalSecondaryIndexUpdate",
+        )),
+    }
 }
 
 pub(crate) fn update_table(
@@ -32,6 +75,13 @@ pub(crate) fn update_table(
         billing_mode: input.billing_mode,
         provisioned_throughput: input.provisioned_throughput,
         stream_specification: input.stream_specification,
+        attribute_definitions: input.attribute_definitions.unwrap_or_default(),
+        global_secondary_index_updates: input
+            .global_secondary_index_updates
+            .unwrap_or_default()
+            .into_iter()
+            .map(convert)
+            .collect::<Result<_, _>>()?,
     };
     Ok(UpdateTableOutput {
         table_description: store.update_table(request)?,
