@@ -301,6 +301,7 @@ impl Store {
                         ));
                     }
                     for new in &request.attribute_definitions {
+                        check_key_name_length(&new.attribute_name)?;
                         if ScalarType::parse(&new.attribute_type).is_none() {
                             return Err(coral(
                                 &new.attribute_type,
@@ -323,6 +324,9 @@ impl Store {
                             None => definition.attribute_definitions.push(new.clone()),
                         }
                     }
+                    for element in &gsi.key_schema {
+                        check_key_name_length(&element.attribute_name)?;
+                    }
                     // DynamoDB wants the new index's key types in this request, even for
                     // attributes the table already declares.
                     if let Some(missing) = gsi.key_schema.iter().find(|k| {
@@ -343,15 +347,6 @@ impl Store {
                         )));
                     }
                     KeyShape::from_schema(&gsi.key_schema, &definition.attribute_definitions)?;
-                    if gsi
-                        .key_schema
-                        .iter()
-                        .any(|k| k.attribute_name.len() > MAX_KEY_NAME_BYTES)
-                    {
-                        return Err(Error::validation(
-                            "One or more parameter values were invalid: key attribute names must be at most 255 bytes long",
-                        ));
-                    }
                     check_projection(&gsi.projection)?;
                     let id = self.storage.next_table_id()?;
                     self.storage.write_catalog(
@@ -472,6 +467,7 @@ impl Store {
                     definition.attribute_name
                 )));
             }
+            check_key_name_length(&definition.attribute_name)?;
             if definition.attribute_name.is_empty() {
                 return Err(Error::validation(
                     "One or more parameter values were invalid: Empty AttributeName in AttributeDefinitions",
@@ -1001,6 +997,18 @@ fn check_tags(tags: &[Tag]) -> Result<()> {
                 tag.value
             )));
         }
+    }
+    Ok(())
+}
+
+/// Key attribute names (table and index keys, and their definitions) are at most 255 bytes.
+fn check_key_name_length(name: &str) -> Result<()> {
+    if name.len() > MAX_KEY_NAME_BYTES {
+        return Err(coral(
+            name,
+            "attributeDefinitions.member.attributeName",
+            "Member must have length less than or equal to 255",
+        ));
     }
     Ok(())
 }
