@@ -1,0 +1,170 @@
+//! Bulk benchmarks against a running node, for docs/benchmarks.md: loads N items with
+//! BatchWriteItem, then measures a parallel Scan of the whole table and the backfill of a
+//! global secondary index created afterwards (UpdateTable returns when it is ACTIVE).
+//!
+//! Usage: `bulk-bench ENDPOINT [ITEMS] [SEGMENTS]` (defaults: 1000000 items, 8 segments).
+//! Prints one line per phase: items, seconds, items per second.
+
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest,
+    ScalarAttributeType, Select, WriteRequest,
+};
+use tidemark_tests::client_for;
+
+const TABLE: &str = "bulk";
+const LOADERS: usize = 8;
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key schema")
+}
+
+fn attr(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition")
+}
+
+fn report(phase: &str, items: u64, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{phase}: {items} items in {secs:.1} s = {:.0} items/s",
+        items as f64 / secs
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let endpoint = args
+        .next()
+        .expect("usage: bulk-bench ENDPOINT [ITEMS] [SEGMENTS]");
+    let items: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let segments: i32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(8);
+    let client = client_for(&endpoint);
+    client
+        .create_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("p", KeyType::Hash))
+        .attribute_definitions(attr("p"))
+        .send()
+        .await
+        .expect("create table");
+
+    let started = Instant::now();
+    let mut loaders = Vec::new();
+    for loader in 0..LOADERS as u64 {
+        let client = client_for(&endpoint);
+        loaders.push(tokio::spawn(async move {
+            let mut i = loader * 25;
+            while i < items {
+                let writes: Vec<WriteRequest> = (i..(i + 25).min(items))
+                    .map(|n| {
+                        let item = [
+                            ("p".to_string(), AttributeValue::S(format!("item{n:08}"))),
+                            (
+                                "g".to_string(),
+                                AttributeValue::S(format!("group{}", n % 1000)),
+                            ),
+                            ("payload".to_string(), AttributeValue::S("x".repeat(100))),
+                        ];
+                        let put = PutRequest::builder()
+                            .set_item(Some(item.into()))
+                            .build()
+                            .expect("put");
+                        WriteRequest::builder().put_request(put).build()
+                    })
+                    .collect();
+                client
+                    .batch_write_item()
+                    .request_items(TABLE, writes)
+                    .send()
+                    .await
+                    .expect("load");
+                i += LOADERS as u64 * 25;
+            }
+        }));
+    }
+    for loader in loaders {
+        loader.await.expect("loader");
+    }
+    report("load (BatchWriteItem, 8 connections)", items, started);
+
+    let started = Instant::now();
+    let mut scanners = Vec::new();
+    for segment in 0..segments {
+        let client = client_for(&endpoint);
+        scanners.push(tokio::spawn(async move {
+            let mut seen = 0u64;
+            let mut start = None;
+            loop {
+                let page = client
+                    .scan()
+                    .table_name(TABLE)
+                    .segment(segment)
+                    .total_segments(segments)
+                    .select(Select::Count)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .expect("scan");
+                seen += page.count as u64;
+                match page.last_evaluated_key {
+                    Some(key) => start = Some(key),
+                    None => return seen,
+                }
+            }
+        }));
+    }
+    let mut scanned = 0;
+    for scanner in scanners {
+        scanned += scanner.await.expect("scanner");
+    }
+    assert_eq!(
+        scanned, items,
+        "the segments together return every item once"
+    );
+    report(
+        &format!("parallel scan ({segments} segments)"),
+        scanned,
+        started,
+    );
+
+    let started = Instant::now();
+    client
+        .update_table()
+        .table_name(TABLE)
+        .attribute_definitions(attr("g"))
+        .global_secondary_index_updates(
+            GlobalSecondaryIndexUpdate::builder()
+                .create(
+                    CreateGlobalSecondaryIndexAction::builder()
+                        .index_name("by_group")
+                        .key_schema(key("g", KeyType::Hash))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::KeysOnly)
+                                .build(),
+                        )
+                        .build()
+                        .expect("gsi"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create index");
+    report("GSI backfill (UpdateTable Create)", items, started);
+}
