@@ -408,8 +408,7 @@ impl Store {
                 }
             }
             IndexChange::Deleted(id) => {
-                self.storage
-                    .purge_prefix(&self.storage.ks.indexes, &id.to_be_bytes())?;
+                self.storage.purge_index(id)?;
             }
             IndexChange::None => {}
         }
@@ -682,6 +681,13 @@ impl Store {
             write_capacity_units: t.write_capacity_units,
         };
         let index_arn = |name: &str| format!("{}/index/{}", definition.table_arn, name);
+        let index_stats = |name: &str| {
+            definition
+                .index_ids
+                .get(name)
+                .map(|id| self.storage.table_stats(*id))
+                .unwrap_or_default()
+        };
         let full = status == TableStatus::Active;
         let gsis: Vec<IndexDescription> = definition
             .global_secondary_indexes
@@ -698,8 +704,8 @@ impl Store {
                     },
                 ))),
                 index_arn: index_arn(&g.index_name),
-                index_size_bytes: 0,
-                item_count: 0,
+                index_size_bytes: index_stats(&g.index_name).bytes,
+                item_count: index_stats(&g.index_name).items,
             })
             .collect();
         let lsis: Vec<IndexDescription> = definition
@@ -712,8 +718,8 @@ impl Store {
                 index_status: None,
                 provisioned_throughput: None,
                 index_arn: index_arn(&l.index_name),
-                index_size_bytes: 0,
-                item_count: 0,
+                index_size_bytes: index_stats(&l.index_name).bytes,
+                item_count: index_stats(&l.index_name).items,
             })
             .collect();
         let stream_on = definition

@@ -57,7 +57,8 @@ pub(crate) struct Mutation {
 pub(crate) struct Encoded {
     cell: Vec<u8>,
     record: Vec<u8>,
-    delta: TableStats,
+    /// Changes to the statistics of the table and of its indexes, by id.
+    deltas: Vec<(u64, TableStats)>,
     /// Index entries to write (`Some` value) or remove (`None`).
     index_ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
@@ -308,6 +309,7 @@ impl CommitPipeline {
                 items: i64::from(m.new.is_some()) - i64::from(m.old.is_some()),
                 bytes: size(&m.new) - size(&m.old),
             };
+            let mut deltas = vec![(m.table.id, delta)];
             let mut index_ops = Vec::new();
             for index in m.table.indexes().iter() {
                 let entry = |item: &Option<Item>| {
@@ -320,6 +322,16 @@ impl CommitPipeline {
                 if before == after {
                     continue;
                 }
+                let size = |e: &Option<(Vec<u8>, Item)>| {
+                    e.as_ref().map_or(0, |(_, i)| item_size(i) as i64)
+                };
+                deltas.push((
+                    index.id,
+                    TableStats {
+                        items: i64::from(after.is_some()) - i64::from(before.is_some()),
+                        bytes: size(&after) - size(&before),
+                    },
+                ));
                 if let Some((old_key, _)) = &before
                     && after.as_ref().is_none_or(|(new_key, _)| new_key != old_key)
                 {
@@ -334,7 +346,7 @@ impl CommitPipeline {
             encoded.push(Encoded {
                 cell,
                 record,
-                delta,
+                deltas,
                 index_ops,
             });
         }
@@ -372,7 +384,7 @@ impl CommitPipeline {
                 Encoded {
                     cell,
                     record,
-                    delta,
+                    deltas,
                     index_ops,
                 },
             ) in mutations.iter().zip(encoded.iter_mut())
@@ -390,11 +402,13 @@ impl CommitPipeline {
                         None => batch.remove(&ks.indexes, key.as_slice()),
                     }
                 }
-                let stats = seq_state.stats.entry(m.table.id).or_default();
-                stats.items += delta.items;
-                stats.bytes += delta.bytes;
-                if !stats_touched.contains(&m.table.id) {
-                    stats_touched.push(m.table.id);
+                for (id, delta) in deltas.iter() {
+                    let stats = seq_state.stats.entry(*id).or_default();
+                    stats.items += delta.items;
+                    stats.bytes += delta.bytes;
+                    if !stats_touched.contains(id) {
+                        stats_touched.push(*id);
+                    }
                 }
                 seq += 1;
             }
@@ -404,10 +418,12 @@ impl CommitPipeline {
             }
             if let Err(e) = batch.commit() {
                 // The batch is all-or-nothing; undo the in-memory counters it would have moved.
-                for (m, Encoded { delta, .. }) in mutations.iter().zip(encoded.iter()) {
-                    if let Some(stats) = seq_state.stats.get_mut(&m.table.id) {
-                        stats.items -= delta.items;
-                        stats.bytes -= delta.bytes;
+                for Encoded { deltas, .. } in encoded.iter() {
+                    for (id, delta) in deltas {
+                        if let Some(stats) = seq_state.stats.get_mut(id) {
+                            stats.items -= delta.items;
+                            stats.bytes -= delta.bytes;
+                        }
                     }
                 }
                 return Err(e.into());

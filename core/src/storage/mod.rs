@@ -28,7 +28,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::changes::{ChangeRecord, ChangeSeq};
 use crate::clock::Clock;
-use crate::model::{Item, TableDefinition};
+use crate::model::{Item, TableDefinition, item_size};
 use crate::stamp::HybridClock;
 use crate::{Error, Result};
 use catalog::{Catalog, NEXT_TABLE_ID_KEY, TableEntry};
@@ -276,7 +276,7 @@ impl Storage {
     /// Removes every stored item and index entry of a dropped table, in bounded batches.
     pub(crate) fn purge_table_items(&self, table_id: u64, index_ids: &[u64]) -> Result<()> {
         for &index_id in index_ids {
-            self.purge_prefix(&self.ks.indexes, &index_id.to_be_bytes())?;
+            self.purge_index(index_id)?;
         }
         self.purge_prefix(&self.ks.items, &keys::table_prefix(table_id))?;
         let mut batch = self.db.batch();
@@ -295,6 +295,7 @@ impl Storage {
     ) -> Result<u64> {
         let prefix = keys::table_prefix(table.id);
         let mut indexed = 0;
+        let mut backfilled = TableStats::default();
         let mut after: Option<Vec<u8>> = None;
         loop {
             let mut range = keys::KeyRange::prefix(&prefix);
@@ -317,18 +318,42 @@ impl Storage {
                     continue;
                 };
                 if let Some(entry_key) = index.entry_key(&table.shape, &item) {
+                    // A write since the index was added has already made (and counted) it.
+                    if self.ks.indexes.contains_key(&entry_key)? {
+                        continue;
+                    }
+                    let projected = index.project(&table.shape, &item);
                     let mut value = Vec::with_capacity(64);
-                    codec::put_item(&mut value, &index.project(&table.shape, &item));
+                    codec::put_item(&mut value, &projected);
                     self.ks.indexes.insert(entry_key, value)?;
                     indexed += 1;
+                    backfilled.items += 1;
+                    backfilled.bytes += item_size(&projected) as i64;
                 }
             }
             after = Some(last);
+        }
+        {
+            let mut sequencer = self.pipeline.sequencer.lock();
+            let stats = sequencer.stats.entry(index.id).or_default();
+            stats.items += backfilled.items;
+            stats.bytes += backfilled.bytes;
+            self.ks
+                .stats
+                .insert(index.id.to_be_bytes(), stats.encode())?;
         }
         if self.durability == Durability::Sync {
             self.db.persist(PersistMode::SyncData)?;
         }
         Ok(indexed)
+    }
+
+    /// Removes every entry and the statistics of an index.
+    pub(crate) fn purge_index(&self, index_id: u64) -> Result<()> {
+        self.purge_prefix(&self.ks.indexes, &index_id.to_be_bytes())?;
+        self.pipeline.sequencer.lock().stats.remove(&index_id);
+        self.ks.stats.remove(index_id.to_be_bytes())?;
+        Ok(())
     }
 
     /// Removes every key of `keyspace` that starts with `prefix`, in bounded batches.

@@ -244,4 +244,19 @@ async fn a_global_index_created_later_is_backfilled_and_survives_a_restart() {
         red.count, 64,
         "backfilled entries survive the restart and new writes join them"
     );
+    let table = client
+        .describe_table()
+        .table_name("late")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let gsi = &table.global_secondary_indexes.unwrap()[0];
+    assert_eq!(
+        gsi.item_count,
+        Some(126),
+        "backfilled and written entries are counted exactly"
+    );
+    assert!(gsi.index_size_bytes.unwrap() > 0);
 }
