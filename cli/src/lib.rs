@@ -50,6 +50,7 @@ pub struct Node {
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     trimmer: JoinHandle<()>,
+    index_builder: JoinHandle<()>,
 }
 
 impl Node {
@@ -85,12 +86,14 @@ impl Node {
             token.cancelled().await
         }));
         let trimmer = tokio::spawn(trim_history_periodically(store.clone(), shutdown.clone()));
+        let index_builder = tokio::spawn(build_indexes(store.clone(), shutdown.clone()));
         Ok(Node {
             addr,
             store,
             shutdown,
             server,
             trimmer,
+            index_builder,
         })
     }
 
@@ -112,6 +115,7 @@ impl Node {
         self.shutdown.cancel();
         self.server.await??;
         self.trimmer.await?;
+        self.index_builder.await?;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.persist()).await??;
         Ok(())
@@ -142,6 +146,26 @@ async fn trim_history_periodically(store: Arc<Store>, shutdown: CancellationToke
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "trimming history failed"),
             Err(e) => tracing::warn!(error = %e, "trimming task failed"),
+        }
+    }
+}
+
+/// Backfills new global secondary indexes in the background: once at start (resuming any a
+/// restart interrupted) and whenever UpdateTable creates one, until shut down.
+async fn build_indexes(store: Arc<Store>, shutdown: CancellationToken) {
+    loop {
+        let worker = store.clone();
+        match tokio::task::spawn_blocking(move || worker.run_pending_backfills()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(finished)) => tracing::info!(finished, "index backfill finished"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "index backfill failed; retried on the next request")
+            }
+            Err(e) => tracing::warn!(error = %e, "index backfill task failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = store.backfill_requested() => {}
         }
     }
 }

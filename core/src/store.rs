@@ -52,6 +52,8 @@ pub struct Store {
     pub(crate) config: StoreConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) transaction_tokens: crate::ops::TransactionTokens,
+    /// Woken when an index needs a backfill.
+    pub(crate) backfill_requested: tokio::sync::Notify,
 }
 
 impl Store {
@@ -83,6 +85,7 @@ impl Store {
             config,
             clock,
             transaction_tokens: Default::default(),
+            backfill_requested: tokio::sync::Notify::new(),
         })
     }
 

@@ -340,6 +340,9 @@ pub struct TableDefinition {
     pub tags: Vec<Tag>,
     /// Creation time, milliseconds since the Unix epoch.
     pub creation_millis: u64,
+    /// Global secondary indexes whose backfill has not finished (`IndexStatus: CREATING`).
+    #[serde(default)]
+    pub backfilling: std::collections::BTreeSet<String>,
     /// Storage ids of the secondary indexes, by index name.
     #[serde(default)]
     pub index_ids: std::collections::BTreeMap<String, u64>,

@@ -125,6 +125,13 @@ impl Store {
     /// What a Query or Scan of `table_name` (or its index) reads.
     pub(crate) fn source(&self, table_name: &str, index_name: Option<&str>) -> Result<Source> {
         let table = self.table(table_name)?;
+        if let Some(name) = index_name
+            && table.definition.read().backfilling.contains(name)
+        {
+            return Err(Error::validation(format!(
+                "Cannot read from backfilling global secondary index: {name}"
+            )));
+        }
         let index = match index_name {
             None => None,
             Some(name) => Some(

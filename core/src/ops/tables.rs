@@ -121,6 +121,9 @@ pub struct IndexDescription {
     /// `ACTIVE` for global indexes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_status: Option<String>,
+    /// True while a global index created by UpdateTable is being backfilled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfilling: Option<bool>,
     /// Capacity of global indexes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provisioned_throughput: Option<ProvisionedThroughputDescription>,
@@ -185,7 +188,7 @@ pub struct TableDescription {
 /// What an UpdateTable did to the table's indexes.
 enum IndexChange {
     None,
-    Created(String),
+    Created,
     Deleted(u64),
 }
 
@@ -355,7 +358,8 @@ impl Store {
                     )?;
                     definition.index_ids.insert(gsi.index_name.clone(), id);
                     definition.global_secondary_indexes.push(gsi.clone());
-                    change = IndexChange::Created(gsi.index_name.clone());
+                    definition.backfilling.insert(gsi.index_name.clone());
+                    change = IndexChange::Created;
                 }
                 GsiUpdate::Delete(name) => {
                     let before = definition.global_secondary_indexes.len();
@@ -368,6 +372,7 @@ impl Store {
                         )));
                     }
                     let id = definition.index_ids.remove(name).unwrap_or_default();
+                    definition.backfilling.remove(name);
                     change = IndexChange::Deleted(id);
                 }
                 GsiUpdate::Update {
@@ -402,17 +407,58 @@ impl Store {
         // maintains the new index; the backfill covers the items written before.
         *entry.indexes.write() = indexes.clone();
         match change {
-            IndexChange::Created(name) => {
-                if let Some(index) = indexes.iter().find(|i| i.name == name) {
-                    self.storage.backfill_index(entry, index)?;
-                }
-            }
-            IndexChange::Deleted(id) => {
-                self.storage.purge_index(id)?;
-            }
+            // The backfill runs in the background (`run_pending_backfills`).
+            IndexChange::Created => self.backfill_requested.notify_one(),
+            IndexChange::Deleted(id) => self.storage.purge_index(id)?,
             IndexChange::None => {}
         }
         Ok(())
+    }
+
+    /// Backfills every global secondary index whose backfill has not finished (new ones, and
+    /// any a restart interrupted), then marks it ACTIVE. Returns how many were finished.
+    ///
+    /// # Errors
+    /// Storage failures; the backfill resumes on the next call.
+    pub fn run_pending_backfills(&self) -> Result<usize> {
+        let tables: Vec<Arc<TableEntry>> = self
+            .storage
+            .catalog
+            .tables
+            .read()
+            .values()
+            .cloned()
+            .collect();
+        let mut finished = 0;
+        for entry in tables {
+            let pending: Vec<String> = entry
+                .definition
+                .read()
+                .backfilling
+                .iter()
+                .cloned()
+                .collect();
+            for name in pending {
+                let Some(index) = entry.indexes().iter().find(|i| i.name == name).cloned() else {
+                    continue;
+                };
+                self.storage.backfill_index(&entry, &index)?;
+                let _ddl = self.storage.ddl.lock();
+                if entry.dropped.load(Ordering::Acquire) {
+                    continue;
+                }
+                let mut definition = entry.definition.read().clone();
+                definition.backfilling.remove(&name);
+                self.save_definition(&entry, definition)?;
+                finished += 1;
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Resolves when UpdateTable has created an index that needs a backfill.
+    pub async fn backfill_requested(&self) {
+        self.backfill_requested.notified().await;
     }
 
     pub(crate) fn table(&self, name: &str) -> Result<Arc<TableEntry>> {
@@ -652,6 +698,7 @@ impl Store {
             creation_millis: now,
             table_uuid: uuid::Uuid::new_v4().to_string(),
             index_ids,
+            backfilling: Default::default(),
             table_arn: self.table_arn(&request.table_name),
         };
         let json = serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;
@@ -696,7 +743,18 @@ impl Store {
                 index_name: g.index_name.clone(),
                 key_schema: g.key_schema.clone(),
                 projection: g.projection.clone(),
-                index_status: Some("ACTIVE".into()),
+                index_status: Some(
+                    if definition.backfilling.contains(&g.index_name) {
+                        "CREATING"
+                    } else {
+                        "ACTIVE"
+                    }
+                    .into(),
+                ),
+                backfilling: definition
+                    .backfilling
+                    .contains(&g.index_name)
+                    .then_some(true),
                 provisioned_throughput: Some(throughput(&g.provisioned_throughput.unwrap_or(
                     ProvisionedThroughput {
                         read_capacity_units: 0,
@@ -716,6 +774,7 @@ impl Store {
                 key_schema: l.key_schema.clone(),
                 projection: l.projection.clone(),
                 index_status: None,
+                backfilling: None,
                 provisioned_throughput: None,
                 index_arn: index_arn(&l.index_name),
                 index_size_bytes: index_stats(&l.index_name).bytes,

@@ -285,9 +285,14 @@ impl Storage {
         Ok(())
     }
 
-    /// Writes the entries of every item of `table` into a new index. Each item is read and
-    /// indexed under its key lock, so a concurrent write (which already maintains the index)
-    /// is never overwritten by a stale entry.
+    /// Writes the entries of every item of `table` into a new index, in chunks.
+    ///
+    /// IMPORTANT: a chunk's items are read and their entries committed under their key locks,
+    /// so a concurrent write (which maintains the index itself) is never overwritten by a
+    /// stale entry; entries a write already made are skipped, so the statistics count each
+    /// entry once, also when a backfill resumes after a restart. Each chunk commits its
+    /// entries and the index statistics in one batch, under the sequencer lock like the commit
+    /// path, so the persisted statistics never go backwards.
     pub(crate) fn backfill_index(
         &self,
         table: &TableEntry,
@@ -295,7 +300,6 @@ impl Storage {
     ) -> Result<u64> {
         let prefix = keys::table_prefix(table.id);
         let mut indexed = 0;
-        let mut backfilled = TableStats::default();
         let mut after: Option<Vec<u8>> = None;
         loop {
             let mut range = keys::KeyRange::prefix(&prefix);
@@ -312,35 +316,37 @@ impl Storage {
             let Some(last) = chunk.last().cloned() else {
                 break;
             };
+            let chunk_keys: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            let _locks = self.lock_keys(&chunk_keys);
+            let mut added = TableStats::default();
+            let mut batch = self.db.batch();
             for key in &chunk {
-                let _lock = self.lock_keys(&[key]);
                 let Some(item) = self.read_item(key)? else {
                     continue;
                 };
-                if let Some(entry_key) = index.entry_key(&table.shape, &item) {
-                    // A write since the index was added has already made (and counted) it.
-                    if self.ks.indexes.contains_key(&entry_key)? {
-                        continue;
-                    }
-                    let projected = index.project(&table.shape, &item);
-                    let mut value = Vec::with_capacity(64);
-                    codec::put_item(&mut value, &projected);
-                    self.ks.indexes.insert(entry_key, value)?;
-                    indexed += 1;
-                    backfilled.items += 1;
-                    backfilled.bytes += item_size(&projected) as i64;
+                let Some(entry_key) = index.entry_key(&table.shape, &item) else {
+                    continue;
+                };
+                if self.ks.indexes.contains_key(&entry_key)? {
+                    continue;
                 }
+                let projected = index.project(&table.shape, &item);
+                let mut value = Vec::with_capacity(64);
+                codec::put_item(&mut value, &projected);
+                batch.insert(&self.ks.indexes, entry_key, value);
+                added.items += 1;
+                added.bytes += item_size(&projected) as i64;
             }
+            {
+                let mut sequencer = self.pipeline.sequencer.lock();
+                let stats = sequencer.stats.entry(index.id).or_default();
+                stats.items += added.items;
+                stats.bytes += added.bytes;
+                batch.insert(&self.ks.stats, index.id.to_be_bytes(), stats.encode());
+                batch.commit()?;
+            }
+            indexed += added.items as u64;
             after = Some(last);
-        }
-        {
-            let mut sequencer = self.pipeline.sequencer.lock();
-            let stats = sequencer.stats.entry(index.id).or_default();
-            stats.items += backfilled.items;
-            stats.bytes += backfilled.bytes;
-            self.ks
-                .stats
-                .insert(index.id.to_be_bytes(), stats.encode())?;
         }
         if self.durability == Durability::Sync {
             self.db.persist(PersistMode::SyncData)?;

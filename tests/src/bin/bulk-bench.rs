@@ -166,5 +166,28 @@ async fn main() {
         .send()
         .await
         .expect("create index");
-    report("GSI backfill (UpdateTable Create)", items, started);
+    loop {
+        let table = client
+            .describe_table()
+            .table_name(TABLE)
+            .send()
+            .await
+            .expect("describe");
+        let gsis = table
+            .table
+            .and_then(|t| t.global_secondary_indexes)
+            .unwrap_or_default();
+        if gsis
+            .iter()
+            .any(|g| g.index_status.as_ref().map(|s| s.as_str()) == Some("ACTIVE"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    report(
+        "GSI backfill (UpdateTable Create until ACTIVE)",
+        items,
+        started,
+    );
 }

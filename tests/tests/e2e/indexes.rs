@@ -203,7 +203,21 @@ async fn a_global_index_created_later_is_backfilled_and_survives_a_restart() {
         .unwrap()
         .global_secondary_indexes
         .unwrap();
-    assert_eq!(gsis[0].index_status.as_ref().unwrap().as_str(), "ACTIVE");
+    assert_eq!(gsis[0].index_status.as_ref().unwrap().as_str(), "CREATING");
+    assert_eq!(gsis[0].backfilling, Some(true));
+    let active = tidemark_tests::wait_until(std::time::Duration::from_secs(30), async || {
+        let table = node
+            .client()
+            .describe_table()
+            .table_name("late")
+            .send()
+            .await
+            .unwrap();
+        let gsi = &table.table.unwrap().global_secondary_indexes.unwrap()[0];
+        gsi.index_status.as_ref().map(|s| s.as_str()) == Some("ACTIVE") && gsi.backfilling.is_none()
+    })
+    .await;
+    assert!(active, "the backfill finishes and the index becomes ACTIVE");
     let count = |color: &'static str| {
         let client = node.client();
         async move {
