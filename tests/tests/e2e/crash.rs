@@ -11,7 +11,7 @@ use tidemark_core::model::AttributeValue as CoreValue;
 use tidemark_core::{ChangeKind, Store, StoreConfig};
 use tidemark_tests::{ChildNode, client_for};
 
-use crate::common::{create_table, n, s};
+use crate::common::{n, s};
 
 const WRITERS: usize = 16;
 
@@ -35,6 +35,7 @@ async fn write_until_dead(client: aws_sdk_dynamodb::Client, writer: usize) -> Ou
             .item("p", s(&key))
             .item("a", n(&i.to_string()))
             .item("b", n(&i.to_string()))
+            .item("g", s(&format!("group{}", i % 5)))
             .send()
             .await;
         match put {
@@ -66,6 +67,49 @@ async fn write_until_dead(client: aws_sdk_dynamodb::Client, writer: usize) -> Ou
     outcome
 }
 
+async fn create_table_with_index(client: &aws_sdk_dynamodb::Client) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name("crash")
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("p", KeyType::Hash))
+        .attribute_definitions(attr("p"))
+        .attribute_definitions(attr("g"))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_g")
+                .key_schema(key("g", KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 fn number(v: &AttributeValue) -> i64 {
     match v {
         AttributeValue::N(text) => text.parse().unwrap(),
@@ -79,7 +123,7 @@ async fn crash_and_check(durability: &str) {
     let data = dir.path().join("data");
     let child = ChildNode::start(binary, &data, &["--durability", durability]).await;
     let endpoint = child.endpoint();
-    create_table(&client_for(&endpoint), "crash", false).await;
+    create_table_with_index(&client_for(&endpoint)).await;
 
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| tokio::spawn(write_until_dead(client_for(&endpoint), w)))
@@ -143,6 +187,30 @@ async fn crash_and_check(durability: &str) {
             && counter <= all.acked_increments + all.uncertain_increments,
         "{durability}: counter {counter}, acknowledged increments {}",
         all.acked_increments
+    );
+    // Index entries were written in the same commits as their items: exactly one per item.
+    let mut indexed = 0;
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name("crash")
+            .index_name("by_g")
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .unwrap();
+        indexed += page.count as usize;
+        match page.last_evaluated_key {
+            Some(key) => start = Some(key),
+            None => break,
+        }
+    }
+    assert_eq!(
+        indexed,
+        present.len(),
+        "{durability}: one index entry per present item"
     );
     assert!(child.terminate().await.success(), "SIGTERM exits 0");
 
