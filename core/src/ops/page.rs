@@ -134,8 +134,6 @@ pub(crate) fn read_page(
         .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
     let mut page = PageOutcome::default();
     let mut bytes = 0usize;
-    let mut last: Option<Item> = None;
-    let mut stopped_early = false;
     for item in items {
         let item = item?;
         if let Some((segment, total)) = segment {
@@ -152,12 +150,17 @@ pub(crate) fn read_page(
             Some(filter) => filter.evaluate(Some(&item))?,
             None => true,
         };
-        last = Some(
-            keys.attributes
-                .iter()
-                .filter_map(|name| item.get(*name).map(|v| (name.to_string(), v.clone())))
-                .collect(),
-        );
+        // Like DynamoDB, a page that reached its limit names its last key without looking
+        // ahead, so the next page may be empty.
+        let full = page.scanned_count >= limit || bytes >= MAX_PAGE_BYTES;
+        if full {
+            page.last_evaluated_key = Some(
+                keys.attributes
+                    .iter()
+                    .filter_map(|name| item.get(*name).map(|v| (name.to_string(), v.clone())))
+                    .collect(),
+            );
+        }
         if matches {
             page.count += 1;
             if options.select != Select::Count {
@@ -167,15 +170,9 @@ pub(crate) fn read_page(
                 });
             }
         }
-        // Like DynamoDB, a page that reached its limit names its last key without looking
-        // ahead, so the next page may be empty.
-        if page.scanned_count >= limit || bytes >= MAX_PAGE_BYTES {
-            stopped_early = true;
+        if full {
             break;
         }
-    }
-    if stopped_early {
-        page.last_evaluated_key = last;
     }
     page.consumed_capacity_units = read_units(bytes, options.consistent_read);
     Ok(page)
