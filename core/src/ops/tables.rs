@@ -304,7 +304,10 @@ impl Store {
                         ));
                     }
                     for new in &request.attribute_definitions {
-                        check_key_name_length(&new.attribute_name)?;
+                        check_key_name_length(
+                            &new.attribute_name,
+                            "attributeDefinitions.member.attributeName",
+                        )?;
                         if ScalarType::parse(&new.attribute_type).is_none() {
                             return Err(coral(
                                 &new.attribute_type,
@@ -328,7 +331,10 @@ impl Store {
                         }
                     }
                     for element in &gsi.key_schema {
-                        check_key_name_length(&element.attribute_name)?;
+                        check_key_name_length(
+                            &element.attribute_name,
+                            "globalSecondaryIndexUpdates.member.create.keySchema.member.attributeName",
+                        )?;
                     }
                     // DynamoDB wants the new index's key types in this request, even for
                     // attributes the table already declares.
@@ -512,7 +518,10 @@ impl Store {
                     definition.attribute_name
                 )));
             }
-            check_key_name_length(&definition.attribute_name)?;
+            check_key_name_length(
+                &definition.attribute_name,
+                "attributeDefinitions.member.attributeName",
+            )?;
             if definition.attribute_name.is_empty() {
                 return Err(Error::validation(
                     "One or more parameter values were invalid: Empty AttributeName in AttributeDefinitions",
@@ -537,13 +546,7 @@ impl Store {
                     .flat_map(|l| &l.key_schema),
             );
         for element in request.key_schema.iter().chain(index_key_names) {
-            if element.attribute_name.len() > MAX_KEY_NAME_BYTES {
-                return Err(coral(
-                    &element.attribute_name,
-                    "keySchema.member.attributeName",
-                    "Member must have length less than or equal to 255",
-                ));
-            }
+            check_key_name_length(&element.attribute_name, "keySchema.member.attributeName")?;
         }
         for element in &request.key_schema {
             if element.key_type != "HASH" && element.key_type != "RANGE" {
@@ -1066,12 +1069,13 @@ fn check_tags(tags: &[Tag]) -> Result<()> {
     Ok(())
 }
 
-/// Key attribute names (table and index keys, and their definitions) are at most 255 bytes.
-fn check_key_name_length(name: &str) -> Result<()> {
+/// Key attribute names (table and index keys, and their definitions) are at most 255 bytes;
+/// `field` names the request member in the error, as DynamoDB's validation messages do.
+fn check_key_name_length(name: &str, field: &str) -> Result<()> {
     if name.len() > MAX_KEY_NAME_BYTES {
         return Err(coral(
             name,
-            "attributeDefinitions.member.attributeName",
+            field,
             "Member must have length less than or equal to 255",
         ));
     }
