@@ -6,6 +6,24 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 
+/// A key schema element.
+pub(crate) fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
+}
+
+/// An attribute definition.
+pub(crate) fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .unwrap()
+}
+
 /// Creates an on-demand table with a string partition key `p` and, optionally, a number sort
 /// key `c`.
 pub(crate) async fn create_table(client: &Client, name: &str, with_sort_key: bool) {
@@ -13,36 +31,12 @@ pub(crate) async fn create_table(client: &Client, name: &str, with_sort_key: boo
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("p")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("p")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        );
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S));
     if with_sort_key {
         request = request
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("c")
-                    .key_type(KeyType::Range)
-                    .build()
-                    .unwrap(),
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("c")
-                    .attribute_type(ScalarAttributeType::N)
-                    .build()
-                    .unwrap(),
-            );
+            .key_schema(key_element("c", KeyType::Range))
+            .attribute_definitions(attribute("c", ScalarAttributeType::N));
     }
     request.send().await.expect("create table");
 }

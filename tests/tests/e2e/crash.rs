@@ -11,7 +11,7 @@ use tidemark_core::model::AttributeValue as CoreValue;
 use tidemark_core::{ChangeKind, Store, StoreConfig};
 use tidemark_tests::{ChildNode, client_for};
 
-use crate::common::{n, s};
+use crate::common::{attribute, key_element, n, s};
 
 const WRITERS: usize = 16;
 
@@ -69,34 +69,19 @@ async fn write_until_dead(client: aws_sdk_dynamodb::Client, writer: usize) -> Ou
 
 async fn create_table_with_index(client: &aws_sdk_dynamodb::Client) {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType,
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
+        BillingMode, GlobalSecondaryIndex, KeyType, Projection, ProjectionType, ScalarAttributeType,
     };
     client
         .create_table()
         .table_name("crash")
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("p", KeyType::Hash))
-        .attribute_definitions(attr("p"))
-        .attribute_definitions(attr("g"))
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .attribute_definitions(attribute("g", ScalarAttributeType::S))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name("by_g")
-                .key_schema(key("g", KeyType::Hash))
+                .key_schema(key_element("g", KeyType::Hash))
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::KeysOnly)

@@ -1,28 +1,11 @@
 //! Secondary indexes through the AWS SDK: entries follow every write in the same commit.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    BillingMode, GlobalSecondaryIndex, KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use tidemark_tests::TestNode;
 
-use crate::common::{error_code, n, s};
-
-fn key(name: &str, kind: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-        .unwrap()
-}
-
-fn attr(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(kind)
-        .build()
-        .unwrap()
-}
+use crate::common::{attribute, error_code, key_element, n, s};
 
 async fn by_owner(client: &aws_sdk_dynamodb::Client, owner: &str) -> Vec<(String, String)> {
     let page = client
@@ -54,15 +37,15 @@ async fn a_global_index_follows_puts_updates_and_deletes() {
         .create_table()
         .table_name("docs")
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("p", KeyType::Hash))
-        .attribute_definitions(attr("p", ScalarAttributeType::S))
-        .attribute_definitions(attr("owner", ScalarAttributeType::S))
-        .attribute_definitions(attr("rank", ScalarAttributeType::N))
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .attribute_definitions(attribute("owner", ScalarAttributeType::S))
+        .attribute_definitions(attribute("rank", ScalarAttributeType::N))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name("by_owner")
-                .key_schema(key("owner", KeyType::Hash))
-                .key_schema(key("rank", KeyType::Range))
+                .key_schema(key_element("owner", KeyType::Hash))
+                .key_schema(key_element("rank", KeyType::Range))
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::KeysOnly)
@@ -178,13 +161,13 @@ async fn a_global_index_created_later_is_backfilled_and_survives_a_restart() {
     let described = client
         .update_table()
         .table_name("late")
-        .attribute_definitions(attr("color", ScalarAttributeType::S))
+        .attribute_definitions(attribute("color", ScalarAttributeType::S))
         .global_secondary_index_updates(
             aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
                 .create(
                     aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
                         .index_name("by_color")
-                        .key_schema(key("color", KeyType::Hash))
+                        .key_schema(key_element("color", KeyType::Hash))
                         .projection(
                             Projection::builder()
                                 .projection_type(ProjectionType::All)

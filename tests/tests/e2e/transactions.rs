@@ -26,9 +26,8 @@ fn balance_update(account: &str, delta: i64) -> TransactWriteItem {
         .build()
 }
 
-#[tokio::test]
-async fn cancelled_transactions_write_nothing_and_give_reasons_in_order() {
-    let node = TestNode::start().await;
+/// Creates the `bank` table with account `a` holding 10, and returns a client.
+async fn open_bank(node: &TestNode) -> aws_sdk_dynamodb::Client {
     let client = node.client();
     create_table(&client, "bank", false).await;
     client
@@ -39,6 +38,13 @@ async fn cancelled_transactions_write_nothing_and_give_reasons_in_order() {
         .send()
         .await
         .unwrap();
+    client
+}
+
+#[tokio::test]
+async fn cancelled_transactions_write_nothing_and_give_reasons_in_order() {
+    let node = TestNode::start().await;
+    let client = open_bank(&node).await;
     let base = node.node().store().durable_seq();
 
     let check_fails = TransactWriteItem::builder()
@@ -150,16 +156,7 @@ async fn cancelled_transactions_write_nothing_and_give_reasons_in_order() {
 #[tokio::test]
 async fn a_client_request_token_makes_a_transaction_idempotent() {
     let node = TestNode::start().await;
-    let client = node.client();
-    create_table(&client, "bank", false).await;
-    client
-        .put_item()
-        .table_name("bank")
-        .item("p", s("a"))
-        .item("balance", n("10"))
-        .send()
-        .await
-        .unwrap();
+    let client = open_bank(&node).await;
     for _ in 0..2 {
         client
             .transact_write_items()
