@@ -61,6 +61,17 @@ pub struct ServeArgs {
     /// Block cache size in MiB.
     #[arg(long, env = "TIDEMARK_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
+    /// Longest pause between TTL expiry passes, in seconds (the sweeper also wakes at the
+    /// next known expiry).
+    #[arg(long, env = "TIDEMARK_TTL_PERIOD", default_value = "1", value_parser = parse_seconds)]
+    pub ttl_period: Duration,
+    /// Shards per generation of a new DynamoDB stream.
+    #[arg(long, env = "TIDEMARK_STREAM_SHARDS", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub stream_shards: u8,
+    /// How long stream shards stay open before a new generation starts, in seconds.
+    #[arg(long, env = "TIDEMARK_SHARD_ROTATION", default_value = "14400", value_parser = parse_seconds)]
+    pub shard_rotation: Duration,
 }
 
 /// Parses a period in seconds, fractions allowed (`0.5`, `86400`).
@@ -87,10 +98,11 @@ impl ServeArgs {
         };
         store.history_window = self.history_window;
         store.cache_bytes = self.cache_mb * 1024 * 1024;
-        NodeConfig {
-            listen: SocketAddr::new(self.host, self.port),
-            store,
-        }
+        store.stream_shards = self.stream_shards;
+        let mut config = NodeConfig::new(SocketAddr::new(self.host, self.port), store);
+        config.ttl_period = self.ttl_period;
+        config.shard_rotation_period = self.shard_rotation.max(Duration::from_millis(10));
+        config
     }
 }
 

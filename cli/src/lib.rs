@@ -11,8 +11,11 @@ pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tidemark_core::{Clock, Store, StoreConfig, SystemClock};
+use tidemark_streams::rotation;
+use tidemark_streams::ttl::{self, SweepTrigger};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +29,23 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// The item store's settings.
     pub store: StoreConfig,
+    /// Longest pause of the TTL sweeper between passes.
+    pub ttl_period: Duration,
+    /// How long a generation of stream shards stays open before the next one starts.
+    pub shard_rotation_period: Duration,
+}
+
+impl NodeConfig {
+    /// A node on `listen` with `store`, sweeping TTL every second and rotating stream shards
+    /// every four hours.
+    pub fn new(listen: SocketAddr, store: StoreConfig) -> Self {
+        NodeConfig {
+            listen,
+            store,
+            ttl_period: Duration::from_secs(1),
+            shard_rotation_period: Duration::from_secs(4 * 3600),
+        }
+    }
 }
 
 /// Why a node failed to start or stop cleanly.
@@ -51,6 +71,9 @@ pub struct Node {
     server: JoinHandle<std::io::Result<()>>,
     trimmer: JoinHandle<()>,
     index_builder: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+    rotation: JoinHandle<()>,
+    sweep_trigger: SweepTrigger,
 }
 
 impl Node {
@@ -81,12 +104,24 @@ impl Node {
         let state = AppState {
             store: store.clone(),
         };
+        let sweep_trigger = SweepTrigger::default();
         let token = shutdown.clone();
         let server = tokio::spawn(server::serve(listener, state, async move {
             token.cancelled().await
         }));
         let trimmer = tokio::spawn(trim_history_periodically(store.clone(), shutdown.clone()));
         let index_builder = tokio::spawn(build_indexes(store.clone(), shutdown.clone()));
+        let sweeper = tokio::spawn(ttl::run_sweeper(
+            store.clone(),
+            config.ttl_period,
+            sweep_trigger.clone(),
+            shutdown.clone(),
+        ));
+        let rotation = tokio::spawn(rotation::run_shard_rotation(
+            store.clone(),
+            config.shard_rotation_period,
+            shutdown.clone(),
+        ));
         Ok(Node {
             addr,
             store,
@@ -94,6 +129,9 @@ impl Node {
             server,
             trimmer,
             index_builder,
+            sweeper,
+            rotation,
+            sweep_trigger,
         })
     }
 
@@ -107,6 +145,11 @@ impl Node {
         &self.store
     }
 
+    /// Wakes the TTL sweeper for a pass now (it also wakes by itself).
+    pub fn sweep_ttl_now(&self) {
+        self.sweep_trigger.sweep_now();
+    }
+
     /// Stops accepting, drains in-flight requests, then persists the store.
     ///
     /// # Errors
@@ -116,6 +159,8 @@ impl Node {
         self.server.await??;
         self.trimmer.await?;
         self.index_builder.await?;
+        self.sweeper.await?;
+        self.rotation.await?;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.persist()).await??;
         Ok(())

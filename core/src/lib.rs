@@ -13,6 +13,7 @@
 //! - [`ops`]: one file per operation's semantics;
 //! - `storage`: the only module that knows fjall (keyspaces, key encoding, codec, commit path);
 //! - [`changes`]: the change record and its reader API;
+//! - [`stream_log`]: DynamoDB streams as slices of the log (shard lanes and generations);
 //! - [`clock`] and [`stamp`]: injected time and hybrid-logical-clock stamps.
 #![deny(missing_docs)]
 
@@ -25,9 +26,11 @@ pub mod ops;
 pub mod stamp;
 mod storage;
 mod store;
+pub mod stream_log;
 
 pub use changes::{ChangeKind, ChangeRecord, ChangeSeq};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CancellationReason, Error, Result};
 pub use stamp::{HlcTimestamp, Stamp};
 pub use store::{Durability, Store, StoreConfig, TrimReport};
+pub use stream_log::{Generation, StreamEnd, StreamInfo};

@@ -28,11 +28,13 @@ pub struct StoreConfig {
     pub history_window: Duration,
     /// Block cache size in bytes.
     pub cache_bytes: u64,
+    /// Shards per generation of a new DynamoDB stream (a key's records always use one).
+    pub stream_shards: u8,
 }
 
 impl StoreConfig {
     /// Defaults for a data folder: region `us-east-1`, account `000000000000`, `sync`, 24 h of
-    /// history, 64 MiB of block cache.
+    /// history, 64 MiB of block cache, 4 shards per stream generation.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             data_dir: data_dir.into(),
@@ -41,6 +43,7 @@ impl StoreConfig {
             durability: Durability::Sync,
             history_window: Duration::from_secs(24 * 3600),
             cache_bytes: 64 * 1024 * 1024,
+            stream_shards: 4,
         }
     }
 }
@@ -118,15 +121,17 @@ impl Store {
         self.storage.read_changes(from, limit)
     }
 
-    /// Trims change records older than the history window, and the tombstones of deletes
-    /// that leave the window. The node runs this periodically.
+    /// Trims change records older than the history window, the tombstones of deletes that
+    /// leave the window, and streams that ended before it. The node runs this periodically.
     ///
     /// # Errors
     /// Storage failures.
     pub fn trim_history(&self) -> Result<TrimReport> {
         let window = u64::try_from(self.config.history_window.as_millis()).unwrap_or(u64::MAX);
         let cutoff = self.clock.now_millis().saturating_sub(window);
-        self.storage.trim_history(cutoff)
+        let report = self.storage.trim_history(cutoff)?;
+        self.expire_streams(cutoff)?;
+        Ok(report)
     }
 
     /// Forces everything written so far to disk (fsync); used at shutdown.

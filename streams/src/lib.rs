@@ -1,7 +1,23 @@
 //! tidemark-streams: everything that renders the change log for readers outside the node.
 //!
-//! It will own DynamoDB Streams (records, shards, iterators), TTL expiry (a sweeper that
-//! deletes expired items through core, so their REMOVE records are ordinary change records
-//! marked as service deletes), publishing to Kafka and point-in-time restore. It only reads
-//! core's change log (`tidemark_core::Store::read_changes`, up to the durable watermark) and
-//! never writes around core. Nothing is implemented here yet: the change log it reads is.
+//! - DynamoDB Streams: [`reader`] serves ListStreams, DescribeStream, GetShardIterator and
+//!   GetRecords straight from core's change log, up to the durable watermark, so a record is
+//!   readable as soon as its write is acknowledged; [`shard`] names shards and sequence
+//!   numbers, [`iterator`] encodes stateless shard iterators, [`record`] renders a change
+//!   record per the stream's view type.
+//!   [`rotation`] starts new shard generations on a period.
+//! - TTL: [`ttl`] runs the sweeper, which expires due items through core (their REMOVE
+//!   records are ordinary change records flagged as service deletes).
+//!
+//! It only reads core's change log and never writes around core.
+#![deny(missing_docs)]
+
+mod error;
+pub mod iterator;
+pub mod reader;
+pub mod record;
+pub mod rotation;
+pub mod shard;
+pub mod ttl;
+
+pub use error::{Error, Result};

@@ -7,17 +7,20 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use tidemark_cli::{Node, NodeConfig};
-use tidemark_core::{Durability, StoreConfig};
+use tidemark_core::{Clock, Durability, StoreConfig, SystemClock};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A node running in this process, in its own temporary folder.
 #[derive(Debug)]
 pub struct TestNode {
     node: Option<Node>,
+    config: NodeConfig,
+    clock: Arc<dyn Clock>,
     dir: tempfile::TempDir,
 }
 
@@ -35,17 +38,30 @@ impl TestNode {
     /// # Panics
     /// When the node cannot start.
     pub async fn start_with(configure: impl FnOnce(&mut StoreConfig)) -> TestNode {
+        TestNode::start_configured(|node| configure(&mut node.store), Arc::new(SystemClock)).await
+    }
+
+    /// Starts a node with the given clock after `configure` adjusted its settings; restarts
+    /// keep both.
+    ///
+    /// # Panics
+    /// When the node cannot start.
+    pub async fn start_configured(
+        configure: impl FnOnce(&mut NodeConfig),
+        clock: Arc<dyn Clock>,
+    ) -> TestNode {
         let dir = tempfile::tempdir().expect("temporary folder");
         let mut store = StoreConfig::new(dir.path().join("data"));
         store.durability = Durability::Sync;
-        configure(&mut store);
-        let config = NodeConfig {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            store,
-        };
-        let node = Node::start(config).await.expect("node starts");
+        let mut config = NodeConfig::new("127.0.0.1:0".parse().expect("address"), store);
+        configure(&mut config);
+        let node = Node::start_with_clock(config.clone(), clock.clone())
+            .await
+            .expect("node starts");
         TestNode {
             node: Some(node),
+            config,
+            clock,
             dir,
         }
     }
@@ -66,6 +82,11 @@ impl TestNode {
     /// A DynamoDB client of the AWS SDK for Rust pointed at this node.
     pub fn client(&self) -> aws_sdk_dynamodb::Client {
         client_for(&self.endpoint())
+    }
+
+    /// A DynamoDB Streams client of the AWS SDK for Rust pointed at this node.
+    pub fn streams_client(&self) -> aws_sdk_dynamodbstreams::Client {
+        streams_client_for(&self.endpoint())
     }
 
     /// The data folder.
@@ -89,13 +110,27 @@ impl TestNode {
     /// When either step fails.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let store = StoreConfig::new(self.data_dir());
-        let config = NodeConfig {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            store,
-        };
-        self.node = Some(Node::start(config).await.expect("node restarts"));
+        self.node = Some(
+            Node::start_with_clock(self.config.clone(), self.clock.clone())
+                .await
+                .expect("node restarts"),
+        );
     }
+}
+
+/// An AWS SDK DynamoDB Streams client for `endpoint`, with dummy credentials and no retries.
+pub fn streams_client_for(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
+    use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "tidemark", "tidemark", None, None, "tests",
+        ))
+        .retry_config(aws_sdk_dynamodbstreams::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_dynamodbstreams::Client::from_conf(config)
 }
 
 /// An AWS SDK DynamoDB client for `endpoint`, with dummy credentials and no retries (a retry

@@ -1,4 +1,5 @@
-//! The single `POST /` handler: picks the operation named by `X-Amz-Target`, decodes the body,
+//! The single `POST /` handler: picks the operation named by `X-Amz-Target` (DynamoDB's or
+//! DynamoDB Streams'), decodes the body,
 //! runs the operation, and frames the answer with `x-amzn-RequestId`, `x-amz-crc32` (of the
 //! exact body bytes) and the JSON 1.0 content type.
 //!
@@ -21,9 +22,10 @@ use tidemark_core::{Durability, Store};
 
 use super::AppState;
 use super::error::ApiError;
-use super::wire::dynamodb;
+use super::wire::{dynamodb, streams};
 
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
+const STREAMS_TARGET_PREFIX: &str = "DynamoDBStreams_20120810.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
 /// An operation: decode its input, run it against the store, encode its output.
@@ -104,7 +106,11 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let operation_name = target.strip_prefix(TARGET_PREFIX);
-    let outcome = match operation_name.and_then(dynamodb::operation) {
+    let operation = match target.strip_prefix(STREAMS_TARGET_PREFIX) {
+        Some(name) => streams::operation(name),
+        None => operation_name.and_then(dynamodb::operation),
+    };
+    let outcome = match operation {
         // Endpoint discovery is about this HTTP endpoint, not the store: the node is its own
         // (and only) endpoint, under the address the client used.
         None if operation_name == Some("DescribeEndpoints") => {

@@ -150,6 +150,28 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+impl From<tidemark_streams::Error> for ApiError {
+    fn from(error: tidemark_streams::Error) -> Self {
+        use tidemark_streams::Error as Streams;
+        let bad = StatusCode::BAD_REQUEST;
+        let message = error.to_string();
+        match error {
+            Streams::Validation(_) => ApiError::validation(message),
+            Streams::ResourceNotFound(_) => {
+                ApiError::new(bad, SERVICE, "ResourceNotFoundException", message)
+            }
+            Streams::ExpiredIterator => {
+                ApiError::new(bad, SERVICE, "ExpiredIteratorException", message)
+            }
+            Streams::TrimmedDataAccess => {
+                ApiError::new(bad, SERVICE, "TrimmedDataAccessException", message)
+            }
+            Streams::Core(core) => core.into(),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let bad = StatusCode::BAD_REQUEST;

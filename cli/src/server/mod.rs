@@ -4,8 +4,10 @@
 //!   the answer (request id, CRC32, content type);
 //! - `wire`: one file per operation with its input/output types and their conversion to and
 //!   from core's typed requests;
-//! - [`error`]: the single mapping from failures to DynamoDB exceptions.
+//! - [`error`]: the single mapping from failures to DynamoDB exceptions;
+//! - [`admin`]: operator endpoints outside DynamoDB's API.
 
+pub mod admin;
 pub mod dispatch;
 pub mod error;
 mod wire;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tidemark_core::Store;
 use tokio::net::TcpListener;
 
@@ -29,10 +31,11 @@ pub struct AppState {
     pub store: Arc<Store>,
 }
 
-/// The router: `POST /` for operations, `GET /` for health.
+/// The router: `POST /` for operations, `GET /` for health, `POST /admin/...` for operators.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(dispatch::health).post(dispatch::dispatch))
+        .route("/admin/ttl/sweep", post(admin::sweep_ttl))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

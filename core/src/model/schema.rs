@@ -338,6 +338,12 @@ pub struct TableDefinition {
     /// Resource tags.
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// The attribute holding items' expiry times, while TTL is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_live_attribute: Option<String>,
+    /// True while the items that existed when TTL was enabled are being indexed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ttl_backfilling: bool,
     /// Creation time, milliseconds since the Unix epoch.
     pub creation_millis: u64,
     /// Global secondary indexes whose backfill has not finished (`IndexStatus: CREATING`).

@@ -12,6 +12,7 @@ mod scan;
 mod tables;
 mod transact_get;
 mod transact_write;
+mod ttl;
 mod update_item;
 
 pub use batch_get::{BatchGetOutcome, BatchGetRequest, KeysAndAttributes};
@@ -31,6 +32,7 @@ pub(crate) use transact_write::TransactionTokens;
 pub use transact_write::{
     TransactAction, TransactWriteItem, TransactWriteOutcome, TransactWriteRequest,
 };
+pub use ttl::{ExpiryReport, UpdateTimeToLiveRequest};
 pub use update_item::UpdateItemRequest;
 
 use std::sync::Arc;

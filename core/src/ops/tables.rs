@@ -6,12 +6,15 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
+use crate::changes::ChangeSeq;
 use crate::model::{
     AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyShape, LocalSecondaryIndex,
     Projection, ProvisionedThroughput, ScalarType, StreamSpecification, TableDefinition, Tag,
 };
 use crate::storage::catalog::{NEXT_TABLE_ID_KEY, TableEntry, table_key};
 use crate::storage::index::IndexInfo;
+use crate::storage::stream_catalog_entry;
+use crate::stream_log::{Generation, StreamEnd, StreamInfo};
 use crate::{Error, Result, Store};
 
 const MAX_LSIS: usize = 5;
@@ -458,6 +461,17 @@ impl Store {
                 self.save_definition(&entry, definition)?;
                 finished += 1;
             }
+            if entry.definition.read().ttl_backfilling {
+                self.storage.backfill_ttl(&entry)?;
+                let _ddl = self.storage.ddl.lock();
+                let mut definition = entry.definition.read().clone();
+                if entry.dropped.load(Ordering::Acquire) || !definition.ttl_backfilling {
+                    continue;
+                }
+                definition.ttl_backfilling = false;
+                self.save_definition(&entry, definition)?;
+                finished += 1;
+            }
         }
         Ok(finished)
     }
@@ -698,6 +712,8 @@ impl Store {
             stream_specification,
             latest_stream_label,
             tags: request.tags,
+            time_to_live_attribute: None,
+            ttl_backfilling: false,
             creation_millis: now,
             table_uuid: uuid::Uuid::new_v4().to_string(),
             index_ids,
@@ -705,13 +721,22 @@ impl Store {
             table_arn: self.table_arn(&request.table_name),
         };
         let json = serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;
-        self.storage.write_catalog(
-            &[
-                (table_key(&definition.table_name), json),
-                (NEXT_TABLE_ID_KEY.to_vec(), next_id.to_be_bytes().to_vec()),
-            ],
-            &[],
-        )?;
+        let mut puts = vec![
+            (table_key(&definition.table_name), json),
+            (NEXT_TABLE_ID_KEY.to_vec(), next_id.to_be_bytes().to_vec()),
+        ];
+        let stream = match &definition.stream_specification {
+            Some(spec) => self.storage.with_sequence_boundary(|boundary| {
+                Ok(Some(self.new_stream(&definition, spec, boundary, now)))
+            })?,
+            None => None,
+        };
+        if let Some(stream) = &stream {
+            puts.push(stream_catalog_entry(stream)?);
+        }
+        self.storage.write_catalog(&puts, &[])?;
+        self.storage
+            .install_streams(stream.into_iter().collect(), &[]);
         let entry = Arc::new(TableEntry::new(definition, shape)?);
         self.storage
             .catalog
@@ -788,6 +813,15 @@ impl Store {
             .stream_specification
             .as_ref()
             .is_some_and(|s| s.stream_enabled);
+        // The latest stream stays described after a disable, while it is still readable.
+        let latest_stream = definition.latest_stream_label.as_ref().and_then(|label| {
+            self.storage
+                .catalog
+                .streams
+                .read()
+                .get(&(entry.id, label.clone()))
+                .cloned()
+        });
         TableDescription {
             table_name: definition.table_name.clone(),
             table_status: status,
@@ -810,12 +844,8 @@ impl Store {
                 .stream_specification
                 .clone()
                 .filter(|_| stream_on),
-            latest_stream_label: definition.latest_stream_label.clone().filter(|_| stream_on),
-            latest_stream_arn: definition
-                .latest_stream_label
-                .as_ref()
-                .filter(|_| stream_on)
-                .map(|label| format!("{}/stream/{}", definition.table_arn, label)),
+            latest_stream_label: latest_stream.as_ref().map(|s| s.label.clone()),
+            latest_stream_arn: latest_stream.as_ref().map(|s| s.arn()),
             deletion_protection_enabled: false,
         }
     }
@@ -939,10 +969,12 @@ impl Store {
                 }
                 Some(on) => {
                     definition.stream_specification = Some(on);
-                    definition.latest_stream_label = Some(stream_label(self.clock.now_millis()));
                 }
                 None if !currently_on => {
-                    return Err(Error::validation("Table already has no stream enabled"));
+                    return Err(Error::validation(format!(
+                        "No stream to disable: table {} has no enabled stream",
+                        definition.table_name
+                    )));
                 }
                 None => {
                     if let Some(s) = definition.stream_specification.as_mut() {
@@ -952,12 +984,106 @@ impl Store {
             }
         }
         let index_change = self.apply_gsi_updates(&mut definition, &request)?;
-        self.save_definition(&entry, definition)?;
+        if request.stream_specification.is_some() {
+            self.save_definition_and_stream(&entry, definition)?;
+        } else {
+            self.save_definition(&entry, definition)?;
+        }
         self.finish_index_change(&entry, index_change)?;
         Ok(self.describe(&entry, TableStatus::Active))
     }
 
-    fn save_definition(&self, entry: &TableEntry, definition: TableDefinition) -> Result<()> {
+    /// Saves a definition whose stream was just enabled or disabled, together with the new
+    /// stream (or the old one's end), at a boundary no commit can cross.
+    fn save_definition_and_stream(
+        &self,
+        entry: &TableEntry,
+        mut definition: TableDefinition,
+    ) -> Result<()> {
+        let now = self.clock.now_millis();
+        self.storage.with_sequence_boundary(|boundary| {
+            let mut streams = self.end_streams(entry.id, boundary, now);
+            if let Some(spec) = definition
+                .stream_specification
+                .clone()
+                .filter(|s| s.stream_enabled)
+            {
+                let stream = self.new_stream(&definition, &spec, boundary, now);
+                definition.latest_stream_label = Some(stream.label.clone());
+                streams.push(stream);
+            }
+            let json =
+                serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;
+            let mut puts = vec![(table_key(&definition.table_name), json)];
+            for stream in &streams {
+                puts.push(stream_catalog_entry(stream)?);
+            }
+            self.storage.write_catalog(&puts, &[])?;
+            self.storage.install_streams(streams, &[]);
+            *entry.definition.write() = definition;
+            Ok(())
+        })
+    }
+
+    /// A new stream of the table, starting at `boundary`, labelled after `now` (moved on by
+    /// a millisecond if an earlier stream of the table already has that label).
+    fn new_stream(
+        &self,
+        definition: &TableDefinition,
+        spec: &StreamSpecification,
+        boundary: ChangeSeq,
+        now: u64,
+    ) -> StreamInfo {
+        let latest = self
+            .storage
+            .catalog
+            .streams
+            .read()
+            .values()
+            .filter(|s| s.table_id == definition.table_id)
+            .map(|s| s.created_millis())
+            .max();
+        let created = latest.map_or(now, |l| now.max(l + 1));
+        StreamInfo {
+            table_id: definition.table_id,
+            table_name: definition.table_name.clone(),
+            table_arn: definition.table_arn.clone(),
+            label: stream_label(created),
+            view_type: spec.stream_view_type.clone().unwrap_or_default(),
+            key_schema: definition.key_schema.clone(),
+            shards: self.config.stream_shards.max(1),
+            generations: vec![Generation {
+                start_seq: boundary,
+                start_millis: created,
+            }],
+            end: None,
+        }
+    }
+
+    /// The table's open streams, ended at `boundary` (not yet saved).
+    fn end_streams(&self, table_id: u64, boundary: ChangeSeq, now: u64) -> Vec<StreamInfo> {
+        self.storage
+            .catalog
+            .streams
+            .read()
+            .values()
+            .filter(|s| s.table_id == table_id && s.end.is_none())
+            .map(|s| {
+                let mut ended = (**s).clone();
+                ended.end = Some(StreamEnd {
+                    seq: boundary,
+                    millis: now,
+                });
+                ended
+            })
+            .collect()
+    }
+
+    pub(crate) fn save_definition(
+        &self,
+        entry: &TableEntry,
+        definition: TableDefinition,
+    ) -> Result<()> {
         let json = serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;
         self.storage
             .write_catalog(&[(table_key(&definition.table_name), json)], &[])?;
@@ -973,13 +1099,19 @@ impl Store {
         let _ddl = self.storage.ddl.lock();
         let entry = self.table(name)?;
         let description = self.describe(&entry, TableStatus::Deleting);
-        {
-            // IMPORTANT: set under the sequencer lock, so no commit for this table lands after
-            // the catalog entry is gone.
-            let _sequencer = self.storage.pipeline.sequencer.lock();
+        let now = self.clock.now_millis();
+        // IMPORTANT: set under the sequencer lock, so no commit for this table lands after
+        // the catalog entry is gone, and its streams end exactly there.
+        let ended = self.storage.with_sequence_boundary(|boundary| {
             entry.dropped.store(true, Ordering::Release);
+            Ok(self.end_streams(entry.id, boundary, now))
+        })?;
+        let mut puts = Vec::new();
+        for stream in &ended {
+            puts.push(stream_catalog_entry(stream)?);
         }
-        self.storage.write_catalog(&[], &[table_key(name)])?;
+        self.storage.write_catalog(&puts, &[table_key(name)])?;
+        self.storage.install_streams(ended, &[]);
         self.storage.catalog.tables.write().remove(name);
         let index_ids: Vec<u64> = entry.indexes().iter().map(|i| i.id).collect();
         self.storage.purge_table_items(entry.id, &index_ids)?;

@@ -10,6 +10,7 @@ use parking_lot::RwLock;
 use super::index::IndexInfo;
 use crate::Result;
 use crate::model::{KeyShape, TableDefinition};
+use crate::stream_log::StreamInfo;
 
 /// A live table as the operations see it.
 #[derive(Debug)]
@@ -22,12 +23,16 @@ pub(crate) struct TableEntry {
     pub(crate) indexes: RwLock<Arc<Vec<IndexInfo>>>,
     /// Set (under the sequencer lock) when the table is deleted, so no commit lands after.
     pub(crate) dropped: AtomicBool,
+    /// The TTL attribute while TTL is enabled; the commit path indexes its values.
+    pub(crate) ttl_attribute: RwLock<Option<Arc<str>>>,
 }
 
 impl TableEntry {
     pub(crate) fn new(definition: TableDefinition, shape: KeyShape) -> Result<Self> {
         let indexes = IndexInfo::all_of(&definition)?;
+        let ttl_attribute = definition.time_to_live_attribute.as_deref().map(Arc::from);
         Ok(TableEntry {
+            ttl_attribute: RwLock::new(ttl_attribute),
             id: definition.table_id,
             name: definition.table_name.clone(),
             shape,
@@ -37,16 +42,22 @@ impl TableEntry {
         })
     }
 
+    /// The TTL attribute, while TTL is enabled.
+    pub(crate) fn ttl_attribute(&self) -> Option<Arc<str>> {
+        self.ttl_attribute.read().clone()
+    }
+
     /// The table's secondary indexes.
     pub(crate) fn indexes(&self) -> Arc<Vec<IndexInfo>> {
         self.indexes.read().clone()
     }
 }
 
-/// Live tables by name.
+/// Live tables by name, and every kept stream by table id and label.
 #[derive(Debug, Default)]
 pub(crate) struct Catalog {
     pub(crate) tables: RwLock<HashMap<String, Arc<TableEntry>>>,
+    pub(crate) streams: RwLock<HashMap<(u64, String), Arc<StreamInfo>>>,
 }
 
 /// Catalog keyspace key of a table definition.

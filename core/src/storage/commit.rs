@@ -20,7 +20,8 @@ use tokio::sync::watch;
 use super::Keyspaces;
 use super::catalog::TableEntry;
 use super::codec::{self, COMMIT_TIME_OFFSET, RecordParts, STAMP_OFFSET};
-use super::keys::table_change_key;
+use super::keys::{partition_byte, table_change_key};
+use super::ttl_index::{expiry_second, ttl_key};
 use crate::changes::{ChangeKind, ChangeSeq};
 use crate::clock::Clock;
 use crate::model::{Item, item_size};
@@ -61,6 +62,10 @@ pub(crate) struct Encoded {
     deltas: Vec<(u64, TableStats)>,
     /// Index entries to write (`Some` value) or remove (`None`).
     index_ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// TTL index entries to write (`true`) or remove (`false`).
+    ttl_ops: Vec<(Vec<u8>, bool)>,
+    /// The key's partition hash byte, kept with the per-table change-index entry.
+    partition: u8,
 }
 
 /// Item count and bytes of one table, kept exactly by the commit path.
@@ -343,11 +348,31 @@ impl CommitPipeline {
                     index_ops.push((key, Some(value)));
                 }
             }
+            let mut ttl_ops = Vec::new();
+            if let Some(attribute) = m.table.ttl_attribute() {
+                let second =
+                    |item: &Option<Item>| item.as_ref().and_then(|i| expiry_second(i, &attribute));
+                let (before, after) = (second(&m.old), second(&m.new));
+                if before != after {
+                    if let Some(s) = before {
+                        ttl_ops.push((ttl_key(m.table.id, s, &m.key_bytes), false));
+                    }
+                    if let Some(s) = after {
+                        ttl_ops.push((ttl_key(m.table.id, s, &m.key_bytes), true));
+                    }
+                }
+            }
+            let partition = m
+                .keys
+                .get(&m.table.shape.hash.name)
+                .map_or(0, partition_byte);
             encoded.push(Encoded {
                 cell,
                 record,
                 deltas,
                 index_ops,
+                ttl_ops,
+                partition,
             });
         }
 
@@ -386,6 +411,8 @@ impl CommitPipeline {
                     record,
                     deltas,
                     index_ops,
+                    ttl_ops,
+                    partition,
                 },
             ) in mutations.iter().zip(encoded.iter_mut())
             {
@@ -395,7 +422,18 @@ impl CommitPipeline {
                 codec::patch_u64(record, COMMIT_TIME_OFFSET, now);
                 batch.insert(&ks.items, m.key_bytes.as_slice(), cell.as_slice());
                 batch.insert(&ks.changes, seq.to_be_bytes(), record.as_slice());
-                batch.insert(&ks.table_changes, table_change_key(m.table.id, seq), []);
+                batch.insert(
+                    &ks.table_changes,
+                    table_change_key(m.table.id, seq),
+                    [*partition],
+                );
+                for (key, present) in ttl_ops.iter() {
+                    if *present {
+                        batch.insert(&ks.ttl, key.as_slice(), []);
+                    } else {
+                        batch.remove(&ks.ttl, key.as_slice());
+                    }
+                }
                 for (key, value) in index_ops.iter() {
                     match value {
                         Some(value) => batch.insert(&ks.indexes, key.as_slice(), value.as_slice()),

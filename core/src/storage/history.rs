@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use fjall::Readable;
 
-use super::Storage;
 use super::catalog::TableEntry;
 use super::codec;
 use super::keys::{item_key, table_change_key};
+use super::{Storage, seq_of};
+use crate::Result;
 use crate::changes::{ChangeKind, ChangeSeq};
-use crate::{Error, Result};
 
 /// Most removals per trimming batch.
 const TRIM_BATCH: usize = 1024;
@@ -70,6 +70,10 @@ impl Storage {
                 );
             }
             batch.commit()?;
+            if let Some(last) = doomed.last() {
+                self.oldest_retained
+                    .fetch_max(last.seq + 1, std::sync::atomic::Ordering::AcqRel);
+            }
             report.records += doomed.len() as u64;
             for record in doomed.iter().filter(|r| r.kind == ChangeKind::Remove) {
                 let Some(table) = self.table_by_id(record.table_id) else {
@@ -95,12 +99,6 @@ impl Storage {
     pub(crate) fn has_cell(&self, key: &[u8]) -> Result<bool> {
         Ok(self.ks.items.get(key)?.is_some())
     }
-}
-
-fn seq_of(key: &[u8]) -> Result<ChangeSeq> {
-    <[u8; 8]>::try_from(key)
-        .map(u64::from_be_bytes)
-        .map_err(|_| Error::Internal("corrupt change log key".into()))
 }
 
 #[cfg(test)]

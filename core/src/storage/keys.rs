@@ -154,6 +154,13 @@ pub(crate) fn scan_segment(partition_value: &AttributeValue, total: u32) -> u32 
     (xxhash_rust::xxh3::xxh3_64(&encoded) % u64::from(total.max(1))) as u32
 }
 
+/// A byte-wide hash of a partition key value; stream shards split a table's records by it.
+pub(crate) fn partition_byte(partition_value: &AttributeValue) -> u8 {
+    let mut encoded = Vec::with_capacity(32);
+    encode_key_value(partition_value, &mut encoded);
+    (xxhash_rust::xxh3::xxh3_64(&encoded) >> 56) as u8
+}
+
 /// The storage key of an item: table id, then partition key, then sort key.
 pub(crate) fn item_key(table_id: u64, shape: &KeyShape, key: &Item) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);

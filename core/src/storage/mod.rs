@@ -3,12 +3,15 @@
 //! One fjall database per node, with these keyspaces:
 //! - `items`: `table id | pk | sk` → item cell (item + LWW stamp, or a stamped tombstone);
 //! - `changes`: change sequence (u64 BE) → change record: the node-wide change log;
-//! - `table_changes`: `table id | sequence` → nothing: each table's slice of the log;
-//! - `catalog`: table definitions (JSON) and the next table id;
-//! - `stats`: `table id` → exact item count and bytes.
+//! - `table_changes`: `table id | sequence` → the key's partition hash byte: each table's
+//!   slice of the log (streams split it into shards by that byte);
+//! - `catalog`: table definitions and stream descriptors (JSON), and the next table id;
+//! - `stats`: `table id` → exact item count and bytes;
+//! - `indexes`: secondary-index entries;
+//! - `ttl`: `table id | expiry second | item key` → nothing (see [`ttl_index`]).
 //!
-//! Every item write is one atomic batch across `items`, `changes`, `table_changes` and `stats`
-//! (see [`commit`]). Read-check-write atomicity comes from striped per-key locks held around
+//! Every item write is one atomic batch across `items`, `changes`, `table_changes`, `indexes`,
+//! `ttl` and `stats` (see [`commit`]). Read-check-write atomicity comes from striped per-key locks held around
 //! the read of the old item and the commit.
 
 pub(crate) mod catalog;
@@ -17,11 +20,13 @@ pub(crate) mod commit;
 pub(crate) mod history;
 pub(crate) mod index;
 pub(crate) mod keys;
+pub(crate) mod ttl_index;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::{Mutex, MutexGuard};
@@ -30,9 +35,11 @@ use crate::changes::{ChangeRecord, ChangeSeq};
 use crate::clock::Clock;
 use crate::model::{Item, TableDefinition, item_size};
 use crate::stamp::HybridClock;
+use crate::stream_log::{StreamInfo, stream_key};
 use crate::{Error, Result};
 use catalog::{Catalog, NEXT_TABLE_ID_KEY, TableEntry};
 use commit::{CommitPipeline, Durability, Mutation, Sequencer, TableStats};
+use keys::table_change_key;
 
 const MIB: u64 = 1024 * 1024;
 /// Most journal bytes kept before fjall flushes memtables to let old journals go.
@@ -50,6 +57,7 @@ pub(crate) struct Keyspaces {
     pub(crate) catalog: Keyspace,
     pub(crate) stats: Keyspace,
     pub(crate) indexes: Keyspace,
+    pub(crate) ttl: Keyspace,
 }
 
 /// The node's storage: database, keyspaces, catalog, key locks and the commit path.
@@ -60,6 +68,8 @@ pub(crate) struct Storage {
     pub(crate) pipeline: CommitPipeline,
     /// Serialises table creation and deletion.
     pub(crate) ddl: Mutex<()>,
+    /// The oldest change sequence still in the log.
+    pub(crate) oldest_retained: AtomicU64,
     key_locks: Box<[Mutex<()>]>,
     lock_hasher: std::collections::hash_map::RandomState,
     durability: Durability,
@@ -97,6 +107,7 @@ impl Storage {
             catalog: db.keyspace("catalog", memtable(MIB))?,
             stats: db.keyspace("stats", memtable(MIB))?,
             indexes: db.keyspace("indexes", memtable(16 * MIB))?,
+            ttl: db.keyspace("ttl", memtable(4 * MIB))?,
         };
 
         let catalog = Catalog::default();
@@ -107,6 +118,15 @@ impl Storage {
             let shape = definition.key_shape()?;
             let entry = Arc::new(TableEntry::new(definition, shape)?);
             catalog.tables.write().insert(entry.name.clone(), entry);
+        }
+        for guard in ks.catalog.prefix(b"stream/") {
+            let (_, value) = guard.into_inner()?;
+            let stream: StreamInfo = serde_json::from_slice(&value)
+                .map_err(|e| Error::Internal(format!("corrupt stream descriptor: {e}")))?;
+            catalog
+                .streams
+                .write()
+                .insert((stream.table_id, stream.label.clone()), Arc::new(stream));
         }
         let mut stats = HashMap::new();
         for guard in ks.stats.iter() {
@@ -128,6 +148,10 @@ impl Storage {
             }
             None => (0, Default::default()),
         };
+        let oldest_retained = match ks.changes.first_key_value() {
+            Some(guard) => seq_of(&guard.key()?)?,
+            None => last_seq + 1,
+        };
         let sequencer = Sequencer {
             next_seq: last_seq + 1,
             hlc: HybridClock::starting_after(last_hlc),
@@ -141,6 +165,7 @@ impl Storage {
             catalog,
             pipeline,
             ddl: Mutex::new(()),
+            oldest_retained: AtomicU64::new(oldest_retained),
             key_locks,
             lock_hasher: Default::default(),
             durability,
@@ -279,6 +304,7 @@ impl Storage {
             self.purge_index(index_id)?;
         }
         self.purge_prefix(&self.ks.items, &keys::table_prefix(table_id))?;
+        self.purge_prefix(&self.ks.ttl, &keys::table_prefix(table_id))?;
         let mut batch = self.db.batch();
         batch.remove(&self.ks.stats, table_id.to_be_bytes());
         batch.commit()?;
@@ -354,6 +380,49 @@ impl Storage {
         Ok(indexed)
     }
 
+    /// Indexes the TTL values of every item of `table` (after TTL was enabled), in chunks
+    /// under the items' key locks; entries are keyed by value, so indexing twice is harmless.
+    pub(crate) fn backfill_ttl(&self, table: &TableEntry) -> Result<()> {
+        let prefix = keys::table_prefix(table.id);
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let Some(attribute) = table.ttl_attribute() else {
+                return Ok(());
+            };
+            let mut range = keys::KeyRange::prefix(&prefix);
+            if let Some(key) = after.take() {
+                range.resume_after(key, true);
+            }
+            let chunk: Vec<Vec<u8>> = self
+                .ks
+                .items
+                .range((range.lower, range.upper))
+                .take(1024)
+                .map(|g| g.key().map(|k| k.to_vec()))
+                .collect::<fjall::Result<_>>()?;
+            let Some(last) = chunk.last().cloned() else {
+                break;
+            };
+            let chunk_keys: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            let _locks = self.lock_keys(&chunk_keys);
+            let mut batch = self.db.batch();
+            for key in &chunk {
+                let Some(item) = self.read_item(key)? else {
+                    continue;
+                };
+                if let Some(second) = ttl_index::expiry_second(&item, &attribute) {
+                    batch.insert(&self.ks.ttl, ttl_index::ttl_key(table.id, second, key), []);
+                }
+            }
+            batch.commit()?;
+            after = Some(last);
+        }
+        if self.durability == Durability::Sync {
+            self.db.persist(PersistMode::SyncData)?;
+        }
+        Ok(())
+    }
+
     /// Removes every entry and the statistics of an index.
     pub(crate) fn purge_index(&self, index_id: u64) -> Result<()> {
         self.purge_prefix(&self.ks.indexes, &index_id.to_be_bytes())?;
@@ -382,6 +451,70 @@ impl Storage {
         Ok(())
     }
 
+    /// Runs `f` with the next change sequence while no commit can take it, so that what `f`
+    /// records (a stream boundary) splits the log exactly: every later commit gets a sequence
+    /// at or above it.
+    pub(crate) fn with_sequence_boundary<T>(
+        &self,
+        f: impl FnOnce(ChangeSeq) -> Result<T>,
+    ) -> Result<T> {
+        let sequencer = self.pipeline.sequencer.lock();
+        f(sequencer.next_seq)
+    }
+
+    /// Writes stream descriptors (durably in `sync` mode) and then installs them in memory.
+    pub(crate) fn save_streams(
+        &self,
+        changed: Vec<StreamInfo>,
+        removed: &[(u64, String)],
+    ) -> Result<()> {
+        let puts = changed
+            .iter()
+            .map(stream_catalog_entry)
+            .collect::<Result<Vec<_>>>()?;
+        let removes: Vec<Vec<u8>> = removed.iter().map(|(id, l)| stream_key(*id, l)).collect();
+        self.write_catalog(&puts, &removes)?;
+        self.install_streams(changed, removed);
+        Ok(())
+    }
+
+    /// Installs stream descriptors already written to the catalog.
+    pub(crate) fn install_streams(&self, changed: Vec<StreamInfo>, removed: &[(u64, String)]) {
+        let mut streams = self.catalog.streams.write();
+        for key in removed {
+            streams.remove(key);
+        }
+        for stream in changed {
+            streams.insert((stream.table_id, stream.label.clone()), Arc::new(stream));
+        }
+    }
+
+    /// The table's `(sequence, partition byte)` change-index entries in `from..=through`.
+    pub(crate) fn table_changes(
+        &self,
+        table_id: u64,
+        from: ChangeSeq,
+        through: ChangeSeq,
+    ) -> Box<dyn Iterator<Item = Result<(ChangeSeq, u8)>> + '_> {
+        if from > through {
+            return Box::new(std::iter::empty());
+        }
+        let range = table_change_key(table_id, from)..=table_change_key(table_id, through);
+        Box::new(self.ks.table_changes.range(range).map(|guard| {
+            let (key, value) = guard.into_inner()?;
+            let seq = key.get(8..).map(seq_of).transpose()?.unwrap_or(0);
+            Ok((seq, value.first().copied().unwrap_or(0)))
+        }))
+    }
+
+    /// The change record at `seq`, unless trimmed.
+    pub(crate) fn change(&self, seq: ChangeSeq) -> Result<Option<ChangeRecord>> {
+        match self.ks.changes.get(seq.to_be_bytes())? {
+            Some(bytes) => Ok(Some(codec::decode_record(seq, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Change records from `from` (inclusive) up to the durable watermark, at most `limit`.
     pub(crate) fn read_changes(&self, from: ChangeSeq, limit: usize) -> Result<Vec<ChangeRecord>> {
         let durable = self.pipeline.durable().durable_seq();
@@ -396,10 +529,7 @@ impl Storage {
             .take(limit)
         {
             let (key, value) = guard.into_inner()?;
-            let seq = <[u8; 8]>::try_from(&*key)
-                .map(u64::from_be_bytes)
-                .map_err(|_| Error::Internal("corrupt change log key".into()))?;
-            out.push(codec::decode_record(seq, &value)?);
+            out.push(codec::decode_record(seq_of(&key)?, &value)?);
         }
         Ok(out)
     }
@@ -408,6 +538,19 @@ impl Storage {
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
     }
+}
+
+/// The catalog entry of a stream descriptor.
+pub(crate) fn stream_catalog_entry(stream: &StreamInfo) -> Result<(Vec<u8>, Vec<u8>)> {
+    let json = serde_json::to_vec(stream).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok((stream_key(stream.table_id, &stream.label), json))
+}
+
+/// A change sequence stored big-endian.
+pub(crate) fn seq_of(key: &[u8]) -> Result<ChangeSeq> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::Internal("corrupt change sequence key".into()))
 }
 
 impl Drop for Storage {

@@ -2,3 +2,4 @@
 //! from core's typed requests and outcomes.
 
 pub(crate) mod dynamodb;
+pub(crate) mod streams;

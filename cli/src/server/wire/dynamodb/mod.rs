@@ -2,13 +2,14 @@
 
 mod batch_get_item;
 mod batch_write_item;
-mod common;
+pub(crate) mod common;
 mod create_table;
 mod delete_item;
 mod delete_table;
 mod describe_endpoints;
 mod describe_limits;
 mod describe_table;
+mod describe_time_to_live;
 mod get_item;
 mod list_tables;
 mod put_item;
@@ -19,6 +20,7 @@ mod transact_get_items;
 mod transact_write_items;
 mod update_item;
 mod update_table;
+mod update_time_to_live;
 
 pub(crate) use describe_endpoints::describe_endpoints;
 
@@ -54,6 +56,14 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
         "Query" => (|s, b| run(s, b, query::query), Read),
         "Scan" => (|s, b| run(s, b, scan::scan), Read),
         "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Read),
+        "UpdateTimeToLive" => (
+            |s, b| run(s, b, update_time_to_live::update_time_to_live),
+            Admin,
+        ),
+        "DescribeTimeToLive" => (
+            |s, b| run(s, b, describe_time_to_live::describe_time_to_live),
+            Read,
+        ),
         _ => return None,
     })
 }

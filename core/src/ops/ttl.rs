@@ -1,0 +1,213 @@
+//! Time to Live: UpdateTimeToLive, DescribeTimeToLive and the expiry of due items.
+//!
+//! Expiry reads the TTL index (written in each item's commit) for entries due by now, then,
+//! under the items' key locks, re-checks each item and deletes the expired ones in one commit
+//! whose change records carry the service flag. An update that moved the TTL forward, or
+//! removed it, committed before the lock was taken, so it rescues the item.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::model::Item;
+use crate::storage::catalog::TableEntry;
+use crate::storage::commit::Mutation;
+use crate::storage::ttl_index::{
+    MAX_EXPIRED_AGE_SECS, expiry_second, is_expired, split_ttl_key, ttl_key,
+};
+use crate::{Error, Result, Store};
+
+/// Most items one expiry commit deletes.
+const EXPIRY_BATCH: usize = 512;
+
+/// An UpdateTimeToLive request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateTimeToLiveRequest {
+    /// The table.
+    pub table_name: String,
+    /// Enable (true) or disable (false).
+    pub enabled: bool,
+    /// The attribute holding expiry times (epoch seconds).
+    pub attribute_name: String,
+}
+
+/// What one expiry pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiryReport {
+    /// Items deleted.
+    pub expired: u64,
+    /// True when due entries were left for another pass (the pass hit its limit).
+    pub more_due: bool,
+    /// The earliest expiry second among entries not yet due, over all TTL tables.
+    pub next_due_second: Option<u64>,
+}
+
+impl Store {
+    /// Enables or disables TTL on a table. Enabling indexes the table's existing items in the
+    /// background (see [`Store::run_pending_backfills`]).
+    ///
+    /// # Errors
+    /// ResourceNotFound; Validation when TTL is already enabled, already disabled, or disabled
+    /// under another attribute name.
+    pub fn update_time_to_live(&self, request: UpdateTimeToLiveRequest) -> Result<()> {
+        let entry = self.table(&request.table_name)?;
+        if request.attribute_name.is_empty() || request.attribute_name.len() > 255 {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value '{}' at 'timeToLiveSpecification.attributeName' failed to satisfy constraint: Member must have length {} 1",
+                request.attribute_name,
+                if request.attribute_name.is_empty() {
+                    "greater than or equal to"
+                } else {
+                    "less than or equal to 255, and greater than or equal to"
+                }
+            )));
+        }
+        let _ddl = self.storage.ddl.lock();
+        let mut definition = entry.definition.read().clone();
+        match (&definition.time_to_live_attribute, request.enabled) {
+            (Some(_), true) => {
+                return Err(Error::validation("TimeToLive is already enabled"));
+            }
+            (None, false) => {
+                return Err(Error::validation("TimeToLive is already disabled"));
+            }
+            (Some(current), false) if *current != request.attribute_name => {
+                return Err(Error::validation(format!(
+                    "TimeToLive is active on a different AttributeName: current AttributeName is {current}"
+                )));
+            }
+            (_, true) => {
+                definition.time_to_live_attribute = Some(request.attribute_name.clone());
+                definition.ttl_backfilling = true;
+                // IMPORTANT: set before the backfill reads any item, so a write either sees
+                // the attribute (and indexes itself) or commits before the backfill reads it.
+                *entry.ttl_attribute.write() = Some(Arc::from(request.attribute_name.as_str()));
+                self.save_definition(&entry, definition)?;
+                self.backfill_requested.notify_one();
+            }
+            (_, false) => {
+                definition.time_to_live_attribute = None;
+                definition.ttl_backfilling = false;
+                *entry.ttl_attribute.write() = None;
+                self.save_definition(&entry, definition)?;
+                self.storage
+                    .purge_prefix(&self.storage.ks.ttl, &entry.id.to_be_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The table's TTL attribute, while TTL is enabled.
+    ///
+    /// # Errors
+    /// ResourceNotFound.
+    pub fn describe_time_to_live(&self, table_name: &str) -> Result<Option<String>> {
+        let entry = self.table(table_name)?;
+        Ok(entry.definition.read().time_to_live_attribute.clone())
+    }
+
+    /// Deletes items whose TTL passed (up to `limit` index entries per table), each with a
+    /// REMOVE record flagged as a service delete.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn expire_due_items(&self, limit: usize) -> Result<ExpiryReport> {
+        let now_millis = self.clock.now_millis();
+        let now_second = now_millis / 1000;
+        let tables: Vec<Arc<TableEntry>> = self
+            .storage
+            .catalog
+            .tables
+            .read()
+            .values()
+            .filter(|t| t.ttl_attribute().is_some())
+            .cloned()
+            .collect();
+        let mut report = ExpiryReport::default();
+        for table in tables {
+            let prefix = table.id.to_be_bytes();
+            let mut due: Vec<(u64, Vec<u8>)> = Vec::new();
+            for guard in self.storage.ks.ttl.range(prefix.to_vec()..).take(limit + 1) {
+                let key = guard.key()?;
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                let Some((second, item_key)) = split_ttl_key(&key) else {
+                    continue;
+                };
+                if second > now_second {
+                    report.next_due_second = Some(
+                        report
+                            .next_due_second
+                            .map_or(second, |earliest| earliest.min(second)),
+                    );
+                    break;
+                }
+                if due.len() == limit {
+                    report.more_due = true;
+                    break;
+                }
+                due.push((second, item_key.to_vec()));
+            }
+            for chunk in due.chunks(EXPIRY_BATCH) {
+                report.expired += self.expire_chunk(&table, chunk, now_millis)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Re-checks and deletes one chunk of due items in one commit.
+    fn expire_chunk(
+        &self,
+        table: &Arc<TableEntry>,
+        chunk: &[(u64, Vec<u8>)],
+        now_millis: u64,
+    ) -> Result<u64> {
+        let keys: Vec<&[u8]> = chunk.iter().map(|(_, k)| k.as_slice()).collect();
+        let _locks = self.storage.lock_keys(&keys);
+        let Some(attribute) = table.ttl_attribute() else {
+            return Ok(0);
+        };
+        if table.dropped.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        let mut mutations = Vec::new();
+        let mut stale = Vec::new();
+        for (second, key) in chunk {
+            let item: Option<Item> = self.storage.read_item(key)?;
+            match item {
+                Some(item) if is_expired(&item, &attribute, now_millis) => {
+                    mutations.push(Mutation {
+                        table: table.clone(),
+                        key_bytes: key.clone(),
+                        keys: table.shape.project_key(&item),
+                        old: Some(item),
+                        new: None,
+                        by_service: true,
+                    });
+                }
+                // Too old to ever expire (time only moves on), or left behind by a race with
+                // disabling TTL: the entry is of no further use.
+                Some(item)
+                    if expiry_second(&item, &attribute) != Some(*second)
+                        || second.saturating_add(MAX_EXPIRED_AGE_SECS) < now_millis / 1000 =>
+                {
+                    stale.push(ttl_key(table.id, *second, key));
+                }
+                Some(_) => {}
+                None => stale.push(ttl_key(table.id, *second, key)),
+            }
+        }
+        if !stale.is_empty() {
+            let mut batch = self.storage.db.batch();
+            for key in stale {
+                batch.remove(&self.storage.ks.ttl, key);
+            }
+            batch.commit()?;
+        }
+        if mutations.is_empty() {
+            return Ok(0);
+        }
+        self.storage.commit(&mutations)?;
+        Ok(mutations.len() as u64)
+    }
+}

@@ -1,0 +1,26 @@
+//! The task that starts new generations of stream shards on a period (DynamoDB rolls shards
+//! over about every four hours), so consumers see closed parents and open children.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidemark_core::Store;
+use tokio_util::sync::CancellationToken;
+
+/// Starts new shard generations on the given period until `shutdown`.
+pub async fn run_shard_rotation(store: Arc<Store>, period: Duration, shutdown: CancellationToken) {
+    let every = (period / 10).clamp(Duration::from_millis(10), Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let worker = store.clone();
+        match tokio::task::spawn_blocking(move || worker.rotate_stream_shards(period)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(rotated)) => tracing::debug!(rotated, "started new stream shard generations"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "stream shard rotation failed"),
+            Err(e) => tracing::warn!(error = %e, "stream shard rotation task failed"),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The TTL sweeper: a task that expires due items through core, waking at the next known
+//! expiry, every `period`, or when asked to sweep now.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidemark_core::Store;
+use tidemark_core::ops::ExpiryReport;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Most index entries one pass looks at per table before yielding.
+const PASS_LIMIT: usize = 10_000;
+
+/// A handle to ask the sweeper for a pass now.
+#[derive(Debug, Clone, Default)]
+pub struct SweepTrigger(Arc<Notify>);
+
+impl SweepTrigger {
+    /// Wakes the sweeper for an immediate pass.
+    pub fn sweep_now(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Expires every item due now, pass after pass until none is left; returns how many.
+///
+/// # Errors
+/// Storage failures.
+pub fn sweep(store: &Store) -> tidemark_core::Result<ExpiryReport> {
+    let mut total = ExpiryReport::default();
+    loop {
+        let report = store.expire_due_items(PASS_LIMIT)?;
+        total.expired += report.expired;
+        total.next_due_second = report.next_due_second;
+        if !report.more_due {
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs the sweeper until `shutdown`: a pass, then a sleep until the next expiry (at most
+/// `period`) or a trigger.
+pub async fn run_sweeper(
+    store: Arc<Store>,
+    period: Duration,
+    trigger: SweepTrigger,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let worker = store.clone();
+        let next_due = match tokio::task::spawn_blocking(move || sweep(&worker)).await {
+            Ok(Ok(report)) => {
+                if report.expired > 0 {
+                    tracing::debug!(expired = report.expired, "expired items by TTL");
+                }
+                report.next_due_second
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "TTL sweep failed; retrying next period");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TTL sweep task failed; retrying next period");
+                None
+            }
+        };
+        let now = store.clock().now_millis();
+        let wait = next_due
+            .map(|second| {
+                Duration::from_millis((second + 1).saturating_mul(1000).saturating_sub(now))
+            })
+            .map_or(period, |until_due| until_due.min(period));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+            _ = trigger.0.notified() => {}
+        }
+    }
+}
