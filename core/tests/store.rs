@@ -1,6 +1,6 @@
 //! The store's durable structures and commit path, exercised directly (no HTTP): reopen tests
 //! for items, tables, statistics and the change log; tombstones; the durable watermark in both
-//! modes; key-lock atomicity under threads.
+//! modes; key-lock atomicity under threads; stream boundaries; TTL expiry.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -9,8 +9,14 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
 use tidemark_core::model::{AttributeDefinition, AttributeValue, Item, KeySchemaElement};
-use tidemark_core::ops::{CreateTableRequest, DeleteItemRequest, GetItemRequest, PutItemRequest};
+
+use tidemark_core::model::StreamSpecification;
+use tidemark_core::ops::{
+    CreateTableRequest, DeleteItemRequest, GetItemRequest, PutItemRequest, UpdateTableRequest,
+    UpdateTimeToLiveRequest,
+};
 use tidemark_core::{ChangeKind, Durability, ManualClock, Store, StoreConfig};
 
 fn open(dir: &std::path::Path, durability: Durability) -> Store {
@@ -189,4 +195,199 @@ fn a_second_open_of_the_same_folder_fails() {
     let _store = open(dir.path(), Durability::Buffer);
     let second = Store::open(StoreConfig::new(dir.path()));
     assert!(second.is_err());
+}
+
+fn open_with(dir: &std::path::Path, clock: Arc<ManualClock>) -> Store {
+    let mut config = StoreConfig::new(dir);
+    config.durability = Durability::Buffer;
+    config.stream_shards = 2;
+    Store::open_with_clock(config, clock).unwrap()
+}
+
+fn set_stream(store: &Store, table: &str, enabled: bool) {
+    store
+        .update_table(UpdateTableRequest {
+            table_name: table.into(),
+            stream_specification: Some(StreamSpecification {
+                stream_enabled: enabled,
+                stream_view_type: enabled.then(|| "NEW_AND_OLD_IMAGES".to_string()),
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+}
+
+/// The sequences of the table's records in `from..=through` that fall in `lane`.
+fn lane_seqs(
+    store: &Store,
+    table_id: u64,
+    lanes: u8,
+    lane: u8,
+    from: u64,
+    through: u64,
+) -> Vec<u64> {
+    store
+        .table_changes(table_id, from, through)
+        .map(Result::unwrap)
+        .filter(|(_, partition)| partition % lanes == lane)
+        .map(|(seq, _)| seq)
+        .collect()
+}
+
+#[test]
+fn stream_boundaries_split_the_log_exactly_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let store = open_with(dir.path(), clock.clone());
+    create(&store, "tbl");
+    let before = put(&store, "tbl", item("a", "0")).unwrap();
+    set_stream(&store, "tbl", true);
+    let first = put(&store, "tbl", item("a", "1")).unwrap();
+    clock.advance(10_000);
+    assert_eq!(
+        store.rotate_stream_shards(Duration::from_secs(5)).unwrap(),
+        1
+    );
+    assert_eq!(
+        store.rotate_stream_shards(Duration::from_secs(5)).unwrap(),
+        0,
+        "no commit since the last generation started"
+    );
+    let second = put(&store, "tbl", item("a", "2")).unwrap();
+    set_stream(&store, "tbl", false);
+    let after = put(&store, "tbl", item("a", "3")).unwrap();
+
+    let streams = store.streams();
+    assert_eq!(streams.len(), 1);
+    let stream = &streams[0];
+    assert_eq!(stream.generations.len(), 2);
+    assert!(stream.start_seq() > before && stream.start_seq() <= first);
+    assert!(stream.generation_end(0).unwrap() > first);
+    assert!(stream.generation_end(0).unwrap() <= second);
+    let end = stream.end.unwrap().seq;
+    assert!(end > second && end <= after);
+
+    // One key: all its records are in one lane, split by the generation boundary.
+    let partition = store
+        .table_changes(stream.table_id, first, first)
+        .next()
+        .unwrap()
+        .unwrap()
+        .1;
+    let lane = stream.lane_of(partition);
+    let g0_end = stream.generation_end(0).unwrap();
+    assert_eq!(
+        lane_seqs(
+            &store,
+            stream.table_id,
+            2,
+            lane,
+            stream.start_seq(),
+            g0_end - 1
+        ),
+        [first]
+    );
+    assert_eq!(
+        lane_seqs(&store, stream.table_id, 2, lane, g0_end, end - 1),
+        [second]
+    );
+    assert!(
+        lane_seqs(
+            &store,
+            stream.table_id,
+            2,
+            1 - lane,
+            stream.start_seq(),
+            end
+        )
+        .is_empty()
+    );
+
+    let arn = stream.arn();
+    drop(store);
+    let store = open_with(dir.path(), clock.clone());
+    let reopened = store.streams();
+    assert_eq!(reopened.len(), 1);
+    assert_eq!(reopened[0].arn(), arn);
+    assert_eq!(reopened[0].generations, stream.generations);
+    assert_eq!(reopened[0].end, stream.end);
+
+    // A disabled stream is dropped once it ended before the history window.
+    clock.advance(25 * 3600 * 1000);
+    put(&store, "tbl", item("b", "1"));
+    store.trim_history().unwrap();
+    assert!(store.streams().is_empty());
+}
+
+fn ttl_item(k: &str, expires: AttributeValue) -> Item {
+    [
+        ("p".to_string(), AttributeValue::S(k.into())),
+        ("exp".to_string(), expires),
+    ]
+    .into()
+}
+
+fn number(n: i64) -> AttributeValue {
+    AttributeValue::N(n.into())
+}
+
+#[test]
+fn ttl_expires_due_items_once_with_service_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = 1_700_000_000_000u64;
+    let clock = Arc::new(ManualClock::new(now));
+    let store = open_with(dir.path(), clock.clone());
+    create(&store, "tbl");
+    let secs = (now / 1000) as i64;
+    put(&store, "tbl", ttl_item("before-enable", number(secs - 10)));
+    store
+        .update_time_to_live(UpdateTimeToLiveRequest {
+            table_name: "tbl".into(),
+            enabled: true,
+            attribute_name: "exp".into(),
+        })
+        .unwrap();
+    assert_eq!(store.run_pending_backfills().unwrap(), 1);
+    put(&store, "tbl", ttl_item("due", number(secs - 1)));
+    put(&store, "tbl", ttl_item("future", number(secs + 60)));
+    put(
+        &store,
+        "tbl",
+        ttl_item("string", AttributeValue::S((secs - 1).to_string())),
+    );
+    put(&store, "tbl", ttl_item("millis", number(secs * 1000 - 1)));
+    put(
+        &store,
+        "tbl",
+        ttl_item("ancient", number(secs - 6 * 365 * 86400)),
+    );
+    put(&store, "tbl", ttl_item("rescued", number(secs - 5)));
+    put(&store, "tbl", ttl_item("rescued", number(secs + 600)));
+    let last_user_write = store.durable_seq();
+
+    let report = store.expire_due_items(1000).unwrap();
+    assert_eq!(report.expired, 2);
+    assert_eq!(report.next_due_second, Some(secs as u64 + 60));
+    assert_eq!(
+        store.expire_due_items(1000).unwrap().expired,
+        0,
+        "nothing twice"
+    );
+    for gone in ["before-enable", "due"] {
+        assert_eq!(get(&store, "tbl", gone), None, "{gone}");
+    }
+    for kept in ["future", "string", "millis", "ancient", "rescued"] {
+        assert!(get(&store, "tbl", kept).is_some(), "{kept}");
+    }
+    let removes = store.read_changes(last_user_write + 1, 100).unwrap();
+    assert_eq!(removes.len(), 2);
+    assert!(
+        removes
+            .iter()
+            .all(|r| r.kind == ChangeKind::Remove && r.by_service && r.old_image.is_some())
+    );
+
+    clock.advance(61_000);
+    assert_eq!(store.expire_due_items(1000).unwrap().expired, 1);
+    assert_eq!(get(&store, "tbl", "future"), None);
 }

@@ -1,0 +1,347 @@
+//! Streams and TTL benchmarks against a running node, for docs/benchmarks.md.
+//!
+//! - `stream-bench ENDPOINT visibility [WRITES_PER_SEC] [SECONDS] [WRITERS]` (defaults 2000,
+//!   10, 16): writers put items at the given total rate into a table with a NEW_AND_OLD_IMAGES
+//!   stream while one consumer per shard polls GetRecords without pause. For every record the
+//!   consumer sees, the latency is the time from the write's acknowledgement to the GetRecords
+//!   answer that carried it (0 when the record arrived before the acknowledgement). Prints the
+//!   achieved write rate and the latency percentiles.
+//! - `stream-bench ENDPOINT ttl [ITEMS]` (default 200000): loads ITEMS items already expired
+//!   into a table with TTL and a NEW_AND_OLD_IMAGES stream, then times `POST /admin/ttl/sweep`
+//!   (which returns once every due item is deleted) and checks that the stream holds one
+//!   service REMOVE per item. Prints items expired per second.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    WriteRequest,
+};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use std::sync::Mutex;
+use tidemark_tests::{client_for, streams_client_for};
+
+fn key(name: &str) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(KeyType::Hash)
+        .build()
+        .expect("key schema")
+}
+
+fn attr(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition")
+}
+
+/// Creates `table` (key `p`) with a NEW_AND_OLD_IMAGES stream; returns the stream ARN.
+async fn create_streamed_table(client: &aws_sdk_dynamodb::Client, table: &str) -> String {
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("p"))
+        .attribute_definitions(attr("p"))
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .expect("stream specification"),
+        )
+        .send()
+        .await
+        .expect("create table");
+    created
+        .table_description
+        .and_then(|t| t.latest_stream_arn)
+        .expect("stream ARN")
+}
+
+async fn shard_ids(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Vec<String> {
+    let description = streams
+        .describe_stream()
+        .stream_arn(arn)
+        .send()
+        .await
+        .expect("describe stream")
+        .stream_description
+        .expect("description");
+    description
+        .shards
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| s.shard_id)
+        .collect()
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted.get(index).copied().unwrap_or(0) as f64 / 1000.0
+}
+
+async fn visibility(endpoint: &str, rate: u64, seconds: u64, writers: u64) {
+    let client = client_for(endpoint);
+    let streams = streams_client_for(endpoint);
+    let table = format!("visibility{}", std::process::id());
+    let arn = create_streamed_table(&client, &table).await;
+    let shards = shard_ids(&streams, &arn).await;
+    let started = Instant::now();
+    let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let mut consumers = Vec::new();
+    for shard in shards {
+        // Taken before the first write, so LATEST misses nothing.
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(&shard)
+            .shard_iterator_type(ShardIteratorType::Latest)
+            .send()
+            .await
+            .expect("iterator")
+            .shard_iterator;
+        let (streams, acked, latencies, stop) = (
+            streams.clone(),
+            acked.clone(),
+            latencies.clone(),
+            stop.clone(),
+        );
+        consumers.push(tokio::spawn(async move {
+            while let Some(current) = iterator.take() {
+                let page = streams
+                    .get_records()
+                    .shard_iterator(current)
+                    .send()
+                    .await
+                    .expect("get records");
+                let seen_at = started.elapsed().as_micros() as u64;
+                let records = page.records.unwrap_or_default();
+                if !records.is_empty() {
+                    let acked = acked.lock().expect("lock");
+                    let mut latencies = latencies.lock().expect("lock");
+                    for record in records {
+                        let key = record
+                            .dynamodb
+                            .and_then(|d| d.keys)
+                            .and_then(|mut k| k.remove("p"));
+                        let Some(aws_sdk_dynamodbstreams::types::AttributeValue::S(p)) = key else {
+                            continue;
+                        };
+                        let ack = acked.get(&p).copied().unwrap_or(seen_at);
+                        latencies.push(seen_at.saturating_sub(ack));
+                    }
+                } else if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                iterator = page.next_shard_iterator;
+            }
+        }));
+    }
+
+    let per_writer = Duration::from_secs_f64(writers as f64 / rate as f64);
+    let total = rate * seconds;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (client, acked, table) = (client.clone(), acked.clone(), table.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut next = Instant::now();
+            let mut n = writer;
+            while n < total {
+                let p = format!("item{n:09}");
+                client
+                    .put_item()
+                    .table_name(&table)
+                    .item("p", AttributeValue::S(p.clone()))
+                    .item("payload", AttributeValue::S("x".repeat(200)))
+                    .send()
+                    .await
+                    .expect("put");
+                acked
+                    .lock()
+                    .expect("lock")
+                    .insert(p, started.elapsed().as_micros() as u64);
+                n += writers;
+                next += per_writer;
+                tokio::time::sleep_until(next.into()).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    let write_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for consumer in consumers {
+        consumer.await.expect("consumer");
+    }
+    let mut sorted = latencies.lock().expect("lock").clone();
+    sorted.sort_unstable();
+    println!(
+        "visibility: {} writes at {:.0}/s, {} records seen; write->GetRecords latency ms: p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+        total,
+        total as f64 / write_secs,
+        sorted.len(),
+        percentile(&sorted, 0.50),
+        percentile(&sorted, 0.90),
+        percentile(&sorted, 0.99),
+        percentile(&sorted, 1.0),
+    );
+    assert_eq!(sorted.len() as u64, total, "every write seen exactly once");
+}
+
+async fn ttl(endpoint: &str, items: u64) {
+    let client = client_for(endpoint);
+    let streams = streams_client_for(endpoint);
+    let table = format!("expiring{}", std::process::id());
+    let arn = create_streamed_table(&client, &table).await;
+    client
+        .update_time_to_live()
+        .table_name(&table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("exp")
+                .build()
+                .expect("ttl"),
+        )
+        .send()
+        .await
+        .expect("enable ttl");
+    // Expire in the future first, so the sweeper leaves the load alone; then the items'
+    // time passes.
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 5;
+    let loaders = 8u64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for loader in 0..loaders {
+        let (client, table) = (client.clone(), table.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = loader * 25;
+            while i < items {
+                let writes: Vec<WriteRequest> = (i..(i + 25).min(items))
+                    .map(|n| {
+                        let item = [
+                            ("p".to_string(), AttributeValue::S(format!("item{n:09}"))),
+                            ("exp".to_string(), AttributeValue::N(expiry.to_string())),
+                            ("payload".to_string(), AttributeValue::S("x".repeat(100))),
+                        ];
+                        let put = PutRequest::builder()
+                            .set_item(Some(item.into()))
+                            .build()
+                            .expect("put");
+                        WriteRequest::builder().put_request(put).build()
+                    })
+                    .collect();
+                client
+                    .batch_write_item()
+                    .request_items(&table, writes)
+                    .send()
+                    .await
+                    .expect("load");
+                i += loaders * 25;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("loader");
+    }
+    println!(
+        "ttl: loaded {items} items in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let wait = Duration::from_secs(expiry + 1).saturating_sub(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock"),
+    );
+    // From the moment the items are due (their second has passed) until the table is empty:
+    // the node's sweeper wakes by itself at the expiry; the admin sweep joins it.
+    tokio::time::sleep(wait).await;
+    let started = Instant::now();
+    reqwest::Client::new()
+        .post(format!("{endpoint}/admin/ttl/sweep"))
+        .send()
+        .await
+        .expect("sweep");
+    loop {
+        let count = client
+            .describe_table()
+            .table_name(&table)
+            .send()
+            .await
+            .expect("describe")
+            .table
+            .and_then(|t| t.item_count)
+            .unwrap_or(-1);
+        if count == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let mut removes = 0u64;
+    for shard in shard_ids(&streams, &arn).await {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(&shard)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("iterator")
+            .shard_iterator;
+        while let Some(current) = iterator.take() {
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .expect("get records");
+            let records = page.records.unwrap_or_default();
+            if records.is_empty() {
+                break;
+            }
+            removes += records.iter().filter(|r| r.user_identity.is_some()).count() as u64;
+            iterator = page.next_shard_iterator;
+        }
+    }
+    println!(
+        "ttl: {items} items expired {secs:.2} s after they became due = {:.0} items/s; stream holds {removes} service REMOVE records",
+        items as f64 / secs
+    );
+    assert_eq!(removes, items, "one service REMOVE per expired item");
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: stream-bench ENDPOINT visibility [RATE] [SECONDS] [WRITERS] | ttl [ITEMS]";
+    let endpoint = args.next().expect(usage);
+    let mode = args.next().expect(usage);
+    let mut number = |default: u64| args.next().and_then(|a| a.parse().ok()).unwrap_or(default);
+    match mode.as_str() {
+        "visibility" => {
+            let (rate, seconds, writers) = (number(2000), number(10), number(16));
+            visibility(&endpoint, rate, seconds, writers).await
+        }
+        "ttl" => ttl(&endpoint, number(200_000)).await,
+        _ => panic!("{usage}"),
+    }
+}
