@@ -5,6 +5,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
+use aws_sdk_dynamodbstreams::Client as StreamsClient;
+use aws_sdk_dynamodbstreams::types::AttributeValue as StreamValue;
 
 /// A key schema element.
 pub(crate) fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
@@ -59,4 +61,193 @@ where
         Some(e) => e.code().unwrap_or("").to_string(),
         None => format!("not a service error: {error:?}"),
     }
+}
+
+/// An item from name/value pairs.
+pub(crate) fn item(
+    pairs: &[(&str, AttributeValue)],
+) -> std::collections::HashMap<String, AttributeValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// Creates a table like [`create_table`] with a stream of `view_type`; returns the stream ARN
+/// (checking DescribeTable reports it).
+pub(crate) async fn create_stream_table(
+    client: &Client,
+    name: &str,
+    view_type: aws_sdk_dynamodb::types::StreamViewType,
+) -> String {
+    use aws_sdk_dynamodb::types::StreamSpecification;
+    let created = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(view_type.clone())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create table with a stream");
+    let created = created.table_description.unwrap();
+    let arn = created.latest_stream_arn.clone().expect("LatestStreamArn");
+    let label = created
+        .latest_stream_label
+        .clone()
+        .expect("LatestStreamLabel");
+    assert!(
+        arn.ends_with(&format!("/stream/{label}")),
+        "{arn} vs {label}"
+    );
+    let described = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(described.latest_stream_arn.as_deref(), Some(arn.as_str()));
+    assert_eq!(
+        described.latest_stream_label.as_deref(),
+        Some(label.as_str())
+    );
+    let spec = described.stream_specification.expect("StreamSpecification");
+    assert!(spec.stream_enabled);
+    assert_eq!(spec.stream_view_type, Some(view_type));
+    arn
+}
+
+/// A stream attribute value as a DynamoDB one (the two SDKs have separate types).
+pub(crate) fn from_stream(value: &StreamValue) -> AttributeValue {
+    match value {
+        StreamValue::S(v) => AttributeValue::S(v.clone()),
+        StreamValue::N(v) => AttributeValue::N(v.clone()),
+        StreamValue::B(v) => AttributeValue::B(v.clone()),
+        StreamValue::Bool(v) => AttributeValue::Bool(*v),
+        StreamValue::Null(v) => AttributeValue::Null(*v),
+        StreamValue::Ss(v) => AttributeValue::Ss(v.clone()),
+        StreamValue::Ns(v) => AttributeValue::Ns(v.clone()),
+        StreamValue::Bs(v) => AttributeValue::Bs(v.clone()),
+        StreamValue::L(v) => AttributeValue::L(v.iter().map(from_stream).collect()),
+        StreamValue::M(v) => AttributeValue::M(image(v)),
+        other => panic!("unknown stream attribute value {other:?}"),
+    }
+}
+
+/// A stream image (or key map) as a DynamoDB item.
+pub(crate) fn image(
+    map: &std::collections::HashMap<String, StreamValue>,
+) -> std::collections::HashMap<String, AttributeValue> {
+    map.iter()
+        .map(|(k, v)| (k.clone(), from_stream(v)))
+        .collect()
+}
+
+/// Every shard of a stream, following DescribeStream's pages (`page_size` shards each).
+pub(crate) async fn all_shards(
+    streams: &StreamsClient,
+    arn: &str,
+    page_size: Option<i32>,
+) -> Vec<aws_sdk_dynamodbstreams::types::Shard> {
+    let mut shards = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let page = streams
+            .describe_stream()
+            .stream_arn(arn)
+            .set_limit(page_size)
+            .set_exclusive_start_shard_id(start.clone())
+            .send()
+            .await
+            .expect("describe stream")
+            .stream_description
+            .unwrap();
+        shards.extend(page.shards().iter().cloned());
+        match page.last_evaluated_shard_id {
+            Some(last) => start = Some(last),
+            None => return shards,
+        }
+    }
+}
+
+/// The records of one shard from TRIM_HORIZON up to now: until GetRecords answers an empty
+/// page (open shard) or no NextShardIterator (closed shard, read to its end). Returns the
+/// records and whether the shard was read to its end.
+pub(crate) async fn read_shard(
+    streams: &StreamsClient,
+    arn: &str,
+    shard_id: &str,
+) -> (Vec<aws_sdk_dynamodbstreams::types::Record>, bool) {
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    let mut iterator = streams
+        .get_shard_iterator()
+        .stream_arn(arn)
+        .shard_id(shard_id)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("get shard iterator")
+        .shard_iterator
+        .expect("ShardIterator");
+    let mut records = Vec::new();
+    for _ in 0..10_000 {
+        let page = streams
+            .get_records()
+            .shard_iterator(&iterator)
+            .send()
+            .await
+            .expect("get records");
+        let empty = page.records().is_empty();
+        records.extend(page.records().iter().cloned());
+        match page.next_shard_iterator {
+            None => return (records, true),
+            Some(_) if empty => return (records, false),
+            Some(next) => iterator = next,
+        }
+    }
+    panic!("shard {shard_id} never ends");
+}
+
+/// Every record of a stream so far, shard by shard in shard id order (so one key's records
+/// come in commit order), each with its shard id.
+pub(crate) async fn read_stream(
+    streams: &StreamsClient,
+    arn: &str,
+) -> Vec<(String, aws_sdk_dynamodbstreams::types::Record)> {
+    let mut out = Vec::new();
+    for shard in all_shards(streams, arn, None).await {
+        let id = shard.shard_id.unwrap();
+        let (records, _) = read_shard(streams, arn, &id).await;
+        out.extend(records.into_iter().map(|r| (id.clone(), r)));
+    }
+    out
+}
+
+/// The string partition key `p` of a stream record.
+pub(crate) fn record_key(record: &aws_sdk_dynamodbstreams::types::Record) -> String {
+    let keys = record
+        .dynamodb
+        .as_ref()
+        .unwrap()
+        .keys
+        .as_ref()
+        .expect("Keys");
+    match keys.get("p") {
+        Some(StreamValue::S(p)) => p.clone(),
+        other => panic!("no string key p in {other:?}"),
+    }
+}
+
+/// A record's `eventName` as text.
+pub(crate) fn event_name(record: &aws_sdk_dynamodbstreams::types::Record) -> &str {
+    record.event_name.as_ref().expect("eventName").as_str()
 }

@@ -14,5 +14,7 @@ mod indexes;
 mod items;
 mod protocol;
 mod query_scan;
+mod streams;
 mod tables;
 mod transactions;
+mod ttl;
