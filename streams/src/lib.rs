@@ -9,11 +9,14 @@
 //! - TTL: [`ttl`] runs the sweeper, which expires due items through core (their REMOVE
 //!   records are ordinary change records flagged as service deletes).
 //!
+//! - Kafka: [`publish`] renders change records as Kafka messages (publisher to come).
+//!
 //! It only reads core's change log and never writes around core.
 #![deny(missing_docs)]
 
 mod error;
 pub mod iterator;
+pub mod publish;
 pub mod reader;
 pub mod record;
 pub mod rotation;

@@ -72,12 +72,19 @@ pub struct StreamRecordBody {
 
 /// Renders `record` as `stream` presents it, served from `region`.
 pub fn render(stream: &StreamInfo, record: ChangeRecord, region: &str) -> StreamRecord {
-    let (new_wanted, old_wanted) = match stream.view_type.as_str() {
+    render_as(&stream.view_type, record, region)
+}
+
+/// Renders `record` for a view type (`KEYS_ONLY`, `NEW_IMAGE`, `OLD_IMAGE` or
+/// `NEW_AND_OLD_IMAGES`), served from `region`.
+pub fn render_as(view_type: &str, record: ChangeRecord, region: &str) -> StreamRecord {
+    let (new_wanted, old_wanted) = match view_type {
         "NEW_IMAGE" => (true, false),
         "OLD_IMAGE" => (false, true),
         "NEW_AND_OLD_IMAGES" => (true, true),
         _ => (false, false),
     };
+    let event_id = format!("{:032x}", event_bits(region, &record));
     let new_image = record.new_image.filter(|_| new_wanted);
     let old_image = record.old_image.filter(|_| old_wanted);
     let size = |item: &Option<Item>| item.as_ref().map_or(0, item_size);
@@ -85,7 +92,7 @@ pub fn render(stream: &StreamInfo, record: ChangeRecord, region: &str) -> Stream
     let user_identity =
         (record.by_service && record.kind == ChangeKind::Remove).then_some(SERVICE_IDENTITY);
     StreamRecord {
-        event_id: event_id(stream, record.seq),
+        event_id,
         event_name: record.kind.event_name(),
         event_version: "1.1",
         event_source: "aws:dynamodb",
@@ -97,14 +104,17 @@ pub fn render(stream: &StreamInfo, record: ChangeRecord, region: &str) -> Stream
             old_image,
             sequence_number: sequence_number(record.seq),
             size_bytes: size_bytes.max(1),
-            stream_view_type: stream.view_type.clone(),
+            stream_view_type: view_type.to_string(),
         },
         user_identity,
     }
 }
 
-/// A record's event id: a hash of the stream, then its change sequence.
-fn event_id(stream: &StreamInfo, seq: u64) -> String {
-    let stream_hash = xxhash_rust::xxh3::xxh3_64(stream.arn().as_bytes());
-    format!("{stream_hash:016x}{seq:016x}")
+/// The 128 bits that name a change wherever it is published (GetRecords' `eventID`, Kafka
+/// headers): a hash of the serving region and the table's id, then the change sequence.
+pub fn event_bits(region: &str, record: &ChangeRecord) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(region.as_bytes());
+    hasher.update(&record.table_id.to_be_bytes());
+    (u128::from(hasher.digest()) << 64) | u128::from(record.seq)
 }
