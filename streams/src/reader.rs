@@ -277,6 +277,12 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
     if now.saturating_sub(iterator.issued_millis) > ITERATOR_LIFETIME_MILLIS {
         return Err(Error::ExpiredIterator);
     }
+    // IMPORTANT: the watermark is read before the stream's descriptor. A generation boundary
+    // is installed before any record at or above it commits, so every boundary below this
+    // watermark is in the descriptor read next, and no record past the shard's end is served
+    // as part of it (reading the descriptor first could miss a rotation that happens between
+    // the two reads).
+    let durable = store.durable_seq();
     let stream = stream_by_arn(store, &iterator.stream_arn)?;
     let generation = stream
         .generations
@@ -299,12 +305,12 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
     }
 
     let through = shard.end.map_or(u64::MAX, |end| end.saturating_sub(1));
-    let readable_through = through.min(store.durable_seq());
+    let readable_through = through.min(durable);
     let mut records = Vec::new();
     let mut bytes = 0u64;
     let mut next = position;
     let mut scanned = 0;
-    for entry in store.table_changes(stream.table_id, position, through) {
+    for entry in store.table_changes(stream.table_id, position, readable_through) {
         let (seq, partition) = entry?;
         scanned += 1;
         next = seq + 1;
@@ -321,9 +327,7 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
     }
     let exhausted = records.len() < limit && bytes < MAX_RECORD_BYTES && scanned < MAX_SCANNED;
     if exhausted && readable_through >= position {
-        // Everything up to the durable bound was looked at (the scan's own bound, read a
-        // moment later, can only be higher).
-        next = next.max(readable_through + 1);
+        next = readable_through + 1;
     }
     let finished = shard.end.is_some_and(|end| next >= end);
     let next_shard_iterator = (!finished).then(|| {
