@@ -83,13 +83,15 @@ impl Store {
             config.cache_bytes,
             clock.clone(),
         )?;
-        Ok(Store {
+        let store = Store {
             storage,
             config,
             clock,
             transaction_tokens: Default::default(),
             backfill_requested: tokio::sync::Notify::new(),
-        })
+        };
+        store.restore_history_holds();
+        Ok(store)
     }
 
     /// The configuration the store was opened with.

@@ -1,6 +1,6 @@
 //! The store's durable structures and commit path, exercised directly (no HTTP): reopen tests
 //! for items, tables, statistics and the change log; tombstones; the durable watermark in both
-//! modes; key-lock atomicity under threads; stream boundaries; TTL expiry.
+//! modes; key-lock atomicity under threads; stream boundaries; TTL expiry; publishing holds.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tidemark_core::model::{AttributeDefinition, AttributeValue, Item, KeySchemaElement};
 
-use tidemark_core::model::StreamSpecification;
+use tidemark_core::model::{PublishSettings, StreamSpecification};
 use tidemark_core::ops::{
-    CreateTableRequest, DeleteItemRequest, GetItemRequest, PutItemRequest, UpdateTableRequest,
-    UpdateTimeToLiveRequest,
+    CreateTableRequest, DeleteItemRequest, GetItemRequest, PublishFrom, PutItemRequest,
+    UpdateTableRequest, UpdateTimeToLiveRequest,
 };
 use tidemark_core::{ChangeKind, Durability, ManualClock, Store, StoreConfig};
 
@@ -390,4 +390,61 @@ fn ttl_expires_due_items_once_with_service_records() {
     clock.advance(61_000);
     assert_eq!(store.expire_due_items(1000).unwrap().expired, 1);
     assert_eq!(get(&store, "tbl", "future"), None);
+}
+
+#[test]
+fn unpublished_records_outlive_the_history_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let store = open_with(dir.path(), clock.clone());
+    create(&store, "tbl");
+    let before = put(&store, "tbl", item("a", "0")).unwrap();
+    let settings = PublishSettings {
+        topic: "t".into(),
+        format: "dynamodb".into(),
+        start_seq: 0,
+        partitions: 3,
+        replication_factor: 1,
+    };
+    let enabled = store
+        .set_publishing("tbl", Some((settings, PublishFrom::Now)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(enabled.start_seq, before + 1, "from now: the next change");
+    let first = put(&store, "tbl", item("a", "1")).unwrap();
+    let second = put(&store, "tbl", item("a", "2")).unwrap();
+    let third = put(&store, "tbl", item("a", "3")).unwrap();
+    clock.advance(25 * 3600 * 1000);
+    put(&store, "tbl", item("b", "1"));
+    store.trim_history().unwrap();
+    assert_eq!(
+        store.oldest_retained_seq(),
+        first,
+        "only the unpublished part is kept"
+    );
+
+    store
+        .confirm_published(enabled_table_id(&store), second)
+        .unwrap();
+    drop(store);
+    let store = open_with(dir.path(), clock.clone());
+    assert_eq!(store.published_tables()[0].confirmed, Some(second));
+    store.trim_history().unwrap();
+    assert_eq!(
+        store.oldest_retained_seq(),
+        third,
+        "the checkpoint survives a reopen"
+    );
+
+    store.set_publishing("tbl", None).unwrap();
+    assert!(store.published_tables().is_empty());
+    store.trim_history().unwrap();
+    assert!(
+        store.oldest_retained_seq() > third,
+        "no hold once publishing is off"
+    );
+}
+
+fn enabled_table_id(store: &Store) -> u64 {
+    store.published_tables()[0].table_id
 }

@@ -45,6 +45,14 @@ impl Storage {
             return Ok(report);
         };
         let newest: ChangeSeq = seq_of(&newest.key()?)?;
+        // Records not yet confirmed in a published table's topic stay, whatever their age.
+        let held_from = self
+            .history_holds
+            .lock()
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(ChangeSeq::MAX);
         loop {
             let snapshot = self.db.snapshot();
             let mut doomed = Vec::new();
@@ -52,7 +60,7 @@ impl Storage {
                 let (key, value) = guard.into_inner()?;
                 let seq = seq_of(&key)?;
                 let record = codec::decode_record(seq, &value)?;
-                if seq >= newest || record.commit_time_millis >= cutoff_millis {
+                if seq >= newest || seq >= held_from || record.commit_time_millis >= cutoff_millis {
                     break;
                 }
                 doomed.push(record);

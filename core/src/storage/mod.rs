@@ -70,6 +70,9 @@ pub(crate) struct Storage {
     pub(crate) ddl: Mutex<()>,
     /// The oldest change sequence still in the log.
     pub(crate) oldest_retained: AtomicU64,
+    /// Per published table, the first sequence not yet confirmed in its topic: trimming
+    /// stops below the smallest.
+    pub(crate) history_holds: Mutex<HashMap<u64, ChangeSeq>>,
     key_locks: Box<[Mutex<()>]>,
     lock_hasher: std::collections::hash_map::RandomState,
     durability: Durability,
@@ -166,6 +169,7 @@ impl Storage {
             pipeline,
             ddl: Mutex::new(()),
             oldest_retained: AtomicU64::new(oldest_retained),
+            history_holds: Mutex::new(HashMap::new()),
             key_locks,
             lock_hasher: Default::default(),
             durability,
