@@ -5,7 +5,8 @@
 #
 # Build outputs go to $CARGO_TARGET_DIR (default ~/.cache/tidemark/target) so repeated runs and
 # fresh clones share one warm cache; tools the tests need are installed under
-# $TIDEMARK_TOOLS (default ~/.cache/tidemark/tools).
+# $TIDEMARK_TOOLS (default ~/.cache/tidemark/tools): tansu, the Kafka-protocol broker of the
+# publishing tests (skipped when KAFKA_BROKERS points at another Kafka).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,17 @@ export TIDEMARK_TOOLS="${TIDEMARK_TOOLS:-$HOME/.cache/tidemark/tools}"
 mkdir -p "$CARGO_TARGET_DIR" "$TIDEMARK_TOOLS"
 
 command -v cargo >/dev/null || { echo "test.sh: cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 2; }
+
+# The Kafka tests run against a real broker: tansu 0.6.0 (sqlite storage), unless
+# KAFKA_BROKERS names another cluster. Installed once (about 9 minutes on 2 cores).
+TANSU="$TIDEMARK_TOOLS/tansu/bin/tansu"
+if [[ -z "${KAFKA_BROKERS:-}" && ! -x "$TANSU" ]]; then
+  echo "== installing tansu 0.6.0 into $TIDEMARK_TOOLS/tansu (once)"
+  CARGO_TARGET_DIR="$TIDEMARK_TOOLS/tansu-build" \
+    cargo install tansu --version 0.6.0 --features dynostore,libsql --locked \
+      --root "$TIDEMARK_TOOLS/tansu"
+  rm -rf "$TIDEMARK_TOOLS/tansu-build"
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use tidemark_core::{Durability, StoreConfig};
 
-use crate::NodeConfig;
+use tidemark_streams::publish::kafka::KafkaSettings;
+
+use crate::{NodeConfig, TopicDefaults};
 
 /// Tidemark: a DynamoDB-compatible node whose every write becomes an ordered change stream.
 #[derive(Debug, Parser)]
@@ -72,6 +74,37 @@ pub struct ServeArgs {
     /// How long stream shards stay open before a new generation starts, in seconds.
     #[arg(long, env = "TIDEMARK_SHARD_ROTATION", default_value = "14400", value_parser = parse_seconds)]
     pub shard_rotation: Duration,
+    /// Kafka bootstrap servers tables are published to (none: no publishing).
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// A librdkafka setting passed through to every Kafka client, as `key=value` (repeatable),
+    /// e.g. `security.protocol=SSL` or `compression.type=zstd`.
+    #[arg(long = "kafka-option", value_parser = parse_option)]
+    pub kafka_options: Vec<(String, String)>,
+    /// Topic name of a published table; `{region}` and `{table}` are replaced.
+    #[arg(
+        long,
+        env = "TIDEMARK_TOPIC_TEMPLATE",
+        default_value = "tidemark.{region}.{table}"
+    )]
+    pub topic_template: String,
+    /// Partitions of the topics the node creates.
+    #[arg(long, env = "TIDEMARK_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub topic_partitions: i32,
+    /// Replication factor of the topics the node creates.
+    #[arg(long, env = "TIDEMARK_TOPIC_REPLICATION", default_value_t = 1)]
+    pub topic_replication_factor: i16,
+}
+
+/// Parses `key=value`.
+///
+/// # Errors
+/// A message when there is no `=`.
+pub fn parse_option(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("'{text}' is not key=value"))
 }
 
 /// Parses a period in seconds, fractions allowed (`0.5`, `86400`).
@@ -102,6 +135,15 @@ impl ServeArgs {
         let mut config = NodeConfig::new(SocketAddr::new(self.host, self.port), store);
         config.ttl_period = self.ttl_period;
         config.shard_rotation_period = self.shard_rotation.max(Duration::from_millis(10));
+        config.kafka = self.kafka_brokers.as_ref().map(|brokers| KafkaSettings {
+            brokers: brokers.clone(),
+            options: self.kafka_options.clone(),
+        });
+        config.topics = TopicDefaults {
+            name_template: self.topic_template.clone(),
+            partitions: self.topic_partitions,
+            replication_factor: self.topic_replication_factor,
+        };
         config
     }
 }

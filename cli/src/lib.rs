@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark_core::{Clock, Store, StoreConfig, SystemClock};
+use tidemark_streams::publish::kafka::{KafkaSettings, Publishers};
 use tidemark_streams::rotation;
 use tidemark_streams::ttl::{self, SweepTrigger};
 use tokio::net::TcpListener;
@@ -33,6 +34,31 @@ pub struct NodeConfig {
     pub ttl_period: Duration,
     /// How long a generation of stream shards stays open before the next one starts.
     pub shard_rotation_period: Duration,
+    /// The Kafka cluster tables are published to (none: publishing cannot be turned on).
+    pub kafka: Option<KafkaSettings>,
+    /// Defaults for topics the node creates.
+    pub topics: TopicDefaults,
+}
+
+/// Defaults for the topics of published tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// Topic name template; `{region}` and `{table}` are replaced.
+    pub name_template: String,
+    /// Partitions of a created topic.
+    pub partitions: i32,
+    /// Replication factor of a created topic.
+    pub replication_factor: i16,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            name_template: "tidemark.{region}.{table}".into(),
+            partitions: 3,
+            replication_factor: 1,
+        }
+    }
 }
 
 impl NodeConfig {
@@ -44,6 +70,8 @@ impl NodeConfig {
             store,
             ttl_period: Duration::from_secs(1),
             shard_rotation_period: Duration::from_secs(4 * 3600),
+            kafka: None,
+            topics: TopicDefaults::default(),
         }
     }
 }
@@ -74,6 +102,7 @@ pub struct Node {
     sweeper: JoinHandle<()>,
     rotation: JoinHandle<()>,
     sweep_trigger: SweepTrigger,
+    publishers: Arc<Publishers>,
 }
 
 impl Node {
@@ -101,8 +130,12 @@ impl Node {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
+        let publishers = Arc::new(Publishers::new(store.clone(), config.kafka.clone()));
+        publishers.reconcile();
         let state = AppState {
             store: store.clone(),
+            publishers: publishers.clone(),
+            topics: Arc::new(config.topics.clone()),
         };
         let sweep_trigger = SweepTrigger::default();
         let token = shutdown.clone();
@@ -132,6 +165,7 @@ impl Node {
             sweeper,
             rotation,
             sweep_trigger,
+            publishers,
         })
     }
 
@@ -161,6 +195,7 @@ impl Node {
         self.index_builder.await?;
         self.sweeper.await?;
         self.rotation.await?;
+        self.publishers.stop().await;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.persist()).await??;
         Ok(())

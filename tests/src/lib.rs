@@ -2,7 +2,10 @@
 //!
 //! [`TestNode`] starts a whole node in-process on `127.0.0.1:0` in a temporary folder and
 //! hands out real AWS SDK clients for it; [`ChildNode`] runs the node as a separate process
-//! (for crash tests); [`raw_request`] speaks the wire protocol directly for protocol tests.
+//! (for crash tests); [`raw_request`] speaks the wire protocol directly for protocol tests;
+//! [`kafka::Broker`] runs a real Kafka-protocol broker (tansu) for the publishing tests.
+
+pub mod kafka;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -2,11 +2,19 @@
 //!
 //! - `POST /admin/ttl/sweep`: expires every item whose TTL has passed, now, and answers
 //!   `{"Expired": N}` once done (the sweeper does the same on its own every `--ttl-period`).
+//! - `GET /admin/publish`: every published table with its topic, format, position and lag.
+//! - `POST /admin/publish` `{"TableName", "Enabled", "Format"?, "Topic"?, "Partitions"?,
+//!   "ReplicationFactor"?, "From"?: "now" | "history"}`: turns a table's publishing to Kafka on
+//!   or off, at once and persistently; answers the table's status.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use serde::Deserialize;
 use serde_json::{Value, json};
+use tidemark_core::model::PublishSettings;
+use tidemark_core::ops::PublishFrom;
+use tidemark_streams::publish::format::ValueFormat;
 
 use super::AppState;
 
@@ -24,4 +32,130 @@ pub async fn sweep_ttl(State(state): State<AppState>) -> (StatusCode, Json<Value
             Json(json!({ "message": e.to_string() })),
         ),
     }
+}
+
+/// `POST /admin/publish` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublishRequest {
+    table_name: String,
+    enabled: bool,
+    format: Option<String>,
+    topic: Option<String>,
+    partitions: Option<i32>,
+    replication_factor: Option<i16>,
+    from: Option<String>,
+}
+
+fn failure(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<Value>) {
+    (status, Json(json!({ "message": message.into() })))
+}
+
+/// `POST /admin/publish`.
+pub async fn set_publishing(
+    State(state): State<AppState>,
+    Json(request): Json<PublishRequest>,
+) -> (StatusCode, Json<Value>) {
+    let settings = if request.enabled {
+        if !state.publishers.has_kafka() {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                "no Kafka cluster is configured: start the node with --kafka-brokers (or KAFKA_BROKERS)",
+            );
+        }
+        let format = request.format.as_deref().unwrap_or("dynamodb");
+        if ValueFormat::parse(format).is_none() {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown format {format}: use dynamodb, kds, debezium or debezium-tombstones"
+                ),
+            );
+        }
+        let from = match request.from.as_deref() {
+            None | Some("now") => PublishFrom::Now,
+            Some("history") => PublishFrom::RetainedHistory,
+            Some(other) => {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown start {other}: use now or history"),
+                );
+            }
+        };
+        let topic = request.topic.unwrap_or_else(|| {
+            state
+                .topics
+                .name_template
+                .replace("{region}", &state.store.config().region)
+                .replace("{table}", &request.table_name)
+        });
+        Some((
+            PublishSettings {
+                topic,
+                format: format.to_string(),
+                start_seq: 0,
+                partitions: request.partitions.unwrap_or(state.topics.partitions),
+                replication_factor: request
+                    .replication_factor
+                    .unwrap_or(state.topics.replication_factor),
+            },
+            from,
+        ))
+    } else {
+        None
+    };
+    let store = state.store.clone();
+    let table = request.table_name.clone();
+    let outcome = tokio::task::spawn_blocking(move || store.set_publishing(&table, settings)).await;
+    match outcome {
+        Ok(Ok(_)) => {
+            state.publishers.reconcile();
+            let status = table_statuses(&state)
+                .await
+                .into_iter()
+                .find(|t| t["TableName"] == request.table_name.as_str())
+                .unwrap_or_else(|| json!({ "TableName": request.table_name, "Enabled": false }));
+            (StatusCode::OK, Json(status))
+        }
+        Ok(Err(e)) => failure(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `GET /admin/publish`.
+pub async fn publish_status(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let tables = table_statuses(&state).await;
+    (StatusCode::OK, Json(json!({ "Tables": tables })))
+}
+
+/// Each published table's settings, position and lag (records and seconds behind).
+async fn table_statuses(state: &AppState) -> Vec<Value> {
+    let store = state.store.clone();
+    let states = state.publishers.states();
+    tokio::task::spawn_blocking(move || {
+        let now = store.clock().now_millis();
+        store
+            .published_tables()
+            .into_iter()
+            .map(|t| {
+                let running = states.get(&t.table_id).cloned().unwrap_or_default();
+                let through = running.published_through.or(t.confirmed);
+                let from = through.map_or(t.settings.start_seq, |s| s + 1);
+                let lag = store.publishing_lag(t.table_id, from, now);
+                json!({
+                    "TableName": t.table_name,
+                    "Enabled": true,
+                    "Topic": t.settings.topic,
+                    "Format": t.settings.format,
+                    "StartSequence": t.settings.start_seq,
+                    "PublishedThrough": through,
+                    "LagRecords": lag.records,
+                    "LagSeconds": lag.seconds,
+                    "LastError": running.last_error,
+                })
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
 }

@@ -19,6 +19,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tidemark_core::Store;
+use tidemark_streams::publish::kafka::Publishers;
 use tokio::net::TcpListener;
 
 /// Largest request body DynamoDB accepts.
@@ -29,6 +30,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub struct AppState {
     /// The item store.
     pub store: Arc<Store>,
+    /// The Kafka publishers.
+    pub publishers: Arc<Publishers>,
+    /// Defaults for the topics of newly published tables.
+    pub topics: Arc<crate::TopicDefaults>,
 }
 
 /// The router: `POST /` for operations, `GET /` for health, `POST /admin/...` for operators.
@@ -36,6 +41,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(dispatch::health).post(dispatch::dispatch))
         .route("/admin/ttl/sweep", post(admin::sweep_ttl))
+        .route(
+            "/admin/publish",
+            get(admin::publish_status).post(admin::set_publishing),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -21,7 +21,7 @@ pub use batch_write::{BatchWriteOutcome, BatchWriteRequest, WriteRequest};
 pub use delete_item::DeleteItemRequest;
 pub use get_item::{GetItemOutcome, GetItemRequest};
 pub use page::{PageOptions, PageOutcome, Select};
-pub use publishing::{PublishFrom, PublishedTable};
+pub use publishing::{PublishFrom, PublishedTable, PublishingLag};
 pub use put_item::PutItemRequest;
 pub use query::QueryRequest;
 pub use scan::ScanRequest;

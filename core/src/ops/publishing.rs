@@ -33,6 +33,15 @@ pub struct PublishedTable {
     pub confirmed: Option<ChangeSeq>,
 }
 
+/// How far a table's publishing is behind the log.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PublishingLag {
+    /// Durable records not yet confirmed in the topic.
+    pub records: u64,
+    /// Age of the oldest of them, in seconds.
+    pub seconds: f64,
+}
+
 /// Catalog key of a table's publishing checkpoint.
 fn checkpoint_key(table_id: u64) -> Vec<u8> {
     format!("publish/{table_id:016x}").into_bytes()
@@ -143,6 +152,28 @@ impl Store {
             *hold = (*hold).max(seq + 1);
         }
         Ok(())
+    }
+
+    /// How far publishing of a table is behind: its records from `from` up to the durable
+    /// watermark (counted up to a million), and the age of the oldest of them.
+    pub fn publishing_lag(&self, table_id: u64, from: ChangeSeq, now_millis: u64) -> PublishingLag {
+        let mut records = 0u64;
+        let mut oldest = None;
+        for entry in self.table_changes(table_id, from, u64::MAX).take(1_000_000) {
+            let Ok((seq, _)) = entry else { break };
+            if oldest.is_none() {
+                oldest = self
+                    .change(seq)
+                    .ok()
+                    .flatten()
+                    .map(|r| r.commit_time_millis);
+            }
+            records += 1;
+        }
+        PublishingLag {
+            records,
+            seconds: oldest.map_or(0.0, |t| now_millis.saturating_sub(t) as f64 / 1000.0),
+        }
     }
 
     /// Restores the history holds of published tables at open: each holds the log from its

@@ -13,6 +13,7 @@ mod crash;
 mod indexes;
 mod items;
 mod protocol;
+mod publish;
 mod query_scan;
 mod streams;
 mod tables;

@@ -1,0 +1,411 @@
+//! The Kafka publisher: one task per published table tails the table's slice of the change log
+//! (up to the durable watermark) and produces its messages with librdkafka's idempotent
+//! producer, each to the partition its key maps to.
+//!
+//! On start, and after any failure (broker down, delivery error), the task drops its producer
+//! and decides again where to resume from what the topic holds ([`super::resume`]), so the
+//! topic ends up with every change once, in order per item. Confirmed positions are reported to
+//! core, which holds the history back until then.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tidemark_core::ops::PublishedTable;
+use tidemark_core::{ChangeSeq, Store};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::format::{SEQUENCE_HEADER, ValueFormat, messages};
+use super::resume::{ResumePoint, partition_for};
+
+/// Records read from the log per produce round.
+const BATCH: usize = 2000;
+/// Longest wait for broker metadata and a partition's last message.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to reach the Kafka cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Further librdkafka settings (security, compression, ...), passed through.
+    pub options: Vec<(String, String)>,
+}
+
+impl KafkaSettings {
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.options {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// What a table's publisher is doing, for status reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublisherState {
+    /// The last change sequence confirmed in the topic.
+    pub published_through: Option<ChangeSeq>,
+    /// The last failure, while the publisher is retrying.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Running {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+    settings: tidemark_core::model::PublishSettings,
+    state: Arc<Mutex<PublisherState>>,
+}
+
+/// The node's publishers: one task per published table.
+#[derive(Debug)]
+pub struct Publishers {
+    store: Arc<Store>,
+    kafka: Option<KafkaSettings>,
+    running: Mutex<HashMap<u64, Running>>,
+}
+
+impl Publishers {
+    /// Publishers for `store`'s published tables, producing to `kafka` (none: publishing is
+    /// refused and nothing runs).
+    pub fn new(store: Arc<Store>, kafka: Option<KafkaSettings>) -> Self {
+        Publishers {
+            store,
+            kafka,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// True when a Kafka cluster is configured.
+    pub fn has_kafka(&self) -> bool {
+        self.kafka.is_some()
+    }
+
+    /// Starts a publisher for every published table without one, and stops (or restarts,
+    /// when its settings changed) the others.
+    pub fn reconcile(&self) {
+        let Some(kafka) = &self.kafka else {
+            return;
+        };
+        let wanted: HashMap<u64, PublishedTable> = self
+            .store
+            .published_tables()
+            .into_iter()
+            .map(|t| (t.table_id, t))
+            .collect();
+        let mut running = self.running.lock();
+        running.retain(|id, r| {
+            let keep = wanted.get(id).is_some_and(|t| t.settings == r.settings);
+            if !keep {
+                r.cancel.cancel();
+            }
+            keep
+        });
+        for (id, table) in wanted {
+            if running.contains_key(&id) {
+                continue;
+            }
+            let cancel = CancellationToken::new();
+            let state = Arc::new(Mutex::new(PublisherState {
+                published_through: table.confirmed,
+                last_error: None,
+            }));
+            let settings = table.settings.clone();
+            let task = tokio::spawn(run(
+                self.store.clone(),
+                kafka.clone(),
+                table,
+                cancel.clone(),
+                state.clone(),
+            ));
+            running.insert(
+                id,
+                Running {
+                    cancel,
+                    task,
+                    settings,
+                    state,
+                },
+            );
+        }
+    }
+
+    /// The state of each table's publisher, by table id.
+    pub fn states(&self) -> HashMap<u64, PublisherState> {
+        self.running
+            .lock()
+            .iter()
+            .map(|(id, r)| (*id, r.state.lock().clone()))
+            .collect()
+    }
+
+    /// Stops every publisher and waits for them.
+    pub async fn stop(&self) {
+        let all: Vec<Running> = self.running.lock().drain().map(|(_, r)| r).collect();
+        for r in &all {
+            r.cancel.cancel();
+        }
+        for r in all {
+            let _ = r.task.await;
+        }
+    }
+}
+
+/// Publishes one table until cancelled, starting over from the topic after any failure.
+async fn run(
+    store: Arc<Store>,
+    kafka: KafkaSettings,
+    table: PublishedTable,
+    cancel: CancellationToken,
+    state: Arc<Mutex<PublisherState>>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match publish(&store, &kafka, &table, &cancel, &state).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(table = %table.table_name, topic = %table.settings.topic,
+                    error = %e, "publishing failed; resuming from the topic's tail");
+                state.lock().last_error = Some(e);
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One publishing session: topic, resume point, then produce until cancelled (`Ok`) or a
+/// failure (`Err`).
+async fn publish(
+    store: &Arc<Store>,
+    kafka: &KafkaSettings,
+    table: &PublishedTable,
+    cancel: &CancellationToken,
+    state: &Mutex<PublisherState>,
+) -> Result<(), String> {
+    let settings = &table.settings;
+    let format = ValueFormat::parse(&settings.format)
+        .ok_or_else(|| format!("unknown format {}", settings.format))?;
+    ensure_topic(kafka, settings).await?;
+    let (kafka_for_tails, topic) = (kafka.clone(), settings.topic.clone());
+    let tails = tokio::task::spawn_blocking(move || read_tails(&kafka_for_tails, &topic))
+        .await
+        .map_err(|e| e.to_string())??;
+    let partitions = i32::try_from(tails.len()).map_err(|e| e.to_string())?;
+    let resume = ResumePoint::new(tails, settings.start_seq);
+    let mut next = resume.read_from();
+    let producer: FutureProducer = kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .create()
+        .map_err(|e| format!("cannot create the producer: {e}"))?;
+    let mut durable = store.subscribe_durable();
+    let region = store.config().region.clone();
+    state.lock().last_error = None;
+    loop {
+        let worker = store.clone();
+        let table_id = table.table_id;
+        let batch = tokio::task::spawn_blocking(move || {
+            let mut records = Vec::new();
+            for entry in worker.table_changes(table_id, next, u64::MAX).take(BATCH) {
+                let (seq, _) = entry.map_err(|e| e.to_string())?;
+                match worker.change(seq).map_err(|e| e.to_string())? {
+                    Some(record) => records.push(record),
+                    // The history hold keeps unpublished records; a missing one is a bug.
+                    None => return Err(format!("change {seq} was trimmed before publishing")),
+                }
+            }
+            Ok(records)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let Some(last) = batch.last().map(|r| r.seq) else {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                changed = durable.changed() => {
+                    changed.map_err(|_| "the store closed".to_string())?;
+                    continue;
+                }
+            }
+        };
+        let now = store.clock().now_millis();
+        let mut pending: VecDeque<(ChangeSeq, DeliveryFuture)> = VecDeque::new();
+        for record in batch {
+            let seq = record.seq;
+            for message in messages(record, format, &region, now) {
+                let partition = partition_for(&message.key, partitions);
+                if resume.already_published(partition, seq) {
+                    continue;
+                }
+                let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+                for (key, value) in &message.headers {
+                    headers = headers.insert(Header {
+                        key,
+                        value: Some(value.as_bytes()),
+                    });
+                }
+                let mut record = FutureRecord::to(&settings.topic)
+                    .partition(partition)
+                    .key(&message.key)
+                    .headers(headers);
+                if let Some(value) = &message.value {
+                    record = record.payload(value);
+                }
+                loop {
+                    match producer.send_result(record) {
+                        Ok(delivery) => {
+                            pending.push_back((seq, delivery));
+                            break;
+                        }
+                        // librdkafka's queue is full: wait for the oldest delivery, then retry.
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                            record = back;
+                            match pending.pop_front() {
+                                Some((seq, delivery)) => confirm_delivery(seq, delivery).await?,
+                                None => tokio::time::sleep(Duration::from_millis(5)).await,
+                            }
+                        }
+                        Err((e, _)) => return Err(format!("cannot produce change {seq}: {e}")),
+                    }
+                }
+            }
+        }
+        while let Some((seq, delivery)) = pending.pop_front() {
+            confirm_delivery(seq, delivery).await?;
+        }
+        let worker = store.clone();
+        tokio::task::spawn_blocking(move || worker.confirm_published(table_id, last))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        state.lock().published_through = Some(last);
+        next = last + 1;
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+    }
+}
+
+/// Waits for one message's delivery report.
+async fn confirm_delivery(seq: ChangeSeq, delivery: DeliveryFuture) -> Result<(), String> {
+    match delivery.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(format!("delivery of change {seq} failed: {e}")),
+        Err(_) => Err(format!("delivery of change {seq} was cancelled")),
+    }
+}
+
+/// Creates the topic unless it exists.
+async fn ensure_topic(
+    kafka: &KafkaSettings,
+    settings: &tidemark_core::model::PublishSettings,
+) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client_config()
+        .create()
+        .map_err(|e| format!("cannot create the admin client: {e}"))?;
+    let topic = NewTopic::new(
+        &settings.topic,
+        settings.partitions,
+        TopicReplication::Fixed(i32::from(settings.replication_factor)),
+    );
+    let results = admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(BROKER_TIMEOUT)),
+        )
+        .await
+        .map_err(|e| format!("cannot create topic {}: {e}", settings.topic))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(format!("cannot create topic {topic}: {code}")),
+        }
+    }
+    Ok(())
+}
+
+/// The last `tidemark.sequence` of each partition of `topic` (`None` for an empty one).
+fn read_tails(kafka: &KafkaSettings, topic: &str) -> Result<Vec<Option<ChangeSeq>>, String> {
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", "tidemark-publisher-resume")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(|e| format!("cannot create the resume reader: {e}"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), BROKER_TIMEOUT)
+        .map_err(|e| format!("no metadata for {topic}: {e}"))?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().len())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("topic {topic} has no partitions"))?;
+    let mut tails = Vec::with_capacity(partitions);
+    for partition in 0..partitions as i32 {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, BROKER_TIMEOUT)
+            .map_err(|e| format!("no offsets for {topic}/{partition}: {e}"))?;
+        if high <= low {
+            tails.push(None);
+            continue;
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset(high - 1))
+            .map_err(|e| e.to_string())?;
+        consumer.assign(&assignment).map_err(|e| e.to_string())?;
+        let deadline = std::time::Instant::now() + BROKER_TIMEOUT;
+        let tail = loop {
+            let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+            if remaining.is_zero() {
+                return Err(format!(
+                    "cannot read the last message of {topic}/{partition}"
+                ));
+            }
+            match consumer.poll(remaining.min(Duration::from_millis(500))) {
+                Some(Ok(message))
+                    if message.partition() == partition && message.offset() == high - 1 =>
+                {
+                    let sequence = message
+                        .headers()
+                        .and_then(|h| h.iter().find(|h| h.key == SEQUENCE_HEADER))
+                        .and_then(|h| h.value)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(|v| v.parse::<ChangeSeq>().ok())
+                        .ok_or_else(|| {
+                            format!(
+                                "the last message of {topic}/{partition} has no {SEQUENCE_HEADER} header: the topic is not Tidemark's"
+                            )
+                        })?;
+                    break sequence;
+                }
+                Some(Ok(_)) | None => continue,
+                Some(Err(e)) => return Err(format!("reading {topic}/{partition}: {e}")),
+            }
+        };
+        tails.push(Some(tail));
+    }
+    Ok(tails)
+}

@@ -1,0 +1,259 @@
+//! Publishing to Kafka against a real broker (tansu, or `KAFKA_BROKERS`): every change once,
+//! in order per item, in each value format, also across a node restart and when publishing
+//! starts on a table that already has data.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use tidemark_streams::publish::kafka::KafkaSettings;
+use tidemark_tests::kafka::Broker;
+use tidemark_tests::{TestNode, wait_until};
+
+use crate::common::{create_table, n, s};
+
+/// One consumed message.
+#[derive(Debug, Clone)]
+struct Consumed {
+    partition: i32,
+    key: String,
+    sequence: u64,
+    event_name: String,
+    value: Option<Value>,
+}
+
+/// Reads every message of `topic` (all partitions, from the start) until `expected`
+/// non-tombstone messages arrived and the topic went quiet, or 30 s passed.
+fn consume(brokers: &str, topic: &str, expected: usize) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "tidemark-tests")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Past the expected count, read on until the topic is quiet for a second: a message too
+    // many (a duplicate, a trailing tombstone) must be seen.
+    let mut quiet_since = None;
+    while std::time::Instant::now() < deadline {
+        let values = out.iter().filter(|m: &&Consumed| m.value.is_some()).count();
+        if values >= expected
+            && quiet_since.is_some_and(|t: std::time::Instant| t.elapsed() > Duration::from_secs(1))
+        {
+            break;
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            quiet_since.get_or_insert_with(std::time::Instant::now);
+            continue;
+        };
+        quiet_since = None;
+        let message = message.unwrap();
+        let header = |name: &str| {
+            message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == name))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8(v.to_vec()).unwrap())
+                .unwrap_or_else(|| panic!("header {name} missing"))
+        };
+        out.push(Consumed {
+            partition: message.partition(),
+            key: String::from_utf8(message.key().unwrap().to_vec()).unwrap(),
+            sequence: header("tidemark.sequence").parse().unwrap(),
+            event_name: header("tidemark.event_name"),
+            value: message
+                .payload()
+                .map(|p| serde_json::from_slice(p).unwrap()),
+        });
+    }
+    out
+}
+
+async fn admin(node: &TestNode, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/admin/publish", node.endpoint()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{body} -> {status} {answer}");
+    answer
+}
+
+async fn status(node: &TestNode) -> Value {
+    reqwest::get(format!("{}/admin/publish", node.endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Every sequence once, and each key's messages in sequence order on one partition.
+fn check_exactly_once_in_order(messages: &[Consumed]) {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut per_key: BTreeMap<&str, Vec<(u64, i32)>> = BTreeMap::new();
+    for m in messages.iter().filter(|m| m.value.is_some()) {
+        assert!(seen.insert(m.sequence), "sequence {} twice", m.sequence);
+        per_key
+            .entry(m.key.as_str())
+            .or_default()
+            .push((m.sequence, m.partition));
+    }
+    for (key, entries) in per_key {
+        assert!(
+            entries
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 == w[1].1),
+            "{key}: {entries:?}"
+        );
+    }
+}
+
+async fn write_load(node: &TestNode, table: &str, round: u32) -> usize {
+    let client = node.client();
+    let mut changes = 0;
+    for i in 0..10 {
+        client
+            .put_item()
+            .table_name(table)
+            .item("p", s(&format!("k{i}")))
+            .item("round", n(&round.to_string()))
+            .send()
+            .await
+            .unwrap();
+        changes += 1;
+    }
+    for i in 0..3 {
+        client
+            .delete_item()
+            .table_name(table)
+            .key("p", s(&format!("k{i}")))
+            .send()
+            .await
+            .unwrap();
+        changes += 1;
+    }
+    changes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_is_published_once_in_order_in_each_format() {
+    let broker = Broker::start().await;
+    let kafka = KafkaSettings {
+        brokers: broker.brokers(),
+        options: Vec::new(),
+    };
+    let mut node = TestNode::start_configured(
+        move |config| config.kafka = Some(kafka),
+        std::sync::Arc::new(tidemark_core::SystemClock),
+    )
+    .await;
+    let client = node.client();
+    let suffix = std::process::id();
+    let formats = ["dynamodb", "kds", "debezium-tombstones"];
+    let mut topics = Vec::new();
+    for format in formats {
+        let table = format!("pub_{}", format.replace('-', "_"));
+        create_table(&client, &table, false).await;
+        // Data from before publishing was turned on: published from the retained history.
+        client
+            .put_item()
+            .table_name(&table)
+            .item("p", s("before"))
+            .item("v", AttributeValue::Bool(true))
+            .send()
+            .await
+            .unwrap();
+        let topic = format!("tidemark-test-{format}-{suffix}");
+        let answer = admin(
+            &node,
+            json!({"TableName": table, "Enabled": true, "Format": format, "Topic": topic,
+                   "Partitions": 3, "From": "history"}),
+        )
+        .await;
+        assert_eq!(answer["Topic"], topic.as_str());
+        topics.push((table, topic, format));
+    }
+
+    let mut expected = vec![1usize; formats.len()];
+    for (i, (table, _, _)) in topics.iter().enumerate() {
+        expected[i] += write_load(&node, table, 1).await;
+    }
+    // A clean restart in the middle: publishing resumes from the topic, repeating nothing.
+    node.restart().await;
+    for (i, (table, _, _)) in topics.iter().enumerate() {
+        expected[i] += write_load(&node, table, 2).await;
+    }
+
+    for (i, (_, topic, format)) in topics.iter().enumerate() {
+        let messages = consume(&broker.brokers(), topic, expected[i]);
+        let values: Vec<&Consumed> = messages.iter().filter(|m| m.value.is_some()).collect();
+        assert_eq!(values.len(), expected[i], "{format}: {messages:?}");
+        check_exactly_once_in_order(&messages);
+        for m in &values {
+            let v = m.value.as_ref().unwrap();
+            match *format {
+                "dynamodb" => {
+                    assert_eq!(v["eventName"], m.event_name.as_str());
+                    assert!(v["tableName"].is_string());
+                    assert!(v["dynamodb"]["Keys"]["p"]["S"].is_string());
+                }
+                "kds" => {
+                    assert_eq!(v["recordFormat"], "application/json");
+                    assert_eq!(v["eventID"].as_str().unwrap().len(), 36);
+                }
+                _ => {
+                    let op = match m.event_name.as_str() {
+                        "INSERT" => "c",
+                        "MODIFY" => "u",
+                        _ => "d",
+                    };
+                    assert_eq!(v["op"], op);
+                    assert_eq!(v["source"]["sequence"], m.sequence);
+                }
+            }
+        }
+        if *format == "debezium-tombstones" {
+            let deletes = values.iter().filter(|m| m.event_name == "REMOVE").count();
+            let tombstones = messages.iter().filter(|m| m.value.is_none()).count();
+            assert_eq!(tombstones, deletes, "one tombstone per delete");
+        }
+    }
+
+    // The lag drains to zero and the status names every table.
+    let drained = wait_until(Duration::from_secs(10), async || {
+        let status = status(&node).await;
+        let tables = status["Tables"].as_array().cloned().unwrap_or_default();
+        tables.len() == formats.len() && tables.iter().all(|t| t["LagRecords"] == 0)
+    })
+    .await;
+    assert!(drained, "{}", status(&node).await);
+
+    // Turning publishing off persists; new writes are not published.
+    admin(&node, json!({"TableName": topics[0].0, "Enabled": false})).await;
+    node.restart().await;
+    assert_eq!(
+        status(&node).await["Tables"].as_array().unwrap().len(),
+        formats.len() - 1
+    );
+}
