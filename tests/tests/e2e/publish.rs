@@ -257,3 +257,75 @@ async fn every_change_is_published_once_in_order_in_each_format() {
         formats.len() - 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_survives_a_broker_restart_mid_load() {
+    let mut broker = Broker::start().await;
+    assert!(
+        broker.is_local(),
+        "this scenario restarts the broker: run it with tansu, without KAFKA_BROKERS"
+    );
+    let kafka = KafkaSettings {
+        brokers: broker.brokers(),
+        options: Vec::new(),
+    };
+    let node = TestNode::start_configured(
+        move |config| config.kafka = Some(kafka),
+        std::sync::Arc::new(tidemark_core::SystemClock),
+    )
+    .await;
+    let client = node.client();
+    create_table(&client, "restarting", false).await;
+    let topic = format!("tidemark-test-restart-{}", std::process::id());
+    admin(
+        &node,
+        json!({"TableName": "restarting", "Enabled": true, "Topic": topic}),
+    )
+    .await;
+
+    let writes = 300;
+    let writer = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for i in 0..writes {
+                client
+                    .put_item()
+                    .table_name("restarting")
+                    .item("p", s(&format!("k{}", i % 17)))
+                    .item("i", n(&i.to_string()))
+                    .send()
+                    .await
+                    .expect("writes succeed while the broker is down");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    broker.stop().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lagging = status(&node).await;
+    broker.restart().await;
+    writer.await.unwrap();
+
+    let messages = consume(&broker.brokers(), &topic, writes);
+    assert_eq!(
+        messages.len(),
+        writes,
+        "every write once (status while the broker was down: {lagging})"
+    );
+    check_exactly_once_in_order(&messages);
+    let per_key_values: BTreeMap<&str, Vec<i64>> =
+        messages.iter().fold(BTreeMap::new(), |mut acc, m| {
+            let v = m.value.as_ref().unwrap();
+            let i = v["dynamodb"]["NewImage"]["i"]["N"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            acc.entry(m.key.as_str()).or_default().push(i);
+            acc
+        });
+    for (key, values) in per_key_values {
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "{key}: {values:?}");
+    }
+}
