@@ -87,8 +87,12 @@ fn consume(brokers: &str, topic: &str, expected: usize) -> Vec<Consumed> {
 }
 
 async fn admin(node: &TestNode, body: Value) -> Value {
+    admin_at(&node.endpoint(), body).await
+}
+
+async fn admin_at(endpoint: &str, body: Value) -> Value {
     let response = reqwest::Client::new()
-        .post(format!("{}/admin/publish", node.endpoint()))
+        .post(format!("{endpoint}/admin/publish"))
         .json(&body)
         .send()
         .await
@@ -328,4 +332,143 @@ async fn publishing_survives_a_broker_restart_mid_load() {
     for (key, values) in per_key_values {
         assert!(values.windows(2).all(|w| w[0] < w[1]), "{key}: {values:?}");
     }
+}
+
+/// Writes `p = k<i % 13>, i = i` until the node dies; returns the acknowledged `(key, i)`.
+async fn write_until_dead(client: aws_sdk_dynamodb::Client, writer: usize) -> Vec<(String, i64)> {
+    let mut acked = Vec::new();
+    for i in 0.. {
+        let i = i * 4 + writer as i64;
+        let key = format!("k{}", i % 13);
+        let sent = client
+            .put_item()
+            .table_name("killed")
+            .item("p", s(&key))
+            .item("i", n(&i.to_string()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => acked.push((key, i)),
+            Err(_) => return acked,
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_after_sigkill_loses_and_repeats_nothing() {
+    use std::path::Path;
+    use tidemark_tests::{ChildNode, client_for, streams_client_for};
+
+    let broker = Broker::start().await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_tidemark-node"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let brokers = broker.brokers();
+    let args = [
+        "--kafka-brokers",
+        brokers.as_str(),
+        "--durability",
+        "buffer",
+    ];
+    let child = ChildNode::start(binary, &data, &args).await;
+    let endpoint = child.endpoint();
+    let client = client_for(&endpoint);
+    create_table(&client, "killed", false).await;
+    // A stream on the same table lists exactly what the change log holds.
+    client
+        .update_table()
+        .table_name("killed")
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::KeysOnly)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let topic = format!("tidemark-test-kill-{}", std::process::id());
+    admin_at(
+        &endpoint,
+        json!({"TableName": "killed", "Enabled": true, "Topic": topic}),
+    )
+    .await;
+
+    let writers: Vec<_> = (0..4)
+        .map(|w| tokio::spawn(write_until_dead(client_for(&endpoint), w)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().await;
+    let mut acked = Vec::new();
+    for writer in writers {
+        acked.extend(writer.await.unwrap());
+    }
+    assert!(acked.len() > 50, "the load ran ({} writes)", acked.len());
+
+    let child = ChildNode::start(binary, &data, &args).await;
+    let endpoint = child.endpoint();
+    let streams = streams_client_for(&endpoint);
+    let arn = client_for(&endpoint)
+        .describe_table()
+        .table_name("killed")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap()
+        .latest_stream_arn
+        .unwrap();
+    let logged: std::collections::BTreeSet<u64> = crate::common::read_stream(&streams, &arn)
+        .await
+        .iter()
+        .map(|(_, r)| {
+            let number: u128 = r
+                .dynamodb
+                .as_ref()
+                .unwrap()
+                .sequence_number
+                .as_ref()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (number - 100_000_000_000_000_000_000) as u64
+        })
+        .collect();
+    assert!(
+        logged.len() >= acked.len(),
+        "every acknowledged write is logged"
+    );
+
+    let messages = consume(&broker.brokers(), &topic, logged.len());
+    check_exactly_once_in_order(&messages);
+    let published: std::collections::BTreeSet<u64> = messages.iter().map(|m| m.sequence).collect();
+    assert_eq!(
+        published, logged,
+        "the topic holds exactly the change log: nothing lost, nothing repeated, nothing invented"
+    );
+    let published_writes: std::collections::BTreeSet<(String, i64)> = messages
+        .iter()
+        .map(|m| {
+            let v = m.value.as_ref().unwrap();
+            let key = v["dynamodb"]["Keys"]["p"]["S"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let i = v["dynamodb"]["NewImage"]["i"]["N"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (key, i)
+        })
+        .collect();
+    for write in &acked {
+        assert!(
+            published_writes.contains(write),
+            "{write:?} was acknowledged but not published"
+        );
+    }
+    child.kill().await;
 }
