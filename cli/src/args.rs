@@ -25,6 +25,69 @@ pub struct Cli {
 pub enum Command {
     /// Serve a node.
     Serve(ServeArgs),
+    /// Turn a table's publishing to Kafka on or off, or show every table's position and lag
+    /// (talks to a running node).
+    Publish(PublishArgs),
+    /// Expire every item whose TTL has passed, now (talks to a running node).
+    TtlSweep(EndpointArgs),
+}
+
+/// The node an operator command talks to.
+#[derive(Debug, clap::Args)]
+pub struct EndpointArgs {
+    /// The node's address.
+    #[arg(
+        long,
+        env = "TIDEMARK_ENDPOINT",
+        default_value = "http://127.0.0.1:8000",
+        global = true
+    )]
+    pub endpoint: String,
+}
+
+/// `tidemark publish`.
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: PublishAction,
+    /// The node.
+    #[command(flatten)]
+    pub node: EndpointArgs,
+}
+
+/// `tidemark publish` actions.
+#[derive(Debug, Subcommand)]
+pub enum PublishAction {
+    /// Every published table: topic, format, position, lag in records and seconds.
+    Status,
+    /// Publish a table's changes (persists; takes effect at once).
+    Enable {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// `dynamodb`, `kds`, `debezium` or `debezium-tombstones`.
+        #[arg(long, default_value = "dynamodb")]
+        format: String,
+        /// Topic (default: the node's `--topic-template`).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Partitions, if the node creates the topic.
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Replication factor, if the node creates the topic.
+        #[arg(long)]
+        replication_factor: Option<i16>,
+        /// `now` (the next change) or `history` (the oldest change still kept).
+        #[arg(long, default_value = "now")]
+        from: String,
+    },
+    /// Stop publishing a table.
+    Disable {
+        /// The table.
+        #[arg(long)]
+        table: String,
+    },
 }
 
 /// When writes are acknowledged.
@@ -162,7 +225,9 @@ mod tests {
     #[test]
     fn defaults_match_the_readme() {
         let cli = Cli::parse_from(["tidemark", "serve"]);
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parses as serve");
+        };
         let config = args.node_config();
         assert_eq!(config.listen.port(), 8000);
         assert_eq!(config.store.durability, Durability::Sync);

@@ -1,7 +1,7 @@
 //! The command line: what `tidemark` does with its arguments, from start-up to ordered shutdown.
 
 use crate::Node;
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, PublishAction};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -37,6 +37,34 @@ pub fn main_entry() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<(), crate::NodeError> {
     match cli.command {
+        Command::Publish(args) => {
+            let (method, body) = match args.action {
+                PublishAction::Status => (reqwest::Method::GET, None),
+                PublishAction::Enable {
+                    table,
+                    format,
+                    topic,
+                    partitions,
+                    replication_factor,
+                    from,
+                } => (
+                    reqwest::Method::POST,
+                    Some(serde_json::json!({
+                        "TableName": table, "Enabled": true, "Format": format, "Topic": topic,
+                        "Partitions": partitions, "ReplicationFactor": replication_factor,
+                        "From": from,
+                    })),
+                ),
+                PublishAction::Disable { table } => (
+                    reqwest::Method::POST,
+                    Some(serde_json::json!({"TableName": table, "Enabled": false})),
+                ),
+            };
+            admin_request(&args.node.endpoint, "publish", method, body).await
+        }
+        Command::TtlSweep(node) => {
+            admin_request(&node.endpoint, "ttl/sweep", reqwest::Method::POST, None).await
+        }
         Command::Serve(args) => {
             let config = args.node_config();
             let node = Node::start(config.clone()).await?;
@@ -81,4 +109,28 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// Calls `/admin/<path>` on a running node and prints its JSON answer.
+async fn admin_request(
+    endpoint: &str,
+    path: &str,
+    method: reqwest::Method,
+    body: Option<serde_json::Value>,
+) -> Result<(), crate::NodeError> {
+    let url = format!("{}/admin/{path}", endpoint.trim_end_matches('/'));
+    let mut request = reqwest::Client::new().request(method, &url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let failed = |e: String| crate::NodeError::Admin(format!("{url}: {e}"));
+    let response = request.send().await.map_err(|e| failed(e.to_string()))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.map_err(|e| failed(e.to_string()))?;
+    let pretty = serde_json::to_string_pretty(&answer).unwrap_or_default();
+    if !status.is_success() {
+        return Err(failed(format!("{status}: {pretty}")));
+    }
+    println!("{pretty}");
+    Ok(())
 }

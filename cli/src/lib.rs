@@ -88,6 +88,9 @@ pub enum NodeError {
     /// A task of the node panicked or was cancelled.
     #[error("task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// An operator command's request to a node failed.
+    #[error("{0}")]
+    Admin(String),
 }
 
 /// A running node.

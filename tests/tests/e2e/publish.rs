@@ -253,8 +253,20 @@ async fn every_change_is_published_once_in_order_in_each_format() {
     .await;
     assert!(drained, "{}", status(&node).await);
 
-    // Turning publishing off persists; new writes are not published.
-    admin(&node, json!({"TableName": topics[0].0, "Enabled": false})).await;
+    // The operator CLI: status shows the tables, disable persists across a restart.
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark-node"))
+            .args(args)
+            .args(["--endpoint", &node.endpoint()])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let listed = cli(&["publish", "status"]);
+    assert_eq!(listed["Tables"].as_array().unwrap().len(), formats.len());
+    let disabled = cli(&["publish", "disable", "--table", &topics[0].0]);
+    assert_eq!(disabled["Enabled"], false);
     node.restart().await;
     assert_eq!(
         status(&node).await["Tables"].as_array().unwrap().len(),
