@@ -157,6 +157,10 @@ pub struct ServeArgs {
     /// Replication factor of the topics the node creates.
     #[arg(long, env = "TIDEMARK_TOPIC_REPLICATION", default_value_t = 1)]
     pub topic_replication_factor: i16,
+    /// Unpublished records of a table past which the node logs a loud warning (they are kept
+    /// past the history window until published).
+    #[arg(long, env = "TIDEMARK_PUBLISH_LAG_WARN", default_value_t = 1_000_000)]
+    pub publish_lag_warn: u64,
 }
 
 /// Parses `key=value`.
@@ -202,6 +206,7 @@ impl ServeArgs {
             brokers: brokers.clone(),
             options: self.kafka_options.clone(),
         });
+        config.publish_lag_warn_records = self.publish_lag_warn;
         config.topics = TopicDefaults {
             name_template: self.topic_template.clone(),
             partitions: self.topic_partitions,

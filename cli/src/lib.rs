@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub kafka: Option<KafkaSettings>,
     /// Defaults for topics the node creates.
     pub topics: TopicDefaults,
+    /// Unpublished records of a table past which the node warns loudly.
+    pub publish_lag_warn_records: u64,
 }
 
 /// Defaults for the topics of published tables.
@@ -72,6 +74,7 @@ impl NodeConfig {
             shard_rotation_period: Duration::from_secs(4 * 3600),
             kafka: None,
             topics: TopicDefaults::default(),
+            publish_lag_warn_records: 1_000_000,
         }
     }
 }
@@ -106,6 +109,7 @@ pub struct Node {
     rotation: JoinHandle<()>,
     sweep_trigger: SweepTrigger,
     publishers: Arc<Publishers>,
+    lag_reporter: JoinHandle<()>,
 }
 
 impl Node {
@@ -135,6 +139,11 @@ impl Node {
         let shutdown = CancellationToken::new();
         let publishers = Arc::new(Publishers::new(store.clone(), config.kafka.clone()));
         publishers.reconcile();
+        let lag_reporter = tokio::spawn(publishers.clone().report_lag(
+            Duration::from_secs(10),
+            config.publish_lag_warn_records,
+            shutdown.clone(),
+        ));
         let state = AppState {
             store: store.clone(),
             publishers: publishers.clone(),
@@ -169,6 +178,7 @@ impl Node {
             rotation,
             sweep_trigger,
             publishers,
+            lag_reporter,
         })
     }
 
@@ -199,6 +209,7 @@ impl Node {
         self.sweeper.await?;
         self.rotation.await?;
         self.publishers.stop().await;
+        self.lag_reporter.await?;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.persist()).await??;
         Ok(())

@@ -152,6 +152,60 @@ impl Publishers {
             .collect()
     }
 
+    /// Every `every`, logs each published table's lag: at info while it is behind, loudly (a
+    /// warning) past `warn_over` records, since those records are kept past the history
+    /// window until published. Runs until `shutdown`.
+    pub async fn report_lag(
+        self: Arc<Self>,
+        every: Duration,
+        warn_over: u64,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let states = self.states();
+            let store = self.store.clone();
+            let lags = tokio::task::spawn_blocking(move || {
+                let now = store.clock().now_millis();
+                store
+                    .published_tables()
+                    .into_iter()
+                    .map(|t| {
+                        let through = states
+                            .get(&t.table_id)
+                            .and_then(|s| s.published_through)
+                            .or(t.confirmed);
+                        let from = through.map_or(t.settings.start_seq, |s| s + 1);
+                        {
+                            let lag = store.publishing_lag(t.table_id, from, now);
+                            (t, lag)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for (table, lag) in lags {
+                if lag.records > warn_over {
+                    tracing::warn!(
+                        table = %table.table_name, topic = %table.settings.topic,
+                        records = lag.records, seconds = lag.seconds,
+                        "PUBLISHING IS FAR BEHIND: unpublished changes are kept past the history \
+                         window until Kafka takes them; writes keep being served"
+                    );
+                } else if lag.records > 0 {
+                    tracing::info!(
+                        table = %table.table_name, topic = %table.settings.topic,
+                        records = lag.records, seconds = lag.seconds, "publishing lag"
+                    );
+                }
+            }
+        }
+    }
+
     /// Stops every publisher and waits for them.
     pub async fn stop(&self) {
         let all: Vec<Running> = self.running.lock().drain().map(|(_, r)| r).collect();
