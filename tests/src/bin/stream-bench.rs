@@ -10,6 +10,12 @@
 //!   into a table with TTL and a NEW_AND_OLD_IMAGES stream, then times `POST /admin/ttl/sweep`
 //!   (which returns once every due item is deleted) and checks that the stream holds one
 //!   service REMOVE per item. Prints items expired per second.
+//! - `stream-bench ENDPOINT kafka BROKERS [WRITES_PER_SEC] [SECONDS] [WRITERS]` (defaults
+//!   10000, 10, 32): the node must run with `--kafka-brokers BROKERS`. Publishes a new table
+//!   (dynamodb format, 3 partitions) while writers put at the given rate and a consumer reads
+//!   the topic; the latency of a change is the time from its PutItem's acknowledgement to the
+//!   consumer receiving it. Then loads 50,000 items with BatchWriteItem and times until the
+//!   consumer has them all (publish throughput).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -329,10 +335,211 @@ async fn ttl(endpoint: &str, items: u64) {
     assert_eq!(removes, items, "one service REMOVE per expired item");
 }
 
+/// Consumes `topic` from the start in a thread, recording each message's key and arrival
+/// (microseconds since `started`), until `stop`.
+fn consume_topic(
+    brokers: String,
+    topic: String,
+    started: Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(String, u64)>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    std::thread::spawn(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "stream-bench")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "5")
+            .create()
+            .expect("consumer");
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        for p in 0..3 {
+            assignment
+                .add_partition_offset(&topic, p, rdkafka::Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let mut seen = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+                let at = started.elapsed().as_micros() as u64;
+                let key = String::from_utf8_lossy(message.key().unwrap_or_default()).to_string();
+                seen.push((key, at));
+            }
+        }
+        seen
+    })
+}
+
+async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: u64) {
+    let client = client_for(endpoint);
+    let table = format!("published{}", std::process::id());
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("p"))
+        .attribute_definitions(attr("p"))
+        .send()
+        .await
+        .expect("create table");
+    let topic = format!("bench-{table}");
+    let answer = reqwest::Client::new()
+        .post(format!("{endpoint}/admin/publish"))
+        .json(
+            &serde_json::json!({"TableName": table, "Enabled": true, "Topic": topic,
+                                   "Partitions": 3}),
+        )
+        .send()
+        .await
+        .expect("enable publishing");
+    assert!(
+        answer.status().is_success(),
+        "enable publishing: {answer:?}"
+    );
+    // Let the publisher create the topic before the consumer looks for it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = consume_topic(brokers.to_string(), topic, started, stop.clone());
+    let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+
+    let per_writer = Duration::from_secs_f64(writers as f64 / rate as f64);
+    let total = rate * seconds;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (client, acked, table) = (client.clone(), acked.clone(), table.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut next = Instant::now();
+            let mut n = writer;
+            while n < total {
+                let p = format!("item{n:09}");
+                client
+                    .put_item()
+                    .table_name(&table)
+                    .item("p", AttributeValue::S(p.clone()))
+                    .item("payload", AttributeValue::S("x".repeat(200)))
+                    .send()
+                    .await
+                    .expect("put");
+                acked
+                    .lock()
+                    .expect("lock")
+                    .insert(p, started.elapsed().as_micros() as u64);
+                n += writers;
+                next += per_writer;
+                tokio::time::sleep_until(next.into()).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    let write_secs = started.elapsed().as_secs_f64();
+
+    // Throughput: a bulk load while the consumer keeps reading.
+    let bulk = 50_000u64;
+    let bulk_started = Instant::now();
+    let mut loaders = Vec::new();
+    for loader in 0..8u64 {
+        let (client, table) = (client.clone(), table.clone());
+        loaders.push(tokio::spawn(async move {
+            let mut i = loader * 25;
+            while i < bulk {
+                let writes: Vec<WriteRequest> = (i..(i + 25).min(bulk))
+                    .map(|n| {
+                        let item = [
+                            ("p".to_string(), AttributeValue::S(format!("bulk{n:09}"))),
+                            ("payload".to_string(), AttributeValue::S("x".repeat(100))),
+                        ];
+                        let put = PutRequest::builder()
+                            .set_item(Some(item.into()))
+                            .build()
+                            .expect("put");
+                        WriteRequest::builder().put_request(put).build()
+                    })
+                    .collect();
+                client
+                    .batch_write_item()
+                    .request_items(&table, writes)
+                    .send()
+                    .await
+                    .expect("load");
+                i += 8 * 25;
+            }
+        }));
+    }
+    for loader in loaders {
+        loader.await.expect("loader");
+    }
+    let load_secs = bulk_started.elapsed().as_secs_f64();
+    // Wait until the publisher reports no lag, then stop the consumer.
+    loop {
+        let status: serde_json::Value = reqwest::get(format!("{endpoint}/admin/publish"))
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("status body");
+        if status["Tables"]
+            .as_array()
+            .is_some_and(|t| t.iter().all(|t| t["LagRecords"] == 0))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained_secs = bulk_started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = consumer.join().expect("consumer");
+
+    let acked = acked.lock().expect("lock").clone();
+    let mut latencies: Vec<u64> = seen
+        .iter()
+        .filter_map(|(key, at)| {
+            let p = serde_json::from_str::<serde_json::Value>(key).ok()?["p"]["S"]
+                .as_str()?
+                .to_string();
+            acked.get(&p).map(|ack| at.saturating_sub(*ack))
+        })
+        .collect();
+    latencies.sort_unstable();
+    let bulk_seen = seen.iter().filter(|(k, _)| k.contains("bulk")).count() as u64;
+    let last_bulk = seen
+        .iter()
+        .filter(|(k, _)| k.contains("bulk"))
+        .map(|(_, at)| *at)
+        .max()
+        .unwrap_or(0);
+    let bulk_publish_secs =
+        (last_bulk as f64 / 1e6) - bulk_started.duration_since(started).as_secs_f64();
+    println!(
+        "kafka: {total} writes at {:.0}/s; write->consumer latency ms: p50 {:.2} p90 {:.2} p99 {:.2} max {:.2} ({} of {total} measured)",
+        total as f64 / write_secs,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.90),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+        latencies.len(),
+    );
+    println!(
+        "kafka: bulk {bulk} items loaded in {load_secs:.2} s; all {bulk_seen} consumed {bulk_publish_secs:.2} s after the load began = {:.0} records/s published (lag 0 after {drained_secs:.2} s)",
+        bulk_seen as f64 / bulk_publish_secs
+    );
+    assert_eq!(
+        latencies.len() as u64,
+        total,
+        "every write consumed exactly once"
+    );
+    assert_eq!(bulk_seen, bulk, "every bulk item consumed exactly once");
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: stream-bench ENDPOINT visibility [RATE] [SECONDS] [WRITERS] | ttl [ITEMS]";
+    let usage = "usage: stream-bench ENDPOINT visibility [RATE] [SECONDS] [WRITERS] | ttl [ITEMS] | kafka BROKERS [RATE] [SECONDS] [WRITERS]";
     let endpoint = args.next().expect(usage);
     let mode = args.next().expect(usage);
     let mut number = |default: u64| args.next().and_then(|a| a.parse().ok()).unwrap_or(default);
@@ -342,6 +549,13 @@ async fn main() {
             visibility(&endpoint, rate, seconds, writers).await
         }
         "ttl" => ttl(&endpoint, number(200_000)).await,
+        "kafka" => {
+            let brokers = args.next().expect(usage);
+            let mut number =
+                |default: u64| args.next().and_then(|a| a.parse().ok()).unwrap_or(default);
+            let (rate, seconds, writers) = (number(10_000), number(10), number(32));
+            kafka(&endpoint, &brokers, rate, seconds, writers).await
+        }
         _ => panic!("{usage}"),
     }
 }
