@@ -482,9 +482,13 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
             .json()
             .await
             .expect("status body");
-        if status["Tables"]
-            .as_array()
-            .is_some_and(|t| t.iter().all(|t| t["LagRecords"] == 0))
+        if status
+            .pointer("/Tables")
+            .and_then(|t| t.as_array())
+            .is_some_and(|t| {
+                t.iter()
+                    .all(|t| t.pointer("/LagRecords") == Some(&0.into()))
+            })
         {
             break;
         }
@@ -499,9 +503,8 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
     let mut latencies: Vec<u64> = seen
         .iter()
         .filter_map(|(key, at)| {
-            let p = serde_json::from_str::<serde_json::Value>(key).ok()?["p"]["S"]
-                .as_str()?
-                .to_string();
+            let parsed = serde_json::from_str::<serde_json::Value>(key).ok()?;
+            let p = parsed.pointer("/p/S")?.as_str()?.to_string();
             acked.get(&p).map(|ack| at.saturating_sub(*ack))
         })
         .collect();
