@@ -103,15 +103,9 @@ impl Store {
 
     /// Every published table with its settings and checkpoint.
     pub fn published_tables(&self) -> Vec<PublishedTable> {
-        let tables: Vec<_> = self
+        let mut out: Vec<PublishedTable> = self
             .storage
-            .catalog
-            .tables
-            .read()
-            .values()
-            .cloned()
-            .collect();
-        let mut out: Vec<PublishedTable> = tables
+            .live_tables()
             .iter()
             .filter_map(|t| {
                 let settings = t.definition.read().publish.clone()?;

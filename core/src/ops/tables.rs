@@ -430,16 +430,8 @@ impl Store {
     /// # Errors
     /// Storage failures; the backfill resumes on the next call.
     pub fn run_pending_backfills(&self) -> Result<usize> {
-        let tables: Vec<Arc<TableEntry>> = self
-            .storage
-            .catalog
-            .tables
-            .read()
-            .values()
-            .cloned()
-            .collect();
         let mut finished = 0;
-        for entry in tables {
+        for entry in self.storage.live_tables() {
             let pending: Vec<String> = entry
                 .definition
                 .read()

@@ -113,17 +113,9 @@ impl Store {
     pub fn expire_due_items(&self, limit: usize) -> Result<ExpiryReport> {
         let now_millis = self.clock.now_millis();
         let now_second = now_millis / 1000;
-        let tables: Vec<Arc<TableEntry>> = self
-            .storage
-            .catalog
-            .tables
-            .read()
-            .values()
-            .filter(|t| t.ttl_attribute().is_some())
-            .cloned()
-            .collect();
         let mut report = ExpiryReport::default();
-        for table in tables {
+        let tables = self.storage.live_tables();
+        for table in tables.iter().filter(|t| t.ttl_attribute().is_some()) {
             let prefix = table.id.to_be_bytes();
             let mut due: Vec<(u64, Vec<u8>)> = Vec::new();
             for guard in self.storage.ks.ttl.range(prefix.to_vec()..).take(limit + 1) {
@@ -149,7 +141,7 @@ impl Store {
                 due.push((second, item_key.to_vec()));
             }
             for chunk in due.chunks(EXPIRY_BATCH) {
-                report.expired += self.expire_chunk(&table, chunk, now_millis)?;
+                report.expired += self.expire_chunk(table, chunk, now_millis)?;
             }
         }
         Ok(report)

@@ -264,6 +264,11 @@ impl Storage {
         self.catalog.tables.read().get(name).cloned()
     }
 
+    /// Every live table, as the catalog holds them now.
+    pub(crate) fn live_tables(&self) -> Vec<Arc<TableEntry>> {
+        self.catalog.tables.read().values().cloned().collect()
+    }
+
     pub(crate) fn table_stats(&self, id: u64) -> TableStats {
         self.pipeline
             .sequencer
@@ -315,21 +320,16 @@ impl Storage {
         Ok(())
     }
 
-    /// Writes the entries of every item of `table` into a new index, in chunks.
-    ///
-    /// IMPORTANT: a chunk's items are read and their entries committed under their key locks,
-    /// so a concurrent write (which maintains the index itself) is never overwritten by a
-    /// stale entry; entries a write already made are skipped, so the statistics count each
-    /// entry once, also when a backfill resumes after a restart. Each chunk commits its
-    /// entries and the index statistics in one batch, under the sequencer lock like the commit
-    /// path, so the persisted statistics never go backwards.
-    pub(crate) fn backfill_index(
+    /// Walks every stored item of a table in chunks of keys, calling `f` with each chunk while
+    /// holding the chunk's key locks, so what `f` reads and commits cannot race a write to
+    /// those items (writes maintain derived entries themselves). Stops early when `f` returns
+    /// false; at the end makes everything written durable in `sync` mode.
+    fn for_each_locked_chunk(
         &self,
-        table: &TableEntry,
-        index: &index::IndexInfo,
-    ) -> Result<u64> {
-        let prefix = keys::table_prefix(table.id);
-        let mut indexed = 0;
+        table_id: u64,
+        mut f: impl FnMut(&[Vec<u8>]) -> Result<bool>,
+    ) -> Result<()> {
+        let prefix = keys::table_prefix(table_id);
         let mut after: Option<Vec<u8>> = None;
         loop {
             let mut range = keys::KeyRange::prefix(&prefix);
@@ -348,9 +348,35 @@ impl Storage {
             };
             let chunk_keys: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
             let _locks = self.lock_keys(&chunk_keys);
+            if !f(&chunk)? {
+                break;
+            }
+            after = Some(last);
+        }
+        if self.durability == Durability::Sync {
+            self.db.persist(PersistMode::SyncData)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the entries of every item of `table` into a new index, in chunks.
+    ///
+    /// IMPORTANT: a chunk's items are read and their entries committed under their key locks,
+    /// so a concurrent write (which maintains the index itself) is never overwritten by a
+    /// stale entry; entries a write already made are skipped, so the statistics count each
+    /// entry once, also when a backfill resumes after a restart. Each chunk commits its
+    /// entries and the index statistics in one batch, under the sequencer lock like the commit
+    /// path, so the persisted statistics never go backwards.
+    pub(crate) fn backfill_index(
+        &self,
+        table: &TableEntry,
+        index: &index::IndexInfo,
+    ) -> Result<u64> {
+        let mut indexed = 0;
+        self.for_each_locked_chunk(table.id, |chunk| {
             let mut added = TableStats::default();
             let mut batch = self.db.batch();
-            for key in &chunk {
+            for key in chunk {
                 let Some(item) = self.read_item(key)? else {
                     continue;
                 };
@@ -367,50 +393,28 @@ impl Storage {
                 added.items += 1;
                 added.bytes += item_size(&projected) as i64;
             }
-            {
-                let mut sequencer = self.pipeline.sequencer.lock();
-                let stats = sequencer.stats.entry(index.id).or_default();
-                stats.items += added.items;
-                stats.bytes += added.bytes;
-                batch.insert(&self.ks.stats, index.id.to_be_bytes(), stats.encode());
-                batch.commit()?;
-            }
+            let mut sequencer = self.pipeline.sequencer.lock();
+            let stats = sequencer.stats.entry(index.id).or_default();
+            stats.items += added.items;
+            stats.bytes += added.bytes;
+            batch.insert(&self.ks.stats, index.id.to_be_bytes(), stats.encode());
+            batch.commit()?;
             indexed += added.items as u64;
-            after = Some(last);
-        }
-        if self.durability == Durability::Sync {
-            self.db.persist(PersistMode::SyncData)?;
-        }
+            Ok(true)
+        })?;
         Ok(indexed)
     }
 
     /// Indexes the TTL values of every item of `table` (after TTL was enabled), in chunks
     /// under the items' key locks; entries are keyed by value, so indexing twice is harmless.
+    /// Stops if TTL is disabled meanwhile.
     pub(crate) fn backfill_ttl(&self, table: &TableEntry) -> Result<()> {
-        let prefix = keys::table_prefix(table.id);
-        let mut after: Option<Vec<u8>> = None;
-        loop {
+        self.for_each_locked_chunk(table.id, |chunk| {
             let Some(attribute) = table.ttl_attribute() else {
-                return Ok(());
+                return Ok(false);
             };
-            let mut range = keys::KeyRange::prefix(&prefix);
-            if let Some(key) = after.take() {
-                range.resume_after(key, true);
-            }
-            let chunk: Vec<Vec<u8>> = self
-                .ks
-                .items
-                .range((range.lower, range.upper))
-                .take(1024)
-                .map(|g| g.key().map(|k| k.to_vec()))
-                .collect::<fjall::Result<_>>()?;
-            let Some(last) = chunk.last().cloned() else {
-                break;
-            };
-            let chunk_keys: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-            let _locks = self.lock_keys(&chunk_keys);
             let mut batch = self.db.batch();
-            for key in &chunk {
+            for key in chunk {
                 let Some(item) = self.read_item(key)? else {
                     continue;
                 };
@@ -419,12 +423,8 @@ impl Storage {
                 }
             }
             batch.commit()?;
-            after = Some(last);
-        }
-        if self.durability == Durability::Sync {
-            self.db.persist(PersistMode::SyncData)?;
-        }
-        Ok(())
+            Ok(true)
+        })
     }
 
     /// Removes every entry and the statistics of an index.
