@@ -130,32 +130,24 @@ pub async fn publish_status(State(state): State<AppState>) -> (StatusCode, Json<
 
 /// Each published table's settings, position and lag (records and seconds behind).
 async fn table_statuses(state: &AppState) -> Vec<Value> {
-    let store = state.store.clone();
-    let states = state.publishers.states();
-    tokio::task::spawn_blocking(move || {
-        let now = store.clock().now_millis();
-        store
-            .published_tables()
-            .into_iter()
-            .map(|t| {
-                let running = states.get(&t.table_id).cloned().unwrap_or_default();
-                let through = running.published_through.or(t.confirmed);
-                let from = through.map_or(t.settings.start_seq, |s| s + 1);
-                let lag = store.publishing_lag(t.table_id, from, now);
-                json!({
-                    "TableName": t.table_name,
-                    "Enabled": true,
-                    "Topic": t.settings.topic,
-                    "Format": t.settings.format,
-                    "StartSequence": t.settings.start_seq,
-                    "PublishedThrough": through,
-                    "LagRecords": lag.records,
-                    "LagSeconds": lag.seconds,
-                    "LastError": running.last_error,
-                })
+    let publishers = state.publishers.clone();
+    let progress = tokio::task::spawn_blocking(move || publishers.progress())
+        .await
+        .unwrap_or_default();
+    progress
+        .into_iter()
+        .map(|p| {
+            json!({
+                "TableName": p.table.table_name,
+                "Enabled": true,
+                "Topic": p.table.settings.topic,
+                "Format": p.table.settings.format,
+                "StartSequence": p.table.settings.start_seq,
+                "PublishedThrough": p.published_through,
+                "LagRecords": p.lag.records,
+                "LagSeconds": p.lag.seconds,
+                "LastError": p.state.last_error,
             })
-            .collect()
-    })
-    .await
-    .unwrap_or_default()
+        })
+        .collect()
 }

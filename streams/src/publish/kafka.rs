@@ -20,7 +20,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use tidemark_core::ops::PublishedTable;
+use tidemark_core::ops::{PublishedTable, PublishingLag};
 use tidemark_core::{ChangeSeq, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +60,19 @@ pub struct PublisherState {
     pub published_through: Option<ChangeSeq>,
     /// The last failure, while the publisher is retrying.
     pub last_error: Option<String>,
+}
+
+/// A published table, its publisher's state and its lag.
+#[derive(Debug, Clone)]
+pub struct TableProgress {
+    /// The table and its settings.
+    pub table: PublishedTable,
+    /// What its publisher reports.
+    pub state: PublisherState,
+    /// The last sequence known to be in the topic.
+    pub published_through: Option<ChangeSeq>,
+    /// How far it is behind the durable log.
+    pub lag: PublishingLag,
 }
 
 #[derive(Debug)]
@@ -152,6 +165,29 @@ impl Publishers {
             .collect()
     }
 
+    /// Every published table with its publisher's state and how far it is behind now.
+    /// Blocking: counts the table's unpublished records in the log.
+    pub fn progress(&self) -> Vec<TableProgress> {
+        let states = self.states();
+        let now = self.store.clock().now_millis();
+        self.store
+            .published_tables()
+            .into_iter()
+            .map(|table| {
+                let state = states.get(&table.table_id).cloned().unwrap_or_default();
+                let through = state.published_through.or(table.confirmed);
+                let from = through.map_or(table.settings.start_seq, |s| s + 1);
+                let lag = self.store.publishing_lag(table.table_id, from, now);
+                TableProgress {
+                    published_through: through,
+                    table,
+                    state,
+                    lag,
+                }
+            })
+            .collect()
+    }
+
     /// Every `every`, logs each published table's lag: at info while it is behind, loudly (a
     /// warning) past `warn_over` records, since those records are kept past the history
     /// window until published. Runs until `shutdown`.
@@ -166,29 +202,11 @@ impl Publishers {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            let states = self.states();
-            let store = self.store.clone();
-            let lags = tokio::task::spawn_blocking(move || {
-                let now = store.clock().now_millis();
-                store
-                    .published_tables()
-                    .into_iter()
-                    .map(|t| {
-                        let through = states
-                            .get(&t.table_id)
-                            .and_then(|s| s.published_through)
-                            .or(t.confirmed);
-                        let from = through.map_or(t.settings.start_seq, |s| s + 1);
-                        {
-                            let lag = store.publishing_lag(t.table_id, from, now);
-                            (t, lag)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_default();
-            for (table, lag) in lags {
+            let publishers = self.clone();
+            let lags = tokio::task::spawn_blocking(move || publishers.progress())
+                .await
+                .unwrap_or_default();
+            for TableProgress { table, lag, .. } in lags {
                 if lag.records > warn_over {
                     tracing::warn!(
                         table = %table.table_name, topic = %table.settings.topic,
