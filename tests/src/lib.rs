@@ -3,9 +3,11 @@
 //! [`TestNode`] starts a whole node in-process on `127.0.0.1:0` in a temporary folder and
 //! hands out real AWS SDK clients for it; [`ChildNode`] runs the node as a separate process
 //! (for crash tests); [`raw_request`] speaks the wire protocol directly for protocol tests;
-//! [`kafka::Broker`] runs a real Kafka-protocol broker (tansu) for the publishing tests.
+//! [`kafka::Broker`] runs a real Kafka-protocol broker (tansu) for the publishing tests;
+//! [`load`] holds the load generators of the benchmark tools.
 
 pub mod kafka;
+pub mod load;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

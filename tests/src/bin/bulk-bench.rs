@@ -9,13 +9,14 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
-    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest,
-    ScalarAttributeType, Select, WriteRequest,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, Select,
 };
 use tidemark_tests::client_for;
+use tidemark_tests::load::batch_load;
 
 const TABLE: &str = "bulk";
-const LOADERS: usize = 8;
+const LOADERS: u64 = 8;
 
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder()
@@ -64,42 +65,18 @@ async fn main() {
         .expect("create table");
 
     let started = Instant::now();
-    let mut loaders = Vec::new();
-    for loader in 0..LOADERS as u64 {
-        let client = client_for(&endpoint);
-        loaders.push(tokio::spawn(async move {
-            let mut i = loader * 25;
-            while i < items {
-                let writes: Vec<WriteRequest> = (i..(i + 25).min(items))
-                    .map(|n| {
-                        let item = [
-                            ("p".to_string(), AttributeValue::S(format!("item{n:08}"))),
-                            (
-                                "g".to_string(),
-                                AttributeValue::S(format!("group{}", n % 1000)),
-                            ),
-                            ("payload".to_string(), AttributeValue::S("x".repeat(100))),
-                        ];
-                        let put = PutRequest::builder()
-                            .set_item(Some(item.into()))
-                            .build()
-                            .expect("put");
-                        WriteRequest::builder().put_request(put).build()
-                    })
-                    .collect();
-                client
-                    .batch_write_item()
-                    .request_items(TABLE, writes)
-                    .send()
-                    .await
-                    .expect("load");
-                i += LOADERS as u64 * 25;
-            }
-        }));
-    }
-    for loader in loaders {
-        loader.await.expect("loader");
-    }
+    batch_load(&client, TABLE, items, LOADERS, |n| {
+        [
+            ("p".to_string(), AttributeValue::S(format!("item{n:08}"))),
+            (
+                "g".to_string(),
+                AttributeValue::S(format!("group{}", n % 1000)),
+            ),
+            ("payload".to_string(), AttributeValue::S("x".repeat(100))),
+        ]
+        .into()
+    })
+    .await;
     report("load (BatchWriteItem, 8 connections)", items, started);
 
     let started = Instant::now();

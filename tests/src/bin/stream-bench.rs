@@ -22,12 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
-    WriteRequest,
 };
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use std::sync::Mutex;
+use tidemark_tests::load::{batch_load, paced_puts};
 use tidemark_tests::{client_for, streams_client_for};
 
 fn key(name: &str) -> KeySchemaElement {
@@ -46,28 +46,30 @@ fn attr(name: &str) -> AttributeDefinition {
         .expect("attribute definition")
 }
 
-/// Creates `table` (key `p`) with a NEW_AND_OLD_IMAGES stream; returns the stream ARN.
-async fn create_streamed_table(client: &aws_sdk_dynamodb::Client, table: &str) -> String {
-    let created = client
+/// Creates `table` (key `p`), with a NEW_AND_OLD_IMAGES stream when `streamed`; returns the
+/// stream ARN, if any.
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    streamed: bool,
+) -> Option<String> {
+    let mut request = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(key("p"))
-        .attribute_definitions(attr("p"))
-        .stream_specification(
+        .attribute_definitions(attr("p"));
+    if streamed {
+        request = request.stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
                 .stream_view_type(StreamViewType::NewAndOldImages)
                 .build()
                 .expect("stream specification"),
-        )
-        .send()
-        .await
-        .expect("create table");
-    created
-        .table_description
-        .and_then(|t| t.latest_stream_arn)
-        .expect("stream ARN")
+        );
+    }
+    let created = request.send().await.expect("create table");
+    created.table_description.and_then(|t| t.latest_stream_arn)
 }
 
 async fn shard_ids(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Vec<String> {
@@ -99,7 +101,9 @@ async fn visibility(endpoint: &str, rate: u64, seconds: u64, writers: u64) {
     let client = client_for(endpoint);
     let streams = streams_client_for(endpoint);
     let table = format!("visibility{}", std::process::id());
-    let arn = create_streamed_table(&client, &table).await;
+    let arn = create_table(&client, &table, true)
+        .await
+        .expect("stream ARN");
     let shards = shard_ids(&streams, &arn).await;
     let started = Instant::now();
     let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
@@ -156,37 +160,17 @@ async fn visibility(endpoint: &str, rate: u64, seconds: u64, writers: u64) {
         }));
     }
 
-    let per_writer = Duration::from_secs_f64(writers as f64 / rate as f64);
     let total = rate * seconds;
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
-        let (client, acked, table) = (client.clone(), acked.clone(), table.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut next = Instant::now();
-            let mut n = writer;
-            while n < total {
-                let p = format!("item{n:09}");
-                client
-                    .put_item()
-                    .table_name(&table)
-                    .item("p", AttributeValue::S(p.clone()))
-                    .item("payload", AttributeValue::S("x".repeat(200)))
-                    .send()
-                    .await
-                    .expect("put");
-                acked
-                    .lock()
-                    .expect("lock")
-                    .insert(p, started.elapsed().as_micros() as u64);
-                n += writers;
-                next += per_writer;
-                tokio::time::sleep_until(next.into()).await;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("writer");
-    }
+    paced_puts(
+        &client,
+        &table,
+        rate,
+        total,
+        writers,
+        started,
+        acked.clone(),
+    )
+    .await;
     let write_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -212,7 +196,9 @@ async fn ttl(endpoint: &str, items: u64) {
     let client = client_for(endpoint);
     let streams = streams_client_for(endpoint);
     let table = format!("expiring{}", std::process::id());
-    let arn = create_streamed_table(&client, &table).await;
+    let arn = create_table(&client, &table, true)
+        .await
+        .expect("stream ARN");
     client
         .update_time_to_live()
         .table_name(&table)
@@ -233,41 +219,16 @@ async fn ttl(endpoint: &str, items: u64) {
         .expect("clock")
         .as_secs()
         + 5;
-    let loaders = 8u64;
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for loader in 0..loaders {
-        let (client, table) = (client.clone(), table.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut i = loader * 25;
-            while i < items {
-                let writes: Vec<WriteRequest> = (i..(i + 25).min(items))
-                    .map(|n| {
-                        let item = [
-                            ("p".to_string(), AttributeValue::S(format!("item{n:09}"))),
-                            ("exp".to_string(), AttributeValue::N(expiry.to_string())),
-                            ("payload".to_string(), AttributeValue::S("x".repeat(100))),
-                        ];
-                        let put = PutRequest::builder()
-                            .set_item(Some(item.into()))
-                            .build()
-                            .expect("put");
-                        WriteRequest::builder().put_request(put).build()
-                    })
-                    .collect();
-                client
-                    .batch_write_item()
-                    .request_items(&table, writes)
-                    .send()
-                    .await
-                    .expect("load");
-                i += loaders * 25;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("loader");
-    }
+    batch_load(&client, &table, items, 8, move |n| {
+        [
+            ("p".to_string(), AttributeValue::S(format!("item{n:09}"))),
+            ("exp".to_string(), AttributeValue::N(expiry.to_string())),
+            ("payload".to_string(), AttributeValue::S("x".repeat(100))),
+        ]
+        .into()
+    })
+    .await;
     println!(
         "ttl: loaded {items} items in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -375,15 +336,7 @@ fn consume_topic(
 async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: u64) {
     let client = client_for(endpoint);
     let table = format!("published{}", std::process::id());
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("p"))
-        .attribute_definitions(attr("p"))
-        .send()
-        .await
-        .expect("create table");
+    create_table(&client, &table, false).await;
     let topic = format!("bench-{table}");
     let answer = reqwest::Client::new()
         .post(format!("{endpoint}/admin/publish"))
@@ -405,74 +358,30 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
     let consumer = consume_topic(brokers.to_string(), topic, started, stop.clone());
     let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
 
-    let per_writer = Duration::from_secs_f64(writers as f64 / rate as f64);
     let total = rate * seconds;
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
-        let (client, acked, table) = (client.clone(), acked.clone(), table.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut next = Instant::now();
-            let mut n = writer;
-            while n < total {
-                let p = format!("item{n:09}");
-                client
-                    .put_item()
-                    .table_name(&table)
-                    .item("p", AttributeValue::S(p.clone()))
-                    .item("payload", AttributeValue::S("x".repeat(200)))
-                    .send()
-                    .await
-                    .expect("put");
-                acked
-                    .lock()
-                    .expect("lock")
-                    .insert(p, started.elapsed().as_micros() as u64);
-                n += writers;
-                next += per_writer;
-                tokio::time::sleep_until(next.into()).await;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("writer");
-    }
+    paced_puts(
+        &client,
+        &table,
+        rate,
+        total,
+        writers,
+        started,
+        acked.clone(),
+    )
+    .await;
     let write_secs = started.elapsed().as_secs_f64();
 
     // Throughput: a bulk load while the consumer keeps reading.
     let bulk = 50_000u64;
     let bulk_started = Instant::now();
-    let mut loaders = Vec::new();
-    for loader in 0..8u64 {
-        let (client, table) = (client.clone(), table.clone());
-        loaders.push(tokio::spawn(async move {
-            let mut i = loader * 25;
-            while i < bulk {
-                let writes: Vec<WriteRequest> = (i..(i + 25).min(bulk))
-                    .map(|n| {
-                        let item = [
-                            ("p".to_string(), AttributeValue::S(format!("bulk{n:09}"))),
-                            ("payload".to_string(), AttributeValue::S("x".repeat(100))),
-                        ];
-                        let put = PutRequest::builder()
-                            .set_item(Some(item.into()))
-                            .build()
-                            .expect("put");
-                        WriteRequest::builder().put_request(put).build()
-                    })
-                    .collect();
-                client
-                    .batch_write_item()
-                    .request_items(&table, writes)
-                    .send()
-                    .await
-                    .expect("load");
-                i += 8 * 25;
-            }
-        }));
-    }
-    for loader in loaders {
-        loader.await.expect("loader");
-    }
+    batch_load(&client, &table, bulk, 8, |n| {
+        [
+            ("p".to_string(), AttributeValue::S(format!("bulk{n:09}"))),
+            ("payload".to_string(), AttributeValue::S("x".repeat(100))),
+        ]
+        .into()
+    })
+    .await;
     let load_secs = bulk_started.elapsed().as_secs_f64();
     // Wait until the publisher reports no lag, then stop the consumer.
     loop {
