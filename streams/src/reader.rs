@@ -9,7 +9,7 @@ use tidemark_core::{ChangeSeq, Store, StreamInfo};
 use crate::error::{Error, Result};
 use crate::iterator::{ITERATOR_LIFETIME_MILLIS, ShardIterator};
 use crate::record::{StreamRecord, render};
-use crate::shard::{self, ShardDescription, ShardRef, find_shard, parse_sequence_number};
+use crate::shard::{self, ShardDescription, find_shard, parse_sequence_number, shard_at};
 
 /// Most records one GetRecords returns.
 pub const MAX_RECORDS: usize = 1000;
@@ -284,17 +284,8 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
     // the two reads).
     let durable = store.durable_seq();
     let stream = stream_by_arn(store, &iterator.stream_arn)?;
-    let generation = stream
-        .generations
-        .iter()
-        .position(|g| g.start_seq == iterator.generation_start)
+    let shard = shard_at(&stream, iterator.generation_start, iterator.lane)
         .ok_or(Error::TrimmedDataAccess)?;
-    let shard = ShardRef {
-        generation,
-        lane: iterator.lane,
-        start: iterator.generation_start,
-        end: stream.generation_end(generation),
-    };
     let oldest = store.oldest_retained_seq();
     let mut position = iterator.position;
     if position < oldest {

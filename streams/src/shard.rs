@@ -101,12 +101,16 @@ pub fn find_shard(stream: &StreamInfo, id: &str) -> Result<ShardRef> {
     if lane >= stream.shards {
         return Err(not_found());
     }
+    shard_at(stream, start, lane).ok_or_else(not_found)
+}
+
+/// The lane `lane` of the generation starting at `start`, while the stream still has it.
+pub fn shard_at(stream: &StreamInfo, start: ChangeSeq, lane: u8) -> Option<ShardRef> {
     let generation = stream
         .generations
         .iter()
-        .position(|g| g.start_seq == start)
-        .ok_or_else(not_found)?;
-    Ok(ShardRef {
+        .position(|g| g.start_seq == start)?;
+    Some(ShardRef {
         generation,
         lane,
         start,
