@@ -6,7 +6,34 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, KeySchemaElement, KeyType, PutRequest,
+    ScalarAttributeType, WriteRequest,
+};
+
+/// A key schema element.
+///
+/// # Panics
+/// Never for a name (the builder only fails on missing fields).
+pub fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key schema")
+}
+
+/// A string attribute definition.
+///
+/// # Panics
+/// Never for a name (the builder only fails on missing fields).
+pub fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition")
+}
 
 /// An item: attribute names to values.
 pub type Item = HashMap<String, AttributeValue>;

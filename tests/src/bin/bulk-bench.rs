@@ -8,31 +8,14 @@
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
-    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, Select,
+    AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate,
+    KeyType, Projection, ProjectionType, Select,
 };
 use tidemark_tests::client_for;
-use tidemark_tests::load::batch_load;
+use tidemark_tests::load::{batch_load, key_element, string_attribute};
 
 const TABLE: &str = "bulk";
 const LOADERS: u64 = 8;
-
-fn key(name: &str, kind: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-        .expect("key schema")
-}
-
-fn attr(name: &str) -> AttributeDefinition {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .expect("attribute definition")
-}
 
 fn report(phase: &str, items: u64, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
@@ -58,8 +41,8 @@ async fn main() {
         .create_table()
         .table_name(TABLE)
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("p", KeyType::Hash))
-        .attribute_definitions(attr("p"))
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(string_attribute("p"))
         .send()
         .await
         .expect("create table");
@@ -123,13 +106,13 @@ async fn main() {
     client
         .update_table()
         .table_name(TABLE)
-        .attribute_definitions(attr("g"))
+        .attribute_definitions(string_attribute("g"))
         .global_secondary_index_updates(
             GlobalSecondaryIndexUpdate::builder()
                 .create(
                     CreateGlobalSecondaryIndexAction::builder()
                         .index_name("by_group")
-                        .key_schema(key("g", KeyType::Hash))
+                        .key_schema(key_element("g", KeyType::Hash))
                         .projection(
                             Projection::builder()
                                 .projection_type(ProjectionType::KeysOnly)

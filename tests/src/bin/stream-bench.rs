@@ -22,29 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeValue, BillingMode, KeyType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use std::sync::Mutex;
-use tidemark_tests::load::{batch_load, paced_puts};
+use tidemark_tests::load::{batch_load, key_element, paced_puts, string_attribute};
 use tidemark_tests::{client_for, streams_client_for};
-
-fn key(name: &str) -> KeySchemaElement {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(KeyType::Hash)
-        .build()
-        .expect("key schema")
-}
-
-fn attr(name: &str) -> AttributeDefinition {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .expect("attribute definition")
-}
 
 /// Creates `table` (key `p`), with a NEW_AND_OLD_IMAGES stream when `streamed`; returns the
 /// stream ARN, if any.
@@ -57,8 +41,8 @@ async fn create_table(
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("p"))
-        .attribute_definitions(attr("p"));
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(string_attribute("p"));
     if streamed {
         request = request.stream_specification(
             StreamSpecification::builder()
