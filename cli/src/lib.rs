@@ -40,6 +40,8 @@ pub struct NodeConfig {
     pub topics: TopicDefaults,
     /// Unpublished records of a table past which the node warns loudly.
     pub publish_lag_warn_records: u64,
+    /// How often each published table's lag is logged and set in the metrics.
+    pub publish_lag_report_period: Duration,
 }
 
 /// Defaults for the topics of published tables.
@@ -75,6 +77,7 @@ impl NodeConfig {
             kafka: None,
             topics: TopicDefaults::default(),
             publish_lag_warn_records: 1_000_000,
+            publish_lag_report_period: Duration::from_secs(10),
         }
     }
 }
@@ -137,10 +140,11 @@ impl Node {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
+        server::install_metrics();
         let publishers = Arc::new(Publishers::new(store.clone(), config.kafka.clone()));
         publishers.reconcile();
         let lag_reporter = tokio::spawn(publishers.clone().report_lag(
-            Duration::from_secs(10),
+            config.publish_lag_report_period,
             config.publish_lag_warn_records,
             shutdown.clone(),
         ));

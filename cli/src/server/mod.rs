@@ -5,7 +5,8 @@
 //! - `wire`: one file per operation with its input/output types and their conversion to and
 //!   from core's typed requests;
 //! - [`error`]: the single mapping from failures to DynamoDB exceptions;
-//! - [`admin`]: operator endpoints outside DynamoDB's API.
+//! - [`admin`]: operator endpoints outside DynamoDB's API;
+//! - `GET /metrics`: the node's metrics in Prometheus' text format.
 
 pub mod admin;
 pub mod dispatch;
@@ -13,11 +14,12 @@ pub mod error;
 mod wire;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tidemark_core::Store;
 use tidemark_streams::publish::kafka::Publishers;
 use tokio::net::TcpListener;
@@ -45,8 +47,34 @@ pub fn router(state: AppState) -> Router {
             "/admin/publish",
             get(admin::publish_status).post(admin::set_publishing),
         )
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The process's metrics recorder, installed by the first node started in it.
+fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only when the embedding program installed a recorder of its own; the metrics
+        // then go there and this endpoint stays empty.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder is already installed; GET /metrics stays empty");
+        }
+        handle
+    })
+}
+
+/// Installs the metrics recorder, so metrics recorded from now on are served.
+pub fn install_metrics() {
+    prometheus();
+}
+
+/// `GET /metrics`.
+async fn metrics() -> String {
+    prometheus().render()
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests.

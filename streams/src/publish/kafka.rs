@@ -9,7 +9,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt as _;
 
 use parking_lot::Mutex;
 use rdkafka::ClientConfig;
@@ -30,6 +32,10 @@ use super::resume::{ResumePoint, partition_for};
 
 /// Records read from the log per produce round.
 const BATCH: usize = 2000;
+/// Most messages awaiting delivery reports before the publisher stops reading the log.
+const MAX_IN_FLIGHT: usize = 50_000;
+/// Shortest interval between checkpoints while deliveries are still in flight.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Longest wait for broker metadata and a partition's last message.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -44,8 +50,16 @@ pub struct KafkaSettings {
 
 impl KafkaSettings {
     fn client_config(&self) -> ClientConfig {
+        self.client_config_over(&[])
+    }
+
+    /// A client configuration with `defaults` under the operator's options.
+    fn client_config_over(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
         for (key, value) in &self.options {
             config.set(key, value);
         }
@@ -188,15 +202,18 @@ impl Publishers {
             .collect()
     }
 
-    /// Every `every`, logs each published table's lag: at info while it is behind, loudly (a
-    /// warning) past `warn_over` records, since those records are kept past the history
-    /// window until published. Runs until `shutdown`.
+    /// Every `every`, reports each published table's lag in the metrics
+    /// (`tidemark_publish_lag_records`, `tidemark_publish_lag_seconds`,
+    /// `tidemark_publish_lag_over_bound`, labelled by table) and in the log: at info while it
+    /// is behind, loudly (a warning) past `warn_over` records, since those records are kept
+    /// past the history window until published. Runs until `shutdown`.
     pub async fn report_lag(
         self: Arc<Self>,
         every: Duration,
         warn_over: u64,
         shutdown: CancellationToken,
     ) {
+        let mut reported: Vec<String> = Vec::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -206,7 +223,16 @@ impl Publishers {
             let lags = tokio::task::spawn_blocking(move || publishers.progress())
                 .await
                 .unwrap_or_default();
+            // Tables no longer published read 0 rather than their last lag.
+            for gone in reported
+                .iter()
+                .filter(|name| !lags.iter().any(|p| &p.table.table_name == *name))
+            {
+                set_lag_gauges(gone, &PublishingLag::default(), false);
+            }
+            reported = lags.iter().map(|p| p.table.table_name.clone()).collect();
             for TableProgress { table, lag, .. } in lags {
+                set_lag_gauges(&table.table_name, &lag, lag.records > warn_over);
                 if lag.records > warn_over {
                     tracing::warn!(
                         table = %table.table_name, topic = %table.settings.topic,
@@ -236,6 +262,16 @@ impl Publishers {
     }
 }
 
+/// Sets a table's lag metrics.
+fn set_lag_gauges(table: &str, lag: &PublishingLag, over_bound: bool) {
+    let table = table.to_string();
+    metrics::gauge!("tidemark_publish_lag_records", "table" => table.clone())
+        .set(lag.records as f64);
+    metrics::gauge!("tidemark_publish_lag_seconds", "table" => table.clone()).set(lag.seconds);
+    metrics::gauge!("tidemark_publish_lag_over_bound", "table" => table)
+        .set(f64::from(u8::from(over_bound)));
+}
+
 /// Publishes one table until cancelled, starting over from the topic after any failure.
 async fn run(
     store: Arc<Store>,
@@ -251,6 +287,8 @@ async fn run(
             Err(e) => {
                 tracing::warn!(table = %table.table_name, topic = %table.settings.topic,
                     error = %e, "publishing failed; resuming from the topic's tail");
+                metrics::counter!("tidemark_publish_failures_total", "table" => table.table_name.clone())
+                    .increment(1);
                 state.lock().last_error = Some(e);
             }
         }
@@ -282,17 +320,45 @@ async fn publish(
     let partitions = i32::try_from(tails.len()).map_err(|e| e.to_string())?;
     let resume = ResumePoint::new(tails, settings.start_seq);
     let mut next = resume.read_from();
+    // Defaults measured against tansu (docs/benchmarks.md): librdkafka's broker thread polls
+    // with `linger.ms` as its timeout, and with several produce requests awaiting a slow
+    // broker it spins; 5 ms and one request in flight halve the node's CPU at the same
+    // latency. Idempotence is what makes retries safe, so the operator's options cannot turn
+    // it off.
     let producer: FutureProducer = kafka
-        .client_config()
+        .client_config_over(&[
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ])
         .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "1")
         .create()
         .map_err(|e| format!("cannot create the producer: {e}"))?;
     let mut durable = store.subscribe_durable();
     let region = store.config().region.clone();
+    let mut deliveries = Deliveries::default();
+    let mut checkpointed: Option<ChangeSeq> = None;
+    let mut checkpointed_at = Instant::now();
     state.lock().last_error = None;
     loop {
+        deliveries.settle_ready()?;
+        if let Some(delivered) = deliveries.delivered
+            && checkpointed != Some(delivered)
+        {
+            state.lock().published_through = Some(delivered);
+            // The checkpoint only bounds the history hold; the topic decides where to resume,
+            // so it is written at most a few times a second.
+            if deliveries.in_flight.is_empty() || checkpointed_at.elapsed() >= CHECKPOINT_EVERY {
+                let worker = store.clone();
+                let table_id = table.table_id;
+                tokio::task::spawn_blocking(move || worker.confirm_published(table_id, delivered))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                checkpointed = Some(delivered);
+                checkpointed_at = Instant::now();
+            }
+        }
         let worker = store.clone();
         let table_id = table.table_id;
         let batch = tokio::task::spawn_blocking(move || {
@@ -310,23 +376,30 @@ async fn publish(
         .await
         .map_err(|e| e.to_string())??;
         let Some(last) = batch.last().map(|r| r.seq) else {
+            // Nothing new: wait for a commit, or for a delivery report to move the checkpoint.
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 changed = durable.changed() => {
                     changed.map_err(|_| "the store closed".to_string())?;
-                    continue;
+                }
+                settled = deliveries.settle_oldest(), if !deliveries.in_flight.is_empty() => {
+                    settled?;
                 }
             }
+            continue;
         };
         let now = store.clock().now_millis();
-        let mut pending: VecDeque<(ChangeSeq, DeliveryFuture)> = VecDeque::new();
         for record in batch {
             let seq = record.seq;
-            for message in messages(record, format, &region, now) {
-                let partition = partition_for(&message.key, partitions);
-                if resume.already_published(partition, seq) {
-                    continue;
-                }
+            let mut outgoing = messages(record, format, &region, now)
+                .into_iter()
+                .filter_map(|message| {
+                    let partition = partition_for(&message.key, partitions);
+                    (!resume.already_published(partition, seq)).then_some((partition, message))
+                })
+                .peekable();
+            while let Some((partition, message)) = outgoing.next() {
+                let completes_record = outgoing.peek().is_none();
                 let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
                 for (key, value) in &message.headers {
                     headers = headers.insert(Header {
@@ -344,15 +417,20 @@ async fn publish(
                 loop {
                     match producer.send_result(record) {
                         Ok(delivery) => {
-                            pending.push_back((seq, delivery));
+                            deliveries.in_flight.push_back(InFlight {
+                                seq,
+                                completes_record,
+                                delivery,
+                            });
                             break;
                         }
                         // librdkafka's queue is full: wait for the oldest delivery, then retry.
                         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                             record = back;
-                            match pending.pop_front() {
-                                Some((seq, delivery)) => confirm_delivery(seq, delivery).await?,
-                                None => tokio::time::sleep(Duration::from_millis(5)).await,
+                            if deliveries.in_flight.is_empty() {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            } else {
+                                deliveries.settle_oldest().await?;
                             }
                         }
                         Err((e, _)) => return Err(format!("cannot produce change {seq}: {e}")),
@@ -360,15 +438,9 @@ async fn publish(
                 }
             }
         }
-        while let Some((seq, delivery)) = pending.pop_front() {
-            confirm_delivery(seq, delivery).await?;
+        while deliveries.in_flight.len() > MAX_IN_FLIGHT {
+            deliveries.settle_oldest().await?;
         }
-        let worker = store.clone();
-        tokio::task::spawn_blocking(move || worker.confirm_published(table_id, last))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        state.lock().published_through = Some(last);
         next = last + 1;
         if cancel.is_cancelled() {
             return Ok(());
@@ -376,12 +448,64 @@ async fn publish(
     }
 }
 
-/// Waits for one message's delivery report.
-async fn confirm_delivery(seq: ChangeSeq, delivery: DeliveryFuture) -> Result<(), String> {
-    match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(format!("delivery of change {seq} failed: {e}")),
-        Err(_) => Err(format!("delivery of change {seq} was cancelled")),
+/// A produced message awaiting its delivery report.
+struct InFlight {
+    seq: ChangeSeq,
+    /// The last message of its change (a debezium delete is followed by its tombstone).
+    completes_record: bool,
+    delivery: DeliveryFuture,
+}
+
+/// Produced messages awaiting their reports, oldest first, and the last change whose every
+/// message is acknowledged. The idempotent producer keeps each partition in order, so reports
+/// are taken in produce order.
+#[derive(Default)]
+struct Deliveries {
+    in_flight: VecDeque<InFlight>,
+    delivered: Option<ChangeSeq>,
+}
+
+impl Deliveries {
+    /// Takes every report that has already arrived, without waiting.
+    fn settle_ready(&mut self) -> Result<(), String> {
+        while let Some(front) = self.in_flight.front_mut() {
+            let Some(report) = (&mut front.delivery).now_or_never() else {
+                return Ok(());
+            };
+            self.settled(report)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest report. Cancel-safe: the message stays queued until its report
+    /// is in.
+    async fn settle_oldest(&mut self) -> Result<(), String> {
+        let Some(front) = self.in_flight.front_mut() else {
+            return Ok(());
+        };
+        let report = (&mut front.delivery).await;
+        self.settled(report)
+    }
+
+    /// Records the oldest message's report.
+    fn settled(
+        &mut self,
+        report: <DeliveryFuture as std::future::Future>::Output,
+    ) -> Result<(), String> {
+        let Some(message) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let seq = message.seq;
+        match report {
+            Ok(Ok(_)) => {
+                if message.completes_record {
+                    self.delivered = Some(seq);
+                }
+                Ok(())
+            }
+            Ok(Err((e, _))) => Err(format!("delivery of change {seq} failed: {e}")),
+            Err(_) => Err(format!("delivery of change {seq} was cancelled")),
+        }
     }
 }
 

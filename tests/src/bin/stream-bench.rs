@@ -287,6 +287,7 @@ fn consume_topic(
     topic: String,
     started: Instant,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    received: Arc<std::sync::atomic::AtomicU64>,
 ) -> std::thread::JoinHandle<Vec<(String, u64)>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
@@ -295,7 +296,7 @@ fn consume_topic(
             .set("bootstrap.servers", &brokers)
             .set("group.id", "stream-bench")
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "5")
+            .set("fetch.wait.max.ms", "10")
             .create()
             .expect("consumer");
         let mut assignment = rdkafka::TopicPartitionList::new();
@@ -311,6 +312,7 @@ fn consume_topic(
                 let at = started.elapsed().as_micros() as u64;
                 let key = String::from_utf8_lossy(message.key().unwrap_or_default()).to_string();
                 seen.push((key, at));
+                received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         seen
@@ -339,8 +341,26 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started = Instant::now();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let consumer = consume_topic(brokers.to_string(), topic, started, stop.clone());
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let consumer = consume_topic(
+        brokers.to_string(),
+        topic,
+        started,
+        stop.clone(),
+        received.clone(),
+    );
     let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    // Time only once the consumer has its partitions and has fetched a first message.
+    client
+        .put_item()
+        .table_name(&table)
+        .item("p", AttributeValue::S("warm-up".into()))
+        .send()
+        .await
+        .expect("warm-up put");
+    while received.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let total = rate * seconds;
     paced_puts(
@@ -385,7 +405,8 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
         {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Counting the lag walks the unpublished records: poll gently.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let drained_secs = bulk_started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -64,7 +64,16 @@ fn consume(brokers: &str, topic: &str, expected: usize) -> Vec<Consumed> {
             continue;
         };
         quiet_since = None;
-        let message = message.unwrap();
+        // librdkafka reports connection trouble (e.g. AllBrokersDown right after a broker
+        // restart) as consumer errors; it reconnects by itself.
+        let message = match message {
+            Ok(message) => message,
+            Err(e) => {
+                eprintln!("consumer: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
         let header = |name: &str| {
             message
                 .headers()
@@ -110,6 +119,23 @@ async fn status(node: &TestNode) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// The node's `/metrics` once `ready` holds of them, or after 5 s.
+async fn metrics_until(node: &TestNode, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", node.endpoint()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if ready(&metrics) || std::time::Instant::now() > deadline {
+            return metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Every sequence once, and each key's messages in sequence order on one partition.
@@ -281,12 +307,18 @@ async fn publishing_survives_a_broker_restart_mid_load() {
         broker.is_local(),
         "this scenario restarts the broker: run it with tansu, without KAFKA_BROKERS"
     );
+    // Deliveries time out during the 2 s outage, as they would after minutes with the
+    // default `message.timeout.ms`: the publisher must start over from the topic's tails.
     let kafka = KafkaSettings {
         brokers: broker.brokers(),
-        options: Vec::new(),
+        options: vec![("message.timeout.ms".into(), "1000".into())],
     };
     let node = TestNode::start_configured(
-        move |config| config.kafka = Some(kafka),
+        move |config| {
+            config.kafka = Some(kafka);
+            config.publish_lag_warn_records = 10;
+            config.publish_lag_report_period = Duration::from_millis(200);
+        },
         std::sync::Arc::new(tidemark_core::SystemClock),
     )
     .await;
@@ -320,6 +352,13 @@ async fn publishing_survives_a_broker_restart_mid_load() {
     broker.stop().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let lagging = status(&node).await;
+    assert!(
+        lagging["Tables"][0]["LagRecords"].as_u64() > Some(0),
+        "the lag shows while the broker is down: {lagging}"
+    );
+    let over_bound = r#"tidemark_publish_lag_over_bound{table="restarting"} 1"#;
+    let metrics = metrics_until(&node, |m| m.contains(over_bound)).await;
+    assert!(metrics.contains(over_bound), "{metrics}");
     broker.restart().await;
     writer.await.unwrap();
 
@@ -344,6 +383,9 @@ async fn publishing_survives_a_broker_restart_mid_load() {
     for (key, values) in per_key_values {
         assert!(values.windows(2).all(|w| w[0] < w[1]), "{key}: {values:?}");
     }
+    let caught_up = r#"tidemark_publish_lag_records{table="restarting"} 0"#;
+    let metrics = metrics_until(&node, |m| m.contains(caught_up)).await;
+    assert!(metrics.contains(caught_up), "{metrics}");
 }
 
 /// Writes `p = k<i % 13>, i = i` until the node dies; returns the acknowledged `(key, i)`.
