@@ -126,3 +126,46 @@ pub async fn paced_puts(
         task.await.expect("writer");
     }
 }
+
+/// Puts items as fast as `writers` connections allow for `duration`, keys prefixed `prefix`;
+/// returns each put's latency in microseconds.
+///
+/// # Panics
+/// When a write fails.
+pub async fn closed_loop_puts(
+    client: &Client,
+    table: &str,
+    prefix: &str,
+    writers: u64,
+    duration: Duration,
+) -> Vec<u64> {
+    let until = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (client, table) = (client.clone(), table.to_string());
+        let prefix = format!("{prefix}{writer}-");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let sent = Instant::now();
+                client
+                    .put_item()
+                    .table_name(&table)
+                    .item("p", AttributeValue::S(format!("{prefix}{n}")))
+                    .item("payload", AttributeValue::S("x".repeat(200)))
+                    .send()
+                    .await
+                    .expect("put");
+                latencies.push(sent.elapsed().as_micros() as u64);
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("writer"));
+    }
+    all
+}

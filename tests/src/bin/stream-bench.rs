@@ -15,7 +15,9 @@
 //!   (dynamodb format, 3 partitions) while writers put at the given rate and a consumer reads
 //!   the topic; the latency of a change is the time from its PutItem's acknowledgement to the
 //!   consumer receiving it. Then loads 50,000 items with BatchWriteItem and times until the
-//!   consumer has them all (publish throughput).
+//!   consumer has them all (publish throughput). Last, the PutItem cost of publishing:
+//!   WRITERS connections put as fast as they can into an unpublished and a published table of
+//!   the same node, in alternating 5 s turns.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +29,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use std::sync::Mutex;
-use tidemark_tests::load::{batch_load, key_element, paced_puts, string_attribute};
+use tidemark_tests::load::{
+    batch_load, closed_loop_puts, key_element, paced_puts, string_attribute,
+};
 use tidemark_tests::{client_for, streams_client_for};
 
 /// Creates `table` (key `p`), with a NEW_AND_OLD_IMAGES stream when `streamed`; returns the
@@ -319,10 +323,9 @@ fn consume_topic(
     })
 }
 
-async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: u64) {
-    let client = client_for(endpoint);
-    let table = format!("published{}", std::process::id());
-    create_table(&client, &table, false).await;
+/// Turns on publishing of `table` to a 3-partition topic `bench-<table>` and gives the
+/// publisher time to create it; returns the topic.
+async fn publish(endpoint: &str, table: &str) -> String {
     let topic = format!("bench-{table}");
     let answer = reqwest::Client::new()
         .post(format!("{endpoint}/admin/publish"))
@@ -337,8 +340,24 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
         answer.status().is_success(),
         "enable publishing: {answer:?}"
     );
-    // Let the publisher create the topic before the consumer looks for it.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    topic
+}
+
+/// CPU seconds used so far by the process `pid` (user + system), from /proc.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: u64) {
+    let client = client_for(endpoint);
+    let table = format!("published{}", std::process::id());
+    create_table(&client, &table, false).await;
+    let topic = publish(endpoint, &table).await;
     let started = Instant::now();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -451,6 +470,65 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
         "every write consumed exactly once"
     );
     assert_eq!(bulk_seen, bulk, "every bulk item consumed exactly once");
+
+    put_cost(endpoint, &client, writers).await;
+}
+
+/// The PutItem cost of publishing: closed-loop puts into an unpublished and a published table
+/// of the same node, alternating 5 s turns, twice each.
+async fn put_cost(endpoint: &str, client: &aws_sdk_dynamodb::Client, writers: u64) {
+    let plain = format!("plain{}", std::process::id());
+    let published = format!("costly{}", std::process::id());
+    create_table(client, &plain, false).await;
+    create_table(client, &published, false).await;
+    publish(endpoint, &published).await;
+    let turn = Duration::from_secs(5);
+    // With NODE_PID and BROKER_PID set (scripts/kafka-bench.sh does), each turn's CPU time
+    // of the node and the broker is divided by its puts.
+    let pids: Vec<String> = ["NODE_PID", "BROKER_PID"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .collect();
+    let cpu = || {
+        pids.iter()
+            .map(|p| cpu_seconds(p).unwrap_or(0.0))
+            .collect::<Vec<_>>()
+    };
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    let (mut off_cpu, mut on_cpu) = (vec![0.0; pids.len()], vec![0.0; pids.len()]);
+    for round in 0..2 {
+        let prefix = format!("r{round}-");
+        for (table, latencies, used) in [
+            (&plain, &mut off, &mut off_cpu),
+            (&published, &mut on, &mut on_cpu),
+        ] {
+            let before = cpu();
+            latencies.extend(closed_loop_puts(client, table, &prefix, writers, turn).await);
+            for ((used, after), before) in used.iter_mut().zip(cpu()).zip(before) {
+                *used += after - before;
+            }
+        }
+    }
+    for (label, mut latencies, used) in [("off", off, off_cpu), ("on", on, on_cpu)] {
+        latencies.sort_unstable();
+        let puts = latencies.len() as f64;
+        let per_put: Vec<String> = used
+            .iter()
+            .zip(["node", "broker"])
+            .map(|(seconds, who)| format!("{who} {:.0} µs", seconds * 1e6 / puts))
+            .collect();
+        println!(
+            "kafka: PutItem with publishing {label}: {:.0} puts/s from {writers} connections, latency ms p50 {:.2} p99 {:.2}; CPU per put: {}",
+            puts / (2.0 * turn.as_secs_f64()),
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            if per_put.is_empty() {
+                "not measured".to_string()
+            } else {
+                per_put.join(", ")
+            },
+        );
+    }
 }
 
 #[tokio::main]
