@@ -398,8 +398,12 @@ async fn publish(
                     (!resume.already_published(partition, seq)).then_some((partition, message))
                 })
                 .peekable();
+            if outgoing.peek().is_none() {
+                deliveries.already_in_topic(seq);
+                continue;
+            }
             while let Some((partition, message)) = outgoing.next() {
-                let completes_record = outgoing.peek().is_none();
+                let confirms = outgoing.peek().is_none().then_some(seq);
                 let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
                 for (key, value) in &message.headers {
                     headers = headers.insert(Header {
@@ -419,7 +423,7 @@ async fn publish(
                         Ok(delivery) => {
                             deliveries.in_flight.push_back(InFlight {
                                 seq,
-                                completes_record,
+                                confirms,
                                 delivery,
                             });
                             break;
@@ -451,8 +455,10 @@ async fn publish(
 /// A produced message awaiting its delivery report.
 struct InFlight {
     seq: ChangeSeq,
-    /// The last message of its change (a debezium delete is followed by its tombstone).
-    completes_record: bool,
+    /// The change published once this report is in: set on the last message of a change (a
+    /// debezium delete is followed by its tombstone), and moved forward over later changes
+    /// found already in the topic.
+    confirms: Option<ChangeSeq>,
     delivery: DeliveryFuture,
 }
 
@@ -466,6 +472,15 @@ struct Deliveries {
 }
 
 impl Deliveries {
+    /// Counts `seq`, whose messages the topic already holds, as published once every message
+    /// produced before it is.
+    fn already_in_topic(&mut self, seq: ChangeSeq) {
+        match self.in_flight.back_mut() {
+            Some(last) => last.confirms = Some(seq),
+            None => self.delivered = Some(seq),
+        }
+    }
+
     /// Takes every report that has already arrived, without waiting.
     fn settle_ready(&mut self) -> Result<(), String> {
         while let Some(front) = self.in_flight.front_mut() {
@@ -498,8 +513,8 @@ impl Deliveries {
         let seq = message.seq;
         match report {
             Ok(Ok(_)) => {
-                if message.completes_record {
-                    self.delivered = Some(seq);
+                if message.confirms.is_some() {
+                    self.delivered = message.confirms;
                 }
                 Ok(())
             }
