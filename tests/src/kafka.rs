@@ -81,7 +81,7 @@ impl Broker {
             .args(["--storage-engine", storage])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(self.log())
             .kill_on_drop(true)
             .spawn()
             .expect("tansu starts");
@@ -91,7 +91,24 @@ impl Broker {
             tokio::net::TcpStream::connect(&address).await.is_ok()
         })
         .await;
-        assert!(ready, "tansu did not listen on {address} within 20 s");
+        let exited = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        assert!(
+            ready && exited.is_none(),
+            "tansu did not start on {address} (exit: {exited:?}): {}",
+            std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
+        );
+    }
+
+    /// tansu's stderr, appended to `tansu.log` in its folder across restarts.
+    fn log(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
+            .map_or_else(|_| Stdio::null(), Stdio::from)
     }
 
     /// `bootstrap.servers` of the broker.
