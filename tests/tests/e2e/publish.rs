@@ -121,6 +121,17 @@ async fn status(endpoint: &str) -> Value {
         .unwrap()
 }
 
+/// Waits up to 10 s for the status to list `tables` published tables, none of them behind.
+async fn assert_lag_drains(endpoint: &str, tables: usize) {
+    let drained = wait_until(Duration::from_secs(10), async || {
+        let status = status(endpoint).await;
+        let listed = status["Tables"].as_array().cloned().unwrap_or_default();
+        listed.len() == tables && listed.iter().all(|t| t["LagRecords"] == 0)
+    })
+    .await;
+    assert!(drained, "{}", status(endpoint).await);
+}
+
 /// The node's `/metrics` once `ready` holds of them, or after 5 s.
 async fn metrics_until(node: &TestNode, ready: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -271,13 +282,7 @@ async fn every_change_is_published_once_in_order_in_each_format() {
     }
 
     // The lag drains to zero and the status names every table.
-    let drained = wait_until(Duration::from_secs(10), async || {
-        let status = status(&node.endpoint()).await;
-        let tables = status["Tables"].as_array().cloned().unwrap_or_default();
-        tables.len() == formats.len() && tables.iter().all(|t| t["LagRecords"] == 0)
-    })
-    .await;
-    assert!(drained, "{}", status(&node.endpoint()).await);
+    assert_lag_drains(&node.endpoint(), formats.len()).await;
 
     // The operator CLI: status shows the tables, disable persists across a restart.
     let cli = |args: &[&str]| {
@@ -311,13 +316,7 @@ async fn every_change_is_published_once_in_order_in_each_format() {
                "Partitions": 3, "From": "history"}),
     )
     .await;
-    let drained = wait_until(Duration::from_secs(10), async || {
-        let status = status(&node.endpoint()).await;
-        let tables = status["Tables"].as_array().cloned().unwrap_or_default();
-        tables.len() == formats.len() && tables.iter().all(|t| t["LagRecords"] == 0)
-    })
-    .await;
-    assert!(drained, "{}", status(&node.endpoint()).await);
+    assert_lag_drains(&node.endpoint(), formats.len()).await;
     let messages = consume(&broker.brokers(), topic, expected[0]);
     assert_eq!(messages.len(), expected[0], "{messages:?}");
 }
@@ -556,10 +555,6 @@ async fn publishing_after_sigkill_loses_and_repeats_nothing() {
     }
     // Changes found already in the topic count as published: the lag drains to zero without
     // further writes, though the checkpoint died with the node.
-    let drained = wait_until(Duration::from_secs(10), async || {
-        status(&endpoint).await["Tables"][0]["LagRecords"] == 0
-    })
-    .await;
-    assert!(drained, "{}", status(&endpoint).await);
+    assert_lag_drains(&endpoint, 1).await;
     child.kill().await;
 }
