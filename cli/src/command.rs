@@ -16,6 +16,10 @@ pub fn main_entry() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Fault injection for tests: failpoints named in FAILPOINTS (compiled in with the
+    // `failpoints` feature only).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,7 +79,13 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
                 config.store.data_dir.display(),
                 config.store.durability
             );
-            shutdown_signal().await;
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                reason = node.failed() => {
+                    // Nothing more is acknowledged; journal recovery runs on the next start.
+                    return Err(crate::NodeError::Failed(reason.to_string()));
+                }
+            }
             tracing::info!("shutting down: draining requests (a second signal exits at once)");
             tokio::spawn(async {
                 shutdown_signal().await;

@@ -2,13 +2,17 @@
 //!
 //! [`Node::start`] opens the store, binds the listener and serves the DynamoDB API until
 //! stopped; [`Node::stop`] stops accepting, drains in-flight requests and persists the store.
+//! The node supervises every task it starts (server, trimmer, index builder, TTL sweeper, shard
+//! rotation, publishers): if one fails, panics or stops early, or the store halts on a fatal
+//! error, [`Node::failed`] resolves and the binary exits non-zero rather than limp on.
 //! The binary (`main.rs`) only parses arguments ([`args`]), starts a node and waits for a
-//! signal. Tests start nodes in-process the same way.
+//! signal or a failure. Tests start nodes in-process the same way.
 
 pub mod args;
 pub mod command;
 pub mod server;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +22,7 @@ use tidemark_streams::publish::kafka::{KafkaSettings, Publishers};
 use tidemark_streams::rotation;
 use tidemark_streams::ttl::{self, SweepTrigger};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use server::AppState;
@@ -97,6 +101,12 @@ pub enum NodeError {
     /// An operator command's request to a node failed.
     #[error("{0}")]
     Admin(String),
+    /// The node could not go on (its store halted, or a task it needs stopped).
+    #[error("the node failed: {0}")]
+    Failed(String),
+    /// Publishing settings could not be read.
+    #[error("publishing: {0}")]
+    Streams(#[from] tidemark_streams::Error),
 }
 
 /// A running node.
@@ -105,15 +115,14 @@ pub struct Node {
     addr: SocketAddr,
     store: Arc<Store>,
     shutdown: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
-    trimmer: JoinHandle<()>,
-    index_builder: JoinHandle<()>,
-    sweeper: JoinHandle<()>,
-    rotation: JoinHandle<()>,
+    /// Watches every task the node needs; ends once they all have.
+    supervisor: JoinHandle<()>,
     sweep_trigger: SweepTrigger,
     publishers: Arc<Publishers>,
-    lag_reporter: JoinHandle<()>,
 }
+
+/// How a supervised task of the node ended: `Err` only for what the node cannot go on after.
+type TaskResult = Result<(), String>;
 
 impl Node {
     /// Opens the store and starts serving, with the system clock.
@@ -133,56 +142,73 @@ impl Node {
         clock: Arc<dyn Clock>,
     ) -> Result<Node, NodeError> {
         let store_config = config.store.clone();
-        let store =
-            tokio::task::spawn_blocking(move || Store::open_with_clock(store_config, clock))
-                .await??;
+        let store = tokio::task::spawn_blocking(move || {
+            let store = Store::open_with_clock(store_config, clock)?;
+            // Before anything trims: every published table's history is held.
+            tidemark_streams::publish::settings::ensure_holds(&store)?;
+            Ok::<_, NodeError>(store)
+        })
+        .await??;
         let store = Arc::new(store);
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         server::install_metrics();
         let publishers = Arc::new(Publishers::new(store.clone(), config.kafka.clone()));
-        publishers.reconcile();
-        let lag_reporter = tokio::spawn(publishers.clone().report_lag(
-            config.publish_lag_report_period,
-            config.publish_lag_warn_records,
-            shutdown.clone(),
-        ));
+        publishers.reconcile()?;
         let state = AppState {
             store: store.clone(),
             publishers: publishers.clone(),
             topics: Arc::new(config.topics.clone()),
         };
         let sweep_trigger = SweepTrigger::default();
+
+        let mut tasks = Tasks::default();
         let token = shutdown.clone();
-        let server = tokio::spawn(server::serve(listener, state, async move {
-            token.cancelled().await
-        }));
-        let trimmer = tokio::spawn(trim_history_periodically(store.clone(), shutdown.clone()));
-        let index_builder = tokio::spawn(build_indexes(store.clone(), shutdown.clone()));
-        let sweeper = tokio::spawn(ttl::run_sweeper(
-            store.clone(),
-            config.ttl_period,
-            sweep_trigger.clone(),
-            shutdown.clone(),
-        ));
-        let rotation = tokio::spawn(rotation::run_shard_rotation(
-            store.clone(),
-            config.shard_rotation_period,
-            shutdown.clone(),
-        ));
+        tasks.spawn("HTTP server", async move {
+            server::serve(listener, state, async move { token.cancelled().await })
+                .await
+                .map_err(|e| format!("serving failed: {e}"))
+        });
+        tasks.spawn(
+            "history trimmer",
+            trim_history_periodically(store.clone(), shutdown.clone()),
+        );
+        tasks.spawn(
+            "index builder",
+            build_indexes(store.clone(), shutdown.clone()),
+        );
+        let (worker, trigger, token) = (store.clone(), sweep_trigger.clone(), shutdown.clone());
+        tasks.spawn("TTL sweeper", async move {
+            ttl::run_sweeper(worker, config.ttl_period, trigger, token)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        let (worker, token) = (store.clone(), shutdown.clone());
+        tasks.spawn("shard rotation", async move {
+            rotation::run_shard_rotation(worker, config.shard_rotation_period, token)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        let (reporter, token) = (publishers.clone(), shutdown.clone());
+        tasks.spawn("publishing lag reporter", async move {
+            reporter
+                .report_lag(
+                    config.publish_lag_report_period,
+                    config.publish_lag_warn_records,
+                    token,
+                )
+                .await
+                .map_err(|e| e.to_string())
+        });
+        let supervisor = tokio::spawn(tasks.supervise(store.clone(), shutdown.clone()));
         Ok(Node {
             addr,
             store,
             shutdown,
-            server,
-            trimmer,
-            index_builder,
-            sweeper,
-            rotation,
+            supervisor,
             sweep_trigger,
             publishers,
-            lag_reporter,
         })
     }
 
@@ -201,39 +227,91 @@ impl Node {
         self.sweep_trigger.sweep_now();
     }
 
-    /// Stops accepting, drains in-flight requests, then persists the store.
+    /// Resolves, with the reason, once the node cannot go on: its store halted (a failed
+    /// journal sync, corrupt data) or a task it needs stopped. The process should then exit
+    /// non-zero, so that a supervisor restarts it and recovery runs.
+    pub async fn failed(&self) -> Arc<str> {
+        self.store.halt().halted().await
+    }
+
+    /// Stops accepting, drains in-flight requests, stops every task, then persists the store.
     ///
     /// # Errors
-    /// The server failed, or the final persist failed.
+    /// The node had failed ([`Node::failed`]), or the final persist failed.
     pub async fn stop(self) -> Result<(), NodeError> {
         self.shutdown.cancel();
-        self.server.await??;
-        self.trimmer.await?;
-        self.index_builder.await?;
-        self.sweeper.await?;
-        self.rotation.await?;
+        self.supervisor.await?;
         self.publishers.stop().await;
-        self.lag_reporter.await?;
+        if let Some(reason) = self.store.halt().reason() {
+            return Err(NodeError::Failed(reason.to_string()));
+        }
         let store = self.store;
         tokio::task::spawn_blocking(move || store.persist()).await??;
         Ok(())
     }
 }
 
+/// The node's tasks, by name, watched together.
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<TaskResult>,
+    names: HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Tasks {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        task: impl std::future::Future<Output = TaskResult> + Send + 'static,
+    ) {
+        let handle = self.set.spawn(task);
+        self.names.insert(handle.id(), name);
+    }
+
+    /// Waits for every task. One that ends before shutdown, fails or panics halts the store:
+    /// the node cannot keep its promises without it.
+    async fn supervise(mut self, store: Arc<Store>, shutdown: CancellationToken) {
+        while let Some(joined) = self.set.join_next_with_id().await {
+            let (name, failure) = match joined {
+                Ok((id, Ok(()))) => (self.names.get(&id), None),
+                Ok((id, Err(e))) => (self.names.get(&id), Some(format!("failed: {e}"))),
+                Err(e) => (self.names.get(&e.id()), Some(format!("panicked: {e}"))),
+            };
+            let name = name.copied().unwrap_or("a task");
+            let failure = match failure {
+                Some(failure) => failure,
+                None if shutdown.is_cancelled() => continue,
+                None => "stopped before the node did".to_string(),
+            };
+            store.halt().raise(format!("the {name} {failure}"));
+            // The others stop too: the process is about to exit.
+            shutdown.cancel();
+        }
+    }
+}
+
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tasks")
+            .field("running", &self.names.values().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 /// Trims the change log to the history window, a tenth of the window apart (at most a minute),
 /// until shut down.
-async fn trim_history_periodically(store: Arc<Store>, shutdown: CancellationToken) {
+async fn trim_history_periodically(store: Arc<Store>, shutdown: CancellationToken) -> TaskResult {
     let every = (store.config().history_window / 10).clamp(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(60),
     );
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(every) => {}
         }
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.trim_history()).await {
+        let worker = store.clone();
+        match tokio::task::spawn_blocking(move || worker.trim_history()).await {
             Ok(Ok(report)) if report.records > 0 => {
                 tracing::debug!(
                     records = report.records,
@@ -242,27 +320,29 @@ async fn trim_history_periodically(store: Arc<Store>, shutdown: CancellationToke
                 );
             }
             Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.is_fatal() => return Err(e.to_string()),
             Ok(Err(e)) => tracing::warn!(error = %e, "trimming history failed"),
-            Err(e) => tracing::warn!(error = %e, "trimming task failed"),
+            Err(e) => return Err(e.to_string()),
         }
     }
 }
 
 /// Backfills new global secondary indexes in the background: once at start (resuming any a
 /// restart interrupted) and whenever UpdateTable creates one, until shut down.
-async fn build_indexes(store: Arc<Store>, shutdown: CancellationToken) {
+async fn build_indexes(store: Arc<Store>, shutdown: CancellationToken) -> TaskResult {
     loop {
         let worker = store.clone();
         match tokio::task::spawn_blocking(move || worker.run_pending_backfills()).await {
             Ok(Ok(0)) => {}
             Ok(Ok(finished)) => tracing::info!(finished, "index backfill finished"),
+            Ok(Err(e)) if e.is_fatal() => return Err(e.to_string()),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "index backfill failed; retried on the next request")
             }
-            Err(e) => tracing::warn!(error = %e, "index backfill task failed"),
+            Err(e) => return Err(e.to_string()),
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = store.backfill_requested() => {}
         }
     }

@@ -51,6 +51,13 @@ pub enum Error {
     /// The storage engine failed; the write may not have happened.
     #[error("storage failure: {0}")]
     Storage(#[from] fjall::Error),
+    /// Stored bytes do not decode: the data folder is damaged. Fatal.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The store stopped accepting writes because it can no longer keep its durability
+    /// promise (a journal sync failed). Fatal: the node exits and recovery runs on restart.
+    #[error("the store has stopped: {0}")]
+    Halted(String),
     /// An invariant of the stored data does not hold.
     #[error("internal error: {0}")]
     Internal(String),
@@ -60,6 +67,16 @@ impl Error {
     /// A validation error with the given message.
     pub fn validation(message: impl Into<String>) -> Self {
         Error::Validation(message.into())
+    }
+
+    /// True when the node cannot go on after this error: stored data is corrupt, a journal
+    /// sync failed, or fjall is poisoned. Whoever sees one halts the store
+    /// ([`crate::Store::halt`]) and the node exits non-zero.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt(_) | Error::Halted(_) | Error::Storage(fjall::Error::Poisoned)
+        )
     }
 }
 

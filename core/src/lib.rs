@@ -10,27 +10,37 @@
 //!
 //! - [`model`]: attribute values, exact numbers, items, schemas (serde in DynamoDB JSON shape);
 //! - [`expr`]: the expression language, pure;
-//! - [`ops`]: one file per operation's semantics;
+//! - [`ops`]: one file per operation's semantics; every item write goes through [`write`], the
+//!   one read-check-write protocol, with a [`Cause`] (client request, TTL expiry, replicated
+//!   from another region, restore) recorded with its change;
+//! - [`replication`]: last-writer-wins application of other regions' writes;
+//! - [`retention`]: named holds that keep the log from being trimmed under its readers;
 //! - `storage`: the only module that knows fjall (keyspaces, key encoding, codec, commit path);
 //! - [`changes`]: the change record and its reader API;
 //! - [`stream_log`]: DynamoDB streams as slices of the log (shard lanes and generations);
-//! - [`clock`] and [`stamp`]: injected time and hybrid-logical-clock stamps.
+//! - [`clock`] and [`stamp`]: injected time and hybrid-logical-clock stamps;
+//! - [`Halt`]: the stop condition raised when the store can no longer keep its promises.
 #![deny(missing_docs)]
 
 pub mod changes;
 pub mod clock;
 mod error;
 pub mod expr;
+mod halt;
 pub mod model;
 pub mod ops;
+pub mod replication;
+pub mod retention;
 pub mod stamp;
 mod storage;
 mod store;
 pub mod stream_log;
+pub mod write;
 
-pub use changes::{ChangeKind, ChangeRecord, ChangeSeq};
+pub use changes::{Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CancellationReason, Error, Result};
+pub use halt::Halt;
 pub use stamp::{HlcTimestamp, Stamp};
 pub use store::{Durability, Store, StoreConfig, TrimReport};
 pub use stream_log::{Generation, StreamEnd, StreamInfo};

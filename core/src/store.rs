@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::Result;
-use crate::changes::{ChangeRecord, ChangeSeq};
+use crate::changes::ChangeSeq;
 use crate::clock::{Clock, SystemClock};
 use crate::storage::Storage;
 pub use crate::storage::commit::Durability;
 pub use crate::storage::history::TrimReport;
+use crate::{Halt, Result};
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -54,6 +54,8 @@ pub struct Store {
     pub(crate) storage: Storage,
     pub(crate) config: StoreConfig,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Raised once the store can no longer keep its promises; writes are refused from then on.
+    pub(crate) halt: Halt,
     pub(crate) transaction_tokens: crate::ops::TransactionTokens,
     /// Woken when an index needs a backfill.
     pub(crate) backfill_requested: tokio::sync::Notify,
@@ -76,21 +78,23 @@ impl Store {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             crate::Error::Internal(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
+        let halt = Halt::default();
         let storage = Storage::open(
             &config.data_dir,
             config.durability,
             config.region.clone(),
             config.cache_bytes,
             clock.clone(),
+            halt.clone(),
         )?;
         let store = Store {
             storage,
             config,
             clock,
+            halt,
             transaction_tokens: Default::default(),
             backfill_requested: tokio::sync::Notify::new(),
         };
-        store.restore_history_holds();
         Ok(store)
     }
 
@@ -104,6 +108,26 @@ impl Store {
         &self.clock
     }
 
+    /// The store's stop condition: raised by the store itself when a journal sync fails, and
+    /// by whoever meets a fatal error ([`crate::Error::is_fatal`]) or loses a task the node
+    /// needs. Once raised, every write is refused.
+    pub fn halt(&self) -> &Halt {
+        &self.halt
+    }
+
+    /// Passes `result` through, raising the halt first when it holds a fatal error.
+    ///
+    /// # Errors
+    /// The error of `result`.
+    pub fn check<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result
+            && e.is_fatal()
+        {
+            self.halt.raise(e.to_string());
+        }
+        result
+    }
+
     /// Highest change sequence that is durable in this node's mode (fsync'd under `sync`,
     /// committed under `buffer`). Readers of the log never go past it.
     pub fn durable_seq(&self) -> ChangeSeq {
@@ -113,14 +137,6 @@ impl Store {
     /// A watch of [`Store::durable_seq`], for tasks that tail the log.
     pub fn subscribe_durable(&self) -> watch::Receiver<ChangeSeq> {
         self.storage.pipeline.durable().subscribe()
-    }
-
-    /// Change records from `from` (inclusive) up to the durable watermark, at most `limit`.
-    ///
-    /// # Errors
-    /// Storage failures or a corrupt record.
-    pub fn read_changes(&self, from: ChangeSeq, limit: usize) -> Result<Vec<ChangeRecord>> {
-        self.storage.read_changes(from, limit)
     }
 
     /// Trims change records older than the history window, the tombstones of deletes that

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::changes::{ChangeRecord, ChangeSeq};
+use crate::changes::ChangeSeq;
 use crate::model::KeySchemaElement;
 use crate::store::Store;
 
@@ -129,27 +129,6 @@ impl Store {
     /// The oldest change sequence still in the log (everything before it was trimmed).
     pub fn oldest_retained_seq(&self) -> ChangeSeq {
         self.storage.oldest_retained.load(Ordering::Acquire)
-    }
-
-    /// The table's change records with sequences in `from..=through`, not past the durable
-    /// watermark, in order, as `(sequence, partition hash byte)`; fetch a record with
-    /// [`Store::change`].
-    pub fn table_changes(
-        &self,
-        table_id: u64,
-        from: ChangeSeq,
-        through: ChangeSeq,
-    ) -> impl Iterator<Item = Result<(ChangeSeq, u8)>> + '_ {
-        let through = through.min(self.durable_seq());
-        self.storage.table_changes(table_id, from, through)
-    }
-
-    /// The change record at `seq`, unless trimmed.
-    ///
-    /// # Errors
-    /// Storage failures or a corrupt record.
-    pub fn change(&self, seq: ChangeSeq) -> Result<Option<ChangeRecord>> {
-        self.storage.change(seq)
     }
 
     /// Starts a new generation of shards in every enabled stream whose current generation is

@@ -1,6 +1,6 @@
 //! The store's durable structures and commit path, exercised directly (no HTTP): reopen tests
 //! for items, tables, statistics and the change log; tombstones; the durable watermark in both
-//! modes; key-lock atomicity under threads; stream boundaries; TTL expiry; publishing holds.
+//! modes; key-lock atomicity under threads; stream boundaries; TTL expiry; retention holds.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tidemark_core::model::{AttributeDefinition, AttributeValue, Item, KeySchemaElement};
 
-use tidemark_core::model::{PublishSettings, StreamSpecification};
+use tidemark_core::changes::{LogCursor, LogLimits};
+use tidemark_core::model::StreamSpecification;
 use tidemark_core::ops::{
-    CreateTableRequest, DeleteItemRequest, GetItemRequest, PublishFrom, PutItemRequest,
-    UpdateTableRequest, UpdateTimeToLiveRequest,
+    CreateTableRequest, DeleteItemRequest, GetItemRequest, PutItemRequest, UpdateTableRequest,
+    UpdateTimeToLiveRequest,
 };
 use tidemark_core::{ChangeKind, Durability, ManualClock, Store, StoreConfig};
 
@@ -226,11 +227,14 @@ fn lane_seqs(
     from: u64,
     through: u64,
 ) -> Vec<u64> {
+    let mut cursor = LogCursor::table(table_id, from)
+        .lane(lanes, lane)
+        .until(through + 1);
     store
-        .table_changes(table_id, from, through)
-        .map(Result::unwrap)
-        .filter(|(_, partition)| partition % lanes == lane)
-        .map(|(seq, _)| seq)
+        .read_log(&mut cursor, LogLimits::records(usize::MAX))
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
         .collect()
 }
 
@@ -268,13 +272,9 @@ fn stream_boundaries_split_the_log_exactly_and_survive_reopen() {
     assert!(end > second && end <= after);
 
     // One key: all its records are in one lane, split by the generation boundary.
-    let partition = store
-        .table_changes(stream.table_id, first, first)
-        .next()
-        .unwrap()
-        .unwrap()
-        .1;
-    let lane = stream.lane_of(partition);
+    let lane = (0..stream.shards)
+        .find(|&l| lane_seqs(&store, stream.table_id, stream.shards, l, first, first) == [first])
+        .unwrap();
     let g0_end = stream.generation_end(0).unwrap();
     assert_eq!(
         lane_seqs(
@@ -384,7 +384,7 @@ fn ttl_expires_due_items_once_with_service_records() {
     assert!(
         removes
             .iter()
-            .all(|r| r.kind == ChangeKind::Remove && r.by_service && r.old_image.is_some())
+            .all(|r| r.kind == ChangeKind::Remove && r.by_service() && r.old_image.is_some())
     );
 
     clock.advance(61_000);
@@ -393,24 +393,16 @@ fn ttl_expires_due_items_once_with_service_records() {
 }
 
 #[test]
-fn unpublished_records_outlive_the_history_window() {
+fn held_records_outlive_the_history_window() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let store = open_with(dir.path(), clock.clone());
     create(&store, "tbl");
-    let before = put(&store, "tbl", item("a", "0")).unwrap();
-    let settings = PublishSettings {
-        topic: "t".into(),
-        format: "dynamodb".into(),
-        start_seq: 0,
-        partitions: 3,
-        replication_factor: 1,
-    };
-    let enabled = store
-        .set_publishing("tbl", Some((settings, PublishFrom::Now)))
-        .unwrap()
+    put(&store, "tbl", item("a", "0")).unwrap();
+    let table_id = store.table_id("tbl").unwrap();
+    store
+        .set_hold("publish/1", Some(table_id), store.next_seq())
         .unwrap();
-    assert_eq!(enabled.start_seq, before + 1, "from now: the next change");
     let first = put(&store, "tbl", item("a", "1")).unwrap();
     let second = put(&store, "tbl", item("a", "2")).unwrap();
     let third = put(&store, "tbl", item("a", "3")).unwrap();
@@ -420,31 +412,77 @@ fn unpublished_records_outlive_the_history_window() {
     assert_eq!(
         store.oldest_retained_seq(),
         first,
-        "only the unpublished part is kept"
+        "only what the hold needs is kept"
     );
 
-    store
-        .confirm_published(enabled_table_id(&store), second)
-        .unwrap();
+    assert!(store.advance_hold("publish/1", second + 1).unwrap());
+    assert!(
+        store.advance_hold("publish/1", first).unwrap(),
+        "never back"
+    );
     drop(store);
     let store = open_with(dir.path(), clock.clone());
-    assert_eq!(store.published_tables()[0].confirmed, Some(second));
+    assert_eq!(store.hold("publish/1").unwrap().from, second + 1);
     store.trim_history().unwrap();
     assert_eq!(
         store.oldest_retained_seq(),
         third,
-        "the checkpoint survives a reopen"
+        "the hold survives a reopen"
     );
 
-    store.set_publishing("tbl", None).unwrap();
-    assert!(store.published_tables().is_empty());
+    store.delete_table("tbl").unwrap();
+    assert!(
+        store.hold("publish/1").is_none(),
+        "a table's holds go with it"
+    );
     store.trim_history().unwrap();
     assert!(
         store.oldest_retained_seq() > third,
-        "no hold once publishing is off"
+        "nothing is held any more"
     );
 }
 
-fn enabled_table_id(store: &Store) -> u64 {
-    store.published_tables()[0].table_id
+#[test]
+fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let store = open_with(dir.path(), clock.clone());
+    create(&store, "tbl");
+    put(&store, "tbl", item("gone", "0")).unwrap();
+    store.set_hold("peer/eu-west-1", None, 1).unwrap();
+    let remove = store
+        .delete_item(DeleteItemRequest {
+            table_name: "tbl".into(),
+            key: key("gone"),
+            ..Default::default()
+        })
+        .unwrap()
+        .change_seq
+        .unwrap();
+    clock.advance(25 * 3600 * 1000);
+    put(&store, "tbl", item("later", "0")).unwrap();
+    let report = store.trim_history().unwrap();
+    assert_eq!(
+        (report.records, report.tombstones),
+        (0, 0),
+        "the peer is behind"
+    );
+
+    store.advance_hold("peer/eu-west-1", remove).unwrap();
+    let report = store.trim_history().unwrap();
+    assert_eq!(
+        (report.records, report.tombstones),
+        (1, 0),
+        "the put before the REMOVE goes; the REMOVE and its tombstone stay"
+    );
+
+    store.advance_hold("peer/eu-west-1", remove + 1).unwrap();
+    let report = store.trim_history().unwrap();
+    assert_eq!(
+        (report.records, report.tombstones),
+        (1, 1),
+        "once the peer passed the REMOVE, the tombstone goes with it"
+    );
+    store.release_hold("peer/eu-west-1").unwrap();
+    assert!(store.holds().is_empty());
 }

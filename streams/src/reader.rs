@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::model::KeySchemaElement;
 use tidemark_core::{ChangeSeq, Store, StreamInfo};
 
@@ -295,30 +296,30 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
         position = oldest;
     }
 
-    let through = shard.end.map_or(u64::MAX, |end| end.saturating_sub(1));
-    let readable_through = through.min(durable);
+    // The shard's end, and no further than the watermark read before its descriptor.
+    let end = shard.end.map_or(durable + 1, |end| end.min(durable + 1));
+    let mut cursor = LogCursor::table(stream.table_id, position)
+        .lane(stream.shards, shard.lane)
+        .until(end);
+    let limits = LogLimits {
+        records: limit,
+        scanned: MAX_SCANNED,
+    };
     let mut records = Vec::new();
     let mut bytes = 0u64;
     let mut next = position;
-    let mut scanned = 0;
-    for entry in store.table_changes(stream.table_id, position, readable_through) {
-        let (seq, partition) = entry?;
-        scanned += 1;
-        next = seq + 1;
-        if stream.lane_of(partition) == shard.lane
-            && let Some(record) = store.change(seq)?
-        {
-            let record = render(&stream, record, &store.config().region);
-            bytes += record.dynamodb.size_bytes;
-            records.push(record);
-        }
-        if records.len() >= limit || bytes >= MAX_RECORD_BYTES || scanned >= MAX_SCANNED {
+    for record in store.read_log(&mut cursor, limits)? {
+        next = record.seq + 1;
+        let record = render(&stream, record, &store.config().region);
+        bytes += record.dynamodb.size_bytes;
+        records.push(record);
+        if bytes >= MAX_RECORD_BYTES {
             break;
         }
     }
-    let exhausted = records.len() < limit && bytes < MAX_RECORD_BYTES && scanned < MAX_SCANNED;
-    if exhausted && readable_through >= position {
-        next = readable_through + 1;
+    // Past every entry the read looked at, unless the byte limit cut the page short.
+    if bytes < MAX_RECORD_BYTES {
+        next = cursor.next;
     }
     let finished = shard.end.is_some_and(|end| next >= end);
     let next_shard_iterator = (!finished).then(|| {

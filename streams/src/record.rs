@@ -85,12 +85,13 @@ pub fn render_as(view_type: &str, record: ChangeRecord, region: &str) -> StreamR
         _ => (false, false),
     };
     let event_id = format!("{:032x}", event_bits(region, &record));
+    let user_identity =
+        (record.by_service() && record.kind == ChangeKind::Remove).then_some(SERVICE_IDENTITY);
+    let created_seconds = (record.commit_time_millis() / 1000) as f64;
     let new_image = record.new_image.filter(|_| new_wanted);
     let old_image = record.old_image.filter(|_| old_wanted);
     let size = |item: &Option<Item>| item.as_ref().map_or(0, item_size);
     let size_bytes = (item_size(&record.keys) + size(&new_image) + size(&old_image)) as u64;
-    let user_identity =
-        (record.by_service && record.kind == ChangeKind::Remove).then_some(SERVICE_IDENTITY);
     StreamRecord {
         event_id,
         event_name: record.kind.event_name(),
@@ -98,7 +99,7 @@ pub fn render_as(view_type: &str, record: ChangeRecord, region: &str) -> StreamR
         event_source: "aws:dynamodb",
         aws_region: region.to_string(),
         dynamodb: StreamRecordBody {
-            approximate_creation_date_time: (record.commit_time_millis / 1000) as f64,
+            approximate_creation_date_time: created_seconds,
             keys: record.keys,
             new_image,
             old_image,

@@ -41,12 +41,16 @@ pub fn sweep(store: &Store) -> tidemark_core::Result<ExpiryReport> {
 
 /// Runs the sweeper until `shutdown`: a pass, then a sleep until the next expiry (at most
 /// `period`) or a trigger.
+///
+/// # Errors
+/// A fatal store error ([`tidemark_core::Error::is_fatal`]), or a panic of a pass; others are
+/// logged and the pass retried.
 pub async fn run_sweeper(
     store: Arc<Store>,
     period: Duration,
     trigger: SweepTrigger,
     shutdown: CancellationToken,
-) {
+) -> tidemark_core::Result<()> {
     loop {
         let worker = store.clone();
         let next_due = match tokio::task::spawn_blocking(move || sweep(&worker)).await {
@@ -56,13 +60,15 @@ pub async fn run_sweeper(
                 }
                 report.next_due_second
             }
+            Ok(Err(e)) if e.is_fatal() => return Err(e),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "TTL sweep failed; retrying next period");
                 None
             }
             Err(e) => {
-                tracing::warn!(error = %e, "TTL sweep task failed; retrying next period");
-                None
+                return Err(tidemark_core::Error::Internal(format!(
+                    "a TTL sweep pass failed: {e}"
+                )));
             }
         };
         let now = store.clock().now_millis();
@@ -72,7 +78,7 @@ pub async fn run_sweeper(
             })
             .map_or(period, |until_due| until_due.min(period));
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
             _ = trigger.0.notified() => {}
         }

@@ -12,9 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tidemark_core::model::PublishSettings;
-use tidemark_core::ops::PublishFrom;
 use tidemark_streams::publish::format::ValueFormat;
+use tidemark_streams::publish::settings::{self, PublishFrom, PublishSettings};
 
 use super::AppState;
 
@@ -106,16 +105,26 @@ pub async fn set_publishing(
     };
     let store = state.store.clone();
     let table = request.table_name.clone();
-    let outcome = tokio::task::spawn_blocking(move || store.set_publishing(&table, settings)).await;
+    let outcome =
+        tokio::task::spawn_blocking(move || settings::set_publishing(&store, &table, settings))
+            .await;
     match outcome {
         Ok(Ok(_)) => {
-            state.publishers.reconcile();
-            let status = table_statuses(&state)
-                .await
-                .into_iter()
-                .find(|t| t["TableName"] == request.table_name.as_str())
-                .unwrap_or_else(|| json!({ "TableName": request.table_name, "Enabled": false }));
-            (StatusCode::OK, Json(status))
+            if let Err(e) = state.publishers.reconcile() {
+                return failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+            }
+            match table_statuses(&state).await {
+                Ok(statuses) => {
+                    let status = statuses
+                        .into_iter()
+                        .find(|t| t["TableName"] == request.table_name.as_str())
+                        .unwrap_or_else(
+                            || json!({ "TableName": request.table_name, "Enabled": false }),
+                        );
+                    (StatusCode::OK, Json(status))
+                }
+                Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+            }
         }
         Ok(Err(e)) => failure(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -124,17 +133,20 @@ pub async fn set_publishing(
 
 /// `GET /admin/publish`.
 pub async fn publish_status(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let tables = table_statuses(&state).await;
-    (StatusCode::OK, Json(json!({ "Tables": tables })))
+    match table_statuses(&state).await {
+        Ok(tables) => (StatusCode::OK, Json(json!({ "Tables": tables }))),
+        Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 /// Each published table's settings, position and lag (records and seconds behind).
-async fn table_statuses(state: &AppState) -> Vec<Value> {
+async fn table_statuses(state: &AppState) -> Result<Vec<Value>, String> {
     let publishers = state.publishers.clone();
     let progress = tokio::task::spawn_blocking(move || publishers.progress())
         .await
-        .unwrap_or_default();
-    progress
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(progress
         .into_iter()
         .map(|p| {
             json!({
@@ -149,5 +161,5 @@ async fn table_statuses(state: &AppState) -> Vec<Value> {
                 "LastError": p.state.last_error,
             })
         })
-        .collect()
+        .collect())
 }

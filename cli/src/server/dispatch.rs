@@ -131,7 +131,12 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
     };
     let (status, body) = match outcome {
         Ok(body) => (StatusCode::OK, body),
-        Err(error) => (error.status, error.body()),
+        Err(error) => {
+            if error.fatal {
+                state.store.halt().raise(error.message.clone());
+            }
+            (error.status, error.body())
+        }
     };
     frame(status, body, &request_id)
 }

@@ -25,6 +25,8 @@ pub struct ApiError {
     pub cancellation_reasons: Option<Vec<CancellationReason>>,
     /// Transaction errors spell their message member `Message`, the others `message`.
     pub capitalised_message: bool,
+    /// The failure is fatal to the node ([`tidemark_core::Error::is_fatal`]).
+    pub fatal: bool,
 }
 
 impl ApiError {
@@ -36,6 +38,7 @@ impl ApiError {
             item: None,
             cancellation_reasons: None,
             capitalised_message: false,
+            fatal: false,
         }
     }
 
@@ -218,7 +221,9 @@ impl From<Error> for ApiError {
             }
             other => {
                 tracing::error!(error = %other, "internal error");
-                ApiError::internal(other.to_string())
+                let mut e = ApiError::internal(other.to_string());
+                e.fatal = other.is_fatal();
+                e
             }
         }
     }

@@ -9,6 +9,6 @@ pub use number::{MAX_DIGITS, Number, NumberError};
 pub use schema::{
     AttributeDefinition, GlobalSecondaryIndex, KeyAttribute, KeySchemaElement, KeyShape,
     LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, Projection,
-    ProvisionedThroughput, PublishSettings, ScalarType, StreamSpecification, TableDefinition, Tag,
+    ProvisionedThroughput, ScalarType, StreamSpecification, TableDefinition, Tag,
 };
 pub use value::{AttributeValue, Item, MAX_NESTING, VALIDATION_ERROR_MARKER, ValueType, item_size};

@@ -91,22 +91,6 @@ pub struct StreamSpecification {
     pub stream_view_type: Option<String>,
 }
 
-/// How one table is published (persisted with the table).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PublishSettings {
-    /// Kafka topic.
-    pub topic: String,
-    /// Value format name (`dynamodb`, `kds`, `debezium`, `debezium-tombstones`).
-    pub format: String,
-    /// First change sequence to publish.
-    pub start_seq: u64,
-    /// Partitions of the topic when the node creates it.
-    pub partitions: i32,
-    /// Replication factor of the topic when the node creates it.
-    pub replication_factor: i16,
-}
-
 /// A resource tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -357,9 +341,10 @@ pub struct TableDefinition {
     /// The attribute holding items' expiry times, while TTL is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_to_live_attribute: Option<String>,
-    /// Kafka publishing, while enabled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publish: Option<PublishSettings>,
+    /// Settings other crates keep with the table, by name (Kafka publishing keeps
+    /// `Publish`): opaque to core, stored as top-level members of the definition.
+    #[serde(flatten)]
+    pub extensions: std::collections::BTreeMap<String, serde_json::Value>,
     /// True while the items that existed when TTL was enabled are being indexed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ttl_backfilling: bool,

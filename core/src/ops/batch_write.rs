@@ -6,10 +6,10 @@
 use std::collections::HashSet;
 
 use super::write_units;
+use crate::changes::Cause;
 use crate::model::Item;
-use crate::storage::commit::Mutation;
 use crate::storage::index::check_index_keys;
-use crate::storage::keys::item_key;
+use crate::write::{Decision, Target};
 use crate::{Error, Result, Store};
 
 /// Most requests in one batch.
@@ -60,16 +60,17 @@ impl Store {
         }
         // Validate everything first; the batch is then applied in ONE atomic commit (one
         // fsync under `sync`), each write still recorded as its own change.
-        let mut planned = Vec::with_capacity(total);
-        for (table_name, writes) in request.tables {
-            if writes.is_empty() {
+        let mut targets = Vec::with_capacity(total);
+        let mut writes = Vec::with_capacity(total);
+        for (table_name, table_writes) in request.tables {
+            if table_writes.is_empty() {
                 return Err(Error::validation(
                     "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
                 ));
             }
             let table = self.table(&table_name)?;
             let mut seen = HashSet::new();
-            for write in writes {
+            for write in table_writes {
                 let (key, new) = match write {
                     WriteRequest::Put(item) => {
                         let key = table.shape.key_of_item(&item)?;
@@ -83,43 +84,31 @@ impl Store {
                         (key, None)
                     }
                 };
-                let key_bytes = item_key(table.id, &table.shape, &key);
-                if !seen.insert(key_bytes.clone()) {
+                let target = Target::new(table.clone(), key, Cause::Request);
+                if !seen.insert(target.key_bytes.clone()) {
                     return Err(Error::validation(
                         "Provided list of item keys contains duplicates",
                     ));
                 }
-                planned.push((table.clone(), key, key_bytes, new));
+                targets.push(target);
+                writes.push(new);
             }
         }
-        let all_keys: Vec<&[u8]> = planned.iter().map(|(_, _, k, _)| k.as_slice()).collect();
-        let _locks = self.storage.lock_keys(&all_keys);
-        let mut units: Vec<(String, f64)> = Vec::new();
-        let mut mutations = Vec::new();
-        for (table, keys, key_bytes, new) in planned {
-            let old = self.storage.read_item(&key_bytes)?;
-            let used = write_units(old.as_ref(), new.as_ref());
-            match units.iter_mut().find(|(name, _)| *name == table.name) {
-                Some((_, total)) => *total += used,
-                None => units.push((table.name.clone(), used)),
+        let written = self.write(targets, |targets, cells| {
+            let mut units: Vec<(String, f64)> = Vec::new();
+            for ((target, cell), new) in targets.iter().zip(cells).zip(&writes) {
+                let used = write_units(cell.item.as_ref(), new.as_ref());
+                let table = &target.table.name;
+                match units.iter_mut().find(|(name, _)| name == table) {
+                    Some((_, total)) => *total += used,
+                    None => units.push((table.clone(), used)),
+                }
             }
-            if old != new {
-                mutations.push(Mutation {
-                    table,
-                    key_bytes,
-                    keys,
-                    old,
-                    new,
-                    by_service: false,
-                });
-            }
-        }
-        if !mutations.is_empty() {
-            self.storage.commit(&mutations)?;
-        }
+            Ok((writes.into_iter().map(Decision::Write).collect(), units))
+        })?;
         Ok(BatchWriteOutcome {
             unprocessed: Vec::new(),
-            consumed_capacity_units: units,
+            consumed_capacity_units: written.value,
         })
     }
 }

@@ -1,11 +1,13 @@
 //! DeleteItem: remove one item by key, optionally under a condition, leaving a stamped
 //! tombstone for last-writer-wins replication.
 
-use super::{ReturnValues, WriteOutcome, write_units};
+use super::{ReturnValues, WriteOutcome, check_condition, write_units};
 use crate::Result;
 use crate::Store;
+use crate::changes::Cause;
 use crate::expr::Condition;
 use crate::model::Item;
+use crate::write::{Decision, Target};
 
 /// A DeleteItem request.
 #[derive(Debug, Default)]
@@ -30,22 +32,26 @@ impl Store {
     pub fn delete_item(&self, request: DeleteItemRequest) -> Result<WriteOutcome> {
         let table = self.table(&request.table_name)?;
         table.shape.check_key(&request.key)?;
-        let locked = self.lock_item(
-            table,
-            request.key,
-            request.condition.as_ref(),
-            request.return_old_on_condition_failure,
-        )?;
-        let units = write_units(locked.old.as_ref(), None);
-        let change_seq = locked.write(None)?;
-        let attributes = match request.return_values {
-            ReturnValues::AllOld => locked.old,
-            _ => None,
-        };
+        let target = Target::new(table, request.key, Cause::Request);
+        let written = self.write_one(target, |cell| {
+            let old = cell.item.as_ref();
+            check_condition(
+                request.condition.as_ref(),
+                old,
+                request.return_old_on_condition_failure,
+            )?;
+            let units = write_units(old, None);
+            let attributes = match request.return_values {
+                ReturnValues::AllOld => old.cloned(),
+                _ => None,
+            };
+            Ok((Decision::Write(None), (attributes, units)))
+        })?;
+        let (attributes, units) = written.value;
         Ok(WriteOutcome {
             attributes,
             consumed_capacity_units: units,
-            change_seq,
+            change_seq: written.last_seq,
         })
     }
 }

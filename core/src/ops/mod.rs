@@ -4,9 +4,9 @@
 mod batch_get;
 mod batch_write;
 mod delete_item;
+mod extensions;
 mod get_item;
 mod page;
-mod publishing;
 mod put_item;
 mod query;
 mod scan;
@@ -19,9 +19,9 @@ mod update_item;
 pub use batch_get::{BatchGetOutcome, BatchGetRequest, KeysAndAttributes};
 pub use batch_write::{BatchWriteOutcome, BatchWriteRequest, WriteRequest};
 pub use delete_item::DeleteItemRequest;
+pub use extensions::TableExtension;
 pub use get_item::{GetItemOutcome, GetItemRequest};
 pub use page::{PageOptions, PageOutcome, Select};
-pub use publishing::{PublishFrom, PublishedTable, PublishingLag};
 pub use put_item::PutItemRequest;
 pub use query::QueryRequest;
 pub use scan::ScanRequest;
@@ -37,18 +37,8 @@ pub use transact_write::{
 pub use ttl::{ExpiryReport, UpdateTimeToLiveRequest};
 pub use update_item::UpdateItemRequest;
 
-use std::sync::Arc;
-
-use parking_lot::MutexGuard;
-
-use crate::Store;
-use crate::changes::ChangeSeq;
 use crate::expr::Condition;
 use crate::model::{Item, item_size};
-use crate::storage::catalog::TableEntry;
-use crate::storage::commit::Mutation;
-use crate::storage::index::check_index_keys;
-use crate::storage::keys::item_key;
 use crate::{Error, Result};
 
 /// Largest item, in bytes as DynamoDB counts them.
@@ -119,7 +109,7 @@ pub(crate) fn read_units(size: usize, consistent: bool) -> f64 {
 
 /// Evaluates a write's condition against the old item; a false condition fails the write,
 /// with the old item attached when `return_old` (ReturnValuesOnConditionCheckFailure=ALL_OLD).
-fn check_condition(
+pub(crate) fn check_condition(
     condition: Option<&Condition>,
     old: Option<&Item>,
     return_old: bool,
@@ -155,67 +145,4 @@ pub(crate) fn check_attribute_names(item: &Item) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// One item held under its key lock for a read-check-write: what every single-item write
-/// does between reading the old item and committing the new one.
-pub(crate) struct LockedItem<'a> {
-    store: &'a Store,
-    table: Arc<TableEntry>,
-    key_bytes: Vec<u8>,
-    keys: Item,
-    /// The item as it is now (`None` when absent or deleted).
-    pub(crate) old: Option<Item>,
-    _locks: Vec<MutexGuard<'a, ()>>,
-}
-
-impl Store {
-    /// Locks the item with key `keys` (already checked against the table's schema), reads
-    /// it, and checks the write's condition against it. The lock is held until the returned
-    /// guard is dropped, after the write's commit.
-    pub(crate) fn lock_item(
-        &self,
-        table: Arc<TableEntry>,
-        keys: Item,
-        condition: Option<&Condition>,
-        return_old_on_failure: bool,
-    ) -> Result<LockedItem<'_>> {
-        let key_bytes = item_key(table.id, &table.shape, &keys);
-        let locks = self.storage.lock_keys(&[&key_bytes]);
-        let old = self.storage.read_item(&key_bytes)?;
-        check_condition(condition, old.as_ref(), return_old_on_failure)?;
-        Ok(LockedItem {
-            store: self,
-            table,
-            key_bytes,
-            keys,
-            old,
-            _locks: locks,
-        })
-    }
-}
-
-impl LockedItem<'_> {
-    /// Replaces the item with `new` (`None` deletes it) and records the change, durably in
-    /// the node's mode. A write that changes nothing writes nothing and returns `None`.
-    pub(crate) fn write(&self, new: Option<Item>) -> Result<Option<ChangeSeq>> {
-        if self.old == new {
-            return Ok(None);
-        }
-        if let Some(new) = &new {
-            check_index_keys(&self.table.indexes(), new)?;
-        }
-        let mutation = Mutation {
-            table: self.table.clone(),
-            key_bytes: self.key_bytes.clone(),
-            keys: self.keys.clone(),
-            old: self.old.clone(),
-            new,
-            by_service: false,
-        };
-        self.store
-            .storage
-            .commit(std::slice::from_ref(&mutation))
-            .map(Some)
-    }
 }

@@ -1,10 +1,15 @@
 //! PutItem: replace a whole item, optionally under a condition.
 
-use super::{ReturnValues, WriteOutcome, check_attribute_names, check_item_size, write_units};
+use super::{
+    ReturnValues, WriteOutcome, check_attribute_names, check_condition, check_item_size,
+    write_units,
+};
 use crate::Result;
 use crate::Store;
+use crate::changes::Cause;
 use crate::expr::Condition;
 use crate::model::Item;
+use crate::write::{Decision, Target};
 
 /// A PutItem request.
 #[derive(Debug, Default)]
@@ -31,22 +36,26 @@ impl Store {
         let keys = table.shape.key_of_item(&request.item)?;
         check_attribute_names(&request.item)?;
         check_item_size(&request.item)?;
-        let locked = self.lock_item(
-            table,
-            keys,
-            request.condition.as_ref(),
-            request.return_old_on_condition_failure,
-        )?;
-        let units = write_units(locked.old.as_ref(), Some(&request.item));
-        let change_seq = locked.write(Some(request.item))?;
-        let attributes = match request.return_values {
-            ReturnValues::AllOld => locked.old,
-            _ => None,
-        };
+        let target = Target::new(table, keys, Cause::Request);
+        let written = self.write_one(target, |cell| {
+            let old = cell.item.as_ref();
+            check_condition(
+                request.condition.as_ref(),
+                old,
+                request.return_old_on_condition_failure,
+            )?;
+            let units = write_units(old, Some(&request.item));
+            let attributes = match request.return_values {
+                ReturnValues::AllOld => old.cloned(),
+                _ => None,
+            };
+            Ok((Decision::Write(Some(request.item)), (attributes, units)))
+        })?;
+        let (attributes, units) = written.value;
         Ok(WriteOutcome {
             attributes,
             consumed_capacity_units: units,
-            change_seq,
+            change_seq: written.last_seq,
         })
     }
 }

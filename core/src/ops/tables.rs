@@ -706,7 +706,7 @@ impl Store {
             tags: request.tags,
             time_to_live_attribute: None,
             ttl_backfilling: false,
-            publish: None,
+            extensions: Default::default(),
             creation_millis: now,
             table_uuid: uuid::Uuid::new_v4().to_string(),
             index_ids,
@@ -1105,7 +1105,7 @@ impl Store {
         }
         self.storage.write_catalog(&puts, &[table_key(name)])?;
         self.storage.install_streams(ended, &[]);
-        self.storage.history_holds.lock().remove(&entry.id);
+        self.release_table_holds(entry.id)?;
         self.storage.catalog.tables.write().remove(name);
         let index_ids: Vec<u64> = entry.indexes().iter().map(|i| i.id).collect();
         self.storage.purge_table_items(entry.id, &index_ids)?;

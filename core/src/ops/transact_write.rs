@@ -12,12 +12,12 @@ use parking_lot::Mutex;
 
 use super::update_item::{check_key_not_updated, updated_item};
 use super::{check_attribute_names, check_item_size, write_units};
+use crate::changes::Cause;
 use crate::error::CancellationReason;
 use crate::expr::{Condition, UpdateExpression};
 use crate::model::{Item, item_size};
-use crate::storage::commit::Mutation;
 use crate::storage::index::check_index_keys;
-use crate::storage::keys::item_key;
+use crate::write::{Decision, Target};
 use crate::{Error, Result, Store};
 
 /// Most actions in one transaction.
@@ -168,13 +168,13 @@ impl Store {
                 }
                 Err(other) => return Err(other),
             };
-            let key_bytes = item_key(table.id, &table.shape, &key);
-            if !seen.insert(key_bytes.clone()) {
+            let target = Target::new(table, key, Cause::Request);
+            if !seen.insert(target.key_bytes.clone()) {
                 return Err(Error::validation(
                     "Transaction request cannot include multiple operations on one item",
                 ));
             }
-            resolved.push((table, key, key_bytes));
+            resolved.push(target);
         }
         if total_bytes > MAX_TRANSACTION_BYTES {
             return Err(Error::validation(
@@ -182,74 +182,69 @@ impl Store {
             ));
         }
 
-        let all_keys: Vec<&[u8]> = resolved.iter().map(|(_, _, k)| k.as_slice()).collect();
-        let _locks = self.storage.lock_keys(&all_keys);
-        let mut reasons = Vec::with_capacity(resolved.len());
-        let mut writes = Vec::new();
-        let mut units: HashMap<String, f64> = HashMap::new();
-        for (action, (table, key, key_bytes)) in request.items.iter().zip(&resolved) {
-            let old = self.storage.read_item(key_bytes)?;
-            let passes = match &action.condition {
-                Some(condition) => condition.evaluate(old.as_ref())?,
-                None => true,
-            };
-            if !passes {
-                reasons.push(CancellationReason {
-                    code: "ConditionalCheckFailed".into(),
-                    message: Some("The conditional request failed".into()),
-                    item: if action.return_old_on_condition_failure {
-                        old
-                    } else {
-                        None
-                    },
-                });
-                continue;
-            }
-            let new = match &action.action {
-                TransactAction::Put { item } => Some(Some(item.clone())),
-                TransactAction::Delete { .. } => Some(None),
-                TransactAction::ConditionCheck { .. } => None,
-                TransactAction::Update { update, .. } => {
-                    match updated_item(old.as_ref(), key, update.as_ref()) {
-                        Ok((_, true)) => None,
-                        Ok((new, false)) => Some(Some(new)),
-                        Err(Error::Validation(message)) => {
-                            reasons.push(CancellationReason {
-                                code: "ValidationError".into(),
-                                message: Some(message),
-                                item: None,
-                            });
-                            continue;
-                        }
-                        Err(other) => return Err(other),
-                    }
+        let written = self.write(resolved, |targets, cells| {
+            let mut reasons = Vec::with_capacity(cells.len());
+            let mut decisions = Vec::with_capacity(cells.len());
+            let mut units: HashMap<String, f64> = HashMap::new();
+            for ((action, target), cell) in request.items.iter().zip(targets).zip(cells) {
+                let old = cell.item.as_ref();
+                let passes = match &action.condition {
+                    Some(condition) => condition.evaluate(old)?,
+                    None => true,
+                };
+                if !passes {
+                    reasons.push(CancellationReason {
+                        code: "ConditionalCheckFailed".into(),
+                        message: Some("The conditional request failed".into()),
+                        item: if action.return_old_on_condition_failure {
+                            old.cloned()
+                        } else {
+                            None
+                        },
+                    });
+                    continue;
                 }
-            };
-            if let Some(Some(new)) = &new {
-                check_index_keys(&table.indexes(), new)?;
+                let decision = match &action.action {
+                    TransactAction::Put { item } => Decision::Write(Some(item.clone())),
+                    TransactAction::Delete { .. } => Decision::Write(None),
+                    TransactAction::ConditionCheck { .. } => Decision::Keep,
+                    TransactAction::Update { update, .. } => {
+                        let key = target.keys.as_ref().ok_or_else(|| {
+                            Error::Internal("a transaction action without its key".into())
+                        })?;
+                        match updated_item(old, key, update.as_ref()) {
+                            Ok((_, true)) => Decision::Keep,
+                            Ok((new, false)) => Decision::Write(Some(new)),
+                            Err(Error::Validation(message)) => {
+                                reasons.push(CancellationReason {
+                                    code: "ValidationError".into(),
+                                    message: Some(message),
+                                    item: None,
+                                });
+                                continue;
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    }
+                };
+                if let Decision::Write(Some(new)) = &decision {
+                    check_index_keys(&target.table.indexes(), new)?;
+                }
+                reasons.push(no_reason());
+                let new = match &decision {
+                    Decision::Write(new) => new.as_ref(),
+                    Decision::Keep => None,
+                };
+                *units.entry(action.table_name.clone()).or_default() += 2.0 * write_units(old, new);
+                decisions.push(decision);
             }
-            reasons.push(no_reason());
-            *units.entry(action.table_name.clone()).or_default() +=
-                2.0 * write_units(old.as_ref(), new.as_ref().and_then(|n| n.as_ref()));
-            if let Some(new) = new.filter(|new| *new != old) {
-                writes.push(Mutation {
-                    table: table.clone(),
-                    key_bytes: key_bytes.clone(),
-                    keys: key.clone(),
-                    old,
-                    new,
-                    by_service: false,
-                });
+            if reasons.iter().any(|r| r.code != "None") {
+                return Err(cancelled(reasons));
             }
-        }
-        if reasons.iter().any(|r| r.code != "None") {
-            return Err(cancelled(reasons));
-        }
-        if !writes.is_empty() {
-            self.storage.commit(&writes)?;
-        }
+            Ok((decisions, units))
+        })?;
         let outcome = TransactWriteOutcome {
-            consumed_capacity_units: units.into_iter().collect(),
+            consumed_capacity_units: written.value.into_iter().collect(),
         };
         if let Some(token) = &request.client_request_token {
             let entry = (Instant::now(), request.clone(), outcome.clone());

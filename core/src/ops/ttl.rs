@@ -8,12 +8,12 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::model::Item;
+use crate::changes::Cause;
 use crate::storage::catalog::TableEntry;
-use crate::storage::commit::Mutation;
 use crate::storage::ttl_index::{
     MAX_EXPIRED_AGE_SECS, expiry_second, is_expired, split_ttl_key, ttl_key,
 };
+use crate::write::{Decision, Target};
 use crate::{Error, Result, Store};
 
 /// Most items one expiry commit deletes.
@@ -147,59 +147,58 @@ impl Store {
         Ok(report)
     }
 
-    /// Re-checks and deletes one chunk of due items in one commit.
+    /// Re-checks and deletes one chunk of due items in one commit, dropping the index entries
+    /// of items that will never expire at their second.
     fn expire_chunk(
         &self,
         table: &Arc<TableEntry>,
         chunk: &[(u64, Vec<u8>)],
         now_millis: u64,
     ) -> Result<u64> {
-        let keys: Vec<&[u8]> = chunk.iter().map(|(_, k)| k.as_slice()).collect();
-        let _locks = self.storage.lock_keys(&keys);
-        let Some(attribute) = table.ttl_attribute() else {
-            return Ok(0);
-        };
-        if table.dropped.load(Ordering::Acquire) {
-            return Ok(0);
-        }
-        let mut mutations = Vec::new();
-        let mut stale = Vec::new();
-        for (second, key) in chunk {
-            let item: Option<Item> = self.storage.read_item(key)?;
-            match item {
-                Some(item) if is_expired(&item, &attribute, now_millis) => {
-                    mutations.push(Mutation {
-                        table: table.clone(),
-                        key_bytes: key.clone(),
-                        keys: table.shape.project_key(&item),
-                        old: Some(item),
-                        new: None,
-                        by_service: true,
-                    });
-                }
-                // Too old to ever expire (time only moves on), or left behind by a race with
-                // disabling TTL: the entry is of no further use.
-                Some(item)
-                    if expiry_second(&item, &attribute) != Some(*second)
-                        || second.saturating_add(MAX_EXPIRED_AGE_SECS) < now_millis / 1000 =>
-                {
-                    stale.push(ttl_key(table.id, *second, key));
-                }
-                Some(_) => {}
-                None => stale.push(ttl_key(table.id, *second, key)),
+        let targets = chunk
+            .iter()
+            .map(|(_, key)| Target::stored(table.clone(), key.clone(), Cause::Expiry))
+            .collect();
+        let written = self.write(targets, |_, cells| {
+            let mut decisions = Vec::with_capacity(cells.len());
+            let Some(attribute) = table.ttl_attribute() else {
+                return Ok((vec![Decision::Keep; cells.len()], 0));
+            };
+            if table.dropped.load(Ordering::Acquire) {
+                return Ok((vec![Decision::Keep; cells.len()], 0));
             }
-        }
-        if !stale.is_empty() {
-            let mut batch = self.storage.db.batch();
-            for key in stale {
-                batch.remove(&self.storage.ks.ttl, key);
+            let mut stale = Vec::new();
+            for ((second, key), cell) in chunk.iter().zip(cells) {
+                decisions.push(match &cell.item {
+                    Some(item) if is_expired(item, &attribute, now_millis) => Decision::Write(None),
+                    // Too old to ever expire (time only moves on), or left behind by a race
+                    // with disabling TTL: the entry is of no further use.
+                    Some(item)
+                        if expiry_second(item, &attribute) != Some(*second)
+                            || second.saturating_add(MAX_EXPIRED_AGE_SECS) < now_millis / 1000 =>
+                    {
+                        stale.push(ttl_key(table.id, *second, key));
+                        Decision::Keep
+                    }
+                    Some(_) => Decision::Keep,
+                    None => {
+                        stale.push(ttl_key(table.id, *second, key));
+                        Decision::Keep
+                    }
+                });
             }
-            batch.commit()?;
-        }
-        if mutations.is_empty() {
-            return Ok(0);
-        }
-        self.storage.commit(&mutations)?;
-        Ok(mutations.len() as u64)
+            // Under the items' locks, so no write re-adds an entry between this check and
+            // its removal.
+            if !stale.is_empty() {
+                let mut batch = self.storage.db.batch();
+                for key in stale {
+                    batch.remove(&self.storage.ks.ttl, key);
+                }
+                batch.commit()?;
+            }
+            let expired = decisions.iter().filter(|d| **d != Decision::Keep).count();
+            Ok((decisions, expired as u64))
+        })?;
+        Ok(written.value)
     }
 }

@@ -1,9 +1,11 @@
 //! UpdateItem: read-modify-write of one item under its key lock, so concurrent updates
 //! (`SET n = n + :one` from many clients) never lose each other's changes.
 
-use super::{ReturnValues, WriteOutcome, check_item_size, write_units};
+use super::{ReturnValues, WriteOutcome, check_condition, check_item_size, write_units};
+use crate::changes::Cause;
 use crate::expr::{Condition, Projection, UpdateExpression};
 use crate::model::{Item, KeyShape};
+use crate::write::{Decision, Target};
 use crate::{Error, Result, Store};
 
 /// An UpdateItem request.
@@ -33,21 +35,25 @@ impl Store {
         let table = self.table(&request.table_name)?;
         table.shape.check_key(&request.key)?;
         check_key_not_updated(&table.shape, request.update.as_ref())?;
-        let locked = self.lock_item(
-            table,
-            request.key.clone(),
-            request.condition.as_ref(),
-            request.return_old_on_condition_failure,
-        )?;
-        let old = &locked.old;
-        let (new, creates_nothing) =
-            updated_item(old.as_ref(), &request.key, request.update.as_ref())?;
+        let target = Target::new(table, request.key.clone(), Cause::Request);
+        let written = self.write_one(target, |cell| {
+            let old = cell.item.clone();
+            check_condition(
+                request.condition.as_ref(),
+                old.as_ref(),
+                request.return_old_on_condition_failure,
+            )?;
+            let (new, creates_nothing) =
+                updated_item(old.as_ref(), &request.key, request.update.as_ref())?;
+            let decision = match creates_nothing {
+                true => Decision::Keep,
+                false => Decision::Write(Some(new.clone())),
+            };
+            Ok((decision, (old, new, creates_nothing)))
+        })?;
+        let (old, new, creates_nothing) = written.value;
+        let change_seq = written.last_seq;
         let units = write_units(old.as_ref(), Some(&new));
-        let change_seq = if creates_nothing {
-            None
-        } else {
-            locked.write(Some(new.clone()))?
-        };
         let updated = || {
             Projection::from_paths(
                 request

@@ -2,25 +2,41 @@
 //! (item + LWW stamp, or a tombstone) and change records.
 //!
 //! IMPORTANT: item cells and change records keep their HLC reading at a fixed offset
-//! ([`STAMP_OFFSET`]), so the commit path can encode them outside its critical section and
-//! patch in the stamp it allocates inside. Changing the layout means bumping `FORMAT_VERSION`.
+//! ([`STAMP_OFFSET`]), and records their commit clock too ([`COMMIT_CLOCK_OFFSET`]), so the
+//! commit path can encode them outside its critical section and patch in what it allocates
+//! inside. Changing a layout means bumping its version byte and still decoding the old one.
+//!
+//! Record versions: 1 kept `kind | 0x80 when by the TTL sweeper` and a wall-clock commit time
+//! (every record was local, so its stamp was its commit clock); 2 keeps `kind | cause << 4` and
+//! the node's commit clock in the same place.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::changes::{ChangeKind, ChangeRecord};
+use crate::changes::{CauseKind, ChangeKind, ChangeRecord};
 use crate::model::{AttributeValue, Item, Number};
 use crate::stamp::{HlcTimestamp, Stamp};
 use crate::{Error, Result};
 
-/// Version byte at the front of every cell and record.
+/// Version byte at the front of every cell.
 const FORMAT_VERSION: u8 = 1;
+/// Version byte at the front of records written now.
+const RECORD_VERSION: u8 = 2;
+/// Records written before causes and commit clocks were kept.
+const RECORD_VERSION_1: u8 = 1;
 /// Where the 8-byte HLC reading sits in item cells and change records.
 pub(crate) const STAMP_OFFSET: usize = 2;
-/// Where the 8-byte commit time sits in change records.
-pub(crate) const COMMIT_TIME_OFFSET: usize = 10;
+/// Where the 8-byte commit clock sits in change records.
+pub(crate) const COMMIT_CLOCK_OFFSET: usize = 10;
+/// Bytes of a record's fixed-size front: version, flags, stamp, commit clock, table id.
+const RECORD_HEADER_LEN: usize = 26;
+/// Where a record's flags (kind and cause) sit.
+const RECORD_FLAGS_OFFSET: usize = 1;
 
 const CELL_TOMBSTONE: u8 = 1;
-const RECORD_BY_SERVICE: u8 = 0x80;
+/// Version 1's flag of a TTL delete.
+const V1_BY_SERVICE: u8 = 0x80;
+const KIND_MASK: u8 = 0x0f;
+const CAUSE_SHIFT: u8 = 4;
 
 mod tag {
     pub(super) const S: u8 = 1;
@@ -120,7 +136,7 @@ pub(crate) struct Reader<'a> {
 }
 
 fn corrupt() -> Error {
-    Error::Internal("corrupt stored value".into())
+    Error::Corrupt("a stored value does not decode".into())
 }
 
 impl<'a> Reader<'a> {
@@ -296,35 +312,62 @@ pub(crate) fn patch_u64(bytes: &mut [u8], offset: usize, value: u64) {
 /// The parts of a change record, borrowed, for encoding without copying images.
 pub(crate) struct RecordParts<'a> {
     pub(crate) kind: ChangeKind,
-    pub(crate) by_service: bool,
+    pub(crate) cause: CauseKind,
     pub(crate) table_id: u64,
     pub(crate) table_name: &'a str,
     pub(crate) stamp: &'a Stamp,
-    pub(crate) commit_time_millis: u64,
+    pub(crate) commit_clock: HlcTimestamp,
     pub(crate) keys: &'a Item,
     pub(crate) old_image: Option<&'a Item>,
     pub(crate) new_image: Option<&'a Item>,
 }
 
-/// Encodes a change record (its sequence is the storage key, not part of the value); the HLC
-/// and commit time may be patched later at [`STAMP_OFFSET`] and [`COMMIT_TIME_OFFSET`].
-pub(crate) fn encode_record(parts: &RecordParts<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    out.push(FORMAT_VERSION);
-    let kind = match parts.kind {
+fn kind_code(kind: ChangeKind) -> u8 {
+    match kind {
         ChangeKind::Insert => 1,
         ChangeKind::Modify => 2,
         ChangeKind::Remove => 3,
-    };
-    out.push(
-        kind | if parts.by_service {
-            RECORD_BY_SERVICE
-        } else {
-            0
-        },
-    );
+    }
+}
+
+fn kind_of(code: u8) -> Result<ChangeKind> {
+    match code {
+        1 => Ok(ChangeKind::Insert),
+        2 => Ok(ChangeKind::Modify),
+        3 => Ok(ChangeKind::Remove),
+        _ => Err(corrupt()),
+    }
+}
+
+/// The byte a cause is kept as, in records and in the per-table change index.
+pub(crate) fn cause_code(cause: CauseKind) -> u8 {
+    match cause {
+        CauseKind::Request => 0,
+        CauseKind::Expiry => 1,
+        CauseKind::Replica => 2,
+        CauseKind::Restore => 3,
+    }
+}
+
+/// The cause a byte names.
+pub(crate) fn cause_of(code: u8) -> Result<CauseKind> {
+    match code {
+        0 => Ok(CauseKind::Request),
+        1 => Ok(CauseKind::Expiry),
+        2 => Ok(CauseKind::Replica),
+        3 => Ok(CauseKind::Restore),
+        _ => Err(corrupt()),
+    }
+}
+
+/// Encodes a change record (its sequence is the storage key, not part of the value); the HLC
+/// and commit clock may be patched later at [`STAMP_OFFSET`] and [`COMMIT_CLOCK_OFFSET`].
+pub(crate) fn encode_record(parts: &RecordParts<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.push(RECORD_VERSION);
+    out.push(kind_code(parts.kind) | cause_code(parts.cause) << CAUSE_SHIFT);
     out.extend_from_slice(&parts.stamp.hlc.0.to_be_bytes());
-    out.extend_from_slice(&parts.commit_time_millis.to_be_bytes());
+    out.extend_from_slice(&parts.commit_clock.0.to_be_bytes());
     out.extend_from_slice(&parts.table_id.to_be_bytes());
     put_bytes(&mut out, parts.stamp.region.as_bytes());
     put_bytes(&mut out, parts.table_name.as_bytes());
@@ -341,22 +384,68 @@ pub(crate) fn encode_record(parts: &RecordParts<'_>) -> Vec<u8> {
     out
 }
 
-/// Decodes a change record stored under sequence `seq`.
-pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<ChangeRecord> {
+/// The fixed-size front of a record: what filters and searches need without decoding images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordHeader {
+    pub(crate) kind: ChangeKind,
+    pub(crate) cause: CauseKind,
+    pub(crate) stamp_hlc: HlcTimestamp,
+    pub(crate) commit_clock: HlcTimestamp,
+    pub(crate) table_id: u64,
+}
+
+/// Decodes the front of a record of either version.
+pub(crate) fn decode_record_header(bytes: &[u8]) -> Result<RecordHeader> {
     let mut r = Reader::new(bytes);
-    if r.byte()? != FORMAT_VERSION {
-        return Err(corrupt());
-    }
+    let version = r.byte()?;
     let flags = r.byte()?;
-    let kind = match flags & !RECORD_BY_SERVICE {
-        1 => ChangeKind::Insert,
-        2 => ChangeKind::Modify,
-        3 => ChangeKind::Remove,
+    let stamp_hlc = HlcTimestamp(r.u64()?);
+    let clock_field = r.u64()?;
+    let table_id = r.u64()?;
+    let (kind, cause, commit_clock) = match version {
+        RECORD_VERSION => (
+            kind_of(flags & KIND_MASK)?,
+            cause_of(flags >> CAUSE_SHIFT)?,
+            HlcTimestamp(clock_field),
+        ),
+        // Every version-1 record was local: its stamp was minted by its own commit, and
+        // the clock field held wall-clock milliseconds.
+        RECORD_VERSION_1 => (
+            kind_of(flags & !V1_BY_SERVICE)?,
+            if flags & V1_BY_SERVICE != 0 {
+                CauseKind::Expiry
+            } else {
+                CauseKind::Request
+            },
+            stamp_hlc,
+        ),
         _ => return Err(corrupt()),
     };
-    let hlc = HlcTimestamp(r.u64()?);
-    let commit_time_millis = r.u64()?;
-    let table_id = r.u64()?;
+    Ok(RecordHeader {
+        kind,
+        cause,
+        stamp_hlc,
+        commit_clock,
+        table_id,
+    })
+}
+
+/// The cause of a record, read from its flags without decoding the rest.
+pub(crate) fn record_cause(bytes: &[u8]) -> Result<CauseKind> {
+    let version = *bytes.first().ok_or_else(corrupt)?;
+    let flags = *bytes.get(RECORD_FLAGS_OFFSET).ok_or_else(corrupt)?;
+    match version {
+        RECORD_VERSION => cause_of(flags >> CAUSE_SHIFT),
+        RECORD_VERSION_1 if flags & V1_BY_SERVICE != 0 => Ok(CauseKind::Expiry),
+        RECORD_VERSION_1 => Ok(CauseKind::Request),
+        _ => Err(corrupt()),
+    }
+}
+
+/// Decodes a change record stored under sequence `seq`.
+pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<ChangeRecord> {
+    let header = decode_record_header(bytes)?;
+    let mut r = Reader::new(bytes.get(RECORD_HEADER_LEN..).ok_or_else(corrupt)?);
     let region = r.string()?;
     let table_name = r.string()?;
     let keys = r.item()?;
@@ -364,15 +453,18 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<ChangeRecord> {
     let new_image = r.optional_item()?;
     Ok(ChangeRecord {
         seq,
-        table_id,
+        table_id: header.table_id,
         table_name,
-        kind,
+        kind: header.kind,
         keys,
         old_image,
         new_image,
-        stamp: Stamp { hlc, region },
-        by_service: flags & RECORD_BY_SERVICE != 0,
-        commit_time_millis,
+        stamp: Stamp {
+            hlc: header.stamp_hlc,
+            region,
+        },
+        cause: header.cause,
+        commit_clock: header.commit_clock,
     })
 }
 
@@ -416,21 +508,47 @@ mod tests {
                 hlc: HlcTimestamp(5),
                 region: "eu".into(),
             },
-            by_service: true,
-            commit_time_millis: 1234,
+            cause: CauseKind::Replica,
+            commit_clock: HlcTimestamp(1234),
         };
         let bytes = encode_record(&RecordParts {
             kind: record.kind,
-            by_service: record.by_service,
+            cause: record.cause,
             table_id: record.table_id,
             table_name: &record.table_name,
             stamp: &record.stamp,
-            commit_time_millis: record.commit_time_millis,
+            commit_clock: record.commit_clock,
             keys: &record.keys,
             old_image: record.old_image.as_ref(),
             new_image: record.new_image.as_ref(),
         });
         assert_eq!(decode_record(7, &bytes).unwrap(), record);
+    }
+
+    /// A version-1 record as the previous release wrote it: a TTL delete (flags `3 | 0x80`),
+    /// stamp 0x10000 from us-east-1, wall-clock time 1, table 9 `t`, key `p = "a"`, an old
+    /// image and no new one.
+    const V1_TTL_REMOVE: &[u8] = &[
+        1, 0x83, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 9, b'u',
+        b's', b'-', b'e', b'a', b's', b't', b'-', b'1', 1, b't', 1, 1, b'p', 1, 1, b'a', 1, 1, 1,
+        b'p', 1, 1, b'a', 0,
+    ];
+
+    #[test]
+    fn version_1_records_still_decode() {
+        let record = decode_record(4, V1_TTL_REMOVE).unwrap();
+        assert_eq!(record.kind, ChangeKind::Remove);
+        assert_eq!(record.cause, CauseKind::Expiry);
+        assert!(record.by_service());
+        assert_eq!(record.stamp.hlc, HlcTimestamp(0x10000));
+        assert_eq!(
+            record.commit_clock, record.stamp.hlc,
+            "a version-1 record's stamp was its commit clock"
+        );
+        assert_eq!(record.table_id, 9);
+        assert_eq!(record.origin_region(), "us-east-1");
+        assert!(record.old_image.is_some() && record.new_image.is_none());
+        assert_eq!(record_cause(V1_TTL_REMOVE).unwrap(), CauseKind::Expiry);
     }
 
     #[test]

@@ -19,14 +19,15 @@ use tokio::sync::watch;
 
 use super::Keyspaces;
 use super::catalog::TableEntry;
-use super::codec::{self, COMMIT_TIME_OFFSET, RecordParts, STAMP_OFFSET};
+use super::codec::{self, COMMIT_CLOCK_OFFSET, RecordParts, STAMP_OFFSET};
 use super::keys::{partition_byte, table_change_key};
+use super::log::encode_entry;
 use super::ttl_index::{expiry_second, ttl_key};
-use crate::changes::{ChangeKind, ChangeSeq};
+use crate::changes::{Cause, ChangeKind, ChangeSeq};
 use crate::clock::Clock;
 use crate::model::{Item, item_size};
 use crate::stamp::{HlcTimestamp, HybridClock, Stamp};
-use crate::{Error, Result};
+use crate::{Error, Halt, Result};
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,7 +51,8 @@ pub(crate) struct Mutation {
     pub(crate) old: Option<Item>,
     /// The new item, or `None` to delete (leaving a stamped tombstone).
     pub(crate) new: Option<Item>,
-    pub(crate) by_service: bool,
+    /// Who made the write; a replicated write brings its own stamp.
+    pub(crate) cause: Cause,
 }
 
 /// One mutation, encoded before the critical section.
@@ -84,18 +86,18 @@ impl TableStats {
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> TableStats {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<TableStats> {
         let field = |range: std::ops::Range<usize>| {
             bytes
                 .get(range)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map(i64::from_be_bytes)
-                .unwrap_or(0)
+                .ok_or_else(|| Error::Corrupt(format!("table statistics of {} bytes", bytes.len())))
         };
-        TableStats {
-            items: field(0..8),
-            bytes: field(8..16),
-        }
+        Ok(TableStats {
+            items: field(0..8)?,
+            bytes: field(8..16)?,
+        })
     }
 }
 
@@ -105,6 +107,8 @@ pub(crate) struct Sequencer {
     pub(crate) next_seq: ChangeSeq,
     pub(crate) hlc: HybridClock,
     pub(crate) stats: HashMap<u64, TableStats>,
+    /// Each table's count of changes so far (the ordinal of its last `table_changes` entry).
+    pub(crate) ordinals: HashMap<u64, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -125,11 +129,23 @@ pub(crate) struct Durable {
     watermark: watch::Sender<ChangeSeq>,
     /// Writers between asking for the sequencer and finishing their batch commit.
     committing: AtomicUsize,
+    halt: Halt,
+}
+
+/// Makes the journal durable: `persist(SyncData)`, or the injected failure of the
+/// `journal-sync` failpoint (tests of the fatal path; compiled in only with the `failpoints`
+/// feature).
+fn sync_journal(db: &Database) -> fjall::Result<()> {
+    fail::fail_point!("journal-sync", |_| Err(fjall::Error::Io(
+        std::io::Error::other("injected journal sync failure")
+    )));
+    db.persist(PersistMode::SyncData)
 }
 
 impl Durable {
-    fn new(mode: Durability, last_seq: ChangeSeq) -> Self {
+    fn new(mode: Durability, last_seq: ChangeSeq, halt: Halt) -> Self {
         Durable {
+            halt,
             mode,
             state: Mutex::new(SyncState {
                 committed: last_seq,
@@ -167,7 +183,7 @@ impl Durable {
                 self.wake_syncer.notify_one();
                 while state.durable < seq {
                     if let Some(failure) = &state.failure {
-                        return Err(Error::Internal(format!("journal sync failed: {failure}")));
+                        return Err(Error::Halted(format!("journal sync failed: {failure}")));
                     }
                     self.synced.wait(&mut state);
                 }
@@ -201,7 +217,7 @@ impl Durable {
                 }
                 state.committed
             };
-            let outcome = db.persist(PersistMode::SyncData);
+            let outcome = sync_journal(db);
             let mut state = self.state.lock();
             match outcome {
                 Ok(()) => {
@@ -210,9 +226,10 @@ impl Durable {
                 }
                 Err(e) => {
                     // IMPORTANT: a failed fsync poisons fjall; no later write can be
-                    // acknowledged, so every waiter fails and the node must restart.
-                    tracing::error!(error = %e, "journal fsync failed");
+                    // acknowledged, so every waiter fails, the store halts and the node exits
+                    // (journal recovery runs when it restarts).
                     state.failure = Some(e.to_string());
+                    self.halt.raise(format!("journal sync failed: {e}"));
                     self.synced.notify_all();
                     return;
                 }
@@ -247,9 +264,10 @@ impl CommitPipeline {
         sequencer: Sequencer,
         region: String,
         clock: Arc<dyn Clock>,
+        halt: Halt,
     ) -> Result<Self> {
         let last_seq = sequencer.next_seq.saturating_sub(1);
-        let durable = Arc::new(Durable::new(mode, last_seq));
+        let durable = Arc::new(Durable::new(mode, last_seq, halt));
         let syncer = match mode {
             Durability::Buffer => None,
             Durability::Sync => {
@@ -285,26 +303,28 @@ impl CommitPipeline {
         ks: &Keyspaces,
         mutations: &[Mutation],
     ) -> Result<ChangeSeq> {
-        // Encode outside the critical section; only stamps and times are patched inside.
+        if let Some(reason) = self.durable.halt.reason() {
+            return Err(Error::Halted(reason.to_string()));
+        }
+        // Encode outside the critical section; only stamps and clocks are patched inside.
         let placeholder = Stamp {
             hlc: HlcTimestamp(0),
             region: self.region.clone(),
         };
         let mut encoded = Vec::with_capacity(mutations.len());
         for m in mutations {
-            let kind = match (&m.old, &m.new) {
-                (None, _) => ChangeKind::Insert,
-                (Some(_), Some(_)) => ChangeKind::Modify,
-                (Some(_), None) => ChangeKind::Remove,
+            let stamp = match &m.cause {
+                Cause::Replica(stamp) => stamp,
+                _ => &placeholder,
             };
-            let cell = codec::encode_cell(m.new.as_ref(), &placeholder);
+            let cell = codec::encode_cell(m.new.as_ref(), stamp);
             let record = codec::encode_record(&RecordParts {
-                kind,
-                by_service: m.by_service,
+                kind: ChangeKind::between(m.old.as_ref(), m.new.as_ref()),
+                cause: m.cause.kind(),
                 table_id: m.table.id,
                 table_name: &m.table.name,
-                stamp: &placeholder,
-                commit_time_millis: 0,
+                stamp,
+                commit_clock: HlcTimestamp(0),
                 keys: &m.keys,
                 old_image: m.old.as_ref(),
                 new_image: m.new.as_ref(),
@@ -403,6 +423,8 @@ impl CommitPipeline {
             let now = self.clock.now_millis();
             let mut batch = db.batch();
             let mut stats_touched: Vec<u64> = Vec::new();
+            // Applied to the sequencer only once the batch is in, like the sequence.
+            let mut ordinals: HashMap<u64, u64> = HashMap::new();
             let mut seq = seq_state.next_seq;
             for (
                 m,
@@ -416,16 +438,29 @@ impl CommitPipeline {
                 },
             ) in mutations.iter().zip(encoded.iter_mut())
             {
-                let hlc = seq_state.hlc.tick(now);
-                codec::patch_u64(cell, STAMP_OFFSET, hlc.0);
-                codec::patch_u64(record, STAMP_OFFSET, hlc.0);
-                codec::patch_u64(record, COMMIT_TIME_OFFSET, now);
+                // IMPORTANT: the clock observes a replicated stamp before it ticks, so this
+                // commit's clock, and every later one, is past it; recovery restarts the clock
+                // after the last record's commit clock, which is therefore past every stamp
+                // this node ever issued or applied.
+                if let Cause::Replica(stamp) = &m.cause {
+                    seq_state.hlc.observe(stamp.hlc);
+                }
+                let clock = seq_state.hlc.tick(now);
+                if !matches!(m.cause, Cause::Replica(_)) {
+                    codec::patch_u64(cell, STAMP_OFFSET, clock.0);
+                    codec::patch_u64(record, STAMP_OFFSET, clock.0);
+                }
+                codec::patch_u64(record, COMMIT_CLOCK_OFFSET, clock.0);
                 batch.insert(&ks.items, m.key_bytes.as_slice(), cell.as_slice());
                 batch.insert(&ks.changes, seq.to_be_bytes(), record.as_slice());
+                let ordinal = ordinals
+                    .entry(m.table.id)
+                    .or_insert_with(|| seq_state.ordinals.get(&m.table.id).copied().unwrap_or(0));
+                *ordinal += 1;
                 batch.insert(
                     &ks.table_changes,
                     table_change_key(m.table.id, seq),
-                    [*partition],
+                    encode_entry(*partition, m.cause.kind(), *ordinal),
                 );
                 for (key, present) in ttl_ops.iter() {
                     if *present {
@@ -467,6 +502,7 @@ impl CommitPipeline {
                 return Err(e.into());
             }
             seq_state.next_seq = seq;
+            seq_state.ordinals.extend(ordinals);
             Ok(seq - 1)
         }
     }

@@ -45,14 +45,9 @@ impl Storage {
             return Ok(report);
         };
         let newest: ChangeSeq = seq_of(&newest.key()?)?;
-        // Records not yet confirmed in a published table's topic stay, whatever their age.
-        let held_from = self
-            .history_holds
-            .lock()
-            .values()
-            .copied()
-            .min()
-            .unwrap_or(ChangeSeq::MAX);
+        // IMPORTANT: records a holder still needs stay, whatever their age; so does the
+        // tombstone of every REMOVE among them, until every peer has passed it.
+        let held_from = self.holds.lowest();
         loop {
             let snapshot = self.db.snapshot();
             let mut doomed = Vec::new();
@@ -60,7 +55,8 @@ impl Storage {
                 let (key, value) = guard.into_inner()?;
                 let seq = seq_of(&key)?;
                 let record = codec::decode_record(seq, &value)?;
-                if seq >= newest || seq >= held_from || record.commit_time_millis >= cutoff_millis {
+                if seq >= newest || seq >= held_from || record.commit_time_millis() >= cutoff_millis
+                {
                     break;
                 }
                 doomed.push(record);

@@ -20,6 +20,7 @@ pub(crate) mod commit;
 pub(crate) mod history;
 pub(crate) mod index;
 pub(crate) mod keys;
+pub(crate) mod log;
 pub(crate) mod ttl_index;
 
 use std::collections::HashMap;
@@ -31,15 +32,16 @@ use std::sync::atomic::AtomicU64;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::changes::{ChangeRecord, ChangeSeq};
+use crate::changes::ChangeSeq;
 use crate::clock::Clock;
 use crate::model::{Item, TableDefinition, item_size};
+use crate::retention::Holds;
 use crate::stamp::HybridClock;
 use crate::stream_log::{StreamInfo, stream_key};
-use crate::{Error, Result};
+use crate::write::Cell;
+use crate::{Error, Halt, Result};
 use catalog::{Catalog, NEXT_TABLE_ID_KEY, TableEntry};
 use commit::{CommitPipeline, Durability, Mutation, Sequencer, TableStats};
-use keys::table_change_key;
 
 const MIB: u64 = 1024 * 1024;
 /// Most journal bytes kept before fjall flushes memtables to let old journals go.
@@ -70,9 +72,8 @@ pub(crate) struct Storage {
     pub(crate) ddl: Mutex<()>,
     /// The oldest change sequence still in the log.
     pub(crate) oldest_retained: AtomicU64,
-    /// Per published table, the first sequence not yet confirmed in its topic: trimming
-    /// stops below the smallest.
-    pub(crate) history_holds: Mutex<HashMap<u64, ChangeSeq>>,
+    /// Named retention holds: trimming stops below the lowest.
+    pub(crate) holds: Holds,
     key_locks: Box<[Mutex<()>]>,
     lock_hasher: std::collections::hash_map::RandomState,
     durability: Durability,
@@ -93,6 +94,7 @@ impl Storage {
         region: String,
         cache_bytes: u64,
         clock: Arc<dyn Clock>,
+        halt: Halt,
     ) -> Result<Storage> {
         // Memory is the block cache plus the memtables, which are sized by role: items are
         // read back often, the change log is read sequentially and mostly from its tail, its
@@ -117,7 +119,7 @@ impl Storage {
         for guard in ks.catalog.prefix(b"table/") {
             let (_, value) = guard.into_inner()?;
             let definition: TableDefinition = serde_json::from_slice(&value)
-                .map_err(|e| Error::Internal(format!("corrupt table definition: {e}")))?;
+                .map_err(|e| Error::Corrupt(format!("a table definition: {e}")))?;
             let shape = definition.key_shape()?;
             let entry = Arc::new(TableEntry::new(definition, shape)?);
             catalog.tables.write().insert(entry.name.clone(), entry);
@@ -125,29 +127,31 @@ impl Storage {
         for guard in ks.catalog.prefix(b"stream/") {
             let (_, value) = guard.into_inner()?;
             let stream: StreamInfo = serde_json::from_slice(&value)
-                .map_err(|e| Error::Internal(format!("corrupt stream descriptor: {e}")))?;
+                .map_err(|e| Error::Corrupt(format!("a stream descriptor: {e}")))?;
             catalog
                 .streams
                 .write()
                 .insert((stream.table_id, stream.label.clone()), Arc::new(stream));
         }
+        let holds = Holds::default();
+        for guard in ks.catalog.prefix(b"hold/") {
+            let (key, value) = guard.into_inner()?;
+            let hold = crate::retention::decode_hold(&key, &value)?;
+            holds.by_name.lock().insert(hold.name.clone(), hold);
+        }
         let mut stats = HashMap::new();
         for guard in ks.stats.iter() {
             let (key, value) = guard.into_inner()?;
-            let id = <[u8; 8]>::try_from(&*key)
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            stats.insert(id, TableStats::decode(&value));
+            stats.insert(seq_of(&key)?, TableStats::decode(&value)?);
         }
 
-        let (last_seq, last_hlc) = match ks.changes.last_key_value() {
+        // The clock restarts after the last record's commit clock: commit clocks grow with
+        // the sequence and each is past the stamp its commit applied, local or replicated.
+        let (last_seq, last_clock) = match ks.changes.last_key_value() {
             Some(guard) => {
                 let (key, value) = guard.into_inner()?;
-                let seq = <[u8; 8]>::try_from(&*key)
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| Error::Internal("corrupt change log key".into()))?;
-                let record = codec::decode_record(seq, &value)?;
-                (seq, record.stamp.hlc)
+                let header = codec::decode_record_header(&value)?;
+                (seq_of(&key)?, header.commit_clock)
             }
             None => (0, Default::default()),
         };
@@ -155,12 +159,15 @@ impl Storage {
             Some(guard) => seq_of(&guard.key()?)?,
             None => last_seq + 1,
         };
+        log::migrate_table_changes(&db, &ks)?;
+        let table_ids: Vec<u64> = catalog.tables.read().values().map(|t| t.id).collect();
         let sequencer = Sequencer {
             next_seq: last_seq + 1,
-            hlc: HybridClock::starting_after(last_hlc),
+            hlc: HybridClock::starting_after(last_clock),
             stats,
+            ordinals: log::last_ordinals(&ks, table_ids.into_iter())?,
         };
-        let pipeline = CommitPipeline::start(&db, durability, sequencer, region, clock)?;
+        let pipeline = CommitPipeline::start(&db, durability, sequencer, region, clock, halt)?;
         let key_locks = (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         Ok(Storage {
             db,
@@ -169,7 +176,7 @@ impl Storage {
             pipeline,
             ddl: Mutex::new(()),
             oldest_retained: AtomicU64::new(oldest_retained),
-            history_holds: Mutex::new(HashMap::new()),
+            holds,
             key_locks,
             lock_hasher: Default::default(),
             durability,
@@ -238,6 +245,21 @@ impl Storage {
         }
     }
 
+    /// What is stored at `key`: the live item or a tombstone, with the stamp of the write that
+    /// left it; an empty cell when nothing was ever written there (or its tombstone trimmed).
+    pub(crate) fn read_cell(&self, key: &[u8]) -> Result<Cell> {
+        match self.ks.items.get(key)? {
+            Some(bytes) => {
+                let cell = codec::decode_cell(&bytes)?;
+                Ok(Cell {
+                    item: cell.item,
+                    stamp: Some(cell.stamp),
+                })
+            }
+            None => Ok(Cell::default()),
+        }
+    }
+
     /// A consistent view of every item as of now, for reads that must agree with each other.
     pub(crate) fn snapshot(&self) -> fjall::Snapshot {
         self.db.snapshot()
@@ -280,11 +302,10 @@ impl Storage {
     }
 
     pub(crate) fn next_table_id(&self) -> Result<u64> {
-        let stored = self.ks.catalog.get(NEXT_TABLE_ID_KEY)?;
-        Ok(stored
-            .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(1))
+        match self.ks.catalog.get(NEXT_TABLE_ID_KEY)? {
+            Some(stored) => seq_of(&stored),
+            None => Ok(1),
+        }
     }
 
     /// Writes catalog changes in one batch, durable before returning in `sync` mode.
@@ -455,6 +476,11 @@ impl Storage {
         Ok(())
     }
 
+    /// The next change sequence, read under the sequencer.
+    pub(crate) fn next_seq(&self) -> ChangeSeq {
+        self.pipeline.sequencer.lock().next_seq
+    }
+
     /// Runs `f` with the next change sequence while no commit can take it, so that what `f`
     /// records (a stream boundary) splits the log exactly: every later commit gets a sequence
     /// at or above it.
@@ -493,51 +519,6 @@ impl Storage {
         }
     }
 
-    /// The table's `(sequence, partition byte)` change-index entries in `from..=through`.
-    pub(crate) fn table_changes(
-        &self,
-        table_id: u64,
-        from: ChangeSeq,
-        through: ChangeSeq,
-    ) -> Box<dyn Iterator<Item = Result<(ChangeSeq, u8)>> + '_> {
-        if from > through {
-            return Box::new(std::iter::empty());
-        }
-        let range = table_change_key(table_id, from)..=table_change_key(table_id, through);
-        Box::new(self.ks.table_changes.range(range).map(|guard| {
-            let (key, value) = guard.into_inner()?;
-            let seq = key.get(8..).map(seq_of).transpose()?.unwrap_or(0);
-            Ok((seq, value.first().copied().unwrap_or(0)))
-        }))
-    }
-
-    /// The change record at `seq`, unless trimmed.
-    pub(crate) fn change(&self, seq: ChangeSeq) -> Result<Option<ChangeRecord>> {
-        match self.ks.changes.get(seq.to_be_bytes())? {
-            Some(bytes) => Ok(Some(codec::decode_record(seq, &bytes)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Change records from `from` (inclusive) up to the durable watermark, at most `limit`.
-    pub(crate) fn read_changes(&self, from: ChangeSeq, limit: usize) -> Result<Vec<ChangeRecord>> {
-        let durable = self.pipeline.durable().durable_seq();
-        if from > durable {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for guard in self
-            .ks
-            .changes
-            .range(from.to_be_bytes()..=durable.to_be_bytes())
-            .take(limit)
-        {
-            let (key, value) = guard.into_inner()?;
-            out.push(codec::decode_record(seq_of(&key)?, &value)?);
-        }
-        Ok(out)
-    }
-
     pub(crate) fn persist(&self) -> Result<()> {
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
@@ -550,11 +531,11 @@ pub(crate) fn stream_catalog_entry(stream: &StreamInfo) -> Result<(Vec<u8>, Vec<
     Ok((stream_key(stream.table_id, &stream.label), json))
 }
 
-/// A change sequence stored big-endian.
+/// A change sequence (or another id) stored as 8 bytes big-endian.
 pub(crate) fn seq_of(key: &[u8]) -> Result<ChangeSeq> {
     <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
-        .map_err(|_| Error::Internal("corrupt change sequence key".into()))
+        .map_err(|_| Error::Corrupt(format!("expected 8 bytes, found {}", key.len())))
 }
 
 impl Drop for Storage {

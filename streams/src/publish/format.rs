@@ -150,14 +150,14 @@ fn kds_value(record: ChangeRecord, region: &str) -> Vec<u8> {
     let event_id = uuid_of(event_bits(region, &record));
     let size_bytes =
         (item_size(&record.keys) + size(&record.new_image) + size(&record.old_image)).max(1);
-    let user_identity = match (record.by_service, record.kind) {
+    let user_identity = match (record.by_service(), record.kind) {
         (true, ChangeKind::Remove) => {
             json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"})
         }
         _ => Value::Null,
     };
     let mut dynamodb = json!({
-        "ApproximateCreationDateTime": record.commit_time_millis,
+        "ApproximateCreationDateTime": record.commit_time_millis(),
         "Keys": record.keys,
         "SizeBytes": size_bytes,
         "ApproximateCreationDateTimePrecision": "MILLISECOND",
@@ -202,8 +202,8 @@ fn debezium_value(record: ChangeRecord, region: &str, now_millis: u64) -> Vec<u8
             "table": record.table_name,
             "sequence": record.seq,
             "event_id": event_id,
-            "ts_ms": record.commit_time_millis,
-            "ttl_delete": record.by_service && record.kind == ChangeKind::Remove,
+            "ts_ms": record.commit_time_millis(),
+            "ttl_delete": record.by_service() && record.kind == ChangeKind::Remove,
             "snapshot": "false",
         },
         "ts_ms": now_millis,
@@ -214,7 +214,7 @@ fn debezium_value(record: ChangeRecord, region: &str, now_millis: u64) -> Vec<u8
 mod tests {
     use super::*;
     use tidemark_core::model::AttributeValue;
-    use tidemark_core::{HlcTimestamp, Stamp};
+    use tidemark_core::{CauseKind, HlcTimestamp, Stamp};
 
     fn record(kind: ChangeKind, by_service: bool) -> ChangeRecord {
         let keys: Item = [
@@ -238,8 +238,12 @@ mod tests {
                 hlc: HlcTimestamp(1),
                 region: "eu-west-1".into(),
             },
-            by_service,
-            commit_time_millis: 1_700_000_000_123,
+            cause: if by_service {
+                CauseKind::Expiry
+            } else {
+                CauseKind::Request
+            },
+            commit_clock: HlcTimestamp(1_700_000_000_123 << 16),
         }
     }
 

@@ -22,13 +22,14 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use tidemark_core::ops::{PublishedTable, PublishingLag};
+use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::{ChangeSeq, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::format::{SEQUENCE_HEADER, ValueFormat, messages};
 use super::resume::{ResumePoint, partition_for};
+use super::settings::{self, PublishSettings, PublishedTable};
 
 /// Records read from the log per produce round.
 const BATCH: usize = 2000;
@@ -76,6 +77,15 @@ pub struct PublisherState {
     pub last_error: Option<String>,
 }
 
+/// How far a table's publishing is behind the log.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PublishingLag {
+    /// Durable records not yet confirmed in the topic.
+    pub records: u64,
+    /// Age of the oldest of them, in seconds.
+    pub seconds: f64,
+}
+
 /// A published table, its publisher's state and its lag.
 #[derive(Debug, Clone)]
 pub struct TableProgress {
@@ -93,7 +103,7 @@ pub struct TableProgress {
 struct Running {
     cancel: CancellationToken,
     task: JoinHandle<()>,
-    settings: tidemark_core::model::PublishSettings,
+    settings: PublishSettings,
     state: Arc<Mutex<PublisherState>>,
 }
 
@@ -123,13 +133,14 @@ impl Publishers {
 
     /// Starts a publisher for every published table without one, and stops (or restarts,
     /// when its settings changed) the others.
-    pub fn reconcile(&self) {
+    ///
+    /// # Errors
+    /// Corrupt publishing settings.
+    pub fn reconcile(&self) -> crate::Result<()> {
         let Some(kafka) = &self.kafka else {
-            return;
+            return Ok(());
         };
-        let wanted: HashMap<u64, PublishedTable> = self
-            .store
-            .published_tables()
+        let wanted: HashMap<u64, PublishedTable> = settings::published_tables(&self.store)?
             .into_iter()
             .map(|t| (t.table_id, t))
             .collect();
@@ -151,13 +162,24 @@ impl Publishers {
                 last_error: None,
             }));
             let settings = table.settings.clone();
-            let task = tokio::spawn(run(
+            let name = table.table_name.clone();
+            let publisher = tokio::spawn(run(
                 self.store.clone(),
                 kafka.clone(),
                 table,
                 cancel.clone(),
                 state.clone(),
             ));
+            // A publisher that panics would leave its table unpublished with nobody noticing:
+            // the node halts instead (and restarts under its supervisor).
+            let halt = self.store.halt().clone();
+            let task = tokio::spawn(async move {
+                if let Err(e) = publisher.await
+                    && e.is_panic()
+                {
+                    halt.raise(format!("the Kafka publisher of table {name} panicked: {e}"));
+                }
+            });
             running.insert(
                 id,
                 Running {
@@ -168,6 +190,7 @@ impl Publishers {
                 },
             );
         }
+        Ok(())
     }
 
     /// The state of each table's publisher, by table id.
@@ -180,24 +203,31 @@ impl Publishers {
     }
 
     /// Every published table with its publisher's state and how far it is behind now.
-    /// Blocking: counts the table's unpublished records in the log.
-    pub fn progress(&self) -> Vec<TableProgress> {
+    /// Blocking (a few index lookups per table).
+    ///
+    /// # Errors
+    /// Corrupt settings or log entries; storage failures.
+    pub fn progress(&self) -> crate::Result<Vec<TableProgress>> {
         let states = self.states();
         let now = self.store.clock().now_millis();
-        self.store
-            .published_tables()
+        settings::published_tables(&self.store)?
             .into_iter()
             .map(|table| {
                 let state = states.get(&table.table_id).cloned().unwrap_or_default();
                 let through = state.published_through.or(table.confirmed);
                 let from = through.map_or(table.settings.start_seq, |s| s + 1);
-                let lag = self.store.publishing_lag(table.table_id, from, now);
-                TableProgress {
+                let lag = self.store.table_lag(table.table_id, from)?;
+                Ok(TableProgress {
                     published_through: through,
                     table,
                     state,
-                    lag,
-                }
+                    lag: PublishingLag {
+                        records: lag.records,
+                        seconds: lag
+                            .oldest_millis
+                            .map_or(0.0, |t| now.saturating_sub(t) as f64 / 1000.0),
+                    },
+                })
             })
             .collect()
     }
@@ -207,22 +237,29 @@ impl Publishers {
     /// `tidemark_publish_lag_over_bound`, labelled by table) and in the log: at info while it
     /// is behind, loudly (a warning) past `warn_over` records, since those records are kept
     /// past the history window until published. Runs until `shutdown`.
+    ///
+    /// # Errors
+    /// Corrupt settings or log entries, storage failures, a panic while measuring.
     pub async fn report_lag(
         self: Arc<Self>,
         every: Duration,
         warn_over: u64,
         shutdown: CancellationToken,
-    ) {
+    ) -> crate::Result<()> {
         let mut reported: Vec<String> = Vec::new();
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(every) => {}
             }
             let publishers = self.clone();
             let lags = tokio::task::spawn_blocking(move || publishers.progress())
                 .await
-                .unwrap_or_default();
+                .map_err(|e| {
+                    crate::Error::Core(tidemark_core::Error::Internal(format!(
+                        "measuring the publishing lag failed: {e}"
+                    )))
+                })??;
             // Tables no longer published read 0 rather than their last lag.
             for gone in reported
                 .iter()
@@ -284,6 +321,8 @@ async fn run(
     loop {
         match publish(&store, &kafka, &table, &cancel, &state).await {
             Ok(()) => return,
+            // The store halted (it says why): the node is exiting, there is nothing to retry.
+            Err(_) if store.halt().reason().is_some() => return,
             Err(e) => {
                 tracing::warn!(table = %table.table_name, topic = %table.settings.topic,
                     error = %e, "publishing failed; resuming from the topic's tail");
@@ -319,7 +358,7 @@ async fn publish(
         .map_err(|e| e.to_string())??;
     let partitions = i32::try_from(tails.len()).map_err(|e| e.to_string())?;
     let resume = ResumePoint::new(tails, settings.start_seq);
-    let mut next = resume.read_from();
+    let mut cursor = LogCursor::table(table.table_id, resume.read_from());
     // Defaults measured against tansu (docs/benchmarks.md): librdkafka's broker thread polls
     // with `linger.ms` as its timeout, and with several produce requests awaiting a slow
     // broker it spins; 5 ms and one request in flight halve the node's CPU at the same
@@ -334,7 +373,6 @@ async fn publish(
         .set("enable.idempotence", "true")
         .create()
         .map_err(|e| format!("cannot create the producer: {e}"))?;
-    let mut durable = store.subscribe_durable();
     let region = store.config().region.clone();
     let mut deliveries = Deliveries::default();
     let mut checkpointed: Option<ChangeSeq> = None;
@@ -351,37 +389,32 @@ async fn publish(
             if deliveries.in_flight.is_empty() || checkpointed_at.elapsed() >= CHECKPOINT_EVERY {
                 let worker = store.clone();
                 let table_id = table.table_id;
-                tokio::task::spawn_blocking(move || worker.confirm_published(table_id, delivered))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                tokio::task::spawn_blocking(move || {
+                    settings::confirm_published(&worker, table_id, delivered)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
                 checkpointed = Some(delivered);
                 checkpointed_at = Instant::now();
             }
         }
         let worker = store.clone();
-        let table_id = table.table_id;
-        let batch = tokio::task::spawn_blocking(move || {
-            let mut records = Vec::new();
-            for entry in worker.table_changes(table_id, next, u64::MAX).take(BATCH) {
-                let (seq, _) = entry.map_err(|e| e.to_string())?;
-                match worker.change(seq).map_err(|e| e.to_string())? {
-                    Some(record) => records.push(record),
-                    // The history hold keeps unpublished records; a missing one is a bug.
-                    None => return Err(format!("change {seq} was trimmed before publishing")),
-                }
-            }
-            Ok(records)
+        let mut reading = cursor.clone();
+        let (batch, read) = tokio::task::spawn_blocking(move || {
+            let batch = worker.read_log(&mut reading, LogLimits::records(BATCH));
+            batch.map(|batch| (batch, reading))
         })
         .await
-        .map_err(|e| e.to_string())??;
-        let Some(last) = batch.last().map(|r| r.seq) else {
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        cursor = read;
+        if batch.is_empty() {
             // Nothing new: wait for a commit, or for a delivery report to move the checkpoint.
+            // (The cursor is past the watermark it read up to, so this waits for a new one.)
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
-                changed = durable.changed() => {
-                    changed.map_err(|_| "the store closed".to_string())?;
-                }
+                _ = store.wait_durable_past(cursor.next.saturating_sub(1)) => {}
                 settled = deliveries.settle_oldest(), if !deliveries.in_flight.is_empty() => {
                     settled?;
                 }
@@ -445,7 +478,6 @@ async fn publish(
         while deliveries.in_flight.len() > MAX_IN_FLIGHT {
             deliveries.settle_oldest().await?;
         }
-        next = last + 1;
         if cancel.is_cancelled() {
             return Ok(());
         }
@@ -525,10 +557,7 @@ impl Deliveries {
 }
 
 /// Creates the topic unless it exists.
-async fn ensure_topic(
-    kafka: &KafkaSettings,
-    settings: &tidemark_core::model::PublishSettings,
-) -> Result<(), String> {
+async fn ensure_topic(kafka: &KafkaSettings, settings: &PublishSettings) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = kafka
         .client_config()
         .create()

@@ -3,9 +3,12 @@
 //! [`format`] turns a change record into Kafka messages: the key (the item's primary key as
 //! canonical JSON, so one item's changes land on one partition, in order), the headers
 //! (sequence, event id, event name, origin region) and the value in one of three formats.
-//! [`kafka`] runs one publisher task per published table; [`resume`] decides where a publisher resumes from what the topic already holds, so a crash
-//! neither loses nor repeats a record.
+//! [`settings`] keeps which tables are published and how far (a core table extension and a
+//! retention hold); [`kafka`] runs one publisher task per published table; [`resume`] decides
+//! where a publisher resumes from what the topic already holds, so a crash neither loses nor
+//! repeats a record.
 
 pub mod format;
 pub mod kafka;
 pub mod resume;
+pub mod settings;

@@ -236,7 +236,7 @@ async fn every_change_leaves_exactly_one_record_and_no_ops_leave_none() {
     assert!(
         records
             .iter()
-            .all(|r| r.origin_region() == "us-east-1" && !r.by_service)
+            .all(|r| r.origin_region() == "us-east-1" && !r.by_service())
     );
     assert!(records.windows(2).all(|w| w[0].stamp < w[1].stamp));
     let count = client

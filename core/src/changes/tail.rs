@@ -1,0 +1,253 @@
+//! [`LogCursor`]: the one way to read the change log. GetRecords, the Kafka publishers, the lag
+//! counter, the replicator's source and restore all read through [`Store::read_log`]:
+//!
+//! - it never returns a record past the durable watermark, so nothing read can be taken back
+//!   by a crash;
+//! - a cursor follows the whole node ([`LogScope::Node`]) or one table
+//!   ([`LogScope::Table`], optionally one stream lane of it), all changes or only those this
+//!   node originated ([`Origin::Local`]: what a replicator ships); filters are decided from the
+//!   index entry (or the record's flag byte), before a dropped record is fetched or decoded;
+//! - a read is bounded in records and in entries looked at, and moves the cursor past every
+//!   entry it looked at, so a quiet lane next to busy ones costs a bounded read;
+//! - [`Store::wait_durable_past`] lets a tailing task sleep until there is more to read.
+
+use crate::changes::{ChangeRecord, ChangeSeq};
+use crate::storage::log::EntryFilter;
+use crate::{Result, Store};
+
+/// Which part of the log a cursor follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogScope {
+    /// Every table's changes, in commit order.
+    Node,
+    /// One table's changes, optionally only one stream lane of them.
+    Table {
+        /// Internal id of the table.
+        table_id: u64,
+        /// Only the records of this lane.
+        lane: Option<Lane>,
+    },
+}
+
+/// One lane of a table's changes: the records whose partition hash byte is `lane` modulo
+/// `lanes` (a stream shard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lane {
+    /// Lanes the table's changes are split into.
+    pub lanes: u8,
+    /// This lane.
+    pub lane: u8,
+}
+
+/// Whose changes a cursor returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Every change.
+    #[default]
+    Any,
+    /// Only changes this node originated: client requests and its own TTL expiry, not
+    /// replicated writes or restores.
+    Local,
+}
+
+/// A reader's position in the log and what it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCursor {
+    /// What the cursor follows.
+    pub scope: LogScope,
+    /// Whose changes it returns.
+    pub origin: Origin,
+    /// The next sequence to look at.
+    pub next: ChangeSeq,
+    /// The first sequence NOT to read (a closed shard's end), if any.
+    pub end: Option<ChangeSeq>,
+}
+
+impl LogCursor {
+    /// A cursor over every table's changes from `from`.
+    pub fn node(from: ChangeSeq) -> LogCursor {
+        LogCursor {
+            scope: LogScope::Node,
+            origin: Origin::Any,
+            next: from,
+            end: None,
+        }
+    }
+
+    /// A cursor over one table's changes from `from`.
+    pub fn table(table_id: u64, from: ChangeSeq) -> LogCursor {
+        LogCursor {
+            scope: LogScope::Table {
+                table_id,
+                lane: None,
+            },
+            origin: Origin::Any,
+            next: from,
+            end: None,
+        }
+    }
+
+    /// Only the records of one lane (for table cursors).
+    pub fn lane(mut self, lanes: u8, lane: u8) -> LogCursor {
+        if let LogScope::Table { lane: slot, .. } = &mut self.scope {
+            *slot = Some(Lane { lanes, lane });
+        }
+        self
+    }
+
+    /// Only the changes this node originated.
+    pub fn local_only(mut self) -> LogCursor {
+        self.origin = Origin::Local;
+        self
+    }
+
+    /// Stops before `end`.
+    pub fn until(mut self, end: ChangeSeq) -> LogCursor {
+        self.end = Some(end);
+        self
+    }
+
+    /// True once the cursor has passed its end.
+    pub fn is_finished(&self) -> bool {
+        self.end.is_some_and(|end| self.next >= end)
+    }
+}
+
+/// How much one read may return and look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Most records returned.
+    pub records: usize,
+    /// Most index entries (or, node-wide, records) looked at, kept or not.
+    pub scanned: usize,
+}
+
+impl LogLimits {
+    /// At most `records` records, looking at as many entries as that takes.
+    pub fn records(records: usize) -> LogLimits {
+        LogLimits {
+            records,
+            scanned: usize::MAX,
+        }
+    }
+}
+
+/// How far a table's readers are behind the durable log from a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableLag {
+    /// Durable changes of the table at or after the position.
+    pub records: u64,
+    /// Commit time of the oldest of them, milliseconds since the Unix epoch.
+    pub oldest_millis: Option<u64>,
+}
+
+impl Store {
+    /// Reads the next records of `cursor`, never past the durable watermark nor its end, and
+    /// moves it past every entry looked at (past the readable end when the read got there).
+    ///
+    /// # Errors
+    /// Storage failures or corrupt records.
+    pub fn read_log(&self, cursor: &mut LogCursor, limits: LogLimits) -> Result<Vec<ChangeRecord>> {
+        let durable = self.durable_seq();
+        let through = match cursor.end {
+            Some(end) => durable.min(end.saturating_sub(1)),
+            None => durable,
+        };
+        let local_only = cursor.origin == Origin::Local;
+        let read = match cursor.scope {
+            LogScope::Node => self.storage.read_node_log(
+                local_only,
+                cursor.next,
+                through,
+                limits.records,
+                limits.scanned,
+            ),
+            LogScope::Table { table_id, lane } => self.storage.read_table_log(
+                table_id,
+                EntryFilter {
+                    lane: lane.map(|l| (l.lanes, l.lane)),
+                    local_only,
+                },
+                cursor.next,
+                through,
+                limits.records,
+                limits.scanned,
+            ),
+        };
+        let read = self.check(read)?;
+        cursor.next = cursor.next.max(read.next);
+        Ok(read.records)
+    }
+
+    /// Change records of every table from `from` (inclusive) up to the durable watermark, at
+    /// most `limit`.
+    ///
+    /// # Errors
+    /// Storage failures or a corrupt record.
+    pub fn read_changes(&self, from: ChangeSeq, limit: usize) -> Result<Vec<ChangeRecord>> {
+        self.read_log(&mut LogCursor::node(from), LogLimits::records(limit))
+    }
+
+    /// Resolves once the durable watermark is past `seq` (at once if it already is), with the
+    /// watermark.
+    pub async fn wait_durable_past(&self, seq: ChangeSeq) -> ChangeSeq {
+        let mut watermark = self.subscribe_durable();
+        match watermark.wait_for(|durable| *durable > seq).await {
+            Ok(durable) => *durable,
+            // The sender lives as long as the store, which `self` keeps alive.
+            Err(_) => self.durable_seq(),
+        }
+    }
+
+    /// How many durable changes of a table are at or after `from`, and the commit time of the
+    /// oldest: three index lookups, whatever the lag (each entry holds its table's running
+    /// count of changes).
+    ///
+    /// # Errors
+    /// Storage failures or corrupt entries.
+    pub fn table_lag(&self, table_id: u64, from: ChangeSeq) -> Result<TableLag> {
+        let durable = self.durable_seq();
+        let lag = (|| {
+            let Some(first) = self.storage.first_table_change(table_id, from, durable)? else {
+                return Ok(TableLag::default());
+            };
+            let Some(last) = self.storage.last_table_change(table_id, durable)? else {
+                return Ok(TableLag::default());
+            };
+            let oldest = self.storage.commit_clock(first.seq)?;
+            Ok(TableLag {
+                records: last.ordinal.saturating_sub(first.ordinal) + 1,
+                oldest_millis: oldest.map(|c| c.physical_millis()),
+            })
+        })();
+        self.check(lag)
+    }
+
+    /// The last durable change committed at or before `millis` on this node's commit clock
+    /// (monotone in sequence order, so this is a binary search over the retained log), or
+    /// `None` when every retained change is later (or the log is empty). Restore to a point
+    /// in time replays the log up to here.
+    ///
+    /// # Errors
+    /// Storage failures or corrupt records.
+    pub fn last_change_at_or_before(&self, millis: u64) -> Result<Option<ChangeSeq>> {
+        let search = (|| {
+            let (mut low, mut high) = (self.oldest_retained_seq(), self.durable_seq());
+            let mut found = None;
+            while low <= high && high > 0 {
+                let middle = low + (high - low) / 2;
+                match self.storage.commit_clock(middle)? {
+                    Some(clock) if clock.physical_millis() <= millis => {
+                        found = Some(middle);
+                        low = middle + 1;
+                    }
+                    Some(_) => high = middle - 1,
+                    // Trimmed meanwhile: everything up to here is gone.
+                    None => low = middle + 1,
+                }
+            }
+            Ok(found)
+        })();
+        self.check(search)
+    }
+}

@@ -1,0 +1,167 @@
+//! Named retention holds: how every reader that must not miss a change keeps the log from
+//! being trimmed under it. A hold is a name (`publish/<table id>` for a Kafka publisher,
+//! `peer/<region>` for a replica region, `restore/<job>`, `pitr/<table id>`) and the first
+//! sequence its holder still needs; the trimmer never removes a record at or past the lowest
+//! hold, whatever the history window says. A delete's tombstone goes only with its REMOVE
+//! record, so it stays until every hold, every peer's included, has passed that REMOVE: a
+//! replica that has not seen the delete can never bring the item back.
+//!
+//! Holds persist in the catalog. Setting and releasing one is durable before it returns;
+//! advancing one is not synced, because losing an advance in a crash only keeps more history.
+//! A hold that belongs to a table goes when the table is deleted.
+
+use std::collections::BTreeMap;
+
+use crate::changes::ChangeSeq;
+use crate::storage::seq_of;
+use crate::{Error, Result, Store};
+
+/// Catalog key prefix of holds.
+const HOLD_PREFIX: &str = "hold/";
+
+/// One retention hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// Who holds (`publish/7`, `peer/eu-west-1`, ...).
+    pub name: String,
+    /// The first sequence the holder still needs.
+    pub from: ChangeSeq,
+    /// The table the hold belongs to, if any: deleting the table releases it.
+    pub table_id: Option<u64>,
+}
+
+fn hold_key(name: &str) -> Vec<u8> {
+    format!("{HOLD_PREFIX}{name}").into_bytes()
+}
+
+fn encode_hold(hold: &Hold) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    out.extend_from_slice(&hold.from.to_be_bytes());
+    out.extend_from_slice(&hold.table_id.unwrap_or(0).to_be_bytes());
+    out
+}
+
+/// Decodes a stored hold (`from · table id`, 0 for none).
+pub(crate) fn decode_hold(key: &[u8], value: &[u8]) -> Result<Hold> {
+    let name = key
+        .strip_prefix(HOLD_PREFIX.as_bytes())
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .ok_or_else(|| Error::Corrupt("a retention hold without a name".into()))?;
+    let (from, table) = value
+        .split_at_checked(8)
+        .ok_or_else(|| Error::Corrupt(format!("retention hold {name} of {} bytes", value.len())))?;
+    let table_id = seq_of(table)?;
+    Ok(Hold {
+        name: name.to_string(),
+        from: seq_of(from)?,
+        table_id: (table_id != 0).then_some(table_id),
+    })
+}
+
+/// The holds of a node, in memory and in the catalog.
+#[derive(Debug, Default)]
+pub(crate) struct Holds {
+    pub(crate) by_name: parking_lot::Mutex<BTreeMap<String, Hold>>,
+}
+
+impl Holds {
+    /// The lowest position any hold needs (`ChangeSeq::MAX` with no holds).
+    pub(crate) fn lowest(&self) -> ChangeSeq {
+        self.by_name
+            .lock()
+            .values()
+            .map(|h| h.from)
+            .min()
+            .unwrap_or(ChangeSeq::MAX)
+    }
+}
+
+impl Store {
+    /// Sets the hold `name` at `from` (creating it, or moving it either way), durably.
+    ///
+    /// # Errors
+    /// Validation for an empty name; storage failures.
+    pub fn set_hold(&self, name: &str, table_id: Option<u64>, from: ChangeSeq) -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::validation("a retention hold needs a name"));
+        }
+        let hold = Hold {
+            name: name.to_string(),
+            from,
+            table_id,
+        };
+        let mut holds = self.storage.holds.by_name.lock();
+        self.storage
+            .write_catalog(&[(hold_key(name), encode_hold(&hold))], &[])?;
+        holds.insert(hold.name.clone(), hold);
+        Ok(())
+    }
+
+    /// Moves the hold `name` forward to `from` (never backwards). Not synced: an advance lost
+    /// in a crash only keeps more history. Returns false when there is no such hold.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn advance_hold(&self, name: &str, from: ChangeSeq) -> Result<bool> {
+        let mut holds = self.storage.holds.by_name.lock();
+        let Some(hold) = holds.get_mut(name) else {
+            return Ok(false);
+        };
+        if from <= hold.from {
+            return Ok(true);
+        }
+        let moved = Hold {
+            from,
+            ..hold.clone()
+        };
+        self.storage
+            .ks
+            .catalog
+            .insert(hold_key(name), encode_hold(&moved))?;
+        *hold = moved;
+        Ok(true)
+    }
+
+    /// Releases the hold `name`, durably (nothing happens when there is none).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn release_hold(&self, name: &str) -> Result<()> {
+        let mut holds = self.storage.holds.by_name.lock();
+        if holds.contains_key(name) {
+            self.storage.write_catalog(&[], &[hold_key(name)])?;
+            holds.remove(name);
+        }
+        Ok(())
+    }
+
+    /// The hold `name`, if set.
+    pub fn hold(&self, name: &str) -> Option<Hold> {
+        self.storage.holds.by_name.lock().get(name).cloned()
+    }
+
+    /// Every hold, by name.
+    pub fn holds(&self) -> Vec<Hold> {
+        self.storage
+            .holds
+            .by_name
+            .lock()
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Releases every hold that belongs to table `table_id` (its deletion).
+    pub(crate) fn release_table_holds(&self, table_id: u64) -> Result<()> {
+        let names: Vec<String> = self
+            .holds()
+            .into_iter()
+            .filter(|h| h.table_id == Some(table_id))
+            .map(|h| h.name)
+            .collect();
+        for name in names {
+            self.release_hold(&name)?;
+        }
+        Ok(())
+    }
+}

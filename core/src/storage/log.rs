@@ -1,0 +1,296 @@
+//! Reading the change log: the node-wide `changes` keyspace and each table's slice of it
+//! (`table_changes`), never past the bound the caller passes (the durable watermark at most).
+//!
+//! A table's index entry holds what readers filter on: the key's partition hash byte (stream
+//! lanes), the change's cause (origin filters) and the table's running count of changes (its
+//! ordinal), so filters drop entries without fetching their records and a table's lag is the
+//! difference of two ordinals, not a walk.
+
+use fjall::{Database, Keyspace};
+
+use super::codec::{self, cause_code, cause_of};
+use super::keys::table_change_key;
+use super::{Keyspaces, Storage, seq_of};
+use crate::changes::{CauseKind, ChangeRecord, ChangeSeq};
+use crate::{Error, Result};
+
+/// Bytes of a `table_changes` value: partition byte, cause, ordinal.
+const ENTRY_LEN: usize = 10;
+/// Catalog key holding the version of the `table_changes` values.
+const LOG_FORMAT_KEY: &[u8] = b"meta/table_changes_format";
+/// Version 2: partition, cause and ordinal (version 1 held the partition byte only).
+const LOG_FORMAT: u8 = 2;
+
+/// One table's change-index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TableChange {
+    pub(crate) seq: ChangeSeq,
+    /// The partition key's hash byte.
+    pub(crate) partition: u8,
+    pub(crate) cause: CauseKind,
+    /// The table's count of changes up to and including this one.
+    pub(crate) ordinal: u64,
+}
+
+/// Encodes a `table_changes` value.
+pub(crate) fn encode_entry(partition: u8, cause: CauseKind, ordinal: u64) -> [u8; ENTRY_LEN] {
+    let mut out = [0u8; ENTRY_LEN];
+    let (head, tail) = out.split_at_mut(2);
+    head.copy_from_slice(&[partition, cause_code(cause)]);
+    tail.copy_from_slice(&ordinal.to_be_bytes());
+    out
+}
+
+fn decode_entry(key: &[u8], value: &[u8]) -> Result<TableChange> {
+    let seq = seq_of(key.get(8..).unwrap_or_default())?;
+    let [partition, cause, ordinal @ ..] = value else {
+        return Err(Error::Corrupt(format!(
+            "a change-index entry of {} bytes",
+            value.len()
+        )));
+    };
+    let ordinal = <[u8; 8]>::try_from(ordinal)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::Corrupt(format!("a change-index entry of {} bytes", value.len())))?;
+    Ok(TableChange {
+        seq,
+        partition: *partition,
+        cause: cause_of(*cause)?,
+        ordinal,
+    })
+}
+
+/// Which records of a table's slice a reader wants.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryFilter {
+    /// Only entries whose partition byte falls in this lane: `(lanes, lane)`.
+    pub(crate) lane: Option<(u8, u8)>,
+    /// Only changes this node originated.
+    pub(crate) local_only: bool,
+}
+
+impl EntryFilter {
+    fn keeps(&self, entry: &TableChange) -> bool {
+        self.lane
+            .is_none_or(|(lanes, lane)| entry.partition % lanes.max(1) == lane)
+            && (!self.local_only || entry.cause.is_local_origin())
+    }
+}
+
+/// What one read of the log found, and where the next read starts.
+#[derive(Debug)]
+pub(crate) struct LogRead {
+    pub(crate) records: Vec<ChangeRecord>,
+    /// The sequence after the last entry looked at, or after `through` when the read got
+    /// there.
+    pub(crate) next: ChangeSeq,
+}
+
+impl Storage {
+    /// A table's records in `from..=through` that pass `filter`, at most `max_records`,
+    /// looking at most at `max_scanned` entries.
+    ///
+    /// # Errors
+    /// Storage failures; Corrupt for an entry without its record (records of a table are
+    /// trimmed with their entries, in one batch).
+    pub(crate) fn read_table_log(
+        &self,
+        table_id: u64,
+        filter: EntryFilter,
+        from: ChangeSeq,
+        through: ChangeSeq,
+        max_records: usize,
+        max_scanned: usize,
+    ) -> Result<LogRead> {
+        let mut read = LogRead {
+            records: Vec::new(),
+            next: from,
+        };
+        if from > through {
+            return Ok(read);
+        }
+        let mut scanned = 0;
+        let range = table_change_key(table_id, from)..=table_change_key(table_id, through);
+        for guard in self.ks.table_changes.range(range) {
+            let (key, value) = guard.into_inner()?;
+            let entry = decode_entry(&key, &value)?;
+            scanned += 1;
+            read.next = entry.seq + 1;
+            if filter.keeps(&entry) {
+                match self.change(entry.seq)? {
+                    Some(record) => read.records.push(record),
+                    // Trimmed between the two reads: the position is behind the log's start,
+                    // which the caller checks against `oldest_retained`.
+                    None => continue,
+                }
+            }
+            if read.records.len() >= max_records || scanned >= max_scanned {
+                return Ok(read);
+            }
+        }
+        read.next = through + 1;
+        Ok(read)
+    }
+
+    /// Every table's records in `from..=through`, only those this node originated when
+    /// `local_only` (decided from the record's flags, before decoding it).
+    ///
+    /// # Errors
+    /// Storage failures or a corrupt record.
+    pub(crate) fn read_node_log(
+        &self,
+        local_only: bool,
+        from: ChangeSeq,
+        through: ChangeSeq,
+        max_records: usize,
+        max_scanned: usize,
+    ) -> Result<LogRead> {
+        let mut read = LogRead {
+            records: Vec::new(),
+            next: from,
+        };
+        if from > through {
+            return Ok(read);
+        }
+        let mut scanned = 0;
+        for guard in self
+            .ks
+            .changes
+            .range(from.to_be_bytes()..=through.to_be_bytes())
+        {
+            let (key, value) = guard.into_inner()?;
+            let seq = seq_of(&key)?;
+            scanned += 1;
+            read.next = seq + 1;
+            if !local_only || codec::record_cause(&value)?.is_local_origin() {
+                read.records.push(codec::decode_record(seq, &value)?);
+            }
+            if read.records.len() >= max_records || scanned >= max_scanned {
+                return Ok(read);
+            }
+        }
+        read.next = through + 1;
+        Ok(read)
+    }
+
+    /// The first entry of a table at or after `from` and at or before `through`.
+    pub(crate) fn first_table_change(
+        &self,
+        table_id: u64,
+        from: ChangeSeq,
+        through: ChangeSeq,
+    ) -> Result<Option<TableChange>> {
+        if from > through {
+            return Ok(None);
+        }
+        let range = table_change_key(table_id, from)..=table_change_key(table_id, through);
+        match self.ks.table_changes.range(range).next() {
+            Some(guard) => {
+                let (key, value) = guard.into_inner()?;
+                Ok(Some(decode_entry(&key, &value)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The last entry of a table at or before `through`.
+    pub(crate) fn last_table_change(
+        &self,
+        table_id: u64,
+        through: ChangeSeq,
+    ) -> Result<Option<TableChange>> {
+        last_table_change(&self.ks.table_changes, table_id, through)
+    }
+
+    /// The change record at `seq`, unless trimmed.
+    pub(crate) fn change(&self, seq: ChangeSeq) -> Result<Option<ChangeRecord>> {
+        match self.ks.changes.get(seq.to_be_bytes())? {
+            Some(bytes) => Ok(Some(codec::decode_record(seq, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The commit clock of the record at `seq`, unless trimmed (only the record's header is
+    /// decoded).
+    pub(crate) fn commit_clock(&self, seq: ChangeSeq) -> Result<Option<crate::HlcTimestamp>> {
+        match self.ks.changes.get(seq.to_be_bytes())? {
+            Some(bytes) => Ok(Some(codec::decode_record_header(&bytes)?.commit_clock)),
+            None => Ok(None),
+        }
+    }
+}
+
+fn last_table_change(
+    table_changes: &Keyspace,
+    table_id: u64,
+    through: ChangeSeq,
+) -> Result<Option<TableChange>> {
+    let range = table_change_key(table_id, 0)..=table_change_key(table_id, through);
+    match table_changes.range(range).next_back() {
+        Some(guard) => {
+            let (key, value) = guard.into_inner()?;
+            Ok(Some(decode_entry(&key, &value)?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The last ordinal of each of `table_ids` (0 for a table without retained changes): where
+/// each table's count of changes resumes at open.
+pub(crate) fn last_ordinals(
+    ks: &Keyspaces,
+    table_ids: impl Iterator<Item = u64>,
+) -> Result<std::collections::HashMap<u64, u64>> {
+    table_ids
+        .map(|id| {
+            let last = last_table_change(&ks.table_changes, id, ChangeSeq::MAX)?;
+            Ok((id, last.map_or(0, |e| e.ordinal)))
+        })
+        .collect()
+}
+
+/// Brings `table_changes` values written before causes and ordinals were kept (one partition
+/// byte each) to the current format, once: each entry gets its record's cause and its table's
+/// running count. Idempotent (ordinals are recounted from the first retained entry), so a crash
+/// in the middle only means it runs again.
+pub(crate) fn migrate_table_changes(db: &Database, ks: &Keyspaces) -> Result<()> {
+    if ks.catalog.get(LOG_FORMAT_KEY)?.as_deref() == Some(&[LOG_FORMAT]) {
+        return Ok(());
+    }
+    let mut ordinals = std::collections::HashMap::<u64, u64>::new();
+    let mut batch = db.batch();
+    let mut pending = 0;
+    for guard in ks.table_changes.iter() {
+        let (key, value) = guard.into_inner()?;
+        let table_id = seq_of(key.get(..8).unwrap_or_default())?;
+        let seq = seq_of(key.get(8..).unwrap_or_default())?;
+        let partition = *value
+            .first()
+            .ok_or_else(|| Error::Corrupt("an empty change-index entry".into()))?;
+        let cause = match ks.changes.get(seq.to_be_bytes())? {
+            Some(record) => codec::record_cause(&record)?,
+            None => {
+                return Err(Error::Corrupt(format!(
+                    "change {seq} is indexed for table {table_id} but missing"
+                )));
+            }
+        };
+        let ordinal = ordinals.entry(table_id).or_default();
+        *ordinal += 1;
+        batch.insert(
+            &ks.table_changes,
+            key.to_vec(),
+            encode_entry(partition, cause, *ordinal),
+        );
+        pending += 1;
+        if pending == 10_000 {
+            std::mem::replace(&mut batch, db.batch()).commit()?;
+            pending = 0;
+        }
+    }
+    batch.insert(&ks.catalog, LOG_FORMAT_KEY, [LOG_FORMAT]);
+    batch
+        .durability(Some(fjall::PersistMode::SyncAll))
+        .commit()?;
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! The one write protocol. Every writer (PutItem, UpdateItem, DeleteItem, BatchWriteItem,
+//! TransactWriteItems, TTL expiry, replicated writes, restore) goes through [`Store::write`]:
+//!
+//! 1. lock the key of every item it touches (striped locks, taken in one global order, so
+//!    writers of overlapping sets never deadlock);
+//! 2. read each item's [`Cell`]: the live item or its tombstone, with the stamp of the write
+//!    that left it;
+//! 3. let the writer decide from those cells (conditions, update expressions, expiry checks)
+//!    what each item becomes, or fail as a whole;
+//! 4. settle each decision with its [`Cause`] ([`settle`]): a local write that changes nothing
+//!    writes nothing and emits nothing; a replicated write is applied only when its stamp is
+//!    newer than the cell's (last writer wins), even when it carries the same item;
+//! 5. commit what is left in ONE atomic batch (items, change records, indexes, TTL entries,
+//!    statistics) and wait for it to be durable in the node's mode, still under the locks.
+//!
+//! So a write and its change record are either both applied or neither, and what a write
+//! decided from is exactly what it replaced.
+
+use std::sync::Arc;
+
+use crate::changes::{Cause, ChangeSeq};
+use crate::model::Item;
+use crate::replication::remote_wins;
+use crate::stamp::Stamp;
+use crate::storage::catalog::TableEntry;
+use crate::storage::commit::Mutation;
+use crate::storage::index::check_index_keys;
+use crate::storage::keys::item_key;
+use crate::{Error, Result, Store};
+
+/// What is stored for one item key: the live item, a tombstone (`item: None` with a stamp),
+/// or nothing at all (no stamp: never written, or its tombstone was trimmed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cell {
+    /// The live item, or `None` for a tombstone or an empty cell.
+    pub item: Option<Item>,
+    /// The stamp of the write that left the cell, if any write did.
+    pub stamp: Option<Stamp>,
+}
+
+/// One item a write touches: its table and key (already checked against the schema), and who
+/// is writing it.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) table: Arc<TableEntry>,
+    /// The key attributes; `None` when the writer knows only the storage key (the TTL index
+    /// holds storage keys), so they are taken from the stored item.
+    pub(crate) keys: Option<Item>,
+    pub(crate) key_bytes: Vec<u8>,
+    pub(crate) cause: Cause,
+}
+
+impl Target {
+    pub(crate) fn new(table: Arc<TableEntry>, keys: Item, cause: Cause) -> Target {
+        let key_bytes = item_key(table.id, &table.shape, &keys);
+        Target {
+            table,
+            keys: Some(keys),
+            key_bytes,
+            cause,
+        }
+    }
+
+    /// The item stored under `key_bytes`, whose key attributes come from the item itself.
+    pub(crate) fn stored(table: Arc<TableEntry>, key_bytes: Vec<u8>, cause: Cause) -> Target {
+        Target {
+            table,
+            keys: None,
+            key_bytes,
+            cause,
+        }
+    }
+}
+
+/// What a writer decided for one item.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decision {
+    /// Leave it as it is (a condition check, or nothing to do).
+    Keep,
+    /// Make it this item (`Some`) or delete it (`None`).
+    Write(Option<Item>),
+}
+
+/// What settling a decision leaves to commit: the new item, or nothing.
+///
+/// IMPORTANT: this is the only place that decides whether a write is a no-op. A local write
+/// (request, expiry, restore) that leaves the item as it is writes nothing and emits no change
+/// record, as DynamoDB's streams do. A replicated write is compared by stamp alone: it wins
+/// over an older cell even when it carries the same item (so the cell takes its stamp and
+/// every region ends with the same one), and loses to an equal or newer cell.
+pub(crate) fn settle(cell: &Cell, decision: Decision, cause: &Cause) -> Option<Option<Item>> {
+    let Decision::Write(new) = decision else {
+        return None;
+    };
+    match cause {
+        Cause::Replica(incoming) => remote_wins(incoming, cell.stamp.as_ref()).then_some(new),
+        Cause::Request | Cause::Expiry | Cause::Restore => (cell.item != new).then_some(new),
+    }
+}
+
+/// The outcome of a write: what the writer's decision returned, and the sequence of the last
+/// change record committed (`None` when nothing changed).
+#[derive(Debug)]
+pub(crate) struct Written<T> {
+    pub(crate) value: T,
+    pub(crate) last_seq: Option<ChangeSeq>,
+}
+
+impl Store {
+    /// Runs one write: locks `targets`, reads their cells, asks `decide` what each becomes
+    /// (one decision per target, in order, or an error that cancels the whole write), and
+    /// commits every decision that settles to a change in one atomic, durable batch.
+    ///
+    /// `decide` runs under the key locks and may do bookkeeping of its own there (the TTL
+    /// sweep drops stale index entries).
+    ///
+    /// # Errors
+    /// Whatever `decide` returns; Validation for an index key of the wrong type; storage
+    /// failures (then nothing was written).
+    pub(crate) fn write<T>(
+        &self,
+        targets: Vec<Target>,
+        decide: impl FnOnce(&[Target], &[Cell]) -> Result<(Vec<Decision>, T)>,
+    ) -> Result<Written<T>> {
+        let keys: Vec<&[u8]> = targets.iter().map(|t| t.key_bytes.as_slice()).collect();
+        let _locks = self.storage.lock_keys(&keys);
+        let cells = targets
+            .iter()
+            .map(|t| self.storage.read_cell(&t.key_bytes))
+            .collect::<Result<Vec<Cell>>>()?;
+        let (decisions, value) = decide(&targets, &cells)?;
+        let mut mutations = Vec::new();
+        for ((target, cell), decision) in targets.into_iter().zip(cells).zip(decisions) {
+            let Some(new) = settle(&cell, decision, &target.cause) else {
+                continue;
+            };
+            if let Some(new) = &new {
+                check_index_keys(&target.table.indexes(), new)?;
+            }
+            let keys = match (target.keys, cell.item.as_ref().or(new.as_ref())) {
+                (Some(keys), _) => keys,
+                (None, Some(item)) => target.table.shape.project_key(item),
+                (None, None) => {
+                    return Err(Error::Internal(
+                        "a write by storage key found no item to take its key from".into(),
+                    ));
+                }
+            };
+            mutations.push(Mutation {
+                table: target.table,
+                key_bytes: target.key_bytes,
+                keys,
+                old: cell.item,
+                new,
+                cause: target.cause,
+            });
+        }
+        let last_seq = match mutations.is_empty() {
+            true => None,
+            false => Some(self.storage.commit(&mutations)?),
+        };
+        Ok(Written { value, last_seq })
+    }
+
+    /// Writes one item: [`Store::write`] for a single target.
+    ///
+    /// # Errors
+    /// As [`Store::write`].
+    pub(crate) fn write_one<T>(
+        &self,
+        target: Target,
+        decide: impl FnOnce(&Cell) -> Result<(Decision, T)>,
+    ) -> Result<Written<T>> {
+        self.write(vec![target], |_, cells| {
+            let empty = Cell::default();
+            let (decision, value) = decide(cells.first().unwrap_or(&empty))?;
+            Ok((vec![decision], value))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AttributeValue;
+    use crate::stamp::HlcTimestamp;
+
+    fn item(v: &str) -> Item {
+        [("p".to_string(), AttributeValue::S(v.into()))].into()
+    }
+
+    fn stamp(hlc: u64, region: &str) -> Stamp {
+        Stamp {
+            hlc: HlcTimestamp(hlc),
+            region: region.into(),
+        }
+    }
+
+    fn cell(item: Option<Item>, stamp: Option<Stamp>) -> Cell {
+        Cell { item, stamp }
+    }
+
+    #[test]
+    fn local_writes_that_change_nothing_write_nothing() {
+        let live = cell(Some(item("a")), Some(stamp(5, "us")));
+        for cause in [Cause::Request, Cause::Expiry, Cause::Restore] {
+            assert_eq!(
+                settle(&live, Decision::Write(Some(item("a"))), &cause),
+                None
+            );
+            assert_eq!(
+                settle(&live, Decision::Write(Some(item("b"))), &cause),
+                Some(Some(item("b")))
+            );
+            assert_eq!(settle(&live, Decision::Write(None), &cause), Some(None));
+            assert_eq!(settle(&live, Decision::Keep, &cause), None);
+        }
+        let tombstone = cell(None, Some(stamp(5, "us")));
+        assert_eq!(
+            settle(&tombstone, Decision::Write(None), &Cause::Request),
+            None,
+            "deleting a deleted item"
+        );
+        assert_eq!(
+            settle(&Cell::default(), Decision::Write(None), &Cause::Request),
+            None,
+            "deleting a missing item"
+        );
+    }
+
+    #[test]
+    fn replicated_writes_go_by_stamp_not_by_content() {
+        let live = cell(Some(item("a")), Some(stamp(5, "us")));
+        let newer = Cause::Replica(stamp(6, "eu"));
+        assert_eq!(
+            settle(&live, Decision::Write(Some(item("a"))), &newer),
+            Some(Some(item("a"))),
+            "the same item with a newer stamp is written, so the stamps converge"
+        );
+        let older = Cause::Replica(stamp(4, "zz"));
+        assert_eq!(
+            settle(&live, Decision::Write(Some(item("b"))), &older),
+            None
+        );
+        let same = Cause::Replica(stamp(5, "us"));
+        assert_eq!(
+            settle(&live, Decision::Write(Some(item("b"))), &same),
+            None,
+            "a write seen twice applies once"
+        );
+        let tie_break = Cause::Replica(stamp(5, "za"));
+        assert_eq!(
+            settle(&live, Decision::Write(None), &tie_break),
+            Some(None),
+            "equal clocks resolve by region, the same way everywhere"
+        );
+    }
+
+    #[test]
+    fn tombstones_keep_older_writes_out() {
+        let tombstone = cell(None, Some(stamp(9, "us")));
+        let older_put = Cause::Replica(stamp(8, "eu"));
+        assert_eq!(
+            settle(&tombstone, Decision::Write(Some(item("a"))), &older_put),
+            None,
+            "a deleted item never comes back through an older write"
+        );
+        let newer_delete = Cause::Replica(stamp(10, "eu"));
+        assert_eq!(
+            settle(&tombstone, Decision::Write(None), &newer_delete),
+            Some(None),
+            "a newer delete moves the tombstone's stamp forward"
+        );
+        assert_eq!(
+            settle(&Cell::default(), Decision::Write(None), &newer_delete),
+            Some(None),
+            "a replicated delete of an item never seen here leaves a tombstone"
+        );
+    }
+}

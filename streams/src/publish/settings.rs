@@ -1,0 +1,187 @@
+//! Which tables are published to Kafka, from where, and how far publishing got.
+//!
+//! A table's settings are a core table extension (`Publish`), so they persist and go with the
+//! table; its publisher's progress is a core retention hold (`publish/<table id>`) at the first
+//! change not yet confirmed in the topic, so the history window never trims what Kafka has not
+//! taken, whatever its age.
+
+use serde::{Deserialize, Serialize};
+use tidemark_core::ops::TableExtension;
+use tidemark_core::{ChangeSeq, Store};
+
+use crate::error::{Error, Result};
+
+/// The table extension that holds a table's publishing settings.
+pub const EXTENSION: &str = "Publish";
+
+/// How one table is published (persisted with the table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublishSettings {
+    /// Kafka topic.
+    pub topic: String,
+    /// Value format name (`dynamodb`, `kds`, `debezium`, `debezium-tombstones`).
+    pub format: String,
+    /// First change sequence to publish.
+    pub start_seq: u64,
+    /// Partitions of the topic when the node creates it.
+    pub partitions: i32,
+    /// Replication factor of the topic when the node creates it.
+    pub replication_factor: i16,
+}
+
+/// Where publishing starts when it is turned on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublishFrom {
+    /// With the next change.
+    #[default]
+    Now,
+    /// With the oldest change still in the log (the table's retained history).
+    RetainedHistory,
+}
+
+/// A published table, as the publishers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedTable {
+    /// Internal table id.
+    pub table_id: u64,
+    /// Table name.
+    pub table_name: String,
+    /// Its settings.
+    pub settings: PublishSettings,
+    /// The last sequence confirmed in the topic, if any.
+    pub confirmed: Option<ChangeSeq>,
+}
+
+/// The retention hold of a table's publisher.
+pub fn hold_name(table_id: u64) -> String {
+    format!("publish/{table_id}")
+}
+
+/// Longest Kafka topic name.
+const MAX_TOPIC_CHARS: usize = 249;
+
+/// Checks a topic name as Kafka does: 1 to 249 of `[a-zA-Z0-9._-]`.
+fn check_topic(topic: &str) -> Result<()> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.is_empty() || topic.len() > MAX_TOPIC_CHARS || !topic.chars().all(legal) {
+        return Err(Error::Validation(format!(
+            "{topic:?} is not a Kafka topic name: 1 to {MAX_TOPIC_CHARS} characters of letters, digits, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// Turns publishing of a table on (`Some`) or off (`None`). Turning it on again replaces the
+/// settings; the start is then kept unless `from` is given anew.
+///
+/// # Errors
+/// ResourceNotFound; Validation for a bad topic or partition settings; storage failures.
+pub fn set_publishing(
+    store: &Store,
+    table_name: &str,
+    settings: Option<(PublishSettings, PublishFrom)>,
+) -> Result<Option<PublishSettings>> {
+    let table_id = store.table_id(table_name)?;
+    let Some((mut settings, from)) = settings else {
+        store.set_table_extension(table_name, EXTENSION, None)?;
+        store.release_hold(&hold_name(table_id))?;
+        return Ok(None);
+    };
+    check_topic(&settings.topic)?;
+    if settings.partitions < 1 || settings.replication_factor < 1 {
+        return Err(Error::Validation(
+            "partitions and replication factor must be at least 1".into(),
+        ));
+    }
+    let current = published_table(store, table_name)?;
+    settings.start_seq = match (current, from) {
+        (_, PublishFrom::RetainedHistory) => store.oldest_retained_seq(),
+        (Some(current), PublishFrom::Now) => current.settings.start_seq,
+        (None, PublishFrom::Now) => store.next_seq(),
+    };
+    // IMPORTANT: the hold is in place before the settings, so no record the publisher will
+    // need can be trimmed in between; a hold left by a crash in between is released by
+    // `ensure_holds`.
+    let hold = hold_name(table_id);
+    if store.hold(&hold).is_none() {
+        store.set_hold(&hold, Some(table_id), settings.start_seq)?;
+    }
+    let value = serde_json::to_value(&settings)
+        .map_err(|e| Error::Core(tidemark_core::Error::Internal(e.to_string())))?;
+    store.set_table_extension(table_name, EXTENSION, Some(value))?;
+    Ok(Some(settings))
+}
+
+/// The publishing of one table, if it is published.
+fn published_table(store: &Store, table_name: &str) -> Result<Option<PublishedTable>> {
+    Ok(published_tables(store)?
+        .into_iter()
+        .find(|t| t.table_name == table_name))
+}
+
+fn decode(store: &Store, extension: TableExtension) -> Result<PublishedTable> {
+    let settings: PublishSettings = serde_json::from_value(extension.value).map_err(|e| {
+        Error::Core(tidemark_core::Error::Corrupt(format!(
+            "the publishing settings of {}: {e}",
+            extension.table_name
+        )))
+    })?;
+    let confirmed = store
+        .hold(&hold_name(extension.table_id))
+        .and_then(|h| h.from.checked_sub(1))
+        .filter(|c| *c >= settings.start_seq);
+    Ok(PublishedTable {
+        table_id: extension.table_id,
+        table_name: extension.table_name,
+        settings,
+        confirmed,
+    })
+}
+
+/// Every published table with its settings and checkpoint, by name.
+///
+/// # Errors
+/// Corrupt settings.
+pub fn published_tables(store: &Store) -> Result<Vec<PublishedTable>> {
+    store
+        .tables_with_extension(EXTENSION)
+        .into_iter()
+        .map(|extension| decode(store, extension))
+        .collect()
+}
+
+/// Records that every change of the table up to `seq` is in its topic: moves its hold past
+/// it, so the history window may trim up to there.
+///
+/// # Errors
+/// Storage failures.
+pub fn confirm_published(store: &Store, table_id: u64, seq: ChangeSeq) -> Result<()> {
+    store.advance_hold(&hold_name(table_id), seq + 1)?;
+    Ok(())
+}
+
+/// Puts a hold in place for every published table that has none (tables published before
+/// holds were named, or a crash between the hold and the settings: a hold at the table's start
+/// only keeps more history than needed), and releases publishing holds whose table is no
+/// longer published. Run at start, before anything trims.
+///
+/// # Errors
+/// Corrupt settings; storage failures.
+pub fn ensure_holds(store: &Store) -> Result<()> {
+    let published = published_tables(store)?;
+    for table in &published {
+        let hold = hold_name(table.table_id);
+        if store.hold(&hold).is_none() {
+            let from = table.settings.start_seq.max(store.oldest_retained_seq());
+            store.set_hold(&hold, Some(table.table_id), from)?;
+        }
+    }
+    for hold in store.holds() {
+        let is_publishing = hold.name.starts_with("publish/");
+        if is_publishing && !published.iter().any(|t| hold.name == hold_name(t.table_id)) {
+            store.release_hold(&hold.name)?;
+        }
+    }
+    Ok(())
+}
