@@ -18,7 +18,10 @@ use tidemark_core::ops::{
     CreateTableRequest, DeleteItemRequest, GetItemRequest, PutItemRequest, UpdateTableRequest,
     UpdateTimeToLiveRequest,
 };
-use tidemark_core::{ChangeKind, Durability, ManualClock, Store, StoreConfig};
+use tidemark_core::replication::RemoteChange;
+use tidemark_core::{
+    CauseKind, ChangeKind, Durability, HlcTimestamp, ManualClock, Stamp, Store, StoreConfig,
+};
 
 fn open(dir: &std::path::Path, durability: Durability) -> Store {
     let mut config = StoreConfig::new(dir);
@@ -485,4 +488,166 @@ fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
     );
     store.release_hold("peer/eu-west-1").unwrap();
     assert!(store.holds().is_empty());
+}
+
+fn stamp(hlc: u64, region: &str) -> Stamp {
+    Stamp {
+        hlc: HlcTimestamp(hlc),
+        region: region.into(),
+    }
+}
+
+fn remote(k: &str, v: Option<&str>, stamp: Stamp) -> RemoteChange {
+    RemoteChange {
+        table_name: "tbl".into(),
+        keys: key(k),
+        new_image: v.map(|v| item(k, v)),
+        stamp,
+    }
+}
+
+#[test]
+fn replicated_writes_win_by_stamp_and_keep_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let store = open_with(dir.path(), clock.clone());
+    create(&store, "tbl");
+    let local = put(&store, "tbl", item("a", "local")).unwrap();
+    let local_stamp = store.read_changes(local, 1).unwrap()[0].stamp.clone();
+
+    let older = stamp(local_stamp.hlc.0 - 1, "eu-west-1");
+    assert_eq!(
+        store.apply_remote(remote("a", Some("old"), older)).unwrap(),
+        None
+    );
+    assert_eq!(get(&store, "tbl", "a"), Some(item("a", "local")));
+
+    let newer = stamp(local_stamp.hlc.0 + 5, "eu-west-1");
+    let applied = store
+        .apply_remote(remote("a", Some("remote"), newer.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(get(&store, "tbl", "a"), Some(item("a", "remote")));
+    let record = &store.read_changes(applied, 1).unwrap()[0];
+    assert_eq!(record.cause, CauseKind::Replica);
+    assert_eq!(record.stamp, newer, "the stamp it came with");
+    assert_eq!(record.origin_region(), "eu-west-1");
+    assert!(
+        record.commit_clock > newer.hlc,
+        "the local clock observed it"
+    );
+    assert_eq!(
+        store
+            .apply_remote(remote("a", Some("remote"), newer.clone()))
+            .unwrap(),
+        None,
+        "the same write seen twice applies once"
+    );
+
+    // A replicated delete of an item never seen here still leaves its stamp behind, so an
+    // older write arriving later cannot bring the item back.
+    let delete = stamp(local_stamp.hlc.0 + 10, "ap-south-1");
+    let removed = store
+        .apply_remote(remote("b", None, delete.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.read_changes(removed, 1).unwrap()[0].kind,
+        ChangeKind::Remove
+    );
+    let before_delete = stamp(local_stamp.hlc.0 + 9, "us-west-2");
+    assert_eq!(
+        store
+            .apply_remote(remote("b", Some("late"), before_delete))
+            .unwrap(),
+        None
+    );
+    assert_eq!(get(&store, "tbl", "b"), None);
+
+    let local_after = put(&store, "tbl", item("a", "mine")).unwrap();
+    let record = &store.read_changes(local_after, 1).unwrap()[0];
+    assert_eq!(record.cause, CauseKind::Request);
+    assert!(
+        record.stamp > delete,
+        "a later local write wins over what it observed"
+    );
+}
+
+#[test]
+fn the_clock_restarts_past_every_stamp_even_after_older_remote_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let store = open_with(dir.path(), clock.clone());
+    create(&store, "tbl");
+    let mut local_stamps = Vec::new();
+    for i in 0..5 {
+        let seq = put(&store, "tbl", item(&format!("l{i}"), "v")).unwrap();
+        local_stamps.push(store.read_changes(seq, 1).unwrap()[0].stamp.clone());
+    }
+    // The newest records come from a region whose clock is an hour behind.
+    let behind = (1_700_000_000_000 - 3_600_000) << 16;
+    for i in 0..3 {
+        let applied = store.apply_remote(remote(
+            &format!("r{i}"),
+            Some("v"),
+            stamp(behind + i, "eu-west-1"),
+        ));
+        assert!(applied.unwrap().is_some());
+    }
+    drop(store);
+    // ... and this node's wall clock went back too.
+    clock.set(1_700_000_000_000 - 60_000);
+    let store = open_with(dir.path(), clock.clone());
+    let seq = put(&store, "tbl", item("l-after", "v")).unwrap();
+    let after = store.read_changes(seq, 1).unwrap()[0].stamp.clone();
+    for earlier in &local_stamps {
+        assert!(after > *earlier, "{after} must be past {earlier}");
+    }
+}
+
+#[test]
+fn the_last_change_at_or_before_a_time_is_found_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let store = open_with(dir.path(), clock.clone());
+    assert_eq!(
+        store.last_change_at_or_before(u64::MAX).unwrap(),
+        None,
+        "empty log"
+    );
+    create(&store, "tbl");
+    let mut seqs = Vec::new();
+    for i in 0..20 {
+        seqs.push(put(&store, "tbl", item(&format!("k{i}"), "v")).unwrap());
+        clock.advance(1000);
+    }
+    let start = 1_700_000_000_000;
+    assert_eq!(store.last_change_at_or_before(start - 1).unwrap(), None);
+    assert_eq!(
+        store.last_change_at_or_before(start).unwrap(),
+        Some(seqs[0])
+    );
+    assert_eq!(
+        store.last_change_at_or_before(start + 999).unwrap(),
+        Some(seqs[0])
+    );
+    assert_eq!(
+        store.last_change_at_or_before(start + 7_500).unwrap(),
+        Some(seqs[7])
+    );
+    assert_eq!(
+        store.last_change_at_or_before(u64::MAX).unwrap(),
+        Some(seqs[19])
+    );
+    // The wall clock going back does not make the log's time go back.
+    clock.set(start);
+    let late = put(&store, "tbl", item("late", "v")).unwrap();
+    assert_eq!(
+        store.last_change_at_or_before(start + 7_500).unwrap(),
+        Some(seqs[7])
+    );
+    assert_eq!(
+        store.last_change_at_or_before(u64::MAX).unwrap(),
+        Some(late)
+    );
 }

@@ -223,11 +223,25 @@ impl ChildNode {
     /// # Panics
     /// When the process does not start or never reports its address.
     pub async fn start(binary: &Path, dir: &Path, extra: &[&str]) -> ChildNode {
+        ChildNode::start_with_env(binary, dir, extra, &[]).await
+    }
+
+    /// [`ChildNode::start`] with extra environment variables (`FAILPOINTS`, ...).
+    ///
+    /// # Panics
+    /// When the process does not start or never reports its address.
+    pub async fn start_with_env(
+        binary: &Path,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ChildNode {
         let mut child = tokio::process::Command::new(binary)
             .arg("serve")
             .args(["--port", "0", "--data-dir"])
             .arg(dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("TIDEMARK_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -264,6 +278,17 @@ impl ChildNode {
     /// When the kill fails.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("SIGKILL");
+    }
+
+    /// Waits for the process to exit by itself (at most `timeout`) and returns its status.
+    ///
+    /// # Panics
+    /// When it is still running after `timeout`.
+    pub async fn exited(mut self, timeout: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .expect("the node exits by itself")
+            .expect("wait")
     }
 
     /// Sends SIGTERM and returns the exit status.

@@ -251,3 +251,226 @@ impl Store {
         self.check(search)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{AttributeDefinition, AttributeValue, Item, KeySchemaElement};
+    use crate::ops::{CreateTableRequest, GetItemRequest, PutItemRequest};
+    use crate::replication::RemoteChange;
+    use crate::stamp::{HlcTimestamp, Stamp};
+    use crate::{CauseKind, Durability, ManualClock, StoreConfig};
+
+    fn open(dir: &std::path::Path, durability: Durability) -> Store {
+        let mut config = StoreConfig::new(dir);
+        config.durability = durability;
+        Store::open_with_clock(config, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
+    }
+
+    fn create(store: &Store, name: &str) -> u64 {
+        store
+            .create_table(CreateTableRequest {
+                table_name: name.into(),
+                key_schema: vec![KeySchemaElement {
+                    attribute_name: "p".into(),
+                    key_type: "HASH".into(),
+                }],
+                attribute_definitions: vec![AttributeDefinition {
+                    attribute_name: "p".into(),
+                    attribute_type: "S".into(),
+                }],
+                billing_mode: Some("PAY_PER_REQUEST".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        store.table_id(name).unwrap()
+    }
+
+    fn item(k: &str) -> Item {
+        [("p".to_string(), AttributeValue::S(k.into()))].into()
+    }
+
+    fn put(store: &Store, table: &str, k: &str) -> ChangeSeq {
+        store
+            .put_item(PutItemRequest {
+                table_name: table.into(),
+                item: item(k),
+                ..Default::default()
+            })
+            .unwrap()
+            .change_seq
+            .unwrap()
+    }
+
+    fn seqs(records: &[ChangeRecord]) -> Vec<ChangeSeq> {
+        records.iter().map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn reads_are_bounded_and_resume_where_they_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), Durability::Buffer);
+        let a = create(&store, "aaa");
+        create(&store, "bbb");
+        let mut mine = Vec::new();
+        for i in 0..10 {
+            mine.push(put(&store, "aaa", &format!("k{i}")));
+            put(&store, "bbb", &format!("k{i}"));
+        }
+        let mut cursor = LogCursor::table(a, 1);
+        let first = store.read_log(&mut cursor, LogLimits::records(3)).unwrap();
+        assert_eq!(seqs(&first), mine[..3]);
+        assert_eq!(cursor.next, mine[2] + 1);
+        let rest = store
+            .read_log(&mut cursor, LogLimits::records(100))
+            .unwrap();
+        assert_eq!(seqs(&rest), mine[3..]);
+        assert_eq!(
+            cursor.next,
+            store.durable_seq() + 1,
+            "past what it read up to"
+        );
+        assert!(
+            store
+                .read_log(&mut cursor, LogLimits::records(100))
+                .unwrap()
+                .is_empty()
+        );
+
+        let mut bounded = LogCursor::table(a, 1).until(mine[4]);
+        let page = store
+            .read_log(&mut bounded, LogLimits::records(100))
+            .unwrap();
+        assert_eq!(seqs(&page), mine[..4]);
+        assert!(bounded.is_finished());
+
+        let mut scanning = LogCursor::node(1);
+        let limits = LogLimits {
+            records: 100,
+            scanned: 5,
+        };
+        let page = store.read_log(&mut scanning, limits).unwrap();
+        assert_eq!(page.len(), 5);
+        assert_eq!(scanning.next, page[4].seq + 1);
+    }
+
+    #[test]
+    fn lanes_and_origins_are_filtered_before_records_are_fetched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), Durability::Buffer);
+        let table = create(&store, "tbl");
+        let mut local = Vec::new();
+        for i in 0..20 {
+            local.push(put(&store, "tbl", &format!("k{i}")));
+        }
+        let replicated = store
+            .apply_remote(RemoteChange {
+                table_name: "tbl".into(),
+                keys: item("remote"),
+                new_image: Some(item("remote")),
+                stamp: Stamp {
+                    hlc: HlcTimestamp(u64::MAX >> 1),
+                    region: "eu-west-1".into(),
+                },
+            })
+            .unwrap()
+            .unwrap();
+
+        let everything = store
+            .read_log(&mut LogCursor::table(table, 1), LogLimits::records(100))
+            .unwrap();
+        assert_eq!(everything.len(), 21);
+        let only_local = store
+            .read_log(
+                &mut LogCursor::node(1).local_only(),
+                LogLimits::records(100),
+            )
+            .unwrap();
+        assert!(only_local.iter().all(|r| r.cause == CauseKind::Request));
+        assert!(!seqs(&only_local).contains(&replicated));
+        let table_local = store
+            .read_log(
+                &mut LogCursor::table(table, 1).local_only(),
+                LogLimits::records(100),
+            )
+            .unwrap();
+        assert_eq!(seqs(&table_local), local);
+
+        let mut per_lane = Vec::new();
+        for lane in 0..4 {
+            let records = store
+                .read_log(
+                    &mut LogCursor::table(table, 1).lane(4, lane),
+                    LogLimits::records(100),
+                )
+                .unwrap();
+            per_lane.extend(seqs(&records));
+        }
+        per_lane.sort_unstable();
+        assert_eq!(
+            per_lane,
+            seqs(&everything),
+            "the lanes split the table exactly"
+        );
+
+        // A scan limit bounds a read of a sparse lane, and the cursor still moves on.
+        let mut sparse = LogCursor::table(table, 1).lane(64, 0);
+        let limits = LogLimits {
+            records: 100,
+            scanned: 3,
+        };
+        store.read_log(&mut sparse, limits).unwrap();
+        assert_eq!(sparse.next, local[2] + 1);
+    }
+
+    #[test]
+    fn nothing_past_the_durable_watermark_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path(), Durability::Sync));
+        let table = create(&store, "tbl");
+        let durable = put(&store, "tbl", "before");
+        // Hold the group commit's fsync: the next write commits but is not durable.
+        fail::cfg("journal-sync", "pause").unwrap();
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || put(&store, "tbl", "pending"))
+        };
+        let visible = || {
+            store
+                .get_item(GetItemRequest {
+                    table_name: "tbl".into(),
+                    key: item("pending"),
+                    ..Default::default()
+                })
+                .unwrap()
+                .item
+                .is_some()
+        };
+        while !visible() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(store.durable_seq(), durable);
+        let mut cursor = LogCursor::table(table, 1);
+        let read = store
+            .read_log(&mut cursor, LogLimits::records(100))
+            .unwrap();
+        assert_eq!(
+            seqs(&read),
+            [durable],
+            "the committed write is not durable yet"
+        );
+        assert_eq!(store.table_lag(table, 1).unwrap().records, 1);
+        fail::remove("journal-sync");
+        let pending = writer.join().unwrap();
+        let read = store
+            .read_log(&mut cursor, LogLimits::records(100))
+            .unwrap();
+        assert_eq!(seqs(&read), [pending]);
+        assert_eq!(store.table_lag(table, 1).unwrap().records, 2);
+        assert_eq!(store.table_lag(table, pending).unwrap().records, 1);
+        assert_eq!(store.table_lag(table, pending + 1).unwrap().records, 0);
+    }
+}

@@ -1,6 +1,7 @@
-//! Crash safety: a node process killed with SIGKILL under concurrent writes loses no
-//! acknowledged write, applies in-flight writes wholly or not at all, and its change log has
-//! no gaps and exactly one record per applied change. Also: SIGTERM shuts down cleanly.
+//! Crash safety: a node process killed with SIGKILL under concurrent writes, or whose journal
+//! sync fails under them (it must then exit non-zero by itself), loses no acknowledged write,
+//! applies in-flight writes wholly or not at all, and its change log has no gaps and exactly
+//! one record per applied change. Also: SIGTERM shuts down cleanly.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -102,19 +103,44 @@ fn number(v: &AttributeValue) -> i64 {
     }
 }
 
-async fn crash_and_check(durability: &str) {
+/// How the node under load dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Death {
+    /// SIGKILL after 1.5 s of load.
+    Kill,
+    /// Its journal sync fails (the `journal-sync` failpoint, after some syncs): it must stop
+    /// acknowledging and exit non-zero by itself.
+    FailedSync,
+}
+
+async fn crash_and_check(durability: &str, death: Death) {
     let binary = Path::new(env!("CARGO_BIN_EXE_tidemark-node"));
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let child = ChildNode::start(binary, &data, &["--durability", durability]).await;
+    let env: &[(&str, &str)] = match death {
+        Death::Kill => &[],
+        Death::FailedSync => &[("FAILPOINTS", "journal-sync=300*off->return")],
+    };
+    let child = ChildNode::start_with_env(binary, &data, &["--durability", durability], env).await;
     let endpoint = child.endpoint();
     create_table_with_index(&client_for(&endpoint)).await;
 
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| tokio::spawn(write_until_dead(client_for(&endpoint), w)))
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.kill().await;
+    match death {
+        Death::Kill => {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            child.kill().await;
+        }
+        Death::FailedSync => {
+            let status = child.exited(Duration::from_secs(60)).await;
+            assert!(
+                !status.success(),
+                "a node whose journal sync failed exits non-zero ({status})"
+            );
+        }
+    }
     let mut all = Outcome::default();
     for w in writers {
         let o = w.await.unwrap();
@@ -242,10 +268,15 @@ async fn crash_and_check(durability: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_load_loses_no_acknowledged_write_in_sync_mode() {
-    crash_and_check("sync").await;
+    crash_and_check("sync", Death::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_journal_sync_stops_the_node_and_loses_no_acknowledged_write() {
+    crash_and_check("sync", Death::FailedSync).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_load_loses_no_acknowledged_write_in_buffer_mode() {
-    crash_and_check("buffer").await;
+    crash_and_check("buffer", Death::Kill).await;
 }
