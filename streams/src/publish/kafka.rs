@@ -1,15 +1,11 @@
-//! The Kafka publisher: one task per published table tails the table's slice of the change log
-//! (up to the durable watermark) and produces its messages with librdkafka's idempotent
-//! producer, each to the partition its key maps to.
-//!
-//! On start, and after any failure (broker down, delivery error), the task drops its producer
-//! and decides again where to resume from what the topic holds ([`super::resume`]), so the
-//! topic ends up with every change once, in order per item. Confirmed positions are reported to
-//! core, which holds the history back until then.
+//! Publishing to Kafka: [`Publishers`] runs one publishing session task ([`super::session`])
+//! per published table, each with a [`KafkaSink`]: librdkafka's idempotent producer, each
+//! message to the partition its key maps to; the topic created when missing and its partition
+//! tails read back when a session opens. It also measures and reports every table's lag.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 
@@ -20,23 +16,15 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::{ChangeSeq, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::format::{SEQUENCE_HEADER, ValueFormat, messages};
-use super::resume::{ResumePoint, partition_for};
+use super::format::{Message, SEQUENCE_HEADER};
+use super::session::{self, Delivery, PublisherState, SendError, Sink};
 use super::settings::{self, PublishSettings, PublishedTable};
-
-/// Records read from the log per produce round.
-const BATCH: usize = 2000;
-/// Most messages awaiting delivery reports before the publisher stops reading the log.
-const MAX_IN_FLIGHT: usize = 50_000;
-/// Shortest interval between checkpoints while deliveries are still in flight.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Longest wait for broker metadata and a partition's last message.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -66,15 +54,6 @@ impl KafkaSettings {
         }
         config
     }
-}
-
-/// What a table's publisher is doing, for status reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PublisherState {
-    /// The last change sequence confirmed in the topic.
-    pub published_through: Option<ChangeSeq>,
-    /// The last failure, while the publisher is retrying.
-    pub last_error: Option<String>,
 }
 
 /// How far a table's publishing is behind the log.
@@ -163,9 +142,10 @@ impl Publishers {
             }));
             let settings = table.settings.clone();
             let name = table.table_name.clone();
-            let publisher = tokio::spawn(run(
+            let kafka = kafka.clone();
+            let publisher = tokio::spawn(session::run(
                 self.store.clone(),
-                kafka.clone(),
+                move || KafkaSink::connect(&kafka),
                 table,
                 cancel.clone(),
                 state.clone(),
@@ -309,249 +289,88 @@ fn set_lag_gauges(table: &str, lag: &PublishingLag, over_bound: bool) {
         .set(f64::from(u8::from(over_bound)));
 }
 
-/// Publishes one table until cancelled, starting over from the topic after any failure.
-async fn run(
-    store: Arc<Store>,
+/// A [`Sink`] producing to Kafka with librdkafka's idempotent producer; one per session, so a
+/// failure drops the producer and its queue.
+pub struct KafkaSink {
     kafka: KafkaSettings,
-    table: PublishedTable,
-    cancel: CancellationToken,
-    state: Arc<Mutex<PublisherState>>,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match publish(&store, &kafka, &table, &cancel, &state).await {
-            Ok(()) => return,
-            // The store halted (it says why): the node is exiting, there is nothing to retry.
-            Err(_) if store.halt().reason().is_some() => return,
-            Err(e) => {
-                tracing::warn!(table = %table.table_name, topic = %table.settings.topic,
-                    error = %e, "publishing failed; resuming from the topic's tail");
-                metrics::counter!("tidemark_publish_failures_total", "table" => table.table_name.clone())
-                    .increment(1);
-                state.lock().last_error = Some(e);
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("brokers", &self.kafka.brokers)
+            .finish_non_exhaustive()
     }
 }
 
-/// One publishing session: topic, resume point, then produce until cancelled (`Ok`) or a
-/// failure (`Err`).
-async fn publish(
-    store: &Arc<Store>,
-    kafka: &KafkaSettings,
-    table: &PublishedTable,
-    cancel: &CancellationToken,
-    state: &Mutex<PublisherState>,
-) -> Result<(), String> {
-    let settings = &table.settings;
-    let format = ValueFormat::parse(&settings.format)
-        .ok_or_else(|| format!("unknown format {}", settings.format))?;
-    ensure_topic(kafka, settings).await?;
-    let (kafka_for_tails, topic) = (kafka.clone(), settings.topic.clone());
-    let tails = tokio::task::spawn_blocking(move || read_tails(&kafka_for_tails, &topic))
-        .await
-        .map_err(|e| e.to_string())??;
-    let partitions = i32::try_from(tails.len()).map_err(|e| e.to_string())?;
-    let resume = ResumePoint::new(tails, settings.start_seq);
-    let mut cursor = LogCursor::table(table.table_id, resume.read_from());
-    // Defaults measured against tansu (docs/benchmarks.md): librdkafka's broker thread polls
-    // with `linger.ms` as its timeout, and with several produce requests awaiting a slow
-    // broker it spins; 5 ms and one request in flight halve the node's CPU at the same
-    // latency. Idempotence is what makes retries safe, so the operator's options cannot turn
-    // it off.
-    let producer: FutureProducer = kafka
-        .client_config_over(&[
-            ("acks", "all"),
-            ("linger.ms", "5"),
-            ("max.in.flight.requests.per.connection", "1"),
-        ])
-        .set("enable.idempotence", "true")
-        .create()
-        .map_err(|e| format!("cannot create the producer: {e}"))?;
-    let region = store.config().region.clone();
-    let mut deliveries = Deliveries::default();
-    let mut checkpointed: Option<ChangeSeq> = None;
-    let mut checkpointed_at = Instant::now();
-    state.lock().last_error = None;
-    loop {
-        deliveries.settle_ready()?;
-        if let Some(delivered) = deliveries.delivered
-            && checkpointed != Some(delivered)
-        {
-            state.lock().published_through = Some(delivered);
-            // The checkpoint only bounds the history hold; the topic decides where to resume,
-            // so it is written at most a few times a second.
-            if deliveries.in_flight.is_empty() || checkpointed_at.elapsed() >= CHECKPOINT_EVERY {
-                let worker = store.clone();
-                let table_id = table.table_id;
-                tokio::task::spawn_blocking(move || {
-                    settings::confirm_published(&worker, table_id, delivered)
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-                checkpointed = Some(delivered);
-                checkpointed_at = Instant::now();
-            }
-        }
-        let worker = store.clone();
-        let mut reading = cursor.clone();
-        let (batch, read) = tokio::task::spawn_blocking(move || {
-            let batch = worker.read_log(&mut reading, LogLimits::records(BATCH));
-            batch.map(|batch| (batch, reading))
+impl KafkaSink {
+    /// A sink with a new producer for `kafka`.
+    ///
+    /// # Errors
+    /// The producer cannot be created (bad settings).
+    pub fn connect(kafka: &KafkaSettings) -> Result<KafkaSink, String> {
+        // Defaults measured against tansu (docs/benchmarks.md): librdkafka's broker thread
+        // polls with `linger.ms` as its timeout, and with several produce requests awaiting a
+        // slow broker it spins; 5 ms and one request in flight halve the node's CPU at the same
+        // latency. Idempotence is what makes retries safe, so the operator's options cannot
+        // turn it off.
+        let producer: FutureProducer = kafka
+            .client_config_over(&[
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                ("max.in.flight.requests.per.connection", "1"),
+            ])
+            .set("enable.idempotence", "true")
+            .create()
+            .map_err(|e| format!("cannot create the producer: {e}"))?;
+        Ok(KafkaSink {
+            kafka: kafka.clone(),
+            producer,
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        cursor = read;
-        if batch.is_empty() {
-            // Nothing new: wait for a commit, or for a delivery report to move the checkpoint.
-            // (The cursor is past the watermark it read up to, so this waits for a new one.)
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                _ = store.wait_durable_past(cursor.next.saturating_sub(1)) => {}
-                settled = deliveries.settle_oldest(), if !deliveries.in_flight.is_empty() => {
-                    settled?;
-                }
-            }
-            continue;
-        };
-        let now = store.clock().now_millis();
-        for record in batch {
-            let seq = record.seq;
-            let mut outgoing = messages(record, format, &region, now)
-                .into_iter()
-                .filter_map(|message| {
-                    let partition = partition_for(&message.key, partitions);
-                    (!resume.already_published(partition, seq)).then_some((partition, message))
-                })
-                .peekable();
-            if outgoing.peek().is_none() {
-                deliveries.already_in_topic(seq);
-                continue;
-            }
-            while let Some((partition, message)) = outgoing.next() {
-                let confirms = outgoing.peek().is_none().then_some(seq);
-                let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
-                for (key, value) in &message.headers {
-                    headers = headers.insert(Header {
-                        key,
-                        value: Some(value.as_bytes()),
-                    });
-                }
-                let mut record = FutureRecord::to(&settings.topic)
-                    .partition(partition)
-                    .key(&message.key)
-                    .headers(headers);
-                if let Some(value) = &message.value {
-                    record = record.payload(value);
-                }
-                loop {
-                    match producer.send_result(record) {
-                        Ok(delivery) => {
-                            deliveries.in_flight.push_back(InFlight {
-                                seq,
-                                confirms,
-                                delivery,
-                            });
-                            break;
-                        }
-                        // librdkafka's queue is full: wait for the oldest delivery, then retry.
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                            record = back;
-                            if deliveries.in_flight.is_empty() {
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            } else {
-                                deliveries.settle_oldest().await?;
-                            }
-                        }
-                        Err((e, _)) => return Err(format!("cannot produce change {seq}: {e}")),
-                    }
-                }
-            }
-        }
-        while deliveries.in_flight.len() > MAX_IN_FLIGHT {
-            deliveries.settle_oldest().await?;
-        }
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
     }
 }
 
-/// A produced message awaiting its delivery report.
-struct InFlight {
-    seq: ChangeSeq,
-    /// The change published once this report is in: set on the last message of a change (a
-    /// debezium delete is followed by its tombstone), and moved forward over later changes
-    /// found already in the topic.
-    confirms: Option<ChangeSeq>,
-    delivery: DeliveryFuture,
-}
-
-/// Produced messages awaiting their reports, oldest first, and the last change whose every
-/// message is acknowledged. The idempotent producer keeps each partition in order, so reports
-/// are taken in produce order.
-#[derive(Default)]
-struct Deliveries {
-    in_flight: VecDeque<InFlight>,
-    delivered: Option<ChangeSeq>,
-}
-
-impl Deliveries {
-    /// Counts `seq`, whose messages the topic already holds, as published once every message
-    /// produced before it is.
-    fn already_in_topic(&mut self, seq: ChangeSeq) {
-        match self.in_flight.back_mut() {
-            Some(last) => last.confirms = Some(seq),
-            None => self.delivered = Some(seq),
-        }
+impl Sink for KafkaSink {
+    async fn open(&mut self, settings: &PublishSettings) -> Result<Vec<Option<ChangeSeq>>, String> {
+        ensure_topic(&self.kafka, settings).await?;
+        let (kafka, topic) = (self.kafka.clone(), settings.topic.clone());
+        tokio::task::spawn_blocking(move || read_tails(&kafka, &topic))
+            .await
+            .map_err(|e| e.to_string())?
     }
 
-    /// Takes every report that has already arrived, without waiting.
-    fn settle_ready(&mut self) -> Result<(), String> {
-        while let Some(front) = self.in_flight.front_mut() {
-            let Some(report) = (&mut front.delivery).now_or_never() else {
-                return Ok(());
-            };
-            self.settled(report)?;
-        }
-        Ok(())
-    }
-
-    /// Waits for the oldest report. Cancel-safe: the message stays queued until its report
-    /// is in.
-    async fn settle_oldest(&mut self) -> Result<(), String> {
-        let Some(front) = self.in_flight.front_mut() else {
-            return Ok(());
-        };
-        let report = (&mut front.delivery).await;
-        self.settled(report)
-    }
-
-    /// Records the oldest message's report.
-    fn settled(
+    fn send(
         &mut self,
-        report: <DeliveryFuture as std::future::Future>::Output,
-    ) -> Result<(), String> {
-        let Some(message) = self.in_flight.pop_front() else {
-            return Ok(());
-        };
-        let seq = message.seq;
-        match report {
-            Ok(Ok(_)) => {
-                if message.confirms.is_some() {
-                    self.delivered = message.confirms;
-                }
-                Ok(())
+        topic: &str,
+        partition: i32,
+        message: Message,
+    ) -> Result<Delivery, SendError> {
+        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+        for (key, value) in &message.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let mut record = FutureRecord::to(topic)
+            .partition(partition)
+            .key(&message.key)
+            .headers(headers);
+        if let Some(value) = &message.value {
+            record = record.payload(value);
+        }
+        match self.producer.send_result(record) {
+            Ok(delivery) => Ok(Box::pin(delivery.map(|report| match report {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(e.to_string()),
+                Err(_) => Err("the producer dropped the message".to_string()),
+            }))),
+            // librdkafka's queue is full.
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(SendError::Full(message))
             }
-            Ok(Err((e, _))) => Err(format!("delivery of change {seq} failed: {e}")),
-            Err(_) => Err(format!("delivery of change {seq} was cancelled")),
+            Err((e, _)) => Err(SendError::Failed(e.to_string())),
         }
     }
 }

@@ -185,3 +185,105 @@ pub fn ensure_holds(store: &Store) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidemark_core::model::{AttributeDefinition, AttributeValue, KeySchemaElement};
+    use tidemark_core::ops::{CreateTableRequest, PutItemRequest};
+    use tidemark_core::{Durability, StoreConfig};
+
+    fn open(dir: &std::path::Path) -> Store {
+        let mut config = StoreConfig::new(dir);
+        config.durability = Durability::Buffer;
+        Store::open(config).unwrap()
+    }
+
+    fn put(store: &Store, k: &str) -> ChangeSeq {
+        let item = [("p".to_string(), AttributeValue::S(k.into()))].into();
+        let outcome = store.put_item(PutItemRequest {
+            table_name: "tbl".into(),
+            item,
+            ..Default::default()
+        });
+        outcome.unwrap().change_seq.unwrap()
+    }
+
+    fn settings(topic: &str) -> PublishSettings {
+        PublishSettings {
+            topic: topic.into(),
+            format: "dynamodb".into(),
+            start_seq: 0,
+            partitions: 3,
+            replication_factor: 1,
+        }
+    }
+
+    #[test]
+    fn publishing_holds_the_log_from_its_start_until_confirmed_and_across_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store
+            .create_table(CreateTableRequest {
+                table_name: "tbl".into(),
+                key_schema: vec![KeySchemaElement {
+                    attribute_name: "p".into(),
+                    key_type: "HASH".into(),
+                }],
+                attribute_definitions: vec![AttributeDefinition {
+                    attribute_name: "p".into(),
+                    attribute_type: "S".into(),
+                }],
+                billing_mode: Some("PAY_PER_REQUEST".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        let before = put(&store, "a");
+        for bad in ["", "a topic", &"t".repeat(250)] {
+            let refused = set_publishing(&store, "tbl", Some((settings(bad), PublishFrom::Now)));
+            assert!(matches!(refused, Err(Error::Validation(_))), "{bad:?}");
+        }
+        let enabled = set_publishing(&store, "tbl", Some((settings("t"), PublishFrom::Now)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(enabled.start_seq, before + 1, "from now: the next change");
+        let table_id = store.table_id("tbl").unwrap();
+        assert_eq!(store.hold(&hold_name(table_id)).unwrap().from, before + 1);
+        let first = put(&store, "b");
+        confirm_published(&store, table_id, first).unwrap();
+        drop(store);
+
+        let store = open(dir.path());
+        let published = published_tables(&store).unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(
+            published[0].confirmed,
+            Some(first),
+            "the checkpoint survives"
+        );
+        assert_eq!(published[0].settings.topic, "t");
+
+        // A hold lost (or never made, before holds were named) comes back at the start.
+        store.release_hold(&hold_name(table_id)).unwrap();
+        store.set_hold("publish/999", Some(999), 1).unwrap();
+        ensure_holds(&store).unwrap();
+        assert_eq!(store.hold(&hold_name(table_id)).unwrap().from, before + 1);
+        assert!(
+            store.hold("publish/999").is_none(),
+            "an orphan hold is released"
+        );
+
+        let from_history = set_publishing(
+            &store,
+            "tbl",
+            Some((settings("t2"), PublishFrom::RetainedHistory)),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(from_history.start_seq, store.oldest_retained_seq());
+
+        set_publishing(&store, "tbl", None).unwrap();
+        assert!(published_tables(&store).unwrap().is_empty());
+        assert!(store.holds().is_empty(), "no hold once publishing is off");
+    }
+}
