@@ -35,6 +35,7 @@ pub mod stamp;
 mod storage;
 mod store;
 pub mod stream_log;
+mod tail;
 pub mod write;
 
 pub use changes::{Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq};

@@ -1,4 +1,5 @@
-//! Applying writes made in other regions: last writer wins, per item, by [`Stamp`].
+//! Applying writes made in other regions: last writer wins, per item, by [`Stamp`]
+//! ([`Stamp::wins_over`] is the whole decision).
 //!
 //! A replicated change goes through the same write protocol as a client's ([`crate::write`]):
 //! under the item's key lock, it is compared with the stored cell (tombstones included) and
@@ -11,13 +12,6 @@ use crate::model::Item;
 use crate::stamp::Stamp;
 use crate::write::{Decision, Target};
 use crate::{Result, Store};
-
-/// True when a write stamped `incoming` wins over the cell's `current` stamp: it is newer, or
-/// the cell was never written (or its tombstone is gone). Stamps order totally (clock, then
-/// region), so every region picks the same winner.
-pub fn remote_wins(incoming: &Stamp, current: Option<&Stamp>) -> bool {
-    current.is_none_or(|current| incoming > current)
-}
 
 /// One change made in another region, as shipped to this one.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,28 +40,5 @@ impl Store {
         let target = Target::new(table, change.keys, Cause::Replica(change.stamp));
         let written = self.write_one(target, |_| Ok((Decision::Write(change.new_image), ())))?;
         Ok(written.last_seq)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::stamp::HlcTimestamp;
-
-    fn stamp(hlc: u64, region: &str) -> Stamp {
-        Stamp {
-            hlc: HlcTimestamp(hlc),
-            region: region.into(),
-        }
-    }
-
-    #[test]
-    fn newer_stamps_win_and_ties_go_to_the_greater_region() {
-        assert!(remote_wins(&stamp(1, "eu"), None));
-        assert!(remote_wins(&stamp(2, "eu"), Some(&stamp(1, "us"))));
-        assert!(!remote_wins(&stamp(1, "us"), Some(&stamp(2, "eu"))));
-        assert!(remote_wins(&stamp(2, "us"), Some(&stamp(2, "eu"))));
-        assert!(!remote_wins(&stamp(2, "eu"), Some(&stamp(2, "us"))));
-        assert!(!remote_wins(&stamp(2, "eu"), Some(&stamp(2, "eu"))));
     }
 }

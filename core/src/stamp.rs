@@ -35,6 +35,15 @@ pub struct Stamp {
     pub region: String,
 }
 
+impl Stamp {
+    /// True when a write stamped `self` wins over a cell stamped `current` (last writer
+    /// wins): it is newer, or the cell was never written (or its tombstone is gone). Stamps
+    /// order totally (clock, then region), so every region picks the same winner.
+    pub fn wins_over(&self, current: Option<&Stamp>) -> bool {
+        current.is_none_or(|current| self > current)
+    }
+}
+
 impl Ord for Stamp {
     fn cmp(&self, other: &Self) -> Ordering {
         self.hlc
@@ -113,6 +122,23 @@ mod tests {
         assert_eq!(b.logical(), 1);
         clock.observe(HlcTimestamp(5000 << 16));
         assert!(clock.tick(1001).physical_millis() == 5000);
+    }
+
+    fn stamp(hlc: u64, region: &str) -> Stamp {
+        Stamp {
+            hlc: HlcTimestamp(hlc),
+            region: region.into(),
+        }
+    }
+
+    #[test]
+    fn newer_stamps_win_and_ties_go_to_the_greater_region() {
+        assert!(stamp(1, "eu").wins_over(None));
+        assert!(stamp(2, "eu").wins_over(Some(&stamp(1, "us"))));
+        assert!(!stamp(1, "us").wins_over(Some(&stamp(2, "eu"))));
+        assert!(stamp(2, "us").wins_over(Some(&stamp(2, "eu"))));
+        assert!(!stamp(2, "eu").wins_over(Some(&stamp(2, "us"))));
+        assert!(!stamp(2, "eu").wins_over(Some(&stamp(2, "eu"))));
     }
 
     #[test]

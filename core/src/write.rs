@@ -20,23 +20,13 @@ use std::sync::Arc;
 
 use crate::changes::{Cause, ChangeSeq};
 use crate::model::Item;
-use crate::replication::remote_wins;
-use crate::stamp::Stamp;
 use crate::storage::catalog::TableEntry;
 use crate::storage::commit::Mutation;
 use crate::storage::index::check_index_keys;
 use crate::storage::keys::item_key;
 use crate::{Error, Result, Store};
 
-/// What is stored for one item key: the live item, a tombstone (`item: None` with a stamp),
-/// or nothing at all (no stamp: never written, or its tombstone was trimmed).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Cell {
-    /// The live item, or `None` for a tombstone or an empty cell.
-    pub item: Option<Item>,
-    /// The stamp of the write that left the cell, if any write did.
-    pub stamp: Option<Stamp>,
-}
+pub use crate::storage::Cell;
 
 /// One item a write touches: its table and key (already checked against the schema), and who
 /// is writing it.
@@ -93,7 +83,7 @@ pub(crate) fn settle(cell: &Cell, decision: Decision, cause: &Cause) -> Option<O
         return None;
     };
     match cause {
-        Cause::Replica(incoming) => remote_wins(incoming, cell.stamp.as_ref()).then_some(new),
+        Cause::Replica(incoming) => incoming.wins_over(cell.stamp.as_ref()).then_some(new),
         Cause::Request | Cause::Expiry | Cause::Restore => (cell.item != new).then_some(new),
     }
 }
@@ -183,7 +173,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::model::AttributeValue;
-    use crate::stamp::HlcTimestamp;
+    use crate::stamp::{HlcTimestamp, Stamp};
 
     fn item(v: &str) -> Item {
         [("p".to_string(), AttributeValue::S(v.into()))].into()

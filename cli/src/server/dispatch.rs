@@ -3,12 +3,14 @@
 //! runs the operation, and frames the answer with `x-amzn-RequestId`, `x-amz-crc32` (of the
 //! exact body bytes) and the JSON 1.0 content type.
 //!
-//! Where operations run. Reads run on the async worker that received them: they only look up
-//! fjall's memtables and block cache (a miss reads one block from the page cache or disk),
-//! and handing each one to another thread cost a third of GetItem's throughput. Item writes
-//! run there too under `--durability buffer`, where they never wait for an fsync; under `sync`
-//! they go to tokio's blocking pool, because they park until the group commit's fsync covers
-//! them. Table operations always go to the blocking pool (DeleteTable removes every item).
+//! Where operations run. Point reads run on the async worker that received them: they only
+//! look up fjall's memtables and block cache (a miss reads one block from the page cache or
+//! disk), and handing each one to another thread cost a third of GetItem's throughput. Reads
+//! that can walk a lot (Query, Scan, BatchGetItem, GetRecords) go to tokio's blocking pool, so
+//! a 1 MB page never stalls the requests queued behind it on a worker. Item writes run on the
+//! worker under `--durability buffer`, where they never wait for an fsync; under `sync` they go
+//! to the blocking pool, because they park until the group commit's fsync covers them. Table
+//! operations always go to the blocking pool (DeleteTable removes every item).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,31 +18,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tidemark_core::{Durability, Store};
+use tidemark_core::Durability;
 
 use super::AppState;
 use super::error::ApiError;
-use super::wire::{dynamodb, streams};
+use super::wire::{Execution, dynamodb, streams};
 
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 const STREAMS_TARGET_PREFIX: &str = "DynamoDBStreams_20120810.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
-
-/// An operation: decode its input, run it against the store, encode its output.
-pub(crate) type Operation = fn(&Store, &[u8]) -> Result<Vec<u8>, ApiError>;
-
-/// What kind of work an operation does, which decides where it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Execution {
-    /// Reads: never wait, run on the async worker.
-    Read,
-    /// Item writes: wait for an fsync only under `sync` durability.
-    Write,
-    /// Table operations: may take long, always on the blocking pool.
-    Admin,
-}
 
 /// `GET /`: answers `healthy: <host>` while the node is up, as DynamoDB does.
 pub async fn health(headers: HeaderMap) -> Response {
@@ -50,35 +36,6 @@ pub async fn health(headers: HeaderMap) -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
-}
-
-/// Decodes `I`, runs `f`, encodes its output.
-pub(crate) fn run<I, O>(
-    store: &Store,
-    body: &[u8],
-    f: fn(&Store, I) -> Result<O, ApiError>,
-) -> Result<Vec<u8>, ApiError>
-where
-    I: DeserializeOwned,
-    O: Serialize,
-{
-    let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
-    let output = f(store, input)?;
-    serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
-}
-
-/// Decodes `I`, runs `f`, answers with an empty body (TagResource and UntagResource do).
-pub(crate) fn run_empty<I>(
-    store: &Store,
-    body: &[u8],
-    f: fn(&Store, I) -> Result<(), ApiError>,
-) -> Result<Vec<u8>, ApiError>
-where
-    I: DeserializeOwned,
-{
-    let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
-    f(store, input)?;
-    Ok(Vec::new())
 }
 
 fn host(headers: &HeaderMap) -> &str {
@@ -121,7 +78,7 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         Some((op, Execution::Write)) if state.store.config().durability == Durability::Buffer => {
             op(&state.store, &body)
         }
-        Some((op, Execution::Write | Execution::Admin)) => {
+        Some((op, Execution::Write | Execution::Walk | Execution::Admin)) => {
             let store = state.store.clone();
             match tokio::task::spawn_blocking(move || op(&store, &body)).await {
                 Ok(outcome) => outcome,

@@ -10,9 +10,9 @@
 //! up to the durable watermark ([`crate::Store::durable_seq`]), so a reader never sees a record
 //! that a crash could take back.
 
-mod tail;
+mod cursor;
 
-pub use tail::{Lane, LogCursor, LogLimits, LogScope, Origin, TableLag};
+pub use cursor::{Lane, LogCursor, LogLimits, LogScope, Origin, TableLag};
 
 use crate::model::Item;
 use crate::stamp::{HlcTimestamp, Stamp};

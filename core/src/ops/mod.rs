@@ -10,6 +10,7 @@ mod page;
 mod put_item;
 mod query;
 mod scan;
+mod streams;
 mod tables;
 mod transact_get;
 mod transact_write;

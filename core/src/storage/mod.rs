@@ -18,6 +18,7 @@ pub(crate) mod catalog;
 pub(crate) mod codec;
 pub(crate) mod commit;
 pub(crate) mod history;
+pub(crate) mod holds;
 pub(crate) mod index;
 pub(crate) mod keys;
 pub(crate) mod log;
@@ -35,13 +36,12 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::changes::ChangeSeq;
 use crate::clock::Clock;
 use crate::model::{Item, TableDefinition, item_size};
-use crate::retention::Holds;
 use crate::stamp::HybridClock;
 use crate::stream_log::{StreamInfo, stream_key};
-use crate::write::Cell;
 use crate::{Error, Halt, Result};
 use catalog::{Catalog, NEXT_TABLE_ID_KEY, TableEntry};
 use commit::{CommitPipeline, Durability, Mutation, Sequencer, TableStats};
+use holds::Holds;
 
 const MIB: u64 = 1024 * 1024;
 /// Most journal bytes kept before fjall flushes memtables to let old journals go.
@@ -49,6 +49,17 @@ const MAX_JOURNAL_BYTES: u64 = 128 * MIB;
 
 /// Number of striped key locks; a power of two well above the number of concurrent writers.
 const KEY_LOCK_STRIPES: usize = 4096;
+
+/// What is stored for one item key: the live item, a tombstone (`item: None` with a stamp),
+/// or nothing at all (no stamp: never written, or its tombstone was trimmed). Reads that
+/// decide a write see this (re-exported as `crate::write::Cell`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cell {
+    /// The live item, or `None` for a tombstone or an empty cell.
+    pub item: Option<Item>,
+    /// The stamp of the write that left the cell, if any write did.
+    pub stamp: Option<crate::stamp::Stamp>,
+}
 
 /// Handles to every keyspace.
 #[derive(Clone)]
@@ -136,7 +147,7 @@ impl Storage {
         let holds = Holds::default();
         for guard in ks.catalog.prefix(b"hold/") {
             let (key, value) = guard.into_inner()?;
-            let hold = crate::retention::decode_hold(&key, &value)?;
+            let hold = holds::decode_hold(&key, &value)?;
             holds.by_name.lock().insert(hold.name.clone(), hold);
         }
         let mut stats = HashMap::new();

@@ -5,12 +5,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use tidemark_core::model::AttributeValue as CoreValue;
 use tidemark_core::{ChangeKind, Store, StoreConfig};
-use tidemark_tests::{ChildNode, client_for};
+use tidemark_tests::{ChildNode, client_for, wait_until};
 
 use crate::common::{attribute, key_element, n, s};
 
@@ -26,7 +28,11 @@ struct Outcome {
     uncertain_increments: u64,
 }
 
-async fn write_until_dead(client: aws_sdk_dynamodb::Client, writer: usize) -> Outcome {
+async fn write_until_dead(
+    client: aws_sdk_dynamodb::Client,
+    writer: usize,
+    acked: Arc<AtomicUsize>,
+) -> Outcome {
     let mut outcome = Outcome::default();
     for i in 0i64.. {
         let key = format!("w{writer}-{i}");
@@ -40,7 +46,10 @@ async fn write_until_dead(client: aws_sdk_dynamodb::Client, writer: usize) -> Ou
             .send()
             .await;
         match put {
-            Ok(_) => outcome.acked.insert(key, i),
+            Ok(_) => {
+                acked.fetch_add(1, Ordering::Relaxed);
+                outcome.acked.insert(key, i)
+            }
             Err(_) => {
                 outcome.uncertain.insert(key, i);
                 return outcome;
@@ -106,7 +115,7 @@ fn number(v: &AttributeValue) -> i64 {
 /// How the node under load dies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Death {
-    /// SIGKILL after 1.5 s of load.
+    /// SIGKILL after at least 1.5 s and 300 acknowledged writes.
     Kill,
     /// Its journal sync fails (the `journal-sync` failpoint, after some syncs): it must stop
     /// acknowledging and exit non-zero by itself.
@@ -125,12 +134,19 @@ async fn crash_and_check(durability: &str, death: Death) {
     let endpoint = child.endpoint();
     create_table_with_index(&client_for(&endpoint)).await;
 
+    let acked = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..WRITERS)
-        .map(|w| tokio::spawn(write_until_dead(client_for(&endpoint), w)))
+        .map(|w| tokio::spawn(write_until_dead(client_for(&endpoint), w, acked.clone())))
         .collect();
     match death {
         Death::Kill => {
+            // Killed mid-load: after 1.5 s, and once a few hundred writes are in (a busy
+            // machine may need longer for them).
             tokio::time::sleep(Duration::from_millis(1500)).await;
+            wait_until(Duration::from_secs(60), async || {
+                acked.load(Ordering::Relaxed) > 300
+            })
+            .await;
             child.kill().await;
         }
         Death::FailedSync => {

@@ -1,5 +1,57 @@
 //! Wire types: what travels over HTTP, one file per operation, and their conversion to and
-//! from core's typed requests and outcomes.
+//! from core's typed requests and outcomes; the operation tables map each `X-Amz-Target`
+//! name to an [`Operation`] and the [`Execution`] that says where it runs.
 
 pub(crate) mod dynamodb;
 pub(crate) mod streams;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tidemark_core::Store;
+
+use super::error::ApiError;
+
+/// An operation: decode its input, run it against the store, encode its output.
+pub(crate) type Operation = fn(&Store, &[u8]) -> Result<Vec<u8>, ApiError>;
+
+/// What kind of work an operation does, which decides where it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Execution {
+    /// Point reads: never wait, run on the async worker.
+    Read,
+    /// Reads that can walk a lot (pages of up to 1 MB): on the blocking pool.
+    Walk,
+    /// Item writes: wait for an fsync only under `sync` durability.
+    Write,
+    /// Table operations: may take long, always on the blocking pool.
+    Admin,
+}
+
+/// Decodes `I`, runs `f`, encodes its output.
+pub(crate) fn run<I, O>(
+    store: &Store,
+    body: &[u8],
+    f: fn(&Store, I) -> Result<O, ApiError>,
+) -> Result<Vec<u8>, ApiError>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+{
+    let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
+    let output = f(store, input)?;
+    serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Decodes `I`, runs `f`, answers with an empty body (TagResource and UntagResource do).
+pub(crate) fn run_empty<I>(
+    store: &Store,
+    body: &[u8],
+    f: fn(&Store, I) -> Result<(), ApiError>,
+) -> Result<Vec<u8>, ApiError>
+where
+    I: DeserializeOwned,
+{
+    let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
+    f(store, input)?;
+    Ok(Vec::new())
+}

@@ -24,19 +24,19 @@ mod update_time_to_live;
 
 pub(crate) use describe_endpoints::describe_endpoints;
 
-use crate::server::dispatch::{Execution, Operation, run, run_empty};
+use super::{Execution, Operation, run, run_empty};
 
 /// The operation named `name`, as a function from request body to response body, and where
 /// it runs.
 pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
-    use Execution::{Admin, Read, Write};
+    use Execution::{Admin, Read, Walk, Write};
     Some(match name {
         "PutItem" => (|s, b| run(s, b, put_item::put_item), Write),
         "GetItem" => (|s, b| run(s, b, get_item::get_item), Read),
         "UpdateItem" => (|s, b| run(s, b, update_item::update_item), Write),
         "DeleteItem" => (|s, b| run(s, b, delete_item::delete_item), Write),
         "BatchWriteItem" => (|s, b| run(s, b, batch_write_item::batch_write_item), Write),
-        "BatchGetItem" => (|s, b| run(s, b, batch_get_item::batch_get_item), Read),
+        "BatchGetItem" => (|s, b| run(s, b, batch_get_item::batch_get_item), Walk),
         "CreateTable" => (|s, b| run(s, b, create_table::create_table), Admin),
         "DescribeTable" => (|s, b| run(s, b, describe_table::describe_table), Read),
         "ListTables" => (|s, b| run(s, b, list_tables::list_tables), Read),
@@ -53,8 +53,8 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
             |s, b| run(s, b, transact_get_items::transact_get_items),
             Read,
         ),
-        "Query" => (|s, b| run(s, b, query::query), Read),
-        "Scan" => (|s, b| run(s, b, scan::scan), Read),
+        "Query" => (|s, b| run(s, b, query::query), Walk),
+        "Scan" => (|s, b| run(s, b, scan::scan), Walk),
         "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Read),
         "UpdateTimeToLive" => (
             |s, b| run(s, b, update_time_to_live::update_time_to_live),

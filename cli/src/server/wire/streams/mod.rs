@@ -6,9 +6,9 @@ mod get_records;
 mod get_shard_iterator;
 mod list_streams;
 
-use crate::server::dispatch::{Execution, Operation, run};
+use super::{Execution, Operation, run};
 
-/// The Streams operation named `name`; all are reads.
+/// The Streams operation named `name`; all are reads, GetRecords one that walks the log.
 pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
     Some(match name {
         "ListStreams" => (
@@ -23,7 +23,7 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
             |s, b| run(s, b, get_shard_iterator::get_shard_iterator),
             Execution::Read,
         ),
-        "GetRecords" => (|s, b| run(s, b, get_records::get_records), Execution::Read),
+        "GetRecords" => (|s, b| run(s, b, get_records::get_records), Execution::Walk),
         _ => return None,
     })
 }
