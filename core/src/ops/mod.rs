@@ -1,35 +1,44 @@
 //! Operations: one file per DynamoDB operation's semantics. Each takes a typed request (already
 //! parsed: expressions are ASTs) and returns a typed outcome; none knows the wire format.
 
+mod backfill;
 mod batch_get;
 mod batch_write;
+mod create_table;
 mod delete_item;
+mod delete_table;
+mod describe_table;
 mod extensions;
 mod get_item;
+mod list_tables;
 mod page;
 mod put_item;
 mod query;
 mod scan;
 mod streams;
 mod tables;
+mod tags;
 mod transact_get;
 mod transact_write;
 mod ttl;
 mod update_item;
+mod update_table;
 
 pub use batch_get::{BatchGetOutcome, BatchGetRequest, KeysAndAttributes};
 pub use batch_write::{BatchWriteOutcome, BatchWriteRequest, WriteRequest};
+pub use create_table::CreateTableRequest;
 pub use delete_item::DeleteItemRequest;
+pub use describe_table::{
+    BillingModeSummary, IndexDescription, ProvisionedThroughputDescription, TableDescription,
+    TableStatus,
+};
 pub use extensions::TableExtension;
 pub use get_item::{GetItemOutcome, GetItemRequest};
+pub use list_tables::ListTablesOutcome;
 pub use page::{PageOptions, PageOutcome, Select};
 pub use put_item::PutItemRequest;
 pub use query::QueryRequest;
 pub use scan::ScanRequest;
-pub use tables::{
-    CreateTableRequest, GsiUpdate, ListTablesOutcome, TableDescription, TableStatus,
-    UpdateTableRequest,
-};
 pub use transact_get::{TransactGetItem, TransactGetOutcome};
 pub(crate) use transact_write::TransactionTokens;
 pub use transact_write::{
@@ -37,6 +46,7 @@ pub use transact_write::{
 };
 pub use ttl::{ExpiryReport, UpdateTimeToLiveRequest};
 pub use update_item::UpdateItemRequest;
+pub use update_table::{GsiUpdate, UpdateTableRequest};
 
 use crate::expr::Condition;
 use crate::model::{Item, item_size};

@@ -123,9 +123,9 @@ impl Store {
                 if !key.starts_with(&prefix) {
                     break;
                 }
-                let Some((second, item_key)) = split_ttl_key(&key) else {
-                    continue;
-                };
+                let (second, item_key) = split_ttl_key(&key).ok_or_else(|| {
+                    Error::Corrupt(format!("a TTL index key of {} bytes", key.len()))
+                })?;
                 if second > now_second {
                     report.next_due_second = Some(
                         report

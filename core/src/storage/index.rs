@@ -38,7 +38,7 @@ impl IndexInfo {
     pub(crate) fn all_of(definition: &TableDefinition) -> Result<Vec<IndexInfo>> {
         let id_of = |name: &str| {
             definition.index_ids.get(name).copied().ok_or_else(|| {
-                Error::Internal(format!(
+                Error::Corrupt(format!(
                     "index {name} of {} has no id",
                     definition.table_name
                 ))

@@ -6,9 +6,10 @@ use tidemark_core::model::{
     AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, LocalSecondaryIndex,
     ProvisionedThroughput, StreamSpecification, Tag,
 };
-use tidemark_core::ops::{CreateTableRequest, TableDescription};
+use tidemark_core::ops::CreateTableRequest;
 
 use super::common::required;
+use super::table_description::WireTableDescription;
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -44,7 +45,7 @@ pub(crate) struct WireAttributeDefinition {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct CreateTableOutput {
-    table_description: TableDescription,
+    table_description: WireTableDescription,
 }
 
 pub(crate) fn create_table(
@@ -83,6 +84,6 @@ pub(crate) fn create_table(
         tags: input.tags.unwrap_or_default(),
     };
     Ok(CreateTableOutput {
-        table_description: store.create_table(request)?,
+        table_description: store.create_table(request)?.into(),
     })
 }

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
-use tidemark_core::ops::TableDescription;
 
 use super::common::required;
+use super::table_description::WireTableDescription;
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -16,7 +16,7 @@ pub(crate) struct DeleteTableInput {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct DeleteTableOutput {
-    table_description: TableDescription,
+    table_description: WireTableDescription,
 }
 
 pub(crate) fn delete_table(
@@ -25,6 +25,6 @@ pub(crate) fn delete_table(
 ) -> Result<DeleteTableOutput, ApiError> {
     let name = required(input.table_name, "tableName")?;
     Ok(DeleteTableOutput {
-        table_description: store.delete_table(&name)?,
+        table_description: store.delete_table(&name)?.into(),
     })
 }

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
-use tidemark_core::ops::TableDescription;
 
 use super::common::required;
+use super::table_description::WireTableDescription;
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -16,7 +16,7 @@ pub(crate) struct DescribeTableInput {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct DescribeTableOutput {
-    table: TableDescription,
+    table: WireTableDescription,
 }
 
 pub(crate) fn describe_table(
@@ -25,6 +25,6 @@ pub(crate) fn describe_table(
 ) -> Result<DescribeTableOutput, ApiError> {
     let name = required(input.table_name, "tableName")?;
     Ok(DescribeTableOutput {
-        table: store.describe_table(&name)?,
+        table: store.describe_table(&name)?.into(),
     })
 }

@@ -15,6 +15,7 @@ mod list_tables;
 mod put_item;
 mod query;
 mod scan;
+mod table_description;
 mod tags;
 mod transact_get_items;
 mod transact_write_items;

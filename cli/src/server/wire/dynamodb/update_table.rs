@@ -5,9 +5,10 @@ use tidemark_core::Store;
 use tidemark_core::model::{
     AttributeDefinition, GlobalSecondaryIndex, ProvisionedThroughput, StreamSpecification,
 };
-use tidemark_core::ops::{GsiUpdate, TableDescription, UpdateTableRequest};
+use tidemark_core::ops::{GsiUpdate, UpdateTableRequest};
 
 use super::common::required;
+use super::table_description::WireTableDescription;
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -46,7 +47,7 @@ pub(crate) struct WireGsiName {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct UpdateTableOutput {
-    table_description: TableDescription,
+    table_description: WireTableDescription,
 }
 
 fn convert(update: WireGsiUpdate) -> Result<GsiUpdate, ApiError> {
@@ -84,6 +85,6 @@ pub(crate) fn update_table(
             .collect::<Result<_, _>>()?,
     };
     Ok(UpdateTableOutput {
-        table_description: store.update_table(request)?,
+        table_description: store.update_table(request)?.into(),
     })
 }

@@ -1,0 +1,159 @@
+//! `TableDescription` as DescribeTable, CreateTable, UpdateTable and DeleteTable answer it.
+
+use serde::Serialize;
+use tidemark_core::model::{
+    AttributeDefinition, KeySchemaElement, Projection, StreamSpecification,
+};
+use tidemark_core::ops::{
+    BillingModeSummary, IndexDescription, ProvisionedThroughputDescription, TableDescription,
+    TableStatus,
+};
+
+/// `TableStatus`.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum WireTableStatus {
+    Active,
+    Deleting,
+}
+
+impl From<TableStatus> for WireTableStatus {
+    fn from(status: TableStatus) -> Self {
+        match status {
+            TableStatus::Active => WireTableStatus::Active,
+            TableStatus::Deleting => WireTableStatus::Deleting,
+        }
+    }
+}
+
+/// `BillingModeSummary`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireBillingModeSummary {
+    billing_mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_update_to_pay_per_request_date_time: Option<f64>,
+}
+
+impl From<BillingModeSummary> for WireBillingModeSummary {
+    fn from(summary: BillingModeSummary) -> Self {
+        WireBillingModeSummary {
+            billing_mode: summary.billing_mode,
+            last_update_to_pay_per_request_date_time: summary
+                .last_update_to_pay_per_request_date_time,
+        }
+    }
+}
+
+/// `ProvisionedThroughputDescription`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireProvisionedThroughput {
+    number_of_decreases_today: i64,
+    read_capacity_units: i64,
+    write_capacity_units: i64,
+}
+
+impl From<ProvisionedThroughputDescription> for WireProvisionedThroughput {
+    fn from(throughput: ProvisionedThroughputDescription) -> Self {
+        WireProvisionedThroughput {
+            number_of_decreases_today: throughput.number_of_decreases_today,
+            read_capacity_units: throughput.read_capacity_units,
+            write_capacity_units: throughput.write_capacity_units,
+        }
+    }
+}
+
+/// `GlobalSecondaryIndexDescription` or `LocalSecondaryIndexDescription`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireIndexDescription {
+    index_name: String,
+    key_schema: Vec<KeySchemaElement>,
+    projection: Projection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backfilling: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provisioned_throughput: Option<WireProvisionedThroughput>,
+    index_arn: String,
+    index_size_bytes: i64,
+    item_count: i64,
+}
+
+impl From<IndexDescription> for WireIndexDescription {
+    fn from(index: IndexDescription) -> Self {
+        WireIndexDescription {
+            index_name: index.index_name,
+            key_schema: index.key_schema,
+            projection: index.projection,
+            index_status: index.index_status,
+            backfilling: index.backfilling,
+            provisioned_throughput: index.provisioned_throughput.map(Into::into),
+            index_arn: index.index_arn,
+            index_size_bytes: index.index_size_bytes,
+            item_count: index.item_count,
+        }
+    }
+}
+
+/// `TableDescription`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireTableDescription {
+    table_name: String,
+    table_status: WireTableStatus,
+    table_arn: String,
+    table_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_schema: Option<Vec<KeySchemaElement>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attribute_definitions: Option<Vec<AttributeDefinition>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creation_date_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table_size_bytes: Option<i64>,
+    billing_mode_summary: WireBillingModeSummary,
+    provisioned_throughput: WireProvisionedThroughput,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    global_secondary_indexes: Option<Vec<WireIndexDescription>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_secondary_indexes: Option<Vec<WireIndexDescription>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_specification: Option<StreamSpecification>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_stream_label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_stream_arn: Option<String>,
+    deletion_protection_enabled: bool,
+}
+
+impl From<TableDescription> for WireTableDescription {
+    fn from(table: TableDescription) -> Self {
+        let indexes = |list: Option<Vec<IndexDescription>>| {
+            list.map(|l| l.into_iter().map(Into::into).collect())
+        };
+        WireTableDescription {
+            table_name: table.table_name,
+            table_status: table.table_status.into(),
+            table_arn: table.table_arn,
+            table_id: table.table_id,
+            key_schema: table.key_schema,
+            attribute_definitions: table.attribute_definitions,
+            creation_date_time: table.creation_date_time,
+            item_count: table.item_count,
+            table_size_bytes: table.table_size_bytes,
+            billing_mode_summary: table.billing_mode_summary.into(),
+            provisioned_throughput: table.provisioned_throughput.into(),
+            global_secondary_indexes: indexes(table.global_secondary_indexes),
+            local_secondary_indexes: indexes(table.local_secondary_indexes),
+            stream_specification: table.stream_specification,
+            latest_stream_label: table.latest_stream_label,
+            latest_stream_arn: table.latest_stream_arn,
+            deletion_protection_enabled: table.deletion_protection_enabled,
+        }
+    }
+}
