@@ -119,7 +119,7 @@ impl Store {
     ///
     /// # Errors
     /// The error of `result`.
-    pub fn check<T>(&self, result: Result<T>) -> Result<T> {
+    pub fn halt_if_fatal<T>(&self, result: Result<T>) -> Result<T> {
         if let Err(e) = &result
             && e.is_fatal()
         {

@@ -41,9 +41,15 @@ impl Store {
                 limits.scanned,
             ),
         };
-        let read = self.check(read)?;
+        let read = self.halt_if_fatal(read)?;
         cursor.next = cursor.next.max(read.next);
         Ok(read.records)
+    }
+
+    /// The sequence the next commit will take, read while no commit can take it: a change
+    /// is in a reader's range from here exactly when it commits after this call.
+    pub fn next_seq(&self) -> ChangeSeq {
+        self.storage.next_seq()
     }
 
     /// Change records of every table from `from` (inclusive) up to the durable watermark, at
@@ -87,7 +93,7 @@ impl Store {
                 oldest_millis: oldest.map(|c| c.physical_millis()),
             })
         })();
-        self.check(lag)
+        self.halt_if_fatal(lag)
     }
 
     /// The last durable change committed at or before `millis` on this node's commit clock
@@ -115,7 +121,7 @@ impl Store {
             }
             Ok(found)
         })();
-        self.check(search)
+        self.halt_if_fatal(search)
     }
 }
 

@@ -598,6 +598,17 @@ fn the_clock_restarts_past_every_stamp_even_after_older_remote_ones() {
     // ... and this node's wall clock went back too.
     clock.set(1_700_000_000_000 - 60_000);
     let store = open_with(dir.path(), clock.clone());
+    let causes: Vec<CauseKind> = store
+        .read_changes(1, 100)
+        .unwrap()
+        .iter()
+        .map(|r| r.cause)
+        .collect();
+    assert_eq!(
+        causes,
+        [[CauseKind::Request; 5].as_slice(), &[CauseKind::Replica; 3]].concat(),
+        "causes survive a restart"
+    );
     let seq = put(&store, "tbl", item("l-after", "v")).unwrap();
     let after = store.read_changes(seq, 1).unwrap()[0].stamp.clone();
     for earlier in &local_stamps {

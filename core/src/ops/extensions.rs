@@ -82,18 +82,4 @@ impl Store {
         out.sort_by(|a, b| a.table_name.cmp(&b.table_name));
         out
     }
-
-    /// The internal id of a live table.
-    ///
-    /// # Errors
-    /// ResourceNotFound.
-    pub fn table_id(&self, table_name: &str) -> Result<u64> {
-        Ok(self.table(table_name)?.id)
-    }
-
-    /// The sequence the next commit will take, read while no commit can take it: a change
-    /// is in a reader's range from here exactly when it commits after this call.
-    pub fn next_seq(&self) -> crate::ChangeSeq {
-        self.storage.next_seq()
-    }
 }

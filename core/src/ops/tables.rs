@@ -16,6 +16,14 @@ pub(super) const MAX_GSIS: usize = 20;
 const MAX_KEY_NAME_BYTES: usize = 255;
 
 impl Store {
+    /// The internal id of a live table.
+    ///
+    /// # Errors
+    /// ResourceNotFound.
+    pub fn table_id(&self, table_name: &str) -> Result<u64> {
+        Ok(self.table(table_name)?.id)
+    }
+
     pub(crate) fn table(&self, name: &str) -> Result<Arc<TableEntry>> {
         check_name(name, "tableName")?;
         self.storage.table(name).ok_or_else(|| {

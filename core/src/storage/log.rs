@@ -294,3 +294,96 @@ pub(crate) fn migrate_table_changes(db: &Database, ks: &Keyspaces) -> Result<()>
         .commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::changes::{LogCursor, LogLimits};
+    use crate::model::{AttributeDefinition, AttributeValue, KeySchemaElement};
+    use crate::ops::{CreateTableRequest, PutItemRequest};
+    use crate::{Durability, ManualClock, Store, StoreConfig};
+
+    fn open(dir: &std::path::Path) -> Store {
+        let mut config = StoreConfig::new(dir);
+        config.durability = Durability::Buffer;
+        Store::open_with_clock(config, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
+    }
+
+    fn put(store: &Store, k: &str) {
+        let item = [("p".to_string(), AttributeValue::S(k.into()))].into();
+        store
+            .put_item(PutItemRequest {
+                table_name: "tbl".into(),
+                item,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn entries_of_the_previous_format_are_brought_up_to_date_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store
+            .create_table(CreateTableRequest {
+                table_name: "tbl".into(),
+                key_schema: vec![KeySchemaElement {
+                    attribute_name: "p".into(),
+                    key_type: "HASH".into(),
+                }],
+                attribute_definitions: vec![AttributeDefinition {
+                    attribute_name: "p".into(),
+                    attribute_type: "S".into(),
+                }],
+                billing_mode: Some("PAY_PER_REQUEST".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        for k in ["a", "b", "c", "d", "e"] {
+            put(&store, k);
+        }
+        let table_id = store.table_id("tbl").unwrap();
+        // Make the folder look like one the previous release wrote: one partition byte per
+        // entry, and no format mark.
+        let ks = &store.storage.ks;
+        let entries: Vec<(Vec<u8>, u8)> = ks
+            .table_changes
+            .iter()
+            .map(|g| {
+                let (key, value) = g.into_inner().unwrap();
+                (key.to_vec(), value[0])
+            })
+            .collect();
+        for (key, partition) in &entries {
+            ks.table_changes.insert(key, [*partition]).unwrap();
+        }
+        ks.catalog.remove(super::LOG_FORMAT_KEY).unwrap();
+        drop(store);
+
+        let store = open(dir.path());
+        assert_eq!(store.table_lag(table_id, 1).unwrap().records, 5);
+        put(&store, "f");
+        assert_eq!(
+            store.table_lag(table_id, 1).unwrap().records,
+            6,
+            "counting goes on"
+        );
+        let mut per_lane = 0;
+        for lane in 0..4 {
+            let mut cursor = LogCursor::table(table_id, 1).lane(4, lane);
+            per_lane += store
+                .read_log(&mut cursor, LogLimits::records(100))
+                .unwrap()
+                .len();
+        }
+        assert_eq!(per_lane, 6, "partition bytes kept");
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(
+            store.table_lag(table_id, 1).unwrap().records,
+            6,
+            "migrated once"
+        );
+    }
+}

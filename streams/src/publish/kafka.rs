@@ -219,7 +219,8 @@ impl Publishers {
     /// past the history window until published. Runs until `shutdown`.
     ///
     /// # Errors
-    /// Corrupt settings or log entries, storage failures, a panic while measuring.
+    /// A fatal store error (corrupt settings or log entries), or a panic while measuring;
+    /// other failures are logged and measured again next period.
     pub async fn report_lag(
         self: Arc<Self>,
         every: Duration,
@@ -233,13 +234,21 @@ impl Publishers {
                 _ = tokio::time::sleep(every) => {}
             }
             let publishers = self.clone();
-            let lags = tokio::task::spawn_blocking(move || publishers.progress())
+            let measured = tokio::task::spawn_blocking(move || publishers.progress())
                 .await
                 .map_err(|e| {
                     crate::Error::Core(tidemark_core::Error::Internal(format!(
                         "measuring the publishing lag failed: {e}"
                     )))
-                })??;
+                })?;
+            let lags = match measured {
+                Ok(lags) => lags,
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot measure the publishing lag; trying again");
+                    continue;
+                }
+            };
             // Tables no longer published read 0 rather than their last lag.
             for gone in reported
                 .iter()

@@ -104,7 +104,9 @@ pub fn set_publishing(
     // need can be trimmed in between; a hold left by a crash in between is released by
     // `ensure_holds`.
     let hold = hold_name(table_id);
-    if store.hold(&hold).is_none() {
+    let held_from = store.hold(&hold).map(|h| h.from);
+    if held_from.is_none_or(|from| from > settings.start_seq) {
+        // A start from history moves an existing hold back to it.
         store.set_hold(&hold, Some(table_id), settings.start_seq)?;
     }
     let value = serde_json::to_value(&settings)
@@ -281,6 +283,11 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(from_history.start_seq, store.oldest_retained_seq());
+        assert_eq!(
+            store.hold(&hold_name(table_id)).unwrap().from,
+            from_history.start_seq,
+            "republishing the history holds it again"
+        );
 
         set_publishing(&store, "tbl", None).unwrap();
         assert!(published_tables(&store).unwrap().is_empty());
