@@ -48,6 +48,17 @@ impl StoreConfig {
     }
 }
 
+impl StoreConfig {
+    /// [`StoreConfig::new`] with `buffer` durability: what tests of everything but the
+    /// group commit open (no fsync per write).
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            durability: Durability::Buffer,
+            ..StoreConfig::new(data_dir)
+        }
+    }
+}
+
 /// The item store: tables, items and the change log of one node.
 #[derive(Debug)]
 pub struct Store {

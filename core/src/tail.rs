@@ -132,7 +132,7 @@ mod tests {
 
     use super::*;
     use crate::changes::CauseKind;
-    use crate::model::{AttributeDefinition, AttributeValue, Item, KeySchemaElement};
+    use crate::model::{AttributeValue, Item};
     use crate::ops::{CreateTableRequest, GetItemRequest, PutItemRequest};
     use crate::replication::RemoteChange;
     use crate::stamp::{HlcTimestamp, Stamp};
@@ -146,19 +146,7 @@ mod tests {
 
     fn create(store: &Store, name: &str) -> u64 {
         store
-            .create_table(CreateTableRequest {
-                table_name: name.into(),
-                key_schema: vec![KeySchemaElement {
-                    attribute_name: "p".into(),
-                    key_type: "HASH".into(),
-                }],
-                attribute_definitions: vec![AttributeDefinition {
-                    attribute_name: "p".into(),
-                    attribute_type: "S".into(),
-                }],
-                billing_mode: Some("PAY_PER_REQUEST".into()),
-                ..Default::default()
-            })
+            .create_table(CreateTableRequest::on_demand(name, "p", "S"))
             .unwrap();
         store.table_id(name).unwrap()
     }

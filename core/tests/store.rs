@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use std::time::Duration;
-use tidemark_core::model::{AttributeDefinition, AttributeValue, Item, KeySchemaElement};
+use tidemark_core::model::{AttributeValue, Item};
 
 use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::model::StreamSpecification;
@@ -31,19 +31,7 @@ fn open(dir: &std::path::Path, durability: Durability) -> Store {
 
 fn create(store: &Store, name: &str) {
     store
-        .create_table(CreateTableRequest {
-            table_name: name.into(),
-            key_schema: vec![KeySchemaElement {
-                attribute_name: "p".into(),
-                key_type: "HASH".into(),
-            }],
-            attribute_definitions: vec![AttributeDefinition {
-                attribute_name: "p".into(),
-                attribute_type: "S".into(),
-            }],
-            billing_mode: Some("PAY_PER_REQUEST".into()),
-            ..Default::default()
-        })
+        .create_table(CreateTableRequest::on_demand(name, "p", "S"))
         .unwrap();
 }
 

@@ -40,6 +40,31 @@ pub struct CreateTableRequest {
     pub tags: Vec<Tag>,
 }
 
+impl CreateTableRequest {
+    /// An on-demand table keyed by one partition-key attribute of type `key_type` (`S`, `N`
+    /// or `B`), with nothing else set.
+    pub fn on_demand(
+        table_name: impl Into<String>,
+        partition_key: impl Into<String>,
+        key_type: &str,
+    ) -> CreateTableRequest {
+        let partition_key = partition_key.into();
+        CreateTableRequest {
+            table_name: table_name.into(),
+            key_schema: vec![KeySchemaElement {
+                attribute_name: partition_key.clone(),
+                key_type: "HASH".into(),
+            }],
+            attribute_definitions: vec![AttributeDefinition {
+                attribute_name: partition_key,
+                attribute_type: key_type.into(),
+            }],
+            billing_mode: Some("PAY_PER_REQUEST".into()),
+            ..Default::default()
+        }
+    }
+}
+
 impl Store {
     /// Creates a table; it is ACTIVE at once.
     ///

@@ -1,13 +1,13 @@
 //! DeleteItem: remove one item by key, optionally under a condition, leaving a stamped
 //! tombstone for last-writer-wins replication.
 
-use super::{ReturnValues, WriteOutcome, check_condition, write_units};
+use super::{ReturnValues, WriteOutcome};
 use crate::Result;
 use crate::Store;
 use crate::changes::Cause;
 use crate::expr::Condition;
 use crate::model::Item;
-use crate::write::{Decision, Target};
+use crate::write::Target;
 
 /// A DeleteItem request.
 #[derive(Debug, Default)]
@@ -33,25 +33,12 @@ impl Store {
         let table = self.table(&request.table_name)?;
         table.shape.check_key(&request.key)?;
         let target = Target::new(table, request.key, Cause::Request);
-        let written = self.write_one(target, |cell| {
-            let old = cell.item.as_ref();
-            check_condition(
-                request.condition.as_ref(),
-                old,
-                request.return_old_on_condition_failure,
-            )?;
-            let units = write_units(old, None);
-            let attributes = match request.return_values {
-                ReturnValues::AllOld => old.cloned(),
-                _ => None,
-            };
-            Ok((Decision::Write(None), (attributes, units)))
-        })?;
-        let (attributes, units) = written.value;
-        Ok(WriteOutcome {
-            attributes,
-            consumed_capacity_units: units,
-            change_seq: written.last_seq,
-        })
+        self.replace_item(
+            target,
+            None,
+            request.condition.as_ref(),
+            request.return_old_on_condition_failure,
+            request.return_values,
+        )
     }
 }

@@ -50,7 +50,8 @@ pub use update_table::{GsiUpdate, UpdateTableRequest};
 
 use crate::expr::Condition;
 use crate::model::{Item, item_size};
-use crate::{Error, Result};
+use crate::write::{Decision, Target};
+use crate::{Error, Result, Store};
 
 /// Largest item, in bytes as DynamoDB counts them.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -156,4 +157,35 @@ pub(crate) fn check_attribute_names(item: &Item) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl Store {
+    /// PutItem's and DeleteItem's write: replaces the whole item with `new` (`None` deletes
+    /// it) if `condition` holds on the item as it is, returning the old item per
+    /// `return_values`.
+    fn replace_item(
+        &self,
+        target: Target,
+        new: Option<Item>,
+        condition: Option<&Condition>,
+        return_old_on_condition_failure: bool,
+        return_values: ReturnValues,
+    ) -> Result<WriteOutcome> {
+        let written = self.write_one(target, |cell| {
+            let old = cell.item.as_ref();
+            check_condition(condition, old, return_old_on_condition_failure)?;
+            let units = write_units(old, new.as_ref());
+            let attributes = match return_values {
+                ReturnValues::AllOld => old.cloned(),
+                _ => None,
+            };
+            Ok((Decision::Write(new), (attributes, units)))
+        })?;
+        let (attributes, units) = written.value;
+        Ok(WriteOutcome {
+            attributes,
+            consumed_capacity_units: units,
+            change_seq: written.last_seq,
+        })
+    }
 }

@@ -1,15 +1,12 @@
 //! PutItem: replace a whole item, optionally under a condition.
 
-use super::{
-    ReturnValues, WriteOutcome, check_attribute_names, check_condition, check_item_size,
-    write_units,
-};
+use super::{ReturnValues, WriteOutcome, check_attribute_names, check_item_size};
 use crate::Result;
 use crate::Store;
 use crate::changes::Cause;
 use crate::expr::Condition;
 use crate::model::Item;
-use crate::write::{Decision, Target};
+use crate::write::Target;
 
 /// A PutItem request.
 #[derive(Debug, Default)]
@@ -37,25 +34,12 @@ impl Store {
         check_attribute_names(&request.item)?;
         check_item_size(&request.item)?;
         let target = Target::new(table, keys, Cause::Request);
-        let written = self.write_one(target, |cell| {
-            let old = cell.item.as_ref();
-            check_condition(
-                request.condition.as_ref(),
-                old,
-                request.return_old_on_condition_failure,
-            )?;
-            let units = write_units(old, Some(&request.item));
-            let attributes = match request.return_values {
-                ReturnValues::AllOld => old.cloned(),
-                _ => None,
-            };
-            Ok((Decision::Write(Some(request.item)), (attributes, units)))
-        })?;
-        let (attributes, units) = written.value;
-        Ok(WriteOutcome {
-            attributes,
-            consumed_capacity_units: units,
-            change_seq: written.last_seq,
-        })
+        self.replace_item(
+            target,
+            Some(request.item),
+            request.condition.as_ref(),
+            request.return_old_on_condition_failure,
+            request.return_values,
+        )
     }
 }

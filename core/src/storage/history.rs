@@ -109,7 +109,7 @@ impl Storage {
 mod tests {
     use std::sync::Arc;
 
-    use crate::model::{AttributeDefinition, AttributeValue, Item, KeySchemaElement};
+    use crate::model::{AttributeValue, Item};
     use crate::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
     use crate::storage::keys::item_key;
     use crate::{ManualClock, Store, StoreConfig};
@@ -122,19 +122,7 @@ mod tests {
         config.history_window = std::time::Duration::from_secs(60);
         let store = Store::open_with_clock(config, clock.clone()).unwrap();
         store
-            .create_table(CreateTableRequest {
-                table_name: "tbl".into(),
-                key_schema: vec![KeySchemaElement {
-                    attribute_name: "p".into(),
-                    key_type: "HASH".into(),
-                }],
-                attribute_definitions: vec![AttributeDefinition {
-                    attribute_name: "p".into(),
-                    attribute_type: "S".into(),
-                }],
-                billing_mode: Some("PAY_PER_REQUEST".into()),
-                ..Default::default()
-            })
+            .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
         let key: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();
         store

@@ -77,6 +77,34 @@ impl EntryFilter {
     }
 }
 
+/// Takes the kept records of `entries` (each entry's sequence, and its record when kept) in
+/// `from..=through` until the limits: the one loop of both log scopes.
+fn collect(
+    entries: impl Iterator<Item = Result<(ChangeSeq, Option<ChangeRecord>)>>,
+    from: ChangeSeq,
+    through: ChangeSeq,
+    max_records: usize,
+    max_scanned: usize,
+) -> Result<LogRead> {
+    let mut read = LogRead {
+        records: Vec::new(),
+        next: from,
+    };
+    if from > through {
+        return Ok(read);
+    }
+    for (scanned, entry) in entries.enumerate() {
+        let (seq, record) = entry?;
+        read.next = seq + 1;
+        read.records.extend(record);
+        if read.records.len() >= max_records || scanned + 1 >= max_scanned {
+            return Ok(read);
+        }
+    }
+    read.next = through + 1;
+    Ok(read)
+}
+
 /// What one read of the log found, and where the next read starts.
 #[derive(Debug)]
 pub(crate) struct LogRead {
@@ -102,34 +130,22 @@ impl Storage {
         max_records: usize,
         max_scanned: usize,
     ) -> Result<LogRead> {
-        let mut read = LogRead {
-            records: Vec::new(),
-            next: from,
-        };
         if from > through {
-            return Ok(read);
+            return collect(std::iter::empty(), from, through, max_records, max_scanned);
         }
-        let mut scanned = 0;
         let range = table_change_key(table_id, from)..=table_change_key(table_id, through);
-        for guard in self.ks.table_changes.range(range) {
+        let entries = self.ks.table_changes.range(range).map(|guard| {
             let (key, value) = guard.into_inner()?;
             let entry = decode_entry(&key, &value)?;
-            scanned += 1;
-            read.next = entry.seq + 1;
-            if filter.keeps(&entry) {
-                match self.change(entry.seq)? {
-                    Some(record) => read.records.push(record),
-                    // Trimmed between the two reads: the position is behind the log's start,
-                    // which the caller checks against `oldest_retained`.
-                    None => continue,
-                }
-            }
-            if read.records.len() >= max_records || scanned >= max_scanned {
-                return Ok(read);
-            }
-        }
-        read.next = through + 1;
-        Ok(read)
+            // A record trimmed between the two reads is behind the log's start, which the
+            // caller checks against `oldest_retained`.
+            let record = match filter.keeps(&entry) {
+                true => self.change(entry.seq)?,
+                false => None,
+            };
+            Ok((entry.seq, record))
+        });
+        collect(entries, from, through, max_records, max_scanned)
     }
 
     /// Every table's records in `from..=through`, only those this node originated when
@@ -145,32 +161,20 @@ impl Storage {
         max_records: usize,
         max_scanned: usize,
     ) -> Result<LogRead> {
-        let mut read = LogRead {
-            records: Vec::new(),
-            next: from,
-        };
         if from > through {
-            return Ok(read);
+            return collect(std::iter::empty(), from, through, max_records, max_scanned);
         }
-        let mut scanned = 0;
-        for guard in self
-            .ks
-            .changes
-            .range(from.to_be_bytes()..=through.to_be_bytes())
-        {
+        let range = from.to_be_bytes()..=through.to_be_bytes();
+        let entries = self.ks.changes.range(range).map(|guard| {
             let (key, value) = guard.into_inner()?;
             let seq = seq_of(&key)?;
-            scanned += 1;
-            read.next = seq + 1;
-            if !local_only || codec::record_cause(&value)?.is_local_origin() {
-                read.records.push(codec::decode_record(seq, &value)?);
-            }
-            if read.records.len() >= max_records || scanned >= max_scanned {
-                return Ok(read);
-            }
-        }
-        read.next = through + 1;
-        Ok(read)
+            let record = match !local_only || codec::record_cause(&value)?.is_local_origin() {
+                true => Some(codec::decode_record(seq, &value)?),
+                false => None,
+            };
+            Ok((seq, record))
+        });
+        collect(entries, from, through, max_records, max_scanned)
     }
 
     /// The first entry of a table at or after `from` and at or before `through`.
@@ -300,14 +304,13 @@ mod tests {
     use std::sync::Arc;
 
     use crate::changes::{LogCursor, LogLimits};
-    use crate::model::{AttributeDefinition, AttributeValue, KeySchemaElement};
+    use crate::model::AttributeValue;
     use crate::ops::{CreateTableRequest, PutItemRequest};
-    use crate::{Durability, ManualClock, Store, StoreConfig};
+    use crate::{ManualClock, Store, StoreConfig};
 
     fn open(dir: &std::path::Path) -> Store {
-        let mut config = StoreConfig::new(dir);
-        config.durability = Durability::Buffer;
-        Store::open_with_clock(config, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        Store::open_with_clock(StoreConfig::for_tests(dir), clock).unwrap()
     }
 
     fn put(store: &Store, k: &str) {
@@ -326,19 +329,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         store
-            .create_table(CreateTableRequest {
-                table_name: "tbl".into(),
-                key_schema: vec![KeySchemaElement {
-                    attribute_name: "p".into(),
-                    key_type: "HASH".into(),
-                }],
-                attribute_definitions: vec![AttributeDefinition {
-                    attribute_name: "p".into(),
-                    attribute_type: "S".into(),
-                }],
-                billing_mode: Some("PAY_PER_REQUEST".into()),
-                ..Default::default()
-            })
+            .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
         for k in ["a", "b", "c", "d", "e"] {
             put(&store, k);

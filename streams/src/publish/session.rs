@@ -304,9 +304,9 @@ mod tests {
     use super::*;
     use crate::publish::memory::{MemoryTopics, sequence_of};
     use crate::publish::settings::{PublishFrom, hold_name, published_tables, set_publishing};
-    use tidemark_core::model::{AttributeDefinition, AttributeValue, Item, KeySchemaElement};
+    use tidemark_core::StoreConfig;
+    use tidemark_core::model::{AttributeValue, Item};
     use tidemark_core::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
-    use tidemark_core::{Durability, StoreConfig};
     use tokio::sync::oneshot;
 
     fn key(k: &str) -> Item {
@@ -315,23 +315,9 @@ mod tests {
 
     /// A store with table `tbl` published to topic `t` (3 partitions) in `format`.
     fn published_store(dir: &std::path::Path, format: &str) -> Arc<Store> {
-        let mut config = StoreConfig::new(dir);
-        config.durability = Durability::Buffer;
-        let store = Store::open(config).unwrap();
+        let store = Store::open(StoreConfig::for_tests(dir)).unwrap();
         store
-            .create_table(CreateTableRequest {
-                table_name: "tbl".into(),
-                key_schema: vec![KeySchemaElement {
-                    attribute_name: "p".into(),
-                    key_type: "HASH".into(),
-                }],
-                attribute_definitions: vec![AttributeDefinition {
-                    attribute_name: "p".into(),
-                    attribute_type: "S".into(),
-                }],
-                billing_mode: Some("PAY_PER_REQUEST".into()),
-                ..Default::default()
-            })
+            .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
         let settings = PublishSettings {
             topic: "t".into(),

@@ -191,14 +191,12 @@ pub fn ensure_holds(store: &Store) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidemark_core::model::{AttributeDefinition, AttributeValue, KeySchemaElement};
+    use tidemark_core::StoreConfig;
+    use tidemark_core::model::AttributeValue;
     use tidemark_core::ops::{CreateTableRequest, PutItemRequest};
-    use tidemark_core::{Durability, StoreConfig};
 
     fn open(dir: &std::path::Path) -> Store {
-        let mut config = StoreConfig::new(dir);
-        config.durability = Durability::Buffer;
-        Store::open(config).unwrap()
+        Store::open(StoreConfig::for_tests(dir)).unwrap()
     }
 
     fn put(store: &Store, k: &str) -> ChangeSeq {
@@ -226,19 +224,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         store
-            .create_table(CreateTableRequest {
-                table_name: "tbl".into(),
-                key_schema: vec![KeySchemaElement {
-                    attribute_name: "p".into(),
-                    key_type: "HASH".into(),
-                }],
-                attribute_definitions: vec![AttributeDefinition {
-                    attribute_name: "p".into(),
-                    attribute_type: "S".into(),
-                }],
-                billing_mode: Some("PAY_PER_REQUEST".into()),
-                ..Default::default()
-            })
+            .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
         let before = put(&store, "a");
         for bad in ["", "a topic", &"t".repeat(250)] {
