@@ -119,6 +119,13 @@ impl Store {
             .map(|t| self.storage.read_cell(&t.key_bytes))
             .collect::<Result<Vec<Cell>>>()?;
         let (decisions, value) = decide(&targets, &cells)?;
+        if decisions.len() != targets.len() {
+            return Err(Error::Internal(format!(
+                "a write decided {} of its {} items",
+                decisions.len(),
+                targets.len()
+            )));
+        }
         let mut mutations = Vec::new();
         for ((target, cell), decision) in targets.into_iter().zip(cells).zip(decisions) {
             let Some(new) = settle(&cell, decision, &target.cause) else {
