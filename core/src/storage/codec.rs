@@ -534,6 +534,37 @@ mod tests {
         b'p', 1, 1, b'a', 0,
     ];
 
+    /// A version-2 record: a replicated insert (flags `1 | 2 << 4`), stamp 0x10001 from `eu`,
+    /// commit clock 0x20000, table 9 `t`, key `p = "a"`, no old image, the key as new image.
+    const V2_REPLICA_INSERT: &[u8] = &[
+        2, 0x21, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 2, b'e',
+        b'u', 1, b't', 1, 1, b'p', 1, 1, b'a', 0, 1, 1, 1, b'p', 1, 1, b'a',
+    ];
+
+    #[test]
+    fn version_2_records_keep_their_layout() {
+        let keys: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();
+        let bytes = encode_record(&RecordParts {
+            kind: ChangeKind::Insert,
+            cause: CauseKind::Replica,
+            table_id: 9,
+            table_name: "t",
+            stamp: &Stamp {
+                hlc: HlcTimestamp(0x10001),
+                region: "eu".into(),
+            },
+            commit_clock: HlcTimestamp(0x20000),
+            keys: &keys,
+            old_image: None,
+            new_image: Some(&keys),
+        });
+        assert_eq!(bytes, V2_REPLICA_INSERT);
+        let record = decode_record(3, V2_REPLICA_INSERT).unwrap();
+        assert_eq!(record.cause, CauseKind::Replica);
+        assert_eq!(record.commit_clock, HlcTimestamp(0x20000));
+        assert_eq!(record.stamp.hlc, HlcTimestamp(0x10001));
+    }
+
     #[test]
     fn version_1_records_still_decode() {
         let record = decode_record(4, V1_TTL_REMOVE).unwrap();
