@@ -20,7 +20,8 @@ use super::AppState;
 /// `POST /admin/ttl/sweep`.
 pub async fn sweep_ttl(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || tidemark_streams::ttl::sweep(&store)).await {
+    let sweep = move || store.halt_if_fatal(tidemark_streams::ttl::sweep(&store));
+    match tokio::task::spawn_blocking(sweep).await {
         Ok(Ok(report)) => (StatusCode::OK, Json(json!({ "Expired": report.expired }))),
         Ok(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
