@@ -4,6 +4,7 @@
 # throughput, PutItem cost of publishing). Everything runs on this machine.
 #
 #   scripts/kafka-bench.sh [RATE] [SECONDS] [WRITERS]     # defaults 10000 10 32
+#   TIDEMARK_BIN=/path/to/tidemark scripts/kafka-bench.sh  # another build of the node (A/B)
 #
 # tansu 0.6.0's sqlite schema has no index on header(topition, offset_id), so every fetched
 # message with headers scans the whole header table and consumers slow down quadratically as
@@ -46,7 +47,7 @@ else:
     sys.exit("kafka-bench.sh: cannot index tansu's header table")
 PY
 fi
-TIDEMARK_LOG=${TIDEMARK_LOG:-warn} "$BIN/tidemark" serve --data-dir "$WORK/node" --port "$NODE_PORT" \
+TIDEMARK_LOG=${TIDEMARK_LOG:-warn} "${TIDEMARK_BIN:-$BIN/tidemark}" serve --data-dir "$WORK/node" --port "$NODE_PORT" \
   --kafka-brokers "127.0.0.1:$BROKER_PORT" >"$WORK/node.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$NODE_PORT/" >/dev/null && break; sleep 0.1; done
