@@ -377,7 +377,7 @@ mod tests {
     /// Waits until the table's hold is past `last` (everything up to it confirmed).
     async fn wait_confirmed(store: &Store, last: ChangeSeq) {
         let table_id = store.table_id("tbl").unwrap();
-        for _ in 0..500 {
+        for _ in 0..3000 {
             if store.hold(&hold_name(table_id)).unwrap().from > last {
                 return;
             }
@@ -481,7 +481,12 @@ mod tests {
         topics.append("t", 1, foreign);
         write(&store, 5);
         let (cancel, state, task) = start(&store, &topics);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..3000 {
+            if state.lock().last_error.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let error = state.lock().last_error.clone().unwrap_or_default();
         assert!(error.contains("not Tidemark's"), "{error}");
         assert_eq!(
