@@ -311,7 +311,12 @@ mod tests {
                 .item
                 .is_some()
         };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !visible() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pending write never became visible"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(store.durable_seq(), durable);
