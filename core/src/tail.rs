@@ -294,8 +294,16 @@ mod tests {
         let store = Arc::new(open(dir.path(), Durability::Sync));
         let table = create(&store, "tbl");
         let durable = put(&store, "tbl", "before");
-        // Hold the group commit's fsync: the next write commits but is not durable.
+        // Hold the group commit's fsync: the next write commits but is not durable. The
+        // guard lets it go even if an assertion fails, so no other test stays paused.
+        struct Release;
+        impl Drop for Release {
+            fn drop(&mut self) {
+                fail::remove("journal-sync");
+            }
+        }
         fail::cfg("journal-sync", "pause").unwrap();
+        let release = Release;
         let writer = {
             let store = store.clone();
             std::thread::spawn(move || put(&store, "tbl", "pending"))
@@ -330,7 +338,7 @@ mod tests {
             "the committed write is not durable yet"
         );
         assert_eq!(store.table_lag(table, 1).unwrap().records, 1);
-        fail::remove("journal-sync");
+        drop(release);
         let pending = writer.join().unwrap();
         let read = store
             .read_log(&mut cursor, LogLimits::records(100))
