@@ -423,8 +423,6 @@ impl CommitPipeline {
             let now = self.clock.now_millis();
             let mut batch = db.batch();
             let mut stats_touched: Vec<u64> = Vec::new();
-            // Applied to the sequencer only once the batch is in, like the sequence.
-            let mut ordinals: HashMap<u64, u64> = HashMap::new();
             let mut seq = seq_state.next_seq;
             for (
                 m,
@@ -453,9 +451,7 @@ impl CommitPipeline {
                 codec::patch_u64(record, COMMIT_CLOCK_OFFSET, clock.0);
                 batch.insert(&ks.items, m.key_bytes.as_slice(), cell.as_slice());
                 batch.insert(&ks.changes, seq.to_be_bytes(), record.as_slice());
-                let ordinal = ordinals
-                    .entry(m.table.id)
-                    .or_insert_with(|| seq_state.ordinals.get(&m.table.id).copied().unwrap_or(0));
+                let ordinal = seq_state.ordinals.entry(m.table.id).or_insert(0);
                 *ordinal += 1;
                 batch.insert(
                     &ks.table_changes,
@@ -491,6 +487,11 @@ impl CommitPipeline {
             }
             if let Err(e) = batch.commit() {
                 // The batch is all-or-nothing; undo the in-memory counters it would have moved.
+                for m in mutations {
+                    if let Some(ordinal) = seq_state.ordinals.get_mut(&m.table.id) {
+                        *ordinal -= 1;
+                    }
+                }
                 for Encoded { deltas, .. } in encoded.iter() {
                     for (id, delta) in deltas {
                         if let Some(stats) = seq_state.stats.get_mut(id) {
@@ -502,7 +503,6 @@ impl CommitPipeline {
                 return Err(e.into());
             }
             seq_state.next_seq = seq;
-            seq_state.ordinals.extend(ordinals);
             Ok(seq - 1)
         }
     }
