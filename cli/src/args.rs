@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use tidemark_core::{Durability, StoreConfig};
 
+use tidemark_replicator::peers::{Peer, ReplicationConfig};
 use tidemark_streams::publish::kafka::KafkaSettings;
 
 use crate::{NodeConfig, TopicDefaults};
@@ -30,6 +31,33 @@ pub enum Command {
     Publish(PublishArgs),
     /// Expire every item whose TTL has passed, now (talks to a running node).
     TtlSweep(EndpointArgs),
+    /// Global tables: each replica link's state and lag, or a table's last conflicts (talks
+    /// to a running node).
+    Replicas(ReplicasArgs),
+}
+
+/// `tidemark replicas`.
+#[derive(Debug, clap::Args)]
+pub struct ReplicasArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub action: ReplicasAction,
+    /// The node.
+    #[command(flatten)]
+    pub node: EndpointArgs,
+}
+
+/// `tidemark replicas` actions.
+#[derive(Debug, Subcommand)]
+pub enum ReplicasAction {
+    /// Per global table and peer: replica status, lag in records and milliseconds, last
+    /// contact.
+    Status,
+    /// The last replicated writes of a table discarded because a newer write had won.
+    Conflicts {
+        /// The table.
+        table: String,
+    },
 }
 
 /// The node an operator command talks to.
@@ -161,6 +189,14 @@ pub struct ServeArgs {
     /// past the history window until published).
     #[arg(long, env = "TIDEMARK_PUBLISH_LAG_WARN", default_value_t = 1_000_000)]
     pub publish_lag_warn: u64,
+    /// Another region's node, as `REGION=URL` (repeatable; `TIDEMARK_PEERS` takes a comma
+    /// list): global tables replicate to it, and all traffic to that region goes to the URL.
+    #[arg(long = "peer", env = "TIDEMARK_PEERS", value_delimiter = ',', value_parser = Peer::parse)]
+    pub peers: Vec<Peer>,
+    /// The secret every node of the group shares; peer requests without it are refused.
+    /// Required when a peer is not on this machine.
+    #[arg(long, env = "TIDEMARK_PEER_SECRET", hide_env_values = true)]
+    pub peer_secret: Option<String>,
 }
 
 /// Parses `key=value`.
@@ -207,6 +243,12 @@ impl ServeArgs {
             options: self.kafka_options.clone(),
         });
         config.publish_lag_warn_records = self.publish_lag_warn;
+        config.replication = ReplicationConfig {
+            region: self.region.clone(),
+            peers: self.peers.clone(),
+            secret: self.peer_secret.clone(),
+            ..ReplicationConfig::default()
+        };
         config.topics = TopicDefaults {
             name_template: self.topic_template.clone(),
             partitions: self.topic_partitions,

@@ -1,7 +1,7 @@
 //! The command line: what `tidemark` does with its arguments, from start-up to ordered shutdown.
 
 use crate::Node;
-use crate::args::{Cli, Command, PublishAction};
+use crate::args::{Cli, Command, PublishAction, ReplicasAction};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -65,6 +65,13 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
                 ),
             };
             admin_request(&args.node.endpoint, "publish", method, body).await
+        }
+        Command::Replicas(args) => {
+            let path = match args.action {
+                ReplicasAction::Status => "replicas".to_string(),
+                ReplicasAction::Conflicts { table } => format!("replicas/conflicts?table={table}"),
+            };
+            admin_request(&args.node.endpoint, &path, reqwest::Method::GET, None).await
         }
         Command::TtlSweep(node) => {
             admin_request(&node.endpoint, "ttl/sweep", reqwest::Method::POST, None).await

@@ -3,7 +3,7 @@
 //! [`Node::start`] opens the store, binds the listener and serves the DynamoDB API until
 //! stopped; [`Node::stop`] stops accepting, drains in-flight requests and persists the store.
 //! The node supervises every task it starts (server, trimmer, index builder, TTL sweeper, shard
-//! rotation, publishers): if one fails, panics or stops early, or the store halts on a fatal
+//! rotation, publishers, replicator): if one fails, panics or stops early, or the store halts on a fatal
 //! error, [`Node::failed`] resolves and the binary exits non-zero rather than limp on.
 //! The binary (`main.rs`) only parses arguments ([`args`]), starts a node and waits for a
 //! signal or a failure. Tests start nodes in-process the same way.
@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark_core::{Clock, Store, StoreConfig, SystemClock};
+use tidemark_replicator::Replicator;
+use tidemark_replicator::peers::ReplicationConfig;
 use tidemark_streams::publish::kafka::{KafkaSettings, Publishers};
 use tidemark_streams::rotation;
 use tidemark_streams::ttl::{self, SweepTrigger};
@@ -46,6 +48,8 @@ pub struct NodeConfig {
     pub publish_lag_warn_records: u64,
     /// How often each published table's lag is logged and set in the metrics.
     pub publish_lag_report_period: Duration,
+    /// Peers and the secret of their links (global tables). Its region is the store's.
+    pub replication: ReplicationConfig,
 }
 
 /// Defaults for the topics of published tables.
@@ -82,6 +86,7 @@ impl NodeConfig {
             topics: TopicDefaults::default(),
             publish_lag_warn_records: 1_000_000,
             publish_lag_report_period: Duration::from_secs(10),
+            replication: ReplicationConfig::default(),
         }
     }
 }
@@ -104,6 +109,9 @@ pub enum NodeError {
     /// The node could not go on (its store halted, or a task it needs stopped).
     #[error("the node failed: {0}")]
     Failed(String),
+    /// The node's settings are unsafe or inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
     /// Publishing settings could not be read.
     #[error("publishing: {0}")]
     Streams(#[from] tidemark_streams::Error),
@@ -141,6 +149,9 @@ impl Node {
         config: NodeConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Node, NodeError> {
+        let mut replication = config.replication.clone();
+        replication.region = config.store.region.clone();
+        replication.check().map_err(NodeError::Config)?;
         let store_config = config.store.clone();
         let store = tokio::task::spawn_blocking(move || {
             let store = Store::open_with_clock(store_config, clock)?;
@@ -156,10 +167,12 @@ impl Node {
         server::install_metrics();
         let publishers = Arc::new(Publishers::new(store.clone(), config.kafka.clone()));
         publishers.reconcile()?;
+        let replicator = Replicator::new(store.clone(), replication);
         let state = AppState {
             store: store.clone(),
             publishers: publishers.clone(),
             topics: Arc::new(config.topics.clone()),
+            replicator: replicator.clone(),
         };
         let sweep_trigger = SweepTrigger::default();
 
@@ -201,6 +214,8 @@ impl Node {
                 .await
                 .map_err(|e| e.to_string())
         });
+        let token = shutdown.clone();
+        tasks.spawn("replicator", replicator.run(token));
         let supervisor = tokio::spawn(tasks.supervise(store.clone(), shutdown.clone()));
         Ok(Node {
             addr,

@@ -1,6 +1,189 @@
 //! tidemark-replicator: global tables across regional nodes.
 //!
-//! It will tail the local change log, ship local-origin changes to peer regions, and apply
-//! incoming remote changes through core's last-writer-wins path (the stamps every item and
-//! change record already carry), so regions converge after partitions and restarts. Nothing is
-//! implemented here yet: the stamps and origin regions it relies on are.
+//! Every node of a group serves its own region and replicates each global table to the
+//! other regions' nodes, asynchronously, item by item, last writer wins by the stamp every
+//! write already carries (core's [`tidemark_core::replication`] applies them):
+//!
+//! - [`peers`]: the group (`--peer REGION=URL`) and the shared secret of its links;
+//! - [`membership`]: the per-table document naming the replicas and the settings they share,
+//!   kept the same in every region by last writer wins;
+//! - [`protocol`] and [`client`]: what peers send each other, and how;
+//! - `ship`: one task per peer tails this node's own-origin changes of every table it shares
+//!   with that peer (from a durable, per-table retention hold), ships them in batches and
+//!   moves the hold once the peer has them;
+//! - `receive`: applies what peers send, counting conflicts;
+//! - `control`: ReplicaUpdates (create, seed and delete replicas), shared-settings changes,
+//!   and the periodic exchange of membership documents that makes the group converge after
+//!   partitions and restarts;
+//! - [`status`]: link states, lag and the last conflicts, for operators.
+
+pub mod client;
+mod control;
+pub mod membership;
+pub mod peers;
+pub mod protocol;
+mod receive;
+mod ship;
+pub mod status;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tidemark_core::Store;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use client::{PeerClient, PeerError};
+pub use control::ReplicaUpdate;
+use peers::ReplicationConfig;
+use status::{Conflicts, LinkState};
+
+/// Why a replication request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed (or refused: unknown table, bad key).
+    #[error(transparent)]
+    Core(#[from] tidemark_core::Error),
+    /// A peer could not be reached or refused.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// The request is invalid (DynamoDB's ValidationException).
+    #[error("{0}")]
+    Validation(String),
+    /// The table is being changed already (ResourceInUseException).
+    #[error("{0}")]
+    InUse(String),
+}
+
+/// The result of replication requests.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A node's replication: its peers, links and the state operators see.
+#[derive(Debug)]
+pub struct Replicator {
+    store: Arc<Store>,
+    config: ReplicationConfig,
+    client: PeerClient,
+    links: Mutex<BTreeMap<String, LinkState>>,
+    conflicts: Conflicts,
+    /// Serialises every read-modify-write of membership documents on this node.
+    membership: Mutex<()>,
+    /// Wakes the shippers when membership changed.
+    changed: Notify,
+    /// Tables this node is seeding a replica of, as `table/region`.
+    seeding: Mutex<BTreeSet<String>>,
+    /// How often membership documents are exchanged with every peer.
+    exchange_period: Duration,
+}
+
+impl Replicator {
+    /// The replication of `store` with `config` (checked by the caller).
+    pub fn new(store: Arc<Store>, config: ReplicationConfig) -> Arc<Replicator> {
+        let client = PeerClient::new(&config.region, config.secret.clone());
+        let links = config
+            .peers
+            .iter()
+            .map(|p| (p.region.clone(), LinkState::default()))
+            .collect();
+        Arc::new(Replicator {
+            store,
+            config,
+            client,
+            links: Mutex::new(links),
+            conflicts: Conflicts::default(),
+            membership: Mutex::new(()),
+            changed: Notify::new(),
+            seeding: Mutex::new(BTreeSet::new()),
+            exchange_period: Duration::from_secs(2),
+        })
+    }
+
+    /// This node's settings.
+    pub fn config(&self) -> &ReplicationConfig {
+        &self.config
+    }
+
+    /// This node's region.
+    pub fn region(&self) -> &str {
+        &self.config.region
+    }
+
+    /// The store replicated.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The conflicts seen.
+    pub fn conflicts(&self) -> &Conflicts {
+        &self.conflicts
+    }
+
+    /// Runs the shippers (one per peer) and the membership exchange until `shutdown`.
+    ///
+    /// # Errors
+    /// A fatal store error (the node must stop).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), String> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for peer in self.config.peers.clone() {
+            let (me, token) = (self.clone(), shutdown.clone());
+            tasks.spawn(async move { me.ship_to(peer, token).await });
+        }
+        let (me, token) = (self.clone(), shutdown.clone());
+        tasks.spawn(async move { me.exchange_membership(token).await });
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    shutdown.cancel();
+                    return Err(e);
+                }
+                Err(e) => {
+                    shutdown.cancel();
+                    return Err(format!("a replication task panicked: {e}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes how a request to `region` went.
+    fn note_contact(&self, region: &str, outcome: std::result::Result<u64, &PeerError>) {
+        let now = self.store.clock().now_millis();
+        let mut links = self.links.lock();
+        let link = links.entry(region.to_string()).or_default();
+        match outcome {
+            Ok(shipped) => {
+                if !link.reachable && link.last_error.is_some() {
+                    tracing::info!(peer = region, "peer reachable again");
+                }
+                link.reachable = true;
+                link.last_contact_millis = Some(now);
+                link.last_error = None;
+                link.shipped += shipped;
+            }
+            Err(e) => {
+                if link.reachable || link.last_error.is_none() {
+                    tracing::warn!(peer = region, error = %e, "peer unreachable; retrying with backoff");
+                }
+                link.reachable = false;
+                link.last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// The state of the link to `region`.
+    pub fn link(&self, region: &str) -> LinkState {
+        self.links.lock().get(region).cloned().unwrap_or_default()
+    }
+}
+
+/// Runs blocking store work off the async reactor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Core(tidemark_core::Error::Internal(e.to_string())))?
+}

@@ -4,10 +4,12 @@
 //! hands out real AWS SDK clients for it; [`ChildNode`] runs the node as a separate process
 //! (for crash tests); [`raw_request`] speaks the wire protocol directly for protocol tests;
 //! [`kafka::Broker`] runs a real Kafka-protocol broker (tansu) for the publishing tests;
+//! [`proxy::FaultProxy`] sits on a link between two nodes and cuts, heals or delays it;
 //! [`load`] holds the load generators of the benchmark tools.
 
 pub mod kafka;
 pub mod load;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

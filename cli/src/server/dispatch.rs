@@ -67,18 +67,26 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         Some(name) => streams::operation(name),
         None => operation_name.and_then(dynamodb::operation),
     };
-    let outcome = match operation {
+    let global = match operation_name {
+        Some(name) if operation.is_none() => dynamodb::global_tables::operation(name),
+        _ => None,
+    };
+    let outcome = match (operation, global) {
+        // Operations that involve other regions await their peers.
+        (None, Some(op)) => op(state.clone(), body).await,
         // Endpoint discovery is about this HTTP endpoint, not the store: the node is its own
         // (and only) endpoint, under the address the client used.
-        None if operation_name == Some("DescribeEndpoints") => {
+        (None, None) if operation_name == Some("DescribeEndpoints") => {
             dynamodb::describe_endpoints(host(&headers))
         }
-        None => Err(ApiError::unknown_operation()),
-        Some((op, Execution::Read)) => op(&state.store, &body),
-        Some((op, Execution::Write)) if state.store.config().durability == Durability::Buffer => {
+        (None, None) => Err(ApiError::unknown_operation()),
+        (Some((op, Execution::Read)), _) => op(&state.store, &body),
+        (Some((op, Execution::Write)), _)
+            if state.store.config().durability == Durability::Buffer =>
+        {
             op(&state.store, &body)
         }
-        Some((op, Execution::Write | Execution::Walk | Execution::Admin)) => {
+        (Some((op, Execution::Write | Execution::Walk | Execution::Admin)), _) => {
             let store = state.store.clone();
             match tokio::task::spawn_blocking(move || op(&store, &body)).await {
                 Ok(outcome) => outcome,

@@ -52,6 +52,11 @@ impl ApiError {
         )
     }
 
+    /// A DynamoDB exception of the service's namespace (status 400), by name.
+    pub fn service(name: &str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, SERVICE, name, message)
+    }
+
     /// SerializationException: the body is not the JSON the operation takes.
     pub fn serialization(message: impl Into<String>) -> Self {
         ApiError::new(
@@ -171,6 +176,31 @@ impl From<tidemark_streams::Error> for ApiError {
             }
             Streams::Core(core) => core.into(),
             other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tidemark_replicator::Error> for ApiError {
+    fn from(error: tidemark_replicator::Error) -> Self {
+        use tidemark_replicator::Error as Replication;
+        use tidemark_replicator::client::PeerError;
+        match error {
+            Replication::Core(core) => core.into(),
+            Replication::Validation(message) => ApiError::validation(message),
+            Replication::InUse(message) => ApiError::service("ResourceInUseException", message),
+            Replication::Peer(PeerError::Refused { region, refusal }) => {
+                let message = format!("region {region}: {}", refusal.message);
+                match refusal.error.as_str() {
+                    "ValidationException" => ApiError::validation(message),
+                    "ResourceInUseException" | "ResourceNotFoundException" => {
+                        ApiError::service(&refusal.error, message)
+                    }
+                    _ => ApiError::internal(message),
+                }
+            }
+            Replication::Peer(unreachable @ PeerError::Unreachable { .. }) => {
+                ApiError::internal(unreachable.to_string())
+            }
         }
     }
 }

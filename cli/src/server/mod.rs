@@ -6,11 +6,13 @@
 //!   from core's typed requests;
 //! - [`error`]: the single mapping from failures to DynamoDB exceptions;
 //! - [`admin`]: operator endpoints outside DynamoDB's API;
+//! - [`peer`]: the endpoints other regions' nodes call, and the replication views;
 //! - `GET /metrics`: the node's metrics in Prometheus' text format.
 
 pub mod admin;
 pub mod dispatch;
 pub mod error;
+pub mod peer;
 mod wire;
 
 use std::future::Future;
@@ -21,6 +23,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tidemark_core::Store;
+use tidemark_replicator::Replicator;
+use tidemark_replicator::protocol::{CHANGES_PATH, CREATE_REPLICA_PATH, MEMBERSHIP_PATH};
 use tidemark_streams::publish::kafka::Publishers;
 use tokio::net::TcpListener;
 
@@ -36,6 +40,8 @@ pub struct AppState {
     pub publishers: Arc<Publishers>,
     /// Defaults for the topics of newly published tables.
     pub topics: Arc<crate::TopicDefaults>,
+    /// Global tables: this node's peers and replication.
+    pub replicator: Arc<Replicator>,
 }
 
 /// The router: `POST /` for operations, `GET /` for health, `POST /admin/...` for operators.
@@ -47,6 +53,11 @@ pub fn router(state: AppState) -> Router {
             "/admin/publish",
             get(admin::publish_status).post(admin::set_publishing),
         )
+        .route("/admin/replicas", get(peer::status))
+        .route("/admin/replicas/conflicts", get(peer::conflicts))
+        .route(CHANGES_PATH, post(peer::changes))
+        .route(MEMBERSHIP_PATH, post(peer::membership))
+        .route(CREATE_REPLICA_PATH, post(peer::create_replica))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

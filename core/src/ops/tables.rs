@@ -24,6 +24,15 @@ impl Store {
         Ok(self.table(table_name)?.id)
     }
 
+    /// Everything the node keeps about a live table, as stored (replication copies a table's
+    /// schema and shared settings from it).
+    ///
+    /// # Errors
+    /// ResourceNotFound.
+    pub fn table_definition(&self, table_name: &str) -> Result<TableDefinition> {
+        Ok(self.table(table_name)?.definition.read().clone())
+    }
+
     pub(crate) fn table(&self, name: &str) -> Result<Arc<TableEntry>> {
         check_name(name, "tableName")?;
         self.storage.table(name).ok_or_else(|| {

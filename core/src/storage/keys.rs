@@ -10,7 +10,7 @@ use crate::model::Number;
 use std::ops::Bound;
 
 use crate::expr::{KeyCondition, SortKeyCondition};
-use crate::model::{AttributeValue, Item, KeyShape};
+use crate::model::{AttributeValue, Item, KeyShape, ScalarType};
 
 /// Encodes a key attribute value (S, N or B) order-preservingly and self-delimited.
 pub(crate) fn encode_key_value(value: &AttributeValue, out: &mut Vec<u8>) {
@@ -193,6 +193,52 @@ pub(crate) fn decode_number(input: &[u8]) -> Option<(Number, usize)> {
     Number::decode_ordered(input)
 }
 
+/// The key attributes an item key encodes: the inverse of [`item_key`]. A tombstone keeps only
+/// its storage key, and a replica being seeded needs its key attributes back.
+pub(crate) fn decode_item_key(shape: &KeyShape, key: &[u8]) -> Option<Item> {
+    let mut rest = key.get(8..)?;
+    let mut item = Item::new();
+    for attribute in shape.attributes() {
+        let (value, used) = match attribute.scalar_type {
+            ScalarType::N => {
+                let (n, used) = crate::model::Number::decode_ordered(rest)?;
+                (AttributeValue::N(n), used)
+            }
+            ScalarType::S => {
+                let (bytes, used) = decode_bytes(rest)?;
+                (AttributeValue::S(String::from_utf8(bytes).ok()?), used)
+            }
+            ScalarType::B => {
+                let (bytes, used) = decode_bytes(rest)?;
+                (AttributeValue::B(bytes), used)
+            }
+        };
+        item.insert(attribute.name.clone(), value);
+        rest = rest.get(used..)?;
+    }
+    rest.is_empty().then_some(item)
+}
+
+/// Undoes [`encode_bytes`]: the bytes and how many encoded bytes they took.
+fn decode_bytes(input: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        match (*input.get(i)?, input.get(i + 1).copied()) {
+            (0, Some(0xff)) => {
+                out.push(0);
+                i += 2;
+            }
+            (0, Some(0x01)) => return Some((out, i + 2)),
+            (0, _) => return None,
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +251,26 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn item_keys_decode_back(s in ".{0,12}", b in proptest::collection::vec(any::<u8>(), 0..12), n in any::<i64>()) {
+            use crate::model::KeyAttribute;
+            let shape = KeyShape {
+                hash: KeyAttribute { name: "p".into(), scalar_type: ScalarType::S },
+                range: Some(KeyAttribute { name: "s".into(), scalar_type: ScalarType::B }),
+            };
+            let keys: Item = [
+                ("p".to_string(), AttributeValue::S(s)),
+                ("s".to_string(), AttributeValue::B(b)),
+            ].into();
+            prop_assert_eq!(decode_item_key(&shape, &item_key(7, &shape, &keys)), Some(keys));
+            let shape = KeyShape {
+                hash: KeyAttribute { name: "n".into(), scalar_type: ScalarType::N },
+                range: None,
+            };
+            let keys: Item = [("n".to_string(), AttributeValue::N(Number::from(n)))].into();
+            prop_assert_eq!(decode_item_key(&shape, &item_key(7, &shape, &keys)), Some(keys));
+        }
+
         #[test]
         fn string_order_is_byte_order(a in ".{0,12}", b in ".{0,12}", sa in ".{0,4}", sb in ".{0,4}") {
             let ka = [enc(&AttributeValue::S(a.clone())), enc(&AttributeValue::S(sa.clone()))].concat();

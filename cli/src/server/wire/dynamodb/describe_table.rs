@@ -25,6 +25,6 @@ pub(crate) fn describe_table(
 ) -> Result<DescribeTableOutput, ApiError> {
     let name = required(input.table_name, "tableName")?;
     Ok(DescribeTableOutput {
-        table: store.describe_table(&name)?.into(),
+        table: WireTableDescription::describe(store, &name)?,
     })
 }

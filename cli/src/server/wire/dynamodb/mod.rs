@@ -11,6 +11,7 @@ mod describe_limits;
 mod describe_table;
 mod describe_time_to_live;
 mod get_item;
+pub(crate) mod global_tables;
 mod list_tables;
 mod put_item;
 mod query;
@@ -41,8 +42,6 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
         "CreateTable" => (|s, b| run(s, b, create_table::create_table), Admin),
         "DescribeTable" => (|s, b| run(s, b, describe_table::describe_table), Read),
         "ListTables" => (|s, b| run(s, b, list_tables::list_tables), Read),
-        "UpdateTable" => (|s, b| run(s, b, update_table::update_table), Admin),
-        "DeleteTable" => (|s, b| run(s, b, delete_table::delete_table), Admin),
         "TagResource" => (|s, b| run_empty(s, b, tags::tag_resource), Admin),
         "UntagResource" => (|s, b| run_empty(s, b, tags::untag_resource), Admin),
         "ListTagsOfResource" => (|s, b| run(s, b, tags::list_tags_of_resource), Read),
@@ -57,10 +56,6 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
         "Query" => (|s, b| run(s, b, query::query), Walk),
         "Scan" => (|s, b| run(s, b, scan::scan), Walk),
         "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Read),
-        "UpdateTimeToLive" => (
-            |s, b| run(s, b, update_time_to_live::update_time_to_live),
-            Admin,
-        ),
         "DescribeTimeToLive" => (
             |s, b| run(s, b, describe_time_to_live::describe_time_to_live),
             Read,

@@ -1,6 +1,10 @@
 //! `TableDescription` as DescribeTable, CreateTable, UpdateTable and DeleteTable answer it.
 
 use serde::Serialize;
+use tidemark_core::Store;
+use tidemark_replicator::membership::{GlobalTable, VERSION};
+
+use crate::server::error::ApiError;
 use tidemark_core::model::{
     AttributeDefinition, KeySchemaElement, Projection, StreamSpecification,
 };
@@ -14,6 +18,7 @@ use tidemark_core::ops::{
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub(crate) enum WireTableStatus {
     Active,
+    Updating,
     Deleting,
 }
 
@@ -129,6 +134,60 @@ pub(crate) struct WireTableDescription {
     #[serde(skip_serializing_if = "Option::is_none")]
     latest_stream_arn: Option<String>,
     deletion_protection_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    global_table_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replicas: Option<Vec<WireReplicaDescription>>,
+}
+
+/// One other region's replica, as DescribeTable lists it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireReplicaDescription {
+    region_name: String,
+    replica_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica_status_percent_progress: Option<String>,
+}
+
+impl WireTableDescription {
+    /// Adds what a global table (version 2019.11.21) shows: its version and the replicas of
+    /// the other regions; the table is UPDATING while one is being created or deleted.
+    pub(crate) fn with_membership(mut self, global: Option<&GlobalTable>, region: &str) -> Self {
+        let Some(global) = global.filter(|g| g.version == VERSION) else {
+            return self;
+        };
+        self.global_table_version = Some(global.version.clone());
+        self.replicas = Some(replica_descriptions(global, region));
+        if global.is_updating() && matches!(self.table_status, WireTableStatus::Active) {
+            self.table_status = WireTableStatus::Updating;
+        }
+        self
+    }
+
+    /// Describes `table` with its membership, as DescribeTable does.
+    pub(crate) fn describe(store: &Store, table: &str) -> Result<Self, ApiError> {
+        let description: WireTableDescription = store.describe_table(table)?.into();
+        let global = GlobalTable::of(store, table);
+        Ok(description.with_membership(global.as_ref(), &store.config().region))
+    }
+}
+
+/// The replicas of every region but `region`.
+pub(crate) fn replica_descriptions(
+    global: &GlobalTable,
+    region: &str,
+) -> Vec<WireReplicaDescription> {
+    global
+        .replicas
+        .iter()
+        .filter(|(r, _)| *r != region)
+        .map(|(r, replica)| WireReplicaDescription {
+            region_name: r.clone(),
+            replica_status: replica.status.as_str().to_string(),
+            replica_status_percent_progress: replica.progress.map(|p| p.to_string()),
+        })
+        .collect()
 }
 
 impl From<TableDescription> for WireTableDescription {
@@ -154,6 +213,8 @@ impl From<TableDescription> for WireTableDescription {
             latest_stream_label: table.latest_stream_label,
             latest_stream_arn: table.latest_stream_arn,
             deletion_protection_enabled: table.deletion_protection_enabled,
+            global_table_version: None,
+            replicas: None,
         }
     }
 }

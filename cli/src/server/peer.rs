@@ -1,0 +1,170 @@
+//! The endpoints peers call (`/_tidemark/peer/...`, see `tidemark_replicator::protocol`),
+//! and the replication views for operators (`GET /admin/replicas`,
+//! `GET /admin/replicas/conflicts?table=T`).
+//!
+//! IMPORTANT: a peer request is applied only when it names a configured peer region and
+//! carries the group's secret; anything else is refused with 403 and logged, and changes
+//! nothing.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tidemark_replicator::peers::{REGION_HEADER, SECRET_HEADER};
+use tidemark_replicator::protocol::{
+    ChangeBatch, CreateReplicaMessage, MembershipMessage, PeerRefusal,
+};
+use tidemark_replicator::{Error, Replicator};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// A refused peer request's answer.
+type Refused = (StatusCode, Json<PeerRefusal>);
+
+/// The peer region a request comes from, once it is admitted.
+fn admit(state: &AppState, headers: &HeaderMap) -> Result<String, Refused> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let region = header(REGION_HEADER).unwrap_or("");
+    let config = state.replicator.config();
+    let refuse = |why: &str| {
+        tracing::warn!(region, why, "refused a peer request");
+        let refusal = PeerRefusal {
+            error: "AccessDeniedException".into(),
+            message: format!("peer request refused: {why}"),
+        };
+        (StatusCode::FORBIDDEN, Json(refusal))
+    };
+    if config.peer(region).is_none() {
+        return Err(refuse("it names no configured peer region"));
+    }
+    if !config.admits(header(SECRET_HEADER)) {
+        return Err(refuse("wrong or missing peer secret"));
+    }
+    Ok(region.to_string())
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
+    serde_json::from_slice(body).map_err(|e| {
+        let refusal = PeerRefusal {
+            error: "SerializationException".into(),
+            message: e.to_string(),
+        };
+        (StatusCode::BAD_REQUEST, Json(refusal))
+    })
+}
+
+/// Runs a blocking peer request and answers its JSON, or its refusal.
+async fn answer<T: serde::Serialize + Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&Replicator) -> Result<T, Error> + Send + 'static,
+) -> Response {
+    let replicator = state.replicator.clone();
+    let outcome = match tokio::task::spawn_blocking(move || work(&replicator)).await {
+        Ok(outcome) => outcome,
+        Err(e) => Err(Error::Core(tidemark_core::Error::Internal(e.to_string()))),
+    };
+    match outcome {
+        Ok(value) => (StatusCode::OK, Json(value)).into_response(),
+        Err(e) => {
+            let api = ApiError::from(e);
+            if api.fatal {
+                state.store.halt().raise(api.message.clone());
+            }
+            let name = api.type_name.rsplit('#').next().unwrap_or("").to_string();
+            let refusal = PeerRefusal {
+                error: name,
+                message: api.message,
+            };
+            (api.status, Json(refusal)).into_response()
+        }
+    }
+}
+
+/// `POST /_tidemark/peer/changes`.
+pub async fn changes(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let from = match admit(&state, &headers) {
+        Ok(from) => from,
+        Err(refused) => return refused.into_response(),
+    };
+    let batch: ChangeBatch = match decode(&body) {
+        Ok(batch) => batch,
+        Err(bad) => return bad.into_response(),
+    };
+    answer(&state, move |r| r.receive_changes(&from, batch)).await
+}
+
+/// `POST /_tidemark/peer/membership`.
+pub async fn membership(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = admit(&state, &headers) {
+        return refused.into_response();
+    }
+    let message: MembershipMessage = match decode(&body) {
+        Ok(message) => message,
+        Err(bad) => return bad.into_response(),
+    };
+    answer(&state, move |r| {
+        r.receive_membership(&message.table, message.global)
+    })
+    .await
+}
+
+/// `POST /_tidemark/peer/replica`.
+pub async fn create_replica(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = admit(&state, &headers) {
+        return refused.into_response();
+    }
+    let message: CreateReplicaMessage = match decode(&body) {
+        Ok(message) => message,
+        Err(bad) => return bad.into_response(),
+    };
+    answer(&state, move |r| {
+        r.receive_create_replica(message).map(|()| json!({}))
+    })
+    .await
+}
+
+/// `GET /admin/replicas`: every global table's link to every peer.
+pub async fn status(State(state): State<AppState>) -> Response {
+    let replicator = state.replicator.clone();
+    match tokio::task::spawn_blocking(move || replicator.status()).await {
+        Ok(links) => (StatusCode::OK, Json(json!({ "Replicas": links }))).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "message": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /admin/replicas/conflicts` query.
+#[derive(Debug, Deserialize)]
+pub struct ConflictsQuery {
+    table: String,
+}
+
+/// `GET /admin/replicas/conflicts?table=T`: how many replicated writes of the table were
+/// discarded for a newer one, and the last of them.
+pub async fn conflicts(
+    State(state): State<AppState>,
+    Query(query): Query<ConflictsQuery>,
+) -> Response {
+    let (count, last) = state.replicator.conflicts().of(&query.table);
+    (
+        StatusCode::OK,
+        Json(json!({ "TableName": query.table, "Conflicts": count, "Last": last })),
+    )
+        .into_response()
+}

@@ -1,0 +1,449 @@
+//! The operations that involve other regions, which run as async tasks because they talk to
+//! peers: UpdateTable with `ReplicaUpdates` (global tables 2019.11.21); UpdateTable,
+//! UpdateTimeToLive and DeleteTable of a global table (the other replicas follow); and the
+//! legacy calls of version 2017.11.29 (CreateGlobalTable, UpdateGlobalTable,
+//! DescribeGlobalTable, ListGlobalTables).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::body::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tidemark_core::Store;
+use tidemark_replicator::ReplicaUpdate;
+use tidemark_replicator::membership::{GlobalTable, LEGACY_VERSION, ReplicaStatus, VERSION};
+
+use super::common::required;
+use super::table_description::WireTableDescription;
+use super::{delete_table, update_table, update_time_to_live};
+use crate::server::AppState;
+use crate::server::error::ApiError;
+use crate::server::wire::{Operation, run};
+
+/// An operation that runs as an async task.
+pub(crate) type AsyncOperation =
+    fn(AppState, Bytes) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ApiError>> + Send>>;
+
+/// The async operation named `name`, if it is one.
+pub(crate) fn operation(name: &str) -> Option<AsyncOperation> {
+    Some(match name {
+        "UpdateTable" => |s, b| Box::pin(update_table(s, b)),
+        "UpdateTimeToLive" => |s, b| Box::pin(update_time_to_live(s, b)),
+        "DeleteTable" => |s, b| Box::pin(delete_table(s, b)),
+        "CreateGlobalTable" => |s, b| Box::pin(create_global_table(s, b)),
+        "UpdateGlobalTable" => |s, b| Box::pin(update_global_table(s, b)),
+        "DescribeGlobalTable" => |s, b| Box::pin(describe_global_table(s, b)),
+        "ListGlobalTables" => |s, b| Box::pin(list_global_tables(s, b)),
+        _ => return None,
+    })
+}
+
+/// Runs a blocking operation on the blocking pool.
+async fn blocking(state: &AppState, body: Bytes, op: Operation) -> Result<Vec<u8>, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || op(&store, &body))
+        .await
+        .map_err(|e| ApiError::internal(format!("operation failed: {e}")))?
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))
+}
+
+fn encode<T: Serialize>(output: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(output).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn table_name(body: &[u8], member: &str) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value.get(member)?.as_str().map(String::from)
+}
+
+/// The table's membership, read off the async reactor (a catalog read).
+fn membership(store: &Store, table: &str) -> Option<GlobalTable> {
+    GlobalTable::of(store, table)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReplicaUpdatesInput {
+    table_name: Option<String>,
+    replica_updates: Vec<WireReplicaUpdate>,
+    billing_mode: Option<Value>,
+    provisioned_throughput: Option<Value>,
+    stream_specification: Option<Value>,
+    global_secondary_index_updates: Option<Value>,
+}
+
+/// One element of `ReplicaUpdates`: exactly one member is set. Overrides (throughput, KMS
+/// key, table class, indexes) are accepted and not enforced: this node has no capacity
+/// limits or per-replica encryption to apply them to.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireReplicaUpdate {
+    create: Option<WireRegion>,
+    update: Option<WireRegion>,
+    delete: Option<WireRegion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireRegion {
+    region_name: Option<String>,
+}
+
+fn region_of(region: WireRegion) -> Result<String, ApiError> {
+    required(region.region_name, "regionName")
+}
+
+fn convert(update: WireReplicaUpdate) -> Result<ReplicaUpdate, ApiError> {
+    match (update.create, update.update, update.delete) {
+        (Some(r), None, None) => Ok(ReplicaUpdate::Create(region_of(r)?)),
+        (None, Some(r), None) => Ok(ReplicaUpdate::Update(region_of(r)?)),
+        (None, None, Some(r)) => Ok(ReplicaUpdate::Delete(region_of(r)?)),
+        _ => Err(ApiError::validation(
+            "One or more parameter values were invalid: exactly one of Create, Update or Delete \
+             must be specified in a ReplicationGroupUpdate",
+        )),
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateTableOutput {
+    table_description: WireTableDescription,
+}
+
+/// UpdateTable: `ReplicaUpdates` go to the replicator; anything else is the table's own
+/// change, which the other replicas then follow when it is a shared setting.
+async fn update_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let value: Value = parse(&body)?;
+    if value.get("ReplicaUpdates").is_none() {
+        let table = table_name(&body, "TableName");
+        let op: Operation = |s, b| run(s, b, update_table::update_table);
+        let answer = blocking(&state, body, op).await?;
+        if let Some(table) = table {
+            follow_settings(&state, &table).await;
+        }
+        return Ok(answer);
+    }
+    let input: ReplicaUpdatesInput = parse(&body)?;
+    let table = required(input.table_name, "tableName")?;
+    if input.billing_mode.is_some()
+        || input.provisioned_throughput.is_some()
+        || input.stream_specification.is_some()
+        || input.global_secondary_index_updates.is_some()
+    {
+        return Err(ApiError::validation(
+            "One or more parameter values were invalid: ReplicaUpdates cannot be combined with \
+             other table updates in one UpdateTable request",
+        ));
+    }
+    let updates = input
+        .replica_updates
+        .into_iter()
+        .map(convert)
+        .collect::<Result<Vec<_>, _>>()?;
+    state
+        .replicator
+        .update_replicas(&table, updates, VERSION)
+        .await?;
+    encode(&UpdateTableOutput {
+        table_description: WireTableDescription::describe(&state.store, &table)?,
+    })
+}
+
+/// The other replicas take a global table's changed shared settings.
+async fn follow_settings(state: &AppState, table: &str) {
+    if membership(&state.store, table).is_none() {
+        return;
+    }
+    if let Err(e) = state.replicator.settings_changed(table).await {
+        tracing::warn!(table, error = %e, "the other replicas did not take the new settings yet");
+    }
+}
+
+async fn update_time_to_live(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let table = table_name(&body, "TableName");
+    let op: Operation = |s, b| run(s, b, update_time_to_live::update_time_to_live);
+    let answer = blocking(&state, body, op).await?;
+    if let Some(table) = table {
+        follow_settings(&state, &table).await;
+    }
+    Ok(answer)
+}
+
+/// DeleteTable: deleting a global table's replica in this region takes this region out of
+/// the group; the others keep theirs.
+async fn delete_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let table = table_name(&body, "TableName");
+    let global = table.as_deref().and_then(|t| membership(&state.store, t));
+    let op: Operation = |s, b| run(s, b, delete_table::delete_table);
+    let answer = blocking(&state, body, op).await?;
+    if let (Some(table), Some(global)) = (table, global) {
+        state.replicator.table_deleted(&table, global);
+    }
+    Ok(answer)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateGlobalTableInput {
+    global_table_name: Option<String>,
+    replication_group: Option<Vec<WireRegion>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GlobalTableNameInput {
+    global_table_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateGlobalTableInput {
+    global_table_name: Option<String>,
+    replica_updates: Option<Vec<WireReplicaUpdate>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListGlobalTablesInput {
+    exclusive_start_global_table_name: Option<String>,
+    limit: Option<i64>,
+    region_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GlobalTableDescriptionOutput {
+    global_table_description: GlobalTableDescription,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GlobalTableDescription {
+    replication_group: Vec<LegacyReplica>,
+    global_table_arn: String,
+    creation_date_time: f64,
+    global_table_status: &'static str,
+    global_table_name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LegacyReplica {
+    region_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica_status: Option<&'static str>,
+}
+
+/// The legacy description of a version 2017.11.29 global table.
+fn legacy_description(state: &AppState, table: &str) -> Result<GlobalTableDescription, ApiError> {
+    let store = &state.store;
+    let not_found = || {
+        ApiError::service(
+            "GlobalTableNotFoundException",
+            format!("Global table with name: '{table}' does not exist."),
+        )
+    };
+    let definition = store.table_definition(table).map_err(|_| not_found())?;
+    let global = GlobalTable::in_definition(&definition)
+        .filter(|g| g.version == LEGACY_VERSION)
+        .ok_or_else(not_found)?;
+    let status = |s: ReplicaStatus| match s {
+        ReplicaStatus::Creating | ReplicaStatus::CreationFailed => "CREATING",
+        ReplicaStatus::Active => "ACTIVE",
+        ReplicaStatus::Deleting => "DELETING",
+    };
+    let creating = global.replicas.values().any(|r| {
+        matches!(
+            r.status,
+            ReplicaStatus::Creating | ReplicaStatus::CreationFailed
+        )
+    });
+    let table_status = match (creating, global.is_updating()) {
+        (true, _) => "CREATING",
+        (false, true) => "UPDATING",
+        (false, false) => "ACTIVE",
+    };
+    Ok(GlobalTableDescription {
+        replication_group: global
+            .replicas
+            .iter()
+            .map(|(region, replica)| LegacyReplica {
+                region_name: region.clone(),
+                replica_status: Some(status(replica.status)),
+            })
+            .collect(),
+        global_table_arn: format!(
+            "arn:aws:dynamodb::{}:global-table/{table}",
+            store.config().account_id
+        ),
+        creation_date_time: definition.creation_millis as f64 / 1000.0,
+        global_table_status: table_status,
+        global_table_name: table.to_string(),
+    })
+}
+
+async fn create_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let input: CreateGlobalTableInput = parse(&body)?;
+    let table = required(input.global_table_name, "globalTableName")?;
+    let group = required(input.replication_group, "replicationGroup")?
+        .into_iter()
+        .map(region_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let me = state.store.config().region.clone();
+    if state.store.table_definition(&table).is_err() {
+        return Err(ApiError::service(
+            "TableNotFoundException",
+            format!("Table: {table} not found in region {me}"),
+        ));
+    }
+    if membership(&state.store, &table).is_some() {
+        return Err(ApiError::service(
+            "GlobalTableAlreadyExistsException",
+            "Global table with this name already exists",
+        ));
+    }
+    if !group.contains(&me) {
+        return Err(ApiError::validation(format!(
+            "The replication group must include this region ({me}), where the call is made"
+        )));
+    }
+    let updates: Vec<ReplicaUpdate> = group
+        .into_iter()
+        .filter(|r| *r != me)
+        .map(ReplicaUpdate::Create)
+        .collect();
+    if updates.is_empty() {
+        return Err(ApiError::validation(
+            "The replication group must name at least one region besides this one",
+        ));
+    }
+    state
+        .replicator
+        .update_replicas(&table, updates, LEGACY_VERSION)
+        .await?;
+    encode(&GlobalTableDescriptionOutput {
+        global_table_description: legacy_description(&state, &table)?,
+    })
+}
+
+async fn update_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let input: UpdateGlobalTableInput = parse(&body)?;
+    let table = required(input.global_table_name, "globalTableName")?;
+    let updates = required(input.replica_updates, "replicaUpdates")?
+        .into_iter()
+        .map(convert)
+        .collect::<Result<Vec<_>, _>>()?;
+    let held = legacy_description(&state, &table)?;
+    let named = |region: &str| {
+        held.replication_group
+            .iter()
+            .any(|r| r.region_name == region)
+    };
+    for update in &updates {
+        match update {
+            ReplicaUpdate::Create(region) if named(region) => {
+                return Err(ApiError::service(
+                    "ReplicaAlreadyExistsException",
+                    format!("Replica already exists in region {region}"),
+                ));
+            }
+            ReplicaUpdate::Delete(region) if !named(region) => {
+                return Err(ApiError::service(
+                    "ReplicaNotFoundException",
+                    format!("Replica does not exist in region {region}"),
+                ));
+            }
+            ReplicaUpdate::Update(_) => {
+                return Err(ApiError::validation(
+                    "A replica update of version 2017.11.29 is a Create or a Delete",
+                ));
+            }
+            _ => {}
+        }
+    }
+    state
+        .replicator
+        .update_replicas(&table, updates, LEGACY_VERSION)
+        .await?;
+    encode(&GlobalTableDescriptionOutput {
+        global_table_description: legacy_description(&state, &table)?,
+    })
+}
+
+async fn describe_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let input: GlobalTableNameInput = parse(&body)?;
+    let table = required(input.global_table_name, "globalTableName")?;
+    encode(&GlobalTableDescriptionOutput {
+        global_table_description: legacy_description(&state, &table)?,
+    })
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListGlobalTablesOutput {
+    global_tables: Vec<ListedGlobalTable>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_evaluated_global_table_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListedGlobalTable {
+    global_table_name: String,
+    replication_group: Vec<LegacyReplica>,
+}
+
+async fn list_global_tables(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
+    let input: ListGlobalTablesInput = parse(&body)?;
+    let limit = match input.limit {
+        None => 100,
+        Some(n @ 1..=100) => n as usize,
+        Some(n) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{n}' at 'limit' failed to satisfy \
+                 constraint: Member must have value between 1 and 100"
+            )));
+        }
+    };
+    let mut tables: Vec<ListedGlobalTable> = GlobalTable::all(&state.store)
+        .into_iter()
+        .filter(|(_, g)| g.version == LEGACY_VERSION)
+        .filter(|(_, g)| {
+            input
+                .region_name
+                .as_ref()
+                .is_none_or(|r| g.replicas.contains_key(r))
+        })
+        .filter(|(name, _)| {
+            input
+                .exclusive_start_global_table_name
+                .as_ref()
+                .is_none_or(|start| name > start)
+        })
+        .map(|(name, g)| ListedGlobalTable {
+            global_table_name: name,
+            replication_group: g
+                .replicas
+                .keys()
+                .map(|r| LegacyReplica {
+                    region_name: r.clone(),
+                    replica_status: None,
+                })
+                .collect(),
+        })
+        .collect();
+    let more = tables.len() > limit;
+    tables.truncate(limit);
+    let last = more
+        .then(|| tables.last().map(|t| t.global_table_name.clone()))
+        .flatten();
+    encode(&ListGlobalTablesOutput {
+        global_tables: tables,
+        last_evaluated_global_table_name: last,
+    })
+}

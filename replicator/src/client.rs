@@ -1,0 +1,110 @@
+//! Requests to peers: JSON over HTTP with the region and secret headers, one connection pool
+//! for every peer, short timeouts so a peer that went away is noticed quickly.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::peers::{Peer, REGION_HEADER, SECRET_HEADER};
+use crate::protocol::PeerRefusal;
+
+/// Why a request to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The peer could not be reached, or did not answer in time.
+    #[error("peer {region} is unreachable: {message}")]
+    Unreachable {
+        /// The peer.
+        region: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The peer answered with a refusal.
+    #[error("peer {region} refused: {}: {}", refusal.error, refusal.message)]
+    Refused {
+        /// The peer.
+        region: String,
+        /// Its refusal.
+        refusal: PeerRefusal,
+    },
+}
+
+/// The HTTP client every request to a peer goes through.
+#[derive(Debug, Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    region: String,
+    secret: Option<String>,
+}
+
+impl PeerClient {
+    /// A client sending as `region` with `secret`.
+    ///
+    /// # Panics
+    /// When the HTTP client cannot be built (no TLS back end is needed, so never).
+    pub fn new(region: &str, secret: Option<String>) -> PeerClient {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()
+            .expect("an HTTP client with no TLS builds");
+        PeerClient {
+            http,
+            region: region.to_string(),
+            secret,
+        }
+    }
+
+    /// Posts `body` to `path` on `peer` and decodes its answer.
+    ///
+    /// # Errors
+    /// [`PeerError`].
+    pub async fn post<B: Serialize, A: DeserializeOwned>(
+        &self,
+        peer: &Peer,
+        path: &str,
+        body: &B,
+    ) -> Result<A, PeerError> {
+        let unreachable = |message: String| PeerError::Unreachable {
+            region: peer.region.clone(),
+            message,
+        };
+        let mut request = self
+            .http
+            .post(format!("{}{path}", peer.url))
+            .header(REGION_HEADER, &self.region)
+            .json(body);
+        if let Some(secret) = &self.secret {
+            request = request.header(SECRET_HEADER, secret);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| unreachable(format!("an answer that does not parse: {e}")));
+        }
+        match serde_json::from_slice::<PeerRefusal>(&bytes) {
+            Ok(refusal) => Err(PeerError::Refused {
+                region: peer.region.clone(),
+                refusal,
+            }),
+            Err(_) => Err(unreachable(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ))),
+        }
+    }
+}

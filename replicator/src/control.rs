@@ -1,0 +1,541 @@
+//! The control plane of global tables: ReplicaUpdates (create, update, delete a replica),
+//! seeding a new replica from a consistent snapshot while writes go on, shared-settings
+//! changes, a replica's table deleted in its own region, and the periodic exchange of
+//! membership documents with every peer that makes all of it converge after partitions and
+//! restarts.
+//!
+//! Creating replica R of table T, coordinated by this region:
+//! 1. R creates its table from T's definition (synchronously: an error is the caller's);
+//! 2. this node sets R's hold at its next sequence, and saves the membership with R CREATING;
+//! 3. every other replica learns the membership and starts shipping T to R from where it had
+//!    shipped T to this node: what this node had from it is in the snapshot of step 4, what it
+//!    had not is shipped to R directly (IMPORTANT: the seeding waits for every replica's
+//!    acknowledgement, so that holds are placed before the snapshot);
+//! 4. this node sends R every cell of a snapshot of T, tombstones included (a tombstone keeps
+//!    an older write still on its way from elsewhere from bringing an item back);
+//! 5. R becomes ACTIVE everywhere.
+//!
+//! Any order of arrival is fine, because every change is applied by last writer wins.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::client::PeerError;
+use crate::membership::{
+    GlobalTable, LEGACY_VERSION, Replica, ReplicaStatus, SharedSettings, hold_name,
+};
+use crate::peers::Peer;
+use crate::protocol::{
+    BatchAnswer, CHANGES_PATH, CREATE_REPLICA_PATH, ChangeBatch, CreateReplicaMessage,
+    MEMBERSHIP_PATH, MembershipAnswer, MembershipMessage, WireChange,
+};
+use crate::ship::MAX_BACKOFF;
+use crate::status::TableLink;
+use crate::{Error, Replicator, Result, blocking};
+
+/// Cells per seeding batch.
+const SEED_PAGE: usize = 2_000;
+
+/// One element of UpdateTable's `ReplicaUpdates`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaUpdate {
+    /// Add a replica in a region.
+    Create(String),
+    /// Change a replica's overrides (capacity overrides are accepted and not enforced).
+    Update(String),
+    /// Remove a replica.
+    Delete(String),
+}
+
+impl ReplicaUpdate {
+    fn region(&self) -> &str {
+        match self {
+            ReplicaUpdate::Create(r) | ReplicaUpdate::Update(r) | ReplicaUpdate::Delete(r) => r,
+        }
+    }
+}
+
+impl Replicator {
+    /// Applies UpdateTable's `ReplicaUpdates` to `table` and returns the membership after it
+    /// (new replicas CREATING; their seeding goes on in the background).
+    ///
+    /// # Errors
+    /// As DynamoDB: Validation for the local region, a region that is not a peer, a replica
+    /// that exists (create) or does not (update, delete); ResourceInUse while a replica is
+    /// being created or deleted; ResourceNotFound; a peer that cannot create its replica.
+    pub async fn update_replicas(
+        self: &Arc<Self>,
+        table: &str,
+        updates: Vec<ReplicaUpdate>,
+        version: &str,
+    ) -> Result<Option<GlobalTable>> {
+        let me = self.region().to_string();
+        let store = self.store.clone();
+        let name = table.to_string();
+        let definition = blocking(move || Ok(store.table_definition(&name)?)).await?;
+        let held = GlobalTable::in_definition(&definition);
+        if updates.is_empty() {
+            return Err(Error::Validation(
+                "1 validation error detected: Value '[]' at 'replicaUpdates' failed to satisfy \
+                 constraint: Member must have length greater than or equal to 1"
+                    .into(),
+            ));
+        }
+        if let Some(held) = held.as_ref().filter(|g| g.version != version) {
+            return Err(Error::Validation(format!(
+                "Table {table} is a global table of version {}; change its replicas with the \
+                 calls of that version",
+                held.version
+            )));
+        }
+        if held.as_ref().is_some_and(GlobalTable::is_updating) {
+            return Err(Error::InUse(format!(
+                "Attempt to change a resource which is still in use: Table is being updated: {table}"
+            )));
+        }
+        for update in &updates {
+            let region = update.region();
+            if region == me {
+                return Err(Error::Validation(
+                    "Cannot add, delete, or update the local region through ReplicaUpdates. \
+                     Use CreateTable, DeleteTable, or UpdateTable as required."
+                        .into(),
+                ));
+            }
+            if self.config.peer(region).is_none() {
+                return Err(Error::Validation(format!(
+                    "Region {region} is not available to this table: it is not a configured \
+                     peer of this node (--peer {region}=URL)"
+                )));
+            }
+            let exists = held
+                .as_ref()
+                .is_some_and(|g| g.replicas.contains_key(region));
+            match update {
+                ReplicaUpdate::Create(_) if exists => {
+                    return Err(Error::Validation(format!(
+                        "Failed to create a the new replica of table with name: '{table}' \
+                         because one or more replicas already existed as tables: region {region}"
+                    )));
+                }
+                ReplicaUpdate::Update(_) | ReplicaUpdate::Delete(_) if !exists => {
+                    return Err(Error::Validation(format!(
+                        "Update global table operation failed because the replica in region \
+                         {region} does not exist for table {table}"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let mut global = held.clone().unwrap_or_else(|| GlobalTable {
+            version: version.into(),
+            replicas: BTreeMap::from([(me.clone(), Replica::active())]),
+            settings: SharedSettings::of(&definition),
+            stamp_clock: 0,
+            stamp_region: me.clone(),
+        });
+        global.settings = SharedSettings::of(&definition);
+        for update in &updates {
+            match update {
+                ReplicaUpdate::Create(region) => {
+                    global.replicas.insert(
+                        region.clone(),
+                        Replica {
+                            status: ReplicaStatus::Creating,
+                            progress: Some(0),
+                            seeded_by: Some(me.clone()),
+                        },
+                    );
+                }
+                ReplicaUpdate::Update(_) => {}
+                ReplicaUpdate::Delete(region) => {
+                    if let Some(replica) = global.replicas.get_mut(region) {
+                        replica.status = ReplicaStatus::Deleting;
+                        replica.progress = None;
+                        replica.seeded_by = None;
+                    }
+                }
+            }
+        }
+        global.restamp(&self.store, &me);
+        // The new replicas' tables exist before anything names them in a membership.
+        for update in &updates {
+            if let ReplicaUpdate::Create(region) = update {
+                let peer = self.peer_of(region)?;
+                let message = CreateReplicaMessage {
+                    definition: definition.clone(),
+                    global: global.clone(),
+                    adopt_existing: version == LEGACY_VERSION,
+                };
+                self.client
+                    .post::<_, serde_json::Value>(&peer, CREATE_REPLICA_PATH, &message)
+                    .await?;
+            }
+        }
+        let (me2, name, doc) = (self.clone(), table.to_string(), global.clone());
+        let adopted = blocking(move || {
+            let _guard = me2.membership.lock();
+            let definition = me2.store.table_definition(&name)?;
+            let held = GlobalTable::in_definition(&definition);
+            me2.adopt(&name, &definition, held.as_ref(), doc)
+        })
+        .await?;
+        for update in &updates {
+            if let ReplicaUpdate::Create(region) = update {
+                self.start_seeding(table, region);
+            }
+        }
+        self.spread(table, global);
+        Ok(adopted)
+    }
+
+    fn peer_of(&self, region: &str) -> Result<Peer> {
+        self.config.peer(region).cloned().ok_or_else(|| {
+            Error::Validation(format!(
+                "Region {region} is not a configured peer of this node"
+            ))
+        })
+    }
+
+    /// Sends `global` to every region it names, in the background (the periodic exchange
+    /// catches any that miss it).
+    fn spread(self: &Arc<Self>, table: &str, global: GlobalTable) {
+        let me = self.clone();
+        let table = table.to_string();
+        tokio::spawn(async move {
+            for region in global.replicas.keys().filter(|r| *r != me.region()) {
+                if let Err(e) = me.send_membership(&table, region, &global).await {
+                    tracing::debug!(table, peer = %region, error = %e, "membership not sent; the exchange retries");
+                }
+            }
+        });
+    }
+
+    /// Sends `global` to `region` and takes in its answer: a newer document of its own, or
+    /// that it has no replica (then it leaves the group). Returns whether the peer now holds
+    /// `global` or newer.
+    async fn send_membership(
+        self: &Arc<Self>,
+        table: &str,
+        region: &str,
+        global: &GlobalTable,
+    ) -> Result<bool> {
+        let peer = self.peer_of(region)?;
+        let message = MembershipMessage {
+            table: table.to_string(),
+            global: global.clone(),
+        };
+        let answer = self
+            .client
+            .post::<_, MembershipAnswer>(&peer, MEMBERSHIP_PATH, &message)
+            .await;
+        self.note_contact(region, answer.as_ref().map(|_| 0));
+        let (me, table, region) = (self.clone(), table.to_string(), region.to_string());
+        match answer? {
+            MembershipAnswer::Holds(theirs) => {
+                let current = theirs.stamp_clock >= global.stamp_clock;
+                blocking(move || {
+                    let _guard = me.membership.lock();
+                    let Ok(definition) = me.store.table_definition(&table) else {
+                        return Ok(());
+                    };
+                    let held = GlobalTable::in_definition(&definition);
+                    if held.is_some() && theirs.supersedes(held.as_ref()) {
+                        me.adopt(&table, &definition, held.as_ref(), theirs)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+                Ok(current)
+            }
+            MembershipAnswer::NoTable => {
+                blocking(move || me.forget_replica(&table, &region)).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// `region` has no replica of `table` (deleted there): it leaves the group.
+    fn forget_replica(&self, table: &str, region: &str) -> Result<()> {
+        let _guard = self.membership.lock();
+        let Ok(definition) = self.store.table_definition(table) else {
+            return Ok(());
+        };
+        let Some(held) = GlobalTable::in_definition(&definition) else {
+            return Ok(());
+        };
+        // A CREATING replica counts too: its table is made before anything names it, so one
+        // that is missing was deleted again before seeding ended.
+        if !held.replicas.contains_key(region) {
+            return Ok(());
+        }
+        let mut global = held.clone();
+        global.replicas.remove(region);
+        global.restamp(&self.store, self.region());
+        tracing::info!(
+            table,
+            peer = region,
+            "the replica in this region is gone; it left the global table"
+        );
+        self.adopt(table, &definition, Some(&held), global)?;
+        Ok(())
+    }
+
+    /// After UpdateTable or UpdateTimeToLive changed a global table here: the other replicas
+    /// take the same shared settings.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn settings_changed(self: &Arc<Self>, table: &str) -> Result<()> {
+        let (me, name) = (self.clone(), table.to_string());
+        let changed = blocking(move || {
+            let _guard = me.membership.lock();
+            let definition = me.store.table_definition(&name)?;
+            let Some(mut global) = GlobalTable::in_definition(&definition) else {
+                return Ok(None);
+            };
+            let settings = SharedSettings::of(&definition);
+            if settings == global.settings {
+                return Ok(None);
+            }
+            global.settings = settings;
+            global.restamp(&me.store, me.region());
+            global.save(&me.store, &name)?;
+            Ok(Some(global))
+        })
+        .await?;
+        if let Some(global) = changed {
+            self.spread(table, global);
+        }
+        Ok(())
+    }
+
+    /// After DeleteTable removed this region's replica of a global table whose membership was
+    /// `global`: the others drop this region (and the exchange makes sure of it).
+    pub fn table_deleted(self: &Arc<Self>, table: &str, mut global: GlobalTable) {
+        global.replicas.remove(self.region());
+        global.restamp(&self.store, self.region());
+        self.spread(table, global);
+    }
+
+    /// Starts seeding `region`'s new replica of `table` unless it is under way.
+    fn start_seeding(self: &Arc<Self>, table: &str, region: &str) {
+        let job = format!("{table}/{region}");
+        if !self.seeding.lock().insert(job.clone()) {
+            return;
+        }
+        let (me, table, region) = (self.clone(), table.to_string(), region.to_string());
+        tokio::spawn(async move {
+            let outcome = me.seed(&table, &region).await;
+            me.seeding.lock().remove(&job);
+            match outcome {
+                Ok(true) => tracing::info!(table, peer = %region, "replica seeded; it is ACTIVE"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(table, peer = %region, error = %e,
+                    "seeding a replica failed; it is retried"),
+            }
+        });
+    }
+
+    /// Seeds `region`'s replica of `table` from a snapshot, then makes it ACTIVE. Returns
+    /// false when the replica stopped being this node's to seed.
+    async fn seed(self: &Arc<Self>, table: &str, region: &str) -> Result<bool> {
+        let peer = self.peer_of(region)?;
+        // Step 3: every other replica holds its changes for the new one before the snapshot.
+        loop {
+            let Some(global) = self.seeding_membership(table, region) else {
+                return Ok(false);
+            };
+            let mut everyone = true;
+            for other in global.replicas.keys() {
+                if other == self.region() || other == region {
+                    continue;
+                }
+                if !matches!(self.send_membership(table, other, &global).await, Ok(true)) {
+                    everyone = false;
+                }
+            }
+            if everyone {
+                break;
+            }
+            tokio::time::sleep(MAX_BACKOFF).await;
+        }
+        // Step 4.
+        let (store, name) = (self.store.clone(), table.to_string());
+        let snapshot = Arc::new(blocking(move || Ok(store.snapshot_table(&name)?)).await?);
+        let total = snapshot.approximate_items(&self.store).max(1);
+        let (mut after, mut sent, mut reported) = (None, 0u64, 0u8);
+        loop {
+            let (store, snap) = (self.store.clone(), snapshot.clone());
+            let page = blocking(move || Ok(store.snapshot_page(&snap, after, SEED_PAGE)?)).await?;
+            let batch = ChangeBatch {
+                changes: page.changes.into_iter().map(WireChange::from).collect(),
+            };
+            let count = batch.changes.len() as u64;
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match self
+                    .client
+                    .post::<_, BatchAnswer>(&peer, CHANGES_PATH, &batch)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(e @ PeerError::Refused { .. }) => return Err(e.into()),
+                    Err(e) => {
+                        self.note_contact(region, Err(&e));
+                        if self.seeding_membership(table, region).is_none() {
+                            return Ok(false);
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            sent += count;
+            metrics::counter!("tidemark_replication_seeded_total", "peer" => region.to_string())
+                .increment(count);
+            let percent = ((sent * 100 / total).min(99)) as u8;
+            if percent >= reported.saturating_add(5) {
+                reported = percent;
+                self.set_replica(table, region, move |r| r.progress = Some(percent))
+                    .await?;
+            }
+            match page.resume_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        // Step 5.
+        let global = self
+            .set_replica(table, region, |r| *r = Replica::active())
+            .await?;
+        match global {
+            Some(global) => {
+                self.spread(table, global);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The membership of `table` while `region`'s replica is CREATING and seeded from here.
+    fn seeding_membership(&self, table: &str, region: &str) -> Option<GlobalTable> {
+        let global = GlobalTable::of(&self.store, table)?;
+        let replica = global.replicas.get(region)?;
+        (replica.status == ReplicaStatus::Creating
+            && replica.seeded_by.as_deref() == Some(self.region()))
+        .then_some(global)
+    }
+
+    /// Changes `region`'s replica of `table` while it is seeded from here, restamped and
+    /// saved; `None` when it no longer is.
+    async fn set_replica(
+        self: &Arc<Self>,
+        table: &str,
+        region: &str,
+        change: impl FnOnce(&mut Replica) + Send + 'static,
+    ) -> Result<Option<GlobalTable>> {
+        let (me, table, region) = (self.clone(), table.to_string(), region.to_string());
+        blocking(move || {
+            let _guard = me.membership.lock();
+            let Some(mut global) = me.seeding_membership(&table, &region) else {
+                return Ok(None);
+            };
+            if let Some(replica) = global.replicas.get_mut(&region) {
+                change(replica);
+            }
+            global.restamp(&me.store, me.region());
+            global.save(&me.store, &table)?;
+            Ok(Some(global))
+        })
+        .await
+    }
+
+    /// Exchanges every global table's membership with every region it names, every few
+    /// seconds, and resumes seeding a restart interrupted, until `shutdown`.
+    pub(crate) async fn exchange_membership(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> Result<(), String> {
+        loop {
+            for (table, global) in GlobalTable::all(&self.store) {
+                for (region, replica) in &global.replicas {
+                    if replica.status == ReplicaStatus::Creating
+                        && replica.seeded_by.as_deref() == Some(self.region())
+                    {
+                        self.start_seeding(&table, region);
+                    }
+                }
+                for region in global.replicas.keys().filter(|r| *r != self.region()) {
+                    if shutdown.is_cancelled() {
+                        return Ok(());
+                    }
+                    match self.send_membership(&table, region, &global).await {
+                        Err(Error::Core(e)) if e.is_fatal() => return Err(e.to_string()),
+                        Err(e) => {
+                            tracing::debug!(table, peer = %region, error = %e, "membership exchange failed")
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            }
+            self.report_lag();
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.exchange_period) => {}
+            }
+        }
+    }
+
+    /// Every global table's link to every peer: replica status, lag and link state.
+    pub fn status(&self) -> Vec<TableLink> {
+        let mut out = Vec::new();
+        let now = self.store.clock().now_millis();
+        for (table, global) in GlobalTable::all(&self.store) {
+            let Ok(table_id) = self.store.table_id(&table) else {
+                continue;
+            };
+            for (region, replica) in &global.replicas {
+                if region == self.region() {
+                    continue;
+                }
+                let lag = self
+                    .store
+                    .hold(&hold_name(region, table_id))
+                    .and_then(|hold| self.store.table_lag(table_id, hold.from).ok())
+                    .unwrap_or_default();
+                out.push(TableLink {
+                    table: table.clone(),
+                    region: region.clone(),
+                    replica_status: replica.status.as_str().to_string(),
+                    lag_records: lag.records,
+                    lag_millis: lag.oldest_millis.map_or(0, |t| now.saturating_sub(t)),
+                    link: self.link(region),
+                });
+            }
+        }
+        out
+    }
+
+    /// Sets the lag gauges of every peer and warns about peers far behind.
+    fn report_lag(&self) {
+        let mut by_peer: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for link in self.status() {
+            let entry = by_peer.entry(link.region).or_default();
+            entry.0 += link.lag_records;
+            entry.1 = entry.1.max(link.lag_millis);
+        }
+        for (region, (records, millis)) in by_peer {
+            metrics::gauge!("tidemark_replication_lag_records", "peer" => region.clone())
+                .set(records as f64);
+            metrics::gauge!("tidemark_replication_lag_millis", "peer" => region.clone())
+                .set(millis as f64);
+            if millis > 60_000 {
+                tracing::warn!(peer = %region, records, millis, "replication to this peer is far behind");
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Who this node replicates with: its region, its peers (`REGION=URL`) and the secret every
+//! peer link is authenticated with.
+
+use std::net::IpAddr;
+
+use subtle::ConstantTimeEq;
+
+/// Header carrying the shared secret on every request between peers.
+pub const SECRET_HEADER: &str = "x-tidemark-peer-secret";
+/// Header naming the region a peer request comes from.
+pub const REGION_HEADER: &str = "x-tidemark-region";
+
+/// One peer region and where it is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's region name (`us-east-1`).
+    pub region: String,
+    /// Its base URL (`http://10.0.0.2:8000`): all traffic to the peer goes there.
+    pub url: String,
+}
+
+impl Peer {
+    /// Parses `REGION=URL`.
+    ///
+    /// # Errors
+    /// A message when the text is not `REGION=URL` with an http(s) URL.
+    pub fn parse(text: &str) -> Result<Peer, String> {
+        let (region, url) = text
+            .split_once('=')
+            .ok_or_else(|| format!("'{text}' is not REGION=URL"))?;
+        let (region, url) = (region.trim(), url.trim().trim_end_matches('/'));
+        if region.is_empty() {
+            return Err(format!("'{text}' names no region"));
+        }
+        let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(format!("'{url}' is not an http(s) URL with a host"));
+        }
+        Ok(Peer {
+            region: region.to_string(),
+            url: url.to_string(),
+        })
+    }
+
+    /// True when the peer's host is this machine (a loopback address or `localhost`).
+    pub fn is_loopback(&self) -> bool {
+        let Ok(url) = url::Url::parse(&self.url) else {
+            return false;
+        };
+        match url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+            None => false,
+        }
+    }
+}
+
+/// How changes travel between regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Each node sends its changes to every peer over HTTP.
+    #[default]
+    Direct,
+}
+
+/// This node's replication settings.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicationConfig {
+    /// This node's region.
+    pub region: String,
+    /// The other regions.
+    pub peers: Vec<Peer>,
+    /// The secret shared by every node of the group.
+    pub secret: Option<String>,
+    /// How changes travel.
+    pub transport: Transport,
+}
+
+impl ReplicationConfig {
+    /// Checks the settings make a safe group: no peer twice, not this region as a peer, and a
+    /// secret whenever a peer is reached over the network.
+    ///
+    /// # Errors
+    /// Why the node must not start with these settings.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for peer in &self.peers {
+            if peer.region == self.region {
+                return Err(format!(
+                    "peer {} is this node's own region; a region has one node",
+                    peer.region
+                ));
+            }
+            if !seen.insert(&peer.region) {
+                return Err(format!("peer region {} is given twice", peer.region));
+            }
+        }
+        if self.secret.as_deref().is_some_and(str::is_empty) {
+            return Err("the peer secret is empty".into());
+        }
+        if self.secret.is_none()
+            && let Some(remote) = self.peers.iter().find(|p| !p.is_loopback())
+        {
+            return Err(format!(
+                "peer {} at {} is reached over the network, and no --peer-secret \
+                 (TIDEMARK_PEER_SECRET) is set: anyone who can reach this node could write \
+                 to it as a peer. Set the same secret on every node of the group",
+                remote.region, remote.url
+            ));
+        }
+        Ok(())
+    }
+
+    /// The peer serving `region`.
+    pub fn peer(&self, region: &str) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.region == region)
+    }
+
+    /// True when a request carrying `presented` as its secret may act as a peer. Without a
+    /// configured secret (loopback peers only), any request may.
+    pub fn admits(&self, presented: Option<&str>) -> bool {
+        match (&self.secret, presented) {
+            (None, _) => true,
+            (Some(secret), Some(presented)) => {
+                bool::from(secret.as_bytes().ct_eq(presented.as_bytes()))
+            }
+            (Some(_), None) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(peers: &[&str], secret: Option<&str>) -> ReplicationConfig {
+        ReplicationConfig {
+            region: "eu-west-1".into(),
+            peers: peers
+                .iter()
+                .map(|p| Peer::parse(p).expect("a peer"))
+                .collect(),
+            secret: secret.map(String::from),
+            transport: Transport::Direct,
+        }
+    }
+
+    #[test]
+    fn peers_parse_as_region_and_url() {
+        let peer = Peer::parse("us-east-1=http://127.0.0.1:8001/").expect("parses");
+        assert_eq!(peer.region, "us-east-1");
+        assert_eq!(peer.url, "http://127.0.0.1:8001");
+        assert!(peer.is_loopback());
+        assert!(
+            !Peer::parse("ap=http://10.1.2.3:8000")
+                .expect("parses")
+                .is_loopback()
+        );
+        assert!(Peer::parse("http://127.0.0.1:8001").is_err());
+        assert!(Peer::parse("us=ftp://x").is_err());
+        assert!(Peer::parse("=http://x").is_err());
+    }
+
+    #[test]
+    fn a_group_over_the_network_needs_a_secret() {
+        assert!(config(&["us=http://localhost:1"], None).check().is_ok());
+        let refused = config(&["us=http://10.0.0.1:1"], None).check();
+        assert!(refused.is_err_and(|e| e.contains("--peer-secret")));
+        assert!(config(&["us=http://10.0.0.1:1"], Some("s")).check().is_ok());
+        assert!(
+            config(&["eu-west-1=http://localhost:1"], None)
+                .check()
+                .is_err()
+        );
+        assert!(
+            config(&["us=http://localhost:1", "us=http://localhost:2"], None)
+                .check()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_secret_must_match_exactly() {
+        let config = config(&["us=http://10.0.0.1:1"], Some("right"));
+        assert!(config.admits(Some("right")));
+        assert!(!config.admits(Some("wrong")));
+        assert!(!config.admits(Some("righ")));
+        assert!(!config.admits(None));
+    }
+}

@@ -1,0 +1,301 @@
+//! The receiving side of every peer request: change batches applied by last writer wins,
+//! membership documents adopted when newer (and the local table brought in line with them),
+//! and replica creation.
+
+use std::collections::BTreeSet;
+
+use tidemark_core::model::TableDefinition;
+use tidemark_core::ops::{
+    CreateTableRequest, GsiUpdate, UpdateTableRequest, UpdateTimeToLiveRequest,
+};
+use tidemark_core::replication::{Applied, RemoteChange};
+
+use crate::membership::{GlobalTable, SharedSettings, hold_name};
+use crate::protocol::{BatchAnswer, ChangeBatch, CreateReplicaMessage, MembershipAnswer};
+use crate::status::Conflict;
+use crate::{Error, Replicator, Result};
+
+impl Replicator {
+    /// Applies a batch of changes sent by `from`, in order, and says what became of them.
+    /// Blocking: call it off the async reactor.
+    ///
+    /// # Errors
+    /// A bad key, or a storage failure (then the sender sends the batch again).
+    pub fn receive_changes(&self, from: &str, batch: ChangeBatch) -> Result<BatchAnswer> {
+        // Only tables that are global here take replicated writes: a table of the same name
+        // outside the group is none of the sender's business.
+        let mut global = std::collections::BTreeMap::new();
+        let mut missing = BTreeSet::new();
+        let mut changes: Vec<RemoteChange> = Vec::with_capacity(batch.changes.len());
+        for change in batch.changes {
+            let member = *global
+                .entry(change.table.clone())
+                .or_insert_with(|| GlobalTable::of(&self.store, &change.table).is_some());
+            match member {
+                true => changes.push(change.into()),
+                false => {
+                    missing.insert(change.table);
+                }
+            }
+        }
+        let described: Vec<(String, tidemark_core::model::Item, tidemark_core::Stamp)> = changes
+            .iter()
+            .map(|c| (c.table_name.clone(), c.keys.clone(), c.stamp.clone()))
+            .collect();
+        let outcomes = self.store.apply_remote_batch(changes)?;
+        let now = self.store.clock().now_millis();
+        let mut answer = BatchAnswer::default();
+        for ((table, keys, stamp), outcome) in described.into_iter().zip(outcomes) {
+            match outcome {
+                Applied::Written => answer.written += 1,
+                Applied::Duplicate => answer.duplicates += 1,
+                Applied::Lost(winner) => {
+                    answer.lost += 1;
+                    self.conflicts
+                        .record(&table, Conflict::new(now, keys, &stamp, &winner));
+                }
+                Applied::NoTable => {
+                    missing.insert(table);
+                }
+            }
+        }
+        metrics::counter!("tidemark_replication_applied_total", "peer" => from.to_string())
+            .increment(answer.written);
+        answer.missing_tables = missing.into_iter().collect();
+        Ok(answer)
+    }
+
+    /// Takes a membership document sent by a peer: adopts it when it is newer than this
+    /// node's, and answers with the document this node holds afterwards. Blocking.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn receive_membership(&self, table: &str, sent: GlobalTable) -> Result<MembershipAnswer> {
+        let _guard = self.membership.lock();
+        let Ok(definition) = self.store.table_definition(table) else {
+            return Ok(MembershipAnswer::NoTable);
+        };
+        let Some(held) = GlobalTable::in_definition(&definition) else {
+            // A table of the same name that is not (or no longer) part of the group.
+            return Ok(MembershipAnswer::NoTable);
+        };
+        if !sent.supersedes(Some(&held)) {
+            return Ok(MembershipAnswer::Holds(held));
+        }
+        match self.adopt(table, &definition, Some(&held), sent)? {
+            Some(adopted) => Ok(MembershipAnswer::Holds(adopted)),
+            None => Ok(MembershipAnswer::NoTable),
+        }
+    }
+
+    /// Makes `new` this node's membership of `table`: drops the table when this region left
+    /// the group, brings the shared settings in line, sets or releases the retention hold of
+    /// every peer, and saves it. Returns what is held afterwards (`None`: the table is gone
+    /// here). Called under the membership lock.
+    pub(crate) fn adopt(
+        &self,
+        table: &str,
+        definition: &TableDefinition,
+        held: Option<&GlobalTable>,
+        new: GlobalTable,
+    ) -> Result<Option<GlobalTable>> {
+        let me = self.region();
+        let staying = new
+            .replicas
+            .get(me)
+            .is_some_and(|r| r.status.receives_changes());
+        if !staying {
+            tracing::info!(
+                table,
+                "this region's replica was removed from the global table; deleting it"
+            );
+            GlobalTable::clear(&self.store, table)?;
+            self.store.delete_table(table)?;
+            self.changed.notify_waiters();
+            return Ok(None);
+        }
+        if let Err(e) = self.align_settings(table, definition, &new.settings) {
+            // The document is not adopted, so the next exchange tries again.
+            tracing::warn!(table, error = %e, "cannot apply a global table's shared settings yet");
+            return Ok(held.cloned());
+        }
+        let table_id = definition.table_id;
+        let receivers: BTreeSet<&str> = new.receivers_besides(me).collect();
+        if let Some(held) = held {
+            for gone in held
+                .receivers_besides(me)
+                .filter(|r| !receivers.contains(r))
+            {
+                self.store.release_hold(&hold_name(gone, table_id))?;
+            }
+        }
+        for region in &receivers {
+            self.ensure_hold(region, table_id, &new.stamp_region)?;
+        }
+        if new.replicas.len() == 1 {
+            // Every other replica is gone: a single-region table again.
+            GlobalTable::clear(&self.store, table)?;
+        } else {
+            new.save(&self.store, table)?;
+        }
+        self.changed.notify_waiters();
+        Ok(Some(new))
+    }
+
+    /// Makes sure this node keeps `table_id`'s own-origin changes for `region`. A region new
+    /// to this node starts from where `coordinator` (the region that changed the membership)
+    /// had received this node's changes: everything before that is in the snapshot the
+    /// coordinator seeds the new replica from, everything after is shipped from here.
+    pub(crate) fn ensure_hold(&self, region: &str, table_id: u64, coordinator: &str) -> Result<()> {
+        let name = hold_name(region, table_id);
+        if self.store.hold(&name).is_some() {
+            return Ok(());
+        }
+        let from = match coordinator == self.region() {
+            true => self.store.next_seq(),
+            false => match self.store.hold(&hold_name(coordinator, table_id)) {
+                Some(hold) => hold.from,
+                // Nothing known of the coordinator: ship every change still kept.
+                None => self.store.oldest_retained_seq(),
+            },
+        };
+        self.store.set_hold(&name, Some(table_id), from)?;
+        Ok(())
+    }
+
+    /// Brings a table's billing, TTL and global secondary indexes in line with the group's.
+    fn align_settings(
+        &self,
+        table: &str,
+        definition: &TableDefinition,
+        wanted: &SharedSettings,
+    ) -> Result<()> {
+        let held = SharedSettings::of(definition);
+        if held.billing_mode != wanted.billing_mode
+            || (wanted.billing_mode == "PROVISIONED"
+                && held.provisioned_throughput != wanted.provisioned_throughput)
+        {
+            self.store.update_table(UpdateTableRequest {
+                table_name: table.to_string(),
+                billing_mode: Some(wanted.billing_mode.clone()),
+                provisioned_throughput: (wanted.billing_mode == "PROVISIONED")
+                    .then_some(wanted.provisioned_throughput),
+                ..Default::default()
+            })?;
+        }
+        if held.time_to_live_attribute != wanted.time_to_live_attribute {
+            if let Some(attribute) = &held.time_to_live_attribute {
+                self.store.update_time_to_live(UpdateTimeToLiveRequest {
+                    table_name: table.to_string(),
+                    enabled: false,
+                    attribute_name: attribute.clone(),
+                })?;
+            }
+            if let Some(attribute) = &wanted.time_to_live_attribute {
+                self.store.update_time_to_live(UpdateTimeToLiveRequest {
+                    table_name: table.to_string(),
+                    enabled: true,
+                    attribute_name: attribute.clone(),
+                })?;
+            }
+        }
+        let named = |list: &[tidemark_core::model::GlobalSecondaryIndex], name: &str| {
+            list.iter().any(|i| i.index_name == name)
+        };
+        for index in &held.global_secondary_indexes {
+            if !named(&wanted.global_secondary_indexes, &index.index_name) {
+                self.store.update_table(UpdateTableRequest {
+                    table_name: table.to_string(),
+                    global_secondary_index_updates: vec![GsiUpdate::Delete(
+                        index.index_name.clone(),
+                    )],
+                    ..Default::default()
+                })?;
+            }
+        }
+        for index in &wanted.global_secondary_indexes {
+            if !named(&held.global_secondary_indexes, &index.index_name) {
+                self.store.update_table(UpdateTableRequest {
+                    table_name: table.to_string(),
+                    attribute_definitions: wanted.attribute_definitions.clone(),
+                    global_secondary_index_updates: vec![GsiUpdate::Create(index.clone())],
+                    ..Default::default()
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates this region's replica of a table another region is making global (or
+    /// extending). Idempotent: a retry after a lost answer finds the replica made. Blocking.
+    ///
+    /// # Errors
+    /// Validation when a table of that name exists here outside the group; storage failures.
+    pub fn receive_create_replica(&self, message: CreateReplicaMessage) -> Result<()> {
+        let _guard = self.membership.lock();
+        let source = message.definition;
+        let table = source.table_name.clone();
+        if let Ok(existing) = self.store.table_definition(&table) {
+            let member = GlobalTable::in_definition(&existing)
+                .is_some_and(|held| held.replicas.contains_key(self.region()));
+            if member {
+                return Ok(());
+            }
+            let empty = self
+                .store
+                .describe_table(&table)?
+                .item_count
+                .is_none_or(|n| n == 0);
+            if message.adopt_existing && empty && existing.key_schema == source.key_schema {
+                let table_id = existing.table_id;
+                for region in message.global.receivers_besides(self.region()) {
+                    self.store.set_hold(
+                        &hold_name(region, table_id),
+                        Some(table_id),
+                        self.store.next_seq(),
+                    )?;
+                }
+                message.global.save(&self.store, &table)?;
+                self.changed.notify_waiters();
+                return Ok(());
+            }
+            return Err(Error::Validation(format!(
+                "Table {table} already exists in region {}; a new replica's region must not \
+                 have a table of that name",
+                self.region()
+            )));
+        }
+        let settings = &message.global.settings;
+        self.store.create_table(CreateTableRequest {
+            table_name: table.clone(),
+            key_schema: source.key_schema.clone(),
+            attribute_definitions: settings.attribute_definitions.clone(),
+            billing_mode: Some(settings.billing_mode.clone()),
+            provisioned_throughput: (settings.billing_mode == "PROVISIONED")
+                .then_some(settings.provisioned_throughput),
+            global_secondary_indexes: settings.global_secondary_indexes.clone(),
+            local_secondary_indexes: source.local_secondary_indexes.clone(),
+            stream_specification: None,
+            tags: Vec::new(),
+        })?;
+        if let Some(attribute) = &settings.time_to_live_attribute {
+            self.store.update_time_to_live(UpdateTimeToLiveRequest {
+                table_name: table.clone(),
+                enabled: true,
+                attribute_name: attribute.clone(),
+            })?;
+        }
+        let table_id = self.store.table_id(&table)?;
+        for region in message.global.receivers_besides(self.region()) {
+            self.store.set_hold(
+                &hold_name(region, table_id),
+                Some(table_id),
+                self.store.next_seq(),
+            )?;
+        }
+        message.global.save(&self.store, &table)?;
+        self.changed.notify_waiters();
+        tracing::info!(table, "created this region's replica of a global table");
+        Ok(())
+    }
+}
