@@ -275,7 +275,12 @@ impl Replicator {
                 .then_some(settings.provisioned_throughput),
             global_secondary_indexes: settings.global_secondary_indexes.clone(),
             local_secondary_indexes: source.local_secondary_indexes.clone(),
-            stream_specification: None,
+            // A new replica starts with its source's stream, so that it has one from its first
+            // item on; afterwards each replica's stream settings are its own.
+            stream_specification: source
+                .stream_specification
+                .clone()
+                .filter(|s| s.stream_enabled && source.latest_stream_label.is_some()),
             tags: Vec::new(),
         })?;
         if let Some(attribute) = &settings.time_to_live_attribute {

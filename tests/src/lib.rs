@@ -4,9 +4,11 @@
 //! hands out real AWS SDK clients for it; [`ChildNode`] runs the node as a separate process
 //! (for crash tests); [`raw_request`] speaks the wire protocol directly for protocol tests;
 //! [`kafka::Broker`] runs a real Kafka-protocol broker (tansu) for the publishing tests;
-//! [`proxy::FaultProxy`] sits on a link between two nodes and cuts, heals or delays it;
+//! [`proxy::FaultProxy`] sits on a link between two nodes and cuts, heals or delays it, and
+//! [`cluster::Cluster`] runs one node per region as child processes, linked through proxies;
 //! [`load`] holds the load generators of the benchmark tools.
 
+pub mod cluster;
 pub mod kafka;
 pub mod load;
 pub mod proxy;
@@ -267,6 +269,11 @@ impl ChildNode {
         // Keep draining stderr so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         ChildNode { child, addr }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// `http://127.0.0.1:PORT`.

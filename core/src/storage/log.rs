@@ -96,7 +96,11 @@ fn collect(
     for (scanned, entry) in entries.enumerate() {
         let (seq, record) = entry?;
         read.next = seq + 1;
-        read.records.extend(record);
+        // A replicated delete of an item this region never had keeps its stamp (a tombstone
+        // and this record, which keep older writes out and go together) but changed nothing
+        // anyone can see: like DynamoDB's delete of a missing item, no reader gets a record.
+        read.records
+            .extend(record.filter(|r| r.old_image.is_some() || r.new_image.is_some()));
         if read.records.len() >= max_records || scanned + 1 >= max_scanned {
             return Ok(read);
         }

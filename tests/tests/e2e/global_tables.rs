@@ -1,0 +1,513 @@
+//! Global tables: separate regional nodes (child processes, every link through a fault
+//! proxy) replicating a table last-writer-wins. The convergence test writes in every region
+//! with every kind of write while links are cut and healed and nodes are killed with SIGKILL
+//! and restarted, all driven by one seed (printed, and taken from `TIDEMARK_SEED` to replay
+//! a run); then every region must hold exactly the same cells, stamps and tombstones
+//! included, each the newest write of its item anywhere, and each region's stream, replayed
+//! from TRIM_HORIZON, must rebuild that region's table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, BillingMode, DeleteRequest, KeyType, Put, PutRequest, ReplicaStatus,
+    ReplicationGroupUpdate, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, TransactWriteItem, WriteRequest,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tidemark_core::changes::{LogCursor, LogLimits};
+use tidemark_core::replication::RemoteChange;
+use tidemark_core::{ChangeKind, Store, StoreConfig};
+use tidemark_tests::cluster::{Cluster, client_with_timeout};
+use tidemark_tests::{streams_client_for, wait_until};
+use tokio::sync::watch;
+
+use crate::common::{attribute, image, key_element, n, read_stream, record_key, s};
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
+const KEYS: u64 = 40;
+const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tidemark-node"))
+}
+
+/// The seed of this run: `TIDEMARK_SEED`, or a fresh one.
+fn seed() -> u64 {
+    let seed = std::env::var("TIDEMARK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("seed {seed}: rerun this run with TIDEMARK_SEED={seed}");
+    seed
+}
+
+/// Creates `table` in region 0 (stream, TTL on `exp`) and makes it global across every
+/// region, waiting until every replica is ACTIVE.
+async fn create_global_table(cluster: &Cluster, table: &str) {
+    let client = cluster.client(0, Duration::from_secs(30));
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create table");
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("exp")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("enable TTL");
+    let mut update = client.update_table().table_name(table);
+    for region in REGIONS.iter().skip(1) {
+        update = update.replica_updates(
+            ReplicationGroupUpdate::builder()
+                .create(
+                    aws_sdk_dynamodb::types::CreateReplicationGroupMemberAction::builder()
+                        .region_name(*region)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        );
+    }
+    update.send().await.expect("add replicas");
+    wait_for_active(cluster, table).await;
+}
+
+/// Waits until every region describes `table` with every other region's replica ACTIVE.
+async fn wait_for_active(cluster: &Cluster, table: &str) {
+    let active = wait_until(Duration::from_secs(60), async || {
+        for i in 0..cluster.len() {
+            let Ok(described) = cluster
+                .client(i, OP_TIMEOUT)
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+            else {
+                return false;
+            };
+            let described = described.table.unwrap();
+            let replicas = described.replicas();
+            if replicas.len() != cluster.len() - 1
+                || replicas
+                    .iter()
+                    .any(|r| r.replica_status != Some(ReplicaStatus::Active))
+            {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(
+        active,
+        "every replica of {table} becomes ACTIVE within 60 s"
+    );
+}
+
+/// One writer in one region: a seeded mix of every kind of write on a small key space, until
+/// `stop`. Failures (a cut link, a killed node) are expected and ignored.
+async fn write(
+    table: String,
+    region: String,
+    mut endpoint: watch::Receiver<String>,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut client = client_with_timeout(&endpoint.borrow_and_update(), &region, OP_TIMEOUT);
+    let mut counter = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        if endpoint.has_changed().unwrap_or(false) {
+            client = client_with_timeout(&endpoint.borrow_and_update(), &region, OP_TIMEOUT);
+        }
+        counter += 1;
+        let key = |rng: &mut StdRng| format!("k{}", rng.random_range(0..KEYS));
+        let value = s(&format!("{region}-{seed}-{counter}"));
+        let ok = match rng.random_range(0..100) {
+            0..30 => client
+                .put_item()
+                .table_name(&table)
+                .item("p", s(&key(&mut rng)))
+                .item("v", value)
+                .send()
+                .await
+                .is_ok(),
+            30..50 => client
+                .update_item()
+                .table_name(&table)
+                .key("p", s(&key(&mut rng)))
+                .update_expression("SET n = if_not_exists(n, :zero) + :one, v = :v")
+                .expression_attribute_values(":zero", n("0"))
+                .expression_attribute_values(":one", n("1"))
+                .expression_attribute_values(":v", value)
+                .send()
+                .await
+                .is_ok(),
+            50..65 => client
+                .delete_item()
+                .table_name(&table)
+                .key("p", s(&key(&mut rng)))
+                .send()
+                .await
+                .is_ok(),
+            65..75 => client
+                .put_item()
+                .table_name(&table)
+                .item("p", s(&key(&mut rng)))
+                .item("v", value)
+                .condition_expression("attribute_not_exists(p)")
+                .send()
+                .await
+                .is_ok(),
+            75..85 => {
+                let (a, b) = (key(&mut rng), key(&mut rng));
+                let put = |k: &str| {
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&table)
+                                .item("p", s(k))
+                                .item("v", value.clone())
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                };
+                let items = match a == b {
+                    true => vec![put(&a)],
+                    false => vec![put(&a), put(&b)],
+                };
+                client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await
+                    .is_ok()
+            }
+            85..95 => {
+                let mut keys: Vec<String> = (0..3).map(|_| key(&mut rng)).collect();
+                keys.sort();
+                keys.dedup();
+                let requests = keys
+                    .iter()
+                    .map(|k| match rng.random_bool(0.7) {
+                        true => WriteRequest::builder()
+                            .put_request(
+                                PutRequest::builder()
+                                    .item("p", s(k))
+                                    .item("v", value.clone())
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build(),
+                        false => WriteRequest::builder()
+                            .delete_request(
+                                DeleteRequest::builder().key("p", s(k)).build().unwrap(),
+                            )
+                            .build(),
+                    })
+                    .collect();
+                client
+                    .batch_write_item()
+                    .request_items(&table, requests)
+                    .send()
+                    .await
+                    .is_ok()
+            }
+            _ => {
+                // Expired already: the region's TTL sweeper deletes it shortly.
+                let past = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+                    - 10;
+                client
+                    .put_item()
+                    .table_name(&table)
+                    .item("p", s(&key(&mut rng)))
+                    .item("v", value)
+                    .item("exp", n(&past.to_string()))
+                    .send()
+                    .await
+                    .is_ok()
+            }
+        };
+        if ok {
+            acked.fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..4))).await;
+    }
+}
+
+/// An item as comparable text.
+fn canonical(item: &HashMap<String, AttributeValue>) -> String {
+    format!("{:?}", item.iter().collect::<BTreeMap<_, _>>())
+}
+
+/// Region `i`'s table by key, read with a consistent scan.
+async fn scan(cluster: &Cluster, i: usize, table: &str) -> Option<BTreeMap<String, String>> {
+    let client = cluster.client(i, Duration::from_secs(10));
+    let mut out = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .ok()?;
+        for item in page.items() {
+            let Some(AttributeValue::S(p)) = item.get("p") else {
+                panic!("an item without its key: {item:?}");
+            };
+            out.insert(p.clone(), canonical(item));
+        }
+        match page.last_evaluated_key {
+            Some(key) => start = Some(key),
+            None => return Some(out),
+        }
+    }
+}
+
+/// Region `i`'s table rebuilt from its stream, read from TRIM_HORIZON.
+async fn replay_stream(cluster: &Cluster, i: usize, table: &str) -> BTreeMap<String, String> {
+    let described = cluster
+        .client(i, Duration::from_secs(10))
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let arn = described
+        .latest_stream_arn
+        .expect("every replica has a stream");
+    let streams = streams_client_for(&cluster.endpoint(i));
+    let mut table = BTreeMap::new();
+    for (_, record) in read_stream(&streams, &arn).await {
+        let key = record_key(&record);
+        let change = record.dynamodb.as_ref().unwrap();
+        match record.event_name.as_ref().unwrap().as_str() {
+            "INSERT" | "MODIFY" => {
+                let new = image(change.new_image.as_ref().expect("NewImage"));
+                table.insert(key, canonical(&new));
+            }
+            "REMOVE" => {
+                assert!(
+                    change.old_image.is_some(),
+                    "a REMOVE record shows what it removed"
+                );
+                table.remove(&key);
+            }
+            other => panic!("event {other}"),
+        }
+    }
+    table
+}
+
+/// Every cell of `table` in a stopped region's store (tombstones included), and every
+/// visible record of its log.
+fn cells_and_log(dir: &Path, table: &str) -> (Vec<RemoteChange>, Vec<RemoteChange>) {
+    let store = Store::open(StoreConfig::new(dir)).expect("open a stopped region's store");
+    let snapshot = store.snapshot_table(table).unwrap();
+    let mut cells = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.snapshot_page(&snapshot, after, 10_000).unwrap();
+        cells.extend(page.changes);
+        match page.resume_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut cursor = LogCursor::node(0);
+    let mut log = Vec::new();
+    loop {
+        let records = store
+            .read_log(&mut cursor, LogLimits::records(10_000))
+            .unwrap();
+        if records.is_empty() {
+            break;
+        }
+        log.extend(
+            records
+                .into_iter()
+                .filter(|r| r.table_name == table)
+                .map(|r| RemoteChange {
+                    table_name: r.table_name,
+                    keys: r.keys,
+                    new_image: match r.kind {
+                        ChangeKind::Remove => None,
+                        _ => r.new_image,
+                    },
+                    stamp: r.stamp,
+                }),
+        );
+    }
+    (cells, log)
+}
+
+async fn converge_under_faults(extra: &[&str]) {
+    let seed = seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let table = "converge";
+    let mut cluster = Cluster::start(binary(), &REGIONS, extra).await;
+    create_global_table(&cluster, table).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut endpoints = Vec::new();
+    let mut writers = Vec::new();
+    for i in 0..cluster.len() {
+        let (tx, rx) = watch::channel(cluster.endpoint(i));
+        endpoints.push(tx);
+        for w in 0..2u64 {
+            writers.push(tokio::spawn(write(
+                table.to_string(),
+                cluster.region(i).to_string(),
+                rx.clone(),
+                seed.wrapping_add(i as u64 * 10 + w),
+                stop.clone(),
+                acked.clone(),
+            )));
+        }
+    }
+
+    // Chaos: links cut and healed, one node at a time killed and restarted.
+    let links = cluster.link_pairs();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (mut kills, mut cuts) = (0, 0);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..800))).await;
+        let (from, to) = links[rng.random_range(0..links.len())];
+        match rng.random_range(0..100) {
+            0..45 => {
+                cluster.link(from, to).cut();
+                cuts += 1;
+            }
+            45..80 => cluster.link(from, to).heal(),
+            _ => {
+                let victim = rng.random_range(0..cluster.len());
+                cluster.kill(victim).await;
+                kills += 1;
+                tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
+                cluster.restart(victim).await;
+                endpoints[victim].send_replace(cluster.endpoint(victim));
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    cluster.heal_all();
+    let acked = acked.load(Ordering::Relaxed);
+    eprintln!("seed {seed}: {acked} writes acknowledged, {cuts} links cut, {kills} nodes killed");
+    assert!(
+        acked > 500,
+        "seed {seed}: the workload ran ({acked} writes)"
+    );
+
+    // Every region ends with the same items.
+    let mut last = Vec::new();
+    let converged = wait_until(Duration::from_secs(90), async || {
+        last.clear();
+        for i in 0..cluster.len() {
+            match scan(&cluster, i, table).await {
+                Some(items) => last.push(items),
+                None => return false,
+            }
+        }
+        last.windows(2).all(|w| w[0] == w[1])
+    })
+    .await;
+    assert!(
+        converged,
+        "seed {seed}: the regions did not converge: {last:#?}"
+    );
+
+    // Each region's stream rebuilds exactly its table.
+    for i in 0..cluster.len() {
+        let replayed = replay_stream(&cluster, i, table).await;
+        assert_eq!(
+            replayed,
+            last[i],
+            "seed {seed}: region {}'s stream does not rebuild its table",
+            cluster.region(i)
+        );
+    }
+
+    // Every cell, stamps and tombstones included, is the same everywhere and is the newest
+    // write of its item made anywhere: no delete was undone, no older write won.
+    for i in 0..cluster.len() {
+        cluster.stop(i).await;
+    }
+    let (cells, logs): (Vec<_>, Vec<_>) = (0..cluster.len())
+        .map(|i| cells_and_log(&cluster.data_dir(i), table))
+        .unzip();
+    for (i, region_cells) in cells.iter().enumerate().skip(1) {
+        assert!(
+            *region_cells == cells[0],
+            "seed {seed}: region {}'s cells differ from region {}'s",
+            cluster.region(i),
+            cluster.region(0)
+        );
+    }
+    let mut newest: BTreeMap<String, &RemoteChange> = BTreeMap::new();
+    for change in logs.iter().flatten() {
+        let key = format!("{:?}", change.keys);
+        let replace = newest
+            .get(&key)
+            .is_none_or(|held| change.stamp.wins_over(Some(&held.stamp)));
+        if replace {
+            newest.insert(key, change);
+        }
+    }
+    for cell in &cells[0] {
+        let key = format!("{:?}", cell.keys);
+        let expected = newest.get(&key).expect("every cell was written by someone");
+        assert_eq!(
+            (&cell.new_image, &cell.stamp),
+            (&expected.new_image, &expected.stamp),
+            "seed {seed}: item {key} is not the newest write of it"
+        );
+    }
+    assert_eq!(
+        newest.len(),
+        cells[0].len(),
+        "seed {seed}: every item ever written has a cell (live or tombstone)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn regions_converge_under_partitions_and_kills() {
+    converge_under_faults(&["--durability", "buffer", "--ttl-period", "0.3"]).await;
+}
