@@ -455,11 +455,11 @@ async fn converge_under_faults(extra: &[&str]) {
     );
 
     // Each region's stream rebuilds exactly its table.
-    for i in 0..cluster.len() {
+    for (i, items) in last.iter().enumerate() {
         let replayed = replay_stream(&cluster, i, table).await;
         assert_eq!(
-            replayed,
-            last[i],
+            &replayed,
+            items,
             "seed {seed}: region {}'s stream does not rebuild its table",
             cluster.region(i)
         );
