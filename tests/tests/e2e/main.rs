@@ -10,6 +10,7 @@ mod batches;
 mod common;
 mod concurrency;
 mod crash;
+mod global_backfill;
 mod global_tables;
 mod indexes;
 mod items;

@@ -1,0 +1,205 @@
+//! Seeding a new replica: a table of 100,000 items gets a replica in another region while
+//! writes go on in the source; once the replica is ACTIVE and shipping has caught up, both
+//! regions hold exactly the same cells, stamps and tombstones included.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    BillingMode, CreateReplicationGroupMemberAction, KeyType, PutRequest, ReplicaStatus,
+    ReplicationGroupUpdate, ScalarAttributeType, WriteRequest,
+};
+use tidemark_core::replication::RemoteChange;
+use tidemark_core::{Store, StoreConfig};
+use tidemark_tests::cluster::Cluster;
+use tidemark_tests::wait_until;
+
+use crate::common::{attribute, key_element, n, s};
+
+const ITEMS: usize = 100_000;
+const LOADERS: usize = 8;
+
+fn cells(dir: &Path, table: &str) -> Vec<RemoteChange> {
+    let store = Store::open(StoreConfig::new(dir)).expect("open a stopped region's store");
+    let snapshot = store.snapshot_table(table).unwrap();
+    let (mut out, mut after) = (Vec::new(), None);
+    loop {
+        let page = store.snapshot_page(&snapshot, after, 10_000).unwrap();
+        out.extend(page.changes);
+        match page.resume_after {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_tidemark-node"));
+    let mut cluster = Cluster::start(
+        binary,
+        &["us-east-1", "eu-west-1"],
+        &["--durability", "buffer"],
+    )
+    .await;
+    let table = "seeded";
+    let client = cluster.client(0, Duration::from_secs(30));
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .send()
+        .await
+        .unwrap();
+    let loading = Instant::now();
+    let mut loaders = Vec::new();
+    for loader in 0..LOADERS {
+        let client = client.clone();
+        loaders.push(tokio::spawn(async move {
+            let keys: Vec<usize> = (loader..ITEMS).step_by(LOADERS).collect();
+            for chunk in keys.chunks(25) {
+                let requests = chunk
+                    .iter()
+                    .map(|i| {
+                        WriteRequest::builder()
+                            .put_request(
+                                PutRequest::builder()
+                                    .item("p", s(&format!("item{i:06}")))
+                                    .item("n", n(&i.to_string()))
+                                    .item("payload", s("seeded from a snapshot"))
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                    })
+                    .collect();
+                let answer = client
+                    .batch_write_item()
+                    .request_items(table, requests)
+                    .send()
+                    .await
+                    .expect("load a batch");
+                assert!(answer.unprocessed_items().is_none_or(|u| u.is_empty()));
+            }
+        }));
+    }
+    for loader in loaders {
+        loader.await.unwrap();
+    }
+    eprintln!("loaded {ITEMS} items in {:?}", loading.elapsed());
+
+    // Writes go on in the source while the replica is created and seeded.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let key = s(&format!("item{:06}", (i * 7919) % ITEMS));
+                let _ = match i % 3 {
+                    0 => client
+                        .delete_item()
+                        .table_name(table)
+                        .key("p", key)
+                        .send()
+                        .await
+                        .is_ok(),
+                    1 => client
+                        .put_item()
+                        .table_name(table)
+                        .item("p", s(&format!("new{i}")))
+                        .send()
+                        .await
+                        .is_ok(),
+                    _ => client
+                        .update_item()
+                        .table_name(table)
+                        .key("p", key)
+                        .update_expression("SET n = :n")
+                        .expression_attribute_values(":n", n(&i.to_string()))
+                        .send()
+                        .await
+                        .is_ok(),
+                };
+                i += 1;
+            }
+            i
+        })
+    };
+    let seeding = Instant::now();
+    client
+        .update_table()
+        .table_name(table)
+        .replica_updates(
+            ReplicationGroupUpdate::builder()
+                .create(
+                    CreateReplicationGroupMemberAction::builder()
+                        .region_name("eu-west-1")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("add a replica");
+    let mut progress = Vec::new();
+    let active = wait_until(Duration::from_secs(180), async || {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap()
+            .table
+            .unwrap();
+        let replica = described.replicas().first().cloned().expect("a replica");
+        if let Some(percent) = replica.replica_status_percent_progress.clone()
+            && progress.last() != Some(&percent)
+        {
+            progress.push(percent);
+        }
+        replica.replica_status == Some(ReplicaStatus::Active)
+    })
+    .await;
+    assert!(active, "the replica becomes ACTIVE within 180 s");
+    let seeded_in = seeding.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await.unwrap();
+    eprintln!(
+        "seeded {ITEMS} items in {seeded_in:?} while {writes} writes went on; progress seen: {progress:?}"
+    );
+
+    // Shipping catches up: nothing of the table is left unacknowledged by the replica.
+    let endpoint = cluster.endpoint(0);
+    let caught_up = wait_until(Duration::from_secs(60), async || {
+        let status: serde_json::Value = reqwest::get(format!("{endpoint}/admin/replicas"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status["Replicas"][0]["LagRecords"] == 0
+    })
+    .await;
+    assert!(
+        caught_up,
+        "the replica acknowledges every change within 60 s"
+    );
+    cluster.stop(0).await;
+    cluster.stop(1).await;
+    let (source, replica) = (
+        cells(&cluster.data_dir(0), table),
+        cells(&cluster.data_dir(1), table),
+    );
+    assert!(source.len() >= ITEMS, "the source holds every item");
+    assert_eq!(source.len(), replica.len(), "as many cells in both regions");
+    assert!(
+        source == replica,
+        "the replica holds exactly the source's cells, stamps and tombstones included"
+    );
+}
