@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use tidemark_core::{Durability, StoreConfig};
 
-use tidemark_replicator::peers::{Peer, ReplicationConfig};
+use tidemark_replicator::peers::{Peer, ReplicationConfig, Transport};
 use tidemark_streams::publish::kafka::KafkaSettings;
 
 use crate::{NodeConfig, TopicDefaults};
@@ -197,6 +197,19 @@ pub struct ServeArgs {
     /// Required when a peer is not on this machine.
     #[arg(long, env = "TIDEMARK_PEER_SECRET", hide_env_values = true)]
     pub peer_secret: Option<String>,
+    /// How replicated changes travel: `direct` (to every peer over HTTP) or `kafka` (through
+    /// a topic per region and table on `KAFKA_BROKERS`).
+    #[arg(long, env = "TIDEMARK_REPLICATION_TRANSPORT", value_enum, default_value_t = TransportArg::Direct)]
+    pub replication_transport: TransportArg,
+}
+
+/// How replicated changes travel.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TransportArg {
+    /// Node to node over HTTP.
+    Direct,
+    /// Through Kafka.
+    Kafka,
 }
 
 /// Parses `key=value`.
@@ -247,7 +260,13 @@ impl ServeArgs {
             region: self.region.clone(),
             peers: self.peers.clone(),
             secret: self.peer_secret.clone(),
-            ..ReplicationConfig::default()
+            transport: match self.replication_transport {
+                TransportArg::Direct => Transport::Direct,
+                TransportArg::Kafka => Transport::Kafka {
+                    brokers: self.kafka_brokers.clone().unwrap_or_default(),
+                    options: self.kafka_options.clone(),
+                },
+            },
         };
         config.topics = TopicDefaults {
             name_template: self.topic_template.clone(),

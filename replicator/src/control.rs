@@ -25,9 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::PeerError;
 use crate::membership::{
-    GlobalTable, LEGACY_VERSION, Replica, ReplicaStatus, SharedSettings, hold_name,
+    GlobalTable, LEGACY_VERSION, Replica, ReplicaStatus, SharedSettings, hold_name, topic_hold_name,
 };
 use crate::peers::Peer;
+use crate::peers::Transport;
 use crate::protocol::{
     BatchAnswer, CHANGES_PATH, CREATE_REPLICA_PATH, ChangeBatch, CreateReplicaMessage,
     MEMBERSHIP_PATH, MembershipAnswer, MembershipMessage, WireChange,
@@ -502,9 +503,13 @@ impl Replicator {
                 if region == self.region() {
                     continue;
                 }
+                let (hold, link) = match &self.config.transport {
+                    Transport::Direct => (hold_name(region, table_id), self.link(region)),
+                    Transport::Kafka { .. } => (topic_hold_name(table_id), self.link("kafka")),
+                };
                 let lag = self
                     .store
-                    .hold(&hold_name(region, table_id))
+                    .hold(&hold)
                     .and_then(|hold| self.store.table_lag(table_id, hold.from).ok())
                     .unwrap_or_default();
                 out.push(TableLink {
@@ -513,7 +518,7 @@ impl Replicator {
                     replica_status: replica.status.as_str().to_string(),
                     lag_records: lag.records,
                     lag_millis: lag.oldest_millis.map_or(0, |t| now.saturating_sub(t)),
-                    link: self.link(region),
+                    link,
                 });
             }
         }

@@ -11,6 +11,8 @@
 //! - `ship`: one task per peer tails this node's own-origin changes of every table it shares
 //!   with that peer (from a durable, per-table retention hold), ships them in batches and
 //!   moves the hold once the peer has them;
+//! - [`kafka`]: the Kafka transport, where each region publishes its changes to a topic per
+//!   table and consumes the other regions' topics, instead of shipping to every peer;
 //! - `receive`: applies what peers send, counting conflicts;
 //! - `control`: ReplicaUpdates (create, seed and delete replicas), shared-settings changes,
 //!   and the periodic exchange of membership documents that makes the group converge after
@@ -19,6 +21,7 @@
 
 pub mod client;
 mod control;
+pub mod kafka;
 pub mod membership;
 pub mod peers;
 pub mod protocol;
@@ -37,7 +40,9 @@ use tokio_util::sync::CancellationToken;
 
 use client::{PeerClient, PeerError};
 pub use control::ReplicaUpdate;
-use peers::ReplicationConfig;
+use kafka::KafkaLink;
+use peers::{ReplicationConfig, Transport};
+use ship::Destination;
 use status::{Conflicts, LinkState};
 
 /// Why a replication request failed.
@@ -126,9 +131,20 @@ impl Replicator {
     /// A fatal store error (the node must stop).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), String> {
         let mut tasks = tokio::task::JoinSet::new();
-        for peer in self.config.peers.clone() {
-            let (me, token) = (self.clone(), shutdown.clone());
-            tasks.spawn(async move { me.ship_to(peer, token).await });
+        match &self.config.transport {
+            Transport::Direct => {
+                for peer in self.config.peers.clone() {
+                    let (me, token) = (self.clone(), shutdown.clone());
+                    tasks.spawn(async move { me.ship(Destination::Peer(peer), token).await });
+                }
+            }
+            Transport::Kafka { brokers, options } => {
+                let link = Arc::new(KafkaLink::connect(brokers, options)?);
+                let (me, token, topics) = (self.clone(), shutdown.clone(), link.clone());
+                tasks.spawn(async move { me.ship(Destination::Topics(topics), token).await });
+                let (me, token) = (self.clone(), shutdown.clone());
+                tasks.spawn(async move { me.consume(link, token).await });
+            }
         }
         let (me, token) = (self.clone(), shutdown.clone());
         tasks.spawn(async move { me.exchange_membership(token).await });

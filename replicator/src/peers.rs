@@ -56,12 +56,20 @@ impl Peer {
     }
 }
 
-/// How changes travel between regions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How changes travel between regions (membership and seeding always go over HTTP).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Transport {
     /// Each node sends its changes to every peer over HTTP.
     #[default]
     Direct,
+    /// Each node publishes its own changes of every global table to a topic per table
+    /// (`tidemark.replication.<region>.<table>`) and consumes the other regions' topics.
+    Kafka {
+        /// `bootstrap.servers`.
+        brokers: String,
+        /// Further librdkafka settings, passed through.
+        options: Vec<(String, String)>,
+    },
 }
 
 /// This node's replication settings.
@@ -95,6 +103,11 @@ impl ReplicationConfig {
             if !seen.insert(&peer.region) {
                 return Err(format!("peer region {} is given twice", peer.region));
             }
+        }
+        if let Transport::Kafka { brokers, .. } = &self.transport
+            && brokers.trim().is_empty()
+        {
+            return Err("replication through Kafka needs KAFKA_BROKERS".into());
         }
         if self.secret.as_deref().is_some_and(str::is_empty) {
             return Err("the peer secret is empty".into());

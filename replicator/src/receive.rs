@@ -10,7 +10,8 @@ use tidemark_core::ops::{
 };
 use tidemark_core::replication::{Applied, RemoteChange};
 
-use crate::membership::{GlobalTable, SharedSettings, hold_name};
+use crate::membership::{GlobalTable, SharedSettings, hold_name, topic_hold_name};
+use crate::peers::Transport;
 use crate::protocol::{BatchAnswer, ChangeBatch, CreateReplicaMessage, MembershipAnswer};
 use crate::status::Conflict;
 use crate::{Error, Replicator, Result};
@@ -119,19 +120,7 @@ impl Replicator {
             tracing::warn!(table, error = %e, "cannot apply a global table's shared settings yet");
             return Ok(held.cloned());
         }
-        let table_id = definition.table_id;
-        let receivers: BTreeSet<&str> = new.receivers_besides(me).collect();
-        if let Some(held) = held {
-            for gone in held
-                .receivers_besides(me)
-                .filter(|r| !receivers.contains(r))
-            {
-                self.store.release_hold(&hold_name(gone, table_id))?;
-            }
-        }
-        for region in &receivers {
-            self.ensure_hold(region, table_id, &new.stamp_region)?;
-        }
+        self.align_holds(definition.table_id, held, &new)?;
         if new.replicas.len() == 1 {
             // Every other replica is gone: a single-region table again.
             GlobalTable::clear(&self.store, table)?;
@@ -140,6 +129,53 @@ impl Replicator {
         }
         self.changed.notify_waiters();
         Ok(Some(new))
+    }
+
+    /// Sets and releases this node's retention holds of `table_id` as its membership goes from
+    /// `held` to `new`: one per receiving region (direct transport), or one for the table's
+    /// replication topic (Kafka), kept while any other region takes its changes.
+    pub(crate) fn align_holds(
+        &self,
+        table_id: u64,
+        held: Option<&GlobalTable>,
+        new: &GlobalTable,
+    ) -> Result<()> {
+        let me = self.region();
+        let member = new
+            .replicas
+            .get(me)
+            .is_some_and(|r| r.status.receives_changes());
+        let receivers: BTreeSet<&str> = match member {
+            true => new.receivers_besides(me).collect(),
+            false => BTreeSet::new(),
+        };
+        match &self.config.transport {
+            Transport::Direct => {
+                if let Some(held) = held {
+                    for gone in held
+                        .receivers_besides(me)
+                        .filter(|r| !receivers.contains(r))
+                    {
+                        self.store.release_hold(&hold_name(gone, table_id))?;
+                    }
+                }
+                for region in &receivers {
+                    self.ensure_hold(region, table_id, &new.stamp_region)?;
+                }
+            }
+            Transport::Kafka { .. } => {
+                let name = topic_hold_name(table_id);
+                match (receivers.is_empty(), self.store.hold(&name)) {
+                    (false, None) => {
+                        self.store
+                            .set_hold(&name, Some(table_id), self.store.next_seq())?;
+                    }
+                    (true, Some(_)) => self.store.release_hold(&name)?,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Makes sure this node keeps `table_id`'s own-origin changes for `region`. A region new
@@ -247,14 +283,7 @@ impl Replicator {
                 .item_count
                 .is_none_or(|n| n == 0);
             if message.adopt_existing && empty && existing.key_schema == source.key_schema {
-                let table_id = existing.table_id;
-                for region in message.global.receivers_besides(self.region()) {
-                    self.store.set_hold(
-                        &hold_name(region, table_id),
-                        Some(table_id),
-                        self.store.next_seq(),
-                    )?;
-                }
+                self.align_holds(existing.table_id, None, &message.global)?;
                 message.global.save(&self.store, &table)?;
                 self.changed.notify_waiters();
                 return Ok(());
@@ -290,14 +319,7 @@ impl Replicator {
                 attribute_name: attribute.clone(),
             })?;
         }
-        let table_id = self.store.table_id(&table)?;
-        for region in message.global.receivers_besides(self.region()) {
-            self.store.set_hold(
-                &hold_name(region, table_id),
-                Some(table_id),
-                self.store.next_seq(),
-            )?;
-        }
+        self.align_holds(self.store.table_id(&table)?, None, &message.global)?;
         message.global.save(&self.store, &table)?;
         self.changed.notify_waiters();
         tracing::info!(table, "created this region's replica of a global table");

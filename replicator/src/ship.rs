@@ -1,9 +1,11 @@
-//! Shipping this node's own-origin changes to one peer.
+//! Shipping this node's own-origin changes to one destination: a peer (direct transport) or
+//! the replication topics (Kafka transport, see `crate::kafka`).
 //!
-//! One task per peer. Each round it reads, for every global table the peer holds a replica
-//! of, the table's own-origin changes from where the peer's retention hold stands
-//! (`peer/<region>/<table id>`: the first change the peer has not acknowledged), sends them as
-//! one batch, and moves each hold past what the peer acknowledged. The hold is the durable
+//! One task per destination. Each round it reads, for every global table the destination
+//! takes, the table's own-origin changes from where the destination's retention hold stands
+//! (`peer/<region>/<table id>` or `replication-topic/<table id>`: the first change not
+//! acknowledged yet), sends them as one batch, and moves each hold past what was
+//! acknowledged. The hold is the durable
 //! position: after a restart or `kill -9` of either side shipping resumes there, and the
 //! trimmer keeps everything from there on. A change sent twice (the answer was lost) is a
 //! no-op at the peer, because the same stamp never wins twice.
@@ -18,10 +20,70 @@ use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::replication::RemoteChange;
 use tokio_util::sync::CancellationToken;
 
-use crate::membership::{GlobalTable, hold_name};
+use crate::client::PeerError;
+use crate::kafka::KafkaLink;
+use crate::membership::{GlobalTable, hold_name, topic_hold_name};
 use crate::peers::Peer;
 use crate::protocol::{BatchAnswer, CHANGES_PATH, ChangeBatch, WireChange};
 use crate::{Replicator, blocking};
+
+/// Where a shipper sends.
+#[derive(Debug, Clone)]
+pub(crate) enum Destination {
+    /// A peer, over HTTP.
+    Peer(Peer),
+    /// The replication topics.
+    Topics(std::sync::Arc<KafkaLink>),
+}
+
+impl Destination {
+    /// The name its link state is kept under.
+    fn name(&self) -> &str {
+        match self {
+            Destination::Peer(peer) => &peer.region,
+            Destination::Topics(_) => "kafka",
+        }
+    }
+
+    /// The hold that keeps `table_id`'s changes for it.
+    fn hold(&self, table_id: u64) -> String {
+        match self {
+            Destination::Peer(peer) => hold_name(&peer.region, table_id),
+            Destination::Topics(_) => topic_hold_name(table_id),
+        }
+    }
+
+    /// True when it takes the changes of a table with this membership, made in `region`.
+    fn takes(&self, global: &GlobalTable, region: &str) -> bool {
+        if !global.replicas.contains_key(region) {
+            return false;
+        }
+        match self {
+            Destination::Peer(peer) => global.receivers_besides(region).any(|r| r == peer.region),
+            Destination::Topics(_) => global.receivers_besides(region).next().is_some(),
+        }
+    }
+
+    async fn send(
+        &self,
+        client: &crate::client::PeerClient,
+        region: &str,
+        batch: &ChangeBatch,
+    ) -> Result<(), PeerError> {
+        match self {
+            Destination::Peer(peer) => client
+                .post::<_, BatchAnswer>(peer, CHANGES_PATH, batch)
+                .await
+                .map(|answer| {
+                    if !answer.missing_tables.is_empty() {
+                        tracing::debug!(peer = %peer.region, tables = ?answer.missing_tables,
+                            "the peer has no replica of these tables; their changes are dropped");
+                    }
+                }),
+            Destination::Topics(link) => link.send(region, batch).await,
+        }
+    }
+}
 
 /// Most changes in one batch.
 const BATCH_CHANGES: usize = 2_000;
@@ -37,12 +99,13 @@ struct Round {
 }
 
 impl Replicator {
-    /// Ships to `peer` until `shutdown`.
-    pub(crate) async fn ship_to(
+    /// Ships to `destination` until `shutdown`.
+    pub(crate) async fn ship(
         self: std::sync::Arc<Self>,
-        peer: Peer,
+        destination: Destination,
         shutdown: CancellationToken,
     ) -> Result<(), String> {
+        let name = destination.name().to_string();
         let mut backoff = Duration::from_millis(100);
         let mut durable = self.store.subscribe_durable();
         loop {
@@ -53,18 +116,18 @@ impl Replicator {
             let changed = self.changed.notified();
             durable.borrow_and_update();
             let me = self.clone();
-            let region = peer.region.clone();
-            let round = match blocking(move || Ok(me.read_round(&region))).await {
+            let reading = destination.clone();
+            let round = match blocking(move || Ok(me.read_round(&reading))).await {
                 Ok(Ok(round)) => round,
                 Ok(Err(e)) | Err(crate::Error::Core(e)) if e.is_fatal() => {
-                    return Err(format!("shipping to {} failed: {e}", peer.region));
+                    return Err(format!("shipping to {name} failed: {e}"));
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(peer = %peer.region, error = %e, "reading changes to ship failed");
+                    tracing::warn!(destination = %name, error = %e, "reading changes to ship failed");
                     tokio::time::sleep(backoff).await;
                     continue;
                 }
-                Err(e) => return Err(format!("shipping to {} failed: {e}", peer.region)),
+                Err(e) => return Err(format!("shipping to {name} failed: {e}")),
             };
             if round.changes.is_empty() {
                 self.advance(&round.advances);
@@ -82,20 +145,16 @@ impl Replicator {
             };
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                sent = self.client.post::<_, BatchAnswer>(&peer, CHANGES_PATH, &batch) => sent,
+                sent = destination.send(&self.client, self.region(), &batch) => sent,
             };
             match sent {
-                Ok(answer) => {
-                    self.note_contact(&peer.region, Ok(count));
-                    if !answer.missing_tables.is_empty() {
-                        tracing::debug!(peer = %peer.region, tables = ?answer.missing_tables,
-                            "the peer has no replica of these tables; their changes are dropped");
-                    }
+                Ok(()) => {
+                    self.note_contact(&name, Ok(count));
                     self.advance(&round.advances);
                     backoff = Duration::from_millis(100);
                 }
                 Err(e) => {
-                    self.note_contact(&peer.region, Err(&e));
+                    self.note_contact(&name, Err(&e));
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
@@ -106,23 +165,21 @@ impl Replicator {
         }
     }
 
-    /// Reads the next batch for `region`: every global table it holds a replica of, from its
-    /// hold on, own-origin changes only.
-    fn read_round(&self, region: &str) -> tidemark_core::Result<Round> {
+    /// Reads the next batch for `destination`: every global table it takes, from its hold
+    /// on, own-origin changes only.
+    fn read_round(&self, destination: &Destination) -> tidemark_core::Result<Round> {
         let mut round = Round {
             changes: Vec::new(),
             advances: Vec::new(),
         };
         for (table, global) in GlobalTable::all(&self.store) {
-            if !global.replicas.contains_key(self.region())
-                || !global.receivers_besides(self.region()).any(|r| r == region)
-            {
+            if !destination.takes(&global, self.region()) {
                 continue;
             }
             let Ok(table_id) = self.store.table_id(&table) else {
                 continue;
             };
-            let name = hold_name(region, table_id);
+            let name = destination.hold(table_id);
             let Some(hold) = self.store.hold(&name) else {
                 continue;
             };

@@ -266,8 +266,24 @@ impl ChildNode {
         })
         .await
         .expect("node reports its address within 30 s");
-        // Keep draining stderr so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Keep draining stderr so the child never blocks on a full pipe; with
+        // TIDEMARK_TEST_LOGS set, into `<that folder>/<data folder name>.log`.
+        let mut log = std::env::var_os("TIDEMARK_TEST_LOGS").and_then(|logs| {
+            let name = dir.file_name()?.to_string_lossy().to_string();
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(Path::new(&logs).join(format!("{name}.log")))
+                .ok()
+        });
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(file) = log.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(file, "{line}");
+                }
+            }
+        });
         ChildNode { child, addr }
     }
 

@@ -23,6 +23,7 @@ use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::replication::RemoteChange;
 use tidemark_core::{ChangeKind, Store, StoreConfig};
 use tidemark_tests::cluster::{Cluster, client_with_timeout};
+use tidemark_tests::kafka::Broker;
 use tidemark_tests::{streams_client_for, wait_until};
 use tokio::sync::watch;
 
@@ -375,7 +376,7 @@ fn cells_and_log(dir: &Path, table: &str) -> (Vec<RemoteChange>, Vec<RemoteChang
     (cells, log)
 }
 
-async fn converge_under_faults(extra: &[&str]) {
+async fn converge_under_faults(extra: &[&str], mut broker: Option<&mut Broker>) {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let table = "converge";
@@ -404,7 +405,7 @@ async fn converge_under_faults(extra: &[&str]) {
     // Chaos: links cut and healed, one node at a time killed and restarted.
     let links = cluster.link_pairs();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let (mut kills, mut cuts) = (0, 0);
+    let (mut kills, mut cuts, mut broker_restarts) = (0, 0, 0);
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..800))).await;
         let (from, to) = links[rng.random_range(0..links.len())];
@@ -414,6 +415,12 @@ async fn converge_under_faults(extra: &[&str]) {
                 cuts += 1;
             }
             45..80 => cluster.link(from, to).heal(),
+            80..85 if broker.as_ref().is_some_and(|b| b.is_local()) => {
+                if let Some(broker) = broker.as_deref_mut() {
+                    broker.restart().await;
+                    broker_restarts += 1;
+                }
+            }
             _ => {
                 let victim = rng.random_range(0..cluster.len());
                 cluster.kill(victim).await;
@@ -430,7 +437,10 @@ async fn converge_under_faults(extra: &[&str]) {
     }
     cluster.heal_all();
     let acked = acked.load(Ordering::Relaxed);
-    eprintln!("seed {seed}: {acked} writes acknowledged, {cuts} links cut, {kills} nodes killed");
+    eprintln!(
+        "seed {seed}: {acked} writes acknowledged, {cuts} links cut, {kills} nodes killed, \
+         {broker_restarts} broker restarts"
+    );
     assert!(
         acked > 500,
         "seed {seed}: the workload ran ({acked} writes)"
@@ -449,6 +459,22 @@ async fn converge_under_faults(extra: &[&str]) {
         last.windows(2).all(|w| w[0] == w[1])
     })
     .await;
+    if !converged {
+        for i in 0..cluster.len() {
+            let status = match reqwest::get(format!("{}/admin/replicas", cluster.endpoint(i))).await
+            {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("region {} replication: {status}", cluster.region(i));
+        }
+        for key in last[0].keys() {
+            let values: Vec<Option<&String>> = last.iter().map(|items| items.get(key)).collect();
+            if values.windows(2).any(|w| w[0] != w[1]) {
+                eprintln!("differs: {key}: {values:?}");
+            }
+        }
+    }
     assert!(
         converged,
         "seed {seed}: the regions did not converge: {last:#?}"
@@ -509,5 +535,25 @@ async fn converge_under_faults(extra: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn regions_converge_under_partitions_and_kills() {
-    converge_under_faults(&["--durability", "buffer", "--ttl-period", "0.3"]).await;
+    converge_under_faults(&["--durability", "buffer", "--ttl-period", "0.3"], None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn regions_converge_through_kafka_under_partitions_and_kills() {
+    let mut broker = Broker::start().await;
+    let brokers = broker.brokers();
+    converge_under_faults(
+        &[
+            "--durability",
+            "buffer",
+            "--ttl-period",
+            "0.3",
+            "--replication-transport",
+            "kafka",
+            "--kafka-brokers",
+            &brokers,
+        ],
+        Some(&mut broker),
+    )
+    .await;
 }

@@ -11,6 +11,7 @@ mod common;
 mod concurrency;
 mod crash;
 mod global_backfill;
+mod global_control;
 mod global_tables;
 mod indexes;
 mod items;
