@@ -39,6 +39,8 @@ use crate::{Error, Replicator, Result, blocking};
 
 /// Cells per seeding batch.
 const SEED_PAGE: usize = 2_000;
+/// Seeding batches in flight at once.
+const SEED_PARALLEL: usize = 4;
 
 /// One element of UpdateTable's `ReplicaUpdates`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,45 +371,47 @@ impl Replicator {
         let snapshot = Arc::new(blocking(move || Ok(store.snapshot_table(&name)?)).await?);
         let total = snapshot.approximate_items(&self.store).max(1);
         let (mut after, mut sent, mut reported) = (None, 0u64, 0u8);
+        // Pages go out SEED_PARALLEL at a time (they hold distinct items, so their order does
+        // not matter), while the next one is read.
+        let mut in_flight: tokio::task::JoinSet<Result<Option<u64>>> = tokio::task::JoinSet::new();
         loop {
             let (store, snap) = (self.store.clone(), snapshot.clone());
             let page = blocking(move || Ok(store.snapshot_page(&snap, after, SEED_PAGE)?)).await?;
             let batch = ChangeBatch {
                 changes: page.changes.into_iter().map(WireChange::from).collect(),
             };
-            let count = batch.changes.len() as u64;
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                match self
-                    .client
-                    .post::<_, BatchAnswer>(&peer, CHANGES_PATH, &batch)
-                    .await
-                {
-                    Ok(_) => break,
-                    Err(e @ PeerError::Refused { .. }) => return Err(e.into()),
-                    Err(e) => {
-                        self.note_contact(region, Err(&e));
-                        if self.seeding_membership(table, region).is_none() {
-                            return Ok(false);
-                        }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    }
-                }
-            }
-            sent += count;
-            metrics::counter!("tidemark_replication_seeded_total", "peer" => region.to_string())
-                .increment(count);
-            let percent = ((sent * 100 / total).min(99)) as u8;
-            if percent >= reported.saturating_add(5) {
-                reported = percent;
-                self.set_replica(table, region, move |r| r.progress = Some(percent))
+            while in_flight.len() >= SEED_PARALLEL {
+                let Some(count) = self.seeded_page(&mut in_flight).await? else {
+                    return Ok(false);
+                };
+                sent += count;
+                reported = self
+                    .report_progress(table, region, sent, total, reported)
                     .await?;
             }
+            let (me, peer, table_name, region_name) = (
+                self.clone(),
+                peer.clone(),
+                table.to_string(),
+                region.to_string(),
+            );
+            in_flight.spawn(async move {
+                me.send_seed_page(&peer, &table_name, &region_name, batch)
+                    .await
+            });
             match page.resume_after {
                 Some(next) => after = Some(next),
                 None => break,
             }
+        }
+        while !in_flight.is_empty() {
+            let Some(count) = self.seeded_page(&mut in_flight).await? else {
+                return Ok(false);
+            };
+            sent += count;
+            reported = self
+                .report_progress(table, region, sent, total, reported)
+                .await?;
         }
         // Step 5.
         let global = self
@@ -420,6 +424,70 @@ impl Replicator {
             }
             None => Ok(false),
         }
+    }
+
+    /// Sends one page of a seeding snapshot, retrying while the peer is away. Returns how
+    /// many changes it held, or `None` when the replica stopped being this node's to seed.
+    async fn send_seed_page(
+        self: Arc<Self>,
+        peer: &Peer,
+        table: &str,
+        region: &str,
+        batch: ChangeBatch,
+    ) -> Result<Option<u64>> {
+        let count = batch.changes.len() as u64;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self
+                .client
+                .post::<_, BatchAnswer>(peer, CHANGES_PATH, &batch)
+                .await
+            {
+                Ok(_) => break,
+                Err(e @ PeerError::Refused { .. }) => return Err(e.into()),
+                Err(e) => {
+                    self.note_contact(region, Err(&e));
+                    if self.seeding_membership(table, region).is_none() {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        metrics::counter!("tidemark_replication_seeded_total", "peer" => region.to_string())
+            .increment(count);
+        Ok(Some(count))
+    }
+
+    /// Waits for the next page in flight to be sent.
+    async fn seeded_page(
+        &self,
+        in_flight: &mut tokio::task::JoinSet<Result<Option<u64>>>,
+    ) -> Result<Option<u64>> {
+        match in_flight.join_next().await {
+            Some(Ok(outcome)) => outcome,
+            Some(Err(e)) => Err(Error::Core(tidemark_core::Error::Internal(e.to_string()))),
+            None => Ok(Some(0)),
+        }
+    }
+
+    /// Records seeding progress every 5 %.
+    async fn report_progress(
+        self: &Arc<Self>,
+        table: &str,
+        region: &str,
+        sent: u64,
+        total: u64,
+        reported: u8,
+    ) -> Result<u8> {
+        let percent = (sent * 100 / total).min(99) as u8;
+        if percent < reported.saturating_add(5) {
+            return Ok(reported);
+        }
+        self.set_replica(table, region, move |r| r.progress = Some(percent))
+            .await?;
+        Ok(percent)
     }
 
     /// The membership of `table` while `region`'s replica is CREATING and seeded from here.

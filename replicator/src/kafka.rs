@@ -244,8 +244,10 @@ impl Replicator {
         link: Arc<KafkaLink>,
         shutdown: CancellationToken,
     ) -> Result<(), String> {
+        // A fetch returns as soon as there is data on Kafka, but some brokers (tansu) hold it
+        // for the whole wait: a short wait keeps replication lag low on both.
         let consumer: StreamConsumer = link
-            .config(&[])
+            .config(&[("fetch.wait.max.ms", "10")])
             .set(
                 "group.id",
                 format!("tidemark.replication.{}", self.region()),

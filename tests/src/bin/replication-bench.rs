@@ -1,0 +1,304 @@
+//! Global tables benchmarks, for docs/benchmarks.md. Runs real nodes (the `tidemark` binary
+//! given, release build) as child processes, one per region, linked through loopback TCP
+//! proxies as in the tests.
+//!
+//! - `replication-bench BINARY lag RATE SECONDS [direct|kafka]`: two regions; PutItem at RATE
+//!   writes/s in the first for SECONDS (raw PutItem requests: the SDK's own CPU cost would cap
+//!   the rate on a small machine); then, from the second region's change log, each
+//!   replicated write's lag: its commit there minus its commit at the origin (both on this
+//!   machine's clock, millisecond resolution). Prints p50, p99, max. `kafka` uses tansu (or
+//!   `KAFKA_BROKERS`).
+//! - `replication-bench BINARY throughput SECONDS WRITERS`: three regions; closed-loop PutItem
+//!   (raw requests, as `lag`) from WRITERS connections in the first region for SECONDS, on a
+//!   table with zero, one and two replicas, one after the other in one run. Prints writes/s of
+//!   each.
+//! - `replication-bench BINARY seed ITEMS`: two regions; loads ITEMS items into the first, adds
+//!   a replica in the second and times until it is ACTIVE. Prints items/s.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, BillingMode, CreateReplicationGroupMemberAction, KeyType, ReplicaStatus,
+    ReplicationGroupUpdate,
+};
+use tidemark_core::changes::{LogCursor, LogLimits};
+use tidemark_core::{CauseKind, Store, StoreConfig};
+use tidemark_tests::cluster::Cluster;
+use tidemark_tests::kafka::Broker;
+use tidemark_tests::load::{batch_load, key_element, string_attribute};
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
+
+async fn create_table(client: &Client, table: &str) {
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(string_attribute("p"))
+        .send()
+        .await
+        .expect("create table");
+}
+
+/// Adds a replica of `table` in `region` and waits until it is ACTIVE.
+async fn add_replica(client: &Client, table: &str, region: &str) {
+    client
+        .update_table()
+        .table_name(table)
+        .replica_updates(
+            ReplicationGroupUpdate::builder()
+                .create(
+                    CreateReplicationGroupMemberAction::builder()
+                        .region_name(region)
+                        .build()
+                        .expect("replica"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("add a replica");
+    loop {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .expect("describe")
+            .table
+            .expect("table");
+        let active = described.replicas().iter().any(|r| {
+            r.region_name() == Some(region) && r.replica_status == Some(ReplicaStatus::Active)
+        });
+        if active {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// PutItem at `rate` writes/s, `total` in all, as raw requests (the SDK's own CPU cost would
+/// cap the rate on a small machine): 200-byte items, one connection per writer, each writer
+/// keeping its share of the schedule.
+async fn paced_raw_puts(endpoint: &str, table: &str, rate: u64, total: u64) {
+    let writers = (rate / 100).clamp(4, 256);
+    let per_writer = Duration::from_secs_f64(writers as f64 / rate as f64);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(writers as usize)
+        .build()
+        .expect("an HTTP client");
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (http, url, table) = (http.clone(), endpoint.to_string(), table.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut next = Instant::now();
+            let mut n = writer;
+            let payload = "x".repeat(200);
+            while n < total {
+                let body = format!(
+                    r#"{{"TableName":"{table}","Item":{{"p":{{"S":"item{n:09}"}},"payload":{{"S":"{payload}"}}}}}}"#
+                );
+                let answer = http
+                    .post(&url)
+                    .header("x-amz-target", "DynamoDB_20120810.PutItem")
+                    .header("content-type", "application/x-amz-json-1.0")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("put");
+                assert!(answer.status().is_success(), "put: {}", answer.status());
+                n += writers;
+                next += per_writer;
+                tokio::time::sleep_until(next.into()).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+}
+
+/// PutItem as fast as `writers` connections allow for `duration`, as raw requests; returns
+/// how many were acknowledged.
+async fn closed_loop_raw_puts(
+    endpoint: &str,
+    table: &str,
+    writers: u64,
+    duration: Duration,
+) -> u64 {
+    let until = Instant::now() + duration;
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let (http, url, table) = (http.clone(), endpoint.to_string(), table.to_string());
+        tasks.push(tokio::spawn(async move {
+            let payload = "x".repeat(200);
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let body = format!(
+                    r#"{{"TableName":"{table}","Item":{{"p":{{"S":"w{writer}-{n}"}},"payload":{{"S":"{payload}"}}}}}}"#
+                );
+                let answer = http
+                    .post(&url)
+                    .header("x-amz-target", "DynamoDB_20120810.PutItem")
+                    .header("content-type", "application/x-amz-json-1.0")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("put");
+                assert!(answer.status().is_success(), "put: {}", answer.status());
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.expect("writer");
+    }
+    done
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(rank).copied().unwrap_or(0)
+}
+
+async fn lag(binary: &Path, rate: u64, seconds: u64, transport: &str) {
+    let mut broker = None;
+    let mut extra: Vec<String> = Vec::new();
+    if transport == "kafka" {
+        let started = Broker::start().await;
+        extra.extend([
+            "--replication-transport".into(),
+            "kafka".into(),
+            "--kafka-brokers".into(),
+            started.brokers(),
+        ]);
+        broker = Some(started);
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::start(binary, &REGIONS[..2], &extra).await;
+    let client = cluster.client(0, Duration::from_secs(30));
+    let table = "lag";
+    create_table(&client, table).await;
+    add_replica(&client, table, REGIONS[1]).await;
+    let total = rate * seconds;
+    let started = Instant::now();
+    paced_raw_puts(&cluster.endpoint(0), table, rate, total).await;
+    let achieved = total as f64 / started.elapsed().as_secs_f64();
+    // Let the last writes arrive, then read the replica's log.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.stop(0).await;
+    cluster.stop(1).await;
+    let store = Store::open(StoreConfig::new(cluster.data_dir(1))).expect("open the replica");
+    let mut cursor = LogCursor::node(0);
+    let mut lags = Vec::new();
+    loop {
+        let records = store
+            .read_log(&mut cursor, LogLimits::records(10_000))
+            .expect("read the log");
+        if records.is_empty() {
+            break;
+        }
+        lags.extend(
+            records
+                .iter()
+                .filter(|r| r.table_name == table && r.cause == CauseKind::Replica)
+                .map(|r| {
+                    r.commit_clock
+                        .physical_millis()
+                        .saturating_sub(r.stamp.hlc.physical_millis())
+                }),
+        );
+    }
+    drop(broker);
+    lags.sort_unstable();
+    println!(
+        "lag {transport} at {rate} writes/s for {seconds} s (achieved {achieved:.0}/s): {} of {total} writes replicated; p50 {} ms, p99 {} ms, max {} ms",
+        lags.len(),
+        percentile(&lags, 0.50),
+        percentile(&lags, 0.99),
+        lags.last().copied().unwrap_or(0),
+    );
+}
+
+async fn throughput(binary: &Path, seconds: u64, writers: u64) {
+    let cluster = Cluster::start(binary, &REGIONS, &[]).await;
+    let client = cluster.client(0, Duration::from_secs(30));
+    for replicas in 0..=2 {
+        let table = format!("throughput{replicas}");
+        create_table(&client, &table).await;
+        for region in REGIONS.iter().skip(1).take(replicas) {
+            add_replica(&client, &table, region).await;
+        }
+        let done = closed_loop_raw_puts(
+            &cluster.endpoint(0),
+            &table,
+            writers,
+            Duration::from_secs(seconds),
+        )
+        .await;
+        println!(
+            "throughput with {replicas} replica(s): {done} writes in {seconds} s = {:.0} writes/s",
+            done as f64 / seconds as f64
+        );
+        // Let shipping drain before the next round.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn seed(binary: &Path, items: u64) {
+    let cluster = Cluster::start(binary, &REGIONS[..2], &[]).await;
+    let client = cluster.client(0, Duration::from_secs(60));
+    let table = "seeded";
+    create_table(&client, table).await;
+    batch_load(&client, table, items, 8, |n| {
+        HashMap::from([
+            ("p".to_string(), AttributeValue::S(format!("item{n:09}"))),
+            ("payload".to_string(), AttributeValue::S("x".repeat(200))),
+        ])
+    })
+    .await;
+    println!("loaded {items} items; seeding");
+    let started = Instant::now();
+    add_replica(&client, table, REGIONS[1]).await;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "seed: {items} items in {secs:.2} s = {:.0} items/s",
+        items as f64 / secs
+    );
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: replication-bench BINARY lag RATE SECONDS [direct|kafka]\n       \
+         replication-bench BINARY throughput SECONDS WRITERS\n       \
+         replication-bench BINARY seed ITEMS"
+    );
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize| -> u64 {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| usage())
+    };
+    let binary = PathBuf::from(args.first().unwrap_or_else(|| usage()));
+    match args.get(1).map(String::as_str) {
+        Some("lag") => {
+            let transport = args.get(4).map_or("direct", String::as_str);
+            lag(&binary, number(2), number(3), transport).await;
+        }
+        Some("throughput") => throughput(&binary, number(2), number(3)).await,
+        Some("seed") => seed(&binary, number(2)).await,
+        _ => usage(),
+    }
+}
