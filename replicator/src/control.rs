@@ -374,37 +374,32 @@ impl Replicator {
         // Pages go out SEED_PARALLEL at a time (they hold distinct items, so their order does
         // not matter), while the next one is read.
         let mut in_flight: tokio::task::JoinSet<Result<Option<u64>>> = tokio::task::JoinSet::new();
+        let mut read_all = false;
         loop {
-            let (store, snap) = (self.store.clone(), snapshot.clone());
-            let page = blocking(move || Ok(store.snapshot_page(&snap, after, SEED_PAGE)?)).await?;
-            let batch = ChangeBatch {
-                changes: page.changes.into_iter().map(WireChange::from).collect(),
-            };
-            while in_flight.len() >= SEED_PARALLEL {
-                let Some(count) = self.seeded_page(&mut in_flight).await? else {
-                    return Ok(false);
+            if !read_all && in_flight.len() < SEED_PARALLEL {
+                let (store, snap, from) = (self.store.clone(), snapshot.clone(), after.take());
+                let page =
+                    blocking(move || Ok(store.snapshot_page(&snap, from, SEED_PAGE)?)).await?;
+                let batch = ChangeBatch {
+                    changes: page.changes.into_iter().map(WireChange::from).collect(),
                 };
-                sent += count;
-                reported = self
-                    .report_progress(table, region, sent, total, reported)
-                    .await?;
+                let (me, peer, table_name, region_name) = (
+                    self.clone(),
+                    peer.clone(),
+                    table.to_string(),
+                    region.to_string(),
+                );
+                in_flight.spawn(async move {
+                    me.send_seed_page(&peer, &table_name, &region_name, batch)
+                        .await
+                });
+                after = page.resume_after;
+                read_all = after.is_none();
+                continue;
             }
-            let (me, peer, table_name, region_name) = (
-                self.clone(),
-                peer.clone(),
-                table.to_string(),
-                region.to_string(),
-            );
-            in_flight.spawn(async move {
-                me.send_seed_page(&peer, &table_name, &region_name, batch)
-                    .await
-            });
-            match page.resume_after {
-                Some(next) => after = Some(next),
-                None => break,
+            if in_flight.is_empty() {
+                break;
             }
-        }
-        while !in_flight.is_empty() {
             let Some(count) = self.seeded_page(&mut in_flight).await? else {
                 return Ok(false);
             };

@@ -85,17 +85,34 @@ async fn answer<T: serde::Serialize + Send + 'static>(
     }
 }
 
-/// `POST /_tidemark/peer/changes`.
-pub async fn changes(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let from = match admit(&state, &headers) {
+/// Admits a peer request, decodes its message and runs `work` with the sending region.
+async fn serve<M, T>(
+    state: AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    work: impl FnOnce(&Replicator, String, M) -> Result<T, Error> + Send + 'static,
+) -> Response
+where
+    M: DeserializeOwned + Send + 'static,
+    T: serde::Serialize + Send + 'static,
+{
+    let from = match admit(&state, headers) {
         Ok(from) => from,
         Err(refused) => return refused.into_response(),
     };
-    let batch: ChangeBatch = match decode(&body) {
-        Ok(batch) => batch,
+    let message: M = match decode(body) {
+        Ok(message) => message,
         Err(bad) => return bad.into_response(),
     };
-    answer(&state, move |r| r.receive_changes(&from, batch)).await
+    answer(&state, move |r| work(r, from, message)).await
+}
+
+/// `POST /_tidemark/peer/changes`.
+pub async fn changes(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(state, &headers, &body, |r, from, batch: ChangeBatch| {
+        r.receive_changes(&from, batch)
+    })
+    .await
 }
 
 /// `POST /_tidemark/peer/membership`.
@@ -104,16 +121,12 @@ pub async fn membership(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = admit(&state, &headers) {
-        return refused.into_response();
-    }
-    let message: MembershipMessage = match decode(&body) {
-        Ok(message) => message,
-        Err(bad) => return bad.into_response(),
-    };
-    answer(&state, move |r| {
-        r.receive_membership(&message.table, message.global)
-    })
+    serve(
+        state,
+        &headers,
+        &body,
+        |r, _, message: MembershipMessage| r.receive_membership(&message.table, message.global),
+    )
     .await
 }
 
@@ -123,16 +136,12 @@ pub async fn create_replica(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = admit(&state, &headers) {
-        return refused.into_response();
-    }
-    let message: CreateReplicaMessage = match decode(&body) {
-        Ok(message) => message,
-        Err(bad) => return bad.into_response(),
-    };
-    answer(&state, move |r| {
-        r.receive_create_replica(message).map(|()| json!({}))
-    })
+    serve(
+        state,
+        &headers,
+        &body,
+        |r, _, message: CreateReplicaMessage| r.receive_create_replica(message).map(|()| json!({})),
+    )
     .await
 }
 

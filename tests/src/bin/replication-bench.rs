@@ -81,6 +81,22 @@ async fn add_replica(client: &Client, table: &str, region: &str) {
     }
 }
 
+/// One PutItem of `{p: key, payload}` as a raw request.
+async fn raw_put(http: &reqwest::Client, url: &str, table: &str, key: &str, payload: &str) {
+    let body = format!(
+        r#"{{"TableName":"{table}","Item":{{"p":{{"S":"{key}"}},"payload":{{"S":"{payload}"}}}}}}"#
+    );
+    let answer = http
+        .post(url)
+        .header("x-amz-target", "DynamoDB_20120810.PutItem")
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(body)
+        .send()
+        .await
+        .expect("put");
+    assert!(answer.status().is_success(), "put: {}", answer.status());
+}
+
 /// PutItem at `rate` writes/s, `total` in all, as raw requests (the SDK's own CPU cost would
 /// cap the rate on a small machine): 200-byte items, one connection per writer, each writer
 /// keeping its share of the schedule.
@@ -99,18 +115,7 @@ async fn paced_raw_puts(endpoint: &str, table: &str, rate: u64, total: u64) {
             let mut n = writer;
             let payload = "x".repeat(200);
             while n < total {
-                let body = format!(
-                    r#"{{"TableName":"{table}","Item":{{"p":{{"S":"item{n:09}"}},"payload":{{"S":"{payload}"}}}}}}"#
-                );
-                let answer = http
-                    .post(&url)
-                    .header("x-amz-target", "DynamoDB_20120810.PutItem")
-                    .header("content-type", "application/x-amz-json-1.0")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("put");
-                assert!(answer.status().is_success(), "put: {}", answer.status());
+                raw_put(&http, &url, &table, &format!("item{n:09}"), &payload).await;
                 n += writers;
                 next += per_writer;
                 tokio::time::sleep_until(next.into()).await;
@@ -139,18 +144,7 @@ async fn closed_loop_raw_puts(
             let payload = "x".repeat(200);
             let mut n = 0u64;
             while Instant::now() < until {
-                let body = format!(
-                    r#"{{"TableName":"{table}","Item":{{"p":{{"S":"w{writer}-{n}"}},"payload":{{"S":"{payload}"}}}}}}"#
-                );
-                let answer = http
-                    .post(&url)
-                    .header("x-amz-target", "DynamoDB_20120810.PutItem")
-                    .header("content-type", "application/x-amz-json-1.0")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("put");
-                assert!(answer.status().is_success(), "put: {}", answer.status());
+                raw_put(&http, &url, &table, &format!("w{writer}-{n}"), &payload).await;
                 n += 1;
             }
             n

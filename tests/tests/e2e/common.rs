@@ -251,3 +251,85 @@ pub(crate) fn record_key(record: &aws_sdk_dynamodbstreams::types::Record) -> Str
 pub(crate) fn event_name(record: &aws_sdk_dynamodbstreams::types::Record) -> &str {
     record.event_name.as_ref().expect("eventName").as_str()
 }
+
+/// The node binary the multi-process tests run.
+pub(crate) fn node_binary() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_tidemark-node"))
+}
+
+/// A `ReplicaUpdates` element adding a replica in `region`.
+pub(crate) fn replica_create(region: &str) -> aws_sdk_dynamodb::types::ReplicationGroupUpdate {
+    use aws_sdk_dynamodb::types::{CreateReplicationGroupMemberAction, ReplicationGroupUpdate};
+    ReplicationGroupUpdate::builder()
+        .create(
+            CreateReplicationGroupMemberAction::builder()
+                .region_name(region)
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+/// A `ReplicaUpdates` element updating the replica in `region`.
+pub(crate) fn replica_update(region: &str) -> aws_sdk_dynamodb::types::ReplicationGroupUpdate {
+    use aws_sdk_dynamodb::types::{ReplicationGroupUpdate, UpdateReplicationGroupMemberAction};
+    ReplicationGroupUpdate::builder()
+        .update(
+            UpdateReplicationGroupMemberAction::builder()
+                .region_name(region)
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+/// A `ReplicaUpdates` element removing the replica in `region`.
+pub(crate) fn replica_delete(region: &str) -> aws_sdk_dynamodb::types::ReplicationGroupUpdate {
+    use aws_sdk_dynamodb::types::{DeleteReplicationGroupMemberAction, ReplicationGroupUpdate};
+    ReplicationGroupUpdate::builder()
+        .delete(
+            DeleteReplicationGroupMemberAction::builder()
+                .region_name(region)
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+/// Turns TTL on for `table` with `attribute`.
+pub(crate) async fn enable_ttl(client: &Client, table: &str, attribute: &str) {
+    use aws_sdk_dynamodb::types::TimeToLiveSpecification;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(attribute)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("UpdateTimeToLive {table} succeeds: {e:?}"));
+}
+
+/// Every cell of `table` in a stopped node's store (`dir`): live items and tombstones, with
+/// their stamps, in key order.
+pub(crate) fn stored_cells(
+    dir: &std::path::Path,
+    table: &str,
+) -> Vec<tidemark_core::replication::RemoteChange> {
+    let store = tidemark_core::Store::open(tidemark_core::StoreConfig::new(dir))
+        .expect("open a stopped node's store");
+    let snapshot = store.snapshot_table(table).unwrap();
+    let (mut cells, mut after) = (Vec::new(), None);
+    loop {
+        let page = store.snapshot_page(&snapshot, after, 10_000).unwrap();
+        cells.extend(page.changes);
+        match page.resume_after {
+            Some(next) => after = Some(next),
+            None => return cells,
+        }
+    }
+}

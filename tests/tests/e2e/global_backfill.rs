@@ -2,59 +2,30 @@
 //! writes go on in the source; once the replica is ACTIVE and shipping has caught up, both
 //! regions hold exactly the same cells, stamps and tombstones included.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    BillingMode, CreateReplicationGroupMemberAction, KeyType, PutRequest, ReplicaStatus,
-    ReplicationGroupUpdate, ScalarAttributeType, WriteRequest,
-};
-use tidemark_core::replication::RemoteChange;
-use tidemark_core::{Store, StoreConfig};
+use aws_sdk_dynamodb::types::{PutRequest, ReplicaStatus, WriteRequest};
 use tidemark_tests::cluster::Cluster;
 use tidemark_tests::wait_until;
 
-use crate::common::{attribute, key_element, n, s};
+use crate::common::{create_table, n, node_binary, replica_create, s, stored_cells};
 
 const ITEMS: usize = 100_000;
 const LOADERS: usize = 8;
 
-fn cells(dir: &Path, table: &str) -> Vec<RemoteChange> {
-    let store = Store::open(StoreConfig::new(dir)).expect("open a stopped region's store");
-    let snapshot = store.snapshot_table(table).unwrap();
-    let (mut out, mut after) = (Vec::new(), None);
-    loop {
-        let page = store.snapshot_page(&snapshot, after, 10_000).unwrap();
-        out.extend(page.changes);
-        match page.resume_after {
-            Some(next) => after = Some(next),
-            None => return out,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
-    let binary = Path::new(env!("CARGO_BIN_EXE_tidemark-node"));
     let mut cluster = Cluster::start(
-        binary,
+        node_binary(),
         &["us-east-1", "eu-west-1"],
         &["--durability", "buffer"],
     )
     .await;
     let table = "seeded";
     let client = cluster.client(0, Duration::from_secs(30));
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key_element("p", KeyType::Hash))
-        .attribute_definitions(attribute("p", ScalarAttributeType::S))
-        .send()
-        .await
-        .unwrap();
+    create_table(&client, table, false).await;
     let loading = Instant::now();
     let mut loaders = Vec::new();
     for loader in 0..LOADERS {
@@ -134,16 +105,7 @@ async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
     client
         .update_table()
         .table_name(table)
-        .replica_updates(
-            ReplicationGroupUpdate::builder()
-                .create(
-                    CreateReplicationGroupMemberAction::builder()
-                        .region_name("eu-west-1")
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
+        .replica_updates(replica_create("eu-west-1"))
         .send()
         .await
         .expect("add a replica");
@@ -193,8 +155,8 @@ async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
     cluster.stop(0).await;
     cluster.stop(1).await;
     let (source, replica) = (
-        cells(&cluster.data_dir(0), table),
-        cells(&cluster.data_dir(1), table),
+        stored_cells(&cluster.data_dir(0), table),
+        stored_cells(&cluster.data_dir(1), table),
     );
     assert!(source.len() >= ITEMS, "the source holds every item");
     assert_eq!(source.len(), replica.len(), "as many cells in both regions");

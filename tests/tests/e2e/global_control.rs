@@ -7,77 +7,28 @@
 //! and a node with a remote peer and no secret refuses to start.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, CreateReplicaAction,
-    CreateReplicationGroupMemberAction, DeleteReplicaAction, DeleteReplicationGroupMemberAction,
+    AttributeValue, CreateGlobalSecondaryIndexAction, CreateReplicaAction, DeleteReplicaAction,
     GlobalSecondaryIndexUpdate, IndexStatus, KeyType, Projection, ProjectionType, Replica,
     ReplicaStatus, ReplicaUpdate, ReplicationGroupUpdate, ScalarAttributeType, Tag,
-    TimeToLiveSpecification, TimeToLiveStatus, UpdateReplicationGroupMemberAction,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use tidemark_tests::cluster::Cluster;
 use tidemark_tests::wait_until;
 
-use crate::common::{attribute, key_element, s};
+use crate::common::{
+    attribute, create_table, key_element, node_binary, replica_create, replica_delete,
+    replica_update, s,
+};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
 const FAST: [&str; 2] = ["--durability", "buffer"];
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
 const WAIT: Duration = Duration::from_secs(30);
-
-fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_tidemark-node"))
-}
-
-/// Creates an on-demand table with a string partition key `p`.
-async fn create_table(client: &Client, table: &str) {
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key_element("p", KeyType::Hash))
-        .attribute_definitions(attribute("p", ScalarAttributeType::S))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateTable {table} succeeds: {e:?}"));
-}
-
-fn create(region: &str) -> ReplicationGroupUpdate {
-    ReplicationGroupUpdate::builder()
-        .create(
-            CreateReplicationGroupMemberAction::builder()
-                .region_name(region)
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
-
-fn update(region: &str) -> ReplicationGroupUpdate {
-    ReplicationGroupUpdate::builder()
-        .update(
-            UpdateReplicationGroupMemberAction::builder()
-                .region_name(region)
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
-
-fn delete(region: &str) -> ReplicationGroupUpdate {
-    ReplicationGroupUpdate::builder()
-        .delete(
-            DeleteReplicationGroupMemberAction::builder()
-                .region_name(region)
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
 
 /// UpdateTable with only `ReplicaUpdates`.
 async fn replica_updates(
@@ -259,40 +210,40 @@ async fn tags_of(client: &Client, arn: &str) -> BTreeMap<String, String> {
 /// the shared settings (a GSI, TTL) following a change in another region while tags do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
-    let cluster = Cluster::start(binary(), &REGIONS, &FAST).await;
+    let cluster = Cluster::start(node_binary(), &REGIONS, &FAST).await;
     let (a, b, c) = (0, 1, 2);
     let table = "orders";
     let ca = cluster.client(a, OP_TIMEOUT);
-    create_table(&ca, table).await;
+    create_table(&ca, table, false).await;
     put(&ca, table, "before", "seeded").await;
 
     // Errors, as DynamoDB answers them.
     assert_fails(
-        replica_updates(&ca, table, vec![create(REGIONS[a])]).await,
+        replica_updates(&ca, table, vec![replica_create(REGIONS[a])]).await,
         "ValidationException",
         Some("Cannot add, delete, or update the local region through ReplicaUpdates"),
         "ReplicaUpdates Create for the local region",
     );
     assert_fails(
-        replica_updates(&ca, table, vec![create("sa-east-1")]).await,
+        replica_updates(&ca, table, vec![replica_create("sa-east-1")]).await,
         "ValidationException",
         None,
         "ReplicaUpdates Create for a region that is not a configured peer",
     );
     assert_fails(
-        replica_updates(&ca, table, vec![delete(REGIONS[b])]).await,
+        replica_updates(&ca, table, vec![replica_delete(REGIONS[b])]).await,
         "ValidationException",
         None,
         "ReplicaUpdates Delete for a region that is not a replica",
     );
     assert_fails(
-        replica_updates(&ca, table, vec![update(REGIONS[b])]).await,
+        replica_updates(&ca, table, vec![replica_update(REGIONS[b])]).await,
         "ValidationException",
         None,
         "ReplicaUpdates Update for a region that is not a replica",
     );
     assert_fails(
-        replica_updates(&ca, "no_such_table", vec![create(REGIONS[b])]).await,
+        replica_updates(&ca, "no_such_table", vec![replica_create(REGIONS[b])]).await,
         "ResourceNotFoundException",
         None,
         "ReplicaUpdates on a table that does not exist",
@@ -310,12 +261,12 @@ async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
     );
 
     // A first replica.
-    replica_updates(&ca, table, vec![create(REGIONS[b])])
+    replica_updates(&ca, table, vec![replica_create(REGIONS[b])])
         .await
         .expect("ReplicaUpdates Create for a configured peer region succeeds");
     wait_for_group(&cluster, table, &[a, b]).await;
     assert_fails(
-        replica_updates(&ca, table, vec![create(REGIONS[b])]).await,
+        replica_updates(&ca, table, vec![replica_create(REGIONS[b])]).await,
         "ValidationException",
         None,
         "ReplicaUpdates Create for a region that is already a replica",
@@ -324,7 +275,7 @@ async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
     // A second one, held CREATING: its seeding waits for every other replica (B) to
     // acknowledge the new membership, and A cannot reach B.
     cluster.link(a, b).cut();
-    replica_updates(&ca, table, vec![create(REGIONS[c])])
+    replica_updates(&ca, table, vec![replica_create(REGIONS[c])])
         .await
         .expect("ReplicaUpdates Create of a third region succeeds while A cannot reach B");
     let creating = replicas_in(&cluster, a, table).await;
@@ -338,7 +289,7 @@ async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
         REGIONS[c]
     );
     assert_fails(
-        replica_updates(&ca, table, vec![update(REGIONS[b])]).await,
+        replica_updates(&ca, table, vec![replica_update(REGIONS[b])]).await,
         "ResourceInUseException",
         None,
         "a second ReplicaUpdates while a replica is CREATING",
@@ -535,14 +486,18 @@ async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
 /// ReplicaUpdates Delete from another; the rest of the group keeps replicating.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_leave_through_delete_table_and_replica_updates() {
-    let cluster = Cluster::start(binary(), &REGIONS, &FAST).await;
+    let cluster = Cluster::start(node_binary(), &REGIONS, &FAST).await;
     let (a, b, c) = (0, 1, 2);
     let table = "fleet";
     let ca = cluster.client(a, OP_TIMEOUT);
-    create_table(&ca, table).await;
-    replica_updates(&ca, table, vec![create(REGIONS[b]), create(REGIONS[c])])
-        .await
-        .expect("ReplicaUpdates creating two replicas succeeds");
+    create_table(&ca, table, false).await;
+    replica_updates(
+        &ca,
+        table,
+        vec![replica_create(REGIONS[b]), replica_create(REGIONS[c])],
+    )
+    .await
+    .expect("ReplicaUpdates creating two replicas succeeds");
     wait_for_group(&cluster, table, &[a, b, c]).await;
 
     // DeleteTable in C: A and B stop listing C.
@@ -569,7 +524,7 @@ async fn replicas_leave_through_delete_table_and_replica_updates() {
     );
 
     // ReplicaUpdates Delete{B} from A: B's table goes away, A stops listing B.
-    replica_updates(&ca, table, vec![delete(REGIONS[b])])
+    replica_updates(&ca, table, vec![replica_delete(REGIONS[b])])
         .await
         .expect("ReplicaUpdates Delete of B's replica succeeds");
     let cb = cluster.client(b, OP_TIMEOUT);
@@ -611,12 +566,12 @@ async fn replicas_leave_through_delete_table_and_replica_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn legacy_global_tables_answer_as_dynamodb() {
     let regions = [REGIONS[0], REGIONS[1]];
-    let cluster = Cluster::start(binary(), &regions, &FAST).await;
+    let cluster = Cluster::start(node_binary(), &regions, &FAST).await;
     let (a, b) = (0, 1);
     let (ca, cb) = (cluster.client(a, OP_TIMEOUT), cluster.client(b, OP_TIMEOUT));
     let table = "legacy";
-    create_table(&ca, table).await;
-    create_table(&cb, table).await;
+    create_table(&ca, table, false).await;
+    create_table(&cb, table, false).await;
     let group = || {
         regions
             .iter()
@@ -668,11 +623,11 @@ async fn legacy_global_tables_answer_as_dynamodb() {
     }
 
     // A 2019.11.21 global table and a plain table, which the legacy calls do not know.
-    create_table(&ca, "modern").await;
-    replica_updates(&ca, "modern", vec![create(REGIONS[b])])
+    create_table(&ca, "modern", false).await;
+    replica_updates(&ca, "modern", vec![replica_create(REGIONS[b])])
         .await
         .expect("ReplicaUpdates Create succeeds");
-    create_table(&ca, "plain").await;
+    create_table(&ca, "plain", false).await;
 
     let listed = ca
         .list_global_tables()
@@ -801,7 +756,7 @@ async fn post_changes(endpoint: &str, table: &str, headers: &[(&str, &str)]) -> 
 async fn peer_requests_need_a_configured_region_and_the_secret() {
     let regions = [REGIONS[0], REGIONS[1]];
     let cluster = Cluster::start(
-        binary(),
+        node_binary(),
         &regions,
         &["--durability", "buffer", "--peer-secret", "s3cret"],
     )
@@ -809,8 +764,8 @@ async fn peer_requests_need_a_configured_region_and_the_secret() {
     let (a, b) = (0, 1);
     let ca = cluster.client(a, OP_TIMEOUT);
     let table = "guarded";
-    create_table(&ca, table).await;
-    replica_updates(&ca, table, vec![create(REGIONS[b])])
+    create_table(&ca, table, false).await;
+    replica_updates(&ca, table, vec![replica_create(REGIONS[b])])
         .await
         .expect("ReplicaUpdates Create succeeds between nodes sharing the secret");
     wait_for_group(&cluster, table, &[a, b]).await;
@@ -876,7 +831,7 @@ async fn peer_requests_need_a_configured_region_and_the_secret() {
 #[tokio::test]
 async fn a_remote_peer_without_a_secret_stops_the_node_at_start_up() {
     let dir = tempfile::tempdir().expect("temporary folder");
-    let run = tokio::process::Command::new(binary())
+    let run = tokio::process::Command::new(node_binary())
         .arg("serve")
         .args(["--port", "0", "--data-dir"])
         .arg(dir.path())

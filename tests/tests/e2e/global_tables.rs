@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BillingMode, DeleteRequest, KeyType, Put, PutRequest, ReplicaStatus,
-    ReplicationGroupUpdate, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification, TransactWriteItem, WriteRequest,
+    AttributeValue, DeleteRequest, Put, PutRequest, ReplicaStatus, StreamViewType,
+    TransactWriteItem, WriteRequest,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -27,15 +26,14 @@ use tidemark_tests::kafka::Broker;
 use tidemark_tests::{streams_client_for, wait_until};
 use tokio::sync::watch;
 
-use crate::common::{attribute, image, key_element, n, read_stream, record_key, s};
+use crate::common::{
+    create_stream_table, enable_ttl, image, n, node_binary, read_stream, record_key,
+    replica_create, s, stored_cells,
+};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
 const KEYS: u64 = 40;
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
-
-fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_tidemark-node"))
-}
 
 /// The seed of this run: `TIDEMARK_SEED`, or a fresh one.
 fn seed() -> u64 {
@@ -51,47 +49,11 @@ fn seed() -> u64 {
 /// region, waiting until every replica is ACTIVE.
 async fn create_global_table(cluster: &Cluster, table: &str) {
     let client = cluster.client(0, Duration::from_secs(30));
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key_element("p", KeyType::Hash))
-        .attribute_definitions(attribute("p", ScalarAttributeType::S))
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("create table");
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name("exp")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("enable TTL");
+    create_stream_table(&client, table, StreamViewType::NewAndOldImages).await;
+    enable_ttl(&client, table, "exp").await;
     let mut update = client.update_table().table_name(table);
     for region in REGIONS.iter().skip(1) {
-        update = update.replica_updates(
-            ReplicationGroupUpdate::builder()
-                .create(
-                    aws_sdk_dynamodb::types::CreateReplicationGroupMemberAction::builder()
-                        .region_name(*region)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        );
+        update = update.replica_updates(replica_create(region));
     }
     update.send().await.expect("add replicas");
     wait_for_active(cluster, table).await;
@@ -337,18 +299,8 @@ async fn replay_stream(cluster: &Cluster, i: usize, table: &str) -> BTreeMap<Str
 /// Every cell of `table` in a stopped region's store (tombstones included), and every
 /// visible record of its log.
 fn cells_and_log(dir: &Path, table: &str) -> (Vec<RemoteChange>, Vec<RemoteChange>) {
+    let cells = stored_cells(dir, table);
     let store = Store::open(StoreConfig::new(dir)).expect("open a stopped region's store");
-    let snapshot = store.snapshot_table(table).unwrap();
-    let mut cells = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store.snapshot_page(&snapshot, after, 10_000).unwrap();
-        cells.extend(page.changes);
-        match page.resume_after {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
     let mut cursor = LogCursor::node(0);
     let mut log = Vec::new();
     loop {
@@ -380,7 +332,7 @@ async fn converge_under_faults(extra: &[&str], mut broker: Option<&mut Broker>) 
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let table = "converge";
-    let mut cluster = Cluster::start(binary(), &REGIONS, extra).await;
+    let mut cluster = Cluster::start(node_binary(), &REGIONS, extra).await;
     create_global_table(&cluster, table).await;
 
     let stop = Arc::new(AtomicBool::new(false));

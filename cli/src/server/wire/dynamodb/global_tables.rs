@@ -287,6 +287,21 @@ fn legacy_description(state: &AppState, table: &str) -> Result<GlobalTableDescri
     })
 }
 
+/// Applies replica updates to a version 2017.11.29 group and answers its description.
+async fn change_legacy_replicas(
+    state: &AppState,
+    table: &str,
+    updates: Vec<ReplicaUpdate>,
+) -> Result<Vec<u8>, ApiError> {
+    state
+        .replicator
+        .update_replicas(table, updates, LEGACY_VERSION)
+        .await?;
+    encode(&GlobalTableDescriptionOutput {
+        global_table_description: legacy_description(state, table)?,
+    })
+}
+
 async fn create_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
     let input: CreateGlobalTableInput = parse(&body)?;
     let table = required(input.global_table_name, "globalTableName")?;
@@ -322,13 +337,7 @@ async fn create_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, Ap
             "The replication group must name at least one region besides this one",
         ));
     }
-    state
-        .replicator
-        .update_replicas(&table, updates, LEGACY_VERSION)
-        .await?;
-    encode(&GlobalTableDescriptionOutput {
-        global_table_description: legacy_description(&state, &table)?,
-    })
+    change_legacy_replicas(&state, &table, updates).await
 }
 
 async fn update_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
@@ -366,13 +375,7 @@ async fn update_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, Ap
             _ => {}
         }
     }
-    state
-        .replicator
-        .update_replicas(&table, updates, LEGACY_VERSION)
-        .await?;
-    encode(&GlobalTableDescriptionOutput {
-        global_table_description: legacy_description(&state, &table)?,
-    })
+    change_legacy_replicas(&state, &table, updates).await
 }
 
 async fn describe_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
