@@ -219,3 +219,131 @@ impl Replicator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use tidemark_core::model::{AttributeValue, Item};
+    use tidemark_core::ops::{CreateTableRequest, PutItemRequest};
+    use tidemark_core::replication::RemoteChange;
+    use tidemark_core::{HlcTimestamp, Stamp, Store, StoreConfig};
+
+    use super::*;
+    use crate::membership::{Replica, SharedSettings, VERSION};
+    use crate::peers::{ReplicationConfig, Transport};
+
+    const TABLE: &str = "shipped";
+
+    fn peer() -> Peer {
+        Peer::parse("eu=http://127.0.0.1:9").expect("a peer")
+    }
+
+    fn open(dir: &std::path::Path) -> (Arc<Store>, Arc<Replicator>) {
+        let store = Arc::new(Store::open(StoreConfig::for_tests(dir)).expect("open"));
+        let replicator = Replicator::new(
+            store.clone(),
+            ReplicationConfig {
+                region: "us".into(),
+                peers: vec![peer()],
+                secret: None,
+                transport: Transport::Direct,
+            },
+        );
+        (store, replicator)
+    }
+
+    fn keys(k: &str) -> Item {
+        [("p".to_string(), AttributeValue::S(k.into()))].into()
+    }
+
+    fn put(store: &Store, k: &str) {
+        store
+            .put_item(PutItemRequest {
+                table_name: TABLE.into(),
+                item: keys(k),
+                ..Default::default()
+            })
+            .expect("put");
+    }
+
+    fn shipped(round: &Round) -> Vec<String> {
+        round
+            .changes
+            .iter()
+            .map(|c| match c.keys.get("p") {
+                Some(AttributeValue::S(k)) => k.clone(),
+                other => panic!("key {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_peer_resumes_after_what_it_acknowledged_across_restarts() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let destination = Destination::Peer(peer());
+        {
+            let (store, replicator) = open(dir.path());
+            store
+                .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
+                .expect("create");
+            put(&store, "before");
+            let definition = store.table_definition(TABLE).expect("a table");
+            let global = GlobalTable {
+                version: VERSION.into(),
+                replicas: BTreeMap::from([
+                    ("us".to_string(), Replica::active()),
+                    ("eu".to_string(), Replica::active()),
+                ]),
+                settings: SharedSettings::of(&definition),
+                stamp_clock: 1,
+                stamp_region: "us".into(),
+            };
+            replicator
+                .adopt(TABLE, &definition, None, global)
+                .expect("global");
+            for k in ["a", "b", "c"] {
+                put(&store, k);
+            }
+            // Written in another region: applied here, never shipped back.
+            store
+                .apply_remote_batch(vec![RemoteChange {
+                    table_name: TABLE.into(),
+                    keys: keys("theirs"),
+                    new_image: Some(keys("theirs")),
+                    stamp: Stamp {
+                        hlc: HlcTimestamp(u64::MAX / 2),
+                        region: "eu".into(),
+                    },
+                }])
+                .expect("apply");
+            let round = replicator.read_round(&destination).expect("read");
+            assert_eq!(
+                shipped(&round),
+                ["a", "b", "c"],
+                "what was written after the table became global, and made here"
+            );
+            replicator.advance(&round.advances);
+            put(&store, "d");
+            let unacknowledged = replicator.read_round(&destination).expect("read");
+            assert_eq!(shipped(&unacknowledged), ["d"]);
+            store.persist().expect("persist");
+        }
+        let (_store, replicator) = open(dir.path());
+        let round = replicator.read_round(&destination).expect("read");
+        assert_eq!(
+            shipped(&round),
+            ["d"],
+            "after a restart, shipping resumes after what the peer acknowledged"
+        );
+        replicator.advance(&round.advances);
+        assert!(
+            replicator
+                .read_round(&destination)
+                .expect("read")
+                .changes
+                .is_empty()
+        );
+    }
+}

@@ -27,7 +27,7 @@ use tidemark_tests::{streams_client_for, wait_until};
 use tokio::sync::watch;
 
 use crate::common::{
-    create_stream_table, enable_ttl, image, n, node_binary, read_stream, record_key,
+    create_stream_table, create_table, enable_ttl, image, n, node_binary, read_stream, record_key,
     replica_create, s, stored_cells,
 };
 
@@ -508,4 +508,124 @@ async fn regions_converge_through_kafka_under_partitions_and_kills() {
         Some(&mut broker),
     )
     .await;
+}
+
+/// The value of `v` of item `p = key` in region `i`, read consistently.
+async fn value_in(cluster: &Cluster, i: usize, table: &str, key: &str) -> Option<String> {
+    let item = cluster
+        .client(i, OP_TIMEOUT)
+        .get_item()
+        .table_name(table)
+        .key("p", s(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .ok()?
+        .item?;
+    match item.get("v") {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conflicts_are_counted_and_listed_for_operators() {
+    let mut cluster =
+        Cluster::start(node_binary(), &REGIONS[..2], &["--durability", "buffer"]).await;
+    let table = "conflicted";
+    let (a, b) = (cluster.client(0, OP_TIMEOUT), cluster.client(1, OP_TIMEOUT));
+    create_table(&a, table, false).await;
+    a.update_table()
+        .table_name(table)
+        .replica_updates(replica_create(REGIONS[1]))
+        .send()
+        .await
+        .expect("add a replica");
+    wait_for_active(&cluster, table).await;
+
+    // Partitioned, both regions write the same item; the later write is eu-west-1's.
+    cluster.link(0, 1).cut();
+    cluster.link(1, 0).cut();
+    for (client, value) in [(&a, "from-us"), (&b, "from-eu")] {
+        client
+            .put_item()
+            .table_name(table)
+            .item("p", s("contested"))
+            .item("v", s(value))
+            .send()
+            .await
+            .expect("a write in a partitioned region succeeds");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cluster.heal_all();
+    let converged = wait_until(Duration::from_secs(30), async || {
+        value_in(&cluster, 0, table, "contested").await.as_deref() == Some("from-eu")
+            && value_in(&cluster, 1, table, "contested").await.as_deref() == Some("from-eu")
+    })
+    .await;
+    assert!(
+        converged,
+        "both regions keep the later write after the partition heals"
+    );
+
+    // us-east-1's write reached eu-west-1 after the newer one: discarded there, and counted.
+    let endpoint = cluster.endpoint(1);
+    let conflicts: serde_json::Value =
+        reqwest::get(format!("{endpoint}/admin/replicas/conflicts?table={table}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        conflicts["Conflicts"], 1,
+        "one conflict in eu-west-1: {conflicts}"
+    );
+    let last = &conflicts["Last"][0];
+    assert_eq!(last["LosingRegion"], REGIONS[0], "{conflicts}");
+    assert_eq!(last["WinningRegion"], REGIONS[1], "{conflicts}");
+    assert_eq!(last["Keys"]["p"]["S"], "contested", "{conflicts}");
+    let metrics = reqwest::get(format!("{endpoint}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "tidemark_replication_conflicts_total{{table=\"{table}\"}} 1"
+        )),
+        "the conflict is counted in /metrics"
+    );
+    let printed = tokio::process::Command::new(node_binary())
+        .args(["replicas", "conflicts", table, "--endpoint", &endpoint])
+        .output()
+        .await
+        .unwrap();
+    assert!(printed.status.success());
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("\"LosingRegion\": \"us-east-1\""));
+
+    // And operators see each link: the peer answers, nothing is behind.
+    let caught_up = wait_until(Duration::from_secs(30), async || {
+        let status: serde_json::Value =
+            reqwest::get(format!("{}/admin/replicas", cluster.endpoint(0)))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        let link = &status["Replicas"][0];
+        link["Region"] == REGIONS[1]
+            && link["ReplicaStatus"] == "ACTIVE"
+            && link["LagRecords"] == 0
+            && link["Link"]["Reachable"] == true
+            && link["Link"]["LastContactMillis"].is_u64()
+    })
+    .await;
+    assert!(
+        caught_up,
+        "us-east-1 shows its link to eu-west-1 as up and caught up"
+    );
+    cluster.stop(0).await;
+    cluster.stop(1).await;
 }

@@ -6,6 +6,7 @@ use tidemark_core::model::{
     AttributeDefinition, GlobalSecondaryIndex, ProvisionedThroughput, StreamSpecification,
 };
 use tidemark_core::ops::{GsiUpdate, UpdateTableRequest};
+use tidemark_replicator::membership::GlobalTable;
 
 use super::common::required;
 use super::table_description::WireTableDescription;
@@ -71,8 +72,9 @@ pub(crate) fn update_table(
     store: &Store,
     input: UpdateTableInput,
 ) -> Result<UpdateTableOutput, ApiError> {
+    let table_name = required(input.table_name, "tableName")?;
     let request = UpdateTableRequest {
-        table_name: required(input.table_name, "tableName")?,
+        table_name: table_name.clone(),
         billing_mode: input.billing_mode,
         provisioned_throughput: input.provisioned_throughput,
         stream_specification: input.stream_specification,
@@ -84,7 +86,9 @@ pub(crate) fn update_table(
             .map(convert)
             .collect::<Result<_, _>>()?,
     };
+    let description: WireTableDescription = store.update_table(request)?.into();
+    let global = GlobalTable::of(store, &table_name);
     Ok(UpdateTableOutput {
-        table_description: store.update_table(request)?.into(),
+        table_description: description.with_membership(global.as_ref(), &store.config().region),
     })
 }
