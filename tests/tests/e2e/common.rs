@@ -333,3 +333,31 @@ pub(crate) fn stored_cells(
         }
     }
 }
+
+/// The item with key `p = key` in `table`, read consistently, if it exists (and the node
+/// answers).
+pub(crate) async fn get_consistent(
+    client: &Client,
+    table: &str,
+    key: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("p", s(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .ok()?
+        .item
+}
+
+/// The JSON a node's operator endpoint (`/admin/...`) answers at `url`.
+pub(crate) async fn admin_json(url: &str) -> serde_json::Value {
+    reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} answers JSON: {e}"))
+}

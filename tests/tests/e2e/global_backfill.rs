@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{PutRequest, ReplicaStatus, WriteRequest};
 use tidemark_tests::cluster::Cluster;
 use tidemark_tests::wait_until;
 
-use crate::common::{create_table, n, node_binary, replica_create, s, stored_cells};
+use crate::common::{admin_json, create_table, n, node_binary, replica_create, s, stored_cells};
 
 const ITEMS: usize = 100_000;
 const LOADERS: usize = 8;
@@ -139,12 +139,7 @@ async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
     // Shipping catches up: nothing of the table is left unacknowledged by the replica.
     let endpoint = cluster.endpoint(0);
     let caught_up = wait_until(Duration::from_secs(60), async || {
-        let status: serde_json::Value = reqwest::get(format!("{endpoint}/admin/replicas"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status: serde_json::Value = admin_json(&format!("{endpoint}/admin/replicas")).await;
         status["Replicas"][0]["LagRecords"] == 0
     })
     .await;

@@ -6,13 +6,13 @@
 //! version 2017.11.29 work; peer requests need a configured region and the group's secret;
 //! and a node with a remote peer and no secret refuses to start.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CreateGlobalSecondaryIndexAction, CreateReplicaAction, DeleteReplicaAction,
+    CreateGlobalSecondaryIndexAction, CreateReplicaAction, DeleteReplicaAction,
     GlobalSecondaryIndexUpdate, IndexStatus, KeyType, Projection, ProjectionType, Replica,
     ReplicaStatus, ReplicaUpdate, ReplicationGroupUpdate, ScalarAttributeType, Tag,
     TimeToLiveSpecification, TimeToLiveStatus,
@@ -21,8 +21,8 @@ use tidemark_tests::cluster::Cluster;
 use tidemark_tests::wait_until;
 
 use crate::common::{
-    attribute, create_table, key_element, node_binary, replica_create, replica_delete,
-    replica_update, s,
+    attribute, create_table, get_consistent, key_element, node_binary, replica_create,
+    replica_delete, replica_update, s,
 };
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
@@ -140,19 +140,6 @@ async fn wait_for_group(cluster: &Cluster, table: &str, members: &[usize]) {
     );
 }
 
-/// The item with key `p = key` in `table`, read consistently, if it exists.
-async fn get(client: &Client, table: &str, key: &str) -> Option<HashMap<String, AttributeValue>> {
-    client
-        .get_item()
-        .table_name(table)
-        .key("p", s(key))
-        .consistent_read(true)
-        .send()
-        .await
-        .ok()?
-        .item
-}
-
 async fn put(client: &Client, table: &str, key: &str, value: &str) {
     client
         .put_item()
@@ -169,7 +156,7 @@ async fn wait_for_item(cluster: &Cluster, i: usize, table: &str, key: &str, valu
     let client = cluster.client(i, OP_TIMEOUT);
     let mut last = None;
     let arrived = wait_until(WAIT, async || {
-        last = get(&client, table, key).await;
+        last = get_consistent(&client, table, key).await;
         last.as_ref().and_then(|item| item.get("v")) == Some(&s(value))
     })
     .await;
@@ -556,7 +543,7 @@ async fn replicas_leave_through_delete_table_and_replica_updates() {
         "expected A's DescribeTable to stop listing B's replica within {WAIT:?}; last: {last:?}"
     );
     assert!(
-        get(&ca, table, "after-c").await.is_some(),
+        get_consistent(&ca, table, "after-c").await.is_some(),
         "expected A's own replica (and its items) to stay after removing B's"
     );
 }
@@ -798,7 +785,7 @@ async fn peer_requests_need_a_configured_region_and_the_secret() {
             status, 403,
             "expected a peer change batch from {scenario} to be refused with 403"
         );
-        let item = get(&ca, table, "x").await;
+        let item = get_consistent(&ca, table, "x").await;
         assert!(
             item.is_none(),
             "expected a refused peer change batch ({scenario}) to write nothing, found {item:?}"
@@ -819,7 +806,7 @@ async fn peer_requests_need_a_configured_region_and_the_secret() {
         "expected a peer change batch with a configured region and the right secret to be \
          accepted with 200"
     );
-    let item = get(&ca, table, "x").await;
+    let item = get_consistent(&ca, table, "x").await;
     assert_eq!(
         item.as_ref().and_then(|i| i.get("v")),
         Some(&s("evil")),

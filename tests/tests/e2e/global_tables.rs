@@ -27,8 +27,8 @@ use tidemark_tests::{streams_client_for, wait_until};
 use tokio::sync::watch;
 
 use crate::common::{
-    create_stream_table, create_table, enable_ttl, image, n, node_binary, read_stream, record_key,
-    replica_create, s, stored_cells,
+    admin_json, create_stream_table, create_table, enable_ttl, get_consistent, image, n,
+    node_binary, read_stream, record_key, replica_create, s, stored_cells,
 };
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
@@ -512,16 +512,7 @@ async fn regions_converge_through_kafka_under_partitions_and_kills() {
 
 /// The value of `v` of item `p = key` in region `i`, read consistently.
 async fn value_in(cluster: &Cluster, i: usize, table: &str, key: &str) -> Option<String> {
-    let item = cluster
-        .client(i, OP_TIMEOUT)
-        .get_item()
-        .table_name(table)
-        .key("p", s(key))
-        .consistent_read(true)
-        .send()
-        .await
-        .ok()?
-        .item?;
+    let item = get_consistent(&cluster.client(i, OP_TIMEOUT), table, key).await?;
     match item.get("v") {
         Some(AttributeValue::S(v)) => Some(v.clone()),
         _ => None,
@@ -570,13 +561,10 @@ async fn conflicts_are_counted_and_listed_for_operators() {
 
     // us-east-1's write reached eu-west-1 after the newer one: discarded there, and counted.
     let endpoint = cluster.endpoint(1);
-    let conflicts: serde_json::Value =
-        reqwest::get(format!("{endpoint}/admin/replicas/conflicts?table={table}"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let conflicts: serde_json::Value = admin_json(&format!(
+        "{endpoint}/admin/replicas/conflicts?table={table}"
+    ))
+    .await;
     assert_eq!(
         conflicts["Conflicts"], 1,
         "one conflict in eu-west-1: {conflicts}"
@@ -608,12 +596,7 @@ async fn conflicts_are_counted_and_listed_for_operators() {
     // And operators see each link: the peer answers, nothing is behind.
     let caught_up = wait_until(Duration::from_secs(30), async || {
         let status: serde_json::Value =
-            reqwest::get(format!("{}/admin/replicas", cluster.endpoint(0)))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            admin_json(&format!("{}/admin/replicas", cluster.endpoint(0))).await;
         let link = &status["Replicas"][0];
         link["Region"] == REGIONS[1]
             && link["ReplicaStatus"] == "ACTIVE"
