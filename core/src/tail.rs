@@ -46,6 +46,17 @@ impl Store {
         Ok(read.records)
     }
 
+    /// The commit clock of the change at `seq` (`None` when there is none: trimmed, or never
+    /// written). Commit clocks grow with sequences, and a local write's stamp is its commit
+    /// clock: every local change after `seq` has a stamp past this one.
+    ///
+    /// # Errors
+    /// Storage failures or a corrupt record.
+    pub fn commit_clock_at(&self, seq: ChangeSeq) -> Result<Option<crate::HlcTimestamp>> {
+        let clock = self.storage.commit_clock(seq);
+        self.halt_if_fatal(clock)
+    }
+
     /// The sequence the next commit will take, read while no commit can take it: a change
     /// is in a reader's range from here exactly when it commits after this call.
     pub fn next_seq(&self) -> ChangeSeq {

@@ -382,6 +382,7 @@ impl Replicator {
                     blocking(move || Ok(store.snapshot_page(&snap, from, SEED_PAGE)?)).await?;
                 let batch = ChangeBatch {
                     changes: page.changes.into_iter().map(WireChange::from).collect(),
+                    ..ChangeBatch::default()
                 };
                 let (me, peer, table_name, region_name) = (
                     self.clone(),

@@ -338,6 +338,7 @@ impl Replicator {
             if !pending.is_empty() {
                 let batch = ChangeBatch {
                     changes: pending.clone(),
+                    ..ChangeBatch::default()
                 };
                 let me = self.clone();
                 match blocking(move || me.receive_changes("kafka", batch)).await {

@@ -79,6 +79,11 @@ pub struct Replicator {
     changed: Notify,
     /// Tables this node is seeding a replica of, as `table/region`.
     seeding: Mutex<BTreeSet<String>>,
+    /// What each other region has delivered here of each table: `(table, region)` to the
+    /// clock its changes up to are all here (since this node started).
+    inbound: Mutex<BTreeMap<(String, String), u64>>,
+    /// Per table, the millisecond its inbound hold was last moved to.
+    inbound_moved: Mutex<BTreeMap<String, u64>>,
     /// How often membership documents are exchanged with every peer.
     exchange_period: Duration,
 }
@@ -101,6 +106,8 @@ impl Replicator {
             membership: Mutex::new(()),
             changed: Notify::new(),
             seeding: Mutex::new(BTreeSet::new()),
+            inbound: Mutex::new(BTreeMap::new()),
+            inbound_moved: Mutex::new(BTreeMap::new()),
             exchange_period: Duration::from_secs(2),
         })
     }

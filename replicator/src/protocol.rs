@@ -68,6 +68,11 @@ impl From<WireChange> for RemoteChange {
 pub struct ChangeBatch {
     /// The changes.
     pub changes: Vec<WireChange>,
+    /// Per table, a clock such that, once this batch is applied, the receiver has every
+    /// change of the table the sender made with a stamp at or before it (so the receiver
+    /// knows no older write of the sender's is still on its way).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub delivered: std::collections::BTreeMap<String, u64>,
 }
 
 /// What the receiver made of a batch.

@@ -10,7 +10,11 @@ use tidemark_core::ops::{
 };
 use tidemark_core::replication::{Applied, RemoteChange};
 
-use crate::membership::{GlobalTable, SharedSettings, hold_name, topic_hold_name};
+use tidemark_core::HlcTimestamp;
+
+use crate::membership::{
+    GlobalTable, ReplicaStatus, SharedSettings, hold_name, inbound_hold_name, topic_hold_name,
+};
 use crate::peers::Transport;
 use crate::protocol::{BatchAnswer, ChangeBatch, CreateReplicaMessage, MembershipAnswer};
 use crate::status::Conflict;
@@ -63,7 +67,61 @@ impl Replicator {
         metrics::counter!("tidemark_replication_applied_total", "peer" => from.to_string())
             .increment(answer.written);
         answer.missing_tables = missing.into_iter().collect();
+        for (table, clock) in batch.delivered {
+            self.inbound
+                .lock()
+                .insert((table.clone(), from.to_string()), clock);
+            self.move_inbound_hold(&table)?;
+        }
         Ok(answer)
+    }
+
+    /// Moves `table`'s inbound hold up to what every other region has delivered here.
+    ///
+    /// IMPORTANT: this is what lets tombstones go. A tombstone may be trimmed once no older
+    /// write of its item can still arrive: once every other region has delivered all its
+    /// changes stamped before it. So the hold keeps every record (and tombstone) committed
+    /// at or after the lowest of the regions' delivered-through clocks, and does not move
+    /// while this replica is being seeded (a snapshot page carries old writes) or while a
+    /// region has not reported since this node started.
+    fn move_inbound_hold(&self, table: &str) -> Result<()> {
+        let Some(global) = GlobalTable::of(&self.store, table) else {
+            return Ok(());
+        };
+        let me = self.region();
+        if global.replicas.get(me).map(|r| r.status) != Some(ReplicaStatus::Active) {
+            return Ok(());
+        }
+        let horizon = {
+            let inbound = self.inbound.lock();
+            let mut horizon = u64::MAX;
+            for region in global.replicas.keys().filter(|r| *r != me) {
+                match inbound.get(&(table.to_string(), region.clone())) {
+                    Some(clock) => horizon = horizon.min(*clock),
+                    None => return Ok(()),
+                }
+            }
+            HlcTimestamp(horizon).physical_millis()
+        };
+        {
+            // A binary search of the log: at most every 100 ms of progress.
+            let mut moved = self.inbound_moved.lock();
+            let last = moved.entry(table.to_string()).or_default();
+            if horizon < last.saturating_add(100) {
+                return Ok(());
+            }
+            *last = horizon;
+        }
+        let Some(before) = self
+            .store
+            .last_change_at_or_before(horizon.saturating_sub(1))?
+        else {
+            return Ok(());
+        };
+        let table_id = self.store.table_id(table)?;
+        self.store
+            .advance_hold(&inbound_hold_name(table_id), before + 1)?;
+        Ok(())
     }
 
     /// Takes a membership document sent by a peer: adopts it when it is newer than this
@@ -151,6 +209,15 @@ impl Replicator {
         };
         match &self.config.transport {
             Transport::Direct => {
+                let inbound = inbound_hold_name(table_id);
+                match (receivers.is_empty(), self.store.hold(&inbound)) {
+                    (false, None) => {
+                        let from = self.store.oldest_retained_seq();
+                        self.store.set_hold(&inbound, Some(table_id), from)?;
+                    }
+                    (true, Some(_)) => self.store.release_hold(&inbound)?,
+                    _ => {}
+                }
                 if let Some(held) = held {
                     for gone in held
                         .receivers_besides(me)
@@ -324,5 +391,104 @@ impl Replicator {
         self.changed.notify_waiters();
         tracing::info!(table, "created this region's replica of a global table");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use tidemark_core::model::{AttributeValue, Item};
+    use tidemark_core::ops::CreateTableRequest;
+    use tidemark_core::{Store, StoreConfig};
+
+    use super::*;
+    use crate::membership::{Replica, VERSION};
+    use crate::peers::{Peer, ReplicationConfig};
+    use crate::protocol::WireChange;
+
+    const TABLE: &str = "received";
+
+    fn keys(k: &str) -> Item {
+        [("p".to_string(), AttributeValue::S(k.into()))].into()
+    }
+
+    #[test]
+    fn tombstones_are_held_until_every_region_has_delivered_past_them() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = Arc::new(Store::open(StoreConfig::for_tests(dir.path())).expect("open"));
+        let replicator = Replicator::new(
+            store.clone(),
+            ReplicationConfig {
+                region: "us".into(),
+                peers: ["eu=http://127.0.0.1:9", "ap=http://127.0.0.1:10"]
+                    .iter()
+                    .map(|p| Peer::parse(p).expect("a peer"))
+                    .collect(),
+                secret: None,
+                transport: Transport::Direct,
+            },
+        );
+        store
+            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
+            .expect("create");
+        let definition = store.table_definition(TABLE).expect("a table");
+        let global = GlobalTable {
+            version: VERSION.into(),
+            replicas: ["us", "eu", "ap"]
+                .iter()
+                .map(|r| (r.to_string(), Replica::active()))
+                .collect::<BTreeMap<_, _>>(),
+            settings: SharedSettings::of(&definition),
+            stamp_clock: 1,
+            stamp_region: "us".into(),
+        };
+        {
+            let _guard = replicator.membership.lock();
+            replicator
+                .adopt(TABLE, &definition, None, global)
+                .expect("global");
+        }
+        let hold = inbound_hold_name(definition.table_id);
+        let initial = store.hold(&hold).expect("an inbound hold").from;
+        let now = store.clock().now_millis();
+        let delete = WireChange {
+            table: TABLE.into(),
+            keys: keys("gone"),
+            new_image: None,
+            clock: now << 16,
+            region: "eu".into(),
+        };
+        let later = (now + 1_000) << 16;
+        let answer = replicator
+            .receive_changes(
+                "eu",
+                ChangeBatch {
+                    changes: vec![delete],
+                    delivered: BTreeMap::from([(TABLE.to_string(), later)]),
+                },
+            )
+            .expect("applied");
+        assert_eq!(answer.written, 1);
+        assert_eq!(
+            store.hold(&hold).map(|h| h.from),
+            Some(initial),
+            "ap has not said what it delivered: an older write of ap's could still come"
+        );
+        let tombstone_seq = store.durable_seq();
+        replicator
+            .receive_changes(
+                "ap",
+                ChangeBatch {
+                    changes: Vec::new(),
+                    delivered: BTreeMap::from([(TABLE.to_string(), later)]),
+                },
+            )
+            .expect("applied");
+        assert!(
+            store.hold(&hold).expect("held").from > tombstone_seq,
+            "every region has delivered past the delete: its tombstone may go"
+        );
     }
 }

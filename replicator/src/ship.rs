@@ -92,10 +92,12 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often an idle shipper looks again even when nothing woke it.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
-/// What one round read: the batch, and where each table's hold moves once it is acknowledged.
+/// What one round read: the batch, where each table's hold moves once it is acknowledged,
+/// and what the peer will then have of each table (see [`ChangeBatch::delivered`]).
 struct Round {
     changes: Vec<WireChange>,
     advances: Vec<(String, u64)>,
+    delivered: std::collections::BTreeMap<String, u64>,
 }
 
 impl Replicator {
@@ -108,6 +110,7 @@ impl Replicator {
         let name = destination.name().to_string();
         let mut backoff = Duration::from_millis(100);
         let mut durable = self.store.subscribe_durable();
+        let mut last_sent = tokio::time::Instant::now();
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -129,7 +132,10 @@ impl Replicator {
                 }
                 Err(e) => return Err(format!("shipping to {name} failed: {e}")),
             };
-            if round.changes.is_empty() {
+            // An idle peer still hears, every second, how far it is served, so it can let
+            // go of tombstones no older write can still reach.
+            let heartbeat = !round.delivered.is_empty() && last_sent.elapsed() >= IDLE_RECHECK;
+            if round.changes.is_empty() && !heartbeat {
                 self.advance(&round.advances);
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
@@ -142,6 +148,7 @@ impl Replicator {
             let count = round.changes.len() as u64;
             let batch = ChangeBatch {
                 changes: round.changes,
+                delivered: round.delivered,
             };
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -152,6 +159,7 @@ impl Replicator {
                     self.note_contact(&name, Ok(count));
                     self.advance(&round.advances);
                     backoff = Duration::from_millis(100);
+                    last_sent = tokio::time::Instant::now();
                 }
                 Err(e) => {
                     self.note_contact(&name, Err(&e));
@@ -171,6 +179,7 @@ impl Replicator {
         let mut round = Round {
             changes: Vec::new(),
             advances: Vec::new(),
+            delivered: std::collections::BTreeMap::new(),
         };
         for (table, global) in GlobalTable::all(&self.store) {
             if !destination.takes(&global, self.region()) {
@@ -205,6 +214,13 @@ impl Replicator {
             }));
             if cursor.next > hold.from {
                 round.advances.push((name, cursor.next));
+            }
+            // Every own change of the table before the cursor is in this batch or was
+            // acknowledged; every later one has a stamp past the commit clock just before it.
+            if matches!(destination, Destination::Peer(_))
+                && let Some(clock) = self.store.commit_clock_at(cursor.next.saturating_sub(1))?
+            {
+                round.delivered.insert(table.clone(), clock.0);
             }
         }
         Ok(round)
@@ -323,6 +339,11 @@ mod tests {
                 shipped(&round),
                 ["a", "b", "c"],
                 "what was written after the table became global, and made here"
+            );
+            let served = round.delivered.get(TABLE).copied().unwrap_or(0);
+            assert!(
+                served >= round.changes.last().map_or(u64::MAX, |c| c.clock),
+                "the peer is told it has everything up to the last change sent"
             );
             replicator.advance(&round.advances);
             put(&store, "d");
