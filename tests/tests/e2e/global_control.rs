@@ -467,6 +467,55 @@ async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
         !tags_a.contains_key("team"),
         "expected a tag put in B not to show on A's replica (tags are per replica), got {tags_a:?}"
     );
+
+    // Deleting the index and switching billing in A reach B too.
+    ca.update_table()
+        .table_name(table)
+        .global_secondary_index_updates(
+            GlobalSecondaryIndexUpdate::builder()
+                .delete(
+                    aws_sdk_dynamodb::types::DeleteGlobalSecondaryIndexAction::builder()
+                        .index_name("by_g")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("UpdateTable deleting the GSI in A succeeds");
+    ca.update_table()
+        .table_name(table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::Provisioned)
+        .provisioned_throughput(
+            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                .read_capacity_units(7)
+                .write_capacity_units(9)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("UpdateTable switching A to provisioned billing succeeds");
+    let mut last = None;
+    let followed = wait_until(WAIT, async || {
+        let described = cb.describe_table().table_name(table).send().await;
+        last = described.ok().and_then(|d| d.table);
+        last.as_ref().is_some_and(|t| {
+            t.global_secondary_indexes().is_empty()
+                && t.billing_mode_summary().and_then(|b| b.billing_mode())
+                    == Some(&aws_sdk_dynamodb::types::BillingMode::Provisioned)
+                && t.provisioned_throughput()
+                    .and_then(|p| p.write_capacity_units())
+                    == Some(9)
+        })
+    })
+    .await;
+    assert!(
+        followed,
+        "expected B to drop the GSI deleted in A and to switch to A's provisioned billing \
+         within {WAIT:?}; last: {last:?}"
+    );
 }
 
 /// Replicas leave the group through DeleteTable in their own region and through
