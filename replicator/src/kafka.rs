@@ -23,7 +23,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +50,7 @@ pub(crate) struct KafkaLink {
     options: Vec<(String, String)>,
     producer: FutureProducer,
     created: parking_lot::Mutex<BTreeSet<String>>,
+    partition_counts: parking_lot::Mutex<BTreeMap<String, i32>>,
 }
 
 impl std::fmt::Debug for KafkaLink {
@@ -78,6 +80,7 @@ impl KafkaLink {
             options: options.to_vec(),
             producer,
             created: parking_lot::Mutex::new(BTreeSet::new()),
+            partition_counts: parking_lot::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -147,17 +150,79 @@ impl KafkaLink {
                 .map_err(|(e, _)| failed(format!("cannot queue a change: {e}")))?;
             deliveries.push(delivery);
         }
-        for delivery in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    return Err(failed(format!("the broker did not take a change: {e}")));
-                }
-                Err(_) => return Err(failed("the producer dropped a change".into())),
+        await_all(deliveries).await.map_err(failed)?;
+        // Then, behind those changes in every partition of its topic, each table's
+        // delivered-through clock: a reader that has applied a partition up to a mark has
+        // every change of this region's in it stamped up to that clock.
+        let mut marks = Vec::new();
+        for (table, clock) in &batch.delivered {
+            let topic = topic(region, table);
+            self.ensure_topics(std::slice::from_ref(&topic))
+                .await
+                .map_err(failed)?;
+            let partitions = self.partitions(&topic).map_err(failed)?;
+            let value = serde_json::to_vec(&DeliveredMark { delivered: *clock })
+                .map_err(|e| failed(e.to_string()))?;
+            for partition in 0..partitions {
+                let record = FutureRecord::<(), _>::to(&topic)
+                    .partition(partition)
+                    .payload(&value)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: MARK_HEADER,
+                        value: Some("delivered"),
+                    }));
+                let delivery = self
+                    .producer
+                    .send_result(record)
+                    .map_err(|(e, _)| failed(format!("cannot queue a mark: {e}")))?;
+                marks.push(delivery);
             }
         }
-        Ok(())
+        await_all(marks).await.map_err(failed)
     }
+
+    /// How many partitions `topic` has (asked once, then remembered).
+    fn partitions(&self, topic: &str) -> Result<i32, String> {
+        if let Some(n) = self.partition_counts.lock().get(topic) {
+            return Ok(*n);
+        }
+        let metadata = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), BROKER_TIMEOUT)
+            .map_err(|e| format!("no metadata for {topic}: {e}"))?;
+        let n = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().len())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("topic {topic} has no partitions yet"))?;
+        let n = i32::try_from(n).map_err(|e| e.to_string())?;
+        self.partition_counts.lock().insert(topic.to_string(), n);
+        Ok(n)
+    }
+}
+
+/// A delivered-through mark, as published behind a batch (header [`MARK_HEADER`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct DeliveredMark {
+    delivered: u64,
+}
+
+/// The header that tells a delivered-through mark from a change.
+const MARK_HEADER: &str = "tidemark.replication";
+
+/// Waits for every delivery; the first failure is the answer.
+async fn await_all(deliveries: Vec<rdkafka::producer::DeliveryFuture>) -> Result<(), String> {
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(format!("the broker did not take a message: {e}")),
+            Err(_) => return Err("the producer dropped a message".into()),
+        }
+    }
+    Ok(())
 }
 
 /// A client configuration for `brokers` with `defaults` under the operator's `options`.
@@ -263,6 +328,10 @@ impl Replicator {
         let mut topic_of: BTreeMap<String, (String, String)> = BTreeMap::new();
         let mut pending: Vec<WireChange> = Vec::new();
         let mut read: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        // Delivered-through marks read and not yet effective (the changes before them in
+        // their partitions are still pending), and those in effect, by topic and partition.
+        let mut pending_marks: Vec<(String, i32, u64)> = Vec::new();
+        let mut marks: BTreeMap<(String, i32), u64> = BTreeMap::new();
         let mut saved_at = tokio::time::Instant::now();
         let mut unsaved = false;
         let mut backoff = Duration::from_millis(100);
@@ -308,6 +377,31 @@ impl Replicator {
             };
             match received {
                 Ok(Ok(message)) => {
+                    let is_mark = message
+                        .headers()
+                        .is_some_and(|h| h.iter().any(|h| h.key == MARK_HEADER));
+                    if is_mark {
+                        match message
+                            .payload()
+                            .map(serde_json::from_slice::<DeliveredMark>)
+                        {
+                            Some(Ok(mark)) => pending_marks.push((
+                                message.topic().to_string(),
+                                message.partition(),
+                                mark.delivered,
+                            )),
+                            _ => tracing::error!(
+                                topic = message.topic(),
+                                offset = message.offset(),
+                                "a delivered-through mark that does not parse is skipped"
+                            ),
+                        }
+                        read.insert(
+                            (message.topic().to_string(), message.partition()),
+                            message.offset() + 1,
+                        );
+                        continue;
+                    }
                     let change = message.payload().map(serde_json::from_slice::<WireChange>);
                     match change {
                         Some(Ok(change)) => pending.push(change),
@@ -364,6 +458,37 @@ impl Replicator {
                 {
                     *offset = next;
                     unsaved = true;
+                }
+            }
+            // Applied: the marks read behind those changes hold now.
+            let mut marked: BTreeSet<String> = BTreeSet::new();
+            for (topic, partition, clock) in pending_marks.drain(..) {
+                marks.insert((topic.clone(), partition), clock);
+                marked.insert(topic);
+            }
+            for topic in marked {
+                let Some(key) = topic_of.get(&topic) else {
+                    continue;
+                };
+                let partitions = positions.get(key).map_or(0, Vec::len);
+                let clocks: Vec<u64> = (0..partitions)
+                    .filter_map(|p| marks.get(&(topic.clone(), i32::try_from(p).ok()?)).copied())
+                    .collect();
+                let Some(through) = clocks
+                    .iter()
+                    .min()
+                    .copied()
+                    .filter(|_| clocks.len() == partitions)
+                else {
+                    continue;
+                };
+                let (table, region) = key.clone();
+                self.inbound.lock().insert((table.clone(), region), through);
+                let me = self.clone();
+                match blocking(move || me.move_inbound_hold(&table)).await {
+                    Ok(()) => {}
+                    Err(crate::Error::Core(e)) if e.is_fatal() => return Err(e.to_string()),
+                    Err(e) => tracing::warn!(error = %e, "cannot move the inbound hold"),
                 }
             }
             if unsaved && saved_at.elapsed() >= SAVE_OFFSETS_EVERY {

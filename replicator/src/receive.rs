@@ -84,7 +84,7 @@ impl Replicator {
     /// at or after the lowest of the regions' delivered-through clocks, and does not move
     /// while this replica is being seeded (a snapshot page carries old writes) or while a
     /// region has not reported since this node started.
-    fn move_inbound_hold(&self, table: &str) -> Result<()> {
+    pub(crate) fn move_inbound_hold(&self, table: &str) -> Result<()> {
         let Some(global) = GlobalTable::of(&self.store, table) else {
             return Ok(());
         };
@@ -207,17 +207,17 @@ impl Replicator {
             true => new.receivers_besides(me).collect(),
             false => BTreeSet::new(),
         };
+        let inbound = inbound_hold_name(table_id);
+        match (receivers.is_empty(), self.store.hold(&inbound)) {
+            (false, None) => {
+                let from = self.store.oldest_retained_seq();
+                self.store.set_hold(&inbound, Some(table_id), from)?;
+            }
+            (true, Some(_)) => self.store.release_hold(&inbound)?,
+            _ => {}
+        }
         match &self.config.transport {
             Transport::Direct => {
-                let inbound = inbound_hold_name(table_id);
-                match (receivers.is_empty(), self.store.hold(&inbound)) {
-                    (false, None) => {
-                        let from = self.store.oldest_retained_seq();
-                        self.store.set_hold(&inbound, Some(table_id), from)?;
-                    }
-                    (true, Some(_)) => self.store.release_hold(&inbound)?,
-                    _ => {}
-                }
                 if let Some(held) = held {
                     for gone in held
                         .receivers_besides(me)

@@ -217,9 +217,7 @@ impl Replicator {
             }
             // Every own change of the table before the cursor is in this batch or was
             // acknowledged; every later one has a stamp past the commit clock just before it.
-            if matches!(destination, Destination::Peer(_))
-                && let Some(clock) = self.store.commit_clock_at(cursor.next.saturating_sub(1))?
-            {
+            if let Some(clock) = self.store.commit_clock_at(cursor.next.saturating_sub(1))? {
                 round.delivered.insert(table.clone(), clock.0);
             }
         }

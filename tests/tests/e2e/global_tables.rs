@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::replication::RemoteChange;
 use tidemark_core::{ChangeKind, Store, StoreConfig};
+use tidemark_replicator::membership::inbound_hold_name;
 use tidemark_tests::cluster::{Cluster, client_with_timeout};
 use tidemark_tests::kafka::Broker;
 use tidemark_tests::{streams_client_for, wait_until};
@@ -301,6 +302,20 @@ async fn replay_stream(cluster: &Cluster, i: usize, table: &str) -> BTreeMap<Str
 fn cells_and_log(dir: &Path, table: &str) -> (Vec<RemoteChange>, Vec<RemoteChange>) {
     let cells = stored_cells(dir, table);
     let store = Store::open(StoreConfig::new(dir)).expect("open a stopped region's store");
+    // The tombstones other regions may still need are held, and the hold moved on once they
+    // all reported past the start.
+    let table_id = store.table_id(table).unwrap();
+    let inbound = store
+        .hold(&inbound_hold_name(table_id))
+        .expect("a global table's inbound hold");
+    let first = store
+        .read_log(&mut LogCursor::table(table_id, 0), LogLimits::records(1))
+        .unwrap();
+    assert!(
+        first.first().is_some_and(|r| inbound.from > r.seq),
+        "the inbound hold moved on from the table's first change (at {})",
+        inbound.from
+    );
     let mut cursor = LogCursor::node(0);
     let mut log = Vec::new();
     loop {
