@@ -519,15 +519,7 @@ impl Replicator {
         let mut list = TopicPartitionList::new();
         for (table, region) in topics {
             let name = topic(region, table);
-            let partitions = consumer
-                .fetch_metadata(Some(&name), BROKER_TIMEOUT)
-                .map_err(|e| format!("no metadata for {name}: {e}"))?
-                .topics()
-                .iter()
-                .find(|t| t.name() == name)
-                .map(|t| t.partitions().len())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("topic {name} has no partitions yet"))?;
+            let partitions = usize::try_from(link.partitions(&name)?).map_err(|e| e.to_string())?;
             let key = (table.clone(), region.clone());
             if !positions.contains_key(&key) {
                 let saved = self.saved_positions(table, region).unwrap_or_default();
