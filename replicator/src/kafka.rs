@@ -150,11 +150,12 @@ impl KafkaLink {
                 .map_err(|(e, _)| failed(format!("cannot queue a change: {e}")))?;
             deliveries.push(delivery);
         }
-        await_all(deliveries).await.map_err(failed)?;
         // Then, behind those changes in every partition of its topic, each table's
         // delivered-through clock: a reader that has applied a partition up to a mark has
-        // every change of this region's in it stamped up to that clock.
-        let mut marks = Vec::new();
+        // every change of this region's in it stamped up to that clock. The idempotent
+        // producer keeps each partition in the order messages are queued, so the marks need
+        // not wait for the changes' acknowledgements.
+        let mut marks = deliveries;
         for (table, clock) in &batch.delivered {
             let topic = topic(region, table);
             self.ensure_topics(std::slice::from_ref(&topic))

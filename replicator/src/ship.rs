@@ -89,6 +89,8 @@ impl Destination {
 const BATCH_CHANGES: usize = 2_000;
 /// Longest wait between retries of a peer that does not answer.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Least time between two rounds of delivered-through marks in the replication topics.
+const MARK_EVERY: Duration = Duration::from_millis(250);
 /// How often an idle shipper looks again even when nothing woke it.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
@@ -111,6 +113,7 @@ impl Replicator {
         let mut backoff = Duration::from_millis(100);
         let mut durable = self.store.subscribe_durable();
         let mut last_sent = tokio::time::Instant::now();
+        let mut last_marked = last_sent;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -146,9 +149,17 @@ impl Replicator {
                 continue;
             }
             let count = round.changes.len() as u64;
+            // A peer gets the clocks with every batch (a few bytes); the topics get them as
+            // marks in every partition, a few times a second.
+            let mut delivered = round.delivered;
+            let marked = matches!(destination, Destination::Topics(_));
+            if marked && last_marked.elapsed() < MARK_EVERY {
+                delivered.clear();
+            }
+            let marks_sent = marked && !delivered.is_empty();
             let batch = ChangeBatch {
                 changes: round.changes,
-                delivered: round.delivered,
+                delivered,
             };
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -160,6 +171,9 @@ impl Replicator {
                     self.advance(&round.advances);
                     backoff = Duration::from_millis(100);
                     last_sent = tokio::time::Instant::now();
+                    if marks_sent {
+                        last_marked = last_sent;
+                    }
                 }
                 Err(e) => {
                     self.note_contact(&name, Err(&e));
