@@ -574,12 +574,17 @@ async fn conflicts_are_counted_and_listed_for_operators() {
         "both regions keep the later write after the partition heals"
     );
 
-    // us-east-1's write reached eu-west-1 after the newer one: discarded there, and counted.
+    // us-east-1's write reaches eu-west-1 after the newer one (eu-west-1's write may reach
+    // us-east-1 first, so convergence does not wait for it): discarded there, and counted.
     let endpoint = cluster.endpoint(1);
-    let conflicts: serde_json::Value = admin_json(&format!(
-        "{endpoint}/admin/replicas/conflicts?table={table}"
-    ))
+    let url = format!("{endpoint}/admin/replicas/conflicts?table={table}");
+    let mut conflicts = serde_json::Value::Null;
+    let counted = wait_until(Duration::from_secs(30), async || {
+        conflicts = admin_json(&url).await;
+        conflicts["Conflicts"] != 0
+    })
     .await;
+    assert!(counted, "a conflict is counted in eu-west-1 within 30 s");
     assert_eq!(
         conflicts["Conflicts"], 1,
         "one conflict in eu-west-1: {conflicts}"
