@@ -62,7 +62,8 @@ impl Store {
     pub fn apply_remote_batch(&self, changes: Vec<RemoteChange>) -> Result<Vec<Applied>> {
         let mut outcomes = Vec::with_capacity(changes.len());
         let mut run: Vec<(Target, Option<Item>, Stamp)> = Vec::new();
-        let mut run_keys: HashSet<Vec<u8>> = HashSet::new();
+        // Hashes of the run's item keys: a collision only ends a run early.
+        let mut run_keys: HashSet<u64> = HashSet::new();
         for change in changes {
             let Some(table) = self.storage.table(&change.table_name) else {
                 self.apply_run(std::mem::take(&mut run), &mut outcomes)?;
@@ -72,10 +73,11 @@ impl Store {
             };
             table.shape.check_key(&change.keys)?;
             let target = Target::new(table, change.keys, Cause::Replica(change.stamp.clone()));
-            if !run_keys.insert(target.key_bytes.clone()) {
+            let key_hash = xxhash_rust::xxh3::xxh3_64(&target.key_bytes);
+            if !run_keys.insert(key_hash) {
                 self.apply_run(std::mem::take(&mut run), &mut outcomes)?;
                 run_keys.clear();
-                run_keys.insert(target.key_bytes.clone());
+                run_keys.insert(key_hash);
             }
             run.push((target, change.new_image, change.stamp));
         }
@@ -98,11 +100,18 @@ impl Store {
             targets.push(target);
             writes.push((new, stamp));
         }
-        let written = self.write(targets, move |_, cells| {
+        let written = self.write(targets, move |targets, cells| {
             let mut decisions = Vec::with_capacity(writes.len());
             let mut applied = Vec::with_capacity(writes.len());
-            for ((new, stamp), cell) in writes.into_iter().zip(cells) {
-                applied.push(Applied::judge(&stamp, cell.stamp.as_ref()));
+            for (((new, stamp), cell), target) in writes.into_iter().zip(cells).zip(targets) {
+                applied.push(match Applied::judge(&stamp, cell.stamp.as_ref()) {
+                    // Only a loser's key is kept, for whoever reports the conflict.
+                    Applied::Lost { winner, .. } => Applied::Lost {
+                        winner,
+                        keys: target.keys.clone().unwrap_or_default(),
+                    },
+                    other => other,
+                });
                 decisions.push(Decision::Write(new));
             }
             Ok((decisions, applied))
@@ -187,8 +196,13 @@ pub enum Applied {
     /// The same write was applied here before.
     Duplicate,
     /// A newer write of the item was already stored (made here, or replicated from elsewhere):
-    /// the change was discarded. Its stamp is the winner's.
-    Lost(Stamp),
+    /// the change was discarded.
+    Lost {
+        /// The stored write's stamp.
+        winner: Stamp,
+        /// The item's key attributes.
+        keys: Item,
+    },
     /// The table does not exist here.
     NoTable,
 }
@@ -200,7 +214,10 @@ impl Applied {
         match stored {
             _ if incoming.wins_over(stored) => Applied::Written,
             Some(stored) if stored == incoming => Applied::Duplicate,
-            Some(stored) => Applied::Lost(stored.clone()),
+            Some(stored) => Applied::Lost {
+                winner: stored.clone(),
+                keys: Item::new(),
+            },
             None => Applied::Written,
         }
     }
@@ -310,7 +327,10 @@ mod tests {
             [
                 Applied::Written,
                 Applied::Written,
-                Applied::Lost(twenty),
+                Applied::Lost {
+                    winner: twenty,
+                    keys: keys("a"),
+                },
                 Applied::Duplicate,
                 Applied::Written,
                 Applied::NoTable,
@@ -334,7 +354,7 @@ mod tests {
         let late = store
             .apply_remote_batch(vec![change("gone", Some("zombie"), 40, "us")])
             .unwrap();
-        assert!(matches!(late.as_slice(), [Applied::Lost(_)]));
+        assert!(matches!(late.as_slice(), [Applied::Lost { .. }]));
         assert_eq!(visible_records(&store), 0);
     }
 

@@ -43,18 +43,18 @@ impl Replicator {
                 }
             }
         }
-        let described: Vec<(String, tidemark_core::model::Item, tidemark_core::Stamp)> = changes
+        let described: Vec<(String, tidemark_core::Stamp)> = changes
             .iter()
-            .map(|c| (c.table_name.clone(), c.keys.clone(), c.stamp.clone()))
+            .map(|c| (c.table_name.clone(), c.stamp.clone()))
             .collect();
         let outcomes = self.store.apply_remote_batch(changes)?;
         let now = self.store.clock().now_millis();
         let mut answer = BatchAnswer::default();
-        for ((table, keys, stamp), outcome) in described.into_iter().zip(outcomes) {
+        for ((table, stamp), outcome) in described.into_iter().zip(outcomes) {
             match outcome {
                 Applied::Written => answer.written += 1,
                 Applied::Duplicate => answer.duplicates += 1,
-                Applied::Lost(winner) => {
+                Applied::Lost { winner, keys } => {
                     answer.lost += 1;
                     self.conflicts
                         .record(&table, Conflict::new(now, keys, &stamp, &winner));
