@@ -251,6 +251,9 @@ const OFFSETS_EXTENSION: &str = "ReplicationOffsets";
 /// which are then no-ops).
 const SAVE_OFFSETS_EVERY: Duration = Duration::from_millis(200);
 
+/// How often the reader checks which topics its tables need.
+const SUBSCRIPTION_CHECK: Duration = Duration::from_millis(500);
+
 /// Read positions: `(table, region) -> next offset of each partition`.
 type Positions = BTreeMap<(String, String), Vec<i64>>;
 
@@ -324,6 +327,8 @@ impl Replicator {
             .create()
             .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
         let mut assigned: Vec<(String, String)> = Vec::new();
+        let mut wanted = self.consumed_topics();
+        let mut subscription_checked = tokio::time::Instant::now();
         // Where each partition read so far stands: the next offset to read.
         let mut positions: Positions = BTreeMap::new();
         let mut topic_of: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -340,7 +345,12 @@ impl Replicator {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            let wanted = self.consumed_topics();
+            // Which topics to read changes only with membership: looked at every
+            // SUBSCRIPTION_CHECK, not for every message.
+            if subscription_checked.elapsed() >= SUBSCRIPTION_CHECK {
+                subscription_checked = tokio::time::Instant::now();
+                wanted = self.consumed_topics();
+            }
             if wanted != assigned {
                 match self.assign(&link, &consumer, &wanted, &mut positions).await {
                     Ok(()) => {
@@ -348,7 +358,7 @@ impl Replicator {
                             .iter()
                             .map(|(t, r)| (topic(r, t), (t.clone(), r.clone())))
                             .collect();
-                        assigned = wanted;
+                        assigned = wanted.clone();
                         backoff = Duration::from_millis(100);
                     }
                     Err(e) => {

@@ -78,7 +78,8 @@ impl EntryFilter {
 }
 
 /// Takes the kept records of `entries` (each entry's sequence, and its record when kept) in
-/// `from..=through` until the limits: the one loop of both log scopes.
+/// `from..=through` (never empty: callers answer an empty range themselves) until the
+/// limits: the one loop of both log scopes.
 fn collect(
     entries: impl Iterator<Item = Result<(ChangeSeq, Option<ChangeRecord>)>>,
     from: ChangeSeq,
@@ -86,13 +87,7 @@ fn collect(
     max_records: usize,
     max_scanned: usize,
 ) -> Result<LogRead> {
-    let mut read = LogRead {
-        records: Vec::new(),
-        next: from,
-    };
-    if from > through {
-        return Ok(read);
-    }
+    let mut read = LogRead::nothing(from);
     for (scanned, entry) in entries.enumerate() {
         let (seq, record) = entry?;
         read.next = seq + 1;
@@ -118,6 +113,16 @@ pub(crate) struct LogRead {
     pub(crate) next: ChangeSeq,
 }
 
+impl LogRead {
+    /// A read of an empty range starting at `from`.
+    fn nothing(from: ChangeSeq) -> LogRead {
+        LogRead {
+            records: Vec::new(),
+            next: from,
+        }
+    }
+}
+
 impl Storage {
     /// A table's records in `from..=through` that pass `filter`, at most `max_records`,
     /// looking at most at `max_scanned` entries.
@@ -135,7 +140,7 @@ impl Storage {
         max_scanned: usize,
     ) -> Result<LogRead> {
         if from > through {
-            return collect(std::iter::empty(), from, through, max_records, max_scanned);
+            return Ok(LogRead::nothing(from));
         }
         let range = table_change_key(table_id, from)..=table_change_key(table_id, through);
         let entries = self.ks.table_changes.range(range).map(|guard| {
@@ -166,7 +171,7 @@ impl Storage {
         max_scanned: usize,
     ) -> Result<LogRead> {
         if from > through {
-            return collect(std::iter::empty(), from, through, max_records, max_scanned);
+            return Ok(LogRead::nothing(from));
         }
         let range = from.to_be_bytes()..=through.to_be_bytes();
         let entries = self.ks.changes.range(range).map(|guard| {

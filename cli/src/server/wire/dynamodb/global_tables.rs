@@ -10,7 +10,6 @@ use std::pin::Pin;
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tidemark_core::Store;
 use tidemark_replicator::ReplicaUpdate;
 use tidemark_replicator::membership::{GlobalTable, LEGACY_VERSION, ReplicaStatus, VERSION};
 
@@ -58,11 +57,6 @@ fn encode<T: Serialize>(output: &T) -> Result<Vec<u8>, ApiError> {
 fn table_name(body: &[u8], member: &str) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     value.get(member)?.as_str().map(String::from)
-}
-
-/// The table's membership, read off the async reactor (a catalog read).
-fn membership(store: &Store, table: &str) -> Option<GlobalTable> {
-    GlobalTable::of(store, table)
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,7 +114,10 @@ struct UpdateTableOutput {
 async fn update_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
     let value: Value = parse(&body)?;
     if value.get("ReplicaUpdates").is_none() {
-        let table = table_name(&body, "TableName");
+        let table = value
+            .get("TableName")
+            .and_then(Value::as_str)
+            .map(String::from);
         let op: Operation = |s, b| run(s, b, update_table::update_table);
         let answer = blocking(&state, body, op).await?;
         if let Some(table) = table {
@@ -128,7 +125,8 @@ async fn update_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError>
         }
         return Ok(answer);
     }
-    let input: ReplicaUpdatesInput = parse(&body)?;
+    let input: ReplicaUpdatesInput =
+        serde_json::from_value(value).map_err(|e| ApiError::from_json(&e))?;
     let table = required(input.table_name, "tableName")?;
     if input.billing_mode.is_some()
         || input.provisioned_throughput.is_some()
@@ -156,7 +154,7 @@ async fn update_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError>
 
 /// The other replicas take a global table's changed shared settings.
 async fn follow_settings(state: &AppState, table: &str) {
-    if membership(&state.store, table).is_none() {
+    if GlobalTable::of(&state.store, table).is_none() {
         return;
     }
     if let Err(e) = state.replicator.settings_changed(table).await {
@@ -178,7 +176,9 @@ async fn update_time_to_live(state: AppState, body: Bytes) -> Result<Vec<u8>, Ap
 /// the group; the others keep theirs.
 async fn delete_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
     let table = table_name(&body, "TableName");
-    let global = table.as_deref().and_then(|t| membership(&state.store, t));
+    let global = table
+        .as_deref()
+        .and_then(|t| GlobalTable::of(&state.store, t));
     let op: Operation = |s, b| run(s, b, delete_table::delete_table);
     let answer = blocking(&state, body, op).await?;
     if let (Some(table), Some(global)) = (table, global) {
@@ -316,7 +316,7 @@ async fn create_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, Ap
             format!("Table: {table} not found in region {me}"),
         ));
     }
-    if membership(&state.store, &table).is_some() {
+    if GlobalTable::of(&state.store, &table).is_some() {
         return Err(ApiError::service(
             "GlobalTableAlreadyExistsException",
             "Global table with this name already exists",
