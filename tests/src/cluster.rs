@@ -218,3 +218,42 @@ pub fn client_with_timeout(
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
+
+/// A `ReplicaUpdates` element adding a replica in `region`.
+pub fn replica_create(region: &str) -> aws_sdk_dynamodb::types::ReplicationGroupUpdate {
+    use aws_sdk_dynamodb::types::{CreateReplicationGroupMemberAction, ReplicationGroupUpdate};
+    ReplicationGroupUpdate::builder()
+        .create(
+            CreateReplicationGroupMemberAction::builder()
+                .region_name(region)
+                .build()
+                .expect("a region name is all it needs"),
+        )
+        .build()
+}
+
+/// A `ReplicaUpdates` element updating the replica in `region`.
+pub fn replica_update(region: &str) -> aws_sdk_dynamodb::types::ReplicationGroupUpdate {
+    use aws_sdk_dynamodb::types::{ReplicationGroupUpdate, UpdateReplicationGroupMemberAction};
+    ReplicationGroupUpdate::builder()
+        .update(
+            UpdateReplicationGroupMemberAction::builder()
+                .region_name(region)
+                .build()
+                .expect("a region name is all it needs"),
+        )
+        .build()
+}
+
+/// A `ReplicaUpdates` element removing the replica in `region`.
+pub fn replica_delete(region: &str) -> aws_sdk_dynamodb::types::ReplicationGroupUpdate {
+    use aws_sdk_dynamodb::types::{DeleteReplicationGroupMemberAction, ReplicationGroupUpdate};
+    ReplicationGroupUpdate::builder()
+        .delete(
+            DeleteReplicationGroupMemberAction::builder()
+                .region_name(region)
+                .build()
+                .expect("a region name is all it needs"),
+        )
+        .build()
+}

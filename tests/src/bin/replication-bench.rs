@@ -20,13 +20,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, BillingMode, CreateReplicationGroupMemberAction, KeyType, ReplicaStatus,
-    ReplicationGroupUpdate,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, KeyType, ReplicaStatus};
 use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::{CauseKind, Store, StoreConfig};
-use tidemark_tests::cluster::Cluster;
+use tidemark_tests::cluster::{Cluster, replica_create};
 use tidemark_tests::kafka::Broker;
 use tidemark_tests::load::{batch_load, key_element, string_attribute};
 
@@ -49,16 +46,7 @@ async fn add_replica(client: &Client, table: &str, region: &str) {
     client
         .update_table()
         .table_name(table)
-        .replica_updates(
-            ReplicationGroupUpdate::builder()
-                .create(
-                    CreateReplicationGroupMemberAction::builder()
-                        .region_name(region)
-                        .build()
-                        .expect("replica"),
-                )
-                .build(),
-        )
+        .replica_updates(replica_create(region))
         .send()
         .await
         .expect("add a replica");

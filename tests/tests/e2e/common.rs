@@ -257,45 +257,6 @@ pub(crate) fn node_binary() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_tidemark-node"))
 }
 
-/// A `ReplicaUpdates` element adding a replica in `region`.
-pub(crate) fn replica_create(region: &str) -> aws_sdk_dynamodb::types::ReplicationGroupUpdate {
-    use aws_sdk_dynamodb::types::{CreateReplicationGroupMemberAction, ReplicationGroupUpdate};
-    ReplicationGroupUpdate::builder()
-        .create(
-            CreateReplicationGroupMemberAction::builder()
-                .region_name(region)
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
-
-/// A `ReplicaUpdates` element updating the replica in `region`.
-pub(crate) fn replica_update(region: &str) -> aws_sdk_dynamodb::types::ReplicationGroupUpdate {
-    use aws_sdk_dynamodb::types::{ReplicationGroupUpdate, UpdateReplicationGroupMemberAction};
-    ReplicationGroupUpdate::builder()
-        .update(
-            UpdateReplicationGroupMemberAction::builder()
-                .region_name(region)
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
-
-/// A `ReplicaUpdates` element removing the replica in `region`.
-pub(crate) fn replica_delete(region: &str) -> aws_sdk_dynamodb::types::ReplicationGroupUpdate {
-    use aws_sdk_dynamodb::types::{DeleteReplicationGroupMemberAction, ReplicationGroupUpdate};
-    ReplicationGroupUpdate::builder()
-        .delete(
-            DeleteReplicationGroupMemberAction::builder()
-                .region_name(region)
-                .build()
-                .unwrap(),
-        )
-        .build()
-}
-
 /// Turns TTL on for `table` with `attribute`.
 pub(crate) async fn enable_ttl(client: &Client, table: &str, attribute: &str) {
     use aws_sdk_dynamodb::types::TimeToLiveSpecification;
@@ -360,4 +321,102 @@ pub(crate) async fn admin_json(url: &str) -> serde_json::Value {
         .json()
         .await
         .unwrap_or_else(|e| panic!("GET {url} answers JSON: {e}"))
+}
+
+/// How long a group of regions may take to form or change.
+pub(crate) const GROUP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Region `i`'s view of `table`'s other replicas, by region, or `None` when DescribeTable
+/// fails there.
+pub(crate) async fn replicas_in(
+    cluster: &tidemark_tests::cluster::Cluster,
+    i: usize,
+    table: &str,
+) -> Option<std::collections::BTreeMap<String, Option<aws_sdk_dynamodb::types::ReplicaStatus>>> {
+    let described = cluster
+        .client(i, std::time::Duration::from_secs(10))
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .ok()?
+        .table?;
+    Some(
+        described
+            .replicas()
+            .iter()
+            .map(|r| {
+                (
+                    r.region_name().unwrap_or("").to_string(),
+                    r.replica_status().cloned(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Waits until every region of `members` describes `table` with exactly the other members'
+/// replicas, all ACTIVE.
+pub(crate) async fn wait_for_group(
+    cluster: &tidemark_tests::cluster::Cluster,
+    table: &str,
+    members: &[usize],
+) {
+    let mut last = Vec::new();
+    let formed = tidemark_tests::wait_until(GROUP_WAIT, async || {
+        last.clear();
+        for &i in members {
+            let others: std::collections::BTreeSet<String> = members
+                .iter()
+                .filter(|&&m| m != i)
+                .map(|&m| cluster.region(m).to_string())
+                .collect();
+            let seen = replicas_in(cluster, i, table).await;
+            let ok = seen.as_ref().is_some_and(|seen| {
+                seen.keys()
+                    .cloned()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    == others
+                    && seen
+                        .values()
+                        .all(|s| *s == Some(aws_sdk_dynamodb::types::ReplicaStatus::Active))
+            });
+            last.push((cluster.region(i).to_string(), seen));
+            if !ok {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(
+        formed,
+        "expected every region of {members:?} to describe {table} with the other regions' \
+         replicas ACTIVE within {GROUP_WAIT:?}; last seen: {last:?}"
+    );
+}
+
+/// A `GlobalSecondaryIndexUpdates` element creating index `name` on string attribute
+/// `attribute` (partition key only, every attribute projected).
+pub(crate) fn gsi_create(
+    name: &str,
+    attribute: &str,
+) -> aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate {
+    use aws_sdk_dynamodb::types::{
+        CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, Projection, ProjectionType,
+    };
+    GlobalSecondaryIndexUpdate::builder()
+        .create(
+            CreateGlobalSecondaryIndexAction::builder()
+                .index_name(name)
+                .key_schema(key_element(attribute, KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build()
 }

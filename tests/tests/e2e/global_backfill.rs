@@ -10,7 +10,9 @@ use aws_sdk_dynamodb::types::{PutRequest, ReplicaStatus, WriteRequest};
 use tidemark_tests::cluster::Cluster;
 use tidemark_tests::wait_until;
 
-use crate::common::{admin_json, create_table, n, node_binary, replica_create, s, stored_cells};
+use tidemark_tests::cluster::replica_create;
+
+use crate::common::{admin_json, create_table, n, node_binary, s, stored_cells};
 
 const ITEMS: usize = 100_000;
 const LOADERS: usize = 8;

@@ -12,17 +12,18 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    CreateGlobalSecondaryIndexAction, CreateReplicaAction, DeleteReplicaAction,
-    GlobalSecondaryIndexUpdate, IndexStatus, KeyType, Projection, ProjectionType, Replica,
+    CreateReplicaAction, DeleteReplicaAction, GlobalSecondaryIndexUpdate, IndexStatus, Replica,
     ReplicaStatus, ReplicaUpdate, ReplicationGroupUpdate, ScalarAttributeType, Tag,
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 use tidemark_tests::cluster::Cluster;
 use tidemark_tests::wait_until;
 
+use tidemark_tests::cluster::{replica_create, replica_delete, replica_update};
+
 use crate::common::{
-    attribute, create_table, get_consistent, key_element, node_binary, replica_create,
-    replica_delete, replica_update, s,
+    attribute, create_table, get_consistent, gsi_create, node_binary, replicas_in, s,
+    wait_for_group,
 };
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
@@ -77,67 +78,6 @@ fn assert_fails<T: std::fmt::Debug, E, R>(
             "{scenario}: expected a {code} message containing {part:?}, got {message:?}"
         );
     }
-}
-
-/// Region `i`'s view of `table`'s other replicas, by region, or `None` when DescribeTable
-/// fails there.
-async fn replicas_in(
-    cluster: &Cluster,
-    i: usize,
-    table: &str,
-) -> Option<BTreeMap<String, Option<ReplicaStatus>>> {
-    let described = cluster
-        .client(i, OP_TIMEOUT)
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .ok()?
-        .table?;
-    Some(
-        described
-            .replicas()
-            .iter()
-            .map(|r| {
-                (
-                    r.region_name().unwrap_or("").to_string(),
-                    r.replica_status().cloned(),
-                )
-            })
-            .collect(),
-    )
-}
-
-/// Waits until every region of `members` describes `table` with exactly the other members'
-/// replicas, all ACTIVE.
-async fn wait_for_group(cluster: &Cluster, table: &str, members: &[usize]) {
-    let mut last = Vec::new();
-    let formed = wait_until(WAIT, async || {
-        last.clear();
-        for &i in members {
-            let others: BTreeSet<String> = members
-                .iter()
-                .filter(|&&m| m != i)
-                .map(|&m| cluster.region(m).to_string())
-                .collect();
-            let seen = replicas_in(cluster, i, table).await;
-            let ok = seen.as_ref().is_some_and(|seen| {
-                seen.keys().cloned().collect::<BTreeSet<_>>() == others
-                    && seen.values().all(|s| *s == Some(ReplicaStatus::Active))
-            });
-            last.push((cluster.region(i).to_string(), seen));
-            if !ok {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
-    assert!(
-        formed,
-        "expected every region of {members:?} to describe {table} with the other regions' \
-         replicas ACTIVE within {WAIT:?}; last seen: {last:?}"
-    );
 }
 
 async fn put(client: &Client, table: &str, key: &str, value: &str) {
@@ -355,22 +295,7 @@ async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
     cb.update_table()
         .table_name(table)
         .attribute_definitions(attribute("g", ScalarAttributeType::S))
-        .global_secondary_index_updates(
-            GlobalSecondaryIndexUpdate::builder()
-                .create(
-                    CreateGlobalSecondaryIndexAction::builder()
-                        .index_name("by_g")
-                        .key_schema(key_element("g", KeyType::Hash))
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::All)
-                                .build(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
+        .global_secondary_index_updates(gsi_create("by_g", "g"))
         .send()
         .await
         .expect("UpdateTable creating a GSI in B succeeds");

@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, PutRequest, ReplicaStatus, StreamViewType,
-    TransactWriteItem, WriteRequest,
+    AttributeValue, DeleteRequest, Put, PutRequest, StreamViewType, TransactWriteItem, WriteRequest,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -27,9 +26,11 @@ use tidemark_tests::kafka::Broker;
 use tidemark_tests::{streams_client_for, wait_until};
 use tokio::sync::watch;
 
+use tidemark_tests::cluster::replica_create;
+
 use crate::common::{
     admin_json, create_stream_table, create_table, enable_ttl, get_consistent, image, n,
-    node_binary, read_stream, record_key, replica_create, s, stored_cells,
+    node_binary, read_stream, record_key, s, stored_cells, wait_for_group,
 };
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
@@ -57,39 +58,8 @@ async fn create_global_table(cluster: &Cluster, table: &str) {
         update = update.replica_updates(replica_create(region));
     }
     update.send().await.expect("add replicas");
-    wait_for_active(cluster, table).await;
-}
-
-/// Waits until every region describes `table` with every other region's replica ACTIVE.
-async fn wait_for_active(cluster: &Cluster, table: &str) {
-    let active = wait_until(Duration::from_secs(60), async || {
-        for i in 0..cluster.len() {
-            let Ok(described) = cluster
-                .client(i, OP_TIMEOUT)
-                .describe_table()
-                .table_name(table)
-                .send()
-                .await
-            else {
-                return false;
-            };
-            let described = described.table.unwrap();
-            let replicas = described.replicas();
-            if replicas.len() != cluster.len() - 1
-                || replicas
-                    .iter()
-                    .any(|r| r.replica_status != Some(ReplicaStatus::Active))
-            {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
-    assert!(
-        active,
-        "every replica of {table} becomes ACTIVE within 60 s"
-    );
+    let all: Vec<usize> = (0..cluster.len()).collect();
+    wait_for_group(cluster, table, &all).await;
 }
 
 /// One writer in one region: a seeded mix of every kind of write on a small key space, until
@@ -547,7 +517,7 @@ async fn conflicts_are_counted_and_listed_for_operators() {
         .send()
         .await
         .expect("add a replica");
-    wait_for_active(&cluster, table).await;
+    wait_for_group(&cluster, table, &[0, 1]).await;
 
     // Partitioned, both regions write the same item; the later write is eu-west-1's.
     cluster.link(0, 1).cut();

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{
 };
 use tidemark_tests::TestNode;
 
-use crate::common::{attribute, error_code, key_element, n, s};
+use crate::common::{attribute, error_code, gsi_create, key_element, n, s};
 
 async fn by_owner(client: &aws_sdk_dynamodb::Client, owner: &str) -> Vec<(String, String)> {
     let page = client
@@ -162,22 +162,7 @@ async fn a_global_index_created_later_is_backfilled_and_survives_a_restart() {
         .update_table()
         .table_name("late")
         .attribute_definitions(attribute("color", ScalarAttributeType::S))
-        .global_secondary_index_updates(
-            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
-                .create(
-                    aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
-                        .index_name("by_color")
-                        .key_schema(key_element("color", KeyType::Hash))
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::All)
-                                .build(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
+        .global_secondary_index_updates(gsi_create("by_color", "color"))
         .send()
         .await
         .unwrap();
