@@ -32,6 +32,24 @@ pub struct RemoteChange {
     pub stamp: Stamp,
 }
 
+/// Appends `item` in the store's own binary item encoding: what regions send each other,
+/// several times cheaper to write and read than DynamoDB JSON.
+pub fn encode_item(out: &mut Vec<u8>, item: &Item) {
+    codec::put_item(out, item);
+}
+
+/// Reads one item written by [`encode_item`] from the front of `input`, and moves `input`
+/// past it.
+///
+/// # Errors
+/// Corrupt when the bytes are truncated or are not an item.
+pub fn decode_item(input: &mut &[u8]) -> Result<Item> {
+    let mut reader = codec::Reader::new(input);
+    let item = reader.item()?;
+    *input = reader.rest();
+    Ok(item)
+}
+
 impl Store {
     /// Applies a change from another region if it wins over what is stored here. Returns the
     /// sequence of its change record, or `None` when the stored item is newer (or the same

@@ -1,5 +1,6 @@
-//! Requests to peers: JSON over HTTP with the region and secret headers, one connection pool
-//! for every peer, short timeouts so a peer that went away is noticed quickly.
+//! Requests to peers over HTTP with the region and secret headers (change batches in their
+//! binary form, everything else JSON; answers JSON), one connection pool for every peer, short
+//! timeouts so a peer that went away is noticed quickly.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::peers::{Peer, REGION_HEADER, SECRET_HEADER};
-use crate::protocol::PeerRefusal;
+use crate::protocol::{BatchAnswer, CHANGES_CONTENT_TYPE, CHANGES_PATH, ChangeBatch, PeerRefusal};
 
 /// Why a request to a peer failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +59,7 @@ impl PeerClient {
         }
     }
 
-    /// Posts `body` to `path` on `peer` and decodes its answer.
+    /// Posts `body` as JSON to `path` on `peer` and decodes its answer.
     ///
     /// # Errors
     /// [`PeerError`].
@@ -68,6 +69,33 @@ impl PeerClient {
         path: &str,
         body: &B,
     ) -> Result<A, PeerError> {
+        let body = serde_json::to_vec(body).map_err(|e| PeerError::Unreachable {
+            region: peer.region.clone(),
+            message: format!("a message that does not serialize: {e}"),
+        })?;
+        self.send(peer, path, "application/json", body).await
+    }
+
+    /// Posts a batch of changes to `peer`, in its binary form.
+    ///
+    /// # Errors
+    /// [`PeerError`].
+    pub async fn post_changes(
+        &self,
+        peer: &Peer,
+        batch: &ChangeBatch,
+    ) -> Result<BatchAnswer, PeerError> {
+        self.send(peer, CHANGES_PATH, CHANGES_CONTENT_TYPE, batch.encode())
+            .await
+    }
+
+    async fn send<A: DeserializeOwned>(
+        &self,
+        peer: &Peer,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<A, PeerError> {
         let unreachable = |message: String| PeerError::Unreachable {
             region: peer.region.clone(),
             message,
@@ -76,7 +104,8 @@ impl PeerClient {
             .http
             .post(format!("{}{path}", peer.url))
             .header(REGION_HEADER, &self.region)
-            .json(body);
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
         if let Some(secret) = &self.secret {
             request = request.header(SECRET_HEADER, secret);
         }

@@ -30,8 +30,8 @@ use crate::membership::{
 use crate::peers::Peer;
 use crate::peers::Transport;
 use crate::protocol::{
-    BatchAnswer, CHANGES_PATH, CREATE_REPLICA_PATH, ChangeBatch, CreateReplicaMessage,
-    MEMBERSHIP_PATH, MembershipAnswer, MembershipMessage, WireChange,
+    CREATE_REPLICA_PATH, ChangeBatch, CreateReplicaMessage, MEMBERSHIP_PATH, MembershipAnswer,
+    MembershipMessage, WireChange,
 };
 use crate::ship::MAX_BACKOFF;
 use crate::status::TableLink;
@@ -307,6 +307,7 @@ impl Replicator {
             global.settings = settings;
             global.restamp(&me.store, me.region());
             global.save(&me.store, &name)?;
+            me.membership_changed();
             Ok(Some(global))
         })
         .await?;
@@ -434,11 +435,7 @@ impl Replicator {
         let count = batch.changes.len() as u64;
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self
-                .client
-                .post::<_, BatchAnswer>(peer, CHANGES_PATH, &batch)
-                .await
-            {
+            match self.client.post_changes(peer, &batch).await {
                 Ok(_) => break,
                 Err(e @ PeerError::Refused { .. }) => return Err(e.into()),
                 Err(e) => {
@@ -514,6 +511,7 @@ impl Replicator {
             }
             global.restamp(&me.store, me.region());
             global.save(&me.store, &table)?;
+            me.membership_changed();
             Ok(Some(global))
         })
         .await

@@ -1,9 +1,10 @@
 //! The Kafka transport: regions fan out through the cluster instead of connecting pairwise.
 //!
 //! Each node publishes its own-origin changes of every global table it holds to the table's
-//! topic of its region (`tidemark.replication.<region>.<table>`, keyed by item, so one item's
-//! changes stay in order in one partition), from a retention hold per table that moves once
-//! the broker has acknowledged them (idempotent producer, `acks=all`). Each node reads the
+//! topic of its region (`tidemark.replication.<region>.<table>`; packed, one message per
+//! partition and batch, each a binary [`ChangeBatch`]; an item's changes always in the same
+//! partition, so they stay in order), from a retention hold per table that moves once the
+//! broker has acknowledged them (idempotent producer, `acks=all`). Each node reads the
 //! other regions' topics of its global tables (partitions assigned explicitly, no consumer
 //! group), applies what it reads by last writer wins and only then moves its read positions,
 //! which it keeps with the table: a restart or a `kill -9` re-reads from the last saved
@@ -23,18 +24,21 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::PeerError;
 use crate::membership::GlobalTable;
-use crate::protocol::{ChangeBatch, WireChange};
+use crate::protocol::{CHANGES_CONTENT_TYPE, ChangeBatch, WireChange};
 use crate::{Replicator, blocking};
 
-/// Partitions of a replication topic the node creates.
-const PARTITIONS: i32 = 3;
+/// Partitions of a replication topic the node creates. One: each region has one reader of
+/// the topic anyway, and a broker's cost is per partition fetched and written (three
+/// partitions doubled the lag through tansu, docs/benchmarks.md). Topics made with more
+/// partitions work too: an item's changes always land in the same one.
+const PARTITIONS: i32 = 1;
 /// Most changes applied per consumed batch.
 const APPLY_BATCH: usize = 2_000;
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -124,62 +128,51 @@ impl KafkaLink {
     }
 
     /// Publishes `batch` (this region's changes) and waits until the broker has every one.
-    pub(crate) async fn send(&self, region: &str, batch: &ChangeBatch) -> Result<(), PeerError> {
+    ///
+    /// Changes go out packed, one message per partition and batch (split at
+    /// [`MESSAGE_BYTES`]), each message a [`ChangeBatch`] in its binary form: a broker then
+    /// stores a few messages per round instead of one per change, which is what keeps
+    /// replication lag low on a broker that pays per message. An item's changes always go to
+    /// the same partition (by a hash of its key), so they stay in order.
+    ///
+    /// Each table's delivered-through clock travels behind those changes, in every partition of
+    /// its topic: a reader that has applied a partition up to a message carrying the clock has
+    /// every change of this region's in it stamped up to that clock. The idempotent producer
+    /// keeps each partition in the order messages are queued.
+    pub(crate) async fn send(&self, region: &str, batch: ChangeBatch) -> Result<(), PeerError> {
         let failed = |message: String| PeerError::Unreachable {
             region: "kafka".into(),
             message,
         };
-        let topics: BTreeSet<String> = batch
+        let tables: BTreeSet<&str> = batch
             .changes
             .iter()
-            .map(|c| topic(region, &c.table))
+            .map(|c| c.table.as_str())
+            .chain(batch.delivered.keys().map(String::as_str))
             .collect();
-        self.ensure_topics(&topics.into_iter().collect::<Vec<_>>())
-            .await
-            .map_err(failed)?;
-        let mut deliveries = Vec::with_capacity(batch.changes.len());
-        for change in &batch.changes {
-            let key = serde_json::to_vec(&change.keys).map_err(|e| failed(e.to_string()))?;
-            let value = serde_json::to_vec(change).map_err(|e| failed(e.to_string()))?;
-            let topic = topic(region, &change.table);
-            let record = FutureRecord::to(&topic).key(&key).payload(&value);
-            // Queued at once, in order; awaited together below.
-            let delivery = self
-                .producer
-                .send_result(record)
-                .map_err(|(e, _)| failed(format!("cannot queue a change: {e}")))?;
-            deliveries.push(delivery);
-        }
-        // Then, behind those changes in every partition of its topic, each table's
-        // delivered-through clock: a reader that has applied a partition up to a mark has
-        // every change of this region's in it stamped up to that clock. The idempotent
-        // producer keeps each partition in the order messages are queued, so the marks need
-        // not wait for the changes' acknowledgements.
-        let mut marks = deliveries;
-        for (table, clock) in &batch.delivered {
-            let topic = topic(region, table);
-            self.ensure_topics(std::slice::from_ref(&topic))
-                .await
-                .map_err(failed)?;
-            let partitions = self.partitions(&topic).map_err(failed)?;
-            let value = serde_json::to_vec(&DeliveredMark { delivered: *clock })
-                .map_err(|e| failed(e.to_string()))?;
-            for partition in 0..partitions {
+        let topics: Vec<String> = tables.iter().map(|t| topic(region, t)).collect();
+        self.ensure_topics(&topics).await.map_err(failed)?;
+        let messages = pack(region, batch, |topic| self.partitions(topic)).map_err(failed)?;
+        let mut deliveries = Vec::new();
+        for ((topic, partition), batches) in messages {
+            for batch in batches {
+                let payload = batch.encode();
                 let record = FutureRecord::<(), _>::to(&topic)
                     .partition(partition)
-                    .payload(&value)
+                    .payload(&payload)
                     .headers(OwnedHeaders::new().insert(Header {
-                        key: MARK_HEADER,
-                        value: Some("delivered"),
+                        key: "content-type",
+                        value: Some(CHANGES_CONTENT_TYPE),
                     }));
+                // Queued at once, in order; awaited together below.
                 let delivery = self
                     .producer
                     .send_result(record)
-                    .map_err(|(e, _)| failed(format!("cannot queue a mark: {e}")))?;
-                marks.push(delivery);
+                    .map_err(|(e, _)| failed(format!("cannot queue a message: {e}")))?;
+                deliveries.push(delivery);
             }
         }
-        await_all(marks).await.map_err(failed)
+        delivered(deliveries).await
     }
 
     /// How many partitions `topic` has (asked once, then remembered).
@@ -205,22 +198,107 @@ impl KafkaLink {
     }
 }
 
-/// A delivered-through mark, as published behind a batch (header [`MARK_HEADER`]).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct DeliveredMark {
-    delivered: u64,
+/// Most bytes of changes in one message (brokers take 1 MiB by default).
+const MESSAGE_BYTES: usize = 512 * 1024;
+
+/// The messages `batch` goes out as: per topic and partition, in log order, changes packed up
+/// to [`MESSAGE_BYTES`] a message, an item's changes always in the same partition, and each
+/// table's delivered-through clock in the last message of every partition of its topic.
+fn pack(
+    region: &str,
+    batch: ChangeBatch,
+    partitions: impl Fn(&str) -> Result<i32, String>,
+) -> Result<BTreeMap<(String, i32), Vec<ChangeBatch>>, String> {
+    let mut messages: BTreeMap<(String, i32), Vec<SizedBatch>> = BTreeMap::new();
+    let mut key = Vec::new();
+    for change in batch.changes {
+        let topic = topic(region, &change.table);
+        key.clear();
+        tidemark_core::replication::encode_item(&mut key, &change.keys);
+        let partition = partition_of(&key, partitions(&topic)?);
+        let batches = messages.entry((topic, partition)).or_default();
+        let size = change_size(&change);
+        match batches.last_mut() {
+            Some(last) if last.encoded_size + size <= MESSAGE_BYTES => {
+                last.encoded_size += size;
+                last.changes.push(change);
+            }
+            _ => batches.push(SizedBatch::of(change, size)),
+        }
+    }
+    for (table, clock) in batch.delivered {
+        let topic = topic(region, &table);
+        for partition in 0..partitions(&topic)? {
+            let batches = messages.entry((topic.clone(), partition)).or_default();
+            if batches.is_empty() {
+                batches.push(SizedBatch::default());
+            }
+            if let Some(last) = batches.last_mut() {
+                last.delivered.insert(table.clone(), clock);
+            }
+        }
+    }
+    Ok(messages
+        .into_iter()
+        .map(|(at, batches)| {
+            let batches = batches
+                .into_iter()
+                .map(|sized| ChangeBatch {
+                    changes: sized.changes,
+                    delivered: sized.delivered,
+                })
+                .collect();
+            (at, batches)
+        })
+        .collect())
 }
 
-/// The header that tells a delivered-through mark from a change.
-const MARK_HEADER: &str = "tidemark.replication";
+/// The changes and clocks of one message, with a running estimate of its size.
+#[derive(Default)]
+struct SizedBatch {
+    changes: Vec<WireChange>,
+    delivered: BTreeMap<String, u64>,
+    encoded_size: usize,
+}
 
-/// Waits for every delivery; the first failure is the answer.
-async fn await_all(deliveries: Vec<rdkafka::producer::DeliveryFuture>) -> Result<(), String> {
+impl SizedBatch {
+    fn of(change: WireChange, size: usize) -> SizedBatch {
+        SizedBatch {
+            changes: vec![change],
+            delivered: BTreeMap::new(),
+            encoded_size: size,
+        }
+    }
+}
+
+/// About how many bytes `change` takes in a message (an over-estimate is harmless).
+fn change_size(change: &WireChange) -> usize {
+    let image = change
+        .new_image
+        .as_ref()
+        .map_or(0, tidemark_core::model::item_size);
+    16 + tidemark_core::model::item_size(&change.keys) + image
+}
+
+/// The partition of the item whose key encodes as `key`, among `partitions`.
+fn partition_of(key: &[u8], partitions: i32) -> i32 {
+    let partitions = u64::try_from(partitions.max(1)).unwrap_or(1);
+    i32::try_from(xxhash_rust::xxh3::xxh3_64(key) % partitions).unwrap_or(0)
+}
+
+/// Waits until the broker has every message of `deliveries`; the first failure is the answer.
+async fn delivered(deliveries: Vec<DeliveryFuture>) -> Result<(), PeerError> {
+    let failed = |message: String| PeerError::Unreachable {
+        region: "kafka".into(),
+        message,
+    };
     for delivery in deliveries {
         match delivery.await {
             Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(format!("the broker did not take a message: {e}")),
-            Err(_) => return Err("the producer dropped a message".into()),
+            Ok(Err((e, _))) => {
+                return Err(failed(format!("the broker did not take a message: {e}")));
+            }
+            Err(_) => return Err(failed("the producer dropped a message".into())),
         }
     }
     Ok(())
@@ -314,9 +392,15 @@ impl Replicator {
         shutdown: CancellationToken,
     ) -> Result<(), String> {
         // A fetch returns as soon as there is data on Kafka, but some brokers (tansu) hold it
-        // for the whole wait: a short wait keeps replication lag low on both.
+        // for the whole wait: a short wait keeps replication lag low on both. A failed fetch
+        // (the topic's leader not known yet, right after it was made) is retried in 20 ms,
+        // not librdkafka's 500.
         let consumer: StreamConsumer = link
-            .config(&[("fetch.wait.max.ms", "10")])
+            .config(&[
+                ("fetch.wait.max.ms", "5"),
+                ("fetch.error.backoff.ms", "20"),
+                ("auto.offset.reset", "earliest"),
+            ])
             .set(
                 "group.id",
                 format!("tidemark.replication.{}", self.region()),
@@ -327,6 +411,8 @@ impl Replicator {
             .create()
             .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
         let mut assigned: Vec<(String, String)> = Vec::new();
+        let epoch = || self.membership_epoch();
+        let mut seen_epoch = epoch();
         let mut wanted = self.consumed_topics();
         let mut subscription_checked = tokio::time::Instant::now();
         // Where each partition read so far stands: the next offset to read.
@@ -345,9 +431,11 @@ impl Replicator {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            // Which topics to read changes only with membership: looked at every
-            // SUBSCRIPTION_CHECK, not for every message.
-            if subscription_checked.elapsed() >= SUBSCRIPTION_CHECK {
+            // Which topics to read changes only with membership: looked at when it changed
+            // here, and every SUBSCRIPTION_CHECK (membership saved by other paths), not for
+            // every message.
+            if epoch() != seen_epoch || subscription_checked.elapsed() >= SUBSCRIPTION_CHECK {
+                seen_epoch = epoch();
                 subscription_checked = tokio::time::Instant::now();
                 wanted = self.consumed_topics();
             }
@@ -359,6 +447,8 @@ impl Replicator {
                             .map(|(t, r)| (topic(r, t), (t.clone(), r.clone())))
                             .collect();
                         assigned = wanted.clone();
+                        tracing::info!(topics = ?topic_of.keys().collect::<Vec<_>>(),
+                            "reading the replication topics");
                         backoff = Duration::from_millis(100);
                     }
                     Err(e) => {
@@ -388,38 +478,22 @@ impl Replicator {
             };
             match received {
                 Ok(Ok(message)) => {
-                    let is_mark = message
-                        .headers()
-                        .is_some_and(|h| h.iter().any(|h| h.key == MARK_HEADER));
-                    if is_mark {
-                        match message
-                            .payload()
-                            .map(serde_json::from_slice::<DeliveredMark>)
-                        {
-                            Some(Ok(mark)) => pending_marks.push((
-                                message.topic().to_string(),
-                                message.partition(),
-                                mark.delivered,
-                            )),
-                            _ => tracing::error!(
-                                topic = message.topic(),
-                                offset = message.offset(),
-                                "a delivered-through mark that does not parse is skipped"
-                            ),
+                    match message.payload().map(ChangeBatch::decode) {
+                        Some(Ok(batch)) => {
+                            pending.extend(batch.changes);
+                            // A clock holds once the changes before it in its partition are
+                            // applied: after this gathered batch is.
+                            for clock in batch.delivered.into_values() {
+                                pending_marks.push((
+                                    message.topic().to_string(),
+                                    message.partition(),
+                                    clock,
+                                ));
+                            }
                         }
-                        read.insert(
-                            (message.topic().to_string(), message.partition()),
-                            message.offset() + 1,
-                        );
-                        continue;
-                    }
-                    let change = message.payload().map(serde_json::from_slice::<WireChange>);
-                    match change {
-                        Some(Ok(change)) => pending.push(change),
-                        Some(Err(e)) => {
-                            tracing::error!(topic = message.topic(), offset = message.offset(),
-                            error = %e, "a replication message that does not parse is skipped")
-                        }
+                        Some(Err(e)) => tracing::error!(topic = message.topic(),
+                            offset = message.offset(), error = %e,
+                            "a replication message that does not decode is skipped"),
                         None => {}
                     }
                     read.insert(
@@ -446,8 +520,14 @@ impl Replicator {
                     ..ChangeBatch::default()
                 };
                 let me = self.clone();
+                let applying = tokio::time::Instant::now();
                 match blocking(move || me.receive_changes("kafka", batch)).await {
                     Ok(_) => {
+                        tracing::debug!(
+                            changes = pending.len(),
+                            took_us = applying.elapsed().as_micros() as u64,
+                            "applied changes read from Kafka"
+                        );
                         pending.clear();
                         backoff = Duration::from_millis(100);
                     }
@@ -539,11 +619,9 @@ impl Replicator {
             let offsets = positions.entry(key).or_default();
             offsets.resize(partitions, 0);
             for (partition, offset) in offsets.iter().enumerate() {
-                let offset = match *offset {
-                    0 => Offset::Beginning,
-                    n => Offset::Offset(n),
-                };
-                list.add_partition_offset(&name, partition as i32, offset)
+                // Offset 0 rather than "the beginning": no offset lookup before the first
+                // fetch; a topic trimmed past it resets to its earliest offset.
+                list.add_partition_offset(&name, partition as i32, Offset::Offset(*offset))
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -551,5 +629,95 @@ impl Replicator {
         consumer
             .assign(&list)
             .map_err(|e| format!("cannot read the replication topics: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tidemark_core::model::{AttributeValue, Item};
+
+    use super::*;
+
+    fn change(table: &str, key: usize, clock: u64, payload: usize) -> WireChange {
+        let keys: Item = [("p".to_string(), AttributeValue::S(format!("k{key}")))].into();
+        let mut image = keys.clone();
+        image.insert("v".into(), AttributeValue::S("x".repeat(payload)));
+        WireChange {
+            table: table.into(),
+            keys,
+            new_image: Some(image),
+            clock,
+            region: "us".into(),
+        }
+    }
+
+    #[test]
+    fn an_items_changes_stay_in_one_partition_in_order_with_the_clocks_behind_them() {
+        let changes: Vec<WireChange> = (0..300)
+            .map(|n| change("t", n % 20, n as u64, 10))
+            .collect();
+        let batch = ChangeBatch {
+            changes: changes.clone(),
+            delivered: BTreeMap::from([("t".into(), 299), ("quiet".into(), 5)]),
+        };
+        let messages = pack("us", batch, |_| Ok(4)).expect("packs");
+        let mut seen = 0;
+        let mut partition_of_key: BTreeMap<String, i32> = BTreeMap::new();
+        for ((topic, partition), batches) in &messages {
+            let mut last_clock = None;
+            for (i, message) in batches.iter().enumerate() {
+                for c in &message.changes {
+                    assert_eq!(topic, "tidemark.replication.us.t");
+                    let key = format!("{:?}", c.keys);
+                    assert_eq!(
+                        *partition_of_key.entry(key).or_insert(*partition),
+                        *partition,
+                        "an item's changes all go to one partition"
+                    );
+                    assert!(last_clock < Some(c.clock), "log order within a partition");
+                    last_clock = Some(c.clock);
+                    seen += 1;
+                }
+                let last = i + 1 == batches.len();
+                assert_eq!(
+                    !message.delivered.is_empty(),
+                    last,
+                    "the clock travels in the last message of a partition, behind its changes"
+                );
+            }
+        }
+        assert_eq!(seen, changes.len(), "every change is packed once");
+        for table in ["t", "quiet"] {
+            let topic = topic("us", table);
+            let marked = (0..4)
+                .filter(|p| {
+                    messages[&(topic.clone(), *p)]
+                        .last()
+                        .is_some_and(|m| m.delivered.contains_key(table))
+                })
+                .count();
+            assert_eq!(marked, 4, "{table}'s clock is in every partition");
+        }
+    }
+
+    #[test]
+    fn messages_stay_under_the_size_cap() {
+        let changes: Vec<WireChange> = (0..40).map(|n| change("t", n, n as u64, 60_000)).collect();
+        let messages = pack(
+            "us",
+            ChangeBatch {
+                changes,
+                delivered: BTreeMap::new(),
+            },
+            |_| Ok(1),
+        )
+        .expect("packs");
+        let batches = &messages[&(topic("us", "t"), 0)];
+        assert!(batches.len() > 1, "2.4 MB of changes take several messages");
+        for batch in batches {
+            assert!(batch.encode().len() <= MESSAGE_BYTES + 1024);
+        }
+        let total: usize = batches.iter().map(|b| b.changes.len()).sum();
+        assert_eq!(total, 40);
     }
 }

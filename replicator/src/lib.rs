@@ -75,8 +75,10 @@ pub struct Replicator {
     conflicts: Conflicts,
     /// Serialises every read-modify-write of membership documents on this node.
     membership: Mutex<()>,
-    /// Wakes the shippers when membership changed.
+    /// Wakes the shippers and the Kafka reader when membership changed.
     changed: Notify,
+    /// Counts membership changes, for the Kafka reader to notice one between its waits.
+    membership_epoch: std::sync::atomic::AtomicU64,
     /// Tables this node is seeding a replica of, as `table/region`.
     seeding: Mutex<BTreeSet<String>>,
     /// What each other region has delivered here of each table: `(table, region)` to the
@@ -105,11 +107,25 @@ impl Replicator {
             conflicts: Conflicts::default(),
             membership: Mutex::new(()),
             changed: Notify::new(),
+            membership_epoch: std::sync::atomic::AtomicU64::new(0),
             seeding: Mutex::new(BTreeSet::new()),
             inbound: Mutex::new(BTreeMap::new()),
             inbound_moved: Mutex::new(BTreeMap::new()),
             exchange_period: Duration::from_secs(2),
         })
+    }
+
+    /// Tells the shippers and the Kafka reader that a membership document changed here.
+    fn membership_changed(&self) {
+        self.membership_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// How many membership changes this node has seen since it started.
+    fn membership_epoch(&self) -> u64 {
+        self.membership_epoch
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// This node's settings.

@@ -1,15 +1,19 @@
-//! What travels between peers, as JSON over HTTP: batches of changes (`POST
-//! /_tidemark/peer/changes`) and membership documents (`POST /_tidemark/peer/membership`,
-//! `POST /_tidemark/peer/replica`). Every request carries the sending region and the shared
-//! secret in headers ([`crate::peers`]).
+//! What travels between peers over HTTP: batches of changes (`POST /_tidemark/peer/changes`,
+//! in a binary form, [`ChangeBatch::encode`], also the payload of the replication topics) and
+//! membership documents as JSON (`POST /_tidemark/peer/membership`, `POST
+//! /_tidemark/peer/replica`). Every request carries the sending region and the shared secret in
+//! headers ([`crate::peers`]).
 
+use bytes::{Buf, BufMut};
 use serde::{Deserialize, Serialize};
 use tidemark_core::model::{Item, TableDefinition};
-use tidemark_core::replication::RemoteChange;
+use tidemark_core::replication::{RemoteChange, decode_item, encode_item};
 use tidemark_core::{HlcTimestamp, Stamp};
 
 use crate::membership::GlobalTable;
 
+/// Content type of a binary [`ChangeBatch`].
+pub const CHANGES_CONTENT_TYPE: &str = "application/x-tidemark-changes";
 /// Path of change batches.
 pub const CHANGES_PATH: &str = "/_tidemark/peer/changes";
 /// Path of membership documents.
@@ -75,6 +79,155 @@ pub struct ChangeBatch {
     pub delivered: std::collections::BTreeMap<String, u64>,
 }
 
+/// The first byte of a binary [`ChangeBatch`]: its layout's version.
+const BATCH_FORMAT: u8 = 1;
+
+impl ChangeBatch {
+    /// The batch in its binary form. Tables and regions are named once, in a dictionary at the
+    /// front; items are in the store's own encoding ([`tidemark_core::replication::encode_item`]):
+    ///
+    /// ```text
+    /// format u8 = 1
+    /// names: u32 count, then count × (u16 length, UTF-8 bytes)
+    /// changes: u32 count, then count × (u16 table name, u16 region name, u64 clock,
+    ///          item keys, u8 1 when an image follows, [item image])
+    /// delivered: u32 count, then count × (u16 table name, u64 clock)
+    /// ```
+    ///
+    /// # Panics
+    /// With more than 65,535 distinct names in one batch (a batch names a few tables and
+    /// regions).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut names = Names::default();
+        let mut body = Vec::with_capacity(64 + self.changes.len() * 128);
+        body.put_u32(len_u32(self.changes.len()));
+        for change in &self.changes {
+            body.put_u16(names.index(&change.table));
+            body.put_u16(names.index(&change.region));
+            body.put_u64(change.clock);
+            encode_item(&mut body, &change.keys);
+            match &change.new_image {
+                Some(image) => {
+                    body.put_u8(1);
+                    encode_item(&mut body, image);
+                }
+                None => body.put_u8(0),
+            }
+        }
+        body.put_u32(len_u32(self.delivered.len()));
+        for (table, clock) in &self.delivered {
+            body.put_u16(names.index(table));
+            body.put_u64(*clock);
+        }
+        let mut out = Vec::with_capacity(body.len() + names.bytes + 5);
+        out.put_u8(BATCH_FORMAT);
+        out.put_u32(len_u32(names.order.len()));
+        for name in &names.order {
+            let length = u16::try_from(name.len()).expect("a table or region name is short");
+            out.put_u16(length);
+            out.put_slice(name.as_bytes());
+        }
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Reads a batch in the form [`ChangeBatch::encode`] writes.
+    ///
+    /// # Errors
+    /// Says what is wrong when the bytes are not such a batch.
+    pub fn decode(mut input: &[u8]) -> Result<ChangeBatch, String> {
+        let input = &mut input;
+        let format = input.try_get_u8().map_err(truncated)?;
+        if format != BATCH_FORMAT {
+            return Err(format!("unknown change batch format {format}"));
+        }
+        let count = input.try_get_u32().map_err(truncated)?;
+        let mut names = Vec::new();
+        for _ in 0..count {
+            let length = usize::from(input.try_get_u16().map_err(truncated)?);
+            if input.remaining() < length {
+                return Err(truncated(()));
+            }
+            let (name, rest) = input.split_at(length);
+            names.push(
+                std::str::from_utf8(name)
+                    .map_err(|_| "a name that is not UTF-8".to_string())?
+                    .to_string(),
+            );
+            *input = rest;
+        }
+        let name = |input: &mut &[u8]| -> Result<String, String> {
+            let at = usize::from(input.try_get_u16().map_err(truncated)?);
+            names
+                .get(at)
+                .cloned()
+                .ok_or_else(|| format!("name {at} is not in the batch's dictionary"))
+        };
+        let item = |input: &mut &[u8]| {
+            decode_item(input).map_err(|_| "an item that does not decode".to_string())
+        };
+        let count = input.try_get_u32().map_err(truncated)?;
+        // Capacity bounded by what the bytes can hold, whatever the count claims.
+        let mut changes = Vec::with_capacity((count as usize).min(input.len() / 16));
+        for _ in 0..count {
+            let table = name(input)?;
+            let region = name(input)?;
+            let clock = input.try_get_u64().map_err(truncated)?;
+            let keys = item(input)?;
+            let new_image = match input.try_get_u8().map_err(truncated)? {
+                0 => None,
+                _ => Some(item(input)?),
+            };
+            changes.push(WireChange {
+                table,
+                keys,
+                new_image,
+                clock,
+                region,
+            });
+        }
+        let count = input.try_get_u32().map_err(truncated)?;
+        let mut delivered = std::collections::BTreeMap::new();
+        for _ in 0..count {
+            let table = name(input)?;
+            delivered.insert(table, input.try_get_u64().map_err(truncated)?);
+        }
+        if input.has_remaining() {
+            return Err(format!("{} bytes after the batch", input.remaining()));
+        }
+        Ok(ChangeBatch { changes, delivered })
+    }
+}
+
+/// The names a binary batch refers to by position.
+#[derive(Default)]
+struct Names<'a> {
+    order: Vec<&'a str>,
+    positions: std::collections::HashMap<&'a str, u16>,
+    bytes: usize,
+}
+
+impl<'a> Names<'a> {
+    fn index(&mut self, name: &'a str) -> u16 {
+        if let Some(at) = self.positions.get(name) {
+            return *at;
+        }
+        let at = u16::try_from(self.order.len()).expect("a batch names few tables and regions");
+        self.order.push(name);
+        self.positions.insert(name, at);
+        self.bytes += 2 + name.len();
+        at
+    }
+}
+
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).expect("a batch holds fewer than 4 billion entries")
+}
+
+fn truncated<E>(_: E) -> String {
+    "the change batch is cut short".to_string()
+}
+
 /// What the receiver made of a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchAnswer {
@@ -127,4 +280,111 @@ pub struct PeerRefusal {
     pub error: String,
     /// Why.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tidemark_core::model::{AttributeValue, Item, Number};
+
+    use super::*;
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn sample() -> ChangeBatch {
+        let key = |k: &str| item(&[("p", AttributeValue::S(k.into()))]);
+        let number = |n: &str| AttributeValue::N(n.parse::<Number>().expect("a number"));
+        let rich = item(&[
+            ("p", AttributeValue::S("a".into())),
+            ("n", number("-12.5e3")),
+            ("b", AttributeValue::B(vec![0, 255, 7])),
+            (
+                "m",
+                AttributeValue::M(item(&[(
+                    "l",
+                    AttributeValue::L(vec![AttributeValue::Null, AttributeValue::Bool(true)]),
+                )])),
+            ),
+            ("ss", AttributeValue::Ss(["x".into(), "y".into()].into())),
+        ]);
+        ChangeBatch {
+            changes: vec![
+                WireChange {
+                    table: "orders".into(),
+                    keys: key("a"),
+                    new_image: Some(rich),
+                    clock: 1 << 40,
+                    region: "us-east-1".into(),
+                },
+                WireChange {
+                    table: "orders".into(),
+                    keys: key("b"),
+                    new_image: None,
+                    clock: u64::MAX,
+                    region: "eu-west-1".into(),
+                },
+                WireChange {
+                    table: "ünïcode".into(),
+                    keys: key(""),
+                    new_image: Some(key("")),
+                    clock: 0,
+                    region: "us-east-1".into(),
+                },
+            ],
+            delivered: BTreeMap::from([("orders".into(), 42), ("idle".into(), 7)]),
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_back_as_it_was_written() {
+        let batch = sample();
+        let decoded = ChangeBatch::decode(&batch.encode()).expect("decodes");
+        assert_eq!(decoded.changes, batch.changes);
+        assert_eq!(decoded.delivered, batch.delivered);
+        let empty = ChangeBatch::default();
+        let decoded = ChangeBatch::decode(&empty.encode()).expect("an empty batch decodes");
+        assert!(decoded.changes.is_empty() && decoded.delivered.is_empty());
+    }
+
+    #[test]
+    fn bytes_that_are_not_a_whole_batch_are_refused_without_panicking() {
+        let bytes = sample().encode();
+        for end in 0..bytes.len() {
+            assert!(
+                ChangeBatch::decode(&bytes[..end]).is_err(),
+                "a batch cut at byte {end} of {} is refused",
+                bytes.len()
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(ChangeBatch::decode(&longer).is_err(), "trailing bytes");
+        let mut other_format = bytes.clone();
+        other_format[0] = 9;
+        assert!(
+            ChangeBatch::decode(&other_format).is_err(),
+            "unknown format"
+        );
+        assert!(ChangeBatch::decode(b"{\"changes\":[]}").is_err(), "JSON");
+    }
+
+    #[test]
+    fn a_name_outside_the_dictionary_is_refused() {
+        let mut bytes = ChangeBatch {
+            changes: Vec::new(),
+            delivered: BTreeMap::from([("t".into(), 1)]),
+        }
+        .encode();
+        // format, one name "t", no changes, one delivered entry naming position 0.
+        let at = bytes.len() - 10;
+        bytes[at..at + 2].copy_from_slice(&5u16.to_be_bytes());
+        let refused = ChangeBatch::decode(&bytes).expect_err("position 5 names nothing");
+        assert!(refused.contains("dictionary"), "{refused}");
+    }
 }

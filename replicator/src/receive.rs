@@ -47,7 +47,15 @@ impl Replicator {
             .iter()
             .map(|c| (c.table_name.clone(), c.stamp.clone()))
             .collect();
+        let applying = std::time::Instant::now();
+        let count = changes.len();
         let outcomes = self.store.apply_remote_batch(changes)?;
+        tracing::debug!(
+            from,
+            changes = count,
+            took_us = applying.elapsed().as_micros() as u64,
+            "applied replicated changes"
+        );
         let now = self.store.clock().now_millis();
         let mut answer = BatchAnswer::default();
         for ((table, stamp), outcome) in described.into_iter().zip(outcomes) {
@@ -170,7 +178,7 @@ impl Replicator {
             );
             GlobalTable::clear(&self.store, table)?;
             self.store.delete_table(table)?;
-            self.changed.notify_waiters();
+            self.membership_changed();
             return Ok(None);
         }
         if let Err(e) = self.align_settings(table, definition, &new.settings) {
@@ -185,7 +193,7 @@ impl Replicator {
         } else {
             new.save(&self.store, table)?;
         }
-        self.changed.notify_waiters();
+        self.membership_changed();
         Ok(Some(new))
     }
 
@@ -352,7 +360,7 @@ impl Replicator {
             if message.adopt_existing && empty && existing.key_schema == source.key_schema {
                 self.align_holds(existing.table_id, None, &message.global)?;
                 message.global.save(&self.store, &table)?;
-                self.changed.notify_waiters();
+                self.membership_changed();
                 return Ok(());
             }
             return Err(Error::Validation(format!(
@@ -388,7 +396,7 @@ impl Replicator {
         }
         self.align_holds(self.store.table_id(&table)?, None, &message.global)?;
         message.global.save(&self.store, &table)?;
-        self.changed.notify_waiters();
+        self.membership_changed();
         tracing::info!(table, "created this region's replica of a global table");
         Ok(())
     }

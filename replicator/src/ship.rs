@@ -10,8 +10,11 @@
 //! trimmer keeps everything from there on. A change sent twice (the answer was lost) is a
 //! no-op at the peer, because the same stamp never wins twice.
 //!
-//! Back-pressure: one batch in flight per peer, so a slow peer slows only its own shipping,
-//! and the log (held) absorbs the difference. A peer that does not answer is retried with
+//! Back-pressure: one batch in flight per destination, so a slow peer slows only its own
+//! shipping, and the log (held) absorbs the difference. One at a time is also what keeps the
+//! delivered-through clocks true (a peer may apply concurrent batches in any order), and what
+//! measured best through Kafka: more batches in flight meant more, smaller produce requests
+//! for the broker on the same cores (docs/benchmarks.md). A peer that does not answer is retried with
 //! exponential backoff, up to [`MAX_BACKOFF`].
 
 use std::time::Duration;
@@ -24,7 +27,7 @@ use crate::client::PeerError;
 use crate::kafka::KafkaLink;
 use crate::membership::{GlobalTable, hold_name, topic_hold_name};
 use crate::peers::Peer;
-use crate::protocol::{BatchAnswer, CHANGES_PATH, ChangeBatch, WireChange};
+use crate::protocol::{ChangeBatch, WireChange};
 use crate::{Replicator, blocking};
 
 /// Where a shipper sends.
@@ -68,18 +71,15 @@ impl Destination {
         &self,
         client: &crate::client::PeerClient,
         region: &str,
-        batch: &ChangeBatch,
+        batch: ChangeBatch,
     ) -> Result<(), PeerError> {
         match self {
-            Destination::Peer(peer) => client
-                .post::<_, BatchAnswer>(peer, CHANGES_PATH, batch)
-                .await
-                .map(|answer| {
-                    if !answer.missing_tables.is_empty() {
-                        tracing::debug!(peer = %peer.region, tables = ?answer.missing_tables,
+            Destination::Peer(peer) => client.post_changes(peer, &batch).await.map(|answer| {
+                if !answer.missing_tables.is_empty() {
+                    tracing::debug!(peer = %peer.region, tables = ?answer.missing_tables,
                             "the peer has no replica of these tables; their changes are dropped");
-                    }
-                }),
+                }
+            }),
             Destination::Topics(link) => link.send(region, batch).await,
         }
     }
@@ -161,12 +161,15 @@ impl Replicator {
                 changes: round.changes,
                 delivered,
             };
+            let sending = tokio::time::Instant::now();
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                sent = destination.send(&self.client, self.region(), &batch) => sent,
+                sent = destination.send(&self.client, self.region(), batch) => sent,
             };
             match sent {
                 Ok(()) => {
+                    tracing::debug!(destination = %name, changes = count,
+                        took_us = sending.elapsed().as_micros() as u64, "batch acknowledged");
                     self.note_contact(&name, Ok(count));
                     self.advance(&round.advances);
                     backoff = Duration::from_millis(100);

@@ -245,8 +245,11 @@ impl ChildNode {
             .args(["--port", "0", "--data-dir"])
             .arg(dir)
             .args(extra)
+            .env(
+                "TIDEMARK_LOG",
+                std::env::var("TIDEMARK_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .envs(env.iter().copied())
-            .env("TIDEMARK_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -48,14 +48,17 @@ fn admit(state: &AppState, headers: &HeaderMap) -> Result<String, Refused> {
     Ok(region.to_string())
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
-    serde_json::from_slice(body).map_err(|e| {
-        let refusal = PeerRefusal {
-            error: "SerializationException".into(),
-            message: e.to_string(),
-        };
-        (StatusCode::BAD_REQUEST, Json(refusal))
-    })
+/// A message that does not decode: refused, changing nothing.
+fn malformed(message: String) -> Response {
+    let refusal = PeerRefusal {
+        error: "SerializationException".into(),
+        message,
+    };
+    (StatusCode::BAD_REQUEST, Json(refusal)).into_response()
+}
+
+fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 
 /// Runs a blocking peer request and answers its JSON, or its refusal.
@@ -85,33 +88,39 @@ async fn answer<T: serde::Serialize + Send + 'static>(
     }
 }
 
-/// Admits a peer request, decodes its message and runs `work` with the sending region.
+/// Admits a peer request, decodes its message with `decode` and runs `work` with the sending
+/// region.
 async fn serve<M, T>(
     state: AppState,
     headers: &HeaderMap,
     body: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<M, String>,
     work: impl FnOnce(&Replicator, String, M) -> Result<T, Error> + Send + 'static,
 ) -> Response
 where
-    M: DeserializeOwned + Send + 'static,
+    M: Send + 'static,
     T: serde::Serialize + Send + 'static,
 {
     let from = match admit(&state, headers) {
         Ok(from) => from,
         Err(refused) => return refused.into_response(),
     };
-    let message: M = match decode(body) {
+    let message = match decode(body) {
         Ok(message) => message,
-        Err(bad) => return bad.into_response(),
+        Err(why) => return malformed(why),
     };
     answer(&state, move |r| work(r, from, message)).await
 }
 
-/// `POST /_tidemark/peer/changes`.
+/// `POST /_tidemark/peer/changes`: a batch in its binary form ([`ChangeBatch::encode`]).
 pub async fn changes(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(state, &headers, &body, |r, from, batch: ChangeBatch| {
-        r.receive_changes(&from, batch)
-    })
+    serve(
+        state,
+        &headers,
+        &body,
+        ChangeBatch::decode,
+        |r, from, batch| r.receive_changes(&from, batch),
+    )
     .await
 }
 
@@ -125,6 +134,7 @@ pub async fn membership(
         state,
         &headers,
         &body,
+        json,
         |r, _, message: MembershipMessage| r.receive_membership(&message.table, message.global),
     )
     .await
@@ -140,6 +150,7 @@ pub async fn create_replica(
         state,
         &headers,
         &body,
+        json,
         |r, _, message: CreateReplicaMessage| r.receive_create_replica(message).map(|()| json!({})),
     )
     .await

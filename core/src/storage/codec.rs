@@ -144,6 +144,11 @@ impl<'a> Reader<'a> {
         Reader { input }
     }
 
+    /// What is left to read.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.input
+    }
+
     fn byte(&mut self) -> Result<u8> {
         let (&b, rest) = self.input.split_first().ok_or_else(corrupt)?;
         self.input = rest;

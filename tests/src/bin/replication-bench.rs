@@ -192,13 +192,23 @@ async fn lag(binary: &Path, rate: u64, seconds: u64, transport: &str) {
                 .iter()
                 .filter(|r| r.table_name == table && r.cause == CauseKind::Replica)
                 .map(|r| {
-                    r.commit_clock
-                        .physical_millis()
-                        .saturating_sub(r.stamp.hlc.physical_millis())
+                    let made = r.stamp.hlc.physical_millis();
+                    (made, r.commit_clock.physical_millis().saturating_sub(made))
                 }),
         );
     }
     drop(broker);
+    // The worst lag of each second of the run, to tell a steady tail from a passing stall.
+    let first = lags.iter().map(|(made, _)| *made).min().unwrap_or(0);
+    let mut worst_by_second = vec![0u64; usize::try_from(seconds).unwrap_or(0) + 2];
+    for (made, lag) in &lags {
+        let second = usize::try_from((made - first) / 1000).unwrap_or(usize::MAX);
+        if let Some(worst) = worst_by_second.get_mut(second) {
+            *worst = (*worst).max(*lag);
+        }
+    }
+    println!("worst lag of each second, ms: {worst_by_second:?}");
+    let mut lags: Vec<u64> = lags.into_iter().map(|(_, lag)| lag).collect();
     lags.sort_unstable();
     println!(
         "lag {transport} at {rate} writes/s for {seconds} s (achieved {achieved:.0}/s): {} of {total} writes replicated; p50 {} ms, p99 {} ms, max {} ms",

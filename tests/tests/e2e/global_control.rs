@@ -16,6 +16,8 @@ use aws_sdk_dynamodb::types::{
     ReplicaStatus, ReplicaUpdate, ReplicationGroupUpdate, ScalarAttributeType, Tag,
     TimeToLiveSpecification, TimeToLiveStatus,
 };
+use tidemark_core::model::AttributeValue as CoreValue;
+use tidemark_replicator::protocol::{CHANGES_CONTENT_TYPE, ChangeBatch, WireChange};
 use tidemark_tests::cluster::Cluster;
 use tidemark_tests::wait_until;
 
@@ -694,12 +696,26 @@ async fn legacy_global_tables_answer_as_dynamodb() {
 /// Posts a change batch to region `i`'s peer endpoint with the given headers; returns the
 /// HTTP status.
 async fn post_changes(endpoint: &str, table: &str, headers: &[(&str, &str)]) -> u16 {
-    let body = format!(
-        r#"{{"changes":[{{"t":"{table}","k":{{"p":{{"S":"x"}}}},"n":{{"p":{{"S":"x"}},"v":{{"S":"evil"}}}},"c":99999999999999999,"r":"eu-west-1"}}]}}"#
-    );
+    let item = |pairs: &[(&str, &str)]| -> BTreeMap<String, CoreValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), CoreValue::S(v.to_string())))
+            .collect()
+    };
+    let body = ChangeBatch {
+        changes: vec![WireChange {
+            table: table.into(),
+            keys: item(&[("p", "x")]),
+            new_image: Some(item(&[("p", "x"), ("v", "evil")])),
+            clock: 99_999_999_999_999_999,
+            region: "eu-west-1".into(),
+        }],
+        ..ChangeBatch::default()
+    }
+    .encode();
     let mut request = reqwest::Client::new()
         .post(format!("{endpoint}/_tidemark/peer/changes"))
-        .header("content-type", "application/json")
+        .header("content-type", CHANGES_CONTENT_TYPE)
         .body(body);
     for (name, value) in headers {
         request = request.header(*name, *value);
