@@ -426,6 +426,7 @@ impl Replicator {
         let mut marks: BTreeMap<(String, i32), u64> = BTreeMap::new();
         let mut saved_at = tokio::time::Instant::now();
         let mut unsaved = false;
+        let mut saving: Option<tokio::task::JoinHandle<crate::Result<()>>> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
             if shutdown.is_cancelled() {
@@ -467,10 +468,11 @@ impl Replicator {
                 }
                 continue;
             }
-            // Gather a batch: what is there now, up to APPLY_BATCH.
+            // Gather a batch: what is there now, up to APPLY_BATCH (a message holds a whole
+            // round of the sender's, so nothing is waited for once one is in).
             let wait = match pending.is_empty() {
                 true => Duration::from_millis(500),
-                false => Duration::from_millis(2),
+                false => Duration::ZERO,
             };
             let received = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -582,16 +584,33 @@ impl Replicator {
                     Err(e) => tracing::warn!(error = %e, "cannot move the inbound hold"),
                 }
             }
-            if unsaved && saved_at.elapsed() >= SAVE_OFFSETS_EVERY {
-                let (me, snapshot) = (self.clone(), positions.clone());
-                match blocking(move || me.save_positions(&snapshot)).await {
-                    Ok(()) => {
-                        unsaved = false;
-                        saved_at = tokio::time::Instant::now();
+            // Positions are saved beside the reading (a save syncs the catalog; waiting for
+            // it here would hold up the next changes), one save at a time.
+            if saving
+                .as_ref()
+                .is_some_and(tokio::task::JoinHandle::is_finished)
+                && let Some(save) = saving.take()
+            {
+                match save.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(crate::Error::Core(e))) if e.is_fatal() => return Err(e.to_string()),
+                    Ok(Err(e)) => {
+                        unsaved = true;
+                        tracing::warn!(error = %e, "cannot save replication read positions");
                     }
-                    Err(crate::Error::Core(e)) if e.is_fatal() => return Err(e.to_string()),
-                    Err(e) => tracing::warn!(error = %e, "cannot save replication read positions"),
+                    Err(e) => {
+                        unsaved = true;
+                        tracing::warn!(error = %e, "saving replication read positions stopped");
+                    }
                 }
+            }
+            if unsaved && saving.is_none() && saved_at.elapsed() >= SAVE_OFFSETS_EVERY {
+                let (me, snapshot) = (self.clone(), positions.clone());
+                saving = Some(tokio::task::spawn_blocking(move || {
+                    me.save_positions(&snapshot)
+                }));
+                unsaved = false;
+                saved_at = tokio::time::Instant::now();
             }
         }
     }
