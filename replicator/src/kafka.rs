@@ -198,6 +198,27 @@ impl KafkaLink {
     }
 }
 
+/// The changes and delivered-through clocks of one replication message. Messages published
+/// before changes were packed (one JSON change per message, clocks as JSON marks) still read,
+/// so a region upgraded while such messages wait in a topic loses none of them.
+fn read_message(payload: &[u8]) -> Result<(Vec<WireChange>, Vec<u64>), String> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Unpacked {
+        Change(WireChange),
+        Mark { delivered: u64 },
+    }
+    match ChangeBatch::decode(payload) {
+        Ok(batch) => Ok((batch.changes, batch.delivered.into_values().collect())),
+        Err(e) if payload.first() == Some(&b'{') => match serde_json::from_slice(payload) {
+            Ok(Unpacked::Change(change)) => Ok((vec![change], Vec::new())),
+            Ok(Unpacked::Mark { delivered }) => Ok((Vec::new(), vec![delivered])),
+            Err(_) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 /// Most bytes of changes in one message (brokers take 1 MiB by default).
 const MESSAGE_BYTES: usize = 512 * 1024;
 
@@ -480,12 +501,12 @@ impl Replicator {
             };
             match received {
                 Ok(Ok(message)) => {
-                    match message.payload().map(ChangeBatch::decode) {
-                        Some(Ok(batch)) => {
-                            pending.extend(batch.changes);
+                    match message.payload().map(read_message) {
+                        Some(Ok((changes, clocks))) => {
+                            pending.extend(changes);
                             // A clock holds once the changes before it in its partition are
                             // applied: after this gathered batch is.
-                            for clock in batch.delivered.into_values() {
+                            for clock in clocks {
                                 pending_marks.push((
                                     message.topic().to_string(),
                                     message.partition(),
@@ -717,6 +738,27 @@ mod tests {
                 .count();
             assert_eq!(marked, 4, "{table}'s clock is in every partition");
         }
+    }
+
+    #[test]
+    fn messages_published_before_packing_still_read() {
+        let one = change("t", 1, 9, 3);
+        let json = serde_json::to_vec(&one).expect("json");
+        assert_eq!(read_message(&json), Ok((vec![one], Vec::new())));
+        assert_eq!(
+            read_message(br#"{"delivered":77}"#),
+            Ok((Vec::new(), vec![77]))
+        );
+        let packed = ChangeBatch {
+            changes: vec![change("t", 2, 10, 3)],
+            delivered: BTreeMap::from([("t".into(), 10)]),
+        };
+        assert_eq!(
+            read_message(&packed.encode()),
+            Ok((packed.changes.clone(), vec![10]))
+        );
+        assert!(read_message(br#"{"something":"else"}"#).is_err());
+        assert!(read_message(b"").is_err());
     }
 
     #[test]
