@@ -230,66 +230,44 @@ fn pack(
     batch: ChangeBatch,
     partitions: impl Fn(&str) -> Result<i32, String>,
 ) -> Result<BTreeMap<(String, i32), Vec<ChangeBatch>>, String> {
-    let mut messages: BTreeMap<(String, i32), Vec<SizedBatch>> = BTreeMap::new();
+    let mut messages: BTreeMap<(String, i32), Vec<ChangeBatch>> = BTreeMap::new();
+    // The estimated size of the last message of each partition: the one that still fills.
+    let mut filling: BTreeMap<(String, i32), usize> = BTreeMap::new();
     let mut key = Vec::new();
     for change in batch.changes {
         let topic = topic(region, &change.table);
         key.clear();
         tidemark_core::replication::encode_item(&mut key, &change.keys);
         let partition = partition_of(&key, partitions(&topic)?);
-        let batches = messages.entry((topic, partition)).or_default();
+        let at = (topic, partition);
         let size = change_size(&change);
+        let batches = messages.entry(at.clone()).or_default();
+        let filled = filling.entry(at).or_insert(0);
         match batches.last_mut() {
-            Some(last) if last.encoded_size + size <= MESSAGE_BYTES => {
-                last.encoded_size += size;
-                last.changes.push(change);
+            Some(last) if *filled + size <= MESSAGE_BYTES => last.changes.push(change),
+            _ => {
+                *filled = 0;
+                batches.push(ChangeBatch {
+                    changes: vec![change],
+                    ..ChangeBatch::default()
+                });
             }
-            _ => batches.push(SizedBatch::of(change, size)),
         }
+        *filled += size;
     }
     for (table, clock) in batch.delivered {
         let topic = topic(region, &table);
         for partition in 0..partitions(&topic)? {
             let batches = messages.entry((topic.clone(), partition)).or_default();
             if batches.is_empty() {
-                batches.push(SizedBatch::default());
+                batches.push(ChangeBatch::default());
             }
             if let Some(last) = batches.last_mut() {
                 last.delivered.insert(table.clone(), clock);
             }
         }
     }
-    Ok(messages
-        .into_iter()
-        .map(|(at, batches)| {
-            let batches = batches
-                .into_iter()
-                .map(|sized| ChangeBatch {
-                    changes: sized.changes,
-                    delivered: sized.delivered,
-                })
-                .collect();
-            (at, batches)
-        })
-        .collect())
-}
-
-/// The changes and clocks of one message, with a running estimate of its size.
-#[derive(Default)]
-struct SizedBatch {
-    changes: Vec<WireChange>,
-    delivered: BTreeMap<String, u64>,
-    encoded_size: usize,
-}
-
-impl SizedBatch {
-    fn of(change: WireChange, size: usize) -> SizedBatch {
-        SizedBatch {
-            changes: vec![change],
-            delivered: BTreeMap::new(),
-            encoded_size: size,
-        }
-    }
+    Ok(messages)
 }
 
 /// About how many bytes `change` takes in a message (an over-estimate is harmless).
@@ -432,8 +410,7 @@ impl Replicator {
             .create()
             .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
         let mut assigned: Vec<(String, String)> = Vec::new();
-        let epoch = || self.membership_epoch();
-        let mut seen_epoch = epoch();
+        let mut seen_epoch = self.membership_epoch();
         let mut wanted = self.consumed_topics();
         let mut subscription_checked = tokio::time::Instant::now();
         // Where each partition read so far stands: the next offset to read.
@@ -456,8 +433,10 @@ impl Replicator {
             // Which topics to read changes only with membership: looked at when it changed
             // here, and every SUBSCRIPTION_CHECK (membership saved by other paths), not for
             // every message.
-            if epoch() != seen_epoch || subscription_checked.elapsed() >= SUBSCRIPTION_CHECK {
-                seen_epoch = epoch();
+            if self.membership_epoch() != seen_epoch
+                || subscription_checked.elapsed() >= SUBSCRIPTION_CHECK
+            {
+                seen_epoch = self.membership_epoch();
                 subscription_checked = tokio::time::Instant::now();
                 wanted = self.consumed_topics();
             }

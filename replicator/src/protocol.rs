@@ -98,28 +98,16 @@ impl ChangeBatch {
     /// With more than 65,535 distinct names in one batch (a batch names a few tables and
     /// regions).
     pub fn encode(&self) -> Vec<u8> {
+        // The dictionary goes first, so the names are gathered before anything is written.
         let mut names = Names::default();
-        let mut body = Vec::with_capacity(64 + self.changes.len() * 128);
-        body.put_u32(len_u32(self.changes.len()));
         for change in &self.changes {
-            body.put_u16(names.index(&change.table));
-            body.put_u16(names.index(&change.region));
-            body.put_u64(change.clock);
-            encode_item(&mut body, &change.keys);
-            match &change.new_image {
-                Some(image) => {
-                    body.put_u8(1);
-                    encode_item(&mut body, image);
-                }
-                None => body.put_u8(0),
-            }
+            names.index(&change.table);
+            names.index(&change.region);
         }
-        body.put_u32(len_u32(self.delivered.len()));
-        for (table, clock) in &self.delivered {
-            body.put_u16(names.index(table));
-            body.put_u64(*clock);
+        for table in self.delivered.keys() {
+            names.index(table);
         }
-        let mut out = Vec::with_capacity(body.len() + names.bytes + 5);
+        let mut out = Vec::with_capacity(64 + self.changes.len() * 128);
         out.put_u8(BATCH_FORMAT);
         out.put_u32(len_u32(names.order.len()));
         for name in &names.order {
@@ -127,7 +115,25 @@ impl ChangeBatch {
             out.put_u16(length);
             out.put_slice(name.as_bytes());
         }
-        out.extend_from_slice(&body);
+        out.put_u32(len_u32(self.changes.len()));
+        for change in &self.changes {
+            out.put_u16(names.index(&change.table));
+            out.put_u16(names.index(&change.region));
+            out.put_u64(change.clock);
+            encode_item(&mut out, &change.keys);
+            match &change.new_image {
+                Some(image) => {
+                    out.put_u8(1);
+                    encode_item(&mut out, image);
+                }
+                None => out.put_u8(0),
+            }
+        }
+        out.put_u32(len_u32(self.delivered.len()));
+        for (table, clock) in &self.delivered {
+            out.put_u16(names.index(table));
+            out.put_u64(*clock);
+        }
         out
     }
 
@@ -204,7 +210,6 @@ impl ChangeBatch {
 struct Names<'a> {
     order: Vec<&'a str>,
     positions: std::collections::HashMap<&'a str, u16>,
-    bytes: usize,
 }
 
 impl<'a> Names<'a> {
@@ -215,7 +220,6 @@ impl<'a> Names<'a> {
         let at = u16::try_from(self.order.len()).expect("a batch names few tables and regions");
         self.order.push(name);
         self.positions.insert(name, at);
-        self.bytes += 2 + name.len();
         at
     }
 }
