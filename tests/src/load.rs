@@ -1,5 +1,6 @@
 //! Load generators shared by the benchmark tools: bulk loads through BatchWriteItem, and
-//! PutItem at a fixed rate recording when each write was acknowledged.
+//! writes at a fixed rate or as fast as they are answered (with the SDK, or any other way of
+//! sending them).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, KeySchemaElement, KeyType, PutRequest,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
     ScalarAttributeType, WriteRequest,
 };
 
@@ -33,6 +34,20 @@ pub fn string_attribute(name: &str) -> AttributeDefinition {
         .attribute_type(ScalarAttributeType::S)
         .build()
         .expect("attribute definition")
+}
+
+/// CreateTable of an on-demand table keyed by the string `p`, the benchmarks' table, ready
+/// for more settings or to send.
+pub fn keyed_table(
+    client: &Client,
+    table: &str,
+) -> aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder {
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(string_attribute("p"))
 }
 
 /// An item: attribute names to values.
@@ -80,6 +95,69 @@ pub async fn batch_load(
     }
 }
 
+/// Runs `write(n)` for every `n` in `0..total` at `rate` writes/s in all from `writers`
+/// concurrent writers, each keeping its share of the schedule (a late writer catches up).
+/// Returns when every write has returned.
+///
+/// # Panics
+/// When a writer panics.
+pub async fn paced<W, F>(rate: u64, total: u64, writers: u64, write: W)
+where
+    W: Fn(u64) -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
+    let per_writer = Duration::from_secs_f64(writers as f64 / rate as f64);
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let write = write.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut next = Instant::now();
+            let mut n = writer;
+            while n < total {
+                write(n).await;
+                n += writers;
+                next += per_writer;
+                tokio::time::sleep_until(next.into()).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer");
+    }
+}
+
+/// Runs `write(writer, n)` from `writers` concurrent writers, each as fast as its writes
+/// return, for `duration`; returns what every write returned.
+///
+/// # Panics
+/// When a writer panics.
+pub async fn closed_loop<W, F, T>(writers: u64, duration: Duration, write: W) -> Vec<T>
+where
+    W: Fn(u64, u64) -> F + Clone + Send + 'static,
+    F: Future<Output = T> + Send,
+    T: Send + 'static,
+{
+    let until = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let write = write.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < until {
+                results.push(write(writer, n).await);
+                n += 1;
+            }
+            results
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("writer"));
+    }
+    all
+}
+
 /// Puts `total` items `p = item<n>` with a 200-byte payload at `rate` writes/s in all from
 /// `writers` connections, and records in `acked` when each was acknowledged (microseconds
 /// since `started`). Returns when every write is acknowledged.
@@ -95,36 +173,26 @@ pub async fn paced_puts(
     started: Instant,
     acked: Arc<Mutex<HashMap<String, u64>>>,
 ) {
-    let per_writer = Duration::from_secs_f64(writers as f64 / rate as f64);
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
-        let (client, acked, table) = (client.clone(), acked.clone(), table.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut next = Instant::now();
-            let mut n = writer;
-            while n < total {
-                let p = format!("item{n:09}");
-                client
-                    .put_item()
-                    .table_name(&table)
-                    .item("p", AttributeValue::S(p.clone()))
-                    .item("payload", AttributeValue::S("x".repeat(200)))
-                    .send()
-                    .await
-                    .expect("put");
-                acked
-                    .lock()
-                    .expect("lock")
-                    .insert(p, started.elapsed().as_micros() as u64);
-                n += writers;
-                next += per_writer;
-                tokio::time::sleep_until(next.into()).await;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("writer");
-    }
+    let (client, table) = (client.clone(), table.to_string());
+    paced(rate, total, writers, move |n| {
+        let (client, table, acked) = (client.clone(), table.clone(), acked.clone());
+        async move {
+            let p = format!("item{n:09}");
+            client
+                .put_item()
+                .table_name(&table)
+                .item("p", AttributeValue::S(p.clone()))
+                .item("payload", AttributeValue::S("x".repeat(200)))
+                .send()
+                .await
+                .expect("put");
+            acked
+                .lock()
+                .expect("lock")
+                .insert(p, started.elapsed().as_micros() as u64);
+        }
+    })
+    .await;
 }
 
 /// Puts items as fast as `writers` connections allow for `duration`, keys prefixed `prefix`;
@@ -139,33 +207,22 @@ pub async fn closed_loop_puts(
     writers: u64,
     duration: Duration,
 ) -> Vec<u64> {
-    let until = Instant::now() + duration;
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
-        let (client, table) = (client.clone(), table.to_string());
-        let prefix = format!("{prefix}{writer}-");
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while Instant::now() < until {
-                let sent = Instant::now();
-                client
-                    .put_item()
-                    .table_name(&table)
-                    .item("p", AttributeValue::S(format!("{prefix}{n}")))
-                    .item("payload", AttributeValue::S("x".repeat(200)))
-                    .send()
-                    .await
-                    .expect("put");
-                latencies.push(sent.elapsed().as_micros() as u64);
-                n += 1;
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.expect("writer"));
-    }
-    all
+    let (client, table, prefix) = (client.clone(), table.to_string(), prefix.to_string());
+    closed_loop(writers, duration, move |writer, n| {
+        let (client, table) = (client.clone(), table.clone());
+        let key = format!("{prefix}{writer}-{n}");
+        async move {
+            let sent = Instant::now();
+            client
+                .put_item()
+                .table_name(&table)
+                .item("p", AttributeValue::S(key))
+                .item("payload", AttributeValue::S("x".repeat(200)))
+                .send()
+                .await
+                .expect("put");
+            sent.elapsed().as_micros() as u64
+        }
+    })
+    .await
 }

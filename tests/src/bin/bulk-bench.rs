@@ -8,11 +8,11 @@
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate,
-    KeyType, Projection, ProjectionType, Select,
+    AttributeValue, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, KeyType,
+    Projection, ProjectionType, Select,
 };
 use tidemark_tests::client_for;
-use tidemark_tests::load::{batch_load, key_element, string_attribute};
+use tidemark_tests::load::{batch_load, key_element, keyed_table, string_attribute};
 
 const TABLE: &str = "bulk";
 const LOADERS: u64 = 8;
@@ -37,12 +37,7 @@ async fn main() {
         .unwrap_or(1_000_000);
     let segments: i32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(8);
     let client = client_for(&endpoint);
-    client
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key_element("p", KeyType::Hash))
-        .attribute_definitions(string_attribute("p"))
+    keyed_table(&client, TABLE)
         .send()
         .await
         .expect("create table");

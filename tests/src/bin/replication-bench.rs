@@ -20,22 +20,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, KeyType, ReplicaStatus};
+use aws_sdk_dynamodb::types::{AttributeValue, ReplicaStatus};
 use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::{CauseKind, Store, StoreConfig};
 use tidemark_tests::cluster::{Cluster, replica_create};
 use tidemark_tests::kafka::Broker;
-use tidemark_tests::load::{batch_load, key_element, string_attribute};
+use tidemark_tests::load::{batch_load, closed_loop, keyed_table, paced};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
 
 async fn create_table(client: &Client, table: &str) {
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key_element("p", KeyType::Hash))
-        .attribute_definitions(string_attribute("p"))
+    keyed_table(client, table)
         .send()
         .await
         .expect("create table");
@@ -69,8 +64,9 @@ async fn add_replica(client: &Client, table: &str, region: &str) {
     }
 }
 
-/// One PutItem of `{p: key, payload}` as a raw request.
-async fn raw_put(http: &reqwest::Client, url: &str, table: &str, key: &str, payload: &str) {
+/// One PutItem of `{p: key, payload}` (200 bytes) as a raw request.
+async fn raw_put(http: &reqwest::Client, url: &str, table: &str, key: &str) {
+    let payload = "x".repeat(200);
     let body = format!(
         r#"{{"TableName":"{table}","Item":{{"p":{{"S":"{key}"}},"payload":{{"S":"{payload}"}}}}}}"#
     );
@@ -86,33 +82,19 @@ async fn raw_put(http: &reqwest::Client, url: &str, table: &str, key: &str, payl
 }
 
 /// PutItem at `rate` writes/s, `total` in all, as raw requests (the SDK's own CPU cost would
-/// cap the rate on a small machine): 200-byte items, one connection per writer, each writer
-/// keeping its share of the schedule.
+/// cap the rate on a small machine): 200-byte items, one connection per writer.
 async fn paced_raw_puts(endpoint: &str, table: &str, rate: u64, total: u64) {
     let writers = (rate / 100).clamp(4, 256);
-    let per_writer = Duration::from_secs_f64(writers as f64 / rate as f64);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(writers as usize)
         .build()
         .expect("an HTTP client");
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
-        let (http, url, table) = (http.clone(), endpoint.to_string(), table.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut next = Instant::now();
-            let mut n = writer;
-            let payload = "x".repeat(200);
-            while n < total {
-                raw_put(&http, &url, &table, &format!("item{n:09}"), &payload).await;
-                n += writers;
-                next += per_writer;
-                tokio::time::sleep_until(next.into()).await;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("writer");
-    }
+    let (url, table) = (endpoint.to_string(), table.to_string());
+    paced(rate, total, writers, move |n| {
+        let (http, url, table) = (http.clone(), url.clone(), table.clone());
+        async move { raw_put(&http, &url, &table, &format!("item{n:09}")).await }
+    })
+    .await;
 }
 
 /// PutItem as fast as `writers` connections allow for `duration`, as raw requests; returns
@@ -123,26 +105,14 @@ async fn closed_loop_raw_puts(
     writers: u64,
     duration: Duration,
 ) -> u64 {
-    let until = Instant::now() + duration;
     let http = reqwest::Client::new();
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
-        let (http, url, table) = (http.clone(), endpoint.to_string(), table.to_string());
-        tasks.push(tokio::spawn(async move {
-            let payload = "x".repeat(200);
-            let mut n = 0u64;
-            while Instant::now() < until {
-                raw_put(&http, &url, &table, &format!("w{writer}-{n}"), &payload).await;
-                n += 1;
-            }
-            n
-        }));
-    }
-    let mut done = 0;
-    for task in tasks {
-        done += task.await.expect("writer");
-    }
-    done
+    let (url, table) = (endpoint.to_string(), table.to_string());
+    let done = closed_loop(writers, duration, move |writer, n| {
+        let (http, url, table) = (http.clone(), url.clone(), table.clone());
+        async move { raw_put(&http, &url, &table, &format!("w{writer}-{n}")).await }
+    })
+    .await;
+    done.len() as u64
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {

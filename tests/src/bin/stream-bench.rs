@@ -24,14 +24,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BillingMode, KeyType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    AttributeValue, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use std::sync::Mutex;
-use tidemark_tests::load::{
-    batch_load, closed_loop_puts, key_element, paced_puts, string_attribute,
-};
+use tidemark_tests::load::{batch_load, closed_loop_puts, keyed_table, paced_puts};
 use tidemark_tests::{client_for, streams_client_for};
 
 /// Creates `table` (key `p`), with a NEW_AND_OLD_IMAGES stream when `streamed`; returns the
@@ -41,12 +38,7 @@ async fn create_table(
     table: &str,
     streamed: bool,
 ) -> Option<String> {
-    let mut request = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key_element("p", KeyType::Hash))
-        .attribute_definitions(string_attribute("p"));
+    let mut request = keyed_table(client, table);
     if streamed {
         request = request.stream_specification(
             StreamSpecification::builder()
