@@ -320,6 +320,7 @@ impl Replicator {
     /// After DeleteTable removed this region's replica of a global table whose membership was
     /// `global`: the others drop this region (and the exchange makes sure of it).
     pub fn table_deleted(self: &Arc<Self>, table: &str, mut global: GlobalTable) {
+        self.membership_changed();
         global.replicas.remove(self.region());
         global.restamp(&self.store, self.region());
         self.spread(table, global);

@@ -431,8 +431,8 @@ impl Replicator {
                 return Ok(());
             }
             // Which topics to read changes only with membership: looked at when it changed
-            // here, and every SUBSCRIPTION_CHECK (membership saved by other paths), not for
-            // every message.
+            // here (every path that changes it says so), and every SUBSCRIPTION_CHECK as a
+            // safety net, not for every message.
             if self.membership_epoch() != seen_epoch
                 || subscription_checked.elapsed() >= SUBSCRIPTION_CHECK
             {
