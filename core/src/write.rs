@@ -11,7 +11,8 @@
 //!    writes nothing and emits nothing; a replicated write is applied only when its stamp is
 //!    newer than the cell's (last writer wins), even when it carries the same item;
 //! 5. commit what is left in ONE atomic batch (items, change records, indexes, TTL entries,
-//!    statistics) and wait for it to be durable in the node's mode, still under the locks.
+//!    statistics) under the locks, release them, and wait for the batch to be durable in the
+//!    node's mode.
 //!
 //! So a write and its change record are either both applied or neither, and what a write
 //! decided from is exactly what it replaced.
@@ -113,7 +114,7 @@ impl Store {
         decide: impl FnOnce(&[Target], &[Cell]) -> Result<(Vec<Decision>, T)>,
     ) -> Result<Written<T>> {
         let keys: Vec<&[u8]> = targets.iter().map(|t| t.key_bytes.as_slice()).collect();
-        let _locks = self.storage.lock_keys(&keys);
+        let locks = self.storage.lock_keys(&keys);
         let cells = targets
             .iter()
             .map(|t| self.storage.read_cell(&t.key_bytes))
@@ -152,11 +153,24 @@ impl Store {
                 cause: target.cause,
             });
         }
-        let last_seq = match mutations.is_empty() {
-            true => None,
-            false => Some(self.storage.commit(&mutations)?),
-        };
-        Ok(Written { value, last_seq })
+        if mutations.is_empty() {
+            return Ok(Written {
+                value,
+                last_seq: None,
+            });
+        }
+        let last_seq = self.storage.commit(&mutations)?;
+        // IMPORTANT for throughput: the key locks go before the wait for durability, so a
+        // large write (a seeding page holds most lock stripes) does not hold every other
+        // writer through an fsync. That is safe: a later write of these keys commits after
+        // this one in the journal, so it is durable only once this one is, and a write that
+        // is lost with this one in a crash was never acknowledged.
+        drop(locks);
+        self.storage.wait_durable(last_seq)?;
+        Ok(Written {
+            value,
+            last_seq: Some(last_seq),
+        })
     }
 
     /// Writes one item: [`Store::write`] for a single target.

@@ -38,7 +38,7 @@ use crate::status::TableLink;
 use crate::{Error, Replicator, Result, blocking};
 
 /// Cells per seeding batch.
-const SEED_PAGE: usize = 2_000;
+const SEED_PAGE: usize = 5_000;
 /// Seeding batches in flight at once.
 const SEED_PARALLEL: usize = 4;
 

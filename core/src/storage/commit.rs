@@ -4,22 +4,25 @@
 //!
 //! Group commit: under `sync`, writers commit their batch with `Buffer` (journal written to the
 //! OS) and then wait; one syncer thread fsyncs the journal once for every writer that committed
-//! meanwhile and advances the durable watermark. A per-batch `SyncData` would cost one fsync per
-//! write (fjall's concurrent syncs do not group).
+//! meanwhile ([`JournalSync`], outside fjall's journal lock) and advances the durable
+//! watermark. A per-batch `SyncData` would cost one fsync per write (fjall's concurrent syncs
+//! do not group).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use fjall::{Database, PersistMode};
+use fjall::Database;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use super::Keyspaces;
 use super::catalog::TableEntry;
 use super::codec::{self, COMMIT_CLOCK_OFFSET, RecordParts, STAMP_OFFSET};
+use super::journal::JournalSync;
 use super::keys::{partition_byte, table_change_key};
 use super::log::encode_entry;
 use super::ttl_index::{expiry_second, ttl_key};
@@ -132,14 +135,13 @@ pub(crate) struct Durable {
     halt: Halt,
 }
 
-/// Makes the journal durable: `persist(SyncData)`, or the injected failure of the
-/// `journal-sync` failpoint (tests of the fatal path; compiled in only with the `failpoints`
-/// feature).
-fn sync_journal(db: &Database) -> fjall::Result<()> {
-    fail::fail_point!("journal-sync", |_| Err(fjall::Error::Io(
-        std::io::Error::other("injected journal sync failure")
+/// Makes the journal durable ([`JournalSync`]), or fails as injected by the `journal-sync`
+/// failpoint (tests of the fatal path; compiled in only with the `failpoints` feature).
+fn sync_journal(journal: &mut JournalSync, db: &Database) -> std::io::Result<()> {
+    fail::fail_point!("journal-sync", |_| Err(std::io::Error::other(
+        "injected journal sync failure"
     )));
-    db.persist(PersistMode::SyncData)
+    journal.sync(db)
 }
 
 impl Durable {
@@ -159,8 +161,7 @@ impl Durable {
         }
     }
 
-    /// Ends a writer's commit, successful or not; a successful one then waits until it is
-    /// durable in the node's mode.
+    /// Ends a writer's commit, successful or not, and asks the syncer to make it durable.
     fn finish_commit(&self, committed: Result<ChangeSeq>) -> Result<ChangeSeq> {
         let mut state = self.state.lock();
         // Decremented under the state lock, so the syncer waiting for it never misses it.
@@ -177,22 +178,27 @@ impl Durable {
             Durability::Buffer => {
                 state.durable = state.committed;
                 self.watermark.send_replace(state.durable);
-                Ok(seq)
             }
             Durability::Sync => {
                 self.wake_syncer.notify_one();
-                while state.durable < seq {
-                    if let Some(failure) = &state.failure {
-                        return Err(Error::Halted(format!("journal sync failed: {failure}")));
-                    }
-                    self.synced.wait(&mut state);
-                }
-                Ok(seq)
             }
         }
+        Ok(seq)
     }
 
-    fn run_syncer(&self, db: &Database) {
+    /// Waits until the change `seq` (committed) is durable in the node's mode.
+    pub(crate) fn wait_durable(&self, seq: ChangeSeq) -> Result<()> {
+        let mut state = self.state.lock();
+        while state.durable < seq {
+            if let Some(failure) = &state.failure {
+                return Err(Error::Halted(format!("journal sync failed: {failure}")));
+            }
+            self.synced.wait(&mut state);
+        }
+        Ok(())
+    }
+
+    fn run_syncer(&self, db: &Database, mut journal: JournalSync) {
         loop {
             let target = {
                 let mut state = self.state.lock();
@@ -202,9 +208,9 @@ impl Durable {
                 if state.committed == state.durable {
                     return;
                 }
-                // IMPORTANT for throughput: fjall holds its journal lock during the fsync, so
-                // writers that arrive meanwhile queue up behind it. Let those already queued
-                // commit first (bounded), so that this fsync covers all of them, not just one.
+                // IMPORTANT for throughput: let writers already between the sequencer and
+                // their commit finish first (bounded), so that this fsync covers all of them,
+                // not just one.
                 let deadline = Instant::now() + MAX_GATHER;
                 while self.committing.load(Ordering::Acquire) > 0 {
                     if self
@@ -217,7 +223,7 @@ impl Durable {
                 }
                 state.committed
             };
-            let outcome = sync_journal(db);
+            let outcome = sync_journal(&mut journal, db);
             let mut state = self.state.lock();
             match outcome {
                 Ok(()) => {
@@ -225,9 +231,9 @@ impl Durable {
                     self.watermark.send_replace(state.durable);
                 }
                 Err(e) => {
-                    // IMPORTANT: a failed fsync poisons fjall; no later write can be
-                    // acknowledged, so every waiter fails, the store halts and the node exits
-                    // (journal recovery runs when it restarts).
+                    // IMPORTANT: after a failed fsync the journal's state on disk is
+                    // unknown; no later write can be acknowledged, so every waiter fails, the
+                    // store halts and the node exits (journal recovery runs when it restarts).
                     state.failure = Some(e.to_string());
                     self.halt.raise(format!("journal sync failed: {e}"));
                     self.synced.notify_all();
@@ -260,6 +266,7 @@ pub(crate) struct CommitPipeline {
 impl CommitPipeline {
     pub(crate) fn start(
         db: &Database,
+        dir: &Path,
         mode: Durability,
         sequencer: Sequencer,
         region: String,
@@ -271,10 +278,10 @@ impl CommitPipeline {
         let syncer = match mode {
             Durability::Buffer => None,
             Durability::Sync => {
-                let (durable, db) = (durable.clone(), db.clone());
+                let (durable, db, journal) = (durable.clone(), db.clone(), JournalSync::new(dir));
                 let handle = std::thread::Builder::new()
                     .name("tidemark-group-commit".into())
-                    .spawn(move || durable.run_syncer(&db))
+                    .spawn(move || durable.run_syncer(&db, journal))
                     .map_err(|e| Error::Internal(format!("cannot start the syncer: {e}")))?;
                 Some(handle)
             }
@@ -292,8 +299,9 @@ impl CommitPipeline {
         &self.durable
     }
 
-    /// Commits the mutations atomically (all or none) and waits for durability.
-    /// Returns the sequence of the last change record written.
+    /// Commits the mutations atomically (all or none), without waiting for durability
+    /// ([`Durable::wait_durable`] does). Returns the sequence of the last change record
+    /// written.
     ///
     /// Callers hold the key locks of every mutated item, and each mutation's `old` is what
     /// they read under those locks.

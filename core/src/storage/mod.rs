@@ -20,18 +20,19 @@ pub(crate) mod commit;
 pub(crate) mod history;
 pub(crate) mod holds;
 pub(crate) mod index;
+pub(crate) mod journal;
+pub(crate) mod key_locks;
 pub(crate) mod keys;
 pub(crate) mod log;
 pub(crate) mod ttl_index;
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use crate::changes::ChangeSeq;
 use crate::clock::Clock;
@@ -42,13 +43,11 @@ use crate::{Error, Halt, Result};
 use catalog::{Catalog, NEXT_TABLE_ID_KEY, TableEntry};
 use commit::{CommitPipeline, Durability, Mutation, Sequencer, TableStats};
 use holds::Holds;
+use key_locks::{KeyGuard, KeyLocks};
 
 const MIB: u64 = 1024 * 1024;
 /// Most journal bytes kept before fjall flushes memtables to let old journals go.
 const MAX_JOURNAL_BYTES: u64 = 128 * MIB;
-
-/// Number of striped key locks; a power of two well above the number of concurrent writers.
-const KEY_LOCK_STRIPES: usize = 4096;
 
 /// What is stored for one item key: the live item, a tombstone (`item: None` with a stamp),
 /// or nothing at all (no stamp: never written, or its tombstone was trimmed). Reads that
@@ -85,8 +84,7 @@ pub(crate) struct Storage {
     pub(crate) oldest_retained: AtomicU64,
     /// Named retention holds: trimming stops below the lowest.
     pub(crate) holds: Holds,
-    key_locks: Box<[Mutex<()>]>,
-    lock_hasher: std::collections::hash_map::RandomState,
+    key_locks: KeyLocks,
     durability: Durability,
 }
 
@@ -178,8 +176,7 @@ impl Storage {
             stats,
             ordinals: log::last_ordinals(&ks, table_ids.into_iter())?,
         };
-        let pipeline = CommitPipeline::start(&db, durability, sequencer, region, clock, halt)?;
-        let key_locks = (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        let pipeline = CommitPipeline::start(&db, dir, durability, sequencer, region, clock, halt)?;
         Ok(Storage {
             db,
             ks,
@@ -188,27 +185,14 @@ impl Storage {
             ddl: Mutex::new(()),
             oldest_retained: AtomicU64::new(oldest_retained),
             holds,
-            key_locks,
-            lock_hasher: Default::default(),
+            key_locks: KeyLocks::new(),
             durability,
         })
     }
 
-    fn stripe(&self, key: &[u8]) -> usize {
-        (self.lock_hasher.hash_one(key) as usize) & (KEY_LOCK_STRIPES - 1)
-    }
-
-    /// Locks the stripes of the given item keys, in stripe order (no deadlock between writers
-    /// locking overlapping sets).
-    pub(crate) fn lock_keys<'a>(&'a self, keys: &[&[u8]]) -> Vec<MutexGuard<'a, ()>> {
-        let mut stripes: Vec<usize> = keys.iter().map(|k| self.stripe(k)).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        stripes
-            .into_iter()
-            .filter_map(|i| self.key_locks.get(i))
-            .map(|m| m.lock())
-            .collect()
+    /// Locks the given item keys until the guard is dropped ([`KeyLocks`]).
+    pub(crate) fn lock_keys(&self, keys: &[&[u8]]) -> KeyGuard<'_> {
+        self.key_locks.lock(keys)
     }
 
     /// Index entries (projected items) whose keys lie in `range`, in key order or reverse.
@@ -289,8 +273,14 @@ impl Storage {
         }
     }
 
+    /// Commits `mutations` atomically; [`Storage::wait_durable`] waits for them to be
+    /// durable.
     pub(crate) fn commit(&self, mutations: &[Mutation]) -> Result<ChangeSeq> {
         self.pipeline.commit(&self.db, &self.ks, mutations)
+    }
+
+    pub(crate) fn wait_durable(&self, seq: ChangeSeq) -> Result<()> {
+        self.pipeline.durable().wait_durable(seq)
     }
 
     pub(crate) fn table(&self, name: &str) -> Option<Arc<TableEntry>> {
