@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::changes::{Cause, ChangeSeq};
-use crate::model::Item;
+use crate::model::{Item, item_size};
 use crate::stamp::Stamp;
 use crate::storage::catalog::TableEntry;
 use crate::storage::codec;
@@ -152,8 +152,9 @@ impl Store {
     }
 
     /// The next page of at most `limit` cells of `snapshot` after the storage key `after`
-    /// (from the start when `None`), as changes a replica applies; and the key to resume
-    /// after, `None` once the table is done.
+    /// (from the start when `None`), ending with the cell that brings its items' size to
+    /// `max_bytes`, as changes a replica applies; and the key to resume after, `None` once
+    /// the table is done.
     ///
     /// # Errors
     /// Storage failures or a corrupt cell.
@@ -162,6 +163,7 @@ impl Store {
         snapshot: &TableSnapshot,
         after: Option<Vec<u8>>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<SnapshotPage> {
         use fjall::Readable;
         let mut range = KeyRange::prefix(&table_prefix(snapshot.table.id));
@@ -170,11 +172,12 @@ impl Store {
         }
         let mut changes = Vec::new();
         let mut last = None;
+        let mut size = 0;
         for guard in snapshot
             .snapshot
             .range(&self.storage.ks.items, (range.lower, range.upper))
         {
-            if changes.len() >= limit {
+            if changes.len() >= limit || size >= max_bytes {
                 return Ok(SnapshotPage {
                     changes,
                     resume_after: last,
@@ -191,6 +194,7 @@ impl Store {
                     ))
                 })?,
             };
+            size += item_size(&keys) + cell.item.as_ref().map_or(0, item_size);
             changes.push(RemoteChange {
                 table_name: snapshot.table.name.clone(),
                 keys,
@@ -408,7 +412,9 @@ mod tests {
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = store.snapshot_page(&snapshot, after, 2).unwrap();
+            let page = store
+                .snapshot_page(&snapshot, after, 2, usize::MAX)
+                .unwrap();
             assert!(page.changes.len() <= 2);
             seen.extend(page.changes);
             match page.resume_after {
@@ -437,9 +443,19 @@ mod tests {
         // Applied elsewhere, the snapshot reproduces the cells, stamps included.
         let other_dir = tempfile::tempdir().unwrap();
         let other = open(other_dir.path());
+        // A byte limit ends a page at the cell that reaches it.
+        let page = store.snapshot_page(&snapshot, None, 100, 1).unwrap();
+        assert_eq!(page.changes.len(), 1);
+        assert!(page.resume_after.is_some());
         let applied = other.apply_remote_batch(seen.clone()).unwrap();
         assert!(applied.iter().all(|a| *a == Applied::Written));
         let copy = other.snapshot_table("ttt").unwrap();
-        assert_eq!(other.snapshot_page(&copy, None, 100).unwrap().changes, seen);
+        assert_eq!(
+            other
+                .snapshot_page(&copy, None, 100, usize::MAX)
+                .unwrap()
+                .changes,
+            seen
+        );
     }
 }

@@ -22,13 +22,9 @@ impl Store {
         };
         let local_only = cursor.origin == Origin::Local;
         let read = match cursor.scope {
-            LogScope::Node => self.storage.read_node_log(
-                local_only,
-                cursor.next,
-                through,
-                limits.records,
-                limits.scanned,
-            ),
+            LogScope::Node => self
+                .storage
+                .read_node_log(local_only, cursor.next, through, limits),
             LogScope::Table { table_id, lane } => self.storage.read_table_log(
                 table_id,
                 EntryFilter {
@@ -37,8 +33,7 @@ impl Store {
                 },
                 cursor.next,
                 through,
-                limits.records,
-                limits.scanned,
+                limits,
             ),
         };
         let read = self.halt_if_fatal(read)?;
@@ -222,8 +217,8 @@ mod tests {
 
         let mut scanning = LogCursor::node(1);
         let limits = LogLimits {
-            records: 100,
             scanned: 5,
+            ..LogLimits::records(100)
         };
         let page = store.read_log(&mut scanning, limits).unwrap();
         assert_eq!(page.len(), 5);
@@ -292,8 +287,8 @@ mod tests {
         // A scan limit bounds a read of a sparse lane, and the cursor still moves on.
         let mut sparse = LogCursor::table(table, 1).lane(64, 0);
         let limits = LogLimits {
-            records: 100,
             scanned: 3,
+            ..LogLimits::records(100)
         };
         store.read_log(&mut sparse, limits).unwrap();
         assert_eq!(sparse.next, local[2] + 1);

@@ -37,9 +37,13 @@ use crate::ship::MAX_BACKOFF;
 use crate::status::TableLink;
 use crate::{Error, Replicator, Result, blocking};
 
-/// Cells per seeding batch.
+/// Most cells per seeding batch.
 const SEED_PAGE: usize = 5_000;
-/// Seeding batches in flight at once.
+/// Most bytes of items per seeding batch (one cell may pass it): a peer takes requests of up
+/// to 16 MB, and an item may hold 400 KB.
+const SEED_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Seeding batches in flight at once, so the receiver's commits (which are serial) follow
+/// each other while the next pages are read, sent and decoded.
 const SEED_PARALLEL: usize = 4;
 
 /// One element of UpdateTable's `ReplicaUpdates`.
@@ -380,8 +384,10 @@ impl Replicator {
         loop {
             if !read_all && in_flight.len() < SEED_PARALLEL {
                 let (store, snap, from) = (self.store.clone(), snapshot.clone(), after.take());
-                let page =
-                    blocking(move || Ok(store.snapshot_page(&snap, from, SEED_PAGE)?)).await?;
+                let page = blocking(move || {
+                    Ok(store.snapshot_page(&snap, from, SEED_PAGE, SEED_PAGE_BYTES)?)
+                })
+                .await?;
                 let batch = ChangeBatch {
                     changes: page.changes.into_iter().map(WireChange::from).collect(),
                     ..ChangeBatch::default()

@@ -20,6 +20,7 @@
 use std::time::Duration;
 
 use tidemark_core::changes::{LogCursor, LogLimits};
+use tidemark_core::model::item_size;
 use tidemark_core::replication::RemoteChange;
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +88,9 @@ impl Destination {
 
 /// Most changes in one batch.
 const BATCH_CHANGES: usize = 2_000;
+/// Most bytes of items in one batch (one change may pass it): a peer takes requests of up to
+/// 16 MB, and an item may hold 400 KB.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Longest wait between retries of a peer that does not answer.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Least time between two rounds of delivered-through marks in the replication topics.
@@ -98,6 +102,8 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// and what the peer will then have of each table (see [`ChangeBatch::delivered`]).
 struct Round {
     changes: Vec<WireChange>,
+    /// Bytes of the changes' keys and new images.
+    bytes: usize,
     advances: Vec<(String, u64)>,
     delivered: std::collections::BTreeMap<String, u64>,
 }
@@ -195,6 +201,7 @@ impl Replicator {
     fn read_round(&self, destination: &Destination) -> tidemark_core::Result<Round> {
         let mut round = Round {
             changes: Vec::new(),
+            bytes: 0,
             advances: Vec::new(),
             delivered: std::collections::BTreeMap::new(),
         };
@@ -214,13 +221,22 @@ impl Replicator {
                 break;
             }
             let mut cursor = LogCursor::table(table_id, hold.from).local_only();
+            let bytes_room = BATCH_BYTES.saturating_sub(round.bytes);
+            if bytes_room == 0 {
+                break;
+            }
             let records = self.store.read_log(
                 &mut cursor,
                 LogLimits {
                     records: room,
                     scanned: room * 4,
+                    bytes: bytes_room,
                 },
             )?;
+            round.bytes += records
+                .iter()
+                .map(|r| item_size(&r.keys) + r.new_image.as_ref().map_or(0, item_size))
+                .sum::<usize>();
             round.changes.extend(records.into_iter().map(|r| {
                 WireChange::from(RemoteChange {
                     table_name: r.table_name,

@@ -302,8 +302,8 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
         .lane(stream.shards, shard.lane)
         .until(end);
     let limits = LogLimits {
-        records: limit,
         scanned: MAX_SCANNED,
+        ..LogLimits::records(limit)
     };
     let mut records = Vec::new();
     let mut bytes = 0u64;

@@ -119,6 +119,9 @@ pub struct LogLimits {
     pub records: usize,
     /// Most index entries (or, node-wide, records) looked at, kept or not.
     pub scanned: usize,
+    /// Most bytes of records returned (their keys and images, sized as DynamoDB sizes
+    /// items); the record that reaches it is the last one, so a read returns at least one.
+    pub bytes: usize,
 }
 
 impl LogLimits {
@@ -127,6 +130,7 @@ impl LogLimits {
         LogLimits {
             records,
             scanned: usize::MAX,
+            bytes: usize::MAX,
         }
     }
 }

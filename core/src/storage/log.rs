@@ -11,7 +11,8 @@ use fjall::{Database, Keyspace};
 use super::codec::{self, cause_code, cause_of};
 use super::keys::table_change_key;
 use super::{Keyspaces, Storage, seq_of};
-use crate::changes::{CauseKind, ChangeRecord, ChangeSeq};
+use crate::changes::{CauseKind, ChangeRecord, ChangeSeq, LogLimits};
+use crate::model::{Item, item_size};
 use crate::{Error, Result};
 
 /// Bytes of a `table_changes` value: partition byte, cause, ordinal.
@@ -84,19 +85,25 @@ fn collect(
     entries: impl Iterator<Item = Result<(ChangeSeq, Option<ChangeRecord>)>>,
     from: ChangeSeq,
     through: ChangeSeq,
-    max_records: usize,
-    max_scanned: usize,
+    limits: LogLimits,
 ) -> Result<LogRead> {
     let mut read = LogRead::nothing(from);
+    let mut bytes = 0usize;
     for (scanned, entry) in entries.enumerate() {
         let (seq, record) = entry?;
         read.next = seq + 1;
         // A replicated delete of an item this region never had keeps its stamp (a tombstone
         // and this record, which keep older writes out and go together) but changed nothing
         // anyone can see: like DynamoDB's delete of a missing item, no reader gets a record.
-        read.records
-            .extend(record.filter(|r| r.old_image.is_some() || r.new_image.is_some()));
-        if read.records.len() >= max_records || scanned + 1 >= max_scanned {
+        if let Some(record) = record.filter(|r| r.old_image.is_some() || r.new_image.is_some()) {
+            let size = |item: &Option<Item>| item.as_ref().map_or(0, item_size);
+            bytes += item_size(&record.keys) + size(&record.old_image) + size(&record.new_image);
+            read.records.push(record);
+        }
+        if read.records.len() >= limits.records
+            || scanned + 1 >= limits.scanned
+            || bytes >= limits.bytes
+        {
             return Ok(read);
         }
     }
@@ -124,8 +131,7 @@ impl LogRead {
 }
 
 impl Storage {
-    /// A table's records in `from..=through` that pass `filter`, at most `max_records`,
-    /// looking at most at `max_scanned` entries.
+    /// A table's records in `from..=through` that pass `filter`, within `limits`.
     ///
     /// # Errors
     /// Storage failures; Corrupt for an entry without its record (records of a table are
@@ -136,8 +142,7 @@ impl Storage {
         filter: EntryFilter,
         from: ChangeSeq,
         through: ChangeSeq,
-        max_records: usize,
-        max_scanned: usize,
+        limits: LogLimits,
     ) -> Result<LogRead> {
         if from > through {
             return Ok(LogRead::nothing(from));
@@ -154,7 +159,7 @@ impl Storage {
             };
             Ok((entry.seq, record))
         });
-        collect(entries, from, through, max_records, max_scanned)
+        collect(entries, from, through, limits)
     }
 
     /// Every table's records in `from..=through`, only those this node originated when
@@ -167,8 +172,7 @@ impl Storage {
         local_only: bool,
         from: ChangeSeq,
         through: ChangeSeq,
-        max_records: usize,
-        max_scanned: usize,
+        limits: LogLimits,
     ) -> Result<LogRead> {
         if from > through {
             return Ok(LogRead::nothing(from));
@@ -183,7 +187,7 @@ impl Storage {
             };
             Ok((seq, record))
         });
-        collect(entries, from, through, max_records, max_scanned)
+        collect(entries, from, through, limits)
     }
 
     /// The first entry of a table at or after `from` and at or before `through`.

@@ -286,7 +286,9 @@ pub(crate) fn stored_cells(
     let snapshot = store.snapshot_table(table).unwrap();
     let (mut cells, mut after) = (Vec::new(), None);
     loop {
-        let page = store.snapshot_page(&snapshot, after, 10_000).unwrap();
+        let page = store
+            .snapshot_page(&snapshot, after, 10_000, usize::MAX)
+            .unwrap();
         cells.extend(page.changes);
         match page.resume_after {
             Some(next) => after = Some(next),

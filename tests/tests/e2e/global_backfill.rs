@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{PutRequest, ReplicaStatus, WriteRequest};
+use tidemark_core::replication::RemoteChange;
 use tidemark_tests::cluster::Cluster;
 use tidemark_tests::wait_until;
 
@@ -19,15 +20,8 @@ const LOADERS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
-    let mut cluster = Cluster::start(
-        node_binary(),
-        &["us-east-1", "eu-west-1"],
-        &["--durability", "buffer"],
-    )
-    .await;
     let table = "seeded";
-    let client = cluster.client(0, Duration::from_secs(30));
-    create_table(&client, table, false).await;
+    let (mut cluster, client) = two_regions_with(table).await;
     let loading = Instant::now();
     let mut loaders = Vec::new();
     for loader in 0..LOADERS {
@@ -104,13 +98,7 @@ async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
         })
     };
     let seeding = Instant::now();
-    client
-        .update_table()
-        .table_name(table)
-        .replica_updates(replica_create("eu-west-1"))
-        .send()
-        .await
-        .expect("add a replica");
+    add_replica(&client, table).await;
     let mut progress = Vec::new();
     let active = wait_until(Duration::from_secs(180), async || {
         let described = client
@@ -138,7 +126,69 @@ async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
         "seeded {ITEMS} items in {seeded_in:?} while {writes} writes went on; progress seen: {progress:?}"
     );
 
-    // Shipping catches up: nothing of the table is left unacknowledged by the replica.
+    let (source, replica) = caught_up_cells(&mut cluster, table).await;
+    assert!(source.len() >= ITEMS, "the source holds every item");
+    assert_eq!(source.len(), replica.len(), "as many cells in both regions");
+    assert!(
+        source == replica,
+        "the replica holds exactly the source's cells, stamps and tombstones included"
+    );
+}
+
+/// Items of 350 KB, 56 of them, are more than a peer takes in one request (16 MB): in the
+/// seeding snapshot, and again in what piles up for a peer behind a cut link. Both go out in
+/// batches the peer takes, and the replica ends with every item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_items_are_seeded_and_shipped_in_requests_a_peer_takes() {
+    const LARGE: usize = 56;
+    let table = "large";
+    let (mut cluster, client) = two_regions_with(table).await;
+    let payload = "x".repeat(350_000);
+    let put = async |key: String| {
+        client
+            .put_item()
+            .table_name(table)
+            .item("p", s(&key))
+            .item("payload", s(&payload))
+            .send()
+            .await
+            .expect("put a large item");
+    };
+    for i in 0..LARGE {
+        put(format!("seeded{i:02}")).await;
+    }
+    add_replica(&client, table).await;
+    let active = wait_until(Duration::from_secs(60), async || {
+        let described = client.describe_table().table_name(table).send().await;
+        described.ok().and_then(|d| d.table).is_some_and(|t| {
+            t.replicas()
+                .iter()
+                .any(|r| r.replica_status == Some(ReplicaStatus::Active))
+        })
+    })
+    .await;
+    assert!(
+        active,
+        "the replica of large items becomes ACTIVE within 60 s"
+    );
+
+    cluster.link(0, 1).cut();
+    for i in 0..LARGE {
+        put(format!("shipped{i:02}")).await;
+    }
+    cluster.link(0, 1).heal();
+    let (source, replica) = caught_up_cells(&mut cluster, table).await;
+    assert_eq!(source.len(), 2 * LARGE);
+    assert!(source == replica, "the replica holds every large item");
+}
+
+/// Waits until the replica (region 1) has acknowledged every change of `table` the source
+/// (region 0) shipped, stops both, and returns their stored cells: the source's, the
+/// replica's.
+async fn caught_up_cells(
+    cluster: &mut Cluster,
+    table: &str,
+) -> (Vec<RemoteChange>, Vec<RemoteChange>) {
     let endpoint = cluster.endpoint(0);
     let caught_up = wait_until(Duration::from_secs(60), async || {
         let status: serde_json::Value = admin_json(&format!("{endpoint}/admin/replicas")).await;
@@ -151,14 +201,33 @@ async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
     );
     cluster.stop(0).await;
     cluster.stop(1).await;
-    let (source, replica) = (
+    (
         stored_cells(&cluster.data_dir(0), table),
         stored_cells(&cluster.data_dir(1), table),
-    );
-    assert!(source.len() >= ITEMS, "the source holds every item");
-    assert_eq!(source.len(), replica.len(), "as many cells in both regions");
-    assert!(
-        source == replica,
-        "the replica holds exactly the source's cells, stamps and tombstones included"
-    );
+    )
+}
+
+/// Two regions (`buffer` durability) and, in the first, a single-region table keyed by `p`,
+/// with a client of the first.
+async fn two_regions_with(table: &str) -> (Cluster, aws_sdk_dynamodb::Client) {
+    let cluster = Cluster::start(
+        node_binary(),
+        &["us-east-1", "eu-west-1"],
+        &["--durability", "buffer"],
+    )
+    .await;
+    let client = cluster.client(0, Duration::from_secs(30));
+    create_table(&client, table, false).await;
+    (cluster, client)
+}
+
+/// Asks for a replica of `table` in the second region.
+async fn add_replica(client: &aws_sdk_dynamodb::Client, table: &str) {
+    client
+        .update_table()
+        .table_name(table)
+        .replica_updates(replica_create("eu-west-1"))
+        .send()
+        .await
+        .expect("add a replica");
 }
