@@ -14,8 +14,10 @@
 //! shipping, and the log (held) absorbs the difference. One at a time is also what keeps the
 //! delivered-through clocks true (a peer may apply concurrent batches in any order), and what
 //! measured best through Kafka: more batches in flight meant more, smaller produce requests
-//! for the broker on the same cores (docs/benchmarks.md). A peer that does not answer is retried with
-//! exponential backoff, up to [`MAX_BACKOFF`].
+//! for the broker on the same cores (docs/benchmarks.md). Batches also start at most every
+//! [`MIN_SEND_INTERVAL`], since each costs the destination a commit and an fsync whatever its
+//! size. A peer that does not answer is retried with exponential backoff, up to
+//! [`MAX_BACKOFF`].
 
 use std::time::Duration;
 
@@ -93,6 +95,8 @@ const BATCH_CHANGES: usize = 2_000;
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Longest wait between retries of a peer that does not answer.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Least time between the starts of two batches to one destination.
+const MIN_SEND_INTERVAL: Duration = Duration::from_millis(5);
 /// Least time between two rounds of delivered-through marks in the replication topics.
 const MARK_EVERY: Duration = Duration::from_millis(250);
 /// How often an idle shipper looks again even when nothing woke it.
@@ -120,9 +124,21 @@ impl Replicator {
         let mut durable = self.store.subscribe_durable();
         let mut last_sent = tokio::time::Instant::now();
         let mut last_marked = last_sent;
+        let mut last_started = last_sent;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
+            }
+            // IMPORTANT for a busy source: every batch costs the destination a commit and an
+            // fsync (or the broker a produce request) whatever its size, so batches start at
+            // most every MIN_SEND_INTERVAL; the changes of that time go out together. A change
+            // after a quiet spell still goes at once.
+            let since = last_started.elapsed();
+            if since < MIN_SEND_INTERVAL {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(MIN_SEND_INTERVAL - since) => {}
+                }
             }
             // Registered before reading, so a change committed meanwhile still wakes us.
             let changed = self.changed.notified();
@@ -168,6 +184,7 @@ impl Replicator {
                 delivered,
             };
             let sending = tokio::time::Instant::now();
+            last_started = sending;
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 sent = destination.send(&self.client, self.region(), batch) => sent,

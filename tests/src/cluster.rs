@@ -104,6 +104,11 @@ impl Cluster {
         )
     }
 
+    /// Region `i`'s process id, while its node runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.regions.get(i)?.node.as_ref()?.pid()
+    }
+
     /// True while region `i`'s node runs.
     pub fn is_up(&self, i: usize) -> bool {
         self.regions.get(i).is_some_and(|r| r.node.is_some())

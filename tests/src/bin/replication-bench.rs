@@ -11,7 +11,8 @@
 //! - `replication-bench BINARY throughput SECONDS WRITERS`: three regions; closed-loop PutItem
 //!   (raw requests, as `lag`) from WRITERS connections in the first region for SECONDS, on a
 //!   table with zero, one and two replicas, one after the other in one run. Prints writes/s of
-//!   each.
+//!   each. `pinned` binds the first region and the load to CPU 0 and the replicas to CPU 1,
+//!   so the replicas' work does not take the source's CPU, as on separate machines.
 //! - `replication-bench BINARY seed ITEMS`: two regions; loads ITEMS items into the first, adds
 //!   a replica in the second and times until it is ACTIVE. Prints items/s.
 
@@ -189,8 +190,17 @@ async fn lag(binary: &Path, rate: u64, seconds: u64, transport: &str) {
     );
 }
 
-async fn throughput(binary: &Path, seconds: u64, writers: u64) {
+async fn throughput(binary: &Path, seconds: u64, writers: u64, pinned: bool) {
     let cluster = Cluster::start(binary, &REGIONS, &[]).await;
+    if pinned {
+        // The source region and the load on CPU 0, the replicas on CPU 1: as on separate
+        // machines, the replicas' work does not take the source's CPU (the disk stays shared).
+        pin(std::process::id(), 0);
+        for i in 0..REGIONS.len() {
+            let pid = cluster.pid(i).expect("a running node");
+            pin(pid, usize::from(i > 0));
+        }
+    }
     let client = cluster.client(0, Duration::from_secs(30));
     for replicas in 0..=2 {
         let table = format!("throughput{replicas}");
@@ -212,6 +222,19 @@ async fn throughput(binary: &Path, seconds: u64, writers: u64) {
         // Let shipping drain before the next round.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// Binds every thread of process `pid` to CPU `cpu` (util-linux `taskset`).
+fn pin(pid: u32, cpu: usize) {
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("run taskset (util-linux: apt-get install util-linux): {e}"));
+    assert!(
+        status.success(),
+        "taskset could not pin process {pid} to CPU {cpu}"
+    );
 }
 
 async fn seed(binary: &Path, items: u64) {
@@ -239,7 +262,7 @@ async fn seed(binary: &Path, items: u64) {
 fn usage() -> ! {
     eprintln!(
         "usage: replication-bench BINARY lag RATE SECONDS [direct|kafka]\n       \
-         replication-bench BINARY throughput SECONDS WRITERS\n       \
+         replication-bench BINARY throughput SECONDS WRITERS [pinned]\n       \
          replication-bench BINARY seed ITEMS"
     );
     std::process::exit(2)
@@ -259,7 +282,14 @@ async fn main() {
             let transport = args.get(4).map_or("direct", String::as_str);
             lag(&binary, number(2), number(3), transport).await;
         }
-        Some("throughput") => throughput(&binary, number(2), number(3)).await,
+        Some("throughput") => {
+            let pinned = match args.get(4).map(String::as_str) {
+                None => false,
+                Some("pinned") => true,
+                Some(_) => usage(),
+            };
+            throughput(&binary, number(2), number(3), pinned).await;
+        }
         Some("seed") => seed(&binary, number(2)).await,
         _ => usage(),
     }
