@@ -160,9 +160,9 @@ impl Store {
             });
         }
         let last_seq = self.storage.commit(&mutations)?;
-        // IMPORTANT for throughput: the key locks go before the wait for durability, so a
-        // large write (a seeding page holds most lock stripes) does not hold every other
-        // writer through an fsync. That is safe: a later write of these keys commits after
+        // IMPORTANT for throughput: the key locks go before the wait for durability, so the
+        // writers of these items (a large write, a seeding page, has many) do not wait through
+        // an fsync. That is safe: a later write of these keys commits after
         // this one in the journal, so it is durable only once this one is, and a write that
         // is lost with this one in a crash was never acknowledged.
         drop(locks);

@@ -172,7 +172,7 @@ impl KafkaLink {
                 deliveries.push(delivery);
             }
         }
-        delivered(deliveries).await
+        delivered(deliveries).await.map_err(failed)
     }
 
     /// How many partitions `topic` has (asked once, then remembered).
@@ -240,7 +240,7 @@ fn pack(
         tidemark_core::replication::encode_item(&mut key, &change.keys);
         let partition = partition_of(&key, partitions(&topic)?);
         let at = (topic, partition);
-        let size = change_size(&change);
+        let size = change.size();
         let batches = messages.entry(at.clone()).or_default();
         let filled = filling.entry(at).or_insert(0);
         match batches.last_mut() {
@@ -270,15 +270,6 @@ fn pack(
     Ok(messages)
 }
 
-/// About how many bytes `change` takes in a message (an over-estimate is harmless).
-fn change_size(change: &WireChange) -> usize {
-    let image = change
-        .new_image
-        .as_ref()
-        .map_or(0, tidemark_core::model::item_size);
-    16 + tidemark_core::model::item_size(&change.keys) + image
-}
-
 /// The partition of the item whose key encodes as `key`, among `partitions`.
 fn partition_of(key: &[u8], partitions: i32) -> i32 {
     let partitions = u64::try_from(partitions.max(1)).unwrap_or(1);
@@ -286,18 +277,12 @@ fn partition_of(key: &[u8], partitions: i32) -> i32 {
 }
 
 /// Waits until the broker has every message of `deliveries`; the first failure is the answer.
-async fn delivered(deliveries: Vec<DeliveryFuture>) -> Result<(), PeerError> {
-    let failed = |message: String| PeerError::Unreachable {
-        region: "kafka".into(),
-        message,
-    };
+async fn delivered(deliveries: Vec<DeliveryFuture>) -> Result<(), String> {
     for delivery in deliveries {
         match delivery.await {
             Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => {
-                return Err(failed(format!("the broker did not take a message: {e}")));
-            }
-            Err(_) => return Err(failed("the producer dropped a message".into())),
+            Ok(Err((e, _))) => return Err(format!("the broker did not take a message: {e}")),
+            Err(_) => return Err("the producer dropped a message".into()),
         }
     }
     Ok(())

@@ -6,7 +6,7 @@
 
 use bytes::{Buf, BufMut};
 use serde::{Deserialize, Serialize};
-use tidemark_core::model::{Item, TableDefinition};
+use tidemark_core::model::{Item, TableDefinition, item_size};
 use tidemark_core::replication::{RemoteChange, decode_item, encode_item};
 use tidemark_core::{HlcTimestamp, Stamp};
 
@@ -39,6 +39,14 @@ pub struct WireChange {
     /// Stamp region: where the change was made.
     #[serde(rename = "r")]
     pub region: String,
+}
+
+impl WireChange {
+    /// About how many bytes the change takes in a batch: its key and new image, sized as
+    /// DynamoDB sizes items, and a few for the rest (an over-estimate is harmless).
+    pub(crate) fn size(&self) -> usize {
+        16 + item_size(&self.keys) + self.new_image.as_ref().map_or(0, item_size)
+    }
 }
 
 impl From<RemoteChange> for WireChange {

@@ -22,7 +22,6 @@
 use std::time::Duration;
 
 use tidemark_core::changes::{LogCursor, LogLimits};
-use tidemark_core::model::item_size;
 use tidemark_core::replication::RemoteChange;
 use tokio_util::sync::CancellationToken;
 
@@ -106,8 +105,6 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// and what the peer will then have of each table (see [`ChangeBatch::delivered`]).
 struct Round {
     changes: Vec<WireChange>,
-    /// Bytes of the changes' keys and new images.
-    bytes: usize,
     advances: Vec<(String, u64)>,
     delivered: std::collections::BTreeMap<String, u64>,
 }
@@ -218,10 +215,11 @@ impl Replicator {
     fn read_round(&self, destination: &Destination) -> tidemark_core::Result<Round> {
         let mut round = Round {
             changes: Vec::new(),
-            bytes: 0,
             advances: Vec::new(),
             delivered: std::collections::BTreeMap::new(),
         };
+        // Bytes of the round's changes so far ([`WireChange::size`]).
+        let mut bytes = 0;
         for (table, global) in GlobalTable::all(&self.store) {
             if !destination.takes(&global, self.region()) {
                 continue;
@@ -234,14 +232,11 @@ impl Replicator {
                 continue;
             };
             let room = BATCH_CHANGES.saturating_sub(round.changes.len());
-            if room == 0 {
+            let bytes_room = BATCH_BYTES.saturating_sub(bytes);
+            if room == 0 || bytes_room == 0 {
                 break;
             }
             let mut cursor = LogCursor::table(table_id, hold.from).local_only();
-            let bytes_room = BATCH_BYTES.saturating_sub(round.bytes);
-            if bytes_room == 0 {
-                break;
-            }
             let records = self.store.read_log(
                 &mut cursor,
                 LogLimits {
@@ -250,18 +245,16 @@ impl Replicator {
                     bytes: bytes_room,
                 },
             )?;
-            round.bytes += records
-                .iter()
-                .map(|r| item_size(&r.keys) + r.new_image.as_ref().map_or(0, item_size))
-                .sum::<usize>();
-            round.changes.extend(records.into_iter().map(|r| {
-                WireChange::from(RemoteChange {
+            for r in records {
+                let change = WireChange::from(RemoteChange {
                     table_name: r.table_name,
                     keys: r.keys,
                     new_image: r.new_image,
                     stamp: r.stamp,
-                })
-            }));
+                });
+                bytes += change.size();
+                round.changes.push(change);
+            }
             if cursor.next > hold.from {
                 round.advances.push((name, cursor.next));
             }

@@ -48,10 +48,16 @@ impl KeyLocks {
     }
 
     fn shard(&self, hash: u64) -> &Shard {
-        let index = (hash >> (u64::BITS - SHARD_BITS)) as usize;
         self.shards
-            .get(index)
+            .get(shard_index(hash))
             .expect("an index of SHARD_BITS bits is within the shards")
+    }
+
+    /// Ascending `hashes` in runs of one shard each, with their shard.
+    fn by_shard<'h>(&self, hashes: &'h [u64]) -> impl Iterator<Item = (&Shard, &'h [u64])> {
+        hashes
+            .chunk_by(|a, b| shard_index(*a) == shard_index(*b))
+            .filter_map(|run| Some((self.shard(*run.first()?), run)))
     }
 
     /// Locks `keys`, waiting while another writer holds any of them.
@@ -59,23 +65,13 @@ impl KeyLocks {
         let mut hashes: Vec<u64> = keys.iter().map(|k| self.hasher.hash_one(k)).collect();
         hashes.sort_unstable();
         hashes.dedup();
-        let mut hashes_left = hashes.as_slice();
-        while let Some(&first) = hashes_left.first() {
-            let shard = self.shard(first);
-            // Sorted by hash, so one shard's hashes are next to each other.
-            let in_shard = hashes_left
-                .iter()
-                .take_while(|h| std::ptr::eq(self.shard(**h), shard))
-                .count();
-            let (these, rest) = hashes_left.split_at(in_shard);
+        for (shard, these) in self.by_shard(&hashes) {
             let mut held = shard.held.lock();
             for hash in these {
-                while held.contains(hash) {
+                while !held.insert(*hash) {
                     shard.released.wait(&mut held);
                 }
-                held.insert(*hash);
             }
-            hashes_left = rest;
         }
         KeyGuard {
             locks: self,
@@ -84,16 +80,14 @@ impl KeyLocks {
     }
 }
 
+/// The shard of a hash: its top bits, so ascending hashes visit the shards in order.
+fn shard_index(hash: u64) -> usize {
+    (hash >> (u64::BITS - SHARD_BITS)) as usize
+}
+
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
-        let mut hashes_left = self.hashes.as_slice();
-        while let Some(&first) = hashes_left.first() {
-            let shard = self.locks.shard(first);
-            let in_shard = hashes_left
-                .iter()
-                .take_while(|h| std::ptr::eq(self.locks.shard(**h), shard))
-                .count();
-            let (these, rest) = hashes_left.split_at(in_shard);
+        for (shard, these) in self.locks.by_shard(&self.hashes) {
             {
                 let mut held = shard.held.lock();
                 for hash in these {
@@ -101,7 +95,6 @@ impl Drop for KeyGuard<'_> {
                 }
             }
             shard.released.notify_all();
-            hashes_left = rest;
         }
     }
 }
