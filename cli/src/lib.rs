@@ -191,6 +191,10 @@ impl Node {
             "index builder",
             build_indexes(store.clone(), shutdown.clone()),
         );
+        tasks.spawn(
+            "backup and restore runner",
+            run_backup_jobs(store.clone(), shutdown.clone()),
+        );
         let (worker, trigger, token) = (store.clone(), sweep_trigger.clone(), shutdown.clone());
         tasks.spawn("TTL sweeper", async move {
             ttl::run_sweeper(worker, config.ttl_period, trigger, token)
@@ -359,6 +363,32 @@ async fn build_indexes(store: Arc<Store>, shutdown: CancellationToken) -> TaskRe
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = store.backfill_requested() => {}
+        }
+    }
+}
+
+/// Copies backups and builds restored tables in the background: once at start (resuming any
+/// a restart interrupted) and whenever one is asked for, until shut down.
+async fn run_backup_jobs(store: Arc<Store>, shutdown: CancellationToken) -> TaskResult {
+    loop {
+        let worker = store.clone();
+        match tokio::task::spawn_blocking(move || worker.run_pending_jobs()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(finished)) => tracing::info!(finished, "backup and restore jobs finished"),
+            Ok(Err(e)) if e.is_fatal() => return Err(e.to_string()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "a backup or restore job failed; retried in a second");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = store.jobs_requested() => {}
         }
     }
 }

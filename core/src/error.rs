@@ -45,6 +45,28 @@ pub enum Error {
     /// The table already exists, or is busy.
     #[error("{0}")]
     ResourceInUse(String),
+    /// Backups and restores: the table does not exist (TableNotFoundException).
+    #[error("{0}")]
+    TableNotFound(String),
+    /// Restores: the target table exists already (TableAlreadyExistsException).
+    #[error("{0}")]
+    TableAlreadyExists(String),
+    /// Backups and restores: the table is being created or deleted (TableInUseException).
+    #[error("{0}")]
+    TableInUse(String),
+    /// No backup has this ARN (BackupNotFoundException).
+    #[error("{0}")]
+    BackupNotFound(String),
+    /// The backup is being created, or restored from (BackupInUseException).
+    #[error("{0}")]
+    BackupInUse(String),
+    /// The restore time is outside the restorable window (InvalidRestoreTimeException).
+    #[error("{0}")]
+    InvalidRestoreTime(String),
+    /// Point-in-time recovery is not enabled on the source
+    /// (PointInTimeRecoveryUnavailableException).
+    #[error("{0}")]
+    PointInTimeRecoveryUnavailable(String),
     /// A limit of the account or table was reached.
     #[error("{0}")]
     LimitExceeded(String),

@@ -15,6 +15,7 @@
 //!   from another region, restore) recorded with its change;
 //! - [`replication`]: last-writer-wins application of other regions' writes;
 //! - [`retention`]: named holds that keep the log from being trimmed under its readers;
+//! - [`restore`]: continuous and on-demand backups, and restores into new tables;
 //! - `storage`: the only module that knows fjall (keyspaces, key encoding, codec, commit path);
 //! - [`changes`]: the change record and its reader API;
 //! - [`stream_log`]: DynamoDB streams as slices of the log (shard lanes and generations);
@@ -30,6 +31,7 @@ mod halt;
 pub mod model;
 pub mod ops;
 pub mod replication;
+pub mod restore;
 pub mod retention;
 pub mod stamp;
 mod storage;

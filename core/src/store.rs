@@ -70,6 +70,14 @@ pub struct Store {
     pub(crate) transaction_tokens: crate::ops::TransactionTokens,
     /// Woken when an index needs a backfill.
     pub(crate) backfill_requested: tokio::sync::Notify,
+    /// Every backup, by id.
+    pub(crate) backups: parking_lot::Mutex<std::collections::BTreeMap<u64, crate::restore::Backup>>,
+    /// Held while a backup is copied, so one backup is never copied twice at once.
+    pub(crate) backup_jobs: parking_lot::Mutex<()>,
+    /// Held by DeleteBackup and by a restore from a backup while it checks and records it.
+    pub(crate) backup_users: parking_lot::Mutex<()>,
+    /// Woken when a backup or a restore was asked for.
+    pub(crate) jobs_requested: tokio::sync::Notify,
 }
 
 impl Store {
@@ -105,7 +113,12 @@ impl Store {
             halt,
             transaction_tokens: Default::default(),
             backfill_requested: tokio::sync::Notify::new(),
+            backups: Default::default(),
+            backup_jobs: Default::default(),
+            backup_users: Default::default(),
+            jobs_requested: tokio::sync::Notify::new(),
         };
+        store.load_backups()?;
         Ok(store)
     }
 
@@ -150,14 +163,17 @@ impl Store {
         self.storage.pipeline.durable().subscribe()
     }
 
-    /// Trims change records older than the history window, the tombstones of deletes that
-    /// leave the window, and streams that ended before it. The node runs this periodically.
+    /// Trims change records older than the history window (and than every table's recovery
+    /// period), the tombstones of deletes that leave the window, streams that ended before
+    /// it, and expired system backups. The node runs this periodically.
     ///
     /// # Errors
     /// Storage failures.
     pub fn trim_history(&self) -> Result<TrimReport> {
         let window = u64::try_from(self.config.history_window.as_millis()).unwrap_or(u64::MAX);
         let cutoff = self.clock.now_millis().saturating_sub(window);
+        self.advance_recovery_holds()?;
+        self.expire_backups()?;
         let report = self.storage.trim_history(cutoff)?;
         self.expire_streams(cutoff)?;
         Ok(report)

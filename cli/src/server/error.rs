@@ -246,6 +246,21 @@ impl From<Error> for ApiError {
             Error::ResourceInUse(message) => {
                 ApiError::new(bad, SERVICE, "ResourceInUseException", message)
             }
+            Error::TableNotFound(message) => ApiError::service("TableNotFoundException", message),
+            Error::TableAlreadyExists(message) => {
+                ApiError::service("TableAlreadyExistsException", message)
+            }
+            Error::TableInUse(message) => ApiError::service("TableInUseException", message),
+            Error::BackupNotFound(message) => {
+                ApiError::service("BackupNotFoundException", message)
+            }
+            Error::BackupInUse(message) => ApiError::service("BackupInUseException", message),
+            Error::InvalidRestoreTime(message) => {
+                ApiError::service("InvalidRestoreTimeException", message)
+            }
+            Error::PointInTimeRecoveryUnavailable(message) => {
+                ApiError::service("PointInTimeRecoveryUnavailableException", message)
+            }
             Error::LimitExceeded(message) => {
                 ApiError::new(bad, SERVICE, "LimitExceededException", message)
             }

@@ -8,7 +8,8 @@ mod value;
 pub use number::{MAX_DIGITS, Number, NumberError};
 pub use schema::{
     AttributeDefinition, GlobalSecondaryIndex, KeyAttribute, KeySchemaElement, KeyShape,
-    LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, Projection,
-    ProvisionedThroughput, ScalarType, StreamSpecification, TableDefinition, Tag,
+    LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, PitrSettings, Projection,
+    ProvisionedThroughput, RestoreSource, RestoreSummary, ScalarType, StreamSpecification,
+    TableDefinition, Tag,
 };
 pub use value::{AttributeValue, Item, MAX_NESTING, VALIDATION_ERROR_MARKER, ValueType, item_size};

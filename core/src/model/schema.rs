@@ -361,6 +361,57 @@ pub struct TableDefinition {
     pub table_uuid: String,
     /// The table's ARN.
     pub table_arn: String,
+    /// Point-in-time recovery, while enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time_recovery: Option<PitrSettings>,
+    /// Where a restored table came from, and while it is being built what it is built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_summary: Option<RestoreSummary>,
+}
+
+/// A table's point-in-time recovery settings, while enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PitrSettings {
+    /// When recovery was (last) enabled, milliseconds since the Unix epoch: the window starts
+    /// there.
+    pub enabled_millis: u64,
+    /// How many days of history are restorable (1–35).
+    pub recovery_period_days: u32,
+}
+
+/// DescribeTable's `RestoreSummary` of a restored table, plus what a restore in progress
+/// reads from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestoreSummary {
+    /// ARN of the table the data came from.
+    pub source_table_arn: String,
+    /// ARN of the backup the data came from, for a restore from a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_backup_arn: Option<String>,
+    /// The instant restored, milliseconds since the Unix epoch.
+    pub restore_date_time_millis: u64,
+    /// What the table is being built from; `None` once it is built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<RestoreSource>,
+}
+
+/// What a restore builds its table from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestoreSource {
+    /// The live table with this id, as of this change sequence (its later changes undone).
+    Log {
+        /// Internal id of the source table.
+        table_id: u64,
+        /// The last change sequence restored.
+        at: u64,
+    },
+    /// The on-demand or system backup with this id.
+    Backup {
+        /// The backup's id (its catalog key).
+        backup_id: u64,
+    },
 }
 
 impl TableDefinition {

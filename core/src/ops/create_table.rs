@@ -71,6 +71,16 @@ impl Store {
     /// # Errors
     /// Validation for a bad schema, ResourceInUse when the name is taken.
     pub fn create_table(&self, request: CreateTableRequest) -> Result<TableDescription> {
+        self.create_table_as(request, None)
+    }
+
+    /// Creates a table; with a restore summary whose restore is in progress, the table is
+    /// CREATING until the restore has built it.
+    pub(crate) fn create_table_as(
+        &self,
+        request: CreateTableRequest,
+        restore_summary: Option<crate::model::RestoreSummary>,
+    ) -> Result<TableDescription> {
         check_name(&request.table_name, "tableName")?;
         let mut seen = HashSet::new();
         for definition in &request.attribute_definitions {
@@ -268,6 +278,8 @@ impl Store {
             index_ids,
             backfilling: Default::default(),
             table_arn: self.table_arn(&request.table_name),
+            point_in_time_recovery: None,
+            restore_summary,
         };
         let json = serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;
         let mut puts = vec![
@@ -292,6 +304,10 @@ impl Store {
             .tables
             .write()
             .insert(entry.name.clone(), entry.clone());
-        Ok(self.describe(&entry, TableStatus::Active))
+        let status = match entry.building.load(std::sync::atomic::Ordering::Acquire) {
+            true => TableStatus::Creating,
+            false => TableStatus::Active,
+        };
+        Ok(self.describe(&entry, status))
     }
 }

@@ -2,7 +2,8 @@
 //! with too.
 
 use crate::model::{
-    AttributeDefinition, KeySchemaElement, Projection, ProvisionedThroughput, StreamSpecification,
+    AttributeDefinition, KeySchemaElement, Projection, ProvisionedThroughput, RestoreSummary,
+    StreamSpecification,
 };
 use crate::storage::catalog::TableEntry;
 use crate::{Result, Store};
@@ -14,6 +15,8 @@ pub enum TableStatus {
     Active,
     /// Being deleted (DeleteTable's answer).
     Deleting,
+    /// Being built by a restore.
+    Creating,
 }
 
 /// `BillingModeSummary`.
@@ -96,6 +99,8 @@ pub struct TableDescription {
     pub latest_stream_arn: Option<String>,
     /// Deletion protection (never enabled here).
     pub deletion_protection_enabled: bool,
+    /// Where a restored table came from.
+    pub restore_summary: Option<RestoreSummary>,
 }
 
 impl Store {
@@ -104,8 +109,12 @@ impl Store {
     /// # Errors
     /// ResourceNotFound.
     pub fn describe_table(&self, name: &str) -> Result<TableDescription> {
-        let entry = self.table(name)?;
-        Ok(self.describe(&entry, TableStatus::Active))
+        let entry = self.table_even_building(name)?;
+        let status = match entry.building.load(std::sync::atomic::Ordering::Acquire) {
+            true => TableStatus::Creating,
+            false => TableStatus::Active,
+        };
+        Ok(self.describe(&entry, status))
     }
 
     /// The table as DescribeTable and the other table operations describe it, in `status`.
@@ -126,7 +135,7 @@ impl Store {
                 .map(|id| self.storage.table_stats(*id))
                 .unwrap_or_default()
         };
-        let full = status == TableStatus::Active;
+        let full = status != TableStatus::Deleting;
         let gsis: Vec<IndexDescription> = definition
             .global_secondary_indexes
             .iter()
@@ -210,6 +219,7 @@ impl Store {
             latest_stream_label: latest_stream.as_ref().map(|s| s.label.clone()),
             latest_stream_arn: latest_stream.as_ref().map(|s| s.arn()),
             deletion_protection_enabled: false,
+            restore_summary: definition.restore_summary.clone(),
         }
     }
 }

@@ -16,7 +16,7 @@ mod put_item;
 mod query;
 mod scan;
 mod streams;
-mod tables;
+pub(crate) mod tables;
 mod tags;
 mod transact_get;
 mod transact_write;

@@ -33,16 +33,22 @@ impl Store {
         Ok(self.table(table_name)?.definition.read().clone())
     }
 
+    /// The live table `name`, ready for use (a table a restore is still building is not).
     pub(crate) fn table(&self, name: &str) -> Result<Arc<TableEntry>> {
-        check_name(name, "tableName")?;
-        self.storage.table(name).ok_or_else(|| {
-            Error::ResourceNotFound(format!(
-                "Requested resource not found: Table: {name} not found"
-            ))
-        })
+        let entry = self.table_even_building(name)?;
+        if entry.building.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(not_found(name));
+        }
+        Ok(entry)
     }
 
-    pub(super) fn table_arn(&self, name: &str) -> String {
+    /// The live table `name`, also while a restore builds it.
+    pub(crate) fn table_even_building(&self, name: &str) -> Result<Arc<TableEntry>> {
+        check_name(name, "tableName")?;
+        self.storage.table(name).ok_or_else(|| not_found(name))
+    }
+
+    pub(crate) fn table_arn(&self, name: &str) -> String {
         format!(
             "arn:aws:dynamodb:{}:{}:table/{}",
             self.config.region, self.config.account_id, name
@@ -70,7 +76,7 @@ impl Store {
         }
     }
 
-    pub(super) fn save_definition(
+    pub(crate) fn save_definition(
         &self,
         entry: &TableEntry,
         definition: TableDefinition,
@@ -142,14 +148,20 @@ impl Store {
     }
 }
 
-pub(super) fn coral(value: &str, field: &str, constraint: &str) -> Error {
+pub(crate) fn coral(value: &str, field: &str, constraint: &str) -> Error {
     Error::validation(format!(
         "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
     ))
 }
 
+fn not_found(name: &str) -> Error {
+    Error::ResourceNotFound(format!(
+        "Requested resource not found: Table: {name} not found"
+    ))
+}
+
 /// Checks a table or index name: 3–255 characters of `[a-zA-Z0-9_.-]`.
-pub(super) fn check_name(name: &str, field: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str, field: &str) -> Result<()> {
     if name.len() < 3 {
         return Err(coral(
             name,

@@ -299,6 +299,16 @@ impl CommitPipeline {
         &self.durable
     }
 
+    /// A stamp of this node, now, for cells written outside a commit (a restored table's).
+    pub(crate) fn mint_stamp(&self) -> Stamp {
+        let now = self.clock.now_millis();
+        let hlc = self.sequencer.lock().hlc.tick(now);
+        Stamp {
+            hlc,
+            region: self.region.clone(),
+        }
+    }
+
     /// Commits the mutations atomically (all or none), without waiting for durability
     /// ([`Durable::wait_durable`] does). Returns the sequence of the last change record
     /// written.

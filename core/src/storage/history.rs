@@ -28,7 +28,8 @@ pub struct TrimReport {
 }
 
 impl Storage {
-    fn table_by_id(&self, id: u64) -> Option<Arc<TableEntry>> {
+    /// The live table with internal id `id`.
+    pub(crate) fn table_by_id(&self, id: u64) -> Option<Arc<TableEntry>> {
         self.catalog
             .tables
             .read()

@@ -8,7 +8,8 @@
 //! - `catalog`: table definitions and stream descriptors (JSON), and the next table id;
 //! - `stats`: `table id` → exact item count and bytes;
 //! - `indexes`: secondary-index entries;
-//! - `ttl`: `table id | expiry second | item key` → nothing (see [`ttl_index`]).
+//! - `ttl`: `table id | expiry second | item key` → nothing (see [`ttl_index`]);
+//! - `backup.<id hex>`: one per backup, its items (see [`image`]).
 //!
 //! Every item write is one atomic batch across `items`, `changes`, `table_changes`, `indexes`,
 //! `ttl` and `stats` (see [`commit`]). Read-check-write atomicity comes from striped per-key locks held around
@@ -19,6 +20,7 @@ pub(crate) mod codec;
 pub(crate) mod commit;
 pub(crate) mod history;
 pub(crate) mod holds;
+pub(crate) mod image;
 pub(crate) mod index;
 pub(crate) mod journal;
 pub(crate) mod key_locks;

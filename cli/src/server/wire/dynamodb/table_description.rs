@@ -6,7 +6,7 @@ use tidemark_replicator::membership::{GlobalTable, VERSION};
 
 use crate::server::error::ApiError;
 use tidemark_core::model::{
-    AttributeDefinition, KeySchemaElement, Projection, StreamSpecification,
+    AttributeDefinition, KeySchemaElement, Projection, RestoreSummary, StreamSpecification,
 };
 use tidemark_core::ops::{
     BillingModeSummary, IndexDescription, ProvisionedThroughputDescription, TableDescription,
@@ -17,6 +17,7 @@ use tidemark_core::ops::{
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub(crate) enum WireTableStatus {
+    Creating,
     Active,
     Updating,
     Deleting,
@@ -27,6 +28,7 @@ impl From<TableStatus> for WireTableStatus {
         match status {
             TableStatus::Active => WireTableStatus::Active,
             TableStatus::Deleting => WireTableStatus::Deleting,
+            TableStatus::Creating => WireTableStatus::Creating,
         }
     }
 }
@@ -138,6 +140,30 @@ pub(crate) struct WireTableDescription {
     global_table_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     replicas: Option<Vec<WireReplicaDescription>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restore_summary: Option<WireRestoreSummary>,
+}
+
+/// `RestoreSummary`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireRestoreSummary {
+    source_table_arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_backup_arn: Option<String>,
+    restore_date_time: f64,
+    restore_in_progress: bool,
+}
+
+impl From<RestoreSummary> for WireRestoreSummary {
+    fn from(summary: RestoreSummary) -> Self {
+        WireRestoreSummary {
+            source_table_arn: summary.source_table_arn,
+            source_backup_arn: summary.source_backup_arn,
+            restore_date_time: summary.restore_date_time_millis as f64 / 1000.0,
+            restore_in_progress: summary.in_progress.is_some(),
+        }
+    }
 }
 
 /// One other region's replica, as DescribeTable lists it.
@@ -215,6 +241,7 @@ impl From<TableDescription> for WireTableDescription {
             deletion_protection_enabled: table.deletion_protection_enabled,
             global_table_version: None,
             replicas: None,
+            restore_summary: table.restore_summary.map(Into::into),
         }
     }
 }

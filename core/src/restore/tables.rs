@@ -1,0 +1,382 @@
+//! RestoreTableToPointInTime and RestoreTableFromBackup: a new table, CREATING while the job
+//! runner builds it from the source's history or from a backup, then ACTIVE.
+//!
+//! The restore is recorded in the target's definition (`RestoreSummary` with what it reads
+//! from) before the call answers, so a restart resumes it: the runner empties the target and
+//! builds it again. A restore whose source is gone meanwhile (the source table deleted
+//! before a restart) cannot be built any more: the target is dropped, never left half-built;
+//! a half-built table is never ACTIVE, and nobody can read or write it while CREATING.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::changes::ChangeSeq;
+use crate::model::{
+    GlobalSecondaryIndex, Item, LocalSecondaryIndex, ProvisionedThroughput, RestoreSource,
+    RestoreSummary, TableDefinition, item_size,
+};
+use crate::ops::tables::check_name;
+use crate::ops::{CreateTableRequest, TableDescription};
+use crate::storage::catalog::TableEntry;
+use crate::storage::image::ImageItem;
+use crate::{Error, Result, Store};
+
+/// Items per bulk-load batch, and bytes of items.
+const LOAD_BATCH: usize = 5_000;
+const LOAD_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// Settings a restore may change from the source's.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOverrides {
+    /// `PROVISIONED` or `PAY_PER_REQUEST`.
+    pub billing_mode: Option<String>,
+    /// The global secondary indexes to keep (a subset of the source's).
+    pub global_secondary_indexes: Option<Vec<GlobalSecondaryIndex>>,
+    /// The local secondary indexes to keep (a subset of the source's).
+    pub local_secondary_indexes: Option<Vec<LocalSecondaryIndex>>,
+    /// Capacity of a provisioned target.
+    pub provisioned_throughput: Option<ProvisionedThroughput>,
+}
+
+/// The instant a point-in-time restore restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestorePoint {
+    /// This instant, milliseconds since the Unix epoch.
+    At(u64),
+    /// The latest restorable instant (now).
+    Latest,
+}
+
+fn restore_hold(target: &str) -> String {
+    format!("restore/{target}")
+}
+
+impl Store {
+    /// RestoreTableToPointInTime: creates `target` (CREATING) holding `source` exactly as it
+    /// was at `point`, to the millisecond; the job runner builds it.
+    ///
+    /// # Errors
+    /// TableNotFound, PointInTimeRecoveryUnavailable, InvalidRestoreTime,
+    /// TableAlreadyExists, Validation.
+    pub fn restore_table_to_point_in_time(
+        &self,
+        source: &str,
+        target: &str,
+        point: RestorePoint,
+        overrides: RestoreOverrides,
+    ) -> Result<TableDescription> {
+        check_name(target, "targetTableName")?;
+        let entry = self.backup_source(source)?;
+        let definition = entry.definition.read().clone();
+        let Some(settings) = definition.point_in_time_recovery else {
+            return Err(Error::PointInTimeRecoveryUnavailable(format!(
+                "Point in time recovery is not enabled for table '{}'",
+                entry.name
+            )));
+        };
+        self.check_target_free(target)?;
+        let (last, now) = self
+            .storage
+            .with_sequence_boundary(|next| Ok((next - 1, self.clock.now_millis())))?;
+        let window = self.restorable_window(settings);
+        let (millis, at) = match point {
+            RestorePoint::Latest => (now, last),
+            RestorePoint::At(millis) => {
+                if millis < window.earliest_millis || millis > window.latest_millis {
+                    return Err(Error::InvalidRestoreTime(format!(
+                        "The restore time {} is outside the restorable window {} to {}",
+                        iso_millis(millis),
+                        iso_millis(window.earliest_millis),
+                        iso_millis(window.latest_millis)
+                    )));
+                }
+                (millis, self.last_change_at(millis, last, now)?)
+            }
+        };
+        let hold = restore_hold(target);
+        self.set_hold(&hold, None, at + 1)?;
+        let summary = RestoreSummary {
+            source_table_arn: definition.table_arn.clone(),
+            source_backup_arn: None,
+            restore_date_time_millis: millis,
+            in_progress: Some(RestoreSource::Log {
+                table_id: entry.id,
+                at,
+            }),
+        };
+        let created = self.create_restore_target(&definition, target, overrides, summary);
+        if created.is_err() {
+            self.release_hold(&hold)?;
+        }
+        self.jobs_requested.notify_one();
+        created
+    }
+
+    /// The last change committed at or before `millis` (which is at most `now`; `last` is
+    /// the last change committed when `now` was read, so every later commit is later).
+    fn last_change_at(&self, millis: u64, last: ChangeSeq, now: u64) -> Result<ChangeSeq> {
+        if millis >= now {
+            return Ok(last);
+        }
+        // Every change up to `last` must be searchable: the search reads durable changes.
+        self.storage.wait_durable(last)?;
+        Ok(match self.last_change_at_or_before(millis)? {
+            Some(seq) => seq,
+            // Every retained change is later: the table as of then is the log's start.
+            None => self.oldest_retained_seq().saturating_sub(1),
+        })
+    }
+
+    /// RestoreTableFromBackup: creates `target` (CREATING) holding the backup's items; the
+    /// job runner builds it.
+    ///
+    /// # Errors
+    /// BackupNotFound, BackupInUse, TableAlreadyExists, Validation.
+    pub fn restore_table_from_backup(
+        &self,
+        backup_arn: &str,
+        target: &str,
+        overrides: RestoreOverrides,
+    ) -> Result<TableDescription> {
+        check_name(target, "targetTableName")?;
+        let backup = self.available_backup(backup_arn)?;
+        self.check_target_free(target)?;
+        let summary = RestoreSummary {
+            source_table_arn: backup.table.table_arn.clone(),
+            source_backup_arn: Some(backup.arn.clone()),
+            restore_date_time_millis: backup.created_millis,
+            in_progress: Some(RestoreSource::Backup {
+                backup_id: backup.id,
+            }),
+        };
+        // DeleteBackup takes this lock too, so it sees this restore once the backup is checked.
+        let _users = self.backup_users.lock();
+        self.available_backup(backup_arn)?;
+        let created = self.create_restore_target(&backup.table, target, overrides, summary);
+        self.jobs_requested.notify_one();
+        created
+    }
+
+    fn check_target_free(&self, target: &str) -> Result<()> {
+        match self.storage.table(target) {
+            Some(_) => Err(Error::TableAlreadyExists(format!(
+                "Table already exists: {target}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// True while a restore reads backup `backup_id`.
+    pub(crate) fn restoring_from(&self, backup_id: u64) -> bool {
+        self.storage.live_tables().iter().any(|t| {
+            t.definition
+                .read()
+                .restore_summary
+                .as_ref()
+                .and_then(|s| s.in_progress)
+                == Some(RestoreSource::Backup { backup_id })
+        })
+    }
+
+    /// Creates the target of a restore from the source's definition and the overrides:
+    /// key schema, indexes (all, or the subsets named), billing and capacity; no stream,
+    /// TTL, tags or point-in-time recovery, as in DynamoDB.
+    fn create_restore_target(
+        &self,
+        source: &TableDefinition,
+        target: &str,
+        overrides: RestoreOverrides,
+        summary: RestoreSummary,
+    ) -> Result<TableDescription> {
+        let billing_mode = overrides
+            .billing_mode
+            .unwrap_or_else(|| source.billing_mode.clone());
+        let on_demand = billing_mode == "PAY_PER_REQUEST";
+        let mut gsis = match overrides.global_secondary_indexes {
+            Some(chosen) => {
+                for g in &chosen {
+                    if !source
+                        .global_secondary_indexes
+                        .iter()
+                        .any(|s| s.index_name == g.index_name && s.key_schema == g.key_schema)
+                    {
+                        return Err(Error::validation(format!(
+                            "GlobalSecondaryIndexOverride names an index the source does not have: {}",
+                            g.index_name
+                        )));
+                    }
+                }
+                chosen
+            }
+            None => source.global_secondary_indexes.clone(),
+        };
+        if on_demand {
+            for g in &mut gsis {
+                g.provisioned_throughput = None;
+            }
+        }
+        let lsis = match overrides.local_secondary_indexes {
+            Some(chosen) => {
+                for l in &chosen {
+                    if !source
+                        .local_secondary_indexes
+                        .iter()
+                        .any(|s| s.index_name == l.index_name && s.key_schema == l.key_schema)
+                    {
+                        return Err(Error::validation(format!(
+                            "LocalSecondaryIndexOverride names an index the source does not have: {}",
+                            l.index_name
+                        )));
+                    }
+                }
+                chosen
+            }
+            None => source.local_secondary_indexes.clone(),
+        };
+        let provisioned_throughput = match on_demand {
+            true => None,
+            false => Some(
+                overrides
+                    .provisioned_throughput
+                    .unwrap_or(source.provisioned_throughput),
+            ),
+        };
+        let key_names: Vec<&str> = source
+            .key_schema
+            .iter()
+            .chain(gsis.iter().flat_map(|g| &g.key_schema))
+            .chain(lsis.iter().flat_map(|l| &l.key_schema))
+            .map(|k| k.attribute_name.as_str())
+            .collect();
+        let attribute_definitions = source
+            .attribute_definitions
+            .iter()
+            .filter(|d| key_names.contains(&d.attribute_name.as_str()))
+            .cloned()
+            .collect();
+        let request = CreateTableRequest {
+            table_name: target.to_string(),
+            key_schema: source.key_schema.clone(),
+            attribute_definitions,
+            billing_mode: Some(billing_mode),
+            provisioned_throughput,
+            global_secondary_indexes: gsis,
+            local_secondary_indexes: lsis,
+            stream_specification: None,
+            tags: Vec::new(),
+        };
+        self.create_table_as(request, Some(summary))
+            .map_err(|e| match e {
+                Error::ResourceInUse(message) => Error::TableAlreadyExists(message),
+                other => other,
+            })
+    }
+
+    /// Builds every table a restore has not finished (new ones, and any a restart
+    /// interrupted), then makes it ACTIVE. Returns how many were finished.
+    pub(crate) fn run_pending_restores(&self) -> Result<usize> {
+        let building: Vec<Arc<TableEntry>> = self
+            .storage
+            .live_tables()
+            .into_iter()
+            .filter(|t| t.building.load(Ordering::Acquire))
+            .collect();
+        let mut finished = 0;
+        for entry in building {
+            finished += usize::from(self.run_restore(&entry)?);
+        }
+        // A crash between setting a restore's hold and creating its target leaves the hold.
+        for hold in self.holds() {
+            let Some(target) = hold.name.strip_prefix("restore/") else {
+                continue;
+            };
+            if self
+                .storage
+                .table(target)
+                .is_none_or(|t| !t.building.load(Ordering::Acquire))
+            {
+                self.release_hold(&hold.name)?;
+            }
+        }
+        Ok(finished)
+    }
+
+    fn run_restore(&self, entry: &TableEntry) -> Result<bool> {
+        let Some(source) = entry
+            .definition
+            .read()
+            .restore_summary
+            .as_ref()
+            .and_then(|s| s.in_progress)
+        else {
+            return Ok(false);
+        };
+        self.storage.clear_table(entry)?;
+        let loaded = match source {
+            RestoreSource::Log { table_id, at } => match self.storage.table_by_id(table_id) {
+                Some(source) => {
+                    self.storage.wait_durable(at)?;
+                    let image = self.storage.table_image(table_id, &source.shape, at)?;
+                    Some(self.load_table(entry, image)?)
+                }
+                None => None,
+            },
+            RestoreSource::Backup { backup_id } => {
+                match self.backups.lock().contains_key(&backup_id) {
+                    true => Some(self.load_table(entry, self.storage.backup_items(backup_id)?)?),
+                    false => None,
+                }
+            }
+        };
+        let _ddl = self.storage.ddl.lock();
+        let Some(items) = loaded else {
+            tracing::warn!(table = %entry.name, "the source of the restore is gone; dropping the half-built table");
+            self.drop_table(entry, false)?;
+            self.release_hold(&restore_hold(&entry.name))?;
+            return Ok(false);
+        };
+        self.storage.sync_if_durable()?;
+        let mut definition = entry.definition.read().clone();
+        if let Some(summary) = definition.restore_summary.as_mut() {
+            summary.in_progress = None;
+        }
+        self.save_definition(entry, definition)?;
+        entry.building.store(false, Ordering::Release);
+        self.release_hold(&restore_hold(&entry.name))?;
+        tracing::info!(table = %entry.name, items, "restore finished");
+        Ok(true)
+    }
+
+    /// Loads `items` into the table being built, in bounded batches. Returns the count.
+    fn load_table(
+        &self,
+        entry: &TableEntry,
+        items: impl Iterator<Item = Result<ImageItem>>,
+    ) -> Result<u64> {
+        let mut batch: Vec<(Vec<u8>, Item)> = Vec::with_capacity(LOAD_BATCH);
+        let (mut bytes, mut loaded) = (0, 0u64);
+        for item in items {
+            let (key, item) = item?;
+            bytes += key.len() + item_size(&item);
+            batch.push((key, item));
+            if batch.len() >= LOAD_BATCH || bytes >= LOAD_BATCH_BYTES {
+                self.storage.load_items(entry, &batch)?;
+                loaded += batch.len() as u64;
+                batch.clear();
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            self.storage.load_items(entry, &batch)?;
+            loaded += batch.len() as u64;
+        }
+        Ok(loaded)
+    }
+}
+
+/// An instant as ISO 8601, for messages.
+fn iso_millis(millis: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| millis.to_string())
+}

@@ -1,0 +1,280 @@
+//! Tables as they were at a past change sequence, backup copies of them, and the bulk load
+//! that builds a restored table.
+//!
+//! A table as of sequence `at` is read from one fjall snapshot: every item the snapshot
+//! holds, except that an item changed after `at` takes the old image of its FIRST later
+//! change (absent: the item did not exist at `at`). Every change record carries its old
+//! image, so no base copy is needed: restoring to a point in time costs a walk of the table
+//! plus a walk of its changes since that point, which a retention hold keeps.
+//!
+//! Backups are copies in their own keyspace (`backup.<id hex>`), written by fjall's ingestion
+//! (sorted runs straight to disk, no journal), so they outlive the table and the history, and
+//! deleting one drops its keyspace.
+//!
+//! A restored table is built by [`Storage::load_items`], which writes item cells, index
+//! entries and statistics but no change records: the table is new, nobody can read or write
+//! it until it is built (it is CREATING), and its history starts when it becomes ACTIVE.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
+
+use super::catalog::TableEntry;
+use super::codec;
+use super::commit::{Durability, TableStats};
+use super::keys::{item_key, table_change_key, table_prefix};
+use super::{Storage, seq_of};
+use crate::changes::ChangeSeq;
+use crate::model::{Item, KeyShape, item_size};
+use crate::{Error, Result};
+
+/// One item of a table image or a backup: its storage key without the table prefix (the
+/// encoded partition and sort key), and the item.
+pub(crate) type ImageItem = (Vec<u8>, Item);
+
+/// The live items of one table as of a change sequence, in key order ([module docs](self)).
+pub(crate) struct TableImage {
+    items: fjall::Iter,
+    undo: std::iter::Peekable<std::collections::btree_map::IntoIter<Vec<u8>, Option<Item>>>,
+    next_item: Option<(Vec<u8>, Option<Item>)>,
+    items_done: bool,
+}
+
+impl TableImage {
+    fn load_next_item(&mut self) -> Result<()> {
+        if self.next_item.is_some() || self.items_done {
+            return Ok(());
+        }
+        match self.items.next() {
+            Some(guard) => {
+                let (key, value) = guard.into_inner()?;
+                let item = codec::decode_cell_item(&value)?;
+                self.next_item = Some((key.to_vec(), item));
+            }
+            None => self.items_done = true,
+        }
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<Option<(Vec<u8>, Option<Item>)>> {
+        self.load_next_item()?;
+        let (take_undo, shadowed) = match (&self.next_item, self.undo.peek()) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => (false, false),
+            (None, Some(_)) => (true, false),
+            (Some((item_key, _)), Some((undo_key, _))) => {
+                (undo_key <= item_key, undo_key == item_key)
+            }
+        };
+        if shadowed {
+            // The item as stored now is replaced by what it was then.
+            self.next_item = None;
+        }
+        Ok(match take_undo {
+            true => self.undo.next(),
+            false => self.next_item.take(),
+        })
+    }
+}
+
+impl Iterator for TableImage {
+    type Item = Result<ImageItem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.step() {
+                Err(e) => return Some(Err(e)),
+                Ok(None) => return None,
+                Ok(Some((_, None))) => continue,
+                Ok(Some((key, Some(item)))) => {
+                    let suffix = key.get(8..).map(<[u8]>::to_vec).unwrap_or_default();
+                    return Some(Ok((suffix, item)));
+                }
+            }
+        }
+    }
+}
+
+impl Storage {
+    /// The table `table_id` (of key shape `shape`) as of change sequence `at`.
+    ///
+    /// IMPORTANT: the caller holds the log from `at + 1` on (a retention hold), so every
+    /// change after `at` is still there to be undone.
+    ///
+    /// # Errors
+    /// Internal when the log after `at` was trimmed; storage failures; corrupt records.
+    pub(crate) fn table_image(
+        &self,
+        table_id: u64,
+        shape: &KeyShape,
+        at: ChangeSeq,
+    ) -> Result<TableImage> {
+        let snapshot = self.db.snapshot();
+        if self.oldest_retained.load(Ordering::Acquire) > at + 1 {
+            return Err(Error::Internal(format!(
+                "the history after change {at} is no longer kept"
+            )));
+        }
+        let mut undo: BTreeMap<Vec<u8>, Option<Item>> = BTreeMap::new();
+        let later = table_change_key(table_id, at + 1)..=table_change_key(table_id, u64::MAX);
+        for guard in snapshot.range(&self.ks.table_changes, later) {
+            let key = guard.key()?;
+            let seq = seq_of(key.get(8..).unwrap_or_default())?;
+            let bytes = snapshot
+                .get(&self.ks.changes, seq.to_be_bytes())?
+                .ok_or_else(|| Error::Corrupt(format!("change {seq} has no record")))?;
+            let record = codec::decode_record(seq, &bytes)?;
+            undo.entry(item_key(table_id, shape, &record.keys))
+                .or_insert(record.old_image);
+        }
+        Ok(TableImage {
+            items: snapshot.prefix(&self.ks.items, table_prefix(table_id)),
+            undo: undo.into_iter().peekable(),
+            next_item: None,
+            items_done: false,
+        })
+    }
+
+    /// Writes `items` into `table`, a table being built that nobody else writes: item cells
+    /// (stamped now, by this node), index entries and statistics, in one batch, without
+    /// change records ([module docs](self)).
+    pub(crate) fn load_items(&self, table: &TableEntry, items: &[ImageItem]) -> Result<()> {
+        let stamp = self.pipeline.mint_stamp();
+        let indexes = table.indexes();
+        let prefix = table_prefix(table.id);
+        let mut batch = self.db.batch();
+        let mut deltas: BTreeMap<u64, TableStats> = BTreeMap::new();
+        for (suffix, item) in items {
+            let key = [prefix.as_slice(), suffix].concat();
+            batch.insert(&self.ks.items, key, codec::encode_cell(Some(item), &stamp));
+            let delta = deltas.entry(table.id).or_default();
+            delta.items += 1;
+            delta.bytes += item_size(item) as i64;
+            for index in indexes.iter() {
+                let Some(entry_key) = index.entry_key(&table.shape, item) else {
+                    continue;
+                };
+                let projected = index.project(&table.shape, item);
+                let mut value = Vec::with_capacity(64);
+                codec::put_item(&mut value, &projected);
+                batch.insert(&self.ks.indexes, entry_key, value);
+                let delta = deltas.entry(index.id).or_default();
+                delta.items += 1;
+                delta.bytes += item_size(&projected) as i64;
+            }
+        }
+        // Under the sequencer lock like the commit path, so persisted statistics never go
+        // backwards.
+        let mut sequencer = self.pipeline.sequencer.lock();
+        for (id, delta) in &deltas {
+            let stats = sequencer.stats.entry(*id).or_default();
+            stats.items += delta.items;
+            stats.bytes += delta.bytes;
+            batch.insert(&self.ks.stats, id.to_be_bytes(), stats.encode());
+        }
+        if let Err(e) = batch.commit() {
+            for (id, delta) in &deltas {
+                if let Some(stats) = sequencer.stats.get_mut(id) {
+                    stats.items -= delta.items;
+                    stats.bytes -= delta.bytes;
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Removes everything a table being built holds (items, index entries, statistics), so
+    /// an interrupted build starts over.
+    pub(crate) fn clear_table(&self, table: &TableEntry) -> Result<()> {
+        let index_ids: Vec<u64> = table.indexes().iter().map(|i| i.id).collect();
+        self.purge_table_items(table.id, &index_ids)?;
+        let mut sequencer = self.pipeline.sequencer.lock();
+        sequencer.stats.remove(&table.id);
+        Ok(())
+    }
+
+    /// Makes everything written so far durable in `sync` mode (bulk writes skip the group
+    /// commit).
+    pub(crate) fn sync_if_durable(&self) -> Result<()> {
+        if self.durability == Durability::Sync {
+            self.db.persist(PersistMode::SyncData)?;
+        }
+        Ok(())
+    }
+
+    fn backup_keyspace(&self, backup_id: u64) -> Result<Keyspace> {
+        Ok(self
+            .db
+            .keyspace(&backup_keyspace_name(backup_id), KeyspaceCreateOptions::default)?)
+    }
+
+    /// Writes `image` as the content of backup `backup_id` (replacing what an interrupted
+    /// attempt left), calling `progress` with the items written so far. Returns the items
+    /// and bytes written.
+    pub(crate) fn write_backup(
+        &self,
+        backup_id: u64,
+        image: impl Iterator<Item = Result<ImageItem>>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<TableStats> {
+        let keyspace = self.backup_keyspace(backup_id)?;
+        keyspace.clear()?;
+        let mut ingestion = keyspace.start_ingestion()?;
+        let mut written = TableStats::default();
+        for entry in image {
+            let (suffix, item) = entry?;
+            let mut value = Vec::with_capacity(64);
+            codec::put_item(&mut value, &item);
+            ingestion.write(suffix, value)?;
+            written.items += 1;
+            written.bytes += item_size(&item) as i64;
+            if written.items % 10_000 == 0 {
+                progress(written.items as u64);
+            }
+        }
+        ingestion.finish()?;
+        Ok(written)
+    }
+
+    /// The items of backup `backup_id`, in key order.
+    pub(crate) fn backup_items(
+        &self,
+        backup_id: u64,
+    ) -> Result<impl Iterator<Item = Result<ImageItem>> + use<>> {
+        let keyspace = self.backup_keyspace(backup_id)?;
+        Ok(keyspace.iter().map(|guard| {
+            let (key, value) = guard.into_inner()?;
+            Ok((key.to_vec(), codec::Reader::new(&value).item()?))
+        }))
+    }
+
+    /// Drops the stored copy of backup `backup_id`.
+    pub(crate) fn drop_backup(&self, backup_id: u64) -> Result<()> {
+        let name = backup_keyspace_name(backup_id);
+        if self.db.keyspace_exists(&name) {
+            let keyspace = self.backup_keyspace(backup_id)?;
+            self.db.delete_keyspace(keyspace)?;
+        }
+        Ok(())
+    }
+
+    /// Ids of every backup copy on disk (to drop those whose backup is gone).
+    pub(crate) fn stored_backup_ids(&self) -> Vec<u64> {
+        self.db
+            .list_keyspace_names()
+            .iter()
+            .filter_map(|name| {
+                let name: &str = name.as_ref();
+                u64::from_str_radix(name.strip_prefix(BACKUP_KEYSPACE_PREFIX)?, 16).ok()
+            })
+            .collect()
+    }
+}
+
+const BACKUP_KEYSPACE_PREFIX: &str = "backup.";
+
+fn backup_keyspace_name(backup_id: u64) -> String {
+    format!("{BACKUP_KEYSPACE_PREFIX}{backup_id:016x}")
+}
