@@ -650,3 +650,34 @@ fn the_last_change_at_or_before_a_time_is_found_from_the_log() {
         Some(late)
     );
 }
+
+fn scan_count(store: &Store, table: &str) -> usize {
+    store
+        .scan(tidemark_core::ops::ScanRequest {
+            table_name: table.into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .count
+}
+
+#[test]
+fn a_backup_survives_reopen_and_restores_its_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let arn = {
+        let store = open(dir.path(), Durability::Sync);
+        create(&store, "tbl");
+        for i in 0..20 {
+            put(&store, "tbl", item(&format!("k{i}"), "x"));
+        }
+        let backup = store.create_backup("tbl", "first").unwrap();
+        assert_eq!(store.run_pending_jobs().unwrap(), 1);
+        backup.arn
+    };
+    let store = open(dir.path(), Durability::Sync);
+    store
+        .restore_table_from_backup(&arn, "copy", Default::default())
+        .unwrap();
+    assert_eq!(store.run_pending_jobs().unwrap(), 1);
+    assert_eq!(scan_count(&store, "copy"), 20);
+}

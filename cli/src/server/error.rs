@@ -251,9 +251,7 @@ impl From<Error> for ApiError {
                 ApiError::service("TableAlreadyExistsException", message)
             }
             Error::TableInUse(message) => ApiError::service("TableInUseException", message),
-            Error::BackupNotFound(message) => {
-                ApiError::service("BackupNotFoundException", message)
-            }
+            Error::BackupNotFound(message) => ApiError::service("BackupNotFoundException", message),
             Error::BackupInUse(message) => ApiError::service("BackupInUseException", message),
             Error::InvalidRestoreTime(message) => {
                 ApiError::service("InvalidRestoreTimeException", message)

@@ -235,8 +235,10 @@ impl Store {
             return Ok(false);
         };
         self.storage.wait_durable(backup.at)?;
-        let image = self.storage.table_image(entry.id, &entry.shape, backup.at)?;
-        let written = self.storage.write_backup(id, image, |_| {})?;
+        let image = self
+            .storage
+            .table_image(entry.id, &entry.shape, backup.at)?;
+        let written = self.storage.write_backup(id, image)?;
         self.storage.sync_if_durable()?;
         backup.status = BackupStatus::Available;
         backup.item_count = written.items;
@@ -295,7 +297,9 @@ impl Store {
         let _users = self.backup_users.lock();
         let mut backup = self.describe_backup(arn)?;
         if backup.status == BackupStatus::Creating {
-            return Err(Error::BackupInUse(format!("Backup is being created: {arn}")));
+            return Err(Error::BackupInUse(format!(
+                "Backup is being created: {arn}"
+            )));
         }
         if self.restoring_from(backup.id) {
             return Err(Error::BackupInUse(format!(
@@ -393,7 +397,9 @@ impl Store {
     pub(crate) fn available_backup(&self, arn: &str) -> Result<Arc<Backup>> {
         let backup = self.describe_backup(arn)?;
         if backup.status != BackupStatus::Available {
-            return Err(Error::BackupInUse(format!("Backup is being created: {arn}")));
+            return Err(Error::BackupInUse(format!(
+                "Backup is being created: {arn}"
+            )));
         }
         Ok(Arc::new(backup))
     }

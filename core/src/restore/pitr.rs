@@ -40,7 +40,9 @@ impl Store {
             .table(name)
             .ok_or_else(|| Error::TableNotFound(format!("Table not found: {name}")))?;
         if entry.building.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(Error::TableInUse(format!("Table is being restored: {name}")));
+            return Err(Error::TableInUse(format!(
+                "Table is being restored: {name}"
+            )));
         }
         Ok(entry)
     }

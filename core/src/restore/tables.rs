@@ -360,6 +360,8 @@ impl Store {
             bytes += key.len() + item_size(&item);
             batch.push((key, item));
             if batch.len() >= LOAD_BATCH || bytes >= LOAD_BATCH_BYTES {
+                // Lets crash tests stop a node in the middle of a restore.
+                fail::fail_point!("restore-load");
                 self.storage.load_items(entry, &batch)?;
                 loaded += batch.len() as u64;
                 batch.clear();

@@ -7,7 +7,7 @@
 //! image, so no base copy is needed: restoring to a point in time costs a walk of the table
 //! plus a walk of its changes since that point, which a retention hold keeps.
 //!
-//! Backups are copies in their own keyspace (`backup.<id hex>`), written by fjall's ingestion
+//! Backups are copies in their own keyspace (`backup.<id hex>.<attempt hex>`), written by fjall's ingestion
 //! (sorted runs straight to disk, no journal), so they outlive the table and the history, and
 //! deleting one drops its keyspace.
 //!
@@ -204,23 +204,36 @@ impl Storage {
         Ok(())
     }
 
-    fn backup_keyspace(&self, backup_id: u64) -> Result<Keyspace> {
-        Ok(self
-            .db
-            .keyspace(&backup_keyspace_name(backup_id), KeyspaceCreateOptions::default)?)
+    /// Names of the keyspaces holding copies of backup `backup_id` (one once it is copied;
+    /// an interrupted copy may leave one more).
+    fn backup_keyspaces(&self, backup_id: u64) -> Vec<String> {
+        let prefix = format!("{BACKUP_KEYSPACE_PREFIX}{backup_id:016x}.");
+        self.db
+            .list_keyspace_names()
+            .iter()
+            .map(|name| name.to_string())
+            .filter(|name| name.starts_with(&prefix))
+            .collect()
     }
 
-    /// Writes `image` as the content of backup `backup_id` (replacing what an interrupted
-    /// attempt left), calling `progress` with the items written so far. Returns the items
-    /// and bytes written.
+    fn open_keyspace(&self, name: &str) -> Result<Keyspace> {
+        Ok(self.db.keyspace(name, KeyspaceCreateOptions::default)?)
+    }
+
+    /// Writes `image` as the content of backup `backup_id`, into a new keyspace (dropping
+    /// what an interrupted attempt left). Returns the items and bytes written.
+    ///
+    /// IMPORTANT: every attempt ingests into a keyspace of its own name: fjall 3.1 loses
+    /// what is ingested into a keyspace after `clear()` when the database is reopened.
     pub(crate) fn write_backup(
         &self,
         backup_id: u64,
         image: impl Iterator<Item = Result<ImageItem>>,
-        mut progress: impl FnMut(u64),
     ) -> Result<TableStats> {
-        let keyspace = self.backup_keyspace(backup_id)?;
-        keyspace.clear()?;
+        self.drop_backup(backup_id)?;
+        let attempt = uuid::Uuid::new_v4().as_u64_pair().0 as u32;
+        let name = format!("{BACKUP_KEYSPACE_PREFIX}{backup_id:016x}.{attempt:08x}");
+        let keyspace = self.open_keyspace(&name)?;
         let mut ingestion = keyspace.start_ingestion()?;
         let mut written = TableStats::default();
         for entry in image {
@@ -231,7 +244,8 @@ impl Storage {
             written.items += 1;
             written.bytes += item_size(&item) as i64;
             if written.items % 10_000 == 0 {
-                progress(written.items as u64);
+                // Lets crash tests stop a node in the middle of a backup.
+                fail::fail_point!("backup-copy");
             }
         }
         ingestion.finish()?;
@@ -239,22 +253,31 @@ impl Storage {
     }
 
     /// The items of backup `backup_id`, in key order.
+    ///
+    /// # Errors
+    /// Corrupt when the backup's copy is missing.
     pub(crate) fn backup_items(
         &self,
         backup_id: u64,
     ) -> Result<impl Iterator<Item = Result<ImageItem>> + use<>> {
-        let keyspace = self.backup_keyspace(backup_id)?;
+        let name = self
+            .backup_keyspaces(backup_id)
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Corrupt(format!("the copy of backup {backup_id:016x} is missing"))
+            })?;
+        let keyspace = self.open_keyspace(&name)?;
         Ok(keyspace.iter().map(|guard| {
             let (key, value) = guard.into_inner()?;
             Ok((key.to_vec(), codec::Reader::new(&value).item()?))
         }))
     }
 
-    /// Drops the stored copy of backup `backup_id`.
+    /// Drops every stored copy of backup `backup_id`.
     pub(crate) fn drop_backup(&self, backup_id: u64) -> Result<()> {
-        let name = backup_keyspace_name(backup_id);
-        if self.db.keyspace_exists(&name) {
-            let keyspace = self.backup_keyspace(backup_id)?;
+        for name in self.backup_keyspaces(backup_id) {
+            let keyspace = self.open_keyspace(&name)?;
             self.db.delete_keyspace(keyspace)?;
         }
         Ok(())
@@ -267,14 +290,14 @@ impl Storage {
             .iter()
             .filter_map(|name| {
                 let name: &str = name.as_ref();
-                u64::from_str_radix(name.strip_prefix(BACKUP_KEYSPACE_PREFIX)?, 16).ok()
+                let id = name
+                    .strip_prefix(BACKUP_KEYSPACE_PREFIX)?
+                    .split('.')
+                    .next()?;
+                u64::from_str_radix(id, 16).ok()
             })
             .collect()
     }
 }
 
 const BACKUP_KEYSPACE_PREFIX: &str = "backup.";
-
-fn backup_keyspace_name(backup_id: u64) -> String {
-    format!("{BACKUP_KEYSPACE_PREFIX}{backup_id:016x}")
-}

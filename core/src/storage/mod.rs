@@ -9,7 +9,7 @@
 //! - `stats`: `table id` → exact item count and bytes;
 //! - `indexes`: secondary-index entries;
 //! - `ttl`: `table id | expiry second | item key` → nothing (see [`ttl_index`]);
-//! - `backup.<id hex>`: one per backup, its items (see [`image`]).
+//! - `backup.<id hex>.<attempt hex>`: one per backup, its items (see [`image`]).
 //!
 //! Every item write is one atomic batch across `items`, `changes`, `table_changes`, `indexes`,
 //! `ttl` and `stats` (see [`commit`]). Read-check-write atomicity comes from striped per-key locks held around

@@ -422,3 +422,13 @@ pub(crate) fn gsi_create(
         )
         .build()
 }
+
+/// The seed of a randomized test run: `TIDEMARK_SEED`, or a fresh one (printed).
+pub(crate) fn seed() -> u64 {
+    let seed = std::env::var("TIDEMARK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("seed {seed}: rerun this run with TIDEMARK_SEED={seed}");
+    seed
+}

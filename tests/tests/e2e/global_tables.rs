@@ -30,22 +30,12 @@ use tidemark_tests::cluster::replica_create;
 
 use crate::common::{
     admin_json, create_stream_table, create_table, enable_ttl, get_consistent, image, n,
-    node_binary, read_stream, record_key, s, stored_cells, wait_for_group,
+    node_binary, read_stream, record_key, s, seed, stored_cells, wait_for_group,
 };
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
 const KEYS: u64 = 40;
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The seed of this run: `TIDEMARK_SEED`, or a fresh one.
-fn seed() -> u64 {
-    let seed = std::env::var("TIDEMARK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed {seed}: rerun this run with TIDEMARK_SEED={seed}");
-    seed
-}
 
 /// Creates `table` in region 0 (stream, TTL on `exp`) and makes it global across every
 /// region, waiting until every replica is ACTIVE.

@@ -6,6 +6,7 @@
     reason = "tests fail loudly on purpose"
 )]
 
+mod backups;
 mod batches;
 mod common;
 mod concurrency;

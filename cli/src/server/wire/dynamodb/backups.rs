@@ -99,7 +99,9 @@ pub(crate) fn describe_continuous_backups(
     input: DescribeContinuousBackupsInput,
 ) -> Result<ContinuousBackupsOutput, ApiError> {
     let table = required(input.table_name, "tableName")?;
-    Ok(continuous_backups(store.describe_continuous_backups(&table)?))
+    Ok(continuous_backups(
+        store.describe_continuous_backups(&table)?,
+    ))
 }
 
 pub(crate) fn update_continuous_backups(
@@ -378,10 +380,7 @@ impl From<&Backup> for BackupDescription {
                         provisioned_throughput: g.provisioned_throughput,
                     })
                     .collect(),
-                stream_description: t
-                    .stream_specification
-                    .clone()
-                    .filter(|s| s.stream_enabled),
+                stream_description: t.stream_specification.clone().filter(|s| s.stream_enabled),
                 time_to_live_description: t.time_to_live_attribute.as_ref().map(|a| {
                     TtlDescription {
                         time_to_live_status: "ENABLED",

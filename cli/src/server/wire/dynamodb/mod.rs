@@ -61,22 +61,15 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
             |s, b| run(s, b, describe_time_to_live::describe_time_to_live),
             Read,
         ),
-        "DescribeContinuousBackups" => (
-            |s, b| run(s, b, backups::describe_continuous_backups),
-            Read,
-        ),
-        "UpdateContinuousBackups" => (
-            |s, b| run(s, b, backups::update_continuous_backups),
-            Admin,
-        ),
+        "DescribeContinuousBackups" => {
+            (|s, b| run(s, b, backups::describe_continuous_backups), Read)
+        }
+        "UpdateContinuousBackups" => (|s, b| run(s, b, backups::update_continuous_backups), Admin),
         "RestoreTableToPointInTime" => (
             |s, b| run(s, b, backups::restore_table_to_point_in_time),
             Admin,
         ),
-        "RestoreTableFromBackup" => (
-            |s, b| run(s, b, backups::restore_table_from_backup),
-            Admin,
-        ),
+        "RestoreTableFromBackup" => (|s, b| run(s, b, backups::restore_table_from_backup), Admin),
         "CreateBackup" => (|s, b| run(s, b, backups::create_backup), Admin),
         "DescribeBackup" => (|s, b| run(s, b, backups::describe_backup), Read),
         "DeleteBackup" => (|s, b| run(s, b, backups::delete_backup), Admin),
