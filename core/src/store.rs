@@ -191,4 +191,24 @@ impl Store {
     pub fn disk_space(&self) -> u64 {
         self.storage.db.disk_space().unwrap_or(0)
     }
+
+    /// Bytes on disk of each keyspace (items, the change log and its per-table index,
+    /// secondary indexes), after writing what is still in memory to disk.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn disk_usage(&self) -> Result<Vec<(&'static str, u64)>> {
+        let ks = &self.storage.ks;
+        let mut usage = Vec::new();
+        for (name, keyspace) in [
+            ("items", &ks.items),
+            ("changes", &ks.changes),
+            ("table_changes", &ks.table_changes),
+            ("indexes", &ks.indexes),
+        ] {
+            keyspace.rotate_memtable_and_wait()?;
+            usage.push((name, keyspace.disk_space()));
+        }
+        Ok(usage)
+    }
 }

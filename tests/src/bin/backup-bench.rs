@@ -1,0 +1,209 @@
+//! Backup and restore benchmarks, for docs/benchmarks.md. Runs a real node (the `tidemark`
+//! binary given, release build) as a child process.
+//!
+//! `backup-bench BINARY ITEMS [BYTES]`: creates a table with point-in-time recovery on and
+//! loads ITEMS items of about BYTES bytes (default 1,000) with BatchWriteItem, half of them
+//! before an instant it notes. Then times, each from the call until the backup is AVAILABLE
+//! or the table ACTIVE:
+//! - CreateBackup of the whole table;
+//! - RestoreTableToPointInTime to the latest time (every item, nothing to undo);
+//! - RestoreTableToPointInTime to the noted instant (half the items, the other half's
+//!   changes undone from the log);
+//! - RestoreTableFromBackup.
+//!
+//! Pauses before each (15 s after the load, 3 s otherwise) so that the flushes and
+//! compactions of the previous step do not land in it. Prints each as seconds and items/s,
+//! then stops the node and prints the disk space of the
+//! items and of the change log (the history point-in-time recovery keeps), per million writes.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::primitives::DateTime;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, BackupStatus, PointInTimeRecoverySpecification, TableStatus,
+};
+use tidemark_core::{Store, StoreConfig};
+use tidemark_tests::load::{batch_load, keyed_table};
+use tidemark_tests::{ChildNode, client_for};
+
+const POLL: Duration = Duration::from_millis(20);
+/// Pause between measurements, for the background work of the previous one.
+const SETTLE: Duration = Duration::from_secs(3);
+
+fn item(n: u64, bytes: usize) -> tidemark_tests::load::Item {
+    // Varied bytes, so the disk figures are not those of a trivially compressible value.
+    let mut payload = String::with_capacity(bytes);
+    let mut state = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while payload.len() < bytes {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        payload.push_str(&format!("{state:016x}"));
+    }
+    payload.truncate(bytes);
+    [
+        ("p".to_string(), AttributeValue::S(format!("item-{n:010}"))),
+        ("d".to_string(), AttributeValue::S(payload)),
+    ]
+    .into()
+}
+
+async fn wait_active(client: &Client, table: &str) {
+    loop {
+        let described = client.describe_table().table_name(table).send().await;
+        if let Ok(d) = described
+            && d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active)
+        {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn report(what: &str, items: u64, took: Duration) {
+    println!(
+        "{what}: {items} items in {:.2} s, {:.0} items/s",
+        took.as_secs_f64(),
+        items as f64 / took.as_secs_f64()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(binary), Some(items)) = (args.get(1), args.get(2).and_then(|a| a.parse().ok()))
+    else {
+        eprintln!("usage: backup-bench BINARY ITEMS [BYTES]");
+        std::process::exit(2);
+    };
+    let items: u64 = items;
+    let bytes: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1_000);
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let data = dir.path().join("data");
+    let node = ChildNode::start(std::path::Path::new(binary), &data, &[]).await;
+    let client = client_for(&node.endpoint());
+    keyed_table(&client, "bench")
+        .send()
+        .await
+        .expect("create table");
+    client
+        .update_continuous_backups()
+        .table_name("bench")
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .expect("specification"),
+        )
+        .send()
+        .await
+        .expect("enable point-in-time recovery");
+
+    let started = Instant::now();
+    let half = items / 2;
+    batch_load(&client, "bench", half, 16, move |n| item(n, bytes)).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let midpoint = DateTime::from(std::time::SystemTime::now());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    batch_load(&client, "bench", items - half, 16, move |n| {
+        item(half + n, bytes)
+    })
+    .await;
+    report(
+        "load (BatchWriteItem, 16 connections)",
+        items,
+        started.elapsed(),
+    );
+    // Lets the flushes and compactions the load started finish, so they do not land in the
+    // first measurement.
+    tokio::time::sleep(SETTLE * 5).await;
+
+    let started = Instant::now();
+    let backup = client
+        .create_backup()
+        .table_name("bench")
+        .backup_name("bench-backup")
+        .send()
+        .await
+        .expect("create backup");
+    let arn = backup
+        .backup_details()
+        .expect("details")
+        .backup_arn()
+        .to_string();
+    loop {
+        let described = client.describe_backup().backup_arn(&arn).send().await;
+        let status = described
+            .ok()
+            .and_then(|d| d.backup_description)
+            .and_then(|d| d.backup_details)
+            .map(|d| d.backup_status);
+        if status == Some(BackupStatus::Available) {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    report("CreateBackup until AVAILABLE", items, started.elapsed());
+
+    tokio::time::sleep(SETTLE).await;
+    let started = Instant::now();
+    client
+        .restore_table_to_point_in_time()
+        .source_table_name("bench")
+        .target_table_name("latest")
+        .use_latest_restorable_time(true)
+        .send()
+        .await
+        .expect("restore to the latest time");
+    wait_active(&client, "latest").await;
+    report(
+        "RestoreTableToPointInTime, latest",
+        items,
+        started.elapsed(),
+    );
+
+    tokio::time::sleep(SETTLE).await;
+    let started = Instant::now();
+    client
+        .restore_table_to_point_in_time()
+        .source_table_name("bench")
+        .target_table_name("midpoint")
+        .restore_date_time(midpoint)
+        .send()
+        .await
+        .expect("restore to the midpoint");
+    wait_active(&client, "midpoint").await;
+    report(
+        &format!(
+            "RestoreTableToPointInTime, midpoint ({} changes undone)",
+            items - half
+        ),
+        half,
+        started.elapsed(),
+    );
+
+    tokio::time::sleep(SETTLE).await;
+    let started = Instant::now();
+    client
+        .restore_table_from_backup()
+        .backup_arn(&arn)
+        .target_table_name("from_backup")
+        .send()
+        .await
+        .expect("restore from backup");
+    wait_active(&client, "from_backup").await;
+    report("RestoreTableFromBackup", items, started.elapsed());
+
+    let status = node.terminate().await;
+    assert!(status.success(), "the node stopped with {status}");
+    let store = Store::open(StoreConfig::new(&data)).expect("open the data folder");
+    let per_million = |b: u64| b as f64 * 1_000_000.0 / items as f64 / (1024.0 * 1024.0);
+    for (keyspace, bytes) in store.disk_usage().expect("disk usage") {
+        println!(
+            "disk: {keyspace}: {:.1} MiB ({:.0} MiB per million writes)",
+            bytes as f64 / (1024.0 * 1024.0),
+            per_million(bytes)
+        );
+    }
+}
