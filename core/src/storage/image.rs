@@ -150,7 +150,7 @@ impl Storage {
         };
         // When the table's changes are most of the log after `at`, one sequential walk of
         // the log beats a lookup per change.
-        if seqs.len() as u64 * 2 >= last - first + 1 {
+        if seqs.len() as u64 * 2 > last - first {
             let missing = |seq| Error::Corrupt(format!("change {seq} has no record"));
             let mut wanted = seqs.iter().copied().peekable();
             let log = snapshot.range(&self.ks.changes, first.to_be_bytes()..=last.to_be_bytes());
