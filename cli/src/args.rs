@@ -34,6 +34,54 @@ pub enum Command {
     /// Global tables: each replica link's state and lag, or a table's last conflicts (talks
     /// to a running node).
     Replicas(ReplicasArgs),
+    /// Export a table as of an instant in the layout of DynamoDB's export to S3, into a
+    /// folder under the node's export root (talks to a running node; needs point-in-time
+    /// recovery on the table).
+    Export(ExportArgs),
+    /// Create a table from an export (DynamoDB's or ours) in a folder under the node's
+    /// export root (talks to a running node).
+    Import(ImportArgs),
+}
+
+/// `tidemark export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The table.
+    #[arg(long)]
+    pub table: String,
+    /// The instant to export (RFC 3339, or seconds since the epoch); default: now.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// The folder under the node's export root to write into (an export's `S3Bucket`).
+    #[arg(long)]
+    pub out: String,
+    /// A folder inside it (an export's `S3Prefix`).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// The node.
+    #[command(flatten)]
+    pub node: EndpointArgs,
+}
+
+/// `tidemark import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The folder under the node's export root to read: an export's bucket folder, or any
+    /// folder below it holding DynamoDB JSON data files.
+    #[arg(long)]
+    pub from: String,
+    /// The table to create.
+    #[arg(long)]
+    pub table: String,
+    /// The partition key, as `NAME:TYPE` (`S`, `N` or `B`).
+    #[arg(long)]
+    pub key: String,
+    /// The sort key, as `NAME:TYPE`.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// The node.
+    #[command(flatten)]
+    pub node: EndpointArgs,
 }
 
 /// `tidemark replicas`.
@@ -201,6 +249,10 @@ pub struct ServeArgs {
     /// a topic per region and table on `KAFKA_BROKERS`).
     #[arg(long, env = "TIDEMARK_REPLICATION_TRANSPORT", value_enum, default_value_t = TransportArg::Direct)]
     pub replication_transport: TransportArg,
+    /// The folder exports are written to and imports read from: an `S3Bucket` names a folder
+    /// in it (default: `exports` in the data folder).
+    #[arg(long, env = "TIDEMARK_EXPORT_ROOT")]
+    pub export_root: Option<PathBuf>,
 }
 
 /// How replicated changes travel.
@@ -268,6 +320,7 @@ impl ServeArgs {
                 },
             },
         };
+        config.export_root = self.export_root.clone();
         config.topics = TopicDefaults {
             name_template: self.topic_template.clone(),
             partitions: self.topic_partitions,

@@ -73,6 +73,8 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
             };
             admin_request(&args.node.endpoint, &path, reqwest::Method::GET, None).await
         }
+        Command::Export(args) => crate::transfers::export(args).await,
+        Command::Import(args) => crate::transfers::import(args).await,
         Command::TtlSweep(node) => {
             admin_request(&node.endpoint, "ttl/sweep", reqwest::Method::POST, None).await
         }

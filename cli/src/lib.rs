@@ -11,6 +11,7 @@
 pub mod args;
 pub mod command;
 pub mod server;
+mod transfers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tidemark_replicator::Replicator;
 use tidemark_replicator::peers::ReplicationConfig;
 use tidemark_streams::publish::kafka::{KafkaSettings, Publishers};
 use tidemark_streams::rotation;
+use tidemark_streams::transfer::Transfers;
 use tidemark_streams::ttl::{self, SweepTrigger};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
@@ -50,6 +52,9 @@ pub struct NodeConfig {
     pub publish_lag_report_period: Duration,
     /// Peers and the secret of their links (global tables). Its region is the store's.
     pub replication: ReplicationConfig,
+    /// The folder exports are written to and imports read from: a request's `S3Bucket` is a
+    /// folder in it. `None`: `<data dir>/exports`.
+    pub export_root: Option<std::path::PathBuf>,
 }
 
 /// Defaults for the topics of published tables.
@@ -87,6 +92,7 @@ impl NodeConfig {
             publish_lag_warn_records: 1_000_000,
             publish_lag_report_period: Duration::from_secs(10),
             replication: ReplicationConfig::default(),
+            export_root: None,
         }
     }
 }
@@ -168,11 +174,21 @@ impl Node {
         let publishers = Arc::new(Publishers::new(store.clone(), config.kafka.clone()));
         publishers.reconcile()?;
         let replicator = Replicator::new(store.clone(), replication);
+        let export_root = config
+            .export_root
+            .clone()
+            .unwrap_or_else(|| config.store.data_dir.join("exports"));
+        let transfers = Transfers::new(store.clone(), Some(export_root));
+        let resuming = transfers.clone();
+        tokio::task::spawn_blocking(move || resuming.resume())
+            .await?
+            .map_err(|e| NodeError::Config(format!("resuming exports and imports: {e}")))?;
         let state = AppState {
             store: store.clone(),
             publishers: publishers.clone(),
             topics: Arc::new(config.topics.clone()),
             replicator: replicator.clone(),
+            transfers,
         };
         let sweep_trigger = SweepTrigger::default();
 

@@ -9,7 +9,9 @@
 //! - TTL: [`ttl`] runs the sweeper, which expires due items through core (their REMOVE
 //!   records are ordinary change records flagged as service deletes).
 //!
-//! - Kafka: [`publish`] renders change records as Kafka messages (publisher to come).
+//! - Kafka: [`publish`] renders change records as Kafka messages and publishes them.
+//! - Exports and imports: [`transfer`] writes tables as of an instant in the layout of
+//!   DynamoDB's export to S3, and builds tables from such exports.
 //!
 //! It only reads core's change log and never writes around core.
 #![deny(missing_docs)]
@@ -21,6 +23,7 @@ pub mod reader;
 pub mod record;
 pub mod rotation;
 pub mod shard;
+pub mod transfer;
 pub mod ttl;
 
 pub use error::{Error, Result};

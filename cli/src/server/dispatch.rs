@@ -68,7 +68,8 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         None => operation_name.and_then(dynamodb::operation),
     };
     let global = match operation_name {
-        Some(name) if operation.is_none() => dynamodb::global_tables::operation(name),
+        Some(name) if operation.is_none() => dynamodb::global_tables::operation(name)
+            .or_else(|| dynamodb::transfers::operation(name)),
         _ => None,
     };
     let outcome = match (operation, global) {

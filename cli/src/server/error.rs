@@ -180,6 +180,28 @@ impl From<tidemark_streams::Error> for ApiError {
     }
 }
 
+impl From<tidemark_streams::transfer::Error> for ApiError {
+    fn from(error: tidemark_streams::transfer::Error) -> Self {
+        use tidemark_streams::transfer::Error as Transfer;
+        match error {
+            Transfer::Core(core) => core.into(),
+            Transfer::Validation(message) | Transfer::Invalid(message) => {
+                ApiError::validation(message)
+            }
+            Transfer::ExportNotFound(message) => {
+                ApiError::service("ExportNotFoundException", message)
+            }
+            Transfer::ImportNotFound(message) => {
+                ApiError::service("ImportNotFoundException", message)
+            }
+            Transfer::InvalidExportTime(message) => {
+                ApiError::service("InvalidExportTimeException", message)
+            }
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
 impl From<tidemark_replicator::Error> for ApiError {
     fn from(error: tidemark_replicator::Error) -> Self {
         use tidemark_replicator::Error as Replication;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub topics: Arc<crate::TopicDefaults>,
     /// Global tables: this node's peers and replication.
     pub replicator: Arc<Replicator>,
+    /// Exports and imports.
+    pub transfers: Arc<tidemark_streams::transfer::Transfers>,
 }
 
 /// The router: `POST /` for operations, `GET /` for health, `POST /admin/...` for operators.

@@ -367,6 +367,20 @@ pub struct TableDefinition {
     /// Where a restored table came from, and while it is being built what it is built from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_summary: Option<RestoreSummary>,
+    /// The ARN of the import that is building the table, until it is built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importing: Option<String>,
+}
+
+impl TableDefinition {
+    /// True while a restore or an import builds the table.
+    pub fn is_building(&self) -> bool {
+        self.importing.is_some()
+            || self
+                .restore_summary
+                .as_ref()
+                .is_some_and(|r| r.in_progress.is_some())
+    }
 }
 
 /// A table's point-in-time recovery settings, while enabled.

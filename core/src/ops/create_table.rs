@@ -71,15 +71,16 @@ impl Store {
     /// # Errors
     /// Validation for a bad schema, ResourceInUse when the name is taken.
     pub fn create_table(&self, request: CreateTableRequest) -> Result<TableDescription> {
-        self.create_table_as(request, None)
+        self.create_table_as(request, None, None)
     }
 
-    /// Creates a table; with a restore summary whose restore is in progress, the table is
-    /// CREATING until the restore has built it.
+    /// Creates a table; with a restore summary whose restore is in progress, or the ARN of
+    /// the import that fills it, the table is CREATING until it is built.
     pub(crate) fn create_table_as(
         &self,
         request: CreateTableRequest,
         restore_summary: Option<crate::model::RestoreSummary>,
+        importing: Option<String>,
     ) -> Result<TableDescription> {
         check_name(&request.table_name, "tableName")?;
         let mut seen = HashSet::new();
@@ -280,6 +281,7 @@ impl Store {
             table_arn: self.table_arn(&request.table_name),
             point_in_time_recovery: None,
             restore_summary,
+            importing,
         };
         let json = serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;
         let mut puts = vec![

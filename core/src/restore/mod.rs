@@ -5,16 +5,20 @@
 //!   hold that keeps a table's history for its recovery period;
 //! - [`backups`]: on-demand and system backups, copies in their own keyspaces;
 //! - [`tables`]: restores into a new table, built in the background and resumed after a
-//!   restart.
+//!   restart;
+//! - [`external`]: the seams of exports and imports (a table as of an instant; a table built
+//!   from outside items) and their job records.
 //!
 //! The node's job runner calls [`Store::run_pending_jobs`] at start and whenever
 //! [`Store::jobs_requested`] fires.
 
 pub mod backups;
+pub mod external;
 pub mod pitr;
 pub mod tables;
 
 pub use backups::{Backup, BackupStatus, BackupType, ListBackupsOutcome, ListBackupsRequest};
+pub use external::TableAsOf;
 pub use pitr::{MAX_RECOVERY_PERIOD_DAYS, RestorableWindow};
 pub use tables::{RestoreOverrides, RestorePoint};
 

@@ -75,24 +75,7 @@ impl Store {
             )));
         };
         self.check_target_free(target)?;
-        let (last, now) = self
-            .storage
-            .with_sequence_boundary(|next| Ok((next - 1, self.clock.now_millis())))?;
-        let window = self.restorable_window(settings);
-        let (millis, at) = match point {
-            RestorePoint::Latest => (now, last),
-            RestorePoint::At(millis) => {
-                if millis < window.earliest_millis || millis > window.latest_millis {
-                    return Err(Error::InvalidRestoreTime(format!(
-                        "The restore time {} is outside the restorable window {} to {}",
-                        iso_millis(millis),
-                        iso_millis(window.earliest_millis),
-                        iso_millis(window.latest_millis)
-                    )));
-                }
-                (millis, self.last_change_at(millis, last, now)?)
-            }
-        };
+        let (millis, at) = self.resolve_point(settings, point)?;
         let hold = restore_hold(target);
         self.set_hold(&hold, None, at + 1)?;
         let summary = RestoreSummary {
@@ -110,6 +93,36 @@ impl Store {
         }
         self.jobs_requested.notify_one();
         created
+    }
+
+    /// The instant `point` names in a table with recovery `settings`, and the last change
+    /// committed at or before it.
+    ///
+    /// # Errors
+    /// InvalidRestoreTime outside the restorable window.
+    pub(crate) fn resolve_point(
+        &self,
+        settings: crate::model::PitrSettings,
+        point: RestorePoint,
+    ) -> Result<(u64, ChangeSeq)> {
+        let (last, now) = self
+            .storage
+            .with_sequence_boundary(|next| Ok((next - 1, self.clock.now_millis())))?;
+        let window = self.restorable_window(settings);
+        match point {
+            RestorePoint::Latest => Ok((now, last)),
+            RestorePoint::At(millis) => {
+                if millis < window.earliest_millis || millis > window.latest_millis {
+                    return Err(Error::InvalidRestoreTime(format!(
+                        "The time {} is outside the restorable window {} to {}",
+                        iso_millis(millis),
+                        iso_millis(window.earliest_millis),
+                        iso_millis(window.latest_millis)
+                    )));
+                }
+                Ok((millis, self.last_change_at(millis, last, now)?))
+            }
+        }
     }
 
     /// The last change committed at or before `millis` (which is at most `now`; `last` is
@@ -265,7 +278,7 @@ impl Store {
             stream_specification: None,
             tags: Vec::new(),
         };
-        self.create_table_as(request, Some(summary))
+        self.create_table_as(request, Some(summary), None)
             .map_err(|e| match e {
                 Error::ResourceInUse(message) => Error::TableAlreadyExists(message),
                 other => other,

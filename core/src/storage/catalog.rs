@@ -25,7 +25,8 @@ pub(crate) struct TableEntry {
     pub(crate) dropped: AtomicBool,
     /// The TTL attribute while TTL is enabled; the commit path indexes its values.
     pub(crate) ttl_attribute: RwLock<Option<Arc<str>>>,
-    /// True while a restore builds the table: only DescribeTable and ListTables see it.
+    /// True while a restore or an import builds the table: only DescribeTable and ListTables
+    /// see it.
     pub(crate) building: AtomicBool,
 }
 
@@ -33,10 +34,7 @@ impl TableEntry {
     pub(crate) fn new(definition: TableDefinition, shape: KeyShape) -> Result<Self> {
         let indexes = IndexInfo::all_of(&definition)?;
         let ttl_attribute = definition.time_to_live_attribute.as_deref().map(Arc::from);
-        let building = definition
-            .restore_summary
-            .as_ref()
-            .is_some_and(|r| r.in_progress.is_some());
+        let building = definition.is_building();
         Ok(TableEntry {
             building: AtomicBool::new(building),
             ttl_attribute: RwLock::new(ttl_attribute),

@@ -113,6 +113,84 @@ impl Iterator for TableImage {
     }
 }
 
+/// One batch of a table being built: the cells to write, and the index entries and
+/// statistics that go with them.
+struct Load<'a> {
+    storage: &'a Storage,
+    table: &'a TableEntry,
+    indexes: std::sync::Arc<Vec<super::index::IndexInfo>>,
+    /// Every cell is stamped now, by this node.
+    stamp: crate::stamp::Stamp,
+    deltas: BTreeMap<u64, TableStats>,
+}
+
+impl<'a> Load<'a> {
+    fn new(storage: &'a Storage, table: &'a TableEntry) -> Self {
+        Load {
+            storage,
+            table,
+            indexes: table.indexes(),
+            stamp: storage.pipeline.mint_stamp(),
+            deltas: BTreeMap::new(),
+        }
+    }
+
+    /// Puts the index entries of `items` in `batch` and returns their cells, by key.
+    fn add(
+        &mut self,
+        items: &[ImageItem],
+        batch: &mut fjall::OwnedWriteBatch,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let prefix = table_prefix(self.table.id);
+        let mut cells = Vec::with_capacity(items.len());
+        for (suffix, item) in items {
+            cells.push((
+                [prefix.as_slice(), suffix].concat(),
+                codec::encode_cell(Some(item), &self.stamp),
+            ));
+            let delta = self.deltas.entry(self.table.id).or_default();
+            delta.items += 1;
+            delta.bytes += item_size(item) as i64;
+            for index in self.indexes.iter() {
+                let Some(entry_key) = index.entry_key(&self.table.shape, item) else {
+                    continue;
+                };
+                let projected = index.project(&self.table.shape, item);
+                let mut value = Vec::with_capacity(64);
+                codec::put_item(&mut value, &projected);
+                batch.insert(&self.storage.ks.indexes, entry_key, value);
+                let delta = self.deltas.entry(index.id).or_default();
+                delta.items += 1;
+                delta.bytes += item_size(&projected) as i64;
+            }
+        }
+        cells
+    }
+
+    /// Commits `batch` with the statistics of what was added since the last commit, under
+    /// the sequencer lock like the commit path, so persisted statistics never go backwards.
+    fn commit(&mut self, mut batch: fjall::OwnedWriteBatch) -> Result<()> {
+        let deltas = std::mem::take(&mut self.deltas);
+        let mut sequencer = self.storage.pipeline.sequencer.lock();
+        for (id, delta) in &deltas {
+            let stats = sequencer.stats.entry(*id).or_default();
+            stats.items += delta.items;
+            stats.bytes += delta.bytes;
+            batch.insert(&self.storage.ks.stats, id.to_be_bytes(), stats.encode());
+        }
+        if let Err(e) = batch.commit() {
+            for (id, delta) in &deltas {
+                if let Some(stats) = sequencer.stats.get_mut(id) {
+                    stats.items -= delta.items;
+                    stats.bytes -= delta.bytes;
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
 impl Storage {
     /// The table `table_id` (of key shape `shape`) as of change sequence `at`.
     ///
@@ -184,68 +262,43 @@ impl Storage {
     /// order. Returns the number of items.
     ///
     /// Item cells are ingested (sorted runs written straight to disk: no journal, each byte
-    /// written once), stamped now by this node; index entries and statistics are committed
-    /// in a batch per batch of items. Nothing of the cells is visible before the ingestion
-    /// finishes; a crash before then leaves only unregistered files, which fjall drops when
-    /// it opens, and index entries the restore clears when it starts over.
+    /// written once); index entries and statistics are committed in a batch per batch of
+    /// items. Nothing of the cells is visible before the ingestion finishes; a crash before
+    /// then leaves only unregistered files, which fjall drops when it opens, and index
+    /// entries the restore clears when it starts over.
     pub(crate) fn load_table(
         &self,
         table: &TableEntry,
         batches: impl Iterator<Item = Result<Vec<ImageItem>>>,
     ) -> Result<u64> {
-        let stamp = self.pipeline.mint_stamp();
-        let prefix = table_prefix(table.id);
-        let indexes = table.indexes();
         let mut cells = self.ks.items.start_ingestion()?;
         let mut loaded = 0u64;
+        let mut load = Load::new(self, table);
         for items in batches {
             let items = items?;
             // Lets crash tests stop a node in the middle of a restore.
             fail::fail_point!("restore-load");
             let mut batch = self.db.batch();
-            let mut deltas: BTreeMap<u64, TableStats> = BTreeMap::new();
-            for (suffix, item) in &items {
-                let key = [prefix.as_slice(), suffix].concat();
-                cells.write(key, codec::encode_cell(Some(item), &stamp))?;
-                let delta = deltas.entry(table.id).or_default();
-                delta.items += 1;
-                delta.bytes += item_size(item) as i64;
-                for index in indexes.iter() {
-                    let Some(entry_key) = index.entry_key(&table.shape, item) else {
-                        continue;
-                    };
-                    let projected = index.project(&table.shape, item);
-                    let mut value = Vec::with_capacity(64);
-                    codec::put_item(&mut value, &projected);
-                    batch.insert(&self.ks.indexes, entry_key, value);
-                    let delta = deltas.entry(index.id).or_default();
-                    delta.items += 1;
-                    delta.bytes += item_size(&projected) as i64;
-                }
+            for (key, cell) in load.add(&items, &mut batch) {
+                cells.write(key, cell)?;
             }
-            // Under the sequencer lock like the commit path, so persisted statistics never
-            // go backwards.
-            let mut sequencer = self.pipeline.sequencer.lock();
-            for (id, delta) in &deltas {
-                let stats = sequencer.stats.entry(*id).or_default();
-                stats.items += delta.items;
-                stats.bytes += delta.bytes;
-                batch.insert(&self.ks.stats, id.to_be_bytes(), stats.encode());
-            }
-            if let Err(e) = batch.commit() {
-                for (id, delta) in &deltas {
-                    if let Some(stats) = sequencer.stats.get_mut(id) {
-                        stats.items -= delta.items;
-                        stats.bytes -= delta.bytes;
-                    }
-                }
-                return Err(e.into());
-            }
+            load.commit(batch)?;
             loaded += items.len() as u64;
         }
         cells.finish()?;
         self.sync_if_durable()?;
         Ok(loaded)
+    }
+
+    /// Adds `items`, in any order and never seen before, to `table`, a table being built
+    /// that nobody else reads or writes: cells, index entries and statistics in one batch.
+    pub(crate) fn load_unsorted(&self, table: &TableEntry, items: &[ImageItem]) -> Result<()> {
+        let mut load = Load::new(self, table);
+        let mut batch = self.db.batch();
+        for (key, cell) in load.add(items, &mut batch) {
+            batch.insert(&self.ks.items, key, cell);
+        }
+        load.commit(batch)
     }
 
     /// Removes everything a table being built holds (items, index entries, statistics), so

@@ -21,6 +21,7 @@ mod table_description;
 mod tags;
 mod transact_get_items;
 mod transact_write_items;
+pub(crate) mod transfers;
 mod update_item;
 mod update_table;
 mod update_time_to_live;

@@ -1,0 +1,351 @@
+//! The layout of DynamoDB's export to S3 (full export, DynamoDB JSON), on a local folder
+//! standing for the bucket, written and read back; reading also takes any folder of
+//! DynamoDB JSON data files (gzip or not), as ImportTable does.
+//!
+//! ```text
+//! <bucket>/<prefix>/AWSDynamoDB/<export id>/_started
+//! <bucket>/<prefix>/AWSDynamoDB/<export id>/manifest-summary.json   (+ .md5)
+//! <bucket>/<prefix>/AWSDynamoDB/<export id>/manifest-files.json     (+ .md5)
+//! <bucket>/<prefix>/AWSDynamoDB/<export id>/data/<26 base32 chars>.json.gz
+//! ```
+//!
+//! As observed on real AWS exports (docs/compatibility.md has the sources): the export id is
+//! the start time in milliseconds on 14 digits, a dash and 8 hex digits; a data file holds
+//! one `{"Item":{...}}` per line, gzip-compressed (an empty table still gets one, empty,
+//! file); `manifest-files.json` has one JSON object per data file (item count, the base64
+//! MD5 of the compressed file, its S3 ETag as a one-part multipart upload, its key from the
+//! bucket's root); the `.md5` files hold the base64 MD5 of their JSON file; the summary
+//! names the table, the instant and the totals, and is written last.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use tidemark_core::model::Item;
+
+use super::{Error, Result};
+
+/// Items per data file (DynamoDB writes one or more files per partition).
+const ITEMS_PER_FILE: u64 = 100_000;
+
+/// What an export says about itself (`manifest-summary.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestSummary {
+    /// `2020-06-30`.
+    pub version: String,
+    /// The export's ARN.
+    pub export_arn: String,
+    /// When the export started (ISO 8601, milliseconds, `Z`).
+    pub start_time: String,
+    /// When it ended.
+    pub end_time: String,
+    /// The table's ARN.
+    pub table_arn: String,
+    /// The table's id.
+    pub table_id: String,
+    /// The instant exported.
+    pub export_time: String,
+    /// The bucket (here: the folder under the export root).
+    pub s3_bucket: String,
+    /// The prefix within it.
+    pub s3_prefix: Option<String>,
+    /// `AES256` on AWS; none here (nothing is encrypted).
+    pub s3_sse_algorithm: Option<String>,
+    /// Unused here.
+    pub s3_sse_kms_key_id: Option<String>,
+    /// Key of `manifest-files.json`.
+    pub manifest_files_s3_key: String,
+    /// Bytes of the items exported.
+    pub billed_size_bytes: u64,
+    /// Items exported.
+    pub item_count: u64,
+    /// `DYNAMODB_JSON`.
+    pub output_format: String,
+}
+
+/// One line of `manifest-files.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestFile {
+    /// Items in the file.
+    pub item_count: u64,
+    /// MD5 of the (compressed) file, base64.
+    pub md5_checksum: String,
+    /// The S3 ETag of the file uploaded in one part of a multipart upload: the hex MD5 of
+    /// its MD5, then `-1`.
+    pub etag: String,
+    /// The file's key in the bucket.
+    pub data_file_s3_key: String,
+}
+
+/// One line of a data file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Line {
+    #[serde(rename = "Item")]
+    item: Item,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// Items written.
+    pub item_count: u64,
+    /// Their size in DynamoDB's measure.
+    pub bytes: u64,
+    /// Key of `manifest-summary.json` in the bucket.
+    pub manifest_key: String,
+}
+
+/// What the summary needs besides counts.
+#[derive(Debug, Clone)]
+pub struct ExportHeader {
+    /// The export's ARN (its last path element is the export id).
+    pub export_arn: String,
+    /// When it started, milliseconds.
+    pub start_millis: u64,
+    /// The table's ARN.
+    pub table_arn: String,
+    /// The table's id.
+    pub table_id: String,
+    /// The instant exported, milliseconds.
+    pub export_millis: u64,
+    /// The bucket's name.
+    pub bucket: String,
+    /// The prefix in it.
+    pub prefix: Option<String>,
+}
+
+fn iso(millis: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Io(format!("{}: {e}", path.display()))
+}
+
+/// The key of `name` under the export's folder, as S3 would name it.
+fn key(prefix: Option<&str>, export_id: &str, name: &str) -> String {
+    match prefix {
+        Some(p) if !p.is_empty() => {
+            format!("{}/AWSDynamoDB/{export_id}/{name}", p.trim_end_matches('/'))
+        }
+        _ => format!("AWSDynamoDB/{export_id}/{name}"),
+    }
+}
+
+fn md5(bytes: &[u8]) -> [u8; 16] {
+    Md5::digest(bytes).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A data file's name: 16 random bytes in lowercase base32, as AWS names them.
+fn data_file_name() -> String {
+    let name = data_encoding::BASE32_NOPAD.encode(uuid::Uuid::new_v4().as_bytes());
+    format!("{}.json.gz", name.to_lowercase())
+}
+
+/// Writes `bytes` to `path` and makes it durable.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create(path).map_err(io(path))?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+/// Writes `items` as an export into `bucket_dir` (the bucket's folder). The summary is
+/// written last: an export without one is incomplete.
+///
+/// # Errors
+/// Io; errors of `items`.
+pub fn write_export(
+    bucket_dir: &Path,
+    header: &ExportHeader,
+    items: impl Iterator<Item = tidemark_core::Result<Item>>,
+) -> Result<Written> {
+    let export_id = header
+        .export_arn
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let prefix = header.prefix.as_deref();
+    let at = |name: &str| bucket_dir.join(key(prefix, &export_id, name));
+    let data_dir = at("data");
+    std::fs::create_dir_all(&data_dir).map_err(io(&data_dir))?;
+    write_file(&at("_started"), b"")?;
+
+    let new_file = || {
+        (
+            data_file_name(),
+            GzEncoder::new(Vec::new(), Compression::fast()),
+            0,
+        )
+    };
+    let mut files: Vec<ManifestFile> = Vec::new();
+    let mut written = Written::default();
+    let mut current: Option<(String, GzEncoder<Vec<u8>>, u64)> = None;
+    let finish = |(name, encoder, count): (String, GzEncoder<Vec<u8>>, u64),
+                  files: &mut Vec<ManifestFile>|
+     -> Result<()> {
+        let path = data_dir.join(&name);
+        let bytes = encoder.finish().map_err(io(&path))?;
+        write_file(&path, &bytes)?;
+        let digest = md5(&bytes);
+        files.push(ManifestFile {
+            item_count: count,
+            md5_checksum: base64(&digest),
+            etag: format!("{}-1", hex(&md5(&digest))),
+            data_file_s3_key: key(prefix, &export_id, &format!("data/{name}")),
+        });
+        Ok(())
+    };
+    for item in items {
+        let item = item?;
+        let (_, encoder, count) = current.get_or_insert_with(new_file);
+        written.bytes += tidemark_core::model::item_size(&item) as u64;
+        serde_json::to_writer(&mut *encoder, &Line { item })
+            .map_err(|e| Error::Io(format!("encoding an item: {e}")))?;
+        encoder
+            .write_all(b"\n")
+            .map_err(|e| Error::Io(e.to_string()))?;
+        *count += 1;
+        written.item_count += 1;
+        if *count >= ITEMS_PER_FILE
+            && let Some(full) = current.take()
+        {
+            finish(full, &mut files)?;
+        }
+    }
+    // Even an empty table gets one (empty) data file, as on AWS.
+    if let Some(last) = current.take().or_else(|| files.is_empty().then(new_file)) {
+        finish(last, &mut files)?;
+    }
+    let mut manifest_files = Vec::new();
+    for file in &files {
+        serde_json::to_writer(&mut manifest_files, file).map_err(|e| Error::Io(e.to_string()))?;
+        manifest_files.push(b'\n');
+    }
+    write_file(&at("manifest-files.json"), &manifest_files)?;
+    write_file(
+        &at("manifest-files.md5"),
+        base64(&md5(&manifest_files)).as_bytes(),
+    )?;
+    let summary = ManifestSummary {
+        version: "2020-06-30".into(),
+        export_arn: header.export_arn.clone(),
+        start_time: iso(header.start_millis),
+        end_time: iso(chrono::Utc::now().timestamp_millis() as u64),
+        table_arn: header.table_arn.clone(),
+        table_id: header.table_id.clone(),
+        export_time: iso(header.export_millis),
+        s3_bucket: header.bucket.clone(),
+        s3_prefix: header.prefix.clone(),
+        s3_sse_algorithm: None,
+        s3_sse_kms_key_id: None,
+        manifest_files_s3_key: key(prefix, &export_id, "manifest-files.json"),
+        billed_size_bytes: written.bytes,
+        item_count: written.item_count,
+        output_format: "DYNAMODB_JSON".into(),
+    };
+    let summary_json = serde_json::to_vec(&summary).map_err(|e| Error::Io(e.to_string()))?;
+    write_file(
+        &at("manifest-summary.md5"),
+        base64(&md5(&summary_json)).as_bytes(),
+    )?;
+    write_file(&at("manifest-summary.json"), &summary_json)?;
+    written.manifest_key = key(prefix, &export_id, "manifest-summary.json");
+    Ok(written)
+}
+
+/// The data files under `dir`: the files `manifest-files.json` lists when `dir` holds one
+/// export, else every `.json` and `.json.gz` file below it (as ImportTable reads every
+/// object under its prefix), in name order.
+///
+/// # Errors
+/// Io; Invalid for a manifest that does not parse.
+pub fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut manifests = Vec::new();
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(io(&folder))? {
+            let path = entry.map_err(io(&folder))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if path.is_dir() {
+                pending.push(path.clone());
+            } else if name == "manifest-files.json" {
+                manifests.push(path.clone());
+            } else if name.starts_with("manifest-") || name == "_started" || name.ends_with(".md5")
+            {
+                continue;
+            } else if name.ends_with(".json.gz") || name.ends_with(".json") {
+                files.push(path.clone());
+            }
+        }
+    }
+    if let [manifest] = manifests.as_slice() {
+        // The export's own list: its folder is the manifest's, the keys are the bucket's.
+        let export_dir = manifest.parent().unwrap_or(dir);
+        let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
+        let mut listed = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let file: ManifestFile = serde_json::from_str(line).map_err(|e| {
+                Error::Invalid(format!(
+                    "{}: not an export manifest: {e}",
+                    manifest.display()
+                ))
+            })?;
+            let name = file.data_file_s3_key.rsplit('/').next().unwrap_or_default();
+            listed.push(export_dir.join("data").join(name));
+        }
+        return Ok(listed);
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The items of one data file (gzip or plain DynamoDB JSON, one `{"Item":...}` per line).
+///
+/// # Errors
+/// Io; Invalid for a line that is not an item.
+pub fn read_data_file(path: &Path) -> Result<impl Iterator<Item = Result<Item>> + use<>> {
+    let file = File::open(path).map_err(io(path))?;
+    let reader: Box<dyn Read + Send> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let name = path.display().to_string();
+    Ok(BufReader::new(reader)
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(move |(number, line)| {
+            let line = line.map_err(|e| Error::Io(format!("{name}: {e}")))?;
+            let parsed: Line = serde_json::from_str(&line).map_err(|e| {
+                Error::Invalid(format!(
+                    "{name}, line {}: not a DynamoDB JSON item: {e}",
+                    number + 1
+                ))
+            })?;
+            Ok(parsed.item)
+        }))
+}
