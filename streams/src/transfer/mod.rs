@@ -49,13 +49,6 @@ pub enum Error {
     Core(#[from] tidemark_core::Error),
 }
 
-impl Error {
-    /// True when the node cannot go on after this error (a fatal store error).
-    pub fn is_fatal(&self) -> bool {
-        matches!(self, Error::Core(e) if e.is_fatal())
-    }
-}
-
 /// Result of an export or import.
 pub type Result<T> = std::result::Result<T, Error>;
 

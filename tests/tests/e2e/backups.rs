@@ -20,7 +20,11 @@ use rand::{Rng, SeedableRng};
 use tidemark_core::{Clock, ManualClock};
 use tidemark_tests::{ChildNode, TestNode, client_for, wait_until};
 
-use crate::common::{attribute, error_code, key_element, n, node_binary, s, seed};
+use crate::common::{
+    assert_fails_with, attribute, build_started, enable_pitr, error_code, key_element, n,
+    node_binary, s, scan_all, seed,
+};
+use tidemark_tests::load::batch_load;
 
 const START_MILLIS: u64 = 1_800_000_000_000;
 const INDEXES: [&str; 2] = ["by_group", "by_value"];
@@ -60,49 +64,8 @@ async fn create_orders(client: &Client, name: &str) {
         .expect("create table");
 }
 
-async fn enable_pitr(client: &Client, table: &str) {
-    client
-        .update_continuous_backups()
-        .table_name(table)
-        .point_in_time_recovery_specification(
-            PointInTimeRecoverySpecification::builder()
-                .point_in_time_recovery_enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("enable point-in-time recovery");
-}
-
 /// Everything a table shows: its items and each index's entries, in a comparable form.
 type Contents = BTreeMap<String, Vec<String>>;
-
-fn canonical(item: &HashMap<String, AttributeValue>) -> String {
-    format!("{:?}", item.iter().collect::<BTreeMap<_, _>>())
-}
-
-async fn scan_all(client: &Client, table: &str, index: Option<&str>) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .set_index_name(index.map(str::to_string))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        out.extend(page.items().iter().map(canonical));
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
-    out.sort();
-    out
-}
 
 async fn contents(client: &Client, table: &str) -> Contents {
     let mut all = BTreeMap::new();
@@ -422,29 +385,31 @@ async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_th
 }
 
 async fn put_items(client: &Client, table: &str, range: std::ops::Range<u32>, tag: &str) {
-    let ids: Vec<u32> = range.collect();
-    for chunk in ids.chunks(25) {
-        let requests = chunk
-            .iter()
-            .map(|i| {
-                let item = HashMap::from([
-                    ("p".to_string(), s(&format!("k{i}"))),
-                    ("c".to_string(), n("0")),
-                    ("v".to_string(), n(&i.to_string())),
-                    ("g".to_string(), s(tag)),
-                ]);
-                WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
-                    .build()
-            })
-            .collect();
-        client
-            .batch_write_item()
-            .request_items(table, requests)
-            .send()
-            .await
-            .expect("batch write");
-    }
+    let (first, tag) = (u64::from(range.start), tag.to_string());
+    let count = u64::from(range.end) - first;
+    batch_load(client, table, count, 1, move |i| {
+        HashMap::from([
+            ("p".to_string(), s(&format!("k{}", first + i))),
+            ("c".to_string(), n("0")),
+            ("v".to_string(), n(&(first + i).to_string())),
+            ("g".to_string(), s(&tag)),
+        ])
+    })
+    .await;
+}
+
+/// RestoreTableToPointInTime of `source` into `target` at the latest restorable time, ready
+/// for more settings or to send.
+fn restore_latest(
+    client: &Client,
+    source: &str,
+    target: &str,
+) -> aws_sdk_dynamodb::operation::restore_table_to_point_in_time::builders::RestoreTableToPointInTimeFluentBuilder{
+    client
+        .restore_table_to_point_in_time()
+        .source_table_name(source)
+        .target_table_name(target)
+        .use_latest_restorable_time(true)
 }
 
 async fn wait_available(client: &Client, arn: &str) {
@@ -578,26 +543,24 @@ async fn backups_outlive_restarts_trimmed_history_and_their_table() {
             .backup_status(),
         &BackupStatus::Deleted
     );
-    let gone = client
-        .describe_backup()
-        .backup_arn(&arn)
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(error_code(&gone), "BackupNotFoundException");
+    assert_fails_with(
+        client.describe_backup().backup_arn(&arn).send().await,
+        "BackupNotFoundException",
+    );
 }
 
 #[tokio::test]
 async fn backup_and_restore_calls_answer_dynamodbs_errors() {
     let node = TestNode::start().await;
     let client = node.client();
-    let missing = client
-        .describe_continuous_backups()
-        .table_name("nothing")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(error_code(&missing), "TableNotFoundException");
+    assert_fails_with(
+        client
+            .describe_continuous_backups()
+            .table_name("nothing")
+            .send()
+            .await,
+        "TableNotFoundException",
+    );
     create_orders(&client, "orders").await;
     put_items(&client, "orders", 0..10, "only").await;
 
@@ -610,11 +573,7 @@ async fn backup_and_restore_calls_answer_dynamodbs_errors() {
     let description = described.continuous_backups_description().unwrap();
     assert_eq!(description.continuous_backups_status().as_str(), "DISABLED");
 
-    let not_enabled = client
-        .restore_table_to_point_in_time()
-        .source_table_name("orders")
-        .target_table_name("copy")
-        .use_latest_restorable_time(true)
+    let not_enabled = restore_latest(&client, "orders", "copy")
         .send()
         .await
         .unwrap_err();
@@ -623,20 +582,21 @@ async fn backup_and_restore_calls_answer_dynamodbs_errors() {
         "PointInTimeRecoveryUnavailableException"
     );
 
-    let too_long = client
-        .update_continuous_backups()
-        .table_name("orders")
-        .point_in_time_recovery_specification(
-            PointInTimeRecoverySpecification::builder()
-                .point_in_time_recovery_enabled(true)
-                .recovery_period_in_days(36)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(error_code(&too_long), "ValidationException");
+    assert_fails_with(
+        client
+            .update_continuous_backups()
+            .table_name("orders")
+            .point_in_time_recovery_specification(
+                PointInTimeRecoverySpecification::builder()
+                    .point_in_time_recovery_enabled(true)
+                    .recovery_period_in_days(36)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await,
+        "ValidationException",
+    );
     enable_pitr(&client, "orders").await;
     let window = client
         .describe_continuous_backups()
@@ -656,50 +616,38 @@ async fn backup_and_restore_calls_answer_dynamodbs_errors() {
         .to_millis()
         .unwrap();
 
-    let too_early = client
-        .restore_table_to_point_in_time()
-        .source_table_name("orders")
-        .target_table_name("copy")
-        .restore_date_time(DateTime::from_millis(earliest - 60_000))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(error_code(&too_early), "InvalidRestoreTimeException");
-    let exists = client
-        .restore_table_to_point_in_time()
-        .source_table_name("orders")
-        .target_table_name("orders")
-        .use_latest_restorable_time(true)
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(error_code(&exists), "TableAlreadyExistsException");
-    let no_source = client
-        .restore_table_to_point_in_time()
-        .source_table_name("nothing")
-        .target_table_name("copy")
-        .use_latest_restorable_time(true)
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(error_code(&no_source), "TableNotFoundException");
-    let no_backup = client
+    assert_fails_with(
+        client
+            .restore_table_to_point_in_time()
+            .source_table_name("orders")
+            .target_table_name("copy")
+            .restore_date_time(DateTime::from_millis(earliest - 60_000))
+            .send()
+            .await,
+        "InvalidRestoreTimeException",
+    );
+    assert_fails_with(
+        restore_latest(&client, "orders", "orders").send().await,
+        "TableAlreadyExistsException",
+    );
+    assert_fails_with(
+        restore_latest(&client, "nothing", "copy").send().await,
+        "TableNotFoundException",
+    );
+    assert_fails_with(
+        client
         .restore_table_from_backup()
         .backup_arn(
             "arn:aws:dynamodb:us-east-1:000000000000:table/orders/backup/01234567890123-abcdef01",
         )
         .target_table_name("copy")
         .send()
-        .await
-        .unwrap_err();
-    assert_eq!(error_code(&no_backup), "BackupNotFoundException");
+        .await,
+        "BackupNotFoundException",
+    );
 
     // An index override keeps only the indexes named.
-    client
-        .restore_table_to_point_in_time()
-        .source_table_name("orders")
-        .target_table_name("no_lsi")
-        .use_latest_restorable_time(true)
+    restore_latest(&client, "orders", "no_lsi")
         .set_local_secondary_index_override(Some(Vec::new()))
         .send()
         .await
@@ -777,27 +725,16 @@ async fn a_node_killed_during_a_backup_and_a_restore_finishes_both_after_restart
         .await
         .unwrap();
     let arn = backup.backup_details().unwrap().backup_arn().to_string();
-    client
-        .restore_table_to_point_in_time()
-        .source_table_name("orders")
-        .target_table_name("restored")
-        .use_latest_restorable_time(true)
+    restore_latest(&client, "orders", "restored")
         .send()
         .await
         .unwrap();
     // Writes after both calls are in neither.
     put_items(&client, "orders", 0..100, "later").await;
-    let building = wait_until(Duration::from_secs(30), async || {
-        let table = client
-            .describe_table()
-            .table_name("restored")
-            .send()
-            .await
-            .unwrap();
-        table.table().unwrap().item_count().unwrap_or(0) > 0
-    })
-    .await;
-    assert!(building, "the restore never started");
+    assert!(
+        build_started(&client, "restored").await,
+        "the restore never started"
+    );
     let table = client
         .describe_table()
         .table_name("restored")
@@ -808,15 +745,16 @@ async fn a_node_killed_during_a_backup_and_a_restore_finishes_both_after_restart
         table.table().unwrap().table_status(),
         Some(&TableStatus::Creating)
     );
-    let unreadable = client
-        .get_item()
-        .table_name("restored")
-        .key("p", s("k1"))
-        .key("c", n("0"))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(error_code(&unreadable), "ResourceNotFoundException");
+    assert_fails_with(
+        client
+            .get_item()
+            .table_name("restored")
+            .key("p", s("k1"))
+            .key("c", n("0"))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+    );
     child.kill().await;
 
     let child = ChildNode::start(node_binary(), &data, &[]).await;

@@ -432,3 +432,74 @@ pub(crate) fn seed() -> u64 {
     eprintln!("seed {seed}: rerun this run with TIDEMARK_SEED={seed}");
     seed
 }
+
+/// An item in a form two scans can compare: its attributes in name order, debug-printed.
+pub(crate) fn canonical(item: &std::collections::HashMap<String, AttributeValue>) -> String {
+    format!(
+        "{:?}",
+        item.iter().collect::<std::collections::BTreeMap<_, _>>()
+    )
+}
+
+/// Every item of `table` (or of its index `index`), canonical and sorted, read page by page.
+pub(crate) async fn scan_all(client: &Client, table: &str, index: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .set_index_name(index.map(str::to_string))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        out.extend(page.items().iter().map(canonical));
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Turns point-in-time recovery on for `table`.
+pub(crate) async fn enable_pitr(client: &Client, table: &str) {
+    client
+        .update_continuous_backups()
+        .table_name(table)
+        .point_in_time_recovery_specification(
+            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("enable point-in-time recovery");
+}
+
+/// Waits until a table being built (restored or imported) shows items: its build started.
+pub(crate) async fn build_started(client: &Client, table: &str) -> bool {
+    tidemark_tests::wait_until(std::time::Duration::from_secs(30), async || {
+        let described = client.describe_table().table_name(table).send().await;
+        described.is_ok_and(|d| d.table().and_then(|t| t.item_count()).unwrap_or(0) > 0)
+    })
+    .await
+}
+
+/// Asserts that a call failed with the DynamoDB exception `code`.
+pub(crate) fn assert_fails_with<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    code: &str,
+) where
+    T: std::fmt::Debug,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(answer) => panic!("expected {code}, got an answer: {answer:?}"),
+        Err(e) => assert_eq!(error_code(&e), code, "{e:?}"),
+    }
+}

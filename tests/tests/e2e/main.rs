@@ -22,4 +22,5 @@ mod query_scan;
 mod streams;
 mod tables;
 mod transactions;
+mod transfers;
 mod ttl;

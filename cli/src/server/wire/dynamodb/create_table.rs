@@ -52,38 +52,47 @@ pub(crate) fn create_table(
     store: &Store,
     input: CreateTableInput,
 ) -> Result<CreateTableOutput, ApiError> {
-    let request = CreateTableRequest {
-        table_name: required(input.table_name, "tableName")?,
-        key_schema: required(input.key_schema, "keySchema")?
-            .into_iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let at = |member: &str| format!("keySchema.{}.member.{member}", i + 1);
-                Ok(KeySchemaElement {
-                    attribute_name: required(k.attribute_name, &at("attributeName"))?,
-                    key_type: required(k.key_type, &at("keyType"))?,
-                })
-            })
-            .collect::<Result<_, ApiError>>()?,
-        attribute_definitions: required(input.attribute_definitions, "attributeDefinitions")?
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let at = |member: &str| format!("attributeDefinitions.{}.member.{member}", i + 1);
-                Ok(AttributeDefinition {
-                    attribute_name: required(d.attribute_name, &at("attributeName"))?,
-                    attribute_type: required(d.attribute_type, &at("attributeType"))?,
-                })
-            })
-            .collect::<Result<_, ApiError>>()?,
-        billing_mode: input.billing_mode,
-        provisioned_throughput: input.provisioned_throughput,
-        global_secondary_indexes: input.global_secondary_indexes.unwrap_or_default(),
-        local_secondary_indexes: input.local_secondary_indexes.unwrap_or_default(),
-        stream_specification: input.stream_specification,
-        tags: input.tags.unwrap_or_default(),
-    };
     Ok(CreateTableOutput {
-        table_description: store.create_table(request)?.into(),
+        table_description: store.create_table(input.into_request()?)?.into(),
     })
+}
+
+impl CreateTableInput {
+    /// The core request, once every required member is there (ImportTable's
+    /// `TableCreationParameters` take the same shape).
+    pub(crate) fn into_request(self) -> Result<CreateTableRequest, ApiError> {
+        let input = self;
+        Ok(CreateTableRequest {
+            table_name: required(input.table_name, "tableName")?,
+            key_schema: required(input.key_schema, "keySchema")?
+                .into_iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let at = |member: &str| format!("keySchema.{}.member.{member}", i + 1);
+                    Ok(KeySchemaElement {
+                        attribute_name: required(k.attribute_name, &at("attributeName"))?,
+                        key_type: required(k.key_type, &at("keyType"))?,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+            attribute_definitions: required(input.attribute_definitions, "attributeDefinitions")?
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let at =
+                        |member: &str| format!("attributeDefinitions.{}.member.{member}", i + 1);
+                    Ok(AttributeDefinition {
+                        attribute_name: required(d.attribute_name, &at("attributeName"))?,
+                        attribute_type: required(d.attribute_type, &at("attributeType"))?,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+            billing_mode: input.billing_mode,
+            provisioned_throughput: input.provisioned_throughput,
+            global_secondary_indexes: input.global_secondary_indexes.unwrap_or_default(),
+            local_secondary_indexes: input.local_secondary_indexes.unwrap_or_default(),
+            stream_specification: input.stream_specification,
+            tags: input.tags.unwrap_or_default(),
+        })
+    }
 }

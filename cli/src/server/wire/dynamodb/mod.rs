@@ -4,7 +4,7 @@ mod backups;
 mod batch_get_item;
 mod batch_write_item;
 pub(crate) mod common;
-mod create_table;
+pub(crate) mod create_table;
 mod delete_item;
 mod delete_table;
 mod describe_endpoints;

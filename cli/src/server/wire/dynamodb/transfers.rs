@@ -4,15 +4,12 @@
 use axum::body::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tidemark_core::model::{
-    AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, ProvisionedThroughput,
-};
-use tidemark_core::ops::CreateTableRequest;
 use tidemark_streams::transfer::{
     ExportRecord, ExportRequest, ImportRecord, ImportRequest, JobStatus, Transfers, page,
 };
 
 use super::common::required;
+use super::create_table::CreateTableInput;
 use super::global_tables::AsyncOperation;
 use crate::server::AppState;
 use crate::server::error::ApiError;
@@ -234,7 +231,8 @@ pub(crate) struct ImportInput {
     s3_bucket_source: Option<BucketSource>,
     input_format: Option<String>,
     input_compression_type: Option<String>,
-    table_creation_parameters: Option<TableCreationParameters>,
+    /// The shape of CreateTable's input (ImportTable takes a subset of its members).
+    table_creation_parameters: Option<CreateTableInput>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -244,17 +242,6 @@ struct BucketSource {
     s3_bucket: Option<String>,
     #[serde(rename = "S3KeyPrefix", skip_serializing_if = "Option::is_none")]
     s3_key_prefix: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct TableCreationParameters {
-    table_name: Option<String>,
-    attribute_definitions: Option<Vec<AttributeDefinition>>,
-    key_schema: Option<Vec<KeySchemaElement>>,
-    billing_mode: Option<String>,
-    provisioned_throughput: Option<ProvisionedThroughput>,
-    global_secondary_indexes: Option<Vec<GlobalSecondaryIndex>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -322,18 +309,7 @@ fn import_table(
         s3_key_prefix: source.s3_key_prefix,
         input_format: required(input.input_format, "inputFormat")?,
         input_compression_type: input.input_compression_type,
-        table: CreateTableRequest {
-            table_name: required(table.table_name, "tableCreationParameters.tableName")?,
-            key_schema: required(table.key_schema, "tableCreationParameters.keySchema")?,
-            attribute_definitions: required(
-                table.attribute_definitions,
-                "tableCreationParameters.attributeDefinitions",
-            )?,
-            billing_mode: table.billing_mode,
-            provisioned_throughput: table.provisioned_throughput,
-            global_secondary_indexes: table.global_secondary_indexes.unwrap_or_default(),
-            ..Default::default()
-        },
+        table: table.into_request()?,
         client_token: input.client_token,
     })?;
     Ok(ImportOutput {

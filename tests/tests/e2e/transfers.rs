@@ -1,0 +1,580 @@
+//! Exports and imports in the layout of DynamoDB's export to S3, through the AWS SDK: an
+//! export as of an instant has AWS's files (checked byte by byte: checksums, counts, lines),
+//! imports back exactly and round-trips; an export laid out as AWS writes one imports; bad
+//! requests get DynamoDB's errors; a node killed during an import finishes it after restart.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::primitives::{Blob, DateTime};
+use aws_sdk_dynamodb::types::{
+    ExportStatus, ImportStatus, InputCompressionType, InputFormat, KeyType, S3BucketSource,
+    ScalarAttributeType, TableCreationParameters,
+};
+use base64::Engine;
+use md5::{Digest, Md5};
+use tidemark_tests::{ChildNode, TestNode, client_for, wait_until};
+
+use crate::common::{
+    assert_fails_with, attribute, build_started, enable_pitr, error_code, key_element, n,
+    node_binary, s, scan_all,
+};
+use tidemark_tests::load::batch_load;
+
+type Item = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+async fn create_keyed(client: &Client, table: &str) {
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .send()
+        .await
+        .expect("create table");
+    enable_pitr(client, table).await;
+}
+
+/// An item with every kind of value.
+fn rich_item(i: u32, version: &str) -> Item {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    HashMap::from([
+        ("p".to_string(), s(&format!("k{i:05}"))),
+        ("version".to_string(), s(version)),
+        ("n".to_string(), n(&format!("{i}.5"))),
+        ("b".to_string(), V::B(Blob::new(vec![0, 1, 2, i as u8]))),
+        ("ss".to_string(), V::Ss(vec!["a".into(), format!("s{i}")])),
+        ("ns".to_string(), V::Ns(vec!["1".into(), "-2.25".into()])),
+        ("bs".to_string(), V::Bs(vec![Blob::new(b"x".to_vec())])),
+        ("bool".to_string(), V::Bool(i.is_multiple_of(2))),
+        ("null".to_string(), V::Null(true)),
+        (
+            "m".to_string(),
+            V::M(HashMap::from([(
+                "inner".to_string(),
+                V::L(vec![n("1"), s("two")]),
+            )])),
+        ),
+    ])
+}
+
+async fn put_rich(client: &Client, table: &str, range: std::ops::Range<u32>, version: &str) {
+    let (first, version) = (range.start, version.to_string());
+    let count = u64::from(range.end - range.start);
+    batch_load(client, table, count, 1, move |i| {
+        rich_item(first + i as u32, &version)
+    })
+    .await;
+}
+
+/// The table an import creates: keyed by the string `p`, on demand.
+fn keyed_by_p(table: &str) -> TableCreationParameters {
+    TableCreationParameters::builder()
+        .table_name(table)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .build()
+        .unwrap()
+}
+
+/// ImportTable of the DynamoDB JSON under `bucket`/`prefix` into a new table keyed by `p`,
+/// ready to send.
+fn import_request(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    table: &str,
+) -> aws_sdk_dynamodb::operation::import_table::builders::ImportTableFluentBuilder {
+    client
+        .import_table()
+        .s3_bucket_source(
+            S3BucketSource::builder()
+                .s3_bucket(bucket)
+                .s3_key_prefix(prefix)
+                .build()
+                .unwrap(),
+        )
+        .input_format(InputFormat::DynamodbJson)
+        .input_compression_type(InputCompressionType::Gzip)
+        .table_creation_parameters(keyed_by_p(table))
+}
+
+async fn export(
+    client: &Client,
+    table: &str,
+    at: Option<DateTime>,
+    bucket: &str,
+    prefix: &str,
+) -> String {
+    let arn = format!("arn:aws:dynamodb:us-east-1:000000000000:table/{table}");
+    let started = client
+        .export_table_to_point_in_time()
+        .table_arn(arn)
+        .set_export_time(at)
+        .s3_bucket(bucket)
+        .s3_prefix(prefix)
+        .send()
+        .await
+        .expect("export");
+    let description = started.export_description().unwrap();
+    assert_eq!(description.export_status(), Some(&ExportStatus::InProgress));
+    let export_arn = description.export_arn().unwrap().to_string();
+    let done = wait_until(Duration::from_secs(60), async || {
+        let described = client
+            .describe_export()
+            .export_arn(&export_arn)
+            .send()
+            .await
+            .unwrap();
+        described.export_description().unwrap().export_status() != Some(&ExportStatus::InProgress)
+    })
+    .await;
+    assert!(done, "the export did not finish within a minute");
+    export_arn
+}
+
+async fn import(client: &Client, bucket: &str, prefix: &str, table: &str) -> ImportStatus {
+    let started = import_request(client, bucket, prefix, table)
+        .send()
+        .await
+        .expect("import");
+    let arn = started
+        .import_table_description()
+        .unwrap()
+        .import_arn()
+        .unwrap()
+        .to_string();
+    let mut status = ImportStatus::InProgress;
+    let done = wait_until(Duration::from_secs(60), async || {
+        let described = client
+            .describe_import()
+            .import_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        status = described
+            .import_table_description()
+            .unwrap()
+            .import_status()
+            .unwrap()
+            .clone();
+        status != ImportStatus::InProgress
+    })
+    .await;
+    assert!(done, "the import did not finish within a minute");
+    status
+}
+
+fn md5_base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))
+}
+
+/// The one folder below `parent` (an export id's).
+fn only_child(parent: &Path) -> PathBuf {
+    let children: Vec<PathBuf> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(children.len(), 1, "{children:?}");
+    children.into_iter().next().unwrap()
+}
+
+fn gunzip(path: &Path) -> String {
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+#[tokio::test]
+async fn an_export_has_dynamodbs_layout_and_imports_back_exactly() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    create_keyed(&client, "orders").await;
+    put_rich(&client, "orders", 0..300, "first").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let at = DateTime::from(std::time::SystemTime::now());
+    let expected = scan_all(&client, "orders", None).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    put_rich(&client, "orders", 200..400, "second").await;
+
+    let export_arn = export(&client, "orders", Some(at), "bucket", "daily/one").await;
+    let described = client
+        .describe_export()
+        .export_arn(&export_arn)
+        .send()
+        .await
+        .unwrap();
+    let description = described.export_description().unwrap();
+    assert_eq!(description.export_status(), Some(&ExportStatus::Completed));
+    assert_eq!(description.item_count(), Some(300));
+
+    // The files, as DynamoDB lays them out.
+    let root = node.data_dir().join("exports").join("bucket");
+    let export_dir = only_child(&root.join("daily/one/AWSDynamoDB"));
+    let export_id = export_dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(export_arn.ends_with(&format!("/export/{export_id}")));
+    let (digits, hex) = export_id.split_once('-').unwrap();
+    assert!(
+        digits.len() == 14 && digits.bytes().all(|b| b.is_ascii_digit()),
+        "{export_id}"
+    );
+    assert!(
+        hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{export_id}"
+    );
+    assert_eq!(
+        std::fs::metadata(export_dir.join("_started"))
+            .unwrap()
+            .len(),
+        0
+    );
+    for manifest in ["manifest-summary", "manifest-files"] {
+        let json = std::fs::read(export_dir.join(format!("{manifest}.json"))).unwrap();
+        let md5 = std::fs::read_to_string(export_dir.join(format!("{manifest}.md5"))).unwrap();
+        assert_eq!(md5, md5_base64(&json), "{manifest}.md5");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(export_dir.join("manifest-summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["version"], "2020-06-30");
+    assert_eq!(summary["exportArn"], export_arn.as_str());
+    assert_eq!(summary["itemCount"], 300);
+    assert_eq!(summary["outputFormat"], "DYNAMODB_JSON");
+    assert_eq!(summary["s3Bucket"], "bucket");
+    assert_eq!(summary["s3Prefix"], "daily/one");
+    assert_eq!(
+        summary["manifestFilesS3Key"],
+        format!("daily/one/AWSDynamoDB/{export_id}/manifest-files.json").as_str()
+    );
+    assert_eq!(
+        description.export_manifest(),
+        Some(format!("daily/one/AWSDynamoDB/{export_id}/manifest-summary.json").as_str())
+    );
+    let files = std::fs::read_to_string(export_dir.join("manifest-files.json")).unwrap();
+    let mut lines_seen = 0;
+    for line in files.lines() {
+        let file: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = file["dataFileS3Key"].as_str().unwrap();
+        assert!(
+            key.starts_with(&format!("daily/one/AWSDynamoDB/{export_id}/data/")),
+            "{key}"
+        );
+        let path = root.join(key);
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let stem = name.strip_suffix(".json.gz").unwrap();
+        assert!(
+            stem.len() == 26
+                && stem
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)),
+            "{name}"
+        );
+        assert_eq!(
+            file["md5Checksum"],
+            md5_base64(&std::fs::read(&path).unwrap()).as_str()
+        );
+        assert!(file["etag"].as_str().unwrap().ends_with("-1"));
+        let text = gunzip(&path);
+        assert_eq!(file["itemCount"], text.lines().count());
+        for line in text.lines() {
+            let item: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(item["Item"]["p"]["S"].is_string(), "{line}");
+            assert!(
+                item["Item"]["b"]["B"].is_string(),
+                "binary is base64: {line}"
+            );
+            lines_seen += 1;
+        }
+    }
+    assert_eq!(lines_seen, 300);
+
+    // Imported back, the table is exactly the table as of the instant.
+    assert_eq!(
+        import(&client, "bucket", "daily/one", "restored").await,
+        ImportStatus::Completed
+    );
+    assert_eq!(scan_all(&client, "restored", None).await, expected);
+    // And exported again, it gives the same items.
+    enable_pitr(&client, "restored").await;
+    export(&client, "restored", None, "bucket", "again").await;
+    assert_eq!(
+        import(&client, "bucket", "again", "twice").await,
+        ImportStatus::Completed
+    );
+    assert_eq!(scan_all(&client, "twice", None).await, expected);
+
+    let listed = client.list_exports().send().await.unwrap();
+    assert_eq!(listed.export_summaries().len(), 2);
+    let imports = client.list_imports().send().await.unwrap();
+    assert_eq!(imports.import_summary_list().len(), 2);
+}
+
+/// Lays out an export the way AWS writes one (shapes copied from real exports), with `lines`
+/// in one gzip data file.
+fn write_aws_export(bucket_dir: &Path, lines: &[&str]) {
+    let id = "01693467621041-039fcf72";
+    let dir = bucket_dir.join("AWSDynamoDB").join(id);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("_started"), b"").unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for line in lines {
+        gz.write_all(line.as_bytes()).unwrap();
+        gz.write_all(b"\n").unwrap();
+    }
+    let data = gz.finish().unwrap();
+    let name = "jhg6wb6v7u6dxdgwnn4c55ciq4.json.gz";
+    std::fs::write(dir.join("data").join(name), &data).unwrap();
+    let files = format!(
+        "{{\"itemCount\":{},\"md5Checksum\":\"{}\",\"etag\":\"e11e560d0751aa5933630fb904f5d0df-1\",\"dataFileS3Key\":\"AWSDynamoDB/{id}/data/{name}\"}}\n",
+        lines.len(),
+        md5_base64(&data)
+    );
+    std::fs::write(dir.join("manifest-files.json"), &files).unwrap();
+    std::fs::write(dir.join("manifest-files.md5"), md5_base64(files.as_bytes())).unwrap();
+    let summary = format!(
+        "{{\"version\":\"2020-06-30\",\"exportArn\":\"arn:aws:dynamodb:us-east-1:531647909506:table/Airline/export/{id}\",\"startTime\":\"2023-08-31T07:40:21.041Z\",\"endTime\":\"2023-08-31T07:47:46.862Z\",\"tableArn\":\"arn:aws:dynamodb:us-east-1:531647909506:table/Airline\",\"tableId\":\"38148de1-7171-4ea4-85b2-e8b004fe4fe0\",\"exportTime\":\"2023-08-31T07:40:21.041Z\",\"s3Bucket\":\"aws-bucket\",\"s3Prefix\":null,\"s3SseAlgorithm\":\"AES256\",\"s3SseKmsKeyId\":null,\"manifestFilesS3Key\":\"AWSDynamoDB/{id}/manifest-files.json\",\"billedSizeBytes\":0,\"itemCount\":{},\"outputFormat\":\"DYNAMODB_JSON\"}}",
+        lines.len()
+    );
+    std::fs::write(dir.join("manifest-summary.json"), &summary).unwrap();
+    std::fs::write(
+        dir.join("manifest-summary.md5"),
+        md5_base64(summary.as_bytes()),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_export_written_by_aws_imports() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    let bucket = node.data_dir().join("exports").join("aws-bucket");
+    write_aws_export(
+        &bucket,
+        &[
+            r#"{"Item":{"p":{"S":"a"},"Passenger ID":{"N":"49010"},"Country Name":{"S":"China"}}}"#,
+            r#"{"Item":{"p":{"S":"b"},"bin":{"B":"YmFy"},"set":{"SS":["x","y"]},"nums":{"NS":["1","2.5"]},"bins":{"BS":["YmFy"]}}}"#,
+            "",
+            r#"{"Item":{"p":{"S":"c"},"m":{"M":{"l":{"L":[{"NULL":true},{"BOOL":false}]}}}}}"#,
+        ],
+    );
+    assert_eq!(
+        import(&client, "aws-bucket", "", "airline").await,
+        ImportStatus::Completed
+    );
+    let b = client
+        .get_item()
+        .table_name("airline")
+        .key("p", s("b"))
+        .send()
+        .await
+        .unwrap();
+    let item = b.item().unwrap();
+    assert_eq!(
+        item["bin"],
+        aws_sdk_dynamodb::types::AttributeValue::B(Blob::new(b"bar".to_vec()))
+    );
+    assert_eq!(scan_all(&client, "airline", None).await.len(), 3);
+
+    // A data file with a line that is not an item fails the import; its table goes.
+    let broken = node.data_dir().join("exports").join("broken");
+    write_aws_export(
+        &broken,
+        &[r#"{"Item":{"p":{"S":"a"}}}"#, r#"{"NotAnItem":1}"#],
+    );
+    assert_eq!(
+        import(&client, "broken", "", "broken_table").await,
+        ImportStatus::Failed
+    );
+    assert_fails_with(
+        client
+            .describe_table()
+            .table_name("broken_table")
+            .send()
+            .await,
+        "ResourceNotFoundException",
+    );
+}
+
+#[tokio::test]
+async fn export_and_import_calls_answer_dynamodbs_errors() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    let arn = |t: &str| format!("arn:aws:dynamodb:us-east-1:000000000000:table/{t}");
+    assert_fails_with(
+        client
+            .export_table_to_point_in_time()
+            .table_arn(arn("nothing"))
+            .s3_bucket("bucket")
+            .send()
+            .await,
+        "TableNotFoundException",
+    );
+    crate::common::create_table(&client, "plain", false).await;
+    let no_pitr = client
+        .export_table_to_point_in_time()
+        .table_arn(arn("plain"))
+        .s3_bucket("bucket")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_code(&no_pitr),
+        "PointInTimeRecoveryUnavailableException"
+    );
+    create_keyed(&client, "orders").await;
+    assert_fails_with(
+        client
+            .export_table_to_point_in_time()
+            .table_arn(arn("orders"))
+            .s3_bucket("bucket")
+            .export_time(DateTime::from_secs(1_000_000_000))
+            .send()
+            .await,
+        "InvalidExportTimeException",
+    );
+    assert_fails_with(
+        client
+            .export_table_to_point_in_time()
+            .table_arn(arn("orders"))
+            .s3_bucket("bucket")
+            .s3_prefix("../../etc")
+            .send()
+            .await,
+        "ValidationException",
+    );
+    assert_fails_with(
+        client
+            .describe_export()
+            .export_arn(format!("{}/export/01693467621041-039fcf72", arn("orders")))
+            .send()
+            .await,
+        "ExportNotFoundException",
+    );
+    assert_fails_with(
+        client
+            .describe_import()
+            .import_arn(format!("{}/import/01693467621041-039fcf72", arn("orders")))
+            .send()
+            .await,
+        "ImportNotFoundException",
+    );
+    export(&client, "orders", None, "bucket", "p").await;
+    assert_fails_with(
+        import_request(&client, "bucket", "", "orders").send().await,
+        "ResourceInUseException",
+    );
+}
+
+/// Items the import crash test loads: enough that a slowed import is caught midway.
+const CRASH_ITEMS: u32 = 30_000;
+
+#[tokio::test]
+async fn a_node_killed_during_an_import_finishes_it_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let child = ChildNode::start(node_binary(), &data, &[]).await;
+    let client = client_for(&child.endpoint());
+    create_keyed(&client, "source").await;
+    put_rich(&client, "source", 0..CRASH_ITEMS, "crash").await;
+    let expected = scan_all(&client, "source", None).await;
+    export(&client, "source", None, "bucket", "full").await;
+    child.kill().await;
+
+    // Each batch of 5,000 items of the import waits, so the kill lands in the middle.
+    let slow = [("FAILPOINTS", "import-load=sleep(400)")];
+    let child = ChildNode::start_with_env(node_binary(), &data, &[], &slow).await;
+    let client = client_for(&child.endpoint());
+    import_request(&client, "bucket", "full", "imported")
+        .send()
+        .await
+        .expect("import");
+    assert!(
+        build_started(&client, "imported").await,
+        "the import never started loading"
+    );
+    assert_fails_with(
+        client
+            .get_item()
+            .table_name("imported")
+            .key("p", s("k00001"))
+            .send()
+            .await,
+        "ResourceNotFoundException",
+    );
+    child.kill().await;
+
+    let child = ChildNode::start(node_binary(), &data, &[]).await;
+    let client = client_for(&child.endpoint());
+    let finished = wait_until(Duration::from_secs(60), async || {
+        let imports = client.list_imports().send().await.unwrap();
+        imports
+            .import_summary_list()
+            .iter()
+            .all(|i| i.import_status() == Some(&ImportStatus::Completed))
+    })
+    .await;
+    assert!(finished, "the import did not finish after the restart");
+    assert_eq!(scan_all(&client, "imported", None).await, expected);
+    child.kill().await;
+}
+
+#[tokio::test]
+async fn the_export_and_import_commands_follow_their_jobs() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    create_keyed(&client, "orders").await;
+    put_rich(&client, "orders", 0..50, "cli").await;
+    let expected = scan_all(&client, "orders", None).await;
+    let endpoint = node.endpoint();
+    let run = move |args: Vec<&'static str>| {
+        let endpoint = endpoint.clone();
+        tokio::task::spawn_blocking(move || {
+            let output = std::process::Command::new(node_binary())
+                .args(&args)
+                .args(["--endpoint", &endpoint])
+                .output()
+                .expect("run the command");
+            let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{args:?}: {stdout} {stderr}");
+            stdout
+        })
+    };
+    let out = run(vec![
+        "export",
+        "--table",
+        "orders",
+        "--out",
+        "cli-bucket",
+        "--prefix",
+        "nightly",
+    ])
+    .await
+    .unwrap();
+    assert!(out.contains("exported 50 items of orders"), "{out}");
+    let out = run(vec![
+        "import",
+        "--from",
+        "cli-bucket/nightly",
+        "--table",
+        "copy",
+        "--key",
+        "p:S",
+    ])
+    .await
+    .unwrap();
+    assert!(out.contains("imported 50 items into copy"), "{out}");
+    assert_eq!(scan_all(&client, "copy", None).await, expected);
+}
