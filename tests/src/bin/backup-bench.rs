@@ -9,7 +9,9 @@
 //! - RestoreTableToPointInTime to the latest time (every item, nothing to undo);
 //! - RestoreTableToPointInTime to the noted instant (half the items, the other half's
 //!   changes undone from the log);
-//! - RestoreTableFromBackup.
+//! - RestoreTableFromBackup;
+//! - ExportTableToPointInTime of the whole table (into the node's export root);
+//! - ImportTable of that export into a new table.
 //!
 //! Pauses before each (15 s after the load, 3 s otherwise) so that the flushes and
 //! compactions of the previous step do not land in it. Prints each as seconds and items/s,
@@ -21,10 +23,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::DateTime;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BackupStatus, PointInTimeRecoverySpecification, TableStatus,
+    AttributeValue, BackupStatus, BillingMode, ExportStatus, InputCompressionType, InputFormat,
+    KeyType, PointInTimeRecoverySpecification, S3BucketSource, TableCreationParameters,
+    TableStatus,
 };
 use tidemark_core::{Store, StoreConfig};
-use tidemark_tests::load::{batch_load, keyed_table};
+use tidemark_tests::load::{batch_load, key_element, keyed_table, string_attribute};
 use tidemark_tests::{ChildNode, client_for};
 
 const POLL: Duration = Duration::from_millis(20);
@@ -194,6 +198,69 @@ async fn main() {
         .expect("restore from backup");
     wait_active(&client, "from_backup").await;
     report("RestoreTableFromBackup", items, started.elapsed());
+
+    tokio::time::sleep(SETTLE).await;
+    let started = Instant::now();
+    let export = client
+        .export_table_to_point_in_time()
+        .table_arn("arn:aws:dynamodb:us-east-1:000000000000:table/bench")
+        .s3_bucket("bench")
+        .send()
+        .await
+        .expect("export");
+    let export_arn = export
+        .export_description()
+        .and_then(|d| d.export_arn())
+        .expect("export ARN")
+        .to_string();
+    loop {
+        let described = client
+            .describe_export()
+            .export_arn(&export_arn)
+            .send()
+            .await;
+        let status = described
+            .ok()
+            .and_then(|d| d.export_description)
+            .and_then(|d| d.export_status);
+        match status {
+            Some(ExportStatus::Completed) => break,
+            Some(ExportStatus::Failed) => panic!("the export failed"),
+            _ => tokio::time::sleep(POLL).await,
+        }
+    }
+    report(
+        "ExportTableToPointInTime (gzip DynamoDB JSON)",
+        items,
+        started.elapsed(),
+    );
+
+    tokio::time::sleep(SETTLE).await;
+    let started = Instant::now();
+    client
+        .import_table()
+        .s3_bucket_source(
+            S3BucketSource::builder()
+                .s3_bucket("bench")
+                .build()
+                .expect("source"),
+        )
+        .input_format(InputFormat::DynamodbJson)
+        .input_compression_type(InputCompressionType::Gzip)
+        .table_creation_parameters(
+            TableCreationParameters::builder()
+                .table_name("imported")
+                .key_schema(key_element("p", KeyType::Hash))
+                .attribute_definitions(string_attribute("p"))
+                .billing_mode(BillingMode::PayPerRequest)
+                .build()
+                .expect("parameters"),
+        )
+        .send()
+        .await
+        .expect("import");
+    wait_active(&client, "imported").await;
+    report("ImportTable of that export", items, started.elapsed());
 
     let status = node.terminate().await;
     assert!(status.success(), "the node stopped with {status}");
