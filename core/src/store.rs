@@ -119,6 +119,7 @@ impl Store {
             jobs_requested: tokio::sync::Notify::new(),
         };
         store.load_backups()?;
+        store.release_orphan_restore_holds()?;
         Ok(store)
     }
 

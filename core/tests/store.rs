@@ -709,3 +709,47 @@ fn a_restored_table_survives_reopen_with_its_items() {
     assert_eq!(get(&store, "copy", "k1"), Some(item("k1", "changed")));
     assert_eq!(scan_count(&store, "copy"), 30);
 }
+
+#[test]
+fn the_recovery_window_moves_with_the_clock_and_keeps_only_its_history() {
+    const DAY: u64 = 24 * 3600 * 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_700_000_000_000;
+    let clock = Arc::new(ManualClock::new(start));
+    let mut config = StoreConfig::new(dir.path());
+    config.durability = Durability::Buffer;
+    config.history_window = Duration::from_secs(3600);
+    let store = Store::open_with_clock(config, clock.clone()).unwrap();
+    create(&store, "tbl");
+    let window = store
+        .update_continuous_backups("tbl", true, Some(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (window.earliest_millis, window.recovery_period_days),
+        (start, 1)
+    );
+    let first = put(&store, "tbl", item("k0", "then")).unwrap();
+    clock.set(start + 2 * DAY);
+    put(&store, "tbl", item("k1", "now"));
+    store.trim_history().unwrap();
+    let window = store.describe_continuous_backups("tbl").unwrap().unwrap();
+    assert_eq!(window.earliest_millis, start + DAY);
+    assert!(
+        store.oldest_retained_seq() > first,
+        "history older than the recovery period is trimmed"
+    );
+    let point = |millis| tidemark_core::restore::RestorePoint::At(millis);
+    let too_early =
+        store.restore_table_to_point_in_time("tbl", "old", point(start + 1), Default::default());
+    assert!(
+        matches!(too_early, Err(tidemark_core::Error::InvalidRestoreTime(_))),
+        "{too_early:?}"
+    );
+    store
+        .restore_table_to_point_in_time("tbl", "copy", point(start + DAY + 1), Default::default())
+        .unwrap();
+    store.run_pending_jobs().unwrap();
+    assert_eq!(get(&store, "copy", "k0"), Some(item("k0", "then")));
+    assert_eq!(get(&store, "copy", "k1"), None);
+}

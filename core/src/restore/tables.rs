@@ -298,7 +298,13 @@ impl Store {
         for entry in building {
             finished += usize::from(self.run_restore(&entry)?);
         }
-        // A crash between setting a restore's hold and creating its target leaves the hold.
+        Ok(finished)
+    }
+
+    /// Releases the holds of restores whose target is not being built: a crash between
+    /// setting a restore's hold and creating its target leaves one. Run at open, when no
+    /// restore request is between the two.
+    pub(crate) fn release_orphan_restore_holds(&self) -> Result<()> {
         for hold in self.holds() {
             let Some(target) = hold.name.strip_prefix("restore/") else {
                 continue;
@@ -311,7 +317,7 @@ impl Store {
                 self.release_hold(&hold.name)?;
             }
         }
-        Ok(finished)
+        Ok(())
     }
 
     fn run_restore(&self, entry: &TableEntry) -> Result<bool> {
