@@ -753,3 +753,45 @@ fn the_recovery_window_moves_with_the_clock_and_keeps_only_its_history() {
     assert_eq!(get(&store, "copy", "k0"), Some(item("k0", "then")));
     assert_eq!(get(&store, "copy", "k1"), None);
 }
+
+#[test]
+fn deleting_a_table_finishes_its_backups_and_a_restore_without_its_source_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), Durability::Buffer);
+        create(&store, "tbl");
+        store.update_continuous_backups("tbl", true, None).unwrap();
+        for i in 0..10 {
+            put(&store, "tbl", item(&format!("k{i}"), "x"));
+        }
+        let backup = store.create_backup("tbl", "pending").unwrap();
+        store
+            .restore_table_to_point_in_time(
+                "tbl",
+                "copy",
+                tidemark_core::restore::RestorePoint::Latest,
+                Default::default(),
+            )
+            .unwrap();
+        // Neither job has run when the source goes: the backup is finished on the way out.
+        store.delete_table("tbl").unwrap();
+        let finished = store.describe_backup(&backup.arn).unwrap();
+        assert_eq!(
+            finished.status,
+            tidemark_core::restore::BackupStatus::Available
+        );
+        assert_eq!(finished.item_count, 10);
+    }
+    // The restore could not be built before the source went: after a restart it is dropped,
+    // never left half-built.
+    let store = open(dir.path(), Durability::Buffer);
+    assert!(store.describe_table("copy").is_ok());
+    store.run_pending_jobs().unwrap();
+    assert!(store.describe_table("copy").is_err());
+    assert!(
+        store
+            .holds()
+            .iter()
+            .all(|h| !h.name.starts_with("restore/"))
+    );
+}
