@@ -31,8 +31,8 @@ use tidemark_core::model::Item;
 
 use super::{Error, Result};
 
-/// Items per data file (DynamoDB writes one or more files per partition).
-const ITEMS_PER_FILE: u64 = 100_000;
+/// Bytes of items per data file (DynamoDB writes one or more files per partition).
+const FILE_BYTES: usize = 32 * 1024 * 1024;
 
 /// What an export says about itself (`manifest-summary.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,11 +85,18 @@ pub struct ManifestFile {
     pub data_file_s3_key: String,
 }
 
-/// One line of a data file.
-#[derive(Debug, Serialize, Deserialize)]
+/// One line of a data file, as read.
+#[derive(Debug, Deserialize)]
 struct Line {
     #[serde(rename = "Item")]
     item: Item,
+}
+
+/// One line of a data file, as written.
+#[derive(Debug, Serialize)]
+struct LineRef<'a> {
+    #[serde(rename = "Item")]
+    item: &'a Item,
 }
 
 /// What an export wrote.
@@ -177,6 +184,16 @@ pub fn write_export(
     header: &ExportHeader,
     items: impl Iterator<Item = tidemark_core::Result<Item>>,
 ) -> Result<Written> {
+    write_export_in_files_of(bucket_dir, header, items, FILE_BYTES)
+}
+
+/// [`write_export`], starting a new data file after `file_bytes` of items.
+fn write_export_in_files_of(
+    bucket_dir: &Path,
+    header: &ExportHeader,
+    items: impl Iterator<Item = tidemark_core::Result<Item>>,
+    file_bytes: usize,
+) -> Result<Written> {
     let export_id = header
         .export_arn
         .rsplit('/')
@@ -189,52 +206,80 @@ pub fn write_export(
     std::fs::create_dir_all(&data_dir).map_err(io(&data_dir))?;
     write_file(&at("_started"), b"")?;
 
-    let new_file = || {
-        (
-            data_file_name(),
-            GzEncoder::new(Vec::new(), Compression::fast()),
-            0,
-        )
-    };
-    let mut files: Vec<ManifestFile> = Vec::new();
+    // Batches of items become data files on worker threads (rendering JSON and gzip are
+    // the export's cost), in the order they were read.
+    let (batches, ready) = std::sync::mpsc::sync_channel::<(usize, Vec<Item>)>(1);
+    let ready = std::sync::Mutex::new(ready);
+    let done: std::sync::Mutex<Vec<(usize, ManifestFile)>> = std::sync::Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let mut written = Written::default();
-    let mut current: Option<(String, GzEncoder<Vec<u8>>, u64)> = None;
-    let finish = |(name, encoder, count): (String, GzEncoder<Vec<u8>>, u64),
-                  files: &mut Vec<ManifestFile>|
-     -> Result<()> {
-        let path = data_dir.join(&name);
-        let bytes = encoder.finish().map_err(io(&path))?;
-        write_file(&path, &bytes)?;
-        let digest = md5(&bytes);
-        files.push(ManifestFile {
-            item_count: count,
-            md5_checksum: base64(&digest),
-            etag: format!("{}-1", hex(&md5(&digest))),
-            data_file_s3_key: key(prefix, &export_id, &format!("data/{name}")),
-        });
-        Ok(())
-    };
-    for item in items {
-        let item = item?;
-        let (_, encoder, count) = current.get_or_insert_with(new_file);
-        written.bytes += tidemark_core::model::item_size(&item) as u64;
-        serde_json::to_writer(&mut *encoder, &Line { item })
-            .map_err(|e| Error::Io(format!("encoding an item: {e}")))?;
-        encoder
-            .write_all(b"\n")
-            .map_err(|e| Error::Io(e.to_string()))?;
-        *count += 1;
-        written.item_count += 1;
-        if *count >= ITEMS_PER_FILE
-            && let Some(full) = current.take()
-        {
-            finish(full, &mut files)?;
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let mut failure = None;
+                    loop {
+                        let next = ready
+                            .lock()
+                            .map_err(|_| Error::Io("a worker died".into()))?
+                            .recv();
+                        let Ok((index, items)) = next else {
+                            return failure.map_or(Ok(()), Err);
+                        };
+                        // After a failure, keep draining so the reader never waits forever.
+                        if failure.is_some() {
+                            continue;
+                        }
+                        match write_data_file(&data_dir, prefix, &export_id, &items) {
+                            Ok(file) => done
+                                .lock()
+                                .map_err(|_| Error::Io("a worker died".into()))?
+                                .push((index, file)),
+                            Err(e) => failure = Some(e),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let read = || -> Result<()> {
+            let (mut batch, mut bytes, mut index) = (Vec::new(), 0, 0);
+            for item in items {
+                let item = item?;
+                let size = tidemark_core::model::item_size(&item);
+                written.bytes += size as u64;
+                written.item_count += 1;
+                bytes += size;
+                batch.push(item);
+                if bytes >= file_bytes {
+                    let full = std::mem::take(&mut batch);
+                    batches
+                        .send((index, full))
+                        .map_err(|_| Error::Io("the export's writers stopped".into()))?;
+                    (bytes, index) = (0, index + 1);
+                }
+            }
+            // Even an empty table gets one (empty) data file, as on AWS.
+            if !batch.is_empty() || index == 0 {
+                batches
+                    .send((index, batch))
+                    .map_err(|_| Error::Io("the export's writers stopped".into()))?;
+            }
+            Ok(())
+        };
+        let read = read();
+        drop(batches);
+        for handle in handles {
+            handle
+                .join()
+                .map_err(|_| Error::Io("an export writer panicked".into()))??;
         }
-    }
-    // Even an empty table gets one (empty) data file, as on AWS.
-    if let Some(last) = current.take().or_else(|| files.is_empty().then(new_file)) {
-        finish(last, &mut files)?;
-    }
+        read
+    })?;
+    let mut files = done
+        .into_inner()
+        .map_err(|_| Error::Io("a worker died".into()))?;
+    files.sort_by_key(|(index, _)| *index);
+    let files: Vec<ManifestFile> = files.into_iter().map(|(_, file)| file).collect();
     let mut manifest_files = Vec::new();
     for file in &files {
         serde_json::to_writer(&mut manifest_files, file).map_err(|e| Error::Io(e.to_string()))?;
@@ -270,6 +315,32 @@ pub fn write_export(
     write_file(&at("manifest-summary.json"), &summary_json)?;
     written.manifest_key = key(prefix, &export_id, "manifest-summary.json");
     Ok(written)
+}
+
+/// Writes `items` as one gzip data file of the export `export_id` and describes it.
+fn write_data_file(
+    data_dir: &Path,
+    prefix: Option<&str>,
+    export_id: &str,
+    items: &[Item],
+) -> Result<ManifestFile> {
+    let name = data_file_name();
+    let path = data_dir.join(&name);
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    for item in items {
+        serde_json::to_writer(&mut encoder, &LineRef { item })
+            .map_err(|e| Error::Io(format!("encoding an item: {e}")))?;
+        encoder.write_all(b"\n").map_err(io(&path))?;
+    }
+    let bytes = encoder.finish().map_err(io(&path))?;
+    write_file(&path, &bytes)?;
+    let digest = md5(&bytes);
+    Ok(ManifestFile {
+        item_count: items.len() as u64,
+        md5_checksum: base64(&digest),
+        etag: format!("{}-1", hex(&md5(&digest))),
+        data_file_s3_key: key(prefix, export_id, &format!("data/{name}")),
+    })
 }
 
 /// The data files under `dir`: the files `manifest-files.json` lists when `dir` holds one
@@ -348,4 +419,58 @@ pub fn read_data_file(path: &Path) -> Result<impl Iterator<Item = Result<Item>> 
             })?;
             Ok(parsed.item)
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidemark_core::model::AttributeValue;
+
+    #[test]
+    fn an_export_in_many_files_reads_back_in_order_with_its_checksums() {
+        let dir = tempfile::tempdir().unwrap();
+        let items: Vec<Item> = (0..1_000)
+            .map(|i| {
+                [
+                    ("p".to_string(), AttributeValue::S(format!("k{i:04}"))),
+                    ("b".to_string(), AttributeValue::B(vec![1, 2, 3])),
+                ]
+                .into()
+            })
+            .collect();
+        let header = ExportHeader {
+            export_arn:
+                "arn:aws:dynamodb:us-east-1:000000000000:table/t/export/01700000000000-0a1b2c3d"
+                    .into(),
+            start_millis: 1_700_000_000_000,
+            table_arn: "arn:aws:dynamodb:us-east-1:000000000000:table/t".into(),
+            table_id: "id".into(),
+            export_millis: 1_700_000_000_000,
+            bucket: "b".into(),
+            prefix: Some("p/q".into()),
+        };
+        let source = items.clone().into_iter().map(Ok);
+        let written = write_export_in_files_of(dir.path(), &header, source, 2_000).unwrap();
+        assert_eq!(written.item_count, 1_000);
+        let export_dir = dir.path().join("p/q/AWSDynamoDB/01700000000000-0a1b2c3d");
+        let files = data_files(&export_dir).unwrap();
+        assert!(files.len() > 3, "{} files", files.len());
+        let manifest = std::fs::read_to_string(export_dir.join("manifest-files.json")).unwrap();
+        for (line, path) in manifest.lines().zip(&files) {
+            let listed: ManifestFile = serde_json::from_str(line).unwrap();
+            assert_eq!(
+                listed.md5_checksum,
+                base64(&md5(&std::fs::read(path).unwrap()))
+            );
+        }
+        let read: Vec<Item> = files
+            .iter()
+            .flat_map(|f| read_data_file(f).unwrap())
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(
+            read, items,
+            "the files hold the items in the order they were read"
+        );
+    }
 }
