@@ -41,6 +41,45 @@ pub enum Command {
     /// Create a table from an export (DynamoDB's or ours) in a folder under the node's
     /// export root (talks to a running node).
     Import(ImportArgs),
+    /// Rebuild a table from a Kafka topic Tidemark published (any of its formats), as of an
+    /// instant, into a running node (any node: a fresh one after a lost disk).
+    Restore(RestoreArgs),
+}
+
+/// `tidemark restore`.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// Read the changes from a Kafka topic (the one source `restore` reads).
+    #[arg(long)]
+    pub from_kafka: bool,
+    /// The topic.
+    #[arg(long)]
+    pub topic: String,
+    /// The table to create.
+    #[arg(long)]
+    pub table: String,
+    /// Whose changes to take from the topic (default: every change in it).
+    #[arg(long)]
+    pub source_table: Option<String>,
+    /// The instant to restore (RFC 3339, or seconds since the epoch); default: the topic's end.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub brokers: String,
+    /// The partition key, as `NAME:TYPE` (default: the messages' key, when it has one
+    /// attribute).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// The sort key, as `NAME:TYPE`.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// Restore what the topic holds even when it lacks the start of the table's history.
+    #[arg(long)]
+    pub partial: bool,
+    /// The node.
+    #[command(flatten)]
+    pub node: EndpointArgs,
 }
 
 /// `tidemark export`.

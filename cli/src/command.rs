@@ -75,6 +75,7 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
         }
         Command::Export(args) => crate::transfers::export(args).await,
         Command::Import(args) => crate::transfers::import(args).await,
+        Command::Restore(args) => crate::transfers::restore_from_kafka(args).await,
         Command::TtlSweep(node) => {
             admin_request(&node.endpoint, "ttl/sweep", reqwest::Method::POST, None).await
         }

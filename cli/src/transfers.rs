@@ -1,5 +1,7 @@
 //! `tidemark export` and `tidemark import`: start the job through the node's DynamoDB API
 //! (ExportTableToPointInTime, ImportTable) and follow it to its end with a progress display.
+//! `tidemark restore --from-kafka`: read a topic Tidemark published, rebuild the table as of
+//! an instant, and write it into a node through CreateTable and BatchWriteItem.
 
 use std::time::Duration;
 
@@ -7,7 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::NodeError;
-use crate::args::{ExportArgs, ImportArgs};
+use crate::args::{ExportArgs, ImportArgs, RestoreArgs};
+use tidemark_core::model::{AttributeValue, Item};
+use tidemark_streams::publish::kafka::KafkaSettings;
+use tidemark_streams::transfer::kafka::read_topic;
 
 /// How often a running job is looked at.
 const POLL: Duration = Duration::from_millis(250);
@@ -201,4 +206,170 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), NodeError> {
             text(&done, "/FailureMessage")
         ))),
     }
+}
+
+/// `NAME:TYPE` of the one attribute of `keys` (a topic's item key), when it has one.
+fn single_key(keys: &Item) -> Option<String> {
+    let [(name, value)] = keys.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let kind = match value {
+        AttributeValue::S(_) => "S",
+        AttributeValue::N(_) => "N",
+        AttributeValue::B(_) => "B",
+        _ => return None,
+    };
+    Some(format!("{name}:{kind}"))
+}
+
+/// Items per BatchWriteItem, and requests in flight.
+const BATCH: usize = 25;
+const WRITERS: usize = 4;
+
+/// `tidemark restore --from-kafka`.
+pub(crate) async fn restore_from_kafka(args: RestoreArgs) -> Result<(), NodeError> {
+    if !args.from_kafka {
+        return Err(NodeError::Config(
+            "restore reads a Kafka topic: pass --from-kafka".into(),
+        ));
+    }
+    let at_millis = args
+        .at
+        .as_deref()
+        .map(instant)
+        .transpose()?
+        .map(|s| (s * 1000.0).round() as u64);
+    let kafka = KafkaSettings {
+        brokers: args.brokers.clone(),
+        options: Vec::new(),
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} messages [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("reading {}", args.topic));
+    let (topic, source, reading) = (args.topic.clone(), args.source_table.clone(), bar.clone());
+    let image = tokio::task::spawn_blocking(move || {
+        read_topic(
+            &kafka,
+            &topic,
+            source.as_deref(),
+            at_millis,
+            |read, total| {
+                reading.set_length(total);
+                reading.set_position(read);
+            },
+        )
+    })
+    .await
+    .map_err(|e| NodeError::Config(format!("reading the topic: {e}")))?
+    .map_err(|e| NodeError::Config(format!("reading the topic: {e}")))?;
+    bar.finish_and_clear();
+    if let Some(first) = image.missing_history.first()
+        && !args.partial
+    {
+        return Err(NodeError::Config(format!(
+            "topic {} does not hold the table's whole history: {} items appear first as a change \
+             of an existing item (for example {}), so what came before is missing (was it \
+             published from `now` after writes?). Pass --partial to restore what it holds.",
+            args.topic,
+            image.missing_history.len(),
+            String::from_utf8_lossy(first)
+        )));
+    }
+    let first_key = image
+        .items
+        .keys()
+        .next()
+        .and_then(|k| serde_json::from_slice::<Item>(k).ok());
+    let key = match (&args.key, first_key) {
+        (Some(key), _) => key.clone(),
+        (None, Some(first_key)) => single_key(&first_key).ok_or_else(|| {
+            NodeError::Config(format!(
+                "the items' key has {} attributes: name them with --key NAME:TYPE and --sort \
+                 NAME:TYPE",
+                first_key.len()
+            ))
+        })?,
+        (None, None) => {
+            return Err(NodeError::Config(
+                "the topic holds no item of the table: name its key with --key NAME:TYPE".into(),
+            ));
+        }
+    };
+    let mut keys = vec![key_of(&key, "HASH")?];
+    if let Some(sort) = &args.sort {
+        keys.push(key_of(sort, "RANGE")?);
+    }
+    let (schema, definitions): (Vec<Value>, Vec<Value>) = keys.into_iter().unzip();
+    let endpoint = args.node.endpoint.clone();
+    call(
+        &endpoint,
+        "CreateTable",
+        json!({
+            "TableName": args.table,
+            "KeySchema": schema,
+            "AttributeDefinitions": definitions,
+            "BillingMode": "PAY_PER_REQUEST",
+        }),
+    )
+    .await?;
+    let items: Vec<Item> = image.items.into_values().collect();
+    let bar = ProgressBar::new(items.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("writing {bar:40} {pos}/{len} items [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let chunks: Vec<Vec<Item>> = items.chunks(BATCH).map(<[Item]>::to_vec).collect();
+    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(chunks.into_iter()));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..WRITERS {
+        let (queue, endpoint, table, bar) = (
+            queue.clone(),
+            endpoint.clone(),
+            args.table.clone(),
+            bar.clone(),
+        );
+        writers.spawn(async move {
+            loop {
+                let Some(chunk) = queue.lock().await.next() else {
+                    return Ok::<(), NodeError>(());
+                };
+                let requests: Vec<Value> = chunk
+                    .iter()
+                    .map(|item| json!({ "PutRequest": { "Item": item } }))
+                    .collect();
+                let answer = call(
+                    &endpoint,
+                    "BatchWriteItem",
+                    json!({ "RequestItems": { table.clone(): requests } }),
+                )
+                .await?;
+                if answer
+                    .pointer("/UnprocessedItems")
+                    .and_then(Value::as_object)
+                    .is_some_and(|u| !u.is_empty())
+                {
+                    return Err(NodeError::Config(
+                        "the node left items of a batch unprocessed".into(),
+                    ));
+                }
+                bar.inc(chunk.len() as u64);
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.map_err(|e| NodeError::Config(format!("a writer failed: {e}")))??;
+    }
+    bar.finish_and_clear();
+    println!(
+        "restored {} items into {} from {} changes in {} messages of {}",
+        items.len(),
+        args.table,
+        image.changes,
+        image.messages,
+        args.topic
+    );
+    Ok(())
 }

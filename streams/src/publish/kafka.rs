@@ -38,7 +38,7 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
-    fn client_config(&self) -> ClientConfig {
+    pub(crate) fn client_config(&self) -> ClientConfig {
         self.client_config_over(&[])
     }
 

@@ -13,6 +13,7 @@
 //! ACTIVE.
 
 pub mod aws;
+pub mod kafka;
 
 use std::path::PathBuf;
 use std::sync::Arc;

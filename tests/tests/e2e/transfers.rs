@@ -578,3 +578,183 @@ async fn the_export_and_import_commands_follow_their_jobs() {
     assert!(out.contains("imported 50 items into copy"), "{out}");
     assert_eq!(scan_all(&client, "copy", None).await, expected);
 }
+
+/// Publishes `table` to `topic` in `format` from the start of its retained history (or from
+/// now), through the node's admin API.
+async fn publish(node: &TestNode, table: &str, topic: &str, format: &str, from: &str) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/admin/publish", node.endpoint()))
+        .json(
+            &serde_json::json!({"TableName": table, "Enabled": true, "Format": format,
+                                  "Topic": topic, "Partitions": 3, "From": from}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        answer.status().is_success(),
+        "{}",
+        answer.text().await.unwrap()
+    );
+}
+
+/// Waits until every published table's changes are in Kafka.
+async fn published(node: &TestNode) {
+    let url = format!("{}/admin/publish", node.endpoint());
+    let drained = wait_until(Duration::from_secs(30), async || {
+        let status: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let tables = status["Tables"].as_array().cloned().unwrap_or_default();
+        tables.iter().all(|t| t["LagRecords"] == 0)
+    })
+    .await;
+    assert!(drained, "publishing did not catch up");
+}
+
+/// Runs `tidemark restore --from-kafka` with `args` against `node`; the exit status and
+/// output.
+async fn restore_command(node: &TestNode, args: Vec<String>) -> (bool, String) {
+    let endpoint = node.endpoint();
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new(node_binary())
+            .arg("restore")
+            .arg("--from-kafka")
+            .args(&args)
+            .args(["--endpoint", &endpoint])
+            .output()
+            .expect("run the command");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_table_restored_from_its_kafka_topic_equals_its_restore_from_the_log() {
+    let broker = tidemark_tests::kafka::Broker::start().await;
+    let brokers = broker.brokers();
+    let kafka = tidemark_streams::publish::kafka::KafkaSettings {
+        brokers: brokers.clone(),
+        options: Vec::new(),
+    };
+    let node = TestNode::start_configured(
+        move |config| config.kafka = Some(kafka),
+        std::sync::Arc::new(tidemark_core::SystemClock),
+    )
+    .await;
+    let client = node.client();
+    let run = std::process::id();
+    for format in ["dynamodb", "kds", "debezium-tombstones"] {
+        let table = format!("src_{}", format.replace('-', "_"));
+        let topic = format!("restore-{format}-{run}");
+        create_keyed(&client, &table).await;
+        put_rich(&client, &table, 0..120, "one").await;
+        publish(&node, &table, &topic, format, "history").await;
+        put_rich(&client, &table, 60..150, "two").await;
+        for i in 10..20 {
+            client
+                .delete_item()
+                .table_name(&table)
+                .key("p", s(&format!("k{i:05}")))
+                .send()
+                .await
+                .unwrap();
+        }
+        // The instant restored is the last millisecond of a second, and the later writes come
+        // in a later second: the `dynamodb` format has second precision.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let at = now / 1000 * 1000 + 999;
+        let expected = scan_all(&client, &table, None).await;
+        tokio::time::sleep(Duration::from_millis(at + 50 - now)).await;
+        put_rich(&client, &table, 0..40, "three").await;
+        client
+            .delete_item()
+            .table_name(&table)
+            .key("p", s("k00100"))
+            .send()
+            .await
+            .unwrap();
+        published(&node).await;
+
+        let target = format!("from_kafka_{}", format.replace('-', "_"));
+        let at_seconds = format!("{}.{:03}", at / 1000, at % 1000);
+        let (ok, output) = restore_command(
+            &node,
+            vec![
+                "--topic".into(),
+                topic.clone(),
+                "--table".into(),
+                target.clone(),
+                "--source-table".into(),
+                table.clone(),
+                "--at".into(),
+                at_seconds,
+                "--brokers".into(),
+                brokers.clone(),
+            ],
+        )
+        .await;
+        assert!(ok, "{format}: {output}");
+        assert_eq!(scan_all(&client, &target, None).await, expected, "{format}");
+        let from_log = format!("from_log_{}", format.replace('-', "_"));
+        client
+            .restore_table_to_point_in_time()
+            .source_table_name(&table)
+            .target_table_name(&from_log)
+            .restore_date_time(DateTime::from_millis(at as i64))
+            .send()
+            .await
+            .unwrap();
+        let active = wait_until(Duration::from_secs(30), async || {
+            let d = client
+                .describe_table()
+                .table_name(&from_log)
+                .send()
+                .await
+                .unwrap();
+            d.table().unwrap().table_status() == Some(&aws_sdk_dynamodb::types::TableStatus::Active)
+        })
+        .await;
+        assert!(active);
+        assert_eq!(
+            scan_all(&client, &from_log, None).await,
+            scan_all(&client, &target, None).await,
+            "{format}: the restore from Kafka equals the restore from the log"
+        );
+    }
+
+    // A topic published from `now` after writes lacks the start of the table's history.
+    create_keyed(&client, "late").await;
+    put_rich(&client, "late", 0..20, "before").await;
+    let topic = format!("restore-late-{run}");
+    publish(&node, "late", &topic, "kds", "now").await;
+    put_rich(&client, "late", 5..8, "after").await;
+    published(&node).await;
+    let args = |table: &str| {
+        vec![
+            "--topic".to_string(),
+            topic.clone(),
+            "--table".into(),
+            table.into(),
+            "--brokers".into(),
+            brokers.clone(),
+        ]
+    };
+    let (ok, output) = restore_command(&node, args("late_copy")).await;
+    assert!(
+        !ok && output.contains("does not hold the table's whole history"),
+        "{output}"
+    );
+    let mut partial = args("late_partial");
+    partial.push("--partial".into());
+    let (ok, output) = restore_command(&node, partial).await;
+    assert!(ok, "{output}");
+    assert_eq!(scan_all(&client, "late_partial", None).await.len(), 3);
+}
