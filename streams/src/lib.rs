@@ -10,8 +10,9 @@
 //!   records are ordinary change records flagged as service deletes).
 //!
 //! - Kafka: [`publish`] renders change records as Kafka messages and publishes them.
-//! - Exports and imports: [`transfer`] writes tables as of an instant in the layout of
-//!   DynamoDB's export to S3, and builds tables from such exports.
+//! - Exports, imports and restores from Kafka: [`transfer`] writes tables as of an instant in
+//!   the layout of DynamoDB's export to S3, builds tables from such exports, and rebuilds a
+//!   table as of an instant from a topic it published.
 //!
 //! It only reads core's change log and never writes around core.
 #![deny(missing_docs)]

@@ -20,6 +20,9 @@ use super::{Error, Result};
 use crate::publish::kafka::KafkaSettings;
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the next message before giving up on a topic: a broker can take long to
+/// answer the first fetch of a large partition (tansu on sqlite takes seconds).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One change as a message carries it.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +148,9 @@ pub fn read_topic(
         .client_config()
         .set("group.id", "tidemark-restore")
         .set("enable.auto.commit", "false")
+        // Large fetches: fewer requests (each costs tansu on sqlite a scan).
+        .set("max.partition.fetch.bytes", "8388608")
+        .set("fetch.max.bytes", "33554432")
         .create()
         .map_err(broker)?;
     let metadata = consumer
@@ -180,11 +186,16 @@ pub fn read_topic(
     consumer.assign(&assignment).map_err(broker)?;
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut idle_since = std::time::Instant::now();
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
     while !ends.is_empty() {
         let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-            if idle_since.elapsed() > BROKER_TIMEOUT {
+            if idle_since.elapsed() > DELIVERY_TIMEOUT {
                 return Err(Error::Io(format!(
-                    "topic {topic} stopped delivering before its end"
+                    "topic {topic} stopped delivering before its end (partitions left, with \
+                     their end and the last offset read: {:?})",
+                    ends.iter()
+                        .map(|(p, end)| (p, end, last.get(p)))
+                        .collect::<Vec<_>>()
                 )));
             }
             continue;
@@ -192,6 +203,7 @@ pub fn read_topic(
         idle_since = std::time::Instant::now();
         let message = message.map_err(broker)?;
         let (partition, offset) = (message.partition(), message.offset());
+        last.insert(partition, offset);
         image.messages += 1;
         if image.messages % 10_000 == 0 {
             progress(image.messages, total);

@@ -13,6 +13,10 @@
 //! - ExportTableToPointInTime of the whole table (into the node's export root);
 //! - ImportTable of that export into a new table.
 //!
+//! With `kafka` as a last argument, it also starts a broker (tansu, or `KAFKA_BROKERS`),
+//! publishes the table to a topic (kds format) from its history, and times
+//! `tidemark restore --from-kafka` of that topic into a new table.
+//!
 //! Pauses before each (15 s after the load, 3 s otherwise) so that the flushes and
 //! compactions of the previous step do not land in it. Prints each as seconds and items/s,
 //! then stops the node and prints the disk space of the
@@ -83,9 +87,18 @@ async fn main() {
     };
     let items: u64 = items;
     let bytes: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1_000);
+    let broker = match args.last().map(String::as_str) {
+        Some("kafka") => Some(tidemark_tests::kafka::Broker::start().await),
+        _ => None,
+    };
+    let brokers = broker.as_ref().map(|b| b.brokers());
+    let node_args: Vec<&str> = match &brokers {
+        Some(brokers) => vec!["--kafka-brokers", brokers],
+        None => Vec::new(),
+    };
     let dir = tempfile::tempdir().expect("temporary folder");
     let data = dir.path().join("data");
-    let node = ChildNode::start(std::path::Path::new(binary), &data, &[]).await;
+    let node = ChildNode::start(std::path::Path::new(binary), &data, &node_args).await;
     let client = client_for(&node.endpoint());
     keyed_table(&client, "bench")
         .send()
@@ -262,6 +275,10 @@ async fn main() {
     wait_active(&client, "imported").await;
     report("ImportTable of that export", items, started.elapsed());
 
+    if let Some(brokers) = &brokers {
+        kafka_restore(binary, &node.endpoint(), brokers, items).await;
+    }
+
     let status = node.terminate().await;
     assert!(status.success(), "the node stopped with {status}");
     let store = Store::open(StoreConfig::new(&data)).expect("open the data folder");
@@ -273,4 +290,74 @@ async fn main() {
             per_million(bytes)
         );
     }
+}
+
+/// Publishes `bench` to Kafka from its history, then times `tidemark restore --from-kafka`.
+async fn kafka_restore(binary: &str, endpoint: &str, brokers: &str, items: u64) {
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    let answer = http
+        .post(format!("{endpoint}/admin/publish"))
+        .json(
+            &serde_json::json!({"TableName": "bench", "Enabled": true, "Format": "kds",
+                                  "Topic": "bench-restore", "Partitions": 3, "From": "history"}),
+        )
+        .send()
+        .await
+        .expect("publish");
+    assert!(answer.status().is_success(), "publishing refused");
+    loop {
+        let status: serde_json::Value = http
+            .get(format!("{endpoint}/admin/publish"))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("status JSON");
+        let behind = status
+            .get("Tables")
+            .and_then(serde_json::Value::as_array)
+            .is_none_or(|t| {
+                t.iter()
+                    .any(|t| t.get("LagRecords") != Some(&serde_json::json!(0)))
+            });
+        if !behind {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    report(
+        "publishing the table's history to Kafka (kds)",
+        items,
+        started.elapsed(),
+    );
+    tokio::time::sleep(SETTLE).await;
+    let started = Instant::now();
+    let output = tokio::process::Command::new(binary)
+        .args([
+            "restore",
+            "--from-kafka",
+            "--topic",
+            "bench-restore",
+            "--table",
+            "from_kafka",
+        ])
+        .args([
+            "--source-table",
+            "bench",
+            "--brokers",
+            brokers,
+            "--endpoint",
+            endpoint,
+        ])
+        .output()
+        .await
+        .expect("run tidemark restore");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report("tidemark restore --from-kafka", items, started.elapsed());
 }
