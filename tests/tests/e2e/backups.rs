@@ -1,6 +1,6 @@
 //! Continuous backups, point-in-time restore and on-demand backups, through the AWS SDK: a
 //! randomized oracle (a seeded mix of every kind of write over minutes of injected clock,
-//! restored to recorded instants), backups that outlive restarts, trimming and their table,
+//! restored to recorded instants from the log and from the table's Kafka topic on tansu), backups that outlive restarts, trimming and their table,
 //! DynamoDB's errors, and nodes killed in the middle of a backup and of a restore.
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +22,7 @@ use tidemark_tests::{ChildNode, TestNode, client_for, wait_until};
 
 use crate::common::{
     assert_fails_with, attribute, build_started, enable_pitr, error_code, key_element, n,
-    node_binary, s, scan_all, seed,
+    node_binary, publish, published, restore_command, s, scan_all, seed,
 };
 use tidemark_tests::load::batch_load;
 
@@ -256,8 +256,17 @@ async fn random_write(client: &Client, rng: &mut StdRng, now_seconds: u64) {
 async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_then() {
     let mut rng = StdRng::seed_from_u64(seed());
     let clock = Arc::new(ManualClock::new(START_MILLIS));
+    let broker = tidemark_tests::kafka::Broker::start().await;
+    let brokers = broker.brokers();
+    let kafka = tidemark_streams::publish::kafka::KafkaSettings {
+        brokers: brokers.clone(),
+        options: Vec::new(),
+    };
     let node = TestNode::start_configured(
-        |config| config.ttl_period = Duration::from_secs(3600),
+        move |config| {
+            config.ttl_period = Duration::from_secs(3600);
+            config.kafka = Some(kafka);
+        },
         clock.clone(),
     )
     .await;
@@ -265,6 +274,9 @@ async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_th
     create_orders(&client, "orders").await;
     crate::common::enable_ttl(&client, "orders", "exp").await;
     enable_pitr(&client, "orders").await;
+    // The table's changes also go to a topic, from its start.
+    let topic = format!("oracle-{}", std::process::id());
+    publish(&node, "orders", &topic, "kds", "history").await;
     // Another table's writes interleave with the source's in the log, sometimes more of them,
     // sometimes fewer (the restore reads the log differently for each).
     crate::common::create_table(&client, "noise", false).await;
@@ -301,6 +313,7 @@ async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_th
     }
     let final_contents = contents(&client, "orders").await;
     clock.advance(1_000);
+    published(&node).await;
 
     for (i, (at, expected)) in recorded.iter().enumerate() {
         let target = format!("orders_at_{i}");
@@ -329,6 +342,36 @@ async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_th
             &contents(&client, &target).await,
             expected,
             &format!("the table restored to instant {i} ({at})"),
+        );
+        // The same instant from the Kafka topic (its items; indexes are not in a topic).
+        let from_kafka = format!("orders_kafka_{i}");
+        let (ok, output) = restore_command(
+            &node,
+            [
+                "--topic",
+                &topic,
+                "--table",
+                &from_kafka,
+                "--source-table",
+                "orders",
+                "--at",
+                &format!("{}.{:03}", at / 1000, at % 1000),
+                "--brokers",
+                &brokers,
+                "--key",
+                "p:S",
+                "--sort",
+                "c:N",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .await;
+        assert!(ok, "{output}");
+        assert_eq!(
+            scan_all(&client, &from_kafka, None).await,
+            expected["table"],
+            "the table restored from Kafka to instant {i} ({at})"
         );
     }
     let latest = client

@@ -503,3 +503,66 @@ pub(crate) fn assert_fails_with<T, E, R>(
         Err(e) => assert_eq!(error_code(&e), code, "{e:?}"),
     }
 }
+
+/// Publishes `table` to `topic` in `format` from the start of its retained history (or from
+/// now), through the node's admin API.
+pub(crate) async fn publish(
+    node: &tidemark_tests::TestNode,
+    table: &str,
+    topic: &str,
+    format: &str,
+    from: &str,
+) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/admin/publish", node.endpoint()))
+        .json(
+            &serde_json::json!({"TableName": table, "Enabled": true, "Format": format,
+                                  "Topic": topic, "Partitions": 3, "From": from}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        answer.status().is_success(),
+        "{}",
+        answer.text().await.unwrap()
+    );
+}
+
+/// Waits until every published table's changes are in Kafka.
+pub(crate) async fn published(node: &tidemark_tests::TestNode) {
+    let url = format!("{}/admin/publish", node.endpoint());
+    let drained = tidemark_tests::wait_until(std::time::Duration::from_secs(30), async || {
+        let status: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let tables = status["Tables"].as_array().cloned().unwrap_or_default();
+        tables.iter().all(|t| t["LagRecords"] == 0)
+    })
+    .await;
+    assert!(drained, "publishing did not catch up");
+}
+
+/// Runs `tidemark restore --from-kafka` with `args` against `node`; the exit status and
+/// output.
+pub(crate) async fn restore_command(
+    node: &tidemark_tests::TestNode,
+    args: Vec<String>,
+) -> (bool, String) {
+    let endpoint = node.endpoint();
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new(node_binary())
+            .arg("restore")
+            .arg("--from-kafka")
+            .args(&args)
+            .args(["--endpoint", &endpoint])
+            .output()
+            .expect("run the command");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    })
+    .await
+    .unwrap()
+}

@@ -20,7 +20,7 @@ use tidemark_tests::{ChildNode, TestNode, client_for, wait_until};
 
 use crate::common::{
     assert_fails_with, attribute, build_started, enable_pitr, error_code, key_element, n,
-    node_binary, s, scan_all,
+    node_binary, publish, published, restore_command, s, scan_all,
 };
 use tidemark_tests::load::batch_load;
 
@@ -577,60 +577,6 @@ async fn the_export_and_import_commands_follow_their_jobs() {
     .unwrap();
     assert!(out.contains("imported 50 items into copy"), "{out}");
     assert_eq!(scan_all(&client, "copy", None).await, expected);
-}
-
-/// Publishes `table` to `topic` in `format` from the start of its retained history (or from
-/// now), through the node's admin API.
-async fn publish(node: &TestNode, table: &str, topic: &str, format: &str, from: &str) {
-    let answer = reqwest::Client::new()
-        .post(format!("{}/admin/publish", node.endpoint()))
-        .json(
-            &serde_json::json!({"TableName": table, "Enabled": true, "Format": format,
-                                  "Topic": topic, "Partitions": 3, "From": from}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        answer.status().is_success(),
-        "{}",
-        answer.text().await.unwrap()
-    );
-}
-
-/// Waits until every published table's changes are in Kafka.
-async fn published(node: &TestNode) {
-    let url = format!("{}/admin/publish", node.endpoint());
-    let drained = wait_until(Duration::from_secs(30), async || {
-        let status: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-        let tables = status["Tables"].as_array().cloned().unwrap_or_default();
-        tables.iter().all(|t| t["LagRecords"] == 0)
-    })
-    .await;
-    assert!(drained, "publishing did not catch up");
-}
-
-/// Runs `tidemark restore --from-kafka` with `args` against `node`; the exit status and
-/// output.
-async fn restore_command(node: &TestNode, args: Vec<String>) -> (bool, String) {
-    let endpoint = node.endpoint();
-    tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new(node_binary())
-            .arg("restore")
-            .arg("--from-kafka")
-            .args(&args)
-            .args(["--endpoint", &endpoint])
-            .output()
-            .expect("run the command");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
