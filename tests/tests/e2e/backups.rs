@@ -1,7 +1,8 @@
 //! Continuous backups, point-in-time restore and on-demand backups, through the AWS SDK: a
 //! randomized oracle (a seeded mix of every kind of write over minutes of injected clock,
-//! restored to recorded instants from the log and from the table's Kafka topic on tansu), backups that outlive restarts, trimming and their table,
-//! DynamoDB's errors, and nodes killed in the middle of a backup and of a restore.
+//! restored to recorded instants from the log and from the table's Kafka topic on tansu),
+//! backups that outlive restarts, trimming and their table, DynamoDB's errors, and nodes
+//! killed in the middle of a backup and of a restore.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
