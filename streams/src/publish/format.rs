@@ -211,12 +211,13 @@ fn debezium_value(record: ChangeRecord, region: &str, now_millis: u64) -> Vec<u8
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tidemark_core::model::AttributeValue;
     use tidemark_core::{CauseKind, HlcTimestamp, Stamp};
 
-    fn record(kind: ChangeKind, by_service: bool) -> ChangeRecord {
+    /// A change of an item keyed by `pk` and `sk`, with both images where the kind has them.
+    pub(crate) fn record(kind: ChangeKind, by_service: bool) -> ChangeRecord {
         let keys: Item = [
             ("sk".to_string(), AttributeValue::N(7.into())),
             ("pk".to_string(), AttributeValue::S("a".into())),

@@ -238,39 +238,16 @@ pub fn read_topic(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publish::format::tests::record;
     use crate::publish::format::{ValueFormat, messages};
-    use tidemark_core::model::AttributeValue;
-    use tidemark_core::{CauseKind, ChangeKind, ChangeRecord, HlcTimestamp, Stamp};
-
-    fn record(kind: ChangeKind) -> ChangeRecord {
-        let keys: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();
-        let mut old = keys.clone();
-        old.insert("v".into(), AttributeValue::S("old".into()));
-        let mut new = keys.clone();
-        new.insert("v".into(), AttributeValue::B(vec![1, 2]));
-        ChangeRecord {
-            seq: 7,
-            table_id: 1,
-            table_name: "orders".into(),
-            kind,
-            keys,
-            old_image: (kind != ChangeKind::Insert).then_some(old),
-            new_image: (kind != ChangeKind::Remove).then_some(new),
-            stamp: Stamp {
-                hlc: HlcTimestamp(1),
-                region: "us-east-1".into(),
-            },
-            cause: CauseKind::Request,
-            commit_clock: HlcTimestamp(1_700_000_000_123 << 16),
-        }
-    }
+    use tidemark_core::ChangeKind;
 
     #[test]
     fn every_format_gives_back_the_change() {
         for format in ["dynamodb", "kds", "debezium", "debezium-tombstones"] {
             let format = ValueFormat::parse(format).unwrap();
             for kind in [ChangeKind::Insert, ChangeKind::Modify, ChangeKind::Remove] {
-                let original = record(kind);
+                let original = record(kind, false);
                 let message = messages(original.clone(), format, "us-east-1", 0)
                     .into_iter()
                     .next()
