@@ -9,14 +9,11 @@
 use std::sync::atomic::Ordering;
 
 use super::tables::RestorePoint;
-use crate::model::{Item, TableDefinition, item_size};
+use crate::model::{Item, TableDefinition};
 use crate::ops::{CreateTableRequest, TableDescription};
+use crate::storage::image::{ImageItem, load_batches};
 use crate::storage::keys::item_key;
 use crate::{Error, Result, Store};
-
-/// Items per batch of an import, and bytes of items.
-const IMPORT_BATCH: usize = 5_000;
-const IMPORT_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// A table as of an instant, for an export.
 pub struct TableAsOf {
@@ -50,12 +47,7 @@ impl Store {
     pub fn table_as_of(&self, table: &str, point: RestorePoint) -> Result<TableAsOf> {
         let entry = self.backup_source(table)?;
         let definition = entry.definition.read().clone();
-        let Some(settings) = definition.point_in_time_recovery else {
-            return Err(Error::PointInTimeRecoveryUnavailable(format!(
-                "Point in time recovery is not enabled for table '{}'",
-                entry.name
-            )));
-        };
+        let settings = self.recovery_settings(&entry)?;
         let (millis, at) = self.resolve_point(settings, point)?;
         self.storage.wait_durable(at)?;
         let image = self.storage.table_image(entry.id, &entry.shape, at)?;
@@ -108,10 +100,8 @@ impl Store {
             )));
         }
         self.storage.clear_table(&entry)?;
-        let mut batch = Vec::with_capacity(IMPORT_BATCH);
-        let (mut bytes, mut loaded) = (0, 0u64);
         let mut seen = std::collections::HashSet::new();
-        for item in items {
+        let items = items.map(|item| -> Result<ImageItem> {
             let item = item?;
             let keys = entry.shape.key_of_item(&item)?;
             crate::ops::check_attribute_names(&item)?;
@@ -123,19 +113,16 @@ impl Store {
                     "The input holds the item key {keys:?} more than once"
                 )));
             }
-            bytes += suffix.len() + item_size(&item);
-            batch.push((suffix, item));
-            if batch.len() >= IMPORT_BATCH || bytes >= IMPORT_BATCH_BYTES {
-                // Lets crash tests stop a node in the middle of an import.
-                fail::fail_point!("import-load");
-                self.storage.load_unsorted(&entry, &batch)?;
-                loaded += batch.len() as u64;
-                batch.clear();
-                bytes = 0;
-            }
+            Ok((suffix, item))
+        });
+        let mut loaded = 0u64;
+        for batch in load_batches(items) {
+            let batch = batch?;
+            // Lets crash tests stop a node in the middle of an import.
+            fail::fail_point!("import-load");
+            self.storage.load_unsorted(&entry, &batch)?;
+            loaded += batch.len() as u64;
         }
-        self.storage.load_unsorted(&entry, &batch)?;
-        loaded += batch.len() as u64;
         self.storage.sync_if_durable()?;
         Ok(loaded)
     }

@@ -47,6 +47,23 @@ impl Store {
         Ok(entry)
     }
 
+    /// The recovery settings of `entry`, which restores and exports need.
+    ///
+    /// # Errors
+    /// PointInTimeRecoveryUnavailable while recovery is off.
+    pub(crate) fn recovery_settings(&self, entry: &TableEntry) -> Result<PitrSettings> {
+        entry
+            .definition
+            .read()
+            .point_in_time_recovery
+            .ok_or_else(|| {
+                Error::PointInTimeRecoveryUnavailable(format!(
+                    "Point in time recovery is not enabled for table '{}'",
+                    entry.name
+                ))
+            })
+    }
+
     /// DescribeContinuousBackups: the restorable window, or `None` while point-in-time
     /// recovery is off.
     ///

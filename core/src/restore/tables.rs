@@ -12,18 +12,14 @@ use std::sync::atomic::Ordering;
 
 use crate::changes::ChangeSeq;
 use crate::model::{
-    GlobalSecondaryIndex, Item, LocalSecondaryIndex, ProvisionedThroughput, RestoreSource,
-    RestoreSummary, TableDefinition, item_size,
+    GlobalSecondaryIndex, KeySchemaElement, LocalSecondaryIndex, ProvisionedThroughput,
+    RestoreSource, RestoreSummary, TableDefinition,
 };
 use crate::ops::tables::check_name;
 use crate::ops::{CreateTableRequest, TableDescription};
 use crate::storage::catalog::TableEntry;
-use crate::storage::image::ImageItem;
+use crate::storage::image::{ImageItem, load_batches};
 use crate::{Error, Result, Store};
-
-/// Items per bulk-load batch, and bytes of items.
-const LOAD_BATCH: usize = 5_000;
-const LOAD_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// Settings a restore may change from the source's.
 #[derive(Debug, Clone, Default)]
@@ -68,12 +64,7 @@ impl Store {
         check_name(target, "targetTableName")?;
         let entry = self.backup_source(source)?;
         let definition = entry.definition.read().clone();
-        let Some(settings) = definition.point_in_time_recovery else {
-            return Err(Error::PointInTimeRecoveryUnavailable(format!(
-                "Point in time recovery is not enabled for table '{}'",
-                entry.name
-            )));
-        };
+        let settings = self.recovery_settings(&entry)?;
         self.check_target_free(target)?;
         let (millis, at) = self.resolve_point(settings, point)?;
         let hold = restore_hold(target);
@@ -205,47 +196,23 @@ impl Store {
             .billing_mode
             .unwrap_or_else(|| source.billing_mode.clone());
         let on_demand = billing_mode == "PAY_PER_REQUEST";
-        let mut gsis = match overrides.global_secondary_indexes {
-            Some(chosen) => {
-                for g in &chosen {
-                    if !source
-                        .global_secondary_indexes
-                        .iter()
-                        .any(|s| s.index_name == g.index_name && s.key_schema == g.key_schema)
-                    {
-                        return Err(Error::validation(format!(
-                            "GlobalSecondaryIndexOverride names an index the source does not have: {}",
-                            g.index_name
-                        )));
-                    }
-                }
-                chosen
-            }
-            None => source.global_secondary_indexes.clone(),
-        };
+        let mut gsis = chosen_indexes(
+            overrides.global_secondary_indexes,
+            &source.global_secondary_indexes,
+            |g| (&g.index_name, &g.key_schema),
+            "GlobalSecondaryIndexOverride",
+        )?;
         if on_demand {
             for g in &mut gsis {
                 g.provisioned_throughput = None;
             }
         }
-        let lsis = match overrides.local_secondary_indexes {
-            Some(chosen) => {
-                for l in &chosen {
-                    if !source
-                        .local_secondary_indexes
-                        .iter()
-                        .any(|s| s.index_name == l.index_name && s.key_schema == l.key_schema)
-                    {
-                        return Err(Error::validation(format!(
-                            "LocalSecondaryIndexOverride names an index the source does not have: {}",
-                            l.index_name
-                        )));
-                    }
-                }
-                chosen
-            }
-            None => source.local_secondary_indexes.clone(),
-        };
+        let lsis = chosen_indexes(
+            overrides.local_secondary_indexes,
+            &source.local_secondary_indexes,
+            |l| (&l.index_name, &l.key_schema),
+            "LocalSecondaryIndexOverride",
+        )?;
         let provisioned_throughput = match on_demand {
             true => None,
             false => Some(
@@ -377,34 +344,40 @@ impl Store {
         let (batches, ready) = std::sync::mpsc::sync_channel::<Result<Vec<ImageItem>>>(2);
         std::thread::scope(|scope| {
             scope.spawn(move || {
-                let mut batch: Vec<(Vec<u8>, Item)> = Vec::with_capacity(LOAD_BATCH);
-                let mut bytes = 0;
-                for item in items {
-                    let (key, item) = match item {
-                        Ok(item) => item,
-                        Err(e) => {
-                            let _ = batches.send(Err(e));
-                            return;
-                        }
-                    };
-                    bytes += key.len() + item_size(&item);
-                    batch.push((key, item));
-                    if batch.len() >= LOAD_BATCH || bytes >= LOAD_BATCH_BYTES {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
-                        bytes = 0;
-                        // The receiver stops early only on an error; nothing is lost then.
-                        if batches.send(Ok(full)).is_err() {
-                            return;
-                        }
+                for batch in load_batches(items) {
+                    let failed = batch.is_err();
+                    // The receiver stops early only on an error; nothing is lost then.
+                    if batches.send(batch).is_err() || failed {
+                        return;
                     }
-                }
-                if !batch.is_empty() {
-                    let _ = batches.send(Ok(batch));
                 }
             });
             self.storage.load_table(entry, ready.into_iter())
         })
     }
+}
+
+/// The indexes a restore keeps: the `chosen` ones, each one the source has (same name and key
+/// schema), or all of the source's.
+fn chosen_indexes<T: Clone>(
+    chosen: Option<Vec<T>>,
+    source: &[T],
+    identity: impl Fn(&T) -> (&String, &Vec<KeySchemaElement>),
+    member: &str,
+) -> Result<Vec<T>> {
+    let Some(chosen) = chosen else {
+        return Ok(source.to_vec());
+    };
+    if let Some(unknown) = chosen
+        .iter()
+        .find(|c| !source.iter().any(|s| identity(s) == identity(c)))
+    {
+        return Err(Error::validation(format!(
+            "{member} names an index the source does not have: {}",
+            identity(unknown).0
+        )));
+    }
+    Ok(chosen)
 }
 
 /// An instant as ISO 8601, for messages.

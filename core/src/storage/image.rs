@@ -33,6 +33,40 @@ use crate::{Error, Result};
 /// encoded partition and sort key), and the item.
 pub(crate) type ImageItem = (Vec<u8>, Item);
 
+/// Items per batch of a table being built, and bytes of items.
+const LOAD_BATCH: usize = 5_000;
+const LOAD_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// `items` in the batches a table being built is written in, bounded by count and by bytes.
+/// An error ends the batches: it is the last thing returned.
+pub(crate) fn load_batches(
+    items: impl Iterator<Item = Result<ImageItem>>,
+) -> impl Iterator<Item = Result<Vec<ImageItem>>> {
+    let mut items = items.fuse();
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        let (mut batch, mut bytes) = (Vec::with_capacity(LOAD_BATCH), 0);
+        for item in items.by_ref() {
+            let (key, item) = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    failed = true;
+                    return Some(Err(e));
+                }
+            };
+            bytes += key.len() + item_size(&item);
+            batch.push((key, item));
+            if batch.len() >= LOAD_BATCH || bytes >= LOAD_BATCH_BYTES {
+                break;
+            }
+        }
+        (!batch.is_empty()).then_some(Ok(batch))
+    })
+}
+
 /// The live items of one table as of a change sequence, in key order ([module docs](self)).
 pub(crate) struct TableImage {
     items: fjall::Iter,
