@@ -8,6 +8,9 @@
 
 use std::sync::atomic::Ordering;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use super::tables::RestorePoint;
 use crate::model::{Item, TableDefinition};
 use crate::ops::{CreateTableRequest, TableDescription};
@@ -157,7 +160,7 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn save_document(&self, kind: &str, id: &str, document: &serde_json::Value) -> Result<()> {
+    pub fn save_document(&self, kind: &str, id: &str, document: &impl Serialize) -> Result<()> {
         let json = serde_json::to_vec(document).map_err(|e| Error::Internal(e.to_string()))?;
         self.storage
             .write_catalog(&[(document_key(kind, id), json)], &[])
@@ -166,8 +169,8 @@ impl Store {
     /// Every record of `kind`, in id order.
     ///
     /// # Errors
-    /// Storage failures; Corrupt for a record that is not JSON.
-    pub fn documents(&self, kind: &str) -> Result<Vec<serde_json::Value>> {
+    /// Storage failures; Corrupt for a record that does not decode.
+    pub fn documents<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<T>> {
         let prefix = document_key(kind, "");
         let mut out = Vec::new();
         for guard in self.storage.ks.catalog.prefix(prefix) {

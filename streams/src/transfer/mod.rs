@@ -241,16 +241,18 @@ impl Transfers {
         self.store.clock().now_millis()
     }
 
+    /// Saves the record of the job `arn` (its id is the ARN's last element).
+    fn save(&self, kind: &str, arn: &str, record: &impl Serialize) -> Result<()> {
+        let id = arn.rsplit('/').next().unwrap_or_default();
+        Ok(self.store.save_document(kind, id, record)?)
+    }
+
     fn save_export(&self, record: &ExportRecord) -> Result<()> {
-        let id = record.export_arn.rsplit('/').next().unwrap_or_default();
-        let json = serde_json::to_value(record).map_err(|e| Error::Io(e.to_string()))?;
-        Ok(self.store.save_document(EXPORTS, id, &json)?)
+        self.save(EXPORTS, &record.export_arn, record)
     }
 
     fn save_import(&self, record: &ImportRecord) -> Result<()> {
-        let id = record.import_arn.rsplit('/').next().unwrap_or_default();
-        let json = serde_json::to_value(record).map_err(|e| Error::Io(e.to_string()))?;
-        Ok(self.store.save_document(IMPORTS, id, &json)?)
+        self.save(IMPORTS, &record.import_arn, record)
     }
 
     /// Every export, oldest first.
@@ -258,15 +260,7 @@ impl Transfers {
     /// # Errors
     /// Storage failures.
     pub fn exports(&self) -> Result<Vec<ExportRecord>> {
-        let mut out = Vec::new();
-        for document in self.store.documents(EXPORTS)? {
-            out.push(serde_json::from_value(document).map_err(|e| {
-                Error::Core(tidemark_core::Error::Corrupt(format!(
-                    "an export record: {e}"
-                )))
-            })?);
-        }
-        Ok(out)
+        Ok(self.store.documents(EXPORTS)?)
     }
 
     /// Every import, oldest first.
@@ -274,15 +268,7 @@ impl Transfers {
     /// # Errors
     /// Storage failures.
     pub fn imports(&self) -> Result<Vec<ImportRecord>> {
-        let mut out = Vec::new();
-        for document in self.store.documents(IMPORTS)? {
-            out.push(serde_json::from_value(document).map_err(|e| {
-                Error::Core(tidemark_core::Error::Corrupt(format!(
-                    "an import record: {e}"
-                )))
-            })?);
-        }
-        Ok(out)
+        Ok(self.store.documents(IMPORTS)?)
     }
 
     /// ExportTableToPointInTime: starts writing the table as of the instant; answers with
@@ -567,22 +553,21 @@ impl Transfers {
             self.save_export(&export)?;
         }
         let imports = self.imports()?;
-        for (table, import_arn) in self.store.importing_tables() {
-            match imports.iter().find(|i| i.import_arn == import_arn) {
+        // Read once, before any import is resumed: a resumed one may finish (and stop
+        // building its table) while the records are still being looked at.
+        let building = self.store.importing_tables();
+        for (table, import_arn) in &building {
+            match imports.iter().find(|i| i.import_arn == *import_arn) {
                 Some(record) if record.import_status == JobStatus::InProgress => {
                     tracing::info!(import = %import_arn, "resuming an import a restart interrupted");
                     self.run_import(record.clone())?;
                 }
-                _ => self.store.abandon_import(&table)?,
+                _ => self.store.abandon_import(table)?,
             }
         }
         for mut record in imports {
-            let building = self
-                .store
-                .importing_tables()
-                .iter()
-                .any(|(_, arn)| *arn == record.import_arn);
-            if record.import_status == JobStatus::InProgress && !building {
+            let resumed = building.iter().any(|(_, arn)| *arn == record.import_arn);
+            if record.import_status == JobStatus::InProgress && !resumed {
                 record.import_status = JobStatus::Failed;
                 record.end_millis = Some(self.now());
                 record.failure_message =
