@@ -58,7 +58,47 @@ fn instant(text: &str) -> Result<f64, NodeError> {
         .map_err(|e| NodeError::Config(format!("--at {text}: not RFC 3339 nor seconds: {e}")))
 }
 
-fn spinner(message: String) -> ProgressBar {
+/// A kind of job the node runs: the call that starts it, the call that describes it, and the
+/// members of their answers.
+struct Job {
+    /// What it does, for messages.
+    what: &'static str,
+    start: &'static str,
+    describe: &'static str,
+    arn_member: &'static str,
+    description_member: &'static str,
+    status_member: &'static str,
+}
+
+const EXPORT: Job = Job {
+    what: "export",
+    start: "ExportTableToPointInTime",
+    describe: "DescribeExport",
+    arn_member: "ExportArn",
+    description_member: "ExportDescription",
+    status_member: "ExportStatus",
+};
+
+const IMPORT: Job = Job {
+    what: "import",
+    start: "ImportTable",
+    describe: "DescribeImport",
+    arn_member: "ImportArn",
+    description_member: "ImportTableDescription",
+    status_member: "ImportStatus",
+};
+
+/// Starts `job` with `request` and follows it, behind a spinner saying `message`, until it
+/// leaves IN_PROGRESS; returns its description once COMPLETED.
+async fn run_job(
+    endpoint: &str,
+    job: &Job,
+    request: Value,
+    message: String,
+) -> Result<Value, NodeError> {
+    let started = call(endpoint, job.start, request).await?;
+    let arn_pointer = format!("/{}/{}", job.description_member, job.arn_member);
+    let arn = text(&started, &arn_pointer).to_string();
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
@@ -66,30 +106,37 @@ fn spinner(message: String) -> ProgressBar {
     );
     bar.set_message(message);
     bar.enable_steady_tick(Duration::from_millis(120));
-    bar
-}
-
-/// Polls `operation` on `arn` until the job leaves IN_PROGRESS; returns its description.
-async fn follow(
-    endpoint: &str,
-    operation: &str,
-    arn_member: &str,
-    arn: &str,
-    description_member: &str,
-    status_member: &str,
-    bar: &ProgressBar,
-) -> Result<Value, NodeError> {
-    loop {
-        let answer = call(endpoint, operation, json!({ arn_member: arn })).await?;
-        let description = answer.get(description_member).cloned().unwrap_or_default();
-        match description.get(status_member).and_then(Value::as_str) {
+    let description = loop {
+        let answer = call(endpoint, job.describe, json!({ job.arn_member: arn })).await;
+        let description = match answer {
+            Ok(answer) => answer
+                .get(job.description_member)
+                .cloned()
+                .unwrap_or_default(),
+            Err(e) => {
+                bar.finish_and_clear();
+                return Err(e);
+            }
+        };
+        match description.get(job.status_member).and_then(Value::as_str) {
             Some("IN_PROGRESS") => tokio::time::sleep(POLL).await,
-            Some(_) => return Ok(description),
+            Some(_) => break description,
             None => {
                 bar.finish_and_clear();
-                return Err(NodeError::Config(format!("unexpected answer: {answer}")));
+                return Err(NodeError::Config(format!(
+                    "unexpected answer: {description}"
+                )));
             }
         }
+    };
+    bar.finish_and_clear();
+    match description.get(job.status_member).and_then(Value::as_str) {
+        Some("COMPLETED") => Ok(description),
+        _ => Err(NodeError::Config(format!(
+            "the {} failed: {}",
+            job.what,
+            text(&description, "/FailureMessage")
+        ))),
     }
 }
 
@@ -110,35 +157,15 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), NodeError> {
         "ExportTime": export_time,
         "ExportFormat": "DYNAMODB_JSON",
     });
-    let started = call(endpoint, "ExportTableToPointInTime", request).await?;
-    let arn = text(&started, "/ExportDescription/ExportArn").to_string();
-    let bar = spinner(format!("exporting {} to {}", args.table, args.out));
-    let done = follow(
-        endpoint,
-        "DescribeExport",
-        "ExportArn",
-        &arn,
-        "ExportDescription",
-        "ExportStatus",
-        &bar,
-    )
-    .await?;
-    bar.finish_and_clear();
-    match text(&done, "/ExportStatus") {
-        "COMPLETED" => {
-            let items = done.pointer("/ItemCount").cloned().unwrap_or_default();
-            let manifest = text(&done, "/ExportManifest");
-            println!(
-                "exported {items} items of {} to {} ({manifest})",
-                args.table, args.out
-            );
-            Ok(())
-        }
-        _ => Err(NodeError::Config(format!(
-            "the export failed: {}",
-            text(&done, "/FailureMessage")
-        ))),
-    }
+    let message = format!("exporting {} to {}", args.table, args.out);
+    let done = run_job(endpoint, &EXPORT, request, message).await?;
+    let items = done.pointer("/ItemCount").cloned().unwrap_or_default();
+    let manifest = text(&done, "/ExportManifest");
+    println!(
+        "exported {items} items of {} to {} ({manifest})",
+        args.table, args.out
+    );
+    Ok(())
 }
 
 /// `NAME:TYPE` as a key schema element and its attribute definition.
@@ -155,6 +182,16 @@ fn key_of(text: &str, key_type: &str) -> Result<(Value, Value), NodeError> {
     ))
 }
 
+/// The key schema and attribute definitions of a table keyed by `key` and, if given, `sort`
+/// (each `NAME:TYPE`).
+fn key_schema(key: &str, sort: Option<&str>) -> Result<(Vec<Value>, Vec<Value>), NodeError> {
+    let mut keys = vec![key_of(key, "HASH")?];
+    if let Some(sort) = sort {
+        keys.push(key_of(sort, "RANGE")?);
+    }
+    Ok(keys.into_iter().unzip())
+}
+
 /// `tidemark import`.
 pub(crate) async fn import(args: ImportArgs) -> Result<(), NodeError> {
     let endpoint = args.node.endpoint.as_str();
@@ -162,11 +199,7 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), NodeError> {
         Some((bucket, prefix)) => (bucket.to_string(), Some(prefix.to_string())),
         None => (args.from.clone(), None),
     };
-    let mut keys = vec![key_of(&args.key, "HASH")?];
-    if let Some(sort) = &args.sort {
-        keys.push(key_of(sort, "RANGE")?);
-    }
-    let (schema, definitions): (Vec<Value>, Vec<Value>) = keys.into_iter().unzip();
+    let (schema, definitions) = key_schema(&args.key, args.sort.as_deref())?;
     let request = json!({
         "S3BucketSource": { "S3Bucket": bucket, "S3KeyPrefix": prefix },
         "InputFormat": "DYNAMODB_JSON",
@@ -178,34 +211,14 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), NodeError> {
             "BillingMode": "PAY_PER_REQUEST",
         },
     });
-    let started = call(endpoint, "ImportTable", request).await?;
-    let arn = text(&started, "/ImportTableDescription/ImportArn").to_string();
-    let bar = spinner(format!("importing {} into {}", args.from, args.table));
-    let done = follow(
-        endpoint,
-        "DescribeImport",
-        "ImportArn",
-        &arn,
-        "ImportTableDescription",
-        "ImportStatus",
-        &bar,
-    )
-    .await?;
-    bar.finish_and_clear();
-    match text(&done, "/ImportStatus") {
-        "COMPLETED" => {
-            let items = done
-                .pointer("/ImportedItemCount")
-                .cloned()
-                .unwrap_or_default();
-            println!("imported {items} items into {}", args.table);
-            Ok(())
-        }
-        _ => Err(NodeError::Config(format!(
-            "the import failed: {}",
-            text(&done, "/FailureMessage")
-        ))),
-    }
+    let message = format!("importing {} into {}", args.from, args.table);
+    let done = run_job(endpoint, &IMPORT, request, message).await?;
+    let items = done
+        .pointer("/ImportedItemCount")
+        .cloned()
+        .unwrap_or_default();
+    println!("imported {items} items into {}", args.table);
+    Ok(())
 }
 
 /// `NAME:TYPE` of the one attribute of `keys` (a topic's item key), when it has one.
@@ -298,11 +311,7 @@ pub(crate) async fn restore_from_kafka(args: RestoreArgs) -> Result<(), NodeErro
             ));
         }
     };
-    let mut keys = vec![key_of(&key, "HASH")?];
-    if let Some(sort) = &args.sort {
-        keys.push(key_of(sort, "RANGE")?);
-    }
-    let (schema, definitions): (Vec<Value>, Vec<Value>) = keys.into_iter().unzip();
+    let (schema, definitions) = key_schema(&key, args.sort.as_deref())?;
     let endpoint = args.node.endpoint.clone();
     call(
         &endpoint,
@@ -315,13 +324,18 @@ pub(crate) async fn restore_from_kafka(args: RestoreArgs) -> Result<(), NodeErro
         }),
     )
     .await?;
-    let items: Vec<Item> = image.items.into_values().collect();
-    let bar = ProgressBar::new(items.len() as u64);
+    let restored = image.items.len();
+    let bar = ProgressBar::new(restored as u64);
     bar.set_style(
         ProgressStyle::with_template("writing {bar:40} {pos}/{len} items [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let chunks: Vec<Vec<Item>> = items.chunks(BATCH).map(<[Item]>::to_vec).collect();
+    // The items move into their batches (a restore holds the whole table once, not twice).
+    let mut items = image.items.into_values().peekable();
+    let mut chunks: Vec<Vec<Item>> = Vec::with_capacity(restored.div_ceil(BATCH));
+    while items.peek().is_some() {
+        chunks.push(items.by_ref().take(BATCH).collect());
+    }
     let queue = std::sync::Arc::new(tokio::sync::Mutex::new(chunks.into_iter()));
     let mut writers = tokio::task::JoinSet::new();
     for _ in 0..WRITERS {
@@ -365,11 +379,7 @@ pub(crate) async fn restore_from_kafka(args: RestoreArgs) -> Result<(), NodeErro
     bar.finish_and_clear();
     println!(
         "restored {} items into {} from {} changes in {} messages of {}",
-        items.len(),
-        args.table,
-        image.changes,
-        image.messages,
-        args.topic
+        restored, args.table, image.changes, image.messages, args.topic
     );
     Ok(())
 }

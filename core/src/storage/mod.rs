@@ -377,10 +377,7 @@ impl Storage {
             }
             after = Some(last);
         }
-        if self.durability == Durability::Sync {
-            self.db.persist(PersistMode::SyncData)?;
-        }
-        Ok(())
+        self.sync_if_durable()
     }
 
     /// Writes the entries of every item of `table` into a new index, in chunks.

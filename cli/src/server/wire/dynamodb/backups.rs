@@ -11,22 +11,9 @@ use tidemark_core::restore::{
     Backup, ListBackupsRequest, RestorableWindow, RestoreOverrides, RestorePoint,
 };
 
-use super::common::required;
+use super::common::{millis, required, seconds};
 use super::table_description::WireTableDescription;
 use crate::server::error::ApiError;
-
-/// Seconds since the epoch, as DynamoDB's JSON protocol writes instants.
-fn seconds(millis: u64) -> f64 {
-    millis as f64 / 1000.0
-}
-
-/// An instant sent as seconds since the epoch, to the millisecond.
-fn millis(seconds: f64, field: &str) -> Result<u64, ApiError> {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(ApiError::validation(format!("Invalid {field}: {seconds}")));
-    }
-    Ok((seconds * 1000.0).round() as u64)
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]

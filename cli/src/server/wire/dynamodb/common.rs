@@ -1,5 +1,5 @@
-//! Pieces several operations share: required fields, expression parameters (and the rules for
-//! mixing them with the legacy parameters), ReturnValues and ConsumedCapacity.
+//! Pieces several operations share: required fields, instants, expression parameters (and the
+//! rules for mixing them with the legacy parameters), ReturnValues and ConsumedCapacity.
 
 use std::collections::HashMap;
 
@@ -21,6 +21,19 @@ pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> 
             "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
         ))
     })
+}
+
+/// Seconds since the epoch, as DynamoDB's JSON protocol writes instants.
+pub(crate) fn seconds(millis: u64) -> f64 {
+    millis as f64 / 1000.0
+}
+
+/// An instant sent as seconds since the epoch, to the millisecond.
+pub(crate) fn millis(seconds: f64, field: &str) -> Result<u64, ApiError> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(ApiError::validation(format!("Invalid {field}: {seconds}")));
+    }
+    Ok((seconds * 1000.0).round() as u64)
 }
 
 /// The expression-related parameters of a request, as sent.

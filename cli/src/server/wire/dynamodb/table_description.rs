@@ -160,7 +160,7 @@ impl From<RestoreSummary> for WireRestoreSummary {
         WireRestoreSummary {
             source_table_arn: summary.source_table_arn,
             source_backup_arn: summary.source_backup_arn,
-            restore_date_time: summary.restore_date_time_millis as f64 / 1000.0,
+            restore_date_time: super::common::seconds(summary.restore_date_time_millis),
             restore_in_progress: summary.in_progress.is_some(),
         }
     }

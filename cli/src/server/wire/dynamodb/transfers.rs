@@ -8,7 +8,7 @@ use tidemark_streams::transfer::{
     ExportRecord, ExportRequest, ImportRecord, ImportRequest, JobStatus, Transfers, page,
 };
 
-use super::common::required;
+use super::common::{required, seconds};
 use super::create_table::CreateTableInput;
 use super::global_tables::AsyncOperation;
 use crate::server::AppState;
@@ -42,10 +42,6 @@ where
         .await
         .map_err(|e| ApiError::internal(format!("operation failed: {e}")))??;
     serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
-}
-
-fn seconds(millis: u64) -> f64 {
-    millis as f64 / 1000.0
 }
 
 fn status(status: JobStatus) -> &'static str {
