@@ -82,6 +82,25 @@ pub struct RestoreArgs {
     pub node: EndpointArgs,
 }
 
+/// The format of the data files of `tidemark export` and `tidemark import`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TransferFormat {
+    /// DynamoDB JSON, one `{"Item":{...}}` per line.
+    DynamodbJson,
+    /// Amazon Ion text, one `$ion_1_0 {Item:{...}}` per line.
+    Ion,
+}
+
+impl TransferFormat {
+    /// Its name in the API (`ExportFormat`, `InputFormat`).
+    pub fn api_name(self) -> &'static str {
+        match self {
+            TransferFormat::DynamodbJson => "DYNAMODB_JSON",
+            TransferFormat::Ion => "ION",
+        }
+    }
+}
+
 /// `tidemark export`.
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -97,6 +116,9 @@ pub struct ExportArgs {
     /// A folder inside it (an export's `S3Prefix`).
     #[arg(long)]
     pub prefix: Option<String>,
+    /// The data files' format.
+    #[arg(long, value_enum, default_value_t = TransferFormat::DynamodbJson)]
+    pub format: TransferFormat,
     /// The node.
     #[command(flatten)]
     pub node: EndpointArgs,
@@ -106,9 +128,12 @@ pub struct ExportArgs {
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// The folder under the node's export root to read: an export's bucket folder, or any
-    /// folder below it holding DynamoDB JSON data files.
+    /// folder below it holding data files (`.json[.gz]`, or `.ion[.gz]` with `--format ion`).
     #[arg(long)]
     pub from: String,
+    /// The data files' format.
+    #[arg(long, value_enum, default_value_t = TransferFormat::DynamodbJson)]
+    pub format: TransferFormat,
     /// The table to create.
     #[arg(long)]
     pub table: String,

@@ -155,7 +155,7 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), NodeError> {
         "S3Bucket": args.out,
         "S3Prefix": args.prefix,
         "ExportTime": export_time,
-        "ExportFormat": "DYNAMODB_JSON",
+        "ExportFormat": args.format.api_name(),
     });
     let message = format!("exporting {} to {}", args.table, args.out);
     let done = run_job(endpoint, &EXPORT, request, message).await?;
@@ -202,7 +202,7 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), NodeError> {
     let (schema, definitions) = key_schema(&args.key, args.sort.as_deref())?;
     let request = json!({
         "S3BucketSource": { "S3Bucket": bucket, "S3KeyPrefix": prefix },
-        "InputFormat": "DYNAMODB_JSON",
+        "InputFormat": args.format.api_name(),
         "InputCompressionType": "GZIP",
         "TableCreationParameters": {
             "TableName": args.table,

@@ -1,17 +1,18 @@
-//! The layout of DynamoDB's export to S3 (full export, DynamoDB JSON), on a local folder
-//! standing for the bucket, written and read back; reading also takes any folder of
-//! DynamoDB JSON data files (gzip or not), as ImportTable does.
+//! The layout of DynamoDB's export to S3 (full export, DynamoDB JSON or Amazon Ion), on a
+//! local folder standing for the bucket, written and read back; reading also takes any folder
+//! of data files in either format (gzip or not), as ImportTable does.
 //!
 //! ```text
 //! <bucket>/<prefix>/AWSDynamoDB/<export id>/_started
 //! <bucket>/<prefix>/AWSDynamoDB/<export id>/manifest-summary.json   (+ .md5)
 //! <bucket>/<prefix>/AWSDynamoDB/<export id>/manifest-files.json     (+ .md5)
-//! <bucket>/<prefix>/AWSDynamoDB/<export id>/data/<26 base32 chars>.json.gz
+//! <bucket>/<prefix>/AWSDynamoDB/<export id>/data/<26 base32 chars>.json.gz   (or .ion.gz)
 //! ```
 //!
 //! As observed on real AWS exports (docs/compatibility.md has the sources): the export id is
 //! the start time in milliseconds on 14 digits, a dash and 8 hex digits; a data file holds
-//! one `{"Item":{...}}` per line, gzip-compressed (an empty table still gets one, empty,
+//! one `{"Item":{...}}` per line (in Ion, [`super::ion`]), gzip-compressed (an empty table
+//! still gets one, empty,
 //! file); `manifest-files.json` has one JSON object per data file (item count, the base64
 //! MD5 of the compressed file, its S3 ETag as a one-part multipart upload, its key from the
 //! bucket's root); the `.md5` files hold the base64 MD5 of their JSON file; the summary
@@ -33,6 +34,42 @@ use super::{Error, Result};
 
 /// Bytes of items per data file (DynamoDB writes one or more files per partition).
 const FILE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The format of an export's data files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// DynamoDB JSON: `{"Item":{...}}` per line.
+    DynamodbJson,
+    /// Amazon Ion text: `$ion_1_0 {Item:{...}}` per line.
+    Ion,
+}
+
+impl Format {
+    /// The format named as the API names it (`DYNAMODB_JSON`, `ION`).
+    pub fn parse(name: &str) -> Option<Format> {
+        match name {
+            "DYNAMODB_JSON" => Some(Format::DynamodbJson),
+            "ION" => Some(Format::Ion),
+            _ => None,
+        }
+    }
+
+    /// Its name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::DynamodbJson => "DYNAMODB_JSON",
+            Format::Ion => "ION",
+        }
+    }
+
+    /// The extension of its data files, before `.gz`.
+    fn extension(self) -> &'static str {
+        match self {
+            Format::DynamodbJson => "json",
+            Format::Ion => "ion",
+        }
+    }
+}
 
 /// What an export says about itself (`manifest-summary.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +103,7 @@ pub struct ManifestSummary {
     pub billed_size_bytes: u64,
     /// Items exported.
     pub item_count: u64,
-    /// `DYNAMODB_JSON`.
+    /// `DYNAMODB_JSON` or `ION`.
     pub output_format: String,
 }
 
@@ -127,6 +164,8 @@ pub struct ExportHeader {
     pub bucket: String,
     /// The prefix in it.
     pub prefix: Option<String>,
+    /// The data files' format.
+    pub format: Format,
 }
 
 fn iso(millis: u64) -> String {
@@ -162,9 +201,9 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// A data file's name: 16 random bytes in lowercase base32, as AWS names them.
-fn data_file_name() -> String {
+fn data_file_name(format: Format) -> String {
     let name = data_encoding::BASE32_NOPAD.encode(uuid::Uuid::new_v4().as_bytes());
-    format!("{}.json.gz", name.to_lowercase())
+    format!("{}.{}.gz", name.to_lowercase(), format.extension())
 }
 
 /// Writes `bytes` to `path` and makes it durable.
@@ -230,7 +269,7 @@ fn write_export_in_files_of(
                         if failure.is_some() {
                             continue;
                         }
-                        match write_data_file(&data_dir, prefix, &export_id, &items) {
+                        match write_data_file(&data_dir, header, &export_id, &items) {
                             Ok(file) => done
                                 .lock()
                                 .map_err(|_| Error::Io("a worker died".into()))?
@@ -305,7 +344,7 @@ fn write_export_in_files_of(
         manifest_files_s3_key: key(prefix, &export_id, "manifest-files.json"),
         billed_size_bytes: written.bytes,
         item_count: written.item_count,
-        output_format: "DYNAMODB_JSON".into(),
+        output_format: header.format.name().into(),
     };
     let summary_json = serde_json::to_vec(&summary).map_err(|e| Error::Io(e.to_string()))?;
     write_file(
@@ -320,17 +359,22 @@ fn write_export_in_files_of(
 /// Writes `items` as one gzip data file of the export `export_id` and describes it.
 fn write_data_file(
     data_dir: &Path,
-    prefix: Option<&str>,
+    header: &ExportHeader,
     export_id: &str,
     items: &[Item],
 ) -> Result<ManifestFile> {
-    let name = data_file_name();
+    let name = data_file_name(header.format);
     let path = data_dir.join(&name);
     let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
     for item in items {
-        serde_json::to_writer(&mut encoder, &LineRef { item })
-            .map_err(|e| Error::Io(format!("encoding an item: {e}")))?;
-        encoder.write_all(b"\n").map_err(io(&path))?;
+        match header.format {
+            Format::DynamodbJson => {
+                serde_json::to_writer(&mut encoder, &LineRef { item })
+                    .map_err(|e| Error::Io(format!("encoding an item: {e}")))?;
+                encoder.write_all(b"\n").map_err(io(&path))?;
+            }
+            Format::Ion => super::ion::write_line(&mut encoder, item)?,
+        }
     }
     let bytes = encoder.finish().map_err(io(&path))?;
     write_file(&path, &bytes)?;
@@ -339,17 +383,19 @@ fn write_data_file(
         item_count: items.len() as u64,
         md5_checksum: base64(&digest),
         etag: format!("{}-1", hex(&md5(&digest))),
-        data_file_s3_key: key(prefix, export_id, &format!("data/{name}")),
+        data_file_s3_key: key(header.prefix.as_deref(), export_id, &format!("data/{name}")),
     })
 }
 
 /// The data files under `dir`: the files `manifest-files.json` lists when `dir` holds one
-/// export, else every `.json` and `.json.gz` file below it (as ImportTable reads every
-/// object under its prefix), in name order.
+/// export, else every file below it named for `format` (`.json`, `.json.gz`; `.ion`,
+/// `.ion.gz`), as ImportTable reads every object under its prefix, in name order.
 ///
 /// # Errors
 /// Io; Invalid for a manifest that does not parse.
-pub fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn data_files(dir: &Path, format: Format) -> Result<Vec<PathBuf>> {
+    let plain = format!(".{}", format.extension());
+    let gzip = format!("{plain}.gz");
     let mut manifests = Vec::new();
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -367,7 +413,7 @@ pub fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
             } else if name.starts_with("manifest-") || name == "_started" || name.ends_with(".md5")
             {
                 continue;
-            } else if name.ends_with(".json.gz") || name.ends_with(".json") {
+            } else if name.ends_with(&gzip) || name.ends_with(&plain) {
                 files.push(path.clone());
             }
         }
@@ -393,11 +439,14 @@ pub fn data_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The items of one data file (gzip or plain DynamoDB JSON, one `{"Item":...}` per line).
+/// The items of one data file in `format`, gzip or plain (by its extension).
 ///
 /// # Errors
 /// Io; Invalid for a line that is not an item.
-pub fn read_data_file(path: &Path) -> Result<impl Iterator<Item = Result<Item>> + use<>> {
+pub fn read_data_file(
+    path: &Path,
+    format: Format,
+) -> Result<Box<dyn Iterator<Item = Result<Item>>>> {
     let file = File::open(path).map_err(io(path))?;
     let reader: Box<dyn Read + Send> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(MultiGzDecoder::new(file))
@@ -405,7 +454,15 @@ pub fn read_data_file(path: &Path) -> Result<impl Iterator<Item = Result<Item>> 
         Box::new(file)
     };
     let name = path.display().to_string();
-    Ok(BufReader::new(reader)
+    match format {
+        Format::DynamodbJson => Ok(Box::new(json_items(reader, name))),
+        Format::Ion => Ok(Box::new(super::ion::read_items(reader, name)?)),
+    }
+}
+
+/// The items of DynamoDB JSON lines.
+fn json_items(reader: impl Read, name: String) -> impl Iterator<Item = Result<Item>> {
+    BufReader::new(reader)
         .lines()
         .enumerate()
         .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
@@ -418,7 +475,7 @@ pub fn read_data_file(path: &Path) -> Result<impl Iterator<Item = Result<Item>> 
                 ))
             })?;
             Ok(parsed.item)
-        }))
+        })
 }
 
 #[cfg(test)]
@@ -428,6 +485,12 @@ mod tests {
 
     #[test]
     fn an_export_in_many_files_reads_back_in_order_with_its_checksums() {
+        for format in [Format::DynamodbJson, Format::Ion] {
+            export_reads_back(format);
+        }
+    }
+
+    fn export_reads_back(format: Format) {
         let dir = tempfile::tempdir().unwrap();
         let items: Vec<Item> = (0..1_000)
             .map(|i| {
@@ -448,13 +511,16 @@ mod tests {
             export_millis: 1_700_000_000_000,
             bucket: "b".into(),
             prefix: Some("p/q".into()),
+            format,
         };
         let source = items.clone().into_iter().map(Ok);
         let written = write_export_in_files_of(dir.path(), &header, source, 2_000).unwrap();
         assert_eq!(written.item_count, 1_000);
         let export_dir = dir.path().join("p/q/AWSDynamoDB/01700000000000-0a1b2c3d");
-        let files = data_files(&export_dir).unwrap();
+        let files = data_files(&export_dir, format).unwrap();
         assert!(files.len() > 3, "{} files", files.len());
+        let summary = std::fs::read_to_string(export_dir.join("manifest-summary.json")).unwrap();
+        assert!(summary.contains(&format!("\"outputFormat\":\"{}\"", format.name())));
         let manifest = std::fs::read_to_string(export_dir.join("manifest-files.json")).unwrap();
         for (line, path) in manifest.lines().zip(&files) {
             let listed: ManifestFile = serde_json::from_str(line).unwrap();
@@ -465,12 +531,12 @@ mod tests {
         }
         let read: Vec<Item> = files
             .iter()
-            .flat_map(|f| read_data_file(f).unwrap())
+            .flat_map(|f| read_data_file(f, format).unwrap())
             .collect::<Result<_>>()
             .unwrap();
         assert_eq!(
             read, items,
-            "the files hold the items in the order they were read"
+            "the files hold the items in the order they were read ({format:?})"
         );
     }
 }

@@ -16,6 +16,7 @@
 //! ACTIVE.
 
 pub mod aws;
+pub mod ion;
 pub mod kafka;
 
 use std::path::PathBuf;
@@ -90,6 +91,9 @@ pub struct ExportRecord {
     pub s3_bucket: String,
     /// The prefix in it.
     pub s3_prefix: Option<String>,
+    /// `DYNAMODB_JSON` or `ION`.
+    #[serde(default = "dynamodb_json")]
+    pub export_format: String,
     /// Items exported.
     pub item_count: u64,
     /// Their size.
@@ -118,7 +122,7 @@ pub struct ImportRecord {
     pub s3_bucket: String,
     /// The prefix in it.
     pub s3_key_prefix: Option<String>,
-    /// `DYNAMODB_JSON`.
+    /// `DYNAMODB_JSON` or `ION`.
     pub input_format: String,
     /// `GZIP` or `NONE` (each file is read by its extension either way).
     pub input_compression_type: String,
@@ -147,7 +151,7 @@ pub struct ExportRequest {
     pub s3_bucket: String,
     /// The prefix in it.
     pub s3_prefix: Option<String>,
-    /// `DYNAMODB_JSON` (default); `ION` is refused.
+    /// `DYNAMODB_JSON` (default) or `ION`.
     pub export_format: Option<String>,
     /// `FULL_EXPORT` (default); `INCREMENTAL_EXPORT` is refused.
     pub export_type: Option<String>,
@@ -162,7 +166,7 @@ pub struct ImportRequest {
     pub s3_bucket: String,
     /// The prefix in it.
     pub s3_key_prefix: Option<String>,
-    /// `DYNAMODB_JSON`; `ION` and `CSV` are refused.
+    /// `DYNAMODB_JSON` or `ION`; `CSV` is refused.
     pub input_format: String,
     /// `GZIP` or `NONE` (default); `ZSTD` is refused.
     pub input_compression_type: Option<String>,
@@ -170,6 +174,20 @@ pub struct ImportRequest {
     pub table: CreateTableRequest,
     /// Idempotency token.
     pub client_token: Option<String>,
+}
+
+/// The format of exports recorded before they had a choice.
+fn dynamodb_json() -> String {
+    aws::Format::DynamodbJson.name().into()
+}
+
+/// The format named `name` (`DYNAMODB_JSON` or `ION`), for `member`.
+fn format(name: &str, member: &str) -> Result<aws::Format> {
+    aws::Format::parse(name).ok_or_else(|| {
+        Error::Validation(format!(
+            "{member} {name} is not supported here; use DYNAMODB_JSON or ION"
+        ))
+    })
 }
 
 const EXPORTS: &str = "export";
@@ -285,14 +303,10 @@ impl Transfers {
         {
             return Ok(earlier);
         }
-        match request.export_format.as_deref() {
-            None | Some("DYNAMODB_JSON") => {}
-            Some(other) => {
-                return Err(Error::Validation(format!(
-                    "ExportFormat {other} is not supported here; use DYNAMODB_JSON"
-                )));
-            }
-        }
+        let export_format = format(
+            request.export_format.as_deref().unwrap_or("DYNAMODB_JSON"),
+            "ExportFormat",
+        )?;
         match request.export_type.as_deref() {
             None | Some("FULL_EXPORT") => {}
             Some(other) => {
@@ -333,6 +347,7 @@ impl Transfers {
             end_millis: None,
             s3_bucket: request.s3_bucket.clone(),
             s3_prefix: request.s3_prefix.clone(),
+            export_format: export_format.name().into(),
             item_count: 0,
             billed_size_bytes: 0,
             export_manifest: None,
@@ -348,6 +363,7 @@ impl Transfers {
             export_millis: table.millis,
             bucket: request.s3_bucket.clone(),
             prefix: request.s3_prefix.clone(),
+            format: export_format,
         };
         let (me, mut done) = (self.clone(), record.clone());
         std::thread::Builder::new()
@@ -403,12 +419,7 @@ impl Transfers {
         {
             return Ok(earlier);
         }
-        if request.input_format != "DYNAMODB_JSON" {
-            return Err(Error::Validation(format!(
-                "InputFormat {} is not supported here; use DYNAMODB_JSON",
-                request.input_format
-            )));
-        }
+        format(&request.input_format, "InputFormat")?;
         let compression = request
             .input_compression_type
             .clone()
@@ -462,18 +473,15 @@ impl Transfers {
     /// outcome.
     fn run_import(self: &Arc<Self>, mut record: ImportRecord) -> Result<()> {
         let folder = self.folder(&record.s3_bucket, record.s3_key_prefix.as_deref())?;
+        let input_format = format(&record.input_format, "InputFormat")?;
         let me = self.clone();
         std::thread::Builder::new()
             .name("tidemark-import".into())
             .spawn(move || {
-                let outcome = aws::data_files(&folder).and_then(|files| {
+                let outcome = aws::data_files(&folder, input_format).and_then(|files| {
                     let items = files.into_iter().flat_map(|file| {
-                        let lines: Box<dyn Iterator<Item = Result<_>>> =
-                            match aws::read_data_file(&file) {
-                                Ok(lines) => Box::new(lines),
-                                Err(e) => Box::new(std::iter::once(Err(e))),
-                            };
-                        lines
+                        aws::read_data_file(&file, input_format)
+                            .unwrap_or_else(|e| Box::new(std::iter::once(Err(e))))
                     });
                     let mut failure = None;
                     let items = items.map_while(|item| match item {

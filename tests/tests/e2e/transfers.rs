@@ -11,8 +11,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::{Blob, DateTime};
 use aws_sdk_dynamodb::types::{
-    ExportStatus, ImportStatus, InputCompressionType, InputFormat, KeyType, S3BucketSource,
-    ScalarAttributeType, TableCreationParameters,
+    ExportFormat, ExportStatus, ImportStatus, InputCompressionType, InputFormat, KeyType,
+    S3BucketSource, ScalarAttributeType, TableCreationParameters,
 };
 use base64::Engine;
 use md5::{Digest, Md5};
@@ -90,6 +90,17 @@ fn import_request(
     prefix: &str,
     table: &str,
 ) -> aws_sdk_dynamodb::operation::import_table::builders::ImportTableFluentBuilder {
+    import_request_in(client, bucket, prefix, table, InputFormat::DynamodbJson)
+}
+
+/// [`import_request`] of data files in `format`.
+fn import_request_in(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    table: &str,
+    format: InputFormat,
+) -> aws_sdk_dynamodb::operation::import_table::builders::ImportTableFluentBuilder {
     client
         .import_table()
         .s3_bucket_source(
@@ -99,7 +110,7 @@ fn import_request(
                 .build()
                 .unwrap(),
         )
-        .input_format(InputFormat::DynamodbJson)
+        .input_format(format)
         .input_compression_type(InputCompressionType::Gzip)
         .table_creation_parameters(keyed_by_p(table))
 }
@@ -111,6 +122,26 @@ async fn export(
     bucket: &str,
     prefix: &str,
 ) -> String {
+    export_in(
+        client,
+        table,
+        at,
+        bucket,
+        prefix,
+        ExportFormat::DynamodbJson,
+    )
+    .await
+}
+
+/// [`export`] in `format`.
+async fn export_in(
+    client: &Client,
+    table: &str,
+    at: Option<DateTime>,
+    bucket: &str,
+    prefix: &str,
+    format: ExportFormat,
+) -> String {
     let arn = format!("arn:aws:dynamodb:us-east-1:000000000000:table/{table}");
     let started = client
         .export_table_to_point_in_time()
@@ -118,6 +149,7 @@ async fn export(
         .set_export_time(at)
         .s3_bucket(bucket)
         .s3_prefix(prefix)
+        .export_format(format)
         .send()
         .await
         .expect("export");
@@ -139,7 +171,18 @@ async fn export(
 }
 
 async fn import(client: &Client, bucket: &str, prefix: &str, table: &str) -> ImportStatus {
-    let started = import_request(client, bucket, prefix, table)
+    import_in(client, bucket, prefix, table, InputFormat::DynamodbJson).await
+}
+
+/// [`import`] of data files in `format`.
+async fn import_in(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    table: &str,
+    format: InputFormat,
+) -> ImportStatus {
+    let started = import_request_in(client, bucket, prefix, table, format)
         .send()
         .await
         .expect("import");
@@ -324,6 +367,11 @@ async fn an_export_has_dynamodbs_layout_and_imports_back_exactly() {
 /// Lays out an export the way AWS writes one (shapes copied from real exports), with `lines`
 /// in one gzip data file.
 fn write_aws_export(bucket_dir: &Path, lines: &[&str]) {
+    write_aws_export_in(bucket_dir, lines, "DYNAMODB_JSON");
+}
+
+/// [`write_aws_export`] of data in `format` (`DYNAMODB_JSON` or `ION`).
+fn write_aws_export_in(bucket_dir: &Path, lines: &[&str], format: &str) {
     let id = "01693467621041-039fcf72";
     let dir = bucket_dir.join("AWSDynamoDB").join(id);
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -334,8 +382,9 @@ fn write_aws_export(bucket_dir: &Path, lines: &[&str]) {
         gz.write_all(b"\n").unwrap();
     }
     let data = gz.finish().unwrap();
-    let name = "jhg6wb6v7u6dxdgwnn4c55ciq4.json.gz";
-    std::fs::write(dir.join("data").join(name), &data).unwrap();
+    let extension = if format == "ION" { "ion" } else { "json" };
+    let name = format!("jhg6wb6v7u6dxdgwnn4c55ciq4.{extension}.gz");
+    std::fs::write(dir.join("data").join(&name), &data).unwrap();
     let files = format!(
         "{{\"itemCount\":{},\"md5Checksum\":\"{}\",\"etag\":\"e11e560d0751aa5933630fb904f5d0df-1\",\"dataFileS3Key\":\"AWSDynamoDB/{id}/data/{name}\"}}\n",
         lines.len(),
@@ -344,7 +393,7 @@ fn write_aws_export(bucket_dir: &Path, lines: &[&str]) {
     std::fs::write(dir.join("manifest-files.json"), &files).unwrap();
     std::fs::write(dir.join("manifest-files.md5"), md5_base64(files.as_bytes())).unwrap();
     let summary = format!(
-        "{{\"version\":\"2020-06-30\",\"exportArn\":\"arn:aws:dynamodb:us-east-1:531647909506:table/Airline/export/{id}\",\"startTime\":\"2023-08-31T07:40:21.041Z\",\"endTime\":\"2023-08-31T07:47:46.862Z\",\"tableArn\":\"arn:aws:dynamodb:us-east-1:531647909506:table/Airline\",\"tableId\":\"38148de1-7171-4ea4-85b2-e8b004fe4fe0\",\"exportTime\":\"2023-08-31T07:40:21.041Z\",\"s3Bucket\":\"aws-bucket\",\"s3Prefix\":null,\"s3SseAlgorithm\":\"AES256\",\"s3SseKmsKeyId\":null,\"manifestFilesS3Key\":\"AWSDynamoDB/{id}/manifest-files.json\",\"billedSizeBytes\":0,\"itemCount\":{},\"outputFormat\":\"DYNAMODB_JSON\"}}",
+        "{{\"version\":\"2020-06-30\",\"exportArn\":\"arn:aws:dynamodb:us-east-1:531647909506:table/Airline/export/{id}\",\"startTime\":\"2023-08-31T07:40:21.041Z\",\"endTime\":\"2023-08-31T07:47:46.862Z\",\"tableArn\":\"arn:aws:dynamodb:us-east-1:531647909506:table/Airline\",\"tableId\":\"38148de1-7171-4ea4-85b2-e8b004fe4fe0\",\"exportTime\":\"2023-08-31T07:40:21.041Z\",\"s3Bucket\":\"aws-bucket\",\"s3Prefix\":null,\"s3SseAlgorithm\":\"AES256\",\"s3SseKmsKeyId\":null,\"manifestFilesS3Key\":\"AWSDynamoDB/{id}/manifest-files.json\",\"billedSizeBytes\":0,\"itemCount\":{},\"outputFormat\":\"{format}\"}}",
         lines.len()
     );
     std::fs::write(dir.join("manifest-summary.json"), &summary).unwrap();
@@ -401,6 +450,115 @@ async fn an_export_written_by_aws_imports() {
         client
             .describe_table()
             .table_name("broken_table")
+            .send()
+            .await,
+        "ResourceNotFoundException",
+    );
+}
+
+#[tokio::test]
+async fn ion_exports_import_back_and_aws_ion_exports_import() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    create_keyed(&client, "orders").await;
+    put_rich(&client, "orders", 0..250, "first").await;
+    let expected = scan_all(&client, "orders", None).await;
+
+    let export_arn = export_in(&client, "orders", None, "ion", "x", ExportFormat::Ion).await;
+    let described = client
+        .describe_export()
+        .export_arn(&export_arn)
+        .send()
+        .await
+        .unwrap();
+    let description = described.export_description().unwrap();
+    assert_eq!(description.export_status(), Some(&ExportStatus::Completed));
+    assert_eq!(description.export_format(), Some(&ExportFormat::Ion));
+    let root = node.data_dir().join("exports").join("ion");
+    let export_dir = only_child(&root.join("x/AWSDynamoDB"));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(export_dir.join("manifest-summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["outputFormat"], "ION");
+    let files = std::fs::read_to_string(export_dir.join("manifest-files.json")).unwrap();
+    let mut lines_seen = 0;
+    for line in files.lines() {
+        let file: serde_json::Value = serde_json::from_str(line).unwrap();
+        let path = root.join(file["dataFileS3Key"].as_str().unwrap());
+        assert!(path.to_str().unwrap().ends_with(".ion.gz"), "{path:?}");
+        for line in gunzip(&path).lines() {
+            assert!(line.starts_with("$ion_1_0 {Item: {"), "{line}");
+            lines_seen += 1;
+        }
+    }
+    assert_eq!(lines_seen, 250);
+    assert_eq!(
+        import_in(&client, "ion", "x", "from_ion", InputFormat::Ion).await,
+        ImportStatus::Completed
+    );
+    assert_eq!(scan_all(&client, "from_ion", None).await, expected);
+
+    // AWS's own Ion export, its documented example line (with our key added).
+    let bucket = node.data_dir().join("exports").join("aws-ion");
+    write_aws_export_in(
+        &bucket,
+        &[
+            r#"$ion_1_0 {Item:{p:"a",Authors:$dynamodb_SS::["Author1","Author2"],Dimensions:"8.5 x 11.0 x 1.5",ISBN:"333-3333333333",Id:103.,InPublication:false,PageCount:6d2,Price:2d3,ProductCategory:"Book",Title:"Book 103 Title"}}"#,
+            r#"$ion_1_0 {Item:{p:"b",bin:{{YmFy}},bins:$dynamodb_BS::[{{YmFy}}],nums:$dynamodb_NS::[1.,2.5],m:{l:[null,false]}}}"#,
+        ],
+        "ION",
+    );
+    assert_eq!(
+        import_in(&client, "aws-ion", "", "books", InputFormat::Ion).await,
+        ImportStatus::Completed
+    );
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    let get = async |key: &str| {
+        client
+            .get_item()
+            .table_name("books")
+            .key("p", s(key))
+            .send()
+            .await
+            .unwrap()
+            .item()
+            .cloned()
+            .unwrap()
+    };
+    let (a, b) = (get("a").await, get("b").await);
+    assert_eq!(
+        a["Authors"],
+        V::Ss(vec!["Author1".into(), "Author2".into()])
+    );
+    assert_eq!(a["Id"], n("103"));
+    assert_eq!(a["PageCount"], n("600"));
+    assert_eq!(a["Price"], n("2000"));
+    assert_eq!(a["InPublication"], V::Bool(false));
+    assert_eq!(a["Dimensions"], s("8.5 x 11.0 x 1.5"));
+    assert_eq!(b["bin"], V::B(Blob::new(b"bar".to_vec())));
+    assert_eq!(b["bins"], V::Bs(vec![Blob::new(b"bar".to_vec())]));
+    assert_eq!(b["nums"], V::Ns(vec!["1".into(), "2.5".into()]));
+    assert_eq!(
+        b["m"],
+        V::M([("l".to_string(), V::L(vec![V::Null(true), V::Bool(false)]))].into())
+    );
+    assert_eq!(scan_all(&client, "books", None).await.len(), 2);
+
+    // A line that is not an item fails the import, and its table goes.
+    let broken = node.data_dir().join("exports").join("broken-ion");
+    write_aws_export_in(
+        &broken,
+        &[r#"$ion_1_0 {Item:{p:"a"}}"#, r#"$ion_1_0 {Other:1}"#],
+        "ION",
+    );
+    assert_eq!(
+        import_in(&client, "broken-ion", "", "broken_ion", InputFormat::Ion).await,
+        ImportStatus::Failed
+    );
+    assert_fails_with(
+        client
+            .describe_table()
+            .table_name("broken_ion")
             .send()
             .await,
         "ResourceNotFoundException",
@@ -474,6 +632,12 @@ async fn export_and_import_calls_answer_dynamodbs_errors() {
     assert_fails_with(
         import_request(&client, "bucket", "", "orders").send().await,
         "ResourceInUseException",
+    );
+    assert_fails_with(
+        import_request_in(&client, "bucket", "", "from_csv", InputFormat::Csv)
+            .send()
+            .await,
+        "ValidationException",
     );
 }
 
@@ -577,6 +741,20 @@ async fn the_export_and_import_commands_follow_their_jobs() {
     .unwrap();
     assert!(out.contains("imported 50 items into copy"), "{out}");
     assert_eq!(scan_all(&client, "copy", None).await, expected);
+
+    // The same in Amazon Ion.
+    run(vec![
+        "export", "--table", "orders", "--out", "cli-ion", "--format", "ion",
+    ])
+    .await
+    .unwrap();
+    let out = run(vec![
+        "import", "--from", "cli-ion", "--table", "ion_copy", "--key", "p:S", "--format", "ion",
+    ])
+    .await
+    .unwrap();
+    assert!(out.contains("imported 50 items into ion_copy"), "{out}");
+    assert_eq!(scan_all(&client, "ion_copy", None).await, expected);
 }
 
 #[tokio::test]

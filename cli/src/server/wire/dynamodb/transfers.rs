@@ -103,7 +103,7 @@ struct ExportDescription {
     failure_code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure_message: Option<String>,
-    export_format: &'static str,
+    export_format: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     billed_size_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,7 +127,7 @@ impl From<ExportRecord> for ExportDescription {
             s3_prefix: e.s3_prefix,
             failure_code: e.failure_message.as_ref().map(|_| "ExportFailed"),
             failure_message: e.failure_message,
-            export_format: "DYNAMODB_JSON",
+            export_format: e.export_format,
             billed_size_bytes: done.then_some(e.billed_size_bytes),
             item_count: done.then_some(e.item_count),
         }
