@@ -298,11 +298,13 @@ impl Store {
             return Ok(false);
         };
         self.storage.clear_table(entry)?;
+        let started = std::time::Instant::now();
         let loaded = match source {
             RestoreSource::Log { table_id, at } => match self.storage.table_by_id(table_id) {
                 Some(source) => {
                     self.storage.wait_durable(at)?;
                     let image = self.storage.table_image(table_id, &source.shape, at)?;
+                    tracing::info!(table = %entry.name, keys = image.undone(), ms = started.elapsed().as_millis() as u64, "restore read the changes to undo");
                     Some(self.load_table(entry, image)?)
                 }
                 None => None,
@@ -328,7 +330,7 @@ impl Store {
         self.save_definition(entry, definition)?;
         entry.building.store(false, Ordering::Release);
         self.release_hold(&restore_hold(&entry.name))?;
-        tracing::info!(table = %entry.name, items, "restore finished");
+        tracing::info!(table = %entry.name, items, ms = started.elapsed().as_millis() as u64, "restore finished");
         Ok(true)
     }
 

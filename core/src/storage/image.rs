@@ -33,6 +33,9 @@ use crate::{Error, Result};
 /// encoded partition and sort key), and the item.
 pub(crate) type ImageItem = (Vec<u8>, Item);
 
+/// Fewest changes worth a thread of their own when a restore reads what it must undo.
+const UNDO_PART_MIN: usize = 20_000;
+
 /// Items per batch of a table being built, and bytes of items.
 const LOAD_BATCH: usize = 5_000;
 const LOAD_BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -77,6 +80,11 @@ pub(crate) struct TableImage {
 }
 
 impl TableImage {
+    /// How many keys take their image from the change log.
+    pub(crate) fn undone(&self) -> usize {
+        self.undo.len()
+    }
+
     fn new(
         snapshot: &fjall::Snapshot,
         items: &Keyspace,
@@ -250,6 +258,43 @@ impl Storage {
             .range(&self.ks.table_changes, later)
             .map(|guard| seq_of(guard.key()?.get(8..).unwrap_or_default()))
             .collect::<Result<_>>()?;
+        // The changes are read in parts on threads of their own; where two parts undo the
+        // same key, the earlier part's image wins (`append` keeps the appended map's values).
+        let threads = match seqs.len() >= UNDO_PART_MIN * 2 {
+            true => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            false => 1,
+        };
+        let part_len = seqs.len().div_ceil(threads).max(1);
+        let parts: Vec<Result<BTreeMap<Vec<u8>, Option<Item>>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = seqs
+                .chunks(part_len)
+                .map(|part| scope.spawn(|| self.undo_part(&snapshot, table_id, shape, part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Internal("a restore reader panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut undo = BTreeMap::new();
+        for part in parts.into_iter().rev() {
+            let mut earlier = part?;
+            undo.append(&mut earlier);
+        }
+        Ok(TableImage::new(&snapshot, &self.ks.items, table_id, undo))
+    }
+
+    /// For each key the changes `seqs` (ascending) touch, the old image of the first of them.
+    fn undo_part(
+        &self,
+        snapshot: &fjall::Snapshot,
+        table_id: u64,
+        shape: &KeyShape,
+        seqs: &[ChangeSeq],
+    ) -> Result<BTreeMap<Vec<u8>, Option<Item>>> {
         let mut undo: BTreeMap<Vec<u8>, Option<Item>> = BTreeMap::new();
         let mut note = |bytes: &[u8]| -> Result<()> {
             let (keys, old_image) = codec::decode_record_undo(bytes)?;
@@ -258,9 +303,9 @@ impl Storage {
             Ok(())
         };
         let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
-            return Ok(TableImage::new(&snapshot, &self.ks.items, table_id, undo));
+            return Ok(undo);
         };
-        // When the table's changes are most of the log after `at`, one sequential walk of
+        // When the table's changes are most of the log in this range, one sequential walk of
         // the log beats a lookup per change.
         if seqs.len() as u64 * 2 > last - first {
             let missing = |seq| Error::Corrupt(format!("change {seq} has no record"));
@@ -282,14 +327,14 @@ impl Storage {
                 return Err(missing(w));
             }
         } else {
-            for &seq in &seqs {
+            for &seq in seqs {
                 let bytes = snapshot
                     .get(&self.ks.changes, seq.to_be_bytes())?
                     .ok_or_else(|| Error::Corrupt(format!("change {seq} has no record")))?;
                 note(&bytes)?;
             }
         }
-        Ok(TableImage::new(&snapshot, &self.ks.items, table_id, undo))
+        Ok(undo)
     }
 
     /// Builds `table`, a table nobody else reads or writes, from `batches` of items in key

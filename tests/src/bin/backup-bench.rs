@@ -17,7 +17,7 @@
 //! publishes the table to a topic (kds format) from its history, and times
 //! `tidemark restore --from-kafka` of that topic into a new table.
 //!
-//! Pauses before each (15 s after the load, 3 s otherwise) so that the flushes and
+//! Pauses before each (at least 3 s, and until the node is idle) so that the flushes and
 //! compactions of the previous step do not land in it. Prints each as seconds and items/s,
 //! then stops the node and prints the disk space of the
 //! items and of the change log (the history point-in-time recovery keeps), per million writes.
@@ -67,6 +67,28 @@ async fn wait_active(client: &Client, table: &str) {
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Waits at least [`SETTLE`], then until the node has been idle (under 5 % of a core) for
+/// half a second, at most two minutes: the flushes and compactions of the previous step
+/// must not land in the next one.
+async fn settle(node: &ChildNode) {
+    tokio::time::sleep(SETTLE).await;
+    let Some(pid) = node.pid() else { return };
+    let started = Instant::now();
+    let mut before = tidemark_tests::cpu_seconds(pid).unwrap_or(0.0);
+    while started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = tidemark_tests::cpu_seconds(pid).unwrap_or(0.0);
+        if now - before < 0.025 {
+            break;
+        }
+        before = now;
+    }
+    eprintln!(
+        "(waited {:.1} s more for the node to go idle)",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn report(what: &str, items: u64, took: Duration) {
@@ -134,7 +156,7 @@ async fn main() {
     );
     // Lets the flushes and compactions the load started finish, so they do not land in the
     // first measurement.
-    tokio::time::sleep(SETTLE * 5).await;
+    settle(&node).await;
 
     let started = Instant::now();
     let backup = client
@@ -163,7 +185,7 @@ async fn main() {
     }
     report("CreateBackup until AVAILABLE", items, started.elapsed());
 
-    tokio::time::sleep(SETTLE).await;
+    settle(&node).await;
     let started = Instant::now();
     client
         .restore_table_to_point_in_time()
@@ -180,7 +202,7 @@ async fn main() {
         started.elapsed(),
     );
 
-    tokio::time::sleep(SETTLE).await;
+    settle(&node).await;
     let started = Instant::now();
     client
         .restore_table_to_point_in_time()
@@ -200,7 +222,7 @@ async fn main() {
         started.elapsed(),
     );
 
-    tokio::time::sleep(SETTLE).await;
+    settle(&node).await;
     let started = Instant::now();
     client
         .restore_table_from_backup()
@@ -212,7 +234,7 @@ async fn main() {
     wait_active(&client, "from_backup").await;
     report("RestoreTableFromBackup", items, started.elapsed());
 
-    tokio::time::sleep(SETTLE).await;
+    settle(&node).await;
     let started = Instant::now();
     let export = client
         .export_table_to_point_in_time()
@@ -248,7 +270,7 @@ async fn main() {
         started.elapsed(),
     );
 
-    tokio::time::sleep(SETTLE).await;
+    settle(&node).await;
     let started = Instant::now();
     client
         .import_table()
@@ -276,7 +298,7 @@ async fn main() {
     report("ImportTable of that export", items, started.elapsed());
 
     if let Some(brokers) = &brokers {
-        kafka_restore(binary, &node.endpoint(), brokers, items).await;
+        kafka_restore(binary, &node, brokers, items).await;
     }
 
     let status = node.terminate().await;
@@ -293,7 +315,9 @@ async fn main() {
 }
 
 /// Publishes `bench` to Kafka from its history, then times `tidemark restore --from-kafka`.
-async fn kafka_restore(binary: &str, endpoint: &str, brokers: &str, items: u64) {
+async fn kafka_restore(binary: &str, node: &ChildNode, brokers: &str, items: u64) {
+    let endpoint = node.endpoint();
+    let endpoint = endpoint.as_str();
     let started = Instant::now();
     let http = reqwest::Client::new();
     let answer = http
@@ -332,7 +356,7 @@ async fn kafka_restore(binary: &str, endpoint: &str, brokers: &str, items: u64) 
         items,
         started.elapsed(),
     );
-    tokio::time::sleep(SETTLE).await;
+    settle(node).await;
     let started = Instant::now();
     let output = tokio::process::Command::new(binary)
         .args([

@@ -336,15 +336,6 @@ async fn publish(endpoint: &str, table: &str) -> String {
     topic
 }
 
-/// CPU seconds used so far by the process `pid` (user + system), from /proc.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: u64) {
     let client = client_for(endpoint);
     let table = format!("published{}", std::process::id());
@@ -483,7 +474,12 @@ async fn put_cost(endpoint: &str, client: &aws_sdk_dynamodb::Client, writers: u6
         .collect();
     let cpu = || {
         pids.iter()
-            .map(|p| cpu_seconds(p).unwrap_or(0.0))
+            .map(|p| {
+                p.parse()
+                    .ok()
+                    .and_then(tidemark_tests::cpu_seconds)
+                    .unwrap_or(0.0)
+            })
             .collect::<Vec<_>>()
     };
     let (mut off, mut on) = (Vec::new(), Vec::new());
