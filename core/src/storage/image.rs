@@ -5,7 +5,8 @@
 //! holds, except that an item changed after `at` takes the old image of its FIRST later
 //! change (absent: the item did not exist at `at`). Every change record carries its old
 //! image, so no base copy is needed: restoring to a point in time costs a walk of the table
-//! plus a walk of its changes since that point, which a retention hold keeps.
+//! plus a walk of its changes since that point, which a retention hold keeps. The changes are
+//! read in parts on several threads when there are many.
 //!
 //! Backups are copies in their own keyspace (`backup.<id hex>.<attempt hex>`), written by fjall's ingestion
 //! (sorted runs straight to disk, no journal), so they outlive the table and the history, and

@@ -10,8 +10,8 @@
 //! - RestoreTableToPointInTime to the noted instant (half the items, the other half's
 //!   changes undone from the log);
 //! - RestoreTableFromBackup;
-//! - ExportTableToPointInTime of the whole table (into the node's export root);
-//! - ImportTable of that export into a new table.
+//! - ExportTableToPointInTime of the whole table (into the node's export root), then
+//!   ImportTable of that export into a new table, in DynamoDB JSON and in Amazon Ion.
 //!
 //! With `kafka` as a last argument, it also starts a broker (tansu, or `KAFKA_BROKERS`),
 //! publishes the table to a topic (kds format) from its history, and times
@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::DateTime;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BackupStatus, BillingMode, ExportStatus, InputCompressionType, InputFormat,
-    KeyType, PointInTimeRecoverySpecification, S3BucketSource, TableCreationParameters,
-    TableStatus,
+    AttributeValue, BackupStatus, BillingMode, ExportFormat, ExportStatus, InputCompressionType,
+    InputFormat, KeyType, PointInTimeRecoverySpecification, S3BucketSource,
+    TableCreationParameters, TableStatus,
 };
 use tidemark_core::{Store, StoreConfig};
 use tidemark_tests::load::{batch_load, key_element, keyed_table, string_attribute};
@@ -234,12 +234,40 @@ async fn main() {
     wait_active(&client, "from_backup").await;
     report("RestoreTableFromBackup", items, started.elapsed());
 
-    settle(&node).await;
+    for format in [ExportFormat::DynamodbJson, ExportFormat::Ion] {
+        export_and_import(&client, &node, items, format).await;
+    }
+
+    if let Some(brokers) = &brokers {
+        kafka_restore(binary, &node, brokers, items).await;
+    }
+
+    let status = node.terminate().await;
+    assert!(status.success(), "the node stopped with {status}");
+    let store = Store::open(StoreConfig::new(&data)).expect("open the data folder");
+    let per_million = |b: u64| b as f64 * 1_000_000.0 / items as f64 / (1024.0 * 1024.0);
+    for (keyspace, bytes) in store.disk_usage().expect("disk usage") {
+        println!(
+            "disk: {keyspace}: {:.1} MiB ({:.0} MiB per million writes)",
+            bytes as f64 / (1024.0 * 1024.0),
+            per_million(bytes)
+        );
+    }
+}
+
+/// Times ExportTableToPointInTime of `bench` in `format`, then ImportTable of that export.
+async fn export_and_import(client: &Client, node: &ChildNode, items: u64, format: ExportFormat) {
+    settle(node).await;
+    let (name, bucket, input) = match format {
+        ExportFormat::Ion => ("Amazon Ion", "bench-ion", InputFormat::Ion),
+        _ => ("DynamoDB JSON", "bench-json", InputFormat::DynamodbJson),
+    };
     let started = Instant::now();
     let export = client
         .export_table_to_point_in_time()
         .table_arn("arn:aws:dynamodb:us-east-1:000000000000:table/bench")
-        .s3_bucket("bench")
+        .s3_bucket(bucket)
+        .export_format(format)
         .send()
         .await
         .expect("export");
@@ -265,26 +293,26 @@ async fn main() {
         }
     }
     report(
-        "ExportTableToPointInTime (gzip DynamoDB JSON)",
+        &format!("ExportTableToPointInTime (gzip {name})"),
         items,
         started.elapsed(),
     );
 
-    settle(&node).await;
+    settle(node).await;
     let started = Instant::now();
     client
         .import_table()
         .s3_bucket_source(
             S3BucketSource::builder()
-                .s3_bucket("bench")
+                .s3_bucket(bucket)
                 .build()
                 .expect("source"),
         )
-        .input_format(InputFormat::DynamodbJson)
+        .input_format(input)
         .input_compression_type(InputCompressionType::Gzip)
         .table_creation_parameters(
             TableCreationParameters::builder()
-                .table_name("imported")
+                .table_name(format!("imported-{bucket}"))
                 .key_schema(key_element("p", KeyType::Hash))
                 .attribute_definitions(string_attribute("p"))
                 .billing_mode(BillingMode::PayPerRequest)
@@ -294,24 +322,12 @@ async fn main() {
         .send()
         .await
         .expect("import");
-    wait_active(&client, "imported").await;
-    report("ImportTable of that export", items, started.elapsed());
-
-    if let Some(brokers) = &brokers {
-        kafka_restore(binary, &node, brokers, items).await;
-    }
-
-    let status = node.terminate().await;
-    assert!(status.success(), "the node stopped with {status}");
-    let store = Store::open(StoreConfig::new(&data)).expect("open the data folder");
-    let per_million = |b: u64| b as f64 * 1_000_000.0 / items as f64 / (1024.0 * 1024.0);
-    for (keyspace, bytes) in store.disk_usage().expect("disk usage") {
-        println!(
-            "disk: {keyspace}: {:.1} MiB ({:.0} MiB per million writes)",
-            bytes as f64 / (1024.0 * 1024.0),
-            per_million(bytes)
-        );
-    }
+    wait_active(client, &format!("imported-{bucket}")).await;
+    report(
+        &format!("ImportTable of that export ({name})"),
+        items,
+        started.elapsed(),
+    );
 }
 
 /// Publishes `bench` to Kafka from its history, then times `tidemark restore --from-kafka`.
