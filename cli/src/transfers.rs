@@ -279,16 +279,13 @@ pub(crate) async fn restore_from_kafka(args: RestoreArgs) -> Result<(), NodeErro
     .map_err(|e| NodeError::Config(format!("reading the topic: {e}")))?
     .map_err(|e| NodeError::Config(format!("reading the topic: {e}")))?;
     bar.finish_and_clear();
-    if let Some(first) = image.missing_history.first()
+    if let Some(why) = &image.incomplete
         && !args.partial
     {
         return Err(NodeError::Config(format!(
-            "topic {} does not hold the table's whole history: {} items appear first as a change \
-             of an existing item (for example {}), so what came before is missing (was it \
-             published from `now` after writes?). Pass --partial to restore what it holds.",
-            args.topic,
-            image.missing_history.len(),
-            String::from_utf8_lossy(first)
+            "topic {} does not hold the table's whole history: {why}. Pass --partial to restore \
+             what it holds.",
+            args.topic
         )));
     }
     let first_key = image

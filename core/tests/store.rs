@@ -884,3 +884,28 @@ fn a_restore_undoing_tens_of_thousands_of_changes_read_in_parts_is_exact() {
         "the restored table differs from the table then"
     );
 }
+
+#[test]
+fn a_table_is_empty_before_a_change_when_it_held_no_item_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Buffer);
+    create(&store, "tbl");
+    create(&store, "other");
+    store.set_hold("test", None, 0).unwrap();
+    let first = put(&store, "tbl", item("a", "1")).unwrap();
+    put(&store, "other", item("x", "1"));
+    assert!(store.table_empty_before("tbl", first).unwrap());
+    assert!(!store.table_empty_before("tbl", first + 1).unwrap());
+    let deleted = store
+        .delete_item(DeleteItemRequest {
+            table_name: "tbl".into(),
+            key: key("a"),
+            ..Default::default()
+        })
+        .unwrap()
+        .change_seq
+        .unwrap();
+    assert!(!store.table_empty_before("tbl", deleted).unwrap());
+    assert!(store.table_empty_before("tbl", store.next_seq()).unwrap());
+    assert!(!store.table_empty_before("other", store.next_seq()).unwrap());
+}

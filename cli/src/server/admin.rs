@@ -98,6 +98,7 @@ pub async fn set_publishing(
                 replication_factor: request
                     .replication_factor
                     .unwrap_or(state.topics.replication_factor),
+                starts_empty: None,
             },
             from,
         ))
@@ -156,6 +157,7 @@ async fn table_statuses(state: &AppState) -> Result<Vec<Value>, String> {
                 "Topic": p.table.settings.topic,
                 "Format": p.table.settings.format,
                 "StartSequence": p.table.settings.start_seq,
+                "StartedEmpty": p.table.settings.starts_empty,
                 "PublishedThrough": p.published_through,
                 "LagRecords": p.lag.records,
                 "LagSeconds": p.lag.seconds,

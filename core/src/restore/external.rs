@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::tables::RestorePoint;
+use crate::changes::ChangeSeq;
 use crate::model::{Item, TableDefinition};
 use crate::ops::{CreateTableRequest, TableDescription};
 use crate::storage::image::{ImageItem, load_batches};
@@ -59,6 +60,21 @@ impl Store {
             millis,
             items: Box::new(image.map(|item| item.map(|(_, item)| item))),
         })
+    }
+
+    /// Whether `table` held no item just before change `seq`: then its changes from `seq` on
+    /// rebuild it exactly (what a Kafka topic published from `seq` needs to be a full history).
+    ///
+    /// IMPORTANT: the caller holds the log from `seq` on (a retention hold).
+    ///
+    /// # Errors
+    /// ResourceNotFound; Internal when the log from `seq` on is no longer kept.
+    pub fn table_empty_before(&self, table: &str, seq: ChangeSeq) -> Result<bool> {
+        let entry = self.table(table)?;
+        let at = seq.saturating_sub(1);
+        self.storage.wait_durable(at)?;
+        let mut image = self.storage.table_image(entry.id, &entry.shape, at)?;
+        Ok(image.next().transpose()?.is_none())
     }
 
     /// Creates `request`'s table, CREATING until the import `import_arn` has filled it.

@@ -26,6 +26,11 @@ pub const EVENT_ID_HEADER: &str = "tidemark.event_id";
 pub const EVENT_NAME_HEADER: &str = "tidemark.event_name";
 /// Header holding the region where the change was first applied.
 pub const ORIGIN_REGION_HEADER: &str = "tidemark.origin_region";
+/// Header holding the change sequence the table's publishing started at (decimal).
+pub const SINCE_HEADER: &str = "tidemark.since";
+/// Header saying whether the topic holds what rebuilds the table: `full` when the table was
+/// empty when its publishing started, `partial` when it held items then.
+pub const HISTORY_HEADER: &str = "tidemark.history";
 
 /// How a table's changes are written to Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

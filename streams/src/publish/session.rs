@@ -23,7 +23,7 @@ use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::{ChangeSeq, Store};
 use tokio_util::sync::CancellationToken;
 
-use super::format::{Message, ValueFormat, messages};
+use super::format::{HISTORY_HEADER, Message, SINCE_HEADER, ValueFormat, messages};
 use super::resume::{ResumePoint, partition_for};
 use super::settings::{self, PublishSettings, PublishedTable};
 
@@ -112,6 +112,17 @@ pub async fn run<S: Sink>(
     }
 }
 
+/// The headers that tell a restore from the topic where the table's publishing started and
+/// whether the table was empty then.
+fn history_headers(settings: &PublishSettings) -> Vec<(&'static str, String)> {
+    let mut headers = vec![(SINCE_HEADER, settings.start_seq.to_string())];
+    if let Some(empty) = settings.starts_empty {
+        let history = if empty { "full" } else { "partial" };
+        headers.push((HISTORY_HEADER, history.to_string()));
+    }
+    headers
+}
+
 /// One session: open the topic, find the resume point, then send until cancelled (`Ok`) or a
 /// failure (`Err`).
 pub async fn publish<S: Sink>(
@@ -181,6 +192,10 @@ pub async fn publish<S: Sink>(
             let seq = record.seq;
             let mut outgoing = messages(record, format, &region, now)
                 .into_iter()
+                .map(|mut message| {
+                    message.headers.extend(history_headers(settings));
+                    message
+                })
                 .filter_map(|message| {
                     let partition = partition_for(&message.key, partitions);
                     (!resume.already_published(partition, seq)).then_some((partition, message))
@@ -325,6 +340,7 @@ mod tests {
             start_seq: 0,
             partitions: 3,
             replication_factor: 1,
+            starts_empty: None,
         };
         set_publishing(&store, "tbl", Some((settings, PublishFrom::Now))).unwrap();
         Arc::new(store)

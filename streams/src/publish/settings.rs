@@ -28,6 +28,10 @@ pub struct PublishSettings {
     pub partitions: i32,
     /// Replication factor of the topic when the node creates it.
     pub replication_factor: i16,
+    /// Whether the table held no item just before `start_seq`, so the topic's changes rebuild
+    /// it exactly (set when publishing is turned on; `None` in settings saved before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_empty: Option<bool>,
 }
 
 /// Where publishing starts when it is turned on.
@@ -95,9 +99,13 @@ pub fn set_publishing(
         ));
     }
     let current = published_table(store, table_name)?;
-    settings.start_seq = match (current, from) {
+    let kept = match (&current, from) {
+        (Some(current), PublishFrom::Now) => Some(current.settings.clone()),
+        _ => None,
+    };
+    settings.start_seq = match (kept.as_ref(), from) {
         (_, PublishFrom::RetainedHistory) => store.oldest_retained_seq(),
-        (Some(current), PublishFrom::Now) => current.settings.start_seq,
+        (Some(kept), PublishFrom::Now) => kept.start_seq,
         (None, PublishFrom::Now) => store.next_seq(),
     };
     // IMPORTANT: the hold is in place before the settings, so no record the publisher will
@@ -109,6 +117,12 @@ pub fn set_publishing(
         // A start from history moves an existing hold back to it.
         store.set_hold(&hold, Some(table_id), settings.start_seq)?;
     }
+    // A topic rebuilds the table (`tidemark restore --from-kafka`) only from a start where
+    // the table was empty; a kept start keeps what was found when it was chosen.
+    settings.starts_empty = match kept {
+        Some(kept) => kept.starts_empty,
+        None => Some(store.table_empty_before(table_name, settings.start_seq)?),
+    };
     let value = serde_json::to_value(&settings)
         .map_err(|e| Error::Core(tidemark_core::Error::Internal(e.to_string())))?;
     store.set_table_extension(table_name, EXTENSION, Some(value))?;
@@ -216,6 +230,7 @@ mod tests {
             start_seq: 0,
             partitions: 3,
             replication_factor: 1,
+            starts_empty: None,
         }
     }
 

@@ -854,12 +854,13 @@ async fn a_table_restored_from_its_kafka_topic_equals_its_restore_from_the_log()
         );
     }
 
-    // A topic published from `now` after writes lacks the start of the table's history.
+    // A topic published from `now` after writes lacks the start of the table's history, even
+    // when only new items are written afterwards.
     create_keyed(&client, "late").await;
     put_rich(&client, "late", 0..20, "before").await;
     let topic = format!("restore-late-{run}");
     publish(&node, "late", &topic, "kds", "now").await;
-    put_rich(&client, "late", 5..8, "after").await;
+    put_rich(&client, "late", 20..23, "after").await;
     published(&node).await;
     let args = |table: &str| {
         vec![
@@ -873,7 +874,8 @@ async fn a_table_restored_from_its_kafka_topic_equals_its_restore_from_the_log()
     };
     let (ok, output) = restore_command(&node, args("late_copy")).await;
     assert!(
-        !ok && output.contains("does not hold the table's whole history"),
+        !ok && output.contains("does not hold the table's whole history")
+            && output.contains("already held items"),
         "{output}"
     );
     let mut partial = args("late_partial");
@@ -881,4 +883,39 @@ async fn a_table_restored_from_its_kafka_topic_equals_its_restore_from_the_log()
     let (ok, output) = restore_command(&node, partial).await;
     assert!(ok, "{output}");
     assert_eq!(scan_all(&client, "late_partial", None).await.len(), 3);
+
+    // Publishing turned off, the table emptied meanwhile, and publishing turned on again from
+    // `now` into the same topic: the latest publishing started on an empty table, so it alone
+    // rebuilds the table, and what the earlier one published does not come back.
+    create_keyed(&client, "again").await;
+    let topic = format!("restore-again-{run}");
+    publish(&node, "again", &topic, "kds", "now").await;
+    put_rich(&client, "again", 0..5, "first").await;
+    published(&node).await;
+    let answer = reqwest::Client::new()
+        .post(format!("{}/admin/publish", node.endpoint()))
+        .json(&serde_json::json!({"TableName": "again", "Enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
+    for i in 0..5 {
+        client
+            .delete_item()
+            .table_name("again")
+            .key("p", s(&format!("k{i:05}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    publish(&node, "again", &topic, "kds", "now").await;
+    put_rich(&client, "again", 10..12, "second").await;
+    published(&node).await;
+    let expected = scan_all(&client, "again", None).await;
+    assert_eq!(expected.len(), 2);
+    let mut again = args("again_copy");
+    again[1] = topic.clone();
+    let (ok, output) = restore_command(&node, again).await;
+    assert!(ok, "{output}");
+    assert_eq!(scan_all(&client, "again_copy", None).await, expected);
 }
