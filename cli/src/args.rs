@@ -305,6 +305,10 @@ pub struct ServeArgs {
     /// list): global tables replicate to it, and all traffic to that region goes to the URL.
     #[arg(long = "peer", env = "TIDEMARK_PEERS", value_delimiter = ',', value_parser = Peer::parse)]
     pub peers: Vec<Peer>,
+    /// A file of the access keys requests must be signed with (AWS Signature Version 4), a
+    /// line `ACCESS_KEY_ID SECRET` each. Without it, the node takes unsigned requests.
+    #[arg(long, env = "TIDEMARK_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
     /// The secret every node of the group shares; peer requests without it are refused.
     /// Required when a peer is not on this machine.
     #[arg(long, env = "TIDEMARK_PEER_SECRET", hide_env_values = true)]
@@ -353,6 +357,20 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 impl ServeArgs {
     /// The node configuration these arguments describe.
+    /// The access keys of `--credentials`, if given.
+    ///
+    /// # Errors
+    /// The file cannot be read, or is not lines of a key and a secret.
+    pub fn credentials(
+        &self,
+    ) -> Result<Option<crate::server::auth::Credentials>, crate::NodeError> {
+        self.credentials
+            .as_deref()
+            .map(crate::server::auth::Credentials::load)
+            .transpose()
+            .map_err(|e| crate::NodeError::Config(format!("--credentials: {e}")))
+    }
+
     pub fn node_config(&self) -> NodeConfig {
         let mut store = StoreConfig::new(&self.data_dir);
         store.region = self.region.clone();

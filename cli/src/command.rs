@@ -80,7 +80,8 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
             admin_request(&node.endpoint, "ttl/sweep", reqwest::Method::POST, None).await
         }
         Command::Serve(args) => {
-            let config = args.node_config();
+            let mut config = args.node_config();
+            config.credentials = args.credentials()?;
             let node = Node::start(config.clone()).await?;
             tracing::info!(
                 "tidemark listening on http://{} (region {}, data {}, durability {:?})",
@@ -139,12 +140,17 @@ async fn admin_request(
     body: Option<serde_json::Value>,
 ) -> Result<(), crate::NodeError> {
     let url = format!("{}/admin/{path}", endpoint.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().request(method, &url);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
     let failed = |e: String| crate::NodeError::Admin(format!("{url}: {e}"));
-    let response = request.send().await.map_err(|e| failed(e.to_string()))?;
+    let (headers, body): (&[(&str, &str)], Vec<u8>) = match body {
+        Some(body) => (
+            &[("content-type", "application/json")],
+            body.to_string().into_bytes(),
+        ),
+        None => (&[], Vec::new()),
+    };
+    let response = crate::client::send(method, &url, headers, body)
+        .await
+        .map_err(failed)?;
     let status = response.status();
     let answer: serde_json::Value = response.json().await.map_err(|e| failed(e.to_string()))?;
     let pretty = serde_json::to_string_pretty(&answer).unwrap_or_default();

@@ -9,6 +9,7 @@
 //! signal or a failure. Tests start nodes in-process the same way.
 
 pub mod args;
+mod client;
 pub mod command;
 pub mod server;
 mod transfers;
@@ -55,6 +56,8 @@ pub struct NodeConfig {
     /// The folder exports are written to and imports read from: a request's `S3Bucket` is a
     /// folder in it. `None`: `<data dir>/exports`.
     pub export_root: Option<std::path::PathBuf>,
+    /// The access keys requests must be signed with (`None`: requests are not checked).
+    pub credentials: Option<server::auth::Credentials>,
 }
 
 /// Defaults for the topics of published tables.
@@ -93,6 +96,7 @@ impl NodeConfig {
             publish_lag_report_period: Duration::from_secs(10),
             replication: ReplicationConfig::default(),
             export_root: None,
+            credentials: None,
         }
     }
 }
@@ -189,7 +193,20 @@ impl Node {
             topics: Arc::new(config.topics.clone()),
             replicator: replicator.clone(),
             transfers,
+            credentials: config.credentials.clone().map(Arc::new),
         };
+        match &config.credentials {
+            Some(keys) => tracing::info!(
+                keys = keys.len(),
+                "requests must be signed (AWS Signature Version 4) with one of the configured keys"
+            ),
+            None if !addr.ip().is_loopback() => tracing::warn!(
+                "NO AUTHENTICATION: listening on {addr} without --credentials, so anyone who can \
+                 reach this address can read and write every table; give the node keys with \
+                 --credentials FILE"
+            ),
+            None => {}
+        }
         let sweep_trigger = SweepTrigger::default();
 
         let mut tasks = Tasks::default();

@@ -19,14 +19,18 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Calls the DynamoDB operation `operation` on the node and returns its answer.
 async fn call(endpoint: &str, operation: &str, body: Value) -> Result<Value, NodeError> {
-    let response = reqwest::Client::new()
-        .post(endpoint)
-        .header("X-Amz-Target", format!("DynamoDB_20120810.{operation}"))
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .body(body.to_string())
-        .send()
-        .await
-        .map_err(|e| NodeError::Config(format!("cannot reach the node at {endpoint}: {e}")))?;
+    let target = format!("DynamoDB_20120810.{operation}");
+    let response = crate::client::send(
+        reqwest::Method::POST,
+        endpoint,
+        &[
+            ("x-amz-target", &target),
+            ("content-type", "application/x-amz-json-1.0"),
+        ],
+        body.to_string().into_bytes(),
+    )
+    .await
+    .map_err(|e| NodeError::Config(format!("cannot reach the node at {endpoint}: {e}")))?;
     let ok = response.status().is_success();
     let body = response
         .text()

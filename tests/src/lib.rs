@@ -127,7 +127,11 @@ impl TestNode {
     }
 }
 
-/// An AWS SDK DynamoDB Streams client for `endpoint`, with dummy credentials and no retries.
+/// The access key (and its secret) the tests' clients sign with: nodes with `--credentials`
+/// in tests accept it.
+pub const TEST_KEY: (&str, &str) = ("tidemark", "tidemark");
+
+/// An AWS SDK DynamoDB Streams client for `endpoint`, with the test key and no retries.
 pub fn streams_client_for(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
     use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_dynamodbstreams::Config::builder()
@@ -135,22 +139,31 @@ pub fn streams_client_for(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
-            "tidemark", "tidemark", None, None, "tests",
+            TEST_KEY.0, TEST_KEY.1, None, None, "tests",
         ))
         .retry_config(aws_sdk_dynamodbstreams::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_dynamodbstreams::Client::from_conf(config)
 }
 
-/// An AWS SDK DynamoDB client for `endpoint`, with dummy credentials and no retries (a retry
+/// An AWS SDK DynamoDB client for `endpoint`, with the test key and no retries (a retry
 /// would hide a server error from the test).
 pub fn client_for(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    client_with_key(endpoint, TEST_KEY.0, TEST_KEY.1)
+}
+
+/// [`client_for`], signing with `key` and `secret`.
+pub fn client_with_key(endpoint: &str, key: &str, secret: &str) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
-            "tidemark", "tidemark", None, None, "tests",
+            key.to_string(),
+            secret.to_string(),
+            None,
+            None,
+            "tests",
         ))
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
         .build();

@@ -107,6 +107,11 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
     frame(status, body, &request_id)
 }
 
+/// The answer to a request refused before it ran.
+pub(crate) fn refusal(error: ApiError) -> Response {
+    frame(error.status, error.body(), &next_request_id())
+}
+
 fn frame(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response {
     let crc = crc32fast::hash(&body);
     let mut response = Response::new(Body::from(body));

@@ -57,6 +57,12 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, SERVICE, name, message)
     }
 
+    /// An exception of the request framework's namespace (status 400), by name: the
+    /// authentication errors.
+    pub fn coral(name: &str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, CORAL, name, message)
+    }
+
     /// SerializationException: the body is not the JSON the operation takes.
     pub fn serialization(message: impl Into<String>) -> Self {
         ApiError::new(

@@ -10,6 +10,7 @@
 //! - `GET /metrics`: the node's metrics in Prometheus' text format.
 
 pub mod admin;
+pub mod auth;
 pub mod dispatch;
 pub mod error;
 pub mod peer;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub replicator: Arc<Replicator>,
     /// Exports and imports.
     pub transfers: Arc<tidemark_streams::transfer::Transfers>,
+    /// The keys requests must be signed with (`None`: requests are not checked).
+    pub credentials: Option<Arc<auth::Credentials>>,
 }
 
 /// The router: `POST /` for operations, `GET /` for health, `POST /admin/...` for operators.
@@ -61,8 +64,50 @@ pub fn router(state: AppState) -> Router {
         .route(MEMBERSHIP_PATH, post(peer::membership))
         .route(CREATE_REPLICA_PATH, post(peer::create_replica))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Whether a request needs a signature when the node has keys: DynamoDB's and DynamoDB
+/// Streams' operations and the admin endpoints do; the health answer, the metrics and the
+/// peer endpoints (which check their own secret) do not.
+fn needs_signature(method: &axum::http::Method, path: &str) -> bool {
+    (path == "/" && method == axum::http::Method::POST) || path.starts_with("/admin")
+}
+
+/// Refuses a request whose signature does not check out ([`auth`]), before anything runs.
+async fn authenticate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(keys) = state.credentials.clone() else {
+        return next.run(request).await;
+    };
+    if !needs_signature(request.method(), request.uri().path()) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        // Over the limit (the one error reading a body has here): as the extractors answer.
+        Err(e) => {
+            use axum::response::IntoResponse;
+            return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response();
+        }
+    };
+    let now = std::time::SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_millis(state.store.clock().now_millis());
+    if let Err(refused) = keys.verify(&parts.method, &parts.uri, &parts.headers, &body, now) {
+        tracing::info!(path = parts.uri.path(), error = %refused.type_name, reason = %refused.message, "request refused");
+        return dispatch::refusal(refused);
+    }
+    next.run(axum::extract::Request::from_parts(parts, body.into()))
+        .await
 }
 
 /// The process's metrics recorder, installed by the first node started in it.

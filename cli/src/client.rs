@@ -1,0 +1,65 @@
+//! Requests of the operator's commands to a running node, signed with AWS Signature Version 4
+//! when the environment holds a key, as the AWS CLI reads it (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`; region `AWS_REGION` or
+//! `AWS_DEFAULT_REGION`, else `us-east-1`), so they work against a node with `--credentials`.
+
+use std::time::SystemTime;
+
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+
+/// The environment's key, if it has one: key id, secret, session token.
+fn environment_key() -> Option<(String, String, Option<String>)> {
+    let key = std::env::var("AWS_ACCESS_KEY_ID").ok()?;
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok()?;
+    Some((key, secret, std::env::var("AWS_SESSION_TOKEN").ok()))
+}
+
+fn region() -> String {
+    std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|_| "us-east-1".into())
+}
+
+/// Sends `body` to `url` with `headers`, signed when the environment has a key.
+///
+/// # Errors
+/// A message when the request cannot be signed or sent.
+pub(crate) async fn send(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<reqwest::Response, String> {
+    let mut request = reqwest::Client::new().request(method.clone(), url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some((key, secret, token)) = environment_key() {
+        let identity =
+            aws_credential_types::Credentials::new(key, secret, token, None, "environment").into();
+        let region = region();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&region)
+            .name("dynamodb")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| format!("signing the request: {e}"))?
+            .into();
+        let signable = SignableRequest::new(
+            method.as_str(),
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(&body),
+        )
+        .map_err(|e| format!("signing the request: {e}"))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| format!("signing the request: {e}"))?
+            .into_parts();
+        for (name, value) in instructions.headers() {
+            request = request.header(name, value);
+        }
+    }
+    request.body(body).send().await.map_err(|e| e.to_string())
+}
