@@ -107,7 +107,7 @@ impl Credentials {
         now: SystemTime,
     ) -> Result<(), ApiError> {
         let signed = Signed::of(uri, headers)?;
-        check_date(&signed.date, now, signed.expires)?;
+        let time = check_date(&signed.date, now, signed.expires)?;
         let scope: Vec<&str> = signed.credential.split('/').collect();
         let [key, day, region, service, terminator] = scope[..] else {
             return Err(incomplete(format!(
@@ -139,8 +139,13 @@ impl Credentials {
                 "The security token included in the request is invalid.",
             ));
         };
-        let expected =
-            expected_signature(&signed, method, uri, headers, body, key, secret, region)?;
+        let request = Request {
+            method,
+            uri,
+            headers,
+            body,
+        };
+        let expected = expected_signature(&signed, &request, time, key, secret, region)?;
         match bool::from(expected.as_bytes().ct_eq(signed.signature.as_bytes())) {
             true => Ok(()),
             false => Err(invalid_signature(
@@ -343,8 +348,12 @@ fn parse_date(date: &str) -> Result<SystemTime, ApiError> {
 }
 
 /// A signature made more than [`ALLOWED_SKEW`] from `now` is refused (a presigned one also once
-/// its validity has passed).
-fn check_date(date: &str, now: SystemTime, expires: Option<Duration>) -> Result<(), ApiError> {
+/// its validity has passed). Returns the signing time.
+fn check_date(
+    date: &str,
+    now: SystemTime,
+    expires: Option<Duration>,
+) -> Result<SystemTime, ApiError> {
     let signed_at = parse_date(date)?;
     let earliest = now
         .checked_sub(ALLOWED_SKEW)
@@ -372,25 +381,35 @@ fn check_date(date: &str, now: SystemTime, expires: Option<Duration>) -> Result<
             stamp(now)
         )));
     }
-    Ok(())
+    Ok(signed_at)
 }
 
-/// The signature of the request as the key's secret makes it.
-#[allow(clippy::too_many_arguments)]
+/// The parts of a request its signature covers.
+struct Request<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
+/// The signature of `request` as the key's secret makes it, at `time`.
 fn expected_signature(
     signed: &Signed,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &Request<'_>,
+    time: SystemTime,
     key: &str,
     secret: &str,
     region: &str,
 ) -> Result<String, ApiError> {
+    let Request {
+        method,
+        uri,
+        headers,
+        body,
+    } = *request;
     let refused = |e: &dyn std::fmt::Display| {
         invalid_signature(format!("The request cannot be checked: {e}"))
     };
-    let time = parse_date(&signed.date)?;
     // Exactly the headers the client signed (several values of one name joined as the
     // canonical form wants), nothing the crate would leave out by default.
     let mut values: Vec<(&str, String)> = Vec::new();
