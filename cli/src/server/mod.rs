@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod auth;
 pub mod dispatch;
+pub mod encoding;
 pub mod error;
 pub mod peer;
 mod wire;
@@ -64,6 +65,17 @@ pub fn router(state: AppState) -> Router {
         .route(MEMBERSHIP_PATH, post(peer::membership))
         .route(CREATE_REPLICA_PATH, post(peer::create_replica))
         .route("/metrics", get(metrics))
+        // Layers run outermost last-added: the signature covers the body as sent, so it is
+        // checked before `encoding::prepare` decodes it.
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .deflate(true)
+                .compress_when(tower_http::compression::predicate::SizeAbove::new(
+                    encoding::COMPRESSION_THRESHOLD,
+                )),
+        )
+        .layer(axum::middleware::from_fn(encoding::prepare))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
