@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cors;
 pub mod dispatch;
 pub mod encoding;
 pub mod error;
@@ -80,6 +81,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             authenticate,
         ))
+        // A browser's preflight is answered before any signature is asked for.
+        .layer(cors::layer())
+        .layer(axum::middleware::from_fn(cors::as_dynamodb))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -86,3 +86,151 @@ async fn get_slash_answers_health() {
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().starts_with("healthy"));
 }
+
+/// A POST of `body` with `X-Amz-Target: target` and `headers`.
+async fn post(
+    endpoint: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::builder()
+        .no_gzip()
+        .no_deflate()
+        .build()
+        .unwrap()
+        .post(endpoint)
+        .header("x-amz-target", target)
+        .header("content-type", "application/x-amz-json-1.0");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn compressed_requests_and_responses_follow_dynamodb() {
+    use std::io::{Read, Write};
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    let client = node.client();
+    tidemark_tests::load::keyed_table(&client, "zipped")
+        .send()
+        .await
+        .unwrap();
+    let gzip = |text: &str| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(text.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    };
+    let big = "x".repeat(10_000);
+    let put =
+        format!(r#"{{"TableName":"zipped","Item":{{"p":{{"S":"a"}},"big":{{"S":"{big}"}}}}}}"#);
+    // A gzip body of two members, as DynamoDB takes it.
+    let (first, second) = put.split_at(20);
+    let two_members = [gzip(first), gzip(second)].concat();
+    let answer = post(&endpoint, PUT, &[("content-encoding", "gzip")], two_members).await;
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    // Unknown codings and bodies that do not decode: 500, and nothing is written.
+    let put_b = put.replace(r#""S":"a""#, r#""S":"b""#);
+    let garbage = post(
+        &endpoint,
+        PUT,
+        &[("content-encoding", "garbage")],
+        put_b.clone().into(),
+    )
+    .await;
+    assert_eq!(garbage.status(), 500);
+    let mut junk = gzip(&put_b);
+    junk.extend_from_slice(b"junk");
+    let junk = post(&endpoint, PUT, &[("content-encoding", "gzip")], junk).await;
+    assert_eq!(junk.status(), 500);
+    let scanned = client.scan().table_name("zipped").send().await.unwrap();
+    assert_eq!(scanned.count(), 1);
+
+    // A response over 4 KiB is compressed in the coding DynamoDB picks, without x-amz-crc32.
+    let get = r#"{"TableName":"zipped","Key":{"p":{"S":"a"}}}"#;
+    let compressed = post(
+        &endpoint,
+        "DynamoDB_20120810.GetItem",
+        &[("accept-encoding", "br, identity, deflate, gzip")],
+        get.into(),
+    )
+    .await;
+    assert_eq!(compressed.headers()["content-encoding"], "deflate");
+    assert!(!compressed.headers().contains_key("x-amz-crc32"));
+    let mut text = String::new();
+    flate2::read::ZlibDecoder::new(&compressed.bytes().await.unwrap()[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.contains(&big));
+    // Small answers, and clients that accept no coding DynamoDB uses, get plain bodies.
+    let small = post(
+        &endpoint,
+        "DynamoDB_20120810.ListTables",
+        &[("accept-encoding", "gzip")],
+        "{}".into(),
+    )
+    .await;
+    assert!(!small.headers().contains_key("content-encoding"));
+    let x_gzip = post(
+        &endpoint,
+        "DynamoDB_20120810.GetItem",
+        &[("accept-encoding", "x-gzip, br")],
+        get.into(),
+    )
+    .await;
+    assert!(!x_gzip.headers().contains_key("content-encoding"));
+    assert!(x_gzip.headers().contains_key("x-amz-crc32"));
+}
+
+#[tokio::test]
+async fn browsers_get_cors_headers_and_other_clients_none() {
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    let client = reqwest::Client::new();
+    let plain = client.post(&endpoint).send().await.unwrap();
+    assert!(
+        !plain
+            .headers()
+            .keys()
+            .any(|h| h.as_str().starts_with("access-control-")),
+        "{:?}",
+        plain.headers()
+    );
+    let from_page = client
+        .post(&endpoint)
+        .header("origin", "http://example.com")
+        .header("x-amz-target", "DynamoDB_20120810.ListTables")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_page.status(), 200);
+    assert_eq!(from_page.headers()["access-control-allow-origin"], "*");
+    assert!(
+        from_page
+            .headers()
+            .contains_key("access-control-expose-headers")
+    );
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, &endpoint)
+        .header("origin", "http://example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "x-amz-target, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-methods"], "POST");
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "x-amz-target, content-type"
+    );
+    assert!(headers.contains_key("access-control-max-age"));
+    assert!(headers.contains_key("access-control-expose-headers"));
+}
