@@ -170,6 +170,19 @@ async fn export_in(
     export_arn
 }
 
+/// DescribeExport's description of `arn`.
+async fn described_export(
+    client: &Client,
+    arn: &str,
+) -> aws_sdk_dynamodb::types::ExportDescription {
+    let described = client.describe_export().export_arn(arn).send().await;
+    described
+        .unwrap()
+        .export_description()
+        .cloned()
+        .expect("a description")
+}
+
 async fn import(client: &Client, bucket: &str, prefix: &str, table: &str) -> ImportStatus {
     import_in(client, bucket, prefix, table, InputFormat::DynamodbJson).await
 }
@@ -248,13 +261,7 @@ async fn an_export_has_dynamodbs_layout_and_imports_back_exactly() {
     put_rich(&client, "orders", 200..400, "second").await;
 
     let export_arn = export(&client, "orders", Some(at), "bucket", "daily/one").await;
-    let described = client
-        .describe_export()
-        .export_arn(&export_arn)
-        .send()
-        .await
-        .unwrap();
-    let description = described.export_description().unwrap();
+    let description = described_export(&client, &export_arn).await;
     assert_eq!(description.export_status(), Some(&ExportStatus::Completed));
     assert_eq!(description.item_count(), Some(300));
 
@@ -465,13 +472,7 @@ async fn ion_exports_import_back_and_aws_ion_exports_import() {
     let expected = scan_all(&client, "orders", None).await;
 
     let export_arn = export_in(&client, "orders", None, "ion", "x", ExportFormat::Ion).await;
-    let described = client
-        .describe_export()
-        .export_arn(&export_arn)
-        .send()
-        .await
-        .unwrap();
-    let description = described.export_description().unwrap();
+    let description = described_export(&client, &export_arn).await;
     assert_eq!(description.export_status(), Some(&ExportStatus::Completed));
     assert_eq!(description.export_format(), Some(&ExportFormat::Ion));
     let root = node.data_dir().join("exports").join("ion");
