@@ -305,6 +305,12 @@ pub struct ServeArgs {
     /// list): global tables replicate to it, and all traffic to that region goes to the URL.
     #[arg(long = "peer", env = "TIDEMARK_PEERS", value_delimiter = ',', value_parser = Peer::parse)]
     pub peers: Vec<Peer>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "TIDEMARK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TIDEMARK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// A file of the access keys requests must be signed with (AWS Signature Version 4), a
     /// line `ACCESS_KEY_ID SECRET` each. Without it, the node takes unsigned requests.
     #[arg(long, env = "TIDEMARK_CREDENTIALS")]
@@ -390,6 +396,13 @@ impl ServeArgs {
             options: self.kafka_options.clone(),
         });
         config.publish_lag_warn_records = self.publish_lag_warn;
+        config.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::server::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
         config.replication = ReplicationConfig {
             region: self.region.clone(),
             peers: self.peers.clone(),

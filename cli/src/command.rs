@@ -84,7 +84,12 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
             config.credentials = args.credentials()?;
             let node = Node::start(config.clone()).await?;
             tracing::info!(
-                "tidemark listening on http://{} (region {}, data {}, durability {:?})",
+                "tidemark listening on {}://{} (region {}, data {}, durability {:?})",
+                if config.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
                 node.local_addr(),
                 config.store.region,
                 config.store.data_dir.display(),

@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub export_root: Option<std::path::PathBuf>,
     /// The access keys requests must be signed with (`None`: requests are not checked).
     pub credentials: Option<server::auth::Credentials>,
+    /// The certificate and key to serve HTTPS with (`None`: plain HTTP).
+    pub tls: Option<server::tls::TlsFiles>,
 }
 
 /// Defaults for the topics of published tables.
@@ -97,6 +99,7 @@ impl NodeConfig {
             replication: ReplicationConfig::default(),
             export_root: None,
             credentials: None,
+            tls: None,
         }
     }
 }
@@ -171,6 +174,12 @@ impl Node {
         })
         .await??;
         let store = Arc::new(store);
+        let tls = config
+            .tls
+            .as_ref()
+            .map(server::tls::acceptor)
+            .transpose()
+            .map_err(NodeError::Config)?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -212,7 +221,7 @@ impl Node {
         let mut tasks = Tasks::default();
         let token = shutdown.clone();
         tasks.spawn("HTTP server", async move {
-            server::serve(listener, state, async move { token.cancelled().await })
+            server::serve(listener, state, tls, async move { token.cancelled().await })
                 .await
                 .map_err(|e| format!("serving failed: {e}"))
         });

@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod encoding;
 pub mod error;
 pub mod peer;
+pub mod tls;
 mod wire;
 
 use std::future::Future;
@@ -151,16 +152,23 @@ async fn metrics() -> String {
     prometheus().render()
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests.
+/// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests;
+/// over TLS when `tls` is given.
 ///
 /// # Errors
 /// I/O errors of the listener.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(acceptor) => tls::serve(listener, router(state), acceptor, shutdown).await,
+        None => {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

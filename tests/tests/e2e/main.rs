@@ -22,6 +22,7 @@ mod publish;
 mod query_scan;
 mod streams;
 mod tables;
+mod tls;
 mod transactions;
 mod transfers;
 mod ttl;

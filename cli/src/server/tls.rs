@@ -1,0 +1,121 @@
+//! HTTPS, for clients that insist on it (`--tls-cert FILE --tls-key FILE`, PEM): rustls (TLS
+//! 1.2 and 1.3) in front of the same router, served by hyper's connection builder (HTTP/1.1
+//! and HTTP/2), with the same graceful shutdown as the plain listener.
+//!
+//! A plain HTTP request sent to the HTTPS port gets DynamoDB's clean answer, `400 Bad Request`
+//! "The plain HTTP request was sent to HTTPS port", rather than a broken handshake: the first
+//! byte of a connection tells (every TLS connection starts with a handshake record, 0x16).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// The first byte of a TLS handshake record.
+const HANDSHAKE: u8 = 0x16;
+const PLAIN_HTTP_ANSWER: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 45\r\nConnection: close\r\n\r\nThe plain HTTP request was sent to HTTPS port";
+
+/// The certificate chain and private key files of `--tls-cert` and `--tls-key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, the node's certificate first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The TLS acceptor of `files`.
+///
+/// # Errors
+/// A message when a file cannot be read or holds no usable certificate or key.
+pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
+    let read = |path: &Path| format!("cannot read {}", path.display());
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| format!("{}: {e}", read(&files.cert)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", read(&files.cert)))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", files.cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| format!("{}: {e}", read(&files.key)))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate or key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` resolves, then stops accepting and
+/// lets the open connections finish their requests.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    acceptor: TlsAcceptor,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => break,
+        };
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let Some(tls) = handshake(stream, &acceptor).await else {
+                return;
+            };
+            let service = TowerToHyperService::new(router);
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The TLS session of `stream`, or `None` after answering a plain HTTP request or a failed
+/// handshake.
+async fn handshake(
+    mut stream: TcpStream,
+    acceptor: &TlsAcceptor,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) if first[0] == HANDSHAKE => {}
+        Ok(1) => {
+            let _ = stream.write_all(PLAIN_HTTP_ANSWER.as_bytes()).await;
+            let _ = stream.shutdown().await;
+            return None;
+        }
+        _ => return None,
+    }
+    match acceptor.accept(stream).await {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
