@@ -85,8 +85,44 @@ pub fn router(state: AppState) -> Router {
         // A browser's preflight is answered before any signature is asked for.
         .layer(cors::layer())
         .layer(axum::middleware::from_fn(cors::as_dynamodb))
+        .layer(axum::middleware::from_fn(refuse_oversized_heads))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// DynamoDB's limits on what precedes a body: 16 KB of request line, 16 KB of headers.
+const MAX_REQUEST_LINE_BYTES: usize = 16 * 1024;
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Answers 400 to a request whose line or headers are over DynamoDB's limits, before anything
+/// else looks at it.
+async fn refuse_oversized_heads(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    // "METHOD URI HTTP/1.1"
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 10;
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if line > MAX_REQUEST_LINE_BYTES {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "The request line is longer than 16 KB",
+        )
+            .into_response();
+    }
+    if headers > MAX_HEADER_BYTES {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "The request headers are longer than 16 KB",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Whether a request needs a signature when the node has keys: DynamoDB's and DynamoDB

@@ -234,3 +234,34 @@ async fn browsers_get_cors_headers_and_other_clients_none() {
     assert!(headers.contains_key("access-control-max-age"));
     assert!(headers.contains_key("access-control-expose-headers"));
 }
+
+#[tokio::test]
+async fn request_lines_and_headers_over_16_kb_are_refused() {
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    let client = reqwest::Client::new();
+    let list = |url: String| {
+        client
+            .post(url)
+            .header("x-amz-target", "DynamoDB_20120810.ListTables")
+            .body("{}")
+    };
+    let fine = list(endpoint.clone())
+        .header("header1", "x".repeat(7_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), 200);
+    let headers = list(endpoint.clone())
+        .header("header1", "x".repeat(8_192))
+        .header("header2", "y".repeat(8_192))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(headers.status(), 400);
+    let line = list(format!("{endpoint}/{}", "x".repeat(17_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(line.status(), 400);
+}
