@@ -321,6 +321,8 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
     if bytes < MAX_RECORD_BYTES {
         next = cursor.next;
     }
+    metrics::counter!("tidemark_stream_records_read_total", "table" => stream.table_name.clone())
+        .increment(records.len() as u64);
     let finished = shard.end.is_some_and(|end| next >= end);
     let next_shard_iterator = (!finished).then(|| {
         ShardIterator {

@@ -31,6 +31,7 @@ pub fn sweep(store: &Store) -> tidemark_core::Result<ExpiryReport> {
     let mut total = ExpiryReport::default();
     loop {
         let report = store.expire_due_items(PASS_LIMIT)?;
+        metrics::counter!("tidemark_ttl_deletions_total").increment(report.expired);
         total.expired += report.expired;
         total.next_due_second = report.next_due_second;
         if !report.more_due {

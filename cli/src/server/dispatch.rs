@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tidemark_core::Durability;
+use tracing::Instrument;
 
 use super::AppState;
 use super::error::ApiError;
@@ -72,29 +73,52 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
             .or_else(|| dynamodb::transfers::operation(name)),
         _ => None,
     };
-    let outcome = match (operation, global) {
-        // Operations that involve other regions await their peers.
-        (None, Some(op)) => op(state.clone(), body).await,
-        // Endpoint discovery is about this HTTP endpoint, not the store: the node is its own
-        // (and only) endpoint, under the address the client used.
-        (None, None) if operation_name == Some("DescribeEndpoints") => {
-            dynamodb::describe_endpoints(host(&headers))
-        }
-        (None, None) => Err(ApiError::unknown_operation()),
-        (Some((op, Execution::Read)), _) => op(&state.store, &body),
-        (Some((op, Execution::Write)), _)
-            if state.store.config().durability == Durability::Buffer =>
-        {
-            op(&state.store, &body)
-        }
-        (Some((op, Execution::Write | Execution::Walk | Execution::Admin)), _) => {
-            let store = state.store.clone();
-            match tokio::task::spawn_blocking(move || op(&store, &body)).await {
-                Ok(outcome) => outcome,
-                Err(e) => Err(ApiError::internal(format!("operation failed: {e}"))),
+    let known =
+        operation.is_some() || global.is_some() || operation_name == Some("DescribeEndpoints");
+    // Bounded label values: a known operation's name, else "unknown".
+    let label = match known {
+        true => target.rsplit('.').next().unwrap_or_default().to_string(),
+        false => "unknown".to_string(),
+    };
+    let span = tracing::info_span!("request", id = %request_id, operation = %label);
+    let started = std::time::Instant::now();
+    let outcome = async {
+        match (operation, global) {
+            // Operations that involve other regions await their peers.
+            (None, Some(op)) => op(state.clone(), body).await,
+            // Endpoint discovery is about this HTTP endpoint, not the store: the node is its own
+            // (and only) endpoint, under the address the client used.
+            (None, None) if operation_name == Some("DescribeEndpoints") => {
+                dynamodb::describe_endpoints(host(&headers))
+            }
+            (None, None) => Err(ApiError::unknown_operation()),
+            (Some((op, Execution::Read)), _) => op(&state.store, &body),
+            (Some((op, Execution::Write)), _)
+                if state.store.config().durability == Durability::Buffer =>
+            {
+                op(&state.store, &body)
+            }
+            (Some((op, Execution::Write | Execution::Walk | Execution::Admin)), _) => {
+                let store = state.store.clone();
+                let span = tracing::Span::current();
+                match tokio::task::spawn_blocking(move || span.in_scope(|| op(&store, &body))).await
+                {
+                    Ok(outcome) => outcome,
+                    Err(e) => Err(ApiError::internal(format!("operation failed: {e}"))),
+                }
             }
         }
-    };
+    }
+    .instrument(span)
+    .await;
+    metrics::histogram!("tidemark_request_duration_seconds", "operation" => label.clone())
+        .record(started.elapsed().as_secs_f64());
+    if let Err(error) = &outcome {
+        let name = error.type_name.rsplit('#').next().unwrap_or_default();
+        metrics::counter!("tidemark_request_errors_total", "operation" => label.clone(), "error" => name.to_string())
+            .increment(1);
+    }
+    metrics::counter!("tidemark_requests_total", "operation" => label).increment(1);
     let (status, body) = match outcome {
         Ok(body) => (StatusCode::OK, body),
         Err(error) => {

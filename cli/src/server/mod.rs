@@ -25,7 +25,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tidemark_core::Store;
 use tidemark_replicator::Replicator;
 use tidemark_replicator::protocol::{CHANGES_PATH, CREATE_REPLICA_PATH, MEMBERSHIP_PATH};
@@ -167,7 +167,25 @@ async fn authenticate(
 fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Durations as Prometheus histograms (from 100 µs to 10 s), not summaries, so that
+        // they aggregate across nodes; likewise the changes per group commit.
+        let seconds = [
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0,
+        ];
+        let counts = [
+            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_changes".into()), &counts));
+        let recorder = match builder {
+            Ok(builder) => builder.build_recorder(),
+            Err(e) => {
+                tracing::warn!(error = %e, "metric buckets refused; durations are summaries");
+                PrometheusBuilder::new().build_recorder()
+            }
+        };
         let handle = recorder.handle();
         // Fails only when the embedding program installed a recorder of its own; the metrics
         // then go there and this endpoint stays empty.
@@ -183,8 +201,12 @@ pub fn install_metrics() {
     prometheus();
 }
 
-/// `GET /metrics`.
-async fn metrics() -> String {
+/// `GET /metrics`: what was recorded, with each table's items and bytes read at the scrape.
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
+    for (table, items, bytes) in state.store.table_sizes() {
+        metrics::gauge!("tidemark_table_items", "table" => table.clone()).set(items as f64);
+        metrics::gauge!("tidemark_table_bytes", "table" => table).set(bytes as f64);
+    }
     prometheus().render()
 }
 

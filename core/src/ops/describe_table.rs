@@ -117,6 +117,18 @@ impl Store {
         Ok(self.describe(&entry, status))
     }
 
+    /// Every live table's name, items and bytes (DescribeTable's counts), for the metrics.
+    pub fn table_sizes(&self) -> Vec<(String, i64, i64)> {
+        self.storage
+            .live_tables()
+            .iter()
+            .map(|entry| {
+                let stats = self.storage.table_stats(entry.id);
+                (entry.name.clone(), stats.items, stats.bytes)
+            })
+            .collect()
+    }
+
     /// The table as DescribeTable and the other table operations describe it, in `status`.
     pub(super) fn describe(&self, entry: &TableEntry, status: TableStatus) -> TableDescription {
         let definition = entry.definition.read();

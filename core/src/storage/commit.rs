@@ -221,9 +221,16 @@ impl Durable {
                         break;
                     }
                 }
-                state.committed
+                (
+                    state.committed,
+                    state.committed.saturating_sub(state.durable),
+                )
             };
+            let (target, covered) = target;
+            let started = Instant::now();
             let outcome = sync_journal(&mut journal, db);
+            metrics::histogram!("tidemark_fsync_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!("tidemark_group_commit_changes").record(covered as f64);
             let mut state = self.state.lock();
             match outcome {
                 Ok(()) => {

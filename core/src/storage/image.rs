@@ -364,6 +364,8 @@ impl Storage {
             }
             load.commit(batch)?;
             loaded += items.len() as u64;
+            metrics::gauge!("tidemark_restore_items", "table" => table.name.clone())
+                .set(loaded as f64);
         }
         cells.finish()?;
         self.sync_if_durable()?;

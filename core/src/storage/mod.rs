@@ -421,6 +421,8 @@ impl Storage {
             batch.insert(&self.ks.stats, index.id.to_be_bytes(), stats.encode());
             batch.commit()?;
             indexed += added.items as u64;
+            metrics::gauge!("tidemark_backfill_items", "table" => table.name.clone(), "index" => index.name.clone())
+                .set(indexed as f64);
             Ok(true)
         })?;
         Ok(indexed)

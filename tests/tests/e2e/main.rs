@@ -17,6 +17,7 @@ mod global_control;
 mod global_tables;
 mod indexes;
 mod items;
+mod metrics;
 mod protocol;
 mod publish;
 mod query_scan;
