@@ -34,6 +34,12 @@ pub enum Command {
     /// Global tables: each replica link's state and lag, or a table's last conflicts (talks
     /// to a running node).
     Replicas(ReplicasArgs),
+    /// The node's tables: a list with items, size, stream and status, or one table described
+    /// (talks to a running node).
+    Tables(TablesArgs),
+    /// A table's DynamoDB stream: follow every shard and its children live (talks to a
+    /// running node).
+    Stream(StreamArgs),
     /// Export a table as of an instant in the layout of DynamoDB's export to S3, into a
     /// folder under the node's export root (talks to a running node; needs point-in-time
     /// recovery on the table).
@@ -146,6 +152,57 @@ pub struct ImportArgs {
     /// The node.
     #[command(flatten)]
     pub node: EndpointArgs,
+}
+
+/// `tidemark tables`.
+#[derive(Debug, clap::Args)]
+pub struct TablesArgs {
+    /// What to show (default: the list).
+    #[command(subcommand)]
+    pub action: Option<TablesAction>,
+    /// The node.
+    #[command(flatten)]
+    pub node: EndpointArgs,
+}
+
+/// `tidemark tables` actions.
+#[derive(Debug, Subcommand)]
+pub enum TablesAction {
+    /// Every table, a line each: name, status, items, bytes, stream.
+    List,
+    /// One table, as DescribeTable answers (JSON).
+    Describe {
+        /// The table.
+        table: String,
+    },
+}
+
+/// `tidemark stream`.
+#[derive(Debug, clap::Args)]
+pub struct StreamArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: StreamAction,
+    /// The node.
+    #[command(flatten)]
+    pub node: EndpointArgs,
+}
+
+/// `tidemark stream` actions.
+#[derive(Debug, Subcommand)]
+pub enum StreamAction {
+    /// Print the table's stream records as they come, following every shard and the
+    /// children of those that close, until interrupted.
+    Tail {
+        /// The table.
+        table: String,
+        /// One JSON record per line (for pipes) instead of a line for people.
+        #[arg(long)]
+        json: bool,
+        /// Start with the oldest record kept instead of the next one.
+        #[arg(long)]
+        from_start: bool,
+    },
 }
 
 /// `tidemark replicas`.

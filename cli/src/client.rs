@@ -1,11 +1,15 @@
 //! Requests of the operator's commands to a running node, signed with AWS Signature Version 4
 //! when the environment holds a key, as the AWS CLI reads it (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`; region `AWS_REGION` or
-//! `AWS_DEFAULT_REGION`, else `us-east-1`), so they work against a node with `--credentials`.
+//! `AWS_DEFAULT_REGION`, else `us-east-1`), so they work against a node with `--credentials`;
+//! and the DynamoDB and DynamoDB Streams calls they make with them.
 
 use std::time::SystemTime;
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use serde_json::Value;
+
+use crate::NodeError;
 
 /// The environment's key, if it has one: key id, secret, session token.
 fn environment_key() -> Option<(String, String, Option<String>)> {
@@ -62,4 +66,68 @@ pub(crate) async fn send(
         }
     }
     request.body(body).send().await.map_err(|e| e.to_string())
+}
+
+/// The DynamoDB API's target prefix.
+const DYNAMODB: &str = "DynamoDB_20120810";
+/// DynamoDB Streams'.
+const STREAMS: &str = "DynamoDBStreams_20120810";
+
+/// Calls the DynamoDB operation `operation` on the node and returns its answer.
+///
+/// # Errors
+/// Config with the node's error type and message, or why it could not be reached.
+pub(crate) async fn call(endpoint: &str, operation: &str, body: Value) -> Result<Value, NodeError> {
+    call_api(endpoint, DYNAMODB, operation, body).await
+}
+
+/// Calls the DynamoDB Streams operation `operation` on the node.
+///
+/// # Errors
+/// As [`call`].
+pub(crate) async fn call_streams(
+    endpoint: &str,
+    operation: &str,
+    body: Value,
+) -> Result<Value, NodeError> {
+    call_api(endpoint, STREAMS, operation, body).await
+}
+
+async fn call_api(
+    endpoint: &str,
+    api: &str,
+    operation: &str,
+    body: Value,
+) -> Result<Value, NodeError> {
+    let target = format!("{api}.{operation}");
+    let response = send(
+        reqwest::Method::POST,
+        endpoint,
+        &[
+            ("x-amz-target", &target),
+            ("content-type", "application/x-amz-json-1.0"),
+        ],
+        body.to_string().into_bytes(),
+    )
+    .await
+    .map_err(|e| NodeError::Config(format!("cannot reach the node at {endpoint}: {e}")))?;
+    let ok = response.status().is_success();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| NodeError::Config(format!("reading the node's answer: {e}")))?;
+    let answer: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    match ok {
+        true => Ok(answer),
+        false => Err(NodeError::Config(format!(
+            "{operation} failed: {} {}",
+            text(&answer, "/__type"),
+            text(&answer, "/message")
+        ))),
+    }
+}
+
+/// The string at `pointer` in `value` (empty when absent).
+pub(crate) fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }

@@ -73,6 +73,8 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
             };
             admin_request(&args.node.endpoint, &path, reqwest::Method::GET, None).await
         }
+        Command::Tables(args) => crate::operator::tables(args).await,
+        Command::Stream(args) => crate::operator::stream(args).await,
         Command::Export(args) => crate::transfers::export(args).await,
         Command::Import(args) => crate::transfers::import(args).await,
         Command::Restore(args) => crate::transfers::restore_from_kafka(args).await,

@@ -11,6 +11,7 @@
 pub mod args;
 mod client;
 pub mod command;
+mod operator;
 pub mod server;
 mod transfers;
 

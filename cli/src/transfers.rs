@@ -10,47 +10,13 @@ use serde_json::{Value, json};
 
 use crate::NodeError;
 use crate::args::{ExportArgs, ImportArgs, RestoreArgs};
+use crate::client::{call, text};
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_streams::publish::kafka::KafkaSettings;
 use tidemark_streams::transfer::kafka::read_topic;
 
 /// How often a running job is looked at.
 const POLL: Duration = Duration::from_millis(250);
-
-/// Calls the DynamoDB operation `operation` on the node and returns its answer.
-async fn call(endpoint: &str, operation: &str, body: Value) -> Result<Value, NodeError> {
-    let target = format!("DynamoDB_20120810.{operation}");
-    let response = crate::client::send(
-        reqwest::Method::POST,
-        endpoint,
-        &[
-            ("x-amz-target", &target),
-            ("content-type", "application/x-amz-json-1.0"),
-        ],
-        body.to_string().into_bytes(),
-    )
-    .await
-    .map_err(|e| NodeError::Config(format!("cannot reach the node at {endpoint}: {e}")))?;
-    let ok = response.status().is_success();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| NodeError::Config(format!("reading the node's answer: {e}")))?;
-    let answer: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    match ok {
-        true => Ok(answer),
-        false => Err(NodeError::Config(format!(
-            "{operation} failed: {} {}",
-            text(&answer, "/__type"),
-            text(&answer, "/message")
-        ))),
-    }
-}
-
-/// The string at `pointer` in `value` (empty when absent).
-fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
 
 /// Seconds since the epoch of `text` (RFC 3339, or seconds).
 fn instant(text: &str) -> Result<f64, NodeError> {

@@ -18,6 +18,7 @@ mod global_tables;
 mod indexes;
 mod items;
 mod metrics;
+mod operator;
 mod protocol;
 mod publish;
 mod query_scan;

@@ -1,0 +1,125 @@
+//! The operator's commands against a running node: `tidemark tables` and
+//! `tidemark stream tail`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::StreamViewType;
+use tidemark_tests::TestNode;
+
+use crate::common::{create_stream_table, node_binary, s};
+
+/// Starts `tidemark stream tail TABLE ARGS` and returns it with a channel of its lines.
+fn tail(
+    endpoint: &str,
+    table: &str,
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(node_binary())
+        .args(["stream", "tail", table, "--endpoint", endpoint])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the tail");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, received)
+}
+
+/// The next `count` lines, waiting at most 20 s in all.
+fn take(received: &std::sync::mpsc::Receiver<String>, count: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut out = Vec::new();
+    while out.len() < count {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => out.push(line),
+            Err(_) => panic!("only {} of {count} lines: {out:?}", out.len()),
+        }
+    }
+    out
+}
+
+// The commands are child processes talking to this process's node while the test blocks on
+// their output: the node needs workers of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tables_and_stream_tail_show_the_node() {
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    let client = node.client();
+    create_stream_table(&client, "tailed", StreamViewType::NewImage).await;
+    let put = async |key: &str| {
+        client
+            .put_item()
+            .table_name("tailed")
+            .item("p", s(key))
+            .send()
+            .await
+            .unwrap();
+    };
+    for key in ["a", "b", "c"] {
+        put(key).await;
+    }
+
+    let (mut from_now, now_lines) = tail(&endpoint, "tailed", &["--json"]);
+    let (mut from_start, start_lines) = tail(&endpoint, "tailed", &["--from-start"]);
+    // The first tail reads from the end: give it time to open its iterators first.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    put("x").await;
+    put("y").await;
+    let records: Vec<serde_json::Value> = take(&now_lines, 2)
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a JSON record per line"))
+        .collect();
+    let keys: Vec<&str> = records
+        .iter()
+        .map(|r| {
+            r.pointer("/dynamodb/Keys/p/S")
+                .and_then(|k| k.as_str())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(keys, ["x", "y"]);
+    assert_eq!(records[0]["eventName"], "INSERT");
+    let pretty = take(&start_lines, 5);
+    assert!(
+        pretty[0].contains("INSERT") && pretty[0].contains(r#""S":"a""#),
+        "{pretty:?}"
+    );
+    assert!(pretty[4].contains(r#""S":"y""#), "{pretty:?}");
+    from_now.kill().unwrap();
+    from_start.kill().unwrap();
+
+    let run = |args: &[&str]| {
+        let output = Command::new(node_binary())
+            .args(args)
+            .args(["--endpoint", &endpoint])
+            .output()
+            .expect("run the command");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listed = run(&["tables"]);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("tailed "))
+        .unwrap_or_else(|| panic!("{listed}"));
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        columns,
+        ["tailed", "ACTIVE", "5", columns[3], "NEW_IMAGE"],
+        "{listed}"
+    );
+    let described: serde_json::Value =
+        serde_json::from_str(&run(&["tables", "describe", "tailed"])).unwrap();
+    assert_eq!(described["Table"]["ItemCount"], 5);
+}
