@@ -9,6 +9,7 @@
 //! [`load`] holds the load generators of the benchmark tools.
 
 pub mod cluster;
+pub mod fuzz;
 pub mod kafka;
 pub mod load;
 pub mod proxy;

@@ -131,6 +131,24 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
     frame(status, body, &request_id)
 }
 
+/// Runs the synchronous operation named by the `X-Amz-Target` value `target` on `store` with
+/// `body`, as `POST /` does, without HTTP: `None` when the target names no such operation
+/// (the global-table and transfer operations, which need the node, are not run here). The
+/// fuzzer's way into request decoding.
+pub fn run_operation(
+    store: &tidemark_core::Store,
+    target: &str,
+    body: &[u8],
+) -> Option<Result<Vec<u8>, ApiError>> {
+    let operation = match target.strip_prefix(STREAMS_TARGET_PREFIX) {
+        Some(name) => streams::operation(name),
+        None => target
+            .strip_prefix(TARGET_PREFIX)
+            .and_then(dynamodb::operation),
+    };
+    operation.map(|(op, _)| op(store, body))
+}
+
 /// The answer to a request refused before it ran.
 pub(crate) fn refusal(error: ApiError) -> Response {
     frame(error.status, error.body(), &next_request_id())

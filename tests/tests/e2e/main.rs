@@ -12,6 +12,7 @@ mod batches;
 mod common;
 mod concurrency;
 mod crash;
+mod fuzz_regressions;
 mod global_backfill;
 mod global_control;
 mod global_tables;
