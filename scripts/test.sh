@@ -6,7 +6,8 @@
 # Build outputs go to $CARGO_TARGET_DIR (default ~/.cache/tidemark/target) so repeated runs and
 # fresh clones share one warm cache; tools the tests need are installed under
 # $TIDEMARK_TOOLS (default ~/.cache/tidemark/tools): tansu, the Kafka-protocol broker of the
-# publishing tests (skipped when KAFKA_BROKERS points at another Kafka).
+# publishing tests (skipped when KAFKA_BROKERS points at another Kafka). The status page test
+# needs a browser: Debian's chromium, installed with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,16 @@ if [[ -z "${KAFKA_BROKERS:-}" && ! -x "$TANSU" ]]; then
     cargo install tansu --version 0.6.0 --features dynostore,libsql --locked \
       --root "$TIDEMARK_TOOLS/tansu"
   rm -rf "$TIDEMARK_TOOLS/tansu-build"
+fi
+
+# The status page is tested in headless Chromium (Debian's package).
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  echo "== installing chromium (apt-get, once)"
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || { echo "test.sh: cannot install chromium: apt-get install chromium" >&2; exit 2; }
 fi
 
 echo "== cargo fmt --check"

@@ -204,7 +204,9 @@ impl Node {
             replicator: replicator.clone(),
             transfers,
             credentials: config.credentials.clone().map(Arc::new),
+            activity: Arc::default(),
         };
+        let sampled = state.clone();
         match &config.credentials {
             Some(keys) => tracing::info!(
                 keys = keys.len(),
@@ -226,6 +228,10 @@ impl Node {
                 .await
                 .map_err(|e| format!("serving failed: {e}"))
         });
+        tasks.spawn(
+            "status page sampler",
+            server::ui::run_sampler(sampled, shutdown.clone()),
+        );
         tasks.spawn(
             "history trimmer",
             trim_history_periodically(store.clone(), shutdown.clone()),

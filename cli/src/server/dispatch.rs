@@ -81,6 +81,7 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         false => "unknown".to_string(),
     };
     let span = tracing::info_span!("request", id = %request_id, operation = %label);
+    let is_write = matches!(operation, Some((_, Execution::Write)));
     let started = std::time::Instant::now();
     let outcome = async {
         match (operation, global) {
@@ -111,8 +112,10 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
     }
     .instrument(span)
     .await;
+    let elapsed = started.elapsed();
+    state.activity.record(is_write.then_some(elapsed));
     metrics::histogram!("tidemark_request_duration_seconds", "operation" => label.clone())
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     if let Err(error) = &outcome {
         let name = error.type_name.rsplit('#').next().unwrap_or_default();
         metrics::counter!("tidemark_request_errors_total", "operation" => label.clone(), "error" => name.to_string())

@@ -17,6 +17,7 @@ pub mod encoding;
 pub mod error;
 pub mod peer;
 pub mod tls;
+pub mod ui;
 mod wire;
 
 use std::future::Future;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub transfers: Arc<tidemark_streams::transfer::Transfers>,
     /// The keys requests must be signed with (`None`: requests are not checked).
     pub credentials: Option<Arc<auth::Credentials>>,
+    /// Requests and write latencies, sampled each second for the status page.
+    pub activity: Arc<ui::Activity>,
 }
 
 /// The router: `POST /` for operations, `GET /` for health, `POST /admin/...` for operators.
@@ -67,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .route(MEMBERSHIP_PATH, post(peer::membership))
         .route(CREATE_REPLICA_PATH, post(peer::create_replica))
         .route("/metrics", get(metrics))
+        .route("/ui", get(ui::page))
+        .route("/ui/data", get(ui::data))
         // Layers run outermost last-added: the signature covers the body as sent, so it is
         // checked before `encoding::prepare` decodes it.
         .layer(

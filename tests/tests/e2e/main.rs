@@ -29,3 +29,4 @@ mod tls;
 mod transactions;
 mod transfers;
 mod ttl;
+mod ui;
