@@ -7,7 +7,8 @@
 # fresh clones share one warm cache; tools the tests need are installed under
 # $TIDEMARK_TOOLS (default ~/.cache/tidemark/tools): tansu, the Kafka-protocol broker of the
 # publishing tests (skipped when KAFKA_BROKERS points at another Kafka). The status page test
-# needs a browser: Debian's chromium, installed with apt-get when missing.
+# needs a browser: Debian's chromium, installed with apt-get when missing; the authentication
+# tests need the AWS CLI, installed with pip when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,14 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null;
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
     && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
     || { echo "test.sh: cannot install chromium: apt-get install chromium" >&2; exit 2; }
+fi
+
+# The authentication tests run the AWS CLI against a node.
+if ! command -v aws >/dev/null; then
+  echo "== installing the AWS CLI (pip, once)"
+  python3 -m pip install --quiet --user awscli \
+    || { echo "test.sh: cannot install the AWS CLI: pip install awscli" >&2; exit 2; }
+  export PATH="$HOME/.local/bin:$PATH"
 fi
 
 echo "== cargo fmt --check"

@@ -175,3 +175,61 @@ async fn the_operators_commands_sign_with_the_environments_key() {
     .unwrap();
     assert!(!ok && out.contains("InvalidSignatureException"), "{out}");
 }
+
+#[tokio::test]
+async fn the_aws_cli_works_unchanged_and_fails_with_dynamodbs_error_on_a_wrong_secret() {
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v aws"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "this test needs the AWS CLI: pip install awscli (scripts/test.sh installs it)"
+    );
+    let node = node_with_keys().await;
+    let endpoint = node.endpoint();
+    let aws = move |secret: &'static str, args: &'static [&'static str]| {
+        let endpoint = endpoint.clone();
+        tokio::task::spawn_blocking(move || {
+            let output = std::process::Command::new("aws")
+                .args(["dynamodb"])
+                .args(args)
+                .args(["--endpoint-url", &endpoint, "--output", "json"])
+                .env("AWS_ACCESS_KEY_ID", "tidemark")
+                .env("AWS_SECRET_ACCESS_KEY", secret)
+                .env("AWS_DEFAULT_REGION", "us-east-1")
+                .env("AWS_CONFIG_FILE", "/dev/null")
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+                .env("AWS_MAX_ATTEMPTS", "1")
+                .output()
+                .expect("run the AWS CLI");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            (output.status.success(), text)
+        })
+    };
+    let (ok, out) = aws(
+        "tidemark",
+        &[
+            "create-table",
+            "--table-name",
+            "cli_made",
+            "--billing-mode",
+            "PAY_PER_REQUEST",
+            "--key-schema",
+            "AttributeName=id,KeyType=HASH",
+            "--attribute-definitions",
+            "AttributeName=id,AttributeType=S",
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = aws("tidemark", &["list-tables"]).await.unwrap();
+    assert!(ok && out.contains("cli_made"), "{out}");
+    let (ok, out) = aws("wrong", &["list-tables"]).await.unwrap();
+    assert!(!ok && out.contains("InvalidSignatureException"), "{out}");
+}
