@@ -8,7 +8,7 @@ use tidemark_cli::server::auth::Credentials;
 use tidemark_tests::load::keyed_table;
 use tidemark_tests::{TestNode, client_with_key, raw_request};
 
-use crate::common::{assert_fails_with, enable_pitr, node_binary, s};
+use crate::common::{assert_fails_with, enable_pitr, node_binary, s, succeeded_saying};
 
 async fn node_with_keys() -> TestNode {
     TestNode::start_configured(
@@ -147,12 +147,7 @@ async fn the_operators_commands_sign_with_the_environments_key() {
                     .env("AWS_SECRET_ACCESS_KEY", secret);
             }
             let output = command.output().expect("run the command");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            (output.status.success(), text)
+            succeeded_saying(&output)
         })
     };
     let key = Some(("tidemark", "tidemark"));
@@ -203,12 +198,7 @@ async fn the_aws_cli_works_unchanged_and_fails_with_dynamodbs_error_on_a_wrong_s
                 .env("AWS_MAX_ATTEMPTS", "1")
                 .output()
                 .expect("run the AWS CLI");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            (output.status.success(), text)
+            succeeded_saying(&output)
         })
     };
     let (ok, out) = aws(

@@ -541,6 +541,16 @@ pub(crate) async fn published(node: &tidemark_tests::TestNode) {
     assert!(drained, "publishing did not catch up");
 }
 
+/// Whether a command succeeded, and what it printed (standard output, then error).
+pub(crate) fn succeeded_saying(output: &std::process::Output) -> (bool, String) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 /// Runs `tidemark restore --from-kafka` with `args` against `node`; the exit status and
 /// output.
 pub(crate) async fn restore_command(
@@ -556,12 +566,7 @@ pub(crate) async fn restore_command(
             .args(["--endpoint", &endpoint])
             .output()
             .expect("run the command");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
+        succeeded_saying(&output)
     })
     .await
     .unwrap()
