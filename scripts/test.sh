@@ -13,6 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tidemark/target}"
+# Incremental compilation state grows without bound in a shared target folder (tens of GB
+# over a few days of runs, until the disk fills and the linker dies); a test run does not
+# need it.
+export CARGO_INCREMENTAL=0
 export TIDEMARK_TOOLS="${TIDEMARK_TOOLS:-$HOME/.cache/tidemark/tools}"
 mkdir -p "$CARGO_TARGET_DIR" "$TIDEMARK_TOOLS"
 
