@@ -175,6 +175,10 @@ pub(crate) async fn stream(args: StreamArgs) -> Result<(), NodeError> {
             .await?;
             reading.insert(id.clone(), text(&iterator, "/ShardIterator").to_string());
         }
+        if first_round {
+            // On stderr, so pipes of --json output get records only.
+            eprintln!("following {} open shards of {stream_arn}", reading.len());
+        }
         first_round = false;
         let mut any = false;
         for (id, iterator) in reading.clone() {

@@ -10,7 +10,8 @@ use tidemark_tests::TestNode;
 
 use crate::common::{create_stream_table, node_binary, s};
 
-/// Starts `tidemark stream tail TABLE ARGS` and returns it with a channel of its lines.
+/// Starts `tidemark stream tail TABLE ARGS` and returns it with a channel of its lines, once
+/// it says (on stderr) that it follows the stream.
 fn tail(
     endpoint: &str,
     table: &str,
@@ -20,10 +21,11 @@ fn tail(
         .args(["stream", "tail", table, "--endpoint", endpoint])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start the tail");
     let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
     let (lines, received) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -32,6 +34,18 @@ fn tail(
             }
         }
     });
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut ready = Some(ready);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("following") {
+                ready.take().map(|r| r.send(()));
+            }
+        }
+    });
+    started
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the tail starts following the stream");
     (child, received)
 }
 
@@ -72,8 +86,6 @@ async fn tables_and_stream_tail_show_the_node() {
 
     let (mut from_now, now_lines) = tail(&endpoint, "tailed", &["--json"]);
     let (mut from_start, start_lines) = tail(&endpoint, "tailed", &["--from-start"]);
-    // The first tail reads from the end: give it time to open its iterators first.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
     put("x").await;
     put("y").await;
     let records: Vec<serde_json::Value> = take(&now_lines, 2)
