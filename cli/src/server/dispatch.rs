@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::error::ApiError;
-use super::wire::{Execution, dynamodb, streams};
+use super::wire::{Execution, Operation, dynamodb, streams};
 
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
 const STREAMS_TARGET_PREFIX: &str = "DynamoDBStreams_20120810.";
@@ -64,10 +64,7 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let operation_name = target.strip_prefix(TARGET_PREFIX);
-    let operation = match target.strip_prefix(STREAMS_TARGET_PREFIX) {
-        Some(name) => streams::operation(name),
-        None => operation_name.and_then(dynamodb::operation),
-    };
+    let operation = synchronous_operation(target);
     let global = match operation_name {
         Some(name) if operation.is_none() => dynamodb::global_tables::operation(name)
             .or_else(|| dynamodb::transfers::operation(name)),
@@ -143,13 +140,18 @@ pub fn run_operation(
     target: &str,
     body: &[u8],
 ) -> Option<Result<Vec<u8>, ApiError>> {
-    let operation = match target.strip_prefix(STREAMS_TARGET_PREFIX) {
+    synchronous_operation(target).map(|(op, _)| op(store, body))
+}
+
+/// The DynamoDB or DynamoDB Streams operation an `X-Amz-Target` value names, among those that
+/// run on the store alone.
+fn synchronous_operation(target: &str) -> Option<(Operation, Execution)> {
+    match target.strip_prefix(STREAMS_TARGET_PREFIX) {
         Some(name) => streams::operation(name),
         None => target
             .strip_prefix(TARGET_PREFIX)
             .and_then(dynamodb::operation),
-    };
-    operation.map(|(op, _)| op(store, body))
+    }
 }
 
 /// The answer to a request refused before it ran.
