@@ -106,8 +106,12 @@ async fn refuse_oversized_heads(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    // "METHOD URI HTTP/1.1"
-    let line = request.method().as_str().len() + request.uri().to_string().len() + 10;
+    // "METHOD URI HTTP/1.1", measured without rendering the URI (this runs on every request).
+    let uri = request.uri();
+    let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let line = request.method().as_str().len() + uri_len + 10;
     let headers: usize = request
         .headers()
         .iter()
