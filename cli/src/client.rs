@@ -34,7 +34,11 @@ pub(crate) async fn send(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Result<reqwest::Response, String> {
-    let mut request = reqwest::Client::new().request(method.clone(), url);
+    // One client for the process, so a tail's polls and a restore's batches reuse connections.
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let mut request = CLIENT
+        .get_or_init(reqwest::Client::new)
+        .request(method.clone(), url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
