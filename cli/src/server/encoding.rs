@@ -138,43 +138,48 @@ fn decode(coding: &str, body: &[u8]) -> Result<Vec<u8>, Undecodable> {
     }
 }
 
-/// Before the handlers: decodes compressed request bodies, refuses codings DynamoDB does not
-/// take, and narrows `Accept-Encoding` to DynamoDB's choice for tower-http's compression.
-pub async fn prepare(mut request: Request, next: Next) -> Response {
-    if let Some(coding) = request.headers().get(header::CONTENT_ENCODING) {
-        let coding = coding.to_str().unwrap_or_default().trim().to_string();
-        if !["gzip", "deflate"]
-            .iter()
-            .any(|k| coding.eq_ignore_ascii_case(k))
-        {
-            if !coding.eq_ignore_ascii_case("identity") {
-                return dispatch::refusal(ApiError::internal(format!(
-                    "Unsupported Content-Encoding: {coding}"
-                )));
-            }
-        } else {
-            let (mut parts, body) = request.into_parts();
-            let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-                Ok(body) => body,
-                Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
-            };
-            let decoded = match decode(&coding, &body) {
-                Ok(decoded) => decoded,
-                Err(Undecodable::TooLarge) => {
-                    return (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded")
-                        .into_response();
-                }
-                Err(Undecodable::Broken(why)) => {
-                    return dispatch::refusal(ApiError::internal(format!(
-                        "The request body cannot be read: {why}"
-                    )));
-                }
-            };
-            parts.headers.remove(header::CONTENT_ENCODING);
-            parts.headers.remove(header::CONTENT_LENGTH);
-            request = Request::from_parts(parts, decoded.into());
+/// `request` with its body decoded from its `Content-Encoding`, or the answer refusing it.
+async fn decoded(request: Request) -> Result<Request, Response> {
+    let Some(coding) = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|c| c.to_str().unwrap_or_default().trim().to_string())
+    else {
+        return Ok(request);
+    };
+    match coding.to_ascii_lowercase().as_str() {
+        "identity" => return Ok(request),
+        "gzip" | "deflate" => {}
+        _ => {
+            return Err(dispatch::refusal(ApiError::internal(format!(
+                "Unsupported Content-Encoding: {coding}"
+            ))));
         }
     }
+    let (mut parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response())?;
+    let decoded = decode(&coding, &body).map_err(|e| match e {
+        Undecodable::TooLarge => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response()
+        }
+        Undecodable::Broken(why) => dispatch::refusal(ApiError::internal(format!(
+            "The request body cannot be read: {why}"
+        ))),
+    })?;
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Request::from_parts(parts, decoded.into()))
+}
+
+/// Before the handlers: decodes compressed request bodies, refuses codings DynamoDB does not
+/// take, and narrows `Accept-Encoding` to DynamoDB's choice for tower-http's compression.
+pub async fn prepare(request: Request, next: Next) -> Response {
+    let mut request = match decoded(request).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
     let accepted: Vec<&str> = request
         .headers()
         .get_all(header::ACCEPT_ENCODING)

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 /// The first byte of a TLS handshake record.
 const HANDSHAKE: u8 = 0x16;
-const PLAIN_HTTP_ANSWER: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 45\r\nConnection: close\r\n\r\nThe plain HTTP request was sent to HTTPS port";
+const PLAIN_HTTP_ANSWER: &str = "The plain HTTP request was sent to HTTPS port";
 
 /// The certificate chain and private key files of `--tls-cert` and `--tls-key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +105,11 @@ async fn handshake(
     match stream.peek(&mut first).await {
         Ok(1) if first[0] == HANDSHAKE => {}
         Ok(1) => {
-            let _ = stream.write_all(PLAIN_HTTP_ANSWER.as_bytes()).await;
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_HTTP_ANSWER}",
+                PLAIN_HTTP_ANSWER.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
             let _ = stream.shutdown().await;
             return None;
         }
