@@ -103,15 +103,14 @@ impl Target {
     }
 }
 
-/// An input grown from `seeds` by 1 to 8 random edits.
-fn mutate(rng: &mut StdRng, seeds: &[String]) -> String {
+/// An input grown from `seeds` by 1 to 8 random edits, inserting characters of `alphabet`.
+fn mutate(rng: &mut StdRng, seeds: &[String], alphabet: &[char]) -> String {
     let pick = |rng: &mut StdRng| -> Vec<char> {
         seeds
             .choose(rng)
             .map(|s| s.chars().collect())
             .unwrap_or_default()
     };
-    let alphabet: Vec<char> = seeds.iter().flat_map(|s| s.chars()).collect();
     let letter = |rng: &mut StdRng| alphabet.choose(rng).copied().unwrap_or('x');
     let mut text = pick(rng);
     for _ in 0..rng.random_range(1..=8) {
@@ -229,9 +228,10 @@ pub fn store(dir: &Path) -> Store {
 pub fn run(target: Target, store: &Store, cases: u64, seed: u64) -> Vec<(String, String)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let seeds = target.seeds();
+    let alphabet: Vec<char> = seeds.iter().flat_map(|s| s.chars()).collect();
     let mut failures = Vec::new();
     for _ in 0..cases {
-        let input = mutate(&mut rng, &seeds);
+        let input = mutate(&mut rng, &seeds, &alphabet);
         if let Err(message) = run_one(target, store, &input) {
             failures.push((input, message));
         }

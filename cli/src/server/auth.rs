@@ -266,10 +266,7 @@ impl Signed {
         };
         Ok(Signed {
             credential: credential.to_string(),
-            signed_headers: signed_headers
-                .split(';')
-                .map(str::to_ascii_lowercase)
-                .collect(),
+            signed_headers: header_names(signed_headers),
             signature: signature.to_string(),
             date,
             expires: None,
@@ -318,16 +315,18 @@ impl Signed {
         })?;
         Ok(Signed {
             credential,
-            signed_headers: signed_headers
-                .split(';')
-                .map(str::to_ascii_lowercase)
-                .collect(),
+            signed_headers: header_names(&signed_headers),
             signature,
             date,
             expires: Some(Duration::from_secs(expires)),
             presigned: true,
         })
     }
+}
+
+/// The lowercase names of a `SignedHeaders` list.
+fn header_names(list: &str) -> Vec<String> {
+    list.split(';').map(str::to_ascii_lowercase).collect()
 }
 
 fn stamp(time: SystemTime) -> String {
