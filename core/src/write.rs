@@ -16,7 +16,13 @@
 //!
 //! So a write and its change record are either both applied or neither, and what a write
 //! decided from is exactly what it replaced.
+//!
+//! The wait of step 5 can be taken out of the operation: inside [`Store::deferring_durability`]
+//! writes return once committed and leave their sequence in a [`PendingDurability`], which the
+//! caller awaits ([`Store::wait_durable`]) before it answers. The HTTP server runs `sync` writes
+//! that way on its async workers, so a write waiting for the group commit holds no thread.
 
+use std::cell::Cell as ThreadCell;
 use std::sync::Arc;
 
 use crate::changes::{Cause, ChangeSeq};
@@ -166,7 +172,9 @@ impl Store {
         // this one in the journal, so it is durable only once this one is, and a write that
         // is lost with this one in a crash was never acknowledged.
         drop(locks);
-        self.storage.wait_durable(last_seq)?;
+        if !defer_durable_wait(last_seq) {
+            self.storage.wait_durable(last_seq)?;
+        }
         Ok(Written {
             value,
             last_seq: Some(last_seq),
@@ -187,6 +195,94 @@ impl Store {
             let (decision, value) = decide(cells.first().unwrap_or(&empty))?;
             Ok((vec![decision], value))
         })
+    }
+}
+
+thread_local! {
+    /// On this thread inside [`Store::deferring_durability`]: `Some` with the last sequence
+    /// committed so far (`Some(None)` before the first).
+    static DEFERRED: ThreadCell<Option<Option<ChangeSeq>>> = const { ThreadCell::new(None) };
+}
+
+/// Records `seq` for the caller to wait on, when this thread is deferring durability waits.
+fn defer_durable_wait(seq: ChangeSeq) -> bool {
+    DEFERRED.with(|deferred| match deferred.get() {
+        Some(last) => {
+            deferred.set(Some(Some(last.map_or(seq, |last| last.max(seq)))));
+            true
+        }
+        None => false,
+    })
+}
+
+/// Writes an operation committed without waiting for them to be durable; answering the
+/// operation's caller before [`Store::wait_durable`] resolves would acknowledge writes a crash
+/// can lose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use = "the writes are not durable until Store::wait_durable resolves"]
+pub struct PendingDurability {
+    last_seq: Option<ChangeSeq>,
+}
+
+/// Restores the thread's deferral state when the deferring scope ends, even by a panic (a
+/// thread left deferring would acknowledge later writes without waiting).
+struct DeferralScope {
+    outer: Option<Option<ChangeSeq>>,
+}
+
+impl DeferralScope {
+    fn enter() -> DeferralScope {
+        DeferralScope {
+            outer: DEFERRED.with(|deferred| deferred.replace(Some(None))),
+        }
+    }
+
+    fn collect(&self) -> Option<ChangeSeq> {
+        DEFERRED.with(|deferred| deferred.get().flatten())
+    }
+}
+
+impl Drop for DeferralScope {
+    fn drop(&mut self) {
+        let inner = self.collect();
+        DEFERRED.with(|deferred| {
+            // A nested scope's writes stay pending in the enclosing one.
+            let outer = self.outer.map(|last| match (last, inner) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            });
+            deferred.set(outer);
+        });
+    }
+}
+
+impl Store {
+    /// Runs `operation` on this thread with its writes' durability waits taken out: each write
+    /// returns once committed, and the result comes with what to wait for before answering.
+    pub fn deferring_durability<T>(&self, operation: impl FnOnce() -> T) -> (T, PendingDurability) {
+        let scope = DeferralScope::enter();
+        let value = operation();
+        let pending = PendingDurability {
+            last_seq: scope.collect(),
+        };
+        (value, pending)
+    }
+
+    /// Resolves once the writes of `pending` are durable in the node's mode.
+    ///
+    /// # Errors
+    /// Halted when the journal could not be made durable (the node stops).
+    pub async fn wait_durable(&self, pending: PendingDurability) -> Result<()> {
+        match pending.last_seq {
+            Some(seq) => {
+                self.storage
+                    .pipeline
+                    .durable()
+                    .wait_durable_async(seq)
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 }
 

@@ -170,6 +170,50 @@ fn the_durable_watermark_covers_every_acknowledged_write() {
 }
 
 #[test]
+fn deferred_durability_waits_are_collected_and_awaited() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Sync);
+    create(&store, "tbl");
+
+    let (seqs, pending) = store.deferring_durability(|| {
+        let first = put(&store, "tbl", item("a", "1")).unwrap();
+        // A nested scope's writes stay pending in the enclosing one.
+        let (second, inner) = store.deferring_durability(|| put(&store, "tbl", item("b", "1")));
+        (first, second.unwrap(), inner)
+    });
+    let (first, second, inner) = seqs;
+    assert!(first < second);
+    runtime.block_on(store.wait_durable(inner)).unwrap();
+    runtime.block_on(store.wait_durable(pending)).unwrap();
+    assert!(
+        store.durable_seq() >= second,
+        "the outer scope waits for the nested write too"
+    );
+
+    let (nothing, pending) = store.deferring_durability(|| 1 + 1);
+    assert_eq!(nothing, 2);
+    runtime.block_on(store.wait_durable(pending)).unwrap();
+
+    // A scope left by a panic leaves the thread waiting inline again.
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.deferring_durability(|| {
+            put(&store, "tbl", item("c", "1"));
+            panic!("operation failed");
+        })
+    }));
+    assert!(unwound.is_err());
+    let after = put(&store, "tbl", item("d", "1")).unwrap();
+    assert!(
+        store.durable_seq() >= after,
+        "a write outside any scope is durable when it returns"
+    );
+}
+
+#[test]
 fn deleted_tables_take_their_items_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Durability::Buffer);

@@ -18,7 +18,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use tidemark_core::Durability;
 use tracing::Instrument;
 
 use super::AppState;
@@ -91,12 +90,16 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
             }
             (None, None) => Err(ApiError::unknown_operation()),
             (Some((op, Execution::Read)), _) => op(&state.store, &body),
-            (Some((op, Execution::Write)), _)
-                if state.store.config().durability == Durability::Buffer =>
-            {
-                op(&state.store, &body)
+            // Writes commit on this worker and wait for the group commit without holding it.
+            (Some((op, Execution::Write)), _) => {
+                let store = &state.store;
+                let (outcome, pending) = store.deferring_durability(|| op(store, &body));
+                match store.wait_durable(pending).await {
+                    Ok(()) => outcome,
+                    Err(e) => Err(ApiError::from(e)),
+                }
             }
-            (Some((op, Execution::Write | Execution::Walk | Execution::Admin)), _) => {
+            (Some((op, Execution::Walk | Execution::Admin)), _) => {
                 let store = state.store.clone();
                 let span = tracing::Span::current();
                 match tokio::task::spawn_blocking(move || span.in_scope(|| op(&store, &body))).await

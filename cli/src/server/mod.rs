@@ -26,6 +26,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tidemark_core::Store;
 use tidemark_replicator::Replicator;
@@ -219,6 +220,15 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
     prometheus().render()
 }
 
+/// Sends each response as soon as it is written. IMPORTANT for latency: with Nagle's
+/// algorithm on, a response written in two parts waits for the client's delayed ACK of the
+/// first (up to 40 ms on Linux).
+pub(crate) fn low_latency(stream: &tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+    }
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests;
 /// over TLS when `tls` is given.
 ///
@@ -233,6 +243,7 @@ pub async fn serve(
     match tls {
         Some(acceptor) => tls::serve(listener, router(state), acceptor, shutdown).await,
         None => {
+            let listener = listener.tap_io(|stream| low_latency(stream));
             axum::serve(listener, router(state))
                 .with_graceful_shutdown(shutdown)
                 .await

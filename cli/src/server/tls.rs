@@ -77,6 +77,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted?,
             () = &mut shutdown => break,
         };
+        super::low_latency(&stream);
         let (acceptor, router) = (acceptor.clone(), router.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {

@@ -45,6 +45,9 @@ pub enum Durability {
 /// Longest the syncer waits for queued committers before an fsync.
 const MAX_GATHER: Duration = Duration::from_micros(500);
 
+/// How often the journal is synced in the background under `buffer`.
+const BACKGROUND_SYNC_INTERVAL: Duration = Duration::from_millis(50);
+
 /// One item change to commit.
 #[derive(Debug)]
 pub(crate) struct Mutation {
@@ -198,6 +201,21 @@ impl Durable {
         Ok(())
     }
 
+    /// [`Durable::wait_durable`] for async callers: waits on the watermark, holding no thread.
+    pub(crate) async fn wait_durable_async(&self, seq: ChangeSeq) -> Result<()> {
+        let mut watermark = self.watermark.subscribe();
+        loop {
+            if *watermark.borrow_and_update() >= seq {
+                return Ok(());
+            }
+            if let Some(failure) = &self.state.lock().failure {
+                return Err(Error::Halted(format!("journal sync failed: {failure}")));
+            }
+            // The sender lives in `self`; a failed sync wakes this with an unchanged value.
+            let _ = watermark.changed().await;
+        }
+    }
+
     fn run_syncer(&self, db: &Database, mut journal: JournalSync) {
         loop {
             let target = {
@@ -244,10 +262,45 @@ impl Durable {
                     state.failure = Some(e.to_string());
                     self.halt.raise(format!("journal sync failed: {e}"));
                     self.synced.notify_all();
+                    self.watermark.send_modify(|_| {});
                     return;
                 }
             }
             self.synced.notify_all();
+        }
+    }
+
+    /// Under `buffer`: syncs the journal every [`BACKGROUND_SYNC_INTERVAL`] while writes come
+    /// in. Acknowledgements never wait for it; it bounds what a power loss can take, and,
+    /// IMPORTANT for latency, it keeps the journal nearly clean, so the full sync fjall makes
+    /// under its journal lock before each memtable flush (which every commit waits behind)
+    /// has little left to write.
+    fn run_background_sync(&self, db: &Database, mut journal: JournalSync) {
+        let mut synced = self.state.lock().committed;
+        loop {
+            let committed = {
+                let mut state = self.state.lock();
+                if !state.shutdown {
+                    self.wake_syncer
+                        .wait_for(&mut state, BACKGROUND_SYNC_INTERVAL);
+                }
+                if state.shutdown {
+                    return;
+                }
+                state.committed
+            };
+            if committed == synced {
+                continue;
+            }
+            if let Err(e) = sync_journal(&mut journal, db) {
+                // The OS may have dropped the journal pages it failed to write: writes that
+                // were acknowledged can be gone without a crash, so the node stops.
+                let mut state = self.state.lock();
+                state.failure = Some(e.to_string());
+                self.halt.raise(format!("journal sync failed: {e}"));
+                return;
+            }
+            synced = committed;
         }
     }
 
@@ -282,17 +335,16 @@ impl CommitPipeline {
     ) -> Result<Self> {
         let last_seq = sequencer.next_seq.saturating_sub(1);
         let durable = Arc::new(Durable::new(mode, last_seq, halt));
-        let syncer = match mode {
-            Durability::Buffer => None,
-            Durability::Sync => {
-                let (durable, db, journal) = (durable.clone(), db.clone(), JournalSync::new(dir));
-                let handle = std::thread::Builder::new()
-                    .name("tidemark-group-commit".into())
-                    .spawn(move || durable.run_syncer(&db, journal))
-                    .map_err(|e| Error::Internal(format!("cannot start the syncer: {e}")))?;
-                Some(handle)
-            }
-        };
+        let (durable_for_syncer, db, journal) =
+            (durable.clone(), db.clone(), JournalSync::new(dir));
+        let syncer = std::thread::Builder::new()
+            .name("tidemark-journal-sync".into())
+            .spawn(move || match mode {
+                Durability::Sync => durable_for_syncer.run_syncer(&db, journal),
+                Durability::Buffer => durable_for_syncer.run_background_sync(&db, journal),
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the journal syncer: {e}")))?;
+        let syncer = Some(syncer);
         Ok(CommitPipeline {
             sequencer: Mutex::new(sequencer),
             durable,

@@ -110,6 +110,13 @@ impl Storage {
         // Memory is the block cache plus the memtables, which are sized by role: items are
         // read back often, the change log is read sequentially and mostly from its tail, its
         // per-table index is tiny. The journal cap makes fjall flush before journals pile up.
+        //
+        // IMPORTANT for write latency: every flush and compaction installs its new table set
+        // under the keyspace's version lock with four fsyncs, and every commit waits for that
+        // lock (so does every commit behind it in the journal). Keyspaces written on every
+        // commit (`stats`, `table_changes`) hold only a few bytes per write but would still
+        // flush twice a second with small memtables, so they get room for many seconds of
+        // writes. Sizes apply to keyspaces a database creates; fjall keeps them after that.
         let db = Database::builder(dir)
             .cache_size(cache_bytes)
             .max_journaling_size(MAX_JOURNAL_BYTES)
@@ -117,13 +124,13 @@ impl Storage {
         let memtable =
             |bytes: u64| move || KeyspaceCreateOptions::default().max_memtable_size(bytes);
         let ks = Keyspaces {
-            items: db.keyspace("items", memtable(32 * MIB))?,
-            changes: db.keyspace("changes", memtable(16 * MIB))?,
-            table_changes: db.keyspace("table_changes", memtable(4 * MIB))?,
+            items: db.keyspace("items", memtable(64 * MIB))?,
+            changes: db.keyspace("changes", memtable(32 * MIB))?,
+            table_changes: db.keyspace("table_changes", memtable(16 * MIB))?,
             catalog: db.keyspace("catalog", memtable(MIB))?,
-            stats: db.keyspace("stats", memtable(MIB))?,
+            stats: db.keyspace("stats", memtable(16 * MIB))?,
             indexes: db.keyspace("indexes", memtable(16 * MIB))?,
-            ttl: db.keyspace("ttl", memtable(4 * MIB))?,
+            ttl: db.keyspace("ttl", memtable(8 * MIB))?,
         };
 
         let catalog = Catalog::default();

@@ -21,7 +21,7 @@ pub(crate) enum Execution {
     Read,
     /// Reads that can walk a lot (pages of up to 1 MB): on the blocking pool.
     Walk,
-    /// Item writes: wait for an fsync only under `sync` durability.
+    /// Item writes: commit on the async worker, then await durability without holding it.
     Write,
     /// Table operations: may take long, always on the blocking pool.
     Admin,
