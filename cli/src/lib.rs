@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use server::AppState;
+use server::{AppState, NodeState};
 
 /// Everything needed to start a node.
 #[derive(Debug, Clone)]
@@ -197,7 +197,7 @@ impl Node {
         tokio::task::spawn_blocking(move || resuming.resume())
             .await?
             .map_err(|e| NodeError::Config(format!("resuming exports and imports: {e}")))?;
-        let state = AppState {
+        let state = AppState::new(NodeState {
             store: store.clone(),
             publishers: publishers.clone(),
             topics: Arc::new(config.topics.clone()),
@@ -205,7 +205,7 @@ impl Node {
             transfers,
             credentials: config.credentials.clone().map(Arc::new),
             activity: Arc::default(),
-        };
+        });
         let sampled = state.clone();
         match &config.credentials {
             Some(keys) => tracing::info!(

@@ -37,9 +37,29 @@ use tokio::net::TcpListener;
 /// Largest request body DynamoDB accepts.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// State shared by every request.
+/// State shared by every request: one reference-counted pointer, because the router clones it
+/// for every request (its middleware and extractors), so a clone must be one counter increment.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<NodeState>);
+
+impl AppState {
+    /// Shares `state` with every request.
+    pub fn new(state: NodeState) -> AppState {
+        AppState(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = NodeState;
+
+    fn deref(&self) -> &NodeState {
+        &self.0
+    }
+}
+
+/// What requests share: the store and the node's services.
+#[derive(Debug)]
+pub struct NodeState {
     /// The item store.
     pub store: Arc<Store>,
     /// The Kafka publishers.

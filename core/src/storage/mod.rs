@@ -124,13 +124,13 @@ impl Storage {
         let memtable =
             |bytes: u64| move || KeyspaceCreateOptions::default().max_memtable_size(bytes);
         let ks = Keyspaces {
-            items: db.keyspace("items", memtable(64 * MIB))?,
-            changes: db.keyspace("changes", memtable(32 * MIB))?,
+            items: db.keyspace("items", memtable(32 * MIB))?,
+            changes: db.keyspace("changes", memtable(16 * MIB))?,
             table_changes: db.keyspace("table_changes", memtable(16 * MIB))?,
             catalog: db.keyspace("catalog", memtable(MIB))?,
             stats: db.keyspace("stats", memtable(16 * MIB))?,
             indexes: db.keyspace("indexes", memtable(16 * MIB))?,
-            ttl: db.keyspace("ttl", memtable(8 * MIB))?,
+            ttl: db.keyspace("ttl", memtable(4 * MIB))?,
         };
 
         let catalog = Catalog::default();
