@@ -214,6 +214,47 @@ fn deferred_durability_waits_are_collected_and_awaited() {
 }
 
 #[test]
+fn a_read_over_its_budget_is_void_and_the_thread_reads_unbudgeted_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Buffer);
+    create(&store, "tbl");
+    let payload = "x".repeat(2_000);
+    for i in 0..50 {
+        put(&store, "tbl", item(&format!("k{i:02}"), &payload));
+    }
+    let scan = || {
+        store
+            .scan(tidemark_core::ops::ScanRequest {
+                table_name: "tbl".into(),
+                ..Default::default()
+            })
+            .map(|page| page.count)
+    };
+    // 50 items of ~2 KB: about 100 KB in one page.
+    assert!(store.within_read_budget(64 * 1024, scan).is_none());
+    assert_eq!(
+        store
+            .within_read_budget(1024 * 1024, scan)
+            .map(|count| count.unwrap()),
+        Some(50)
+    );
+    assert_eq!(
+        scan_count(&store, "tbl"),
+        50,
+        "no budget is left on the thread"
+    );
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.within_read_budget(1, || panic!("read failed"))
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(
+        scan_count(&store, "tbl"),
+        50,
+        "a panic leaves no budget behind"
+    );
+}
+
+#[test]
 fn deleted_tables_take_their_items_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Durability::Buffer);

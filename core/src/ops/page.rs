@@ -3,15 +3,81 @@
 //! A page stops after `Limit` evaluated items or once 1 MB of items has been read (both
 //! counted before the filter); `LastEvaluatedKey` then names the last item evaluated, and the
 //! next page resumes strictly after it.
+//!
+//! A caller may run a read under a byte budget ([`Store::within_read_budget`]): a page that
+//! reads past it stops at once and the whole operation's result is discarded, so the caller
+//! can try a read where it is cheap (the HTTP server's async worker) and run it again where
+//! it may take long (the blocking pool) only when it turns out big.
+
+use std::cell::Cell;
 
 use super::read_units;
 use crate::expr::{Condition, Projection};
 use crate::model::{Item, KeyShape, item_size};
 use crate::storage::keys::scan_segment;
-use crate::{Error, Result};
+use crate::{Error, Result, Store};
 
 /// Most item bytes one page reads.
 const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// On this thread inside [`Store::within_read_budget`]: the budget, and whether a page went
+/// past it.
+#[derive(Debug, Clone, Copy)]
+struct ReadBudget {
+    bytes: usize,
+    exceeded: bool,
+}
+
+thread_local! {
+    static READ_BUDGET: Cell<Option<ReadBudget>> = const { Cell::new(None) };
+}
+
+/// Restores the thread's budget state when a budgeted scope ends, even by a panic.
+struct BudgetScope {
+    outer: Option<ReadBudget>,
+}
+
+impl Drop for BudgetScope {
+    fn drop(&mut self) {
+        READ_BUDGET.with(|budget| budget.set(self.outer));
+    }
+}
+
+/// Fails the page once it has read more than the thread's budget, and marks the scope so.
+fn charge_budget(bytes: usize) -> Result<()> {
+    READ_BUDGET.with(|cell| match cell.get() {
+        Some(budget) if bytes > budget.bytes => {
+            cell.set(Some(ReadBudget {
+                exceeded: true,
+                ..budget
+            }));
+            Err(Error::Internal(
+                "a budgeted read went past its budget (the result is discarded)".into(),
+            ))
+        }
+        _ => Ok(()),
+    })
+}
+
+impl Store {
+    /// Runs `read` (an operation that only reads) with every page it reads limited to `bytes`
+    /// of items: `None` when a page went past that, and whatever `read` returned is then void
+    /// (it stopped early); run it again without a budget.
+    pub fn within_read_budget<T>(&self, bytes: usize, read: impl FnOnce() -> T) -> Option<T> {
+        let scope = BudgetScope {
+            outer: READ_BUDGET.with(|budget| {
+                budget.replace(Some(ReadBudget {
+                    bytes,
+                    exceeded: false,
+                }))
+            }),
+        };
+        let value = read();
+        let exceeded = READ_BUDGET.with(|budget| budget.get().is_some_and(|b| b.exceeded));
+        drop(scope);
+        (!exceeded).then_some(value)
+    }
+}
 
 /// What a Query or Scan returns per item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,6 +212,7 @@ pub(crate) fn read_page(
         }
         page.scanned_count += 1;
         bytes += item_size(&item);
+        charge_budget(bytes)?;
         let matches = match &options.filter {
             Some(filter) => filter.evaluate(Some(&item))?,
             None => true,

@@ -21,6 +21,9 @@ pub(crate) enum Execution {
     Read,
     /// Reads that can walk a lot (pages of up to 1 MB): on the blocking pool.
     Walk,
+    /// Reads that are usually small but can walk a lot (Query): tried on the async worker
+    /// under a small byte budget, run again on the blocking pool when they outgrow it.
+    Budgeted,
     /// Item writes: commit on the async worker, then await durability without holding it.
     Write,
     /// Table operations: may take long, always on the blocking pool.

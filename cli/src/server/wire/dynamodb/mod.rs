@@ -33,7 +33,7 @@ use super::{Execution, Operation, run, run_empty};
 /// The operation named `name`, as a function from request body to response body, and where
 /// it runs.
 pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
-    use Execution::{Admin, Read, Walk, Write};
+    use Execution::{Admin, Budgeted, Read, Walk, Write};
     Some(match name {
         "PutItem" => (|s, b| run(s, b, put_item::put_item), Write),
         "GetItem" => (|s, b| run(s, b, get_item::get_item), Read),
@@ -55,7 +55,7 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
             |s, b| run(s, b, transact_get_items::transact_get_items),
             Read,
         ),
-        "Query" => (|s, b| run(s, b, query::query), Walk),
+        "Query" => (|s, b| run(s, b, query::query), Budgeted),
         "Scan" => (|s, b| run(s, b, scan::scan), Walk),
         "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Read),
         "DescribeTimeToLive" => (
