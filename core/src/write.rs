@@ -208,7 +208,8 @@ thread_local! {
 fn defer_durable_wait(seq: ChangeSeq) -> bool {
     DEFERRED.with(|deferred| match deferred.get() {
         Some(last) => {
-            deferred.set(Some(Some(last.map_or(seq, |last| last.max(seq)))));
+            // `None` orders before any sequence, so the max is the latest write.
+            deferred.set(Some(last.max(Some(seq))));
             true
         }
         None => false,
@@ -222,6 +223,13 @@ fn defer_durable_wait(seq: ChangeSeq) -> bool {
 #[must_use = "the writes are not durable until Store::wait_durable resolves"]
 pub struct PendingDurability {
     last_seq: Option<ChangeSeq>,
+}
+
+impl PendingDurability {
+    /// The last change to wait for (`None`: the operation committed nothing).
+    pub fn last_seq(&self) -> Option<ChangeSeq> {
+        self.last_seq
+    }
 }
 
 /// Restores the thread's deferral state when the deferring scope ends, even by a panic (a
@@ -247,11 +255,7 @@ impl Drop for DeferralScope {
         let inner = self.collect();
         DEFERRED.with(|deferred| {
             // A nested scope's writes stay pending in the enclosing one.
-            let outer = self.outer.map(|last| match (last, inner) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            });
-            deferred.set(outer);
+            deferred.set(self.outer.map(|last| last.max(inner)));
         });
     }
 }

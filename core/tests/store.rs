@@ -187,15 +187,18 @@ fn deferred_durability_waits_are_collected_and_awaited() {
     });
     let (first, second, inner) = seqs;
     assert!(first < second);
-    runtime.block_on(store.wait_durable(inner)).unwrap();
-    runtime.block_on(store.wait_durable(pending)).unwrap();
-    assert!(
-        store.durable_seq() >= second,
+    assert_eq!(inner.last_seq(), Some(second));
+    assert_eq!(
+        pending.last_seq(),
+        Some(second),
         "the outer scope waits for the nested write too"
     );
+    runtime.block_on(store.wait_durable(pending)).unwrap();
+    assert!(store.durable_seq() >= second);
 
     let (nothing, pending) = store.deferring_durability(|| 1 + 1);
     assert_eq!(nothing, 2);
+    assert_eq!(pending.last_seq(), None);
     runtime.block_on(store.wait_durable(pending)).unwrap();
 
     // A scope left by a panic leaves the thread waiting inline again.

@@ -168,7 +168,7 @@ async fn authenticate(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let Some(keys) = state.credentials.clone() else {
+    let Some(keys) = &state.credentials else {
         return next.run(request).await;
     };
     if !needs_signature(request.method(), request.uri().path()) {

@@ -218,7 +218,7 @@ impl Durable {
 
     fn run_syncer(&self, db: &Database, mut journal: JournalSync) {
         loop {
-            let target = {
+            let (target, covered) = {
                 let mut state = self.state.lock();
                 while state.committed == state.durable && !state.shutdown {
                     self.wake_syncer.wait(&mut state);
@@ -244,7 +244,6 @@ impl Durable {
                     state.committed.saturating_sub(state.durable),
                 )
             };
-            let (target, covered) = target;
             let started = Instant::now();
             let outcome = sync_journal(&mut journal, db);
             metrics::histogram!("tidemark_fsync_seconds").record(started.elapsed().as_secs_f64());
@@ -256,18 +255,24 @@ impl Durable {
                     self.watermark.send_replace(state.durable);
                 }
                 Err(e) => {
-                    // IMPORTANT: after a failed fsync the journal's state on disk is
-                    // unknown; no later write can be acknowledged, so every waiter fails, the
-                    // store halts and the node exits (journal recovery runs when it restarts).
-                    state.failure = Some(e.to_string());
-                    self.halt.raise(format!("journal sync failed: {e}"));
-                    self.synced.notify_all();
-                    self.watermark.send_modify(|_| {});
+                    self.fail(&mut state, &e);
                     return;
                 }
             }
             self.synced.notify_all();
         }
+    }
+
+    /// Records a failed journal sync. IMPORTANT: after a failed fsync the journal's state on
+    /// disk is unknown (the OS may have dropped the pages it failed to write, so even writes
+    /// acknowledged under `buffer` can be gone without a crash); no later write can be
+    /// acknowledged, so every waiter fails, the store halts and the node exits (journal
+    /// recovery runs when it restarts).
+    fn fail(&self, state: &mut SyncState, e: &std::io::Error) {
+        state.failure = Some(e.to_string());
+        self.halt.raise(format!("journal sync failed: {e}"));
+        self.synced.notify_all();
+        self.watermark.send_modify(|_| {});
     }
 
     /// Under `buffer`: syncs the journal every [`BACKGROUND_SYNC_INTERVAL`] while writes come
@@ -293,11 +298,7 @@ impl Durable {
                 continue;
             }
             if let Err(e) = sync_journal(&mut journal, db) {
-                // The OS may have dropped the journal pages it failed to write: writes that
-                // were acknowledged can be gone without a crash, so the node stops.
-                let mut state = self.state.lock();
-                state.failure = Some(e.to_string());
-                self.halt.raise(format!("journal sync failed: {e}"));
+                self.fail(&mut self.state.lock(), &e);
                 return;
             }
             synced = committed;
@@ -335,20 +336,18 @@ impl CommitPipeline {
     ) -> Result<Self> {
         let last_seq = sequencer.next_seq.saturating_sub(1);
         let durable = Arc::new(Durable::new(mode, last_seq, halt));
-        let (durable_for_syncer, db, journal) =
-            (durable.clone(), db.clone(), JournalSync::new(dir));
+        let (syncing, db, journal) = (durable.clone(), db.clone(), JournalSync::new(dir));
         let syncer = std::thread::Builder::new()
             .name("tidemark-journal-sync".into())
             .spawn(move || match mode {
-                Durability::Sync => durable_for_syncer.run_syncer(&db, journal),
-                Durability::Buffer => durable_for_syncer.run_background_sync(&db, journal),
+                Durability::Sync => syncing.run_syncer(&db, journal),
+                Durability::Buffer => syncing.run_background_sync(&db, journal),
             })
             .map_err(|e| Error::Internal(format!("cannot start the journal syncer: {e}")))?;
-        let syncer = Some(syncer);
         Ok(CommitPipeline {
             sequencer: Mutex::new(sequencer),
             durable,
-            syncer: Mutex::new(syncer),
+            syncer: Mutex::new(Some(syncer)),
             region,
             clock,
         })
