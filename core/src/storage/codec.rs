@@ -8,7 +8,9 @@
 //!
 //! Record versions: 1 kept `kind | 0x80 when by the TTL sweeper` and a wall-clock commit time
 //! (every record was local, so its stamp was its commit clock); 2 keeps `kind | cause << 4` and
-//! the node's commit clock in the same place.
+//! the node's commit clock in the same place; 3 stores the images compactly: without the key
+//! attributes (the record's keys hold them), and a MODIFY's old image as what differs from its
+//! new one, so an update that changes one attribute of a large item costs one image, not two.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +22,9 @@ use crate::{Error, Result};
 /// Version byte at the front of every cell.
 const FORMAT_VERSION: u8 = 1;
 /// Version byte at the front of records written now.
-const RECORD_VERSION: u8 = 2;
+const RECORD_VERSION: u8 = 3;
+/// Records whose images are stored whole, key attributes included.
+const RECORD_VERSION_2: u8 = 2;
 /// Records written before causes and commit clocks were kept.
 const RECORD_VERSION_1: u8 = 1;
 /// Where the 8-byte HLC reading sits in item cells and change records.
@@ -37,6 +41,17 @@ const CELL_TOMBSTONE: u8 = 1;
 const V1_BY_SERVICE: u8 = 0x80;
 const KIND_MASK: u8 = 0x0f;
 const CAUSE_SHIFT: u8 = 4;
+
+/// What the images part of a version-3 record holds.
+mod images {
+    pub(super) const OLD: u8 = 1;
+    pub(super) const NEW: u8 = 2;
+    /// Both images are stored without the key attributes, which the record's keys hold.
+    pub(super) const WITHOUT_KEYS: u8 = 4;
+    /// The old image is stored as the names of the new image's attributes it lacks, then its
+    /// attributes that the new image lacks or holds with another value.
+    pub(super) const OLD_AS_DIFFERENCE: u8 = 8;
+}
 
 mod tag {
     pub(super) const S: u8 = 1;
@@ -125,6 +140,24 @@ pub(crate) fn put_value(out: &mut Vec<u8>, value: &AttributeValue) {
 pub(crate) fn put_item(out: &mut Vec<u8>, item: &BTreeMap<String, AttributeValue>) {
     put_varint(out, item.len() as u64);
     for (name, value) in item {
+        put_bytes(out, name.as_bytes());
+        put_value(out, value);
+    }
+}
+
+/// Appends the attributes of `item` that `keep` accepts, as [`put_item`] would a map of them.
+fn put_attributes_where(
+    out: &mut Vec<u8>,
+    item: &Item,
+    keep: impl Fn(&str, &AttributeValue) -> bool,
+) {
+    put_varint(
+        out,
+        item.iter()
+            .filter(|(name, value)| keep(name, value))
+            .count() as u64,
+    );
+    for (name, value) in item.iter().filter(|(name, value)| keep(name, value)) {
         put_bytes(out, name.as_bytes());
         put_value(out, value);
     }
@@ -377,16 +410,92 @@ pub(crate) fn encode_record(parts: &RecordParts<'_>) -> Vec<u8> {
     put_bytes(&mut out, parts.stamp.region.as_bytes());
     put_bytes(&mut out, parts.table_name.as_bytes());
     put_item(&mut out, parts.keys);
-    for image in [parts.old_image, parts.new_image] {
-        match image {
-            Some(item) => {
-                out.push(1);
-                put_item(&mut out, item);
-            }
-            None => out.push(0),
+    put_images(&mut out, parts.keys, parts.old_image, parts.new_image);
+    out
+}
+
+/// Appends the images of a version-3 record: its flags, the new image, then the old one (as
+/// its difference from the new one when there is a new one).
+fn put_images(out: &mut Vec<u8>, keys: &Item, old: Option<&Item>, new: Option<&Item>) {
+    let holds_keys =
+        |image: Option<&Item>| image.is_none_or(|i| keys.iter().all(|(k, v)| i.get(k) == Some(v)));
+    let without_keys = holds_keys(old) && holds_keys(new);
+    let mut flags = 0;
+    for (present, flag) in [
+        (old.is_some(), images::OLD),
+        (new.is_some(), images::NEW),
+        (without_keys, images::WITHOUT_KEYS),
+        (old.is_some() && new.is_some(), images::OLD_AS_DIFFERENCE),
+    ] {
+        if present {
+            flags |= flag;
         }
     }
-    out
+    out.push(flags);
+    let stored = |name: &str| !(without_keys && keys.contains_key(name));
+    if let Some(new) = new {
+        put_attributes_where(out, new, |name, _| stored(name));
+    }
+    match (old, new) {
+        (Some(old), Some(new)) => {
+            let dropped = || {
+                new.keys()
+                    .filter(|name| stored(name) && !old.contains_key(*name))
+            };
+            put_varint(out, dropped().count() as u64);
+            for name in dropped() {
+                put_bytes(out, name.as_bytes());
+            }
+            put_attributes_where(out, old, |name, value| {
+                stored(name) && new.get(name) != Some(value)
+            });
+        }
+        (Some(old), None) => put_attributes_where(out, old, |name, _| stored(name)),
+        _ => {}
+    }
+}
+
+/// Reads the images [`put_images`] wrote; `keys` are the record's.
+fn read_images(r: &mut Reader<'_>, keys: &Item) -> Result<(Option<Item>, Option<Item>)> {
+    let flags = r.byte()?;
+    let new = match flags & images::NEW {
+        0 => None,
+        _ => Some(r.item()?),
+    };
+    let old = match (flags & images::OLD, flags & images::OLD_AS_DIFFERENCE, &new) {
+        (0, _, _) => None,
+        (_, 0, _) => Some(r.item()?),
+        (_, _, Some(new)) => {
+            let mut old = new.clone();
+            for _ in 0..r.varint()? {
+                old.remove(std::str::from_utf8(r.bytes()?).map_err(|_| corrupt())?);
+            }
+            old.extend(r.item()?);
+            Some(old)
+        }
+        (_, _, None) => return Err(corrupt()),
+    };
+    let whole = |image: Option<Item>| {
+        image.map(|mut image| {
+            if flags & images::WITHOUT_KEYS != 0 {
+                image.extend(keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            image
+        })
+    };
+    Ok((whole(old), whole(new)))
+}
+
+/// Reads the images of a record of `version`, after its keys.
+fn read_record_images(
+    r: &mut Reader<'_>,
+    version: u8,
+    keys: &Item,
+) -> Result<(Option<Item>, Option<Item>)> {
+    match version {
+        RECORD_VERSION => read_images(r, keys),
+        _ => Ok((r.optional_item()?, r.optional_item()?)),
+    }
 }
 
 /// The fixed-size front of a record: what filters and searches need without decoding images.
@@ -408,7 +517,7 @@ pub(crate) fn decode_record_header(bytes: &[u8]) -> Result<RecordHeader> {
     let clock_field = r.u64()?;
     let table_id = r.u64()?;
     let (kind, cause, commit_clock) = match version {
-        RECORD_VERSION => (
+        RECORD_VERSION | RECORD_VERSION_2 => (
             kind_of(flags & KIND_MASK)?,
             cause_of(flags >> CAUSE_SHIFT)?,
             HlcTimestamp(clock_field),
@@ -440,7 +549,7 @@ pub(crate) fn record_cause(bytes: &[u8]) -> Result<CauseKind> {
     let version = *bytes.first().ok_or_else(corrupt)?;
     let flags = *bytes.get(RECORD_FLAGS_OFFSET).ok_or_else(corrupt)?;
     match version {
-        RECORD_VERSION => cause_of(flags >> CAUSE_SHIFT),
+        RECORD_VERSION | RECORD_VERSION_2 => cause_of(flags >> CAUSE_SHIFT),
         RECORD_VERSION_1 if flags & V1_BY_SERVICE != 0 => Ok(CauseKind::Expiry),
         RECORD_VERSION_1 => Ok(CauseKind::Request),
         _ => Err(corrupt()),
@@ -450,11 +559,12 @@ pub(crate) fn record_cause(bytes: &[u8]) -> Result<CauseKind> {
 /// The key attributes and the old image of a change record, without decoding the rest
 /// (what undoing the change needs).
 pub(crate) fn decode_record_undo(bytes: &[u8]) -> Result<(Item, Option<Item>)> {
+    let version = *bytes.first().ok_or_else(corrupt)?;
     let mut r = Reader::new(bytes.get(RECORD_HEADER_LEN..).ok_or_else(corrupt)?);
     r.string()?;
     r.string()?;
     let keys = r.item()?;
-    let old_image = r.optional_item()?;
+    let (old_image, _) = read_record_images(&mut r, version, &keys)?;
     Ok((keys, old_image))
 }
 
@@ -465,8 +575,8 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<ChangeRecord> {
     let region = r.string()?;
     let table_name = r.string()?;
     let keys = r.item()?;
-    let old_image = r.optional_item()?;
-    let new_image = r.optional_item()?;
+    let version = *bytes.first().ok_or_else(corrupt)?;
+    let (old_image, new_image) = read_record_images(&mut r, version, &keys)?;
     Ok(ChangeRecord {
         seq,
         table_id: header.table_id,
@@ -558,27 +668,104 @@ mod tests {
     ];
 
     #[test]
-    fn version_2_records_keep_their_layout() {
+    fn version_2_records_still_decode() {
         let keys: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();
-        let bytes = encode_record(&RecordParts {
-            kind: ChangeKind::Insert,
-            cause: CauseKind::Replica,
-            table_id: 9,
-            table_name: "t",
-            stamp: &Stamp {
-                hlc: HlcTimestamp(0x10001),
-                region: "eu".into(),
-            },
-            commit_clock: HlcTimestamp(0x20000),
-            keys: &keys,
-            old_image: None,
-            new_image: Some(&keys),
-        });
-        assert_eq!(bytes, V2_REPLICA_INSERT);
         let record = decode_record(3, V2_REPLICA_INSERT).unwrap();
+        assert_eq!(record.kind, ChangeKind::Insert);
+        assert_eq!(record.keys, keys);
+        assert_eq!(record.old_image, None);
+        assert_eq!(record.new_image, Some(keys));
         assert_eq!(record.cause, CauseKind::Replica);
         assert_eq!(record.commit_clock, HlcTimestamp(0x20000));
         assert_eq!(record.stamp.hlc, HlcTimestamp(0x10001));
+    }
+
+    fn encode(kind: ChangeKind, keys: &Item, old: Option<&Item>, new: Option<&Item>) -> Vec<u8> {
+        encode_record(&RecordParts {
+            kind,
+            cause: CauseKind::Request,
+            table_id: 1,
+            table_name: "t",
+            stamp: &Stamp {
+                hlc: HlcTimestamp(1),
+                region: "eu".into(),
+            },
+            commit_clock: HlcTimestamp(2),
+            keys,
+            old_image: old,
+            new_image: new,
+        })
+    }
+
+    fn item(json: &str) -> Item {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn every_pair_of_images_round_trips() {
+        let keys = item(r#"{"pk":{"S":"k"},"sk":{"N":"1"}}"#);
+        let big = sample_item()
+            .into_iter()
+            .chain(keys.clone())
+            .collect::<Item>();
+        let changed = item(
+            r#"{"pk":{"S":"k"},"sk":{"N":"1"},"n":{"N":"7"},"new":{"SS":["x"]},"ns":{"NS":["1","2"]}}"#,
+        );
+        // An image that does not hold the record's keys (never written today) is kept whole.
+        let keyless = item(r#"{"other":{"S":"v"}}"#);
+        let cases: [(ChangeKind, Option<&Item>, Option<&Item>); 7] = [
+            (ChangeKind::Insert, None, Some(&big)),
+            (ChangeKind::Remove, Some(&big), None),
+            (ChangeKind::Modify, Some(&big), Some(&changed)),
+            (ChangeKind::Modify, Some(&changed), Some(&big)),
+            (ChangeKind::Modify, Some(&big), Some(&big)),
+            (ChangeKind::Modify, Some(&keys), Some(&keys)),
+            (ChangeKind::Modify, Some(&keyless), Some(&big)),
+        ];
+        for (kind, old, new) in cases {
+            let bytes = encode(kind, &keys, old, new);
+            let record = decode_record(1, &bytes).unwrap();
+            assert_eq!(
+                record.old_image.as_ref(),
+                old,
+                "{kind:?} {old:?} -> {new:?}"
+            );
+            assert_eq!(
+                record.new_image.as_ref(),
+                new,
+                "{kind:?} {old:?} -> {new:?}"
+            );
+            assert_eq!(record.keys, keys);
+            let (undo_keys, undo_old) = decode_record_undo(&bytes).unwrap();
+            assert_eq!((undo_keys, undo_old.as_ref()), (keys.clone(), old));
+            for cut in 0..bytes.len() {
+                assert!(decode_record(1, bytes.get(..cut).unwrap()).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn an_update_of_one_attribute_stores_one_image() {
+        let keys = item(r#"{"pk":{"S":"k"}}"#);
+        let mut old = keys.clone();
+        old.insert("payload".into(), AttributeValue::S("x".repeat(1000)));
+        old.insert(
+            "count".into(),
+            AttributeValue::N(Number::parse("1").unwrap()),
+        );
+        let mut new = old.clone();
+        new.insert(
+            "count".into(),
+            AttributeValue::N(Number::parse("2").unwrap()),
+        );
+        let modify = encode(ChangeKind::Modify, &keys, Some(&old), Some(&new));
+        let insert = encode(ChangeKind::Insert, &keys, None, Some(&new));
+        assert!(
+            modify.len() < insert.len() + 16,
+            "{} bytes for the update, {} for the insert",
+            modify.len(),
+            insert.len()
+        );
     }
 
     #[test]

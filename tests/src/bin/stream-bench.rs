@@ -15,9 +15,10 @@
 //!   (dynamodb format, 3 partitions) while writers put at the given rate and a consumer reads
 //!   the topic; the latency of a change is the time from its PutItem's acknowledgement to the
 //!   consumer receiving it. Then loads 50,000 items with BatchWriteItem and times until the
-//!   consumer has them all (publish throughput). Last, the PutItem cost of publishing:
-//!   WRITERS connections put as fast as they can into an unpublished and a published table of
-//!   the same node, in alternating 5 s turns.
+//!   consumer has them all (publish throughput). Last, the PutItem cost of a table's change
+//!   feeds: WRITERS connections put as fast as they can into a plain table and into one with a
+//!   NEW_AND_OLD_IMAGES stream read by a consumer per shard and published to Kafka, of the
+//!   same node, in alternating 5 s turns.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +70,58 @@ async fn shard_ids(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Vec<
         .collect()
 }
 
+/// Reads a shard from `iterator` until it closes or, once `stop` is set, has nothing more;
+/// hands each page's records to `take`, and waits `pause` after a page with none.
+async fn read_shard(
+    streams: aws_sdk_dynamodbstreams::Client,
+    mut iterator: Option<String>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    pause: Duration,
+    mut take: impl FnMut(Vec<aws_sdk_dynamodbstreams::types::Record>),
+) {
+    while let Some(current) = iterator.take() {
+        let page = streams
+            .get_records()
+            .shard_iterator(current)
+            .send()
+            .await
+            .expect("get records");
+        let records = page.records.unwrap_or_default();
+        if !records.is_empty() {
+            take(records);
+        } else if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        } else {
+            tokio::time::sleep(pause).await;
+        }
+        iterator = page.next_shard_iterator;
+    }
+}
+
+/// An iterator of `kind` for every shard of the stream `arn` (LATEST ones taken before the
+/// writes begin miss none of them).
+async fn shard_iterators(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+    kind: ShardIteratorType,
+) -> Vec<Option<String>> {
+    let mut iterators = Vec::new();
+    for shard in shard_ids(streams, arn).await {
+        iterators.push(
+            streams
+                .get_shard_iterator()
+                .stream_arn(arn)
+                .shard_id(&shard)
+                .shard_iterator_type(kind.clone())
+                .send()
+                .await
+                .expect("iterator")
+                .shard_iterator,
+        );
+    }
+    iterators
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -84,60 +137,41 @@ async fn visibility(endpoint: &str, rate: u64, seconds: u64, writers: u64) {
     let arn = create_table(&client, &table, true)
         .await
         .expect("stream ARN");
-    let shards = shard_ids(&streams, &arn).await;
     let started = Instant::now();
     let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     let mut consumers = Vec::new();
-    for shard in shards {
-        // Taken before the first write, so LATEST misses nothing.
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(&shard)
-            .shard_iterator_type(ShardIteratorType::Latest)
-            .send()
-            .await
-            .expect("iterator")
-            .shard_iterator;
+    for iterator in shard_iterators(&streams, &arn, ShardIteratorType::Latest).await {
         let (streams, acked, latencies, stop) = (
             streams.clone(),
             acked.clone(),
             latencies.clone(),
             stop.clone(),
         );
-        consumers.push(tokio::spawn(async move {
-            while let Some(current) = iterator.take() {
-                let page = streams
-                    .get_records()
-                    .shard_iterator(current)
-                    .send()
-                    .await
-                    .expect("get records");
+        consumers.push(tokio::spawn(read_shard(
+            streams,
+            iterator,
+            stop,
+            Duration::ZERO,
+            move |records| {
                 let seen_at = started.elapsed().as_micros() as u64;
-                let records = page.records.unwrap_or_default();
-                if !records.is_empty() {
-                    let acked = acked.lock().expect("lock");
-                    let mut latencies = latencies.lock().expect("lock");
-                    for record in records {
-                        let key = record
-                            .dynamodb
-                            .and_then(|d| d.keys)
-                            .and_then(|mut k| k.remove("p"));
-                        let Some(aws_sdk_dynamodbstreams::types::AttributeValue::S(p)) = key else {
-                            continue;
-                        };
-                        let ack = acked.get(&p).copied().unwrap_or(seen_at);
-                        latencies.push(seen_at.saturating_sub(ack));
-                    }
-                } else if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
+                let acked = acked.lock().expect("lock");
+                let mut latencies = latencies.lock().expect("lock");
+                for record in records {
+                    let key = record
+                        .dynamodb
+                        .and_then(|d| d.keys)
+                        .and_then(|mut k| k.remove("p"));
+                    let Some(aws_sdk_dynamodbstreams::types::AttributeValue::S(p)) = key else {
+                        continue;
+                    };
+                    let ack = acked.get(&p).copied().unwrap_or(seen_at);
+                    latencies.push(seen_at.saturating_sub(ack));
                 }
-                iterator = page.next_shard_iterator;
-            }
-        }));
+            },
+        )));
     }
 
     let total = rate * seconds;
@@ -244,30 +278,19 @@ async fn ttl(endpoint: &str, items: u64) {
     }
     let secs = started.elapsed().as_secs_f64();
     let mut removes = 0u64;
-    for shard in shard_ids(&streams, &arn).await {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(&shard)
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("iterator")
-            .shard_iterator;
-        while let Some(current) = iterator.take() {
-            let page = streams
-                .get_records()
-                .shard_iterator(current)
-                .send()
-                .await
-                .expect("get records");
-            let records = page.records.unwrap_or_default();
-            if records.is_empty() {
-                break;
-            }
-            removes += records.iter().filter(|r| r.user_identity.is_some()).count() as u64;
-            iterator = page.next_shard_iterator;
-        }
+    // Everything is written: each shard is read until its first empty page.
+    let written = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    for iterator in shard_iterators(&streams, &arn, ShardIteratorType::TrimHorizon).await {
+        read_shard(
+            streams.clone(),
+            iterator,
+            written.clone(),
+            Duration::ZERO,
+            |records| {
+                removes += records.iter().filter(|r| r.user_identity.is_some()).count() as u64
+            },
+        )
+        .await;
     }
     println!(
         "ttl: {items} items expired {secs:.2} s after they became due = {:.0} items/s; stream holds {removes} service REMOVE records",
@@ -457,14 +480,50 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
     put_cost(endpoint, &client, writers).await;
 }
 
-/// The PutItem cost of publishing: closed-loop puts into an unpublished and a published table
-/// of the same node, alternating 5 s turns, twice each.
+/// Reads every shard of the stream `arn` from now on, as a consumer does (GetRecords back to
+/// back while records come, 100 ms apart while none do), until `stop`; returns the records
+/// read.
+async fn drain_stream(
+    endpoint: &str,
+    arn: &str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    let streams = streams_client_for(endpoint);
+    let mut readers = Vec::new();
+    for iterator in shard_iterators(&streams, arn, ShardIteratorType::Latest).await {
+        let (streams, stop) = (streams.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut read = 0u64;
+            let pause = Duration::from_millis(100);
+            read_shard(streams, iterator, stop, pause, |records| {
+                read += records.len() as u64
+            })
+            .await;
+            read
+        }));
+    }
+    tokio::spawn(async move {
+        let mut read = 0;
+        for reader in readers {
+            read += reader.await.expect("stream reader");
+        }
+        read
+    })
+}
+
+/// The PutItem cost of a table's change feeds: closed-loop puts into a plain table and into
+/// one with a NEW_AND_OLD_IMAGES stream read by a consumer and published to Kafka, of the same
+/// node, alternating 5 s turns, twice each.
 async fn put_cost(endpoint: &str, client: &aws_sdk_dynamodb::Client, writers: u64) {
     let plain = format!("plain{}", std::process::id());
     let published = format!("costly{}", std::process::id());
     create_table(client, &plain, false).await;
-    create_table(client, &published, false).await;
+    let arn = create_table(client, &published, true)
+        .await
+        .expect("stream ARN");
     publish(endpoint, &published).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = drain_stream(endpoint, &arn, stop.clone()).await;
     let turn = Duration::from_secs(5);
     // With NODE_PID and BROKER_PID set (scripts/kafka-bench.sh does), each turn's CPU time
     // of the node and the broker is divided by its puts.
@@ -497,7 +556,29 @@ async fn put_cost(endpoint: &str, client: &aws_sdk_dynamodb::Client, writers: u6
             }
         }
     }
-    for (label, mut latencies, used) in [("off", off, off_cpu), ("on", on, on_cpu)] {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let streamed = consumer.await.expect("stream consumer");
+    assert_eq!(
+        streamed,
+        on.len() as u64,
+        "the stream consumer reads every put of the streamed table once"
+    );
+    let node_per_put: Vec<f64> = [(&off, &off_cpu), (&on, &on_cpu)]
+        .iter()
+        .filter_map(|(latencies, used)| Some(used.first()? / latencies.len() as f64))
+        .collect();
+    if let [off_cost, on_cost] = node_per_put[..] {
+        println!(
+            "kafka: streamed and published / plain: {:.0} % of the puts/s here; {:.0} % by the node's CPU per put (the broker and consumers on other cores)",
+            on.len() as f64 * 100.0 / off.len() as f64,
+            off_cost * 100.0 / on_cost,
+        );
+    }
+    for (label, mut latencies, used) in [
+        ("plain", off, off_cpu),
+        ("streamed and published", on, on_cpu),
+    ] {
         latencies.sort_unstable();
         let puts = latencies.len() as f64;
         let per_put: Vec<String> = used
@@ -506,7 +587,7 @@ async fn put_cost(endpoint: &str, client: &aws_sdk_dynamodb::Client, writers: u6
             .map(|(seconds, who)| format!("{who} {:.0} µs", seconds * 1e6 / puts))
             .collect();
         println!(
-            "kafka: PutItem with publishing {label}: {:.0} puts/s from {writers} connections, latency ms p50 {:.2} p99 {:.2}; CPU per put: {}",
+            "kafka: PutItem, {label}: {:.0} puts/s from {writers} connections, latency ms p50 {:.2} p99 {:.2}; CPU per put: {}",
             puts / (2.0 * turn.as_secs_f64()),
             percentile(&latencies, 0.50),
             percentile(&latencies, 0.99),
