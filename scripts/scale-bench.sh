@@ -9,7 +9,7 @@
 #   SIZES="100000 1000000" SOAK=120 scripts/scale-bench.sh
 #
 # Environment: SIZES ["100000 10000000"], SOAK seconds [600], SOAK_WRITERS [16],
-# DURABILITY [sync], WORKLOADS ["get query put"], CONNS ["16 64"], LOADERS [16],
+# DURABILITY [sync], WORKLOADS ["get query put update"], CONNS ["16 64"], LOADERS [16],
 # BENCH_OUT [a new /tmp/tidemark-scale.XXXXXX]. Needs wrk (apt-get install wrk) and about
 # 2.5 KB of free disk per item of the largest size.
 set -euo pipefail
@@ -24,7 +24,7 @@ SOAK=${SOAK:-600}
 SOAK_WRITERS=${SOAK_WRITERS:-16}
 DURABILITY=${DURABILITY:-sync}
 LOADERS=${LOADERS:-16}
-export WORKLOADS=${WORKLOADS:-"get query put"}
+export WORKLOADS=${WORKLOADS:-"get query put update"}
 export CONNS=${CONNS:-"16 64"}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/tidemark-scale.XXXXXX)}
 mkdir -p "$OUT/logs"
@@ -74,9 +74,9 @@ for size in $SIZES; do
     PRELOAD_PARTITIONS=$((size / 10)) SK_PER_PK=10 PUT_PARTITIONS=$((size / 10)) \
     "$SHARED/bench/bench.sh" "$ENDPOINT" "tidemark-$size" >>"$OUT/logs/bench-$size.log" 2>&1
   footprint "after the workloads"
-  # Every write leaves a change record: the load, the recorded put runs (their 2 s warmups
+  # Every write leaves a change record: the load, the recorded put and update runs (their warmups
   # are not counted) and the soak.
-  writes=$((size + $(awk -F, -v label="tidemark-$size" '$1 == label && $2 ~ /put$/ { n += $10 } END { print n + 0 }' "$OUT/results.csv")))
+  writes=$((size + $(awk -F, -v label="tidemark-$size" '$1 == label && $2 ~ /(put|update)$/ { n += $10 } END { print n + 0 }' "$OUT/results.csv")))
   if [[ $size == "$largest" && $SOAK != 0 ]]; then
     settle "before the soak"
     "$BIN/scale-bench" soak "$ENDPOINT" "$SOAK" "$SOAK_WRITERS" $((size / 10)) \

@@ -482,32 +482,35 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
 
 /// Reads every shard of the stream `arn` from now on, as a consumer does (GetRecords back to
 /// back while records come, 100 ms apart while none do), until `stop`; returns the records
-/// read.
+/// read and the pages that held any.
 async fn drain_stream(
     endpoint: &str,
     arn: &str,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<u64> {
+) -> tokio::task::JoinHandle<(u64, u64)> {
     let streams = streams_client_for(endpoint);
     let mut readers = Vec::new();
     for iterator in shard_iterators(&streams, arn, ShardIteratorType::Latest).await {
         let (streams, stop) = (streams.clone(), stop.clone());
         readers.push(tokio::spawn(async move {
-            let mut read = 0u64;
+            let (mut read, mut pages) = (0u64, 0u64);
             let pause = Duration::from_millis(100);
             read_shard(streams, iterator, stop, pause, |records| {
-                read += records.len() as u64
+                read += records.len() as u64;
+                pages += 1;
             })
             .await;
-            read
+            (read, pages)
         }));
     }
     tokio::spawn(async move {
-        let mut read = 0;
+        let (mut read, mut pages) = (0, 0);
         for reader in readers {
-            read += reader.await.expect("stream reader");
+            let (shard_read, shard_pages) = reader.await.expect("stream reader");
+            read += shard_read;
+            pages += shard_pages;
         }
-        read
+        (read, pages)
     })
 }
 
@@ -558,7 +561,11 @@ async fn put_cost(endpoint: &str, client: &aws_sdk_dynamodb::Client, writers: u6
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let streamed = consumer.await.expect("stream consumer");
+    let (streamed, pages) = consumer.await.expect("stream consumer");
+    println!(
+        "kafka: the stream consumer read {streamed} records in {pages} GetRecords pages ({:.1} per page)",
+        streamed as f64 / pages.max(1) as f64
+    );
     assert_eq!(
         streamed,
         on.len() as u64,
