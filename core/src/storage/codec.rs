@@ -51,6 +51,7 @@ mod images {
     /// The old image is stored as the names of the new image's attributes it lacks, then its
     /// attributes that the new image lacks or holds with another value.
     pub(super) const OLD_AS_DIFFERENCE: u8 = 8;
+    pub(super) const KNOWN: u8 = OLD | NEW | WITHOUT_KEYS | OLD_AS_DIFFERENCE;
 }
 
 mod tag {
@@ -458,6 +459,9 @@ fn put_images(out: &mut Vec<u8>, keys: &Item, old: Option<&Item>, new: Option<&I
 /// Reads the images [`put_images`] wrote; `keys` are the record's.
 fn read_images(r: &mut Reader<'_>, keys: &Item) -> Result<(Option<Item>, Option<Item>)> {
     let flags = r.byte()?;
+    if flags & !images::KNOWN != 0 {
+        return Err(corrupt());
+    }
     let new = match flags & images::NEW {
         0 => None,
         _ => Some(r.item()?),
@@ -557,7 +561,8 @@ pub(crate) fn record_cause(bytes: &[u8]) -> Result<CauseKind> {
 }
 
 /// The key attributes and the old image of a change record, without decoding the rest
-/// (what undoing the change needs).
+/// (what undoing the change needs), except a MODIFY's new image, which its old image is kept
+/// as a difference from.
 pub(crate) fn decode_record_undo(bytes: &[u8]) -> Result<(Item, Option<Item>)> {
     let version = *bytes.first().ok_or_else(corrupt)?;
     let mut r = Reader::new(bytes.get(RECORD_HEADER_LEN..).ok_or_else(corrupt)?);
@@ -741,6 +746,16 @@ mod tests {
             for cut in 0..bytes.len() {
                 assert!(decode_record(1, bytes.get(..cut).unwrap()).is_err());
             }
+            // The image flags follow the region, the table name and the keys.
+            let mut front = Vec::new();
+            put_bytes(&mut front, b"eu");
+            put_bytes(&mut front, b"t");
+            put_item(&mut front, &keys);
+            let mut unknown_flag = bytes.clone();
+            *unknown_flag
+                .get_mut(RECORD_HEADER_LEN + front.len())
+                .unwrap() |= 0x80;
+            assert!(decode_record(1, &unknown_flag).is_err());
         }
     }
 
