@@ -33,7 +33,7 @@ impl Store {
     /// Reads items as of one instant.
     ///
     /// # Errors
-    /// Validation (count, keys), ResourceNotFound, storage failures.
+    /// Validation (count, keys, two gets of one item), ResourceNotFound, storage failures.
     pub fn transact_get_items(&self, gets: Vec<TransactGetItem>) -> Result<TransactGetOutcome> {
         if gets.is_empty() || gets.len() > MAX_GETS {
             return Err(Error::validation(format!(
@@ -44,7 +44,14 @@ impl Store {
         for get in &gets {
             let table = self.table(&get.table_name)?;
             table.shape.check_key(&get.key)?;
-            keys.push(item_key(table.id, &table.shape, &get.key));
+            let key = item_key(table.id, &table.shape, &get.key);
+            // DynamoDB refuses two gets of one item as it refuses two writes of one item.
+            if keys.contains(&key) {
+                return Err(Error::validation(
+                    "Transaction request cannot include multiple operations on one item",
+                ));
+            }
+            keys.push(key);
         }
         let snapshot = self.storage.snapshot();
         let mut outcome = TransactGetOutcome::default();

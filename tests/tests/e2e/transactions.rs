@@ -121,19 +121,20 @@ async fn cancelled_transactions_write_nothing_and_give_reasons_in_order() {
         .unwrap();
     let records = node.node().store().read_changes(base + 1, 100).unwrap();
     assert_eq!(records.len(), 2);
+    let get_a = || {
+        TransactGetItem::builder()
+            .get(
+                Get::builder()
+                    .table_name("bank")
+                    .key("p", s("a"))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
     let got = client
         .transact_get_items()
-        .transact_items(
-            TransactGetItem::builder()
-                .get(
-                    Get::builder()
-                        .table_name("bank")
-                        .key("p", s("a"))
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
+        .transact_items(get_a())
         .transact_items(
             TransactGetItem::builder()
                 .get(
@@ -151,6 +152,20 @@ async fn cancelled_transactions_write_nothing_and_give_reasons_in_order() {
     let responses = got.responses();
     assert_eq!(responses[0].item().unwrap()["balance"], n("7"));
     assert!(responses[1].item().is_none());
+
+    // Two gets of one item are rejected, as two writes are.
+    let twice = client
+        .transact_get_items()
+        .transact_items(get_a())
+        .transact_items(get_a())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&twice), "ValidationException");
+    assert_eq!(
+        twice.as_service_error().and_then(|e| e.meta().message()),
+        Some("Transaction request cannot include multiple operations on one item")
+    );
 }
 
 #[tokio::test]
