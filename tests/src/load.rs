@@ -226,3 +226,33 @@ pub async fn closed_loop_puts(
     })
     .await
 }
+
+/// The `p` quantile (0 to 1) of `sorted` by nearest rank; 0 when it is empty.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let rank = (sorted.len().saturating_sub(1) as f64 * p).round() as usize;
+    sorted.get(rank).copied().unwrap_or(0)
+}
+
+/// [`percentile`] of microseconds, in milliseconds.
+pub fn percentile_ms(sorted_micros: &[u64], p: f64) -> f64 {
+    percentile(sorted_micros, p) as f64 / 1000.0
+}
+
+/// Prints each keyspace's bytes on disk in the stopped node's data folder `data`, and per
+/// million of the `writes` it took.
+///
+/// # Panics
+/// When the folder does not open as a store.
+pub fn report_disk_usage(data: &std::path::Path, writes: u64) {
+    let store = tidemark_core::Store::open(tidemark_core::StoreConfig::new(data))
+        .expect("open the data folder");
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    for (keyspace, bytes) in store.disk_usage().expect("disk usage") {
+        println!(
+            "disk: {keyspace}: {:.1} MiB ({:.0} MiB per million writes)",
+            mib(bytes),
+            mib(bytes) * 1_000_000.0 / writes as f64
+        );
+    }
+    println!("disk: whole database: {:.1} MiB", mib(store.disk_space()));
+}

@@ -505,6 +505,7 @@ fn read_record_images(
 /// The fixed-size front of a record: what filters and searches need without decoding images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordHeader {
+    pub(crate) version: u8,
     pub(crate) kind: ChangeKind,
     pub(crate) cause: CauseKind,
     pub(crate) stamp_hlc: HlcTimestamp,
@@ -540,6 +541,7 @@ pub(crate) fn decode_record_header(bytes: &[u8]) -> Result<RecordHeader> {
         _ => return Err(corrupt()),
     };
     Ok(RecordHeader {
+        version,
         kind,
         cause,
         stamp_hlc,
@@ -580,8 +582,7 @@ pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<ChangeRecord> {
     let region = r.string()?;
     let table_name = r.string()?;
     let keys = r.item()?;
-    let version = *bytes.first().ok_or_else(corrupt)?;
-    let (old_image, new_image) = read_record_images(&mut r, version, &keys)?;
+    let (old_image, new_image) = read_record_images(&mut r, header.version, &keys)?;
     Ok(ChangeRecord {
         seq,
         table_id: header.table_id,

@@ -122,27 +122,26 @@ impl Storage {
             .cache_size(cache_bytes)
             .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()?;
-        //
         // Below level 1, a table's index and bloom filter are partitioned: its top-level index
         // stays in memory and a lookup reads one small partition of each. Unpartitioned, a
         // lookup that misses the cache reads, checksums and parses the table's whole index
         // block (hundreds of KB for a 64 MB table); at 10M items that halved GetItem.
-        let memtable = |bytes: u64| {
+        let options = |memtable_bytes: u64| {
             move || {
                 KeyspaceCreateOptions::default()
-                    .max_memtable_size(bytes)
+                    .max_memtable_size(memtable_bytes)
                     .index_block_partitioning_policy(PartitioningPolicy::new([false, false, true]))
                     .filter_block_partitioning_policy(PartitioningPolicy::new([false, true]))
             }
         };
         let ks = Keyspaces {
-            items: db.keyspace("items", memtable(32 * MIB))?,
-            changes: db.keyspace("changes", memtable(16 * MIB))?,
-            table_changes: db.keyspace("table_changes", memtable(16 * MIB))?,
-            catalog: db.keyspace("catalog", memtable(MIB))?,
-            stats: db.keyspace("stats", memtable(16 * MIB))?,
-            indexes: db.keyspace("indexes", memtable(16 * MIB))?,
-            ttl: db.keyspace("ttl", memtable(4 * MIB))?,
+            items: db.keyspace("items", options(32 * MIB))?,
+            changes: db.keyspace("changes", options(16 * MIB))?,
+            table_changes: db.keyspace("table_changes", options(16 * MIB))?,
+            catalog: db.keyspace("catalog", options(MIB))?,
+            stats: db.keyspace("stats", options(16 * MIB))?,
+            indexes: db.keyspace("indexes", options(16 * MIB))?,
+            ttl: db.keyspace("ttl", options(4 * MIB))?,
         };
 
         let catalog = Catalog::default();

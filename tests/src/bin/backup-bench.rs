@@ -31,8 +31,9 @@ use aws_sdk_dynamodb::types::{
     InputFormat, KeyType, PointInTimeRecoverySpecification, S3BucketSource,
     TableCreationParameters, TableStatus,
 };
-use tidemark_core::{Store, StoreConfig};
-use tidemark_tests::load::{batch_load, key_element, keyed_table, string_attribute};
+use tidemark_tests::load::{
+    batch_load, key_element, keyed_table, report_disk_usage, string_attribute,
+};
 use tidemark_tests::{ChildNode, client_for};
 
 const POLL: Duration = Duration::from_millis(20);
@@ -244,15 +245,7 @@ async fn main() {
 
     let status = node.terminate().await;
     assert!(status.success(), "the node stopped with {status}");
-    let store = Store::open(StoreConfig::new(&data)).expect("open the data folder");
-    let per_million = |b: u64| b as f64 * 1_000_000.0 / items as f64 / (1024.0 * 1024.0);
-    for (keyspace, bytes) in store.disk_usage().expect("disk usage") {
-        println!(
-            "disk: {keyspace}: {:.1} MiB ({:.0} MiB per million writes)",
-            bytes as f64 / (1024.0 * 1024.0),
-            per_million(bytes)
-        );
-    }
+    report_disk_usage(&data, items);
 }
 
 /// Times ExportTableToPointInTime of `bench` in `format`, then ImportTable of that export.

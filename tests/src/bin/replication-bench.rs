@@ -26,7 +26,7 @@ use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::{CauseKind, Store, StoreConfig};
 use tidemark_tests::cluster::{Cluster, replica_create};
 use tidemark_tests::kafka::Broker;
-use tidemark_tests::load::{batch_load, closed_loop, keyed_table, paced};
+use tidemark_tests::load::{batch_load, closed_loop, keyed_table, paced, percentile};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
 
@@ -114,11 +114,6 @@ async fn closed_loop_raw_puts(
     })
     .await;
     done.len() as u64
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(rank).copied().unwrap_or(0)
 }
 
 async fn lag(binary: &Path, rate: u64, seconds: u64, transport: &str) {

@@ -11,7 +11,7 @@
 //!   partitions): WRITERS connections put ~1 KB items over the loaded keys (PARTITIONS x 10)
 //!   as fast as they are answered. Prints each minute's throughput and latency percentiles,
 //!   the whole run's, and the whole run's p99 over the first minute's.
-//! - `scale-bench disk DATA_DIR [WRITES]`: opens a stopped node's data folder and prints each
+//! - `scale-bench disk DATA_DIR WRITES`: opens a stopped node's data folder and prints each
 //!   keyspace's bytes on disk, and per million writes when WRITES is given.
 
 use std::sync::Arc;
@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use tidemark_core::{Store, StoreConfig};
 use tidemark_tests::client_for;
-use tidemark_tests::load::{Item, batch_load, closed_loop, key_element, string_attribute};
+use tidemark_tests::load::{
+    Item, batch_load, closed_loop, key_element, percentile_ms, report_disk_usage, string_attribute,
+};
 
 const TABLE: &str = "bench";
 const SORT_KEYS_PER_PARTITION: u64 = 10;
@@ -146,19 +147,14 @@ async fn load(endpoint: &str, items: u64, loaders: u64) {
     );
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    let index = ((sorted.len().saturating_sub(1)) as f64 * p).round() as usize;
-    sorted.get(index).copied().unwrap_or(0) as f64 / 1000.0
-}
-
 fn summary(label: &str, latencies: &mut [u64], seconds: f64) -> f64 {
     latencies.sort_unstable();
-    let p99 = percentile(latencies, 0.99);
+    let p99 = percentile_ms(latencies, 0.99);
     println!(
         "soak {label}: {:.0} puts/s, latency ms p50 {:.2} p99 {p99:.2} p99.9 {:.2} max {:.2}",
         latencies.len() as f64 / seconds,
-        percentile(latencies, 0.50),
-        percentile(latencies, 0.999),
+        percentile_ms(latencies, 0.50),
+        percentile_ms(latencies, 0.999),
         latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
     );
     p99
@@ -214,27 +210,9 @@ async fn soak(endpoint: &str, seconds: u64, writers: u64, partitions: u64) {
     );
 }
 
-fn disk(data: &str, writes: Option<u64>) {
-    let store = Store::open(StoreConfig::new(data)).expect("open the data folder");
-    for (keyspace, bytes) in store.disk_usage().expect("disk usage") {
-        let mib = bytes as f64 / (1024.0 * 1024.0);
-        match writes {
-            Some(writes) => println!(
-                "disk: {keyspace}: {mib:.1} MiB, {:.0} MiB per million writes",
-                mib * 1_000_000.0 / writes as f64
-            ),
-            None => println!("disk: {keyspace}: {mib:.1} MiB"),
-        }
-    }
-    println!(
-        "disk: whole database: {:.1} MiB",
-        store.disk_space() as f64 / (1024.0 * 1024.0)
-    );
-}
-
 #[tokio::main]
 async fn main() {
-    let usage = "usage: scale-bench load ENDPOINT ITEMS [LOADERS] | soak ENDPOINT SECONDS [WRITERS] [PARTITIONS] | disk DATA_DIR [WRITES]";
+    let usage = "usage: scale-bench load ENDPOINT ITEMS [LOADERS] | soak ENDPOINT SECONDS [WRITERS] [PARTITIONS] | disk DATA_DIR WRITES";
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |index: usize| args.get(index).and_then(|a| a.parse::<u64>().ok());
     match (args.first().map(String::as_str), args.get(1)) {
@@ -250,7 +228,9 @@ async fn main() {
             )
             .await
         }
-        (Some("disk"), Some(data)) => disk(data, number(2)),
+        (Some("disk"), Some(data)) => {
+            report_disk_usage(std::path::Path::new(data), number(2).expect(usage))
+        }
         _ => panic!("{usage}"),
     }
 }

@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use std::sync::Mutex;
-use tidemark_tests::load::{batch_load, closed_loop_puts, keyed_table, paced_puts};
+use tidemark_tests::load::{batch_load, closed_loop_puts, keyed_table, paced_puts, percentile_ms};
 use tidemark_tests::{client_for, streams_client_for};
 
 /// Creates `table` (key `p`), with a NEW_AND_OLD_IMAGES stream when `streamed`; returns the
@@ -122,14 +122,6 @@ async fn shard_iterators(
     iterators
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted.get(index).copied().unwrap_or(0) as f64 / 1000.0
-}
-
 async fn visibility(endpoint: &str, rate: u64, seconds: u64, writers: u64) {
     let client = client_for(endpoint);
     let streams = streams_client_for(endpoint);
@@ -198,10 +190,10 @@ async fn visibility(endpoint: &str, rate: u64, seconds: u64, writers: u64) {
         total,
         total as f64 / write_secs,
         sorted.len(),
-        percentile(&sorted, 0.50),
-        percentile(&sorted, 0.90),
-        percentile(&sorted, 0.99),
-        percentile(&sorted, 1.0),
+        percentile_ms(&sorted, 0.50),
+        percentile_ms(&sorted, 0.90),
+        percentile_ms(&sorted, 0.99),
+        percentile_ms(&sorted, 1.0),
     );
     assert_eq!(sorted.len() as u64, total, "every write seen exactly once");
 }
@@ -460,10 +452,10 @@ async fn kafka(endpoint: &str, brokers: &str, rate: u64, seconds: u64, writers: 
     println!(
         "kafka: {total} writes at {:.0}/s; write->consumer latency ms: p50 {:.2} p90 {:.2} p99 {:.2} max {:.2} ({} of {total} measured)",
         total as f64 / write_secs,
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.90),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0),
+        percentile_ms(&latencies, 0.50),
+        percentile_ms(&latencies, 0.90),
+        percentile_ms(&latencies, 0.99),
+        percentile_ms(&latencies, 1.0),
         latencies.len(),
     );
     println!(
@@ -596,8 +588,8 @@ async fn put_cost(endpoint: &str, client: &aws_sdk_dynamodb::Client, writers: u6
         println!(
             "kafka: PutItem, {label}: {:.0} puts/s from {writers} connections, latency ms p50 {:.2} p99 {:.2}; CPU per put: {}",
             puts / (2.0 * turn.as_secs_f64()),
-            percentile(&latencies, 0.50),
-            percentile(&latencies, 0.99),
+            percentile_ms(&latencies, 0.50),
+            percentile_ms(&latencies, 0.99),
             if per_put.is_empty() {
                 "not measured".to_string()
             } else {
