@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReplicaStatus};
 use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::{CauseKind, Store, StoreConfig};
 use tidemark_tests::cluster::{Cluster, replica_create};
+use tidemark_tests::cpu_seconds;
 use tidemark_tests::kafka::Broker;
 use tidemark_tests::load::{batch_load, closed_loop, keyed_table, paced, percentile};
 
@@ -203,6 +204,8 @@ async fn throughput(binary: &Path, seconds: u64, writers: u64, pinned: bool) {
         for region in REGIONS.iter().skip(1).take(replicas) {
             add_replica(&client, &table, region).await;
         }
+        let source = cluster.pid(0).expect("a running node");
+        let cpu_before = cpu_seconds(source);
         let done = closed_loop_raw_puts(
             &cluster.endpoint(0),
             &table,
@@ -210,9 +213,15 @@ async fn throughput(binary: &Path, seconds: u64, writers: u64, pinned: bool) {
             Duration::from_secs(seconds),
         )
         .await;
+        // What the source itself spends per write: on shared cores the replicas' own work
+        // lowers the rate, this tells how much of the loss is the source's.
+        let source_cpu = cpu_seconds(source)
+            .zip(cpu_before)
+            .map(|(after, before)| (after - before) / done.max(1) as f64 * 1e6);
         println!(
-            "throughput with {replicas} replica(s): {done} writes in {seconds} s = {:.0} writes/s",
-            done as f64 / seconds as f64
+            "throughput with {replicas} replica(s): {done} writes in {seconds} s = {:.0} writes/s; source CPU {} µs per write",
+            done as f64 / seconds as f64,
+            source_cpu.map_or("?".to_owned(), |us| format!("{us:.0}")),
         );
         // Let shipping drain before the next round.
         tokio::time::sleep(Duration::from_secs(2)).await;
