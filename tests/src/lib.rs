@@ -51,6 +51,22 @@ impl TestNode {
         TestNode::start_configured(|node| configure(&mut node.store), Arc::new(SystemClock)).await
     }
 
+    /// Starts a node that publishes to the Kafka cluster at `brokers`, on the system clock.
+    ///
+    /// # Panics
+    /// When the node cannot start.
+    pub async fn start_with_kafka(brokers: String) -> TestNode {
+        let kafka = tidemark_streams::publish::kafka::KafkaSettings {
+            brokers,
+            options: Vec::new(),
+        };
+        TestNode::start_configured(
+            move |config| config.kafka = Some(kafka),
+            Arc::new(tidemark_core::SystemClock),
+        )
+        .await
+    }
+
     /// Starts a node with the given clock after `configure` adjusted its settings; restarts
     /// keep both.
     ///

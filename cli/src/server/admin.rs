@@ -99,6 +99,7 @@ pub async fn set_publishing(
                     .replication_factor
                     .unwrap_or(state.topics.replication_factor),
                 starts_empty: None,
+                stream_arn: None,
             },
             from,
         ))

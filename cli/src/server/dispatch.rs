@@ -66,7 +66,8 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
     let operation = synchronous_operation(target);
     let global = match operation_name {
         Some(name) if operation.is_none() => dynamodb::global_tables::operation(name)
-            .or_else(|| dynamodb::transfers::operation(name)),
+            .or_else(|| dynamodb::transfers::operation(name))
+            .or_else(|| dynamodb::kinesis_destinations::operation(name)),
         _ => None,
     };
     let known =

@@ -4,6 +4,8 @@
 //!   a NEW_AND_OLD_IMAGES stream has them), plus `tableName`;
 //! - `kds`: the record Kinesis Data Streams for DynamoDB writes (UUID event id, `tableName`,
 //!   `recordFormat`, millisecond `ApproximateCreationDateTime`, lowercase `userIdentity`);
+//!   `kds-microsecond` the same with `ApproximateCreationDateTime` in microseconds, as a
+//!   destination with `ApproximateCreationDateTimePrecision: MICROSECOND` writes it;
 //! - `debezium`: the Debezium envelope (`before`, `after`, `op` c/u/d, `source`, `ts_ms`), with
 //!   images in DynamoDB JSON, optionally followed by a null-value tombstone after each delete
 //!   so log compaction can drop the key.
@@ -38,7 +40,10 @@ pub enum ValueFormat {
     /// The DynamoDB Streams record plus `tableName`.
     DynamoDb,
     /// The Kinesis Data Streams for DynamoDB record.
-    Kds,
+    Kds {
+        /// `ApproximateCreationDateTime` in microseconds rather than milliseconds.
+        microseconds: bool,
+    },
     /// The Debezium envelope; `tombstones` adds a null-value message after each delete.
     Debezium {
         /// Follow each delete with a tombstone.
@@ -47,11 +52,14 @@ pub enum ValueFormat {
 }
 
 impl ValueFormat {
-    /// Parses `dynamodb`, `kds`, `debezium` or `debezium-tombstones`.
+    /// Parses `dynamodb`, `kds`, `kds-microsecond`, `debezium` or `debezium-tombstones`.
     pub fn parse(name: &str) -> Option<ValueFormat> {
         match name {
             "dynamodb" => Some(ValueFormat::DynamoDb),
-            "kds" => Some(ValueFormat::Kds),
+            "kds" => Some(ValueFormat::Kds {
+                microseconds: false,
+            }),
+            "kds-microsecond" => Some(ValueFormat::Kds { microseconds: true }),
             "debezium" => Some(ValueFormat::Debezium { tombstones: false }),
             "debezium-tombstones" => Some(ValueFormat::Debezium { tombstones: true }),
             _ => None,
@@ -62,7 +70,10 @@ impl ValueFormat {
     pub fn name(self) -> &'static str {
         match self {
             ValueFormat::DynamoDb => "dynamodb",
-            ValueFormat::Kds => "kds",
+            ValueFormat::Kds {
+                microseconds: false,
+            } => "kds",
+            ValueFormat::Kds { microseconds: true } => "kds-microsecond",
             ValueFormat::Debezium { tombstones: false } => "debezium",
             ValueFormat::Debezium { tombstones: true } => "debezium-tombstones",
         }
@@ -103,7 +114,7 @@ pub fn messages(
     let is_delete = record.kind == ChangeKind::Remove;
     let value = match format {
         ValueFormat::DynamoDb => dynamodb_value(record, region),
-        ValueFormat::Kds => kds_value(record, region),
+        ValueFormat::Kds { microseconds } => kds_value(record, region, microseconds),
         ValueFormat::Debezium { .. } => debezium_value(record, region, now_millis),
     };
     let mut out = vec![Message {
@@ -151,7 +162,7 @@ fn size(item: &Option<Item>) -> usize {
     item.as_ref().map_or(0, item_size)
 }
 
-fn kds_value(record: ChangeRecord, region: &str) -> Vec<u8> {
+fn kds_value(record: ChangeRecord, region: &str, microseconds: bool) -> Vec<u8> {
     let event_id = uuid_of(event_bits(region, &record));
     let size_bytes =
         (item_size(&record.keys) + size(&record.new_image) + size(&record.old_image)).max(1);
@@ -161,11 +172,16 @@ fn kds_value(record: ChangeRecord, region: &str) -> Vec<u8> {
         }
         _ => Value::Null,
     };
+    // The commit clock counts milliseconds: in microseconds it is the same instant, scaled.
+    let (created, precision) = match microseconds {
+        false => (record.commit_time_millis(), "MILLISECOND"),
+        true => (record.commit_time_millis() * 1000, "MICROSECOND"),
+    };
     let mut dynamodb = json!({
-        "ApproximateCreationDateTime": record.commit_time_millis(),
+        "ApproximateCreationDateTime": created,
         "Keys": record.keys,
         "SizeBytes": size_bytes,
-        "ApproximateCreationDateTimePrecision": "MILLISECOND",
+        "ApproximateCreationDateTimePrecision": precision,
     });
     if let Value::Object(map) = &mut dynamodb {
         if let Some(new) = record.new_image {
@@ -315,12 +331,10 @@ pub(crate) mod tests {
 
     #[test]
     fn kds_values_follow_kinesis_conventions() {
-        let out = messages(
-            record(ChangeKind::Insert, false),
-            ValueFormat::Kds,
-            "us-east-1",
-            0,
-        );
+        let kds = ValueFormat::Kds {
+            microseconds: false,
+        };
+        let out = messages(record(ChangeKind::Insert, false), kds, "us-east-1", 0);
         let v = value(&out[0]);
         assert_eq!(v["recordFormat"], "application/json");
         assert_eq!(v["tableName"], "orders");
@@ -336,16 +350,26 @@ pub(crate) mod tests {
         );
         assert!(v["dynamodb"].get("OldImage").is_none());
         assert!(v["dynamodb"].get("SequenceNumber").is_none());
-        let ttl = messages(
-            record(ChangeKind::Remove, true),
-            ValueFormat::Kds,
-            "us-east-1",
-            0,
-        );
+        let ttl = messages(record(ChangeKind::Remove, true), kds, "us-east-1", 0);
         let v = value(&ttl[0]);
         assert_eq!(v["userIdentity"]["type"], "Service");
         assert_eq!(v["userIdentity"]["principalId"], "dynamodb.amazonaws.com");
         assert_eq!(v["dynamodb"]["OldImage"]["v"]["S"], "old");
+        let micro = messages(
+            record(ChangeKind::Insert, false),
+            ValueFormat::Kds { microseconds: true },
+            "us-east-1",
+            0,
+        );
+        let v = value(&micro[0]);
+        assert_eq!(
+            v["dynamodb"]["ApproximateCreationDateTime"],
+            1_700_000_000_123_000u64
+        );
+        assert_eq!(
+            v["dynamodb"]["ApproximateCreationDateTimePrecision"],
+            "MICROSECOND"
+        );
     }
 
     #[test]
@@ -383,7 +407,10 @@ pub(crate) mod tests {
     fn format_names_round_trip() {
         for format in [
             ValueFormat::DynamoDb,
-            ValueFormat::Kds,
+            ValueFormat::Kds {
+                microseconds: false,
+            },
+            ValueFormat::Kds { microseconds: true },
             ValueFormat::Debezium { tombstones: false },
             ValueFormat::Debezium { tombstones: true },
         ] {

@@ -124,17 +124,22 @@ impl Publishers {
             .map(|t| (t.table_id, t))
             .collect();
         let mut running = self.running.lock();
-        running.retain(|id, r| {
-            let keep = wanted.get(id).is_some_and(|t| t.settings == r.settings);
-            if !keep {
-                r.cancel.cancel();
+        // A publisher whose settings changed is replaced: its successor starts once it has
+        // stopped, so the successor resumes from a topic nobody else still writes to.
+        let mut replaced: HashMap<u64, JoinHandle<()>> = HashMap::new();
+        for (id, r) in
+            running.extract_if(|id, r| wanted.get(id).is_none_or(|t| t.settings != r.settings))
+        {
+            r.cancel.cancel();
+            if wanted.contains_key(&id) {
+                replaced.insert(id, r.task);
             }
-            keep
-        });
+        }
         for (id, table) in wanted {
             if running.contains_key(&id) {
                 continue;
             }
+            let predecessor = replaced.remove(&id);
             let cancel = CancellationToken::new();
             let state = Arc::new(Mutex::new(PublisherState {
                 published_through: table.confirmed,
@@ -143,13 +148,20 @@ impl Publishers {
             let settings = table.settings.clone();
             let name = table.table_name.clone();
             let kafka = kafka.clone();
-            let publisher = tokio::spawn(session::run(
+            let run = session::run(
                 self.store.clone(),
                 move || KafkaSink::connect(&kafka),
                 table,
                 cancel.clone(),
                 state.clone(),
-            ));
+            );
+            let publisher = tokio::spawn(async move {
+                if let Some(predecessor) = predecessor {
+                    // Its panic, if any, was reported by its own watcher.
+                    let _ = predecessor.await;
+                }
+                run.await;
+            });
             // A publisher that panics would leave its table unpublished with nobody noticing:
             // the node halts instead (and restarts under its supervisor).
             let halt = self.store.halt().clone();

@@ -7,10 +7,12 @@
 //! retention hold); [`session`] is one table's publishing session over any [`session::Sink`],
 //! and [`resume`] decides where it resumes from what the topic already holds, so a crash
 //! neither loses nor repeats a record; [`kafka`] runs a session task per published table with
-//! a Kafka sink, [`memory`] is a sink in memory for tests.
+//! a Kafka sink, [`memory`] is a sink in memory for tests. [`kinesis`] carries out DynamoDB's
+//! Kinesis streaming destination calls as publishing settings.
 
 pub mod format;
 pub mod kafka;
+pub mod kinesis;
 pub mod memory;
 pub mod resume;
 pub mod session;

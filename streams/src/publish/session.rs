@@ -175,11 +175,19 @@ pub async fn publish<S: Sink>(
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         cursor = read;
+        // Checked after the read: a change committed after the cancel (say, the first write
+        // after its destination's settings changed) is then always left to the successor.
+        if cancel.is_cancelled() {
+            return deliveries.settle_all().await;
+        }
         if batch.is_empty() {
             // Nothing new: wait for a commit, or for a delivery report to move the checkpoint.
             // (The cursor is past the watermark it read up to, so this waits for a new one.)
             tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
+                // A publisher being replaced must not read past the moment it was told to
+                // stop: its successor may publish in other settings.
+                biased;
+                _ = cancel.cancelled() => return deliveries.settle_all().await,
                 _ = store.wait_durable_past(cursor.next.saturating_sub(1)) => {}
                 settled = deliveries.settle_oldest(), if !deliveries.in_flight.is_empty() => {
                     settled?;
@@ -233,7 +241,7 @@ pub async fn publish<S: Sink>(
             deliveries.settle_oldest().await?;
         }
         if cancel.is_cancelled() {
-            return Ok(());
+            return deliveries.settle_all().await;
         }
     }
 }
@@ -289,6 +297,15 @@ impl Deliveries {
 
     /// Waits for the oldest report. Cancel-safe: the message stays queued until its report
     /// is in.
+    /// Waits for every report, so nothing this session sent lands in the topic after it
+    /// ended (a successor resumes from what the topic holds).
+    async fn settle_all(&mut self) -> Result<(), String> {
+        while !self.in_flight.is_empty() {
+            self.settle_oldest().await?;
+        }
+        Ok(())
+    }
+
     async fn settle_oldest(&mut self) -> Result<(), String> {
         let Some(front) = self.in_flight.front_mut() else {
             return Ok(());
@@ -341,6 +358,7 @@ mod tests {
             partitions: 3,
             replication_factor: 1,
             starts_empty: None,
+            stream_arn: None,
         };
         set_publishing(&store, "tbl", Some((settings, PublishFrom::Now))).unwrap();
         Arc::new(store)

@@ -20,7 +20,8 @@ pub const EXTENSION: &str = "Publish";
 pub struct PublishSettings {
     /// Kafka topic.
     pub topic: String,
-    /// Value format name (`dynamodb`, `kds`, `debezium`, `debezium-tombstones`).
+    /// Value format name (`dynamodb`, `kds`, `kds-microsecond`, `debezium`,
+    /// `debezium-tombstones`).
     pub format: String,
     /// First change sequence to publish.
     pub start_seq: u64,
@@ -32,6 +33,10 @@ pub struct PublishSettings {
     /// it exactly (set when publishing is turned on; `None` in settings saved before it was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_empty: Option<bool>,
+    /// The Kinesis stream ARN when publishing was turned on as a Kinesis streaming destination
+    /// (EnableKinesisStreamingDestination); `None` when it was turned on by an operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_arn: Option<String>,
 }
 
 /// Where publishing starts when it is turned on.
@@ -130,7 +135,10 @@ pub fn set_publishing(
 }
 
 /// The publishing of one table, if it is published.
-fn published_table(store: &Store, table_name: &str) -> Result<Option<PublishedTable>> {
+///
+/// # Errors
+/// Corrupt settings.
+pub fn published_table(store: &Store, table_name: &str) -> Result<Option<PublishedTable>> {
     Ok(published_tables(store)?
         .into_iter()
         .find(|t| t.table_name == table_name))
@@ -231,6 +239,7 @@ mod tests {
             partitions: 3,
             replication_factor: 1,
             starts_empty: None,
+            stream_arn: None,
         }
     }
 

@@ -105,9 +105,11 @@ pub fn parse_change(key: Option<&[u8]>, value: &[u8]) -> Result<TopicChange> {
         ),
     };
     let created = v.pointer("/dynamodb/ApproximateCreationDateTime");
-    // KDS records carry milliseconds (and say so); DynamoDB Streams records carry seconds.
+    // KDS records carry milliseconds or microseconds (and say which); DynamoDB Streams
+    // records carry seconds.
     let millis = match text("/dynamodb/ApproximateCreationDateTimePrecision").as_deref() {
         Some("MILLISECOND") => created.and_then(Value::as_u64).unwrap_or(0),
+        Some("MICROSECOND") => created.and_then(Value::as_u64).unwrap_or(0) / 1000,
         _ => created
             .and_then(Value::as_f64)
             .map_or(0, |s| (s * 1000.0) as u64),
@@ -514,7 +516,14 @@ mod tests {
 
     #[test]
     fn every_format_gives_back_the_change() {
-        for format in ["dynamodb", "kds", "debezium", "debezium-tombstones"] {
+        let formats = [
+            "dynamodb",
+            "kds",
+            "kds-microsecond",
+            "debezium",
+            "debezium-tombstones",
+        ];
+        for format in formats {
             let format = ValueFormat::parse(format).unwrap();
             for kind in [ChangeKind::Insert, ChangeKind::Modify, ChangeKind::Remove] {
                 let original = record(kind, false);

@@ -200,15 +200,7 @@ async fn write_load(node: &TestNode, table: &str, round: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_is_published_once_in_order_in_each_format() {
     let broker = Broker::start().await;
-    let kafka = KafkaSettings {
-        brokers: broker.brokers(),
-        options: Vec::new(),
-    };
-    let mut node = TestNode::start_configured(
-        move |config| config.kafka = Some(kafka),
-        std::sync::Arc::new(tidemark_core::SystemClock),
-    )
-    .await;
+    let mut node = TestNode::start_with_kafka(broker.brokers()).await;
     let client = node.client();
     let suffix = std::process::id();
     let formats = ["dynamodb", "kds", "debezium-tombstones"];
@@ -557,4 +549,210 @@ async fn publishing_after_sigkill_loses_and_repeats_nothing() {
     // further writes, though the checkpoint died with the node.
     assert_lag_drains(&endpoint, 1).await;
     child.kill().await;
+}
+
+/// DynamoDB's Kinesis streaming destination calls, through the AWS SDK, turn a table's
+/// publishing on and off in the `kds` format, onto the topic the stream ARN names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kinesis_destination_calls_drive_publishing() {
+    use aws_sdk_dynamodb::types::{
+        ApproximateCreationDateTimePrecision as Precision, DestinationStatus,
+        EnableKinesisStreamingConfiguration, UpdateKinesisStreamingConfiguration,
+    };
+    use tidemark_tests::raw_request;
+
+    let broker = Broker::start().await;
+    let node = TestNode::start_with_kafka(broker.brokers()).await;
+    let client = node.client();
+    create_table(&client, "kinesis", false).await;
+    let topic = format!("kinesis-dest-{}", std::process::id());
+    let arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{topic}");
+
+    let destinations = async || {
+        let described = client.describe_kinesis_streaming_destination();
+        let described = described.table_name("kinesis").send().await.unwrap();
+        described.kinesis_data_stream_destinations().to_vec()
+    };
+    assert_eq!(destinations().await, []);
+
+    // Every violation of a request is reported at once, in DynamoDB's words.
+    let refused = raw_request(
+        &node.endpoint(),
+        Some("DynamoDB_20120810.EnableKinesisStreamingDestination"),
+        json!({"StreamArn": "arn:short",
+               "EnableKinesisStreamingConfiguration":
+                   {"ApproximateCreationDateTimePrecision": "SECOND"}})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(refused.error_name(), "ValidationException");
+    assert_eq!(
+        refused.json()["message"],
+        "3 validation errors detected: Value null at 'tableName' failed to satisfy constraint: \
+         Member must not be null; Value 'arn:short' at 'streamArn' failed to satisfy constraint: \
+         Member must have length greater than or equal to 37; Value 'SECOND' at \
+         'enableKinesisStreamingConfiguration.approximateCreationDateTimePrecision' failed to \
+         satisfy constraint: Member must satisfy enum value set: [MICROSECOND, MILLISECOND]"
+    );
+    let missing = client
+        .enable_kinesis_streaming_destination()
+        .table_name("no_such_table")
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.into_service_error().meta().code(),
+        Some("ResourceNotFoundException")
+    );
+
+    let enabled = client
+        .enable_kinesis_streaming_destination()
+        .table_name("kinesis")
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        enabled.destination_status(),
+        Some(&DestinationStatus::Enabling)
+    );
+    let listed = destinations().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].stream_arn(), Some(arn.as_str()));
+    assert_eq!(
+        listed[0].destination_status(),
+        Some(&DestinationStatus::Active)
+    );
+    assert_eq!(
+        listed[0].approximate_creation_date_time_precision(),
+        Some(&Precision::Millisecond)
+    );
+    // One destination per table, as in DynamoDB.
+    let second = client
+        .enable_kinesis_streaming_destination()
+        .table_name("kinesis")
+        .stream_arn(format!("{arn}-other"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        second.into_service_error().meta().code(),
+        Some("ValidationException")
+    );
+    // The operator's view agrees: the table publishes in the kds format to the ARN's topic.
+    let published = status(&node.endpoint()).await;
+    assert_eq!(published["Tables"][0]["Topic"], topic.as_str());
+    assert_eq!(published["Tables"][0]["Format"], "kds");
+
+    client
+        .put_item()
+        .table_name("kinesis")
+        .item("p", s("a"))
+        .item("v", n("1"))
+        .send()
+        .await
+        .unwrap();
+    let updated = client
+        .update_kinesis_streaming_destination()
+        .table_name("kinesis")
+        .stream_arn(&arn)
+        .update_kinesis_streaming_configuration(
+            UpdateKinesisStreamingConfiguration::builder()
+                .approximate_creation_date_time_precision(Precision::Microsecond)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.destination_status(),
+        Some(&DestinationStatus::Updating)
+    );
+    client
+        .put_item()
+        .table_name("kinesis")
+        .item("p", s("b"))
+        .item("v", n("2"))
+        .send()
+        .await
+        .unwrap();
+
+    let messages = consume(&broker.brokers(), &topic, 2);
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let record = |key: &str| {
+        messages
+            .iter()
+            .find(|m| m.key.contains(key))
+            .and_then(|m| m.value.clone())
+            .unwrap()
+    };
+    let (first, second) = (record("\"a\""), record("\"b\""));
+    assert_eq!(first["recordFormat"], "application/json");
+    assert_eq!(first["tableName"], "kinesis");
+    assert_eq!(first["dynamodb"]["NewImage"]["v"]["N"], "1");
+    // The update is asynchronous (UPDATING), as in DynamoDB: a change from before it may come
+    // in either precision, every change written after it comes in the new one.
+    assert_eq!(
+        second["dynamodb"]["ApproximateCreationDateTimePrecision"],
+        "MICROSECOND"
+    );
+    let millis = |v: &Value| {
+        let created = v["dynamodb"]["ApproximateCreationDateTime"]
+            .as_u64()
+            .unwrap();
+        match v["dynamodb"]["ApproximateCreationDateTimePrecision"].as_str() {
+            Some("MICROSECOND") => created / 1000,
+            _ => created,
+        }
+    };
+    // The same clock, whatever the unit: in order, and close together.
+    assert!(millis(&second) >= millis(&first));
+    assert!(millis(&second) - millis(&first) < 60_000);
+
+    let disabled = client
+        .disable_kinesis_streaming_destination()
+        .table_name("kinesis")
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        disabled.destination_status(),
+        Some(&DestinationStatus::Disabling)
+    );
+    assert_eq!(
+        destinations().await[0].destination_status(),
+        Some(&DestinationStatus::Disabled)
+    );
+    assert_eq!(status(&node.endpoint()).await["Tables"], json!([]));
+    // A change after the destination is off is not published.
+    client
+        .put_item()
+        .table_name("kinesis")
+        .item("p", s("c"))
+        .send()
+        .await
+        .unwrap();
+    let messages = consume(&broker.brokers(), &topic, 2);
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    // Turned on again, with the enable configuration.
+    let again = client
+        .enable_kinesis_streaming_destination()
+        .table_name("kinesis")
+        .stream_arn(&arn)
+        .enable_kinesis_streaming_configuration(
+            EnableKinesisStreamingConfiguration::builder()
+                .approximate_creation_date_time_precision(Precision::Microsecond)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .enable_kinesis_streaming_configuration()
+            .and_then(|c| c.approximate_creation_date_time_precision()),
+        Some(&Precision::Microsecond)
+    );
 }

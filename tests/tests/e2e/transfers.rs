@@ -762,15 +762,7 @@ async fn the_export_and_import_commands_follow_their_jobs() {
 async fn a_table_restored_from_its_kafka_topic_equals_its_restore_from_the_log() {
     let broker = tidemark_tests::kafka::Broker::start().await;
     let brokers = broker.brokers();
-    let kafka = tidemark_streams::publish::kafka::KafkaSettings {
-        brokers: brokers.clone(),
-        options: Vec::new(),
-    };
-    let node = TestNode::start_configured(
-        move |config| config.kafka = Some(kafka),
-        std::sync::Arc::new(tidemark_core::SystemClock),
-    )
-    .await;
+    let node = TestNode::start_with_kafka(brokers.clone()).await;
     let client = node.client();
     let run = std::process::id();
     for format in ["dynamodb", "kds", "debezium-tombstones"] {

@@ -13,6 +13,7 @@ mod describe_table;
 mod describe_time_to_live;
 mod get_item;
 pub(crate) mod global_tables;
+pub(crate) mod kinesis_destinations;
 mod list_tables;
 mod put_item;
 mod query;
