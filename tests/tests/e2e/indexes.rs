@@ -261,9 +261,23 @@ fn by_place() -> GlobalSecondaryIndex {
         .unwrap()
 }
 
-/// The matches a Query of `by_place` returns (every page), by their `p`, with the
-/// `LastEvaluatedKey` of each page that had one.
+/// The matches a Query of `by_place` in `matches` returns (every page), by their `p`, with
+/// the `LastEvaluatedKey` of each page that had one.
 async fn matches_in(
+    client: &aws_sdk_dynamodb::Client,
+    condition: &str,
+    values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+    limit: Option<i32>,
+) -> (
+    Vec<String>,
+    Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) {
+    matches_of("matches", client, condition, values, limit).await
+}
+
+/// [`matches_in`] for the table named `table`.
+async fn matches_of(
+    table: &str,
     client: &aws_sdk_dynamodb::Client,
     condition: &str,
     values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
@@ -278,7 +292,7 @@ async fn matches_in(
     loop {
         let mut query = client
             .query()
-            .table_name("matches")
+            .table_name(table)
             .index_name("by_place")
             .key_condition_expression(condition)
             .set_exclusive_start_key(start.clone())
@@ -625,5 +639,112 @@ async fn a_multi_attribute_global_index_created_later_is_backfilled() {
         .await
         .0,
         ["a", "b"]
+    );
+}
+
+#[tokio::test]
+async fn a_backup_restores_a_multi_attribute_global_index() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    client
+        .create_table()
+        .table_name("matches")
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .attribute_definitions(attribute("tournament", ScalarAttributeType::S))
+        .attribute_definitions(attribute("league", ScalarAttributeType::S))
+        .attribute_definitions(attribute("round", ScalarAttributeType::N))
+        .attribute_definitions(attribute("bracket", ScalarAttributeType::S))
+        .global_secondary_indexes(by_place())
+        .send()
+        .await
+        .unwrap();
+    for (p, round) in [("x", "3"), ("y", "1")] {
+        put_match(
+            &client,
+            p,
+            &[
+                ("tournament", s("autumn")),
+                ("league", s("eu")),
+                ("round", n(round)),
+                ("bracket", s("upper")),
+            ],
+        )
+        .await;
+    }
+    put_match(
+        &client,
+        "partial",
+        &[("tournament", s("autumn")), ("league", s("eu"))],
+    )
+    .await;
+    let backup = client
+        .create_backup()
+        .table_name("matches")
+        .backup_name("before")
+        .send()
+        .await
+        .unwrap();
+    let arn = backup.backup_details().unwrap().backup_arn().to_string();
+    let available = tidemark_tests::wait_until(std::time::Duration::from_secs(30), async || {
+        let described = client
+            .describe_backup()
+            .backup_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        described
+            .backup_description()
+            .and_then(|d| d.backup_details())
+            .is_some_and(|d| d.backup_status().as_str() == "AVAILABLE")
+    })
+    .await;
+    assert!(available, "the backup becomes AVAILABLE");
+    client
+        .restore_table_from_backup()
+        .backup_arn(&arn)
+        .target_table_name("restored")
+        .send()
+        .await
+        .unwrap();
+    let active = tidemark_tests::wait_until(std::time::Duration::from_secs(30), async || {
+        let described = client
+            .describe_table()
+            .table_name("restored")
+            .send()
+            .await
+            .unwrap();
+        described
+            .table()
+            .and_then(|t| t.table_status())
+            .map(|s| s.as_str())
+            == Some("ACTIVE")
+    })
+    .await;
+    assert!(active, "the restored table becomes ACTIVE");
+    let restored = client
+        .describe_table()
+        .table_name("restored")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(
+        restored.global_secondary_indexes()[0].key_schema(),
+        by_place().key_schema()
+    );
+    assert_eq!(
+        matches_of(
+            "restored",
+            &client,
+            "tournament = :t AND league = :l",
+            &[(":t", s("autumn")), (":l", s("eu"))],
+            None
+        )
+        .await
+        .0,
+        ["y", "x"]
     );
 }
