@@ -1,8 +1,10 @@
 //! Secondary indexes: each index entry lives in the `indexes` keyspace under
 //! `index id | index partition key | index sort key | table partition key | table sort key`
-//! (the table's key makes entries of items sharing an index key distinct), and holds the
-//! item's projected attributes. Entries are written by the commit path in the same batch as
-//! the item; items without the index's key attributes have no entry (sparse indexes).
+//! (the table's key makes entries of items sharing an index key distinct; a multi-attribute
+//! GSI key puts each of its partition attributes, then each of its sort attributes, there),
+//! and holds the item's projected attributes. Entries are written by the commit path in the
+//! same batch as the item; items without the index's key attributes have no entry (sparse
+//! indexes).
 
 use crate::model::{
     AttributeValue, Item, KeyShape, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, Projection,
