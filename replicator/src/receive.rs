@@ -499,4 +499,115 @@ mod tests {
             "every region has delivered past the delete: its tombstone may go"
         );
     }
+
+    #[test]
+    fn a_new_replica_gets_its_sources_multi_attribute_global_index() {
+        use tidemark_core::model::{
+            AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, Projection,
+        };
+        use tidemark_core::ops::{PutItemRequest, ScanRequest};
+        let element = |name: &str, key_type: &str| KeySchemaElement {
+            attribute_name: name.into(),
+            key_type: key_type.into(),
+        };
+        let defined = |name: &str, attribute_type: &str| AttributeDefinition {
+            attribute_name: name.into(),
+            attribute_type: attribute_type.into(),
+        };
+        let source_dir = tempfile::tempdir().expect("a folder");
+        let source = Store::open(StoreConfig::for_tests(source_dir.path())).expect("open");
+        source
+            .create_table(CreateTableRequest {
+                key_schema: vec![element("p", "HASH")],
+                attribute_definitions: vec![
+                    defined("p", "S"),
+                    defined("a", "S"),
+                    defined("b", "N"),
+                    defined("c", "S"),
+                ],
+                global_secondary_indexes: vec![GlobalSecondaryIndex {
+                    index_name: "by_ab".into(),
+                    key_schema: vec![
+                        element("a", "HASH"),
+                        element("b", "HASH"),
+                        element("c", "RANGE"),
+                    ],
+                    projection: Projection {
+                        projection_type: Some("ALL".into()),
+                        non_key_attributes: None,
+                    },
+                    provisioned_throughput: None,
+                }],
+                ..CreateTableRequest::on_demand(TABLE, "p", "S")
+            })
+            .expect("a table with a multi-attribute index");
+        let definition = source.table_definition(TABLE).expect("a table");
+        let message = CreateReplicaMessage {
+            definition: definition.clone(),
+            global: GlobalTable {
+                version: VERSION.into(),
+                replicas: ["us", "eu"]
+                    .iter()
+                    .map(|r| (r.to_string(), Replica::active()))
+                    .collect::<BTreeMap<_, _>>(),
+                settings: SharedSettings::of(&definition),
+                stamp_clock: 1,
+                stamp_region: "us".into(),
+            },
+            adopt_existing: false,
+        };
+        // As it travels between regions.
+        let message: CreateReplicaMessage =
+            serde_json::from_str(&serde_json::to_string(&message).expect("json"))
+                .expect("read back");
+
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = Arc::new(Store::open(StoreConfig::for_tests(dir.path())).expect("open"));
+        let replicator = Replicator::new(
+            store.clone(),
+            ReplicationConfig {
+                region: "eu".into(),
+                peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
+                secret: None,
+                transport: Transport::Direct,
+            },
+        );
+        replicator
+            .receive_create_replica(message)
+            .expect("the replica is created");
+        let replica = store.table_definition(TABLE).expect("the replica");
+        assert_eq!(
+            replica.global_secondary_indexes,
+            definition.global_secondary_indexes
+        );
+        for (p, with_c) in [("full", true), ("partial", false)] {
+            let mut item: Item = [
+                ("p".to_string(), AttributeValue::S(p.into())),
+                ("a".to_string(), AttributeValue::S("x".into())),
+                ("b".to_string(), AttributeValue::N(7.into())),
+            ]
+            .into();
+            if with_c {
+                item.insert("c".into(), AttributeValue::S("y".into()));
+            }
+            store
+                .put_item(PutItemRequest {
+                    table_name: TABLE.into(),
+                    item,
+                    ..Default::default()
+                })
+                .expect("a put");
+        }
+        let scanned = store
+            .scan(ScanRequest {
+                table_name: TABLE.into(),
+                index_name: Some("by_ab".into()),
+                ..Default::default()
+            })
+            .expect("a scan of the index");
+        assert_eq!(
+            scanned.count, 1,
+            "only the item with every key attribute is indexed"
+        );
+    }
 }

@@ -236,6 +236,9 @@ fn operands(condition: &SortKeyCondition) -> Vec<&AttributeValue> {
 /// partition key's presence, that the other term is on the sort key, operand types, indexable
 /// operators, and finally that the partition key is compared for equality.
 fn check_schema(mut terms: Vec<Term>, shape: &KeyShape) -> Result<KeyCondition> {
+    if shape.is_multi_attribute() {
+        return check_multi_attribute_schema(terms, shape);
+    }
     if terms.is_empty() || terms.len() > 2 {
         return Err(Error::validation("Conditions can be of length 1 or 2 only"));
     }
@@ -281,7 +284,92 @@ fn check_schema(mut terms: Vec<Term>, shape: &KeyShape) -> Result<KeyCondition> 
     };
     Ok(KeyCondition {
         partition_value,
+        partition_rest: Vec::new(),
+        sort_prefix: Vec::new(),
         sort: sort.and_then(|t| t.condition),
+    })
+}
+
+/// Checks the terms against a multi-attribute (GSI) key: every partition attribute compared
+/// for equality, and sort attributes bound left to right, by equality except the last one
+/// bound, which may have any key condition. The order of the terms in the request does not
+/// matter, only which attributes they bind.
+fn check_multi_attribute_schema(terms: Vec<Term>, shape: &KeyShape) -> Result<KeyCondition> {
+    if terms.is_empty() {
+        return Err(Error::validation("Conditions can be of length 1 or 2 only"));
+    }
+    let mut by_name: HashMap<String, Option<SortKeyCondition>> = HashMap::new();
+    for term in terms {
+        let Some(key) = shape.attributes().find(|a| a.name == term.name) else {
+            return Err(Error::validation(format!(
+                "Query key condition not supported: {} is not a key attribute of the index",
+                term.name
+            )));
+        };
+        let wanted = key.scalar_type.value_type();
+        let operands = term.condition.as_ref().map(operands).unwrap_or_default();
+        if operands.iter().any(|v| v.value_type() != wanted) {
+            return Err(Error::validation(
+                "One or more parameter values were invalid: Condition parameter type does not match schema type",
+            ));
+        }
+        by_name.insert(term.name, term.condition);
+    }
+    if by_name.values().any(Option::is_none) {
+        return Err(Error::validation(
+            "Attempted conditional constraint is not an indexable operation",
+        ));
+    }
+    let mut partition = Vec::with_capacity(shape.partition_len());
+    for key in shape.partition_attributes() {
+        match by_name.remove(&key.name).flatten() {
+            Some(SortKeyCondition::Eq(value)) => partition.push(value),
+            Some(_) => {
+                return Err(Error::validation(format!(
+                    "Query key condition not supported: every HASH key attribute of the index must be given with an equality condition; {} is not",
+                    key.name
+                )));
+            }
+            None => {
+                return Err(Error::validation(format!(
+                    "Query key condition not supported: every HASH key attribute of the index must be given with an equality condition; {} is missing",
+                    key.name
+                )));
+            }
+        }
+    }
+    let mut sort_prefix = Vec::new();
+    let mut sort = None;
+    for key in shape.sort_attributes() {
+        if by_name.is_empty() {
+            break;
+        }
+        let Some(condition) = by_name.remove(&key.name).flatten() else {
+            return Err(Error::validation(format!(
+                "Query key condition not supported: RANGE key attributes must be given left to right, each with an equality condition except the last one given; {} is missing",
+                key.name
+            )));
+        };
+        match condition {
+            SortKeyCondition::Eq(value) if !by_name.is_empty() => sort_prefix.push(value),
+            _ if !by_name.is_empty() => {
+                return Err(Error::validation(format!(
+                    "Query key condition not supported: RANGE key attributes must be given left to right, each with an equality condition except the last one given; {} is not the last one and is not an equality",
+                    key.name
+                )));
+            }
+            last => sort = Some(last),
+        }
+    }
+    let mut partition = partition.into_iter();
+    let Some(partition_value) = partition.next() else {
+        return Err(Error::validation("Query key condition not supported"));
+    };
+    Ok(KeyCondition {
+        partition_value,
+        partition_rest: partition.collect(),
+        sort_prefix,
+        sort,
     })
 }
 
@@ -314,6 +402,8 @@ mod tests {
         KeyShape {
             hash: key("p", ScalarType::S),
             range: Some(key("c", sort)),
+            hash_rest: vec![],
+            range_rest: vec![],
         }
     }
 
@@ -321,6 +411,8 @@ mod tests {
         KeyShape {
             hash: key("p", ScalarType::S),
             range: None,
+            hash_rest: vec![],
+            range_rest: vec![],
         }
     }
 
@@ -355,6 +447,8 @@ mod tests {
     fn kc(p: &str, sort: Option<SortKeyCondition>) -> KeyCondition {
         KeyCondition {
             partition_value: s(p),
+            partition_rest: vec![],
+            sort_prefix: vec![],
             sort,
         }
     }
@@ -542,6 +636,102 @@ mod tests {
         let mut ph = Placeholders::new(None, Some(&values));
         let err = parse_expression("#n1=:p", &mut ph, &shape(ScalarType::N)).unwrap_err();
         assert!(err.to_string().contains("#n1"), "{err}");
+    }
+
+    /// `h1` (S), `h2` (S) partition; `r1` (N), `r2` (S), `r3` (S) sort.
+    fn multi() -> KeyShape {
+        KeyShape {
+            hash: key("h1", ScalarType::S),
+            range: Some(key("r1", ScalarType::N)),
+            hash_rest: vec![key("h2", ScalarType::S)],
+            range_rest: vec![key("r2", ScalarType::S), key("r3", ScalarType::S)],
+        }
+    }
+
+    fn multi_expr(text: &str) -> Result<KeyCondition> {
+        let values = HashMap::from([
+            (":h1".to_string(), s("a")),
+            (":h2".to_string(), s("b")),
+            (":r1".to_string(), n("1")),
+            (":r2".to_string(), s("x")),
+            (":r3".to_string(), s("y")),
+            (":s".to_string(), s("z")),
+        ]);
+        let mut ph = Placeholders::new(None, Some(&values));
+        parse_expression(text, &mut ph, &multi())
+    }
+
+    fn multi_err(text: &str) -> String {
+        multi_expr(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn multi_attribute_conditions_bind_partition_then_sort_left_to_right() {
+        let kc = multi_expr("h2 = :h2 AND h1 = :h1").unwrap();
+        assert_eq!(kc.partition_value, s("a"));
+        assert_eq!(kc.partition_rest, vec![s("b")]);
+        assert!(kc.sort_prefix.is_empty());
+        assert_eq!(kc.sort, None);
+        let kc = multi_expr("h1 = :h1 AND h2 = :h2 AND r1 >= :r1").unwrap();
+        assert!(kc.sort_prefix.is_empty());
+        assert_eq!(kc.sort, Some(SortKeyCondition::Ge(n("1"))));
+        let kc = multi_expr("begins_with(r2, :r2) AND h1 = :h1 AND r1 = :r1 AND h2 = :h2").unwrap();
+        assert_eq!(kc.sort_prefix, vec![n("1")]);
+        assert_eq!(kc.sort, Some(SortKeyCondition::BeginsWith(s("x"))));
+        let kc = multi_expr("h1=:h1 AND h2=:h2 AND r3=:r3 AND r2=:r2 AND r1=:r1").unwrap();
+        assert_eq!(kc.sort_prefix, vec![n("1"), s("x")]);
+        assert_eq!(kc.sort, Some(SortKeyCondition::Eq(s("y"))));
+        let kc = multi_expr("h1=:h1 AND h2=:h2 AND r1=:r1 AND r2 BETWEEN :r2 AND :s").unwrap();
+        assert_eq!(kc.sort, Some(SortKeyCondition::Between(s("x"), s("z"))));
+    }
+
+    #[test]
+    fn multi_attribute_condition_errors() {
+        for text in [
+            "h1 = :h1",
+            "h1 = :h1 AND h2 > :h2",
+            "h1 = :h1 AND begins_with(h2, :h2)",
+            "h1 = :h1 AND r1 = :r1",
+        ] {
+            let err = multi_err(text);
+            assert!(
+                err.contains("HASH key attribute") && err.contains("equality"),
+                "{text}: {err}"
+            );
+        }
+        for text in [
+            "h1 = :h1 AND h2 = :h2 AND r2 = :r2",
+            "h1 = :h1 AND h2 = :h2 AND r1 = :r1 AND r3 = :r3",
+            "h1 = :h1 AND h2 = :h2 AND r1 > :r1 AND r2 = :r2",
+            "h1 = :h1 AND h2 = :h2 AND r1 = :r1 AND begins_with(r2, :r2) AND r3 = :r3",
+            "h1 = :h1 AND h2 = :h2 AND r1 < :r1 AND r2 > :r2",
+        ] {
+            let err = multi_err(text);
+            assert!(
+                err.contains("RANGE key attributes") && err.contains("equality"),
+                "{text}: {err}"
+            );
+        }
+        assert_eq!(
+            multi_err("h1 = :r1 AND h2 = :h2"),
+            "One or more parameter values were invalid: Condition parameter type does not match schema type"
+        );
+        assert!(multi_err("h1 = :h1 AND h2 = :h2 AND x = :s").contains("not a key attribute"));
+        let legacy_conditions = conditions(vec![
+            ("h1", legacy("EQ", vec![s("a")])),
+            ("h2", legacy("EQ", vec![s("b")])),
+            ("r1", legacy("EQ", vec![n("1")])),
+            ("r2", legacy("GT", vec![s("x")])),
+        ]);
+        let kc = from_key_conditions(&legacy_conditions, &multi()).unwrap();
+        assert_eq!(kc.sort_prefix, vec![n("1")]);
+        assert_eq!(kc.sort, Some(SortKeyCondition::Gt(s("x"))));
+        let gap = vec![
+            ("h1", legacy("EQ", vec![s("a")])),
+            ("h2", legacy("EQ", vec![s("b")])),
+            ("r2", legacy("EQ", vec![s("x")])),
+        ];
+        assert!(legacy_err(gap, &multi()).contains("RANGE key attributes"));
     }
 
     fn legacy(op: &str, list: Vec<AttributeValue>) -> LegacyCondition {

@@ -263,12 +263,17 @@ pub fn projection_from_attributes_to_get(names: &[String]) -> Result<Projection>
     Ok(Projection { paths })
 }
 
-/// A Query's key condition, checked against the table's key schema.
+/// A Query's key condition, checked against the key schema of the table or index queried.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyCondition {
     /// The partition key's value (its name is the schema's hash key).
     pub partition_value: AttributeValue,
-    /// The condition on the sort key, if any.
+    /// The values of a multi-attribute partition key's further attributes, in schema order.
+    pub partition_rest: Vec<AttributeValue>,
+    /// The values a multi-attribute sort key's leading attributes equal, in schema order;
+    /// `sort` then applies to the attribute after them.
+    pub sort_prefix: Vec<AttributeValue>,
+    /// The condition on the sort key (on its next attribute after `sort_prefix`), if any.
     pub sort: Option<SortKeyCondition>,
 }
 
@@ -466,6 +471,8 @@ mod tests {
                 name: "c".to_string(),
                 scalar_type: ScalarType::N,
             }),
+            hash_rest: vec![],
+            range_rest: vec![],
         };
         let values = HashMap::from([
             (":p".to_string(), av(r#"{"S":"x"}"#)),
@@ -474,6 +481,8 @@ mod tests {
         let mut ph = Placeholders::new(None, Some(&values));
         let expected = KeyCondition {
             partition_value: av(r#"{"S":"x"}"#),
+            partition_rest: vec![],
+            sort_prefix: vec![],
             sort: Some(SortKeyCondition::Gt(av(r#"{"N":"3"}"#))),
         };
         assert_eq!(

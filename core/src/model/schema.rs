@@ -142,13 +142,51 @@ pub struct KeyAttribute {
     pub scalar_type: ScalarType,
 }
 
-/// The primary key of a table: partition key and optional sort key.
+/// Most partition-key (and most sort-key) attributes of a multi-attribute GSI key.
+const MAX_INDEX_KEY_ATTRIBUTES: usize = 4;
+
+/// The key of a table or index: partition key and optional sort key. A global secondary
+/// index's partition and sort keys may each name up to four attributes (DynamoDB's
+/// multi-attribute keys); tables and local indexes have one of each at most.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyShape {
-    /// Partition ("hash") key.
+    /// Partition ("hash") key; the first one of a multi-attribute partition key.
     pub hash: KeyAttribute,
-    /// Sort ("range") key.
+    /// Sort ("range") key; the first one of a multi-attribute sort key.
     pub range: Option<KeyAttribute>,
+    /// The further partition-key attributes of a multi-attribute GSI key, in schema order.
+    pub hash_rest: Vec<KeyAttribute>,
+    /// The further sort-key attributes of a multi-attribute GSI key, in schema order (empty
+    /// when `range` is `None`).
+    pub range_rest: Vec<KeyAttribute>,
+}
+
+/// The attribute a key schema element names, with its declared type.
+fn key_attribute(
+    element: &KeySchemaElement,
+    key_schema: &[KeySchemaElement],
+    definitions: &[AttributeDefinition],
+) -> Result<KeyAttribute> {
+    let definition = definitions
+        .iter()
+        .find(|d| d.attribute_name == element.attribute_name)
+        .ok_or_else(|| {
+            Error::validation(format!(
+                "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+                key_schema.iter().map(|k| k.attribute_name.as_str()).collect::<Vec<_>>().join(", "),
+                definitions.iter().map(|d| d.attribute_name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+    let scalar_type = ScalarType::parse(&definition.attribute_type).ok_or_else(|| {
+        Error::validation(format!(
+            "1 validation error detected: Value '{}' at 'attributeDefinitions.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]",
+            definition.attribute_type
+        ))
+    })?;
+    Ok(KeyAttribute {
+        name: element.attribute_name.clone(),
+        scalar_type,
+    })
 }
 
 impl KeyShape {
@@ -160,28 +198,7 @@ impl KeyShape {
         key_schema: &[KeySchemaElement],
         definitions: &[AttributeDefinition],
     ) -> Result<KeyShape> {
-        let attribute = |element: &KeySchemaElement| -> Result<KeyAttribute> {
-            let definition = definitions
-                .iter()
-                .find(|d| d.attribute_name == element.attribute_name)
-                .ok_or_else(|| {
-                    Error::validation(format!(
-                        "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
-                        key_schema.iter().map(|k| k.attribute_name.as_str()).collect::<Vec<_>>().join(", "),
-                        definitions.iter().map(|d| d.attribute_name.as_str()).collect::<Vec<_>>().join(", ")
-                    ))
-                })?;
-            let scalar_type = ScalarType::parse(&definition.attribute_type).ok_or_else(|| {
-                Error::validation(format!(
-                    "1 validation error detected: Value '{}' at 'attributeDefinitions.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]",
-                    definition.attribute_type
-                ))
-            })?;
-            Ok(KeyAttribute {
-                name: element.attribute_name.clone(),
-                scalar_type,
-            })
-        };
+        let attribute = |element| key_attribute(element, key_schema, definitions);
         let (hash, range) = match key_schema {
             [h] if h.key_type == "HASH" => (attribute(h)?, None),
             [h, r] if h.key_type == "HASH" && r.key_type == "RANGE" => {
@@ -208,12 +225,120 @@ impl KeyShape {
                 ));
             }
         };
-        Ok(KeyShape { hash, range })
+        Ok(KeyShape {
+            hash,
+            range,
+            hash_rest: Vec::new(),
+            range_rest: Vec::new(),
+        })
     }
 
-    /// The key attributes, partition key first.
+    /// Builds the key shape of a global secondary index: one to four `HASH` elements, then
+    /// up to four `RANGE` elements. A schema of one `HASH` and at most one `RANGE` element
+    /// gets exactly the checks and messages of [`KeyShape::from_schema`].
+    ///
+    /// # Errors
+    /// Validation error for a misordered, oversized or duplicated schema, or an attribute
+    /// without a declared type.
+    pub fn from_gsi_schema(
+        key_schema: &[KeySchemaElement],
+        definitions: &[AttributeDefinition],
+    ) -> Result<KeyShape> {
+        let hashes = key_schema.iter().filter(|k| k.key_type == "HASH").count();
+        let single = match key_schema {
+            [h] => h.key_type == "HASH",
+            [h, r] => h.key_type == "HASH" && r.key_type == "RANGE",
+            _ => false,
+        };
+        let first_is_hash = key_schema.first().is_some_and(|k| k.key_type == "HASH");
+        if single || !first_is_hash && key_schema.len() <= 2 {
+            return KeyShape::from_schema(key_schema, definitions);
+        }
+        if !first_is_hash {
+            return Err(Error::validation(
+                "Invalid KeySchema: The first KeySchemaElement is not a HASH key type",
+            ));
+        }
+        if let Some(other) = key_schema
+            .iter()
+            .find(|k| k.key_type != "HASH" && k.key_type != "RANGE")
+        {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value '{}' at 'keySchema.member.keyType' failed to satisfy constraint: Member must satisfy enum value set: [HASH, RANGE]",
+                other.key_type
+            )));
+        }
+        for (position, element) in key_schema.iter().enumerate() {
+            if key_schema
+                .iter()
+                .take(position)
+                .any(|k| k.attribute_name == element.attribute_name)
+            {
+                return Err(Error::validation(format!(
+                    "One or more parameter values were invalid: Two key elements of the KeySchema have the same name: {}",
+                    element.attribute_name
+                )));
+            }
+        }
+        if key_schema.iter().skip(hashes).any(|k| k.key_type == "HASH") {
+            return Err(Error::validation(
+                "One or more parameter values were invalid: Invalid KeySchema: every HASH key element must precede all RANGE key elements",
+            ));
+        }
+        let ranges = key_schema.len() - hashes;
+        if hashes > MAX_INDEX_KEY_ATTRIBUTES {
+            return Err(Error::validation(format!(
+                "One or more parameter values were invalid: Invalid KeySchema: a KeySchema can have at most {MAX_INDEX_KEY_ATTRIBUTES} HASH key elements, but has {hashes}"
+            )));
+        }
+        if ranges > MAX_INDEX_KEY_ATTRIBUTES {
+            return Err(Error::validation(format!(
+                "One or more parameter values were invalid: Invalid KeySchema: a KeySchema can have at most {MAX_INDEX_KEY_ATTRIBUTES} RANGE key elements, but has {ranges}"
+            )));
+        }
+        let mut attributes = key_schema
+            .iter()
+            .map(|element| key_attribute(element, key_schema, definitions))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let mut partition: Vec<KeyAttribute> = attributes.by_ref().take(hashes).collect();
+        let mut sort: Vec<KeyAttribute> = attributes.collect();
+        // The first element is a HASH one (checked above), so `partition` is not empty.
+        let Some(hash) = (!partition.is_empty()).then(|| partition.remove(0)) else {
+            return KeyShape::from_schema(key_schema, definitions);
+        };
+        let range = (!sort.is_empty()).then(|| sort.remove(0));
+        Ok(KeyShape {
+            hash,
+            range,
+            hash_rest: partition,
+            range_rest: sort,
+        })
+    }
+
+    /// The key attributes: the partition key's, then the sort key's, each in schema order.
     pub fn attributes(&self) -> impl Iterator<Item = &KeyAttribute> {
-        std::iter::once(&self.hash).chain(self.range.as_ref())
+        self.partition_attributes().chain(self.sort_attributes())
+    }
+
+    /// The partition key's attributes, in schema order.
+    pub fn partition_attributes(&self) -> impl Iterator<Item = &KeyAttribute> {
+        std::iter::once(&self.hash).chain(&self.hash_rest)
+    }
+
+    /// The sort key's attributes, in schema order (none without a sort key).
+    pub fn sort_attributes(&self) -> impl Iterator<Item = &KeyAttribute> {
+        self.range.iter().chain(&self.range_rest)
+    }
+
+    /// True for a multi-attribute (GSI) key: more than one partition or sort attribute.
+    pub fn is_multi_attribute(&self) -> bool {
+        !self.hash_rest.is_empty() || !self.range_rest.is_empty()
+    }
+
+    /// How many partition-key attributes the key has.
+    pub fn partition_len(&self) -> usize {
+        1 + self.hash_rest.len()
     }
 
     /// True when `name` is a key attribute.
@@ -435,5 +560,127 @@ impl TableDefinition {
     /// Validation error when the stored schema is inconsistent (never for tables the node created).
     pub fn key_shape(&self) -> Result<KeyShape> {
         KeyShape::from_schema(&self.key_schema, &self.attribute_definitions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(elements: &[(&str, &str)]) -> Vec<KeySchemaElement> {
+        elements
+            .iter()
+            .map(|(name, key_type)| KeySchemaElement {
+                attribute_name: (*name).into(),
+                key_type: (*key_type).into(),
+            })
+            .collect()
+    }
+
+    fn all_strings(names: &[&str]) -> Vec<AttributeDefinition> {
+        names
+            .iter()
+            .map(|name| AttributeDefinition {
+                attribute_name: (*name).into(),
+                attribute_type: "S".into(),
+            })
+            .collect()
+    }
+
+    fn gsi_error(elements: &[(&str, &str)]) -> String {
+        let names: Vec<&str> = elements.iter().map(|(n, _)| *n).collect();
+        KeyShape::from_gsi_schema(&schema(elements), &all_strings(&names))
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn names<'a>(attributes: impl Iterator<Item = &'a KeyAttribute>) -> Vec<&'a str> {
+        attributes.map(|a| a.name.as_str()).collect()
+    }
+
+    #[test]
+    fn gsi_keys_take_up_to_four_attributes_each() {
+        let defs = all_strings(&["a", "b", "c", "d", "e", "f", "g", "h"]);
+        let shape = KeyShape::from_gsi_schema(
+            &schema(&[
+                ("a", "HASH"),
+                ("b", "HASH"),
+                ("c", "HASH"),
+                ("d", "HASH"),
+                ("e", "RANGE"),
+                ("f", "RANGE"),
+                ("g", "RANGE"),
+                ("h", "RANGE"),
+            ]),
+            &defs,
+        )
+        .unwrap();
+        assert!(shape.is_multi_attribute());
+        assert_eq!(shape.partition_len(), 4);
+        assert_eq!(names(shape.partition_attributes()), ["a", "b", "c", "d"]);
+        assert_eq!(names(shape.sort_attributes()), ["e", "f", "g", "h"]);
+        let shape =
+            KeyShape::from_gsi_schema(&schema(&[("a", "HASH"), ("b", "HASH")]), &defs).unwrap();
+        assert_eq!(names(shape.attributes()), ["a", "b"]);
+        assert!(shape.range.is_none());
+        let single =
+            KeyShape::from_gsi_schema(&schema(&[("a", "HASH"), ("b", "RANGE")]), &defs).unwrap();
+        assert!(!single.is_multi_attribute());
+        assert_eq!(
+            single,
+            KeyShape::from_schema(&schema(&[("a", "HASH"), ("b", "RANGE")]), &defs).unwrap()
+        );
+    }
+
+    #[test]
+    fn gsi_key_schema_errors() {
+        let five_hashes = gsi_error(&[
+            ("a", "HASH"),
+            ("b", "HASH"),
+            ("c", "HASH"),
+            ("d", "HASH"),
+            ("e", "HASH"),
+        ]);
+        assert!(five_hashes.contains("at most 4 HASH"), "{five_hashes}");
+        let five_ranges = gsi_error(&[
+            ("a", "HASH"),
+            ("b", "RANGE"),
+            ("c", "RANGE"),
+            ("d", "RANGE"),
+            ("e", "RANGE"),
+            ("f", "RANGE"),
+        ]);
+        assert!(five_ranges.contains("at most 4 RANGE"), "{five_ranges}");
+        let interleaved = gsi_error(&[("a", "HASH"), ("b", "RANGE"), ("c", "HASH")]);
+        assert!(
+            interleaved.contains("HASH key element must precede all RANGE"),
+            "{interleaved}"
+        );
+        assert!(gsi_error(&[("a", "HASH"), ("a", "HASH")]).contains("same name"));
+        assert!(gsi_error(&[("a", "HASH"), ("b", "HASH"), ("a", "RANGE")]).contains("same name"));
+        assert_eq!(
+            gsi_error(&[("a", "HASH"), ("a", "RANGE")]),
+            "Both the Hash Key and the Range Key element in the KeySchema have the same name"
+        );
+        assert!(gsi_error(&[("a", "RANGE")]).contains("not a HASH key type"));
+        assert!(
+            gsi_error(&[("a", "RANGE"), ("b", "RANGE"), ("c", "RANGE")])
+                .contains("not a HASH key type")
+        );
+        let undefined = KeyShape::from_gsi_schema(
+            &schema(&[("a", "HASH"), ("b", "HASH")]),
+            &all_strings(&["a"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(undefined.contains("AttributeDefinitions"), "{undefined}");
+        // Tables keep their one-partition, one-sort-attribute schema.
+        let table = KeyShape::from_schema(
+            &schema(&[("a", "HASH"), ("b", "RANGE"), ("c", "RANGE")]),
+            &all_strings(&["a", "b", "c"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(table.contains("less than or equal to 2"), "{table}");
     }
 }

@@ -184,7 +184,7 @@ impl Store {
                     gsi.index_name
                 )));
             }
-            KeyShape::from_schema(&gsi.key_schema, &request.attribute_definitions)?;
+            KeyShape::from_gsi_schema(&gsi.key_schema, &request.attribute_definitions)?;
             check_projection(&gsi.projection)?;
             if billing_mode == "PROVISIONED" && gsi.provisioned_throughput.is_none() {
                 return Err(Error::validation(format!(

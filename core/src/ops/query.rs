@@ -185,7 +185,14 @@ impl Store {
         let mut range = query_range(source.id(), &key_condition);
         if let Some(start) = &options.exclusive_start_key {
             let resume = source.start_key(start)?;
-            if start.get(&source.shape().hash.name) != Some(&key_condition.partition_value) {
+            let partition_values = std::iter::once(&key_condition.partition_value)
+                .chain(&key_condition.partition_rest);
+            if source
+                .shape()
+                .partition_attributes()
+                .zip(partition_values)
+                .any(|(key, value)| start.get(&key.name) != Some(value))
+            {
                 return Err(Error::validation(
                     "The provided starting key is invalid: The provided starting key does not match the query's partition key",
                 ));

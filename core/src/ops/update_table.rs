@@ -276,7 +276,7 @@ impl Store {
                                 .join(", ")
                         )));
                     }
-                    KeyShape::from_schema(&gsi.key_schema, &definition.attribute_definitions)?;
+                    KeyShape::from_gsi_schema(&gsi.key_schema, &definition.attribute_definitions)?;
                     check_projection(&gsi.projection)?;
                     let id = self.storage.next_table_id()?;
                     self.storage.write_catalog(

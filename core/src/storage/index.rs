@@ -1,8 +1,10 @@
 //! Secondary indexes: each index entry lives in the `indexes` keyspace under
 //! `index id | index partition key | index sort key | table partition key | table sort key`
-//! (the table's key makes entries of items sharing an index key distinct), and holds the
-//! item's projected attributes. Entries are written by the commit path in the same batch as
-//! the item; items without the index's key attributes have no entry (sparse indexes).
+//! (the table's key makes entries of items sharing an index key distinct; a multi-attribute
+//! GSI key puts each of its partition attributes, then each of its sort attributes, there),
+//! and holds the item's projected attributes. Entries are written by the commit path in the
+//! same batch as the item; items without the index's key attributes have no entry (sparse
+//! indexes).
 
 use crate::model::{
     AttributeValue, Item, KeyShape, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, Projection,
@@ -56,7 +58,7 @@ impl IndexInfo {
             out.push(IndexInfo {
                 id: id_of(&g.index_name)?,
                 name: g.index_name.clone(),
-                shape: KeyShape::from_schema(&g.key_schema, &definition.attribute_definitions)?,
+                shape: KeyShape::from_gsi_schema(&g.key_schema, &definition.attribute_definitions)?,
                 projection: projection(&g.projection),
                 global: true,
             });
@@ -73,14 +75,17 @@ impl IndexInfo {
         Ok(out)
     }
 
-    /// The storage key of `item`'s entry, or `None` when the item lacks the index key or its
-    /// type does not match (such items are simply not in the index).
+    /// The storage key of `item`'s entry, or `None` when the item lacks one of the index's key
+    /// attributes or its type does not match (such items are simply not in the index). A
+    /// multi-attribute key encodes its partition attributes, then its sort attributes, in
+    /// schema order; a single-attribute one is the same encoding with one of each.
     pub(crate) fn entry_key(&self, table_shape: &KeyShape, item: &Item) -> Option<Vec<u8>> {
         let mut key = self.id.to_be_bytes().to_vec();
+        let partition_len = self.shape.partition_len();
         for (position, attribute) in self.shape.attributes().enumerate() {
             let value = item.get(&attribute.name)?;
             if value.value_type() != attribute.scalar_type.value_type()
-                || key_value_too_long(value, position == 0)
+                || key_value_too_long(value, position < partition_len)
             {
                 return None;
             }
@@ -143,7 +148,9 @@ fn key_value_too_long(value: &AttributeValue, partition: bool) -> bool {
 /// long, as DynamoDB does on every write.
 pub(crate) fn check_index_keys(indexes: &[IndexInfo], item: &Item) -> Result<()> {
     for index in indexes {
+        let partition_len = index.shape.partition_len();
         for (position, attribute) in index.shape.attributes().enumerate() {
+            let partition = position < partition_len;
             let Some(value) = item.get(&attribute.name) else {
                 continue;
             };
@@ -162,11 +169,11 @@ pub(crate) fn check_index_keys(indexes: &[IndexInfo], item: &Item) -> Result<()>
                 AttributeValue::B(b) => b.is_empty(),
                 _ => false,
             };
-            if key_value_too_long(value, position == 0) {
+            if key_value_too_long(value, partition) {
                 return Err(Error::validation(format!(
                     "One or more parameter values were invalid: Size of index key {} exceeds the maximum of {} bytes. IndexName: {}",
                     attribute.name,
-                    if position == 0 {
+                    if partition {
                         MAX_HASH_KEY_BYTES
                     } else {
                         MAX_RANGE_KEY_BYTES
@@ -183,4 +190,218 @@ pub(crate) fn check_index_keys(indexes: &[IndexInfo], item: &Item) -> Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound;
+
+    use super::*;
+    use crate::expr::{KeyCondition, SortKeyCondition};
+    use crate::model::{AttributeDefinition, KeySchemaElement, Number};
+    use crate::storage::keys::query_range;
+
+    fn element(name: &str, key_type: &str) -> KeySchemaElement {
+        KeySchemaElement {
+            attribute_name: name.into(),
+            key_type: key_type.into(),
+        }
+    }
+
+    fn definitions(types: &[(&str, &str)]) -> Vec<AttributeDefinition> {
+        types
+            .iter()
+            .map(|(name, t)| AttributeDefinition {
+                attribute_name: (*name).into(),
+                attribute_type: (*t).into(),
+            })
+            .collect()
+    }
+
+    fn index(schema: &[KeySchemaElement], defs: &[AttributeDefinition]) -> IndexInfo {
+        IndexInfo {
+            id: 9,
+            name: "gsi".into(),
+            shape: KeyShape::from_gsi_schema(schema, defs).unwrap(),
+            projection: IndexProjection::All,
+            global: true,
+        }
+    }
+
+    fn table_shape() -> KeyShape {
+        KeyShape::from_schema(&[element("p", "HASH")], &definitions(&[("p", "S")])).unwrap()
+    }
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    fn n(v: i64) -> AttributeValue {
+        AttributeValue::N(Number::from(v))
+    }
+
+    /// `h1` (S), `h2` (N) partition, `r1` (N), `r2` (S) sort.
+    fn two_by_two() -> IndexInfo {
+        index(
+            &[
+                element("h1", "HASH"),
+                element("h2", "HASH"),
+                element("r1", "RANGE"),
+                element("r2", "RANGE"),
+            ],
+            &definitions(&[("h1", "S"), ("h2", "N"), ("r1", "N"), ("r2", "S")]),
+        )
+    }
+
+    fn item(p: &str, h1: &str, h2: i64, r1: i64, r2: &str) -> Item {
+        [
+            ("p".to_string(), s(p)),
+            ("h1".to_string(), s(h1)),
+            ("h2".to_string(), n(h2)),
+            ("r1".to_string(), n(r1)),
+            ("r2".to_string(), s(r2)),
+        ]
+        .into()
+    }
+
+    #[test]
+    fn single_attribute_entries_keep_their_encoding() {
+        let index = index(
+            &[element("x", "HASH"), element("y", "RANGE")],
+            &definitions(&[("x", "S"), ("y", "N")]),
+        );
+        assert!(!index.shape.is_multi_attribute());
+        let entry: Item = [
+            ("p".to_string(), s("k")),
+            ("x".to_string(), s("a")),
+            ("y".to_string(), n(5)),
+        ]
+        .into();
+        let mut expected = 9u64.to_be_bytes().to_vec();
+        for value in [s("a"), n(5), s("k")] {
+            super::super::keys::encode_key_value(&value, &mut expected);
+        }
+        assert_eq!(index.entry_key(&table_shape(), &entry), Some(expected));
+    }
+
+    #[test]
+    fn multi_attribute_entries_sort_by_partition_then_sort_attributes_in_schema_order() {
+        let index = two_by_two();
+        let table = table_shape();
+        // Listed in the index's order: h1, then h2 numerically, then r1 numerically, then r2,
+        // then the table key.
+        let ordered = [
+            item("z", "a", 2, 10, "b"),
+            item("y", "a", 10, -5, "z"),
+            item("x", "a", 10, 3, "a"),
+            item("w", "a", 10, 3, "b"),
+            item("a", "a", 10, 20, "a"),
+            item("b", "b", -1, 0, "a"),
+        ];
+        let keys: Vec<Vec<u8>> = ordered
+            .iter()
+            .map(|i| index.entry_key(&table, i).unwrap())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn an_item_without_every_key_attribute_has_no_entry() {
+        let index = two_by_two();
+        for missing in ["h1", "h2", "r1", "r2"] {
+            let mut partial = item("p", "a", 1, 2, "b");
+            partial.remove(missing);
+            assert_eq!(index.entry_key(&table_shape(), &partial), None, "{missing}");
+        }
+        let mut mistyped = item("p", "a", 1, 2, "b");
+        mistyped.insert("r1".into(), s("2"));
+        assert_eq!(index.entry_key(&table_shape(), &mistyped), None);
+    }
+
+    fn selects(range: &crate::storage::keys::KeyRange, key: &[u8]) -> bool {
+        let above = match &range.lower {
+            Bound::Included(low) => key >= low.as_slice(),
+            Bound::Excluded(low) => key > low.as_slice(),
+            Bound::Unbounded => true,
+        };
+        let below = match &range.upper {
+            Bound::Included(high) => key <= high.as_slice(),
+            Bound::Excluded(high) => key < high.as_slice(),
+            Bound::Unbounded => true,
+        };
+        above && below
+    }
+
+    #[test]
+    fn query_ranges_bind_a_prefix_then_range_the_next_sort_attribute() {
+        let index = two_by_two();
+        let table = table_shape();
+        let items = [
+            item("1", "a", 1, 1, "a"),
+            item("2", "a", 1, 1, "b"),
+            item("3", "a", 1, 1, "c"),
+            item("4", "a", 1, 2, "a"),
+            item("5", "a", 2, 1, "b"),
+            item("6", "b", 1, 1, "b"),
+        ];
+        let chosen = |condition: KeyCondition| -> Vec<String> {
+            let range = query_range(index.id, &condition);
+            items
+                .iter()
+                .filter(|i| selects(&range, &index.entry_key(&table, i).unwrap()))
+                .map(|i| match i.get("p") {
+                    Some(AttributeValue::S(p)) => p.clone(),
+                    _ => unreachable!(),
+                })
+                .collect()
+        };
+        let condition =
+            |prefix: Vec<AttributeValue>, sort: Option<SortKeyCondition>| KeyCondition {
+                partition_value: s("a"),
+                partition_rest: vec![n(1)],
+                sort_prefix: prefix,
+                sort,
+            };
+        assert_eq!(chosen(condition(vec![], None)), ["1", "2", "3", "4"]);
+        assert_eq!(
+            chosen(condition(vec![], Some(SortKeyCondition::Eq(n(1))))),
+            ["1", "2", "3"]
+        );
+        assert_eq!(
+            chosen(condition(vec![], Some(SortKeyCondition::Gt(n(1))))),
+            ["4"]
+        );
+        assert_eq!(
+            chosen(condition(vec![n(1)], Some(SortKeyCondition::Gt(s("a"))))),
+            ["2", "3"]
+        );
+        assert_eq!(
+            chosen(condition(vec![n(1)], Some(SortKeyCondition::Lt(s("b"))))),
+            ["1"]
+        );
+        assert_eq!(
+            chosen(condition(vec![n(1)], Some(SortKeyCondition::Le(s("b"))))),
+            ["1", "2"]
+        );
+        assert_eq!(
+            chosen(condition(
+                vec![n(1)],
+                Some(SortKeyCondition::Between(s("b"), s("c")))
+            )),
+            ["2", "3"]
+        );
+        assert_eq!(
+            chosen(condition(
+                vec![n(1)],
+                Some(SortKeyCondition::BeginsWith(s("c")))
+            )),
+            ["3"]
+        );
+        assert_eq!(
+            chosen(condition(vec![n(1)], Some(SortKeyCondition::Eq(s("b"))))),
+            ["2"]
+        );
+    }
 }

@@ -92,8 +92,18 @@ impl KeyRange {
 /// Bounds on the sort key are prefix bounds: index entries carry the table's key after the
 /// index's sort key, so "sort key = v" is every key that starts with `id | pk | v`.
 pub(crate) fn query_range(id: u64, condition: &KeyCondition) -> KeyRange {
+    // Index keys encode every partition attribute, then every sort attribute, each
+    // self-delimiting: bound equalities are one contiguous prefix, and the condition on the
+    // next sort attribute a range within it.
     let mut partition = id.to_be_bytes().to_vec();
     encode_key_value(&condition.partition_value, &mut partition);
+    for value in condition
+        .partition_rest
+        .iter()
+        .chain(&condition.sort_prefix)
+    {
+        encode_key_value(value, &mut partition);
+    }
     let with = |value: &AttributeValue| {
         let mut key = partition.clone();
         encode_key_value(value, &mut key);
@@ -257,6 +267,8 @@ mod tests {
             let shape = KeyShape {
                 hash: KeyAttribute { name: "p".into(), scalar_type: ScalarType::S },
                 range: Some(KeyAttribute { name: "s".into(), scalar_type: ScalarType::B }),
+                hash_rest: vec![],
+                range_rest: vec![],
             };
             let keys: Item = [
                 ("p".to_string(), AttributeValue::S(s)),
@@ -266,6 +278,8 @@ mod tests {
             let shape = KeyShape {
                 hash: KeyAttribute { name: "n".into(), scalar_type: ScalarType::N },
                 range: None,
+                hash_rest: vec![],
+                range_rest: vec![],
             };
             let keys: Item = [("n".to_string(), AttributeValue::N(Number::from(n)))].into();
             prop_assert_eq!(decode_item_key(&shape, &item_key(7, &shape, &keys)), Some(keys));

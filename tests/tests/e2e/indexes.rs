@@ -242,3 +242,509 @@ async fn a_global_index_created_later_is_backfilled_and_survives_a_restart() {
     );
     assert!(gsi.index_size_bytes.unwrap() > 0);
 }
+
+/// A global index keyed by `tournament` and `league` (partition) and `round` (N) and
+/// `bracket` (sort): DynamoDB's multi-attribute keys.
+fn by_place() -> GlobalSecondaryIndex {
+    GlobalSecondaryIndex::builder()
+        .index_name("by_place")
+        .key_schema(key_element("tournament", KeyType::Hash))
+        .key_schema(key_element("league", KeyType::Hash))
+        .key_schema(key_element("round", KeyType::Range))
+        .key_schema(key_element("bracket", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// The matches a Query of `by_place` in `matches` returns (every page), by their `p`, with
+/// the `LastEvaluatedKey` of each page that had one.
+async fn matches_in(
+    client: &aws_sdk_dynamodb::Client,
+    condition: &str,
+    values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+    limit: Option<i32>,
+) -> (
+    Vec<String>,
+    Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) {
+    matches_of("matches", client, condition, values, limit).await
+}
+
+/// [`matches_in`] for the table named `table`.
+async fn matches_of(
+    table: &str,
+    client: &aws_sdk_dynamodb::Client,
+    condition: &str,
+    values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+    limit: Option<i32>,
+) -> (
+    Vec<String>,
+    Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) {
+    let mut found = Vec::new();
+    let mut last_keys = Vec::new();
+    let mut start = None;
+    loop {
+        let mut query = client
+            .query()
+            .table_name(table)
+            .index_name("by_place")
+            .key_condition_expression(condition)
+            .set_exclusive_start_key(start.clone())
+            .set_limit(limit);
+        for (name, value) in values {
+            query = query.expression_attribute_values(*name, value.clone());
+        }
+        let page = query.send().await.unwrap();
+        found.extend(page.items().iter().map(|i| i["p"].as_s().unwrap().clone()));
+        match page.last_evaluated_key {
+            Some(key) => {
+                last_keys.push(key.clone());
+                start = Some(key);
+            }
+            None => return (found, last_keys),
+        }
+    }
+}
+
+async fn put_match(
+    client: &aws_sdk_dynamodb::Client,
+    p: &str,
+    fields: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+) {
+    let mut put = client.put_item().table_name("matches").item("p", s(p));
+    for (name, value) in fields {
+        put = put.item(*name, value.clone());
+    }
+    put.send().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_multi_attribute_global_index_binds_partition_attributes_and_sort_attributes_left_to_right()
+ {
+    let mut node = TestNode::start().await;
+    let client = node.client();
+    client
+        .create_table()
+        .table_name("matches")
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .attribute_definitions(attribute("tournament", ScalarAttributeType::S))
+        .attribute_definitions(attribute("league", ScalarAttributeType::S))
+        .attribute_definitions(attribute("round", ScalarAttributeType::N))
+        .attribute_definitions(attribute("bracket", ScalarAttributeType::S))
+        .global_secondary_indexes(by_place())
+        .send()
+        .await
+        .unwrap();
+    let described = client
+        .describe_table()
+        .table_name("matches")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let schema: Vec<(String, String)> = described.global_secondary_indexes.unwrap()[0]
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name.clone(), k.key_type.as_str().to_string()))
+        .collect();
+    assert_eq!(
+        schema,
+        [
+            ("tournament".to_string(), "HASH".to_string()),
+            ("league".into(), "HASH".into()),
+            ("round".into(), "RANGE".into()),
+            ("bracket".into(), "RANGE".into()),
+        ]
+    );
+
+    // Written out of order; the index orders them by round (numerically), then bracket.
+    for (p, round, bracket) in [
+        ("m1", "10", "upper"),
+        ("m2", "2", "lower"),
+        ("m3", "2", "upper"),
+        ("m4", "1", "upper"),
+        ("m5", "2", "final"),
+    ] {
+        put_match(
+            &client,
+            p,
+            &[
+                ("tournament", s("winter")),
+                ("league", s("eu")),
+                ("round", n(round)),
+                ("bracket", s(bracket)),
+            ],
+        )
+        .await;
+    }
+    // Another partition, and two items that lack one key attribute each: not indexed.
+    put_match(
+        &client,
+        "other",
+        &[
+            ("tournament", s("winter")),
+            ("league", s("us")),
+            ("round", n("2")),
+            ("bracket", s("upper")),
+        ],
+    )
+    .await;
+    put_match(
+        &client,
+        "no-league",
+        &[
+            ("tournament", s("winter")),
+            ("round", n("2")),
+            ("bracket", s("upper")),
+        ],
+    )
+    .await;
+    put_match(
+        &client,
+        "no-bracket",
+        &[
+            ("tournament", s("winter")),
+            ("league", s("eu")),
+            ("round", n("2")),
+        ],
+    )
+    .await;
+
+    let partition = [(":t", s("winter")), (":r", s("eu"))];
+    let with = |extra: &[(&'static str, aws_sdk_dynamodb::types::AttributeValue)]| {
+        let mut all = partition.to_vec();
+        all.extend_from_slice(extra);
+        all
+    };
+    let whole = "tournament = :t AND league = :r";
+    assert_eq!(
+        matches_in(&client, whole, &partition, None).await.0,
+        ["m4", "m5", "m2", "m3", "m1"]
+    );
+    assert_eq!(
+        matches_in(
+            &client,
+            "league = :r AND round = :n AND tournament = :t",
+            &with(&[(":n", n("2"))]),
+            None
+        )
+        .await
+        .0,
+        ["m5", "m2", "m3"]
+    );
+    assert_eq!(
+        matches_in(
+            &client,
+            "tournament = :t AND league = :r AND round = :n AND bracket > :b",
+            &with(&[(":n", n("2")), (":b", s("final"))]),
+            None
+        )
+        .await
+        .0,
+        ["m2", "m3"]
+    );
+    assert_eq!(
+        matches_in(
+            &client,
+            "tournament = :t AND league = :r AND round BETWEEN :lo AND :hi",
+            &with(&[(":lo", n("2")), (":hi", n("9"))]),
+            None
+        )
+        .await
+        .0,
+        ["m5", "m2", "m3"]
+    );
+    assert_eq!(
+        matches_in(
+            &client,
+            "tournament = :t AND league = :r AND round = :n AND begins_with(bracket, :b)",
+            &with(&[(":n", n("2")), (":b", s("up"))]),
+            None
+        )
+        .await
+        .0,
+        ["m3"]
+    );
+
+    // Paging: every page's LastEvaluatedKey names every index key attribute and the
+    // table's key, and resuming from it loses and repeats nothing.
+    let (paged, last_keys) = matches_in(&client, whole, &partition, Some(2)).await;
+    assert_eq!(paged, ["m4", "m5", "m2", "m3", "m1"]);
+    assert_eq!(last_keys.len(), 2);
+    for key in &last_keys {
+        let mut names: Vec<&str> = key.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["bracket", "league", "p", "round", "tournament"]);
+    }
+
+    // A missing partition attribute, a non-equality on one, a gap in the sort attributes
+    // and a range condition before the last bound sort attribute are refused.
+    for (condition, values, word) in [
+        ("tournament = :t", vec![(":t", s("winter"))], "HASH"),
+        (
+            "tournament = :t AND league > :r",
+            partition.to_vec(),
+            "HASH",
+        ),
+        (
+            "tournament = :t AND league = :r AND bracket = :b",
+            with(&[(":b", s("upper"))]),
+            "RANGE",
+        ),
+        (
+            "tournament = :t AND league = :r AND round > :n AND bracket = :b",
+            with(&[(":n", n("1")), (":b", s("upper"))]),
+            "RANGE",
+        ),
+    ] {
+        let mut query = client
+            .query()
+            .table_name("matches")
+            .index_name("by_place")
+            .key_condition_expression(condition);
+        for (name, value) in values {
+            query = query.expression_attribute_values(name, value);
+        }
+        let error = query.send().await.unwrap_err();
+        assert_eq!(error_code(&error), "ValidationException", "{condition}");
+        let message = error
+            .as_service_error()
+            .and_then(|e| e.meta().message())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            message.contains(word) && message.contains("equality"),
+            "{condition}: {message}"
+        );
+    }
+
+    // The index's key types are checked on every write, all four attributes of them.
+    let wrong = client
+        .put_item()
+        .table_name("matches")
+        .item("p", s("bad"))
+        .item("league", n("3"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&wrong), "ValidationException");
+
+    // Removing one key attribute takes an item out of the index; the definitions and entries
+    // read back after a restart.
+    client
+        .update_item()
+        .table_name("matches")
+        .key("p", s("m5"))
+        .update_expression("REMOVE bracket")
+        .send()
+        .await
+        .unwrap();
+    node.restart().await;
+    let client = node.client();
+    assert_eq!(
+        matches_in(&client, whole, &partition, None).await.0,
+        ["m4", "m2", "m3", "m1"]
+    );
+    let scanned = client
+        .scan()
+        .table_name("matches")
+        .index_name("by_place")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        scanned.count, 5,
+        "m1-m4 and other; m5 and the partial items are not indexed"
+    );
+}
+
+#[tokio::test]
+async fn a_multi_attribute_global_index_created_later_is_backfilled() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    crate::common::create_table(&client, "matches", false).await;
+    for (p, league) in [("a", "eu"), ("b", "eu"), ("c", "us")] {
+        put_match(
+            &client,
+            p,
+            &[
+                ("tournament", s("spring")),
+                ("league", s(league)),
+                ("round", n("1")),
+                ("bracket", s(p)),
+            ],
+        )
+        .await;
+    }
+    put_match(
+        &client,
+        "partial",
+        &[("tournament", s("spring")), ("league", s("eu"))],
+    )
+    .await;
+    let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+        .index_name("by_place")
+        .set_key_schema(Some(by_place().key_schema().to_vec()))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    client
+        .update_table()
+        .table_name("matches")
+        .attribute_definitions(attribute("tournament", ScalarAttributeType::S))
+        .attribute_definitions(attribute("league", ScalarAttributeType::S))
+        .attribute_definitions(attribute("round", ScalarAttributeType::N))
+        .attribute_definitions(attribute("bracket", ScalarAttributeType::S))
+        .global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                .create(create)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let active = tidemark_tests::wait_until(std::time::Duration::from_secs(30), async || {
+        let table = node
+            .client()
+            .describe_table()
+            .table_name("matches")
+            .send()
+            .await
+            .unwrap();
+        let gsi = &table.table.unwrap().global_secondary_indexes.unwrap()[0];
+        gsi.index_status.as_ref().map(|s| s.as_str()) == Some("ACTIVE")
+    })
+    .await;
+    assert!(active, "the backfill finishes");
+    assert_eq!(
+        matches_in(
+            &client,
+            "tournament = :t AND league = :r",
+            &[(":t", s("spring")), (":r", s("eu"))],
+            None
+        )
+        .await
+        .0,
+        ["a", "b"]
+    );
+}
+
+#[tokio::test]
+async fn a_backup_restores_a_multi_attribute_global_index() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    client
+        .create_table()
+        .table_name("matches")
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .attribute_definitions(attribute("tournament", ScalarAttributeType::S))
+        .attribute_definitions(attribute("league", ScalarAttributeType::S))
+        .attribute_definitions(attribute("round", ScalarAttributeType::N))
+        .attribute_definitions(attribute("bracket", ScalarAttributeType::S))
+        .global_secondary_indexes(by_place())
+        .send()
+        .await
+        .unwrap();
+    for (p, round) in [("x", "3"), ("y", "1")] {
+        put_match(
+            &client,
+            p,
+            &[
+                ("tournament", s("autumn")),
+                ("league", s("eu")),
+                ("round", n(round)),
+                ("bracket", s("upper")),
+            ],
+        )
+        .await;
+    }
+    put_match(
+        &client,
+        "partial",
+        &[("tournament", s("autumn")), ("league", s("eu"))],
+    )
+    .await;
+    let backup = client
+        .create_backup()
+        .table_name("matches")
+        .backup_name("before")
+        .send()
+        .await
+        .unwrap();
+    let arn = backup.backup_details().unwrap().backup_arn().to_string();
+    let available = tidemark_tests::wait_until(std::time::Duration::from_secs(30), async || {
+        let described = client
+            .describe_backup()
+            .backup_arn(&arn)
+            .send()
+            .await
+            .unwrap();
+        described
+            .backup_description()
+            .and_then(|d| d.backup_details())
+            .is_some_and(|d| d.backup_status().as_str() == "AVAILABLE")
+    })
+    .await;
+    assert!(available, "the backup becomes AVAILABLE");
+    client
+        .restore_table_from_backup()
+        .backup_arn(&arn)
+        .target_table_name("restored")
+        .send()
+        .await
+        .unwrap();
+    let active = tidemark_tests::wait_until(std::time::Duration::from_secs(30), async || {
+        let described = client
+            .describe_table()
+            .table_name("restored")
+            .send()
+            .await
+            .unwrap();
+        described
+            .table()
+            .and_then(|t| t.table_status())
+            .map(|s| s.as_str())
+            == Some("ACTIVE")
+    })
+    .await;
+    assert!(active, "the restored table becomes ACTIVE");
+    let restored = client
+        .describe_table()
+        .table_name("restored")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(
+        restored.global_secondary_indexes()[0].key_schema(),
+        by_place().key_schema()
+    );
+    assert_eq!(
+        matches_of(
+            "restored",
+            &client,
+            "tournament = :t AND league = :l",
+            &[(":t", s("autumn")), (":l", s("eu"))],
+            None
+        )
+        .await
+        .0,
+        ["y", "x"]
+    );
+}
