@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::page::{PageKeys, PageOptions, PageOutcome, Select, read_page};
-use crate::expr::KeyCondition;
-use crate::model::{Item, KeyShape};
+use crate::expr::{KeyCondition, SortKeyCondition};
+use crate::model::{AttributeValue, Item, KeyShape};
 use crate::storage::catalog::TableEntry;
 use crate::storage::index::{IndexInfo, IndexProjection};
 use crate::storage::keys::{KeyRange, item_key, query_range};
@@ -184,6 +184,14 @@ impl Store {
         }
         let mut range = query_range(source.id(), &key_condition);
         if let Some(start) = &options.exclusive_start_key {
+            if source.index.is_none() && source.table.shape.range.is_none() {
+                // A partition of a table without a sort key holds one item: there is nothing
+                // after it to resume at, and DynamoDB refuses the key.
+                return Err(Error::validation(format!(
+                    "The provided exclusive start key is invalid: ExclusiveStartKey: {}",
+                    describe_key(start)
+                )));
+            }
             let resume = source.start_key(start)?;
             let partition_values = std::iter::once(&key_condition.partition_value)
                 .chain(&key_condition.partition_rest);
@@ -195,6 +203,24 @@ impl Store {
             {
                 return Err(Error::validation(
                     "The provided starting key is invalid: The provided starting key does not match the query's partition key",
+                ));
+            }
+            // The sort attributes the condition pins to one value must be the start's too.
+            let pinned = key_condition
+                .sort_prefix
+                .iter()
+                .chain(match &key_condition.sort {
+                    Some(SortKeyCondition::Eq(value)) => Some(value),
+                    _ => None,
+                });
+            if source
+                .shape()
+                .sort_attributes()
+                .zip(pinned)
+                .any(|(key, value)| start.get(&key.name) != Some(value))
+            {
+                return Err(Error::validation(
+                    "The provided starting key is outside query boundaries based on provided conditions",
                 ));
             }
             range.resume_after(resume, request.scan_forward);
@@ -217,10 +243,49 @@ pub(crate) fn check_source_options(source: &Source, options: &PageOptions) -> Re
             index.name
         )));
     }
+    // A global index holds only what it projects: asking it for more is refused rather than
+    // answered without it (a local index fetches the rest from the table).
+    if let (Some(index), Some(projection)) = (&source.index, &options.projection)
+        && index.global
+        && let IndexProjection::KeysOnly | IndexProjection::Include(_) = &index.projection
+    {
+        let keys = index.key_attributes(&source.table.shape);
+        let included = match &index.projection {
+            IndexProjection::Include(names) => names.as_slice(),
+            _ => &[],
+        };
+        if let Some(missing) = projection
+            .paths()
+            .iter()
+            .map(|p| p.attribute())
+            .find(|a| !keys.contains(a) && !included.iter().any(|n| n == a))
+        {
+            return Err(Error::validation(format!(
+                "One or more parameter values were invalid: Global secondary index {} does not project the requested attribute {missing}",
+                index.name
+            )));
+        }
+    }
     if options.consistent_read && source.index.as_ref().is_some_and(|i| i.global) {
         return Err(Error::validation(
             "Consistent reads are not supported on global secondary indexes",
         ));
     }
     Ok(())
+}
+
+/// A key as DynamoDB's messages show one: `{p=AttributeValue: {S:abc}, c=AttributeValue: {N:1}}`.
+fn describe_key(key: &Item) -> String {
+    let attributes: Vec<String> = key
+        .iter()
+        .map(|(name, value)| {
+            let shown = match value {
+                AttributeValue::S(s) => format!("{{S:{s}}}"),
+                AttributeValue::N(n) => format!("{{N:{n}}}"),
+                other => serde_json::to_string(other).unwrap_or_default(),
+            };
+            format!("{name}=AttributeValue: {shown}")
+        })
+        .collect();
+    format!("{{{}}}", attributes.join(", "))
 }

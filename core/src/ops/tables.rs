@@ -190,16 +190,37 @@ pub(crate) fn check_name(name: &str, field: &str) -> Result<()> {
 }
 
 pub(super) fn check_projection(projection: &Projection) -> Result<()> {
+    let invalid = |why: String| {
+        Err(Error::validation(format!(
+            "One or more parameter values were invalid: {why}"
+        )))
+    };
+    let attributes = projection.non_key_attributes.as_deref().unwrap_or_default();
     match projection.projection_type.as_deref() {
-        Some("ALL") | Some("KEYS_ONLY") | None => {
-            if projection.non_key_attributes.is_some() {
-                return Err(Error::validation(
-                    "One or more parameter values were invalid: ProjectionType is not INCLUDE, but NonKeyAttributes is specified",
+        Some(kind @ ("ALL" | "KEYS_ONLY")) if projection.non_key_attributes.is_some() => invalid(
+            format!("ProjectionType is {kind}, but NonKeyAttributes is specified"),
+        ),
+        Some("ALL" | "KEYS_ONLY") => Ok(()),
+        Some("INCLUDE") if attributes.is_empty() => {
+            invalid("ProjectionType is INCLUDE, but NonKeyAttributes is not specified".to_string())
+        }
+        Some("INCLUDE") => {
+            if let Some(long) = attributes.iter().find(|n| n.len() > MAX_KEY_NAME_BYTES) {
+                return Err(coral(
+                    long,
+                    "projection.nonKeyAttributes.member",
+                    "Member must have length less than or equal to 255",
                 ));
             }
-            Ok(())
+            let mut seen = std::collections::HashSet::new();
+            match attributes.iter().find(|name| !seen.insert(name.as_str())) {
+                Some(twice) => invalid(format!(
+                    "Duplicate attribute name in NonKeyAttributes: {twice}"
+                )),
+                None => Ok(()),
+            }
         }
-        Some("INCLUDE") => Ok(()),
+        None => Err(Error::validation("Unknown ProjectionType: null")),
         Some(other) => Err(coral(
             other,
             "projection.projectionType",

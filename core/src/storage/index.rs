@@ -86,6 +86,7 @@ impl IndexInfo {
             let value = item.get(&attribute.name)?;
             if value.value_type() != attribute.scalar_type.value_type()
                 || key_value_too_long(value, position < partition_len)
+                || key_value_empty(value)
             {
                 return None;
             }
@@ -128,6 +129,16 @@ impl IndexInfo {
     }
 }
 
+/// True for an empty string or binary value. Like an overlong one it never becomes an index
+/// key: writes reject it, and a backfill skips the items that have it, as DynamoDB does.
+fn key_value_empty(value: &AttributeValue) -> bool {
+    match value {
+        AttributeValue::S(s) => s.is_empty(),
+        AttributeValue::B(b) => b.is_empty(),
+        _ => false,
+    }
+}
+
 /// True when a key value is longer than DynamoDB allows (2048 bytes for a partition key,
 /// 1024 for a sort key). Such values never become index keys: writes reject them, and a
 /// backfill skips the items that have them, as DynamoDB does.
@@ -164,14 +175,10 @@ pub(crate) fn check_index_keys(indexes: &[IndexInfo], item: &Item) -> Result<()>
                     index.name
                 )));
             }
-            let empty = match value {
-                AttributeValue::S(s) => s.is_empty(),
-                AttributeValue::B(b) => b.is_empty(),
-                _ => false,
-            };
+            let empty = key_value_empty(value);
             if key_value_too_long(value, partition) {
                 return Err(Error::validation(format!(
-                    "One or more parameter values were invalid: Size of index key {} exceeds the maximum of {} bytes. IndexName: {}",
+                    "One or more parameter values were invalid: Size of index key {} has exceeded the maximum size limit of {} bytes. IndexName: {}",
                     attribute.name,
                     if partition {
                         MAX_HASH_KEY_BYTES

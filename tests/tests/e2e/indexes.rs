@@ -158,6 +158,15 @@ async fn a_global_index_created_later_is_backfilled_and_survives_a_restart() {
         }
         put.send().await.unwrap();
     }
+    // An empty string is no key: the backfill leaves the item out, as DynamoDB does.
+    client
+        .put_item()
+        .table_name("late")
+        .item("p", s("empty"))
+        .item("color", s(""))
+        .send()
+        .await
+        .unwrap();
     let described = client
         .update_table()
         .table_name("late")
@@ -746,5 +755,112 @@ async fn a_backup_restores_a_multi_attribute_global_index() {
         .await
         .0,
         ["y", "x"]
+    );
+}
+
+/// The index requests DynamoDB refuses are refused, with its messages.
+#[tokio::test]
+async fn index_requests_dynamodb_refuses_are_refused() {
+    use aws_sdk_dynamodb::types::{ComparisonOperator, Condition};
+    let node = TestNode::start().await;
+    let client = node.client();
+    let create = |projection: Projection| {
+        client
+            .create_table()
+            .table_name("projections")
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key_element("p", KeyType::Hash))
+            .attribute_definitions(attribute("p", ScalarAttributeType::S))
+            .attribute_definitions(attribute("x", ScalarAttributeType::S))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("by_x")
+                    .key_schema(key_element("x", KeyType::Hash))
+                    .projection(projection)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+    };
+    let include = |names: &[&str]| {
+        let mut projection = Projection::builder().projection_type(ProjectionType::Include);
+        for name in names {
+            projection = projection.non_key_attributes(*name);
+        }
+        projection.build()
+    };
+    let refused = [
+        (
+            include(&[]),
+            "One or more parameter values were invalid: ProjectionType is INCLUDE, but NonKeyAttributes is not specified",
+        ),
+        (
+            Projection::builder().build(),
+            "Unknown ProjectionType: null",
+        ),
+        (
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .non_key_attributes("a")
+                .build(),
+            "One or more parameter values were invalid: ProjectionType is KEYS_ONLY, but NonKeyAttributes is specified",
+        ),
+    ];
+    for (projection, message) in refused {
+        let error = create(projection).await.unwrap_err();
+        assert_eq!(error_code(&error), "ValidationException");
+        assert_eq!(error.into_service_error().meta().message(), Some(message));
+    }
+    let twice = create(include(&["a", "a"])).await.unwrap_err();
+    assert_eq!(error_code(&twice), "ValidationException");
+
+    create(include(&["a"])).await.unwrap();
+    client
+        .put_item()
+        .table_name("projections")
+        .item("p", s("k"))
+        .item("x", s("v"))
+        .item("a", n("1"))
+        .item("b", n("2"))
+        .send()
+        .await
+        .unwrap();
+    let by_x = |attribute: &str| {
+        client
+            .query()
+            .table_name("projections")
+            .index_name("by_x")
+            .key_conditions(
+                "x",
+                Condition::builder()
+                    .comparison_operator(ComparisonOperator::Eq)
+                    .attribute_value_list(s("v"))
+                    .build()
+                    .unwrap(),
+            )
+            .attributes_to_get(attribute)
+            .send()
+    };
+    let projected = by_x("a").await.unwrap();
+    assert_eq!(projected.items()[0].get("a"), Some(&n("1")));
+    // A global index holds only what it projects: asking it for more is refused.
+    let unprojected = by_x("b").await.unwrap_err();
+    assert_eq!(error_code(&unprojected), "ValidationException");
+
+    // A partition of a table without a sort key holds one item: no key to start after.
+    let start = client
+        .query()
+        .table_name("projections")
+        .key_condition_expression("p = :p")
+        .expression_attribute_values(":p", s("k"))
+        .exclusive_start_key("p", s("k"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        start.into_service_error().meta().message(),
+        Some(
+            "The provided exclusive start key is invalid: ExclusiveStartKey: {p=AttributeValue: {S:k}}"
+        )
     );
 }
