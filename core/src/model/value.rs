@@ -344,10 +344,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
                     }
                     AttributeValue::Bs(set)
                 }
-                other => {
-                    return Err(de::Error::custom(format_args!(
-                        "Unknown AttributeValue type: {other}"
-                    )));
+                // DynamoDB's deserializer skips members it does not know: a value with only
+                // unknown members is an empty AttributeValue (ValidationException below).
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                    continue;
                 }
             };
             if found.is_some() {
@@ -413,6 +414,12 @@ mod tests {
         assert!(validation(r#"{"NS":["1","1.0"]}"#));
         assert!(validation(r#"{}"#));
         assert!(validation(r#"{"S":"a","N":"1"}"#));
+        // Unknown members are skipped, as DynamoDB skips them: alone they leave the value empty.
+        assert!(validation(r#"{"dog":"cat"}"#));
+        assert_eq!(
+            parse(r#"{"S":"a","dog":{"x":[1]}}"#).unwrap(),
+            AttributeValue::S("a".into())
+        );
         assert!(!validation(r#"{"N":1}"#));
         assert!(!validation(r#"{"B":"not base64!"}"#));
     }

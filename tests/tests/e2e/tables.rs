@@ -167,3 +167,53 @@ async fn tables_survive_a_restart() {
         .unwrap();
     assert_eq!(table.key_schema.unwrap().len(), 2);
 }
+
+/// Every missing member of a CreateTable is reported in one error, entries' members in the
+/// order DynamoDB reports them; a value with only unknown members is an empty value.
+#[tokio::test]
+async fn malformed_requests_report_every_violation_as_dynamodb_does() {
+    use tidemark_tests::raw_request;
+    let node = TestNode::start().await;
+    let refused = raw_request(
+        &node.endpoint(),
+        Some("DynamoDB_20120810.CreateTable"),
+        r#"{"TableName": "t", "KeySchema": [{}], "AttributeDefinitions": [{}],
+            "BillingMode": "PROVISIONED", "ProvisionedThroughput": {}}"#,
+    )
+    .await;
+    assert_eq!(refused.error_name(), "ValidationException");
+    let null = |at: &str| {
+        format!("Value null at '{at}' failed to satisfy constraint: Member must not be null")
+    };
+    let expected = [
+        "keySchema.1.member.attributeName",
+        "keySchema.1.member.keyType",
+        "attributeDefinitions.1.member.attributeType",
+        "attributeDefinitions.1.member.attributeName",
+        "provisionedThroughput.writeCapacityUnits",
+        "provisionedThroughput.readCapacityUnits",
+    ]
+    .map(null)
+    .join("; ");
+    assert_eq!(
+        refused.json()["message"],
+        format!("6 validation errors detected: {expected}").as_str()
+    );
+
+    create_table(&node.client(), "values", false).await;
+    let empty = raw_request(
+        &node.endpoint(),
+        Some("DynamoDB_20120810.PutItem"),
+        r#"{"TableName": "values", "Item": {"p": {"S": "k"}, "x": {"dog": "cat"}}}"#,
+    )
+    .await;
+    assert_eq!(empty.error_name(), "ValidationException");
+    assert!(
+        empty.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Supplied AttributeValue is empty"),
+        "{}",
+        empty.json()
+    );
+}

@@ -8,7 +8,7 @@ use tidemark_core::model::{
 };
 use tidemark_core::ops::CreateTableRequest;
 
-use super::common::required;
+use super::common::Violations;
 use super::table_description::WireTableDescription;
 use crate::server::error::ApiError;
 
@@ -19,7 +19,7 @@ pub(crate) struct CreateTableInput {
     key_schema: Option<Vec<WireKeySchemaElement>>,
     attribute_definitions: Option<Vec<WireAttributeDefinition>>,
     billing_mode: Option<String>,
-    provisioned_throughput: Option<ProvisionedThroughput>,
+    provisioned_throughput: Option<WireProvisionedThroughput>,
     global_secondary_indexes: Option<Vec<GlobalSecondaryIndex>>,
     local_secondary_indexes: Option<Vec<LocalSecondaryIndex>>,
     stream_specification: Option<StreamSpecification>,
@@ -32,6 +32,14 @@ pub(crate) struct CreateTableInput {
 pub(crate) struct WireKeySchemaElement {
     attribute_name: Option<String>,
     key_type: Option<String>,
+}
+
+/// Provisioned throughput as sent: members may be missing, which is a validation error.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireProvisionedThroughput {
+    read_capacity_units: Option<i64>,
+    write_capacity_units: Option<i64>,
 }
 
 /// An attribute definition as sent: members may be missing, which is a validation error.
@@ -59,40 +67,90 @@ pub(crate) fn create_table(
 
 impl CreateTableInput {
     /// The core request, once every required member is there (ImportTable's
-    /// `TableCreationParameters` take the same shape).
+    /// `TableCreationParameters` take the same shape). Every missing member is reported in
+    /// one error; within an entry in the order DynamoDB reports them (a key schema element's
+    /// name before its type, an attribute definition's type before its name, write capacity
+    /// before read capacity).
     pub(crate) fn into_request(self) -> Result<CreateTableRequest, ApiError> {
-        let input = self;
-        Ok(CreateTableRequest {
-            table_name: required(input.table_name, "tableName")?,
-            key_schema: required(input.key_schema, "keySchema")?
-                .into_iter()
-                .enumerate()
-                .map(|(i, k)| {
+        let mut violations = Violations::default();
+        if self.table_name.is_none() {
+            violations.null("tableName");
+        }
+        match &self.key_schema {
+            None => violations.null("keySchema"),
+            Some(elements) => {
+                for (i, k) in elements.iter().enumerate() {
                     let at = |member: &str| format!("keySchema.{}.member.{member}", i + 1);
-                    Ok(KeySchemaElement {
-                        attribute_name: required(k.attribute_name, &at("attributeName"))?,
-                        key_type: required(k.key_type, &at("keyType"))?,
-                    })
-                })
-                .collect::<Result<_, ApiError>>()?,
-            attribute_definitions: required(input.attribute_definitions, "attributeDefinitions")?
-                .into_iter()
-                .enumerate()
-                .map(|(i, d)| {
+                    if k.attribute_name.is_none() {
+                        violations.null(&at("attributeName"));
+                    }
+                    if k.key_type.is_none() {
+                        violations.null(&at("keyType"));
+                    }
+                }
+            }
+        }
+        match &self.attribute_definitions {
+            None => violations.null("attributeDefinitions"),
+            Some(definitions) => {
+                for (i, d) in definitions.iter().enumerate() {
                     let at =
                         |member: &str| format!("attributeDefinitions.{}.member.{member}", i + 1);
-                    Ok(AttributeDefinition {
-                        attribute_name: required(d.attribute_name, &at("attributeName"))?,
-                        attribute_type: required(d.attribute_type, &at("attributeType"))?,
+                    if d.attribute_type.is_none() {
+                        violations.null(&at("attributeType"));
+                    }
+                    if d.attribute_name.is_none() {
+                        violations.null(&at("attributeName"));
+                    }
+                }
+            }
+        }
+        if let Some(throughput) = &self.provisioned_throughput {
+            if throughput.write_capacity_units.is_none() {
+                violations.null("provisionedThroughput.writeCapacityUnits");
+            }
+            if throughput.read_capacity_units.is_none() {
+                violations.null("provisionedThroughput.readCapacityUnits");
+            }
+        }
+        violations.check()?;
+        let lost = || ApiError::internal("a checked request lost a member");
+        let key_schema = self.key_schema.ok_or_else(lost)?;
+        let definitions = self.attribute_definitions.ok_or_else(lost)?;
+        Ok(CreateTableRequest {
+            table_name: self.table_name.ok_or_else(lost)?,
+            key_schema: key_schema
+                .into_iter()
+                .map(|k| {
+                    Ok(KeySchemaElement {
+                        attribute_name: k.attribute_name.ok_or_else(lost)?,
+                        key_type: k.key_type.ok_or_else(lost)?,
                     })
                 })
                 .collect::<Result<_, ApiError>>()?,
-            billing_mode: input.billing_mode,
-            provisioned_throughput: input.provisioned_throughput,
-            global_secondary_indexes: input.global_secondary_indexes.unwrap_or_default(),
-            local_secondary_indexes: input.local_secondary_indexes.unwrap_or_default(),
-            stream_specification: input.stream_specification,
-            tags: input.tags.unwrap_or_default(),
+            attribute_definitions: definitions
+                .into_iter()
+                .map(|d| {
+                    Ok(AttributeDefinition {
+                        attribute_name: d.attribute_name.ok_or_else(lost)?,
+                        attribute_type: d.attribute_type.ok_or_else(lost)?,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+            billing_mode: self.billing_mode,
+            provisioned_throughput: self
+                .provisioned_throughput
+                .map(|t| {
+                    Ok::<_, ApiError>(ProvisionedThroughput {
+                        read_capacity_units: t.read_capacity_units.ok_or_else(lost)?,
+                        write_capacity_units: t.write_capacity_units.ok_or_else(lost)?,
+                    })
+                })
+                .transpose()?,
+            global_secondary_indexes: self.global_secondary_indexes.unwrap_or_default(),
+            local_secondary_indexes: self.local_secondary_indexes.unwrap_or_default(),
+            stream_specification: self.stream_specification,
+            tags: self.tags.unwrap_or_default(),
         })
     }
 }
