@@ -107,3 +107,55 @@ impl From<NumberError> for Error {
         Error::Validation(e.to_string())
     }
 }
+
+/// The constraint violations of one request, reported together in the order they were
+/// found, as DynamoDB's request validation reports them (`N validation errors detected: ...;
+/// ...`).
+#[derive(Debug, Default)]
+pub struct Violations(Vec<String>);
+
+impl Violations {
+    /// A required member that is missing.
+    pub fn null(&mut self, field: &str) {
+        self.0.push(format!(
+            "Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ));
+    }
+
+    /// A member whose value breaks `constraint`.
+    pub fn breaks(&mut self, value: &str, field: &str, constraint: &str) {
+        self.0.push(format!(
+            "Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
+        ));
+    }
+
+    /// A string member outside `min..=max` characters.
+    pub fn length(&mut self, value: &str, field: &str, min: usize, max: usize) {
+        let chars = value.chars().count();
+        if chars < min {
+            let constraint = format!("Member must have length greater than or equal to {min}");
+            self.breaks(value, field, &constraint);
+        } else if chars > max {
+            let constraint = format!("Member must have length less than or equal to {max}");
+            self.breaks(value, field, &constraint);
+        }
+    }
+
+    /// Nothing, or every violation found in one validation error.
+    ///
+    /// # Errors
+    /// Validation, when a violation was found.
+    pub fn check(self) -> Result<()> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(Error::Validation(format!(
+                "1 validation error detected: {}",
+                self.0.concat()
+            ))),
+            n => Err(Error::Validation(format!(
+                "{n} validation errors detected: {}",
+                self.0.join("; ")
+            ))),
+        }
+    }
+}

@@ -42,7 +42,7 @@ pub mod write;
 
 pub use changes::{Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{CancellationReason, Error, Result};
+pub use error::{CancellationReason, Error, Result, Violations};
 pub use halt::Halt;
 pub use stamp::{HlcTimestamp, Stamp};
 pub use store::{Durability, Store, StoreConfig, TrimReport};

@@ -8,7 +8,7 @@ use crate::changes::ChangeSeq;
 use crate::model::{Projection, ProvisionedThroughput, StreamSpecification, TableDefinition};
 use crate::storage::catalog::{TableEntry, table_key};
 use crate::stream_log::{Generation, StreamEnd, StreamInfo};
-use crate::{Error, Result, Store};
+use crate::{Error, Result, Store, Violations};
 
 pub(super) const MAX_LSIS: usize = 5;
 pub(super) const MAX_GSIS: usize = 20;
@@ -160,33 +160,36 @@ fn not_found(name: &str) -> Error {
     ))
 }
 
-/// Checks a table or index name: 3–255 characters of `[a-zA-Z0-9_.-]`.
+/// Checks a table or index name: 3–255 characters of `[a-zA-Z0-9_.-]`; a name breaking both
+/// rules gets both violations, the length first, as DynamoDB reports them for `tableName`.
 pub(crate) fn check_name(name: &str, field: &str) -> Result<()> {
-    if name.len() < 3 {
-        return Err(coral(
-            name,
-            field,
-            "Member must have length greater than or equal to 3",
-        ));
+    let mut violations = Violations::default();
+    violations.length(name, field, 3, 255);
+    if !is_name_pattern(name) {
+        violations.breaks(name, field, NAME_PATTERN);
     }
-    if name.len() > 255 {
-        return Err(coral(
-            name,
-            field,
-            "Member must have length less than or equal to 255",
-        ));
+    violations.check()
+}
+
+/// Checks a backup name: the same rules as [`check_name`], but DynamoDB reports a
+/// `backupName` breaking both with the pattern first.
+pub(crate) fn check_backup_name(name: &str, field: &str) -> Result<()> {
+    let mut violations = Violations::default();
+    if !is_name_pattern(name) {
+        violations.breaks(name, field, NAME_PATTERN);
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-    {
-        return Err(coral(
-            name,
-            field,
-            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
-        ));
-    }
-    Ok(())
+    violations.length(name, field, 3, 255);
+    violations.check()
+}
+
+const NAME_PATTERN: &str = "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+";
+
+/// True for a non-empty run of `[a-zA-Z0-9_.-]`.
+fn is_name_pattern(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 pub(super) fn check_projection(projection: &Projection) -> Result<()> {
@@ -296,6 +299,33 @@ pub(super) fn stream_label(millis: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(result: Result<()>) -> String {
+        match result {
+            Err(Error::Validation(message)) => message,
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_name_breaking_both_rules_gets_both_violations_in_dynamodbs_order() {
+        assert!(check_name("orders.v2", "tableName").is_ok());
+        assert_eq!(
+            message(check_name("", "tableName")),
+            "2 validation errors detected: Value '' at 'tableName' failed to satisfy constraint: \
+             Member must have length greater than or equal to 3; Value '' at 'tableName' failed \
+             to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+        );
+        assert_eq!(
+            message(check_name("a b", "tableName")),
+            "1 validation error detected: Value 'a b' at 'tableName' failed to satisfy \
+             constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+        );
+        assert!(
+            message(check_backup_name("", "backupName"))
+                .starts_with("2 validation errors detected: Value '' at 'backupName' failed to satisfy constraint: Member must satisfy regular expression pattern")
+        );
+    }
 
     #[test]
     fn stream_labels_are_iso8601() {

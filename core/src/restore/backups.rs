@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::changes::ChangeSeq;
 use crate::model::TableDefinition;
-use crate::ops::tables::{check_name, coral};
+use crate::ops::tables::{check_backup_name, coral};
 use crate::storage::catalog::TableEntry;
 use crate::{Error, Result, Store};
 
@@ -157,7 +157,7 @@ impl Store {
     /// # Errors
     /// Validation for a bad name; TableNotFound; TableInUse while a restore builds the table.
     pub fn create_backup(&self, table: &str, backup_name: &str) -> Result<Backup> {
-        check_name(backup_name, "backupName")?;
+        check_backup_name(backup_name, "backupName")?;
         let entry = self.backup_source(table)?;
         let backup = self.record_backup(&entry, backup_name, BackupType::User, None)?;
         self.jobs_requested.notify_one();

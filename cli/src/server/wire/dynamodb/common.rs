@@ -23,53 +23,7 @@ pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> 
     })
 }
 
-/// The constraint violations of one request, reported together in the order they were
-/// found, as DynamoDB reports them (`N validation errors detected: ...; ...`).
-#[derive(Debug, Default)]
-pub(crate) struct Violations(Vec<String>);
-
-impl Violations {
-    /// A required member that is missing.
-    pub(crate) fn null(&mut self, field: &str) {
-        self.0.push(format!(
-            "Value null at '{field}' failed to satisfy constraint: Member must not be null"
-        ));
-    }
-
-    /// A member whose value breaks `constraint`.
-    pub(crate) fn breaks(&mut self, value: &str, field: &str, constraint: &str) {
-        self.0.push(format!(
-            "Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
-        ));
-    }
-
-    /// A string member outside `min..=max` characters.
-    pub(crate) fn length(&mut self, value: &str, field: &str, min: usize, max: usize) {
-        let chars = value.chars().count();
-        if chars < min {
-            let constraint = format!("Member must have length greater than or equal to {min}");
-            self.breaks(value, field, &constraint);
-        } else if chars > max {
-            let constraint = format!("Member must have length less than or equal to {max}");
-            self.breaks(value, field, &constraint);
-        }
-    }
-
-    /// The request, or every violation found in one ValidationException.
-    pub(crate) fn check(self) -> Result<(), ApiError> {
-        match self.0.len() {
-            0 => Ok(()),
-            1 => Err(ApiError::validation(format!(
-                "1 validation error detected: {}",
-                self.0.concat()
-            ))),
-            n => Err(ApiError::validation(format!(
-                "{n} validation errors detected: {}",
-                self.0.join("; ")
-            ))),
-        }
-    }
-}
+pub(crate) use tidemark_core::Violations;
 
 /// Seconds since the epoch, as DynamoDB's JSON protocol writes instants.
 pub(crate) fn seconds(millis: u64) -> f64 {
