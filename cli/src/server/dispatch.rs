@@ -99,6 +99,19 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
                     Err(e) => Err(ApiError::from(e)),
                 }
             }
+            (Some((op, Execution::Statement)), _) => {
+                let store = &state.store;
+                let tried = store.within_read_budget(INLINE_READ_BYTES, || {
+                    store.deferring_durability(|| op(store, &body))
+                });
+                match tried {
+                    Some((outcome, pending)) => match store.wait_durable(pending).await {
+                        Ok(()) => outcome,
+                        Err(e) => Err(ApiError::from(e)),
+                    },
+                    None => off_worker(&state, op, body).await,
+                }
+            }
             (Some((op, Execution::Budgeted)), _) => {
                 let store = &state.store;
                 match store.within_read_budget(INLINE_READ_BYTES, || op(store, &body)) {
