@@ -101,8 +101,10 @@ pub(crate) enum Expr {
     In(Box<Expr>, Vec<Expr>),
     /// `e IS [NOT] MISSING|NULL`; the flag is NOT.
     Is(Box<Expr>, IsWhat, bool),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// Two or more conditions, all true (n-ary, so long chains stay shallow).
+    And(Vec<Expr>),
+    /// Two or more conditions, one true.
+    Or(Vec<Expr>),
     Not(Box<Expr>),
     Plus(Box<Expr>, Box<Expr>),
     Minus(Box<Expr>, Box<Expr>),
@@ -581,21 +583,25 @@ impl Parser {
     }
 
     fn or_expr(&mut self) -> Result<Expr> {
-        let mut left = self.and_expr()?;
+        let mut parts = vec![self.and_expr()?];
         while self.eat_keyword("OR") {
-            let right = self.infix_rhs(Parser::and_expr)?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            parts.push(self.infix_rhs(Parser::and_expr)?);
         }
-        Ok(left)
+        Ok(match parts.len() {
+            1 => parts.remove(0),
+            _ => Expr::Or(parts),
+        })
     }
 
     fn and_expr(&mut self) -> Result<Expr> {
-        let mut left = self.not_expr()?;
+        let mut parts = vec![self.not_expr()?];
         while self.eat_keyword("AND") {
-            let right = self.infix_rhs(Parser::not_expr)?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            parts.push(self.infix_rhs(Parser::not_expr)?);
         }
-        Ok(left)
+        Ok(match parts.len() {
+            1 => parts.remove(0),
+            _ => Expr::And(parts),
+        })
     }
 
     fn not_expr(&mut self) -> Result<Expr> {
@@ -685,19 +691,19 @@ impl Parser {
         })
     }
 
+    /// A term, or two joined by `+` or `-` (DynamoDB's updates take one such operator; a
+    /// second is a token after the expression).
     fn additive(&mut self) -> Result<Expr> {
-        let mut left = self.primary()?;
-        loop {
-            if self.eat_symbol("+") {
-                let right = self.primary()?;
-                left = Expr::Plus(Box::new(left), Box::new(right));
-            } else if self.eat_symbol("-") {
-                let right = self.primary()?;
-                left = Expr::Minus(Box::new(left), Box::new(right));
-            } else {
-                return Ok(left);
-            }
+        let left = self.primary()?;
+        if self.eat_symbol("+") {
+            let right = self.primary()?;
+            return Ok(Expr::Plus(Box::new(left), Box::new(right)));
         }
+        if self.eat_symbol("-") {
+            let right = self.primary()?;
+            return Ok(Expr::Minus(Box::new(left), Box::new(right)));
+        }
+        Ok(left)
     }
 
     fn primary(&mut self) -> Result<Expr> {
@@ -876,18 +882,18 @@ mod tests {
         assert_eq!(select.order_by, Some(("sk".into(), true)));
         assert_eq!(
             select.filter,
-            Some(Expr::And(
-                Box::new(Expr::Compare(
+            Some(Expr::And(vec![
+                Expr::Compare(
                     Cmp::Eq,
                     Box::new(Expr::Path(path("pk"))),
                     Box::new(Expr::Param(0))
-                )),
-                Box::new(Expr::Compare(
+                ),
+                Expr::Compare(
                     Cmp::Gt,
                     Box::new(Expr::Path(path("sk"))),
                     Box::new(Expr::Number("3".into()))
-                )),
-            ))
+                ),
+            ]))
         );
     }
 
@@ -899,14 +905,13 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.parameters, 1);
         let Statement::Select(Select {
-            filter: Some(Expr::Or(left, right)),
+            filter: Some(Expr::Or(parts)),
             ..
         }) = parsed.statement
         else {
             panic!("OR binds loosest");
         };
-        assert!(matches!(*left, Expr::And(..)));
-        assert!(matches!(*right, Expr::And(..)));
+        assert!(matches!(parts.as_slice(), [Expr::And(..), Expr::And(..)]));
     }
 
     #[test]

@@ -285,22 +285,18 @@ fn cmp_op(cmp: Cmp) -> CmpOp {
 fn condition(expr: &Expr, params: &[AttributeValue]) -> Result<Cond> {
     let checked = |r: std::result::Result<Cond, String>| r.map_err(Error::Validation);
     match expr {
-        Expr::And(..) => Ok(Cond::And(
-            conjuncts(expr)
-                .into_iter()
+        Expr::And(parts) => Ok(Cond::And(
+            parts
+                .iter()
                 .map(|c| condition(c, params))
                 .collect::<Result<_>>()?,
         )),
-        Expr::Or(a, b) => {
-            let mut parts = Vec::new();
-            for side in [a, b] {
-                match condition(side, params)? {
-                    Cond::Or(inner) => parts.extend(inner),
-                    other => parts.push(other),
-                }
-            }
-            Ok(Cond::Or(parts))
-        }
+        Expr::Or(parts) => Ok(Cond::Or(
+            parts
+                .iter()
+                .map(|c| condition(c, params))
+                .collect::<Result<_>>()?,
+        )),
         Expr::Not(inner) => Ok(Cond::Not(Box::new(condition(inner, params)?))),
         Expr::Compare(cmp, a, b) => {
             if matches!(**a, Expr::Missing) || matches!(**b, Expr::Missing) {
@@ -366,14 +362,10 @@ fn condition(expr: &Expr, params: &[AttributeValue]) -> Result<Cond> {
     }
 }
 
-/// The parts of a chain of ANDs.
+/// The parts of a chain of ANDs (parenthesized ANDs included).
 fn conjuncts(expr: &Expr) -> Vec<&Expr> {
     match expr {
-        Expr::And(a, b) => {
-            let mut parts = conjuncts(a);
-            parts.extend(conjuncts(b));
-            parts
-        }
+        Expr::And(parts) => parts.iter().flat_map(conjuncts).collect(),
         other => vec![other],
     }
 }
@@ -1320,6 +1312,28 @@ mod tests {
             decode_token("not a token!", 7).unwrap_err().to_string(),
             "Invalid NextToken"
         );
+    }
+
+    #[test]
+    fn the_longest_chains_of_operators_convert() {
+        for operator in ["AND", "OR"] {
+            let chain = vec!["a = 1"; 1000].join(&format!(" {operator} "));
+            let text = format!("SELECT * FROM t WHERE {chain}");
+            let text = text
+                .get(..super::super::MAX_STATEMENT_CHARS)
+                .unwrap_or(&text);
+            let text = text.rsplit_once(operator).unwrap().0;
+            let Statement::Select(select) = parse(text).unwrap().statement else {
+                panic!("not a select");
+            };
+            let cond = condition(select.filter.as_ref().unwrap(), &[]).unwrap();
+            let item: Item = [(
+                "a".to_string(),
+                AttributeValue::N(Number::parse("1").unwrap()),
+            )]
+            .into();
+            assert!(Condition::from_tree(cond).evaluate(Some(&item)).unwrap());
+        }
     }
 
     #[test]
