@@ -547,33 +547,41 @@ fn sort_condition(
     Ok(Some(found))
 }
 
-/// The partition key values a conjunct fixes (`pk = v` or `pk IN [...]`).
+/// The partition key values a conjunct fixes: `pk = v`, `pk IN [...]`, or `pk = v OR pk = w
+/// ...`.
 fn partition_values(
     part: &Expr,
     shape: &KeyShape,
     params: &[AttributeValue],
 ) -> Result<Option<Vec<AttributeValue>>> {
     let hash = shape.hash.name.as_str();
-    if let Some((name, v)) = equality(part)
-        && name == hash
-    {
-        return Ok(Some(vec![value(v, params, "root")?]));
+    let listed: Vec<&Expr> = match part {
+        Expr::In(v, list) if top_level(v) == Some(hash) => list.iter().collect(),
+        Expr::Or(branches) => branches
+            .iter()
+            .map(|b| {
+                equality(b)
+                    .filter(|(name, _)| *name == hash)
+                    .map(|(_, v)| v)
+            })
+            .collect::<Option<_>>()
+            .unwrap_or_default(),
+        other => equality(other)
+            .filter(|(name, _)| *name == hash)
+            .map(|(_, v)| vec![v])
+            .unwrap_or_default(),
+    };
+    if listed.is_empty() || !listed.iter().all(|e| is_value(e)) {
+        return Ok(None);
     }
-    if let Expr::In(v, list) = part
-        && top_level(v) == Some(hash)
-        && !list.is_empty()
-        && list.iter().all(is_value)
-    {
-        let mut values = Vec::new();
-        for e in list {
-            let v = value(e, params, "root")?;
-            if !values.contains(&v) {
-                values.push(v);
-            }
+    let mut values = Vec::new();
+    for e in listed {
+        let v = value(e, params, "root")?;
+        if !values.contains(&v) {
+            values.push(v);
         }
-        return Ok(Some(values));
     }
-    Ok(None)
+    Ok(Some(values))
 }
 
 fn plan_read(select: &Select, shape: &KeyShape, params: &[AttributeValue]) -> Result<ReadPlan> {
@@ -1422,6 +1430,27 @@ mod tests {
         assert!(matches!(plan.sort, Some(SortKeyCondition::Between(..))));
         assert!(plan.filter.is_some());
         let plan = plan_read(&select("SELECT * FROM t WHERE x = 1"), &shape, &[]).unwrap();
+        assert!(plan.partitions.is_none());
+        let plan = plan_read(
+            &select("SELECT * FROM t WHERE (pk = 'a' OR 'b' = pk OR pk = 'a') AND sk = 1"),
+            &shape,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            plan.partitions,
+            Some(vec![
+                AttributeValue::S("a".into()),
+                AttributeValue::S("b".into())
+            ])
+        );
+        assert!(matches!(plan.sort, Some(SortKeyCondition::Eq(_))));
+        let plan = plan_read(
+            &select("SELECT * FROM t WHERE pk = 'a' OR x = 1"),
+            &shape,
+            &[],
+        )
+        .unwrap();
         assert!(plan.partitions.is_none());
         assert_eq!(
             plan_read(

@@ -290,6 +290,14 @@ async fn selects_query_scan_page_and_read_indexes() {
     .await;
     assert_eq!(column(&out.items.unwrap(), "p"), vec!["b", "b", "a", "a"]);
 
+    let out = run(
+        &client,
+        "SELECT p FROM \"pages\" WHERE (p = 'b' OR p = 'a') AND c = 1",
+        vec![],
+    )
+    .await;
+    assert_eq!(column(&out.items.unwrap(), "p"), vec!["b", "a"]);
+
     // Paging a query over two partitions with Limit and NextToken.
     let mut seen = Vec::new();
     let mut token = None;
