@@ -126,8 +126,8 @@ pub(crate) struct Select {
     pub(crate) table: String,
     pub(crate) index: Option<String>,
     pub(crate) filter: Option<Expr>,
-    /// The ORDER BY attribute and whether it is descending.
-    pub(crate) order_by: Option<(String, bool)>,
+    /// The ORDER BY attributes, each with whether it is descending (empty without ORDER BY).
+    pub(crate) order_by: Vec<(String, bool)>,
 }
 
 /// What RETURNING asks for.
@@ -382,19 +382,23 @@ impl Parser {
         } else {
             None
         };
-        let order_by = if self.eat_keyword("ORDER") {
+        let mut order_by = Vec::new();
+        if self.eat_keyword("ORDER") {
             self.expect_keyword("BY")?;
-            let name = self.name()?;
-            let descending = if self.eat_keyword("DESC") {
-                true
-            } else {
-                self.eat_keyword("ASC");
-                false
-            };
-            Some((name, descending))
-        } else {
-            None
-        };
+            loop {
+                let name = self.name()?;
+                let descending = if self.eat_keyword("DESC") {
+                    true
+                } else {
+                    self.eat_keyword("ASC");
+                    false
+                };
+                order_by.push((name, descending));
+                if !self.eat_symbol(",") {
+                    break;
+                }
+            }
+        }
         Ok(Select {
             projection,
             table,
@@ -879,7 +883,7 @@ mod tests {
         );
         assert_eq!(select.table, "t");
         assert_eq!(select.index.as_deref(), Some("i"));
-        assert_eq!(select.order_by, Some(("sk".into(), true)));
+        assert_eq!(select.order_by, vec![("sk".to_string(), true)]);
         assert_eq!(
             select.filter,
             Some(Expr::And(vec![

@@ -606,7 +606,7 @@ fn plan_read(select: &Select, shape: &KeyShape, params: &[AttributeValue]) -> Re
         }
     }
     let mut forward = true;
-    if let Some((name, descending)) = &select.order_by {
+    if !select.order_by.is_empty() {
         if select.filter.is_none() {
             return Err(Error::validation(
                 "Must have WHERE clause in the statement when using ORDER BY clause.",
@@ -617,22 +617,27 @@ fn plan_read(select: &Select, shape: &KeyShape, params: &[AttributeValue]) -> Re
                 "Must have at least one non-optional hash key condition in WHERE clause when using ORDER BY clause.",
             ));
         };
-        if !shape.is_key_attribute(name) {
-            return Err(Error::validation(format!(
-                "Variable reference {name} in ORDER BY clause must be part of the primary key"
-            )));
-        }
-        if *name == shape.hash.name {
-            values.sort();
-            if *descending {
-                values.reverse();
+        let mut by_hash = false;
+        for (name, descending) in &select.order_by {
+            if !shape.is_key_attribute(name) {
+                return Err(Error::validation(format!(
+                    "Variable reference {name} in ORDER BY clause must be part of the primary key"
+                )));
             }
-        } else if values.len() > 1 {
+            if *name == shape.hash.name {
+                by_hash = true;
+                values.sort();
+                if *descending {
+                    values.reverse();
+                }
+            } else {
+                forward = !descending;
+            }
+        }
+        if values.len() > 1 && !by_hash {
             return Err(Error::validation(
                 "Must have hash key in ORDER BY clause when more than one hash key condition specified in WHERE clause.",
             ));
-        } else {
-            forward = !descending;
         }
     }
     // Without a partition key the whole WHERE filters a scan.
@@ -1470,5 +1475,28 @@ mod tests {
         )
         .unwrap();
         assert!(!plan.forward);
+        let plan = plan_read(
+            &select("SELECT * FROM t WHERE pk IN ['a', 'c', 'b'] ORDER BY pk DESC, sk"),
+            &shape,
+            &[],
+        )
+        .unwrap();
+        assert!(plan.forward);
+        assert_eq!(
+            plan.partitions,
+            Some(
+                ["c", "b", "a"]
+                    .map(|v| AttributeValue::S(v.into()))
+                    .to_vec()
+            )
+        );
+        assert!(
+            plan_read(
+                &select("SELECT * FROM t WHERE pk IN ['a', 'b'] ORDER BY sk"),
+                &shape,
+                &[]
+            )
+            .is_err()
+        );
     }
 }
