@@ -31,6 +31,7 @@ fn batch_error(error: Error) -> std::result::Result<BatchStatementError, Error> 
     })
 }
 
+/// A key read of a batch, as a GetItem.
 fn batch_read(
     store: &Store,
     select: &Select,
@@ -64,6 +65,7 @@ fn batch_read(
     })
 }
 
+/// The table a statement names.
 fn table_of(statement: &Statement) -> &str {
     match statement {
         Statement::Select(s) | Statement::Exists(s) => &s.table,
@@ -73,6 +75,7 @@ fn table_of(statement: &Statement) -> &str {
     }
 }
 
+/// BatchExecuteStatement: each statement run on its own.
 pub(super) fn batch_execute_statement(
     store: &Store,
     statements: Vec<BatchStatement>,

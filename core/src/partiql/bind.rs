@@ -145,6 +145,7 @@ pub(super) fn key_shape(store: &Store, table: &str, index: Option<&str>) -> Resu
     })
 }
 
+/// A path of the syntax tree as the expression module's path.
 pub(super) fn path(p: &PathExpr) -> Path {
     p.steps
         .iter()
@@ -162,6 +163,7 @@ pub(super) fn top_level(expr: &Expr) -> Option<&str> {
     }
 }
 
+/// An operand of a condition or update: a path, a function call or a value.
 pub(super) fn operand(expr: &Expr, params: &[AttributeValue]) -> Result<RawOperand> {
     Ok(match expr {
         Expr::Path(p) => RawOperand::Path(path(p)),
@@ -179,12 +181,14 @@ pub(super) fn operand(expr: &Expr, params: &[AttributeValue]) -> Result<RawOpera
     })
 }
 
+/// Arithmetic where a condition expects a value.
 fn unsupported_condition_operator(operator: &str) -> Error {
     Error::validation(format!(
         "Unsupported operator in Condition Expression. Operator: {operator}"
     ))
 }
 
+/// The expression module's comparison for a PartiQL one.
 fn cmp_op(cmp: Cmp) -> CmpOp {
     match cmp {
         Cmp::Eq => CmpOp::Eq,
@@ -341,6 +345,7 @@ pub(super) fn item_exists(shape: &KeyShape) -> Cond {
     Cond::Exists(Path::new(shape.hash.name.clone()))
 }
 
+/// The projection of a SELECT; `None` for `*`.
 pub(super) fn projection(columns: &Columns) -> Result<Option<Projection>> {
     match columns {
         Columns::All => Ok(None),

@@ -29,17 +29,20 @@ struct Resume {
     key: Option<Item>,
 }
 
+/// What binds a NextToken to its statement and parameters.
 fn fingerprint(statement: &str, params: &[AttributeValue]) -> u64 {
     let mut bytes = statement.as_bytes().to_vec();
     bytes.extend(serde_json::to_vec(params).unwrap_or_default());
     xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
+/// A NextToken: base64 (URL-safe) of the resume point as JSON.
 fn encode_token(resume: &Resume) -> Result<String> {
     let json = serde_json::to_vec(resume).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(TOKEN_BASE64.encode(json))
 }
 
+/// The resume point of a NextToken given with the statement of `fingerprint`.
 fn decode_token(token: &str, fingerprint: u64) -> Result<Resume> {
     let invalid = || Error::validation("Invalid NextToken");
     let bytes = TOKEN_BASE64.decode(token).map_err(|_| invalid())?;
@@ -160,6 +163,8 @@ fn partition_values(
     Ok(Some(values))
 }
 
+/// How a SELECT reads: the partitions its WHERE fixes, the sort-key condition that bounds
+/// them, the filter, and the direction `ORDER BY` asks for.
 fn plan_read(select: &Select, shape: &KeyShape, params: &[AttributeValue]) -> Result<ReadPlan> {
     let mut partitions = None;
     let mut sort = None;
@@ -238,6 +243,7 @@ fn plan_read(select: &Select, shape: &KeyShape, params: &[AttributeValue]) -> Re
     })
 }
 
+/// Runs one page of a SELECT.
 pub(super) fn run_select(
     store: &Store,
     select: &Select,

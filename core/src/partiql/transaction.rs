@@ -14,6 +14,7 @@ use crate::{Error, Result, Store};
 /// Most statements of one transaction.
 const MAX_TRANSACTION_STATEMENTS: usize = 100;
 
+/// One write statement of a transaction as a TransactWriteItems action.
 fn transaction_write(
     store: &Store,
     statement: &Statement,
@@ -84,6 +85,7 @@ fn transaction_write(
     })
 }
 
+/// RETURNING has no place in a transaction.
 fn refuse_returning(returning: Option<Returning>) -> Result<()> {
     match returning {
         Some(_) => Err(Error::validation(
@@ -110,6 +112,7 @@ pub(super) fn key_read(
     Ok((key, projection(&select.projection)?, rest))
 }
 
+/// ExecuteTransaction: all statements parsed and checked, then one transaction.
 pub(super) fn execute_transaction(
     store: &Store,
     statements: Vec<TransactionStatement>,

@@ -16,6 +16,7 @@ use crate::model::{AttributeValue, Item};
 use crate::ops::{DeleteItemRequest, PutItemRequest, ReturnValues, UpdateItemRequest};
 use crate::{Error, Result, Store};
 
+/// The SET and REMOVE clauses of an UPDATE as an update expression.
 pub(super) fn update_actions(
     assignments: &[Assignment],
     params: &[AttributeValue],
@@ -99,6 +100,7 @@ pub(super) fn update_actions(
     Ok(UpdateExpression::from_actions(actions))
 }
 
+/// The item of an INSERT: a `{...}` literal or a map parameter.
 pub(super) fn insert_item(item: &Expr, params: &[AttributeValue]) -> Result<Item> {
     if !matches!(item, Expr::Map(_) | Expr::Param(_)) {
         return Err(Error::validation(
@@ -113,6 +115,7 @@ pub(super) fn insert_item(item: &Expr, params: &[AttributeValue]) -> Result<Item
     }
 }
 
+/// The ReturnValues a RETURNING clause asks for.
 pub(super) fn return_values(returning: Option<Returning>) -> ReturnValues {
     match returning {
         None => ReturnValues::None,
@@ -123,10 +126,12 @@ pub(super) fn return_values(returning: Option<Returning>) -> ReturnValues {
     }
 }
 
+/// The error of an INSERT whose key exists.
 pub(super) fn duplicate_item() -> Error {
     Error::DuplicateItem("Duplicate primary key exists in table".into())
 }
 
+/// Runs an INSERT, UPDATE or DELETE as the item write it stands for.
 pub(super) fn run_write(
     store: &Store,
     statement: &Statement,
@@ -214,6 +219,7 @@ pub(super) fn refuse_index(select: &Select, message: &str) -> Result<()> {
     }
 }
 
+/// ExecuteStatement: parses the statement, checks its parameters and runs it.
 pub(super) fn execute_statement(
     store: &Store,
     request: StatementRequest,
