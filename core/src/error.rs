@@ -36,6 +36,9 @@ pub enum Error {
         /// Why each action was (or would have been) cancelled; `None` for the others.
         reasons: Vec<CancellationReason>,
     },
+    /// A PartiQL INSERT found an item with its key (DuplicateItemException).
+    #[error("{0}")]
+    DuplicateItem(String),
     /// A ClientRequestToken was reused with a different request.
     #[error("{0}")]
     IdempotentParameterMismatch(String),

@@ -10,6 +10,7 @@
 //!
 //! - [`model`]: attribute values, exact numbers, items, schemas (serde in DynamoDB JSON shape);
 //! - [`expr`]: the expression language, pure;
+//! - [`partiql`]: PartiQL statements, parsed and translated into the operations of [`ops`];
 //! - [`ops`]: one file per operation's semantics; every item write goes through [`write`], the
 //!   one read-check-write protocol, with a [`Cause`] (client request, TTL expiry, replicated
 //!   from another region, restore) recorded with its change;
@@ -30,6 +31,7 @@ pub mod expr;
 mod halt;
 pub mod model;
 pub mod ops;
+pub mod partiql;
 pub mod replication;
 pub mod restore;
 pub mod retention;

@@ -10,7 +10,9 @@
 //! a 1 MB page never stalls the requests queued behind it on a worker. Item writes run on the
 //! worker under `--durability buffer`, where they never wait for an fsync; under `sync` they go
 //! to the blocking pool, because they park until the group commit's fsync covers them. Table
-//! operations always go to the blocking pool (DeleteTable removes every item).
+//! operations always go to the blocking pool (DeleteTable removes every item). PartiQL
+//! operations, which read or write as their statements say, run like writes on the worker
+//! under Query's read budget, and on the blocking pool when a SELECT outgrows it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -98,6 +100,19 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
                 match store.wait_durable(pending).await {
                     Ok(()) => outcome,
                     Err(e) => Err(ApiError::from(e)),
+                }
+            }
+            (Some((op, Execution::Statement)), _) => {
+                let store = &state.store;
+                let tried = store.within_read_budget(INLINE_READ_BYTES, || {
+                    store.deferring_durability(|| op(store, &body))
+                });
+                match tried {
+                    Some((outcome, pending)) => match store.wait_durable(pending).await {
+                        Ok(()) => outcome,
+                        Err(e) => Err(ApiError::from(e)),
+                    },
+                    None => off_worker(&state, op, body).await,
                 }
             }
             (Some((op, Execution::Budgeted)), _) => {

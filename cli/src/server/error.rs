@@ -268,6 +268,9 @@ impl From<Error> for ApiError {
                 e.capitalised_message = true;
                 e
             }
+            Error::DuplicateItem(message) => {
+                ApiError::new(bad, SERVICE, "DuplicateItemException", message)
+            }
             Error::ResourceNotFound(message) => {
                 ApiError::new(bad, SERVICE, "ResourceNotFoundException", message)
             }

@@ -377,7 +377,7 @@ pub(crate) fn build_in(v: RawOperand, list: Vec<RawOperand>) -> Result<Cond, Str
     Ok(Cond::In(v, list))
 }
 
-fn build_function_condition(name: &str, args: Vec<RawOperand>) -> Result<Cond, String> {
+pub(crate) fn build_function_condition(name: &str, args: Vec<RawOperand>) -> Result<Cond, String> {
     let expected = match name {
         "attribute_exists" | "attribute_not_exists" => 1,
         "attribute_type" | "begins_with" | "contains" => 2,

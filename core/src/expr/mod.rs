@@ -29,6 +29,15 @@ use parser::{ExprKind, Parser};
 
 pub use path::{Path, PathElement};
 
+// The PartiQL translation (`crate::partiql`) builds condition and update trees directly from
+// its own syntax tree, with the same operand checks the expression grammar applies.
+pub(crate) use condition::{
+    CmpOp, Cond, build_between, build_comparison, build_function_condition, build_in,
+};
+pub(crate) use parser::RawOperand;
+pub(crate) use path::check_disjoint;
+pub(crate) use update::{Action, SetValue, UpdOperand, convert as convert_update_operand};
+
 /// Expression attribute names and values of one request, with which of them were used.
 #[derive(Debug)]
 pub struct Placeholders<'a> {
@@ -134,6 +143,11 @@ pub fn parse_projection(text: &str, placeholders: &mut Placeholders<'_>) -> Resu
 }
 
 impl Condition {
+    /// A condition of an already checked tree.
+    pub(crate) fn from_tree(root: Cond) -> Condition {
+        Condition { root }
+    }
+
     /// Evaluates against `item`; `None` when the item does not exist (every attribute is
     /// then missing).
     pub fn evaluate(&self, item: Option<&Item>) -> Result<bool> {
@@ -154,6 +168,11 @@ impl Condition {
 }
 
 impl UpdateExpression {
+    /// An update of already checked actions.
+    pub(crate) fn from_actions(actions: Vec<Action>) -> UpdateExpression {
+        UpdateExpression { actions }
+    }
+
     /// Applies every action to `item` (an empty map when the item did not exist). All
     /// right-hand sides are evaluated against the item as it was before the update. On error
     /// `item` is unchanged.

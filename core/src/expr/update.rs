@@ -178,7 +178,7 @@ fn parse_action(
 }
 
 /// Checks a raw operand against the functions an update expression allows.
-fn convert(raw: RawOperand) -> std::result::Result<UpdOperand, String> {
+pub(crate) fn convert(raw: RawOperand) -> std::result::Result<UpdOperand, String> {
     match raw {
         RawOperand::Path(p) => Ok(UpdOperand::Path(p)),
         RawOperand::Value(v) => Ok(UpdOperand::Value(v)),

@@ -164,6 +164,16 @@ impl Store {
     /// # Errors
     /// ResourceNotFound, Validation (key condition, start key, Select, Limit), storage failures.
     pub fn query(&self, request: QueryRequest) -> Result<PageOutcome> {
+        self.query_page(request, true)
+    }
+
+    /// One page of a Query whose filter may also test key attributes: a PartiQL WHERE
+    /// states key conditions Query cannot use as such (`sk > 1 AND sk < 5`) as filters.
+    pub(crate) fn query_allowing_key_filters(&self, request: QueryRequest) -> Result<PageOutcome> {
+        self.query_page(request, false)
+    }
+
+    fn query_page(&self, request: QueryRequest, refuse_key_filters: bool) -> Result<PageOutcome> {
         let source = self.source(&request.table_name, request.index_name.as_deref())?;
         let key_condition = request.key_condition.ok_or_else(|| {
             Error::validation(
@@ -172,7 +182,8 @@ impl Store {
         })?;
         let options = request.options;
         check_source_options(&source, &options)?;
-        if let Some(filter) = &options.filter
+        if refuse_key_filters
+            && let Some(filter) = &options.filter
             && let Some(key) = filter
                 .referenced_attributes()
                 .into_iter()

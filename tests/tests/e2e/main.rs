@@ -20,6 +20,7 @@ mod indexes;
 mod items;
 mod metrics;
 mod operator;
+mod partiql;
 mod protocol;
 mod publish;
 mod query_scan;

@@ -28,6 +28,11 @@ pub(crate) enum Execution {
     Write,
     /// Table operations: may take long, always on the blocking pool.
     Admin,
+    /// PartiQL, whose statements decide whether they read or write: run like a write on the
+    /// async worker, under the read budget of [`Execution::Budgeted`]; a SELECT that outgrows
+    /// it runs again on the blocking pool (only Query and Scan pages charge the budget, and
+    /// a request that reads them writes nothing, so running it again repeats no write).
+    Statement,
 }
 
 /// Decodes `I`, runs `f`, encodes its output.

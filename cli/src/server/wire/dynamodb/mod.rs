@@ -1,6 +1,7 @@
 //! DynamoDB operations (`X-Amz-Target: DynamoDB_20120810.<Op>`).
 
 mod backups;
+mod batch_execute_statement;
 mod batch_get_item;
 mod batch_write_item;
 pub(crate) mod common;
@@ -11,6 +12,8 @@ mod describe_endpoints;
 mod describe_limits;
 mod describe_table;
 mod describe_time_to_live;
+mod execute_statement;
+mod execute_transaction;
 mod get_item;
 pub(crate) mod global_tables;
 pub(crate) mod kinesis_destinations;
@@ -34,7 +37,7 @@ use super::{Execution, Operation, run, run_empty};
 /// The operation named `name`, as a function from request body to response body, and where
 /// it runs.
 pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
-    use Execution::{Admin, Budgeted, Read, Walk, Write};
+    use Execution::{Admin, Budgeted, Read, Statement, Walk, Write};
     Some(match name {
         "PutItem" => (|s, b| run(s, b, put_item::put_item), Write),
         "GetItem" => (|s, b| run(s, b, get_item::get_item), Read),
@@ -57,6 +60,18 @@ pub(crate) fn operation(name: &str) -> Option<(Operation, Execution)> {
             Read,
         ),
         "Query" => (|s, b| run(s, b, query::query), Budgeted),
+        "ExecuteStatement" => (
+            |s, b| run(s, b, execute_statement::execute_statement),
+            Statement,
+        ),
+        "ExecuteTransaction" => (
+            |s, b| run(s, b, execute_transaction::execute_transaction),
+            Statement,
+        ),
+        "BatchExecuteStatement" => (
+            |s, b| run(s, b, batch_execute_statement::batch_execute_statement),
+            Statement,
+        ),
         "Scan" => (|s, b| run(s, b, scan::scan), Walk),
         "DescribeLimits" => (|s, b| run(s, b, describe_limits::describe_limits), Read),
         "DescribeTimeToLive" => (

@@ -1,0 +1,137 @@
+//! BatchExecuteStatement: up to 25 statements, all key reads or all writes, each run on its
+//! own and reporting its own error.
+
+use super::bind::{all_of, parse_with};
+use super::parser::{Select, Statement};
+use super::transaction::key_read;
+use super::writes::{refuse_index, run_write};
+use super::{BatchStatement, BatchStatementError, BatchStatementResult, INCOMPLETE_KEY};
+use crate::expr::Condition;
+use crate::ops::GetItemRequest;
+use crate::{Error, Result, Store};
+
+/// Most statements of one batch.
+const MAX_BATCH_STATEMENTS: usize = 25;
+
+/// The code a failed batch statement reports, or `None` when the whole request must fail.
+fn batch_error(error: Error) -> std::result::Result<BatchStatementError, Error> {
+    let (code, item) = match &error {
+        Error::Validation(_) => ("ValidationError", None),
+        Error::ConditionalCheckFailed { item } => {
+            ("ConditionalCheckFailed", item.as_deref().cloned())
+        }
+        Error::DuplicateItem(_) => ("DuplicateItem", None),
+        Error::ResourceNotFound(_) => ("ResourceNotFound", None),
+        _ => return Err(error),
+    };
+    Ok(BatchStatementError {
+        code: code.into(),
+        message: error.to_string(),
+        item,
+    })
+}
+
+/// A key read of a batch, as a GetItem.
+fn batch_read(
+    store: &Store,
+    select: &Select,
+    statement: &BatchStatement,
+) -> Result<BatchStatementResult> {
+    refuse_index(select, "This operation is not supported on an index")?;
+    let (key, projection, rest) = key_read(store, select, &statement.parameters, INCOMPLETE_KEY)?;
+    let got = store.get_item(GetItemRequest {
+        table_name: select.table.clone(),
+        key,
+        projection: None,
+        consistent_read: statement.consistent_read,
+    })?;
+    // Further conditions filter the item, as they would a Query's.
+    let filter = all_of(rest).map(Condition::from_tree);
+    let mut item = got.item;
+    if let (Some(filter), Some(found)) = (&filter, &item)
+        && !filter.evaluate(Some(found))?
+    {
+        item = None;
+    }
+    Ok(BatchStatementResult {
+        table_name: Some(select.table.clone()),
+        item: match (item, projection) {
+            (Some(item), Some(projection)) => Some(projection.apply(&item)),
+            (item, _) => item,
+        },
+        error: None,
+        consumed_capacity_units: got.consumed_capacity_units,
+        write: false,
+    })
+}
+
+/// The table a statement names.
+fn table_of(statement: &Statement) -> &str {
+    match statement {
+        Statement::Select(s) | Statement::Exists(s) => &s.table,
+        Statement::Insert { table, .. }
+        | Statement::Update { table, .. }
+        | Statement::Delete { table, .. } => table,
+    }
+}
+
+/// BatchExecuteStatement: each statement run on its own.
+pub(super) fn batch_execute_statement(
+    store: &Store,
+    statements: Vec<BatchStatement>,
+) -> Result<Vec<BatchStatementResult>> {
+    if statements.is_empty() || statements.len() > MAX_BATCH_STATEMENTS {
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value at 'statements' failed to satisfy constraint: Member must have length less than or equal to {MAX_BATCH_STATEMENTS} and greater than or equal to 1"
+        )));
+    }
+    let parsed: Vec<Result<Statement>> = statements
+        .iter()
+        .map(|s| parse_with(&s.statement, &s.parameters))
+        .collect();
+    let reads = parsed
+        .iter()
+        .filter(|p| matches!(p, Ok(s) if s.is_read()))
+        .count();
+    let writes = parsed
+        .iter()
+        .filter(|p| matches!(p, Ok(s) if !s.is_read()))
+        .count();
+    if reads > 0 && writes > 0 {
+        return Err(Error::validation(
+            "Batch execute statement does not support both read and write operations in the same request.",
+        ));
+    }
+    let mut results = Vec::with_capacity(statements.len());
+    for (parsed, statement) in parsed.into_iter().zip(&statements) {
+        let table_name = parsed.as_ref().ok().map(|s| table_of(s).to_string());
+        let ran = parsed.and_then(|parsed| match &parsed {
+            Statement::Select(select) => batch_read(store, select, statement),
+            Statement::Exists(_) => Err(Error::validation(
+                "EXISTS can only be used in ExecuteTransaction write requests.",
+            )),
+            write => run_write(
+                store,
+                write,
+                &statement.parameters,
+                statement.return_old_on_condition_failure,
+            )
+            .map(|outcome| BatchStatementResult {
+                table_name: Some(outcome.table_name),
+                item: None,
+                error: None,
+                consumed_capacity_units: outcome.consumed_capacity_units,
+                write: true,
+            }),
+        });
+        results.push(match ran {
+            Ok(result) => result,
+            Err(error) => BatchStatementResult {
+                table_name,
+                error: Some(batch_error(error)?),
+                ..Default::default()
+            },
+        });
+    }
+    Ok(results)
+}

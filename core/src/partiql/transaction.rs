@@ -1,0 +1,216 @@
+//! ExecuteTransaction: up to 100 statements as one TransactWriteItems (INSERT, UPDATE,
+//! DELETE, and `EXISTS(SELECT ...)` as a condition check) or one TransactGetItems (key reads).
+
+use super::bind::{all_of, item_exists, key_shape, parse_with, projection, split_key};
+use super::parser::{Returning, Select, Statement};
+use super::writes::{insert_item, refuse_index, update_actions};
+use super::{INCOMPLETE_KEY, TransactionOutcome, TransactionStatement};
+use crate::error::CancellationReason;
+use crate::expr::{Cond, Condition, Path, Projection};
+use crate::model::{AttributeValue, Item};
+use crate::ops::{TransactAction, TransactGetItem, TransactWriteItem, TransactWriteRequest};
+use crate::{Error, Result, Store};
+
+/// Most statements of one transaction.
+const MAX_TRANSACTION_STATEMENTS: usize = 100;
+
+/// One write statement of a transaction as a TransactWriteItems action.
+fn transaction_write(
+    store: &Store,
+    statement: &Statement,
+    params: &[AttributeValue],
+    return_old: bool,
+) -> Result<TransactWriteItem> {
+    let (table_name, action, condition) = match statement {
+        Statement::Insert { table, item } => {
+            let shape = key_shape(store, table, None)?;
+            let item = insert_item(item, params)?;
+            (
+                table,
+                TransactAction::Put { item },
+                Some(Cond::NotExists(Path::new(shape.hash.name.clone()))),
+            )
+        }
+        Statement::Update {
+            table,
+            assignments,
+            filter,
+            returning,
+        } => {
+            refuse_returning(*returning)?;
+            let shape = key_shape(store, table, None)?;
+            let (key, mut rest) = split_key(filter, &shape, params, INCOMPLETE_KEY)?;
+            rest.insert(0, item_exists(&shape));
+            let update = Some(update_actions(assignments, params)?);
+            (table, TransactAction::Update { key, update }, all_of(rest))
+        }
+        Statement::Delete {
+            table,
+            filter,
+            returning,
+        } => {
+            refuse_returning(*returning)?;
+            let shape = key_shape(store, table, None)?;
+            let (key, rest) = split_key(filter, &shape, params, INCOMPLETE_KEY)?;
+            (table, TransactAction::Delete { key }, all_of(rest))
+        }
+        Statement::Exists(select) => {
+            refuse_index(
+                select,
+                "Operations on indices are not supported in transactions",
+            )?;
+            let shape = key_shape(store, &select.table, None)?;
+            let message = "EXISTS() must contain a single item read with additional condition";
+            let filter = select
+                .filter
+                .as_ref()
+                .ok_or_else(|| Error::validation(message))?;
+            let (key, mut rest) = split_key(filter, &shape, params, message)?;
+            rest.insert(0, item_exists(&shape));
+            (
+                &select.table,
+                TransactAction::ConditionCheck { key },
+                all_of(rest),
+            )
+        }
+        Statement::Select(_) => {
+            return Err(Error::Internal("a SELECT run as a write".into()));
+        }
+    };
+    Ok(TransactWriteItem {
+        table_name: table_name.clone(),
+        action,
+        condition: condition.map(Condition::from_tree),
+        return_old_on_condition_failure: return_old,
+    })
+}
+
+/// RETURNING has no place in a transaction.
+fn refuse_returning(returning: Option<Returning>) -> Result<()> {
+    match returning {
+        Some(_) => Err(Error::validation(
+            "RETURNING is not supported in ExecuteTransaction",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A key read of a transaction or batch: the table, key, projection and any further
+/// condition on the item.
+pub(super) fn key_read(
+    store: &Store,
+    select: &Select,
+    params: &[AttributeValue],
+    message: &str,
+) -> Result<(Item, Option<Projection>, Vec<Cond>)> {
+    let shape = key_shape(store, &select.table, None)?;
+    let filter = select
+        .filter
+        .as_ref()
+        .ok_or_else(|| Error::validation(message))?;
+    let (key, rest) = split_key(filter, &shape, params, message)?;
+    Ok((key, projection(&select.projection)?, rest))
+}
+
+/// ExecuteTransaction: all statements parsed and checked, then one transaction.
+pub(super) fn execute_transaction(
+    store: &Store,
+    statements: Vec<TransactionStatement>,
+    client_request_token: Option<String>,
+) -> Result<TransactionOutcome> {
+    if statements.is_empty() || statements.len() > MAX_TRANSACTION_STATEMENTS {
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value at 'transactStatements' failed to satisfy constraint: Member must have length less than or equal to {MAX_TRANSACTION_STATEMENTS} and greater than or equal to 1"
+        )));
+    }
+    let in_statement = |i: usize, e: Error| match e {
+        Error::Validation(m) => {
+            Error::validation(format!("Validation failed in TransactStatements[{i}]: {m}"))
+        }
+        other => other,
+    };
+    let mut parsed = Vec::with_capacity(statements.len());
+    for (i, s) in statements.iter().enumerate() {
+        parsed.push(parse_with(&s.statement, &s.parameters).map_err(|e| in_statement(i, e))?);
+    }
+    let reads = parsed.iter().filter(|s| s.is_read()).count();
+    if reads > 0 && reads < parsed.len() {
+        return Err(Error::validation(
+            "ExecuteTransaction API does not support both read and write operations in the same request.",
+        ));
+    }
+    if reads > 0 {
+        let mut gets = Vec::with_capacity(parsed.len());
+        for (i, (statement, s)) in parsed.iter().zip(&statements).enumerate() {
+            let Statement::Select(select) = statement else {
+                return Err(Error::Internal("a write among reads".into()));
+            };
+            let message = "Select statements within ExecuteTransaction must specify the primary key in the where clause.";
+            let get = refuse_index(
+                select,
+                "Reads on indices are not supported within transactions.",
+            )
+            .and_then(|()| key_read(store, select, &s.parameters, message))
+            .and_then(|(key, projection, rest)| match rest.is_empty() {
+                true => Ok(TransactGetItem {
+                    table_name: select.table.clone(),
+                    key,
+                    projection,
+                }),
+                false => Err(Error::validation(message)),
+            })
+            .map_err(|e| in_statement(i, e))?;
+            gets.push(get);
+        }
+        let outcome = store.transact_get_items(gets)?;
+        return Ok(TransactionOutcome {
+            items: Some(outcome.items),
+            consumed_capacity_units: outcome.consumed_capacity_units,
+            write: false,
+        });
+    }
+    let mut items = Vec::with_capacity(parsed.len());
+    for (i, (statement, s)) in parsed.iter().zip(&statements).enumerate() {
+        items.push(
+            transaction_write(
+                store,
+                statement,
+                &s.parameters,
+                s.return_old_on_condition_failure,
+            )
+            .map_err(|e| in_statement(i, e))?,
+        );
+    }
+    let inserts: Vec<bool> = parsed
+        .iter()
+        .map(|s| matches!(s, Statement::Insert { .. }))
+        .collect();
+    let outcome = store
+        .transact_write_items(TransactWriteRequest {
+            items,
+            client_request_token,
+        })
+        .map_err(|e| match e {
+            // An INSERT's only condition is that its key is new.
+            Error::TransactionCanceled { reasons } => Error::TransactionCanceled {
+                reasons: reasons
+                    .into_iter()
+                    .zip(&inserts)
+                    .map(|(reason, insert)| match reason.code.as_str() {
+                        "ConditionalCheckFailed" if *insert => CancellationReason {
+                            code: "DuplicateItem".into(),
+                            message: Some("Duplicate primary key exists in table".into()),
+                            item: None,
+                        },
+                        _ => reason,
+                    })
+                    .collect(),
+            },
+            other => other,
+        })?;
+    Ok(TransactionOutcome {
+        items: None,
+        consumed_capacity_units: outcome.consumed_capacity_units,
+        write: true,
+    })
+}
