@@ -432,6 +432,8 @@ mod tests {
                 name: "sk".into(),
                 scalar_type: ScalarType::N,
             }),
+            hash_rest: Vec::new(),
+            range_rest: Vec::new(),
         };
         let filter = |text: &str| {
             let Statement::Delete { filter, .. } = parse(text).unwrap().statement else {

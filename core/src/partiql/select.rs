@@ -169,7 +169,12 @@ fn plan_read(select: &Select, shape: &KeyShape, params: &[AttributeValue]) -> Re
     let mut partitions = None;
     let mut sort = None;
     let mut rest = Vec::new();
-    if let Some(filter) = &select.filter {
+    // A multi-attribute (GSI) key is read by a scan filtered by the whole WHERE: the same
+    // items, without binding each key attribute.
+    let keyed = !shape.is_multi_attribute();
+    if let Some(filter) = &select.filter
+        && keyed
+    {
         for part in conjuncts(filter) {
             if partitions.is_none()
                 && let Some(values) = partition_values(part, shape, params)?
@@ -323,6 +328,8 @@ pub(super) fn run_select(
             index_name: select.index.clone(),
             key_condition: Some(KeyCondition {
                 partition_value: partition.clone(),
+                partition_rest: Vec::new(),
+                sort_prefix: Vec::new(),
                 sort: plan.sort.clone(),
             }),
             scan_forward: plan.forward,
@@ -384,6 +391,8 @@ mod tests {
                 name: "sk".into(),
                 scalar_type: ScalarType::N,
             }),
+            hash_rest: Vec::new(),
+            range_rest: Vec::new(),
         };
         let select = |text: &str| {
             let Statement::Select(select) = parse(text).unwrap().statement else {

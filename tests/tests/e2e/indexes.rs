@@ -439,6 +439,22 @@ async fn a_multi_attribute_global_index_binds_partition_attributes_and_sort_attr
         matches_in(&client, whole, &partition, None).await.0,
         ["m4", "m5", "m2", "m3", "m1"]
     );
+    // PartiQL reads the index too (as a filtered scan of it: the same items, unordered).
+    let selected = client
+        .execute_statement()
+        .statement(r#"SELECT p FROM "matches"."by_place" WHERE tournament = ? AND league = ?"#)
+        .parameters(s("winter"))
+        .parameters(s("eu"))
+        .send()
+        .await
+        .unwrap();
+    let mut selected: Vec<&str> = selected
+        .items()
+        .iter()
+        .map(|i| i["p"].as_s().unwrap().as_str())
+        .collect();
+    selected.sort_unstable();
+    assert_eq!(selected, ["m1", "m2", "m3", "m4", "m5"]);
     assert_eq!(
         matches_in(
             &client,
