@@ -502,24 +502,25 @@ async fn transactions_of_statements() {
     };
 
     // Writes and a condition check, all applied.
-    client
-        .execute_transaction()
-        .transact_statements(statement(
-            "INSERT INTO \"txn\" VALUE {'p': ?, 'c': 0}",
-            vec![s("new")],
-        ))
-        .transact_statements(statement(
-            "UPDATE \"txn\" SET v = v + 10 WHERE p = 'a' AND c = 0",
-            vec![],
-        ))
-        .transact_statements(statement(
-            "DELETE FROM \"txn\" WHERE p = 'a' AND c = 1",
-            vec![],
-        ))
-        .client_request_token("token-1")
-        .send()
-        .await
-        .unwrap();
+    let transaction = || {
+        client
+            .execute_transaction()
+            .transact_statements(statement(
+                "INSERT INTO \"txn\" VALUE {'p': ?, 'c': 0}",
+                vec![s("new")],
+            ))
+            .transact_statements(statement(
+                "UPDATE \"txn\" SET v = v + 10 WHERE p = 'a' AND c = 0",
+                vec![],
+            ))
+            .transact_statements(statement(
+                "DELETE FROM \"txn\" WHERE p = 'a' AND c = 1",
+                vec![],
+            ))
+            .client_request_token("token-1")
+            .send()
+    };
+    transaction().await.unwrap();
     let out = run(
         &client,
         "SELECT * FROM \"txn\" WHERE p IN ['a', 'new']",
@@ -532,24 +533,7 @@ async fn transactions_of_statements() {
     assert_eq!(items[0]["v"], n("10"));
 
     // The same token with the same statements answers again without running them.
-    client
-        .execute_transaction()
-        .transact_statements(statement(
-            "INSERT INTO \"txn\" VALUE {'p': ?, 'c': 0}",
-            vec![s("new")],
-        ))
-        .transact_statements(statement(
-            "UPDATE \"txn\" SET v = v + 10 WHERE p = 'a' AND c = 0",
-            vec![],
-        ))
-        .transact_statements(statement(
-            "DELETE FROM \"txn\" WHERE p = 'a' AND c = 1",
-            vec![],
-        ))
-        .client_request_token("token-1")
-        .send()
-        .await
-        .unwrap();
+    transaction().await.unwrap();
     let out = run(
         &client,
         "SELECT v FROM \"txn\" WHERE p = 'a' AND c = 0",
