@@ -182,9 +182,13 @@ mod tests {
     }
 
     fn size(store: &Store, p: &str) -> u64 {
+        size_in(store, "coll", p)
+    }
+
+    fn size_in(store: &Store, table: &str, p: &str) -> u64 {
         let key: Item = [("p".to_string(), AttributeValue::S(p.into()))].into();
         store
-            .item_collection_metrics("coll", &key)
+            .item_collection_metrics(table, &key)
             .unwrap()
             .unwrap()
             .size_bytes
@@ -288,6 +292,24 @@ mod tests {
         drop(store);
         let store = open(dir.path(), ITEM_COLLECTION_LIMIT_BYTES);
         assert_eq!(size(&store, "a"), expected(&items));
+    }
+
+    #[test]
+    fn a_restored_table_has_the_sizes_of_its_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), ITEM_COLLECTION_LIMIT_BYTES);
+        create(&store);
+        let items = [item("a", "1", Some("v"), 10), item("a", "2", None, 70)];
+        for i in &items {
+            put(&store, i.clone()).unwrap();
+        }
+        let backup = store.create_backup("coll", "before").unwrap();
+        assert_eq!(store.run_pending_jobs().unwrap(), 1);
+        store
+            .restore_table_from_backup(&backup.arn, "restored", Default::default())
+            .unwrap();
+        assert_eq!(store.run_pending_jobs().unwrap(), 1);
+        assert_eq!(size_in(&store, "restored", "a"), expected(&items));
     }
 
     #[test]
