@@ -9,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Why one action of a transaction was cancelled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CancellationReason {
-    /// `None`, `ConditionalCheckFailed` or `ValidationError`.
+    /// `None`, `ConditionalCheckFailed`, `ValidationError` or `ItemCollectionSizeLimitExceeded`.
     pub code: String,
     /// Details, absent for `None`.
     pub message: Option<String>,
@@ -70,6 +70,13 @@ pub enum Error {
     /// (PointInTimeRecoveryUnavailableException).
     #[error("{0}")]
     PointInTimeRecoveryUnavailable(String),
+    /// A write would take an item collection of a table with local secondary indexes past
+    /// its size limit (ItemCollectionSizeLimitExceededException); nothing was written.
+    #[error("{}", crate::storage::collections::LIMIT_MESSAGE)]
+    ItemCollectionSizeLimitExceeded {
+        /// Storage key of the item whose write was refused (a transaction names its action).
+        item_key: Vec<u8>,
+    },
     /// A limit of the account or table was reached.
     #[error("{0}")]
     LimitExceeded(String),

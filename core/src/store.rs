@@ -30,11 +30,15 @@ pub struct StoreConfig {
     pub cache_bytes: u64,
     /// Shards per generation of a new DynamoDB stream (a key's records always use one).
     pub stream_shards: u8,
+    /// Largest item collection of a table with local secondary indexes, in bytes
+    /// (DynamoDB's 10 GB; tests lower it to reach it).
+    pub item_collection_limit_bytes: u64,
 }
 
 impl StoreConfig {
     /// Defaults for a data folder: region `us-east-1`, account `000000000000`, `sync`, 24 h of
-    /// history, 64 MiB of block cache, 4 shards per stream generation.
+    /// history, 64 MiB of block cache, 4 shards per stream generation, DynamoDB's 10 GB item
+    /// collection limit.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             data_dir: data_dir.into(),
@@ -44,6 +48,7 @@ impl StoreConfig {
             history_window: Duration::from_secs(24 * 3600),
             cache_bytes: 64 * 1024 * 1024,
             stream_shards: 4,
+            item_collection_limit_bytes: crate::storage::collections::ITEM_COLLECTION_LIMIT_BYTES,
         }
     }
 }
@@ -103,6 +108,7 @@ impl Store {
             config.durability,
             config.region.clone(),
             config.cache_bytes,
+            config.item_collection_limit_bytes,
             clock.clone(),
             halt.clone(),
         )?;

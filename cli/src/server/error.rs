@@ -293,6 +293,12 @@ impl From<Error> for ApiError {
             Error::LimitExceeded(message) => {
                 ApiError::new(bad, SERVICE, "LimitExceededException", message)
             }
+            e @ Error::ItemCollectionSizeLimitExceeded { .. } => ApiError::new(
+                bad,
+                SERVICE,
+                "ItemCollectionSizeLimitExceededException",
+                e.to_string(),
+            ),
             other => {
                 tracing::error!(error = %other, "internal error");
                 let mut e = ApiError::internal(other.to_string());

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::write_units;
+use super::{IndexUnits, add_index_units, index_write_units, write_units};
 use crate::changes::Cause;
 use crate::model::Item;
 use crate::storage::index::check_index_keys;
@@ -36,8 +36,10 @@ pub struct BatchWriteRequest {
 pub struct BatchWriteOutcome {
     /// Writes not applied (never any here: nothing is throttled), per table.
     pub unprocessed: Vec<(String, Vec<WriteRequest>)>,
-    /// Write capacity units consumed per table.
+    /// Write capacity units consumed per table, its indexes' included.
     pub consumed_capacity_units: Vec<(String, f64)>,
+    /// The part of each table's units its secondary indexes took.
+    pub index_units: Vec<(String, Vec<IndexUnits>)>,
 }
 
 impl Store {
@@ -96,19 +98,31 @@ impl Store {
         }
         let written = self.write(targets, |targets, cells| {
             let mut units: Vec<(String, f64)> = Vec::new();
+            let mut by_index: Vec<(String, Vec<IndexUnits>)> = Vec::new();
             for ((target, cell), new) in targets.iter().zip(cells).zip(&writes) {
-                let used = write_units(cell.item.as_ref(), new.as_ref());
+                let indexes = index_write_units(&target.table, cell.item.as_ref(), new.as_ref());
+                let used = write_units(cell.item.as_ref(), new.as_ref())
+                    + indexes.iter().map(|u| u.units).sum::<f64>();
                 let table = &target.table.name;
                 match units.iter_mut().find(|(name, _)| name == table) {
                     Some((_, total)) => *total += used,
                     None => units.push((table.clone(), used)),
                 }
+                match by_index.iter_mut().find(|(name, _)| name == table) {
+                    Some((_, all)) => add_index_units(all, indexes),
+                    None => by_index.push((table.clone(), indexes)),
+                }
             }
-            Ok((writes.into_iter().map(Decision::Write).collect(), units))
+            Ok((
+                writes.into_iter().map(Decision::Write).collect(),
+                (units, by_index),
+            ))
         })?;
+        let (units, by_index) = written.value;
         Ok(BatchWriteOutcome {
             unprocessed: Vec::new(),
-            consumed_capacity_units: written.value,
+            consumed_capacity_units: units,
+            index_units: by_index,
         })
     }
 }

@@ -10,6 +10,7 @@ mod delete_table;
 mod describe_table;
 mod extensions;
 mod get_item;
+mod item_collections;
 mod list_tables;
 mod page;
 mod put_item;
@@ -34,6 +35,7 @@ pub use describe_table::{
 };
 pub use extensions::TableExtension;
 pub use get_item::{GetItemOutcome, GetItemRequest};
+pub use item_collections::{ITEM_COLLECTION_LIMIT_BYTES, ItemCollectionMetrics};
 pub use list_tables::ListTablesOutcome;
 pub use page::{PageOptions, PageOutcome, Select};
 pub use put_item::PutItemRequest;
@@ -50,6 +52,7 @@ pub use update_table::{GsiUpdate, UpdateTableRequest};
 
 use crate::expr::Condition;
 use crate::model::{Item, item_size};
+use crate::storage::catalog::TableEntry;
 use crate::write::{Decision, Target};
 use crate::{Error, Result, Store};
 
@@ -91,10 +94,69 @@ impl ReturnValues {
 pub struct WriteOutcome {
     /// `Attributes` per `ReturnValues`.
     pub attributes: Option<Item>,
-    /// Write capacity units consumed.
+    /// Write capacity units consumed, the table's and its indexes' together.
     pub consumed_capacity_units: f64,
+    /// The part of `consumed_capacity_units` each secondary index took.
+    pub index_units: Vec<IndexUnits>,
     /// Sequence of the change record written, or `None` when the write changed nothing.
     pub change_seq: Option<u64>,
+}
+
+/// Capacity units an operation consumed on one secondary index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexUnits {
+    /// The index's name.
+    pub index_name: String,
+    /// A global index (else local).
+    pub global: bool,
+    /// Units consumed.
+    pub units: f64,
+}
+
+/// Adds `more` to `into`, index by index.
+pub(crate) fn add_index_units(into: &mut Vec<IndexUnits>, more: Vec<IndexUnits>) {
+    for m in more {
+        match into.iter_mut().find(|u| u.index_name == m.index_name) {
+            Some(u) => u.units += m.units,
+            None => into.push(m),
+        }
+    }
+}
+
+/// Write units each index of `table` takes when `old` becomes `new`: as DynamoDB counts them,
+/// an index whose entry does not change costs nothing (an item without the index key has no
+/// entry), an entry written or removed costs 1 unit per KB of its projection, and an entry
+/// that moves to another index key costs both the removal and the write.
+pub(crate) fn index_write_units(
+    table: &TableEntry,
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> Vec<IndexUnits> {
+    let mut out = Vec::new();
+    for index in table.indexes().iter() {
+        let entry = |item: Option<&Item>| {
+            item.and_then(|item| {
+                let key = index.entry_key(&table.shape, item)?;
+                Some((key, index.project(&table.shape, item)))
+            })
+        };
+        let (before, after) = (entry(old), entry(new));
+        let units = match (&before, &after) {
+            (None, None) => continue,
+            (Some(b), Some(a)) if b == a => continue,
+            (Some((bk, bi)), Some((ak, ai))) if bk == ak => write_units(Some(bi), Some(ai)),
+            (b, a) => {
+                b.as_ref().map_or(0.0, |(_, i)| write_units(Some(i), None))
+                    + a.as_ref().map_or(0.0, |(_, i)| write_units(None, Some(i)))
+            }
+        };
+        out.push(IndexUnits {
+            index_name: index.name.clone(),
+            global: index.global,
+            units,
+        });
+    }
+    out
 }
 
 /// Checks the 400 KB item limit.
@@ -171,20 +233,23 @@ impl Store {
         return_old_on_condition_failure: bool,
         return_values: ReturnValues,
     ) -> Result<WriteOutcome> {
+        let table = target.table.clone();
         let written = self.write_one(target, |cell| {
             let old = cell.item.as_ref();
             check_condition(condition, old, return_old_on_condition_failure)?;
+            let index_units = index_write_units(&table, old, new.as_ref());
             let units = write_units(old, new.as_ref());
             let attributes = match return_values {
                 ReturnValues::AllOld => old.cloned(),
                 _ => None,
             };
-            Ok((Decision::Write(new), (attributes, units)))
+            Ok((Decision::Write(new), (attributes, units, index_units)))
         })?;
-        let (attributes, units) = written.value;
+        let (attributes, units, index_units) = written.value;
         Ok(WriteOutcome {
             attributes,
-            consumed_capacity_units: units,
+            consumed_capacity_units: units + index_units.iter().map(|u| u.units).sum::<f64>(),
+            index_units,
             change_seq: written.last_seq,
         })
     }

@@ -11,7 +11,7 @@
 
 use std::cell::Cell;
 
-use super::read_units;
+use super::{IndexUnits, read_units};
 use crate::expr::{Condition, Projection};
 use crate::model::{Item, KeyShape, item_size};
 use crate::storage::keys::scan_segment;
@@ -136,6 +136,9 @@ pub struct PageOutcome {
     pub last_evaluated_key: Option<Item>,
     /// Read capacity units consumed.
     pub consumed_capacity_units: f64,
+    /// When an index was read, the index and its units: the whole of
+    /// `consumed_capacity_units`, since reading an index reads nothing of the table.
+    pub index_units: Option<IndexUnits>,
 }
 
 impl PageOptions {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::IndexUnits;
 use super::page::{PageKeys, PageOptions, PageOutcome, Select, read_page};
 use crate::expr::{KeyCondition, SortKeyCondition};
 use crate::model::{AttributeValue, Item, KeyShape};
@@ -47,6 +48,16 @@ impl Source {
                 attributes: index.key_attributes(&self.table.shape),
             },
         }
+    }
+
+    /// Puts a page's units on the index it read, when it read one.
+    pub(crate) fn charge_index(&self, mut page: PageOutcome) -> PageOutcome {
+        page.index_units = self.index.as_ref().map(|index| IndexUnits {
+            index_name: index.name.clone(),
+            global: index.global,
+            units: page.consumed_capacity_units,
+        });
+        page
     }
 
     /// The storage id whose keys hold what is read (table id or index id).
@@ -237,7 +248,8 @@ impl Store {
             range.resume_after(resume, request.scan_forward);
         }
         let items = source.read(self, range, !request.scan_forward, options.select);
-        read_page(items, &source.page_keys(), &options, None)
+        let page = read_page(items, &source.page_keys(), &options, None)?;
+        Ok(source.charge_index(page))
     }
 }
 

@@ -182,6 +182,7 @@ impl Store {
             ));
         }
 
+        let item_keys: Vec<Vec<u8>> = resolved.iter().map(|t| t.key_bytes.clone()).collect();
         let written = self.write(resolved, |targets, cells| {
             let mut reasons = Vec::with_capacity(cells.len());
             let mut decisions = Vec::with_capacity(cells.len());
@@ -242,7 +243,27 @@ impl Store {
                 return Err(cancelled(reasons));
             }
             Ok((decisions, units))
-        })?;
+        });
+        // The commit refuses a write that takes an item collection past its limit; like
+        // DynamoDB, the transaction is cancelled with that reason on the action's item.
+        let written = match written {
+            Err(Error::ItemCollectionSizeLimitExceeded { item_key }) => {
+                let mut reasons = vec![no_reason(); request.items.len()];
+                if let Some(reason) = item_keys
+                    .iter()
+                    .position(|k| *k == item_key)
+                    .and_then(|i| reasons.get_mut(i))
+                {
+                    *reason = CancellationReason {
+                        code: "ItemCollectionSizeLimitExceeded".into(),
+                        message: Some(crate::storage::collections::LIMIT_MESSAGE.into()),
+                        item: None,
+                    };
+                }
+                return Err(cancelled(reasons));
+            }
+            other => other?,
+        };
         let outcome = TransactWriteOutcome {
             consumed_capacity_units: written.value.into_iter().collect(),
         };

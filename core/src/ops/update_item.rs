@@ -1,7 +1,9 @@
 //! UpdateItem: read-modify-write of one item under its key lock, so concurrent updates
 //! (`SET n = n + :one` from many clients) never lose each other's changes.
 
-use super::{ReturnValues, WriteOutcome, check_condition, check_item_size, write_units};
+use super::{
+    ReturnValues, WriteOutcome, check_condition, check_item_size, index_write_units, write_units,
+};
 use crate::changes::Cause;
 use crate::expr::{Condition, Projection, UpdateExpression};
 use crate::model::{Item, KeyShape};
@@ -35,7 +37,7 @@ impl Store {
         let table = self.table(&request.table_name)?;
         table.shape.check_key(&request.key)?;
         check_key_not_updated(&table.shape, request.update.as_ref())?;
-        let target = Target::new(table, request.key.clone(), Cause::Request);
+        let target = Target::new(table.clone(), request.key.clone(), Cause::Request);
         let written = self.write_one(target, |cell| {
             let old = cell.item.clone();
             check_condition(
@@ -53,7 +55,10 @@ impl Store {
         })?;
         let (old, new, creates_nothing) = written.value;
         let change_seq = written.last_seq;
-        let units = write_units(old.as_ref(), Some(&new));
+        let index_units =
+            index_write_units(&table, old.as_ref(), (!creates_nothing).then_some(&new));
+        let units = write_units(old.as_ref(), Some(&new))
+            + index_units.iter().map(|u| u.units).sum::<f64>();
         let updated = || {
             Projection::from_paths(
                 request
@@ -74,6 +79,7 @@ impl Store {
         Ok(WriteOutcome {
             attributes,
             consumed_capacity_units: units,
+            index_units,
             change_seq,
         })
     }

@@ -22,6 +22,9 @@ use tokio::sync::watch;
 use super::Keyspaces;
 use super::catalog::TableEntry;
 use super::codec::{self, COMMIT_CLOCK_OFFSET, RecordParts, STAMP_OFFSET};
+use super::collections::{
+    collection_bytes, collection_key, decode_size, encode_size, has_local_index,
+};
 use super::journal::JournalSync;
 use super::keys::{partition_byte, table_change_key};
 use super::log::encode_entry;
@@ -74,6 +77,8 @@ pub(crate) struct Encoded {
     ttl_ops: Vec<(Vec<u8>, bool)>,
     /// The key's partition hash byte, kept with the per-table change-index entry.
     partition: u8,
+    /// For a table with local indexes: the item's collection and what the write adds to it.
+    collection: Option<(Vec<u8>, i64)>,
 }
 
 /// Item count and bytes of one table, kept exactly by the commit path.
@@ -115,6 +120,8 @@ pub(crate) struct Sequencer {
     pub(crate) stats: HashMap<u64, TableStats>,
     /// Each table's count of changes so far (the ordinal of its last `table_changes` entry).
     pub(crate) ordinals: HashMap<u64, u64>,
+    /// Largest item collection a write may leave, in bytes.
+    pub(crate) collection_limit: u64,
 }
 
 #[derive(Debug, Default)]
@@ -462,6 +469,17 @@ impl CommitPipeline {
                 .keys
                 .get(&m.table.shape.hash.name)
                 .map_or(0, partition_byte);
+            let indexes = m.table.indexes();
+            let collection = has_local_index(&indexes)
+                .then(|| collection_key(m.table.id, &m.table.shape, &m.keys))
+                .flatten()
+                .map(|key| {
+                    let bytes = |item: &Option<Item>| {
+                        item.as_ref()
+                            .map_or(0, |i| collection_bytes(&m.table.shape, &indexes, i))
+                    };
+                    (key, bytes(&m.new) - bytes(&m.old))
+                });
             encoded.push(Encoded {
                 cell,
                 record,
@@ -469,6 +487,7 @@ impl CommitPipeline {
                 index_ops,
                 ttl_ops,
                 partition,
+                collection,
             });
         }
 
@@ -496,8 +515,45 @@ impl CommitPipeline {
                     m.table.name
                 )));
             }
+            // Collection sizes first: a write that would take one past the limit fails before
+            // anything of the batch moved.
+            let mut collections: Vec<(Vec<u8>, i64)> = Vec::new();
+            for (m, e) in mutations.iter().zip(encoded.iter()) {
+                let Some((key, delta)) = &e.collection else {
+                    continue;
+                };
+                let position = match collections.iter().position(|(k, _)| k == key) {
+                    Some(position) => position,
+                    None => {
+                        let stored = match ks.collections.get(key)? {
+                            Some(value) => decode_size(&value)?,
+                            None => 0,
+                        };
+                        collections.push((key.clone(), stored));
+                        collections.len() - 1
+                    }
+                };
+                if let Some((_, size)) = collections.get_mut(position) {
+                    *size += delta;
+                    // A replicated write is applied whatever its size: its region accepted it,
+                    // and refusing it here would leave the regions apart for good.
+                    let limit = i64::try_from(seq_state.collection_limit).unwrap_or(i64::MAX);
+                    if *delta > 0 && *size > limit && !matches!(m.cause, Cause::Replica(_)) {
+                        return Err(Error::ItemCollectionSizeLimitExceeded {
+                            item_key: m.key_bytes.clone(),
+                        });
+                    }
+                }
+            }
             let now = self.clock.now_millis();
             let mut batch = db.batch();
+            for (key, size) in &collections {
+                if *size > 0 {
+                    batch.insert(&ks.collections, key.as_slice(), encode_size(*size));
+                } else {
+                    batch.remove(&ks.collections, key.as_slice());
+                }
+            }
             let mut stats_touched: Vec<u64> = Vec::new();
             let mut seq = seq_state.next_seq;
             for (
@@ -509,6 +565,7 @@ impl CommitPipeline {
                     index_ops,
                     ttl_ops,
                     partition,
+                    ..
                 },
             ) in mutations.iter().zip(encoded.iter_mut())
             {

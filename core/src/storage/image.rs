@@ -16,6 +16,7 @@
 //! entries and statistics but no change records: the table is new, nobody can read or write
 //! it until it is built (it is CREATING), and its history starts when it becomes ACTIVE.
 
+use super::collections::{collection_bytes, collection_key, encode_size, has_local_index};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
@@ -165,6 +166,8 @@ struct Load<'a> {
     /// Every cell is stamped now, by this node.
     stamp: crate::stamp::Stamp,
     deltas: BTreeMap<u64, TableStats>,
+    /// Bytes added to each item collection (tables with local indexes only).
+    collections: BTreeMap<Vec<u8>, i64>,
 }
 
 impl<'a> Load<'a> {
@@ -175,6 +178,7 @@ impl<'a> Load<'a> {
             indexes: table.indexes(),
             stamp: storage.pipeline.mint_stamp(),
             deltas: BTreeMap::new(),
+            collections: BTreeMap::new(),
         }
     }
 
@@ -194,6 +198,12 @@ impl<'a> Load<'a> {
             let delta = self.deltas.entry(self.table.id).or_default();
             delta.items += 1;
             delta.bytes += item_size(item) as i64;
+            if has_local_index(&self.indexes)
+                && let Some(key) = collection_key(self.table.id, &self.table.shape, item)
+            {
+                *self.collections.entry(key).or_default() +=
+                    collection_bytes(&self.table.shape, &self.indexes, item);
+            }
             for index in self.indexes.iter() {
                 let Some(entry_key) = index.entry_key(&self.table.shape, item) else {
                     continue;
@@ -215,6 +225,11 @@ impl<'a> Load<'a> {
     fn commit(&mut self, mut batch: fjall::OwnedWriteBatch) -> Result<()> {
         let deltas = std::mem::take(&mut self.deltas);
         let mut sequencer = self.storage.pipeline.sequencer.lock();
+        // Under the sequencer, like the commit path's updates of the same sizes.
+        for (key, added) in std::mem::take(&mut self.collections) {
+            let size = self.storage.collection_size(&key)? + added;
+            batch.insert(&self.storage.ks.collections, key, encode_size(size));
+        }
         for (id, delta) in &deltas {
             let stats = sequencer.stats.entry(*id).or_default();
             stats.items += delta.items;

@@ -9,14 +9,17 @@
 //! - `stats`: `table id` → exact item count and bytes;
 //! - `indexes`: secondary-index entries;
 //! - `ttl`: `table id | expiry second | item key` → nothing (see [`ttl_index`]);
+//! - `collections`: `table id | partition key` → bytes of that item collection, for tables
+//!   with local secondary indexes (see [`collections`]);
 //! - `backup.<id hex>.<attempt hex>`: one per backup, its items (see [`image`]).
 //!
 //! Every item write is one atomic batch across `items`, `changes`, `table_changes`, `indexes`,
-//! `ttl` and `stats` (see [`commit`]). Read-check-write atomicity comes from striped per-key locks held around
+//! `ttl`, `stats` and `collections` (see [`commit`]). Read-check-write atomicity comes from striped per-key locks held around
 //! the read of the old item and the commit.
 
 pub(crate) mod catalog;
 pub(crate) mod codec;
+pub(crate) mod collections;
 pub(crate) mod commit;
 pub(crate) mod history;
 pub(crate) mod holds;
@@ -73,6 +76,7 @@ pub(crate) struct Keyspaces {
     pub(crate) stats: Keyspace,
     pub(crate) indexes: Keyspace,
     pub(crate) ttl: Keyspace,
+    pub(crate) collections: Keyspace,
 }
 
 /// The node's storage: database, keyspaces, catalog, key locks and the commit path.
@@ -105,6 +109,7 @@ impl Storage {
         durability: Durability,
         region: String,
         cache_bytes: u64,
+        collection_limit: u64,
         clock: Arc<dyn Clock>,
         halt: Halt,
     ) -> Result<Storage> {
@@ -142,6 +147,7 @@ impl Storage {
             stats: db.keyspace("stats", options(16 * MIB))?,
             indexes: db.keyspace("indexes", options(16 * MIB))?,
             ttl: db.keyspace("ttl", options(4 * MIB))?,
+            collections: db.keyspace("collections", options(4 * MIB))?,
         };
 
         let catalog = Catalog::default();
@@ -195,9 +201,10 @@ impl Storage {
             hlc: HybridClock::starting_after(last_clock),
             stats,
             ordinals: log::last_ordinals(&ks, table_ids.into_iter())?,
+            collection_limit,
         };
         let pipeline = CommitPipeline::start(&db, dir, durability, sequencer, region, clock, halt)?;
-        Ok(Storage {
+        let storage = Storage {
             db,
             ks,
             catalog,
@@ -207,7 +214,9 @@ impl Storage {
             holds,
             key_locks: KeyLocks::new(),
             durability,
-        })
+        };
+        storage.migrate_collections()?;
+        Ok(storage)
     }
 
     /// Locks the given item keys until the guard is dropped ([`KeyLocks`]).
@@ -356,6 +365,7 @@ impl Storage {
         }
         self.purge_prefix(&self.ks.items, &keys::table_prefix(table_id))?;
         self.purge_prefix(&self.ks.ttl, &keys::table_prefix(table_id))?;
+        self.purge_prefix(&self.ks.collections, &keys::table_prefix(table_id))?;
         let mut batch = self.db.batch();
         batch.remove(&self.ks.stats, table_id.to_be_bytes());
         batch.commit()?;

@@ -9,6 +9,7 @@
 mod auth;
 mod backups;
 mod batches;
+mod capacity;
 mod common;
 mod concurrency;
 mod crash;

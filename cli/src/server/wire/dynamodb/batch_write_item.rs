@@ -1,13 +1,16 @@
 //! BatchWriteItem.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
 use tidemark_core::model::Item;
 use tidemark_core::ops::{BatchWriteRequest, WriteRequest};
 
-use super::common::{ConsumedCapacity, capacity_detail, required};
+use super::common::{
+    ConsumedCapacity, WireItemCollectionMetrics, capacity_detail, collection_metrics_by_table,
+    item_collection_metrics_wanted, required,
+};
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -15,6 +18,7 @@ use crate::server::error::ApiError;
 pub(crate) struct BatchWriteItemInput {
     request_items: Option<HashMap<String, Vec<WireWriteRequest>>>,
     return_consumed_capacity: Option<String>,
+    return_item_collection_metrics: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -44,6 +48,8 @@ pub(crate) struct BatchWriteItemOutput {
     unprocessed_items: HashMap<String, Vec<WireWriteRequest>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     consumed_capacity: Option<Vec<ConsumedCapacity>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item_collection_metrics: Option<BTreeMap<String, Vec<WireItemCollectionMetrics>>>,
 }
 
 impl From<WriteRequest> for WireWriteRequest {
@@ -67,6 +73,7 @@ pub(crate) fn batch_write_item(
 ) -> Result<BatchWriteItemOutput, ApiError> {
     let request_items = required(input.request_items, "requestItems")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    let metrics = item_collection_metrics_wanted(input.return_item_collection_metrics.as_deref())?;
     let mut tables = Vec::with_capacity(request_items.len());
     for (table_name, writes) in request_items {
         let mut converted = Vec::with_capacity(writes.len());
@@ -83,12 +90,32 @@ pub(crate) fn batch_write_item(
         }
         tables.push((table_name, converted));
     }
+    // The collections are read after the write, from each item's partition key.
+    let collections_of: Vec<(String, Item)> = match metrics {
+        true => tables
+            .iter()
+            .flat_map(|(table, writes)| {
+                writes.iter().map(|w| match w {
+                    WriteRequest::Put(item) => (table.clone(), item.clone()),
+                    WriteRequest::Delete(key) => (table.clone(), key.clone()),
+                })
+            })
+            .collect(),
+        false => Vec::new(),
+    };
     let outcome = store.batch_write_item(BatchWriteRequest { tables })?;
     let consumed = (capacity != super::common::CapacityDetail::None).then(|| {
         outcome
             .consumed_capacity_units
             .iter()
-            .filter_map(|(t, units)| capacity.report(t, *units, true))
+            .filter_map(|(t, units)| {
+                let indexes = outcome
+                    .index_units
+                    .iter()
+                    .find(|(name, _)| name == t)
+                    .map_or(&[][..], |(_, units)| units.as_slice());
+                capacity.report_with_indexes(t, *units, indexes, true)
+            })
             .collect()
     });
     Ok(BatchWriteItemOutput {
@@ -98,5 +125,10 @@ pub(crate) fn batch_write_item(
             .map(|(t, w)| (t, w.into_iter().map(WireWriteRequest::from).collect()))
             .collect(),
         consumed_capacity: consumed,
+        item_collection_metrics: collection_metrics_by_table(
+            store,
+            metrics,
+            collections_of.iter().map(|(t, k)| (t.as_str(), k)),
+        )?,
     })
 }

@@ -1,7 +1,7 @@
 //! Pieces several operations share: required fields, instants, expression parameters (and the
 //! rules for mixing them with the legacy parameters), ReturnValues and ConsumedCapacity.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use tidemark_core::expr::{
@@ -10,9 +10,10 @@ use tidemark_core::expr::{
 };
 use tidemark_core::model::Item;
 use tidemark_core::model::{AttributeValue, KeyShape};
-use tidemark_core::ops::{PageOutcome, ReturnValues, Select};
+use tidemark_core::ops::{IndexUnits, PageOutcome, ReturnValues, Select};
 
 use crate::server::error::ApiError;
+use tidemark_core::Store;
 
 /// A required member, or DynamoDB's "must not be null" validation error.
 pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
@@ -262,27 +263,65 @@ pub(crate) struct ConsumedCapacity {
     pub(crate) write_capacity_units: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) table: Option<Capacity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) local_secondary_indexes: Option<BTreeMap<String, Capacity>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) global_secondary_indexes: Option<BTreeMap<String, Capacity>>,
 }
 
 impl CapacityDetail {
-    /// The `ConsumedCapacity` to report, if any was asked for.
+    /// The `ConsumedCapacity` to report, if any was asked for, for an operation that took
+    /// `units` of which nothing went to a secondary index.
     pub(crate) fn report(
         self,
         table_name: &str,
         units: f64,
         write: bool,
     ) -> Option<ConsumedCapacity> {
+        self.report_with_indexes(table_name, units, &[], write)
+    }
+
+    /// The `ConsumedCapacity` to report, if any was asked for: `units` in all, of which
+    /// `indexes` went to secondary indexes and the rest to the table. With `INDEXES`, each
+    /// part is reported on its own (`Table` only when the table itself was read or written,
+    /// as DynamoDB omits it for a read of an index).
+    pub(crate) fn report_with_indexes(
+        self,
+        table_name: &str,
+        units: f64,
+        indexes: &[IndexUnits],
+        write: bool,
+    ) -> Option<ConsumedCapacity> {
         if self == CapacityDetail::None {
             return None;
         }
+        let detailed = self == CapacityDetail::Indexes;
+        let table_units = units - indexes.iter().map(|i| i.units).sum::<f64>();
+        let of = |global: bool| {
+            let map: BTreeMap<String, Capacity> = indexes
+                .iter()
+                .filter(|i| i.global == global)
+                .map(|i| {
+                    (
+                        i.index_name.clone(),
+                        Capacity {
+                            capacity_units: i.units,
+                        },
+                    )
+                })
+                .collect();
+            (detailed && !map.is_empty()).then_some(map)
+        };
         Some(ConsumedCapacity {
             table_name: table_name.to_string(),
             capacity_units: units,
             read_capacity_units: (!write).then_some(units),
             write_capacity_units: write.then_some(units),
-            table: (self == CapacityDetail::Indexes).then_some(Capacity {
-                capacity_units: units,
+            table: (detailed && (indexes.is_empty() || table_units > 0.0)).then_some(Capacity {
+                capacity_units: table_units,
             }),
+            local_secondary_indexes: of(false),
+            global_secondary_indexes: of(true),
         })
     }
 }
@@ -332,7 +371,77 @@ impl PageOutput {
             count: page.count,
             scanned_count: page.scanned_count,
             last_evaluated_key: page.last_evaluated_key,
-            consumed_capacity: capacity.report(table_name, page.consumed_capacity_units, false),
+            consumed_capacity: capacity.report_with_indexes(
+                table_name,
+                page.consumed_capacity_units,
+                page.index_units.as_slice(),
+                false,
+            ),
         }
     }
+}
+
+/// Parses `ReturnItemCollectionMetrics`: true for `SIZE`.
+pub(crate) fn item_collection_metrics_wanted(text: Option<&str>) -> Result<bool, ApiError> {
+    match text {
+        None | Some("NONE") => Ok(false),
+        Some("SIZE") => Ok(true),
+        Some(t) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{t}' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"
+        ))),
+    }
+}
+
+/// DynamoDB's `ItemCollectionMetrics`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireItemCollectionMetrics {
+    item_collection_key: Item,
+    #[serde(rename = "SizeEstimateRangeGB")]
+    size_estimate_range_gb: [f64; 2],
+}
+
+/// The metrics of the collection `key` (an item or its key) belongs to, when asked for and
+/// the table has local secondary indexes (DynamoDB returns nothing for other tables).
+pub(crate) fn collection_metrics(
+    store: &Store,
+    wanted: bool,
+    table_name: &str,
+    key: &Item,
+) -> Result<Option<WireItemCollectionMetrics>, ApiError> {
+    if !wanted {
+        return Ok(None);
+    }
+    Ok(store
+        .item_collection_metrics(table_name, key)?
+        .map(|m| WireItemCollectionMetrics {
+            size_estimate_range_gb: m.size_estimate_range_gb(),
+            item_collection_key: m.key,
+        }))
+}
+
+/// The metrics of every collection a batch or transaction wrote, by table, each collection
+/// once; `None` when not asked for or no table written has local secondary indexes.
+pub(crate) fn collection_metrics_by_table<'a>(
+    store: &Store,
+    wanted: bool,
+    written: impl Iterator<Item = (&'a str, &'a Item)>,
+) -> Result<Option<BTreeMap<String, Vec<WireItemCollectionMetrics>>>, ApiError> {
+    if !wanted {
+        return Ok(None);
+    }
+    let mut by_table: BTreeMap<String, Vec<WireItemCollectionMetrics>> = BTreeMap::new();
+    for (table_name, key) in written {
+        let Some(metrics) = collection_metrics(store, true, table_name, key)? else {
+            continue;
+        };
+        let list = by_table.entry(table_name.to_string()).or_default();
+        if !list
+            .iter()
+            .any(|m| m.item_collection_key == metrics.item_collection_key)
+        {
+            list.push(metrics);
+        }
+    }
+    Ok((!by_table.is_empty()).then_some(by_table))
 }

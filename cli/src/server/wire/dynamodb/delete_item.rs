@@ -9,7 +9,8 @@ use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::DeleteItemRequest;
 
 use super::common::{
-    ConsumedCapacity, ExpressionParams, capacity_detail, required, return_old_on_failure,
+    ConsumedCapacity, ExpressionParams, WireItemCollectionMetrics, capacity_detail,
+    collection_metrics, item_collection_metrics_wanted, required, return_old_on_failure,
     return_values,
 };
 use crate::server::error::ApiError;
@@ -26,6 +27,7 @@ pub(crate) struct DeleteItemInput {
     expression_attribute_values: Option<HashMap<String, AttributeValue>>,
     return_values: Option<String>,
     return_consumed_capacity: Option<String>,
+    return_item_collection_metrics: Option<String>,
     return_values_on_condition_check_failure: Option<String>,
 }
 
@@ -36,6 +38,8 @@ pub(crate) struct DeleteItemOutput {
     attributes: Option<Item>,
     #[serde(skip_serializing_if = "Option::is_none")]
     consumed_capacity: Option<ConsumedCapacity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item_collection_metrics: Option<WireItemCollectionMetrics>,
 }
 
 pub(crate) fn delete_item(
@@ -45,6 +49,9 @@ pub(crate) fn delete_item(
     let table_name = required(input.table_name, "tableName")?;
     let key = required(input.key, "key")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    let metrics = item_collection_metrics_wanted(input.return_item_collection_metrics.as_deref())?;
+    // The collection is read after the write, from the partition key alone.
+    let collection_of = metrics.then(|| key.clone());
     let expressions = ExpressionParams {
         condition_expression: input.condition_expression.as_deref(),
         names: input.expression_attribute_names.as_ref(),
@@ -65,6 +72,15 @@ pub(crate) fn delete_item(
     })?;
     Ok(DeleteItemOutput {
         attributes: outcome.attributes,
-        consumed_capacity: capacity.report(&table_name, outcome.consumed_capacity_units, true),
+        consumed_capacity: capacity.report_with_indexes(
+            &table_name,
+            outcome.consumed_capacity_units,
+            &outcome.index_units,
+            true,
+        ),
+        item_collection_metrics: match &collection_of {
+            Some(key) => collection_metrics(store, true, &table_name, key)?,
+            None => None,
+        },
     })
 }

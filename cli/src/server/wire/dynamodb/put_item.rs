@@ -9,7 +9,8 @@ use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::PutItemRequest;
 
 use super::common::{
-    ConsumedCapacity, ExpressionParams, capacity_detail, required, return_old_on_failure,
+    ConsumedCapacity, ExpressionParams, WireItemCollectionMetrics, capacity_detail,
+    collection_metrics, item_collection_metrics_wanted, required, return_old_on_failure,
     return_values,
 };
 use crate::server::error::ApiError;
@@ -26,6 +27,7 @@ pub(crate) struct PutItemInput {
     expression_attribute_values: Option<HashMap<String, AttributeValue>>,
     return_values: Option<String>,
     return_consumed_capacity: Option<String>,
+    return_item_collection_metrics: Option<String>,
     return_values_on_condition_check_failure: Option<String>,
 }
 
@@ -36,12 +38,17 @@ pub(crate) struct PutItemOutput {
     attributes: Option<Item>,
     #[serde(skip_serializing_if = "Option::is_none")]
     consumed_capacity: Option<ConsumedCapacity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item_collection_metrics: Option<WireItemCollectionMetrics>,
 }
 
 pub(crate) fn put_item(store: &Store, input: PutItemInput) -> Result<PutItemOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
     let item = required(input.item, "item")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    let metrics = item_collection_metrics_wanted(input.return_item_collection_metrics.as_deref())?;
+    // The collection is read after the write, from the partition key alone.
+    let collection_of = metrics.then(|| item.clone());
     let expressions = ExpressionParams {
         condition_expression: input.condition_expression.as_deref(),
         names: input.expression_attribute_names.as_ref(),
@@ -62,6 +69,15 @@ pub(crate) fn put_item(store: &Store, input: PutItemInput) -> Result<PutItemOutp
     })?;
     Ok(PutItemOutput {
         attributes: outcome.attributes,
-        consumed_capacity: capacity.report(&table_name, outcome.consumed_capacity_units, true),
+        consumed_capacity: capacity.report_with_indexes(
+            &table_name,
+            outcome.consumed_capacity_units,
+            &outcome.index_units,
+            true,
+        ),
+        item_collection_metrics: match &collection_of {
+            Some(key) => collection_metrics(store, true, &table_name, key)?,
+            None => None,
+        },
     })
 }

@@ -1,6 +1,6 @@
 //! TransactWriteItems.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
@@ -8,8 +8,8 @@ use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::{TransactAction, TransactWriteItem, TransactWriteRequest};
 
 use super::common::{
-    CapacityDetail, ConsumedCapacity, ExpressionParams, capacity_detail, required,
-    return_old_on_failure,
+    CapacityDetail, ConsumedCapacity, ExpressionParams, WireItemCollectionMetrics, capacity_detail,
+    collection_metrics_by_table, item_collection_metrics_wanted, required, return_old_on_failure,
 };
 use crate::server::error::ApiError;
 
@@ -19,6 +19,7 @@ pub(crate) struct TransactWriteItemsInput {
     transact_items: Option<Vec<WireTransactItem>>,
     client_request_token: Option<String>,
     return_consumed_capacity: Option<String>,
+    return_item_collection_metrics: Option<String>,
 }
 
 /// One element of `TransactItems`: exactly one of its members is set.
@@ -50,6 +51,8 @@ pub(crate) struct WireAction {
 pub(crate) struct TransactWriteItemsOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     consumed_capacity: Option<Vec<ConsumedCapacity>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item_collection_metrics: Option<BTreeMap<String, Vec<WireItemCollectionMetrics>>>,
 }
 
 fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, ApiError> {
@@ -119,6 +122,7 @@ pub(crate) fn transact_write_items(
     input: TransactWriteItemsInput,
 ) -> Result<TransactWriteItemsOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    let metrics = item_collection_metrics_wanted(input.return_item_collection_metrics.as_deref())?;
     if let Some(token) = &input.client_request_token
         && !(1..=36).contains(&token.len())
     {
@@ -131,6 +135,20 @@ pub(crate) fn transact_write_items(
         .enumerate()
         .map(|(i, item)| convert(item, i))
         .collect::<Result<Vec<_>, _>>()?;
+    // The collections written (condition checks write nothing), read after the write.
+    let collections_of: Vec<(String, Item)> = match metrics {
+        true => items
+            .iter()
+            .filter_map(|i| match &i.action {
+                TransactAction::Put { item } => Some((i.table_name.clone(), item.clone())),
+                TransactAction::Update { key, .. } | TransactAction::Delete { key } => {
+                    Some((i.table_name.clone(), key.clone()))
+                }
+                TransactAction::ConditionCheck { .. } => None,
+            })
+            .collect(),
+        false => Vec::new(),
+    };
     let outcome = store.transact_write_items(TransactWriteRequest {
         items,
         client_request_token: input.client_request_token,
@@ -144,5 +162,10 @@ pub(crate) fn transact_write_items(
     });
     Ok(TransactWriteItemsOutput {
         consumed_capacity: consumed,
+        item_collection_metrics: collection_metrics_by_table(
+            store,
+            metrics,
+            collections_of.iter().map(|(t, k)| (t.as_str(), k)),
+        )?,
     })
 }
