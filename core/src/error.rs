@@ -118,6 +118,18 @@ impl From<NumberError> for Error {
     }
 }
 
+/// The constraint DynamoDB gives for names.
+pub(crate) const NAME_PATTERN: &str =
+    "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+";
+
+/// True for a non-empty run of `[a-zA-Z0-9_.-]`.
+pub(crate) fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
 /// The constraint violations of one request, reported together in the order they were
 /// found, as DynamoDB's request validation reports them (`N validation errors detected: ...;
 /// ...`).
@@ -137,6 +149,27 @@ impl Violations {
         self.0.push(format!(
             "Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
         ));
+    }
+
+    /// A table or index name that breaks DynamoDB's rules (3 to 255 characters of
+    /// `[a-zA-Z0-9_.-]`): the length violation first, then the pattern's, as DynamoDB reports
+    /// a `tableName` breaking both.
+    pub fn name(&mut self, name: &str, field: &str) {
+        self.length(name, field, 3, 255);
+        if !is_name(name) {
+            self.breaks(name, field, NAME_PATTERN);
+        }
+    }
+
+    /// A member that must be one of `allowed` (listed in DynamoDB's order for its message).
+    pub fn one_of(&mut self, value: &str, field: &str, allowed: &[&str]) {
+        if !allowed.contains(&value) {
+            let constraint = format!(
+                "Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            );
+            self.breaks(value, field, &constraint);
+        }
     }
 
     /// A string member outside `min..=max` characters.

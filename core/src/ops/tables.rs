@@ -164,10 +164,7 @@ fn not_found(name: &str) -> Error {
 /// rules gets both violations, the length first, as DynamoDB reports them for `tableName`.
 pub(crate) fn check_name(name: &str, field: &str) -> Result<()> {
     let mut violations = Violations::default();
-    violations.length(name, field, 3, 255);
-    if !is_name_pattern(name) {
-        violations.breaks(name, field, NAME_PATTERN);
-    }
+    violations.name(name, field);
     violations.check()
 }
 
@@ -175,21 +172,11 @@ pub(crate) fn check_name(name: &str, field: &str) -> Result<()> {
 /// `backupName` breaking both with the pattern first.
 pub(crate) fn check_backup_name(name: &str, field: &str) -> Result<()> {
     let mut violations = Violations::default();
-    if !is_name_pattern(name) {
-        violations.breaks(name, field, NAME_PATTERN);
+    if !crate::error::is_name(name) {
+        violations.breaks(name, field, crate::error::NAME_PATTERN);
     }
     violations.length(name, field, 3, 255);
     violations.check()
-}
-
-const NAME_PATTERN: &str = "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+";
-
-/// True for a non-empty run of `[a-zA-Z0-9_.-]`.
-fn is_name_pattern(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 pub(super) fn check_projection(projection: &Projection) -> Result<()> {

@@ -200,6 +200,21 @@ async fn malformed_requests_report_every_violation_as_dynamodb_does() {
         format!("6 validation errors detected: {expected}").as_str()
     );
 
+    let put = raw_request(
+        &node.endpoint(),
+        Some("DynamoDB_20120810.PutItem"),
+        r#"{"TableName": "a", "ReturnConsumedCapacity": "ALL", "ReturnValues": "EVERYTHING"}"#,
+    )
+    .await;
+    assert_eq!(
+        put.json()["message"],
+        "4 validation errors detected: \
+         Value 'a' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 3; \
+         Value null at 'item' failed to satisfy constraint: Member must not be null; \
+         Value 'ALL' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]; \
+         Value 'EVERYTHING' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
+    );
+
     create_table(&node.client(), "values", false).await;
     let empty = raw_request(
         &node.endpoint(),

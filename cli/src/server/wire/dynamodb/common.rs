@@ -26,6 +26,51 @@ pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> 
 
 pub(crate) use tidemark_core::Violations;
 
+/// The members a single-item request (GetItem, PutItem, UpdateItem, DeleteItem) shares,
+/// checked together as DynamoDB checks them, every violation in one error: the table name,
+/// the item or key, then the ReturnConsumedCapacity, ReturnValues and
+/// ReturnItemCollectionMetrics enums, in that order (the order dynoxide, which was written
+/// against DynamoDB's answers, reports them in).
+#[derive(Debug)]
+pub(crate) struct ItemRequestMembers<'a> {
+    pub(crate) table_name: Option<&'a str>,
+    /// `item` or `key`, and whether it was sent.
+    pub(crate) target: (&'static str, bool),
+    pub(crate) return_consumed_capacity: Option<&'a str>,
+    pub(crate) return_values: Option<&'a str>,
+    pub(crate) return_item_collection_metrics: Option<&'a str>,
+}
+
+impl ItemRequestMembers<'_> {
+    /// Nothing, or every violation in one ValidationException.
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        let mut violations = Violations::default();
+        match self.table_name {
+            None => violations.null("tableName"),
+            Some(name) => violations.name(name, "tableName"),
+        }
+        let (target, sent) = self.target;
+        if !sent {
+            violations.null(target);
+        }
+        if let Some(value) = self.return_consumed_capacity {
+            violations.one_of(
+                value,
+                "returnConsumedCapacity",
+                &["INDEXES", "TOTAL", "NONE"],
+            );
+        }
+        if let Some(value) = self.return_values {
+            let all = ["ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "UPDATED_NEW"];
+            violations.one_of(value, "returnValues", &all);
+        }
+        if let Some(value) = self.return_item_collection_metrics {
+            violations.one_of(value, "returnItemCollectionMetrics", &["SIZE", "NONE"]);
+        }
+        Ok(violations.check()?)
+    }
+}
+
 /// Seconds since the epoch, as DynamoDB's JSON protocol writes instants.
 pub(crate) fn seconds(millis: u64) -> f64 {
     millis as f64 / 1000.0

@@ -9,9 +9,9 @@ use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::DeleteItemRequest;
 
 use super::common::{
-    ConsumedCapacity, ExpressionParams, WireItemCollectionMetrics, capacity_detail,
-    collection_metrics, item_collection_metrics_wanted, required, return_old_on_failure,
-    return_values,
+    ConsumedCapacity, ExpressionParams, ItemRequestMembers, WireItemCollectionMetrics,
+    capacity_detail, collection_metrics, item_collection_metrics_wanted, required,
+    return_old_on_failure, return_values,
 };
 use crate::server::error::ApiError;
 
@@ -46,6 +46,14 @@ pub(crate) fn delete_item(
     store: &Store,
     input: DeleteItemInput,
 ) -> Result<DeleteItemOutput, ApiError> {
+    ItemRequestMembers {
+        table_name: input.table_name.as_deref(),
+        target: ("key", input.key.is_some()),
+        return_consumed_capacity: input.return_consumed_capacity.as_deref(),
+        return_values: input.return_values.as_deref(),
+        return_item_collection_metrics: input.return_item_collection_metrics.as_deref(),
+    }
+    .check()?;
     let table_name = required(input.table_name, "tableName")?;
     let key = required(input.key, "key")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;

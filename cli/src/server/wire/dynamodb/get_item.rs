@@ -7,7 +7,9 @@ use tidemark_core::Store;
 use tidemark_core::model::Item;
 use tidemark_core::ops::GetItemRequest;
 
-use super::common::{ConsumedCapacity, ExpressionParams, capacity_detail, required};
+use super::common::{
+    ConsumedCapacity, ExpressionParams, ItemRequestMembers, capacity_detail, required,
+};
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +34,14 @@ pub(crate) struct GetItemOutput {
 }
 
 pub(crate) fn get_item(store: &Store, input: GetItemInput) -> Result<GetItemOutput, ApiError> {
+    ItemRequestMembers {
+        table_name: input.table_name.as_deref(),
+        target: ("key", input.key.is_some()),
+        return_consumed_capacity: input.return_consumed_capacity.as_deref(),
+        return_values: None,
+        return_item_collection_metrics: None,
+    }
+    .check()?;
     let table_name = required(input.table_name, "tableName")?;
     let key = required(input.key, "key")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;

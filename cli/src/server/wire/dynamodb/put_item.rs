@@ -9,9 +9,9 @@ use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::PutItemRequest;
 
 use super::common::{
-    ConsumedCapacity, ExpressionParams, WireItemCollectionMetrics, capacity_detail,
-    collection_metrics, item_collection_metrics_wanted, required, return_old_on_failure,
-    return_values,
+    ConsumedCapacity, ExpressionParams, ItemRequestMembers, WireItemCollectionMetrics,
+    capacity_detail, collection_metrics, item_collection_metrics_wanted, required,
+    return_old_on_failure, return_values,
 };
 use crate::server::error::ApiError;
 
@@ -43,6 +43,14 @@ pub(crate) struct PutItemOutput {
 }
 
 pub(crate) fn put_item(store: &Store, input: PutItemInput) -> Result<PutItemOutput, ApiError> {
+    ItemRequestMembers {
+        table_name: input.table_name.as_deref(),
+        target: ("item", input.item.is_some()),
+        return_consumed_capacity: input.return_consumed_capacity.as_deref(),
+        return_values: input.return_values.as_deref(),
+        return_item_collection_metrics: input.return_item_collection_metrics.as_deref(),
+    }
+    .check()?;
     let table_name = required(input.table_name, "tableName")?;
     let item = required(input.item, "item")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
