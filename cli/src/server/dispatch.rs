@@ -7,9 +7,9 @@
 //! look up fjall's memtables and block cache (a miss reads one block from the page cache or
 //! disk), and handing each one to another thread cost a third of GetItem's throughput. Reads
 //! that can walk a lot (Query, Scan, BatchGetItem, GetRecords) go to tokio's blocking pool, so
-//! a 1 MB page never stalls the requests queued behind it on a worker. Item writes run on the
-//! worker under `--durability buffer`, where they never wait for an fsync; under `sync` they go
-//! to the blocking pool, because they park until the group commit's fsync covers them. Table
+//! a 1 MB page never stalls the requests queued behind it on a worker. Item writes commit on
+//! the worker and, under `sync`, then await the group commit's fsync without holding the
+//! worker (`Store::deferring_durability`, `Store::wait_durable`). Table
 //! operations always go to the blocking pool (DeleteTable removes every item). PartiQL
 //! operations, which read or write as their statements say, run like writes on the worker
 //! under Query's read budget, and on the blocking pool when a SELECT outgrows it.
