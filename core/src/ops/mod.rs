@@ -134,20 +134,32 @@ pub(crate) fn index_write_units(
 ) -> Vec<IndexUnits> {
     let mut out = Vec::new();
     for index in table.indexes().iter() {
-        let entry = |item: Option<&Item>| {
-            item.and_then(|item| {
-                let key = index.entry_key(&table.shape, item)?;
-                Some((key, index.project(&table.shape, item)))
-            })
+        // Keys and projections are compared and sized in place: this runs on every write of
+        // an indexed table, and copying two projections per index would cost more than the
+        // write's own encoding.
+        let size = |item: &Item| -> usize {
+            index
+                .projected(&table.shape, item)
+                .map(|(name, value)| name.len() + value.size_bytes())
+                .sum()
         };
-        let (before, after) = (entry(old), entry(new));
-        let units = match (&before, &after) {
+        let units_of = |bytes: usize| bytes.div_ceil(1024).max(1) as f64;
+        let before = old.and_then(|item| Some((index.entry_key(&table.shape, item)?, item)));
+        let after = new.and_then(|item| Some((index.entry_key(&table.shape, item)?, item)));
+        let units = match (before, after) {
             (None, None) => continue,
-            (Some(b), Some(a)) if b == a => continue,
-            (Some((bk, bi)), Some((ak, ai))) if bk == ak => write_units(Some(bi), Some(ai)),
-            (b, a) => {
-                b.as_ref().map_or(0.0, |(_, i)| write_units(Some(i), None))
-                    + a.as_ref().map_or(0.0, |(_, i)| write_units(None, Some(i)))
+            (Some((before_key, before)), Some((after_key, after))) if before_key == after_key => {
+                if index
+                    .projected(&table.shape, before)
+                    .eq(index.projected(&table.shape, after))
+                {
+                    continue;
+                }
+                units_of(size(before).max(size(after)))
+            }
+            (before, after) => {
+                before.map_or(0.0, |(_, item)| units_of(size(item)))
+                    + after.map_or(0.0, |(_, item)| units_of(size(item)))
             }
         };
         out.push(IndexUnits {

@@ -98,6 +98,26 @@ impl IndexInfo {
         Some(key)
     }
 
+    /// The attributes of `item` this index keeps, borrowed, in name order: what
+    /// [`IndexInfo::project`] copies.
+    pub(crate) fn projected<'a>(
+        &'a self,
+        table_shape: &'a KeyShape,
+        item: &'a Item,
+    ) -> impl Iterator<Item = (&'a String, &'a AttributeValue)> + 'a {
+        item.iter().filter(move |(name, _)| match &self.projection {
+            IndexProjection::All => true,
+            IndexProjection::KeysOnly => {
+                table_shape.is_key_attribute(name) || self.shape.is_key_attribute(name)
+            }
+            IndexProjection::Include(extra) => {
+                table_shape.is_key_attribute(name)
+                    || self.shape.is_key_attribute(name)
+                    || extra.contains(*name)
+            }
+        })
+    }
+
     /// The attributes of `item` this index keeps.
     pub(crate) fn project(&self, table_shape: &KeyShape, item: &Item) -> Item {
         let keep_key =
