@@ -164,12 +164,27 @@ impl Violations {
     /// A member that must be one of `allowed` (listed in DynamoDB's order for its message).
     pub fn one_of(&mut self, value: &str, field: &str, allowed: &[&str]) {
         if !allowed.contains(&value) {
-            let constraint = format!(
-                "Member must satisfy enum value set: [{}]",
-                allowed.join(", ")
-            );
-            self.breaks(value, field, &constraint);
+            self.breaks(value, field, &enum_constraint(allowed));
         }
+    }
+
+    /// The error of one violation: `value` at `field` breaks `constraint`.
+    pub fn one(value: &str, field: &str, constraint: &str) -> Error {
+        let mut violations = Violations::default();
+        violations.breaks(value, field, constraint);
+        violations.into_error()
+    }
+
+    /// The error of `value` at `field`, which is none of `allowed`.
+    pub fn not_one_of(value: &str, field: &str, allowed: &[&str]) -> Error {
+        Violations::one(value, field, &enum_constraint(allowed))
+    }
+
+    /// The error of the required member `field`, missing.
+    pub fn missing(field: &str) -> Error {
+        let mut violations = Violations::default();
+        violations.null(field);
+        violations.into_error()
     }
 
     /// A string member outside `min..=max` characters.
@@ -189,16 +204,28 @@ impl Violations {
     /// # Errors
     /// Validation, when a violation was found.
     pub fn check(self) -> Result<()> {
-        match self.0.len() {
-            0 => Ok(()),
-            1 => Err(Error::Validation(format!(
-                "1 validation error detected: {}",
-                self.0.concat()
-            ))),
-            n => Err(Error::Validation(format!(
-                "{n} validation errors detected: {}",
-                self.0.join("; ")
-            ))),
+        match self.0.is_empty() {
+            true => Ok(()),
+            false => Err(self.into_error()),
         }
     }
+
+    /// The violations found (at least one) as one validation error.
+    fn into_error(self) -> Error {
+        match self.0.len() {
+            1 => Error::Validation(format!("1 validation error detected: {}", self.0.concat())),
+            n => Error::Validation(format!(
+                "{n} validation errors detected: {}",
+                self.0.join("; ")
+            )),
+        }
+    }
+}
+
+/// DynamoDB's constraint for a member that must be one of `allowed`.
+fn enum_constraint(allowed: &[&str]) -> String {
+    format!(
+        "Member must satisfy enum value set: [{}]",
+        allowed.join(", ")
+    )
 }

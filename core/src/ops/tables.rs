@@ -149,9 +149,7 @@ impl Store {
 }
 
 pub(crate) fn coral(value: &str, field: &str, constraint: &str) -> Error {
-    Error::validation(format!(
-        "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
-    ))
+    Violations::one(value, field, constraint)
 }
 
 fn not_found(name: &str) -> Error {

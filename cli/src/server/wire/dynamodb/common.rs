@@ -17,14 +17,17 @@ use tidemark_core::Store;
 
 /// A required member, or DynamoDB's "must not be null" validation error.
 pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
-    value.ok_or_else(|| {
-        ApiError::validation(format!(
-            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
-        ))
-    })
+    value.ok_or_else(|| Violations::missing(field).into())
 }
 
 pub(crate) use tidemark_core::Violations;
+
+/// `ReturnValues`' values, in the order DynamoDB lists them in its message.
+const RETURN_VALUES: [&str; 5] = ["ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "UPDATED_NEW"];
+/// `ReturnConsumedCapacity`'s values, in DynamoDB's order.
+const RETURN_CONSUMED_CAPACITY: [&str; 3] = ["INDEXES", "TOTAL", "NONE"];
+/// `ReturnItemCollectionMetrics`' values, in DynamoDB's order.
+const RETURN_ITEM_COLLECTION_METRICS: [&str; 2] = ["SIZE", "NONE"];
 
 /// The members a single-item request (GetItem, PutItem, UpdateItem, DeleteItem) shares,
 /// checked together as DynamoDB checks them, every violation in one error: the table name,
@@ -54,18 +57,17 @@ impl ItemRequestMembers<'_> {
             violations.null(target);
         }
         if let Some(value) = self.return_consumed_capacity {
-            violations.one_of(
-                value,
-                "returnConsumedCapacity",
-                &["INDEXES", "TOTAL", "NONE"],
-            );
+            violations.one_of(value, "returnConsumedCapacity", &RETURN_CONSUMED_CAPACITY);
         }
         if let Some(value) = self.return_values {
-            let all = ["ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "UPDATED_NEW"];
-            violations.one_of(value, "returnValues", &all);
+            violations.one_of(value, "returnValues", &RETURN_VALUES);
         }
         if let Some(value) = self.return_item_collection_metrics {
-            violations.one_of(value, "returnItemCollectionMetrics", &["SIZE", "NONE"]);
+            violations.one_of(
+                value,
+                "returnItemCollectionMetrics",
+                &RETURN_ITEM_COLLECTION_METRICS,
+            );
         }
         Ok(violations.check()?)
     }
@@ -252,9 +254,7 @@ pub(crate) fn return_values(
         Some(t) if ReturnValues::parse(t).is_some() => Err(ApiError::validation(format!(
             "Return values set to invalid value: {t}"
         ))),
-        Some(t) => Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{t}' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
-        ))),
+        Some(t) => Err(Violations::not_one_of(t, "returnValues", &RETURN_VALUES).into()),
     }
 }
 
@@ -263,9 +263,12 @@ pub(crate) fn return_old_on_failure(text: Option<&str>) -> Result<bool, ApiError
     match text {
         None | Some("NONE") => Ok(false),
         Some("ALL_OLD") => Ok(true),
-        Some(t) => Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{t}' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]"
-        ))),
+        Some(t) => Err(Violations::not_one_of(
+            t,
+            "returnValuesOnConditionCheckFailure",
+            &["ALL_OLD", "NONE"],
+        )
+        .into()),
     }
 }
 
@@ -283,9 +286,12 @@ pub(crate) fn capacity_detail(text: Option<&str>) -> Result<CapacityDetail, ApiE
         None | Some("NONE") => Ok(CapacityDetail::None),
         Some("TOTAL") => Ok(CapacityDetail::Total),
         Some("INDEXES") => Ok(CapacityDetail::Indexes),
-        Some(t) => Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{t}' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]"
-        ))),
+        Some(t) => {
+            Err(
+                Violations::not_one_of(t, "returnConsumedCapacity", &RETURN_CONSUMED_CAPACITY)
+                    .into(),
+            )
+        }
     }
 }
 
@@ -431,9 +437,12 @@ pub(crate) fn item_collection_metrics_wanted(text: Option<&str>) -> Result<bool,
     match text {
         None | Some("NONE") => Ok(false),
         Some("SIZE") => Ok(true),
-        Some(t) => Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{t}' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"
-        ))),
+        Some(t) => Err(Violations::not_one_of(
+            t,
+            "returnItemCollectionMetrics",
+            &RETURN_ITEM_COLLECTION_METRICS,
+        )
+        .into()),
     }
 }
 

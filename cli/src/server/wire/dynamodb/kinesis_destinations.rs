@@ -123,18 +123,12 @@ fn check(input: DestinationInput, configuration: Configuration) -> Result<Checke
     let precision = match sent.and_then(|c| c.approximate_creation_date_time_precision) {
         None => None,
         Some(name) => {
-            let parsed = Precision::parse(&name);
-            if parsed.is_none() {
-                violations.breaks(
-                    &name,
-                    &format!(
-                        "{}.approximateCreationDateTimePrecision",
-                        configuration.member()
-                    ),
-                    "Member must satisfy enum value set: [MICROSECOND, MILLISECOND]",
-                );
-            }
-            parsed
+            let field = format!(
+                "{}.approximateCreationDateTimePrecision",
+                configuration.member()
+            );
+            violations.one_of(&name, &field, &["MICROSECOND", "MILLISECOND"]);
+            Precision::parse(&name)
         }
     };
     violations.check()?;
