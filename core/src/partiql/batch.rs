@@ -126,9 +126,12 @@ pub(super) fn batch_execute_statement(
         });
         results.push(match ran {
             Ok(result) => result,
+            // A failed statement still belongs to a read or a write batch: its table's
+            // capacity is reported as the batch's kind.
             Err(error) => BatchStatementResult {
                 table_name,
                 error: Some(batch_error(error)?),
+                write: writes > 0,
                 ..Default::default()
             },
         });

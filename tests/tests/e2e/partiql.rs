@@ -673,6 +673,19 @@ async fn batches_of_statements_report_each_error() {
     );
     assert_eq!(responses[0].table_name.as_deref(), Some("batch"));
 
+    // A write batch whose first statement fails still reports write capacity.
+    let failed_first = client
+        .batch_execute_statement()
+        .statements(statement("INSERT INTO \"batch\" VALUE {'p': 'a', 'c': 0}"))
+        .statements(statement("INSERT INTO \"batch\" VALUE {'p': 'c', 'c': 0}"))
+        .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .unwrap();
+    let consumed = &failed_first.consumed_capacity()[0];
+    assert_eq!(consumed.write_capacity_units, Some(1.0));
+    assert_eq!(consumed.read_capacity_units, None);
+
     let out = client
         .batch_execute_statement()
         .statements(statement("SELECT * FROM \"batch\" WHERE p = 'a' AND c = 1"))
