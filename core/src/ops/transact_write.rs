@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::update_item::{check_key_not_updated, updated_item};
-use super::{check_attribute_names, check_item_size, write_units};
+use super::{check_attribute_names, check_item_size, index_write_units, write_units};
 use crate::changes::Cause;
 use crate::error::CancellationReason;
 use crate::expr::{Condition, UpdateExpression};
@@ -236,7 +236,18 @@ impl Store {
                     Decision::Write(new) => new.as_ref(),
                     Decision::Keep => None,
                 };
-                *units.entry(action.table_name.clone()).or_default() += 2.0 * write_units(old, new);
+                // Index entries cost as in a single write; an action that keeps its item
+                // changes no entry.
+                let after = match &decision {
+                    Decision::Write(new) => new.as_ref(),
+                    Decision::Keep => old,
+                };
+                let index_units: f64 = index_write_units(&target.table, old, after)
+                    .iter()
+                    .map(|u| u.units)
+                    .sum();
+                *units.entry(action.table_name.clone()).or_default() +=
+                    2.0 * (write_units(old, new) + index_units);
                 decisions.push(decision);
             }
             if reasons.iter().any(|r| r.code != "None") {

@@ -302,6 +302,39 @@ async fn scans_and_indexes_report_capacity_as_dynamodb_does() {
     assert_eq!((table, gsi, lsi), (1.0, 1.0, 1.0));
     assert_eq!(consumed.capacity_units(), Some(3.0));
 
+    // The same write in a transaction costs twice as much, its index entries included.
+    let transacted = client
+        .transact_write_items()
+        .transact_items(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name("events")
+                        .item("p", s("b"))
+                        .item("c", s("1"))
+                        .item("x", s("v"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        transacted.consumed_capacity()[0].capacity_units(),
+        Some(6.0)
+    );
+    client
+        .delete_item()
+        .table_name("events")
+        .key("p", s("b"))
+        .key("c", s("1"))
+        .send()
+        .await
+        .unwrap();
+
     // An index read is charged to the index alone.
     let query = client
         .query()
