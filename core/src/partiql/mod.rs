@@ -23,6 +23,7 @@ mod transaction;
 mod writes;
 
 use crate::model::{AttributeValue, Item};
+use crate::ops::IndexUnits;
 use crate::{Error, Result, Store};
 
 /// Longest statement DynamoDB accepts, in characters.
@@ -45,6 +46,8 @@ pub struct StatementOutcome {
     pub last_evaluated_key: Option<Item>,
     /// Capacity units consumed.
     pub consumed_capacity_units: f64,
+    /// The part of `consumed_capacity_units` each secondary index took.
+    pub index_units: Vec<IndexUnits>,
     /// True for writes (their capacity is write capacity).
     pub write: bool,
 }

@@ -12,7 +12,7 @@ use super::parser::{Cmp, Expr, Select};
 use super::{StatementOutcome, StatementRequest};
 use crate::expr::{Condition, KeyCondition, SortKeyCondition};
 use crate::model::{AttributeValue, Item, KeyShape};
-use crate::ops::{PageOptions, QueryRequest, ScanRequest, Select as SelectKind};
+use crate::ops::{PageOptions, QueryRequest, ScanRequest, Select as SelectKind, add_index_units};
 use crate::{Error, Result, Store};
 
 /// Where a SELECT resumes: which partition of its `IN` list, and after which key.
@@ -291,6 +291,7 @@ pub(super) fn run_select(
         })?;
         outcome.items = page.items;
         outcome.consumed_capacity_units = page.consumed_capacity_units;
+        outcome.index_units.extend(page.index_units);
         if let Some(key) = &page.last_evaluated_key {
             outcome.next_token = Some(encode_token(&Resume {
                 fingerprint: print,
@@ -337,6 +338,10 @@ pub(super) fn run_select(
         })?;
         outcome.items.extend(page.items);
         outcome.consumed_capacity_units += page.consumed_capacity_units;
+        add_index_units(
+            &mut outcome.index_units,
+            page.index_units.into_iter().collect(),
+        );
         if let Some(limit) = &mut remaining {
             *limit -= page.scanned_count as i64;
         }

@@ -206,6 +206,7 @@ pub(super) fn run_write(
         table_name: table.clone(),
         items: outcome.attributes.into_iter().collect(),
         consumed_capacity_units: outcome.consumed_capacity_units,
+        index_units: outcome.index_units,
         write: true,
         ..Default::default()
     })

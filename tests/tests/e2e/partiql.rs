@@ -383,6 +383,20 @@ async fn selects_query_scan_page_and_read_indexes() {
     let mut found = column(&out.items.unwrap(), "c");
     found.sort();
     assert_eq!(found, vec!["1", "2"]);
+    // Its capacity is the index's, as a Query of the index reports it.
+    let detailed = client
+        .execute_statement()
+        .statement("SELECT p FROM \"pages\".\"by_g\" WHERE g = 'gb'")
+        .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Indexes)
+        .send()
+        .await
+        .unwrap();
+    let consumed = detailed.consumed_capacity().unwrap();
+    assert!(consumed.table().is_none());
+    assert_eq!(
+        consumed.global_secondary_indexes().unwrap()["by_g"].capacity_units(),
+        consumed.capacity_units()
+    );
     assert_fails_with(
         client
             .execute_statement()

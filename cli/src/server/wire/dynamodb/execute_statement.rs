@@ -55,9 +55,10 @@ pub(crate) fn execute_statement(
         )?,
     })?;
     Ok(ExecuteStatementOutput {
-        consumed_capacity: capacity.report(
+        consumed_capacity: capacity.report_with_indexes(
             &outcome.table_name,
             outcome.consumed_capacity_units,
+            &outcome.index_units,
             outcome.write,
         ),
         items: outcome.items,
