@@ -317,8 +317,9 @@ pub(crate) fn build_comparison(op: CmpOp, a: RawOperand, b: RawOperand) -> Resul
     Ok(Cond::Compare(op, a, b))
 }
 
-/// DynamoDB's rendering of a constant in BETWEEN errors: `AttributeValue: {N:2}`.
-fn describe(value: &AttributeValue) -> String {
+/// DynamoDB's rendering of a value in its messages (BETWEEN errors, start keys):
+/// `AttributeValue: {N:2}`.
+pub(crate) fn describe(value: &AttributeValue) -> String {
     let shown = match value {
         AttributeValue::S(s) => s.clone(),
         AttributeValue::N(n) => n.to_string(),

@@ -9,6 +9,7 @@
 //! application never look at placeholders again.
 
 mod condition;
+pub(crate) use condition::describe;
 mod key_condition;
 mod legacy;
 mod lexer;

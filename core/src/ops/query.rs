@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::IndexUnits;
 use super::page::{PageKeys, PageOptions, PageOutcome, Select, read_page};
+use crate::expr::describe;
 use crate::expr::{KeyCondition, SortKeyCondition};
-use crate::model::{AttributeValue, Item, KeyShape};
+use crate::model::{Item, KeyShape};
 use crate::storage::catalog::TableEntry;
 use crate::storage::index::{IndexInfo, IndexProjection};
 use crate::storage::keys::{KeyRange, item_key, query_range};
@@ -301,14 +302,7 @@ pub(crate) fn check_source_options(source: &Source, options: &PageOptions) -> Re
 fn describe_key(key: &Item) -> String {
     let attributes: Vec<String> = key
         .iter()
-        .map(|(name, value)| {
-            let shown = match value {
-                AttributeValue::S(s) => format!("{{S:{s}}}"),
-                AttributeValue::N(n) => format!("{{N:{n}}}"),
-                other => serde_json::to_string(other).unwrap_or_default(),
-            };
-            format!("{name}=AttributeValue: {shown}")
-        })
+        .map(|(name, value)| format!("{name}={}", describe(value)))
         .collect();
     format!("{{{}}}", attributes.join(", "))
 }
