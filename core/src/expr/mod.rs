@@ -37,7 +37,7 @@ pub(crate) use condition::{
 };
 pub(crate) use parser::RawOperand;
 pub(crate) use path::check_disjoint;
-pub(crate) use update::{Action, SetValue, UpdOperand, convert as convert_update_operand};
+pub(crate) use update::{Action, SetValue, arithmetic, convert as convert_update_operand};
 
 /// Expression attribute names and values of one request, with which of them were used.
 #[derive(Debug)]

@@ -122,6 +122,26 @@ pub(crate) fn parse(parser: &mut Parser<'_, '_, '_>) -> std::result::Result<Vec<
     Ok(actions)
 }
 
+/// `a + b` (`plus`) or `a - b` in a SET: a value operand must be a number.
+pub(crate) fn arithmetic(
+    plus: bool,
+    a: UpdOperand,
+    b: UpdOperand,
+) -> std::result::Result<SetValue, String> {
+    let symbol = if plus { "+" } else { "-" };
+    for operand in [&a, &b] {
+        if let UpdOperand::Value(v) = operand
+            && !matches!(v, AttributeValue::N(_))
+        {
+            return Err(incorrect_operand_type(symbol, v.value_type().as_str()));
+        }
+    }
+    Ok(match plus {
+        true => SetValue::Plus(a, b),
+        false => SetValue::Minus(a, b),
+    })
+}
+
 fn parse_action(
     parser: &mut Parser<'_, '_, '_>,
     clause: Clause,
@@ -138,20 +158,7 @@ fn parse_action(
             parser.advance();
             parser.count_operator()?;
             let second = parser.parse_operand(&[])?;
-            let symbol = if op == TokenKind::Plus { "+" } else { "-" };
-            let (a, b) = (convert(first)?, convert(second)?);
-            for operand in [&a, &b] {
-                if let UpdOperand::Value(v) = operand
-                    && !matches!(v, AttributeValue::N(_))
-                {
-                    return Err(incorrect_operand_type(symbol, v.value_type().as_str()));
-                }
-            }
-            let value = if op == TokenKind::Plus {
-                SetValue::Plus(a, b)
-            } else {
-                SetValue::Minus(a, b)
-            };
+            let value = arithmetic(op == TokenKind::Plus, convert(first)?, convert(second)?)?;
             Ok(Action::Set(path, value))
         }
         Clause::Remove => Ok(Action::Remove(path)),

@@ -9,7 +9,7 @@ use super::parser::{Assignment, Expr, Returning, Select, Statement};
 use super::select::run_select;
 use super::{INCOMPLETE_KEY, StatementOutcome, StatementRequest};
 use crate::expr::{
-    Action, Cond, Condition, Path, SetValue, UpdOperand, UpdateExpression, check_disjoint,
+    Action, Cond, Condition, Path, SetValue, UpdateExpression, arithmetic, check_disjoint,
     convert_update_operand,
 };
 use crate::model::{AttributeValue, Item};
@@ -64,29 +64,13 @@ pub(super) fn update_actions(
             }
             Assignment::Set(p, Expr::Plus(a, b) | Expr::Minus(a, b)) => {
                 let plus = matches!(assignment, Assignment::Set(_, Expr::Plus(..)));
-                let (a, b) = (
+                let value = arithmetic(
+                    plus,
                     convert_update_operand(operand(a, params)?).map_err(invalid)?,
                     convert_update_operand(operand(b, params)?).map_err(invalid)?,
-                );
-                for side in [&a, &b] {
-                    if let UpdOperand::Value(v) = side
-                        && !matches!(v, AttributeValue::N(_))
-                    {
-                        return Err(Error::validation(format!(
-                            "Incorrect operand type for operator or function; operator: {}, operand type: {}",
-                            if plus { "+" } else { "-" },
-                            v.value_type().as_str()
-                        )));
-                    }
-                }
-                Action::Set(
-                    path(p),
-                    if plus {
-                        SetValue::Plus(a, b)
-                    } else {
-                        SetValue::Minus(a, b)
-                    },
                 )
+                .map_err(invalid)?;
+                Action::Set(path(p), value)
             }
             Assignment::Set(p, e) => Action::Set(
                 path(p),
