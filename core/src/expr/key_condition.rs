@@ -81,7 +81,8 @@ fn indexable(cond: Cond) -> Option<SortKeyCondition> {
     }
 }
 
-fn sort_condition(op: CmpOp, value: AttributeValue) -> Option<SortKeyCondition> {
+/// `sort op value` as a sort-key condition; `<>` is none.
+pub(crate) fn sort_condition(op: CmpOp, value: AttributeValue) -> Option<SortKeyCondition> {
     Some(match op {
         CmpOp::Eq => SortKeyCondition::Eq(value),
         CmpOp::Lt => SortKeyCondition::Lt(value),
@@ -93,7 +94,7 @@ fn sort_condition(op: CmpOp, value: AttributeValue) -> Option<SortKeyCondition> 
 }
 
 /// `value op path` read as `path op' value`.
-fn mirrored(op: CmpOp) -> CmpOp {
+pub(crate) fn mirrored(op: CmpOp) -> CmpOp {
     match op {
         CmpOp::Lt => CmpOp::Gt,
         CmpOp::Le => CmpOp::Ge,

@@ -11,6 +11,7 @@
 mod condition;
 pub(crate) use condition::describe;
 mod key_condition;
+pub(crate) use key_condition::{mirrored, sort_condition as sort_key_condition};
 mod legacy;
 mod lexer;
 mod parser;

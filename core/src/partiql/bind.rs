@@ -189,7 +189,7 @@ fn unsupported_condition_operator(operator: &str) -> Error {
 }
 
 /// The expression module's comparison for a PartiQL one.
-fn cmp_op(cmp: Cmp) -> CmpOp {
+pub(super) fn cmp_op(cmp: Cmp) -> CmpOp {
     match cmp {
         Cmp::Eq => CmpOp::Eq,
         Cmp::Ne => CmpOp::Ne,

@@ -6,11 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN_BASE64;
 use serde::{Deserialize, Serialize};
 
 use super::bind::{
-    all_of, condition, conjuncts, equality, is_value, key_shape, projection, top_level, value,
+    all_of, cmp_op, condition, conjuncts, equality, is_value, key_shape, projection, top_level,
+    value,
 };
 use super::parser::{Cmp, Expr, Select};
 use super::{StatementOutcome, StatementRequest};
-use crate::expr::{Condition, KeyCondition, SortKeyCondition};
+use crate::expr::{Condition, KeyCondition, SortKeyCondition, mirrored, sort_key_condition};
 use crate::model::{AttributeValue, Item, KeyShape};
 use crate::ops::{PageOptions, QueryRequest, ScanRequest, Select as SelectKind, add_index_units};
 use crate::{Error, Result, Store};
@@ -75,17 +76,10 @@ fn sort_condition(
     let is_range = |e: &Expr| top_level(e) == Some(range.name.as_str());
     let found = match part {
         Expr::Compare(cmp, a, b) if *cmp != Cmp::Ne => {
-            let (cmp, v) = if is_range(a) && is_value(b) {
-                (*cmp, b)
+            let (op, v) = if is_range(a) && is_value(b) {
+                (cmp_op(*cmp), b)
             } else if is_range(b) && is_value(a) {
-                let flipped = match cmp {
-                    Cmp::Lt => Cmp::Gt,
-                    Cmp::Le => Cmp::Ge,
-                    Cmp::Gt => Cmp::Lt,
-                    Cmp::Ge => Cmp::Le,
-                    other => *other,
-                };
-                (flipped, a)
+                (mirrored(cmp_op(*cmp)), a)
             } else {
                 return Ok(None);
             };
@@ -93,12 +87,9 @@ fn sort_condition(
             if !of_type(&v) {
                 return Ok(None);
             }
-            match cmp {
-                Cmp::Eq => SortKeyCondition::Eq(v),
-                Cmp::Lt => SortKeyCondition::Lt(v),
-                Cmp::Le => SortKeyCondition::Le(v),
-                Cmp::Gt => SortKeyCondition::Gt(v),
-                Cmp::Ge | Cmp::Ne => SortKeyCondition::Ge(v),
+            match sort_key_condition(op, v) {
+                Some(found) => found,
+                None => return Ok(None),
             }
         }
         Expr::Between(v, low, high) if is_range(v) && is_value(low) && is_value(high) => {
