@@ -73,6 +73,16 @@ impl ItemRequestMembers<'_> {
     }
 }
 
+/// Checks a transaction's `ClientRequestToken`: 1 to 36 characters.
+pub(crate) fn check_client_request_token(token: Option<&str>) -> Result<(), ApiError> {
+    match token {
+        Some(token) if !(1..=36).contains(&token.len()) => Err(ApiError::validation(
+            "1 validation error detected: Value at 'clientRequestToken' failed to satisfy constraint: Member must have length less than or equal to 36",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Seconds since the epoch, as DynamoDB's JSON protocol writes instants.
 pub(crate) fn seconds(millis: u64) -> f64 {
     millis as f64 / 1000.0

@@ -7,7 +7,8 @@ use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::partiql::TransactionStatement;
 
 use super::common::{
-    CapacityDetail, ConsumedCapacity, capacity_detail, required, return_old_on_failure,
+    CapacityDetail, ConsumedCapacity, capacity_detail, check_client_request_token, required,
+    return_old_on_failure,
 };
 use crate::server::error::ApiError;
 
@@ -50,13 +51,7 @@ pub(crate) fn execute_transaction(
     input: ExecuteTransactionInput,
 ) -> Result<ExecuteTransactionOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
-    if let Some(token) = &input.client_request_token
-        && !(1..=36).contains(&token.len())
-    {
-        return Err(ApiError::validation(
-            "1 validation error detected: Value at 'clientRequestToken' failed to satisfy constraint: Member must have length less than or equal to 36",
-        ));
-    }
+    check_client_request_token(input.client_request_token.as_deref())?;
     let statements = required(input.transact_statements, "transactStatements")?
         .into_iter()
         .enumerate()

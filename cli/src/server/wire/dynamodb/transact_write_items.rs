@@ -9,7 +9,8 @@ use tidemark_core::ops::{TransactAction, TransactWriteItem, TransactWriteRequest
 
 use super::common::{
     CapacityDetail, ConsumedCapacity, ExpressionParams, WireItemCollectionMetrics, capacity_detail,
-    collection_metrics_by_table, item_collection_metrics_wanted, required, return_old_on_failure,
+    check_client_request_token, collection_metrics_by_table, item_collection_metrics_wanted,
+    required, return_old_on_failure,
 };
 use crate::server::error::ApiError;
 
@@ -123,13 +124,7 @@ pub(crate) fn transact_write_items(
 ) -> Result<TransactWriteItemsOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     let metrics = item_collection_metrics_wanted(input.return_item_collection_metrics.as_deref())?;
-    if let Some(token) = &input.client_request_token
-        && !(1..=36).contains(&token.len())
-    {
-        return Err(ApiError::validation(
-            "1 validation error detected: Value at 'clientRequestToken' failed to satisfy constraint: Member must have length less than or equal to 36",
-        ));
-    }
+    check_client_request_token(input.client_request_token.as_deref())?;
     let items = required(input.transact_items, "transactItems")?
         .into_iter()
         .enumerate()
