@@ -269,9 +269,20 @@ async fn a_write_past_the_item_collection_limit_is_refused_and_changes_nothing()
         other.item().is_none(),
         "a cancelled transaction writes nothing"
     );
-    // Other collections, and writes that shrink this one, go on.
+    // A write that shrinks this collection goes on, and then one that grows it within the
+    // limit; other collections have their own room.
     put("1", 100).send().await.unwrap();
     put("2", 100).send().await.unwrap();
+    client
+        .put_item()
+        .table_name("events")
+        .item("p", s("b"))
+        .item("c", s("1"))
+        .item("x", s("1"))
+        .item("pad", s(&"z".repeat(1000)))
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
