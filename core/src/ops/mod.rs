@@ -137,12 +137,7 @@ pub(crate) fn index_write_units(
         // Keys and projections are compared and sized in place: this runs on every write of
         // an indexed table, and copying two projections per index would cost more than the
         // write's own encoding.
-        let size = |item: &Item| -> usize {
-            index
-                .projected(&table.shape, item)
-                .map(|(name, value)| name.len() + value.size_bytes())
-                .sum()
-        };
+        let size = |item: &Item| index.projected_size(&table.shape, item);
         let units_of = |bytes: usize| bytes.div_ceil(1024).max(1) as f64;
         let before = old.and_then(|item| Some((index.entry_key(&table.shape, item)?, item)));
         let after = new.and_then(|item| Some((index.entry_key(&table.shape, item)?, item)));

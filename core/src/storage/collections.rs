@@ -53,7 +53,7 @@ pub(crate) fn collection_bytes(shape: &KeyShape, indexes: &[IndexInfo], item: &I
     let mut bytes = item_size(item) as i64;
     for index in indexes.iter().filter(|i| !i.global) {
         if index.entry_key(shape, item).is_some() {
-            bytes += item_size(&index.project(shape, item)) as i64;
+            bytes += index.projected_size(shape, item) as i64;
         }
     }
     bytes

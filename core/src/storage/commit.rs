@@ -22,9 +22,7 @@ use tokio::sync::watch;
 use super::Keyspaces;
 use super::catalog::TableEntry;
 use super::codec::{self, COMMIT_CLOCK_OFFSET, RecordParts, STAMP_OFFSET};
-use super::collections::{
-    collection_bytes, collection_key, decode_size, encode_size, has_local_index,
-};
+use super::collections::{collection_key, decode_size, encode_size, has_local_index};
 use super::journal::JournalSync;
 use super::keys::{partition_byte, table_change_key};
 use super::log::encode_entry;
@@ -417,27 +415,44 @@ impl CommitPipeline {
                 items: i64::from(m.new.is_some()) - i64::from(m.old.is_some()),
                 bytes: size(&m.new) - size(&m.old),
             };
+            let table_bytes = delta.bytes;
             let mut deltas = vec![(m.table.id, delta)];
             let mut index_ops = Vec::new();
-            for index in m.table.indexes().iter() {
-                let entry = |item: &Option<Item>| {
-                    item.as_ref().and_then(|item| {
-                        let key = index.entry_key(&m.table.shape, item)?;
-                        Some((key, index.project(&m.table.shape, item)))
-                    })
+            // What the write adds to its item collection through local indexes.
+            let mut local_index_bytes = 0;
+            let shape = &m.table.shape;
+            let indexes = m.table.indexes();
+            for index in indexes.iter() {
+                // Keys and projections are compared and sized in place; only the entry
+                // written is copied, to be encoded.
+                let before =
+                    (m.old.as_ref()).and_then(|item| Some((index.entry_key(shape, item)?, item)));
+                let after =
+                    (m.new.as_ref()).and_then(|item| Some((index.entry_key(shape, item)?, item)));
+                let unchanged = match (&before, &after) {
+                    (None, None) => true,
+                    (Some((old_key, old)), Some((new_key, new))) => {
+                        old_key == new_key
+                            && index.projected(shape, old).eq(index.projected(shape, new))
+                    }
+                    _ => false,
                 };
-                let (before, after) = (entry(&m.old), entry(&m.new));
-                if before == after {
+                if unchanged {
                     continue;
                 }
-                let size = |e: &Option<(Vec<u8>, Item)>| {
-                    e.as_ref().map_or(0, |(_, i)| item_size(i) as i64)
+                let size = |e: &Option<(Vec<u8>, &Item)>| {
+                    e.as_ref()
+                        .map_or(0, |(_, item)| index.projected_size(shape, item) as i64)
                 };
+                let bytes = size(&after) - size(&before);
+                if !index.global {
+                    local_index_bytes += bytes;
+                }
                 deltas.push((
                     index.id,
                     TableStats {
                         items: i64::from(after.is_some()) - i64::from(before.is_some()),
-                        bytes: size(&after) - size(&before),
+                        bytes,
                     },
                 ));
                 if let Some((old_key, _)) = &before
@@ -445,9 +460,9 @@ impl CommitPipeline {
                 {
                     index_ops.push((old_key.clone(), None));
                 }
-                if let Some((key, projected)) = after {
+                if let Some((key, item)) = after {
                     let mut value = Vec::with_capacity(64);
-                    codec::put_item(&mut value, &projected);
+                    codec::put_item(&mut value, &index.project(shape, item));
                     index_ops.push((key, Some(value)));
                 }
             }
@@ -469,17 +484,11 @@ impl CommitPipeline {
                 .keys
                 .get(&m.table.shape.hash.name)
                 .map_or(0, partition_byte);
-            let indexes = m.table.indexes();
+            // The collection grows or shrinks by the item and its local index entries.
             let collection = has_local_index(&indexes)
-                .then(|| collection_key(m.table.id, &m.table.shape, &m.keys))
+                .then(|| collection_key(m.table.id, shape, &m.keys))
                 .flatten()
-                .map(|key| {
-                    let bytes = |item: &Option<Item>| {
-                        item.as_ref()
-                            .map_or(0, |i| collection_bytes(&m.table.shape, &indexes, i))
-                    };
-                    (key, bytes(&m.new) - bytes(&m.old))
-                });
+                .map(|key| (key, table_bytes + local_index_bytes));
             encoded.push(Encoded {
                 cell,
                 record,

@@ -118,6 +118,14 @@ impl IndexInfo {
         })
     }
 
+    /// The size of `item`'s entry, as DynamoDB counts an item: what
+    /// `item_size(&self.project(..))` gives, without the copy.
+    pub(crate) fn projected_size(&self, table_shape: &KeyShape, item: &Item) -> usize {
+        self.projected(table_shape, item)
+            .map(|(name, value)| name.len() + value.size_bytes())
+            .sum()
+    }
+
     /// The attributes of `item` this index keeps.
     pub(crate) fn project(&self, table_shape: &KeyShape, item: &Item) -> Item {
         let keep_key =
