@@ -15,10 +15,10 @@
 
 use std::collections::HashMap;
 
-use super::Storage;
 use super::catalog::TableEntry;
 use super::index::IndexInfo;
 use super::keys::{KeyRange, encode_key_value, table_prefix};
+use super::{Keyspaces, Storage};
 use crate::model::{Item, KeyShape, item_size};
 use crate::{Error, Result};
 
@@ -63,6 +63,14 @@ pub(crate) fn encode_size(bytes: i64) -> [u8; 8] {
     bytes.to_be_bytes()
 }
 
+/// The size stored for the collection under `key` (zero when it has none).
+pub(crate) fn stored_size(ks: &Keyspaces, key: &[u8]) -> Result<i64> {
+    match ks.collections.get(key)? {
+        Some(value) => decode_size(&value),
+        None => Ok(0),
+    }
+}
+
 pub(crate) fn decode_size(value: &[u8]) -> Result<i64> {
     <[u8; 8]>::try_from(value)
         .map(i64::from_be_bytes)
@@ -72,10 +80,7 @@ pub(crate) fn decode_size(value: &[u8]) -> Result<i64> {
 impl Storage {
     /// The stored size of the collection under `key` (zero when it has none).
     pub(crate) fn collection_size(&self, key: &[u8]) -> Result<i64> {
-        match self.ks.collections.get(key)? {
-            Some(value) => decode_size(&value),
-            None => Ok(0),
-        }
+        stored_size(&self.ks, key)
     }
 
     /// Computes every collection size of a database that predates the `collections`

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::Keyspaces;
 use super::catalog::TableEntry;
 use super::codec::{self, COMMIT_CLOCK_OFFSET, RecordParts, STAMP_OFFSET};
-use super::collections::{collection_key, decode_size, encode_size, has_local_index};
+use super::collections::{collection_key, encode_size, has_local_index, stored_size};
 use super::journal::JournalSync;
 use super::keys::{partition_byte, table_change_key};
 use super::log::encode_entry;
@@ -534,11 +534,7 @@ impl CommitPipeline {
                 let position = match collections.iter().position(|(k, _)| k == key) {
                     Some(position) => position,
                     None => {
-                        let stored = match ks.collections.get(key)? {
-                            Some(value) => decode_size(&value)?,
-                            None => 0,
-                        };
-                        collections.push((key.clone(), stored));
+                        collections.push((key.clone(), stored_size(ks, key)?));
                         collections.len() - 1
                     }
                 };
