@@ -465,17 +465,13 @@ pub(crate) struct WireItemCollectionMetrics {
     size_estimate_range_gb: [f64; 2],
 }
 
-/// The metrics of the collection `key` (an item or its key) belongs to, when asked for and
-/// the table has local secondary indexes (DynamoDB returns nothing for other tables).
+/// The metrics of the collection `key` (an item or its key) belongs to, when the table has
+/// local secondary indexes (DynamoDB returns nothing for other tables).
 pub(crate) fn collection_metrics(
     store: &Store,
-    wanted: bool,
     table_name: &str,
     key: &Item,
 ) -> Result<Option<WireItemCollectionMetrics>, ApiError> {
-    if !wanted {
-        return Ok(None);
-    }
     Ok(store
         .item_collection_metrics(table_name, key)?
         .map(|m| WireItemCollectionMetrics {
@@ -496,7 +492,7 @@ pub(crate) fn collection_metrics_by_table<'a>(
     }
     let mut by_table: BTreeMap<String, Vec<WireItemCollectionMetrics>> = BTreeMap::new();
     for (table_name, key) in written {
-        let Some(metrics) = collection_metrics(store, true, table_name, key)? else {
+        let Some(metrics) = collection_metrics(store, table_name, key)? else {
             continue;
         };
         let list = by_table.entry(table_name.to_string()).or_default();

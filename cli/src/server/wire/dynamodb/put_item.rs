@@ -84,7 +84,7 @@ pub(crate) fn put_item(store: &Store, input: PutItemInput) -> Result<PutItemOutp
             true,
         ),
         item_collection_metrics: match &collection_of {
-            Some(key) => collection_metrics(store, true, &table_name, key)?,
+            Some(key) => collection_metrics(store, &table_name, key)?,
             None => None,
         },
     })

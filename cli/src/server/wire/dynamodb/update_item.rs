@@ -95,7 +95,7 @@ pub(crate) fn update_item(
             true,
         ),
         item_collection_metrics: match &collection_of {
-            Some(key) => collection_metrics(store, true, &table_name, key)?,
+            Some(key) => collection_metrics(store, &table_name, key)?,
             None => None,
         },
     })
