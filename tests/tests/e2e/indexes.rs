@@ -439,6 +439,44 @@ async fn a_multi_attribute_global_index_binds_partition_attributes_and_sort_attr
         matches_in(&client, whole, &partition, None).await.0,
         ["m4", "m5", "m2", "m3", "m1"]
     );
+    // A start key must lie inside the query: in its partition, and at the sort values it pins.
+    let start_outside = |league: &str, round: &str| {
+        client
+            .query()
+            .table_name("matches")
+            .index_name("by_place")
+            .key_condition_expression("tournament = :t AND league = :r AND round = :n")
+            .expression_attribute_values(":t", s("winter"))
+            .expression_attribute_values(":r", s("eu"))
+            .expression_attribute_values(":n", n("2"))
+            .exclusive_start_key("p", s("m1"))
+            .exclusive_start_key("tournament", s("winter"))
+            .exclusive_start_key("league", s(league))
+            .exclusive_start_key("round", n(round))
+            .exclusive_start_key("bracket", s("upper"))
+            .send()
+    };
+    for (league, round, message) in [
+        (
+            "us",
+            "2",
+            "The provided starting key is invalid: The provided starting key does not match the query's partition key",
+        ),
+        (
+            "eu",
+            "10",
+            "The provided starting key is outside query boundaries based on provided conditions",
+        ),
+    ] {
+        let refused = start_outside(league, round).await.unwrap_err();
+        assert_eq!(
+            refused.into_service_error().meta().message(),
+            Some(message),
+            "{league} {round}"
+        );
+    }
+    start_outside("eu", "2").await.unwrap();
+
     // PartiQL reads the index too (as a filtered scan of it: the same items, unordered).
     let selected = client
         .execute_statement()
