@@ -1,14 +1,14 @@
 //! ExecuteTransaction: up to 100 statements as one TransactWriteItems (INSERT, UPDATE,
 //! DELETE, and `EXISTS(SELECT ...)` as a condition check) or one TransactGetItems (key reads).
 
-use super::bind::{all_of, item_exists, key_shape, parse_with, projection, split_key};
+use super::bind::{key_shape, parse_with, projection, split_key};
 use super::parser::{Returning, Select, Statement};
-use super::writes::{insert_item, refuse_index, update_actions};
-use super::{INCOMPLETE_KEY, TransactionOutcome, TransactionStatement};
+use super::writes::{DUPLICATE_ITEM, WriteAction, refuse_index, write_action};
+use super::{TransactionOutcome, TransactionStatement};
 use crate::error::CancellationReason;
-use crate::expr::{Cond, Condition, Path, Projection};
+use crate::expr::{Cond, Condition, Projection};
 use crate::model::{AttributeValue, Item};
-use crate::ops::{TransactAction, TransactGetItem, TransactWriteItem, TransactWriteRequest};
+use crate::ops::{TransactGetItem, TransactWriteItem, TransactWriteRequest};
 use crate::{Error, Result, Store};
 
 /// Most statements of one transaction.
@@ -21,64 +21,16 @@ fn transaction_write(
     params: &[AttributeValue],
     return_old: bool,
 ) -> Result<TransactWriteItem> {
-    let (table_name, action, condition) = match statement {
-        Statement::Insert { table, item } => {
-            let shape = key_shape(store, table, None)?;
-            let item = insert_item(item, params)?;
-            (
-                table,
-                TransactAction::Put { item },
-                Some(Cond::NotExists(Path::new(shape.hash.name.clone()))),
-            )
-        }
-        Statement::Update {
-            table,
-            assignments,
-            filter,
-            returning,
-        } => {
-            refuse_returning(*returning)?;
-            let shape = key_shape(store, table, None)?;
-            let (key, mut rest) = split_key(filter, &shape, params, INCOMPLETE_KEY)?;
-            rest.insert(0, item_exists(&shape));
-            let update = Some(update_actions(assignments, params)?);
-            (table, TransactAction::Update { key, update }, all_of(rest))
-        }
-        Statement::Delete {
-            table,
-            filter,
-            returning,
-        } => {
-            refuse_returning(*returning)?;
-            let shape = key_shape(store, table, None)?;
-            let (key, rest) = split_key(filter, &shape, params, INCOMPLETE_KEY)?;
-            (table, TransactAction::Delete { key }, all_of(rest))
-        }
-        Statement::Exists(select) => {
-            refuse_index(
-                select,
-                "Operations on indices are not supported in transactions",
-            )?;
-            let shape = key_shape(store, &select.table, None)?;
-            let message = "EXISTS() must contain a single item read with additional condition";
-            let filter = select
-                .filter
-                .as_ref()
-                .ok_or_else(|| Error::validation(message))?;
-            let (key, mut rest) = split_key(filter, &shape, params, message)?;
-            rest.insert(0, item_exists(&shape));
-            (
-                &select.table,
-                TransactAction::ConditionCheck { key },
-                all_of(rest),
-            )
-        }
-        Statement::Select(_) => {
-            return Err(Error::Internal("a SELECT run as a write".into()));
-        }
-    };
+    if let Statement::Update { returning, .. } | Statement::Delete { returning, .. } = statement {
+        refuse_returning(*returning)?;
+    }
+    let WriteAction {
+        table_name,
+        action,
+        condition,
+    } = write_action(store, statement, params)?;
     Ok(TransactWriteItem {
-        table_name: table_name.clone(),
+        table_name,
         action,
         condition: condition.map(Condition::from_tree),
         return_old_on_condition_failure: return_old,
@@ -199,7 +151,7 @@ pub(super) fn execute_transaction(
                     .map(|(reason, insert)| match reason.code.as_str() {
                         "ConditionalCheckFailed" if *insert => CancellationReason {
                             code: "DuplicateItem".into(),
-                            message: Some("Duplicate primary key exists in table".into()),
+                            message: Some(DUPLICATE_ITEM.into()),
                             item: None,
                         },
                         _ => reason,

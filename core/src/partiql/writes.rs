@@ -13,7 +13,9 @@ use crate::expr::{
     convert_update_operand,
 };
 use crate::model::{AttributeValue, Item};
-use crate::ops::{DeleteItemRequest, PutItemRequest, ReturnValues, UpdateItemRequest};
+use crate::ops::{
+    DeleteItemRequest, PutItemRequest, ReturnValues, TransactAction, UpdateItemRequest,
+};
 use crate::{Error, Result, Store};
 
 /// The SET and REMOVE clauses of an UPDATE as an update expression.
@@ -110,9 +112,85 @@ pub(super) fn return_values(returning: Option<Returning>) -> ReturnValues {
     }
 }
 
+/// DynamoDB's message for an INSERT whose key exists.
+pub(super) const DUPLICATE_ITEM: &str = "Duplicate primary key exists in table";
+
 /// The error of an INSERT whose key exists.
 pub(super) fn duplicate_item() -> Error {
-    Error::DuplicateItem("Duplicate primary key exists in table".into())
+    Error::DuplicateItem(DUPLICATE_ITEM.into())
+}
+
+/// A write statement as the item action it stands for, with its condition: an INSERT is a
+/// put under "the key is new", an UPDATE an update under "the item exists" and the rest of
+/// the WHERE, a DELETE a delete under the rest of the WHERE, and `EXISTS(SELECT ...)` a
+/// condition check under "the item exists" and the rest of its WHERE.
+pub(super) struct WriteAction {
+    pub(super) table_name: String,
+    pub(super) action: TransactAction,
+    pub(super) condition: Option<Cond>,
+}
+
+/// The [`WriteAction`] of an INSERT, UPDATE, DELETE or EXISTS.
+pub(super) fn write_action(
+    store: &Store,
+    statement: &Statement,
+    params: &[AttributeValue],
+) -> Result<WriteAction> {
+    let (table, action, condition) = match statement {
+        Statement::Insert { table, item } => {
+            let shape = key_shape(store, table, None)?;
+            let item = insert_item(item, params)?;
+            (
+                table,
+                TransactAction::Put { item },
+                Some(Cond::NotExists(Path::new(shape.hash.name.clone()))),
+            )
+        }
+        Statement::Update {
+            table,
+            assignments,
+            filter,
+            ..
+        } => {
+            let shape = key_shape(store, table, None)?;
+            let (key, mut rest) = split_key(filter, &shape, params, INCOMPLETE_KEY)?;
+            rest.insert(0, item_exists(&shape));
+            let update = Some(update_actions(assignments, params)?);
+            (table, TransactAction::Update { key, update }, all_of(rest))
+        }
+        Statement::Delete { table, filter, .. } => {
+            let shape = key_shape(store, table, None)?;
+            let (key, rest) = split_key(filter, &shape, params, INCOMPLETE_KEY)?;
+            (table, TransactAction::Delete { key }, all_of(rest))
+        }
+        Statement::Exists(select) => {
+            refuse_index(
+                select,
+                "Operations on indices are not supported in transactions",
+            )?;
+            let shape = key_shape(store, &select.table, None)?;
+            let message = "EXISTS() must contain a single item read with additional condition";
+            let filter = select
+                .filter
+                .as_ref()
+                .ok_or_else(|| Error::validation(message))?;
+            let (key, mut rest) = split_key(filter, &shape, params, message)?;
+            rest.insert(0, item_exists(&shape));
+            (
+                &select.table,
+                TransactAction::ConditionCheck { key },
+                all_of(rest),
+            )
+        }
+        Statement::Select(_) => {
+            return Err(Error::Internal("a SELECT run as a write".into()));
+        }
+    };
+    Ok(WriteAction {
+        table_name: table.clone(),
+        action,
+        condition,
+    })
 }
 
 /// Runs an INSERT, UPDATE or DELETE as the item write it stands for.
@@ -122,72 +200,56 @@ pub(super) fn run_write(
     params: &[AttributeValue],
     return_old_on_condition_failure: bool,
 ) -> Result<StatementOutcome> {
-    let written = match statement {
-        Statement::Insert { table, item } => {
-            let shape = key_shape(store, table, None)?;
-            let item = insert_item(item, params)?;
-            let outcome = store.put_item(PutItemRequest {
-                table_name: table.clone(),
-                item,
-                condition: Some(Condition::from_tree(Cond::NotExists(Path::new(
-                    shape.hash.name.clone(),
-                )))),
-                return_values: ReturnValues::None,
-                return_old_on_condition_failure: false,
-            });
-            match outcome {
-                Err(Error::ConditionalCheckFailed { .. }) => return Err(duplicate_item()),
-                other => (table, other?),
-            }
-        }
-        Statement::Update {
-            table,
-            assignments,
-            filter,
-            returning,
-        } => {
-            let shape = key_shape(store, table, None)?;
-            let (key, mut rest) = split_key(filter, &shape, params, INCOMPLETE_KEY)?;
-            let update = update_actions(assignments, params)?;
-            rest.insert(0, item_exists(&shape));
-            let outcome = store.update_item(UpdateItemRequest {
-                table_name: table.clone(),
-                key,
-                update: Some(update),
-                condition: all_of(rest).map(Condition::from_tree),
-                return_values: return_values(*returning),
-                return_old_on_condition_failure,
-            })?;
-            (table, outcome)
-        }
-        Statement::Delete {
-            table,
-            filter,
-            returning,
-        } => {
-            let shape = key_shape(store, table, None)?;
-            let (key, rest) = split_key(filter, &shape, params, INCOMPLETE_KEY)?;
-            let outcome = store.delete_item(DeleteItemRequest {
-                table_name: table.clone(),
-                key,
-                condition: all_of(rest).map(Condition::from_tree),
-                return_values: return_values(*returning),
-                return_old_on_condition_failure,
-            })?;
-            (table, outcome)
-        }
+    let returning = match statement {
+        Statement::Update { returning, .. } | Statement::Delete { returning, .. } => *returning,
         Statement::Exists(_) => {
             return Err(Error::validation(
                 "EXISTS can only be used in ExecuteTransaction write requests.",
             ));
         }
-        Statement::Select(_) => {
-            return Err(Error::Internal("a SELECT run as a write".into()));
+        _ => None,
+    };
+    let WriteAction {
+        table_name,
+        action,
+        condition,
+    } = write_action(store, statement, params)?;
+    let condition = condition.map(Condition::from_tree);
+    let outcome = match action {
+        TransactAction::Put { item } => {
+            let outcome = store.put_item(PutItemRequest {
+                table_name: table_name.clone(),
+                item,
+                condition,
+                return_values: ReturnValues::None,
+                return_old_on_condition_failure: false,
+            });
+            match outcome {
+                Err(Error::ConditionalCheckFailed { .. }) => return Err(duplicate_item()),
+                other => other?,
+            }
+        }
+        TransactAction::Update { key, update } => store.update_item(UpdateItemRequest {
+            table_name: table_name.clone(),
+            key,
+            update,
+            condition,
+            return_values: return_values(returning),
+            return_old_on_condition_failure,
+        })?,
+        TransactAction::Delete { key } => store.delete_item(DeleteItemRequest {
+            table_name: table_name.clone(),
+            key,
+            condition,
+            return_values: return_values(returning),
+            return_old_on_condition_failure,
+        })?,
+        TransactAction::ConditionCheck { .. } => {
+            return Err(Error::Internal("a condition check run as a write".into()));
         }
     };
-    let (table, outcome) = written;
     Ok(StatementOutcome {
-        table_name: table.clone(),
+        table_name,
         items: outcome.attributes.into_iter().collect(),
         consumed_capacity_units: outcome.consumed_capacity_units,
         index_units: outcome.index_units,
