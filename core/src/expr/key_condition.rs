@@ -316,14 +316,19 @@ fn check_multi_attribute_schema(terms: Vec<Term>, shape: &KeyShape) -> Result<Ke
         }
         by_name.insert(term.name, term.condition);
     }
-    if by_name.values().any(Option::is_none) {
+    // Every term has a key condition from here on.
+    let Some(mut by_name) = by_name
+        .into_iter()
+        .map(|(name, condition)| Some((name, condition?)))
+        .collect::<Option<HashMap<String, SortKeyCondition>>>()
+    else {
         return Err(Error::validation(
             "Attempted conditional constraint is not an indexable operation",
         ));
-    }
+    };
     let mut partition = Vec::with_capacity(shape.partition_len());
     for key in shape.partition_attributes() {
-        match by_name.remove(&key.name).flatten() {
+        match by_name.remove(&key.name) {
             Some(SortKeyCondition::Eq(value)) => partition.push(value),
             Some(_) => {
                 return Err(Error::validation(format!(
@@ -345,7 +350,7 @@ fn check_multi_attribute_schema(terms: Vec<Term>, shape: &KeyShape) -> Result<Ke
         if by_name.is_empty() {
             break;
         }
-        let Some(condition) = by_name.remove(&key.name).flatten() else {
+        let Some(condition) = by_name.remove(&key.name) else {
             return Err(Error::validation(format!(
                 "Query key condition not supported: RANGE key attributes must be given left to right, each with an equality condition except the last one given; {} is missing",
                 key.name
