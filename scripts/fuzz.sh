@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Arbitrary-input tests on the stable toolchain: runs CASES generated inputs (default
-# 1,000,000) through each parser that takes what clients send (request bodies of every
-# synchronous operation, expressions, numbers, shard iterators), from SEED (default random,
+# 1,000,000) through each parser that takes what clients send (requests to every operation
+# of the dispatcher's table, expressions, numbers, shard iterators), from SEED (default random,
 # printed). An input that panics is saved under tests/fuzz/<target>/ (commit it: the e2e test
 # fuzz_regressions replays every saved input) and the script exits 1.
 #

@@ -9,20 +9,30 @@
 //! panic is written under `tests/fuzz/<target>/`, and the e2e test `fuzz_regressions` runs
 //! every such file again on every test run.
 
-use std::collections::HashMap;
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 
+use axum::body::Bytes;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use tidemark_cli::server::dispatch::{run_operation, targets};
+use tidemark_cli::server::{AppState, NodeState};
 use tidemark_core::Store;
 use tidemark_core::model::{AttributeValue, Number};
+use tidemark_replicator::Replicator;
+use tidemark_replicator::peers::ReplicationConfig;
+use tidemark_streams::publish::kafka::Publishers;
+use tidemark_streams::transfer::Transfers;
 
 /// What is fuzzed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// Request bodies of every synchronous operation.
+    /// Requests (`<X-Amz-Target> <body>`) to every operation.
     Request,
     /// Condition, filter, update, projection and key condition expressions.
     Expression,
@@ -85,7 +95,7 @@ impl Target {
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                 "eyJhIjoxfQ==",
             ]),
-            Target::Request => owned(&[
+            Target::Request => with_every_operation(owned(&[
                 r##"DynamoDB_20120810.CreateTable {"TableName":"fz","KeySchema":[{"AttributeName":"p","KeyType":"HASH"},{"AttributeName":"s","KeyType":"RANGE"}],"AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"},{"AttributeName":"s","AttributeType":"N"}],"BillingMode":"PAY_PER_REQUEST","StreamSpecification":{"StreamEnabled":true,"StreamViewType":"NEW_AND_OLD_IMAGES"}}"##,
                 r##"DynamoDB_20120810.PutItem {"TableName":"fz","Item":{"p":{"S":"a"},"s":{"N":"1"},"l":{"L":[{"N":"1"},{"M":{"x":{"SS":["a","b"]}}}]},"b":{"B":"AAE="}},"ConditionExpression":"attribute_not_exists(p) OR #n < :v","ExpressionAttributeNames":{"#n":"n"},"ExpressionAttributeValues":{":v":{"N":"5"}},"ReturnValues":"ALL_OLD"}"##,
                 r##"DynamoDB_20120810.UpdateItem {"TableName":"fz","Key":{"p":{"S":"a"},"s":{"N":"1"}},"UpdateExpression":"SET #n = if_not_exists(#n, :z) + :one, l[1].x = :s REMOVE b","ExpressionAttributeNames":{"#n":"n"},"ExpressionAttributeValues":{":z":{"N":"0"},":one":{"N":"1"},":s":{"NS":["1","2"]}},"ReturnValues":"UPDATED_NEW"}"##,
@@ -102,9 +112,21 @@ impl Target {
                 r##"DynamoDB_20120810.UpdateTimeToLive {"TableName":"fz","TimeToLiveSpecification":{"Enabled":true,"AttributeName":"ttl"}}"##,
                 r##"DynamoDBStreams_20120810.DescribeStream {"StreamArn":"arn:aws:dynamodb:us-east-1:000000000000:table/fz/stream/2026-01-01T00:00:00.000","Limit":10}"##,
                 r##"DynamoDBStreams_20120810.GetRecords {"ShardIterator":"AAAA","Limit":100}"##,
-            ]),
+            ])),
         }
     }
+}
+
+/// `seeds`, plus an empty request to every operation of the node's table that none of them
+/// names, so that random edits reach every operation.
+fn with_every_operation(mut seeds: Vec<String>) -> Vec<String> {
+    for target in targets() {
+        let named = format!("{target} ");
+        if !seeds.iter().any(|seed| seed.starts_with(&named)) {
+            seeds.push(format!("{named}{{}}"));
+        }
+    }
+    seeds
 }
 
 /// An input grown from `seeds` by 1 to 8 random edits, inserting characters of `alphabet`.
@@ -159,20 +181,22 @@ fn mutate(rng: &mut StdRng, seeds: &[String], alphabet: &[char]) -> String {
 /// # Errors
 /// The panic's message.
 pub fn caught(f: impl FnOnce()) -> Result<(), String> {
-    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
-        panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic".into())
-    })
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| panic_message(&*panic))
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// Runs one input through `target`; `Err` with the panic's message if it panicked.
 ///
 /// # Errors
 /// The panic's message.
-pub fn run_one(target: Target, store: &Store, input: &str) -> Result<(), String> {
+pub fn run_one(target: Target, subject: &Subject, input: &str) -> Result<(), String> {
     caught(|| match target {
         Target::Number => {
             let _ = Number::parse(input);
@@ -183,10 +207,13 @@ pub fn run_one(target: Target, store: &Store, input: &str) -> Result<(), String>
         Target::Expression => expression(input),
         Target::Request => {
             let (operation, body) = input.split_once(' ').unwrap_or((input, ""));
-            let _ =
-                tidemark_cli::server::dispatch::run_operation(store, operation, body.as_bytes());
+            let body = Bytes::copy_from_slice(body.as_bytes());
+            let _ = subject
+                .runtime
+                .block_on(run_operation(&subject.node, operation, body));
         }
     })
+    .and_then(|()| subject.pool_panic())
 }
 
 /// Every expression grammar over `text`, with placeholders the seeds use.
@@ -217,28 +244,132 @@ pub fn regressions_dir(target: Target) -> PathBuf {
         .join(target.name())
 }
 
-/// A store in `dir` for the request target (writes acknowledged without fsync).
+/// What the targets run on: for the request target, a node's services around a store (no
+/// Kafka, no peers, no export root, so no request leaves the process or writes outside the
+/// store's folder) and a runtime to run its operations on.
+#[derive(Debug)]
+pub struct Subject {
+    node: AppState,
+    runtime: tokio::runtime::Runtime,
+    /// The name of the runtime's threads, its blocking pool's included.
+    threads: String,
+}
+
+/// Panics on the threads of each subject's runtime, by thread name: tokio turns a panic on
+/// its blocking pool, where operations run, into an error answer, which the request target
+/// must still report.
+static POOL_PANICS: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
+
+impl Subject {
+    /// The first panic on this subject's blocking pool since the last call.
+    fn pool_panic(&self) -> Result<(), String> {
+        let mut watched = POOL_PANICS.lock().unwrap_or_else(PoisonError::into_inner);
+        let panics = watched.get_mut(&self.threads).map(std::mem::take);
+        match panics.unwrap_or_default().into_iter().next() {
+            Some(message) => Err(message),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        let mut watched = POOL_PANICS.lock().unwrap_or_else(PoisonError::into_inner);
+        watched.remove(&self.threads);
+    }
+}
+
+/// Records panics on threads named in [`POOL_PANICS`], and hands the others to the hook that
+/// was set before (so a caller's own hook must be set before the first subject).
+fn watch_pool_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let mut watched = POOL_PANICS.lock().unwrap_or_else(PoisonError::into_inner);
+            match std::thread::current()
+                .name()
+                .and_then(|name| watched.get_mut(name))
+            {
+                Some(panics) => panics.push(panic_message(info.payload())),
+                None => {
+                    drop(watched);
+                    previous(info);
+                }
+            }
+        }));
+    });
+}
+
+/// A subject whose store is in `dir` (writes acknowledged without fsync).
 ///
 /// # Panics
-/// When the store cannot be opened.
-pub fn store(dir: &Path) -> Store {
+/// When the store cannot be opened or the runtime not started.
+pub fn subject(dir: &Path) -> Subject {
     let mut config = tidemark_core::StoreConfig::new(dir);
     config.durability = tidemark_core::Durability::Buffer;
-    Store::open(config).expect("open the fuzzing store")
+    let store = Arc::new(Store::open(config).expect("open the fuzzing store"));
+    let replication = ReplicationConfig {
+        region: store.config().region.clone(),
+        ..ReplicationConfig::default()
+    };
+    let node = AppState::new(NodeState {
+        store: store.clone(),
+        publishers: Arc::new(Publishers::new(store.clone(), None)),
+        topics: Arc::default(),
+        replicator: Replicator::new(store.clone(), replication),
+        transfers: Transfers::new(store, None),
+        credentials: None,
+        activity: Arc::default(),
+    });
+    static SUBJECTS: AtomicU64 = AtomicU64::new(0);
+    let threads = format!("fuzz-request-{}", SUBJECTS.fetch_add(1, Ordering::Relaxed));
+    watch_pool_panics();
+    POOL_PANICS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(threads.clone(), Vec::new());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name(&threads)
+        .build()
+        .expect("start the fuzzing runtime");
+    Subject {
+        node,
+        runtime,
+        threads,
+    }
 }
 
 /// Runs `cases` generated inputs through `target` from `seed`; returns the inputs that
 /// panicked, each with its message.
-pub fn run(target: Target, store: &Store, cases: u64, seed: u64) -> Vec<(String, String)> {
+pub fn run(target: Target, subject: &Subject, cases: u64, seed: u64) -> Vec<(String, String)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let seeds = target.seeds();
     let alphabet: Vec<char> = seeds.iter().flat_map(|s| s.chars()).collect();
     let mut failures = Vec::new();
     for _ in 0..cases {
         let input = mutate(&mut rng, &seeds, &alphabet);
-        if let Err(message) = run_one(target, store, &input) {
+        if let Err(message) = run_one(target, subject, &input) {
             failures.push((input, message));
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_on_the_subjects_blocking_pool_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let subject = subject(dir.path());
+        let joined = subject
+            .runtime
+            .block_on(async { tokio::task::spawn_blocking(|| panic!("on the pool")).await });
+        assert!(joined.is_err());
+        assert_eq!(subject.pool_panic(), Err("on the pool".to_string()));
+        assert_eq!(subject.pool_panic(), Ok(()));
+    }
 }

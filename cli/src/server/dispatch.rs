@@ -1,7 +1,7 @@
-//! The single `POST /` handler: picks the operation named by `X-Amz-Target` (DynamoDB's or
-//! DynamoDB Streams'), decodes the body,
-//! runs the operation, and frames the answer with `x-amzn-RequestId`, `x-amz-crc32` (of the
-//! exact body bytes) and the JSON 1.0 content type.
+//! The single `POST /` handler: looks up the operation named by `X-Amz-Target` (DynamoDB's or
+//! DynamoDB Streams') in the one operation table (`wire::OPERATIONS`), runs its handler where
+//! its [`Execution`] says, records its metrics, and frames the answer with
+//! `x-amzn-RequestId`, `x-amz-crc32` (of the exact body bytes) and the JSON 1.0 content type.
 //!
 //! Where operations run. Point reads run on the async worker that received them: they only
 //! look up fjall's memtables and block cache (a miss reads one block from the page cache or
@@ -12,7 +12,10 @@
 //! worker (`Store::deferring_durability`, `Store::wait_durable`). Table
 //! operations always go to the blocking pool (DeleteTable removes every item). PartiQL
 //! operations, which read or write as their statements say, run like writes on the worker
-//! under Query's read budget, and on the blocking pool when a SELECT outgrows it.
+//! under Query's read budget, and on the blocking pool when a SELECT outgrows it. Operations
+//! that await the node's other services (global tables' peers, publishers, export jobs; and
+//! UpdateTable, DeleteTable and UpdateTimeToLive, which a global table's replicas follow) run
+//! as the request's task on the worker and hand their store work to the blocking pool.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,10 +27,8 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::error::ApiError;
-use super::wire::{Execution, Operation, dynamodb, streams};
+use super::wire::{self, Call, Execution, Handler, Operation};
 
-const TARGET_PREFIX: &str = "DynamoDB_20120810.";
-const STREAMS_TARGET_PREFIX: &str = "DynamoDBStreams_20120810.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
 /// `GET /`: answers `healthy: <host>` while the node is up, as DynamoDB does.
@@ -64,78 +65,32 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let operation_name = target.strip_prefix(TARGET_PREFIX);
-    let operation = synchronous_operation(target);
-    let global = match operation_name {
-        Some(name) if operation.is_none() => dynamodb::global_tables::operation(name)
-            .or_else(|| dynamodb::transfers::operation(name))
-            .or_else(|| dynamodb::kinesis_destinations::operation(name)),
-        _ => None,
-    };
-    let known =
-        operation.is_some() || global.is_some() || operation_name == Some("DescribeEndpoints");
+    let operation = wire::operation(target);
     // Bounded label values: a known operation's name, else "unknown".
-    let label = match known {
-        true => target.rsplit('.').next().unwrap_or_default().to_string(),
-        false => "unknown".to_string(),
-    };
+    let label = operation.map_or("unknown", |o| o.name);
     let span = tracing::info_span!("request", id = %request_id, operation = %label);
-    let is_write = matches!(operation, Some((_, Execution::Write)));
+    let is_write = operation.is_some_and(|o| o.execution == Execution::Write);
+    let call = Call {
+        node: &state,
+        body: &body,
+        host: host(&headers),
+    };
     let started = std::time::Instant::now();
     let outcome = async {
-        match (operation, global) {
-            // Operations that involve other regions await their peers.
-            (None, Some(op)) => op(state.clone(), body).await,
-            // Endpoint discovery is about this HTTP endpoint, not the store: the node is its own
-            // (and only) endpoint, under the address the client used.
-            (None, None) if operation_name == Some("DescribeEndpoints") => {
-                dynamodb::describe_endpoints(host(&headers))
-            }
-            (None, None) => Err(ApiError::unknown_operation()),
-            (Some((op, Execution::Read)), _) => op(&state.store, &body),
-            // Writes commit on this worker and wait for the group commit without holding it.
-            (Some((op, Execution::Write)), _) => {
-                let store = &state.store;
-                let (outcome, pending) = store.deferring_durability(|| op(store, &body));
-                match store.wait_durable(pending).await {
-                    Ok(()) => outcome,
-                    Err(e) => Err(ApiError::from(e)),
-                }
-            }
-            (Some((op, Execution::Statement)), _) => {
-                let store = &state.store;
-                let tried = store.within_read_budget(INLINE_READ_BYTES, || {
-                    store.deferring_durability(|| op(store, &body))
-                });
-                match tried {
-                    Some((outcome, pending)) => match store.wait_durable(pending).await {
-                        Ok(()) => outcome,
-                        Err(e) => Err(ApiError::from(e)),
-                    },
-                    None => off_worker(&state, op, body).await,
-                }
-            }
-            (Some((op, Execution::Budgeted)), _) => {
-                let store = &state.store;
-                match store.within_read_budget(INLINE_READ_BYTES, || op(store, &body)) {
-                    Some(outcome) => outcome,
-                    None => off_worker(&state, op, body).await,
-                }
-            }
-            (Some((op, Execution::Walk | Execution::Admin)), _) => {
-                off_worker(&state, op, body).await
-            }
+        match operation {
+            Some(operation) => execute(operation, call).await,
+            None => Err(ApiError::unknown_operation()),
         }
     }
     .instrument(span)
     .await;
     let elapsed = started.elapsed();
     state.activity.record(is_write.then_some(elapsed));
-    metrics::histogram!("tidemark_request_duration_seconds", "operation" => label.clone())
+    metrics::histogram!("tidemark_request_duration_seconds", "operation" => label)
         .record(elapsed.as_secs_f64());
     if let Err(error) = &outcome {
         let name = error.type_name.rsplit('#').next().unwrap_or_default();
-        metrics::counter!("tidemark_request_errors_total", "operation" => label.clone(), "error" => name.to_string())
+        metrics::counter!("tidemark_request_errors_total", "operation" => label, "error" => name.to_string())
             .increment(1);
     }
     metrics::counter!("tidemark_requests_total", "operation" => label).increment(1);
@@ -151,11 +106,55 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
     frame(status, body, &request_id)
 }
 
-/// Runs `op` on the blocking pool, in the request's span.
-async fn off_worker(state: &AppState, op: Operation, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let store = state.store.clone();
+/// Runs `operation`'s handler on `call` where its [`Execution`] says.
+async fn execute(operation: &Operation, call: Call<'_>) -> Result<Vec<u8>, ApiError> {
+    let (handler, store) = (operation.handler, &call.node.store);
+    match operation.execution {
+        // Point reads, and operations that await other services, on this worker.
+        Execution::Read | Execution::Async => handler(call).await,
+        // Writes commit on this worker and wait for the group commit without holding it.
+        Execution::Write => {
+            let (outcome, pending) = store.deferring_durability(|| handler(call).at_once());
+            match store.wait_durable(pending).await {
+                Ok(()) => outcome,
+                Err(e) => Err(ApiError::from(e)),
+            }
+        }
+        Execution::Statement => {
+            let tried = store.within_read_budget(INLINE_READ_BYTES, || {
+                store.deferring_durability(|| handler(call).at_once())
+            });
+            match tried {
+                Some((outcome, pending)) => match store.wait_durable(pending).await {
+                    Ok(()) => outcome,
+                    Err(e) => Err(ApiError::from(e)),
+                },
+                None => off_worker(handler, call).await,
+            }
+        }
+        Execution::Budgeted => {
+            match store.within_read_budget(INLINE_READ_BYTES, || handler(call).at_once()) {
+                Some(outcome) => outcome,
+                None => off_worker(handler, call).await,
+            }
+        }
+        Execution::Walk | Execution::Admin => off_worker(handler, call).await,
+    }
+}
+
+/// Runs `handler` on the blocking pool, in the request's span.
+async fn off_worker(handler: Handler, call: Call<'_>) -> Result<Vec<u8>, ApiError> {
+    let (node, body, host) = (call.node.clone(), call.body.clone(), call.host.to_string());
     let span = tracing::Span::current();
-    match tokio::task::spawn_blocking(move || span.in_scope(|| op(&store, &body))).await {
+    let run = move || {
+        let call = Call {
+            node: &node,
+            body: &body,
+            host: &host,
+        };
+        span.in_scope(|| handler(call).at_once())
+    };
+    match tokio::task::spawn_blocking(run).await {
         Ok(outcome) => outcome,
         Err(e) => Err(ApiError::internal(format!("operation failed: {e}"))),
     }
@@ -165,27 +164,26 @@ async fn off_worker(state: &AppState, op: Operation, body: Bytes) -> Result<Vec<
 /// pool: a few dozen items of 1 KB, well under a millisecond of work.
 const INLINE_READ_BYTES: usize = 64 * 1024;
 
-/// Runs the synchronous operation named by the `X-Amz-Target` value `target` on `store` with
-/// `body`, as `POST /` does, without HTTP: `None` when the target names no such operation
-/// (the global-table and transfer operations, which need the node, are not run here). The
-/// fuzzer's way into request decoding.
-pub fn run_operation(
-    store: &tidemark_core::Store,
+/// Runs the operation named by the `X-Amz-Target` value `target` on `node` with `body`, as
+/// `POST /` does (the same table, handler and thread), without HTTP, metrics or spans: `None`
+/// when the target names no operation. The fuzzer's way into request decoding.
+pub async fn run_operation(
+    node: &AppState,
     target: &str,
-    body: &[u8],
+    body: Bytes,
 ) -> Option<Result<Vec<u8>, ApiError>> {
-    synchronous_operation(target).map(|(op, _)| op(store, body))
+    let operation = wire::operation(target)?;
+    let call = Call {
+        node,
+        body: &body,
+        host: "localhost",
+    };
+    Some(execute(operation, call).await)
 }
 
-/// The DynamoDB or DynamoDB Streams operation an `X-Amz-Target` value names, among those that
-/// run on the store alone.
-fn synchronous_operation(target: &str) -> Option<(Operation, Execution)> {
-    match target.strip_prefix(STREAMS_TARGET_PREFIX) {
-        Some(name) => streams::operation(name),
-        None => target
-            .strip_prefix(TARGET_PREFIX)
-            .and_then(dynamodb::operation),
-    }
+/// Every `X-Amz-Target` value the node serves, from the operation table.
+pub fn targets() -> impl Iterator<Item = String> {
+    wire::OPERATIONS.iter().map(Operation::target)
 }
 
 /// The answer to a request refused before it ran.

@@ -1,9 +1,9 @@
 //! The node's HTTP API: DynamoDB's JSON 1.0 protocol on `POST /`, a health answer on `GET /`.
 //!
-//! - [`dispatch`]: reads `X-Amz-Target`, runs the operation off the async reactor, and frames
-//!   the answer (request id, CRC32, content type);
-//! - `wire`: one file per operation with its input/output types and their conversion to and
-//!   from core's typed requests;
+//! - [`dispatch`]: looks `X-Amz-Target` up in the operation table, runs the operation where
+//!   its entry says, and frames the answer (request id, CRC32, content type);
+//! - `wire`: the operation table, and one file per operation with its input/output types and
+//!   their conversion to and from core's typed requests;
 //! - [`error`]: the single mapping from failures to DynamoDB exceptions;
 //! - [`admin`]: operator endpoints outside DynamoDB's API;
 //! - [`peer`]: the endpoints other regions' nodes call, and the replication views;

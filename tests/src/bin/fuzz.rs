@@ -4,7 +4,7 @@
 //! `tests/fuzz/<target>/`, where the e2e test `fuzz_regressions` replays it; the run then
 //! exits 1.
 
-use tidemark_tests::fuzz::{Target, regressions_dir, run, store};
+use tidemark_tests::fuzz::{Target, regressions_dir, run, subject};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -26,14 +26,15 @@ fn main() {
         .get(3)
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(rand::random);
-    // Panics are caught and reported per input; the default hook would print each one.
+    // Panics are caught and reported per input; the default hook would print each one. It is
+    // set before the subject, whose own hook hands it the panics it does not record.
     std::panic::set_hook(Box::new(|_| {}));
     let dir = tempfile::tempdir().expect("temporary folder");
-    let store = store(dir.path());
+    let subject = subject(dir.path());
     let mut failed = false;
     for target in targets {
         let started = std::time::Instant::now();
-        let failures = run(target, &store, cases, seed);
+        let failures = run(target, &subject, cases, seed);
         println!(
             "{}: {cases} cases from seed {seed} in {:.1} s, {} panics",
             target.name(),

@@ -1,18 +1,43 @@
 //! Wire types: what travels over HTTP, one file per operation, and their conversion to and
-//! from core's typed requests and outcomes; the operation tables map each `X-Amz-Target`
-//! name to an [`Operation`] and the [`Execution`] that says where it runs.
+//! from core's typed requests and outcomes. [`OPERATIONS`] is the one table of every
+//! DynamoDB and DynamoDB Streams operation: its name, the [`Execution`] that says where it
+//! runs, and its [`Handler`], all of one signature.
 
 pub(crate) mod dynamodb;
 pub(crate) mod streams;
 
+use std::collections::HashMap;
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::task::{Context, Poll};
+
+use axum::body::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidemark_core::Store;
 
+use super::AppState;
 use super::error::ApiError;
 
-/// An operation: decode its input, run it against the store, encode its output.
-pub(crate) type Operation = fn(&Store, &[u8]) -> Result<Vec<u8>, ApiError>;
+/// The API an `X-Amz-Target` names, by its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Api {
+    /// `DynamoDB_20120810.<Op>`.
+    DynamoDb,
+    /// `DynamoDBStreams_20120810.<Op>`, served on the node's port next to DynamoDB's.
+    Streams,
+}
+
+impl Api {
+    /// What precedes an operation's name in its `X-Amz-Target`.
+    pub(crate) fn target_prefix(self) -> &'static str {
+        match self {
+            Api::DynamoDb => "DynamoDB_20120810.",
+            Api::Streams => "DynamoDBStreams_20120810.",
+        }
+    }
+}
 
 /// What kind of work an operation does, which decides where it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,10 +58,262 @@ pub(crate) enum Execution {
     /// it runs again on the blocking pool (only Query and Scan pages charge the budget, and
     /// a request that reads them writes nothing, so running it again repeats no write).
     Statement,
+    /// Operations that await the node's other services (peers, publishers, export jobs):
+    /// the request's own task on the async worker, which hands its store work to the
+    /// blocking pool itself.
+    Async,
 }
 
-/// Decodes `I`, runs `f`, encodes its output.
-pub(crate) fn run<I, O>(
+/// What a handler is given: the node's services, the request body, and the host the client
+/// addressed (DescribeEndpoints answers with it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call<'a> {
+    /// The store and the node's services.
+    pub(crate) node: &'a AppState,
+    /// The request body.
+    pub(crate) body: &'a Bytes,
+    /// The request's `Host`.
+    pub(crate) host: &'a str,
+}
+
+/// An operation's handler: decodes its input from the body, runs it, encodes its output.
+pub(crate) type Handler = for<'a> fn(Call<'a>) -> Answer<'a>;
+
+/// What a handler answers: ready at once when it ran on the store alone (every execution
+/// but [`Execution::Async`] needs that, because durability deferral and the read budget
+/// are scoped to the thread), else a future to await.
+pub(crate) enum Answer<'a> {
+    /// The outcome, computed when the handler was called.
+    Now(Ready<Result<Vec<u8>, ApiError>>),
+    /// Work that awaits.
+    Later(Pin<Box<dyn Future<Output = Result<Vec<u8>, ApiError>> + Send + 'a>>),
+}
+
+impl<'a> Answer<'a> {
+    /// An answer that awaits `work`.
+    pub(crate) fn later(
+        work: impl Future<Output = Result<Vec<u8>, ApiError>> + Send + 'a,
+    ) -> Answer<'a> {
+        Answer::Later(Box::pin(work))
+    }
+
+    /// The outcome of an answer that must be ready at once.
+    pub(crate) fn at_once(self) -> Result<Vec<u8>, ApiError> {
+        match self {
+            Answer::Now(outcome) => outcome.into_inner(),
+            Answer::Later(_) => Err(ApiError::internal(
+                "an operation that runs at once answered with work to await",
+            )),
+        }
+    }
+}
+
+impl Future for Answer<'_> {
+    type Output = Result<Vec<u8>, ApiError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Answer::Now(outcome) => Pin::new(outcome).poll(cx),
+            Answer::Later(work) => work.as_mut().poll(cx),
+        }
+    }
+}
+
+/// One operation: the API and name its `X-Amz-Target` gives, where it runs, its handler.
+#[derive(Debug)]
+pub(crate) struct Operation {
+    /// The API it belongs to.
+    pub(crate) api: Api,
+    /// Its name, as in the target and in metrics and spans.
+    pub(crate) name: &'static str,
+    /// Where it runs.
+    pub(crate) execution: Execution,
+    /// What runs.
+    pub(crate) handler: Handler,
+}
+
+impl Operation {
+    const fn dynamodb(name: &'static str, execution: Execution, handler: Handler) -> Self {
+        Operation {
+            api: Api::DynamoDb,
+            name,
+            execution,
+            handler,
+        }
+    }
+
+    const fn streams(name: &'static str, execution: Execution, handler: Handler) -> Self {
+        Operation {
+            api: Api::Streams,
+            name,
+            execution,
+            handler,
+        }
+    }
+
+    /// Its `X-Amz-Target` value.
+    pub(crate) fn target(&self) -> String {
+        format!("{}{}", self.api.target_prefix(), self.name)
+    }
+}
+
+/// Every operation the node serves.
+pub(crate) static OPERATIONS: &[Operation] = {
+    use Execution::{Admin, Async, Budgeted, Read, Statement, Walk, Write};
+    use dynamodb::*;
+    use streams::*;
+    &[
+        Operation::dynamodb("PutItem", Write, |c| run(c, put_item::put_item)),
+        Operation::dynamodb("GetItem", Read, |c| run(c, get_item::get_item)),
+        Operation::dynamodb("UpdateItem", Write, |c| run(c, update_item::update_item)),
+        Operation::dynamodb("DeleteItem", Write, |c| run(c, delete_item::delete_item)),
+        Operation::dynamodb("BatchWriteItem", Write, |c| {
+            run(c, batch_write_item::batch_write_item)
+        }),
+        Operation::dynamodb("BatchGetItem", Walk, |c| {
+            run(c, batch_get_item::batch_get_item)
+        }),
+        Operation::dynamodb("TransactWriteItems", Write, |c| {
+            run(c, transact_write_items::transact_write_items)
+        }),
+        Operation::dynamodb("TransactGetItems", Read, |c| {
+            run(c, transact_get_items::transact_get_items)
+        }),
+        Operation::dynamodb("Query", Budgeted, |c| run(c, query::query)),
+        Operation::dynamodb("Scan", Walk, |c| run(c, scan::scan)),
+        Operation::dynamodb("ExecuteStatement", Statement, |c| {
+            run(c, execute_statement::execute_statement)
+        }),
+        Operation::dynamodb("ExecuteTransaction", Statement, |c| {
+            run(c, execute_transaction::execute_transaction)
+        }),
+        Operation::dynamodb("BatchExecuteStatement", Statement, |c| {
+            run(c, batch_execute_statement::batch_execute_statement)
+        }),
+        Operation::dynamodb("CreateTable", Admin, |c| run(c, create_table::create_table)),
+        Operation::dynamodb("DescribeTable", Read, |c| {
+            run(c, describe_table::describe_table)
+        }),
+        Operation::dynamodb("ListTables", Read, |c| run(c, list_tables::list_tables)),
+        // A global table's replicas follow these three, so they await the replicator.
+        Operation::dynamodb("UpdateTable", Async, |c| {
+            Answer::later(update_table::update_table(c.node, c.body))
+        }),
+        Operation::dynamodb("DeleteTable", Async, |c| {
+            Answer::later(delete_table::delete_table(c.node, c.body))
+        }),
+        Operation::dynamodb("UpdateTimeToLive", Async, |c| {
+            Answer::later(update_time_to_live::update_time_to_live(c.node, c.body))
+        }),
+        Operation::dynamodb("DescribeTimeToLive", Read, |c| {
+            run(c, describe_time_to_live::describe_time_to_live)
+        }),
+        Operation::dynamodb("TagResource", Admin, |c| run_empty(c, tags::tag_resource)),
+        Operation::dynamodb("UntagResource", Admin, |c| {
+            run_empty(c, tags::untag_resource)
+        }),
+        Operation::dynamodb("ListTagsOfResource", Read, |c| {
+            run(c, tags::list_tags_of_resource)
+        }),
+        Operation::dynamodb("DescribeLimits", Read, |c| {
+            run(c, describe_limits::describe_limits)
+        }),
+        // About this HTTP endpoint, not the store: the node is its own (and only) endpoint,
+        // under the address the client used.
+        Operation::dynamodb("DescribeEndpoints", Read, |c| {
+            Answer::Now(ready(describe_endpoints::describe_endpoints(c.host)))
+        }),
+        Operation::dynamodb("DescribeContinuousBackups", Read, |c| {
+            run(c, backups::describe_continuous_backups)
+        }),
+        Operation::dynamodb("UpdateContinuousBackups", Admin, |c| {
+            run(c, backups::update_continuous_backups)
+        }),
+        Operation::dynamodb("RestoreTableToPointInTime", Admin, |c| {
+            run(c, backups::restore_table_to_point_in_time)
+        }),
+        Operation::dynamodb("RestoreTableFromBackup", Admin, |c| {
+            run(c, backups::restore_table_from_backup)
+        }),
+        Operation::dynamodb("CreateBackup", Admin, |c| run(c, backups::create_backup)),
+        Operation::dynamodb("DescribeBackup", Read, |c| run(c, backups::describe_backup)),
+        Operation::dynamodb("DeleteBackup", Admin, |c| run(c, backups::delete_backup)),
+        Operation::dynamodb("ListBackups", Read, |c| run(c, backups::list_backups)),
+        Operation::dynamodb("CreateGlobalTable", Async, |c| {
+            Answer::later(global_tables::create_global_table(c.node, c.body))
+        }),
+        Operation::dynamodb("UpdateGlobalTable", Async, |c| {
+            Answer::later(global_tables::update_global_table(c.node, c.body))
+        }),
+        Operation::dynamodb("DescribeGlobalTable", Async, |c| {
+            Answer::later(global_tables::describe_global_table(c.node, c.body))
+        }),
+        Operation::dynamodb("ListGlobalTables", Async, |c| {
+            Answer::later(global_tables::list_global_tables(c.node, c.body))
+        }),
+        Operation::dynamodb("ExportTableToPointInTime", Async, |c| {
+            Answer::later(transfers::on_pool(c.node, c.body, transfers::export_table))
+        }),
+        Operation::dynamodb("DescribeExport", Async, |c| {
+            Answer::later(transfers::on_pool(
+                c.node,
+                c.body,
+                transfers::describe_export,
+            ))
+        }),
+        Operation::dynamodb("ListExports", Async, |c| {
+            Answer::later(transfers::on_pool(c.node, c.body, transfers::list_exports))
+        }),
+        Operation::dynamodb("ImportTable", Async, |c| {
+            Answer::later(transfers::on_pool(c.node, c.body, transfers::import_table))
+        }),
+        Operation::dynamodb("DescribeImport", Async, |c| {
+            Answer::later(transfers::on_pool(
+                c.node,
+                c.body,
+                transfers::describe_import,
+            ))
+        }),
+        Operation::dynamodb("ListImports", Async, |c| {
+            Answer::later(transfers::on_pool(c.node, c.body, transfers::list_imports))
+        }),
+        Operation::dynamodb("EnableKinesisStreamingDestination", Async, |c| {
+            Answer::later(kinesis_destinations::enable(c.node, c.body))
+        }),
+        Operation::dynamodb("DisableKinesisStreamingDestination", Async, |c| {
+            Answer::later(kinesis_destinations::disable(c.node, c.body))
+        }),
+        Operation::dynamodb("UpdateKinesisStreamingDestination", Async, |c| {
+            Answer::later(kinesis_destinations::update(c.node, c.body))
+        }),
+        Operation::dynamodb("DescribeKinesisStreamingDestination", Async, |c| {
+            Answer::later(kinesis_destinations::describe(c.node, c.body))
+        }),
+        Operation::streams("ListStreams", Read, |c| run(c, list_streams::list_streams)),
+        Operation::streams("DescribeStream", Read, |c| {
+            run(c, describe_stream::describe_stream)
+        }),
+        Operation::streams("GetShardIterator", Read, |c| {
+            run(c, get_shard_iterator::get_shard_iterator)
+        }),
+        Operation::streams("GetRecords", Walk, |c| run(c, get_records::get_records)),
+    ]
+};
+
+/// [`OPERATIONS`] by API and name.
+static BY_NAME: LazyLock<HashMap<(Api, &'static str), &'static Operation>> =
+    LazyLock::new(|| OPERATIONS.iter().map(|o| ((o.api, o.name), o)).collect());
+
+/// The operation an `X-Amz-Target` value names.
+pub(crate) fn operation(target: &str) -> Option<&'static Operation> {
+    [Api::DynamoDb, Api::Streams].into_iter().find_map(|api| {
+        let name = target.strip_prefix(api.target_prefix())?;
+        BY_NAME.get(&(api, name)).copied()
+    })
+}
+
+/// Decodes `I`, runs `f` on the store, encodes its output.
+pub(crate) fn run_on_store<I, O>(
     store: &Store,
     body: &[u8],
     f: fn(&Store, I) -> Result<O, ApiError>,
@@ -50,16 +327,68 @@ where
     serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// Decodes `I`, runs `f`, answers with an empty body (TagResource and UntagResource do).
-pub(crate) fn run_empty<I>(
-    store: &Store,
-    body: &[u8],
-    f: fn(&Store, I) -> Result<(), ApiError>,
-) -> Result<Vec<u8>, ApiError>
+/// The handler of an operation on the store alone: [`run_on_store`], done when called.
+fn run<I, O>(call: Call<'_>, f: fn(&Store, I) -> Result<O, ApiError>) -> Answer<'static>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+{
+    Answer::Now(ready(run_on_store(&call.node.store, call.body, f)))
+}
+
+/// Like [`run`], answering with an empty body (TagResource and UntagResource do).
+fn run_empty<I>(call: Call<'_>, f: fn(&Store, I) -> Result<(), ApiError>) -> Answer<'static>
 where
     I: DeserializeOwned,
 {
-    let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
-    f(store, input)?;
-    Ok(Vec::new())
+    let outcome = serde_json::from_slice(call.body)
+        .map_err(|e| ApiError::from_json(&e))
+        .and_then(|input: I| f(&call.node.store, input))
+        .map(|()| Vec::new());
+    Answer::Now(ready(outcome))
+}
+
+/// Runs [`run_on_store`] on the blocking pool, for handlers that also await something else.
+pub(crate) async fn on_blocking_pool<I, O>(
+    node: &AppState,
+    body: &Bytes,
+    f: fn(&Store, I) -> Result<O, ApiError>,
+) -> Result<Vec<u8>, ApiError>
+where
+    I: DeserializeOwned + 'static,
+    O: Serialize + 'static,
+{
+    let (store, body) = (node.store.clone(), body.clone());
+    tokio::task::spawn_blocking(move || run_on_store(&store, &body, f))
+        .await
+        .map_err(|e| ApiError::internal(format!("operation failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_is_found_by_its_target_and_only_by_it() {
+        for op in OPERATIONS {
+            let found = operation(&op.target()).map(|o| (o.api, o.name));
+            assert_eq!(found, Some((op.api, op.name)), "{}", op.target());
+        }
+        assert_eq!(
+            BY_NAME.len(),
+            OPERATIONS.len(),
+            "an operation is listed twice"
+        );
+        for unknown in [
+            "",
+            "PutItem",
+            "DynamoDB_20120810.",
+            "DynamoDB_20120810.GetRecords",
+            "DynamoDBStreams_20120810.PutItem",
+            "DynamoDBStreams_20120810.DescribeEndpoints",
+            "DynamoDB_20120810.putitem",
+        ] {
+            assert!(operation(unknown).is_none(), "{unknown}");
+        }
+    }
 }

@@ -1,11 +1,8 @@
-//! The operations that involve other regions, which run as async tasks because they talk to
-//! peers: UpdateTable with `ReplicaUpdates` (global tables 2019.11.21); UpdateTable,
-//! UpdateTimeToLive and DeleteTable of a global table (the other replicas follow); and the
-//! legacy calls of version 2017.11.29 (CreateGlobalTable, UpdateGlobalTable,
-//! DescribeGlobalTable, ListGlobalTables).
-
-use std::future::Future;
-use std::pin::Pin;
+//! Global tables on the wire: UpdateTable's `ReplicaUpdates` (version 2019.11.21), the
+//! settings a global table's other replicas follow after UpdateTable or UpdateTimeToLive, and
+//! the legacy calls of version 2017.11.29 (CreateGlobalTable, UpdateGlobalTable,
+//! DescribeGlobalTable, ListGlobalTables). All of them await the replicator, which talks to
+//! peers, so they run as the request's async task.
 
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
@@ -15,36 +12,8 @@ use tidemark_replicator::membership::{GlobalTable, LEGACY_VERSION, ReplicaStatus
 
 use super::common::required;
 use super::table_description::WireTableDescription;
-use super::{delete_table, update_table, update_time_to_live};
 use crate::server::AppState;
 use crate::server::error::ApiError;
-use crate::server::wire::{Operation, run};
-
-/// An operation that runs as an async task.
-pub(crate) type AsyncOperation =
-    fn(AppState, Bytes) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ApiError>> + Send>>;
-
-/// The async operation named `name`, if it is one.
-pub(crate) fn operation(name: &str) -> Option<AsyncOperation> {
-    Some(match name {
-        "UpdateTable" => |s, b| Box::pin(update_table(s, b)),
-        "UpdateTimeToLive" => |s, b| Box::pin(update_time_to_live(s, b)),
-        "DeleteTable" => |s, b| Box::pin(delete_table(s, b)),
-        "CreateGlobalTable" => |s, b| Box::pin(create_global_table(s, b)),
-        "UpdateGlobalTable" => |s, b| Box::pin(update_global_table(s, b)),
-        "DescribeGlobalTable" => |s, b| Box::pin(describe_global_table(s, b)),
-        "ListGlobalTables" => |s, b| Box::pin(list_global_tables(s, b)),
-        _ => return None,
-    })
-}
-
-/// Runs a blocking operation on the blocking pool.
-async fn blocking(state: &AppState, body: Bytes, op: Operation) -> Result<Vec<u8>, ApiError> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || op(&store, &body))
-        .await
-        .map_err(|e| ApiError::internal(format!("operation failed: {e}")))?
-}
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))
@@ -54,9 +23,10 @@ fn encode<T: Serialize>(output: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(output).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-fn table_name(body: &[u8], member: &str) -> Option<String> {
+/// The `TableName` of a request, when it has one (before the operation checks the request).
+pub(crate) fn table_name(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
-    value.get(member)?.as_str().map(String::from)
+    value.get("TableName")?.as_str().map(String::from)
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,22 +79,9 @@ struct UpdateTableOutput {
     table_description: WireTableDescription,
 }
 
-/// UpdateTable: `ReplicaUpdates` go to the replicator; anything else is the table's own
-/// change, which the other replicas then follow when it is a shared setting.
-async fn update_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let value: Value = parse(&body)?;
-    if value.get("ReplicaUpdates").is_none() {
-        let table = value
-            .get("TableName")
-            .and_then(Value::as_str)
-            .map(String::from);
-        let op: Operation = |s, b| run(s, b, update_table::update_table);
-        let answer = blocking(&state, body, op).await?;
-        if let Some(table) = table {
-            follow_settings(&state, &table).await;
-        }
-        return Ok(answer);
-    }
+/// UpdateTable with `ReplicaUpdates` (the request decoded as `value`): the replicator adds,
+/// updates or removes the table's replicas in other regions.
+pub(crate) async fn update_replicas(state: &AppState, value: Value) -> Result<Vec<u8>, ApiError> {
     let input: ReplicaUpdatesInput =
         serde_json::from_value(value).map_err(|e| ApiError::from_json(&e))?;
     let table = required(input.table_name, "tableName")?;
@@ -153,38 +110,13 @@ async fn update_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError>
 }
 
 /// The other replicas take a global table's changed shared settings.
-async fn follow_settings(state: &AppState, table: &str) {
+pub(crate) async fn follow_settings(state: &AppState, table: &str) {
     if GlobalTable::of(&state.store, table).is_none() {
         return;
     }
     if let Err(e) = state.replicator.settings_changed(table).await {
         tracing::warn!(table, error = %e, "the other replicas did not take the new settings yet");
     }
-}
-
-async fn update_time_to_live(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let table = table_name(&body, "TableName");
-    let op: Operation = |s, b| run(s, b, update_time_to_live::update_time_to_live);
-    let answer = blocking(&state, body, op).await?;
-    if let Some(table) = table {
-        follow_settings(&state, &table).await;
-    }
-    Ok(answer)
-}
-
-/// DeleteTable: deleting a global table's replica in this region takes this region out of
-/// the group; the others keep theirs.
-async fn delete_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let table = table_name(&body, "TableName");
-    let global = table
-        .as_deref()
-        .and_then(|t| GlobalTable::of(&state.store, t));
-    let op: Operation = |s, b| run(s, b, delete_table::delete_table);
-    let answer = blocking(&state, body, op).await?;
-    if let (Some(table), Some(global)) = (table, global) {
-        state.replicator.table_deleted(&table, global);
-    }
-    Ok(answer)
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,8 +234,11 @@ async fn change_legacy_replicas(
     })
 }
 
-async fn create_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let input: CreateGlobalTableInput = parse(&body)?;
+pub(crate) async fn create_global_table(
+    state: &AppState,
+    body: &Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let input: CreateGlobalTableInput = parse(body)?;
     let table = required(input.global_table_name, "globalTableName")?;
     let group = required(input.replication_group, "replicationGroup")?
         .into_iter()
@@ -337,17 +272,20 @@ async fn create_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, Ap
             "The replication group must name at least one region besides this one",
         ));
     }
-    change_legacy_replicas(&state, &table, updates).await
+    change_legacy_replicas(state, &table, updates).await
 }
 
-async fn update_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let input: UpdateGlobalTableInput = parse(&body)?;
+pub(crate) async fn update_global_table(
+    state: &AppState,
+    body: &Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let input: UpdateGlobalTableInput = parse(body)?;
     let table = required(input.global_table_name, "globalTableName")?;
     let updates = required(input.replica_updates, "replicaUpdates")?
         .into_iter()
         .map(convert)
         .collect::<Result<Vec<_>, _>>()?;
-    let held = legacy_description(&state, &table)?;
+    let held = legacy_description(state, &table)?;
     let named = |region: &str| {
         held.replication_group
             .iter()
@@ -375,14 +313,17 @@ async fn update_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, Ap
             _ => {}
         }
     }
-    change_legacy_replicas(&state, &table, updates).await
+    change_legacy_replicas(state, &table, updates).await
 }
 
-async fn describe_global_table(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let input: GlobalTableNameInput = parse(&body)?;
+pub(crate) async fn describe_global_table(
+    state: &AppState,
+    body: &Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let input: GlobalTableNameInput = parse(body)?;
     let table = required(input.global_table_name, "globalTableName")?;
     encode(&GlobalTableDescriptionOutput {
-        global_table_description: legacy_description(&state, &table)?,
+        global_table_description: legacy_description(state, &table)?,
     })
 }
 
@@ -401,8 +342,11 @@ struct ListedGlobalTable {
     replication_group: Vec<LegacyReplica>,
 }
 
-async fn list_global_tables(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let input: ListGlobalTablesInput = parse(&body)?;
+pub(crate) async fn list_global_tables(
+    state: &AppState,
+    body: &Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let input: ListGlobalTablesInput = parse(body)?;
     let limit = match input.limit {
         None => 100,
         Some(n @ 1..=100) => n as usize,

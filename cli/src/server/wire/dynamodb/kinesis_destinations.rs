@@ -10,18 +10,6 @@ use tidemark_streams::publish::kinesis::{self, Destination, Precision, TopicShap
 use super::common::Violations;
 use crate::server::AppState;
 use crate::server::error::ApiError;
-use crate::server::wire::dynamodb::global_tables::AsyncOperation;
-
-/// The Kinesis destination operation named `name`, if it is one.
-pub(crate) fn operation(name: &str) -> Option<AsyncOperation> {
-    Some(match name {
-        "EnableKinesisStreamingDestination" => |s, b| Box::pin(enable(s, b)),
-        "DisableKinesisStreamingDestination" => |s, b| Box::pin(disable(s, b)),
-        "UpdateKinesisStreamingDestination" => |s, b| Box::pin(update(s, b)),
-        "DescribeKinesisStreamingDestination" => |s, b| Box::pin(describe(s, b)),
-        _ => return None,
-    })
-}
 
 /// Shortest and longest Kinesis stream ARN DynamoDB takes.
 const STREAM_ARN_LENGTH: (usize, usize) = (37, 1024);
@@ -185,8 +173,8 @@ fn answer(
     })
 }
 
-async fn enable(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let request = check(parse(&body)?, Configuration::Enable)?;
+pub(crate) async fn enable(state: &AppState, body: &Bytes) -> Result<Vec<u8>, ApiError> {
+    let request = check(parse(body)?, Configuration::Enable)?;
     if !state.publishers.has_kafka() {
         return Err(ApiError::validation(
             "Kinesis streaming destinations publish to Kafka, and no Kafka cluster is configured: start the node with --kafka-brokers (or KAFKA_BROKERS)",
@@ -198,23 +186,23 @@ async fn enable(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
     };
     let precision = request.precision.unwrap_or_default();
     let (table, arn) = (request.table_name.clone(), request.stream_arn);
-    let destination = change_publishing(&state, move |store| {
+    let destination = change_publishing(state, move |store| {
         kinesis::enable(store, &table, &arn, precision, shape)
     })
     .await?;
     answer(request.table_name, destination, Configuration::Enable)
 }
 
-async fn disable(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let request = check(parse(&body)?, Configuration::Enable)?;
+pub(crate) async fn disable(state: &AppState, body: &Bytes) -> Result<Vec<u8>, ApiError> {
+    let request = check(parse(body)?, Configuration::Enable)?;
     let (table, arn) = (request.table_name.clone(), request.stream_arn);
     let destination =
-        change_publishing(&state, move |store| kinesis::disable(store, &table, &arn)).await?;
+        change_publishing(state, move |store| kinesis::disable(store, &table, &arn)).await?;
     answer(request.table_name, destination, Configuration::Enable)
 }
 
-async fn update(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let request = check(parse(&body)?, Configuration::Update)?;
+pub(crate) async fn update(state: &AppState, body: &Bytes) -> Result<Vec<u8>, ApiError> {
+    let request = check(parse(body)?, Configuration::Update)?;
     // Nothing else can be updated: a request without a precision changes nothing.
     let precision = request.precision.ok_or_else(|| {
         ApiError::validation(
@@ -222,15 +210,15 @@ async fn update(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
         )
     })?;
     let (table, arn) = (request.table_name.clone(), request.stream_arn);
-    let destination = change_publishing(&state, move |store| {
+    let destination = change_publishing(state, move |store| {
         kinesis::update(store, &table, &arn, precision)
     })
     .await?;
     answer(request.table_name, destination, Configuration::Update)
 }
 
-async fn describe(state: AppState, body: Bytes) -> Result<Vec<u8>, ApiError> {
-    let input = parse(&body)?;
+pub(crate) async fn describe(state: &AppState, body: &Bytes) -> Result<Vec<u8>, ApiError> {
+    let input = parse(body)?;
     let mut violations = Violations::default();
     check_table_name(&mut violations, input.table_name.as_ref());
     violations.check()?;

@@ -10,33 +10,23 @@ use tidemark_streams::transfer::{
 
 use super::common::{required, seconds};
 use super::create_table::CreateTableInput;
-use super::global_tables::AsyncOperation;
 use crate::server::AppState;
 use crate::server::error::ApiError;
 
-/// The operation named `name`, if it is one of these.
-pub(crate) fn operation(name: &str) -> Option<AsyncOperation> {
-    Some(match name {
-        "ExportTableToPointInTime" => |s, b| Box::pin(on_pool(s, b, export_table)),
-        "DescribeExport" => |s, b| Box::pin(on_pool(s, b, describe_export)),
-        "ListExports" => |s, b| Box::pin(on_pool(s, b, list_exports)),
-        "ImportTable" => |s, b| Box::pin(on_pool(s, b, import_table)),
-        "DescribeImport" => |s, b| Box::pin(on_pool(s, b, describe_import)),
-        "ListImports" => |s, b| Box::pin(on_pool(s, b, list_imports)),
-        _ => return None,
-    })
-}
-
-type Handler<I, O> = fn(&std::sync::Arc<Transfers>, I) -> Result<O, ApiError>;
+type TransferOperation<I, O> = fn(&std::sync::Arc<Transfers>, I) -> Result<O, ApiError>;
 
 /// Decodes `I`, runs `f` on the blocking pool (it reads the catalog and may start a job),
 /// encodes its output.
-async fn on_pool<I, O>(state: AppState, body: Bytes, f: Handler<I, O>) -> Result<Vec<u8>, ApiError>
+pub(crate) async fn on_pool<I, O>(
+    state: &AppState,
+    body: &Bytes,
+    f: TransferOperation<I, O>,
+) -> Result<Vec<u8>, ApiError>
 where
     I: DeserializeOwned + Send + 'static,
     O: Serialize + Send + 'static,
 {
-    let input: I = serde_json::from_slice(&body).map_err(|e| ApiError::from_json(&e))?;
+    let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
     let transfers = state.transfers.clone();
     let output = tokio::task::spawn_blocking(move || f(&transfers, input))
         .await
@@ -134,7 +124,7 @@ impl From<ExportRecord> for ExportDescription {
     }
 }
 
-fn export_table(
+pub(crate) fn export_table(
     transfers: &std::sync::Arc<Transfers>,
     input: ExportInput,
 ) -> Result<ExportOutput, ApiError> {
@@ -158,7 +148,7 @@ pub(crate) struct ExportArnInput {
     export_arn: Option<String>,
 }
 
-fn describe_export(
+pub(crate) fn describe_export(
     transfers: &std::sync::Arc<Transfers>,
     input: ExportArnInput,
 ) -> Result<ExportOutput, ApiError> {
@@ -192,7 +182,7 @@ struct ExportSummary {
     export_type: &'static str,
 }
 
-fn list_exports(
+pub(crate) fn list_exports(
     transfers: &std::sync::Arc<Transfers>,
     input: ListExportsInput,
 ) -> Result<ListExportsOutput, ApiError> {
@@ -294,7 +284,7 @@ impl From<ImportRecord> for ImportDescription {
     }
 }
 
-fn import_table(
+pub(crate) fn import_table(
     transfers: &std::sync::Arc<Transfers>,
     input: ImportInput,
 ) -> Result<ImportOutput, ApiError> {
@@ -319,7 +309,7 @@ pub(crate) struct ImportArnInput {
     import_arn: Option<String>,
 }
 
-fn describe_import(
+pub(crate) fn describe_import(
     transfers: &std::sync::Arc<Transfers>,
     input: ImportArnInput,
 ) -> Result<ImportOutput, ApiError> {
@@ -359,7 +349,7 @@ struct ImportSummary {
     end_time: Option<f64>,
 }
 
-fn list_imports(
+pub(crate) fn list_imports(
     transfers: &std::sync::Arc<Transfers>,
     input: ListImportsInput,
 ) -> Result<ListImportsOutput, ApiError> {

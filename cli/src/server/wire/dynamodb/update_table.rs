@@ -1,6 +1,10 @@
-//! UpdateTable (billing mode, throughput, stream, global secondary indexes).
+//! UpdateTable: billing mode, throughput, stream and global secondary indexes of this
+//! region's table, which a global table's other replicas then follow; or, with
+//! `ReplicaUpdates`, the replicas themselves (`global_tables`).
 
+use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tidemark_core::Store;
 use tidemark_core::model::{
     AttributeDefinition, GlobalSecondaryIndex, ProvisionedThroughput, StreamSpecification,
@@ -9,8 +13,11 @@ use tidemark_core::ops::{GsiUpdate, UpdateTableRequest};
 use tidemark_replicator::membership::GlobalTable;
 
 use super::common::required;
+use super::global_tables;
 use super::table_description::WireTableDescription;
+use crate::server::AppState;
 use crate::server::error::ApiError;
+use crate::server::wire::on_blocking_pool;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -68,10 +75,27 @@ fn convert(update: WireGsiUpdate) -> Result<GsiUpdate, ApiError> {
     }
 }
 
-pub(crate) fn update_table(
-    store: &Store,
-    input: UpdateTableInput,
-) -> Result<UpdateTableOutput, ApiError> {
+/// UpdateTable: `ReplicaUpdates` go to the replicator; anything else is the table's own
+/// change, made on the blocking pool, which the other replicas then follow when it is a
+/// shared setting.
+pub(crate) async fn update_table(state: &AppState, body: &Bytes) -> Result<Vec<u8>, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
+    if value.get("ReplicaUpdates").is_some() {
+        return global_tables::update_replicas(state, value).await;
+    }
+    let table = value
+        .get("TableName")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let answer = on_blocking_pool(state, body, update_own_table).await?;
+    if let Some(table) = table {
+        global_tables::follow_settings(state, &table).await;
+    }
+    Ok(answer)
+}
+
+/// The change to this region's table.
+fn update_own_table(store: &Store, input: UpdateTableInput) -> Result<UpdateTableOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
     let request = UpdateTableRequest {
         table_name: table_name.clone(),

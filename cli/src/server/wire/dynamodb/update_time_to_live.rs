@@ -1,11 +1,15 @@
-//! UpdateTimeToLive.
+//! UpdateTimeToLive, which a global table's other replicas then follow.
 
+use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
 use tidemark_core::ops::UpdateTimeToLiveRequest;
 
 use super::common::required;
+use super::global_tables;
+use crate::server::AppState;
 use crate::server::error::ApiError;
+use crate::server::wire::on_blocking_pool;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -34,7 +38,21 @@ struct SpecificationOutput {
     enabled: bool,
 }
 
-pub(crate) fn update_time_to_live(
+/// UpdateTimeToLive: the table's setting changes on the blocking pool, then a global table's
+/// other replicas take it.
+pub(crate) async fn update_time_to_live(
+    state: &AppState,
+    body: &Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let table = global_tables::table_name(body);
+    let answer = on_blocking_pool(state, body, update_own_time_to_live).await?;
+    if let Some(table) = table {
+        global_tables::follow_settings(state, &table).await;
+    }
+    Ok(answer)
+}
+
+fn update_own_time_to_live(
     store: &Store,
     input: UpdateTimeToLiveInput,
 ) -> Result<UpdateTimeToLiveOutput, ApiError> {
