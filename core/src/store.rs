@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::changes::ChangeSeq;
 use crate::clock::{Clock, SystemClock};
 use crate::storage::Storage;
-pub use crate::storage::commit::Durability;
+pub use crate::storage::group_commit::Durability;
 pub use crate::storage::history::TrimReport;
 use crate::{Halt, Result};
 

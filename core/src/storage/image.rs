@@ -24,7 +24,8 @@ use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use super::catalog::TableEntry;
 use super::codec;
-use super::commit::{Durability, TableStats};
+use super::commit::TableStats;
+use super::group_commit::Durability;
 use super::keys::{item_key, table_change_key, table_prefix};
 use super::{Storage, seq_of};
 use crate::changes::ChangeSeq;

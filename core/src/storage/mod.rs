@@ -21,6 +21,7 @@ pub(crate) mod catalog;
 pub(crate) mod codec;
 pub(crate) mod collections;
 pub(crate) mod commit;
+pub(crate) mod group_commit;
 pub(crate) mod history;
 pub(crate) mod holds;
 pub(crate) mod image;
@@ -47,7 +48,8 @@ use crate::stamp::HybridClock;
 use crate::stream_log::{StreamInfo, stream_key};
 use crate::{Error, Halt, Result};
 use catalog::{Catalog, NEXT_TABLE_ID_KEY, TableEntry};
-use commit::{CommitPipeline, Durability, Mutation, Sequencer, TableStats};
+use commit::{CommitPipeline, Mutation, Sequencer, TableStats};
+use group_commit::Durability;
 use holds::Holds;
 use key_locks::{KeyGuard, KeyLocks};
 
