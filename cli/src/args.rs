@@ -7,10 +7,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use tidemark_core::{Durability, StoreConfig};
 
+use tidemark_kafka::{KafkaSettings, TopicSettings};
 use tidemark_replicator::peers::{Peer, ReplicationConfig, Transport};
-use tidemark_streams::publish::kafka::KafkaSettings;
 
-use crate::{NodeConfig, TopicDefaults};
+use crate::NodeConfig;
 
 /// Tidemark: a DynamoDB-compatible node whose every write becomes an ordered change stream.
 #[derive(Debug, Parser)]
@@ -73,6 +73,10 @@ pub struct RestoreArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "KAFKA_BROKERS")]
     pub brokers: String,
+    /// A librdkafka setting for the client reading the topic, as `key=value` (repeatable),
+    /// e.g. `security.protocol=SSL`.
+    #[arg(long = "kafka-option", value_parser = parse_option)]
+    pub kafka_options: Vec<(String, String)>,
     /// The partition key, as `NAME:TYPE` (default: the messages' key, when it has one
     /// attribute).
     #[arg(long)]
@@ -418,8 +422,17 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("'{text}': {e}"))
 }
 
+impl RestoreArgs {
+    /// The Kafka cluster to read from, with every `--kafka-option` (it creates no topic).
+    pub fn kafka_settings(&self) -> KafkaSettings {
+        KafkaSettings {
+            options: self.kafka_options.clone(),
+            ..KafkaSettings::new(self.brokers.clone())
+        }
+    }
+}
+
 impl ServeArgs {
-    /// The node configuration these arguments describe.
     /// The access keys of `--credentials`, if given.
     ///
     /// # Errors
@@ -434,7 +447,9 @@ impl ServeArgs {
             .map_err(|e| crate::NodeError::Config(format!("--credentials: {e}")))
     }
 
+    /// The node configuration these arguments describe.
     pub fn node_config(&self) -> NodeConfig {
+        let kafka = self.kafka_settings();
         let mut store = StoreConfig::new(&self.data_dir);
         store.region = self.region.clone();
         store.account_id = self.account_id.clone();
@@ -448,10 +463,7 @@ impl ServeArgs {
         let mut config = NodeConfig::new(SocketAddr::new(self.host, self.port), store);
         config.ttl_period = self.ttl_period;
         config.shard_rotation_period = self.shard_rotation.max(Duration::from_millis(10));
-        config.kafka = self.kafka_brokers.as_ref().map(|brokers| KafkaSettings {
-            brokers: brokers.clone(),
-            options: self.kafka_options.clone(),
-        });
+        config.kafka = self.kafka_brokers.is_some().then(|| kafka.clone());
         config.publish_lag_warn_records = self.publish_lag_warn;
         config.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(crate::server::tls::TlsFiles {
@@ -466,19 +478,27 @@ impl ServeArgs {
             secret: self.peer_secret.clone(),
             transport: match self.replication_transport {
                 TransportArg::Direct => Transport::Direct,
-                TransportArg::Kafka => Transport::Kafka {
-                    brokers: self.kafka_brokers.clone().unwrap_or_default(),
-                    options: self.kafka_options.clone(),
-                },
+                TransportArg::Kafka => Transport::Kafka { cluster: kafka },
             },
         };
         config.export_root = self.export_root.clone();
-        config.topics = TopicDefaults {
-            name_template: self.topic_template.clone(),
-            partitions: self.topic_partitions,
-            replication_factor: self.topic_replication_factor,
-        };
+        config.topic_template = self.topic_template.clone();
         config
+    }
+
+    /// The Kafka cluster of `--kafka-brokers`, with every `--kafka-option` and the topic
+    /// settings: what every Kafka client of the node (publishers, replication) is made from.
+    /// Without `--kafka-brokers` its brokers are empty (replication through Kafka refuses
+    /// that).
+    pub fn kafka_settings(&self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.kafka_brokers.clone().unwrap_or_default(),
+            options: self.kafka_options.clone(),
+            topics: TopicSettings {
+                partitions: self.topic_partitions,
+                replication_factor: self.topic_replication_factor,
+            },
+        }
     }
 }
 
@@ -503,5 +523,61 @@ mod tests {
         assert_eq!(config.listen.port(), 8000);
         assert_eq!(config.store.durability, Durability::Sync);
         assert_eq!(config.store.data_dir, PathBuf::from("./tidemark-data"));
+    }
+
+    #[test]
+    fn kafka_options_and_topic_settings_reach_every_kafka_client_alike() {
+        let option = ("security.protocol".to_string(), "SSL".to_string());
+        let cli = Cli::parse_from([
+            "tidemark",
+            "serve",
+            "--kafka-brokers",
+            "b:9092",
+            "--kafka-option",
+            "security.protocol=SSL",
+            "--topic-partitions",
+            "6",
+            "--topic-replication-factor",
+            "3",
+            "--replication-transport",
+            "kafka",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parses as serve");
+        };
+        let config = args.node_config();
+        let kafka = config.kafka.expect("publishing has the cluster");
+        assert_eq!(kafka.brokers, "b:9092");
+        assert_eq!(kafka.options, std::slice::from_ref(&option));
+        assert_eq!(
+            kafka.topics,
+            TopicSettings {
+                partitions: 6,
+                replication_factor: 3
+            }
+        );
+        assert_eq!(
+            config.replication.transport,
+            Transport::Kafka { cluster: kafka },
+            "replication uses the same cluster, options and topic settings"
+        );
+
+        let cli = Cli::parse_from([
+            "tidemark",
+            "restore",
+            "--from-kafka",
+            "--topic",
+            "t",
+            "--table",
+            "restored",
+            "--brokers",
+            "b:9092",
+            "--kafka-option",
+            "security.protocol=SSL",
+        ]);
+        let Command::Restore(args) = cli.command else {
+            panic!("restore parses as restore");
+        };
+        assert_eq!(args.kafka_settings().options, [option]);
     }
 }

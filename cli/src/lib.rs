@@ -21,9 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark_core::{Clock, Store, StoreConfig, SystemClock};
+use tidemark_kafka::KafkaSettings;
 use tidemark_replicator::Replicator;
 use tidemark_replicator::peers::ReplicationConfig;
-use tidemark_streams::publish::kafka::{KafkaSettings, Publishers};
+use tidemark_streams::publish::kafka::Publishers;
 use tidemark_streams::rotation;
 use tidemark_streams::transfer::Transfers;
 use tidemark_streams::ttl::{self, SweepTrigger};
@@ -44,10 +45,12 @@ pub struct NodeConfig {
     pub ttl_period: Duration,
     /// How long a generation of stream shards stays open before the next one starts.
     pub shard_rotation_period: Duration,
-    /// The Kafka cluster tables are published to (none: publishing cannot be turned on).
+    /// The Kafka cluster tables are published to, and how the node creates topics there
+    /// (none: publishing cannot be turned on).
     pub kafka: Option<KafkaSettings>,
-    /// Defaults for topics the node creates.
-    pub topics: TopicDefaults,
+    /// The name of a published table's topic, unless its publishing names one; `{region}`
+    /// and `{table}` are replaced.
+    pub topic_template: String,
     /// Unpublished records of a table past which the node warns loudly.
     pub publish_lag_warn_records: u64,
     /// How often each published table's lag is logged and set in the metrics.
@@ -63,27 +66,6 @@ pub struct NodeConfig {
     pub tls: Option<server::tls::TlsFiles>,
 }
 
-/// Defaults for the topics of published tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicDefaults {
-    /// Topic name template; `{region}` and `{table}` are replaced.
-    pub name_template: String,
-    /// Partitions of a created topic.
-    pub partitions: i32,
-    /// Replication factor of a created topic.
-    pub replication_factor: i16,
-}
-
-impl Default for TopicDefaults {
-    fn default() -> Self {
-        TopicDefaults {
-            name_template: "tidemark.{region}.{table}".into(),
-            partitions: 3,
-            replication_factor: 1,
-        }
-    }
-}
-
 impl NodeConfig {
     /// A node on `listen` with `store`, sweeping TTL every second and rotating stream shards
     /// every four hours.
@@ -94,7 +76,7 @@ impl NodeConfig {
             ttl_period: Duration::from_secs(1),
             shard_rotation_period: Duration::from_secs(4 * 3600),
             kafka: None,
-            topics: TopicDefaults::default(),
+            topic_template: "tidemark.{region}.{table}".into(),
             publish_lag_warn_records: 1_000_000,
             publish_lag_report_period: Duration::from_secs(10),
             replication: ReplicationConfig::default(),
@@ -200,7 +182,7 @@ impl Node {
         let state = AppState::new(NodeState {
             store: store.clone(),
             publishers: publishers.clone(),
-            topics: Arc::new(config.topics.clone()),
+            topic_template: config.topic_template.clone(),
             replicator: replicator.clone(),
             transfers,
             credentials: config.credentials.clone().map(Arc::new),

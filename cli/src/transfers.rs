@@ -12,7 +12,6 @@ use crate::NodeError;
 use crate::args::{ExportArgs, ImportArgs, RestoreArgs};
 use crate::client::{call, text};
 use tidemark_core::model::{AttributeValue, Item};
-use tidemark_streams::publish::kafka::KafkaSettings;
 use tidemark_streams::transfer::kafka::read_topic;
 
 /// How often a running job is looked at.
@@ -222,10 +221,7 @@ pub(crate) async fn restore_from_kafka(args: RestoreArgs) -> Result<(), NodeErro
         .map(instant)
         .transpose()?
         .map(|s| (s * 1000.0).round() as u64);
-    let kafka = KafkaSettings {
-        brokers: args.brokers.clone(),
-        options: Vec::new(),
-    };
+    let kafka = args.kafka_settings();
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} messages [{elapsed}]")

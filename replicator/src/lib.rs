@@ -161,12 +161,13 @@ impl Replicator {
                     tasks.spawn(async move { me.ship(Destination::Peer(peer), token).await });
                 }
             }
-            Transport::Kafka { brokers, options } => {
-                let link = Arc::new(KafkaLink::connect(brokers, options)?);
+            Transport::Kafka { cluster } => {
+                let link = Arc::new(KafkaLink::connect(cluster).map_err(|e| e.to_string())?);
                 let (me, token, topics) = (self.clone(), shutdown.clone(), link.clone());
                 tasks.spawn(async move { me.ship(Destination::Topics(topics), token).await });
                 let (me, token) = (self.clone(), shutdown.clone());
-                tasks.spawn(async move { me.consume(link, token).await });
+                tasks
+                    .spawn(async move { me.consume(link, token).await.map_err(|e| e.to_string()) });
             }
         }
         let (me, token) = (self.clone(), shutdown.clone());

@@ -63,12 +63,11 @@ pub enum Transport {
     #[default]
     Direct,
     /// Each node publishes its own changes of every global table to a topic per table
-    /// (`tidemark.replication.<region>.<table>`) and consumes the other regions' topics.
+    /// (`tidemark.replication.<region>.<table>`) on this cluster and consumes the other
+    /// regions' topics.
     Kafka {
-        /// `bootstrap.servers`.
-        brokers: String,
-        /// Further librdkafka settings, passed through.
-        options: Vec<(String, String)>,
+        /// The cluster, its clients' options and how topics are created there.
+        cluster: tidemark_kafka::KafkaSettings,
     },
 }
 
@@ -104,8 +103,8 @@ impl ReplicationConfig {
                 return Err(format!("peer region {} is given twice", peer.region));
             }
         }
-        if let Transport::Kafka { brokers, .. } = &self.transport
-            && brokers.trim().is_empty()
+        if let Transport::Kafka { cluster } = &self.transport
+            && cluster.brokers.trim().is_empty()
         {
             return Err("replication through Kafka needs KAFKA_BROKERS".into());
         }

@@ -316,7 +316,7 @@ pub fn subject(dir: &Path) -> Subject {
     let node = AppState::new(NodeState {
         store: store.clone(),
         publishers: Arc::new(Publishers::new(store.clone(), None)),
-        topics: Arc::default(),
+        topic_template: String::new(),
         replicator: Replicator::new(store.clone(), replication),
         transfers: Transfers::new(store, None),
         credentials: None,

@@ -56,10 +56,7 @@ impl TestNode {
     /// # Panics
     /// When the node cannot start.
     pub async fn start_with_kafka(brokers: String) -> TestNode {
-        let kafka = tidemark_streams::publish::kafka::KafkaSettings {
-            brokers,
-            options: Vec::new(),
-        };
+        let kafka = tidemark_kafka::KafkaSettings::new(brokers);
         TestNode::start_configured(
             move |config| config.kafka = Some(kafka),
             Arc::new(tidemark_core::SystemClock),

@@ -57,12 +57,12 @@ pub async fn set_publishing(
     Json(request): Json<PublishRequest>,
 ) -> (StatusCode, Json<Value>) {
     let settings = if request.enabled {
-        if !state.publishers.has_kafka() {
+        let Some(kafka) = state.publishers.kafka() else {
             return failure(
                 StatusCode::BAD_REQUEST,
                 "no Kafka cluster is configured: start the node with --kafka-brokers (or KAFKA_BROKERS)",
             );
-        }
+        };
         let format = request.format.as_deref().unwrap_or("dynamodb");
         if ValueFormat::parse(format).is_none() {
             return failure(
@@ -84,8 +84,7 @@ pub async fn set_publishing(
         };
         let topic = request.topic.unwrap_or_else(|| {
             state
-                .topics
-                .name_template
+                .topic_template
                 .replace("{region}", &state.store.config().region)
                 .replace("{table}", &request.table_name)
         });
@@ -94,10 +93,10 @@ pub async fn set_publishing(
                 topic,
                 format: format.to_string(),
                 start_seq: 0,
-                partitions: request.partitions.unwrap_or(state.topics.partitions),
+                partitions: request.partitions.unwrap_or(kafka.topics.partitions),
                 replication_factor: request
                     .replication_factor
-                    .unwrap_or(state.topics.replication_factor),
+                    .unwrap_or(kafka.topics.replication_factor),
                 starts_empty: None,
                 stream_arn: None,
             },

@@ -64,8 +64,8 @@ pub struct NodeState {
     pub store: Arc<Store>,
     /// The Kafka publishers.
     pub publishers: Arc<Publishers>,
-    /// Defaults for the topics of newly published tables.
-    pub topics: Arc<crate::TopicDefaults>,
+    /// The name of a newly published table's topic; `{region}` and `{table}` are replaced.
+    pub topic_template: String,
     /// Global tables: this node's peers and replication.
     pub replicator: Arc<Replicator>,
     /// Exports and imports.

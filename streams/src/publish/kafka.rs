@@ -1,7 +1,8 @@
 //! Publishing to Kafka: [`Publishers`] runs one publishing session task ([`super::session`])
 //! per published table, each with a [`KafkaSink`]: librdkafka's idempotent producer, each
 //! message to the partition its key maps to; the topic created when missing and its partition
-//! tails read back when a session opens. It also measures and reports every table's lag.
+//! tails read back when a session opens (clients, topics and lookups from `tidemark_kafka`).
+//! It also measures and reports every table's lag.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,51 +11,18 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 
 use parking_lot::Mutex;
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use tidemark_core::{ChangeSeq, Store};
+use tidemark_kafka::{KafkaSettings, TopicSpec};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::format::{Message, SEQUENCE_HEADER};
-use super::session::{self, Delivery, PublisherState, SendError, Sink};
+use super::session::{self, Delivery, PublisherState, SendError, Sink, SinkError};
 use super::settings::{self, PublishSettings, PublishedTable};
-/// Longest wait for broker metadata and a partition's last message.
-const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How to reach the Kafka cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaSettings {
-    /// `bootstrap.servers`.
-    pub brokers: String,
-    /// Further librdkafka settings (security, compression, ...), passed through.
-    pub options: Vec<(String, String)>,
-}
-
-impl KafkaSettings {
-    pub(crate) fn client_config(&self) -> ClientConfig {
-        self.client_config_over(&[])
-    }
-
-    /// A client configuration with `defaults` under the operator's options.
-    fn client_config_over(&self, defaults: &[(&str, &str)]) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.brokers);
-        for (key, value) in defaults {
-            config.set(*key, *value);
-        }
-        for (key, value) in &self.options {
-            config.set(key, value);
-        }
-        config
-    }
-}
 
 /// How far a table's publishing is behind the log.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -105,9 +73,9 @@ impl Publishers {
         }
     }
 
-    /// True when a Kafka cluster is configured.
-    pub fn has_kafka(&self) -> bool {
-        self.kafka.is_some()
+    /// The Kafka cluster, when one is configured.
+    pub fn kafka(&self) -> Option<&KafkaSettings> {
+        self.kafka.as_ref()
     }
 
     /// Starts a publisher for every published table without one, and stops (or restarts,
@@ -330,21 +298,15 @@ impl KafkaSink {
     ///
     /// # Errors
     /// The producer cannot be created (bad settings).
-    pub fn connect(kafka: &KafkaSettings) -> Result<KafkaSink, String> {
+    pub fn connect(kafka: &KafkaSettings) -> Result<KafkaSink, SinkError> {
         // Defaults measured against tansu (docs/benchmarks.md): librdkafka's broker thread
         // polls with `linger.ms` as its timeout, and with several produce requests awaiting a
         // slow broker it spins; 5 ms and one request in flight halve the node's CPU at the same
-        // latency. Idempotence is what makes retries safe, so the operator's options cannot
-        // turn it off.
-        let producer: FutureProducer = kafka
-            .client_config_over(&[
-                ("acks", "all"),
-                ("linger.ms", "5"),
-                ("max.in.flight.requests.per.connection", "1"),
-            ])
-            .set("enable.idempotence", "true")
-            .create()
-            .map_err(|e| format!("cannot create the producer: {e}"))?;
+        // latency.
+        let producer: FutureProducer = kafka.producer(&[
+            ("linger.ms", "5"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ])?;
         Ok(KafkaSink {
             kafka: kafka.clone(),
             producer,
@@ -353,12 +315,18 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    async fn open(&mut self, settings: &PublishSettings) -> Result<Vec<Option<ChangeSeq>>, String> {
-        ensure_topic(&self.kafka, settings).await?;
+    async fn open(
+        &mut self,
+        settings: &PublishSettings,
+    ) -> Result<Vec<Option<ChangeSeq>>, SinkError> {
+        let topic = TopicSpec {
+            name: settings.topic.clone(),
+            partitions: settings.partitions,
+            replication_factor: settings.replication_factor,
+        };
+        self.kafka.ensure_topics(&[topic]).await?;
         let (kafka, topic) = (self.kafka.clone(), settings.topic.clone());
-        tokio::task::spawn_blocking(move || read_tails(&kafka, &topic))
-            .await
-            .map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || read_tails(&kafka, &topic)).await?
     }
 
     fn send(
@@ -382,110 +350,45 @@ impl Sink for KafkaSink {
             record = record.payload(value);
         }
         match self.producer.send_result(record) {
-            Ok(delivery) => Ok(Box::pin(delivery.map(|report| match report {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((e, _))) => Err(e.to_string()),
-                Err(_) => Err("the producer dropped the message".to_string()),
-            }))),
+            Ok(delivery) => Ok(Box::pin(
+                tidemark_kafka::topics::delivered(delivery)
+                    .map(|report| report.map_err(SinkError::from)),
+            )),
             // librdkafka's queue is full.
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 Err(SendError::Full(message))
             }
-            Err((e, _)) => Err(SendError::Failed(e.to_string())),
+            Err((e, _)) => Err(SendError::Failed(tidemark_kafka::Error::Produce(e).into())),
         }
     }
-}
-
-/// Creates the topic unless it exists.
-async fn ensure_topic(kafka: &KafkaSettings, settings: &PublishSettings) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = kafka
-        .client_config()
-        .create()
-        .map_err(|e| format!("cannot create the admin client: {e}"))?;
-    let topic = NewTopic::new(
-        &settings.topic,
-        settings.partitions,
-        TopicReplication::Fixed(i32::from(settings.replication_factor)),
-    );
-    let results = admin
-        .create_topics(
-            [&topic],
-            &AdminOptions::new().operation_timeout(Some(BROKER_TIMEOUT)),
-        )
-        .await
-        .map_err(|e| format!("cannot create topic {}: {e}", settings.topic))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(format!("cannot create topic {topic}: {code}")),
-        }
-    }
-    Ok(())
 }
 
 /// The last `tidemark.sequence` of each partition of `topic` (`None` for an empty one).
-fn read_tails(kafka: &KafkaSettings, topic: &str) -> Result<Vec<Option<ChangeSeq>>, String> {
-    let consumer: BaseConsumer = kafka
-        .client_config()
-        .set("group.id", "tidemark-publisher-resume")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .map_err(|e| format!("cannot create the resume reader: {e}"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), BROKER_TIMEOUT)
-        .map_err(|e| format!("no metadata for {topic}: {e}"))?;
-    let partitions = metadata
-        .topics()
+fn read_tails(kafka: &KafkaSettings, topic: &str) -> Result<Vec<Option<ChangeSeq>>, SinkError> {
+    let consumer: BaseConsumer = kafka.consumer("tidemark-publisher-resume", &[])?;
+    tidemark_kafka::topics::last_messages(&consumer, topic)?
+        .into_iter()
+        .enumerate()
+        .map(|(partition, last)| {
+            last.map(|message| {
+                sequence_of(&message).ok_or_else(|| SinkError::NotTidemarks {
+                    topic: topic.to_string(),
+                    partition,
+                })
+            })
+            .transpose()
+        })
+        .collect()
+}
+
+/// The change sequence a message carries in its `tidemark.sequence` header.
+fn sequence_of(message: &OwnedMessage) -> Option<ChangeSeq> {
+    message
+        .headers()?
         .iter()
-        .find(|t| t.name() == topic)
-        .map(|t| t.partitions().len())
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("topic {topic} has no partitions"))?;
-    let mut tails = Vec::with_capacity(partitions);
-    for partition in 0..partitions as i32 {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, BROKER_TIMEOUT)
-            .map_err(|e| format!("no offsets for {topic}/{partition}: {e}"))?;
-        if high <= low {
-            tails.push(None);
-            continue;
-        }
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(topic, partition, Offset::Offset(high - 1))
-            .map_err(|e| e.to_string())?;
-        consumer.assign(&assignment).map_err(|e| e.to_string())?;
-        let deadline = std::time::Instant::now() + BROKER_TIMEOUT;
-        let tail = loop {
-            let remaining = deadline.saturating_duration_since(std::time::Instant::now());
-            if remaining.is_zero() {
-                return Err(format!(
-                    "cannot read the last message of {topic}/{partition}"
-                ));
-            }
-            match consumer.poll(remaining.min(Duration::from_millis(500))) {
-                Some(Ok(message))
-                    if message.partition() == partition && message.offset() == high - 1 =>
-                {
-                    let sequence = message
-                        .headers()
-                        .and_then(|h| h.iter().find(|h| h.key == SEQUENCE_HEADER))
-                        .and_then(|h| h.value)
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                        .and_then(|v| v.parse::<ChangeSeq>().ok())
-                        .ok_or_else(|| {
-                            format!(
-                                "the last message of {topic}/{partition} has no {SEQUENCE_HEADER} header: the topic is not Tidemark's"
-                            )
-                        })?;
-                    break sequence;
-                }
-                Some(Ok(_)) | None => continue,
-                Some(Err(e)) => return Err(format!("reading {topic}/{partition}: {e}")),
-            }
-        };
-        tails.push(Some(tail));
-    }
-    Ok(tails)
+        .find(|h| h.key == SEQUENCE_HEADER)?
+        .value
+        .and_then(|v| std::str::from_utf8(v).ok())?
+        .parse()
+        .ok()
 }

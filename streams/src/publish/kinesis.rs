@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
+use tidemark_kafka::TopicSettings;
 
 use super::format::ValueFormat;
 use super::settings::{self, PublishFrom, PublishSettings, PublishedTable};
@@ -89,15 +90,6 @@ pub struct Destination {
     pub status: DestinationStatus,
     /// The unit of its records' creation times.
     pub precision: Precision,
-}
-
-/// The Kafka topic and partitioning a destination publishes to.
-#[derive(Debug, Clone, Copy)]
-pub struct TopicShape {
-    /// Partitions of the topic when the node creates it.
-    pub partitions: i32,
-    /// Replication factor of the topic when the node creates it.
-    pub replication_factor: i16,
 }
 
 /// The Kafka topic a Kinesis stream ARN names: the stream's name.
@@ -189,7 +181,7 @@ pub fn enable(
     table_name: &str,
     stream_arn: &str,
     precision: Precision,
-    shape: TopicShape,
+    topics: TopicSettings,
 ) -> Result<Destination> {
     let topic = topic_of(stream_arn)?;
     store.table_id(table_name)?;
@@ -200,8 +192,8 @@ pub fn enable(
         topic,
         format: precision.format().name().to_string(),
         start_seq: 0,
-        partitions: shape.partitions,
-        replication_factor: shape.replication_factor,
+        partitions: topics.partitions,
+        replication_factor: topics.replication_factor,
         starts_empty: None,
         stream_arn: Some(stream_arn.to_string()),
     };
@@ -279,7 +271,7 @@ mod tests {
     use tidemark_core::ops::CreateTableRequest;
 
     const ARN: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes";
-    const SHAPE: TopicShape = TopicShape {
+    const SHAPE: TopicSettings = TopicSettings {
         partitions: 1,
         replication_factor: 1,
     };

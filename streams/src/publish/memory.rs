@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tidemark_core::ChangeSeq;
 
 use super::format::{Message, SEQUENCE_HEADER};
-use super::session::{Delivery, SendError, Sink};
+use super::session::{Delivery, SendError, Sink, SinkError};
 use super::settings::PublishSettings;
 
 /// Topics held in memory, shared by every sink made from them.
@@ -88,7 +88,10 @@ pub fn sequence_of(message: &Message) -> Option<ChangeSeq> {
 }
 
 impl Sink for MemorySink {
-    async fn open(&mut self, settings: &PublishSettings) -> Result<Vec<Option<ChangeSeq>>, String> {
+    async fn open(
+        &mut self,
+        settings: &PublishSettings,
+    ) -> Result<Vec<Option<ChangeSeq>>, SinkError> {
         let mut topics = self.topics.inner.lock();
         let partitions = topics
             .partitions
@@ -96,14 +99,15 @@ impl Sink for MemorySink {
             .or_insert_with(|| vec![Vec::new(); settings.partitions.max(1) as usize]);
         partitions
             .iter()
-            .map(|partition| match partition.last() {
+            .enumerate()
+            .map(|(partition, messages)| match messages.last() {
                 None => Ok(None),
-                Some(last) => sequence_of(last).map(Some).ok_or_else(|| {
-                    format!(
-                        "the last message of {} has no {SEQUENCE_HEADER} header: the topic is not Tidemark's",
-                        settings.topic
-                    )
-                }),
+                Some(last) => sequence_of(last)
+                    .map(Some)
+                    .ok_or_else(|| SinkError::NotTidemarks {
+                        topic: settings.topic.clone(),
+                        partition,
+                    }),
             })
             .collect()
     }
@@ -118,15 +122,18 @@ impl Sink for MemorySink {
         if topics.failing > 0 || self.broken {
             topics.failing = topics.failing.saturating_sub(1);
             self.broken = true;
-            return Ok(Box::pin(std::future::ready(Err(
-                "injected delivery failure".to_string(),
-            ))));
+            return Ok(Box::pin(std::future::ready(Err(SinkError::Injected))));
         }
         let slot = topics
             .partitions
             .get_mut(topic)
             .and_then(|p| p.get_mut(usize::try_from(partition).ok()?))
-            .ok_or_else(|| SendError::Failed(format!("no partition {partition} of {topic}")))?;
+            .ok_or_else(|| {
+                SendError::Failed(SinkError::NoPartition {
+                    topic: topic.to_string(),
+                    partition,
+                })
+            })?;
         slot.push(message);
         Ok(Box::pin(std::future::ready(Ok(()))))
     }

@@ -23,7 +23,11 @@ use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::{ChangeSeq, Store};
 use tokio_util::sync::CancellationToken;
 
-use super::format::{HISTORY_HEADER, Message, SINCE_HEADER, ValueFormat, messages};
+use tidemark_kafka::Backoff;
+
+use super::format::{
+    HISTORY_HEADER, Message, SEQUENCE_HEADER, SINCE_HEADER, ValueFormat, messages,
+};
 use super::resume::{ResumePoint, partition_for};
 use super::settings::{self, PublishSettings, PublishedTable};
 
@@ -35,7 +39,7 @@ const MAX_IN_FLIGHT: usize = 50_000;
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// The report of one message's delivery: `Ok` once the sink holds it.
-pub type Delivery = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type Delivery = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send>>;
 
 /// Why a sink did not take a message.
 #[derive(Debug)]
@@ -43,7 +47,76 @@ pub enum SendError {
     /// Its queue is full: send again once a delivery has settled.
     Full(Message),
     /// It failed; the session ends.
-    Failed(String),
+    Failed(SinkError),
+}
+
+/// Why a sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The Kafka cluster failed or refused.
+    #[error(transparent)]
+    Kafka(#[from] tidemark_kafka::Error),
+    /// A partition's last message carries no sequence: someone else writes to the topic.
+    #[error(
+        "the last message of {topic}/{partition} has no {SEQUENCE_HEADER} header: the topic is \
+         not Tidemark's"
+    )]
+    NotTidemarks {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: usize,
+    },
+    /// The topic has no such partition (the sink in memory).
+    #[error("no partition {partition} of {topic}")]
+    NoPartition {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+    /// A failure a test asked for (the sink in memory).
+    #[error("injected delivery failure")]
+    Injected,
+    /// The blocking task reading the topic failed.
+    #[error("reading the topic stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Why a publishing session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The table's settings name a format this node does not know.
+    #[error("unknown format {0}")]
+    UnknownFormat(String),
+    /// The topic could not be opened.
+    #[error(transparent)]
+    Open(#[from] SinkError),
+    /// The topic has more partitions than a partition number counts.
+    #[error("the topic has {0} partitions")]
+    TooManyPartitions(usize),
+    /// The sink did not take a change's message.
+    #[error("cannot produce change {seq}: {source}")]
+    Produce {
+        /// The change.
+        seq: ChangeSeq,
+        /// Why.
+        source: SinkError,
+    },
+    /// A change's message was not delivered.
+    #[error("delivery of change {seq} failed: {source}")]
+    Delivery {
+        /// The change.
+        seq: ChangeSeq,
+        /// Why.
+        source: SinkError,
+    },
+    /// Reading the log or moving the checkpoint failed.
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    /// A blocking task of the session failed.
+    #[error("a blocking task of the session failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Where a session's messages go: a Kafka topic, or memory in tests.
@@ -53,7 +126,7 @@ pub trait Sink: Send {
     fn open(
         &mut self,
         settings: &PublishSettings,
-    ) -> impl Future<Output = Result<Vec<Option<ChangeSeq>>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<Option<ChangeSeq>>, SinkError>> + Send;
 
     /// Hands one message for `partition` of `topic` to the sink. Messages of one partition are
     /// stored in the order they are sent.
@@ -78,19 +151,19 @@ pub struct PublisherState {
 }
 
 /// Publishes one table until cancelled, with a new sink from `connect` for each session,
-/// starting over from the topic after any failure (backing off 100 ms, doubling to 5 s).
+/// starting over from the topic after any failure (after a [`Backoff`]).
 pub async fn run<S: Sink>(
     store: Arc<Store>,
-    connect: impl Fn() -> Result<S, String>,
+    connect: impl Fn() -> Result<S, SinkError>,
     table: PublishedTable,
     cancel: CancellationToken,
     state: Arc<Mutex<PublisherState>>,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new();
     loop {
         let outcome = match connect() {
             Ok(sink) => publish(&store, sink, &table, &cancel, &state).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         match outcome {
             Ok(()) => return,
@@ -101,14 +174,13 @@ pub async fn run<S: Sink>(
                     error = %e, "publishing failed; resuming from the topic's tail");
                 metrics::counter!("tidemark_publish_failures_total", "table" => table.table_name.clone())
                     .increment(1);
-                state.lock().last_error = Some(e);
+                state.lock().last_error = Some(e.to_string());
             }
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_wait()) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -131,12 +203,13 @@ pub async fn publish<S: Sink>(
     table: &PublishedTable,
     cancel: &CancellationToken,
     state: &Mutex<PublisherState>,
-) -> Result<(), String> {
+) -> Result<(), SessionError> {
     let settings = &table.settings;
     let format = ValueFormat::parse(&settings.format)
-        .ok_or_else(|| format!("unknown format {}", settings.format))?;
+        .ok_or_else(|| SessionError::UnknownFormat(settings.format.clone()))?;
     let tails = sink.open(settings).await?;
-    let partitions = i32::try_from(tails.len()).map_err(|e| e.to_string())?;
+    let partitions =
+        i32::try_from(tails.len()).map_err(|_| SessionError::TooManyPartitions(tails.len()))?;
     let resume = ResumePoint::new(tails, settings.start_seq);
     let mut cursor = LogCursor::table(table.table_id, resume.read_from());
     let region = store.config().region.clone();
@@ -158,9 +231,7 @@ pub async fn publish<S: Sink>(
                 tokio::task::spawn_blocking(move || {
                     settings::confirm_published(&worker, table_id, delivered)
                 })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                .await??;
                 checkpointed = Some(delivered);
                 checkpointed_at = Instant::now();
             }
@@ -171,9 +242,8 @@ pub async fn publish<S: Sink>(
             let batch = worker.read_log(&mut reading, LogLimits::records(BATCH));
             batch.map(|batch| (batch, reading))
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .await?
+        .map_err(crate::Error::from)?;
         cursor = read;
         // Checked after the read: a change committed after the cancel (say, the first write
         // after its destination's settings changed) is then always left to the successor.
@@ -230,8 +300,8 @@ pub async fn publish<S: Sink>(
                                 deliveries.settle_oldest().await?;
                             }
                         }
-                        Err(SendError::Failed(e)) => {
-                            return Err(format!("cannot produce change {seq}: {e}"));
+                        Err(SendError::Failed(source)) => {
+                            return Err(SessionError::Produce { seq, source });
                         }
                     }
                 }
@@ -285,7 +355,7 @@ impl Deliveries {
     }
 
     /// Takes every report that has already arrived, without waiting.
-    fn settle_ready(&mut self) -> Result<(), String> {
+    fn settle_ready(&mut self) -> Result<(), SessionError> {
         while let Some(front) = self.in_flight.front_mut() {
             let Some(report) = (&mut front.delivery).now_or_never() else {
                 return Ok(());
@@ -299,14 +369,14 @@ impl Deliveries {
     /// is in.
     /// Waits for every report, so nothing this session sent lands in the topic after it
     /// ended (a successor resumes from what the topic holds).
-    async fn settle_all(&mut self) -> Result<(), String> {
+    async fn settle_all(&mut self) -> Result<(), SessionError> {
         while !self.in_flight.is_empty() {
             self.settle_oldest().await?;
         }
         Ok(())
     }
 
-    async fn settle_oldest(&mut self) -> Result<(), String> {
+    async fn settle_oldest(&mut self) -> Result<(), SessionError> {
         let Some(front) = self.in_flight.front_mut() else {
             return Ok(());
         };
@@ -315,7 +385,7 @@ impl Deliveries {
     }
 
     /// Records the oldest message's report.
-    fn settled(&mut self, report: Result<(), String>) -> Result<(), String> {
+    fn settled(&mut self, report: Result<(), SinkError>) -> Result<(), SessionError> {
         let Some(message) = self.in_flight.pop_front() else {
             return Ok(());
         };
@@ -326,7 +396,10 @@ impl Deliveries {
                 }
                 Ok(())
             }
-            Err(e) => Err(format!("delivery of change {} failed: {e}", message.seq)),
+            Err(source) => Err(SessionError::Delivery {
+                seq: message.seq,
+                source,
+            }),
         }
     }
 }
@@ -549,13 +622,16 @@ mod tests {
     }
 
     /// A delivery that resolves when its sender says so (dropping the sender fails it).
-    fn pending() -> (oneshot::Sender<Result<(), String>>, Delivery) {
+    fn pending() -> (oneshot::Sender<Result<(), SinkError>>, Delivery) {
         let (tx, rx) = oneshot::channel();
-        let delivery = async move { rx.await.unwrap_or_else(|_| Err("dropped".into())) };
+        let delivery = async move {
+            rx.await
+                .unwrap_or_else(|_| Err(tidemark_kafka::Error::DeliveryDropped.into()))
+        };
         (tx, Box::pin(delivery))
     }
 
-    fn ready(report: Result<(), String>) -> Delivery {
+    fn ready(report: Result<(), SinkError>) -> Delivery {
         Box::pin(std::future::ready(report))
     }
 
@@ -614,10 +690,19 @@ mod tests {
     async fn a_failed_delivery_ends_the_session_without_counting() {
         let mut deliveries = Deliveries::default();
         deliveries.sent(1, Some(1), ready(Ok(())));
-        deliveries.sent(2, Some(2), ready(Err("broker gone".into())));
+        deliveries.sent(2, Some(2), ready(Err(SinkError::Injected)));
         deliveries.sent(3, Some(3), ready(Ok(())));
         let error = deliveries.settle_ready().unwrap_err();
-        assert!(error.contains("change 2") && error.contains("broker gone"));
+        assert!(
+            matches!(
+                error,
+                SessionError::Delivery {
+                    seq: 2,
+                    source: SinkError::Injected
+                }
+            ),
+            "{error}"
+        );
         assert_eq!(deliveries.delivered, Some(1));
 
         let mut deliveries = Deliveries::default();

@@ -19,12 +19,12 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use tidemark_core::model::Item;
+use tidemark_kafka::KafkaSettings;
+use tidemark_kafka::topics::{partition_count, watermarks};
 
 use super::{Error, Result};
 use crate::publish::format::{HISTORY_HEADER, SINCE_HEADER};
-use crate::publish::kafka::KafkaSettings;
 
-const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for the next message before giving up on a topic: a broker can take long to
 /// answer the first fetch of a large partition (tansu on sqlite takes seconds).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -282,7 +282,8 @@ impl Replay {
 /// `progress` with the messages read so far and in all.
 ///
 /// # Errors
-/// Io for broker trouble; Invalid for a message that is no Tidemark change.
+/// Validation for a topic that does not exist; Kafka for broker trouble; Invalid for a
+/// message that is no Tidemark change.
 pub fn read_topic(
     kafka: &KafkaSettings,
     topic: &str,
@@ -290,46 +291,39 @@ pub fn read_topic(
     at_millis: Option<u64>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<TopicImage> {
-    let broker = |e: rdkafka::error::KafkaError| Error::Io(format!("Kafka: {e}"));
-    let consumer: BaseConsumer = kafka
-        .client_config()
-        .set("group.id", "tidemark-restore")
-        .set("enable.auto.commit", "false")
-        // Large fetches: fewer requests (each costs tansu on sqlite a scan).
-        .set("max.partition.fetch.bytes", "8388608")
-        .set("fetch.max.bytes", "33554432")
-        .create()
-        .map_err(broker)?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), BROKER_TIMEOUT)
-        .map_err(broker)?;
-    let partitions = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .map(|t| t.partitions().len() as i32)
-        .filter(|n| *n > 0)
-        .ok_or_else(|| Error::Validation(format!("topic {topic} does not exist")))?;
+    // Large fetches: fewer requests (each costs tansu on sqlite a scan).
+    let consumer: BaseConsumer = kafka.consumer(
+        "tidemark-restore",
+        &[
+            ("max.partition.fetch.bytes", "8388608"),
+            ("fetch.max.bytes", "33554432"),
+        ],
+    )?;
+    let partitions = match partition_count(consumer.client(), topic) {
+        Err(tidemark_kafka::Error::NoPartitions { .. }) => {
+            return Err(Error::Validation(format!("topic {topic} does not exist")));
+        }
+        counted => counted?,
+    };
     // What is left to read of each partition: up to (not including) its high watermark.
     let mut ends = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
     let mut total = 0;
+    let assigning = |e| Error::from(tidemark_kafka::Error::Assign(e));
     for partition in 0..partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, BROKER_TIMEOUT)
-            .map_err(broker)?;
+        let (low, high) = watermarks(consumer.client(), topic, partition)?;
         if high > low {
             ends.insert(partition, high);
             total += (high - low) as u64;
             assignment
                 .add_partition_offset(topic, partition, Offset::Beginning)
-                .map_err(broker)?;
+                .map_err(assigning)?;
         }
     }
     if ends.is_empty() {
         return Ok(TopicImage::default());
     }
-    consumer.assign(&assignment).map_err(broker)?;
+    consumer.assign(&assignment).map_err(assigning)?;
     let mut replay = Replay::default();
     let mut messages = 0u64;
     let mut idle_since = std::time::Instant::now();
@@ -348,7 +342,10 @@ pub fn read_topic(
             continue;
         };
         idle_since = std::time::Instant::now();
-        let message = message.map_err(broker)?;
+        let message = message.map_err(|source| tidemark_kafka::Error::Read {
+            topic: topic.to_string(),
+            source,
+        })?;
         let (partition, offset) = (message.partition(), message.offset());
         last.insert(partition, offset);
         messages += 1;

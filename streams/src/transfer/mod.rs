@@ -49,6 +49,9 @@ pub enum Error {
     /// The files are not DynamoDB JSON items.
     #[error("{0}")]
     Invalid(String),
+    /// Reading a Kafka topic failed.
+    #[error("Kafka: {0}")]
+    Kafka(#[from] tidemark_kafka::Error),
     /// The store failed or refused.
     #[error(transparent)]
     Core(#[from] tidemark_core::Error),

@@ -259,10 +259,7 @@ async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_th
     let clock = Arc::new(ManualClock::new(START_MILLIS));
     let broker = tidemark_tests::kafka::Broker::start().await;
     let brokers = broker.brokers();
-    let kafka = tidemark_streams::publish::kafka::KafkaSettings {
-        brokers: brokers.clone(),
-        options: Vec::new(),
-    };
+    let kafka = tidemark_kafka::KafkaSettings::new(brokers.clone());
     let node = TestNode::start_configured(
         move |config| {
             config.ttl_period = Duration::from_secs(3600);

@@ -52,6 +52,21 @@ async fn create_global_table(cluster: &Cluster, table: &str) {
     wait_for_group(cluster, table, &all).await;
 }
 
+/// Creates `table` in region 0 and makes it global with region 1, waiting until both
+/// replicas are ACTIVE.
+async fn create_pair_table(cluster: &Cluster, table: &str) {
+    let client = cluster.client(0, OP_TIMEOUT);
+    create_table(&client, table, false).await;
+    client
+        .update_table()
+        .table_name(table)
+        .replica_updates(replica_create(REGIONS[1]))
+        .send()
+        .await
+        .expect("add a replica");
+    wait_for_group(cluster, table, &[0, 1]).await;
+}
+
 /// One writer in one region: a seeded mix of every kind of write on a small key space, until
 /// `stop`. Failures (a cut link, a killed node) are expected and ignored.
 async fn write(
@@ -485,6 +500,108 @@ async fn regions_converge_through_kafka_under_partitions_and_kills() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_topics_get_the_configured_replication_factor() {
+    let broker = Broker::start().await;
+    assert!(
+        broker.is_local(),
+        "this scenario makes topics of 3 replicas on tansu's one broker: run it with tansu, \
+         without KAFKA_BROKERS"
+    );
+    let brokers = broker.brokers();
+    let mut cluster = Cluster::start(
+        node_binary(),
+        &REGIONS[..2],
+        &[
+            "--durability",
+            "buffer",
+            "--replication-transport",
+            "kafka",
+            "--kafka-brokers",
+            &brokers,
+            "--topic-replication-factor",
+            "3",
+        ],
+    )
+    .await;
+    let table = "thrice";
+    let client = cluster.client(0, OP_TIMEOUT);
+    create_pair_table(&cluster, table).await;
+    client
+        .put_item()
+        .table_name(table)
+        .item("p", s("k"))
+        .item("v", s("from-us"))
+        .send()
+        .await
+        .expect("a write");
+    let replicated = wait_until(Duration::from_secs(30), async || {
+        value_in(&cluster, 1, table, "k").await.as_deref() == Some("from-us")
+    })
+    .await;
+    assert!(replicated, "the write reaches eu-west-1 through the topics");
+
+    // tansu keeps one copy whatever the factor, but reports the factor it was asked for (its
+    // broker once per replica) and the topic's settings.
+    let kafka = tidemark_kafka::KafkaSettings::new(brokers);
+    for region in &REGIONS[..2] {
+        let topic = tidemark_replicator::kafka::topic(region, table);
+        let mut shape = None;
+        let made = wait_until(Duration::from_secs(10), async || {
+            shape = topic_shape(&kafka, &topic).await;
+            shape.is_some()
+        })
+        .await;
+        assert!(made, "{topic} exists");
+        assert_eq!(
+            shape,
+            Some((vec![3], Some("2".to_string()))),
+            "{topic}: one partition of 3 replicas, 2 of them in sync for a write"
+        );
+    }
+    cluster.stop(0).await;
+    cluster.stop(1).await;
+}
+
+/// The replica count of each partition of `topic` and its `min.insync.replicas`, once the
+/// broker knows the topic.
+async fn topic_shape(
+    kafka: &tidemark_kafka::KafkaSettings,
+    topic: &str,
+) -> Option<(Vec<usize>, Option<String>)> {
+    use rdkafka::admin::{AdminOptions, ResourceSpecifier};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let consumer: BaseConsumer = kafka.consumer("tidemark-test-topics", &[]).ok()?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let replicas: Vec<usize> = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)?
+        .partitions()
+        .iter()
+        .map(|p| p.replicas().len())
+        .collect();
+    if replicas.is_empty() {
+        return None;
+    }
+    let configs = kafka
+        .admin()
+        .ok()?
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .ok()?;
+    let min_insync = configs
+        .into_iter()
+        .flatten()
+        .flat_map(|resource| resource.entries)
+        .find(|entry| entry.name == "min.insync.replicas")
+        .and_then(|entry| entry.value);
+    Some((replicas, min_insync))
+}
+
 /// The value of `v` of item `p = key` in region `i`, read consistently.
 async fn value_in(cluster: &Cluster, i: usize, table: &str, key: &str) -> Option<String> {
     let item = get_consistent(&cluster.client(i, OP_TIMEOUT), table, key).await?;
@@ -500,14 +617,7 @@ async fn conflicts_are_counted_and_listed_for_operators() {
         Cluster::start(node_binary(), &REGIONS[..2], &["--durability", "buffer"]).await;
     let table = "conflicted";
     let (a, b) = (cluster.client(0, OP_TIMEOUT), cluster.client(1, OP_TIMEOUT));
-    create_table(&a, table, false).await;
-    a.update_table()
-        .table_name(table)
-        .replica_updates(replica_create(REGIONS[1]))
-        .send()
-        .await
-        .expect("add a replica");
-    wait_for_group(&cluster, table, &[0, 1]).await;
+    create_pair_table(&cluster, table).await;
 
     // Partitioned, both regions write the same item; the later write is eu-west-1's.
     cluster.link(0, 1).cut();

@@ -11,7 +11,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use tidemark_streams::publish::kafka::KafkaSettings;
 use tidemark_tests::kafka::Broker;
 use tidemark_tests::{TestNode, wait_until};
 
@@ -323,10 +322,7 @@ async fn publishing_survives_a_broker_restart_mid_load() {
     // librdkafka's own retries carry the publisher over the outage. (Outages past
     // `message.timeout.ms` are not exercised here: see "tansu 0.6.0" in
     // docs/compatibility.md.)
-    let kafka = KafkaSettings {
-        brokers: broker.brokers(),
-        options: Vec::new(),
-    };
+    let kafka = tidemark_kafka::KafkaSettings::new(broker.brokers());
     let node = TestNode::start_configured(
         move |config| {
             config.kafka = Some(kafka);

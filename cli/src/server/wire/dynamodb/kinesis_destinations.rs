@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
-use tidemark_streams::publish::kinesis::{self, Destination, Precision, TopicShape};
+use tidemark_streams::publish::kinesis::{self, Destination, Precision};
 
 use super::common::Violations;
 use crate::server::AppState;
@@ -175,19 +175,16 @@ fn answer(
 
 pub(crate) async fn enable(state: &AppState, body: &Bytes) -> Result<Vec<u8>, ApiError> {
     let request = check(parse(body)?, Configuration::Enable)?;
-    if !state.publishers.has_kafka() {
+    let Some(kafka) = state.publishers.kafka() else {
         return Err(ApiError::validation(
             "Kinesis streaming destinations publish to Kafka, and no Kafka cluster is configured: start the node with --kafka-brokers (or KAFKA_BROKERS)",
         ));
-    }
-    let shape = TopicShape {
-        partitions: state.topics.partitions,
-        replication_factor: state.topics.replication_factor,
     };
+    let topics = kafka.topics;
     let precision = request.precision.unwrap_or_default();
     let (table, arn) = (request.table_name.clone(), request.stream_arn);
     let destination = change_publishing(state, move |store| {
-        kinesis::enable(store, &table, &arn, precision, shape)
+        kinesis::enable(store, &table, &arn, precision, topics)
     })
     .await?;
     answer(request.table_name, destination, Configuration::Enable)
