@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_core::model::{AttributeValue, Number};
 
 /// What is fuzzed.
@@ -172,7 +172,7 @@ pub fn caught(f: impl FnOnce()) -> Result<(), String> {
 ///
 /// # Errors
 /// The panic's message.
-pub fn run_one(target: Target, store: &Store, input: &str) -> Result<(), String> {
+pub fn run_one(target: Target, store: &Engine, input: &str) -> Result<(), String> {
     caught(|| match target {
         Target::Number => {
             let _ = Number::parse(input);
@@ -221,15 +221,15 @@ pub fn regressions_dir(target: Target) -> PathBuf {
 ///
 /// # Panics
 /// When the store cannot be opened.
-pub fn store(dir: &Path) -> Store {
+pub fn store(dir: &Path) -> Engine {
     let mut config = tidemark_core::StoreConfig::new(dir);
     config.durability = tidemark_core::Durability::Buffer;
-    Store::open(config).expect("open the fuzzing store")
+    Engine::open(config).expect("open the fuzzing store")
 }
 
 /// Runs `cases` generated inputs through `target` from `seed`; returns the inputs that
 /// panicked, each with its message.
-pub fn run(target: Target, store: &Store, cases: u64, seed: u64) -> Vec<(String, String)> {
+pub fn run(target: Target, store: &Engine, cases: u64, seed: u64) -> Vec<(String, String)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let seeds = target.seeds();
     let alphabet: Vec<char> = seeds.iter().flat_map(|s| s.chars()).collect();

@@ -170,7 +170,7 @@ const INLINE_READ_BYTES: usize = 64 * 1024;
 /// (the global-table and transfer operations, which need the node, are not run here). The
 /// fuzzer's way into request decoding.
 pub fn run_operation(
-    store: &tidemark_core::Store,
+    store: &tidemark_core::Engine,
     target: &str,
     body: &[u8],
 ) -> Option<Result<Vec<u8>, ApiError>> {

@@ -285,20 +285,10 @@ impl Storage {
     }
 
     /// A consistent view of every item as of now, for reads that must agree with each other.
-    pub(crate) fn snapshot(&self) -> fjall::Snapshot {
-        self.db.snapshot()
-    }
-
-    /// The live item at `key` as of `snapshot`.
-    pub(crate) fn read_item_at(
-        &self,
-        snapshot: &fjall::Snapshot,
-        key: &[u8],
-    ) -> Result<Option<Item>> {
-        use fjall::Readable;
-        match snapshot.get(&self.ks.items, key)? {
-            Some(bytes) => codec::decode_cell_item(&bytes),
-            None => Ok(None),
+    pub(crate) fn snapshot(&self) -> ItemsSnapshot {
+        ItemsSnapshot {
+            snapshot: self.db.snapshot(),
+            items: self.ks.items.clone(),
         }
     }
 
@@ -356,6 +346,49 @@ impl Storage {
         }
         batch.commit()?;
         Ok(())
+    }
+
+    /// Takes a dropped table out of the catalog in memory and removes its items, index
+    /// entries and statistics.
+    pub(crate) fn forget_table(&self, entry: &TableEntry) -> Result<()> {
+        self.catalog.tables.write().remove(&entry.name);
+        let index_ids: Vec<u64> = entry.indexes().iter().map(|i| i.id).collect();
+        self.purge_table_items(entry.id, &index_ids)?;
+        self.pipeline.sequencer.lock().stats.remove(&entry.id);
+        Ok(())
+    }
+
+    /// The values of the catalog keys that start with `prefix`, in key order.
+    pub(crate) fn catalog_values(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.ks
+            .catalog
+            .prefix(prefix)
+            .map(|guard| Ok(guard.value()?.to_vec()))
+    }
+
+    /// Bytes the database occupies on disk.
+    pub(crate) fn disk_space(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    /// Bytes on disk of each keyspace (items, the change log and its per-table index,
+    /// secondary indexes), after writing what is still in memory to disk.
+    pub(crate) fn disk_usage(&self) -> Result<Vec<(&'static str, u64)>> {
+        let ks = &self.ks;
+        let mut usage = Vec::new();
+        for (name, keyspace) in [
+            ("items", &ks.items),
+            ("changes", &ks.changes),
+            ("table_changes", &ks.table_changes),
+            ("indexes", &ks.indexes),
+        ] {
+            keyspace.rotate_memtable_and_wait()?;
+            usage.push((name, keyspace.disk_space()));
+        }
+        Ok(usage)
     }
 
     /// Removes every stored item and index entry of a dropped table, in bounded batches.
@@ -552,6 +585,38 @@ impl Storage {
     pub(crate) fn persist(&self) -> Result<()> {
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
+    }
+}
+
+/// A consistent view of every item cell as of when it was taken ([`Storage::snapshot`]).
+pub(crate) struct ItemsSnapshot {
+    snapshot: fjall::Snapshot,
+    items: Keyspace,
+}
+
+impl ItemsSnapshot {
+    /// The live item at `key` (`None` when absent or a tombstone).
+    pub(crate) fn item(&self, key: &[u8]) -> Result<Option<Item>> {
+        use fjall::Readable;
+        match self.snapshot.get(&self.items, key)? {
+            Some(bytes) => codec::decode_cell_item(&bytes),
+            None => Ok(None),
+        }
+    }
+
+    /// The cells (live items and tombstones) whose storage keys lie in `range`, in key
+    /// order, with their keys.
+    pub(crate) fn cells_in(
+        &self,
+        range: keys::KeyRange,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, codec::ItemCell)>> + '_ {
+        use fjall::Readable;
+        self.snapshot
+            .range(&self.items, (range.lower, range.upper))
+            .map(|guard| {
+                let (key, bytes) = guard.into_inner()?;
+                Ok((key.to_vec(), codec::decode_cell(&bytes)?))
+            })
     }
 }
 

@@ -7,12 +7,12 @@ pub(crate) mod streams;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tidemark_core::Store;
+use tidemark_core::Engine;
 
 use super::error::ApiError;
 
 /// An operation: decode its input, run it against the store, encode its output.
-pub(crate) type Operation = fn(&Store, &[u8]) -> Result<Vec<u8>, ApiError>;
+pub(crate) type Operation = fn(&Engine, &[u8]) -> Result<Vec<u8>, ApiError>;
 
 /// What kind of work an operation does, which decides where it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +37,9 @@ pub(crate) enum Execution {
 
 /// Decodes `I`, runs `f`, encodes its output.
 pub(crate) fn run<I, O>(
-    store: &Store,
+    store: &Engine,
     body: &[u8],
-    f: fn(&Store, I) -> Result<O, ApiError>,
+    f: fn(&Engine, I) -> Result<O, ApiError>,
 ) -> Result<Vec<u8>, ApiError>
 where
     I: DeserializeOwned,
@@ -52,9 +52,9 @@ where
 
 /// Decodes `I`, runs `f`, answers with an empty body (TagResource and UntagResource do).
 pub(crate) fn run_empty<I>(
-    store: &Store,
+    store: &Engine,
     body: &[u8],
-    f: fn(&Store, I) -> Result<(), ApiError>,
+    f: fn(&Engine, I) -> Result<(), ApiError>,
 ) -> Result<Vec<u8>, ApiError>
 where
     I: DeserializeOwned,

@@ -1,7 +1,7 @@
 //! DeleteTable.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 
 use super::common::required;
 use super::table_description::WireTableDescription;
@@ -20,11 +20,11 @@ pub(crate) struct DeleteTableOutput {
 }
 
 pub(crate) fn delete_table(
-    store: &Store,
+    store: &Engine,
     input: DeleteTableInput,
 ) -> Result<DeleteTableOutput, ApiError> {
     let name = required(input.table_name, "tableName")?;
     Ok(DeleteTableOutput {
-        table_description: store.delete_table(&name)?.into(),
+        table_description: store.tables.delete_table(&name)?.into(),
     })
 }

@@ -1,7 +1,7 @@
 //! UpdateTable (billing mode, throughput, stream, global secondary indexes).
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_core::model::{
     AttributeDefinition, GlobalSecondaryIndex, ProvisionedThroughput, StreamSpecification,
 };
@@ -69,7 +69,7 @@ fn convert(update: WireGsiUpdate) -> Result<GsiUpdate, ApiError> {
 }
 
 pub(crate) fn update_table(
-    store: &Store,
+    store: &Engine,
     input: UpdateTableInput,
 ) -> Result<UpdateTableOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
@@ -86,7 +86,7 @@ pub(crate) fn update_table(
             .map(convert)
             .collect::<Result<_, _>>()?,
     };
-    let description: WireTableDescription = store.update_table(request)?.into();
+    let description: WireTableDescription = store.tables.update_table(request)?.into();
     let global = GlobalTable::of(store, &table_name);
     Ok(UpdateTableOutput {
         table_description: description.with_membership(global.as_ref(), &store.config().region),
