@@ -2,8 +2,8 @@
 //! formats live in the streams crate), and the records their jobs keep.
 //!
 //! An export reads the table as of an instant from one fjall snapshot, taken when it starts
-//! ([`Store::table_as_of`]). An import creates its table CREATING ([`Store::create_importing_table`]),
-//! fills it ([`Store::load_import`]) and makes it ACTIVE ([`Store::finish_import`]); a restart
+//! ([`Backups::table_as_of`]). An import creates its table CREATING ([`Backups::create_importing_table`]),
+//! fills it ([`Backups::load_import`]) and makes it ACTIVE ([`Backups::finish_import`]); a restart
 //! in between leaves the table CREATING, and the importer starts it over or drops it.
 
 use std::sync::atomic::Ordering;

@@ -66,23 +66,24 @@ pub struct Cell {
     pub stamp: Option<crate::stamp::Stamp>,
 }
 
-/// Handles to every keyspace.
+/// Handles to every keyspace: private to storage (its submodules see them), so every other
+/// module goes through storage's typed functions.
 #[derive(Clone)]
 pub(crate) struct Keyspaces {
-    pub(crate) items: Keyspace,
-    pub(crate) changes: Keyspace,
-    pub(crate) table_changes: Keyspace,
-    pub(crate) catalog: Keyspace,
-    pub(crate) stats: Keyspace,
-    pub(crate) indexes: Keyspace,
-    pub(crate) ttl: Keyspace,
-    pub(crate) collections: Keyspace,
+    items: Keyspace,
+    changes: Keyspace,
+    table_changes: Keyspace,
+    catalog: Keyspace,
+    stats: Keyspace,
+    indexes: Keyspace,
+    ttl: Keyspace,
+    collections: Keyspace,
 }
 
 /// The node's storage: database, keyspaces, catalog, key locks and the commit path.
 pub(crate) struct Storage {
-    pub(crate) db: Database,
-    pub(crate) ks: Keyspaces,
+    db: Database,
+    ks: Keyspaces,
     pub(crate) catalog: Catalog,
     pub(crate) pipeline: CommitPipeline,
     /// Serialises table creation and deletion.
@@ -391,6 +392,13 @@ impl Storage {
         Ok(usage)
     }
 
+    /// Writes one catalog entry without waiting for it to be durable (what may be lost in a
+    /// crash is only the move of a retention hold, which then keeps more history).
+    pub(crate) fn put_catalog_buffered(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.ks.catalog.insert(key, value)?;
+        Ok(())
+    }
+
     /// Removes every stored item and index entry of a dropped table, in bounded batches.
     pub(crate) fn purge_table_items(&self, table_id: u64, index_ids: &[u64]) -> Result<()> {
         for &index_id in index_ids {
@@ -520,7 +528,7 @@ impl Storage {
     }
 
     /// Removes every key of `keyspace` that starts with `prefix`, in bounded batches.
-    pub(crate) fn purge_prefix(&self, keyspace: &Keyspace, prefix: &[u8]) -> Result<()> {
+    fn purge_prefix(&self, keyspace: &Keyspace, prefix: &[u8]) -> Result<()> {
         loop {
             let keys: Vec<_> = keyspace
                 .prefix(prefix)

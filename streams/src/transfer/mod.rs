@@ -3,7 +3,7 @@
 //! `S3Bucket` names a folder directly under the root, its prefix a folder below that.
 //!
 //! ExportTableToPointInTime reads the table as of the instant from a snapshot taken during
-//! the call (core's [`Store::table_as_of`]) and writes the files on a thread of its own; the
+//! the call (core's [`Backups::table_as_of`](tidemark_core::Backups::table_as_of)) and writes the files on a thread of its own; the
 //! record (IN_PROGRESS, then COMPLETED or FAILED) is kept in the store. An export a restart
 //! interrupts is FAILED (its partial folder removed); run it again.
 //!
