@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidemark_core::{Clock, Store, StoreConfig, SystemClock};
+use tidemark_core::{Backups, Clock, Engine, Store, StoreConfig, SystemClock, Tables};
 use tidemark_kafka::KafkaSettings;
 use tidemark_replicator::Replicator;
 use tidemark_replicator::peers::ReplicationConfig;
@@ -118,6 +118,7 @@ pub enum NodeError {
 pub struct Node {
     addr: SocketAddr,
     store: Arc<Store>,
+    engine: Engine,
     shutdown: CancellationToken,
     /// Watches every task the node needs; ends once they all have.
     supervisor: JoinHandle<()>,
@@ -149,14 +150,14 @@ impl Node {
         replication.region = config.store.region.clone();
         replication.check().map_err(NodeError::Config)?;
         let store_config = config.store.clone();
-        let store = tokio::task::spawn_blocking(move || {
-            let store = Store::open_with_clock(store_config, clock)?;
+        let engine = tokio::task::spawn_blocking(move || {
+            let engine = Engine::open_with_clock(store_config, clock)?;
             // Before anything trims: every published table's history is held.
-            tidemark_streams::publish::settings::ensure_holds(&store)?;
-            Ok::<_, NodeError>(store)
+            tidemark_streams::publish::settings::ensure_holds(&engine.store)?;
+            Ok::<_, NodeError>(engine)
         })
         .await??;
-        let store = Arc::new(store);
+        let store = engine.store.clone();
         let tls = config
             .tls
             .as_ref()
@@ -169,18 +170,18 @@ impl Node {
         server::install_metrics();
         let publishers = Arc::new(Publishers::new(store.clone(), config.kafka.clone()));
         publishers.reconcile()?;
-        let replicator = Replicator::new(store.clone(), replication);
+        let replicator = Replicator::new(&engine, replication);
         let export_root = config
             .export_root
             .clone()
             .unwrap_or_else(|| config.store.data_dir.join("exports"));
-        let transfers = Transfers::new(store.clone(), Some(export_root));
+        let transfers = Transfers::new(store.clone(), engine.backups.clone(), Some(export_root));
         let resuming = transfers.clone();
         tokio::task::spawn_blocking(move || resuming.resume())
             .await?
             .map_err(|e| NodeError::Config(format!("resuming exports and imports: {e}")))?;
         let state = AppState::new(NodeState {
-            store: store.clone(),
+            store: engine.clone(),
             publishers: publishers.clone(),
             topic_template: config.topic_template.clone(),
             replicator: replicator.clone(),
@@ -216,19 +217,20 @@ impl Node {
         );
         tasks.spawn(
             "history trimmer",
-            trim_history_periodically(store.clone(), shutdown.clone()),
+            trim_history_periodically(engine.clone(), shutdown.clone()),
         );
         tasks.spawn(
             "index builder",
-            build_indexes(store.clone(), shutdown.clone()),
+            build_indexes(engine.tables.clone(), shutdown.clone()),
         );
         tasks.spawn(
             "backup and restore runner",
-            run_backup_jobs(store.clone(), shutdown.clone()),
+            run_backup_jobs(engine.backups.clone(), shutdown.clone()),
         );
         let (worker, trigger, token) = (store.clone(), sweep_trigger.clone(), shutdown.clone());
+        let expiry = engine.ttl.clone();
         tasks.spawn("TTL sweeper", async move {
-            ttl::run_sweeper(worker, config.ttl_period, trigger, token)
+            ttl::run_sweeper(worker, expiry, config.ttl_period, trigger, token)
                 .await
                 .map_err(|e| e.to_string())
         });
@@ -255,6 +257,7 @@ impl Node {
         Ok(Node {
             addr,
             store,
+            engine,
             shutdown,
             supervisor,
             sweep_trigger,
@@ -270,6 +273,11 @@ impl Node {
     /// The node's store.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The node's store and the services over it.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Wakes the TTL sweeper for a pass now (it also wakes by itself).
@@ -348,9 +356,9 @@ impl std::fmt::Debug for Tasks {
     }
 }
 
-/// Trims the change log to the history window, a tenth of the window apart (at most a minute),
-/// until shut down.
-async fn trim_history_periodically(store: Arc<Store>, shutdown: CancellationToken) -> TaskResult {
+/// Trims the history nobody needs any more, periodically: the backups let go of theirs, then
+/// the store trims ([`Engine::trim_history`]).
+async fn trim_history_periodically(store: Engine, shutdown: CancellationToken) -> TaskResult {
     let every = (store.config().history_window / 10).clamp(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(60),
@@ -379,9 +387,9 @@ async fn trim_history_periodically(store: Arc<Store>, shutdown: CancellationToke
 
 /// Backfills new global secondary indexes in the background: once at start (resuming any a
 /// restart interrupted) and whenever UpdateTable creates one, until shut down.
-async fn build_indexes(store: Arc<Store>, shutdown: CancellationToken) -> TaskResult {
+async fn build_indexes(tables: Arc<Tables>, shutdown: CancellationToken) -> TaskResult {
     loop {
-        let worker = store.clone();
+        let worker = tables.clone();
         match tokio::task::spawn_blocking(move || worker.run_pending_backfills()).await {
             Ok(Ok(0)) => {}
             Ok(Ok(finished)) => tracing::info!(finished, "index backfill finished"),
@@ -393,16 +401,16 @@ async fn build_indexes(store: Arc<Store>, shutdown: CancellationToken) -> TaskRe
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = store.backfill_requested() => {}
+            _ = tables.backfill_requested() => {}
         }
     }
 }
 
 /// Copies backups and builds restored tables in the background: once at start (resuming any
 /// a restart interrupted) and whenever one is asked for, until shut down.
-async fn run_backup_jobs(store: Arc<Store>, shutdown: CancellationToken) -> TaskResult {
+async fn run_backup_jobs(backups: Arc<Backups>, shutdown: CancellationToken) -> TaskResult {
     loop {
-        let worker = store.clone();
+        let worker = backups.clone();
         match tokio::task::spawn_blocking(move || worker.run_pending_jobs()).await {
             Ok(Ok(0)) => {}
             Ok(Ok(finished)) => tracing::info!(finished, "backup and restore jobs finished"),
@@ -419,7 +427,7 @@ async fn run_backup_jobs(store: Arc<Store>, shutdown: CancellationToken) -> Task
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = store.jobs_requested() => {}
+            _ = backups.jobs_requested() => {}
         }
     }
 }

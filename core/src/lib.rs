@@ -11,13 +11,18 @@
 //! - [`model`]: attribute values, exact numbers, items, schemas (serde in DynamoDB JSON shape);
 //! - [`expr`]: the expression language, pure;
 //! - [`partiql`]: PartiQL statements, parsed and translated into the operations of [`ops`];
-//! - [`ops`]: one file per operation's semantics; every item write goes through [`write`], the
-//!   one read-check-write protocol, with a [`Cause`] (client request, TTL expiry, replicated
-//!   from another region, restore) recorded with its change;
-//! - [`replication`]: last-writer-wins application of other regions' writes;
+//! - [`Store`] is the engine's seams: open/persist/halt, the write path, reads and snapshots,
+//!   the log reader, retention holds, table definitions and stream lanes;
+//! - [`ops`]: the store's item operations and table definitions; every item write goes through
+//!   [`write`], the one read-check-write protocol, with a [`Cause`] (client request, TTL
+//!   expiry, replicated from another region, restore) recorded with its change;
+//! - services over an `Arc<Store>`, each with its own state, opened together by [`Engine`]:
+//!   [`tables`] (DDL, tags, index backfills), [`restore`] ([`Backups`]: continuous and
+//!   on-demand backups, restores, imports), [`transactions`], [`ttl`], [`replication`]
+//!   (last-writer-wins application of other regions' writes, replica seeding);
 //! - [`retention`]: named holds that keep the log from being trimmed under its readers;
-//! - [`restore`]: continuous and on-demand backups, and restores into new tables;
-//! - `storage`: the only module that knows fjall (keyspaces, key encoding, codec, commit path);
+//! - `storage`: the only module that knows fjall (keyspaces, key encoding, codec, commit
+//!   path); its keyspace handles are private to it, everything else uses its typed API;
 //! - [`changes`]: the change record and its reader API;
 //! - [`stream_log`]: DynamoDB streams as slices of the log (shard lanes and generations);
 //! - [`clock`] and [`stamp`]: injected time and hybrid-logical-clock stamps;
@@ -26,6 +31,7 @@
 
 pub mod changes;
 pub mod clock;
+mod engine;
 mod error;
 pub mod expr;
 mod halt;
@@ -39,13 +45,22 @@ pub mod stamp;
 mod storage;
 mod store;
 pub mod stream_log;
+pub mod tables;
 mod tail;
+pub mod transactions;
+pub mod ttl;
 pub mod write;
 
 pub use changes::{Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::Engine;
 pub use error::{CancellationReason, Error, Result, Violations};
 pub use halt::Halt;
+pub use replication::Replication;
+pub use restore::Backups;
 pub use stamp::{HlcTimestamp, Stamp};
 pub use store::{Durability, Store, StoreConfig, TrimReport};
 pub use stream_log::{Generation, StreamEnd, StreamInfo};
+pub use tables::Tables;
+pub use transactions::Transactions;
+pub use ttl::Ttl;

@@ -1,4 +1,4 @@
-//! Applying writes made in other regions: last writer wins, per item, by [`Stamp`]
+//! [`Replication`]: applying writes made in other regions: last writer wins, per item, by [`Stamp`]
 //! ([`Stamp::wins_over`] is the whole decision).
 //!
 //! A replicated change goes through the same write protocol as a client's ([`crate::write`]):
@@ -14,8 +14,8 @@ use crate::changes::{Cause, ChangeSeq};
 use crate::model::{Item, item_size};
 use crate::stamp::Stamp;
 use crate::storage::catalog::TableEntry;
-use crate::storage::codec;
 use crate::storage::keys::{KeyRange, decode_item_key, table_prefix};
+use crate::storage::{ItemsSnapshot, codec};
 use crate::write::{Decision, Target};
 use crate::{Error, Result, Store};
 
@@ -50,7 +50,18 @@ pub fn decode_item(input: &mut &[u8]) -> Result<Item> {
     Ok(item)
 }
 
-impl Store {
+/// Replicated writes and replica seeding over the store.
+#[derive(Debug)]
+pub struct Replication {
+    store: Arc<Store>,
+}
+
+impl Replication {
+    /// The replication of `store`.
+    pub fn new(store: Arc<Store>) -> Replication {
+        Replication { store }
+    }
+
     /// Applies a change from another region if it wins over what is stored here. Returns the
     /// sequence of its change record, or `None` when the stored item is newer (or the same
     /// write was applied before).
@@ -59,10 +70,12 @@ impl Store {
     /// ResourceNotFound for an unknown table, Validation for a key that does not fit the
     /// table's schema, storage failures.
     pub fn apply_remote(&self, change: RemoteChange) -> Result<Option<ChangeSeq>> {
-        let table = self.table(&change.table_name)?;
+        let table = self.store.table(&change.table_name)?;
         table.shape.check_key(&change.keys)?;
         let target = Target::new(table, change.keys, Cause::Replica(change.stamp));
-        let written = self.write_one(target, |_| Ok((Decision::Write(change.new_image), ())))?;
+        let written = self
+            .store
+            .write_one(target, |_| Ok((Decision::Write(change.new_image), ())))?;
         Ok(written.last_seq)
     }
 
@@ -83,7 +96,7 @@ impl Store {
         // Hashes of the run's item keys: a collision only ends a run early.
         let mut run_keys: HashSet<u64> = HashSet::new();
         for change in changes {
-            let Some(table) = self.storage.table(&change.table_name) else {
+            let Some(table) = self.store.storage.table(&change.table_name) else {
                 self.apply_run(std::mem::take(&mut run), &mut outcomes)?;
                 run_keys.clear();
                 outcomes.push(Applied::NoTable);
@@ -118,7 +131,7 @@ impl Store {
             targets.push(target);
             writes.push((new, stamp));
         }
-        let written = self.write(targets, move |targets, cells| {
+        let written = self.store.write(targets, move |targets, cells| {
             let mut decisions = Vec::with_capacity(writes.len());
             let mut applied = Vec::with_capacity(writes.len());
             for (((new, stamp), cell), target) in writes.into_iter().zip(cells).zip(targets) {
@@ -144,9 +157,9 @@ impl Store {
     /// # Errors
     /// ResourceNotFound.
     pub fn snapshot_table(&self, table_name: &str) -> Result<TableSnapshot> {
-        let table = self.table(table_name)?;
+        let table = self.store.table(table_name)?;
         Ok(TableSnapshot {
-            snapshot: self.storage.snapshot(),
+            snapshot: self.store.storage.snapshot(),
             table,
         })
     }
@@ -165,7 +178,6 @@ impl Store {
         limit: usize,
         max_bytes: usize,
     ) -> Result<SnapshotPage> {
-        use fjall::Readable;
         let mut range = KeyRange::prefix(&table_prefix(snapshot.table.id));
         if let Some(after) = after {
             range.resume_after(after, true);
@@ -173,18 +185,15 @@ impl Store {
         let mut changes = Vec::new();
         let mut last = None;
         let mut size = 0;
-        for guard in snapshot
-            .snapshot
-            .range(&self.storage.ks.items, (range.lower, range.upper))
-        {
+        let cells = snapshot.snapshot.cells_in(range);
+        for cell in cells {
             if changes.len() >= limit || size >= max_bytes {
                 return Ok(SnapshotPage {
                     changes,
                     resume_after: last,
                 });
             }
-            let (key, bytes) = guard.into_inner()?;
-            let cell = codec::decode_cell(&bytes)?;
+            let (key, cell) = cell?;
             let keys = match &cell.item {
                 Some(item) => snapshot.table.shape.project_key(item),
                 None => decode_item_key(&snapshot.table.shape, &key).ok_or_else(|| {
@@ -201,7 +210,7 @@ impl Store {
                 new_image: cell.item,
                 stamp: cell.stamp,
             });
-            last = Some(key.to_vec());
+            last = Some(key);
         }
         Ok(SnapshotPage {
             changes,
@@ -245,9 +254,9 @@ impl Applied {
     }
 }
 
-/// A consistent view of one table's cells (see [`Store::snapshot_table`]).
+/// A consistent view of one table's cells (see [`Replication::snapshot_table`]).
 pub struct TableSnapshot {
-    snapshot: fjall::Snapshot,
+    snapshot: ItemsSnapshot,
     table: Arc<TableEntry>,
 }
 
@@ -262,8 +271,8 @@ impl std::fmt::Debug for TableSnapshot {
 impl TableSnapshot {
     /// How many items the table held when the snapshot was taken (from its statistics, so
     /// approximate while writes go on): the denominator of a seeding's progress.
-    pub fn approximate_items(&self, store: &Store) -> u64 {
-        u64::try_from(store.storage.table_stats(self.table.id).items).unwrap_or(0)
+    pub fn approximate_items(&self, replication: &Replication) -> u64 {
+        u64::try_from(replication.store.storage.table_stats(self.table.id).items).unwrap_or(0)
     }
 }
 
@@ -279,17 +288,19 @@ pub struct SnapshotPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Engine;
     use crate::changes::{LogCursor, LogLimits};
     use crate::model::AttributeValue;
     use crate::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
     use crate::stamp::HlcTimestamp;
     use crate::{Durability, StoreConfig};
 
-    fn open(dir: &std::path::Path) -> Store {
+    fn open(dir: &std::path::Path) -> Engine {
         let mut config = StoreConfig::for_tests(dir);
         config.durability = Durability::Buffer;
-        let store = Store::open(config).unwrap();
+        let store = Engine::open(config).unwrap();
         store
+            .tables
             .create_table(CreateTableRequest::on_demand("ttt", "p", "S"))
             .unwrap();
         store
@@ -315,7 +326,7 @@ mod tests {
         }
     }
 
-    fn visible_records(store: &Store) -> usize {
+    fn visible_records(store: &Engine) -> usize {
         let mut cursor = LogCursor::node(0);
         store
             .read_log(&mut cursor, LogLimits::records(1000))
@@ -328,6 +339,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let outcomes = store
+            .replication
             .apply_remote_batch(vec![
                 change("a", Some("1"), 10, "eu"),
                 change("a", Some("2"), 20, "eu"),
@@ -366,6 +378,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         store
+            .replication
             .apply_remote_batch(vec![change("gone", None, 50, "eu")])
             .unwrap();
         assert_eq!(
@@ -374,6 +387,7 @@ mod tests {
             "nothing anyone could see changed"
         );
         let late = store
+            .replication
             .apply_remote_batch(vec![change("gone", Some("zombie"), 40, "us")])
             .unwrap();
         assert!(matches!(late.as_slice(), [Applied::Lost { .. }]));
@@ -400,7 +414,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        let snapshot = store.snapshot_table("ttt").unwrap();
+        let snapshot = store.replication.snapshot_table("ttt").unwrap();
         // Written after the snapshot: not in it.
         store
             .put_item(PutItemRequest {
@@ -413,6 +427,7 @@ mod tests {
         let mut after = None;
         loop {
             let page = store
+                .replication
                 .snapshot_page(&snapshot, after, 2, usize::MAX)
                 .unwrap();
             assert!(page.changes.len() <= 2);
@@ -444,14 +459,18 @@ mod tests {
         let other_dir = tempfile::tempdir().unwrap();
         let other = open(other_dir.path());
         // A byte limit ends a page at the cell that reaches it.
-        let page = store.snapshot_page(&snapshot, None, 100, 1).unwrap();
+        let page = store
+            .replication
+            .snapshot_page(&snapshot, None, 100, 1)
+            .unwrap();
         assert_eq!(page.changes.len(), 1);
         assert!(page.resume_after.is_some());
-        let applied = other.apply_remote_batch(seen.clone()).unwrap();
+        let applied = other.replication.apply_remote_batch(seen.clone()).unwrap();
         assert!(applied.iter().all(|a| *a == Applied::Written));
-        let copy = other.snapshot_table("ttt").unwrap();
+        let copy = other.replication.snapshot_table("ttt").unwrap();
         assert_eq!(
             other
+                .replication
                 .snapshot_page(&copy, None, 100, usize::MAX)
                 .unwrap()
                 .changes,

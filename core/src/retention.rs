@@ -54,9 +54,7 @@ impl Store {
             ..hold.clone()
         };
         self.storage
-            .ks
-            .catalog
-            .insert(hold_key(name), encode_hold(&moved))?;
+            .put_catalog_buffered(hold_key(name), encode_hold(&moved))?;
         *hold = moved;
         Ok(true)
     }

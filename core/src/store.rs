@@ -1,4 +1,8 @@
-//! [`Store`]: the node's item store, the handle every other crate holds.
+//! [`Store`]: the node's item store, the engine's seams: open, persist and halt, the write
+//! protocol ([`crate::write`]), item reads and writes ([`crate::ops`]), snapshots, the log
+//! reader, retention holds, table definitions and stream lanes. The services over it (tables,
+//! backups, transactions, TTL, replication) each hold an `Arc<Store>`; [`crate::Engine`]
+//! opens them together.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,17 +76,6 @@ pub struct Store {
     pub(crate) clock: Arc<dyn Clock>,
     /// Raised once the store can no longer keep its promises; writes are refused from then on.
     pub(crate) halt: Halt,
-    pub(crate) transaction_tokens: crate::ops::TransactionTokens,
-    /// Woken when an index needs a backfill.
-    pub(crate) backfill_requested: tokio::sync::Notify,
-    /// Every backup, by id.
-    pub(crate) backups: parking_lot::Mutex<std::collections::BTreeMap<u64, crate::restore::Backup>>,
-    /// Held while a backup is copied, so one backup is never copied twice at once.
-    pub(crate) backup_jobs: parking_lot::Mutex<()>,
-    /// Held by DeleteBackup and by a restore from a backup while it checks and records it.
-    pub(crate) backup_users: parking_lot::Mutex<()>,
-    /// Woken when a backup or a restore was asked for.
-    pub(crate) jobs_requested: tokio::sync::Notify,
 }
 
 impl Store {
@@ -112,21 +105,12 @@ impl Store {
             clock.clone(),
             halt.clone(),
         )?;
-        let store = Store {
+        Ok(Store {
             storage,
             config,
             clock,
             halt,
-            transaction_tokens: Default::default(),
-            backfill_requested: tokio::sync::Notify::new(),
-            backups: Default::default(),
-            backup_jobs: Default::default(),
-            backup_users: Default::default(),
-            jobs_requested: tokio::sync::Notify::new(),
-        };
-        store.load_backups()?;
-        store.release_orphan_restore_holds()?;
-        Ok(store)
+        })
     }
 
     /// The configuration the store was opened with.
@@ -170,17 +154,16 @@ impl Store {
         self.storage.pipeline.durable().subscribe()
     }
 
-    /// Trims change records older than the history window (and than every table's recovery
-    /// period), the tombstones of deletes that leave the window, streams that ended before
-    /// it, and expired system backups. The node runs this periodically.
+    /// Trims change records older than the history window (and below every retention hold:
+    /// a table's recovery period is one, see [`crate::Backups::release_history`]), the
+    /// tombstones of deletes that leave the window, and streams that ended before it. The
+    /// node runs this periodically.
     ///
     /// # Errors
     /// Storage failures.
     pub fn trim_history(&self) -> Result<TrimReport> {
         let window = u64::try_from(self.config.history_window.as_millis()).unwrap_or(u64::MAX);
         let cutoff = self.clock.now_millis().saturating_sub(window);
-        self.advance_recovery_holds()?;
-        self.expire_backups()?;
         let report = self.storage.trim_history(cutoff)?;
         self.expire_streams(cutoff)?;
         Ok(report)
@@ -196,7 +179,7 @@ impl Store {
 
     /// Bytes the database occupies on disk.
     pub fn disk_space(&self) -> u64 {
-        self.storage.db.disk_space().unwrap_or(0)
+        self.storage.disk_space()
     }
 
     /// Bytes on disk of each keyspace (items, the change log and its per-table index,
@@ -205,17 +188,6 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn disk_usage(&self) -> Result<Vec<(&'static str, u64)>> {
-        let ks = &self.storage.ks;
-        let mut usage = Vec::new();
-        for (name, keyspace) in [
-            ("items", &ks.items),
-            ("changes", &ks.changes),
-            ("table_changes", &ks.table_changes),
-            ("indexes", &ks.indexes),
-        ] {
-            keyspace.rotate_memtable_and_wait()?;
-            usage.push((name, keyspace.disk_space()));
-        }
-        Ok(usage)
+        self.storage.disk_usage()
     }
 }

@@ -137,6 +137,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::Engine;
     use crate::changes::CauseKind;
     use crate::model::{AttributeValue, Item};
     use crate::ops::{CreateTableRequest, GetItemRequest, PutItemRequest};
@@ -144,14 +145,15 @@ mod tests {
     use crate::stamp::{HlcTimestamp, Stamp};
     use crate::{Durability, ManualClock, StoreConfig};
 
-    fn open(dir: &std::path::Path, durability: Durability) -> Store {
+    fn open(dir: &std::path::Path, durability: Durability) -> Engine {
         let mut config = StoreConfig::new(dir);
         config.durability = durability;
-        Store::open_with_clock(config, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
+        Engine::open_with_clock(config, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
     }
 
-    fn create(store: &Store, name: &str) -> u64 {
+    fn create(store: &Engine, name: &str) -> u64 {
         store
+            .tables
             .create_table(CreateTableRequest::on_demand(name, "p", "S"))
             .unwrap();
         store.table_id(name).unwrap()
@@ -161,7 +163,7 @@ mod tests {
         [("p".to_string(), AttributeValue::S(k.into()))].into()
     }
 
-    fn put(store: &Store, table: &str, k: &str) -> ChangeSeq {
+    fn put(store: &Engine, table: &str, k: &str) -> ChangeSeq {
         store
             .put_item(PutItemRequest {
                 table_name: table.into(),
@@ -235,6 +237,7 @@ mod tests {
             local.push(put(&store, "tbl", &format!("k{i}")));
         }
         let replicated = store
+            .replication
             .apply_remote(RemoteChange {
                 table_name: "tbl".into(),
                 keys: item("remote"),

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use std::time::Duration;
+use tidemark_core::Engine;
 use tidemark_core::model::{AttributeValue, Item};
 
 use tidemark_core::changes::{LogCursor, LogLimits};
@@ -20,17 +21,18 @@ use tidemark_core::ops::{
 };
 use tidemark_core::replication::RemoteChange;
 use tidemark_core::{
-    CauseKind, ChangeKind, Durability, HlcTimestamp, ManualClock, Stamp, Store, StoreConfig,
+    CauseKind, ChangeKind, Durability, HlcTimestamp, ManualClock, Stamp, StoreConfig,
 };
 
-fn open(dir: &std::path::Path, durability: Durability) -> Store {
+fn open(dir: &std::path::Path, durability: Durability) -> Engine {
     let mut config = StoreConfig::new(dir);
     config.durability = durability;
-    Store::open_with_clock(config, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
+    Engine::open_with_clock(config, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
 }
 
-fn create(store: &Store, name: &str) {
+fn create(store: &Engine, name: &str) {
     store
+        .tables
         .create_table(CreateTableRequest::on_demand(name, "p", "S"))
         .unwrap();
 }
@@ -47,7 +49,7 @@ fn key(k: &str) -> Item {
     [("p".to_string(), AttributeValue::S(k.into()))].into()
 }
 
-fn put(store: &Store, table: &str, it: Item) -> Option<u64> {
+fn put(store: &Engine, table: &str, it: Item) -> Option<u64> {
     store
         .put_item(PutItemRequest {
             table_name: table.into(),
@@ -58,7 +60,7 @@ fn put(store: &Store, table: &str, it: Item) -> Option<u64> {
         .change_seq
 }
 
-fn get(store: &Store, table: &str, k: &str) -> Option<Item> {
+fn get(store: &Engine, table: &str, k: &str) -> Option<Item> {
     store
         .get_item(GetItemRequest {
             table_name: table.into(),
@@ -263,7 +265,7 @@ fn deleted_tables_take_their_items_with_them() {
     let store = open(dir.path(), Durability::Buffer);
     create(&store, "tbl");
     put(&store, "tbl", item("a", "1"));
-    store.delete_table("tbl").unwrap();
+    store.tables.delete_table("tbl").unwrap();
     create(&store, "tbl");
     assert_eq!(get(&store, "tbl", "a"), None);
     assert_eq!(store.describe_table("tbl").unwrap().item_count, Some(0));
@@ -273,19 +275,20 @@ fn deleted_tables_take_their_items_with_them() {
 fn a_second_open_of_the_same_folder_fails() {
     let dir = tempfile::tempdir().unwrap();
     let _store = open(dir.path(), Durability::Buffer);
-    let second = Store::open(StoreConfig::new(dir.path()));
+    let second = Engine::open(StoreConfig::new(dir.path()));
     assert!(second.is_err());
 }
 
-fn open_with(dir: &std::path::Path, clock: Arc<ManualClock>) -> Store {
+fn open_with(dir: &std::path::Path, clock: Arc<ManualClock>) -> Engine {
     let mut config = StoreConfig::new(dir);
     config.durability = Durability::Buffer;
     config.stream_shards = 2;
-    Store::open_with_clock(config, clock).unwrap()
+    Engine::open_with_clock(config, clock).unwrap()
 }
 
-fn set_stream(store: &Store, table: &str, enabled: bool) {
+fn set_stream(store: &Engine, table: &str, enabled: bool) {
     store
+        .tables
         .update_table(UpdateTableRequest {
             table_name: table.into(),
             stream_specification: Some(StreamSpecification {
@@ -299,7 +302,7 @@ fn set_stream(store: &Store, table: &str, enabled: bool) {
 
 /// The sequences of the table's records in `from..=through` that fall in `lane`.
 fn lane_seqs(
-    store: &Store,
+    store: &Engine,
     table_id: u64,
     lanes: u8,
     lane: u8,
@@ -420,13 +423,14 @@ fn ttl_expires_due_items_once_with_service_records() {
     let secs = (now / 1000) as i64;
     put(&store, "tbl", ttl_item("before-enable", number(secs - 10)));
     store
+        .ttl
         .update_time_to_live(UpdateTimeToLiveRequest {
             table_name: "tbl".into(),
             enabled: true,
             attribute_name: "exp".into(),
         })
         .unwrap();
-    assert_eq!(store.run_pending_backfills().unwrap(), 1);
+    assert_eq!(store.tables.run_pending_backfills().unwrap(), 1);
     put(&store, "tbl", ttl_item("due", number(secs - 1)));
     put(&store, "tbl", ttl_item("future", number(secs + 60)));
     put(
@@ -444,11 +448,11 @@ fn ttl_expires_due_items_once_with_service_records() {
     put(&store, "tbl", ttl_item("rescued", number(secs + 600)));
     let last_user_write = store.durable_seq();
 
-    let report = store.expire_due_items(1000).unwrap();
+    let report = store.ttl.expire_due_items(1000).unwrap();
     assert_eq!(report.expired, 2);
     assert_eq!(report.next_due_second, Some(secs as u64 + 60));
     assert_eq!(
-        store.expire_due_items(1000).unwrap().expired,
+        store.ttl.expire_due_items(1000).unwrap().expired,
         0,
         "nothing twice"
     );
@@ -467,7 +471,7 @@ fn ttl_expires_due_items_once_with_service_records() {
     );
 
     clock.advance(61_000);
-    assert_eq!(store.expire_due_items(1000).unwrap().expired, 1);
+    assert_eq!(store.ttl.expire_due_items(1000).unwrap().expired, 1);
     assert_eq!(get(&store, "tbl", "future"), None);
 }
 
@@ -509,7 +513,7 @@ fn held_records_outlive_the_history_window() {
         "the hold survives a reopen"
     );
 
-    store.delete_table("tbl").unwrap();
+    store.tables.delete_table("tbl").unwrap();
     assert!(
         store.hold("publish/1").is_none(),
         "a table's holds go with it"
@@ -593,13 +597,17 @@ fn replicated_writes_win_by_stamp_and_keep_it() {
 
     let older = stamp(local_stamp.hlc.0 - 1, "eu-west-1");
     assert_eq!(
-        store.apply_remote(remote("a", Some("old"), older)).unwrap(),
+        store
+            .replication
+            .apply_remote(remote("a", Some("old"), older))
+            .unwrap(),
         None
     );
     assert_eq!(get(&store, "tbl", "a"), Some(item("a", "local")));
 
     let newer = stamp(local_stamp.hlc.0 + 5, "eu-west-1");
     let applied = store
+        .replication
         .apply_remote(remote("a", Some("remote"), newer.clone()))
         .unwrap()
         .unwrap();
@@ -614,6 +622,7 @@ fn replicated_writes_win_by_stamp_and_keep_it() {
     );
     assert_eq!(
         store
+            .replication
             .apply_remote(remote("a", Some("remote"), newer.clone()))
             .unwrap(),
         None,
@@ -624,6 +633,7 @@ fn replicated_writes_win_by_stamp_and_keep_it() {
     // older write arriving later cannot bring the item back.
     let delete = stamp(local_stamp.hlc.0 + 10, "ap-south-1");
     let removed = store
+        .replication
         .apply_remote(remote("b", None, delete.clone()))
         .unwrap()
         .unwrap();
@@ -634,6 +644,7 @@ fn replicated_writes_win_by_stamp_and_keep_it() {
     let before_delete = stamp(local_stamp.hlc.0 + 9, "us-west-2");
     assert_eq!(
         store
+            .replication
             .apply_remote(remote("b", Some("late"), before_delete))
             .unwrap(),
         None
@@ -663,7 +674,7 @@ fn the_clock_restarts_past_every_stamp_even_after_older_remote_ones() {
     // The newest records come from a region whose clock is an hour behind.
     let behind = (1_700_000_000_000 - 3_600_000) << 16;
     for i in 0..3 {
-        let applied = store.apply_remote(remote(
+        let applied = store.replication.apply_remote(remote(
             &format!("r{i}"),
             Some("v"),
             stamp(behind + i, "eu-west-1"),
@@ -739,7 +750,7 @@ fn the_last_change_at_or_before_a_time_is_found_from_the_log() {
     );
 }
 
-fn scan_count(store: &Store, table: &str) -> usize {
+fn scan_count(store: &Engine, table: &str) -> usize {
     store
         .scan(tidemark_core::ops::ScanRequest {
             table_name: table.into(),
@@ -758,15 +769,16 @@ fn a_backup_survives_reopen_and_restores_its_items() {
         for i in 0..20 {
             put(&store, "tbl", item(&format!("k{i}"), "x"));
         }
-        let backup = store.create_backup("tbl", "first").unwrap();
-        assert_eq!(store.run_pending_jobs().unwrap(), 1);
+        let backup = store.backups.create_backup("tbl", "first").unwrap();
+        assert_eq!(store.backups.run_pending_jobs().unwrap(), 1);
         backup.arn
     };
     let store = open(dir.path(), Durability::Sync);
     store
+        .backups
         .restore_table_from_backup(&arn, "copy", Default::default())
         .unwrap();
-    assert_eq!(store.run_pending_jobs().unwrap(), 1);
+    assert_eq!(store.backups.run_pending_jobs().unwrap(), 1);
     assert_eq!(scan_count(&store, "copy"), 20);
 }
 
@@ -776,11 +788,15 @@ fn a_restored_table_survives_reopen_with_its_items() {
     {
         let store = open(dir.path(), Durability::Sync);
         create(&store, "tbl");
-        store.update_continuous_backups("tbl", true, None).unwrap();
+        store
+            .backups
+            .update_continuous_backups("tbl", true, None)
+            .unwrap();
         for i in 0..30 {
             put(&store, "tbl", item(&format!("k{i}"), "x"));
         }
         store
+            .backups
             .restore_table_to_point_in_time(
                 "tbl",
                 "copy",
@@ -788,7 +804,7 @@ fn a_restored_table_survives_reopen_with_its_items() {
                 Default::default(),
             )
             .unwrap();
-        assert_eq!(store.run_pending_jobs().unwrap(), 1);
+        assert_eq!(store.backups.run_pending_jobs().unwrap(), 1);
         assert_eq!(scan_count(&store, "copy"), 30);
     }
     let store = open(dir.path(), Durability::Sync);
@@ -807,9 +823,10 @@ fn the_recovery_window_moves_with_the_clock_and_keeps_only_its_history() {
     let mut config = StoreConfig::new(dir.path());
     config.durability = Durability::Buffer;
     config.history_window = Duration::from_secs(3600);
-    let store = Store::open_with_clock(config, clock.clone()).unwrap();
+    let store = Engine::open_with_clock(config, clock.clone()).unwrap();
     create(&store, "tbl");
     let window = store
+        .backups
         .update_continuous_backups("tbl", true, Some(1))
         .unwrap()
         .unwrap();
@@ -821,23 +838,32 @@ fn the_recovery_window_moves_with_the_clock_and_keeps_only_its_history() {
     clock.set(start + 2 * DAY);
     put(&store, "tbl", item("k1", "now"));
     store.trim_history().unwrap();
-    let window = store.describe_continuous_backups("tbl").unwrap().unwrap();
+    let window = store
+        .backups
+        .describe_continuous_backups("tbl")
+        .unwrap()
+        .unwrap();
     assert_eq!(window.earliest_millis, start + DAY);
     assert!(
         store.oldest_retained_seq() > first,
         "history older than the recovery period is trimmed"
     );
     let point = |millis| tidemark_core::restore::RestorePoint::At(millis);
-    let too_early =
-        store.restore_table_to_point_in_time("tbl", "old", point(start + 1), Default::default());
+    let too_early = store.backups.restore_table_to_point_in_time(
+        "tbl",
+        "old",
+        point(start + 1),
+        Default::default(),
+    );
     assert!(
         matches!(too_early, Err(tidemark_core::Error::InvalidRestoreTime(_))),
         "{too_early:?}"
     );
     store
+        .backups
         .restore_table_to_point_in_time("tbl", "copy", point(start + DAY + 1), Default::default())
         .unwrap();
-    store.run_pending_jobs().unwrap();
+    store.backups.run_pending_jobs().unwrap();
     assert_eq!(get(&store, "copy", "k0"), Some(item("k0", "then")));
     assert_eq!(get(&store, "copy", "k1"), None);
 }
@@ -848,12 +874,16 @@ fn deleting_a_table_finishes_its_backups_and_a_restore_without_its_source_goes()
     {
         let store = open(dir.path(), Durability::Buffer);
         create(&store, "tbl");
-        store.update_continuous_backups("tbl", true, None).unwrap();
+        store
+            .backups
+            .update_continuous_backups("tbl", true, None)
+            .unwrap();
         for i in 0..10 {
             put(&store, "tbl", item(&format!("k{i}"), "x"));
         }
-        let backup = store.create_backup("tbl", "pending").unwrap();
+        let backup = store.backups.create_backup("tbl", "pending").unwrap();
         store
+            .backups
             .restore_table_to_point_in_time(
                 "tbl",
                 "copy",
@@ -862,8 +892,8 @@ fn deleting_a_table_finishes_its_backups_and_a_restore_without_its_source_goes()
             )
             .unwrap();
         // Neither job has run when the source goes: the backup is finished on the way out.
-        store.delete_table("tbl").unwrap();
-        let finished = store.describe_backup(&backup.arn).unwrap();
+        store.tables.delete_table("tbl").unwrap();
+        let finished = store.backups.describe_backup(&backup.arn).unwrap();
         assert_eq!(
             finished.status,
             tidemark_core::restore::BackupStatus::Available
@@ -874,7 +904,7 @@ fn deleting_a_table_finishes_its_backups_and_a_restore_without_its_source_goes()
     // never left half-built.
     let store = open(dir.path(), Durability::Buffer);
     assert!(store.describe_table("copy").is_ok());
-    store.run_pending_jobs().unwrap();
+    store.backups.run_pending_jobs().unwrap();
     assert!(store.describe_table("copy").is_err());
     assert!(
         store
@@ -893,7 +923,10 @@ fn a_restore_undoing_tens_of_thousands_of_changes_read_in_parts_is_exact() {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let store = open_with(dir.path(), clock.clone());
     create(&store, "tbl");
-    store.update_continuous_backups("tbl", true, None).unwrap();
+    store
+        .backups
+        .update_continuous_backups("tbl", true, None)
+        .unwrap();
     for i in 0..2_000 {
         put(&store, "tbl", item(&format!("k{i:04}"), "then"));
     }
@@ -935,6 +968,7 @@ fn a_restore_undoing_tens_of_thousands_of_changes_read_in_parts_is_exact() {
         }
     }
     store
+        .backups
         .restore_table_to_point_in_time(
             "tbl",
             "copy",
@@ -942,7 +976,7 @@ fn a_restore_undoing_tens_of_thousands_of_changes_read_in_parts_is_exact() {
             Default::default(),
         )
         .unwrap();
-    assert_eq!(store.run_pending_jobs().unwrap(), 1);
+    assert_eq!(store.backups.run_pending_jobs().unwrap(), 1);
     let mut restored = Vec::new();
     let mut start = None;
     loop {

@@ -373,9 +373,9 @@ impl Replicator {
             tokio::time::sleep(MAX_BACKOFF).await;
         }
         // Step 4.
-        let (store, name) = (self.store.clone(), table.to_string());
-        let snapshot = Arc::new(blocking(move || Ok(store.snapshot_table(&name)?)).await?);
-        let total = snapshot.approximate_items(&self.store).max(1);
+        let (replication, name) = (self.replication.clone(), table.to_string());
+        let snapshot = Arc::new(blocking(move || Ok(replication.snapshot_table(&name)?)).await?);
+        let total = snapshot.approximate_items(&self.replication).max(1);
         let (mut after, mut sent, mut reported) = (None, 0u64, 0u8);
         // Pages go out SEED_PARALLEL at a time (they hold distinct items, so their order does
         // not matter), while the next one is read.
@@ -383,9 +383,10 @@ impl Replicator {
         let mut read_all = false;
         loop {
             if !read_all && in_flight.len() < SEED_PARALLEL {
-                let (store, snap, from) = (self.store.clone(), snapshot.clone(), after.take());
+                let (replication, snap, from) =
+                    (self.replication.clone(), snapshot.clone(), after.take());
                 let page = blocking(move || {
-                    Ok(store.snapshot_page(&snap, from, SEED_PAGE, SEED_PAGE_BYTES)?)
+                    Ok(replication.snapshot_page(&snap, from, SEED_PAGE, SEED_PAGE_BYTES)?)
                 })
                 .await?;
                 let batch = ChangeBatch {

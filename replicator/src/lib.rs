@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tidemark_core::Store;
+use tidemark_core::{Engine, Replication, Store, Tables, Ttl};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +69,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug)]
 pub struct Replicator {
     store: Arc<Store>,
+    /// Replicas' tables are created, changed and deleted like a client's.
+    tables: Arc<Tables>,
+    /// Replicas share their TTL settings.
+    ttl: Arc<Ttl>,
+    /// Peers' changes are applied, and replicas seeded, through it.
+    replication: Arc<Replication>,
     config: ReplicationConfig,
     client: PeerClient,
     links: Mutex<BTreeMap<String, LinkState>>,
@@ -91,8 +97,8 @@ pub struct Replicator {
 }
 
 impl Replicator {
-    /// The replication of `store` with `config` (checked by the caller).
-    pub fn new(store: Arc<Store>, config: ReplicationConfig) -> Arc<Replicator> {
+    /// The replication of `engine`'s store with `config` (checked by the caller).
+    pub fn new(engine: &Engine, config: ReplicationConfig) -> Arc<Replicator> {
         let client = PeerClient::new(&config.region, config.secret.clone());
         let links = config
             .peers
@@ -100,7 +106,10 @@ impl Replicator {
             .map(|p| (p.region.clone(), LinkState::default()))
             .collect();
         Arc::new(Replicator {
-            store,
+            store: engine.store.clone(),
+            tables: engine.tables.clone(),
+            ttl: engine.ttl.clone(),
+            replication: engine.replication.clone(),
             config,
             client,
             links: Mutex::new(links),

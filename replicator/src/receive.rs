@@ -49,7 +49,7 @@ impl Replicator {
             .collect();
         let applying = std::time::Instant::now();
         let count = changes.len();
-        let outcomes = self.store.apply_remote_batch(changes)?;
+        let outcomes = self.replication.apply_remote_batch(changes)?;
         tracing::debug!(
             from,
             changes = count,
@@ -177,7 +177,7 @@ impl Replicator {
                 "this region's replica was removed from the global table; deleting it"
             );
             GlobalTable::clear(&self.store, table)?;
-            self.store.delete_table(table)?;
+            self.tables.delete_table(table)?;
             self.membership_changed();
             return Ok(None);
         }
@@ -286,7 +286,7 @@ impl Replicator {
             || (wanted.billing_mode == "PROVISIONED"
                 && held.provisioned_throughput != wanted.provisioned_throughput)
         {
-            self.store.update_table(UpdateTableRequest {
+            self.tables.update_table(UpdateTableRequest {
                 table_name: table.to_string(),
                 billing_mode: Some(wanted.billing_mode.clone()),
                 provisioned_throughput: (wanted.billing_mode == "PROVISIONED")
@@ -296,14 +296,14 @@ impl Replicator {
         }
         if held.time_to_live_attribute != wanted.time_to_live_attribute {
             if let Some(attribute) = &held.time_to_live_attribute {
-                self.store.update_time_to_live(UpdateTimeToLiveRequest {
+                self.ttl.update_time_to_live(UpdateTimeToLiveRequest {
                     table_name: table.to_string(),
                     enabled: false,
                     attribute_name: attribute.clone(),
                 })?;
             }
             if let Some(attribute) = &wanted.time_to_live_attribute {
-                self.store.update_time_to_live(UpdateTimeToLiveRequest {
+                self.ttl.update_time_to_live(UpdateTimeToLiveRequest {
                     table_name: table.to_string(),
                     enabled: true,
                     attribute_name: attribute.clone(),
@@ -315,7 +315,7 @@ impl Replicator {
         };
         for index in &held.global_secondary_indexes {
             if !named(&wanted.global_secondary_indexes, &index.index_name) {
-                self.store.update_table(UpdateTableRequest {
+                self.tables.update_table(UpdateTableRequest {
                     table_name: table.to_string(),
                     global_secondary_index_updates: vec![GsiUpdate::Delete(
                         index.index_name.clone(),
@@ -326,7 +326,7 @@ impl Replicator {
         }
         for index in &wanted.global_secondary_indexes {
             if !named(&held.global_secondary_indexes, &index.index_name) {
-                self.store.update_table(UpdateTableRequest {
+                self.tables.update_table(UpdateTableRequest {
                     table_name: table.to_string(),
                     attribute_definitions: wanted.attribute_definitions.clone(),
                     global_secondary_index_updates: vec![GsiUpdate::Create(index.clone())],
@@ -370,7 +370,7 @@ impl Replicator {
             )));
         }
         let settings = &message.global.settings;
-        self.store.create_table(CreateTableRequest {
+        self.tables.create_table(CreateTableRequest {
             table_name: table.clone(),
             key_schema: source.key_schema.clone(),
             attribute_definitions: settings.attribute_definitions.clone(),
@@ -388,7 +388,7 @@ impl Replicator {
             tags: Vec::new(),
         })?;
         if let Some(attribute) = &settings.time_to_live_attribute {
-            self.store.update_time_to_live(UpdateTimeToLiveRequest {
+            self.ttl.update_time_to_live(UpdateTimeToLiveRequest {
                 table_name: table.clone(),
                 enabled: true,
                 attribute_name: attribute.clone(),
@@ -405,16 +405,16 @@ impl Replicator {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::Arc;
 
+    use tidemark_core::StoreConfig;
     use tidemark_core::model::{AttributeValue, Item};
     use tidemark_core::ops::CreateTableRequest;
-    use tidemark_core::{Store, StoreConfig};
 
     use super::*;
     use crate::membership::{Replica, VERSION};
     use crate::peers::{Peer, ReplicationConfig};
     use crate::protocol::WireChange;
+    use tidemark_core::Engine;
 
     const TABLE: &str = "received";
 
@@ -425,9 +425,9 @@ mod tests {
     #[test]
     fn tombstones_are_held_until_every_region_has_delivered_past_them() {
         let dir = tempfile::tempdir().expect("a folder");
-        let store = Arc::new(Store::open(StoreConfig::for_tests(dir.path())).expect("open"));
+        let store = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
         let replicator = Replicator::new(
-            store.clone(),
+            &store,
             ReplicationConfig {
                 region: "us".into(),
                 peers: ["eu=http://127.0.0.1:9", "ap=http://127.0.0.1:10"]
@@ -439,6 +439,7 @@ mod tests {
             },
         );
         store
+            .tables
             .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
             .expect("create");
         let definition = store.table_definition(TABLE).expect("a table");
@@ -515,8 +516,9 @@ mod tests {
             attribute_type: attribute_type.into(),
         };
         let source_dir = tempfile::tempdir().expect("a folder");
-        let source = Store::open(StoreConfig::for_tests(source_dir.path())).expect("open");
+        let source = Engine::open(StoreConfig::for_tests(source_dir.path())).expect("open");
         source
+            .tables
             .create_table(CreateTableRequest {
                 key_schema: vec![element("p", "HASH")],
                 attribute_definitions: vec![
@@ -562,9 +564,9 @@ mod tests {
                 .expect("read back");
 
         let dir = tempfile::tempdir().expect("a folder");
-        let store = Arc::new(Store::open(StoreConfig::for_tests(dir.path())).expect("open"));
+        let store = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
         let replicator = Replicator::new(
-            store.clone(),
+            &store,
             ReplicationConfig {
                 region: "eu".into(),
                 peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],

@@ -290,6 +290,7 @@ mod tests {
     use super::*;
     use crate::membership::{Replica, SharedSettings, VERSION};
     use crate::peers::{ReplicationConfig, Transport};
+    use tidemark_core::Engine;
 
     const TABLE: &str = "shipped";
 
@@ -297,10 +298,10 @@ mod tests {
         Peer::parse("eu=http://127.0.0.1:9").expect("a peer")
     }
 
-    fn open(dir: &std::path::Path) -> (Arc<Store>, Arc<Replicator>) {
-        let store = Arc::new(Store::open(StoreConfig::for_tests(dir)).expect("open"));
+    fn open(dir: &std::path::Path) -> (Engine, Arc<Replicator>) {
+        let store = Engine::open(StoreConfig::for_tests(dir)).expect("open");
         let replicator = Replicator::new(
-            store.clone(),
+            &store,
             ReplicationConfig {
                 region: "us".into(),
                 peers: vec![peer()],
@@ -343,6 +344,7 @@ mod tests {
         {
             let (store, replicator) = open(dir.path());
             store
+                .tables
                 .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
                 .expect("create");
             put(&store, "before");
@@ -365,6 +367,7 @@ mod tests {
             }
             // Written in another region: applied here, never shipped back.
             store
+                .replication
                 .apply_remote_batch(vec![RemoteChange {
                     table_name: TABLE.into(),
                     keys: keys("theirs"),

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidemark_core::Store;
 use tidemark_core::ops::ExpiryReport;
+use tidemark_core::{Store, Ttl};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -27,10 +27,10 @@ impl SweepTrigger {
 ///
 /// # Errors
 /// Storage failures.
-pub fn sweep(store: &Store) -> tidemark_core::Result<ExpiryReport> {
+pub fn sweep(ttl: &Ttl) -> tidemark_core::Result<ExpiryReport> {
     let mut total = ExpiryReport::default();
     loop {
-        let report = store.expire_due_items(PASS_LIMIT)?;
+        let report = ttl.expire_due_items(PASS_LIMIT)?;
         metrics::counter!("tidemark_ttl_deletions_total").increment(report.expired);
         total.expired += report.expired;
         total.next_due_second = report.next_due_second;
@@ -48,12 +48,13 @@ pub fn sweep(store: &Store) -> tidemark_core::Result<ExpiryReport> {
 /// logged and the pass retried.
 pub async fn run_sweeper(
     store: Arc<Store>,
+    ttl: Arc<Ttl>,
     period: Duration,
     trigger: SweepTrigger,
     shutdown: CancellationToken,
 ) -> tidemark_core::Result<()> {
     loop {
-        let worker = store.clone();
+        let worker = ttl.clone();
         let next_due = match tokio::task::spawn_blocking(move || sweep(&worker)).await {
             Ok(Ok(report)) => {
                 if report.expired > 0 {

@@ -22,7 +22,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use tidemark_cli::server::dispatch::{run_operation, targets};
 use tidemark_cli::server::{AppState, NodeState};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_core::model::{AttributeValue, Number};
 use tidemark_replicator::Replicator;
 use tidemark_replicator::peers::ReplicationConfig;
@@ -308,17 +308,18 @@ fn watch_pool_panics() {
 pub fn subject(dir: &Path) -> Subject {
     let mut config = tidemark_core::StoreConfig::new(dir);
     config.durability = tidemark_core::Durability::Buffer;
-    let store = Arc::new(Store::open(config).expect("open the fuzzing store"));
+    let engine = Engine::open(config).expect("open the fuzzing store");
+    let store = engine.store.clone();
     let replication = ReplicationConfig {
         region: store.config().region.clone(),
         ..ReplicationConfig::default()
     };
     let node = AppState::new(NodeState {
-        store: store.clone(),
         publishers: Arc::new(Publishers::new(store.clone(), None)),
         topic_template: String::new(),
-        replicator: Replicator::new(store.clone(), replication),
-        transfers: Transfers::new(store, None),
+        replicator: Replicator::new(&engine, replication),
+        transfers: Transfers::new(store, engine.backups.clone(), None),
+        store: engine,
         credentials: None,
         activity: Arc::default(),
     });

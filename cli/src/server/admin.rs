@@ -20,7 +20,7 @@ use super::AppState;
 /// `POST /admin/ttl/sweep`.
 pub async fn sweep_ttl(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let store = state.store.clone();
-    let sweep = move || store.halt_if_fatal(tidemark_streams::ttl::sweep(&store));
+    let sweep = move || store.halt_if_fatal(tidemark_streams::ttl::sweep(&store.ttl));
     match tokio::task::spawn_blocking(sweep).await {
         Ok(Ok(report)) => (StatusCode::OK, Json(json!({ "Expired": report.expired }))),
         Ok(Err(e)) => (

@@ -28,7 +28,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_replicator::Replicator;
 use tidemark_replicator::protocol::{CHANGES_PATH, CREATE_REPLICA_PATH, MEMBERSHIP_PATH};
 use tidemark_streams::publish::kafka::Publishers;
@@ -60,8 +60,9 @@ impl std::ops::Deref for AppState {
 /// What requests share: the store and the node's services.
 #[derive(Debug)]
 pub struct NodeState {
-    /// The item store.
-    pub store: Arc<Store>,
+    /// The item store and the services over it (tables, backups, transactions, TTL,
+    /// replication); it derefs to the store.
+    pub store: Engine,
     /// The Kafka publishers.
     pub publishers: Arc<Publishers>,
     /// The name of a newly published table's topic; `{region}` and `{table}` are replaced.

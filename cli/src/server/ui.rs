@@ -147,8 +147,11 @@ pub async fn data(State(state): State<AppState>) -> Response {
                     .and_then(|d| d.stream_specification.as_ref())
                     .filter(|s| s.stream_enabled)
                     .and_then(|s| s.stream_view_type.clone());
-                let ttl = store.describe_time_to_live(&name).ok().flatten();
-                let pitr = matches!(store.describe_continuous_backups(&name), Ok(Some(_)));
+                let ttl = store.ttl.describe_time_to_live(&name).ok().flatten();
+                let pitr = matches!(
+                    store.backups.describe_continuous_backups(&name),
+                    Ok(Some(_))
+                );
                 let replica_regions: Vec<&str> = replicas
                     .iter()
                     .filter(|link| link.table == name)

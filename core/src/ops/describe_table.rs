@@ -130,7 +130,7 @@ impl Store {
     }
 
     /// The table as DescribeTable and the other table operations describe it, in `status`.
-    pub(super) fn describe(&self, entry: &TableEntry, status: TableStatus) -> TableDescription {
+    pub(crate) fn describe(&self, entry: &TableEntry, status: TableStatus) -> TableDescription {
         let definition = entry.definition.read();
         let stats = self.storage.table_stats(entry.id);
         let on_demand = definition.billing_mode == "PAY_PER_REQUEST";

@@ -1,13 +1,16 @@
-//! Operations: one file per DynamoDB operation's semantics. Each takes a typed request (already
-//! parsed: expressions are ASTs) and returns a typed outcome; none knows the wire format.
+//! Operations on the store itself: one file per item read or write (GetItem, PutItem,
+//! UpdateItem, DeleteItem, BatchGetItem, BatchWriteItem, Query, Scan, TransactGetItems), the
+//! table definitions (`tables`: lookup, save, drop, streams; DescribeTable, ListTables,
+//! extensions) and the stream lanes. Each takes a typed request (already parsed: expressions
+//! are ASTs) and returns a typed outcome; none knows the wire format. The services over the
+//! store ([`crate::tables`], [`crate::transactions`], [`crate::ttl`], [`crate::restore`],
+//! [`crate::replication`]) hold their own operations; their request types are re-exported
+//! here.
 
-mod backfill;
 mod batch_get;
 mod batch_write;
-mod create_table;
 mod delete_item;
-mod delete_table;
-mod describe_table;
+pub(crate) mod describe_table;
 mod extensions;
 mod get_item;
 mod item_collections;
@@ -18,16 +21,17 @@ mod query;
 mod scan;
 mod streams;
 pub(crate) mod tables;
-mod tags;
 mod transact_get;
-mod transact_write;
-mod ttl;
-mod update_item;
-mod update_table;
+pub(crate) mod update_item;
 
+pub use crate::tables::CreateTableRequest;
+pub use crate::tables::{GsiUpdate, UpdateTableRequest};
+pub use crate::transactions::{
+    TransactAction, TransactWriteItem, TransactWriteOutcome, TransactWriteRequest,
+};
+pub use crate::ttl::{ExpiryReport, UpdateTimeToLiveRequest};
 pub use batch_get::{BatchGetOutcome, BatchGetRequest, KeysAndAttributes};
 pub use batch_write::{BatchWriteOutcome, BatchWriteRequest, WriteRequest};
-pub use create_table::CreateTableRequest;
 pub use delete_item::DeleteItemRequest;
 pub use describe_table::{
     BillingModeSummary, IndexDescription, ProvisionedThroughputDescription, TableDescription,
@@ -42,13 +46,7 @@ pub use put_item::PutItemRequest;
 pub use query::QueryRequest;
 pub use scan::ScanRequest;
 pub use transact_get::{TransactGetItem, TransactGetOutcome};
-pub(crate) use transact_write::TransactionTokens;
-pub use transact_write::{
-    TransactAction, TransactWriteItem, TransactWriteOutcome, TransactWriteRequest,
-};
-pub use ttl::{ExpiryReport, UpdateTimeToLiveRequest};
 pub use update_item::UpdateItemRequest;
-pub use update_table::{GsiUpdate, UpdateTableRequest};
 
 use crate::expr::Condition;
 use crate::model::{Item, item_size};

@@ -6,12 +6,16 @@ use std::sync::Arc;
 
 use crate::changes::ChangeSeq;
 use crate::model::{Projection, ProvisionedThroughput, StreamSpecification, TableDefinition};
+use std::sync::atomic::Ordering;
+
+use super::describe_table::{TableDescription, TableStatus};
 use crate::storage::catalog::{TableEntry, table_key};
+use crate::storage::stream_catalog_entry;
 use crate::stream_log::{Generation, StreamEnd, StreamInfo};
 use crate::{Error, Result, Store, Violations};
 
-pub(super) const MAX_LSIS: usize = 5;
-pub(super) const MAX_GSIS: usize = 20;
+pub(crate) const MAX_LSIS: usize = 5;
+pub(crate) const MAX_GSIS: usize = 20;
 /// Longest name of a key attribute (table or index), in bytes.
 const MAX_KEY_NAME_BYTES: usize = 255;
 
@@ -56,7 +60,7 @@ impl Store {
     }
 
     /// The table named by an ARN of this node's region and account.
-    pub(super) fn table_by_arn(&self, arn: &str) -> Result<Arc<TableEntry>> {
+    pub(crate) fn table_by_arn(&self, arn: &str) -> Result<Arc<TableEntry>> {
         let prefix = format!(
             "arn:aws:dynamodb:{}:{}:table/",
             self.config.region, self.config.account_id
@@ -88,9 +92,42 @@ impl Store {
         Ok(())
     }
 
+    /// Drops a table (the caller holds the DDL lock): ends its streams, removes it from the
+    /// catalog, releases its holds and purges its items. `before_purge` runs once no commit
+    /// can reach the table any more, with its last change (DeleteTable backs it up there);
+    /// when it fails, the table stays.
+    pub(crate) fn drop_table(
+        &self,
+        entry: &TableEntry,
+        before_purge: impl FnOnce(ChangeSeq) -> Result<()>,
+    ) -> Result<TableDescription> {
+        let name = entry.name.as_str();
+        let description = self.describe(entry, TableStatus::Deleting);
+        let now = self.clock.now_millis();
+        // IMPORTANT: set under the sequencer lock, so no commit for this table lands after
+        // the catalog entry is gone, and its streams end exactly there.
+        let (ended, boundary) = self.storage.with_sequence_boundary(|boundary| {
+            entry.dropped.store(true, Ordering::Release);
+            Ok((self.end_streams(entry.id, boundary, now), boundary))
+        })?;
+        if let Err(e) = before_purge(boundary - 1) {
+            entry.dropped.store(false, Ordering::Release);
+            return Err(e);
+        }
+        let mut puts = Vec::new();
+        for stream in &ended {
+            puts.push(stream_catalog_entry(stream)?);
+        }
+        self.storage.write_catalog(&puts, &[table_key(name)])?;
+        self.storage.install_streams(ended, &[]);
+        self.release_table_holds(entry.id)?;
+        self.storage.forget_table(entry)?;
+        Ok(description)
+    }
+
     /// A new stream of the table, starting at `boundary`, labelled after `now` (moved on by
     /// a millisecond if an earlier stream of the table already has that label).
-    pub(super) fn new_stream(
+    pub(crate) fn new_stream(
         &self,
         definition: &TableDefinition,
         spec: &StreamSpecification,
@@ -124,7 +161,7 @@ impl Store {
     }
 
     /// The table's open streams, ended at `boundary` (not yet saved).
-    pub(super) fn end_streams(
+    pub(crate) fn end_streams(
         &self,
         table_id: u64,
         boundary: ChangeSeq,
@@ -177,7 +214,7 @@ pub(crate) fn check_backup_name(name: &str, field: &str) -> Result<()> {
     violations.check()
 }
 
-pub(super) fn check_projection(projection: &Projection) -> Result<()> {
+pub(crate) fn check_projection(projection: &Projection) -> Result<()> {
     let invalid = |why: String| {
         Err(Error::validation(format!(
             "One or more parameter values were invalid: {why}"
@@ -219,7 +256,7 @@ pub(super) fn check_projection(projection: &Projection) -> Result<()> {
 
 /// Key attribute names (table and index keys, and their definitions) are at most 255 bytes;
 /// `field` names the request member in the error, as DynamoDB's validation messages do.
-pub(super) fn check_key_name_length(name: &str, field: &str) -> Result<()> {
+pub(crate) fn check_key_name_length(name: &str, field: &str) -> Result<()> {
     if name.len() > MAX_KEY_NAME_BYTES {
         return Err(coral(
             name,
@@ -230,7 +267,7 @@ pub(super) fn check_key_name_length(name: &str, field: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn check_throughput(t: &ProvisionedThroughput) -> Result<()> {
+pub(crate) fn check_throughput(t: &ProvisionedThroughput) -> Result<()> {
     if t.read_capacity_units < 1 {
         return Err(coral(
             &t.read_capacity_units.to_string(),
@@ -249,7 +286,7 @@ pub(super) fn check_throughput(t: &ProvisionedThroughput) -> Result<()> {
 }
 
 /// Validates a stream specification; `Some` when it enables a stream.
-pub(super) fn check_stream_spec(spec: &StreamSpecification) -> Result<Option<StreamSpecification>> {
+pub(crate) fn check_stream_spec(spec: &StreamSpecification) -> Result<Option<StreamSpecification>> {
     if !spec.stream_enabled {
         if spec.stream_view_type.is_some() {
             return Err(Error::validation(
@@ -274,7 +311,7 @@ pub(super) fn check_stream_spec(spec: &StreamSpecification) -> Result<Option<Str
 }
 
 /// A stream label: the ISO 8601 time the stream was enabled, as DynamoDB labels streams.
-pub(super) fn stream_label(millis: u64) -> String {
+pub(crate) fn stream_label(millis: u64) -> String {
     chrono::DateTime::from_timestamp_millis(millis as i64)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S%.3f")

@@ -57,7 +57,7 @@ impl Store {
         let mut outcome = TransactGetOutcome::default();
         let mut units: std::collections::HashMap<String, f64> = Default::default();
         for (get, key) in gets.iter().zip(&keys) {
-            let item = self.storage.read_item_at(&snapshot, key)?;
+            let item = snapshot.item(key)?;
             *units.entry(get.table_name.clone()).or_default() +=
                 2.0 * read_units(item.as_ref().map_or(0, item_size), true);
             outcome.items.push(match (&get.projection, item) {

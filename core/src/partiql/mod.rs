@@ -19,7 +19,7 @@ mod bind;
 mod lexer;
 mod parser;
 mod select;
-mod transaction;
+pub(crate) mod transaction;
 mod writes;
 
 use crate::model::{AttributeValue, Item};
@@ -146,20 +146,6 @@ impl Store {
     /// (INSERT of an existing key), storage failures.
     pub fn execute_statement(&self, request: StatementRequest) -> Result<StatementOutcome> {
         writes::execute_statement(self, request)
-    }
-
-    /// Runs up to 100 statements as one transaction: all writes (INSERT, UPDATE, DELETE,
-    /// `EXISTS(SELECT ...)`) or all key reads.
-    ///
-    /// # Errors
-    /// Validation (syntax, mixed reads and writes, statements that are not single-item),
-    /// ResourceNotFound, TransactionCanceled, IdempotentParameterMismatch, storage failures.
-    pub fn execute_transaction(
-        &self,
-        statements: Vec<TransactionStatement>,
-        client_request_token: Option<String>,
-    ) -> Result<TransactionOutcome> {
-        transaction::execute_transaction(self, statements, client_request_token)
     }
 
     /// Runs up to 25 statements, all key reads or all writes, each on its own: one failing

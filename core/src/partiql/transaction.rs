@@ -9,6 +9,7 @@ use crate::error::CancellationReason;
 use crate::expr::{Cond, Condition, Projection};
 use crate::model::{AttributeValue, Item};
 use crate::ops::{TransactGetItem, TransactWriteItem, TransactWriteRequest};
+use crate::transactions::Transactions;
 use crate::{Error, Result, Store};
 
 /// Most statements of one transaction.
@@ -64,9 +65,11 @@ pub(super) fn key_read(
     Ok((key, projection(&select.projection)?, rest))
 }
 
-/// ExecuteTransaction: all statements parsed and checked, then one transaction.
-pub(super) fn execute_transaction(
+/// ExecuteTransaction: all statements parsed and checked, then one transaction of
+/// `transactions` (reads: one TransactGetItems of `store`).
+pub(crate) fn execute_transaction(
     store: &Store,
+    transactions: &Transactions,
     statements: Vec<TransactionStatement>,
     client_request_token: Option<String>,
 ) -> Result<TransactionOutcome> {
@@ -137,7 +140,7 @@ pub(super) fn execute_transaction(
         .iter()
         .map(|s| matches!(s, Statement::Insert { .. }))
         .collect();
-    let outcome = store
+    let outcome = transactions
         .transact_write_items(TransactWriteRequest {
             items,
             client_request_token,

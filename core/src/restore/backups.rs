@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::Backups;
 use crate::changes::ChangeSeq;
 use crate::model::TableDefinition;
 use crate::ops::tables::{check_backup_name, coral};
 use crate::storage::catalog::TableEntry;
-use crate::{Error, Result, Store};
+use crate::{Error, Result};
 
 /// How long a system backup of a deleted table is kept (DynamoDB: 35 days).
 const SYSTEM_BACKUP_DAYS: u64 = 35;
@@ -124,20 +125,20 @@ fn hold_name(id: u64) -> String {
     format!("backup/{id:016x}")
 }
 
-impl Store {
+impl Backups {
     /// Loads every backup record at open, and drops backup copies whose record is gone (a
     /// crash between the two steps of DeleteBackup).
     pub(crate) fn load_backups(&self) -> Result<()> {
         let mut backups = self.backups.lock();
-        for guard in self.storage.ks.catalog.prefix(b"backup/") {
-            let (_, value) = guard.into_inner()?;
+        for value in self.store.storage.catalog_values(b"backup/") {
+            let value = value?;
             let backup: Backup = serde_json::from_slice(&value)
                 .map_err(|e| Error::Corrupt(format!("a backup record: {e}")))?;
             backups.insert(backup.id, backup);
         }
-        for id in self.storage.stored_backup_ids() {
+        for id in self.store.storage.stored_backup_ids() {
             if !backups.contains_key(&id) {
-                self.storage.drop_backup(id)?;
+                self.store.storage.drop_backup(id)?;
             }
         }
         Ok(())
@@ -145,7 +146,8 @@ impl Store {
 
     fn save_backup(&self, backup: &Backup) -> Result<()> {
         let json = serde_json::to_vec(backup).map_err(|e| Error::Internal(e.to_string()))?;
-        self.storage
+        self.store
+            .storage
             .write_catalog(&[(backup_key(backup.id), json)], &[])?;
         self.backups.lock().insert(backup.id, backup.clone());
         Ok(())
@@ -175,12 +177,13 @@ impl Store {
     ) -> Result<Backup> {
         let id = uuid::Uuid::new_v4().as_u64_pair().0;
         let (at, created_millis) = match at {
-            Some(at) => (at, self.clock.now_millis()),
+            Some(at) => (at, self.store.clock.now_millis()),
             None => self
+                .store
                 .storage
-                .with_sequence_boundary(|next| Ok((next - 1, self.clock.now_millis())))?,
+                .with_sequence_boundary(|next| Ok((next - 1, self.store.clock.now_millis())))?,
         };
-        self.set_hold(&hold_name(id), None, at + 1)?;
+        self.store.set_hold(&hold_name(id), None, at + 1)?;
         let table = entry.definition.read().clone();
         let backup = Backup {
             id,
@@ -229,30 +232,31 @@ impl Store {
         if backup.status != BackupStatus::Creating {
             return Ok(false);
         }
-        let Some(entry) = self.storage.table_by_id(backup.table.table_id) else {
+        let Some(entry) = self.store.storage.table_by_id(backup.table.table_id) else {
             tracing::warn!(backup = %backup.arn, "the table was deleted before its backup was copied; dropping the backup");
             self.remove_backup(id)?;
             return Ok(false);
         };
-        self.storage.wait_durable(backup.at)?;
+        self.store.storage.wait_durable(backup.at)?;
         let image = self
+            .store
             .storage
             .table_image(entry.id, &entry.shape, backup.at)?;
-        let written = self.storage.write_backup(id, image)?;
-        self.storage.sync_if_durable()?;
+        let written = self.store.storage.write_backup(id, image)?;
+        self.store.storage.sync_if_durable()?;
         backup.status = BackupStatus::Available;
         backup.item_count = written.items;
         backup.size_bytes = written.bytes;
         self.save_backup(&backup)?;
-        self.release_hold(&hold_name(id))?;
+        self.store.release_hold(&hold_name(id))?;
         Ok(true)
     }
 
     fn remove_backup(&self, id: u64) -> Result<()> {
-        self.storage.write_catalog(&[], &[backup_key(id)])?;
+        self.store.storage.write_catalog(&[], &[backup_key(id)])?;
         self.backups.lock().remove(&id);
-        self.release_hold(&hold_name(id))?;
-        self.storage.drop_backup(id)
+        self.store.release_hold(&hold_name(id))?;
+        self.store.storage.drop_backup(id)
     }
 
     /// Before DeleteTable purges `entry` (no commit can reach it any more; its last change
@@ -379,7 +383,7 @@ impl Store {
 
     /// Drops system backups past their expiry.
     pub(crate) fn expire_backups(&self) -> Result<()> {
-        let now = self.clock.now_millis();
+        let now = self.store.clock.now_millis();
         let expired: Vec<u64> = self
             .backups
             .lock()

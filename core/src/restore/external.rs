@@ -2,8 +2,8 @@
 //! formats live in the streams crate), and the records their jobs keep.
 //!
 //! An export reads the table as of an instant from one fjall snapshot, taken when it starts
-//! ([`Store::table_as_of`]). An import creates its table CREATING ([`Store::create_importing_table`]),
-//! fills it ([`Store::load_import`]) and makes it ACTIVE ([`Store::finish_import`]); a restart
+//! ([`Backups::table_as_of`]). An import creates its table CREATING ([`Backups::create_importing_table`]),
+//! fills it ([`Backups::load_import`]) and makes it ACTIVE ([`Backups::finish_import`]); a restart
 //! in between leaves the table CREATING, and the importer starts it over or drops it.
 
 use std::sync::atomic::Ordering;
@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::Backups;
 use super::tables::RestorePoint;
 use crate::changes::ChangeSeq;
 use crate::model::{Item, TableDefinition};
@@ -42,7 +43,7 @@ fn document_key(kind: &str, id: &str) -> Vec<u8> {
     format!("doc/{kind}/{id}").into_bytes()
 }
 
-impl Store {
+impl Backups {
     /// The table `table` (name or ARN) as of `point`, read from a snapshot taken now.
     ///
     /// # Errors
@@ -53,28 +54,13 @@ impl Store {
         let definition = entry.definition.read().clone();
         let settings = self.recovery_settings(&entry)?;
         let (millis, at) = self.resolve_point(settings, point)?;
-        self.storage.wait_durable(at)?;
-        let image = self.storage.table_image(entry.id, &entry.shape, at)?;
+        self.store.storage.wait_durable(at)?;
+        let image = self.store.storage.table_image(entry.id, &entry.shape, at)?;
         Ok(TableAsOf {
             definition,
             millis,
             items: Box::new(image.map(|item| item.map(|(_, item)| item))),
         })
-    }
-
-    /// Whether `table` held no item just before change `seq`: then its changes from `seq` on
-    /// rebuild it exactly (what a Kafka topic published from `seq` needs to be a full history).
-    ///
-    /// IMPORTANT: the caller holds the log from `seq` on (a retention hold).
-    ///
-    /// # Errors
-    /// ResourceNotFound; Internal when the log from `seq` on is no longer kept.
-    pub fn table_empty_before(&self, table: &str, seq: ChangeSeq) -> Result<bool> {
-        let entry = self.table(table)?;
-        let at = seq.saturating_sub(1);
-        self.storage.wait_durable(at)?;
-        let mut image = self.storage.table_image(entry.id, &entry.shape, at)?;
-        Ok(image.next().transpose()?.is_none())
     }
 
     /// Creates `request`'s table, CREATING until the import `import_arn` has filled it.
@@ -86,12 +72,13 @@ impl Store {
         request: CreateTableRequest,
         import_arn: &str,
     ) -> Result<TableDescription> {
-        self.create_table_as(request, None, Some(import_arn.to_string()))
+        crate::tables::create_table_as(&self.store, request, None, Some(import_arn.to_string()))
     }
 
     /// The tables imports are still building: table name and import ARN.
     pub fn importing_tables(&self) -> Vec<(String, String)> {
-        self.storage
+        self.store
+            .storage
             .live_tables()
             .iter()
             .filter_map(|t| {
@@ -112,13 +99,13 @@ impl Store {
         table: &str,
         items: impl Iterator<Item = Result<Item>>,
     ) -> Result<u64> {
-        let entry = self.table_even_building(table)?;
+        let entry = self.store.table_even_building(table)?;
         if entry.definition.read().importing.is_none() {
             return Err(Error::ResourceInUse(format!(
                 "Table {table} is not being imported"
             )));
         }
-        self.storage.clear_table(&entry)?;
+        self.store.storage.clear_table(&entry)?;
         let mut seen = std::collections::HashSet::new();
         let items = items.map(|item| -> Result<ImageItem> {
             let item = item?;
@@ -139,10 +126,10 @@ impl Store {
             let batch = batch?;
             // Lets crash tests stop a node in the middle of an import.
             fail::fail_point!("import-load");
-            self.storage.load_unsorted(&entry, &batch)?;
+            self.store.storage.load_unsorted(&entry, &batch)?;
             loaded += batch.len() as u64;
         }
-        self.storage.sync_if_durable()?;
+        self.store.storage.sync_if_durable()?;
         Ok(loaded)
     }
 
@@ -151,12 +138,12 @@ impl Store {
     /// # Errors
     /// ResourceNotFound.
     pub fn finish_import(&self, table: &str) -> Result<()> {
-        let _ddl = self.storage.ddl.lock();
-        let entry = self.table_even_building(table)?;
+        let _ddl = self.store.storage.ddl.lock();
+        let entry = self.store.table_even_building(table)?;
         let mut definition = entry.definition.read().clone();
         definition.importing = None;
         let building = definition.is_building();
-        self.save_definition(&entry, definition)?;
+        self.store.save_definition(&entry, definition)?;
         entry.building.store(building, Ordering::Release);
         Ok(())
     }
@@ -166,10 +153,28 @@ impl Store {
     /// # Errors
     /// ResourceNotFound.
     pub fn abandon_import(&self, table: &str) -> Result<()> {
-        let _ddl = self.storage.ddl.lock();
-        let entry = self.table_even_building(table)?;
-        self.drop_table(&entry, false)?;
+        let _ddl = self.store.storage.ddl.lock();
+        let entry = self.store.table_even_building(table)?;
+        self.store.drop_table(&entry, |_| Ok(()))?;
         Ok(())
+    }
+}
+
+/// Seams of the store the exports, imports and publishing use, beside the restores.
+impl Store {
+    /// Whether `table` held no item just before change `seq`: then its changes from `seq` on
+    /// rebuild it exactly (what a Kafka topic published from `seq` needs to be a full history).
+    ///
+    /// IMPORTANT: the caller holds the log from `seq` on (a retention hold).
+    ///
+    /// # Errors
+    /// ResourceNotFound; Internal when the log from `seq` on is no longer kept.
+    pub fn table_empty_before(&self, table: &str, seq: ChangeSeq) -> Result<bool> {
+        let entry = self.table(table)?;
+        let at = seq.saturating_sub(1);
+        self.storage.wait_durable(at)?;
+        let mut image = self.storage.table_image(entry.id, &entry.shape, at)?;
+        Ok(image.next().transpose()?.is_none())
     }
 
     /// Saves a job's record `id` of `kind` (exports, imports), durably.
@@ -189,8 +194,8 @@ impl Store {
     pub fn documents<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<T>> {
         let prefix = document_key(kind, "");
         let mut out = Vec::new();
-        for guard in self.storage.ks.catalog.prefix(prefix) {
-            let (_, value) = guard.into_inner()?;
+        for value in self.storage.catalog_values(&prefix) {
+            let value = value?;
             out.push(
                 serde_json::from_slice(&value)
                     .map_err(|e| Error::Corrupt(format!("a {kind} record: {e}")))?,

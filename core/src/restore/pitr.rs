@@ -1,10 +1,11 @@
 //! Continuous backups: point-in-time recovery settings, the restorable window, and the hold
 //! that keeps a table's history for its recovery period.
 
+use super::Backups;
 use crate::model::PitrSettings;
 use crate::ops::tables::coral;
 use crate::storage::catalog::TableEntry;
-use crate::{Error, Result, Store};
+use crate::{Error, Result};
 
 /// Longest recovery period DynamoDB offers, and the default.
 pub const MAX_RECOVERY_PERIOD_DAYS: u32 = 35;
@@ -26,7 +27,7 @@ pub(crate) fn pitr_hold(table_id: u64) -> String {
     format!("pitr/{table_id}")
 }
 
-impl Store {
+impl Backups {
     /// The table named by `name_or_arn` for the backup operations, which answer
     /// TableNotFoundException for a missing one (or one a restore is still building:
     /// TableInUseException).
@@ -36,6 +37,7 @@ impl Store {
             .and_then(|arn| arn.split_once(":table/").map(|(_, name)| name))
             .unwrap_or(name_or_arn);
         let entry = self
+            .store
             .storage
             .table(name)
             .ok_or_else(|| Error::TableNotFound(format!("Table not found: {name}")))?;
@@ -111,13 +113,13 @@ impl Store {
                 "RecoveryPeriodInDays can only be set when PointInTimeRecoveryEnabled is true",
             ));
         }
-        let _ddl = self.storage.ddl.lock();
+        let _ddl = self.store.storage.ddl.lock();
         let entry = self.backup_source(table)?;
         let mut definition = entry.definition.read().clone();
         let hold = pitr_hold(entry.id);
         definition.point_in_time_recovery = match (enabled, definition.point_in_time_recovery) {
             (false, _) => {
-                self.release_hold(&hold)?;
+                self.store.release_hold(&hold)?;
                 None
             }
             (true, Some(current)) => Some(PitrSettings {
@@ -128,9 +130,10 @@ impl Store {
                 // IMPORTANT: the hold starts at the next change, so every change from the
                 // window's start on is kept to be undone.
                 let (from, now) = self
+                    .store
                     .storage
-                    .with_sequence_boundary(|next| Ok((next, self.clock.now_millis())))?;
-                self.set_hold(&hold, Some(entry.id), from)?;
+                    .with_sequence_boundary(|next| Ok((next, self.store.clock.now_millis())))?;
+                self.store.set_hold(&hold, Some(entry.id), from)?;
                 Some(PitrSettings {
                     enabled_millis: now,
                     recovery_period_days: days,
@@ -138,13 +141,13 @@ impl Store {
             }
         };
         let settings = definition.point_in_time_recovery;
-        self.save_definition(&entry, definition)?;
+        self.store.save_definition(&entry, definition)?;
         Ok(settings.map(|s| self.restorable_window(s)))
     }
 
     /// The window a table with `settings` can be restored to, now.
     pub(crate) fn restorable_window(&self, settings: PitrSettings) -> RestorableWindow {
-        let now = self.clock.now_millis();
+        let now = self.store.clock.now_millis();
         let period = u64::from(settings.recovery_period_days) * DAY_MILLIS;
         RestorableWindow {
             recovery_period_days: settings.recovery_period_days,
@@ -156,13 +159,16 @@ impl Store {
     /// Moves each recovery hold up to its window's start, so history older than a table's
     /// recovery period can be trimmed.
     pub(crate) fn advance_recovery_holds(&self) -> Result<()> {
-        for entry in self.storage.live_tables() {
+        for entry in self.store.storage.live_tables() {
             let Some(settings) = entry.definition.read().point_in_time_recovery else {
                 continue;
             };
             let window = self.restorable_window(settings);
-            if let Some(seq) = self.last_change_at_or_before(window.earliest_millis)? {
-                self.advance_hold(&pitr_hold(entry.id), seq + 1)?;
+            if let Some(seq) = self
+                .store
+                .last_change_at_or_before(window.earliest_millis)?
+            {
+                self.store.advance_hold(&pitr_hold(entry.id), seq + 1)?;
             }
         }
         Ok(())

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::Backups;
 use crate::changes::ChangeSeq;
 use crate::model::{
     GlobalSecondaryIndex, KeySchemaElement, LocalSecondaryIndex, ProvisionedThroughput,
@@ -19,7 +20,7 @@ use crate::ops::tables::check_name;
 use crate::ops::{CreateTableRequest, TableDescription};
 use crate::storage::catalog::TableEntry;
 use crate::storage::image::{ImageItem, load_batches};
-use crate::{Error, Result, Store};
+use crate::{Error, Result};
 
 /// Settings a restore may change from the source's.
 #[derive(Debug, Clone, Default)]
@@ -47,7 +48,7 @@ fn restore_hold(target: &str) -> String {
     format!("restore/{target}")
 }
 
-impl Store {
+impl Backups {
     /// RestoreTableToPointInTime: creates `target` (CREATING) holding `source` exactly as it
     /// was at `point`, to the millisecond; the job runner builds it.
     ///
@@ -68,7 +69,7 @@ impl Store {
         self.check_target_free(target)?;
         let (millis, at) = self.resolve_point(settings, point)?;
         let hold = restore_hold(target);
-        self.set_hold(&hold, None, at + 1)?;
+        self.store.set_hold(&hold, None, at + 1)?;
         let summary = RestoreSummary {
             source_table_arn: definition.table_arn.clone(),
             source_backup_arn: None,
@@ -80,7 +81,7 @@ impl Store {
         };
         let created = self.create_restore_target(&definition, target, overrides, summary);
         if created.is_err() {
-            self.release_hold(&hold)?;
+            self.store.release_hold(&hold)?;
         }
         self.jobs_requested.notify_one();
         created
@@ -97,8 +98,9 @@ impl Store {
         point: RestorePoint,
     ) -> Result<(u64, ChangeSeq)> {
         let (last, now) = self
+            .store
             .storage
-            .with_sequence_boundary(|next| Ok((next - 1, self.clock.now_millis())))?;
+            .with_sequence_boundary(|next| Ok((next - 1, self.store.clock.now_millis())))?;
         let window = self.restorable_window(settings);
         match point {
             RestorePoint::Latest => Ok((now, last)),
@@ -123,11 +125,11 @@ impl Store {
             return Ok(last);
         }
         // Every change up to `last` must be searchable: the search reads durable changes.
-        self.storage.wait_durable(last)?;
-        Ok(match self.last_change_at_or_before(millis)? {
+        self.store.storage.wait_durable(last)?;
+        Ok(match self.store.last_change_at_or_before(millis)? {
             Some(seq) => seq,
             // Every retained change is later: the table as of then is the log's start.
-            None => self.oldest_retained_seq().saturating_sub(1),
+            None => self.store.oldest_retained_seq().saturating_sub(1),
         })
     }
 
@@ -162,7 +164,7 @@ impl Store {
     }
 
     fn check_target_free(&self, target: &str) -> Result<()> {
-        match self.storage.table(target) {
+        match self.store.storage.table(target) {
             Some(_) => Err(Error::TableAlreadyExists(format!(
                 "Table already exists: {target}"
             ))),
@@ -172,7 +174,7 @@ impl Store {
 
     /// True while a restore reads backup `backup_id`.
     pub(crate) fn restoring_from(&self, backup_id: u64) -> bool {
-        self.storage.live_tables().iter().any(|t| {
+        self.store.storage.live_tables().iter().any(|t| {
             t.definition
                 .read()
                 .restore_summary
@@ -245,17 +247,19 @@ impl Store {
             stream_specification: None,
             tags: Vec::new(),
         };
-        self.create_table_as(request, Some(summary), None)
-            .map_err(|e| match e {
+        crate::tables::create_table_as(&self.store, request, Some(summary), None).map_err(|e| {
+            match e {
                 Error::ResourceInUse(message) => Error::TableAlreadyExists(message),
                 other => other,
-            })
+            }
+        })
     }
 
     /// Builds every table a restore has not finished (new ones, and any a restart
     /// interrupted), then makes it ACTIVE. Returns how many were finished.
     pub(crate) fn run_pending_restores(&self) -> Result<usize> {
         let building: Vec<Arc<TableEntry>> = self
+            .store
             .storage
             .live_tables()
             .into_iter()
@@ -272,16 +276,17 @@ impl Store {
     /// setting a restore's hold and creating its target leaves one. Run at open, when no
     /// restore request is between the two.
     pub(crate) fn release_orphan_restore_holds(&self) -> Result<()> {
-        for hold in self.holds() {
+        for hold in self.store.holds() {
             let Some(target) = hold.name.strip_prefix("restore/") else {
                 continue;
             };
             if self
+                .store
                 .storage
                 .table(target)
                 .is_none_or(|t| !t.building.load(Ordering::Acquire))
             {
-                self.release_hold(&hold.name)?;
+                self.store.release_hold(&hold.name)?;
             }
         }
         Ok(())
@@ -297,13 +302,16 @@ impl Store {
         else {
             return Ok(false);
         };
-        self.storage.clear_table(entry)?;
+        self.store.storage.clear_table(entry)?;
         let started = std::time::Instant::now();
         let loaded = match source {
-            RestoreSource::Log { table_id, at } => match self.storage.table_by_id(table_id) {
+            RestoreSource::Log { table_id, at } => match self.store.storage.table_by_id(table_id) {
                 Some(source) => {
-                    self.storage.wait_durable(at)?;
-                    let image = self.storage.table_image(table_id, &source.shape, at)?;
+                    self.store.storage.wait_durable(at)?;
+                    let image = self
+                        .store
+                        .storage
+                        .table_image(table_id, &source.shape, at)?;
                     tracing::info!(table = %entry.name, keys = image.undone(), ms = started.elapsed().as_millis() as u64, "restore read the changes to undo");
                     Some(self.load_table(entry, image)?)
                 }
@@ -311,25 +319,27 @@ impl Store {
             },
             RestoreSource::Backup { backup_id } => {
                 match self.backups.lock().contains_key(&backup_id) {
-                    true => Some(self.load_table(entry, self.storage.backup_items(backup_id)?)?),
+                    true => {
+                        Some(self.load_table(entry, self.store.storage.backup_items(backup_id)?)?)
+                    }
                     false => None,
                 }
             }
         };
-        let _ddl = self.storage.ddl.lock();
+        let _ddl = self.store.storage.ddl.lock();
         let Some(items) = loaded else {
             tracing::warn!(table = %entry.name, "the source of the restore is gone; dropping the half-built table");
-            self.drop_table(entry, false)?;
-            self.release_hold(&restore_hold(&entry.name))?;
+            self.store.drop_table(entry, |_| Ok(()))?;
+            self.store.release_hold(&restore_hold(&entry.name))?;
             return Ok(false);
         };
         let mut definition = entry.definition.read().clone();
         if let Some(summary) = definition.restore_summary.as_mut() {
             summary.in_progress = None;
         }
-        self.save_definition(entry, definition)?;
+        self.store.save_definition(entry, definition)?;
         entry.building.store(false, Ordering::Release);
-        self.release_hold(&restore_hold(&entry.name))?;
+        self.store.release_hold(&restore_hold(&entry.name))?;
         tracing::info!(table = %entry.name, items, ms = started.elapsed().as_millis() as u64, "restore finished");
         Ok(true)
     }
@@ -354,7 +364,7 @@ impl Store {
                     }
                 }
             });
-            self.storage.load_table(entry, ready.into_iter())
+            self.store.storage.load_table(entry, ready.into_iter())
         })
     }
 }

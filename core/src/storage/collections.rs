@@ -127,7 +127,7 @@ mod tests {
         AttributeDefinition, AttributeValue, KeySchemaElement, LocalSecondaryIndex, Projection,
     };
     use crate::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
-    use crate::{Store, StoreConfig};
+    use crate::{Engine, StoreConfig};
 
     fn element(name: &str, key_type: &str) -> KeySchemaElement {
         KeySchemaElement {
@@ -136,14 +136,14 @@ mod tests {
         }
     }
 
-    fn open(dir: &std::path::Path, limit: u64) -> Store {
+    fn open(dir: &std::path::Path, limit: u64) -> Engine {
         let mut config = StoreConfig::for_tests(dir);
         config.item_collection_limit_bytes = limit;
-        Store::open(config).unwrap()
+        Engine::open(config).unwrap()
     }
 
     /// Table `coll` keyed by `p`/`c`, with a local index on `x` projecting only keys.
-    fn create(store: &Store) {
+    fn create(store: &Engine) {
         let mut request = CreateTableRequest::on_demand("coll", "p", "S");
         request.key_schema.push(element("c", "RANGE"));
         for name in ["c", "x"] {
@@ -160,7 +160,7 @@ mod tests {
                 non_key_attributes: None,
             },
         });
-        store.create_table(request).unwrap();
+        store.tables.create_table(request).unwrap();
     }
 
     fn item(p: &str, c: &str, x: Option<&str>, pad: usize) -> Item {
@@ -176,7 +176,7 @@ mod tests {
         item
     }
 
-    fn put(store: &Store, item: Item) -> Result<()> {
+    fn put(store: &Engine, item: Item) -> Result<()> {
         store
             .put_item(PutItemRequest {
                 table_name: "coll".into(),
@@ -186,11 +186,11 @@ mod tests {
             .map(|_| ())
     }
 
-    fn size(store: &Store, p: &str) -> u64 {
+    fn size(store: &Engine, p: &str) -> u64 {
         size_in(store, "coll", p)
     }
 
-    fn size_in(store: &Store, table: &str, p: &str) -> u64 {
+    fn size_in(store: &Engine, table: &str, p: &str) -> u64 {
         let key: Item = [("p".to_string(), AttributeValue::S(p.into()))].into();
         store
             .item_collection_metrics(table, &key)
@@ -308,12 +308,13 @@ mod tests {
         for i in &items {
             put(&store, i.clone()).unwrap();
         }
-        let backup = store.create_backup("coll", "before").unwrap();
-        assert_eq!(store.run_pending_jobs().unwrap(), 1);
+        let backup = store.backups.create_backup("coll", "before").unwrap();
+        assert_eq!(store.backups.run_pending_jobs().unwrap(), 1);
         store
+            .backups
             .restore_table_from_backup(&backup.arn, "restored", Default::default())
             .unwrap();
-        assert_eq!(store.run_pending_jobs().unwrap(), 1);
+        assert_eq!(store.backups.run_pending_jobs().unwrap(), 1);
         assert_eq!(size_in(&store, "restored", "a"), expected(&items));
     }
 

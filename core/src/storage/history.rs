@@ -113,7 +113,7 @@ mod tests {
     use crate::model::{AttributeValue, Item};
     use crate::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
     use crate::storage::keys::item_key;
-    use crate::{ManualClock, Store, StoreConfig};
+    use crate::{Engine, ManualClock, StoreConfig};
 
     #[test]
     fn trimming_removes_old_records_and_their_tombstones() {
@@ -121,8 +121,9 @@ mod tests {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let mut config = StoreConfig::new(dir.path());
         config.history_window = std::time::Duration::from_secs(60);
-        let store = Store::open_with_clock(config, clock.clone()).unwrap();
+        let store = Engine::open_with_clock(config, clock.clone()).unwrap();
         store
+            .tables
             .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
         let key: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();

@@ -319,14 +319,14 @@ mod tests {
     use crate::changes::{LogCursor, LogLimits};
     use crate::model::AttributeValue;
     use crate::ops::{CreateTableRequest, PutItemRequest};
-    use crate::{ManualClock, Store, StoreConfig};
+    use crate::{Engine, ManualClock, StoreConfig};
 
-    fn open(dir: &std::path::Path) -> Store {
+    fn open(dir: &std::path::Path) -> Engine {
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-        Store::open_with_clock(StoreConfig::for_tests(dir), clock).unwrap()
+        Engine::open_with_clock(StoreConfig::for_tests(dir), clock).unwrap()
     }
 
-    fn put(store: &Store, k: &str) {
+    fn put(store: &Engine, k: &str) {
         let item = [("p".to_string(), AttributeValue::S(k.into()))].into();
         store
             .put_item(PutItemRequest {
@@ -342,6 +342,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         store
+            .tables
             .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
         for k in ["a", "b", "c", "d", "e"] {

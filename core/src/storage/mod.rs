@@ -68,23 +68,24 @@ pub struct Cell {
     pub stamp: Option<crate::stamp::Stamp>,
 }
 
-/// Handles to every keyspace.
+/// Handles to every keyspace: private to storage (its submodules see them), so every other
+/// module goes through storage's typed functions.
 #[derive(Clone)]
 pub(crate) struct Keyspaces {
-    pub(crate) items: Keyspace,
-    pub(crate) changes: Keyspace,
-    pub(crate) table_changes: Keyspace,
-    pub(crate) catalog: Keyspace,
-    pub(crate) stats: Keyspace,
-    pub(crate) indexes: Keyspace,
-    pub(crate) ttl: Keyspace,
-    pub(crate) collections: Keyspace,
+    items: Keyspace,
+    changes: Keyspace,
+    table_changes: Keyspace,
+    catalog: Keyspace,
+    stats: Keyspace,
+    indexes: Keyspace,
+    ttl: Keyspace,
+    collections: Keyspace,
 }
 
 /// The node's storage: database, keyspaces, catalog, key locks and the commit path.
 pub(crate) struct Storage {
-    pub(crate) db: Database,
-    pub(crate) ks: Keyspaces,
+    db: Database,
+    ks: Keyspaces,
     pub(crate) catalog: Catalog,
     pub(crate) pipeline: CommitPipeline,
     /// Serialises table creation and deletion.
@@ -287,20 +288,10 @@ impl Storage {
     }
 
     /// A consistent view of every item as of now, for reads that must agree with each other.
-    pub(crate) fn snapshot(&self) -> fjall::Snapshot {
-        self.db.snapshot()
-    }
-
-    /// The live item at `key` as of `snapshot`.
-    pub(crate) fn read_item_at(
-        &self,
-        snapshot: &fjall::Snapshot,
-        key: &[u8],
-    ) -> Result<Option<Item>> {
-        use fjall::Readable;
-        match snapshot.get(&self.ks.items, key)? {
-            Some(bytes) => codec::decode_cell_item(&bytes),
-            None => Ok(None),
+    pub(crate) fn snapshot(&self) -> ItemsSnapshot {
+        ItemsSnapshot {
+            snapshot: self.db.snapshot(),
+            items: self.ks.items.clone(),
         }
     }
 
@@ -357,6 +348,56 @@ impl Storage {
             batch = batch.durability(Some(PersistMode::SyncData));
         }
         batch.commit()?;
+        Ok(())
+    }
+
+    /// Takes a dropped table out of the catalog in memory and removes its items, index
+    /// entries and statistics.
+    pub(crate) fn forget_table(&self, entry: &TableEntry) -> Result<()> {
+        self.catalog.tables.write().remove(&entry.name);
+        let index_ids: Vec<u64> = entry.indexes().iter().map(|i| i.id).collect();
+        self.purge_table_items(entry.id, &index_ids)?;
+        self.pipeline.sequencer.lock().stats.remove(&entry.id);
+        Ok(())
+    }
+
+    /// The values of the catalog keys that start with `prefix`, in key order.
+    pub(crate) fn catalog_values(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.ks
+            .catalog
+            .prefix(prefix)
+            .map(|guard| Ok(guard.value()?.to_vec()))
+    }
+
+    /// Bytes the database occupies on disk.
+    pub(crate) fn disk_space(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    /// Bytes on disk of each keyspace (items, the change log and its per-table index,
+    /// secondary indexes), after writing what is still in memory to disk.
+    pub(crate) fn disk_usage(&self) -> Result<Vec<(&'static str, u64)>> {
+        let ks = &self.ks;
+        let mut usage = Vec::new();
+        for (name, keyspace) in [
+            ("items", &ks.items),
+            ("changes", &ks.changes),
+            ("table_changes", &ks.table_changes),
+            ("indexes", &ks.indexes),
+        ] {
+            keyspace.rotate_memtable_and_wait()?;
+            usage.push((name, keyspace.disk_space()));
+        }
+        Ok(usage)
+    }
+
+    /// Writes one catalog entry without waiting for it to be durable (what may be lost in a
+    /// crash is only the move of a retention hold, which then keeps more history).
+    pub(crate) fn put_catalog_buffered(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.ks.catalog.insert(key, value)?;
         Ok(())
     }
 
@@ -489,7 +530,7 @@ impl Storage {
     }
 
     /// Removes every key of `keyspace` that starts with `prefix`, in bounded batches.
-    pub(crate) fn purge_prefix(&self, keyspace: &Keyspace, prefix: &[u8]) -> Result<()> {
+    fn purge_prefix(&self, keyspace: &Keyspace, prefix: &[u8]) -> Result<()> {
         loop {
             let keys: Vec<_> = keyspace
                 .prefix(prefix)
@@ -554,6 +595,38 @@ impl Storage {
     pub(crate) fn persist(&self) -> Result<()> {
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
+    }
+}
+
+/// A consistent view of every item cell as of when it was taken ([`Storage::snapshot`]).
+pub(crate) struct ItemsSnapshot {
+    snapshot: fjall::Snapshot,
+    items: Keyspace,
+}
+
+impl ItemsSnapshot {
+    /// The live item at `key` (`None` when absent or a tombstone).
+    pub(crate) fn item(&self, key: &[u8]) -> Result<Option<Item>> {
+        use fjall::Readable;
+        match self.snapshot.get(&self.items, key)? {
+            Some(bytes) => codec::decode_cell_item(&bytes),
+            None => Ok(None),
+        }
+    }
+
+    /// The cells (live items and tombstones) whose storage keys lie in `range`, in key
+    /// order, with their keys.
+    pub(crate) fn cells_in(
+        &self,
+        range: keys::KeyRange,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, codec::ItemCell)>> + '_ {
+        use fjall::Readable;
+        self.snapshot
+            .range(&self.items, (range.lower, range.upper))
+            .map(|guard| {
+                let (key, bytes) = guard.into_inner()?;
+                Ok((key.to_vec(), codec::decode_cell(&bytes)?))
+            })
     }
 }
 

@@ -5,7 +5,38 @@
 //! The index is only a candidate list: whether an item really expires is decided again, under
 //! its key lock, from the item itself ([`is_expired`]).
 
+use super::Storage;
+use crate::Result;
 use crate::model::{AttributeValue, Item};
+
+impl Storage {
+    /// The TTL index entries of table `table_id`, in expiry order (the sweep stops reading
+    /// at the first one not yet due).
+    pub(crate) fn ttl_entries(&self, table_id: u64) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.ks
+            .ttl
+            .prefix(table_id.to_be_bytes())
+            .map(|guard| Ok(guard.key()?.to_vec()))
+    }
+
+    /// Removes TTL index entries (by their whole keys) in one batch.
+    pub(crate) fn remove_ttl_entries(&self, keys: Vec<Vec<u8>>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for key in keys {
+            batch.remove(&self.ks.ttl, key);
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// Removes every TTL index entry of table `table_id` (TTL was disabled).
+    pub(crate) fn purge_ttl_entries(&self, table_id: u64) -> Result<()> {
+        self.purge_prefix(&self.ks.ttl, &table_id.to_be_bytes())
+    }
+}
 
 /// Items whose expiry lies further back than this never expire: DynamoDB treats such values
 /// as malformed (five years of 365 days).

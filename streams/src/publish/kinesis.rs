@@ -267,6 +267,7 @@ pub fn update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tidemark_core::Engine;
     use tidemark_core::StoreConfig;
     use tidemark_core::ops::CreateTableRequest;
 
@@ -298,8 +299,9 @@ mod tests {
     #[test]
     fn a_destination_is_enabled_updated_and_disabled_as_publishing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(StoreConfig::for_tests(dir.path())).unwrap();
+        let store = Engine::open(StoreConfig::for_tests(dir.path())).unwrap();
         store
+            .tables
             .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
         assert_eq!(destinations(&store, "tbl").unwrap(), vec![]);

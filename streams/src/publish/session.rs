@@ -409,6 +409,7 @@ mod tests {
     use super::*;
     use crate::publish::memory::{MemoryTopics, sequence_of};
     use crate::publish::settings::{PublishFrom, hold_name, published_tables, set_publishing};
+    use tidemark_core::Engine;
     use tidemark_core::StoreConfig;
     use tidemark_core::model::{AttributeValue, Item};
     use tidemark_core::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
@@ -420,8 +421,9 @@ mod tests {
 
     /// A store with table `tbl` published to topic `t` (3 partitions) in `format`.
     fn published_store(dir: &std::path::Path, format: &str) -> Arc<Store> {
-        let store = Store::open(StoreConfig::for_tests(dir)).unwrap();
+        let store = Engine::open(StoreConfig::for_tests(dir)).unwrap();
         store
+            .tables
             .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
         let settings = PublishSettings {
@@ -434,7 +436,7 @@ mod tests {
             stream_arn: None,
         };
         set_publishing(&store, "tbl", Some((settings, PublishFrom::Now))).unwrap();
-        Arc::new(store)
+        store.store.clone()
     }
 
     /// Puts `count` versions over ten keys and deletes one; returns the sequences written.

@@ -213,12 +213,13 @@ pub fn ensure_holds(store: &Store) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tidemark_core::Engine;
     use tidemark_core::StoreConfig;
     use tidemark_core::model::AttributeValue;
     use tidemark_core::ops::{CreateTableRequest, PutItemRequest};
 
-    fn open(dir: &std::path::Path) -> Store {
-        Store::open(StoreConfig::for_tests(dir)).unwrap()
+    fn open(dir: &std::path::Path) -> Engine {
+        Engine::open(StoreConfig::for_tests(dir)).unwrap()
     }
 
     fn put(store: &Store, k: &str) -> ChangeSeq {
@@ -248,6 +249,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         store
+            .tables
             .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
         let before = put(&store, "a");

@@ -3,7 +3,7 @@
 //! `S3Bucket` names a folder directly under the root, its prefix a folder below that.
 //!
 //! ExportTableToPointInTime reads the table as of the instant from a snapshot taken during
-//! the call (core's [`Store::table_as_of`]) and writes the files on a thread of its own; the
+//! the call (core's [`Backups::table_as_of`](tidemark_core::Backups::table_as_of)) and writes the files on a thread of its own; the
 //! record (IN_PROGRESS, then COMPLETED or FAILED) is kept in the store. An export a restart
 //! interrupts is FAILED (its partial folder removed); run it again.
 //!
@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tidemark_core::Backups;
 use tidemark_core::Store;
 use tidemark_core::ops::CreateTableRequest;
 use tidemark_core::restore::RestorePoint;
@@ -200,6 +201,8 @@ const IMPORTS: &str = "import";
 #[derive(Debug)]
 pub struct Transfers {
     store: Arc<Store>,
+    /// Exports read tables as of an instant, and imports build tables, through the restores.
+    backups: Arc<Backups>,
     root: Option<PathBuf>,
 }
 
@@ -231,10 +234,14 @@ fn check_path(value: &str, what: &str) -> Result<()> {
 }
 
 impl Transfers {
-    /// Exports and imports of `store`, in folders under `root` (none: every request is
-    /// refused, saying why).
-    pub fn new(store: Arc<Store>, root: Option<PathBuf>) -> Arc<Self> {
-        Arc::new(Transfers { store, root })
+    /// Exports and imports of `store` (and its `backups`), in folders under `root` (none:
+    /// every request is refused, saying why).
+    pub fn new(store: Arc<Store>, backups: Arc<Backups>, root: Option<PathBuf>) -> Arc<Self> {
+        Arc::new(Transfers {
+            store,
+            backups,
+            root,
+        })
     }
 
     /// The folder of bucket `bucket` (and `prefix`).
@@ -327,7 +334,7 @@ impl Transfers {
             None => RestorePoint::Latest,
         };
         let table = self
-            .store
+            .backups
             .table_as_of(&request.table_arn, point)
             .map_err(|e| match e {
                 tidemark_core::Error::InvalidRestoreTime(message) => {
@@ -465,7 +472,7 @@ impl Transfers {
         };
         // The table first: a restart that finds it CREATING without the import's record
         // drops it (see `resume`).
-        self.store
+        self.backups
             .create_importing_table(request.table, &record.import_arn)?;
         self.save_import(&record)?;
         self.run_import(record.clone())?;
@@ -494,7 +501,7 @@ impl Transfers {
                             None
                         }
                     });
-                    let loaded = me.store.load_import(&record.table_name, items);
+                    let loaded = me.backups.load_import(&record.table_name, items);
                     match (failure, loaded) {
                         (Some(e), _) => Err(e),
                         (None, loaded) => Ok(loaded?),
@@ -502,7 +509,7 @@ impl Transfers {
                 });
                 record.end_millis = Some(me.now());
                 let finished = outcome.and_then(|count| {
-                    me.store.finish_import(&record.table_name)?;
+                    me.backups.finish_import(&record.table_name)?;
                     Ok(count)
                 });
                 match finished {
@@ -514,7 +521,7 @@ impl Transfers {
                     Err(e) => {
                         tracing::warn!(import = %record.import_arn, error = %e, "import failed; dropping its table");
                         let _ = me.store.halt_if_fatal(Err::<(), _>(core_of(&e)));
-                        if let Err(drop) = me.store.abandon_import(&record.table_name) {
+                        if let Err(drop) = me.backups.abandon_import(&record.table_name) {
                             tracing::error!(import = %record.import_arn, error = %drop, "cannot drop the failed import's table");
                         }
                         record.import_status = JobStatus::Failed;
@@ -566,14 +573,14 @@ impl Transfers {
         let imports = self.imports()?;
         // Read once, before any import is resumed: a resumed one may finish (and stop
         // building its table) while the records are still being looked at.
-        let building = self.store.importing_tables();
+        let building = self.backups.importing_tables();
         for (table, import_arn) in &building {
             match imports.iter().find(|i| i.import_arn == *import_arn) {
                 Some(record) if record.import_status == JobStatus::InProgress => {
                     tracing::info!(import = %import_arn, "resuming an import a restart interrupted");
                     self.run_import(record.clone())?;
                 }
-                _ => self.store.abandon_import(table)?,
+                _ => self.backups.abandon_import(table)?,
             }
         }
         for mut record in imports {

@@ -278,7 +278,7 @@ async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_th
     // Another table's writes interleave with the source's in the log, sometimes more of them,
     // sometimes fewer (the restore reads the log differently for each).
     crate::common::create_table(&client, "noise", false).await;
-    let store = node.node().store().clone();
+    let store = node.node().engine().clone();
 
     // Several minutes of writes, with the table recorded at chosen instants.
     let mut recorded: Vec<(u64, Contents)> = Vec::new();
@@ -301,7 +301,7 @@ async fn restoring_to_each_recorded_instant_gives_the_table_exactly_as_it_was_th
         // TTL expiry, at this instant, through the same path the sweeper takes.
         let worker = store.clone();
         tokio::task::spawn_blocking(
-            move || while worker.expire_due_items(512).unwrap().expired > 0 {},
+            move || while worker.ttl.expire_due_items(512).unwrap().expired > 0 {},
         )
         .await
         .unwrap();

@@ -281,12 +281,13 @@ pub(crate) fn stored_cells(
     dir: &std::path::Path,
     table: &str,
 ) -> Vec<tidemark_core::replication::RemoteChange> {
-    let store = tidemark_core::Store::open(tidemark_core::StoreConfig::new(dir))
+    let store = tidemark_core::Engine::open(tidemark_core::StoreConfig::new(dir))
         .expect("open a stopped node's store");
-    let snapshot = store.snapshot_table(table).unwrap();
+    let snapshot = store.replication.snapshot_table(table).unwrap();
     let (mut cells, mut after) = (Vec::new(), None);
     loop {
         let page = store
+            .replication
             .snapshot_page(&snapshot, after, 10_000, usize::MAX)
             .unwrap();
         cells.extend(page.changes);

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use axum::body::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tidemark_core::Store;
+use tidemark_core::Engine;
 
 use super::AppState;
 use super::error::ApiError;
@@ -314,9 +314,9 @@ pub(crate) fn operation(target: &str) -> Option<&'static Operation> {
 
 /// Decodes `I`, runs `f` on the store, encodes its output.
 pub(crate) fn run_on_store<I, O>(
-    store: &Store,
+    store: &Engine,
     body: &[u8],
-    f: fn(&Store, I) -> Result<O, ApiError>,
+    f: fn(&Engine, I) -> Result<O, ApiError>,
 ) -> Result<Vec<u8>, ApiError>
 where
     I: DeserializeOwned,
@@ -328,7 +328,7 @@ where
 }
 
 /// The handler of an operation on the store alone: [`run_on_store`], done when called.
-fn run<I, O>(call: Call<'_>, f: fn(&Store, I) -> Result<O, ApiError>) -> Answer<'static>
+fn run<I, O>(call: Call<'_>, f: fn(&Engine, I) -> Result<O, ApiError>) -> Answer<'static>
 where
     I: DeserializeOwned,
     O: Serialize,
@@ -337,7 +337,7 @@ where
 }
 
 /// Like [`run`], answering with an empty body (TagResource and UntagResource do).
-fn run_empty<I>(call: Call<'_>, f: fn(&Store, I) -> Result<(), ApiError>) -> Answer<'static>
+fn run_empty<I>(call: Call<'_>, f: fn(&Engine, I) -> Result<(), ApiError>) -> Answer<'static>
 where
     I: DeserializeOwned,
 {
@@ -352,7 +352,7 @@ where
 pub(crate) async fn on_blocking_pool<I, O>(
     node: &AppState,
     body: &Bytes,
-    f: fn(&Store, I) -> Result<O, ApiError>,
+    f: fn(&Engine, I) -> Result<O, ApiError>,
 ) -> Result<Vec<u8>, ApiError>
 where
     I: DeserializeOwned + 'static,

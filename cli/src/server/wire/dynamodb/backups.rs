@@ -3,7 +3,7 @@
 //! ListBackups, DeleteBackup, RestoreTableFromBackup.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_core::model::{
     GlobalSecondaryIndex, KeySchemaElement, LocalSecondaryIndex, Projection, ProvisionedThroughput,
 };
@@ -82,17 +82,17 @@ fn continuous_backups(window: Option<RestorableWindow>) -> ContinuousBackupsOutp
 }
 
 pub(crate) fn describe_continuous_backups(
-    store: &Store,
+    store: &Engine,
     input: DescribeContinuousBackupsInput,
 ) -> Result<ContinuousBackupsOutput, ApiError> {
     let table = required(input.table_name, "tableName")?;
     Ok(continuous_backups(
-        store.describe_continuous_backups(&table)?,
+        store.backups.describe_continuous_backups(&table)?,
     ))
 }
 
 pub(crate) fn update_continuous_backups(
-    store: &Store,
+    store: &Engine,
     input: UpdateContinuousBackupsInput,
 ) -> Result<ContinuousBackupsOutput, ApiError> {
     let table = required(input.table_name, "tableName")?;
@@ -104,7 +104,10 @@ pub(crate) fn update_continuous_backups(
         spec.point_in_time_recovery_enabled,
         "pointInTimeRecoverySpecification.pointInTimeRecoveryEnabled",
     )?;
-    let window = store.update_continuous_backups(&table, enabled, spec.recovery_period_in_days)?;
+    let window =
+        store
+            .backups
+            .update_continuous_backups(&table, enabled, spec.recovery_period_in_days)?;
     Ok(continuous_backups(window))
 }
 
@@ -153,7 +156,7 @@ pub(crate) struct RestoreOutput {
 }
 
 pub(crate) fn restore_table_to_point_in_time(
-    store: &Store,
+    store: &Engine,
     input: RestoreTableToPointInTimeInput,
 ) -> Result<RestoreOutput, ApiError> {
     let source = match (input.source_table_name, input.source_table_arn) {
@@ -186,8 +189,12 @@ pub(crate) fn restore_table_to_point_in_time(
             ));
         }
     };
-    let description =
-        store.restore_table_to_point_in_time(&source, &target, point, input.overrides.into())?;
+    let description = store.backups.restore_table_to_point_in_time(
+        &source,
+        &target,
+        point,
+        input.overrides.into(),
+    )?;
     Ok(RestoreOutput {
         table_description: description.into(),
     })
@@ -203,12 +210,15 @@ pub(crate) struct RestoreTableFromBackupInput {
 }
 
 pub(crate) fn restore_table_from_backup(
-    store: &Store,
+    store: &Engine,
     input: RestoreTableFromBackupInput,
 ) -> Result<RestoreOutput, ApiError> {
     let target = required(input.target_table_name, "targetTableName")?;
     let arn = required(input.backup_arn, "backupArn")?;
-    let description = store.restore_table_from_backup(&arn, &target, input.overrides.into())?;
+    let description =
+        store
+            .backups
+            .restore_table_from_backup(&arn, &target, input.overrides.into())?;
     Ok(RestoreOutput {
         table_description: description.into(),
     })
@@ -255,12 +265,12 @@ impl From<&Backup> for BackupDetails {
 }
 
 pub(crate) fn create_backup(
-    store: &Store,
+    store: &Engine,
     input: CreateBackupInput,
 ) -> Result<CreateBackupOutput, ApiError> {
     let table = required(input.table_name, "tableName")?;
     let name = required(input.backup_name, "backupName")?;
-    let backup = store.create_backup(&table, &name)?;
+    let backup = store.backups.create_backup(&table, &name)?;
     Ok(CreateBackupOutput {
         backup_details: (&backup).into(),
     })
@@ -380,22 +390,22 @@ impl From<&Backup> for BackupDescription {
 }
 
 pub(crate) fn describe_backup(
-    store: &Store,
+    store: &Engine,
     input: BackupArnInput,
 ) -> Result<BackupDescriptionOutput, ApiError> {
     let arn = required(input.backup_arn, "backupArn")?;
     Ok(BackupDescriptionOutput {
-        backup_description: (&store.describe_backup(&arn)?).into(),
+        backup_description: (&store.backups.describe_backup(&arn)?).into(),
     })
 }
 
 pub(crate) fn delete_backup(
-    store: &Store,
+    store: &Engine,
     input: BackupArnInput,
 ) -> Result<BackupDescriptionOutput, ApiError> {
     let arn = required(input.backup_arn, "backupArn")?;
     Ok(BackupDescriptionOutput {
-        backup_description: (&store.delete_backup(&arn)?).into(),
+        backup_description: (&store.backups.delete_backup(&arn)?).into(),
     })
 }
 
@@ -429,7 +439,7 @@ struct BackupSummary {
 }
 
 pub(crate) fn list_backups(
-    store: &Store,
+    store: &Engine,
     input: ListBackupsInput,
 ) -> Result<ListBackupsOutput, ApiError> {
     let request = ListBackupsRequest {
@@ -446,7 +456,7 @@ pub(crate) fn list_backups(
         backup_type: input.backup_type,
         exclusive_start_backup_arn: input.exclusive_start_backup_arn,
     };
-    let outcome = store.list_backups(&request)?;
+    let outcome = store.backups.list_backups(&request)?;
     Ok(ListBackupsOutput {
         backup_summaries: outcome
             .backups

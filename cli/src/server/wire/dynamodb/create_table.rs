@@ -1,7 +1,7 @@
 //! CreateTable.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_core::model::{
     AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, LocalSecondaryIndex,
     ProvisionedThroughput, StreamSpecification, Tag,
@@ -57,11 +57,11 @@ pub(crate) struct CreateTableOutput {
 }
 
 pub(crate) fn create_table(
-    store: &Store,
+    store: &Engine,
     input: CreateTableInput,
 ) -> Result<CreateTableOutput, ApiError> {
     Ok(CreateTableOutput {
-        table_description: store.create_table(input.into_request()?)?.into(),
+        table_description: store.tables.create_table(input.into_request()?)?.into(),
     })
 }
 

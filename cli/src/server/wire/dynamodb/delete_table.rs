@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_replicator::membership::GlobalTable;
 
 use super::common::required;
@@ -39,9 +39,12 @@ pub(crate) async fn delete_table(state: &AppState, body: &Bytes) -> Result<Vec<u
     Ok(answer)
 }
 
-fn delete_own_table(store: &Store, input: DeleteTableInput) -> Result<DeleteTableOutput, ApiError> {
+fn delete_own_table(
+    store: &Engine,
+    input: DeleteTableInput,
+) -> Result<DeleteTableOutput, ApiError> {
     let name = required(input.table_name, "tableName")?;
     Ok(DeleteTableOutput {
-        table_description: store.delete_table(&name)?.into(),
+        table_description: store.tables.delete_table(&name)?.into(),
     })
 }

@@ -2,7 +2,7 @@
 //! TransactGetItems.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::partiql::TransactionStatement;
 
@@ -47,7 +47,7 @@ pub(crate) struct ExecuteTransactionOutput {
 }
 
 pub(crate) fn execute_transaction(
-    store: &Store,
+    store: &Engine,
     input: ExecuteTransactionInput,
 ) -> Result<ExecuteTransactionOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
@@ -68,7 +68,9 @@ pub(crate) fn execute_transaction(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let outcome = store.execute_transaction(statements, input.client_request_token)?;
+    let outcome = store
+        .transactions
+        .execute_transaction(statements, input.client_request_token)?;
     let consumed = (capacity != CapacityDetail::None).then(|| {
         outcome
             .consumed_capacity_units

@@ -1,7 +1,7 @@
 //! TagResource, UntagResource and ListTagsOfResource.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_core::model::Tag;
 
 use super::common::required;
@@ -41,7 +41,7 @@ pub(crate) struct ListTagsOfResourceOutput {
     tags: Vec<Tag>,
 }
 
-pub(crate) fn tag_resource(store: &Store, input: TagResourceInput) -> Result<(), ApiError> {
+pub(crate) fn tag_resource(store: &Engine, input: TagResourceInput) -> Result<(), ApiError> {
     let arn = required(input.resource_arn, "resourceArn")?;
     let tags = required(input.tags, "tags")?
         .into_iter()
@@ -52,22 +52,24 @@ pub(crate) fn tag_resource(store: &Store, input: TagResourceInput) -> Result<(),
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    store.tag_resource(&arn, tags)?;
+    store.tables.tag_resource(&arn, tags)?;
     Ok(())
 }
 
-pub(crate) fn untag_resource(store: &Store, input: UntagResourceInput) -> Result<(), ApiError> {
+pub(crate) fn untag_resource(store: &Engine, input: UntagResourceInput) -> Result<(), ApiError> {
     let arn = required(input.resource_arn, "resourceArn")?;
-    store.untag_resource(&arn, &required(input.tag_keys, "tagKeys")?)?;
+    store
+        .tables
+        .untag_resource(&arn, &required(input.tag_keys, "tagKeys")?)?;
     Ok(())
 }
 
 pub(crate) fn list_tags_of_resource(
-    store: &Store,
+    store: &Engine,
     input: ListTagsOfResourceInput,
 ) -> Result<ListTagsOfResourceOutput, ApiError> {
     let arn = required(input.resource_arn, "resourceArn")?;
     Ok(ListTagsOfResourceOutput {
-        tags: store.list_tags(&arn)?,
+        tags: store.tables.list_tags(&arn)?,
     })
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::{TransactAction, TransactWriteItem, TransactWriteRequest};
 
@@ -119,7 +119,7 @@ fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, Ap
 }
 
 pub(crate) fn transact_write_items(
-    store: &Store,
+    store: &Engine,
     input: TransactWriteItemsInput,
 ) -> Result<TransactWriteItemsOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
@@ -144,10 +144,12 @@ pub(crate) fn transact_write_items(
             .collect(),
         false => Vec::new(),
     };
-    let outcome = store.transact_write_items(TransactWriteRequest {
-        items,
-        client_request_token: input.client_request_token,
-    })?;
+    let outcome = store
+        .transactions
+        .transact_write_items(TransactWriteRequest {
+            items,
+            client_request_token: input.client_request_token,
+        })?;
     let consumed = (capacity != CapacityDetail::None).then(|| {
         outcome
             .consumed_capacity_units

@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tidemark_core::Store;
+use tidemark_core::Engine;
 use tidemark_core::model::{
     AttributeDefinition, GlobalSecondaryIndex, ProvisionedThroughput, StreamSpecification,
 };
@@ -95,7 +95,10 @@ pub(crate) async fn update_table(state: &AppState, body: &Bytes) -> Result<Vec<u
 }
 
 /// The change to this region's table.
-fn update_own_table(store: &Store, input: UpdateTableInput) -> Result<UpdateTableOutput, ApiError> {
+fn update_own_table(
+    store: &Engine,
+    input: UpdateTableInput,
+) -> Result<UpdateTableOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
     let request = UpdateTableRequest {
         table_name: table_name.clone(),
@@ -110,7 +113,7 @@ fn update_own_table(store: &Store, input: UpdateTableInput) -> Result<UpdateTabl
             .map(convert)
             .collect::<Result<_, _>>()?,
     };
-    let description: WireTableDescription = store.update_table(request)?.into();
+    let description: WireTableDescription = store.tables.update_table(request)?.into();
     let global = GlobalTable::of(store, &table_name);
     Ok(UpdateTableOutput {
         table_description: description.with_membership(global.as_ref(), &store.config().region),

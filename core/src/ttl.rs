@@ -1,4 +1,4 @@
-//! Time to Live: UpdateTimeToLive, DescribeTimeToLive and the expiry of due items.
+//! [`Ttl`]: Time to Live. UpdateTimeToLive, DescribeTimeToLive and the expiry of due items.
 //!
 //! Expiry reads the TTL index (written in each item's commit) for entries due by now, then,
 //! under the items' key locks, re-checks each item and deletes the expired ones in one commit
@@ -13,6 +13,7 @@ use crate::storage::catalog::TableEntry;
 use crate::storage::ttl_index::{
     MAX_EXPIRED_AGE_SECS, expiry_second, is_expired, split_ttl_key, ttl_key,
 };
+use crate::tables::Tables;
 use crate::write::{Decision, Target};
 use crate::{Error, Result, Store};
 
@@ -41,15 +42,28 @@ pub struct ExpiryReport {
     pub next_due_second: Option<u64>,
 }
 
-impl Store {
+/// Time to Live over the store: its settings and the expiry of due items.
+#[derive(Debug)]
+pub struct Ttl {
+    store: Arc<Store>,
+    /// Enabling TTL wakes their index builder.
+    tables: Arc<Tables>,
+}
+
+impl Ttl {
+    /// The TTL service of `store`, whose `tables` backfill the TTL index.
+    pub fn new(store: Arc<Store>, tables: Arc<Tables>) -> Ttl {
+        Ttl { store, tables }
+    }
+
     /// Enables or disables TTL on a table. Enabling indexes the table's existing items in the
-    /// background (see [`Store::run_pending_backfills`]).
+    /// background (see [`Tables::run_pending_backfills`]).
     ///
     /// # Errors
     /// ResourceNotFound; Validation when TTL is already enabled, already disabled, or disabled
     /// under another attribute name.
     pub fn update_time_to_live(&self, request: UpdateTimeToLiveRequest) -> Result<()> {
-        let entry = self.table(&request.table_name)?;
+        let entry = self.store.table(&request.table_name)?;
         if request.attribute_name.is_empty() || request.attribute_name.len() > 255 {
             return Err(Error::validation(format!(
                 "1 validation error detected: Value '{}' at 'timeToLiveSpecification.attributeName' failed to satisfy constraint: Member must have length {} 1",
@@ -61,7 +75,7 @@ impl Store {
                 }
             )));
         }
-        let _ddl = self.storage.ddl.lock();
+        let _ddl = self.store.storage.ddl.lock();
         let mut definition = entry.definition.read().clone();
         match (&definition.time_to_live_attribute, request.enabled) {
             (Some(_), true) => {
@@ -81,16 +95,15 @@ impl Store {
                 // IMPORTANT: set before the backfill reads any item, so a write either sees
                 // the attribute (and indexes itself) or commits before the backfill reads it.
                 *entry.ttl_attribute.write() = Some(Arc::from(request.attribute_name.as_str()));
-                self.save_definition(&entry, definition)?;
-                self.backfill_requested.notify_one();
+                self.store.save_definition(&entry, definition)?;
+                self.tables.request_backfill();
             }
             (_, false) => {
                 definition.time_to_live_attribute = None;
                 definition.ttl_backfilling = false;
                 *entry.ttl_attribute.write() = None;
-                self.save_definition(&entry, definition)?;
-                self.storage
-                    .purge_prefix(&self.storage.ks.ttl, &entry.id.to_be_bytes())?;
+                self.store.save_definition(&entry, definition)?;
+                self.store.storage.purge_ttl_entries(entry.id)?;
             }
         }
         Ok(())
@@ -101,7 +114,7 @@ impl Store {
     /// # Errors
     /// ResourceNotFound.
     pub fn describe_time_to_live(&self, table_name: &str) -> Result<Option<String>> {
-        let entry = self.table(table_name)?;
+        let entry = self.store.table(table_name)?;
         Ok(entry.definition.read().time_to_live_attribute.clone())
     }
 
@@ -111,18 +124,14 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn expire_due_items(&self, limit: usize) -> Result<ExpiryReport> {
-        let now_millis = self.clock.now_millis();
+        let now_millis = self.store.clock.now_millis();
         let now_second = now_millis / 1000;
         let mut report = ExpiryReport::default();
-        let tables = self.storage.live_tables();
+        let tables = self.store.storage.live_tables();
         for table in tables.iter().filter(|t| t.ttl_attribute().is_some()) {
-            let prefix = table.id.to_be_bytes();
             let mut due: Vec<(u64, Vec<u8>)> = Vec::new();
-            for guard in self.storage.ks.ttl.range(prefix.to_vec()..).take(limit + 1) {
-                let key = guard.key()?;
-                if !key.starts_with(&prefix) {
-                    break;
-                }
+            for key in self.store.storage.ttl_entries(table.id).take(limit + 1) {
+                let key = key?;
                 let (second, item_key) = split_ttl_key(&key).ok_or_else(|| {
                     Error::Corrupt(format!("a TTL index key of {} bytes", key.len()))
                 })?;
@@ -159,7 +168,7 @@ impl Store {
             .iter()
             .map(|(_, key)| Target::stored(table.clone(), key.clone(), Cause::Expiry))
             .collect();
-        let written = self.write(targets, |_, cells| {
+        let written = self.store.write(targets, |_, cells| {
             let mut decisions = Vec::with_capacity(cells.len());
             let Some(attribute) = table.ttl_attribute() else {
                 return Ok((vec![Decision::Keep; cells.len()], 0));
@@ -189,13 +198,7 @@ impl Store {
             }
             // Under the items' locks, so no write re-adds an entry between this check and
             // its removal.
-            if !stale.is_empty() {
-                let mut batch = self.storage.db.batch();
-                for key in stale {
-                    batch.remove(&self.storage.ks.ttl, key);
-                }
-                batch.commit()?;
-            }
+            self.store.storage.remove_ttl_entries(stale)?;
             let expired = decisions.iter().filter(|d| **d != Decision::Keep).count();
             Ok((decisions, expired as u64))
         })?;

@@ -1,22 +1,23 @@
 //! TagResource, UntagResource and ListTagsOfResource, and the rules tags follow.
 
+use super::Tables;
 use crate::model::Tag;
-use crate::{Error, Result, Store};
+use crate::{Error, Result};
 
-impl Store {
+impl Tables {
     /// Adds or replaces tags on a table.
     ///
     /// # Errors
     /// ResourceNotFound, Validation for a bad ARN or tag.
     pub fn tag_resource(&self, arn: &str, tags: Vec<Tag>) -> Result<()> {
-        let entry = self.table_by_arn(arn)?;
+        let entry = self.store.table_by_arn(arn)?;
         if tags.is_empty() {
             return Err(Error::validation(
                 "1 validation error detected: Value '[]' at 'tags' failed to satisfy constraint: Member must have length greater than or equal to 1",
             ));
         }
         check_tags(&tags)?;
-        let _ddl = self.storage.ddl.lock();
+        let _ddl = self.store.storage.ddl.lock();
         let mut definition = entry.definition.read().clone();
         for tag in tags {
             definition.tags.retain(|t| t.key != tag.key);
@@ -27,7 +28,7 @@ impl Store {
                 "The number of tags exceeds the limit of 50",
             ));
         }
-        self.save_definition(&entry, definition)
+        self.store.save_definition(&entry, definition)
     }
 
     /// Removes tags from a table.
@@ -35,11 +36,11 @@ impl Store {
     /// # Errors
     /// ResourceNotFound, Validation for a bad ARN.
     pub fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<()> {
-        let entry = self.table_by_arn(arn)?;
-        let _ddl = self.storage.ddl.lock();
+        let entry = self.store.table_by_arn(arn)?;
+        let _ddl = self.store.storage.ddl.lock();
         let mut definition = entry.definition.read().clone();
         definition.tags.retain(|t| !keys.contains(&t.key));
-        self.save_definition(&entry, definition)
+        self.store.save_definition(&entry, definition)
     }
 
     /// The tags of a table.
@@ -47,7 +48,7 @@ impl Store {
     /// # Errors
     /// ResourceNotFound, Validation for a bad ARN.
     pub fn list_tags(&self, arn: &str) -> Result<Vec<Tag>> {
-        Ok(self.table_by_arn(arn)?.definition.read().tags.clone())
+        Ok(self.store.table_by_arn(arn)?.definition.read().tags.clone())
     }
 }
 

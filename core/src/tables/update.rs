@@ -2,19 +2,20 @@
 
 use std::sync::Arc;
 
-use super::describe_table::{TableDescription, TableStatus};
-use super::tables::{
-    MAX_GSIS, check_key_name_length, check_name, check_projection, check_stream_spec,
-    check_throughput, coral,
-};
+use super::Tables;
 use crate::model::{
     AttributeDefinition, GlobalSecondaryIndex, KeyShape, ProvisionedThroughput, ScalarType,
     StreamSpecification, TableDefinition,
 };
+use crate::ops::describe_table::{TableDescription, TableStatus};
+use crate::ops::tables::{
+    MAX_GSIS, check_key_name_length, check_name, check_projection, check_stream_spec,
+    check_throughput, coral,
+};
 use crate::storage::catalog::{NEXT_TABLE_ID_KEY, TableEntry, table_key};
 use crate::storage::index::IndexInfo;
 use crate::storage::stream_catalog_entry;
-use crate::{Error, Result, Store};
+use crate::{Error, Result};
 
 /// An UpdateTable request (billing, throughput, stream).
 #[derive(Debug, Default, Clone)]
@@ -56,13 +57,13 @@ enum IndexChange {
     Deleted(u64),
 }
 
-impl Store {
+impl Tables {
     /// Changes billing mode, throughput or stream settings.
     ///
     /// # Errors
     /// ResourceNotFound, Validation.
     pub fn update_table(&self, request: UpdateTableRequest) -> Result<TableDescription> {
-        let entry = self.table(&request.table_name)?;
+        let entry = self.store.table(&request.table_name)?;
         if request.billing_mode.is_none()
             && request.provisioned_throughput.is_none()
             && request.stream_specification.is_none()
@@ -72,7 +73,7 @@ impl Store {
                 "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
             ));
         }
-        let _ddl = self.storage.ddl.lock();
+        let _ddl = self.store.storage.ddl.lock();
         let mut definition = entry.definition.read().clone();
         if let Some(mode) = &request.billing_mode {
             if mode != "PROVISIONED" && mode != "PAY_PER_REQUEST" {
@@ -143,10 +144,10 @@ impl Store {
         if request.stream_specification.is_some() {
             self.save_definition_and_stream(&entry, definition)?;
         } else {
-            self.save_definition(&entry, definition)?;
+            self.store.save_definition(&entry, definition)?;
         }
         self.finish_index_change(&entry, index_change)?;
-        Ok(self.describe(&entry, TableStatus::Active))
+        Ok(self.store.describe(&entry, TableStatus::Active))
     }
 
     /// Saves a definition whose stream was just enabled or disabled, together with the new
@@ -156,15 +157,15 @@ impl Store {
         entry: &TableEntry,
         mut definition: TableDefinition,
     ) -> Result<()> {
-        let now = self.clock.now_millis();
-        self.storage.with_sequence_boundary(|boundary| {
-            let mut streams = self.end_streams(entry.id, boundary, now);
+        let now = self.store.clock.now_millis();
+        self.store.storage.with_sequence_boundary(|boundary| {
+            let mut streams = self.store.end_streams(entry.id, boundary, now);
             if let Some(spec) = definition
                 .stream_specification
                 .clone()
                 .filter(|s| s.stream_enabled)
             {
-                let stream = self.new_stream(&definition, &spec, boundary, now);
+                let stream = self.store.new_stream(&definition, &spec, boundary, now);
                 definition.latest_stream_label = Some(stream.label.clone());
                 streams.push(stream);
             }
@@ -174,8 +175,8 @@ impl Store {
             for stream in &streams {
                 puts.push(stream_catalog_entry(stream)?);
             }
-            self.storage.write_catalog(&puts, &[])?;
-            self.storage.install_streams(streams, &[]);
+            self.store.storage.write_catalog(&puts, &[])?;
+            self.store.storage.install_streams(streams, &[]);
             *entry.definition.write() = definition;
             Ok(())
         })
@@ -278,8 +279,8 @@ impl Store {
                     }
                     KeyShape::from_gsi_schema(&gsi.key_schema, &definition.attribute_definitions)?;
                     check_projection(&gsi.projection)?;
-                    let id = self.storage.next_table_id()?;
-                    self.storage.write_catalog(
+                    let id = self.store.storage.next_table_id()?;
+                    self.store.storage.write_catalog(
                         &[(NEXT_TABLE_ID_KEY.to_vec(), (id + 1).to_be_bytes().to_vec())],
                         &[],
                     )?;
@@ -340,8 +341,8 @@ impl Store {
         *entry.indexes.write() = indexes.clone();
         match change {
             // The backfill runs in the background (`run_pending_backfills`).
-            IndexChange::Created => self.backfill_requested.notify_one(),
-            IndexChange::Deleted(id) => self.storage.purge_index(id)?,
+            IndexChange::Created => self.request_backfill(),
+            IndexChange::Deleted(id) => self.store.storage.purge_index(id)?,
             IndexChange::None => {}
         }
         Ok(())
