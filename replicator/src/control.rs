@@ -21,12 +21,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidemark_core::retention::HoldName;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::PeerError;
-use crate::membership::{
-    GlobalTable, LEGACY_VERSION, Replica, ReplicaStatus, SharedSettings, hold_name, topic_hold_name,
-};
+use crate::membership::{GlobalTable, LEGACY_VERSION, Replica, ReplicaStatus, SharedSettings};
 use crate::peers::Peer;
 use crate::peers::Transport;
 use crate::protocol::{
@@ -573,8 +572,16 @@ impl Replicator {
                     continue;
                 }
                 let (hold, link) = match &self.config.transport {
-                    Transport::Direct => (hold_name(region, table_id), self.link(region)),
-                    Transport::Kafka { .. } => (topic_hold_name(table_id), self.link("kafka")),
+                    Transport::Direct => (
+                        HoldName::Peer {
+                            region: region.clone(),
+                            table_id,
+                        },
+                        self.link(region),
+                    ),
+                    Transport::Kafka { .. } => {
+                        (HoldName::ReplicationTopic { table_id }, self.link("kafka"))
+                    }
                 };
                 let lag = self
                     .store

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::changes::ChangeSeq;
 use crate::model::TableDefinition;
 use crate::ops::tables::{check_backup_name, coral};
+use crate::retention::HoldName;
 use crate::storage::catalog::TableEntry;
 use crate::{Error, Result, Store};
 
@@ -120,10 +121,6 @@ fn backup_key(id: u64) -> Vec<u8> {
     format!("backup/{id:016x}").into_bytes()
 }
 
-fn hold_name(id: u64) -> String {
-    format!("backup/{id:016x}")
-}
-
 impl Store {
     /// Loads every backup record at open, and drops backup copies whose record is gone (a
     /// crash between the two steps of DeleteBackup).
@@ -180,7 +177,7 @@ impl Store {
                 .storage
                 .with_sequence_boundary(|next| Ok((next - 1, self.clock.now_millis())))?,
         };
-        self.set_hold(&hold_name(id), None, at + 1)?;
+        self.set_hold(&HoldName::Backup { backup_id: id }, None, at + 1)?;
         let table = entry.definition.read().clone();
         let backup = Backup {
             id,
@@ -244,14 +241,14 @@ impl Store {
         backup.item_count = written.items;
         backup.size_bytes = written.bytes;
         self.save_backup(&backup)?;
-        self.release_hold(&hold_name(id))?;
+        self.release_hold(&HoldName::Backup { backup_id: id })?;
         Ok(true)
     }
 
     fn remove_backup(&self, id: u64) -> Result<()> {
         self.storage.write_catalog(&[], &[backup_key(id)])?;
         self.backups.lock().remove(&id);
-        self.release_hold(&hold_name(id))?;
+        self.release_hold(&HoldName::Backup { backup_id: id })?;
         self.storage.drop_backup(id)
     }
 

@@ -3,6 +3,7 @@
 
 use crate::model::PitrSettings;
 use crate::ops::tables::coral;
+use crate::retention::HoldName;
 use crate::storage::catalog::TableEntry;
 use crate::{Error, Result, Store};
 
@@ -19,11 +20,6 @@ pub struct RestorableWindow {
     pub earliest_millis: u64,
     /// The latest restorable instant: now (every acknowledged write is durable).
     pub latest_millis: u64,
-}
-
-/// The name of the retention hold that keeps a table's history while recovery is on.
-pub(crate) fn pitr_hold(table_id: u64) -> String {
-    format!("pitr/{table_id}")
 }
 
 impl Store {
@@ -114,7 +110,7 @@ impl Store {
         let _ddl = self.storage.ddl.lock();
         let entry = self.backup_source(table)?;
         let mut definition = entry.definition.read().clone();
-        let hold = pitr_hold(entry.id);
+        let hold = HoldName::Pitr { table_id: entry.id };
         definition.point_in_time_recovery = match (enabled, definition.point_in_time_recovery) {
             (false, _) => {
                 self.release_hold(&hold)?;
@@ -162,7 +158,7 @@ impl Store {
             };
             let window = self.restorable_window(settings);
             if let Some(seq) = self.last_change_at_or_before(window.earliest_millis)? {
-                self.advance_hold(&pitr_hold(entry.id), seq + 1)?;
+                self.advance_hold(&HoldName::Pitr { table_id: entry.id }, seq + 1)?;
             }
         }
         Ok(())

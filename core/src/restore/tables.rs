@@ -17,6 +17,7 @@ use crate::model::{
 };
 use crate::ops::tables::check_name;
 use crate::ops::{CreateTableRequest, TableDescription};
+use crate::retention::HoldName;
 use crate::storage::catalog::TableEntry;
 use crate::storage::image::{ImageItem, load_batches};
 use crate::{Error, Result, Store};
@@ -43,10 +44,6 @@ pub enum RestorePoint {
     Latest,
 }
 
-fn restore_hold(target: &str) -> String {
-    format!("restore/{target}")
-}
-
 impl Store {
     /// RestoreTableToPointInTime: creates `target` (CREATING) holding `source` exactly as it
     /// was at `point`, to the millisecond; the job runner builds it.
@@ -67,7 +64,9 @@ impl Store {
         let settings = self.recovery_settings(&entry)?;
         self.check_target_free(target)?;
         let (millis, at) = self.resolve_point(settings, point)?;
-        let hold = restore_hold(target);
+        let hold = HoldName::Restore {
+            target: target.to_string(),
+        };
         self.set_hold(&hold, None, at + 1)?;
         let summary = RestoreSummary {
             source_table_arn: definition.table_arn.clone(),
@@ -273,7 +272,7 @@ impl Store {
     /// restore request is between the two.
     pub(crate) fn release_orphan_restore_holds(&self) -> Result<()> {
         for hold in self.holds() {
-            let Some(target) = hold.name.strip_prefix("restore/") else {
+            let HoldName::Restore { target } = &hold.name else {
                 continue;
             };
             if self
@@ -320,7 +319,9 @@ impl Store {
         let Some(items) = loaded else {
             tracing::warn!(table = %entry.name, "the source of the restore is gone; dropping the half-built table");
             self.drop_table(entry, false)?;
-            self.release_hold(&restore_hold(&entry.name))?;
+            self.release_hold(&HoldName::Restore {
+                target: entry.name.clone(),
+            })?;
             return Ok(false);
         };
         let mut definition = entry.definition.read().clone();
@@ -329,7 +330,9 @@ impl Store {
         }
         self.save_definition(entry, definition)?;
         entry.building.store(false, Ordering::Release);
-        self.release_hold(&restore_hold(&entry.name))?;
+        self.release_hold(&HoldName::Restore {
+            target: entry.name.clone(),
+        })?;
         tracing::info!(table = %entry.name, items, ms = started.elapsed().as_millis() as u64, "restore finished");
         Ok(true)
     }
