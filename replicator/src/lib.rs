@@ -16,7 +16,8 @@
 //! - `receive`: applies what peers send, counting conflicts;
 //! - `control`: ReplicaUpdates (create, seed and delete replicas), shared-settings changes,
 //!   and the periodic exchange of membership documents that makes the group converge after
-//!   partitions and restarts;
+//!   partitions and restarts; it asks peers through a transport trait (HTTP on a node, an
+//!   in-memory network in its tests);
 //! - [`status`]: link states, lag and the last conflicts, for operators.
 
 pub mod client;
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use client::{PeerClient, PeerError};
 pub use control::ReplicaUpdate;
+use control::transport::ControlTransport;
 use kafka::KafkaLink;
 use peers::{ReplicationConfig, Transport};
 use ship::Destination;
@@ -70,7 +72,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Replicator {
     store: Arc<Store>,
     config: ReplicationConfig,
+    /// The shippers' client (direct transport).
     client: PeerClient,
+    /// What the control plane asks peers through (the same client on a node).
+    control: Arc<dyn ControlTransport>,
     links: Mutex<BTreeMap<String, LinkState>>,
     conflicts: Conflicts,
     /// Serialises every read-modify-write of membership documents on this node.
@@ -94,6 +99,18 @@ impl Replicator {
     /// The replication of `store` with `config` (checked by the caller).
     pub fn new(store: Arc<Store>, config: ReplicationConfig) -> Arc<Replicator> {
         let client = PeerClient::new(&config.region, config.secret.clone());
+        let control = Arc::new(client.clone());
+        Replicator::with_control(store, config, client, control)
+    }
+
+    /// The replication of `store` with `config`, shipping through `client` and asking peers
+    /// for the control plane through `control`.
+    pub(crate) fn with_control(
+        store: Arc<Store>,
+        config: ReplicationConfig,
+        client: PeerClient,
+        control: Arc<dyn ControlTransport>,
+    ) -> Arc<Replicator> {
         let links = config
             .peers
             .iter()
@@ -103,6 +120,7 @@ impl Replicator {
             store,
             config,
             client,
+            control,
             links: Mutex::new(links),
             conflicts: Conflicts::default(),
             membership: Mutex::new(()),
