@@ -20,6 +20,7 @@ use tidemark_core::ops::{
     UpdateTimeToLiveRequest,
 };
 use tidemark_core::replication::RemoteChange;
+use tidemark_core::retention::HoldName;
 use tidemark_core::{
     CauseKind, ChangeKind, Durability, HlcTimestamp, ManualClock, Stamp, StoreConfig,
 };
@@ -483,8 +484,9 @@ fn held_records_outlive_the_history_window() {
     create(&store, "tbl");
     put(&store, "tbl", item("a", "0")).unwrap();
     let table_id = store.table_id("tbl").unwrap();
+    let hold = HoldName::Publish { table_id };
     store
-        .set_hold("publish/1", Some(table_id), store.next_seq())
+        .set_hold(&hold, Some(table_id), store.next_seq())
         .unwrap();
     let first = put(&store, "tbl", item("a", "1")).unwrap();
     let second = put(&store, "tbl", item("a", "2")).unwrap();
@@ -498,14 +500,11 @@ fn held_records_outlive_the_history_window() {
         "only what the hold needs is kept"
     );
 
-    assert!(store.advance_hold("publish/1", second + 1).unwrap());
-    assert!(
-        store.advance_hold("publish/1", first).unwrap(),
-        "never back"
-    );
+    assert!(store.advance_hold(&hold, second + 1).unwrap());
+    assert!(store.advance_hold(&hold, first).unwrap(), "never back");
     drop(store);
     let store = open_with(dir.path(), clock.clone());
-    assert_eq!(store.hold("publish/1").unwrap().from, second + 1);
+    assert_eq!(store.hold(&hold).unwrap().from, second + 1);
     store.trim_history().unwrap();
     assert_eq!(
         store.oldest_retained_seq(),
@@ -514,10 +513,7 @@ fn held_records_outlive_the_history_window() {
     );
 
     store.tables.delete_table("tbl").unwrap();
-    assert!(
-        store.hold("publish/1").is_none(),
-        "a table's holds go with it"
-    );
+    assert!(store.hold(&hold).is_none(), "a table's holds go with it");
     store.trim_history().unwrap();
     assert!(
         store.oldest_retained_seq() > third,
@@ -532,7 +528,11 @@ fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
     let store = open_with(dir.path(), clock.clone());
     create(&store, "tbl");
     put(&store, "tbl", item("gone", "0")).unwrap();
-    store.set_hold("peer/eu-west-1", None, 1).unwrap();
+    let hold = HoldName::Peer {
+        region: "eu-west-1".into(),
+        table_id: store.table_id("tbl").unwrap(),
+    };
+    store.set_hold(&hold, None, 1).unwrap();
     let remove = store
         .delete_item(DeleteItemRequest {
             table_name: "tbl".into(),
@@ -551,7 +551,7 @@ fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
         "the peer is behind"
     );
 
-    store.advance_hold("peer/eu-west-1", remove).unwrap();
+    store.advance_hold(&hold, remove).unwrap();
     let report = store.trim_history().unwrap();
     assert_eq!(
         (report.records, report.tombstones),
@@ -559,14 +559,14 @@ fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
         "the put before the REMOVE goes; the REMOVE and its tombstone stay"
     );
 
-    store.advance_hold("peer/eu-west-1", remove + 1).unwrap();
+    store.advance_hold(&hold, remove + 1).unwrap();
     let report = store.trim_history().unwrap();
     assert_eq!(
         (report.records, report.tombstones),
         (1, 1),
         "once the peer passed the REMOVE, the tombstone goes with it"
     );
-    store.release_hold("peer/eu-west-1").unwrap();
+    store.release_hold(&hold).unwrap();
     assert!(store.holds().is_empty());
 }
 
@@ -910,7 +910,7 @@ fn deleting_a_table_finishes_its_backups_and_a_restore_without_its_source_goes()
         store
             .holds()
             .iter()
-            .all(|h| !h.name.starts_with("restore/"))
+            .all(|h| !matches!(h.name, HoldName::Restore { .. }))
     );
 }
 
@@ -1013,7 +1013,9 @@ fn a_table_is_empty_before_a_change_when_it_held_no_item_then() {
     let store = open(dir.path(), Durability::Buffer);
     create(&store, "tbl");
     create(&store, "other");
-    store.set_hold("test", None, 0).unwrap();
+    store
+        .set_hold(&HoldName::Backup { backup_id: 1 }, None, 0)
+        .unwrap();
     let first = put(&store, "tbl", item("a", "1")).unwrap();
     put(&store, "other", item("x", "1"));
     assert!(store.table_empty_before("tbl", first).unwrap());

@@ -21,21 +21,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidemark_core::model::TableDefinition;
+use tidemark_core::retention::HoldName;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::PeerError;
-use crate::membership::{
-    GlobalTable, LEGACY_VERSION, Replica, ReplicaStatus, SharedSettings, hold_name, topic_hold_name,
-};
+use crate::membership::{GlobalTable, LEGACY_VERSION, Replica, ReplicaStatus, SharedSettings};
 use crate::peers::Peer;
 use crate::peers::Transport;
 use crate::protocol::{
-    CREATE_REPLICA_PATH, ChangeBatch, CreateReplicaMessage, MEMBERSHIP_PATH, MembershipAnswer,
-    MembershipMessage, WireChange,
+    ChangeBatch, CreateReplicaMessage, MembershipAnswer, MembershipMessage, WireChange,
 };
 use crate::ship::MAX_BACKOFF;
 use crate::status::TableLink;
 use crate::{Error, Replicator, Result, blocking};
+
+#[cfg(test)]
+mod tests;
+pub(crate) mod transport;
 
 /// Most cells per seeding batch.
 const SEED_PAGE: usize = 5_000;
@@ -63,6 +66,39 @@ impl ReplicaUpdate {
             ReplicaUpdate::Create(r) | ReplicaUpdate::Update(r) | ReplicaUpdate::Delete(r) => r,
         }
     }
+
+    /// The region of a new replica.
+    fn created(&self) -> Option<&str> {
+        match self {
+            ReplicaUpdate::Create(region) => Some(region),
+            ReplicaUpdate::Update(_) | ReplicaUpdate::Delete(_) => None,
+        }
+    }
+}
+
+/// Applies one checked update to `global`: a new replica is CREATING and seeded by
+/// `coordinator` (this region), a removed one DELETING, an update changes nothing shared.
+fn apply_replica_update(global: &mut GlobalTable, update: &ReplicaUpdate, coordinator: &str) {
+    match update {
+        ReplicaUpdate::Create(region) => {
+            global.replicas.insert(
+                region.clone(),
+                Replica {
+                    status: ReplicaStatus::Creating,
+                    progress: Some(0),
+                    seeded_by: Some(coordinator.to_string()),
+                },
+            );
+        }
+        ReplicaUpdate::Update(_) => {}
+        ReplicaUpdate::Delete(region) => {
+            if let Some(replica) = global.replicas.get_mut(region) {
+                replica.status = ReplicaStatus::Deleting;
+                replica.progress = None;
+                replica.seeded_by = None;
+            }
+        }
+    }
 }
 
 impl Replicator {
@@ -79,11 +115,80 @@ impl Replicator {
         updates: Vec<ReplicaUpdate>,
         version: &str,
     ) -> Result<Option<GlobalTable>> {
-        let me = self.region().to_string();
-        let store = self.store.clone();
-        let name = table.to_string();
+        let (store, name) = (self.store.clone(), table.to_string());
         let definition = blocking(move || Ok(store.table_definition(&name)?)).await?;
         let held = GlobalTable::in_definition(&definition);
+        self.check_replica_updates(table, held.as_ref(), &updates, version)?;
+        let global = self.updated_membership(held, &definition, &updates, version);
+        let created: Vec<&str> = updates.iter().filter_map(ReplicaUpdate::created).collect();
+        // The new replicas' tables exist before anything names them in a membership.
+        self.create_replicas(&created, &definition, &global, version)
+            .await?;
+        let adopted = self.adopt_own(table, global.clone()).await?;
+        for region in created {
+            self.start_seeding(table, region);
+        }
+        self.spread(table, global);
+        Ok(adopted)
+    }
+
+    /// The membership `updates` make of `held` (of this region alone when the table is not
+    /// global yet), with the table's shared settings, stamped as made here now.
+    fn updated_membership(
+        &self,
+        held: Option<GlobalTable>,
+        definition: &TableDefinition,
+        updates: &[ReplicaUpdate],
+        version: &str,
+    ) -> GlobalTable {
+        let me = self.region();
+        let mut global = held.unwrap_or_else(|| GlobalTable {
+            version: version.into(),
+            replicas: BTreeMap::from([(me.to_string(), Replica::active())]),
+            settings: SharedSettings::of(definition),
+            stamp_clock: 0,
+            stamp_region: me.to_string(),
+        });
+        global.settings = SharedSettings::of(definition);
+        for update in updates {
+            apply_replica_update(&mut global, update, me);
+        }
+        global.restamp(&self.store, me);
+        global
+    }
+
+    /// Asks each of `regions` to create its replica of the table `definition` describes,
+    /// joining `global`, one after the other.
+    ///
+    /// # Errors
+    /// The first peer that refuses or cannot be reached.
+    async fn create_replicas(
+        &self,
+        regions: &[&str],
+        definition: &TableDefinition,
+        global: &GlobalTable,
+        version: &str,
+    ) -> Result<()> {
+        let message = CreateReplicaMessage {
+            definition: definition.clone(),
+            global: global.clone(),
+            adopt_existing: version == LEGACY_VERSION,
+        };
+        for region in regions {
+            let peer = self.peer_of(region)?;
+            self.control.create_replica(&peer, &message).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks `updates` against `table`'s membership `held`, before anything changes.
+    fn check_replica_updates(
+        &self,
+        table: &str,
+        held: Option<&GlobalTable>,
+        updates: &[ReplicaUpdate],
+        version: &str,
+    ) -> Result<()> {
         if updates.is_empty() {
             return Err(Error::Validation(
                 "1 validation error detected: Value '[]' at 'replicaUpdates' failed to satisfy \
@@ -91,112 +196,75 @@ impl Replicator {
                     .into(),
             ));
         }
-        if let Some(held) = held.as_ref().filter(|g| g.version != version) {
+        if let Some(held) = held.filter(|g| g.version != version) {
             return Err(Error::Validation(format!(
                 "Table {table} is a global table of version {}; change its replicas with the \
                  calls of that version",
                 held.version
             )));
         }
-        if held.as_ref().is_some_and(GlobalTable::is_updating) {
+        if held.is_some_and(GlobalTable::is_updating) {
             return Err(Error::InUse(format!(
                 "Attempt to change a resource which is still in use: Table is being updated: {table}"
             )));
         }
-        for update in &updates {
-            let region = update.region();
-            if region == me {
-                return Err(Error::Validation(
-                    "Cannot add, delete, or update the local region through ReplicaUpdates. \
-                     Use CreateTable, DeleteTable, or UpdateTable as required."
-                        .into(),
-                ));
-            }
-            if self.config.peer(region).is_none() {
-                return Err(Error::Validation(format!(
-                    "Region {region} is not available to this table: it is not a configured \
-                     peer of this node (--peer {region}=URL)"
-                )));
-            }
-            let exists = held
-                .as_ref()
-                .is_some_and(|g| g.replicas.contains_key(region));
-            match update {
-                ReplicaUpdate::Create(_) if exists => {
-                    return Err(Error::Validation(format!(
-                        "Failed to create a the new replica of table with name: '{table}' \
-                         because one or more replicas already existed as tables: region {region}"
-                    )));
-                }
-                ReplicaUpdate::Update(_) | ReplicaUpdate::Delete(_) if !exists => {
-                    return Err(Error::Validation(format!(
-                        "Update global table operation failed because the replica in region \
-                         {region} does not exist for table {table}"
-                    )));
-                }
-                _ => {}
-            }
+        updates
+            .iter()
+            .try_for_each(|update| self.check_replica_update(table, held, update))
+    }
+
+    /// Checks one of UpdateTable's `ReplicaUpdates`.
+    fn check_replica_update(
+        &self,
+        table: &str,
+        held: Option<&GlobalTable>,
+        update: &ReplicaUpdate,
+    ) -> Result<()> {
+        let region = update.region();
+        if region == self.region() {
+            return Err(Error::Validation(
+                "Cannot add, delete, or update the local region through ReplicaUpdates. \
+                 Use CreateTable, DeleteTable, or UpdateTable as required."
+                    .into(),
+            ));
         }
-        let mut global = held.clone().unwrap_or_else(|| GlobalTable {
-            version: version.into(),
-            replicas: BTreeMap::from([(me.clone(), Replica::active())]),
-            settings: SharedSettings::of(&definition),
-            stamp_clock: 0,
-            stamp_region: me.clone(),
-        });
-        global.settings = SharedSettings::of(&definition);
-        for update in &updates {
-            match update {
-                ReplicaUpdate::Create(region) => {
-                    global.replicas.insert(
-                        region.clone(),
-                        Replica {
-                            status: ReplicaStatus::Creating,
-                            progress: Some(0),
-                            seeded_by: Some(me.clone()),
-                        },
-                    );
-                }
-                ReplicaUpdate::Update(_) => {}
-                ReplicaUpdate::Delete(region) => {
-                    if let Some(replica) = global.replicas.get_mut(region) {
-                        replica.status = ReplicaStatus::Deleting;
-                        replica.progress = None;
-                        replica.seeded_by = None;
-                    }
-                }
-            }
+        if self.config.peer(region).is_none() {
+            return Err(Error::Validation(format!(
+                "Region {region} is not available to this table: it is not a configured \
+                 peer of this node (--peer {region}=URL)"
+            )));
         }
-        global.restamp(&self.store, &me);
-        // The new replicas' tables exist before anything names them in a membership.
-        for update in &updates {
-            if let ReplicaUpdate::Create(region) = update {
-                let peer = self.peer_of(region)?;
-                let message = CreateReplicaMessage {
-                    definition: definition.clone(),
-                    global: global.clone(),
-                    adopt_existing: version == LEGACY_VERSION,
-                };
-                self.client
-                    .post::<_, serde_json::Value>(&peer, CREATE_REPLICA_PATH, &message)
-                    .await?;
+        let exists = held.is_some_and(|g| g.replicas.contains_key(region));
+        match update {
+            ReplicaUpdate::Create(_) if exists => Err(Error::Validation(format!(
+                "Failed to create a the new replica of table with name: '{table}' \
+                 because one or more replicas already existed as tables: region {region}"
+            ))),
+            ReplicaUpdate::Update(_) | ReplicaUpdate::Delete(_) if !exists => {
+                Err(Error::Validation(format!(
+                    "Update global table operation failed because the replica in region \
+                     {region} does not exist for table {table}"
+                )))
             }
+            _ => Ok(()),
         }
-        let (me2, name, doc) = (self.clone(), table.to_string(), global.clone());
-        let adopted = blocking(move || {
-            let _guard = me2.membership.lock();
-            let definition = me2.store.table_definition(&name)?;
+    }
+
+    /// Makes `global`, a membership this node made, its membership of `table`. Returns what
+    /// is held afterwards (`None`: the table is gone here).
+    async fn adopt_own(
+        self: &Arc<Self>,
+        table: &str,
+        global: GlobalTable,
+    ) -> Result<Option<GlobalTable>> {
+        let (me, table) = (self.clone(), table.to_string());
+        blocking(move || {
+            let _guard = me.membership.lock();
+            let definition = me.store.table_definition(&table)?;
             let held = GlobalTable::in_definition(&definition);
-            me2.adopt(&name, &definition, held.as_ref(), doc)
+            me.adopt(&table, &definition, held.as_ref(), global)
         })
-        .await?;
-        for update in &updates {
-            if let ReplicaUpdate::Create(region) = update {
-                self.start_seeding(table, region);
-            }
-        }
-        self.spread(table, global);
-        Ok(adopted)
+        .await
     }
 
     fn peer_of(&self, region: &str) -> Result<Peer> {
@@ -235,27 +303,13 @@ impl Replicator {
             table: table.to_string(),
             global: global.clone(),
         };
-        let answer = self
-            .client
-            .post::<_, MembershipAnswer>(&peer, MEMBERSHIP_PATH, &message)
-            .await;
+        let answer = self.control.send_membership(&peer, &message).await;
         self.note_contact(region, answer.as_ref().map(|_| 0));
         let (me, table, region) = (self.clone(), table.to_string(), region.to_string());
         match answer? {
             MembershipAnswer::Holds(theirs) => {
                 let current = theirs.stamp_clock >= global.stamp_clock;
-                blocking(move || {
-                    let _guard = me.membership.lock();
-                    let Ok(definition) = me.store.table_definition(&table) else {
-                        return Ok(());
-                    };
-                    let held = GlobalTable::in_definition(&definition);
-                    if held.is_some() && theirs.supersedes(held.as_ref()) {
-                        me.adopt(&table, &definition, held.as_ref(), theirs)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+                blocking(move || me.adopt_if_newer(&table, theirs)).await?;
                 Ok(current)
             }
             MembershipAnswer::NoTable => {
@@ -263,6 +317,20 @@ impl Replicator {
                 Ok(true)
             }
         }
+    }
+
+    /// Adopts `theirs`, a peer's membership of `table`, when it is newer than this node's (and
+    /// the table is still global here).
+    fn adopt_if_newer(&self, table: &str, theirs: GlobalTable) -> Result<()> {
+        let _guard = self.membership.lock();
+        let Ok(definition) = self.store.table_definition(table) else {
+            return Ok(());
+        };
+        let held = GlobalTable::in_definition(&definition);
+        if held.is_some() && theirs.supersedes(held.as_ref()) {
+            self.adopt(table, &definition, held.as_ref(), theirs)?;
+        }
+        Ok(())
     }
 
     /// `region` has no replica of `table` (deleted there): it leaves the group.
@@ -353,10 +421,34 @@ impl Replicator {
     /// false when the replica stopped being this node's to seed.
     async fn seed(self: &Arc<Self>, table: &str, region: &str) -> Result<bool> {
         let peer = self.peer_of(region)?;
-        // Step 3: every other replica holds its changes for the new one before the snapshot.
+        // Step 3.
+        if !self.await_holds_for(table, region).await {
+            return Ok(false);
+        }
+        // Step 4.
+        if !self.send_snapshot(table, region, &peer).await? {
+            return Ok(false);
+        }
+        // Step 5.
+        let global = self
+            .set_replica(table, region, |r| *r = Replica::active())
+            .await?;
+        match global {
+            Some(global) => {
+                self.spread(table, global);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Waits until every other replica holds the membership naming `region`'s new replica
+    /// (so each holds its changes for it before the snapshot is taken). Returns false when
+    /// the replica stopped being this node's to seed.
+    async fn await_holds_for(self: &Arc<Self>, table: &str, region: &str) -> bool {
         loop {
             let Some(global) = self.seeding_membership(table, region) else {
-                return Ok(false);
+                return false;
             };
             let mut everyone = true;
             for other in global.replicas.keys() {
@@ -368,11 +460,20 @@ impl Replicator {
                 }
             }
             if everyone {
-                break;
+                return true;
             }
             tokio::time::sleep(MAX_BACKOFF).await;
         }
-        // Step 4.
+    }
+
+    /// Sends `peer` every cell of a snapshot of `table`, reporting progress. Returns false
+    /// when the replica stopped being this node's to seed.
+    async fn send_snapshot(
+        self: &Arc<Self>,
+        table: &str,
+        region: &str,
+        peer: &Peer,
+    ) -> Result<bool> {
         let (replication, name) = (self.replication.clone(), table.to_string());
         let snapshot = Arc::new(blocking(move || Ok(replication.snapshot_table(&name)?)).await?);
         let total = snapshot.approximate_items(&self.replication).max(1);
@@ -408,7 +509,7 @@ impl Replicator {
                 continue;
             }
             if in_flight.is_empty() {
-                break;
+                return Ok(true);
             }
             let Some(count) = self.seeded_page(&mut in_flight).await? else {
                 return Ok(false);
@@ -417,17 +518,6 @@ impl Replicator {
             reported = self
                 .report_progress(table, region, sent, total, reported)
                 .await?;
-        }
-        // Step 5.
-        let global = self
-            .set_replica(table, region, |r| *r = Replica::active())
-            .await?;
-        match global {
-            Some(global) => {
-                self.spread(table, global);
-                Ok(true)
-            }
-            None => Ok(false),
         }
     }
 
@@ -443,7 +533,7 @@ impl Replicator {
         let count = batch.changes.len() as u64;
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.client.post_changes(peer, &batch).await {
+            match self.control.send_seed_page(peer, &batch).await {
                 Ok(_) => break,
                 Err(e @ PeerError::Refused { .. }) => return Err(e.into()),
                 Err(e) => {
@@ -574,8 +664,16 @@ impl Replicator {
                     continue;
                 }
                 let (hold, link) = match &self.config.transport {
-                    Transport::Direct => (hold_name(region, table_id), self.link(region)),
-                    Transport::Kafka { .. } => (topic_hold_name(table_id), self.link("kafka")),
+                    Transport::Direct => (
+                        HoldName::Peer {
+                            region: region.clone(),
+                            table_id,
+                        },
+                        self.link(region),
+                    ),
+                    Transport::Kafka { .. } => {
+                        (HoldName::ReplicationTopic { table_id }, self.link("kafka"))
+                    }
                 };
                 let lag = self
                     .store

@@ -16,7 +16,8 @@
 //! - `receive`: applies what peers send, counting conflicts;
 //! - `control`: ReplicaUpdates (create, seed and delete replicas), shared-settings changes,
 //!   and the periodic exchange of membership documents that makes the group converge after
-//!   partitions and restarts;
+//!   partitions and restarts; it asks peers through a transport trait (HTTP on a node, an
+//!   in-memory network in its tests);
 //! - [`status`]: link states, lag and the last conflicts, for operators.
 
 pub mod client;
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use client::{PeerClient, PeerError};
 pub use control::ReplicaUpdate;
+use control::transport::ControlTransport;
 use kafka::KafkaLink;
 use peers::{ReplicationConfig, Transport};
 use ship::Destination;
@@ -76,7 +78,10 @@ pub struct Replicator {
     /// Peers' changes are applied, and replicas seeded, through it.
     replication: Arc<Replication>,
     config: ReplicationConfig,
+    /// The shippers' client (direct transport).
     client: PeerClient,
+    /// What the control plane asks peers through (the same client on a node).
+    control: Arc<dyn ControlTransport>,
     links: Mutex<BTreeMap<String, LinkState>>,
     conflicts: Conflicts,
     /// Serialises every read-modify-write of membership documents on this node.
@@ -100,6 +105,18 @@ impl Replicator {
     /// The replication of `engine`'s store with `config` (checked by the caller).
     pub fn new(engine: &Engine, config: ReplicationConfig) -> Arc<Replicator> {
         let client = PeerClient::new(&config.region, config.secret.clone());
+        let control = Arc::new(client.clone());
+        Replicator::with_control(engine, config, client, control)
+    }
+
+    /// The replication of `engine`'s store with `config`, shipping through `client` and
+    /// asking peers for the control plane through `control`.
+    pub(crate) fn with_control(
+        engine: &Engine,
+        config: ReplicationConfig,
+        client: PeerClient,
+        control: Arc<dyn ControlTransport>,
+    ) -> Arc<Replicator> {
         let links = config
             .peers
             .iter()
@@ -112,6 +129,7 @@ impl Replicator {
             replication: engine.replication.clone(),
             config,
             client,
+            control,
             links: Mutex::new(links),
             conflicts: Conflicts::default(),
             membership: Mutex::new(()),

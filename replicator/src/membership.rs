@@ -210,23 +210,6 @@ impl GlobalTable {
     }
 }
 
-/// The name of the retention hold that keeps `table_id`'s history for `region`.
-pub fn hold_name(region: &str, table_id: u64) -> String {
-    format!("peer/{region}/{table_id}")
-}
-
-/// The name of the retention hold that keeps `table_id`'s records, and so its tombstones,
-/// while another region may still send an older write of their items (direct transport).
-pub fn inbound_hold_name(table_id: u64) -> String {
-    format!("inbound/{table_id}")
-}
-
-/// The name of the retention hold that keeps `table_id`'s own-origin history until it is in
-/// the table's replication topic (Kafka transport).
-pub fn topic_hold_name(table_id: u64) -> String {
-    format!("replication-topic/{table_id}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,10 +11,9 @@ use tidemark_core::ops::{
 use tidemark_core::replication::{Applied, RemoteChange};
 
 use tidemark_core::HlcTimestamp;
+use tidemark_core::retention::HoldName;
 
-use crate::membership::{
-    GlobalTable, ReplicaStatus, SharedSettings, hold_name, inbound_hold_name, topic_hold_name,
-};
+use crate::membership::{GlobalTable, ReplicaStatus, SharedSettings};
 use crate::peers::Transport;
 use crate::protocol::{BatchAnswer, ChangeBatch, CreateReplicaMessage, MembershipAnswer};
 use crate::status::Conflict;
@@ -128,7 +127,7 @@ impl Replicator {
         };
         let table_id = self.store.table_id(table)?;
         self.store
-            .advance_hold(&inbound_hold_name(table_id), before + 1)?;
+            .advance_hold(&HoldName::Inbound { table_id }, before + 1)?;
         Ok(())
     }
 
@@ -215,7 +214,7 @@ impl Replicator {
             true => new.receivers_besides(me).collect(),
             false => BTreeSet::new(),
         };
-        let inbound = inbound_hold_name(table_id);
+        let inbound = HoldName::Inbound { table_id };
         match (receivers.is_empty(), self.store.hold(&inbound)) {
             (false, None) => {
                 let from = self.store.oldest_retained_seq();
@@ -231,7 +230,10 @@ impl Replicator {
                         .receivers_besides(me)
                         .filter(|r| !receivers.contains(r))
                     {
-                        self.store.release_hold(&hold_name(gone, table_id))?;
+                        self.store.release_hold(&HoldName::Peer {
+                            region: gone.to_string(),
+                            table_id,
+                        })?;
                     }
                 }
                 for region in &receivers {
@@ -239,7 +241,7 @@ impl Replicator {
                 }
             }
             Transport::Kafka { .. } => {
-                let name = topic_hold_name(table_id);
+                let name = HoldName::ReplicationTopic { table_id };
                 match (receivers.is_empty(), self.store.hold(&name)) {
                     (false, None) => {
                         self.store
@@ -258,13 +260,19 @@ impl Replicator {
     /// had received this node's changes: everything before that is in the snapshot the
     /// coordinator seeds the new replica from, everything after is shipped from here.
     pub(crate) fn ensure_hold(&self, region: &str, table_id: u64, coordinator: &str) -> Result<()> {
-        let name = hold_name(region, table_id);
+        let name = HoldName::Peer {
+            region: region.to_string(),
+            table_id,
+        };
         if self.store.hold(&name).is_some() {
             return Ok(());
         }
         let from = match coordinator == self.region() {
             true => self.store.next_seq(),
-            false => match self.store.hold(&hold_name(coordinator, table_id)) {
+            false => match self.store.hold(&HoldName::Peer {
+                region: coordinator.to_string(),
+                table_id,
+            }) {
                 Some(hold) => hold.from,
                 // Nothing known of the coordinator: ship every change still kept.
                 None => self.store.oldest_retained_seq(),
@@ -459,7 +467,9 @@ mod tests {
                 .adopt(TABLE, &definition, None, global)
                 .expect("global");
         }
-        let hold = inbound_hold_name(definition.table_id);
+        let hold = HoldName::Inbound {
+            table_id: definition.table_id,
+        };
         let initial = store.hold(&hold).expect("an inbound hold").from;
         let now = store.clock().now_millis();
         let delete = WireChange {

@@ -23,11 +23,12 @@ use std::time::Duration;
 
 use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::replication::RemoteChange;
+use tidemark_core::retention::HoldName;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::PeerError;
 use crate::kafka::KafkaLink;
-use crate::membership::{GlobalTable, hold_name, topic_hold_name};
+use crate::membership::GlobalTable;
 use crate::peers::Peer;
 use crate::protocol::{ChangeBatch, WireChange};
 use crate::{Replicator, blocking};
@@ -51,10 +52,13 @@ impl Destination {
     }
 
     /// The hold that keeps `table_id`'s changes for it.
-    fn hold(&self, table_id: u64) -> String {
+    fn hold(&self, table_id: u64) -> HoldName {
         match self {
-            Destination::Peer(peer) => hold_name(&peer.region, table_id),
-            Destination::Topics(_) => topic_hold_name(table_id),
+            Destination::Peer(peer) => HoldName::Peer {
+                region: peer.region.clone(),
+                table_id,
+            },
+            Destination::Topics(_) => HoldName::ReplicationTopic { table_id },
         }
     }
 
@@ -105,7 +109,7 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// and what the peer will then have of each table (see [`ChangeBatch::delivered`]).
 struct Round {
     changes: Vec<WireChange>,
-    advances: Vec<(String, u64)>,
+    advances: Vec<(HoldName, u64)>,
     delivered: std::collections::BTreeMap<String, u64>,
 }
 
@@ -268,7 +272,7 @@ impl Replicator {
     }
 
     /// Moves holds past what a peer acknowledged.
-    fn advance(&self, advances: &[(String, u64)]) {
+    fn advance(&self, advances: &[(HoldName, u64)]) {
         for (name, next) in advances {
             if let Err(e) = self.store.advance_hold(name, *next) {
                 tracing::warn!(hold = %name, error = %e, "cannot move a peer's hold");

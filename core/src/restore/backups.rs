@@ -16,6 +16,7 @@ use super::Backups;
 use crate::changes::ChangeSeq;
 use crate::model::TableDefinition;
 use crate::ops::tables::{check_backup_name, coral};
+use crate::retention::HoldName;
 use crate::storage::catalog::TableEntry;
 use crate::{Error, Result};
 
@@ -121,10 +122,6 @@ fn backup_key(id: u64) -> Vec<u8> {
     format!("backup/{id:016x}").into_bytes()
 }
 
-fn hold_name(id: u64) -> String {
-    format!("backup/{id:016x}")
-}
-
 impl Backups {
     /// Loads every backup record at open, and drops backup copies whose record is gone (a
     /// crash between the two steps of DeleteBackup).
@@ -183,7 +180,8 @@ impl Backups {
                 .storage
                 .with_sequence_boundary(|next| Ok((next - 1, self.store.clock.now_millis())))?,
         };
-        self.store.set_hold(&hold_name(id), None, at + 1)?;
+        self.store
+            .set_hold(&HoldName::Backup { backup_id: id }, None, at + 1)?;
         let table = entry.definition.read().clone();
         let backup = Backup {
             id,
@@ -248,14 +246,16 @@ impl Backups {
         backup.item_count = written.items;
         backup.size_bytes = written.bytes;
         self.save_backup(&backup)?;
-        self.store.release_hold(&hold_name(id))?;
+        self.store
+            .release_hold(&HoldName::Backup { backup_id: id })?;
         Ok(true)
     }
 
     fn remove_backup(&self, id: u64) -> Result<()> {
         self.store.storage.write_catalog(&[], &[backup_key(id)])?;
         self.backups.lock().remove(&id);
-        self.store.release_hold(&hold_name(id))?;
+        self.store
+            .release_hold(&HoldName::Backup { backup_id: id })?;
         self.store.storage.drop_backup(id)
     }
 

@@ -4,6 +4,7 @@
 use super::Backups;
 use crate::model::PitrSettings;
 use crate::ops::tables::coral;
+use crate::retention::HoldName;
 use crate::storage::catalog::TableEntry;
 use crate::{Error, Result};
 
@@ -20,11 +21,6 @@ pub struct RestorableWindow {
     pub earliest_millis: u64,
     /// The latest restorable instant: now (every acknowledged write is durable).
     pub latest_millis: u64,
-}
-
-/// The name of the retention hold that keeps a table's history while recovery is on.
-pub(crate) fn pitr_hold(table_id: u64) -> String {
-    format!("pitr/{table_id}")
 }
 
 impl Backups {
@@ -116,7 +112,7 @@ impl Backups {
         let _ddl = self.store.storage.ddl.lock();
         let entry = self.backup_source(table)?;
         let mut definition = entry.definition.read().clone();
-        let hold = pitr_hold(entry.id);
+        let hold = HoldName::Pitr { table_id: entry.id };
         definition.point_in_time_recovery = match (enabled, definition.point_in_time_recovery) {
             (false, _) => {
                 self.store.release_hold(&hold)?;
@@ -168,7 +164,8 @@ impl Backups {
                 .store
                 .last_change_at_or_before(window.earliest_millis)?
             {
-                self.store.advance_hold(&pitr_hold(entry.id), seq + 1)?;
+                self.store
+                    .advance_hold(&HoldName::Pitr { table_id: entry.id }, seq + 1)?;
             }
         }
         Ok(())

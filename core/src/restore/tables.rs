@@ -18,6 +18,7 @@ use crate::model::{
 };
 use crate::ops::tables::check_name;
 use crate::ops::{CreateTableRequest, TableDescription};
+use crate::retention::HoldName;
 use crate::storage::catalog::TableEntry;
 use crate::storage::image::{ImageItem, load_batches};
 use crate::{Error, Result};
@@ -44,10 +45,6 @@ pub enum RestorePoint {
     Latest,
 }
 
-fn restore_hold(target: &str) -> String {
-    format!("restore/{target}")
-}
-
 impl Backups {
     /// RestoreTableToPointInTime: creates `target` (CREATING) holding `source` exactly as it
     /// was at `point`, to the millisecond; the job runner builds it.
@@ -68,7 +65,9 @@ impl Backups {
         let settings = self.recovery_settings(&entry)?;
         self.check_target_free(target)?;
         let (millis, at) = self.resolve_point(settings, point)?;
-        let hold = restore_hold(target);
+        let hold = HoldName::Restore {
+            target: target.to_string(),
+        };
         self.store.set_hold(&hold, None, at + 1)?;
         let summary = RestoreSummary {
             source_table_arn: definition.table_arn.clone(),
@@ -277,7 +276,7 @@ impl Backups {
     /// restore request is between the two.
     pub(crate) fn release_orphan_restore_holds(&self) -> Result<()> {
         for hold in self.store.holds() {
-            let Some(target) = hold.name.strip_prefix("restore/") else {
+            let HoldName::Restore { target } = &hold.name else {
                 continue;
             };
             if self
@@ -330,7 +329,9 @@ impl Backups {
         let Some(items) = loaded else {
             tracing::warn!(table = %entry.name, "the source of the restore is gone; dropping the half-built table");
             self.store.drop_table(entry, |_| Ok(()))?;
-            self.store.release_hold(&restore_hold(&entry.name))?;
+            self.store.release_hold(&HoldName::Restore {
+                target: entry.name.clone(),
+            })?;
             return Ok(false);
         };
         let mut definition = entry.definition.read().clone();
@@ -339,7 +340,9 @@ impl Backups {
         }
         self.store.save_definition(entry, definition)?;
         entry.building.store(false, Ordering::Release);
-        self.store.release_hold(&restore_hold(&entry.name))?;
+        self.store.release_hold(&HoldName::Restore {
+            target: entry.name.clone(),
+        })?;
         tracing::info!(table = %entry.name, items, ms = started.elapsed().as_millis() as u64, "restore finished");
         Ok(true)
     }

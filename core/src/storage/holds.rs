@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::seq_of;
 use crate::changes::ChangeSeq;
+use crate::retention::HoldName;
 use crate::{Error, Result};
 
 /// Catalog key prefix of holds.
@@ -13,15 +14,15 @@ const HOLD_PREFIX: &str = "hold/";
 /// One retention hold (re-exported as `crate::retention::Hold`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
-    /// Who holds (`publish/7`, `peer/eu-west-1`, ...).
-    pub name: String,
+    /// Who holds.
+    pub name: HoldName,
     /// The first sequence the holder still needs.
     pub from: ChangeSeq,
     /// The table the hold belongs to, if any: deleting the table releases it.
     pub table_id: Option<u64>,
 }
 
-pub(crate) fn hold_key(name: &str) -> Vec<u8> {
+pub(crate) fn hold_key(name: &HoldName) -> Vec<u8> {
     format!("{HOLD_PREFIX}{name}").into_bytes()
 }
 
@@ -34,16 +35,17 @@ pub(crate) fn encode_hold(hold: &Hold) -> Vec<u8> {
 
 /// Decodes a stored hold (`from · table id`, 0 for none).
 pub(crate) fn decode_hold(key: &[u8], value: &[u8]) -> Result<Hold> {
-    let name = key
+    let name: HoldName = key
         .strip_prefix(HOLD_PREFIX.as_bytes())
         .and_then(|n| std::str::from_utf8(n).ok())
-        .ok_or_else(|| Error::Corrupt("a retention hold without a name".into()))?;
+        .ok_or_else(|| Error::Corrupt("a retention hold without a name".into()))?
+        .parse()?;
     let (from, table) = value
         .split_at_checked(8)
         .ok_or_else(|| Error::Corrupt(format!("retention hold {name} of {} bytes", value.len())))?;
     let table_id = seq_of(table)?;
     Ok(Hold {
-        name: name.to_string(),
+        name,
         from: seq_of(from)?,
         table_id: (table_id != 0).then_some(table_id),
     })
@@ -52,7 +54,7 @@ pub(crate) fn decode_hold(key: &[u8], value: &[u8]) -> Result<Hold> {
 /// The holds of a node, in memory and in the catalog.
 #[derive(Debug, Default)]
 pub(crate) struct Holds {
-    pub(crate) by_name: parking_lot::Mutex<BTreeMap<String, Hold>>,
+    pub(crate) by_name: parking_lot::Mutex<BTreeMap<HoldName, Hold>>,
 }
 
 impl Holds {

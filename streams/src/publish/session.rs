@@ -408,11 +408,12 @@ impl Deliveries {
 mod tests {
     use super::*;
     use crate::publish::memory::{MemoryTopics, sequence_of};
-    use crate::publish::settings::{PublishFrom, hold_name, published_tables, set_publishing};
+    use crate::publish::settings::{PublishFrom, published_tables, set_publishing};
     use tidemark_core::Engine;
     use tidemark_core::StoreConfig;
     use tidemark_core::model::{AttributeValue, Item};
     use tidemark_core::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
+    use tidemark_core::retention::HoldName;
     use tokio::sync::oneshot;
 
     fn key(k: &str) -> Item {
@@ -487,7 +488,7 @@ mod tests {
     async fn wait_confirmed(store: &Store, last: ChangeSeq) {
         let table_id = store.table_id("tbl").unwrap();
         for _ in 0..3000 {
-            if store.hold(&hold_name(table_id)).unwrap().from > last {
+            if store.hold(&HoldName::Publish { table_id }).unwrap().from > last {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -541,7 +542,13 @@ mod tests {
         let table = published_tables(&store).unwrap().remove(0);
         let start_seq = table.settings.start_seq;
         store
-            .set_hold(&hold_name(table.table_id), Some(table.table_id), start_seq)
+            .set_hold(
+                &HoldName::Publish {
+                    table_id: table.table_id,
+                },
+                Some(table.table_id),
+                start_seq,
+            )
             .unwrap();
         let (cancel, _, task) = start(&store, &topics);
         wait_confirmed(&store, *first.last().unwrap()).await;

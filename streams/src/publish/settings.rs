@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use tidemark_core::ops::TableExtension;
+use tidemark_core::retention::HoldName;
 use tidemark_core::{ChangeSeq, Store};
 
 use crate::error::{Error, Result};
@@ -62,11 +63,6 @@ pub struct PublishedTable {
     pub confirmed: Option<ChangeSeq>,
 }
 
-/// The retention hold of a table's publisher.
-pub fn hold_name(table_id: u64) -> String {
-    format!("publish/{table_id}")
-}
-
 /// Longest Kafka topic name.
 const MAX_TOPIC_CHARS: usize = 249;
 
@@ -94,7 +90,7 @@ pub fn set_publishing(
     let table_id = store.table_id(table_name)?;
     let Some((mut settings, from)) = settings else {
         store.set_table_extension(table_name, EXTENSION, None)?;
-        store.release_hold(&hold_name(table_id))?;
+        store.release_hold(&HoldName::Publish { table_id })?;
         return Ok(None);
     };
     check_topic(&settings.topic)?;
@@ -116,7 +112,7 @@ pub fn set_publishing(
     // IMPORTANT: the hold is in place before the settings, so no record the publisher will
     // need can be trimmed in between; a hold left by a crash in between is released by
     // `ensure_holds`.
-    let hold = hold_name(table_id);
+    let hold = HoldName::Publish { table_id };
     let held_from = store.hold(&hold).map(|h| h.from);
     if held_from.is_none_or(|from| from > settings.start_seq) {
         // A start from history moves an existing hold back to it.
@@ -152,7 +148,9 @@ fn decode(store: &Store, extension: TableExtension) -> Result<PublishedTable> {
         )))
     })?;
     let confirmed = store
-        .hold(&hold_name(extension.table_id))
+        .hold(&HoldName::Publish {
+            table_id: extension.table_id,
+        })
         .and_then(|h| h.from.checked_sub(1))
         .filter(|c| *c >= settings.start_seq);
     Ok(PublishedTable {
@@ -181,7 +179,7 @@ pub fn published_tables(store: &Store) -> Result<Vec<PublishedTable>> {
 /// # Errors
 /// Storage failures.
 pub fn confirm_published(store: &Store, table_id: u64, seq: ChangeSeq) -> Result<()> {
-    store.advance_hold(&hold_name(table_id), seq + 1)?;
+    store.advance_hold(&HoldName::Publish { table_id }, seq + 1)?;
     Ok(())
 }
 
@@ -195,15 +193,19 @@ pub fn confirm_published(store: &Store, table_id: u64, seq: ChangeSeq) -> Result
 pub fn ensure_holds(store: &Store) -> Result<()> {
     let published = published_tables(store)?;
     for table in &published {
-        let hold = hold_name(table.table_id);
+        let hold = HoldName::Publish {
+            table_id: table.table_id,
+        };
         if store.hold(&hold).is_none() {
             let from = table.settings.start_seq.max(store.oldest_retained_seq());
             store.set_hold(&hold, Some(table.table_id), from)?;
         }
     }
     for hold in store.holds() {
-        let is_publishing = hold.name.starts_with("publish/");
-        if is_publishing && !published.iter().any(|t| hold.name == hold_name(t.table_id)) {
+        let HoldName::Publish { table_id } = hold.name else {
+            continue;
+        };
+        if !published.iter().any(|t| t.table_id == table_id) {
             store.release_hold(&hold.name)?;
         }
     }
@@ -262,7 +264,8 @@ mod tests {
             .unwrap();
         assert_eq!(enabled.start_seq, before + 1, "from now: the next change");
         let table_id = store.table_id("tbl").unwrap();
-        assert_eq!(store.hold(&hold_name(table_id)).unwrap().from, before + 1);
+        let hold = HoldName::Publish { table_id };
+        assert_eq!(store.hold(&hold).unwrap().from, before + 1);
         let first = put(&store, "b");
         confirm_published(&store, table_id, first).unwrap();
         drop(store);
@@ -278,14 +281,12 @@ mod tests {
         assert_eq!(published[0].settings.topic, "t");
 
         // A hold lost (or never made, before holds were named) comes back at the start.
-        store.release_hold(&hold_name(table_id)).unwrap();
-        store.set_hold("publish/999", Some(999), 1).unwrap();
+        store.release_hold(&hold).unwrap();
+        let orphan = HoldName::Publish { table_id: 999 };
+        store.set_hold(&orphan, Some(999), 1).unwrap();
         ensure_holds(&store).unwrap();
-        assert_eq!(store.hold(&hold_name(table_id)).unwrap().from, before + 1);
-        assert!(
-            store.hold("publish/999").is_none(),
-            "an orphan hold is released"
-        );
+        assert_eq!(store.hold(&hold).unwrap().from, before + 1);
+        assert!(store.hold(&orphan).is_none(), "an orphan hold is released");
 
         let from_history = set_publishing(
             &store,
@@ -296,7 +297,7 @@ mod tests {
         .unwrap();
         assert_eq!(from_history.start_seq, store.oldest_retained_seq());
         assert_eq!(
-            store.hold(&hold_name(table_id)).unwrap().from,
+            store.hold(&hold).unwrap().from,
             from_history.start_seq,
             "republishing the history holds it again"
         );

@@ -19,8 +19,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tidemark_core::changes::{LogCursor, LogLimits};
 use tidemark_core::replication::RemoteChange;
+use tidemark_core::retention::HoldName;
 use tidemark_core::{ChangeKind, Store, StoreConfig};
-use tidemark_replicator::membership::inbound_hold_name;
 use tidemark_tests::cluster::{Cluster, client_with_timeout};
 use tidemark_tests::kafka::Broker;
 use tidemark_tests::{streams_client_for, wait_until};
@@ -281,7 +281,7 @@ fn cells_and_log(dir: &Path, table: &str) -> (Vec<RemoteChange>, Vec<RemoteChang
     // all reported past the start.
     let table_id = store.table_id(table).unwrap();
     let inbound = store
-        .hold(&inbound_hold_name(table_id))
+        .hold(&HoldName::Inbound { table_id })
         .expect("a global table's inbound hold");
     let first = store
         .read_log(&mut LogCursor::table(table_id, 0), LogLimits::records(1))

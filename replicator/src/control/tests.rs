@@ -1,0 +1,706 @@
+//! The control plane against an in-memory network of replicators, each on its own store:
+//! requests go through [`ControlTransport`] to the other replicator's receiving side (as the
+//! peer endpoints call it, messages encoded and decoded as they travel), and a region that
+//! is not in the network, or is in an outage, is unreachable.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tempfile::TempDir;
+use tidemark_core::model::{AttributeValue, Item};
+use tidemark_core::ops::{
+    CreateTableRequest, DeleteItemRequest, PutItemRequest, ScanRequest, UpdateTimeToLiveRequest,
+};
+use tidemark_core::retention::HoldName;
+use tidemark_core::{Engine, Store, StoreConfig};
+
+use super::transport::{ControlTransport, PeerRequest};
+use super::*;
+use crate::client::{PeerClient, PeerError};
+use crate::membership::VERSION;
+use crate::peers::{Peer, ReplicationConfig, Transport};
+use crate::protocol::PeerRefusal;
+
+const TABLE: &str = "orders";
+/// Every region of the tests' group; each node has the others as peers.
+const REGIONS: [&str; 3] = ["us", "eu", "ap"];
+
+/// What a request asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Asked {
+    CreateReplica,
+    Membership,
+    SeedPage,
+}
+
+/// The regions reachable in memory, the requests made, and outages.
+#[derive(Debug, Default)]
+struct Network {
+    nodes: Mutex<BTreeMap<String, Weak<Replicator>>>,
+    /// Every request, in order: `(to, what)`.
+    requests: Mutex<Vec<(String, Asked)>>,
+    /// Per region and request kind, how many more such requests fail as unreachable.
+    outages: Mutex<BTreeMap<(String, Asked), usize>>,
+}
+
+/// One region of the network: its replicator and store.
+struct Region {
+    replicator: Arc<Replicator>,
+    store: Arc<Store>,
+    engine: Engine,
+    _dir: TempDir,
+}
+
+impl Network {
+    fn new() -> Arc<Network> {
+        Arc::new(Network::default())
+    }
+
+    /// A node for `region`, reachable from the others.
+    fn join(self: &Arc<Self>, region: &str) -> Region {
+        let dir = tempfile::tempdir().expect("a folder");
+        let engine = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
+        let store = engine.store.clone();
+        let config = ReplicationConfig {
+            region: region.into(),
+            peers: REGIONS
+                .iter()
+                .filter(|r| **r != region)
+                // Never dialled: the control plane goes through the network.
+                .map(|r| Peer::parse(&format!("{r}=http://127.0.0.1:9")).expect("a peer"))
+                .collect(),
+            secret: None,
+            transport: Transport::Direct,
+        };
+        let link = Arc::new(Link {
+            from: region.into(),
+            network: self.clone(),
+        });
+        let replicator =
+            Replicator::with_control(&engine, config, PeerClient::new(region, None), link);
+        self.nodes
+            .lock()
+            .insert(region.into(), Arc::downgrade(&replicator));
+        Region {
+            replicator,
+            store,
+            engine,
+            _dir: dir,
+        }
+    }
+
+    /// `region`'s next `count` requests of kind `asked` fail as unreachable.
+    fn fail_next(&self, region: &str, asked: Asked, count: usize) {
+        self.outages.lock().insert((region.into(), asked), count);
+    }
+
+    /// `region` leaves the network (unreachable) or comes back.
+    fn set_reachable(&self, region: &Region, reachable: bool) {
+        let name = region.replicator.region().to_string();
+        match reachable {
+            true => self
+                .nodes
+                .lock()
+                .insert(name, Arc::downgrade(&region.replicator)),
+            false => self.nodes.lock().remove(&name),
+        };
+    }
+
+    /// What was asked of `region`, in order.
+    fn asked_of(&self, region: &str) -> Vec<Asked> {
+        self.requests
+            .lock()
+            .iter()
+            .filter(|(to, _)| to == region)
+            .map(|(_, asked)| *asked)
+            .collect()
+    }
+
+    /// The replicator answering for `region`, unless it is unreachable now.
+    fn route(&self, region: &str, asked: Asked) -> Option<Arc<Replicator>> {
+        self.requests.lock().push((region.into(), asked));
+        if let Some(left) = self.outages.lock().get_mut(&(region.into(), asked))
+            && *left > 0
+        {
+            *left -= 1;
+            return None;
+        }
+        self.nodes.lock().get(region).and_then(Weak::upgrade)
+    }
+}
+
+/// One node's way into the network.
+#[derive(Debug)]
+struct Link {
+    from: String,
+    network: Arc<Network>,
+}
+
+impl Link {
+    /// Runs `work` on `peer`'s replicator off the reactor, as its peer endpoints do; its
+    /// error comes back as the peer's refusal.
+    async fn call<T: Send + 'static>(
+        &self,
+        peer: &Peer,
+        asked: Asked,
+        work: impl FnOnce(&Replicator) -> Result<T> + Send + 'static,
+    ) -> Result<T, PeerError> {
+        let region = peer.region.clone();
+        let Some(node) = self.network.route(&region, asked) else {
+            return Err(PeerError::Unreachable {
+                region,
+                message: "not in the test network".into(),
+            });
+        };
+        let outcome = tokio::task::spawn_blocking(move || work(&node))
+            .await
+            .expect("the peer's work does not panic");
+        outcome.map_err(|e| PeerError::Refused {
+            region,
+            refusal: PeerRefusal {
+                error: match e {
+                    Error::Validation(_) => "ValidationException",
+                    Error::InUse(_) => "ResourceInUseException",
+                    _ => "InternalServerError",
+                }
+                .into(),
+                message: e.to_string(),
+            },
+        })
+    }
+}
+
+/// A JSON message as the receiving peer reads it.
+fn over_json<T: serde::Serialize + serde::de::DeserializeOwned>(message: &T) -> T {
+    let json = serde_json::to_vec(message).expect("serializes");
+    serde_json::from_slice(&json).expect("parses")
+}
+
+impl ControlTransport for Link {
+    fn create_replica<'a>(
+        &'a self,
+        peer: &'a Peer,
+        message: &'a CreateReplicaMessage,
+    ) -> PeerRequest<'a, ()> {
+        let message = over_json(message);
+        Box::pin(self.call(peer, Asked::CreateReplica, move |node| {
+            node.receive_create_replica(message)
+        }))
+    }
+
+    fn send_membership<'a>(
+        &'a self,
+        peer: &'a Peer,
+        message: &'a MembershipMessage,
+    ) -> PeerRequest<'a, MembershipAnswer> {
+        let message = over_json(message);
+        Box::pin(self.call(peer, Asked::Membership, move |node| {
+            node.receive_membership(&message.table, message.global)
+        }))
+    }
+
+    fn send_seed_page<'a>(&'a self, peer: &'a Peer, batch: &'a ChangeBatch) -> PeerRequest<'a, ()> {
+        let batch = ChangeBatch::decode(&batch.encode()).expect("a batch decodes");
+        let from = self.from.clone();
+        Box::pin(self.call(peer, Asked::SeedPage, move |node| {
+            node.receive_changes(&from, batch).map(|_| ())
+        }))
+    }
+}
+
+fn key(k: &str) -> Item {
+    [("p".to_string(), AttributeValue::S(k.into()))].into()
+}
+
+fn create_table(engine: &Engine) {
+    engine
+        .tables
+        .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
+        .expect("a table");
+}
+
+fn put(store: &Store, k: &str) {
+    store
+        .put_item(PutItemRequest {
+            table_name: TABLE.into(),
+            item: key(k),
+            ..Default::default()
+        })
+        .expect("a put");
+}
+
+fn item_count(store: &Store) -> usize {
+    store
+        .scan(ScanRequest {
+            table_name: TABLE.into(),
+            ..Default::default()
+        })
+        .expect("a scan")
+        .count
+}
+
+fn status_in(store: &Store, region: &str) -> Option<ReplicaStatus> {
+    GlobalTable::of(store, TABLE)?
+        .replicas
+        .get(region)
+        .map(|r| r.status)
+}
+
+fn peer_hold(store: &Store, region: &str) -> HoldName {
+    HoldName::Peer {
+        region: region.into(),
+        table_id: store.table_id(TABLE).expect("a table"),
+    }
+}
+
+/// Waits (a few seconds at most) until `done`.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// A membership made in `us` of replicas in `us` and `eu`, both ACTIVE.
+fn us_and_eu(settings: SharedSettings) -> GlobalTable {
+    GlobalTable {
+        version: VERSION.into(),
+        replicas: BTreeMap::from([
+            ("us".to_string(), Replica::active()),
+            ("eu".to_string(), Replica::active()),
+        ]),
+        settings,
+        stamp_clock: 1,
+        stamp_region: "us".into(),
+    }
+}
+
+fn create(region: &str) -> Vec<ReplicaUpdate> {
+    vec![ReplicaUpdate::Create(region.into())]
+}
+
+/// `us` with a table of three items, made global with a replica in `eu`, ACTIVE in both.
+async fn global_pair(network: &Arc<Network>) -> (Region, Region) {
+    let (us, eu) = (network.join("us"), network.join("eu"));
+    create_table(&us.engine);
+    for k in ["a", "b", "c"] {
+        put(&us.store, k);
+    }
+    us.replicator
+        .update_replicas(TABLE, create("eu"), VERSION)
+        .await
+        .expect("the replica is created");
+    eventually("eu is ACTIVE in both regions", || {
+        status_in(&us.store, "eu") == Some(ReplicaStatus::Active)
+            && status_in(&eu.store, "eu") == Some(ReplicaStatus::Active)
+    })
+    .await;
+    (us, eu)
+}
+
+#[tokio::test]
+async fn a_new_replica_is_created_before_it_is_named_then_seeded_and_made_active() {
+    let network = Network::new();
+    let (us, eu) = (network.join("us"), network.join("eu"));
+    create_table(&us.engine);
+    for k in ["a", "b", "c", "gone"] {
+        put(&us.store, k);
+    }
+    us.store
+        .delete_item(DeleteItemRequest {
+            table_name: TABLE.into(),
+            key: key("gone"),
+            ..Default::default()
+        })
+        .expect("a delete");
+
+    let after = us
+        .replicator
+        .update_replicas(TABLE, create("eu"), VERSION)
+        .await
+        .expect("the replica is created")
+        .expect("the table is global");
+
+    assert_eq!(after.replicas["us"], Replica::active());
+    assert_eq!(
+        after.replicas["eu"],
+        Replica {
+            status: ReplicaStatus::Creating,
+            progress: Some(0),
+            seeded_by: Some("us".into()),
+        }
+    );
+    assert_eq!(
+        network.asked_of("eu").first(),
+        Some(&Asked::CreateReplica),
+        "the new region makes its table before any document names it"
+    );
+    assert!(
+        eu.store.table_definition(TABLE).is_ok(),
+        "made before the call answers"
+    );
+    assert!(
+        us.store.hold(&peer_hold(&us.store, "eu")).is_some(),
+        "this region keeps its changes for the new replica"
+    );
+    let table_id = us.store.table_id(TABLE).expect("a table");
+    assert!(us.store.hold(&HoldName::Inbound { table_id }).is_some());
+
+    eventually("eu is ACTIVE in both regions", || {
+        status_in(&us.store, "eu") == Some(ReplicaStatus::Active)
+            && status_in(&eu.store, "eu") == Some(ReplicaStatus::Active)
+    })
+    .await;
+    assert_eq!(
+        item_count(&eu.store),
+        3,
+        "the snapshot's items, not the deleted one"
+    );
+    assert!(network.asked_of("eu").contains(&Asked::SeedPage));
+    assert!(
+        GlobalTable::of(&us.store, TABLE)
+            .expect("global")
+            .replicas
+            .values()
+            .all(|r| r.progress.is_none() && r.seeded_by.is_none()),
+        "an ACTIVE replica carries no seeding state"
+    );
+}
+
+#[tokio::test]
+async fn seeding_outlasts_a_peer_that_drops_pages() {
+    let network = Network::new();
+    let (us, eu) = (network.join("us"), network.join("eu"));
+    create_table(&us.engine);
+    put(&us.store, "a");
+    network.fail_next("eu", Asked::SeedPage, 2);
+
+    us.replicator
+        .update_replicas(TABLE, create("eu"), VERSION)
+        .await
+        .expect("the replica is created");
+
+    eventually("eu is ACTIVE here", || {
+        status_in(&us.store, "eu") == Some(ReplicaStatus::Active)
+    })
+    .await;
+    let pages = network
+        .asked_of("eu")
+        .iter()
+        .filter(|a| **a == Asked::SeedPage)
+        .count();
+    assert_eq!(pages, 3, "the page is sent again until it arrives");
+    assert_eq!(item_count(&eu.store), 1);
+}
+
+#[tokio::test]
+async fn a_region_that_refuses_its_replica_leaves_the_table_as_it_was() {
+    let network = Network::new();
+    let (us, eu) = (network.join("us"), network.join("eu"));
+    create_table(&us.engine);
+    // A table of that name outside the group, with an item: eu cannot take a replica.
+    create_table(&eu.engine);
+    put(&eu.store, "theirs");
+
+    let refused = us
+        .replicator
+        .update_replicas(TABLE, create("eu"), VERSION)
+        .await;
+
+    match refused {
+        Err(Error::Peer(PeerError::Refused { region, refusal })) => {
+            assert_eq!(region, "eu");
+            assert_eq!(refusal.error, "ValidationException");
+            assert!(refusal.message.contains("already exists in region eu"));
+        }
+        other => panic!("expected eu's refusal, got {other:?}"),
+    }
+    assert!(GlobalTable::of(&us.store, TABLE).is_none(), "still local");
+    assert!(
+        us.store.holds().is_empty(),
+        "no hold set for the refused region"
+    );
+    assert!(GlobalTable::of(&eu.store, TABLE).is_none());
+    assert_eq!(item_count(&eu.store), 1, "eu's own table is untouched");
+    assert_eq!(network.asked_of("eu"), [Asked::CreateReplica]);
+}
+
+#[tokio::test]
+async fn an_unreachable_region_fails_the_new_replica_and_changes_nothing() {
+    let network = Network::new();
+    let us = network.join("us");
+    create_table(&us.engine);
+
+    let failed = us
+        .replicator
+        .update_replicas(TABLE, create("eu"), VERSION)
+        .await;
+
+    assert!(
+        matches!(&failed, Err(Error::Peer(PeerError::Unreachable { region, .. })) if region == "eu"),
+        "{failed:?}"
+    );
+    assert!(GlobalTable::of(&us.store, TABLE).is_none());
+    assert!(us.store.holds().is_empty());
+    assert_eq!(network.asked_of("eu"), [Asked::CreateReplica]);
+}
+
+#[tokio::test]
+async fn a_removed_replica_is_deleting_then_its_region_drops_it_and_leaves() {
+    let network = Network::new();
+    let (us, eu) = global_pair(&network).await;
+    assert!(us.store.hold(&peer_hold(&us.store, "eu")).is_some());
+
+    let after = us
+        .replicator
+        .update_replicas(TABLE, vec![ReplicaUpdate::Delete("eu".into())], VERSION)
+        .await
+        .expect("the replica is removed")
+        .expect("still global while eu leaves");
+
+    assert_eq!(after.replicas["eu"].status, ReplicaStatus::Deleting);
+    assert!(
+        us.store.hold(&peer_hold(&us.store, "eu")).is_none(),
+        "nothing more is kept for a DELETING replica"
+    );
+    eventually("eu dropped its table", || {
+        eu.store.table_definition(TABLE).is_err()
+    })
+    .await;
+
+    // The next exchange hears that eu has no table: it leaves the group.
+    let current = us
+        .replicator
+        .send_membership(TABLE, "eu", &after)
+        .await
+        .expect("eu answers");
+    assert!(current);
+    assert!(
+        GlobalTable::of(&us.store, TABLE).is_none(),
+        "single-region again"
+    );
+    assert_eq!(item_count(&us.store), 3, "this region's table stays");
+    assert!(us.store.holds().is_empty(), "no hold for a group of one");
+}
+
+#[tokio::test]
+async fn a_replica_deleted_in_its_own_region_leaves_the_group_at_the_next_exchange() {
+    let network = Network::new();
+    let (us, eu) = global_pair(&network).await;
+    eu.engine.tables.delete_table(TABLE).expect("deleted in eu");
+    let held = GlobalTable::of(&us.store, TABLE).expect("global");
+
+    us.replicator
+        .send_membership(TABLE, "eu", &held)
+        .await
+        .expect("eu answers");
+
+    assert!(GlobalTable::of(&us.store, TABLE).is_none());
+    assert!(us.store.hold(&peer_hold(&us.store, "eu")).is_none());
+}
+
+#[tokio::test]
+async fn a_newer_membership_in_a_peers_answer_is_adopted_and_an_older_one_is_not() {
+    let network = Network::new();
+    let (us, eu) = global_pair(&network).await;
+    let before = GlobalTable::of(&us.store, TABLE).expect("global");
+
+    // eu changes a shared setting while us is cut off: its newer document does not arrive.
+    network.set_reachable(&us, false);
+    let offered = network.asked_of("us").len();
+    eu.engine
+        .ttl
+        .update_time_to_live(UpdateTimeToLiveRequest {
+            table_name: TABLE.into(),
+            enabled: true,
+            attribute_name: "expires".into(),
+        })
+        .expect("TTL on in eu");
+    eu.replicator
+        .settings_changed(TABLE)
+        .await
+        .expect("settings saved");
+    eventually("eu tried to send its document", || {
+        network.asked_of("us").len() > offered
+    })
+    .await;
+    network.set_reachable(&us, true);
+    assert_eq!(GlobalTable::of(&us.store, TABLE), Some(before.clone()));
+    let newer = GlobalTable::of(&eu.store, TABLE).expect("global");
+    assert!(newer.supersedes(Some(&before)));
+
+    // us offers its older document at the next exchange: eu keeps its own and answers with
+    // it, and us takes it, shared setting included.
+    let current = us
+        .replicator
+        .send_membership(TABLE, "eu", &before)
+        .await
+        .expect("eu answers");
+    assert!(
+        current,
+        "eu holds a document at least as new as the one sent"
+    );
+    assert_eq!(GlobalTable::of(&eu.store, TABLE), Some(newer.clone()));
+    assert_eq!(GlobalTable::of(&us.store, TABLE), Some(newer));
+    assert_eq!(
+        us.store
+            .table_definition(TABLE)
+            .expect("a table")
+            .time_to_live_attribute
+            .as_deref(),
+        Some("expires")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_peer_is_shown_in_its_link_and_recovers() {
+    let network = Network::new();
+    let (us, eu) = global_pair(&network).await;
+    let held = GlobalTable::of(&us.store, TABLE).expect("global");
+
+    network.set_reachable(&eu, false);
+    let failed = us.replicator.send_membership(TABLE, "eu", &held).await;
+    assert!(matches!(
+        failed,
+        Err(Error::Peer(PeerError::Unreachable { .. }))
+    ));
+    let link = us.replicator.link("eu");
+    assert!(!link.reachable);
+    assert!(link.last_error.is_some_and(|e| e.contains("unreachable")));
+    assert_eq!(
+        GlobalTable::of(&us.store, TABLE),
+        Some(held.clone()),
+        "an unanswered exchange changes nothing"
+    );
+
+    network.set_reachable(&eu, true);
+    assert!(
+        us.replicator
+            .send_membership(TABLE, "eu", &held)
+            .await
+            .expect("eu answers")
+    );
+    let link = us.replicator.link("eu");
+    assert!(link.reachable);
+    assert_eq!(link.last_error, None);
+}
+
+#[tokio::test]
+async fn replica_updates_are_checked_before_any_peer_is_asked() {
+    let network = Network::new();
+    let us = network.join("us");
+    create_table(&us.engine);
+    let refused = |outcome: Result<Option<GlobalTable>>, wanted: &str| match outcome {
+        Err(Error::Validation(message)) => {
+            assert!(message.contains(wanted), "{message:?} lacks {wanted:?}")
+        }
+        other => panic!("expected a validation error with {wanted:?}, got {other:?}"),
+    };
+    let r = &us.replicator;
+    refused(
+        r.update_replicas(TABLE, Vec::new(), VERSION).await,
+        "Member must have length greater than or equal to 1",
+    );
+    refused(
+        r.update_replicas(TABLE, create("us"), VERSION).await,
+        "Cannot add, delete, or update the local region",
+    );
+    refused(
+        r.update_replicas(TABLE, create("mars"), VERSION).await,
+        "Region mars is not available to this table",
+    );
+    refused(
+        r.update_replicas(TABLE, vec![ReplicaUpdate::Delete("eu".into())], VERSION)
+            .await,
+        "the replica in region eu does not exist for table orders",
+    );
+    assert!(matches!(
+        r.update_replicas("missing", create("eu"), VERSION).await,
+        Err(Error::Core(tidemark_core::Error::ResourceNotFound(_)))
+    ));
+    assert!(network.requests.lock().is_empty(), "no peer was asked");
+    assert!(GlobalTable::of(&us.store, TABLE).is_none());
+}
+
+#[tokio::test]
+async fn updates_of_a_global_table_are_checked_against_its_membership() {
+    let network = Network::new();
+    let us = network.join("us");
+    create_table(&us.engine);
+    let definition = us.store.table_definition(TABLE).expect("a table");
+    let mut held = us_and_eu(SharedSettings::of(&definition));
+    let check = |held: &GlobalTable, updates: Vec<ReplicaUpdate>, version: &str| {
+        us.replicator
+            .check_replica_updates(TABLE, Some(held), &updates, version)
+    };
+
+    assert!(matches!(
+        check(&held, create("eu"), VERSION),
+        Err(Error::Validation(m)) if m.contains("already existed as tables: region eu")
+    ));
+    assert!(matches!(
+        check(&held, create("ap"), LEGACY_VERSION),
+        Err(Error::Validation(m)) if m.contains("is a global table of version 2019.11.21")
+    ));
+    check(&held, create("ap"), VERSION).expect("a new region may join");
+    check(&held, vec![ReplicaUpdate::Update("eu".into())], VERSION).expect("eu exists");
+
+    held.replicas.get_mut("eu").expect("eu").status = ReplicaStatus::Creating;
+    assert!(matches!(
+        check(&held, create("ap"), VERSION),
+        Err(Error::InUse(m)) if m.contains("Table is being updated: orders")
+    ));
+}
+
+#[test]
+fn replica_updates_change_only_the_region_they_name() {
+    let mut global = us_and_eu(SharedSettings {
+        billing_mode: "PAY_PER_REQUEST".into(),
+        provisioned_throughput: tidemark_core::model::ProvisionedThroughput {
+            read_capacity_units: 0,
+            write_capacity_units: 0,
+        },
+        time_to_live_attribute: None,
+        global_secondary_indexes: Vec::new(),
+        attribute_definitions: Vec::new(),
+    });
+    let unchanged = global.clone();
+    apply_replica_update(&mut global, &ReplicaUpdate::Update("eu".into()), "us");
+    assert_eq!(global, unchanged, "an update changes nothing shared");
+
+    apply_replica_update(&mut global, &ReplicaUpdate::Create("ap".into()), "us");
+    apply_replica_update(&mut global, &ReplicaUpdate::Delete("eu".into()), "us");
+    assert_eq!(
+        global.replicas,
+        BTreeMap::from([
+            ("us".to_string(), Replica::active()),
+            (
+                "eu".to_string(),
+                Replica {
+                    status: ReplicaStatus::Deleting,
+                    progress: None,
+                    seeded_by: None,
+                }
+            ),
+            (
+                "ap".to_string(),
+                Replica {
+                    status: ReplicaStatus::Creating,
+                    progress: Some(0),
+                    seeded_by: Some("us".into()),
+                }
+            ),
+        ])
+    );
+    assert!(global.is_updating());
+    assert_eq!(
+        global.receivers_besides("us").collect::<Vec<_>>(),
+        ["ap"],
+        "a DELETING replica takes no more changes"
+    );
+}
