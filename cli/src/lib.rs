@@ -2,9 +2,11 @@
 //!
 //! [`Node::start`] opens the store, binds the listener and serves the DynamoDB API until
 //! stopped; [`Node::stop`] stops accepting, drains in-flight requests and persists the store.
-//! The node supervises every task it starts (server, trimmer, index builder, TTL sweeper, shard
-//! rotation, publishers, replicator): if one fails, panics or stops early, or the store halts on a fatal
-//! error, [`Node::failed`] resolves and the binary exits non-zero rather than limp on.
+//! The node supervises every task it starts (server, status page sampler, history trimmer,
+//! index builder, backup and restore runner, TTL sweeper, shard rotation, publishing lag
+//! reporter, replicator; a Kafka publisher that panics halts the store too): if one fails,
+//! panics or stops early, or the store halts on a fatal error, [`Node::failed`] resolves and
+//! the binary exits non-zero rather than limp on.
 //! The binary (`main.rs`) only parses arguments ([`args`]), starts a node and waits for a
 //! signal or a failure. Tests start nodes in-process the same way.
 

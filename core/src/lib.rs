@@ -14,15 +14,17 @@
 //! - [`Store`] is the engine's seams: open/persist/halt, the write path, reads and snapshots,
 //!   the log reader, retention holds, table definitions and stream lanes;
 //! - [`ops`]: the store's item operations and table definitions; every item write goes through
-//!   [`write`], the one read-check-write protocol, with a [`Cause`] (client request, TTL
-//!   expiry, replicated from another region, restore) recorded with its change;
+//!   [`write`](mod@write), the one read-check-write protocol, with a [`Cause`] (client
+//!   request, TTL expiry, replicated from another region, restore) recorded with its change;
 //! - services over an `Arc<Store>`, each with its own state, opened together by [`Engine`]:
 //!   [`tables`] (DDL, tags, index backfills), [`restore`] ([`Backups`]: continuous and
 //!   on-demand backups, restores, imports), [`transactions`], [`ttl`], [`replication`]
 //!   (last-writer-wins application of other regions' writes, replica seeding);
 //! - [`retention`]: named holds that keep the log from being trimmed under its readers;
-//! - `storage`: the only module that knows fjall (keyspaces, key encoding, codec, commit
-//!   path); its keyspace handles are private to it, everything else uses its typed API;
+//! - `storage`: the only module that opens fjall and reads or writes its keyspaces (key
+//!   encoding, codec, commit path); its database and keyspace handles are private to it, so
+//!   everything else uses its typed API. Module privacy is all that keeps the rule: [`Error`]
+//!   wraps `fjall::Error`, and a `use fjall` elsewhere in this crate would compile;
 //! - [`changes`]: the change record and its reader API;
 //! - [`stream_log`]: DynamoDB streams as slices of the log (shard lanes and generations);
 //! - [`clock`] and [`stamp`]: injected time and hybrid-logical-clock stamps;

@@ -8,12 +8,14 @@
 //! - [`membership`]: the per-table document naming the replicas and the settings they share,
 //!   kept the same in every region by last writer wins;
 //! - [`protocol`] and [`client`]: what peers send each other, and how;
-//! - `ship`: one task per peer tails this node's own-origin changes of every table it shares
-//!   with that peer (from a durable, per-table retention hold), ships them in batches and
-//!   moves the hold once the peer has them;
+//! - `ship`: one task per destination (each peer, or the replication topics) tails this
+//!   node's own-origin changes of every table it shares with that destination (from a
+//!   durable, per-table retention hold), ships them in batches and moves the hold once the
+//!   destination has them;
 //! - [`kafka`]: the Kafka transport, where each region publishes its changes to a topic per
-//!   table and consumes the other regions' topics, instead of shipping to every peer;
-//! - `receive`: applies what peers send, counting conflicts;
+//!   table and consumes the other regions' topics (`kafka::reader`), instead of shipping to
+//!   every peer;
+//! - `receive`: applies what peers send and what the Kafka reader reads, counting conflicts;
 //! - `control`: ReplicaUpdates (create, seed and delete replicas), shared-settings changes,
 //!   and the periodic exchange of membership documents that makes the group converge after
 //!   partitions and restarts; it asks peers through a transport trait (HTTP on a node, an

@@ -12,6 +12,7 @@
 //! - [`topics`]: creating missing topics ([`TopicSpec`]: partitions, replication factor and
 //!   `min.insync.replicas`), and reading a topic's partition count, watermarks and last
 //!   messages;
+//! - [`BROKER_TIMEOUT`]: how long a call to a broker may wait for its answer;
 //! - [`Backoff`]: how long a client waits before trying again;
 //! - [`Error`]: why any of it failed.
 //!
