@@ -181,7 +181,7 @@ impl Node {
             .await?
             .map_err(|e| NodeError::Config(format!("resuming exports and imports: {e}")))?;
         let state = AppState::new(NodeState {
-            store: engine.clone(),
+            engine: engine.clone(),
             publishers: publishers.clone(),
             topic_template: config.topic_template.clone(),
             replicator: replicator.clone(),
@@ -358,8 +358,8 @@ impl std::fmt::Debug for Tasks {
 
 /// Trims the history nobody needs any more, periodically: the backups let go of theirs, then
 /// the store trims ([`Engine::trim_history`]).
-async fn trim_history_periodically(store: Engine, shutdown: CancellationToken) -> TaskResult {
-    let every = (store.config().history_window / 10).clamp(
+async fn trim_history_periodically(engine: Engine, shutdown: CancellationToken) -> TaskResult {
+    let every = (engine.store.config().history_window / 10).clamp(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(60),
     );
@@ -368,7 +368,7 @@ async fn trim_history_periodically(store: Engine, shutdown: CancellationToken) -
             _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(every) => {}
         }
-        let worker = store.clone();
+        let worker = engine.clone();
         match tokio::task::spawn_blocking(move || worker.trim_history()).await {
             Ok(Ok(report)) if report.records > 0 => {
                 tracing::debug!(

@@ -347,8 +347,8 @@ mod tests {
                 .tables
                 .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
                 .expect("create");
-            put(&store, "before");
-            let definition = store.table_definition(TABLE).expect("a table");
+            put(&store.store, "before");
+            let definition = store.store.table_definition(TABLE).expect("a table");
             let global = GlobalTable {
                 version: VERSION.into(),
                 replicas: BTreeMap::from([
@@ -363,7 +363,7 @@ mod tests {
                 .adopt(TABLE, &definition, None, global)
                 .expect("global");
             for k in ["a", "b", "c"] {
-                put(&store, k);
+                put(&store.store, k);
             }
             // Written in another region: applied here, never shipped back.
             store
@@ -390,10 +390,10 @@ mod tests {
                 "the peer is told it has everything up to the last change sent"
             );
             replicator.advance(&round.advances);
-            put(&store, "d");
+            put(&store.store, "d");
             let unacknowledged = replicator.read_round(&destination).expect("read");
             assert_eq!(shipped(&unacknowledged), ["d"]);
-            store.persist().expect("persist");
+            store.store.persist().expect("persist");
         }
         let (_store, replicator) = open(dir.path());
         let round = replicator.read_round(&destination).expect("read");

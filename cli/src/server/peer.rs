@@ -76,7 +76,7 @@ async fn answer<T: serde::Serialize + Send + 'static>(
         Err(e) => {
             let api = ApiError::from(e);
             if api.fatal {
-                state.store.halt().raise(api.message.clone());
+                state.engine.store.halt().raise(api.message.clone());
             }
             let name = api.type_name.rsplit('#').next().unwrap_or("").to_string();
             let refusal = PeerRefusal {
