@@ -108,6 +108,15 @@ pub enum NodeError {
     /// The node's settings are unsafe or inconsistent.
     #[error("configuration: {0}")]
     Config(String),
+    /// The replication settings do not make a safe group.
+    #[error("configuration: {0}")]
+    Replication(#[from] tidemark_replicator::peers::ConfigError),
+    /// The `--credentials` file cannot be read or is not keys.
+    #[error("configuration: --credentials: {0}")]
+    Credentials(#[from] server::auth::CredentialsFileError),
+    /// The `--tls-cert` and `--tls-key` files do not make a TLS acceptor.
+    #[error("configuration: {0}")]
+    Tls(#[from] server::tls::TlsError),
     /// Publishing settings could not be read.
     #[error("publishing: {0}")]
     Streams(#[from] tidemark_streams::Error),
@@ -148,7 +157,7 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let mut replication = config.replication.clone();
         replication.region = config.store.region.clone();
-        replication.check().map_err(NodeError::Config)?;
+        replication.check()?;
         let store_config = config.store.clone();
         let engine = tokio::task::spawn_blocking(move || {
             let engine = Engine::open_with_clock(store_config, clock)?;
@@ -158,12 +167,7 @@ impl Node {
         })
         .await??;
         let store = engine.store.clone();
-        let tls = config
-            .tls
-            .as_ref()
-            .map(server::tls::acceptor)
-            .transpose()
-            .map_err(NodeError::Config)?;
+        let tls = config.tls.as_ref().map(server::tls::acceptor).transpose()?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -252,7 +256,9 @@ impl Node {
                 .map_err(|e| e.to_string())
         });
         let token = shutdown.clone();
-        tasks.spawn("replicator", replicator.run(token));
+        tasks.spawn("replicator", async move {
+            replicator.run(token).await.map_err(|e| e.to_string())
+        });
         let supervisor = tokio::spawn(tasks.supervise(store.clone(), shutdown.clone()));
         Ok(Node {
             addr,

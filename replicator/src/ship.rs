@@ -30,7 +30,7 @@ use crate::kafka::KafkaLink;
 use crate::membership::{GlobalTable, hold_name, topic_hold_name};
 use crate::peers::Peer;
 use crate::protocol::{ChangeBatch, WireChange};
-use crate::{Replicator, blocking};
+use crate::{Replicator, RunError, blocking};
 
 /// Where a shipper sends.
 #[derive(Debug, Clone)]
@@ -115,7 +115,7 @@ impl Replicator {
         self: std::sync::Arc<Self>,
         destination: Destination,
         shutdown: CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let name = destination.name().to_string();
         let mut backoff = Duration::from_millis(100);
         let mut durable = self.store.subscribe_durable();
@@ -145,14 +145,22 @@ impl Replicator {
             let round = match blocking(move || Ok(me.read_round(&reading))).await {
                 Ok(Ok(round)) => round,
                 Ok(Err(e)) | Err(crate::Error::Core(e)) if e.is_fatal() => {
-                    return Err(format!("shipping to {name} failed: {e}"));
+                    return Err(RunError::Ship {
+                        destination: name,
+                        error: crate::Error::Core(e),
+                    });
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(destination = %name, error = %e, "reading changes to ship failed");
                     tokio::time::sleep(backoff).await;
                     continue;
                 }
-                Err(e) => return Err(format!("shipping to {name} failed: {e}")),
+                Err(error) => {
+                    return Err(RunError::Ship {
+                        destination: name,
+                        error,
+                    });
+                }
             };
             // An idle peer still hears, every second, how far it is served, so it can let
             // go of tombstones no older write can still reach.
