@@ -444,7 +444,7 @@ impl ServeArgs {
             .as_deref()
             .map(crate::server::auth::Credentials::load)
             .transpose()
-            .map_err(|e| crate::NodeError::Config(format!("--credentials: {e}")))
+            .map_err(crate::NodeError::from)
     }
 
     /// The node configuration these arguments describe.

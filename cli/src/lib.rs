@@ -110,6 +110,15 @@ pub enum NodeError {
     /// The node's settings are unsafe or inconsistent.
     #[error("configuration: {0}")]
     Config(String),
+    /// The replication settings do not make a safe group.
+    #[error("configuration: {0}")]
+    Replication(#[from] tidemark_replicator::peers::ConfigError),
+    /// The `--credentials` file cannot be read or is not keys.
+    #[error("configuration: --credentials: {0}")]
+    Credentials(#[from] server::auth::CredentialsFileError),
+    /// The `--tls-cert` and `--tls-key` files do not make a TLS acceptor.
+    #[error("configuration: {0}")]
+    Tls(#[from] server::tls::TlsError),
     /// Publishing settings could not be read.
     #[error("publishing: {0}")]
     Streams(#[from] tidemark_streams::Error),
@@ -150,7 +159,7 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let mut replication = config.replication.clone();
         replication.region = config.store.region.clone();
-        replication.check().map_err(NodeError::Config)?;
+        replication.check()?;
         let store_config = config.store.clone();
         let engine = tokio::task::spawn_blocking(move || {
             let engine = Engine::open_with_clock(store_config, clock)?;
@@ -160,12 +169,7 @@ impl Node {
         })
         .await??;
         let store = engine.store.clone();
-        let tls = config
-            .tls
-            .as_ref()
-            .map(server::tls::acceptor)
-            .transpose()
-            .map_err(NodeError::Config)?;
+        let tls = config.tls.as_ref().map(server::tls::acceptor).transpose()?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -183,7 +187,7 @@ impl Node {
             .await?
             .map_err(|e| NodeError::Config(format!("resuming exports and imports: {e}")))?;
         let state = AppState::new(NodeState {
-            store: engine.clone(),
+            engine: engine.clone(),
             publishers: publishers.clone(),
             topic_template: config.topic_template.clone(),
             replicator: replicator.clone(),
@@ -254,7 +258,9 @@ impl Node {
                 .map_err(|e| e.to_string())
         });
         let token = shutdown.clone();
-        tasks.spawn("replicator", replicator.run(token));
+        tasks.spawn("replicator", async move {
+            replicator.run(token).await.map_err(|e| e.to_string())
+        });
         let supervisor = tokio::spawn(tasks.supervise(store.clone(), shutdown.clone()));
         Ok(Node {
             addr,
@@ -360,8 +366,8 @@ impl std::fmt::Debug for Tasks {
 
 /// Trims the history nobody needs any more, periodically: the backups let go of theirs, then
 /// the store trims ([`Engine::trim_history`]).
-async fn trim_history_periodically(store: Engine, shutdown: CancellationToken) -> TaskResult {
-    let every = (store.config().history_window / 10).clamp(
+async fn trim_history_periodically(engine: Engine, shutdown: CancellationToken) -> TaskResult {
+    let every = (engine.store.config().history_window / 10).clamp(
         std::time::Duration::from_millis(100),
         std::time::Duration::from_secs(60),
     );
@@ -370,7 +376,7 @@ async fn trim_history_periodically(store: Engine, shutdown: CancellationToken) -
             _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(every) => {}
         }
-        let worker = store.clone();
+        let worker = engine.clone();
         match tokio::task::spawn_blocking(move || worker.trim_history()).await {
             Ok(Ok(report)) if report.records > 0 => {
                 tracing::debug!(

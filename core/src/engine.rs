@@ -74,13 +74,3 @@ impl Engine {
         self.store.trim_history()
     }
 }
-
-/// The store's own seams (item reads and writes, the log, holds, definitions) are reached
-/// through the engine as through the store.
-impl std::ops::Deref for Engine {
-    type Target = Store;
-
-    fn deref(&self) -> &Store {
-        &self.store
-    }
-}

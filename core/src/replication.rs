@@ -329,6 +329,7 @@ mod tests {
     fn visible_records(store: &Engine) -> usize {
         let mut cursor = LogCursor::node(0);
         store
+            .store
             .read_log(&mut cursor, LogLimits::records(1000))
             .unwrap()
             .len()
@@ -400,6 +401,7 @@ mod tests {
         let store = open(dir.path());
         for k in ["a", "b", "c", "d", "e"] {
             store
+                .store
                 .put_item(PutItemRequest {
                     table_name: "ttt".into(),
                     item: keys(k),
@@ -408,6 +410,7 @@ mod tests {
                 .unwrap();
         }
         store
+            .store
             .delete_item(DeleteItemRequest {
                 table_name: "ttt".into(),
                 key: keys("b"),
@@ -417,6 +420,7 @@ mod tests {
         let snapshot = store.replication.snapshot_table("ttt").unwrap();
         // Written after the snapshot: not in it.
         store
+            .store
             .put_item(PutItemRequest {
                 table_name: "ttt".into(),
                 item: keys("f"),

@@ -156,7 +156,7 @@ mod tests {
             .tables
             .create_table(CreateTableRequest::on_demand(name, "p", "S"))
             .unwrap();
-        store.table_id(name).unwrap()
+        store.store.table_id(name).unwrap()
     }
 
     fn item(k: &str) -> Item {
@@ -165,6 +165,7 @@ mod tests {
 
     fn put(store: &Engine, table: &str, k: &str) -> ChangeSeq {
         store
+            .store
             .put_item(PutItemRequest {
                 table_name: table.into(),
                 item: item(k),
@@ -191,20 +192,25 @@ mod tests {
             put(&store, "bbb", &format!("k{i}"));
         }
         let mut cursor = LogCursor::table(a, 1);
-        let first = store.read_log(&mut cursor, LogLimits::records(3)).unwrap();
+        let first = store
+            .store
+            .read_log(&mut cursor, LogLimits::records(3))
+            .unwrap();
         assert_eq!(seqs(&first), mine[..3]);
         assert_eq!(cursor.next, mine[2] + 1);
         let rest = store
+            .store
             .read_log(&mut cursor, LogLimits::records(100))
             .unwrap();
         assert_eq!(seqs(&rest), mine[3..]);
         assert_eq!(
             cursor.next,
-            store.durable_seq() + 1,
+            store.store.durable_seq() + 1,
             "past what it read up to"
         );
         assert!(
             store
+                .store
                 .read_log(&mut cursor, LogLimits::records(100))
                 .unwrap()
                 .is_empty()
@@ -212,6 +218,7 @@ mod tests {
 
         let mut bounded = LogCursor::table(a, 1).until(mine[4]);
         let page = store
+            .store
             .read_log(&mut bounded, LogLimits::records(100))
             .unwrap();
         assert_eq!(seqs(&page), mine[..4]);
@@ -222,7 +229,7 @@ mod tests {
             scanned: 5,
             ..LogLimits::records(100)
         };
-        let page = store.read_log(&mut scanning, limits).unwrap();
+        let page = store.store.read_log(&mut scanning, limits).unwrap();
         assert_eq!(page.len(), 5);
         assert_eq!(scanning.next, page[4].seq + 1);
     }
@@ -251,10 +258,12 @@ mod tests {
             .unwrap();
 
         let everything = store
+            .store
             .read_log(&mut LogCursor::table(table, 1), LogLimits::records(100))
             .unwrap();
         assert_eq!(everything.len(), 21);
         let only_local = store
+            .store
             .read_log(
                 &mut LogCursor::node(1).local_only(),
                 LogLimits::records(100),
@@ -263,6 +272,7 @@ mod tests {
         assert!(only_local.iter().all(|r| r.cause == CauseKind::Request));
         assert!(!seqs(&only_local).contains(&replicated));
         let table_local = store
+            .store
             .read_log(
                 &mut LogCursor::table(table, 1).local_only(),
                 LogLimits::records(100),
@@ -273,6 +283,7 @@ mod tests {
         let mut per_lane = Vec::new();
         for lane in 0..4 {
             let records = store
+                .store
                 .read_log(
                     &mut LogCursor::table(table, 1).lane(4, lane),
                     LogLimits::records(100),
@@ -293,7 +304,7 @@ mod tests {
             scanned: 3,
             ..LogLimits::records(100)
         };
-        store.read_log(&mut sparse, limits).unwrap();
+        store.store.read_log(&mut sparse, limits).unwrap();
         assert_eq!(sparse.next, local[2] + 1);
     }
 
@@ -319,6 +330,7 @@ mod tests {
         };
         let visible = || {
             store
+                .store
                 .get_item(GetItemRequest {
                     table_name: "tbl".into(),
                     key: item("pending"),
@@ -336,9 +348,10 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(store.durable_seq(), durable);
+        assert_eq!(store.store.durable_seq(), durable);
         let mut cursor = LogCursor::table(table, 1);
         let read = store
+            .store
             .read_log(&mut cursor, LogLimits::records(100))
             .unwrap();
         assert_eq!(
@@ -346,15 +359,19 @@ mod tests {
             [durable],
             "the committed write is not durable yet"
         );
-        assert_eq!(store.table_lag(table, 1).unwrap().records, 1);
+        assert_eq!(store.store.table_lag(table, 1).unwrap().records, 1);
         drop(release);
         let pending = writer.join().unwrap();
         let read = store
+            .store
             .read_log(&mut cursor, LogLimits::records(100))
             .unwrap();
         assert_eq!(seqs(&read), [pending]);
-        assert_eq!(store.table_lag(table, 1).unwrap().records, 2);
-        assert_eq!(store.table_lag(table, pending).unwrap().records, 1);
-        assert_eq!(store.table_lag(table, pending + 1).unwrap().records, 0);
+        assert_eq!(store.store.table_lag(table, 1).unwrap().records, 2);
+        assert_eq!(store.store.table_lag(table, pending).unwrap().records, 1);
+        assert_eq!(
+            store.store.table_lag(table, pending + 1).unwrap().records,
+            0
+        );
     }
 }

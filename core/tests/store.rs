@@ -52,6 +52,7 @@ fn key(k: &str) -> Item {
 
 fn put(store: &Engine, table: &str, it: Item) -> Option<u64> {
     store
+        .store
         .put_item(PutItemRequest {
             table_name: table.into(),
             item: it,
@@ -63,6 +64,7 @@ fn put(store: &Engine, table: &str, it: Item) -> Option<u64> {
 
 fn get(store: &Engine, table: &str, k: &str) -> Option<Item> {
     store
+        .store
         .get_item(GetItemRequest {
             table_name: table.into(),
             key: key(k),
@@ -82,6 +84,7 @@ fn everything_durable_survives_reopen() {
             put(&store, "tbl", item(&format!("k{i}"), "x"));
         }
         store
+            .store
             .delete_item(DeleteItemRequest {
                 table_name: "tbl".into(),
                 key: key("k0"),
@@ -96,15 +99,15 @@ fn everything_durable_survives_reopen() {
         None,
         "the tombstone hides the item after reopen"
     );
-    let described = store.describe_table("tbl").unwrap();
+    let described = store.store.describe_table("tbl").unwrap();
     assert_eq!(described.item_count, Some(49));
-    let records = store.read_changes(1, 1000).unwrap();
+    let records = store.store.read_changes(1, 1000).unwrap();
     assert_eq!(records.len(), 51);
     assert_eq!(records.last().map(|r| r.kind), Some(ChangeKind::Remove));
     // Sequences and stamps continue where they stopped.
     let next = put(&store, "tbl", item("after", "y")).unwrap();
     assert_eq!(next, 52);
-    let last_two = store.read_changes(51, 10).unwrap();
+    let last_two = store.store.read_changes(51, 10).unwrap();
     assert!(last_two[0].stamp < last_two[1].stamp);
 }
 
@@ -115,6 +118,7 @@ fn a_put_over_a_tombstone_is_an_insert() {
     create(&store, "tbl");
     put(&store, "tbl", item("a", "1"));
     store
+        .store
         .delete_item(DeleteItemRequest {
             table_name: "tbl".into(),
             key: key("a"),
@@ -123,6 +127,7 @@ fn a_put_over_a_tombstone_is_an_insert() {
         .unwrap();
     put(&store, "tbl", item("a", "2"));
     let kinds: Vec<_> = store
+        .store
         .read_changes(1, 10)
         .unwrap()
         .into_iter()
@@ -141,7 +146,7 @@ fn identical_puts_write_nothing() {
     create(&store, "tbl");
     assert_eq!(put(&store, "tbl", item("a", "1")), Some(1));
     assert_eq!(put(&store, "tbl", item("a", "1")), None);
-    assert_eq!(store.read_changes(1, 10).unwrap().len(), 1);
+    assert_eq!(store.store.read_changes(1, 10).unwrap().len(), 1);
 }
 
 #[test]
@@ -157,7 +162,7 @@ fn the_durable_watermark_covers_every_acknowledged_write() {
                     for i in 0..100 {
                         let seq = put(&store, "tbl", item(&format!("{t}-{i}"), "v")).unwrap();
                         assert!(
-                            store.durable_seq() >= seq,
+                            store.store.durable_seq() >= seq,
                             "{durability:?}: acknowledged before durable"
                         );
                     }
@@ -167,8 +172,8 @@ fn the_durable_watermark_covers_every_acknowledged_write() {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(store.durable_seq(), 800);
-        assert_eq!(store.read_changes(1, 10_000).unwrap().len(), 800);
+        assert_eq!(store.store.durable_seq(), 800);
+        assert_eq!(store.store.read_changes(1, 10_000).unwrap().len(), 800);
     }
 }
 
@@ -182,10 +187,12 @@ fn deferred_durability_waits_are_collected_and_awaited() {
     let store = open(dir.path(), Durability::Sync);
     create(&store, "tbl");
 
-    let (seqs, pending) = store.deferring_durability(|| {
+    let (seqs, pending) = store.store.deferring_durability(|| {
         let first = put(&store, "tbl", item("a", "1")).unwrap();
         // A nested scope's writes stay pending in the enclosing one.
-        let (second, inner) = store.deferring_durability(|| put(&store, "tbl", item("b", "1")));
+        let (second, inner) = store
+            .store
+            .deferring_durability(|| put(&store, "tbl", item("b", "1")));
         (first, second.unwrap(), inner)
     });
     let (first, second, inner) = seqs;
@@ -196,17 +203,17 @@ fn deferred_durability_waits_are_collected_and_awaited() {
         Some(second),
         "the outer scope waits for the nested write too"
     );
-    runtime.block_on(store.wait_durable(pending)).unwrap();
-    assert!(store.durable_seq() >= second);
+    runtime.block_on(store.store.wait_durable(pending)).unwrap();
+    assert!(store.store.durable_seq() >= second);
 
-    let (nothing, pending) = store.deferring_durability(|| 1 + 1);
+    let (nothing, pending) = store.store.deferring_durability(|| 1 + 1);
     assert_eq!(nothing, 2);
     assert_eq!(pending.last_seq(), None);
-    runtime.block_on(store.wait_durable(pending)).unwrap();
+    runtime.block_on(store.store.wait_durable(pending)).unwrap();
 
     // A scope left by a panic leaves the thread waiting inline again.
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        store.deferring_durability(|| {
+        store.store.deferring_durability(|| {
             put(&store, "tbl", item("c", "1"));
             panic!("operation failed");
         })
@@ -214,7 +221,7 @@ fn deferred_durability_waits_are_collected_and_awaited() {
     assert!(unwound.is_err());
     let after = put(&store, "tbl", item("d", "1")).unwrap();
     assert!(
-        store.durable_seq() >= after,
+        store.store.durable_seq() >= after,
         "a write outside any scope is durable when it returns"
     );
 }
@@ -230,6 +237,7 @@ fn a_read_over_its_budget_is_void_and_the_thread_reads_unbudgeted_after() {
     }
     let scan = || {
         store
+            .store
             .scan(tidemark_core::ops::ScanRequest {
                 table_name: "tbl".into(),
                 ..Default::default()
@@ -237,9 +245,10 @@ fn a_read_over_its_budget_is_void_and_the_thread_reads_unbudgeted_after() {
             .map(|page| page.count)
     };
     // 50 items of ~2 KB: about 100 KB in one page.
-    assert!(store.within_read_budget(64 * 1024, scan).is_none());
+    assert!(store.store.within_read_budget(64 * 1024, scan).is_none());
     assert_eq!(
         store
+            .store
             .within_read_budget(1024 * 1024, scan)
             .map(|count| count.unwrap()),
         Some(50)
@@ -250,7 +259,7 @@ fn a_read_over_its_budget_is_void_and_the_thread_reads_unbudgeted_after() {
         "no budget is left on the thread"
     );
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        store.within_read_budget(1, || panic!("read failed"))
+        store.store.within_read_budget(1, || panic!("read failed"))
     }));
     assert!(unwound.is_err());
     assert_eq!(
@@ -269,7 +278,10 @@ fn deleted_tables_take_their_items_with_them() {
     store.tables.delete_table("tbl").unwrap();
     create(&store, "tbl");
     assert_eq!(get(&store, "tbl", "a"), None);
-    assert_eq!(store.describe_table("tbl").unwrap().item_count, Some(0));
+    assert_eq!(
+        store.store.describe_table("tbl").unwrap().item_count,
+        Some(0)
+    );
 }
 
 #[test]
@@ -314,6 +326,7 @@ fn lane_seqs(
         .lane(lanes, lane)
         .until(through + 1);
     store
+        .store
         .read_log(&mut cursor, LogLimits::records(usize::MAX))
         .unwrap()
         .iter()
@@ -332,11 +345,17 @@ fn stream_boundaries_split_the_log_exactly_and_survive_reopen() {
     let first = put(&store, "tbl", item("a", "1")).unwrap();
     clock.advance(10_000);
     assert_eq!(
-        store.rotate_stream_shards(Duration::from_secs(5)).unwrap(),
+        store
+            .store
+            .rotate_stream_shards(Duration::from_secs(5))
+            .unwrap(),
         1
     );
     assert_eq!(
-        store.rotate_stream_shards(Duration::from_secs(5)).unwrap(),
+        store
+            .store
+            .rotate_stream_shards(Duration::from_secs(5))
+            .unwrap(),
         0,
         "no commit since the last generation started"
     );
@@ -344,7 +363,7 @@ fn stream_boundaries_split_the_log_exactly_and_survive_reopen() {
     set_stream(&store, "tbl", false);
     let after = put(&store, "tbl", item("a", "3")).unwrap();
 
-    let streams = store.streams();
+    let streams = store.store.streams();
     assert_eq!(streams.len(), 1);
     let stream = &streams[0];
     assert_eq!(stream.generations.len(), 2);
@@ -389,7 +408,7 @@ fn stream_boundaries_split_the_log_exactly_and_survive_reopen() {
     let arn = stream.arn();
     drop(store);
     let store = open_with(dir.path(), clock.clone());
-    let reopened = store.streams();
+    let reopened = store.store.streams();
     assert_eq!(reopened.len(), 1);
     assert_eq!(reopened[0].arn(), arn);
     assert_eq!(reopened[0].generations, stream.generations);
@@ -399,7 +418,7 @@ fn stream_boundaries_split_the_log_exactly_and_survive_reopen() {
     clock.advance(25 * 3600 * 1000);
     put(&store, "tbl", item("b", "1"));
     store.trim_history().unwrap();
-    assert!(store.streams().is_empty());
+    assert!(store.store.streams().is_empty());
 }
 
 fn ttl_item(k: &str, expires: AttributeValue) -> Item {
@@ -447,7 +466,7 @@ fn ttl_expires_due_items_once_with_service_records() {
     );
     put(&store, "tbl", ttl_item("rescued", number(secs - 5)));
     put(&store, "tbl", ttl_item("rescued", number(secs + 600)));
-    let last_user_write = store.durable_seq();
+    let last_user_write = store.store.durable_seq();
 
     let report = store.ttl.expire_due_items(1000).unwrap();
     assert_eq!(report.expired, 2);
@@ -463,7 +482,7 @@ fn ttl_expires_due_items_once_with_service_records() {
     for kept in ["future", "string", "millis", "ancient", "rescued"] {
         assert!(get(&store, "tbl", kept).is_some(), "{kept}");
     }
-    let removes = store.read_changes(last_user_write + 1, 100).unwrap();
+    let removes = store.store.read_changes(last_user_write + 1, 100).unwrap();
     assert_eq!(removes.len(), 2);
     assert!(
         removes
@@ -480,20 +499,21 @@ fn ttl_expires_due_items_once_with_service_records() {
 fn held_records_outlive_the_history_window() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let store = open_with(dir.path(), clock.clone());
-    create(&store, "tbl");
-    put(&store, "tbl", item("a", "0")).unwrap();
+    let engine = open_with(dir.path(), clock.clone());
+    let store = &engine.store;
+    create(&engine, "tbl");
+    put(&engine, "tbl", item("a", "0")).unwrap();
     let table_id = store.table_id("tbl").unwrap();
     let hold = HoldName::Publish { table_id };
     store
         .set_hold(&hold, Some(table_id), store.next_seq())
         .unwrap();
-    let first = put(&store, "tbl", item("a", "1")).unwrap();
-    let second = put(&store, "tbl", item("a", "2")).unwrap();
-    let third = put(&store, "tbl", item("a", "3")).unwrap();
+    let first = put(&engine, "tbl", item("a", "1")).unwrap();
+    let second = put(&engine, "tbl", item("a", "2")).unwrap();
+    let third = put(&engine, "tbl", item("a", "3")).unwrap();
     clock.advance(25 * 3600 * 1000);
-    put(&store, "tbl", item("b", "1"));
-    store.trim_history().unwrap();
+    put(&engine, "tbl", item("b", "1"));
+    engine.trim_history().unwrap();
     assert_eq!(
         store.oldest_retained_seq(),
         first,
@@ -502,19 +522,20 @@ fn held_records_outlive_the_history_window() {
 
     assert!(store.advance_hold(&hold, second + 1).unwrap());
     assert!(store.advance_hold(&hold, first).unwrap(), "never back");
-    drop(store);
-    let store = open_with(dir.path(), clock.clone());
+    drop(engine);
+    let engine = open_with(dir.path(), clock.clone());
+    let store = &engine.store;
     assert_eq!(store.hold(&hold).unwrap().from, second + 1);
-    store.trim_history().unwrap();
+    engine.trim_history().unwrap();
     assert_eq!(
         store.oldest_retained_seq(),
         third,
         "the hold survives a reopen"
     );
 
-    store.tables.delete_table("tbl").unwrap();
+    engine.tables.delete_table("tbl").unwrap();
     assert!(store.hold(&hold).is_none(), "a table's holds go with it");
-    store.trim_history().unwrap();
+    engine.trim_history().unwrap();
     assert!(
         store.oldest_retained_seq() > third,
         "nothing is held any more"
@@ -525,9 +546,10 @@ fn held_records_outlive_the_history_window() {
 fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let store = open_with(dir.path(), clock.clone());
-    create(&store, "tbl");
-    put(&store, "tbl", item("gone", "0")).unwrap();
+    let engine = open_with(dir.path(), clock.clone());
+    let store = &engine.store;
+    create(&engine, "tbl");
+    put(&engine, "tbl", item("gone", "0")).unwrap();
     let hold = HoldName::Peer {
         region: "eu-west-1".into(),
         table_id: store.table_id("tbl").unwrap(),
@@ -543,8 +565,8 @@ fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
         .change_seq
         .unwrap();
     clock.advance(25 * 3600 * 1000);
-    put(&store, "tbl", item("later", "0")).unwrap();
-    let report = store.trim_history().unwrap();
+    put(&engine, "tbl", item("later", "0")).unwrap();
+    let report = engine.trim_history().unwrap();
     assert_eq!(
         (report.records, report.tombstones),
         (0, 0),
@@ -552,7 +574,7 @@ fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
     );
 
     store.advance_hold(&hold, remove).unwrap();
-    let report = store.trim_history().unwrap();
+    let report = engine.trim_history().unwrap();
     assert_eq!(
         (report.records, report.tombstones),
         (1, 0),
@@ -560,7 +582,7 @@ fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
     );
 
     store.advance_hold(&hold, remove + 1).unwrap();
-    let report = store.trim_history().unwrap();
+    let report = engine.trim_history().unwrap();
     assert_eq!(
         (report.records, report.tombstones),
         (1, 1),
@@ -593,7 +615,7 @@ fn replicated_writes_win_by_stamp_and_keep_it() {
     let store = open_with(dir.path(), clock.clone());
     create(&store, "tbl");
     let local = put(&store, "tbl", item("a", "local")).unwrap();
-    let local_stamp = store.read_changes(local, 1).unwrap()[0].stamp.clone();
+    let local_stamp = store.store.read_changes(local, 1).unwrap()[0].stamp.clone();
 
     let older = stamp(local_stamp.hlc.0 - 1, "eu-west-1");
     assert_eq!(
@@ -612,7 +634,7 @@ fn replicated_writes_win_by_stamp_and_keep_it() {
         .unwrap()
         .unwrap();
     assert_eq!(get(&store, "tbl", "a"), Some(item("a", "remote")));
-    let record = &store.read_changes(applied, 1).unwrap()[0];
+    let record = &store.store.read_changes(applied, 1).unwrap()[0];
     assert_eq!(record.cause, CauseKind::Replica);
     assert_eq!(record.stamp, newer, "the stamp it came with");
     assert_eq!(record.origin_region(), "eu-west-1");
@@ -638,7 +660,7 @@ fn replicated_writes_win_by_stamp_and_keep_it() {
         .unwrap()
         .unwrap();
     assert!(
-        store.read_changes(removed, 1).unwrap().is_empty(),
+        store.store.read_changes(removed, 1).unwrap().is_empty(),
         "nothing anyone could see changed, so no reader gets a record"
     );
     let before_delete = stamp(local_stamp.hlc.0 + 9, "us-west-2");
@@ -652,7 +674,7 @@ fn replicated_writes_win_by_stamp_and_keep_it() {
     assert_eq!(get(&store, "tbl", "b"), None);
 
     let local_after = put(&store, "tbl", item("a", "mine")).unwrap();
-    let record = &store.read_changes(local_after, 1).unwrap()[0];
+    let record = &store.store.read_changes(local_after, 1).unwrap()[0];
     assert_eq!(record.cause, CauseKind::Request);
     assert!(
         record.stamp > delete,
@@ -669,7 +691,7 @@ fn the_clock_restarts_past_every_stamp_even_after_older_remote_ones() {
     let mut local_stamps = Vec::new();
     for i in 0..5 {
         let seq = put(&store, "tbl", item(&format!("l{i}"), "v")).unwrap();
-        local_stamps.push(store.read_changes(seq, 1).unwrap()[0].stamp.clone());
+        local_stamps.push(store.store.read_changes(seq, 1).unwrap()[0].stamp.clone());
     }
     // The newest records come from a region whose clock is an hour behind.
     let behind = (1_700_000_000_000 - 3_600_000) << 16;
@@ -686,6 +708,7 @@ fn the_clock_restarts_past_every_stamp_even_after_older_remote_ones() {
     clock.set(1_700_000_000_000 - 60_000);
     let store = open_with(dir.path(), clock.clone());
     let causes: Vec<CauseKind> = store
+        .store
         .read_changes(1, 100)
         .unwrap()
         .iter()
@@ -697,7 +720,7 @@ fn the_clock_restarts_past_every_stamp_even_after_older_remote_ones() {
         "causes survive a restart"
     );
     let seq = put(&store, "tbl", item("l-after", "v")).unwrap();
-    let after = store.read_changes(seq, 1).unwrap()[0].stamp.clone();
+    let after = store.store.read_changes(seq, 1).unwrap()[0].stamp.clone();
     for earlier in &local_stamps {
         assert!(after > *earlier, "{after} must be past {earlier}");
     }
@@ -709,7 +732,7 @@ fn the_last_change_at_or_before_a_time_is_found_from_the_log() {
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let store = open_with(dir.path(), clock.clone());
     assert_eq!(
-        store.last_change_at_or_before(u64::MAX).unwrap(),
+        store.store.last_change_at_or_before(u64::MAX).unwrap(),
         None,
         "empty log"
     );
@@ -720,38 +743,42 @@ fn the_last_change_at_or_before_a_time_is_found_from_the_log() {
         clock.advance(1000);
     }
     let start = 1_700_000_000_000;
-    assert_eq!(store.last_change_at_or_before(start - 1).unwrap(), None);
     assert_eq!(
-        store.last_change_at_or_before(start).unwrap(),
+        store.store.last_change_at_or_before(start - 1).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.store.last_change_at_or_before(start).unwrap(),
         Some(seqs[0])
     );
     assert_eq!(
-        store.last_change_at_or_before(start + 999).unwrap(),
+        store.store.last_change_at_or_before(start + 999).unwrap(),
         Some(seqs[0])
     );
     assert_eq!(
-        store.last_change_at_or_before(start + 7_500).unwrap(),
+        store.store.last_change_at_or_before(start + 7_500).unwrap(),
         Some(seqs[7])
     );
     assert_eq!(
-        store.last_change_at_or_before(u64::MAX).unwrap(),
+        store.store.last_change_at_or_before(u64::MAX).unwrap(),
         Some(seqs[19])
     );
     // The wall clock going back does not make the log's time go back.
     clock.set(start);
     let late = put(&store, "tbl", item("late", "v")).unwrap();
     assert_eq!(
-        store.last_change_at_or_before(start + 7_500).unwrap(),
+        store.store.last_change_at_or_before(start + 7_500).unwrap(),
         Some(seqs[7])
     );
     assert_eq!(
-        store.last_change_at_or_before(u64::MAX).unwrap(),
+        store.store.last_change_at_or_before(u64::MAX).unwrap(),
         Some(late)
     );
 }
 
 fn scan_count(store: &Engine, table: &str) -> usize {
     store
+        .store
         .scan(tidemark_core::ops::ScanRequest {
             table_name: table.into(),
             ..Default::default()
@@ -845,7 +872,7 @@ fn the_recovery_window_moves_with_the_clock_and_keeps_only_its_history() {
         .unwrap();
     assert_eq!(window.earliest_millis, start + DAY);
     assert!(
-        store.oldest_retained_seq() > first,
+        store.store.oldest_retained_seq() > first,
         "history older than the recovery period is trimmed"
     );
     let point = |millis| tidemark_core::restore::RestorePoint::At(millis);
@@ -903,11 +930,12 @@ fn deleting_a_table_finishes_its_backups_and_a_restore_without_its_source_goes()
     // The restore could not be built before the source went: after a restart it is dropped,
     // never left half-built.
     let store = open(dir.path(), Durability::Buffer);
-    assert!(store.describe_table("copy").is_ok());
+    assert!(store.store.describe_table("copy").is_ok());
     store.backups.run_pending_jobs().unwrap();
-    assert!(store.describe_table("copy").is_err());
+    assert!(store.store.describe_table("copy").is_err());
     assert!(
         store
+            .store
             .holds()
             .iter()
             .all(|h| !matches!(h.name, HoldName::Restore { .. }))
@@ -934,6 +962,7 @@ fn a_restore_undoing_tens_of_thousands_of_changes_read_in_parts_is_exact() {
     clock.set(then + 1_000);
     let delete = |k: &str| {
         store
+            .store
             .delete_item(DeleteItemRequest {
                 table_name: "tbl".into(),
                 key: key(k),
@@ -981,6 +1010,7 @@ fn a_restore_undoing_tens_of_thousands_of_changes_read_in_parts_is_exact() {
     let mut start = None;
     loop {
         let page = store
+            .store
             .scan(tidemark_core::ops::ScanRequest {
                 table_name: "copy".into(),
                 options: tidemark_core::ops::PageOptions {
@@ -1014,13 +1044,15 @@ fn a_table_is_empty_before_a_change_when_it_held_no_item_then() {
     create(&store, "tbl");
     create(&store, "other");
     store
+        .store
         .set_hold(&HoldName::Backup { backup_id: 1 }, None, 0)
         .unwrap();
     let first = put(&store, "tbl", item("a", "1")).unwrap();
     put(&store, "other", item("x", "1"));
-    assert!(store.table_empty_before("tbl", first).unwrap());
-    assert!(!store.table_empty_before("tbl", first + 1).unwrap());
+    assert!(store.store.table_empty_before("tbl", first).unwrap());
+    assert!(!store.store.table_empty_before("tbl", first + 1).unwrap());
     let deleted = store
+        .store
         .delete_item(DeleteItemRequest {
             table_name: "tbl".into(),
             key: key("a"),
@@ -1029,7 +1061,17 @@ fn a_table_is_empty_before_a_change_when_it_held_no_item_then() {
         .unwrap()
         .change_seq
         .unwrap();
-    assert!(!store.table_empty_before("tbl", deleted).unwrap());
-    assert!(store.table_empty_before("tbl", store.next_seq()).unwrap());
-    assert!(!store.table_empty_before("other", store.next_seq()).unwrap());
+    assert!(!store.store.table_empty_before("tbl", deleted).unwrap());
+    assert!(
+        store
+            .store
+            .table_empty_before("tbl", store.store.next_seq())
+            .unwrap()
+    );
+    assert!(
+        !store
+            .store
+            .table_empty_before("other", store.store.next_seq())
+            .unwrap()
+    );
 }

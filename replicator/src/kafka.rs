@@ -27,7 +27,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tidemark_kafka::{KafkaSettings, TopicSpec};
 
 use crate::client::PeerError;
-use crate::protocol::{CHANGES_CONTENT_TYPE, ChangeBatch, WireChange};
+use crate::protocol::{CHANGES_CONTENT_TYPE, ChangeBatch, DecodeError, WireChange};
 
 /// Partitions of a replication topic the node creates. One: each region has one reader of
 /// the topic anyway, and a broker's cost is per partition fetched and written (three
@@ -161,7 +161,7 @@ impl KafkaLink {
 /// The changes and delivered-through clocks of one replication message. Messages published
 /// before changes were packed (one JSON change per message, clocks as JSON marks) still read,
 /// so a region upgraded while such messages wait in a topic loses none of them.
-fn read_message(payload: &[u8]) -> Result<(Vec<WireChange>, Vec<u64>), String> {
+fn read_message(payload: &[u8]) -> Result<(Vec<WireChange>, Vec<u64>), DecodeError> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Unpacked {

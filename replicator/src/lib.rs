@@ -66,6 +66,32 @@ pub enum Error {
     InUse(String),
 }
 
+/// Why replication stopped ([`Replicator::run`]): each is fatal to the node, which reports
+/// it and exits.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Shipping to a peer or to the topics failed for good (the store failed).
+    #[error("shipping to {destination} failed: {error}")]
+    Ship {
+        /// The peer's region, or the topics.
+        destination: String,
+        /// What failed.
+        error: Error,
+    },
+    /// The Kafka transport could not connect, or its reader could not make its consumer.
+    #[error(transparent)]
+    Kafka(tidemark_kafka::Error),
+    /// The reader of the replication topics met a fatal store error.
+    #[error(transparent)]
+    Store(tidemark_core::Error),
+    /// The membership exchange met a fatal store error (its message).
+    #[error("{0}")]
+    Membership(String),
+    /// A replication task panicked.
+    #[error("a replication task panicked: {0}")]
+    Panicked(tokio::task::JoinError),
+}
+
 /// The result of replication requests.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -180,8 +206,8 @@ impl Replicator {
     /// Runs the shippers (one per peer) and the membership exchange until `shutdown`.
     ///
     /// # Errors
-    /// A fatal store error (the node must stop).
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), String> {
+    /// Why replication stopped (the node must stop): see [`RunError`].
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), RunError> {
         let mut tasks = tokio::task::JoinSet::new();
         match &self.config.transport {
             Transport::Direct => {
@@ -191,16 +217,19 @@ impl Replicator {
                 }
             }
             Transport::Kafka { cluster } => {
-                let link = Arc::new(KafkaLink::connect(cluster).map_err(|e| e.to_string())?);
+                let link = Arc::new(KafkaLink::connect(cluster).map_err(RunError::Kafka)?);
                 let (me, token, topics) = (self.clone(), shutdown.clone(), link.clone());
                 tasks.spawn(async move { me.ship(Destination::Topics(topics), token).await });
                 let (me, token) = (self.clone(), shutdown.clone());
-                tasks
-                    .spawn(async move { me.consume(link, token).await.map_err(|e| e.to_string()) });
+                tasks.spawn(async move { me.consume(link, token).await.map_err(RunError::from) });
             }
         }
         let (me, token) = (self.clone(), shutdown.clone());
-        tasks.spawn(async move { me.exchange_membership(token).await });
+        tasks.spawn(async move {
+            me.exchange_membership(token)
+                .await
+                .map_err(RunError::Membership)
+        });
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(Ok(())) => {}
@@ -210,7 +239,7 @@ impl Replicator {
                 }
                 Err(e) => {
                     shutdown.cancel();
-                    return Err(format!("a replication task panicked: {e}"));
+                    return Err(RunError::Panicked(e));
                 }
             }
         }

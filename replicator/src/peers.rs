@@ -23,18 +23,21 @@ impl Peer {
     /// Parses `REGION=URL`.
     ///
     /// # Errors
-    /// A message when the text is not `REGION=URL` with an http(s) URL.
-    pub fn parse(text: &str) -> Result<Peer, String> {
+    /// The text is not `REGION=URL` with an http(s) URL.
+    pub fn parse(text: &str) -> Result<Peer, PeerParseError> {
         let (region, url) = text
             .split_once('=')
-            .ok_or_else(|| format!("'{text}' is not REGION=URL"))?;
+            .ok_or_else(|| PeerParseError::NotRegionUrl(text.to_string()))?;
         let (region, url) = (region.trim(), url.trim().trim_end_matches('/'));
         if region.is_empty() {
-            return Err(format!("'{text}' names no region"));
+            return Err(PeerParseError::NoRegion(text.to_string()));
         }
-        let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+        let parsed = url::Url::parse(url).map_err(|reason| PeerParseError::NotUrl {
+            url: url.to_string(),
+            reason,
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-            return Err(format!("'{url}' is not an http(s) URL with a host"));
+            return Err(PeerParseError::NotHttp(url.to_string()));
         }
         Ok(Peer {
             region: region.to_string(),
@@ -54,6 +57,55 @@ impl Peer {
             None => false,
         }
     }
+}
+
+/// Why a `--peer` value is not a peer: clap refuses the argument with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerParseError {
+    /// No `=` between a region and a URL.
+    #[error("'{0}' is not REGION=URL")]
+    NotRegionUrl(String),
+    /// Nothing before the `=`.
+    #[error("'{0}' names no region")]
+    NoRegion(String),
+    /// What follows the `=` is not a URL.
+    #[error("'{url}' is not a URL: {reason}")]
+    NotUrl {
+        /// The text given as the URL.
+        url: String,
+        /// Why it does not parse.
+        reason: url::ParseError,
+    },
+    /// A URL, but not http(s) or without a host.
+    #[error("'{0}' is not an http(s) URL with a host")]
+    NotHttp(String),
+}
+
+/// Why replication settings do not make a safe group ([`ReplicationConfig::check`]): the node
+/// refuses to start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A peer is this node's own region.
+    #[error("peer {0} is this node's own region; a region has one node")]
+    OwnRegion(String),
+    /// Two peers serve the same region.
+    #[error("peer region {0} is given twice")]
+    PeerTwice(String),
+    /// The Kafka transport without a cluster.
+    #[error("replication through Kafka needs KAFKA_BROKERS")]
+    NoBrokers,
+    /// A secret given, but empty.
+    #[error("the peer secret is empty")]
+    EmptySecret,
+    /// A peer reached over the network, and no secret to authenticate its link.
+    #[error(
+        "peer {} at {} is reached over the network, and no --peer-secret \
+         (TIDEMARK_PEER_SECRET) is set: anyone who can reach this node could write \
+         to it as a peer. Set the same secret on every node of the group",
+        .0.region,
+        .0.url
+    )]
+    RemotePeerWithoutSecret(Peer),
 }
 
 /// How changes travel between regions (membership and seeding always go over HTTP).
@@ -90,36 +142,28 @@ impl ReplicationConfig {
     ///
     /// # Errors
     /// Why the node must not start with these settings.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         let mut seen = std::collections::BTreeSet::new();
         for peer in &self.peers {
             if peer.region == self.region {
-                return Err(format!(
-                    "peer {} is this node's own region; a region has one node",
-                    peer.region
-                ));
+                return Err(ConfigError::OwnRegion(peer.region.clone()));
             }
             if !seen.insert(&peer.region) {
-                return Err(format!("peer region {} is given twice", peer.region));
+                return Err(ConfigError::PeerTwice(peer.region.clone()));
             }
         }
         if let Transport::Kafka { cluster } = &self.transport
             && cluster.brokers.trim().is_empty()
         {
-            return Err("replication through Kafka needs KAFKA_BROKERS".into());
+            return Err(ConfigError::NoBrokers);
         }
         if self.secret.as_deref().is_some_and(str::is_empty) {
-            return Err("the peer secret is empty".into());
+            return Err(ConfigError::EmptySecret);
         }
         if self.secret.is_none()
             && let Some(remote) = self.peers.iter().find(|p| !p.is_loopback())
         {
-            return Err(format!(
-                "peer {} at {} is reached over the network, and no --peer-secret \
-                 (TIDEMARK_PEER_SECRET) is set: anyone who can reach this node could write \
-                 to it as a peer. Set the same secret on every node of the group",
-                remote.region, remote.url
-            ));
+            return Err(ConfigError::RemotePeerWithoutSecret(remote.clone()));
         }
         Ok(())
     }
@@ -169,26 +213,49 @@ mod tests {
                 .expect("parses")
                 .is_loopback()
         );
-        assert!(Peer::parse("http://127.0.0.1:8001").is_err());
-        assert!(Peer::parse("us=ftp://x").is_err());
-        assert!(Peer::parse("=http://x").is_err());
+        assert_eq!(
+            Peer::parse("http://127.0.0.1:8001"),
+            Err(PeerParseError::NotRegionUrl("http://127.0.0.1:8001".into()))
+        );
+        assert_eq!(
+            Peer::parse("us=ftp://x"),
+            Err(PeerParseError::NotHttp("ftp://x".into()))
+        );
+        assert_eq!(
+            Peer::parse("=http://x"),
+            Err(PeerParseError::NoRegion("=http://x".into()))
+        );
+        let not_url = Peer::parse("us=not a url").expect_err("not a URL");
+        assert_eq!(
+            not_url.to_string(),
+            "'not a url' is not a URL: relative URL without a base"
+        );
     }
 
     #[test]
     fn a_group_over_the_network_needs_a_secret() {
         assert!(config(&["us=http://localhost:1"], None).check().is_ok());
         let refused = config(&["us=http://10.0.0.1:1"], None).check();
-        assert!(refused.is_err_and(|e| e.contains("--peer-secret")));
+        assert!(matches!(
+            &refused,
+            Err(ConfigError::RemotePeerWithoutSecret(peer)) if peer.region == "us"
+        ));
+        assert!(refused.is_err_and(|e| e.to_string().starts_with(
+            "peer us at http://10.0.0.1:1 is reached over the network, and no --peer-secret \
+             (TIDEMARK_PEER_SECRET) is set"
+        )));
         assert!(config(&["us=http://10.0.0.1:1"], Some("s")).check().is_ok());
-        assert!(
-            config(&["eu-west-1=http://localhost:1"], None)
-                .check()
-                .is_err()
+        assert_eq!(
+            config(&["eu-west-1=http://localhost:1"], None).check(),
+            Err(ConfigError::OwnRegion("eu-west-1".into()))
         );
-        assert!(
-            config(&["us=http://localhost:1", "us=http://localhost:2"], None)
-                .check()
-                .is_err()
+        assert_eq!(
+            config(&["us=http://localhost:1", "us=http://localhost:2"], None).check(),
+            Err(ConfigError::PeerTwice("us".into()))
+        );
+        assert_eq!(
+            config(&["us=http://localhost:1"], Some("")).check(),
+            Err(ConfigError::EmptySecret)
         );
     }
 

@@ -148,12 +148,12 @@ impl ChangeBatch {
     /// Reads a batch in the form [`ChangeBatch::encode`] writes.
     ///
     /// # Errors
-    /// Says what is wrong when the bytes are not such a batch.
-    pub fn decode(mut input: &[u8]) -> Result<ChangeBatch, String> {
+    /// What is wrong when the bytes are not such a batch.
+    pub fn decode(mut input: &[u8]) -> Result<ChangeBatch, DecodeError> {
         let input = &mut input;
         let format = input.try_get_u8().map_err(truncated)?;
         if format != BATCH_FORMAT {
-            return Err(format!("unknown change batch format {format}"));
+            return Err(DecodeError::UnknownFormat(format));
         }
         let count = input.try_get_u32().map_err(truncated)?;
         let mut names = Vec::new();
@@ -165,21 +165,16 @@ impl ChangeBatch {
             let (name, rest) = input.split_at(length);
             names.push(
                 std::str::from_utf8(name)
-                    .map_err(|_| "a name that is not UTF-8".to_string())?
+                    .map_err(|_| DecodeError::NameNotUtf8)?
                     .to_string(),
             );
             *input = rest;
         }
-        let name = |input: &mut &[u8]| -> Result<String, String> {
+        let name = |input: &mut &[u8]| -> Result<String, DecodeError> {
             let at = usize::from(input.try_get_u16().map_err(truncated)?);
-            names
-                .get(at)
-                .cloned()
-                .ok_or_else(|| format!("name {at} is not in the batch's dictionary"))
+            names.get(at).cloned().ok_or(DecodeError::UnknownName(at))
         };
-        let item = |input: &mut &[u8]| {
-            decode_item(input).map_err(|_| "an item that does not decode".to_string())
-        };
+        let item = |input: &mut &[u8]| decode_item(input).map_err(|_| DecodeError::Item);
         let count = input.try_get_u32().map_err(truncated)?;
         // Capacity bounded by what the bytes can hold, whatever the count claims.
         let mut changes = Vec::with_capacity((count as usize).min(input.len() / 16));
@@ -207,7 +202,7 @@ impl ChangeBatch {
             delivered.insert(table, input.try_get_u64().map_err(truncated)?);
         }
         if input.has_remaining() {
-            return Err(format!("{} bytes after the batch", input.remaining()));
+            return Err(DecodeError::TrailingBytes(input.remaining()));
         }
         Ok(ChangeBatch { changes, delivered })
     }
@@ -236,8 +231,32 @@ fn len_u32(n: usize) -> u32 {
     u32::try_from(n).expect("a batch holds fewer than 4 billion entries")
 }
 
-fn truncated<E>(_: E) -> String {
-    "the change batch is cut short".to_string()
+fn truncated<E>(_: E) -> DecodeError {
+    DecodeError::Truncated
+}
+
+/// Why bytes are not a [`ChangeBatch`]: the receiver refuses the request (a peer) or skips
+/// the message (a replication topic), and says which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes end before the batch does.
+    #[error("the change batch is cut short")]
+    Truncated,
+    /// The first byte names a format this node does not know.
+    #[error("unknown change batch format {0}")]
+    UnknownFormat(u8),
+    /// A table or region name is not UTF-8.
+    #[error("a name that is not UTF-8")]
+    NameNotUtf8,
+    /// A change refers to a name by a position the dictionary does not have.
+    #[error("name {0} is not in the batch's dictionary")]
+    UnknownName(usize),
+    /// An item's bytes do not decode.
+    #[error("an item that does not decode")]
+    Item,
+    /// Bytes follow the batch.
+    #[error("{0} bytes after the batch")]
+    TrailingBytes(usize),
 }
 
 /// What the receiver made of a batch.
@@ -397,6 +416,10 @@ mod tests {
         let at = bytes.len() - 10;
         bytes[at..at + 2].copy_from_slice(&5u16.to_be_bytes());
         let refused = ChangeBatch::decode(&bytes).expect_err("position 5 names nothing");
-        assert!(refused.contains("dictionary"), "{refused}");
+        assert_eq!(refused, DecodeError::UnknownName(5));
+        assert_eq!(
+            refused.to_string(),
+            "name 5 is not in the batch's dictionary"
+        );
     }
 }

@@ -450,7 +450,7 @@ mod tests {
             .tables
             .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
             .expect("create");
-        let definition = store.table_definition(TABLE).expect("a table");
+        let definition = store.store.table_definition(TABLE).expect("a table");
         let global = GlobalTable {
             version: VERSION.into(),
             replicas: ["us", "eu", "ap"]
@@ -470,8 +470,8 @@ mod tests {
         let hold = HoldName::Inbound {
             table_id: definition.table_id,
         };
-        let initial = store.hold(&hold).expect("an inbound hold").from;
-        let now = store.clock().now_millis();
+        let initial = store.store.hold(&hold).expect("an inbound hold").from;
+        let now = store.store.clock().now_millis();
         let delete = WireChange {
             table: TABLE.into(),
             keys: keys("gone"),
@@ -491,11 +491,11 @@ mod tests {
             .expect("applied");
         assert_eq!(answer.written, 1);
         assert_eq!(
-            store.hold(&hold).map(|h| h.from),
+            store.store.hold(&hold).map(|h| h.from),
             Some(initial),
             "ap has not said what it delivered: an older write of ap's could still come"
         );
-        let tombstone_seq = store.durable_seq();
+        let tombstone_seq = store.store.durable_seq();
         replicator
             .receive_changes(
                 "ap",
@@ -506,7 +506,7 @@ mod tests {
             )
             .expect("applied");
         assert!(
-            store.hold(&hold).expect("held").from > tombstone_seq,
+            store.store.hold(&hold).expect("held").from > tombstone_seq,
             "every region has delivered past the delete: its tombstone may go"
         );
     }
@@ -553,7 +553,7 @@ mod tests {
                 ..CreateTableRequest::on_demand(TABLE, "p", "S")
             })
             .expect("a table with a multi-attribute index");
-        let definition = source.table_definition(TABLE).expect("a table");
+        let definition = source.store.table_definition(TABLE).expect("a table");
         let message = CreateReplicaMessage {
             definition: definition.clone(),
             global: GlobalTable {
@@ -587,7 +587,7 @@ mod tests {
         replicator
             .receive_create_replica(message)
             .expect("the replica is created");
-        let replica = store.table_definition(TABLE).expect("the replica");
+        let replica = store.store.table_definition(TABLE).expect("the replica");
         assert_eq!(
             replica.global_secondary_indexes,
             definition.global_secondary_indexes
@@ -603,6 +603,7 @@ mod tests {
                 item.insert("c".into(), AttributeValue::S("y".into()));
             }
             store
+                .store
                 .put_item(PutItemRequest {
                     table_name: TABLE.into(),
                     item,
@@ -611,6 +612,7 @@ mod tests {
                 .expect("a put");
         }
         let scanned = store
+            .store
             .scan(ScanRequest {
                 table_name: TABLE.into(),
                 index_name: Some("by_ab".into()),

@@ -31,7 +31,7 @@ use crate::kafka::KafkaLink;
 use crate::membership::GlobalTable;
 use crate::peers::Peer;
 use crate::protocol::{ChangeBatch, WireChange};
-use crate::{Replicator, blocking};
+use crate::{Replicator, RunError, blocking};
 
 /// Where a shipper sends.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ impl Replicator {
         self: std::sync::Arc<Self>,
         destination: Destination,
         shutdown: CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let name = destination.name().to_string();
         let mut backoff = Duration::from_millis(100);
         let mut durable = self.store.subscribe_durable();
@@ -149,14 +149,22 @@ impl Replicator {
             let round = match blocking(move || Ok(me.read_round(&reading))).await {
                 Ok(Ok(round)) => round,
                 Ok(Err(e)) | Err(crate::Error::Core(e)) if e.is_fatal() => {
-                    return Err(format!("shipping to {name} failed: {e}"));
+                    return Err(RunError::Ship {
+                        destination: name,
+                        error: crate::Error::Core(e),
+                    });
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(destination = %name, error = %e, "reading changes to ship failed");
                     tokio::time::sleep(backoff).await;
                     continue;
                 }
-                Err(e) => return Err(format!("shipping to {name} failed: {e}")),
+                Err(error) => {
+                    return Err(RunError::Ship {
+                        destination: name,
+                        error,
+                    });
+                }
             };
             // An idle peer still hears, every second, how far it is served, so it can let
             // go of tombstones no older write can still reach.
@@ -351,8 +359,8 @@ mod tests {
                 .tables
                 .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
                 .expect("create");
-            put(&store, "before");
-            let definition = store.table_definition(TABLE).expect("a table");
+            put(&store.store, "before");
+            let definition = store.store.table_definition(TABLE).expect("a table");
             let global = GlobalTable {
                 version: VERSION.into(),
                 replicas: BTreeMap::from([
@@ -367,7 +375,7 @@ mod tests {
                 .adopt(TABLE, &definition, None, global)
                 .expect("global");
             for k in ["a", "b", "c"] {
-                put(&store, k);
+                put(&store.store, k);
             }
             // Written in another region: applied here, never shipped back.
             store
@@ -394,10 +402,10 @@ mod tests {
                 "the peer is told it has everything up to the last change sent"
             );
             replicator.advance(&round.advances);
-            put(&store, "d");
+            put(&store.store, "d");
             let unacknowledged = replicator.read_round(&destination).expect("read");
             assert_eq!(shipped(&unacknowledged), ["d"]);
-            store.persist().expect("persist");
+            store.store.persist().expect("persist");
         }
         let (_store, replicator) = open(dir.path());
         let round = replicator.read_round(&destination).expect("read");

@@ -319,7 +319,7 @@ pub fn subject(dir: &Path) -> Subject {
         topic_template: String::new(),
         replicator: Replicator::new(&engine, replication),
         transfers: Transfers::new(store, engine.backups.clone(), None),
-        store: engine,
+        engine,
         credentials: None,
         activity: Arc::default(),
     });

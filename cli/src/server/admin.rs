@@ -19,8 +19,12 @@ use super::AppState;
 
 /// `POST /admin/ttl/sweep`.
 pub async fn sweep_ttl(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let store = state.store.clone();
-    let sweep = move || store.halt_if_fatal(tidemark_streams::ttl::sweep(&store.ttl));
+    let engine = state.engine.clone();
+    let sweep = move || {
+        engine
+            .store
+            .halt_if_fatal(tidemark_streams::ttl::sweep(&engine.ttl))
+    };
     match tokio::task::spawn_blocking(sweep).await {
         Ok(Ok(report)) => (StatusCode::OK, Json(json!({ "Expired": report.expired }))),
         Ok(Err(e)) => (
@@ -85,7 +89,7 @@ pub async fn set_publishing(
         let topic = request.topic.unwrap_or_else(|| {
             state
                 .topic_template
-                .replace("{region}", &state.store.config().region)
+                .replace("{region}", &state.engine.store.config().region)
                 .replace("{table}", &request.table_name)
         });
         Some((
@@ -105,7 +109,7 @@ pub async fn set_publishing(
     } else {
         None
     };
-    let store = state.store.clone();
+    let store = state.engine.store.clone();
     let table = request.table_name.clone();
     let outcome =
         tokio::task::spawn_blocking(move || settings::set_publishing(&store, &table, settings))

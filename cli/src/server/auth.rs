@@ -43,12 +43,47 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Why text is not a node's keys ([`Credentials::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    /// A line that is not a key and a secret (lines count from 1).
+    #[error("line {line}: expected ACCESS_KEY_ID SECRET, separated by a space")]
+    NotAKey {
+        /// Its number.
+        line: usize,
+    },
+    /// Not one key.
+    #[error("no keys: expected lines of ACCESS_KEY_ID SECRET")]
+    NoKeys,
+}
+
+/// Why a keys file cannot be used ([`Credentials::load`]): the node refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsFileError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Unreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: std::io::Error,
+    },
+    /// The file is not keys.
+    #[error("{}: {reason}", path.display())]
+    NotKeys {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong in it.
+        reason: CredentialsError,
+    },
+}
+
 impl Credentials {
     /// Parses lines of `ACCESS_KEY_ID SECRET` (blank lines and `#` comments are skipped).
     ///
     /// # Errors
-    /// A message naming the first line that is not a key and a secret.
-    pub fn parse(text: &str) -> Result<Credentials, String> {
+    /// The first line that is not a key and a secret, or no key at all.
+    pub fn parse(text: &str) -> Result<Credentials, CredentialsError> {
         let mut secrets = HashMap::new();
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -60,16 +95,11 @@ impl Credentials {
                 (Some(key), Some(secret), None) => {
                     secrets.insert(key.to_string(), secret.to_string());
                 }
-                _ => {
-                    return Err(format!(
-                        "line {}: expected ACCESS_KEY_ID SECRET, separated by a space",
-                        number + 1
-                    ));
-                }
+                _ => return Err(CredentialsError::NotAKey { line: number + 1 }),
             }
         }
         if secrets.is_empty() {
-            return Err("no keys: expected lines of ACCESS_KEY_ID SECRET".into());
+            return Err(CredentialsError::NoKeys);
         }
         Ok(Credentials { secrets })
     }
@@ -77,11 +107,17 @@ impl Credentials {
     /// The keys of the file at `path` ([`Credentials::parse`]).
     ///
     /// # Errors
-    /// A message when the file cannot be read or parsed.
-    pub fn load(path: &std::path::Path) -> Result<Credentials, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Credentials::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    /// The file cannot be read, or is not keys.
+    pub fn load(path: &std::path::Path) -> Result<Credentials, CredentialsFileError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|reason| CredentialsFileError::Unreadable {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+        Credentials::parse(&text).map_err(|reason| CredentialsFileError::NotKeys {
+            path: path.to_path_buf(),
+            reason,
+        })
     }
 
     /// How many keys there are.
@@ -480,9 +516,18 @@ mod tests {
         let keys = Credentials::parse("# keys\n\nAKID1 secret1\n  AKID2   secret2  \n").unwrap();
         assert_eq!(keys.len(), 2);
         assert!(!format!("{keys:?}").contains("secret"), "{keys:?}");
-        assert!(Credentials::parse("AKID1").unwrap_err().contains("line 1"));
-        assert!(Credentials::parse("a b c").unwrap_err().contains("line 1"));
-        assert!(Credentials::parse("# nothing").is_err());
+        assert_eq!(
+            Credentials::parse("AKID1").unwrap_err(),
+            CredentialsError::NotAKey { line: 1 }
+        );
+        assert_eq!(
+            Credentials::parse("# keys\na b c").unwrap_err().to_string(),
+            "line 2: expected ACCESS_KEY_ID SECRET, separated by a space"
+        );
+        assert_eq!(
+            Credentials::parse("# nothing").unwrap_err(),
+            CredentialsError::NoKeys
+        );
     }
 
     /// Signs a request as a client would, in the headers or in the query, and returns what the

@@ -98,7 +98,7 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
         Ok(body) => (StatusCode::OK, body),
         Err(error) => {
             if error.fatal {
-                state.store.halt().raise(error.message.clone());
+                state.engine.store.halt().raise(error.message.clone());
             }
             (error.status, error.body())
         }
@@ -108,7 +108,7 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
 
 /// Runs `operation`'s handler on `call` where its [`Execution`] says.
 async fn execute(operation: &Operation, call: Call<'_>) -> Result<Vec<u8>, ApiError> {
-    let (handler, store) = (operation.handler, &call.node.store);
+    let (handler, store) = (operation.handler, &call.node.engine.store);
     match operation.execution {
         // Point reads, and operations that await other services, on this worker.
         Execution::Read | Execution::Async => handler(call).await,

@@ -61,8 +61,8 @@ impl std::ops::Deref for AppState {
 #[derive(Debug)]
 pub struct NodeState {
     /// The item store and the services over it (tables, backups, transactions, TTL,
-    /// replication); it derefs to the store.
-    pub store: Engine,
+    /// replication).
+    pub engine: Engine,
     /// The Kafka publishers.
     pub publishers: Arc<Publishers>,
     /// The name of a newly published table's topic; `{region}` and `{table}` are replaced.
@@ -185,7 +185,7 @@ async fn authenticate(
         }
     };
     let now = std::time::SystemTime::UNIX_EPOCH
-        + std::time::Duration::from_millis(state.store.clock().now_millis());
+        + std::time::Duration::from_millis(state.engine.store.clock().now_millis());
     if let Err(refused) = keys.verify(&parts.method, &parts.uri, &parts.headers, &body, now) {
         tracing::info!(path = parts.uri.path(), error = %refused.type_name, reason = %refused.message, "request refused");
         return dispatch::refusal(refused);
@@ -234,7 +234,7 @@ pub fn install_metrics() {
 
 /// `GET /metrics`: what was recorded, with each table's items and bytes read at the scrape.
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
-    for (table, items, bytes) in state.store.table_sizes() {
+    for (table, items, bytes) in state.engine.store.table_sizes() {
         metrics::gauge!("tidemark_table_items", "table" => table.clone()).set(items as f64);
         metrics::gauge!("tidemark_table_bytes", "table" => table).set(bytes as f64);
     }

@@ -57,8 +57,8 @@ fn malformed(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(refusal)).into_response()
 }
 
-fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| e.to_string())
+fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(body)
 }
 
 /// Runs a blocking peer request and answers its JSON, or its refusal.
@@ -76,7 +76,7 @@ async fn answer<T: serde::Serialize + Send + 'static>(
         Err(e) => {
             let api = ApiError::from(e);
             if api.fatal {
-                state.store.halt().raise(api.message.clone());
+                state.engine.store.halt().raise(api.message.clone());
             }
             let name = api.type_name.rsplit('#').next().unwrap_or("").to_string();
             let refusal = PeerRefusal {
@@ -90,15 +90,16 @@ async fn answer<T: serde::Serialize + Send + 'static>(
 
 /// Admits a peer request, decodes its message with `decode` and runs `work` with the sending
 /// region.
-async fn serve<M, T>(
+async fn serve<M, E, T>(
     state: AppState,
     headers: &HeaderMap,
     body: &[u8],
-    decode: impl FnOnce(&[u8]) -> Result<M, String>,
+    decode: impl FnOnce(&[u8]) -> Result<M, E>,
     work: impl FnOnce(&Replicator, String, M) -> Result<T, Error> + Send + 'static,
 ) -> Response
 where
     M: Send + 'static,
+    E: std::fmt::Display,
     T: serde::Serialize + Send + 'static,
 {
     let from = match admit(&state, headers) {
@@ -107,7 +108,7 @@ where
     };
     let message = match decode(body) {
         Ok(message) => message,
-        Err(why) => return malformed(why),
+        Err(why) => return malformed(why.to_string()),
     };
     answer(&state, move |r| work(r, from, message)).await
 }

@@ -33,28 +33,52 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Why `--tls-cert` and `--tls-key` make no TLS acceptor: the node refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file cannot be read, or is not PEM.
+    #[error("cannot read {}: {reason}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: rustls::pki_types::pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("{} holds no certificate", .0.display())]
+    NoCertificate(PathBuf),
+    /// rustls has no protocol version to offer.
+    #[error("TLS: {0}")]
+    Protocols(rustls::Error),
+    /// The certificate and key do not make a server configuration.
+    #[error("TLS certificate or key: {0}")]
+    CertificateOrKey(rustls::Error),
+}
+
 /// The TLS acceptor of `files`.
 ///
 /// # Errors
-/// A message when a file cannot be read or holds no usable certificate or key.
-pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
-    let read = |path: &Path| format!("cannot read {}", path.display());
+/// A file cannot be read or holds no usable certificate or key.
+pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    let unreadable = |path: &Path| {
+        let path = path.to_path_buf();
+        move |reason| TlsError::Unreadable { path, reason }
+    };
     let certs = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| format!("{}: {e}", read(&files.cert)))?
+        .map_err(unreadable(&files.cert))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", read(&files.cert)))?;
+        .map_err(unreadable(&files.cert))?;
     if certs.is_empty() {
-        return Err(format!("{} holds no certificate", files.cert.display()));
+        return Err(TlsError::NoCertificate(files.cert.clone()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| format!("{}: {e}", read(&files.key)))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(unreadable(&files.key))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(TlsError::Protocols)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("TLS certificate or key: {e}"))?;
+        .map_err(TlsError::CertificateOrKey)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -122,5 +146,39 @@ async fn handshake(
             tracing::debug!(error = %e, "TLS handshake failed");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_that_make_no_acceptor_say_which_and_why() {
+        let manifest = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        let missing = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/no-such-cert.pem"));
+        let refused = acceptor(&TlsFiles {
+            cert: missing.clone(),
+            key: manifest.clone(),
+        })
+        .err()
+        .expect("a missing certificate file is refused");
+        assert!(matches!(&refused, TlsError::Unreadable { path, .. } if *path == missing));
+        assert!(
+            refused
+                .to_string()
+                .starts_with(&format!("cannot read {}: ", missing.display())),
+            "{refused}"
+        );
+        let refused = acceptor(&TlsFiles {
+            cert: manifest.clone(),
+            key: manifest.clone(),
+        })
+        .err()
+        .expect("a file without a certificate is refused");
+        assert_eq!(
+            refused.to_string(),
+            format!("{} holds no certificate", manifest.display())
+        );
     }
 }

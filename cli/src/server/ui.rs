@@ -117,7 +117,7 @@ pub async fn run_sampler(state: AppState, shutdown: CancellationToken) -> Result
             .map_err(|e| e.to_string())?
             .map(|tables| tables.iter().map(|t| t.lag.records).max().unwrap_or(0))
             .unwrap_or(0);
-        let now = state.store.clock().now_millis();
+        let now = state.engine.store.clock().now_millis();
         state
             .activity
             .sample(now, replication_lag_ms, kafka_lag_records);
@@ -131,25 +131,25 @@ pub async fn page() -> Html<&'static str> {
 
 /// `GET /ui/data`: the tables and the samples.
 pub async fn data(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
+    let engine = state.engine.clone();
     let publishers = state.publishers.clone();
     let replicas = state.replicator.status();
     let tables = tokio::task::spawn_blocking(move || {
         let published = publishers.progress().unwrap_or_default();
-        let mut names: Vec<(String, i64, i64)> = store.table_sizes();
+        let mut names: Vec<(String, i64, i64)> = engine.store.table_sizes();
         names.sort();
         names
             .into_iter()
             .map(|(name, items, bytes)| {
-                let described = store.describe_table(&name).ok();
+                let described = engine.store.describe_table(&name).ok();
                 let stream = described
                     .as_ref()
                     .and_then(|d| d.stream_specification.as_ref())
                     .filter(|s| s.stream_enabled)
                     .and_then(|s| s.stream_view_type.clone());
-                let ttl = store.ttl.describe_time_to_live(&name).ok().flatten();
+                let ttl = engine.ttl.describe_time_to_live(&name).ok().flatten();
                 let pitr = matches!(
-                    store.backups.describe_continuous_backups(&name),
+                    engine.backups.describe_continuous_backups(&name),
                     Ok(Some(_))
                 );
                 let replica_regions: Vec<&str> = replicas
@@ -177,7 +177,7 @@ pub async fn data(State(state): State<AppState>) -> Response {
     .await
     .unwrap_or_default();
     let body = json!({
-        "region": state.store.config().region,
+        "region": state.engine.store.config().region,
         "tables": tables,
         "samples": state.activity.samples(),
     });

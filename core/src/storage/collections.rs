@@ -178,6 +178,7 @@ mod tests {
 
     fn put(store: &Engine, item: Item) -> Result<()> {
         store
+            .store
             .put_item(PutItemRequest {
                 table_name: "coll".into(),
                 item,
@@ -193,6 +194,7 @@ mod tests {
     fn size_in(store: &Engine, table: &str, p: &str) -> u64 {
         let key: Item = [("p".to_string(), AttributeValue::S(p.into()))].into();
         store
+            .store
             .item_collection_metrics(table, &key)
             .unwrap()
             .unwrap()
@@ -241,6 +243,7 @@ mod tests {
             .into()
         };
         store
+            .store
             .delete_item(DeleteItemRequest {
                 table_name: "coll".into(),
                 key: key("2"),
@@ -255,6 +258,7 @@ mod tests {
         let store = open(dir.path(), ITEM_COLLECTION_LIMIT_BYTES);
         assert_eq!(size(&store, "a"), expected(&[a1_bigger]));
         store
+            .store
             .delete_item(DeleteItemRequest {
                 table_name: "coll".into(),
                 key: key("1"),
@@ -262,10 +266,16 @@ mod tests {
             })
             .unwrap();
         assert_eq!(size(&store, "a"), 0);
-        let table = store.table("coll").unwrap();
+        let table = store.store.table("coll").unwrap();
         let stored = collection_key(table.id, &table.shape, &key("1")).unwrap();
         assert!(
-            !store.storage.ks.collections.contains_key(stored).unwrap(),
+            !store
+                .store
+                .storage
+                .ks
+                .collections
+                .contains_key(stored)
+                .unwrap(),
             "an empty collection keeps no entry"
         );
     }
@@ -280,8 +290,9 @@ mod tests {
             put(&store, i.clone()).unwrap();
         }
         // What a database written before the keyspace existed looks like.
-        for guard in store.storage.ks.collections.iter() {
+        for guard in store.store.storage.ks.collections.iter() {
             store
+                .store
                 .storage
                 .ks
                 .collections
@@ -289,6 +300,7 @@ mod tests {
                 .unwrap();
         }
         store
+            .store
             .storage
             .ks
             .catalog
@@ -332,9 +344,9 @@ mod tests {
             "{refused:?}"
         );
         assert_eq!(size(&store, "a"), expected(std::slice::from_ref(&first)));
-        let table = store.table("coll").unwrap();
+        let table = store.store.table("coll").unwrap();
         assert_eq!(
-            store.storage.table_stats(table.id).items,
+            store.store.storage.table_stats(table.id).items,
             1,
             "nothing was written"
         );

@@ -128,6 +128,7 @@ mod tests {
             .unwrap();
         let key: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();
         store
+            .store
             .put_item(PutItemRequest {
                 table_name: "tbl".into(),
                 item: key.clone(),
@@ -135,16 +136,17 @@ mod tests {
             })
             .unwrap();
         store
+            .store
             .delete_item(DeleteItemRequest {
                 table_name: "tbl".into(),
                 key: key.clone(),
                 ..Default::default()
             })
             .unwrap();
-        let table = store.storage.table("tbl").unwrap();
+        let table = store.store.storage.table("tbl").unwrap();
         let stored_key = item_key(table.id, &table.shape, &key);
         assert!(
-            store.storage.has_cell(&stored_key).unwrap(),
+            store.store.storage.has_cell(&stored_key).unwrap(),
             "tombstone kept"
         );
 
@@ -156,6 +158,7 @@ mod tests {
         clock.advance(61_000);
         let other: Item = [("p".to_string(), AttributeValue::S("b".into()))].into();
         store
+            .store
             .put_item(PutItemRequest {
                 table_name: "tbl".into(),
                 item: other,
@@ -164,8 +167,9 @@ mod tests {
             .unwrap();
         let report = store.trim_history().unwrap();
         assert_eq!((report.records, report.tombstones), (2, 1));
-        assert!(!store.storage.has_cell(&stored_key).unwrap());
+        assert!(!store.store.storage.has_cell(&stored_key).unwrap());
         let left: Vec<u64> = store
+            .store
             .read_changes(1, 10)
             .unwrap()
             .iter()

@@ -329,6 +329,7 @@ mod tests {
     fn put(store: &Engine, k: &str) {
         let item = [("p".to_string(), AttributeValue::S(k.into()))].into();
         store
+            .store
             .put_item(PutItemRequest {
                 table_name: "tbl".into(),
                 item,
@@ -348,10 +349,10 @@ mod tests {
         for k in ["a", "b", "c", "d", "e"] {
             put(&store, k);
         }
-        let table_id = store.table_id("tbl").unwrap();
+        let table_id = store.store.table_id("tbl").unwrap();
         // Make the folder look like one the previous release wrote: one partition byte per
         // entry, and no format mark.
-        let ks = &store.storage.ks;
+        let ks = &store.store.storage.ks;
         let entries: Vec<(Vec<u8>, u8)> = ks
             .table_changes
             .iter()
@@ -367,10 +368,10 @@ mod tests {
         drop(store);
 
         let store = open(dir.path());
-        assert_eq!(store.table_lag(table_id, 1).unwrap().records, 5);
+        assert_eq!(store.store.table_lag(table_id, 1).unwrap().records, 5);
         put(&store, "f");
         assert_eq!(
-            store.table_lag(table_id, 1).unwrap().records,
+            store.store.table_lag(table_id, 1).unwrap().records,
             6,
             "counting goes on"
         );
@@ -378,6 +379,7 @@ mod tests {
         for lane in 0..4 {
             let mut cursor = LogCursor::table(table_id, 1).lane(4, lane);
             per_lane += store
+                .store
                 .read_log(&mut cursor, LogLimits::records(100))
                 .unwrap()
                 .len();
@@ -386,7 +388,7 @@ mod tests {
         drop(store);
         let store = open(dir.path());
         assert_eq!(
-            store.table_lag(table_id, 1).unwrap().records,
+            store.store.table_lag(table_id, 1).unwrap().records,
             6,
             "migrated once"
         );

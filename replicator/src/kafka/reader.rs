@@ -50,6 +50,15 @@ pub(crate) enum ConsumeError {
     Store(tidemark_core::Error),
 }
 
+impl From<ConsumeError> for crate::RunError {
+    fn from(error: ConsumeError) -> crate::RunError {
+        match error {
+            ConsumeError::Kafka(e) => crate::RunError::Kafka(e),
+            ConsumeError::Store(e) => crate::RunError::Store(e),
+        }
+    }
+}
+
 impl ConsumeError {
     /// `Err` for a fatal store error, which stops the reader; any other error is `Ok`, for
     /// the caller to log and try again.

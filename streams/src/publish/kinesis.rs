@@ -299,11 +299,12 @@ mod tests {
     #[test]
     fn a_destination_is_enabled_updated_and_disabled_as_publishing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Engine::open(StoreConfig::for_tests(dir.path())).unwrap();
-        store
+        let engine = Engine::open(StoreConfig::for_tests(dir.path())).unwrap();
+        engine
             .tables
             .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
+        let store = engine.store.clone();
         assert_eq!(destinations(&store, "tbl").unwrap(), vec![]);
         assert!(matches!(
             destinations(&store, "missing"),

@@ -422,8 +422,8 @@ mod tests {
 
     /// A store with table `tbl` published to topic `t` (3 partitions) in `format`.
     fn published_store(dir: &std::path::Path, format: &str) -> Arc<Store> {
-        let store = Engine::open(StoreConfig::for_tests(dir)).unwrap();
-        store
+        let engine = Engine::open(StoreConfig::for_tests(dir)).unwrap();
+        engine
             .tables
             .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
@@ -436,8 +436,8 @@ mod tests {
             starts_empty: None,
             stream_arn: None,
         };
-        set_publishing(&store, "tbl", Some((settings, PublishFrom::Now))).unwrap();
-        store.store.clone()
+        set_publishing(&engine.store, "tbl", Some((settings, PublishFrom::Now))).unwrap();
+        engine.store
     }
 
     /// Puts `count` versions over ten keys and deletes one; returns the sequences written.

@@ -249,11 +249,12 @@ mod tests {
     #[test]
     fn publishing_holds_the_log_from_its_start_until_confirmed_and_across_reopens() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        store
+        let engine = open(dir.path());
+        engine
             .tables
             .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
             .unwrap();
+        let store = engine.store.clone();
         let before = put(&store, "a");
         for bad in ["", "a topic", &"t".repeat(250)] {
             let refused = set_publishing(&store, "tbl", Some((settings(bad), PublishFrom::Now)));
@@ -268,9 +269,9 @@ mod tests {
         assert_eq!(store.hold(&hold).unwrap().from, before + 1);
         let first = put(&store, "b");
         confirm_published(&store, table_id, first).unwrap();
-        drop(store);
+        drop((store, engine));
 
-        let store = open(dir.path());
+        let store = open(dir.path()).store;
         let published = published_tables(&store).unwrap();
         assert_eq!(published.len(), 1);
         assert_eq!(

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use axum::body::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tidemark_core::Engine;
+use tidemark_core::{Engine, Store};
 
 use super::AppState;
 use super::error::ApiError;
@@ -312,54 +312,78 @@ pub(crate) fn operation(target: &str) -> Option<&'static Operation> {
     })
 }
 
-/// Decodes `I`, runs `f` on the store, encodes its output.
-pub(crate) fn run_on_store<I, O>(
-    store: &Engine,
+/// What a handler runs on, named by its first parameter: the [`Store`] for an operation on
+/// items, tables' definitions and the log, the [`Engine`] for one that needs a service
+/// (tables, backups, TTL).
+pub(crate) trait Seam: 'static {
+    /// This seam of the node's engine.
+    fn of(engine: &Engine) -> &Self;
+}
+
+impl Seam for Store {
+    fn of(engine: &Engine) -> &Store {
+        &engine.store
+    }
+}
+
+impl Seam for Engine {
+    fn of(engine: &Engine) -> &Engine {
+        engine
+    }
+}
+
+/// Decodes `I`, runs `f` on its seam of the engine, encodes its output.
+pub(crate) fn run_on_engine<S, I, O>(
+    engine: &Engine,
     body: &[u8],
-    f: fn(&Engine, I) -> Result<O, ApiError>,
+    f: fn(&S, I) -> Result<O, ApiError>,
 ) -> Result<Vec<u8>, ApiError>
 where
+    S: Seam,
     I: DeserializeOwned,
     O: Serialize,
 {
     let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
-    let output = f(store, input)?;
+    let output = f(S::of(engine), input)?;
     serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// The handler of an operation on the store alone: [`run_on_store`], done when called.
-fn run<I, O>(call: Call<'_>, f: fn(&Engine, I) -> Result<O, ApiError>) -> Answer<'static>
+/// The handler of an operation that awaits nothing else: [`run_on_engine`], done when called.
+fn run<S, I, O>(call: Call<'_>, f: fn(&S, I) -> Result<O, ApiError>) -> Answer<'static>
 where
+    S: Seam,
     I: DeserializeOwned,
     O: Serialize,
 {
-    Answer::Now(ready(run_on_store(&call.node.store, call.body, f)))
+    Answer::Now(ready(run_on_engine(&call.node.engine, call.body, f)))
 }
 
 /// Like [`run`], answering with an empty body (TagResource and UntagResource do).
-fn run_empty<I>(call: Call<'_>, f: fn(&Engine, I) -> Result<(), ApiError>) -> Answer<'static>
+fn run_empty<S, I>(call: Call<'_>, f: fn(&S, I) -> Result<(), ApiError>) -> Answer<'static>
 where
+    S: Seam,
     I: DeserializeOwned,
 {
     let outcome = serde_json::from_slice(call.body)
         .map_err(|e| ApiError::from_json(&e))
-        .and_then(|input: I| f(&call.node.store, input))
+        .and_then(|input: I| f(S::of(&call.node.engine), input))
         .map(|()| Vec::new());
     Answer::Now(ready(outcome))
 }
 
-/// Runs [`run_on_store`] on the blocking pool, for handlers that also await something else.
-pub(crate) async fn on_blocking_pool<I, O>(
+/// Runs [`run_on_engine`] on the blocking pool, for handlers that also await something else.
+pub(crate) async fn on_blocking_pool<S, I, O>(
     node: &AppState,
     body: &Bytes,
-    f: fn(&Engine, I) -> Result<O, ApiError>,
+    f: fn(&S, I) -> Result<O, ApiError>,
 ) -> Result<Vec<u8>, ApiError>
 where
+    S: Seam,
     I: DeserializeOwned + 'static,
     O: Serialize + 'static,
 {
-    let (store, body) = (node.store.clone(), body.clone());
-    tokio::task::spawn_blocking(move || run_on_store(&store, &body, f))
+    let (engine, body) = (node.engine.clone(), body.clone());
+    tokio::task::spawn_blocking(move || run_on_engine(&engine, &body, f))
         .await
         .map_err(|e| ApiError::internal(format!("operation failed: {e}")))?
 }

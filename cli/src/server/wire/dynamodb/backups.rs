@@ -82,17 +82,17 @@ fn continuous_backups(window: Option<RestorableWindow>) -> ContinuousBackupsOutp
 }
 
 pub(crate) fn describe_continuous_backups(
-    store: &Engine,
+    engine: &Engine,
     input: DescribeContinuousBackupsInput,
 ) -> Result<ContinuousBackupsOutput, ApiError> {
     let table = required(input.table_name, "tableName")?;
     Ok(continuous_backups(
-        store.backups.describe_continuous_backups(&table)?,
+        engine.backups.describe_continuous_backups(&table)?,
     ))
 }
 
 pub(crate) fn update_continuous_backups(
-    store: &Engine,
+    engine: &Engine,
     input: UpdateContinuousBackupsInput,
 ) -> Result<ContinuousBackupsOutput, ApiError> {
     let table = required(input.table_name, "tableName")?;
@@ -105,7 +105,7 @@ pub(crate) fn update_continuous_backups(
         "pointInTimeRecoverySpecification.pointInTimeRecoveryEnabled",
     )?;
     let window =
-        store
+        engine
             .backups
             .update_continuous_backups(&table, enabled, spec.recovery_period_in_days)?;
     Ok(continuous_backups(window))
@@ -156,7 +156,7 @@ pub(crate) struct RestoreOutput {
 }
 
 pub(crate) fn restore_table_to_point_in_time(
-    store: &Engine,
+    engine: &Engine,
     input: RestoreTableToPointInTimeInput,
 ) -> Result<RestoreOutput, ApiError> {
     let source = match (input.source_table_name, input.source_table_arn) {
@@ -189,7 +189,7 @@ pub(crate) fn restore_table_to_point_in_time(
             ));
         }
     };
-    let description = store.backups.restore_table_to_point_in_time(
+    let description = engine.backups.restore_table_to_point_in_time(
         &source,
         &target,
         point,
@@ -210,13 +210,13 @@ pub(crate) struct RestoreTableFromBackupInput {
 }
 
 pub(crate) fn restore_table_from_backup(
-    store: &Engine,
+    engine: &Engine,
     input: RestoreTableFromBackupInput,
 ) -> Result<RestoreOutput, ApiError> {
     let target = required(input.target_table_name, "targetTableName")?;
     let arn = required(input.backup_arn, "backupArn")?;
     let description =
-        store
+        engine
             .backups
             .restore_table_from_backup(&arn, &target, input.overrides.into())?;
     Ok(RestoreOutput {
@@ -265,12 +265,12 @@ impl From<&Backup> for BackupDetails {
 }
 
 pub(crate) fn create_backup(
-    store: &Engine,
+    engine: &Engine,
     input: CreateBackupInput,
 ) -> Result<CreateBackupOutput, ApiError> {
     let table = required(input.table_name, "tableName")?;
     let name = required(input.backup_name, "backupName")?;
-    let backup = store.backups.create_backup(&table, &name)?;
+    let backup = engine.backups.create_backup(&table, &name)?;
     Ok(CreateBackupOutput {
         backup_details: (&backup).into(),
     })
@@ -390,22 +390,22 @@ impl From<&Backup> for BackupDescription {
 }
 
 pub(crate) fn describe_backup(
-    store: &Engine,
+    engine: &Engine,
     input: BackupArnInput,
 ) -> Result<BackupDescriptionOutput, ApiError> {
     let arn = required(input.backup_arn, "backupArn")?;
     Ok(BackupDescriptionOutput {
-        backup_description: (&store.backups.describe_backup(&arn)?).into(),
+        backup_description: (&engine.backups.describe_backup(&arn)?).into(),
     })
 }
 
 pub(crate) fn delete_backup(
-    store: &Engine,
+    engine: &Engine,
     input: BackupArnInput,
 ) -> Result<BackupDescriptionOutput, ApiError> {
     let arn = required(input.backup_arn, "backupArn")?;
     Ok(BackupDescriptionOutput {
-        backup_description: (&store.backups.delete_backup(&arn)?).into(),
+        backup_description: (&engine.backups.delete_backup(&arn)?).into(),
     })
 }
 
@@ -439,7 +439,7 @@ struct BackupSummary {
 }
 
 pub(crate) fn list_backups(
-    store: &Engine,
+    engine: &Engine,
     input: ListBackupsInput,
 ) -> Result<ListBackupsOutput, ApiError> {
     let request = ListBackupsRequest {
@@ -456,7 +456,7 @@ pub(crate) fn list_backups(
         backup_type: input.backup_type,
         exclusive_start_backup_arn: input.exclusive_start_backup_arn,
     };
-    let outcome = store.backups.list_backups(&request)?;
+    let outcome = engine.backups.list_backups(&request)?;
     Ok(ListBackupsOutput {
         backup_summaries: outcome
             .backups

@@ -2,7 +2,7 @@
 //! with its own result or error.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::partiql::BatchStatement;
 
@@ -59,7 +59,7 @@ pub(crate) struct BatchExecuteStatementOutput {
 }
 
 pub(crate) fn batch_execute_statement(
-    store: &Engine,
+    store: &Store,
     input: BatchExecuteStatementInput,
 ) -> Result<BatchExecuteStatementOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;

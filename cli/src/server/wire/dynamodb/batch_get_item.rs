@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::model::Item;
 use tidemark_core::ops::{BatchGetRequest, KeysAndAttributes};
 
@@ -43,7 +43,7 @@ pub(crate) struct BatchGetItemOutput {
 }
 
 pub(crate) fn batch_get_item(
-    store: &Engine,
+    store: &Store,
     input: BatchGetItemInput,
 ) -> Result<BatchGetItemOutput, ApiError> {
     let request_items = required(input.request_items, "requestItems")?;

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::model::Item;
 use tidemark_core::ops::{BatchWriteRequest, WriteRequest};
 
@@ -68,7 +68,7 @@ impl From<WriteRequest> for WireWriteRequest {
 }
 
 pub(crate) fn batch_write_item(
-    store: &Engine,
+    store: &Store,
     input: BatchWriteItemInput,
 ) -> Result<BatchWriteItemOutput, ApiError> {
     let request_items = required(input.request_items, "requestItems")?;

@@ -13,7 +13,7 @@ use tidemark_core::model::{AttributeValue, KeyShape};
 use tidemark_core::ops::{IndexUnits, PageOutcome, ReturnValues, Select};
 
 use crate::server::error::ApiError;
-use tidemark_core::Engine;
+use tidemark_core::Store;
 
 /// A required member, or DynamoDB's "must not be null" validation error.
 pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
@@ -468,7 +468,7 @@ pub(crate) struct WireItemCollectionMetrics {
 /// The metrics of the collection `key` (an item or its key) belongs to, when the table has
 /// local secondary indexes (DynamoDB returns nothing for other tables).
 pub(crate) fn collection_metrics(
-    store: &Engine,
+    store: &Store,
     table_name: &str,
     key: &Item,
 ) -> Result<Option<WireItemCollectionMetrics>, ApiError> {
@@ -483,7 +483,7 @@ pub(crate) fn collection_metrics(
 /// The metrics of every collection a batch or transaction wrote, by table, each collection
 /// once; `None` when not asked for or no table written has local secondary indexes.
 pub(crate) fn collection_metrics_by_table<'a>(
-    store: &Engine,
+    store: &Store,
     wanted: bool,
     written: impl Iterator<Item = (&'a str, &'a Item)>,
 ) -> Result<Option<BTreeMap<String, Vec<WireItemCollectionMetrics>>>, ApiError> {

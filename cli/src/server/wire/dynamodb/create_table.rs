@@ -57,11 +57,11 @@ pub(crate) struct CreateTableOutput {
 }
 
 pub(crate) fn create_table(
-    store: &Engine,
+    engine: &Engine,
     input: CreateTableInput,
 ) -> Result<CreateTableOutput, ApiError> {
     Ok(CreateTableOutput {
-        table_description: store.tables.create_table(input.into_request()?)?.into(),
+        table_description: engine.tables.create_table(input.into_request()?)?.into(),
     })
 }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::expr::ExpectedAttributeValue;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::DeleteItemRequest;
@@ -43,7 +43,7 @@ pub(crate) struct DeleteItemOutput {
 }
 
 pub(crate) fn delete_item(
-    store: &Engine,
+    store: &Store,
     input: DeleteItemInput,
 ) -> Result<DeleteItemOutput, ApiError> {
     ItemRequestMembers {

@@ -31,7 +31,7 @@ pub(crate) async fn delete_table(state: &AppState, body: &Bytes) -> Result<Vec<u
     let table = global_tables::table_name(body);
     let global = table
         .as_deref()
-        .and_then(|t| GlobalTable::of(&state.store, t));
+        .and_then(|t| GlobalTable::of(&state.engine.store, t));
     let answer = on_blocking_pool(state, body, delete_own_table).await?;
     if let (Some(table), Some(global)) = (table, global) {
         state.replicator.table_deleted(&table, global);
@@ -40,11 +40,11 @@ pub(crate) async fn delete_table(state: &AppState, body: &Bytes) -> Result<Vec<u
 }
 
 fn delete_own_table(
-    store: &Engine,
+    engine: &Engine,
     input: DeleteTableInput,
 ) -> Result<DeleteTableOutput, ApiError> {
     let name = required(input.table_name, "tableName")?;
     Ok(DeleteTableOutput {
-        table_description: store.tables.delete_table(&name)?.into(),
+        table_description: engine.tables.delete_table(&name)?.into(),
     })
 }

@@ -1,7 +1,7 @@
 //! DescribeLimits: DynamoDB's default account and table capacity limits.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 
 use crate::server::error::ApiError;
 
@@ -18,7 +18,7 @@ pub(crate) struct DescribeLimitsOutput {
 }
 
 pub(crate) fn describe_limits(
-    _store: &Engine,
+    _store: &Store,
     _input: DescribeLimitsInput,
 ) -> Result<DescribeLimitsOutput, ApiError> {
     Ok(DescribeLimitsOutput {

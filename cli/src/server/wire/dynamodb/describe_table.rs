@@ -1,7 +1,7 @@
 //! DescribeTable.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 
 use super::common::required;
 use super::table_description::WireTableDescription;
@@ -20,7 +20,7 @@ pub(crate) struct DescribeTableOutput {
 }
 
 pub(crate) fn describe_table(
-    store: &Engine,
+    store: &Store,
     input: DescribeTableInput,
 ) -> Result<DescribeTableOutput, ApiError> {
     let name = required(input.table_name, "tableName")?;

@@ -27,11 +27,11 @@ struct Description {
 }
 
 pub(crate) fn describe_time_to_live(
-    store: &Engine,
+    engine: &Engine,
     input: DescribeTimeToLiveInput,
 ) -> Result<DescribeTimeToLiveOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
-    let attribute_name = store.ttl.describe_time_to_live(&table_name)?;
+    let attribute_name = engine.ttl.describe_time_to_live(&table_name)?;
     Ok(DescribeTimeToLiveOutput {
         time_to_live_description: Description {
             time_to_live_status: if attribute_name.is_some() {

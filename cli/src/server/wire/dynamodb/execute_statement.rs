@@ -1,7 +1,7 @@
 //! ExecuteStatement: one PartiQL statement (parsed and run by `tidemark_core::partiql`).
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::partiql::StatementRequest;
 
@@ -33,7 +33,7 @@ pub(crate) struct ExecuteStatementOutput {
 }
 
 pub(crate) fn execute_statement(
-    store: &Engine,
+    store: &Store,
     input: ExecuteStatementInput,
 ) -> Result<ExecuteStatementOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;

@@ -47,7 +47,7 @@ pub(crate) struct ExecuteTransactionOutput {
 }
 
 pub(crate) fn execute_transaction(
-    store: &Engine,
+    engine: &Engine,
     input: ExecuteTransactionInput,
 ) -> Result<ExecuteTransactionOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
@@ -68,7 +68,7 @@ pub(crate) fn execute_transaction(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let outcome = store
+    let outcome = engine
         .transactions
         .execute_transaction(statements, input.client_request_token)?;
     let consumed = (capacity != CapacityDetail::None).then(|| {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::model::Item;
 use tidemark_core::ops::GetItemRequest;
 
@@ -33,7 +33,7 @@ pub(crate) struct GetItemOutput {
     consumed_capacity: Option<ConsumedCapacity>,
 }
 
-pub(crate) fn get_item(store: &Engine, input: GetItemInput) -> Result<GetItemOutput, ApiError> {
+pub(crate) fn get_item(store: &Store, input: GetItemInput) -> Result<GetItemOutput, ApiError> {
     ItemRequestMembers {
         table_name: input.table_name.as_deref(),
         target: ("key", input.key.is_some()),

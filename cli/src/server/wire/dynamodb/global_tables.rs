@@ -105,13 +105,13 @@ pub(crate) async fn update_replicas(state: &AppState, value: Value) -> Result<Ve
         .update_replicas(&table, updates, VERSION)
         .await?;
     encode(&UpdateTableOutput {
-        table_description: WireTableDescription::describe(&state.store, &table)?,
+        table_description: WireTableDescription::describe(&state.engine.store, &table)?,
     })
 }
 
 /// The other replicas take a global table's changed shared settings.
 pub(crate) async fn follow_settings(state: &AppState, table: &str) {
-    if GlobalTable::of(&state.store, table).is_none() {
+    if GlobalTable::of(&state.engine.store, table).is_none() {
         return;
     }
     if let Err(e) = state.replicator.settings_changed(table).await {
@@ -173,7 +173,7 @@ struct LegacyReplica {
 
 /// The legacy description of a version 2017.11.29 global table.
 fn legacy_description(state: &AppState, table: &str) -> Result<GlobalTableDescription, ApiError> {
-    let store = &state.store;
+    let store = &state.engine.store;
     let not_found = || {
         ApiError::service(
             "GlobalTableNotFoundException",
@@ -244,14 +244,14 @@ pub(crate) async fn create_global_table(
         .into_iter()
         .map(region_of)
         .collect::<Result<Vec<_>, _>>()?;
-    let me = state.store.config().region.clone();
-    if state.store.table_definition(&table).is_err() {
+    let me = state.engine.store.config().region.clone();
+    if state.engine.store.table_definition(&table).is_err() {
         return Err(ApiError::service(
             "TableNotFoundException",
             format!("Table: {table} not found in region {me}"),
         ));
     }
-    if GlobalTable::of(&state.store, &table).is_some() {
+    if GlobalTable::of(&state.engine.store, &table).is_some() {
         return Err(ApiError::service(
             "GlobalTableAlreadyExistsException",
             "Global table with this name already exists",
@@ -357,7 +357,7 @@ pub(crate) async fn list_global_tables(
             )));
         }
     };
-    let mut tables: Vec<ListedGlobalTable> = GlobalTable::all(&state.store)
+    let mut tables: Vec<ListedGlobalTable> = GlobalTable::all(&state.engine.store)
         .into_iter()
         .filter(|(_, g)| g.version == LEGACY_VERSION)
         .filter(|(_, g)| {

@@ -144,7 +144,7 @@ async fn change_publishing<T: Send + 'static>(
     state: &AppState,
     change: impl FnOnce(&tidemark_core::Store) -> tidemark_streams::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = state.store.clone();
+    let store = state.engine.store.clone();
     let outcome = tokio::task::spawn_blocking(move || change(&store))
         .await
         .map_err(|e| ApiError::internal(format!("operation failed: {e}")))??;
@@ -220,7 +220,7 @@ pub(crate) async fn describe(state: &AppState, body: &Bytes) -> Result<Vec<u8>, 
     check_table_name(&mut violations, input.table_name.as_ref());
     violations.check()?;
     let table_name = input.table_name.unwrap_or_default();
-    let store = state.store.clone();
+    let store = state.engine.store.clone();
     let table = table_name.clone();
     let destinations = tokio::task::spawn_blocking(move || kinesis::destinations(&store, &table))
         .await

@@ -1,7 +1,7 @@
 //! ListTables.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 
 use crate::server::error::ApiError;
 
@@ -21,7 +21,7 @@ pub(crate) struct ListTablesOutput {
 }
 
 pub(crate) fn list_tables(
-    store: &Engine,
+    store: &Store,
     input: ListTablesInput,
 ) -> Result<ListTablesOutput, ApiError> {
     let outcome = store.list_tables(input.exclusive_start_table_name.as_deref(), input.limit)?;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::expr::ExpectedAttributeValue;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::PutItemRequest;
@@ -42,7 +42,7 @@ pub(crate) struct PutItemOutput {
     item_collection_metrics: Option<WireItemCollectionMetrics>,
 }
 
-pub(crate) fn put_item(store: &Engine, input: PutItemInput) -> Result<PutItemOutput, ApiError> {
+pub(crate) fn put_item(store: &Store, input: PutItemInput) -> Result<PutItemOutput, ApiError> {
     ItemRequestMembers {
         table_name: input.table_name.as_deref(),
         target: ("item", input.item.is_some()),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::expr::LegacyCondition;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::{PageOptions, QueryRequest};
@@ -33,7 +33,7 @@ pub(crate) struct QueryInput {
     return_consumed_capacity: Option<String>,
 }
 
-pub(crate) fn query(store: &Engine, input: QueryInput) -> Result<PageOutput, ApiError> {
+pub(crate) fn query(store: &Store, input: QueryInput) -> Result<PageOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     let shape = store.key_shape(&table_name, input.index_name.as_deref())?;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::expr::LegacyCondition;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::{PageOptions, ScanRequest};
@@ -32,7 +32,7 @@ pub(crate) struct ScanInput {
     return_consumed_capacity: Option<String>,
 }
 
-pub(crate) fn scan(store: &Engine, input: ScanInput) -> Result<PageOutput, ApiError> {
+pub(crate) fn scan(store: &Store, input: ScanInput) -> Result<PageOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     let expressions = ExpressionParams {

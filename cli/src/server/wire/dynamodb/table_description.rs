@@ -1,7 +1,7 @@
 //! `TableDescription` as DescribeTable, CreateTable, UpdateTable and DeleteTable answer it.
 
 use serde::Serialize;
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_replicator::membership::{GlobalTable, VERSION};
 
 use crate::server::error::ApiError;
@@ -192,7 +192,7 @@ impl WireTableDescription {
     }
 
     /// Describes `table` with its membership, as DescribeTable does.
-    pub(crate) fn describe(store: &Engine, table: &str) -> Result<Self, ApiError> {
+    pub(crate) fn describe(store: &Store, table: &str) -> Result<Self, ApiError> {
         let description: WireTableDescription = store.describe_table(table)?.into();
         let global = GlobalTable::of(store, table);
         Ok(description.with_membership(global.as_ref(), &store.config().region))

@@ -41,7 +41,7 @@ pub(crate) struct ListTagsOfResourceOutput {
     tags: Vec<Tag>,
 }
 
-pub(crate) fn tag_resource(store: &Engine, input: TagResourceInput) -> Result<(), ApiError> {
+pub(crate) fn tag_resource(engine: &Engine, input: TagResourceInput) -> Result<(), ApiError> {
     let arn = required(input.resource_arn, "resourceArn")?;
     let tags = required(input.tags, "tags")?
         .into_iter()
@@ -52,24 +52,24 @@ pub(crate) fn tag_resource(store: &Engine, input: TagResourceInput) -> Result<()
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    store.tables.tag_resource(&arn, tags)?;
+    engine.tables.tag_resource(&arn, tags)?;
     Ok(())
 }
 
-pub(crate) fn untag_resource(store: &Engine, input: UntagResourceInput) -> Result<(), ApiError> {
+pub(crate) fn untag_resource(engine: &Engine, input: UntagResourceInput) -> Result<(), ApiError> {
     let arn = required(input.resource_arn, "resourceArn")?;
-    store
+    engine
         .tables
         .untag_resource(&arn, &required(input.tag_keys, "tagKeys")?)?;
     Ok(())
 }
 
 pub(crate) fn list_tags_of_resource(
-    store: &Engine,
+    engine: &Engine,
     input: ListTagsOfResourceInput,
 ) -> Result<ListTagsOfResourceOutput, ApiError> {
     let arn = required(input.resource_arn, "resourceArn")?;
     Ok(ListTagsOfResourceOutput {
-        tags: store.tables.list_tags(&arn)?,
+        tags: engine.tables.list_tags(&arn)?,
     })
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::model::Item;
 use tidemark_core::ops::TransactGetItem;
 
@@ -51,7 +51,7 @@ pub(crate) struct TransactGetItemsOutput {
 }
 
 pub(crate) fn transact_get_items(
-    store: &Engine,
+    store: &Store,
     input: TransactGetItemsInput,
 ) -> Result<TransactGetItemsOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;

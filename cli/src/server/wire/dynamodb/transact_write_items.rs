@@ -119,7 +119,7 @@ fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, Ap
 }
 
 pub(crate) fn transact_write_items(
-    store: &Engine,
+    engine: &Engine,
     input: TransactWriteItemsInput,
 ) -> Result<TransactWriteItemsOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
@@ -144,7 +144,7 @@ pub(crate) fn transact_write_items(
             .collect(),
         false => Vec::new(),
     };
-    let outcome = store
+    let outcome = engine
         .transactions
         .transact_write_items(TransactWriteRequest {
             items,
@@ -160,7 +160,7 @@ pub(crate) fn transact_write_items(
     Ok(TransactWriteItemsOutput {
         consumed_capacity: consumed,
         item_collection_metrics: collection_metrics_by_table(
-            store,
+            &engine.store,
             metrics,
             collections_of.iter().map(|(t, k)| (t.as_str(), k)),
         )?,

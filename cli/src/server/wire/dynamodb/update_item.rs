@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::expr::{AttributeValueUpdate, ExpectedAttributeValue};
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::UpdateItemRequest;
@@ -45,7 +45,7 @@ pub(crate) struct UpdateItemOutput {
 }
 
 pub(crate) fn update_item(
-    store: &Engine,
+    store: &Store,
     input: UpdateItemInput,
 ) -> Result<UpdateItemOutput, ApiError> {
     ItemRequestMembers {

@@ -96,7 +96,7 @@ pub(crate) async fn update_table(state: &AppState, body: &Bytes) -> Result<Vec<u
 
 /// The change to this region's table.
 fn update_own_table(
-    store: &Engine,
+    engine: &Engine,
     input: UpdateTableInput,
 ) -> Result<UpdateTableOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
@@ -113,9 +113,10 @@ fn update_own_table(
             .map(convert)
             .collect::<Result<_, _>>()?,
     };
-    let description: WireTableDescription = store.tables.update_table(request)?.into();
-    let global = GlobalTable::of(store, &table_name);
+    let description: WireTableDescription = engine.tables.update_table(request)?.into();
+    let global = GlobalTable::of(&engine.store, &table_name);
     Ok(UpdateTableOutput {
-        table_description: description.with_membership(global.as_ref(), &store.config().region),
+        table_description: description
+            .with_membership(global.as_ref(), &engine.store.config().region),
     })
 }

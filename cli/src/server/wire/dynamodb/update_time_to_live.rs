@@ -53,14 +53,14 @@ pub(crate) async fn update_time_to_live(
 }
 
 fn update_own_time_to_live(
-    store: &Engine,
+    engine: &Engine,
     input: UpdateTimeToLiveInput,
 ) -> Result<UpdateTimeToLiveOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
     let spec = required(input.time_to_live_specification, "timeToLiveSpecification")?;
     let attribute_name = required(spec.attribute_name, "timeToLiveSpecification.attributeName")?;
     let enabled = required(spec.enabled, "timeToLiveSpecification.enabled")?;
-    store.ttl.update_time_to_live(UpdateTimeToLiveRequest {
+    engine.ttl.update_time_to_live(UpdateTimeToLiveRequest {
         table_name,
         enabled,
         attribute_name: attribute_name.clone(),

@@ -1,7 +1,7 @@
 //! DescribeStream.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_core::model::KeySchemaElement;
 use tidemark_streams::{reader, shard};
 
@@ -64,7 +64,7 @@ struct SequenceNumberRange {
 }
 
 pub(crate) fn describe_stream(
-    store: &Engine,
+    store: &Store,
     input: DescribeStreamInput,
 ) -> Result<DescribeStreamOutput, ApiError> {
     let arn = required(input.stream_arn, "streamArn")?;

@@ -1,7 +1,7 @@
 //! GetRecords.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_streams::reader;
 use tidemark_streams::record::StreamRecord;
 
@@ -24,7 +24,7 @@ pub(crate) struct GetRecordsOutput {
 }
 
 pub(crate) fn get_records(
-    store: &Engine,
+    store: &Store,
     input: GetRecordsInput,
 ) -> Result<GetRecordsOutput, ApiError> {
     let iterator = required(input.shard_iterator, "shardIterator")?;

@@ -1,7 +1,7 @@
 //! GetShardIterator.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_streams::reader::{self, IteratorStart};
 
 use crate::server::error::ApiError;
@@ -23,7 +23,7 @@ pub(crate) struct GetShardIteratorOutput {
 }
 
 pub(crate) fn get_shard_iterator(
-    store: &Engine,
+    store: &Store,
     input: GetShardIteratorInput,
 ) -> Result<GetShardIteratorOutput, ApiError> {
     let arn = required(input.stream_arn, "streamArn")?;

@@ -1,7 +1,7 @@
 //! ListStreams.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Engine;
+use tidemark_core::Store;
 use tidemark_streams::reader;
 
 use crate::server::error::ApiError;
@@ -31,7 +31,7 @@ struct StreamOutput {
 }
 
 pub(crate) fn list_streams(
-    store: &Engine,
+    store: &Store,
     input: ListStreamsInput,
 ) -> Result<ListStreamsOutput, ApiError> {
     let page = reader::list_streams(
