@@ -16,8 +16,8 @@
 //! - `backup.<id hex>.<attempt hex>`: one per backup, its items (see [`image`]).
 //!
 //! Every item write is one atomic batch across `items`, `changes`, `table_changes`, `indexes`,
-//! `ttl`, `stats` and `collections` (see [`commit`]). Read-check-write atomicity comes from striped per-key locks held around
-//! the read of the old item and the commit.
+//! `ttl`, `stats` and `collections` (see [`commit`]). Read-check-write atomicity comes from
+//! striped per-key locks held around the read of the old item and the commit.
 #![deny(missing_docs)]
 
 pub mod catalog;
