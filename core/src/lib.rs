@@ -1,6 +1,7 @@
 //! tidemark-core: the item store.
 //!
-//! Owns tables, items, the expression language and the change log, all in one fjall database.
+//! Owns tables, items, the expression language and the change log, all in one fjall database
+//! that only its storage crate touches.
 //! Data flows one way: a typed request ([`ops`]) is checked against the table's schema, its
 //! expressions ([`expr`]) are evaluated against the old item under the item's key lock, and the
 //! result is committed as ONE atomic batch holding the item, its change record and its
@@ -8,7 +9,9 @@
 //! Everything downstream (streams, Kafka, replication, restore) reads the change log
 //! ([`changes`]) up to the durable watermark and never writes around the store.
 //!
-//! - [`model`]: attribute values, exact numbers, items, schemas (serde in DynamoDB JSON shape);
+//! - [`model`]: attribute values, exact numbers, items, schemas (serde in DynamoDB JSON shape),
+//!   from tidemark-model like [`changes`], [`stream_log`], [`clock`], [`stamp`], [`Halt`] and
+//!   [`Error`], re-exported here at their usual paths;
 //! - [`expr`]: the expression language, pure;
 //! - [`partiql`]: PartiQL statements, parsed and translated into the operations of [`ops`];
 //! - [`Store`] is the engine's seams: open/persist/halt, the write path, reads and snapshots,
@@ -21,48 +24,48 @@
 //!   on-demand backups, restores, imports), [`transactions`], [`ttl`], [`replication`]
 //!   (last-writer-wins application of other regions' writes, replica seeding);
 //! - [`retention`]: named holds that keep the log from being trimmed under its readers;
-//! - `storage`: the only module that opens fjall and reads or writes its keyspaces (key
-//!   encoding, codec, commit path); its database and keyspace handles are private to it, so
-//!   everything else uses its typed API. Module privacy is all that keeps the rule: [`Error`]
-//!   wraps `fjall::Error`, and a `use fjall` elsewhere in this crate would compile;
+//! - `storage` (the tidemark-storage crate): the only code that knows fjall (keyspaces, key
+//!   encoding, codec, commit path); its keyspace handles are private to it, everything else
+//!   uses its typed API. tidemark-core does not depend on fjall, so a fjall use here does not
+//!   compile;
 //! - [`changes`]: the change record and its reader API;
 //! - [`stream_log`]: DynamoDB streams as slices of the log (shard lanes and generations);
 //! - [`clock`] and [`stamp`]: injected time and hybrid-logical-clock stamps;
 //! - [`Halt`]: the stop condition raised when the store can no longer keep its promises.
 #![deny(missing_docs)]
 
-pub mod changes;
-pub mod clock;
 mod engine;
-mod error;
 pub mod expr;
-mod halt;
-pub mod model;
 pub mod ops;
 pub mod partiql;
 pub mod replication;
 pub mod restore;
 pub mod retention;
-pub mod stamp;
-mod storage;
 mod store;
-pub mod stream_log;
 pub mod tables;
 mod tail;
 pub mod transactions;
 pub mod ttl;
 pub mod write;
 
-pub use changes::{Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq};
-pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(test)]
+mod storage_tests;
+
+// The data modules live in tidemark-model (below storage) and read here at the paths they
+// always had; storage is its own crate, the only one that depends on fjall.
+use tidemark_model::error;
+pub use tidemark_model::{changes, clock, model, stamp, stream_log};
+use tidemark_storage as storage;
+
 pub use engine::Engine;
-pub use error::{CancellationReason, Error, Result, Violations};
-pub use halt::Halt;
 pub use replication::Replication;
 pub use restore::Backups;
-pub use stamp::{HlcTimestamp, Stamp};
 pub use store::{Durability, Store, StoreConfig, TrimReport};
-pub use stream_log::{Generation, StreamEnd, StreamInfo};
 pub use tables::Tables;
+pub use tidemark_model::{CancellationReason, Error, Halt, Result, StorageFailure, Violations};
+pub use tidemark_model::{
+    Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq, Clock, ManualClock, SystemClock,
+};
+pub use tidemark_model::{Generation, HlcTimestamp, Stamp, StreamEnd, StreamInfo};
 pub use transactions::Transactions;
 pub use ttl::Ttl;

@@ -359,7 +359,7 @@ fn collection_limit_cancellation(item_keys: &[Vec<u8>], item_key: &[u8]) -> Erro
     {
         *reason = CancellationReason {
             code: "ItemCollectionSizeLimitExceeded".into(),
-            message: Some(crate::storage::collections::LIMIT_MESSAGE.into()),
+            message: Some(crate::error::ITEM_COLLECTION_LIMIT_MESSAGE.into()),
             item: None,
         };
     }

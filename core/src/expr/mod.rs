@@ -30,6 +30,7 @@ use crate::{Error, Result};
 use parser::{ExprKind, Parser};
 
 pub use path::{Path, PathElement};
+pub use tidemark_model::key_condition::{KeyCondition, SortKeyCondition};
 
 // The PartiQL translation (`crate::partiql`) builds condition and update trees directly from
 // its own syntax tree, with the same operand checks the expression grammar applies.
@@ -282,39 +283,6 @@ pub fn update_from_attribute_updates(
 pub fn projection_from_attributes_to_get(names: &[String]) -> Result<Projection> {
     let paths = legacy::paths_from_attributes_to_get(names)?;
     Ok(Projection { paths })
-}
-
-/// A Query's key condition, checked against the key schema of the table or index queried.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyCondition {
-    /// The partition key's value (its name is the schema's hash key).
-    pub partition_value: AttributeValue,
-    /// The values of a multi-attribute partition key's further attributes, in schema order.
-    pub partition_rest: Vec<AttributeValue>,
-    /// The values a multi-attribute sort key's leading attributes equal, in schema order;
-    /// `sort` then applies to the attribute after them.
-    pub sort_prefix: Vec<AttributeValue>,
-    /// The condition on the sort key (on its next attribute after `sort_prefix`), if any.
-    pub sort: Option<SortKeyCondition>,
-}
-
-/// A condition on the sort key.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SortKeyCondition {
-    /// `sk = v`
-    Eq(AttributeValue),
-    /// `sk < v`
-    Lt(AttributeValue),
-    /// `sk <= v`
-    Le(AttributeValue),
-    /// `sk > v`
-    Gt(AttributeValue),
-    /// `sk >= v`
-    Ge(AttributeValue),
-    /// `sk BETWEEN low AND high` (bounds included).
-    Between(AttributeValue, AttributeValue),
-    /// `begins_with(sk, prefix)`
-    BeginsWith(AttributeValue),
 }
 
 /// One entry of the legacy `KeyConditions`, `QueryFilter` or `ScanFilter` parameters.

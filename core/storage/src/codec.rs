@@ -14,10 +14,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::changes::{CauseKind, ChangeKind, ChangeRecord};
-use crate::model::{AttributeValue, Item, Number};
-use crate::stamp::{HlcTimestamp, Stamp};
-use crate::{Error, Result};
+use tidemark_model::changes::{CauseKind, ChangeKind, ChangeRecord};
+use tidemark_model::model::{AttributeValue, Item, Number};
+use tidemark_model::stamp::{HlcTimestamp, Stamp};
+use tidemark_model::{Error, Result};
 
 /// Version byte at the front of every cell.
 const FORMAT_VERSION: u8 = 1;
@@ -138,7 +138,7 @@ pub(crate) fn put_value(out: &mut Vec<u8>, value: &AttributeValue) {
 }
 
 /// Appends the encoding of a map of attributes.
-pub(crate) fn put_item(out: &mut Vec<u8>, item: &BTreeMap<String, AttributeValue>) {
+pub fn put_item(out: &mut Vec<u8>, item: &BTreeMap<String, AttributeValue>) {
     put_varint(out, item.len() as u64);
     for (name, value) in item {
         put_bytes(out, name.as_bytes());
@@ -165,7 +165,8 @@ fn put_attributes_where(
 }
 
 /// A cursor over encoded bytes; every read fails cleanly on truncated or corrupt input.
-pub(crate) struct Reader<'a> {
+#[derive(Debug)]
+pub struct Reader<'a> {
     input: &'a [u8],
 }
 
@@ -174,12 +175,13 @@ fn corrupt() -> Error {
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(input: &'a [u8]) -> Self {
+    /// A reader at the start of `input`.
+    pub fn new(input: &'a [u8]) -> Self {
         Reader { input }
     }
 
     /// What is left to read.
-    pub(crate) fn rest(&self) -> &'a [u8] {
+    pub fn rest(&self) -> &'a [u8] {
         self.input
     }
 
@@ -275,7 +277,8 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(crate) fn item(&mut self) -> Result<Item> {
+    /// Reads an item as [`put_item`] wrote it.
+    pub fn item(&mut self) -> Result<Item> {
         let n = self.varint()?;
         let mut item = Item::new();
         for _ in 0..n {
@@ -296,11 +299,11 @@ impl<'a> Reader<'a> {
 
 /// A stored item version: the item (or a tombstone) with the stamp of the write that made it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ItemCell {
+pub struct ItemCell {
     /// The item, or `None` for a tombstone.
-    pub(crate) item: Option<Item>,
+    pub item: Option<Item>,
     /// Stamp of the write that produced this version.
-    pub(crate) stamp: Stamp,
+    pub stamp: Stamp,
 }
 
 /// Encodes an item cell; the stamp's HLC may be patched later at [`STAMP_OFFSET`].

@@ -1,6 +1,8 @@
 //! The error type of every core operation. Each variant maps to exactly one DynamoDB exception
 //! in the HTTP layer; messages are DynamoDB's wording where the tests of real clients read them.
 
+use std::fmt;
+
 use crate::model::{Item, NumberError};
 
 /// Result of core operations.
@@ -72,7 +74,7 @@ pub enum Error {
     PointInTimeRecoveryUnavailable(String),
     /// A write would take an item collection of a table with local secondary indexes past
     /// its size limit (ItemCollectionSizeLimitExceededException); nothing was written.
-    #[error("{}", crate::storage::collections::LIMIT_MESSAGE)]
+    #[error("{}", ITEM_COLLECTION_LIMIT_MESSAGE)]
     ItemCollectionSizeLimitExceeded {
         /// Storage key of the item whose write was refused (a transaction names its action).
         item_key: Vec<u8>,
@@ -82,7 +84,7 @@ pub enum Error {
     LimitExceeded(String),
     /// The storage engine failed; the write may not have happened.
     #[error("storage failure: {0}")]
-    Storage(#[from] fjall::Error),
+    Storage(#[from] StorageFailure),
     /// Stored bytes do not decode: the data folder is damaged. Fatal.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -102,13 +104,14 @@ impl Error {
     }
 
     /// True when the node cannot go on after this error: stored data is corrupt, a journal
-    /// sync failed, or fjall is poisoned. Whoever sees one halts the store
-    /// ([`crate::Store::halt`]) and the node exits non-zero.
+    /// sync failed, or the storage engine is poisoned. Whoever sees one halts the store
+    /// (`Store::halt`) and the node exits non-zero.
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            Error::Corrupt(_) | Error::Halted(_) | Error::Storage(fjall::Error::Poisoned)
-        )
+        match self {
+            Error::Corrupt(_) | Error::Halted(_) => true,
+            Error::Storage(failure) => failure.fatal,
+            _ => false,
+        }
     }
 }
 
@@ -118,12 +121,51 @@ impl From<NumberError> for Error {
     }
 }
 
+/// A failure of the storage engine, opaque outside storage (the only crate that knows the
+/// engine): it reads, chains and debug-prints exactly as the engine's own error.
+pub struct StorageFailure {
+    cause: Box<dyn std::error::Error + Send + Sync>,
+    fatal: bool,
+}
+
+impl StorageFailure {
+    /// The engine's error `cause`; `fatal` when the engine can no longer be used (poisoned).
+    pub fn new(cause: impl std::error::Error + Send + Sync + 'static, fatal: bool) -> Self {
+        StorageFailure {
+            cause: Box::new(cause),
+            fatal,
+        }
+    }
+}
+
+impl fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.cause.fmt(f)
+    }
+}
+
+impl fmt::Debug for StorageFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.cause.fmt(f)
+    }
+}
+
+impl std::error::Error for StorageFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
+    }
+}
+
+/// DynamoDB's message when a write would take an item collection past its limit (the
+/// documented `message` of ItemCollectionSizeLimitExceededException in the API reference).
+pub const ITEM_COLLECTION_LIMIT_MESSAGE: &str =
+    "The total size of an item collection has exceeded the maximum limit of 10 gigabytes.";
+
 /// The constraint DynamoDB gives for names.
-pub(crate) const NAME_PATTERN: &str =
-    "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+";
+pub const NAME_PATTERN: &str = "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+";
 
 /// True for a non-empty run of `[a-zA-Z0-9_.-]`.
-pub(crate) fn is_name(name: &str) -> bool {
+pub fn is_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

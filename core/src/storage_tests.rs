@@ -1,133 +1,88 @@
-//! Item collection sizes of tables with local secondary indexes.
-//!
-//! DynamoDB's item collection is every item of one partition key value plus their local
-//! secondary index entries; on a table with local indexes it is limited to 10 GB
-//! (ItemCollectionSizeLimitExceededException) and reported by `ReturnItemCollectionMetrics`.
-//! The `collections` keyspace keeps each collection's size, `table id (u64 BE) | partition
-//! key` → bytes (i64 BE), exactly: the commit path adds each write's change in the write's
-//! own batch, under the sequencer, so reading a size is one lookup. A collection that
-//! reaches zero bytes is removed, so a missing key means an empty collection. Tables without
-//! local indexes have no entries.
-//!
-//! Databases written before this keyspace existed have no sizes: [`Storage::open`] computes
-//! them once, by a walk of every table with local indexes, and then records
-//! `meta/collections_format` in the catalog (see [`Storage::migrate_collections`]).
+//! Storage's behaviours that only show through the store's operations: history trimming,
+//! item collection sizes and the change-log format migration (tidemark-storage cannot reach
+//! the operations, which live here).
 
-use std::collections::HashMap;
+mod trimming {
+    use std::sync::Arc;
 
-use super::catalog::TableEntry;
-use super::index::IndexInfo;
-use super::keys::{KeyRange, encode_key_value, table_prefix};
-use super::{Keyspaces, Storage};
-use crate::model::{Item, KeyShape, item_size};
-use crate::{Error, Result};
+    use crate::model::{AttributeValue, Item};
+    use crate::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
+    use crate::storage::keys::item_key;
+    use crate::{Engine, ManualClock, StoreConfig};
 
-/// Catalog key recording that `collections` holds the size of every collection.
-const COLLECTIONS_FORMAT_KEY: &[u8] = b"meta/collections_format";
+    #[test]
+    fn trimming_removes_old_records_and_their_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let mut config = StoreConfig::new(dir.path());
+        config.history_window = std::time::Duration::from_secs(60);
+        let store = Engine::open_with_clock(config, clock.clone()).unwrap();
+        store
+            .tables
+            .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
+            .unwrap();
+        let key: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();
+        store
+            .store
+            .put_item(PutItemRequest {
+                table_name: "tbl".into(),
+                item: key.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        store
+            .store
+            .delete_item(DeleteItemRequest {
+                table_name: "tbl".into(),
+                key: key.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        let table = store.store.storage.table("tbl").unwrap();
+        let stored_key = item_key(table.id, &table.shape, &key);
+        assert!(
+            store.store.storage.has_cell(&stored_key).unwrap(),
+            "tombstone kept"
+        );
 
-/// DynamoDB's item collection limit (DG: "Item collection size limit").
-pub const ITEM_COLLECTION_LIMIT_BYTES: u64 = 10 * 1024 * 1024 * 1024;
-
-/// DynamoDB's message when a write would take a collection past the limit (the documented
-/// `message` of ItemCollectionSizeLimitExceededException in the API reference).
-pub(crate) const LIMIT_MESSAGE: &str =
-    "The total size of an item collection has exceeded the maximum limit of 10 gigabytes.";
-
-/// True when `indexes` include a local one: only then are collections sized and limited.
-pub(crate) fn has_local_index(indexes: &[IndexInfo]) -> bool {
-    indexes.iter().any(|i| !i.global)
-}
-
-/// The `collections` key of the collection `item` belongs to (the item's partition key
-/// value, encoded as in item keys); `None` when the item lacks it.
-pub(crate) fn collection_key(table_id: u64, shape: &KeyShape, item: &Item) -> Option<Vec<u8>> {
-    let value = item.get(&shape.hash.name)?;
-    let mut key = table_prefix(table_id).to_vec();
-    encode_key_value(value, &mut key);
-    Some(key)
-}
-
-/// What `item` adds to its collection: its own size plus its entry in each local index that
-/// holds it (the projected attributes, keys included).
-pub(crate) fn collection_bytes(shape: &KeyShape, indexes: &[IndexInfo], item: &Item) -> i64 {
-    let mut bytes = item_size(item) as i64;
-    for index in indexes.iter().filter(|i| !i.global) {
-        if index.entry_key(shape, item).is_some() {
-            bytes += index.projected_size(shape, item) as i64;
-        }
-    }
-    bytes
-}
-
-pub(crate) fn encode_size(bytes: i64) -> [u8; 8] {
-    bytes.to_be_bytes()
-}
-
-/// The size stored for the collection under `key` (zero when it has none).
-pub(crate) fn stored_size(ks: &Keyspaces, key: &[u8]) -> Result<i64> {
-    match ks.collections.get(key)? {
-        Some(value) => decode_size(&value),
-        None => Ok(0),
-    }
-}
-
-pub(crate) fn decode_size(value: &[u8]) -> Result<i64> {
-    <[u8; 8]>::try_from(value)
-        .map(i64::from_be_bytes)
-        .map_err(|_| Error::Corrupt(format!("an item collection size of {} bytes", value.len())))
-}
-
-impl Storage {
-    /// The stored size of the collection under `key` (zero when it has none).
-    pub(crate) fn collection_size(&self, key: &[u8]) -> Result<i64> {
-        stored_size(&self.ks, key)
-    }
-
-    /// Computes every collection size of a database that predates the `collections`
-    /// keyspace, once: a walk of each table with local indexes, committed with the marker
-    /// that says it is done. Runs at open, before any write can race it.
-    pub(crate) fn migrate_collections(&self) -> Result<()> {
-        if self.ks.catalog.contains_key(COLLECTIONS_FORMAT_KEY)? {
-            return Ok(());
-        }
-        for table in self.live_tables() {
-            self.rebuild_collections(&table)?;
-        }
-        self.ks.catalog.insert(COLLECTIONS_FORMAT_KEY, [1])?;
-        self.sync_if_durable()
-    }
-
-    /// Recomputes the collection sizes of `table` from its items.
-    fn rebuild_collections(&self, table: &TableEntry) -> Result<()> {
-        let indexes = table.indexes();
-        if !has_local_index(&indexes) {
-            return Ok(());
-        }
-        let mut sizes: HashMap<Vec<u8>, i64> = HashMap::new();
-        for item in self.items_in(KeyRange::prefix(&table_prefix(table.id)), false) {
-            let item = item?;
-            if let Some(key) = collection_key(table.id, &table.shape, &item) {
-                *sizes.entry(key).or_default() += collection_bytes(&table.shape, &indexes, &item);
-            }
-        }
-        let mut batch = self.db.batch();
-        for (key, bytes) in sizes {
-            batch.insert(&self.ks.collections, key, encode_size(bytes));
-        }
-        batch.commit()?;
-        Ok(())
+        assert_eq!(
+            store.trim_history().unwrap().records,
+            0,
+            "nothing is older than the window yet"
+        );
+        clock.advance(61_000);
+        let other: Item = [("p".to_string(), AttributeValue::S("b".into()))].into();
+        store
+            .store
+            .put_item(PutItemRequest {
+                table_name: "tbl".into(),
+                item: other,
+                ..Default::default()
+            })
+            .unwrap();
+        let report = store.trim_history().unwrap();
+        assert_eq!((report.records, report.tombstones), (2, 1));
+        assert!(!store.store.storage.has_cell(&stored_key).unwrap());
+        let left: Vec<u64> = store
+            .store
+            .read_changes(1, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(left, [3]);
     }
 }
 
-#[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
-mod tests {
-    use super::*;
+mod collections {
     use crate::model::{
-        AttributeDefinition, AttributeValue, KeySchemaElement, LocalSecondaryIndex, Projection,
+        AttributeDefinition, AttributeValue, Item, KeySchemaElement, LocalSecondaryIndex,
+        Projection, item_size,
     };
     use crate::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
-    use crate::{Engine, StoreConfig};
+    use crate::storage::collections::{ITEM_COLLECTION_LIMIT_BYTES, collection_key};
+    use crate::{Engine, Error, Result, StoreConfig};
 
     fn element(name: &str, key_type: &str) -> KeySchemaElement {
         KeySchemaElement {
@@ -269,13 +224,7 @@ mod tests {
         let table = store.store.table("coll").unwrap();
         let stored = collection_key(table.id, &table.shape, &key("1")).unwrap();
         assert!(
-            !store
-                .store
-                .storage
-                .ks
-                .collections
-                .contains_key(stored)
-                .unwrap(),
+            !store.store.storage.has_collection_entry(&stored).unwrap(),
             "an empty collection keeps no entry"
         );
     }
@@ -289,23 +238,7 @@ mod tests {
         for i in &items {
             put(&store, i.clone()).unwrap();
         }
-        // What a database written before the keyspace existed looks like.
-        for guard in store.store.storage.ks.collections.iter() {
-            store
-                .store
-                .storage
-                .ks
-                .collections
-                .remove(guard.key().unwrap())
-                .unwrap();
-        }
-        store
-            .store
-            .storage
-            .ks
-            .catalog
-            .remove(COLLECTIONS_FORMAT_KEY)
-            .unwrap();
+        store.store.storage.forget_collection_sizes().unwrap();
         drop(store);
         let store = open(dir.path(), ITEM_COLLECTION_LIMIT_BYTES);
         assert_eq!(size(&store, "a"), expected(&items));
@@ -356,10 +289,73 @@ mod tests {
         put(&store, smaller.clone()).unwrap();
         assert_eq!(size(&store, "a"), expected(&[smaller]));
     }
+}
+
+mod log_format {
+    use std::sync::Arc;
+
+    use crate::changes::{LogCursor, LogLimits};
+    use crate::model::AttributeValue;
+    use crate::ops::{CreateTableRequest, PutItemRequest};
+    use crate::{Engine, ManualClock, StoreConfig};
+
+    fn open(dir: &std::path::Path) -> Engine {
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        Engine::open_with_clock(StoreConfig::for_tests(dir), clock).unwrap()
+    }
+
+    fn put(store: &Engine, k: &str) {
+        let item = [("p".to_string(), AttributeValue::S(k.into()))].into();
+        store
+            .store
+            .put_item(PutItemRequest {
+                table_name: "tbl".into(),
+                item,
+                ..Default::default()
+            })
+            .unwrap();
+    }
 
     #[test]
-    fn sizes_round_trip_and_damage_is_an_error() {
-        assert_eq!(decode_size(&encode_size(12_345)).ok(), Some(12_345));
-        assert!(matches!(decode_size(&[1, 2, 3]), Err(Error::Corrupt(_))));
+    fn entries_of_the_previous_format_are_brought_up_to_date_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store
+            .tables
+            .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
+            .unwrap();
+        for k in ["a", "b", "c", "d", "e"] {
+            put(&store, k);
+        }
+        let table_id = store.store.table_id("tbl").unwrap();
+        // Make the folder look like one the previous release wrote.
+        store.store.storage.write_previous_log_format().unwrap();
+        drop(store);
+
+        let store = open(dir.path());
+        assert_eq!(store.store.table_lag(table_id, 1).unwrap().records, 5);
+        put(&store, "f");
+        assert_eq!(
+            store.store.table_lag(table_id, 1).unwrap().records,
+            6,
+            "counting goes on"
+        );
+        let mut per_lane = 0;
+        for lane in 0..4 {
+            let mut cursor = LogCursor::table(table_id, 1).lane(4, lane);
+            per_lane += store
+                .store
+                .read_log(&mut cursor, LogLimits::records(100))
+                .unwrap()
+                .len();
+        }
+        assert_eq!(per_lane, 6, "partition bytes kept");
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(
+            store.store.table_lag(table_id, 1).unwrap().records,
+            6,
+            "migrated once"
+        );
     }
 }

@@ -6,17 +6,17 @@
 //! same batch as the item; items without the index's key attributes have no entry (sparse
 //! indexes).
 
-use crate::model::{
+use tidemark_model::model::{
     AttributeValue, Item, KeyShape, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, Projection,
     TableDefinition,
 };
-use crate::{Error, Result};
+use tidemark_model::{Error, Result};
 
 use super::keys::encode_key_value;
 
 /// Which attributes an index keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum IndexProjection {
+pub enum IndexProjection {
     /// The whole item.
     All,
     /// The table's and the index's key attributes.
@@ -27,17 +27,22 @@ pub(crate) enum IndexProjection {
 
 /// One secondary index of a table, ready for the write and read paths.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct IndexInfo {
-    pub(crate) id: u64,
-    pub(crate) name: String,
-    pub(crate) shape: KeyShape,
-    pub(crate) projection: IndexProjection,
-    pub(crate) global: bool,
+pub struct IndexInfo {
+    /// The index's id: the prefix of its entries.
+    pub id: u64,
+    /// The index's name.
+    pub name: String,
+    /// The index's key schema.
+    pub shape: KeyShape,
+    /// Which attributes its entries keep.
+    pub projection: IndexProjection,
+    /// True for a global secondary index, false for a local one.
+    pub global: bool,
 }
 
 impl IndexInfo {
     /// Every index of a table definition.
-    pub(crate) fn all_of(definition: &TableDefinition) -> Result<Vec<IndexInfo>> {
+    pub fn all_of(definition: &TableDefinition) -> Result<Vec<IndexInfo>> {
         let id_of = |name: &str| {
             definition.index_ids.get(name).copied().ok_or_else(|| {
                 Error::Corrupt(format!(
@@ -79,7 +84,7 @@ impl IndexInfo {
     /// attributes or its type does not match (such items are simply not in the index). A
     /// multi-attribute key encodes its partition attributes, then its sort attributes, in
     /// schema order; a single-attribute one is the same encoding with one of each.
-    pub(crate) fn entry_key(&self, table_shape: &KeyShape, item: &Item) -> Option<Vec<u8>> {
+    pub fn entry_key(&self, table_shape: &KeyShape, item: &Item) -> Option<Vec<u8>> {
         let mut key = self.id.to_be_bytes().to_vec();
         let partition_len = self.shape.partition_len();
         for (position, attribute) in self.shape.attributes().enumerate() {
@@ -100,7 +105,7 @@ impl IndexInfo {
 
     /// The attributes of `item` this index keeps, borrowed, in name order: what
     /// [`IndexInfo::project`] copies.
-    pub(crate) fn projected<'a>(
+    pub fn projected<'a>(
         &'a self,
         table_shape: &'a KeyShape,
         item: &'a Item,
@@ -120,7 +125,7 @@ impl IndexInfo {
 
     /// The size of `item`'s entry, as DynamoDB counts an item: what
     /// `item_size(&self.project(..))` gives, without the copy.
-    pub(crate) fn projected_size(&self, table_shape: &KeyShape, item: &Item) -> usize {
+    pub fn projected_size(&self, table_shape: &KeyShape, item: &Item) -> usize {
         self.projected(table_shape, item)
             .map(|(name, value)| name.len() + value.size_bytes())
             .sum()
@@ -146,7 +151,7 @@ impl IndexInfo {
     }
 
     /// Names of the attributes that identify an entry: the index's keys, then the table's.
-    pub(crate) fn key_attributes<'a>(&'a self, table_shape: &'a KeyShape) -> Vec<&'a str> {
+    pub fn key_attributes<'a>(&'a self, table_shape: &'a KeyShape) -> Vec<&'a str> {
         let mut names: Vec<&str> = self.shape.attributes().map(|a| a.name.as_str()).collect();
         for a in table_shape.attributes() {
             if !names.contains(&a.name.as_str()) {
@@ -185,7 +190,7 @@ fn key_value_too_long(value: &AttributeValue, partition: bool) -> bool {
 
 /// Rejects an item whose index key attributes have the wrong type, are empty or are too
 /// long, as DynamoDB does on every write.
-pub(crate) fn check_index_keys(indexes: &[IndexInfo], item: &Item) -> Result<()> {
+pub fn check_index_keys(indexes: &[IndexInfo], item: &Item) -> Result<()> {
     for index in indexes {
         let partition_len = index.shape.partition_len();
         for (position, attribute) in index.shape.attributes().enumerate() {
@@ -232,9 +237,9 @@ mod tests {
     use std::ops::Bound;
 
     use super::*;
-    use crate::expr::{KeyCondition, SortKeyCondition};
-    use crate::model::{AttributeDefinition, KeySchemaElement, Number};
-    use crate::storage::keys::query_range;
+    use crate::keys::query_range;
+    use tidemark_model::key_condition::{KeyCondition, SortKeyCondition};
+    use tidemark_model::model::{AttributeDefinition, KeySchemaElement, Number};
 
     fn element(name: &str, key_type: &str) -> KeySchemaElement {
         KeySchemaElement {
@@ -355,7 +360,7 @@ mod tests {
         assert_eq!(index.entry_key(&table_shape(), &mistyped), None);
     }
 
-    fn selects(range: &crate::storage::keys::KeyRange, key: &[u8]) -> bool {
+    fn selects(range: &crate::keys::KeyRange, key: &[u8]) -> bool {
         let above = match &range.lower {
             Bound::Included(low) => key >= low.as_slice(),
             Bound::Excluded(low) => key > low.as_slice(),

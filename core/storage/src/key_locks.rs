@@ -31,7 +31,7 @@ struct Shard {
 
 /// Keys held by one writer, released when dropped.
 #[derive(Debug)]
-pub(crate) struct KeyGuard<'a> {
+pub struct KeyGuard<'a> {
     locks: &'a KeyLocks,
     /// Ascending.
     hashes: Vec<u64>,

@@ -6,21 +6,22 @@
 //! its key lock, from the item itself ([`is_expired`]).
 
 use super::Storage;
-use crate::Result;
-use crate::model::{AttributeValue, Item};
+use crate::OrFailure;
+use tidemark_model::Result;
+use tidemark_model::model::{AttributeValue, Item};
 
 impl Storage {
     /// The TTL index entries of table `table_id`, in expiry order (the sweep stops reading
     /// at the first one not yet due).
-    pub(crate) fn ttl_entries(&self, table_id: u64) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+    pub fn ttl_entries(&self, table_id: u64) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
         self.ks
             .ttl
             .prefix(table_id.to_be_bytes())
-            .map(|guard| Ok(guard.key()?.to_vec()))
+            .map(|guard| Ok(guard.key().or_failure()?.to_vec()))
     }
 
     /// Removes TTL index entries (by their whole keys) in one batch.
-    pub(crate) fn remove_ttl_entries(&self, keys: Vec<Vec<u8>>) -> Result<()> {
+    pub fn remove_ttl_entries(&self, keys: Vec<Vec<u8>>) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -28,22 +29,22 @@ impl Storage {
         for key in keys {
             batch.remove(&self.ks.ttl, key);
         }
-        batch.commit()?;
+        batch.commit().or_failure()?;
         Ok(())
     }
 
     /// Removes every TTL index entry of table `table_id` (TTL was disabled).
-    pub(crate) fn purge_ttl_entries(&self, table_id: u64) -> Result<()> {
+    pub fn purge_ttl_entries(&self, table_id: u64) -> Result<()> {
         self.purge_prefix(&self.ks.ttl, &table_id.to_be_bytes())
     }
 }
 
 /// Items whose expiry lies further back than this never expire: DynamoDB treats such values
 /// as malformed (five years of 365 days).
-pub(crate) const MAX_EXPIRED_AGE_SECS: u64 = 5 * 365 * 24 * 3600;
+pub const MAX_EXPIRED_AGE_SECS: u64 = 5 * 365 * 24 * 3600;
 
 /// The whole second an item's TTL attribute names, when it is a non-negative Number.
-pub(crate) fn expiry_second(item: &Item, attribute: &str) -> Option<u64> {
+pub fn expiry_second(item: &Item, attribute: &str) -> Option<u64> {
     let seconds = ttl_seconds(item, attribute)?;
     // `as` saturates: values past u64 (e.g. milliseconds by mistake, 1e100) sort last.
     (seconds >= 0.0).then(|| seconds.floor() as u64)
@@ -58,7 +59,7 @@ fn ttl_seconds(item: &Item, attribute: &str) -> Option<f64> {
 
 /// True when the item's TTL attribute is a Number of epoch seconds before `now_millis` and
 /// no more than five years before it. Strings, sets and other types never expire.
-pub(crate) fn is_expired(item: &Item, attribute: &str, now_millis: u64) -> bool {
+pub fn is_expired(item: &Item, attribute: &str, now_millis: u64) -> bool {
     let Some(seconds) = ttl_seconds(item, attribute) else {
         return false;
     };
@@ -67,7 +68,7 @@ pub(crate) fn is_expired(item: &Item, attribute: &str, now_millis: u64) -> bool 
 }
 
 /// The index key of an item (its storage key) expiring at `second`.
-pub(crate) fn ttl_key(table_id: u64, second: u64, item_key: &[u8]) -> Vec<u8> {
+pub fn ttl_key(table_id: u64, second: u64, item_key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + item_key.len());
     out.extend_from_slice(&table_id.to_be_bytes());
     out.extend_from_slice(&second.to_be_bytes());
@@ -76,7 +77,7 @@ pub(crate) fn ttl_key(table_id: u64, second: u64, item_key: &[u8]) -> Vec<u8> {
 }
 
 /// Splits an index key into its expiry second and the item's storage key.
-pub(crate) fn split_ttl_key(key: &[u8]) -> Option<(u64, &[u8])> {
+pub fn split_ttl_key(key: &[u8]) -> Option<(u64, &[u8])> {
     let second = key.get(8..16)?;
     let second = u64::from_be_bytes(<[u8; 8]>::try_from(second).ok()?);
     Some((second, key.get(16..)?))
@@ -85,7 +86,7 @@ pub(crate) fn split_ttl_key(key: &[u8]) -> Option<(u64, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Number;
+    use tidemark_model::model::Number;
 
     fn item_with(value: AttributeValue) -> Item {
         [("exp".to_string(), value)].into()

@@ -1,6 +1,6 @@
 //! [`LogCursor`]: a reader's position in the change log and what it reads. GetRecords, the
 //! Kafka publishers, the lag counter, the replicator's source and restore all read through
-//! `Store::read_log` (in `crate::tail`), the one log reader:
+//! `Store::read_log` (in tidemark-core's `tail`), the one log reader:
 //!
 //! - it never returns a record past the durable watermark, so nothing read can be taken back
 //!   by a crash;

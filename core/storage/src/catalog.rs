@@ -8,30 +8,35 @@ use std::sync::atomic::AtomicBool;
 use parking_lot::RwLock;
 
 use super::index::IndexInfo;
-use crate::Result;
-use crate::model::{KeyShape, TableDefinition};
-use crate::stream_log::StreamInfo;
+use tidemark_model::Result;
+use tidemark_model::model::{KeyShape, TableDefinition};
+use tidemark_model::stream_log::StreamInfo;
 
 /// A live table as the operations see it.
 #[derive(Debug)]
-pub(crate) struct TableEntry {
-    pub(crate) id: u64,
-    pub(crate) name: String,
-    pub(crate) shape: KeyShape,
-    pub(crate) definition: RwLock<TableDefinition>,
+pub struct TableEntry {
+    /// The table's id: the prefix of its keys in every keyspace.
+    pub id: u64,
+    /// The table's name.
+    pub name: String,
+    /// The table's key schema.
+    pub shape: KeyShape,
+    /// The table's definition as DescribeTable shows it.
+    pub definition: RwLock<TableDefinition>,
     /// Secondary indexes the write path maintains (replaced whole when indexes change).
-    pub(crate) indexes: RwLock<Arc<Vec<IndexInfo>>>,
+    pub indexes: RwLock<Arc<Vec<IndexInfo>>>,
     /// Set (under the sequencer lock) when the table is deleted, so no commit lands after.
-    pub(crate) dropped: AtomicBool,
+    pub dropped: AtomicBool,
     /// The TTL attribute while TTL is enabled; the commit path indexes its values.
-    pub(crate) ttl_attribute: RwLock<Option<Arc<str>>>,
+    pub ttl_attribute: RwLock<Option<Arc<str>>>,
     /// True while a restore or an import builds the table: only DescribeTable and ListTables
     /// see it.
-    pub(crate) building: AtomicBool,
+    pub building: AtomicBool,
 }
 
 impl TableEntry {
-    pub(crate) fn new(definition: TableDefinition, shape: KeyShape) -> Result<Self> {
+    /// The entry of a table with this definition and key schema.
+    pub fn new(definition: TableDefinition, shape: KeyShape) -> Result<Self> {
         let indexes = IndexInfo::all_of(&definition)?;
         let ttl_attribute = definition.time_to_live_attribute.as_deref().map(Arc::from);
         let building = definition.is_building();
@@ -48,27 +53,29 @@ impl TableEntry {
     }
 
     /// The TTL attribute, while TTL is enabled.
-    pub(crate) fn ttl_attribute(&self) -> Option<Arc<str>> {
+    pub fn ttl_attribute(&self) -> Option<Arc<str>> {
         self.ttl_attribute.read().clone()
     }
 
     /// The table's secondary indexes.
-    pub(crate) fn indexes(&self) -> Arc<Vec<IndexInfo>> {
+    pub fn indexes(&self) -> Arc<Vec<IndexInfo>> {
         self.indexes.read().clone()
     }
 }
 
 /// Live tables by name, and every kept stream by table id and label.
 #[derive(Debug, Default)]
-pub(crate) struct Catalog {
-    pub(crate) tables: RwLock<HashMap<String, Arc<TableEntry>>>,
-    pub(crate) streams: RwLock<HashMap<(u64, String), Arc<StreamInfo>>>,
+pub struct Catalog {
+    /// Live tables by name.
+    pub tables: RwLock<HashMap<String, Arc<TableEntry>>>,
+    /// Every kept stream, by table id and label.
+    pub streams: RwLock<HashMap<(u64, String), Arc<StreamInfo>>>,
 }
 
 /// Catalog keyspace key of a table definition.
-pub(crate) fn table_key(name: &str) -> Vec<u8> {
+pub fn table_key(name: &str) -> Vec<u8> {
     [b"table/".as_slice(), name.as_bytes()].concat()
 }
 
 /// Catalog keyspace key of the next table id.
-pub(crate) const NEXT_TABLE_ID_KEY: &[u8] = b"meta/next_table_id";
+pub const NEXT_TABLE_ID_KEY: &[u8] = b"meta/next_table_id";

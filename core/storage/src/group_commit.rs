@@ -22,8 +22,8 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use super::journal::JournalSync;
-use crate::changes::ChangeSeq;
-use crate::{Error, Halt, Result};
+use tidemark_model::changes::ChangeSeq;
+use tidemark_model::{Error, Halt, Result};
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,7 +51,7 @@ struct SyncState {
 
 /// Group commit and the durable watermark.
 #[derive(Debug)]
-pub(crate) struct Durable {
+pub struct Durable {
     mode: Durability,
     state: Mutex<SyncState>,
     wake_syncer: Condvar,
@@ -158,7 +158,7 @@ impl Durable {
     }
 
     /// [`Durable::wait_durable`] for async callers: waits on the watermark, holding no thread.
-    pub(crate) async fn wait_durable_async(&self, seq: ChangeSeq) -> Result<()> {
+    pub async fn wait_durable_async(&self, seq: ChangeSeq) -> Result<()> {
         let mut watermark = self.watermark.subscribe();
         loop {
             if *watermark.borrow_and_update() >= seq {
@@ -269,12 +269,12 @@ impl Durable {
     }
 
     /// Highest change sequence durable in the node's mode.
-    pub(crate) fn durable_seq(&self) -> ChangeSeq {
+    pub fn durable_seq(&self) -> ChangeSeq {
         self.state.lock().durable
     }
 
     /// A watch of [`Durable::durable_seq`].
-    pub(crate) fn subscribe(&self) -> watch::Receiver<ChangeSeq> {
+    pub fn subscribe(&self) -> watch::Receiver<ChangeSeq> {
         self.watermark.subscribe()
     }
 }

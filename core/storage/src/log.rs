@@ -11,9 +11,10 @@ use fjall::{Database, Keyspace};
 use super::codec::{self, cause_code, cause_of};
 use super::keys::table_change_key;
 use super::{Keyspaces, Storage, seq_of};
-use crate::changes::{CauseKind, ChangeRecord, ChangeSeq, LogLimits};
-use crate::model::{Item, item_size};
-use crate::{Error, Result};
+use crate::OrFailure;
+use tidemark_model::changes::{CauseKind, ChangeRecord, ChangeSeq, LogLimits};
+use tidemark_model::model::{Item, item_size};
+use tidemark_model::{Error, Result};
 
 /// Bytes of a `table_changes` value: partition byte, cause, ordinal.
 const ENTRY_LEN: usize = 10;
@@ -24,13 +25,15 @@ const LOG_FORMAT: u8 = 2;
 
 /// One table's change-index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TableChange {
-    pub(crate) seq: ChangeSeq,
+pub struct TableChange {
+    /// The change's sequence in the node-wide log.
+    pub seq: ChangeSeq,
     /// The partition key's hash byte.
-    pub(crate) partition: u8,
-    pub(crate) cause: CauseKind,
+    pub partition: u8,
+    /// What caused the change.
+    pub cause: CauseKind,
     /// The table's count of changes up to and including this one.
-    pub(crate) ordinal: u64,
+    pub ordinal: u64,
 }
 
 /// Encodes a `table_changes` value.
@@ -63,11 +66,11 @@ fn decode_entry(key: &[u8], value: &[u8]) -> Result<TableChange> {
 
 /// Which records of a table's slice a reader wants.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct EntryFilter {
+pub struct EntryFilter {
     /// Only entries whose partition byte falls in this lane: `(lanes, lane)`.
-    pub(crate) lane: Option<(u8, u8)>,
+    pub lane: Option<(u8, u8)>,
     /// Only changes this node originated.
-    pub(crate) local_only: bool,
+    pub local_only: bool,
 }
 
 impl EntryFilter {
@@ -113,11 +116,12 @@ fn collect(
 
 /// What one read of the log found, and where the next read starts.
 #[derive(Debug)]
-pub(crate) struct LogRead {
-    pub(crate) records: Vec<ChangeRecord>,
+pub struct LogRead {
+    /// The records read, in sequence order.
+    pub records: Vec<ChangeRecord>,
     /// The sequence after the last entry looked at, or after `through` when the read got
     /// there.
-    pub(crate) next: ChangeSeq,
+    pub next: ChangeSeq,
 }
 
 impl LogRead {
@@ -136,7 +140,7 @@ impl Storage {
     /// # Errors
     /// Storage failures; Corrupt for an entry without its record (records of a table are
     /// trimmed with their entries, in one batch).
-    pub(crate) fn read_table_log(
+    pub fn read_table_log(
         &self,
         table_id: u64,
         filter: EntryFilter,
@@ -149,7 +153,7 @@ impl Storage {
         }
         let range = table_change_key(table_id, from)..=table_change_key(table_id, through);
         let entries = self.ks.table_changes.range(range).map(|guard| {
-            let (key, value) = guard.into_inner()?;
+            let (key, value) = guard.into_inner().or_failure()?;
             let entry = decode_entry(&key, &value)?;
             // A record trimmed between the two reads is behind the log's start, which the
             // caller checks against `oldest_retained`.
@@ -167,7 +171,7 @@ impl Storage {
     ///
     /// # Errors
     /// Storage failures or a corrupt record.
-    pub(crate) fn read_node_log(
+    pub fn read_node_log(
         &self,
         local_only: bool,
         from: ChangeSeq,
@@ -179,7 +183,7 @@ impl Storage {
         }
         let range = from.to_be_bytes()..=through.to_be_bytes();
         let entries = self.ks.changes.range(range).map(|guard| {
-            let (key, value) = guard.into_inner()?;
+            let (key, value) = guard.into_inner().or_failure()?;
             let seq = seq_of(&key)?;
             let record = match !local_only || codec::record_cause(&value)?.is_local_origin() {
                 true => Some(codec::decode_record(seq, &value)?),
@@ -191,7 +195,7 @@ impl Storage {
     }
 
     /// The first entry of a table at or after `from` and at or before `through`.
-    pub(crate) fn first_table_change(
+    pub fn first_table_change(
         &self,
         table_id: u64,
         from: ChangeSeq,
@@ -203,7 +207,7 @@ impl Storage {
         let range = table_change_key(table_id, from)..=table_change_key(table_id, through);
         match self.ks.table_changes.range(range).next() {
             Some(guard) => {
-                let (key, value) = guard.into_inner()?;
+                let (key, value) = guard.into_inner().or_failure()?;
                 Ok(Some(decode_entry(&key, &value)?))
             }
             None => Ok(None),
@@ -211,7 +215,7 @@ impl Storage {
     }
 
     /// The last entry of a table at or before `through`.
-    pub(crate) fn last_table_change(
+    pub fn last_table_change(
         &self,
         table_id: u64,
         through: ChangeSeq,
@@ -221,7 +225,7 @@ impl Storage {
 
     /// The change record at `seq`, unless trimmed.
     pub(crate) fn change(&self, seq: ChangeSeq) -> Result<Option<ChangeRecord>> {
-        match self.ks.changes.get(seq.to_be_bytes())? {
+        match self.ks.changes.get(seq.to_be_bytes()).or_failure()? {
             Some(bytes) => Ok(Some(codec::decode_record(seq, &bytes)?)),
             None => Ok(None),
         }
@@ -229,8 +233,8 @@ impl Storage {
 
     /// The commit clock of the record at `seq`, unless trimmed (only the record's header is
     /// decoded).
-    pub(crate) fn commit_clock(&self, seq: ChangeSeq) -> Result<Option<crate::HlcTimestamp>> {
-        match self.ks.changes.get(seq.to_be_bytes())? {
+    pub fn commit_clock(&self, seq: ChangeSeq) -> Result<Option<tidemark_model::HlcTimestamp>> {
+        match self.ks.changes.get(seq.to_be_bytes()).or_failure()? {
             Some(bytes) => Ok(Some(codec::decode_record_header(&bytes)?.commit_clock)),
             None => Ok(None),
         }
@@ -245,7 +249,7 @@ fn last_table_change(
     let range = table_change_key(table_id, 0)..=table_change_key(table_id, through);
     match table_changes.range(range).next_back() {
         Some(guard) => {
-            let (key, value) = guard.into_inner()?;
+            let (key, value) = guard.into_inner().or_failure()?;
             Ok(Some(decode_entry(&key, &value)?))
         }
         None => Ok(None),
@@ -271,20 +275,20 @@ pub(crate) fn last_ordinals(
 /// running count. Idempotent (ordinals are recounted from the first retained entry), so a crash
 /// in the middle only means it runs again.
 pub(crate) fn migrate_table_changes(db: &Database, ks: &Keyspaces) -> Result<()> {
-    if ks.catalog.get(LOG_FORMAT_KEY)?.as_deref() == Some(&[LOG_FORMAT]) {
+    if ks.catalog.get(LOG_FORMAT_KEY).or_failure()?.as_deref() == Some(&[LOG_FORMAT]) {
         return Ok(());
     }
     let mut ordinals = std::collections::HashMap::<u64, u64>::new();
     let mut batch = db.batch();
     let mut pending = 0;
     for guard in ks.table_changes.iter() {
-        let (key, value) = guard.into_inner()?;
+        let (key, value) = guard.into_inner().or_failure()?;
         let table_id = seq_of(key.get(..8).unwrap_or_default())?;
         let seq = seq_of(key.get(8..).unwrap_or_default())?;
         let partition = *value
             .first()
             .ok_or_else(|| Error::Corrupt("an empty change-index entry".into()))?;
-        let cause = match ks.changes.get(seq.to_be_bytes())? {
+        let cause = match ks.changes.get(seq.to_be_bytes()).or_failure()? {
             Some(record) => codec::record_cause(&record)?,
             None => {
                 return Err(Error::Corrupt(format!(
@@ -301,96 +305,40 @@ pub(crate) fn migrate_table_changes(db: &Database, ks: &Keyspaces) -> Result<()>
         );
         pending += 1;
         if pending == 10_000 {
-            std::mem::replace(&mut batch, db.batch()).commit()?;
+            std::mem::replace(&mut batch, db.batch())
+                .commit()
+                .or_failure()?;
             pending = 0;
         }
     }
     batch.insert(&ks.catalog, LOG_FORMAT_KEY, [LOG_FORMAT]);
     batch
         .durability(Some(fjall::PersistMode::SyncAll))
-        .commit()?;
+        .commit()
+        .or_failure()?;
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use crate::changes::{LogCursor, LogLimits};
-    use crate::model::AttributeValue;
-    use crate::ops::{CreateTableRequest, PutItemRequest};
-    use crate::{Engine, ManualClock, StoreConfig};
-
-    fn open(dir: &std::path::Path) -> Engine {
-        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-        Engine::open_with_clock(StoreConfig::for_tests(dir), clock).unwrap()
-    }
-
-    fn put(store: &Engine, k: &str) {
-        let item = [("p".to_string(), AttributeValue::S(k.into()))].into();
-        store
-            .store
-            .put_item(PutItemRequest {
-                table_name: "tbl".into(),
-                item,
-                ..Default::default()
-            })
-            .unwrap();
-    }
-
-    #[test]
-    fn entries_of_the_previous_format_are_brought_up_to_date_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
-        store
-            .tables
-            .create_table(CreateTableRequest::on_demand("tbl", "p", "S"))
-            .unwrap();
-        for k in ["a", "b", "c", "d", "e"] {
-            put(&store, k);
-        }
-        let table_id = store.store.table_id("tbl").unwrap();
-        // Make the folder look like one the previous release wrote: one partition byte per
-        // entry, and no format mark.
-        let ks = &store.store.storage.ks;
+#[cfg(any(test, feature = "test-support"))]
+impl Storage {
+    /// Turns `table_changes` back into what the previous release wrote (one partition byte
+    /// per entry, no format mark), for tests of the migration at open.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn write_previous_log_format(&self) -> Result<()> {
+        let ks = &self.ks;
         let entries: Vec<(Vec<u8>, u8)> = ks
             .table_changes
             .iter()
             .map(|g| {
-                let (key, value) = g.into_inner().unwrap();
-                (key.to_vec(), value[0])
+                let (key, value) = g.into_inner().or_failure()?;
+                Ok((key.to_vec(), value.first().copied().unwrap_or_default()))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         for (key, partition) in &entries {
-            ks.table_changes.insert(key, [*partition]).unwrap();
+            ks.table_changes.insert(key, [*partition]).or_failure()?;
         }
-        ks.catalog.remove(super::LOG_FORMAT_KEY).unwrap();
-        drop(store);
-
-        let store = open(dir.path());
-        assert_eq!(store.store.table_lag(table_id, 1).unwrap().records, 5);
-        put(&store, "f");
-        assert_eq!(
-            store.store.table_lag(table_id, 1).unwrap().records,
-            6,
-            "counting goes on"
-        );
-        let mut per_lane = 0;
-        for lane in 0..4 {
-            let mut cursor = LogCursor::table(table_id, 1).lane(4, lane);
-            per_lane += store
-                .store
-                .read_log(&mut cursor, LogLimits::records(100))
-                .unwrap()
-                .len();
-        }
-        assert_eq!(per_lane, 6, "partition bytes kept");
-        drop(store);
-        let store = open(dir.path());
-        assert_eq!(
-            store.store.table_lag(table_id, 1).unwrap().records,
-            6,
-            "migrated once"
-        );
+        ks.catalog.remove(LOG_FORMAT_KEY).or_failure()
     }
 }

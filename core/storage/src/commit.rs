@@ -26,23 +26,27 @@ use super::index::IndexInfo;
 use super::keys::{partition_byte, table_change_key};
 use super::log::encode_entry;
 use super::ttl_index::{expiry_second, ttl_key};
-use crate::changes::{Cause, ChangeKind, ChangeSeq};
-use crate::clock::Clock;
-use crate::model::{Item, KeyShape, item_size};
-use crate::stamp::{HlcTimestamp, HybridClock, Stamp};
-use crate::{Error, Halt, Result};
+use tidemark_model::changes::{Cause, ChangeKind, ChangeSeq};
+use tidemark_model::clock::Clock;
+use tidemark_model::model::{Item, KeyShape, item_size};
+use tidemark_model::stamp::{HlcTimestamp, HybridClock, Stamp};
+use tidemark_model::{Error, Halt, Result};
 
 /// One item change to commit.
 #[derive(Debug)]
-pub(crate) struct Mutation {
-    pub(crate) table: Arc<TableEntry>,
-    pub(crate) key_bytes: Vec<u8>,
-    pub(crate) keys: Item,
-    pub(crate) old: Option<Item>,
+pub struct Mutation {
+    /// The table written.
+    pub table: Arc<TableEntry>,
+    /// The item's storage key.
+    pub key_bytes: Vec<u8>,
+    /// The item's key attributes.
+    pub keys: Item,
+    /// The item as it was, if any.
+    pub old: Option<Item>,
     /// The new item, or `None` to delete (leaving a stamped tombstone).
-    pub(crate) new: Option<Item>,
+    pub new: Option<Item>,
     /// Who made the write; a replicated write brings its own stamp.
-    pub(crate) cause: Cause,
+    pub cause: Cause,
 }
 
 /// One mutation, encoded before the critical section.
@@ -64,9 +68,11 @@ pub(crate) struct Encoded {
 
 /// Item count and bytes of one table, kept exactly by the commit path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct TableStats {
-    pub(crate) items: i64,
-    pub(crate) bytes: i64,
+pub struct TableStats {
+    /// Items stored.
+    pub items: i64,
+    /// Their bytes, as DynamoDB sizes items.
+    pub bytes: i64,
 }
 
 impl TableStats {
@@ -107,7 +113,7 @@ pub(crate) struct Sequencer {
 
 /// The commit path: the sequencer, and group commit with its syncer thread.
 #[derive(Debug)]
-pub(crate) struct CommitPipeline {
+pub struct CommitPipeline {
     pub(crate) sequencer: Mutex<Sequencer>,
     durable: Arc<Durable>,
     syncer: Mutex<Option<JoinHandle<()>>>,
@@ -136,7 +142,8 @@ impl CommitPipeline {
         })
     }
 
-    pub(crate) fn durable(&self) -> &Durable {
+    /// The durable watermark and the group commit that moves it.
+    pub fn durable(&self) -> &Durable {
         &self.durable
     }
 
@@ -225,7 +232,7 @@ impl CommitPipeline {
         }
         if let Err(e) = batch.commit() {
             seq_state.undo(mutations, encoded);
-            return Err(e.into());
+            return Err(crate::failure(e));
         }
         seq_state.next_seq = first + mutations.len() as u64;
         Ok(seq_state.next_seq - 1)

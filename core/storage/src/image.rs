@@ -28,13 +28,14 @@ use super::commit::TableStats;
 use super::group_commit::Durability;
 use super::keys::{item_key, table_change_key, table_prefix};
 use super::{Storage, seq_of};
-use crate::changes::ChangeSeq;
-use crate::model::{Item, KeyShape, item_size};
-use crate::{Error, Result};
+use crate::OrFailure;
+use tidemark_model::changes::ChangeSeq;
+use tidemark_model::model::{Item, KeyShape, item_size};
+use tidemark_model::{Error, Result};
 
 /// One item of a table image or a backup: its storage key without the table prefix (the
 /// encoded partition and sort key), and the item.
-pub(crate) type ImageItem = (Vec<u8>, Item);
+pub type ImageItem = (Vec<u8>, Item);
 
 /// Fewest changes worth a thread of their own when a restore reads what it must undo.
 const UNDO_PART_MIN: usize = 20_000;
@@ -45,7 +46,7 @@ const LOAD_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// `items` in the batches a table being built is written in, bounded by count and by bytes.
 /// An error ends the batches: it is the last thing returned.
-pub(crate) fn load_batches(
+pub fn load_batches(
     items: impl Iterator<Item = Result<ImageItem>>,
 ) -> impl Iterator<Item = Result<Vec<ImageItem>>> {
     let mut items = items.fuse();
@@ -74,7 +75,7 @@ pub(crate) fn load_batches(
 }
 
 /// The live items of one table as of a change sequence, in key order ([module docs](self)).
-pub(crate) struct TableImage {
+pub struct TableImage {
     items: fjall::Iter,
     undo: std::iter::Peekable<std::collections::btree_map::IntoIter<Vec<u8>, Option<Item>>>,
     /// The next stored cell (key and encoded cell), decoded only if it is taken.
@@ -82,9 +83,17 @@ pub(crate) struct TableImage {
     items_done: bool,
 }
 
+impl std::fmt::Debug for TableImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableImage")
+            .field("undone", &self.undone())
+            .finish_non_exhaustive()
+    }
+}
+
 impl TableImage {
     /// How many keys take their image from the change log.
-    pub(crate) fn undone(&self) -> usize {
+    pub fn undone(&self) -> usize {
         self.undo.len()
     }
 
@@ -108,7 +117,7 @@ impl TableImage {
         }
         match self.items.next() {
             Some(guard) => {
-                let (key, value) = guard.into_inner()?;
+                let (key, value) = guard.into_inner().or_failure()?;
                 self.next_item = Some((key.to_vec(), value));
             }
             None => self.items_done = true,
@@ -165,7 +174,7 @@ struct Load<'a> {
     table: &'a TableEntry,
     indexes: std::sync::Arc<Vec<super::index::IndexInfo>>,
     /// Every cell is stamped now, by this node.
-    stamp: crate::stamp::Stamp,
+    stamp: tidemark_model::stamp::Stamp,
     deltas: BTreeMap<u64, TableStats>,
     /// Bytes added to each item collection (tables with local indexes only).
     collections: BTreeMap<Vec<u8>, i64>,
@@ -244,7 +253,7 @@ impl<'a> Load<'a> {
                     stats.bytes -= delta.bytes;
                 }
             }
-            return Err(e.into());
+            return Err(crate::failure(e));
         }
         Ok(())
     }
@@ -258,7 +267,7 @@ impl Storage {
     ///
     /// # Errors
     /// Internal when the log after `at` was trimmed; storage failures; corrupt records.
-    pub(crate) fn table_image(
+    pub fn table_image(
         &self,
         table_id: u64,
         shape: &KeyShape,
@@ -273,7 +282,7 @@ impl Storage {
         let later = table_change_key(table_id, at + 1)..=table_change_key(table_id, u64::MAX);
         let seqs: Vec<ChangeSeq> = snapshot
             .range(&self.ks.table_changes, later)
-            .map(|guard| seq_of(guard.key()?.get(8..).unwrap_or_default()))
+            .map(|guard| seq_of(guard.key().or_failure()?.get(8..).unwrap_or_default()))
             .collect::<Result<_>>()?;
         // The changes are read in parts on threads of their own; where two parts undo the
         // same key, the earlier part's image wins (`append` keeps the appended map's values).
@@ -329,7 +338,7 @@ impl Storage {
             let mut wanted = seqs.iter().copied().peekable();
             let log = snapshot.range(&self.ks.changes, first.to_be_bytes()..=last.to_be_bytes());
             for guard in log {
-                let (key, bytes) = guard.into_inner()?;
+                let (key, bytes) = guard.into_inner().or_failure()?;
                 let seq = seq_of(&key)?;
                 match wanted.peek() {
                     Some(&w) if w < seq => return Err(missing(w)),
@@ -346,7 +355,8 @@ impl Storage {
         } else {
             for &seq in seqs {
                 let bytes = snapshot
-                    .get(&self.ks.changes, seq.to_be_bytes())?
+                    .get(&self.ks.changes, seq.to_be_bytes())
+                    .or_failure()?
                     .ok_or_else(|| Error::Corrupt(format!("change {seq} has no record")))?;
                 note(&bytes)?;
             }
@@ -362,12 +372,12 @@ impl Storage {
     /// items. Nothing of the cells is visible before the ingestion finishes; a crash before
     /// then leaves only unregistered files, which fjall drops when it opens, and index
     /// entries the restore clears when it starts over.
-    pub(crate) fn load_table(
+    pub fn load_table(
         &self,
         table: &TableEntry,
         batches: impl Iterator<Item = Result<Vec<ImageItem>>>,
     ) -> Result<u64> {
-        let mut cells = self.ks.items.start_ingestion()?;
+        let mut cells = self.ks.items.start_ingestion().or_failure()?;
         let mut loaded = 0u64;
         let mut load = Load::new(self, table);
         for items in batches {
@@ -376,21 +386,21 @@ impl Storage {
             fail::fail_point!("restore-load");
             let mut batch = self.db.batch();
             for (key, cell) in load.add(&items, &mut batch) {
-                cells.write(key, cell)?;
+                cells.write(key, cell).or_failure()?;
             }
             load.commit(batch)?;
             loaded += items.len() as u64;
             metrics::gauge!("tidemark_restore_items", "table" => table.name.clone())
                 .set(loaded as f64);
         }
-        cells.finish()?;
+        cells.finish().or_failure()?;
         self.sync_if_durable()?;
         Ok(loaded)
     }
 
     /// Adds `items`, in any order and never seen before, to `table`, a table being built
     /// that nobody else reads or writes: cells, index entries and statistics in one batch.
-    pub(crate) fn load_unsorted(&self, table: &TableEntry, items: &[ImageItem]) -> Result<()> {
+    pub fn load_unsorted(&self, table: &TableEntry, items: &[ImageItem]) -> Result<()> {
         let mut load = Load::new(self, table);
         let mut batch = self.db.batch();
         for (key, cell) in load.add(items, &mut batch) {
@@ -401,7 +411,7 @@ impl Storage {
 
     /// Removes everything a table being built holds (items, index entries, statistics), so
     /// an interrupted build starts over.
-    pub(crate) fn clear_table(&self, table: &TableEntry) -> Result<()> {
+    pub fn clear_table(&self, table: &TableEntry) -> Result<()> {
         let index_ids: Vec<u64> = table.indexes().iter().map(|i| i.id).collect();
         self.purge_table_items(table.id, &index_ids)?;
         let mut sequencer = self.pipeline.sequencer.lock();
@@ -411,9 +421,9 @@ impl Storage {
 
     /// Makes everything written so far durable in `sync` mode (bulk writes skip the group
     /// commit).
-    pub(crate) fn sync_if_durable(&self) -> Result<()> {
+    pub fn sync_if_durable(&self) -> Result<()> {
         if self.durability == Durability::Sync {
-            self.db.persist(PersistMode::SyncData)?;
+            self.db.persist(PersistMode::SyncData).or_failure()?;
         }
         Ok(())
     }
@@ -431,7 +441,9 @@ impl Storage {
     }
 
     fn open_keyspace(&self, name: &str) -> Result<Keyspace> {
-        Ok(self.db.keyspace(name, KeyspaceCreateOptions::default)?)
+        self.db
+            .keyspace(name, KeyspaceCreateOptions::default)
+            .or_failure()
     }
 
     /// Writes `image` as the content of backup `backup_id`, into a new keyspace (dropping
@@ -439,7 +451,7 @@ impl Storage {
     ///
     /// IMPORTANT: every attempt ingests into a keyspace of its own name: fjall 3.1 loses
     /// what is ingested into a keyspace after `clear()` when the database is reopened.
-    pub(crate) fn write_backup(
+    pub fn write_backup(
         &self,
         backup_id: u64,
         image: impl Iterator<Item = Result<ImageItem>>,
@@ -448,13 +460,13 @@ impl Storage {
         let attempt = uuid::Uuid::new_v4().as_u64_pair().0 as u32;
         let name = format!("{BACKUP_KEYSPACE_PREFIX}{backup_id:016x}.{attempt:08x}");
         let keyspace = self.open_keyspace(&name)?;
-        let mut ingestion = keyspace.start_ingestion()?;
+        let mut ingestion = keyspace.start_ingestion().or_failure()?;
         let mut written = TableStats::default();
         for entry in image {
             let (suffix, item) = entry?;
             let mut value = Vec::with_capacity(64);
             codec::put_item(&mut value, &item);
-            ingestion.write(suffix, value)?;
+            ingestion.write(suffix, value).or_failure()?;
             written.items += 1;
             written.bytes += item_size(&item) as i64;
             if written.items % 10_000 == 0 {
@@ -462,7 +474,7 @@ impl Storage {
                 fail::fail_point!("backup-copy");
             }
         }
-        ingestion.finish()?;
+        ingestion.finish().or_failure()?;
         Ok(written)
     }
 
@@ -470,7 +482,7 @@ impl Storage {
     ///
     /// # Errors
     /// Corrupt when the backup's copy is missing.
-    pub(crate) fn backup_items(
+    pub fn backup_items(
         &self,
         backup_id: u64,
     ) -> Result<impl Iterator<Item = Result<ImageItem>> + use<>> {
@@ -483,22 +495,22 @@ impl Storage {
             })?;
         let keyspace = self.open_keyspace(&name)?;
         Ok(keyspace.iter().map(|guard| {
-            let (key, value) = guard.into_inner()?;
+            let (key, value) = guard.into_inner().or_failure()?;
             Ok((key.to_vec(), codec::Reader::new(&value).item()?))
         }))
     }
 
     /// Drops every stored copy of backup `backup_id`.
-    pub(crate) fn drop_backup(&self, backup_id: u64) -> Result<()> {
+    pub fn drop_backup(&self, backup_id: u64) -> Result<()> {
         for name in self.backup_keyspaces(backup_id) {
             let keyspace = self.open_keyspace(&name)?;
-            self.db.delete_keyspace(keyspace)?;
+            self.db.delete_keyspace(keyspace).or_failure()?;
         }
         Ok(())
     }
 
     /// Ids of every backup copy on disk (to drop those whose backup is gone).
-    pub(crate) fn stored_backup_ids(&self) -> Vec<u64> {
+    pub fn stored_backup_ids(&self) -> Vec<u64> {
         self.db
             .list_keyspace_names()
             .iter()

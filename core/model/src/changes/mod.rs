@@ -7,7 +7,7 @@
 //! what "the last change at or before time T" and the history window are measured in.
 //!
 //! Streams, Kafka publishers, replication and point-in-time restore all read this log, and only
-//! up to the durable watermark ([`crate::Store::durable_seq`]), so a reader never sees a record
+//! up to the durable watermark (`Store::durable_seq` in tidemark-core), so a reader never sees a record
 //! that a crash could take back.
 
 mod cursor;

@@ -5,12 +5,12 @@
 //! for `S` and `B`) and no encoding is a prefix of another, so one partition's items are
 //! contiguous and ordered by sort key.
 
-#[cfg(test)]
-use crate::model::Number;
 use std::ops::Bound;
+#[cfg(test)]
+use tidemark_model::model::Number;
 
-use crate::expr::{KeyCondition, SortKeyCondition};
-use crate::model::{AttributeValue, Item, KeyShape, ScalarType};
+use tidemark_model::key_condition::{KeyCondition, SortKeyCondition};
+use tidemark_model::model::{AttributeValue, Item, KeyShape, ScalarType};
 
 /// Encodes a key attribute value (S, N or B) order-preservingly and self-delimited.
 pub(crate) fn encode_key_value(value: &AttributeValue, out: &mut Vec<u8>) {
@@ -48,14 +48,14 @@ fn encode_bytes_prefix(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// A range of storage keys.
 #[derive(Debug, Clone)]
-pub(crate) struct KeyRange {
+pub struct KeyRange {
     pub(crate) lower: Bound<Vec<u8>>,
     pub(crate) upper: Bound<Vec<u8>>,
 }
 
 impl KeyRange {
     /// Every key that starts with `prefix`.
-    pub(crate) fn prefix(prefix: &[u8]) -> KeyRange {
+    pub fn prefix(prefix: &[u8]) -> KeyRange {
         let (lower, upper) = fjall::util::prefix_to_range(prefix);
         KeyRange {
             lower: lower.map(|k| k.to_vec()),
@@ -65,7 +65,7 @@ impl KeyRange {
 
     /// Narrows the range to keys after `key` (forward) or before it (backward): where a page
     /// of a Query or Scan resumes.
-    pub(crate) fn resume_after(&mut self, key: Vec<u8>, forward: bool) {
+    pub fn resume_after(&mut self, key: Vec<u8>, forward: bool) {
         let bound = if forward {
             &mut self.lower
         } else {
@@ -91,7 +91,7 @@ impl KeyRange {
 ///
 /// Bounds on the sort key are prefix bounds: index entries carry the table's key after the
 /// index's sort key, so "sort key = v" is every key that starts with `id | pk | v`.
-pub(crate) fn query_range(id: u64, condition: &KeyCondition) -> KeyRange {
+pub fn query_range(id: u64, condition: &KeyCondition) -> KeyRange {
     // Index keys encode every partition attribute, then every sort attribute, each
     // self-delimiting: bound equalities are one contiguous prefix, and the condition on the
     // next sort attribute a range within it.
@@ -158,7 +158,7 @@ fn after_prefix(prefix: &[u8]) -> Bound<Vec<u8>> {
 
 /// Which of `total` parallel-scan segments an item belongs to: a stable hash of its
 /// partition key, so one partition's items always fall in one segment.
-pub(crate) fn scan_segment(partition_value: &AttributeValue, total: u32) -> u32 {
+pub fn scan_segment(partition_value: &AttributeValue, total: u32) -> u32 {
     let mut encoded = Vec::with_capacity(32);
     encode_key_value(partition_value, &mut encoded);
     (xxhash_rust::xxh3::xxh3_64(&encoded) % u64::from(total.max(1))) as u32
@@ -172,7 +172,7 @@ pub(crate) fn partition_byte(partition_value: &AttributeValue) -> u8 {
 }
 
 /// The storage key of an item: table id, then partition key, then sort key.
-pub(crate) fn item_key(table_id: u64, shape: &KeyShape, key: &Item) -> Vec<u8> {
+pub fn item_key(table_id: u64, shape: &KeyShape, key: &Item) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
     out.extend_from_slice(&table_id.to_be_bytes());
     for attribute in shape.attributes() {
@@ -184,7 +184,7 @@ pub(crate) fn item_key(table_id: u64, shape: &KeyShape, key: &Item) -> Vec<u8> {
 }
 
 /// The prefix shared by every item key of a table.
-pub(crate) fn table_prefix(table_id: u64) -> [u8; 8] {
+pub fn table_prefix(table_id: u64) -> [u8; 8] {
     table_id.to_be_bytes()
 }
 
@@ -205,13 +205,13 @@ pub(crate) fn decode_number(input: &[u8]) -> Option<(Number, usize)> {
 
 /// The key attributes an item key encodes: the inverse of [`item_key`]. A tombstone keeps only
 /// its storage key, and a replica being seeded needs its key attributes back.
-pub(crate) fn decode_item_key(shape: &KeyShape, key: &[u8]) -> Option<Item> {
+pub fn decode_item_key(shape: &KeyShape, key: &[u8]) -> Option<Item> {
     let mut rest = key.get(8..)?;
     let mut item = Item::new();
     for attribute in shape.attributes() {
         let (value, used) = match attribute.scalar_type {
             ScalarType::N => {
-                let (n, used) = crate::model::Number::decode_ordered(rest)?;
+                let (n, used) = tidemark_model::model::Number::decode_ordered(rest)?;
                 (AttributeValue::N(n), used)
             }
             ScalarType::S => {
@@ -263,7 +263,7 @@ mod tests {
     proptest! {
         #[test]
         fn item_keys_decode_back(s in ".{0,12}", b in proptest::collection::vec(any::<u8>(), 0..12), n in any::<i64>()) {
-            use crate::model::KeyAttribute;
+            use tidemark_model::model::KeyAttribute;
             let shape = KeyShape {
                 hash: KeyAttribute { name: "p".into(), scalar_type: ScalarType::S },
                 range: Some(KeyAttribute { name: "s".into(), scalar_type: ScalarType::B }),

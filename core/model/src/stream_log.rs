@@ -8,7 +8,7 @@
 //! sequences taken under the commit sequencer, so every record falls in exactly one shard.
 //!
 //! The streams crate renders all of this (shard ids, iterators, records); core only keeps the
-//! boundaries durable (`crate::ops` enables, rotates and expires streams) and serves the
+//! boundaries durable (its `ops` enable, rotate and expire streams) and serves the
 //! table's slice of the log up to the durable watermark.
 
 use serde::{Deserialize, Serialize};
@@ -88,9 +88,4 @@ impl StreamInfo {
     pub fn lane_of(&self, partition: u8) -> u8 {
         partition % self.shards.max(1)
     }
-}
-
-/// A stream's catalog key: `stream/` + table id (hex) + `/` + label.
-pub(crate) fn stream_key(table_id: u64, label: &str) -> Vec<u8> {
-    format!("stream/{table_id:016x}/{label}").into_bytes()
 }

@@ -1,4 +1,6 @@
-//! Storage: the only module that knows fjall.
+//! tidemark-storage: the only crate that knows fjall. tidemark-core depends on this crate and
+//! not on fjall, so fjall stays behind the typed API below (keyspace handles are private to
+//! this crate); fjall's errors leave it as tidemark-model's opaque [`StorageFailure`].
 //!
 //! One fjall database per node, with these keyspaces:
 //! - `items`: `table id | pk | sk` → item cell (item + LWW stamp, or a stamped tombstone);
@@ -14,23 +16,24 @@
 //! - `backup.<id hex>.<attempt hex>`: one per backup, its items (see [`image`]).
 //!
 //! Every item write is one atomic batch across `items`, `changes`, `table_changes`, `indexes`,
-//! `ttl`, `stats` and `collections` (see [`commit`]). Read-check-write atomicity comes from striped per-key locks held around
-//! the read of the old item and the commit.
+//! `ttl`, `stats` and `collections` (see [`commit`]). Read-check-write atomicity comes from
+//! striped per-key locks held around the read of the old item and the commit.
+#![deny(missing_docs)]
 
-pub(crate) mod catalog;
-pub(crate) mod codec;
-pub(crate) mod collections;
-pub(crate) mod commit;
-pub(crate) mod group_commit;
-pub(crate) mod history;
-pub(crate) mod holds;
-pub(crate) mod image;
-pub(crate) mod index;
-pub(crate) mod journal;
-pub(crate) mod key_locks;
-pub(crate) mod keys;
-pub(crate) mod log;
-pub(crate) mod ttl_index;
+pub mod catalog;
+pub mod codec;
+pub mod collections;
+pub mod commit;
+pub mod group_commit;
+pub mod history;
+pub mod holds;
+pub mod image;
+pub mod index;
+mod journal;
+mod key_locks;
+pub mod keys;
+pub mod log;
+pub mod ttl_index;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -41,17 +44,36 @@ use fjall::config::PartitioningPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::Mutex;
 
-use crate::changes::ChangeSeq;
-use crate::clock::Clock;
-use crate::model::{Item, TableDefinition, item_size};
-use crate::stamp::HybridClock;
-use crate::stream_log::{StreamInfo, stream_key};
-use crate::{Error, Halt, Result};
 use catalog::{Catalog, NEXT_TABLE_ID_KEY, TableEntry};
 use commit::{CommitPipeline, Mutation, Sequencer, TableStats};
 use group_commit::Durability;
 use holds::Holds;
 use key_locks::{KeyGuard, KeyLocks};
+use tidemark_model::changes::ChangeSeq;
+use tidemark_model::clock::Clock;
+use tidemark_model::model::{Item, TableDefinition, item_size};
+use tidemark_model::stamp::HybridClock;
+use tidemark_model::stream_log::StreamInfo;
+use tidemark_model::{Error, Halt, Result, StorageFailure};
+
+/// fjall's results as the store's: a fjall error becomes [`Error::Storage`], fatal when fjall
+/// is poisoned. (The orphan rule forbids `From<fjall::Error>` for a type of tidemark-model.)
+pub(crate) trait OrFailure<T> {
+    /// The value, or fjall's error as a storage failure.
+    fn or_failure(self) -> Result<T>;
+}
+
+impl<T> OrFailure<T> for fjall::Result<T> {
+    fn or_failure(self) -> Result<T> {
+        self.map_err(failure)
+    }
+}
+
+/// fjall's error as a storage failure.
+pub(crate) fn failure(error: fjall::Error) -> Error {
+    let fatal = matches!(error, fjall::Error::Poisoned);
+    Error::Storage(StorageFailure::new(error, fatal))
+}
 
 const MIB: u64 = 1024 * 1024;
 /// Most journal bytes kept before fjall flushes memtables to let old journals go.
@@ -59,13 +81,13 @@ const MAX_JOURNAL_BYTES: u64 = 128 * MIB;
 
 /// What is stored for one item key: the live item, a tombstone (`item: None` with a stamp),
 /// or nothing at all (no stamp: never written, or its tombstone was trimmed). Reads that
-/// decide a write see this (re-exported as `crate::write::Cell`).
+/// decide a write see this (re-exported as `tidemark_core::write::Cell`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Cell {
     /// The live item, or `None` for a tombstone or an empty cell.
     pub item: Option<Item>,
     /// The stamp of the write that left the cell, if any write did.
-    pub stamp: Option<crate::stamp::Stamp>,
+    pub stamp: Option<tidemark_model::stamp::Stamp>,
 }
 
 /// Handles to every keyspace: private to storage (its submodules see them), so every other
@@ -83,17 +105,19 @@ pub(crate) struct Keyspaces {
 }
 
 /// The node's storage: database, keyspaces, catalog, key locks and the commit path.
-pub(crate) struct Storage {
+pub struct Storage {
     db: Database,
     ks: Keyspaces,
-    pub(crate) catalog: Catalog,
-    pub(crate) pipeline: CommitPipeline,
+    /// The live tables and streams, as the catalog keyspace holds them.
+    pub catalog: Catalog,
+    /// The commit path: sequencer, batch commit and group commit.
+    pub pipeline: CommitPipeline,
     /// Serialises table creation and deletion.
-    pub(crate) ddl: Mutex<()>,
+    pub ddl: Mutex<()>,
     /// The oldest change sequence still in the log.
-    pub(crate) oldest_retained: AtomicU64,
+    pub oldest_retained: AtomicU64,
     /// Named retention holds: trimming stops below the lowest.
-    pub(crate) holds: Holds,
+    pub holds: Holds,
     key_locks: KeyLocks,
     durability: Durability,
 }
@@ -107,7 +131,9 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
-    pub(crate) fn open(
+    /// Opens (or creates) the database in `dir`, recovers the catalog, the holds and the
+    /// commit sequencer, and starts the commit path.
+    pub fn open(
         dir: &Path,
         durability: Durability,
         region: String,
@@ -129,7 +155,8 @@ impl Storage {
         let db = Database::builder(dir)
             .cache_size(cache_bytes)
             .max_journaling_size(MAX_JOURNAL_BYTES)
-            .open()?;
+            .open()
+            .or_failure()?;
         // Below level 1, a table's index and bloom filter are partitioned: its top-level index
         // stays in memory and a lookup reads one small partition of each. Unpartitioned, a
         // lookup that misses the cache reads, checksums and parses the table's whole index
@@ -143,19 +170,21 @@ impl Storage {
             }
         };
         let ks = Keyspaces {
-            items: db.keyspace("items", options(32 * MIB))?,
-            changes: db.keyspace("changes", options(16 * MIB))?,
-            table_changes: db.keyspace("table_changes", options(16 * MIB))?,
-            catalog: db.keyspace("catalog", options(MIB))?,
-            stats: db.keyspace("stats", options(16 * MIB))?,
-            indexes: db.keyspace("indexes", options(16 * MIB))?,
-            ttl: db.keyspace("ttl", options(4 * MIB))?,
-            collections: db.keyspace("collections", options(4 * MIB))?,
+            items: db.keyspace("items", options(32 * MIB)).or_failure()?,
+            changes: db.keyspace("changes", options(16 * MIB)).or_failure()?,
+            table_changes: db
+                .keyspace("table_changes", options(16 * MIB))
+                .or_failure()?,
+            catalog: db.keyspace("catalog", options(MIB)).or_failure()?,
+            stats: db.keyspace("stats", options(16 * MIB)).or_failure()?,
+            indexes: db.keyspace("indexes", options(16 * MIB)).or_failure()?,
+            ttl: db.keyspace("ttl", options(4 * MIB)).or_failure()?,
+            collections: db.keyspace("collections", options(4 * MIB)).or_failure()?,
         };
 
         let catalog = Catalog::default();
         for guard in ks.catalog.prefix(b"table/") {
-            let (_, value) = guard.into_inner()?;
+            let (_, value) = guard.into_inner().or_failure()?;
             let definition: TableDefinition = serde_json::from_slice(&value)
                 .map_err(|e| Error::Corrupt(format!("a table definition: {e}")))?;
             let shape = definition.key_shape()?;
@@ -163,7 +192,7 @@ impl Storage {
             catalog.tables.write().insert(entry.name.clone(), entry);
         }
         for guard in ks.catalog.prefix(b"stream/") {
-            let (_, value) = guard.into_inner()?;
+            let (_, value) = guard.into_inner().or_failure()?;
             let stream: StreamInfo = serde_json::from_slice(&value)
                 .map_err(|e| Error::Corrupt(format!("a stream descriptor: {e}")))?;
             catalog
@@ -173,13 +202,13 @@ impl Storage {
         }
         let holds = Holds::default();
         for guard in ks.catalog.prefix(b"hold/") {
-            let (key, value) = guard.into_inner()?;
+            let (key, value) = guard.into_inner().or_failure()?;
             let hold = holds::decode_hold(&key, &value)?;
             holds.by_name.lock().insert(hold.name.clone(), hold);
         }
         let mut stats = HashMap::new();
         for guard in ks.stats.iter() {
-            let (key, value) = guard.into_inner()?;
+            let (key, value) = guard.into_inner().or_failure()?;
             stats.insert(seq_of(&key)?, TableStats::decode(&value)?);
         }
 
@@ -187,14 +216,14 @@ impl Storage {
         // the sequence and each is past the stamp its commit applied, local or replicated.
         let (last_seq, last_clock) = match ks.changes.last_key_value() {
             Some(guard) => {
-                let (key, value) = guard.into_inner()?;
+                let (key, value) = guard.into_inner().or_failure()?;
                 let header = codec::decode_record_header(&value)?;
                 (seq_of(&key)?, header.commit_clock)
             }
             None => (0, Default::default()),
         };
         let oldest_retained = match ks.changes.first_key_value() {
-            Some(guard) => seq_of(&guard.key()?)?,
+            Some(guard) => seq_of(&guard.key().or_failure()?)?,
             None => last_seq + 1,
         };
         log::migrate_table_changes(&db, &ks)?;
@@ -223,12 +252,12 @@ impl Storage {
     }
 
     /// Locks the given item keys until the guard is dropped ([`KeyLocks`]).
-    pub(crate) fn lock_keys(&self, keys: &[&[u8]]) -> KeyGuard<'_> {
+    pub fn lock_keys(&self, keys: &[&[u8]]) -> KeyGuard<'_> {
         self.key_locks.lock(keys)
     }
 
     /// Index entries (projected items) whose keys lie in `range`, in key order or reverse.
-    pub(crate) fn index_items_in(
+    pub fn index_items_in(
         &self,
         range: keys::KeyRange,
         reverse: bool,
@@ -240,14 +269,14 @@ impl Storage {
             Box::new(iter)
         };
         Box::new(entries.map(|guard| {
-            let bytes = guard.value()?;
+            let bytes = guard.value().or_failure()?;
             codec::Reader::new(&bytes).item()
         }))
     }
 
     /// Live items whose storage keys lie in `range`, in key order or reverse, read from the
     /// iterator's own snapshot (streamed, never loaded whole); tombstones are skipped.
-    pub(crate) fn items_in(
+    pub fn items_in(
         &self,
         range: keys::KeyRange,
         reverse: bool,
@@ -260,13 +289,13 @@ impl Storage {
         };
         Box::new(cells.filter_map(|guard| match guard.value() {
             Ok(bytes) => codec::decode_cell_item(&bytes).transpose(),
-            Err(e) => Some(Err(e.into())),
+            Err(e) => Some(Err(failure(e))),
         }))
     }
 
     /// The live item at `key` (`None` when absent or a tombstone).
-    pub(crate) fn read_item(&self, key: &[u8]) -> Result<Option<Item>> {
-        match self.ks.items.get(key)? {
+    pub fn read_item(&self, key: &[u8]) -> Result<Option<Item>> {
+        match self.ks.items.get(key).or_failure()? {
             Some(bytes) => codec::decode_cell_item(&bytes),
             None => Ok(None),
         }
@@ -274,8 +303,8 @@ impl Storage {
 
     /// What is stored at `key`: the live item or a tombstone, with the stamp of the write that
     /// left it; an empty cell when nothing was ever written there (or its tombstone trimmed).
-    pub(crate) fn read_cell(&self, key: &[u8]) -> Result<Cell> {
-        match self.ks.items.get(key)? {
+    pub fn read_cell(&self, key: &[u8]) -> Result<Cell> {
+        match self.ks.items.get(key).or_failure()? {
             Some(bytes) => {
                 let cell = codec::decode_cell(&bytes)?;
                 Ok(Cell {
@@ -288,7 +317,7 @@ impl Storage {
     }
 
     /// A consistent view of every item as of now, for reads that must agree with each other.
-    pub(crate) fn snapshot(&self) -> ItemsSnapshot {
+    pub fn snapshot(&self) -> ItemsSnapshot {
         ItemsSnapshot {
             snapshot: self.db.snapshot(),
             items: self.ks.items.clone(),
@@ -297,24 +326,27 @@ impl Storage {
 
     /// Commits `mutations` atomically; [`Storage::wait_durable`] waits for them to be
     /// durable.
-    pub(crate) fn commit(&self, mutations: &[Mutation]) -> Result<ChangeSeq> {
+    pub fn commit(&self, mutations: &[Mutation]) -> Result<ChangeSeq> {
         self.pipeline.commit(&self.db, &self.ks, mutations)
     }
 
-    pub(crate) fn wait_durable(&self, seq: ChangeSeq) -> Result<()> {
+    /// Waits until the change `seq` is durable in the node's mode.
+    pub fn wait_durable(&self, seq: ChangeSeq) -> Result<()> {
         self.pipeline.durable().wait_durable(seq)
     }
 
-    pub(crate) fn table(&self, name: &str) -> Option<Arc<TableEntry>> {
+    /// The live table `name`, if any.
+    pub fn table(&self, name: &str) -> Option<Arc<TableEntry>> {
         self.catalog.tables.read().get(name).cloned()
     }
 
     /// Every live table, as the catalog holds them now.
-    pub(crate) fn live_tables(&self) -> Vec<Arc<TableEntry>> {
+    pub fn live_tables(&self) -> Vec<Arc<TableEntry>> {
         self.catalog.tables.read().values().cloned().collect()
     }
 
-    pub(crate) fn table_stats(&self, id: u64) -> TableStats {
+    /// The exact item count and bytes of table `id`.
+    pub fn table_stats(&self, id: u64) -> TableStats {
         self.pipeline
             .sequencer
             .lock()
@@ -324,19 +356,16 @@ impl Storage {
             .unwrap_or_default()
     }
 
-    pub(crate) fn next_table_id(&self) -> Result<u64> {
-        match self.ks.catalog.get(NEXT_TABLE_ID_KEY)? {
+    /// The id the next created table gets.
+    pub fn next_table_id(&self) -> Result<u64> {
+        match self.ks.catalog.get(NEXT_TABLE_ID_KEY).or_failure()? {
             Some(stored) => seq_of(&stored),
             None => Ok(1),
         }
     }
 
     /// Writes catalog changes in one batch, durable before returning in `sync` mode.
-    pub(crate) fn write_catalog(
-        &self,
-        puts: &[(Vec<u8>, Vec<u8>)],
-        removes: &[Vec<u8>],
-    ) -> Result<()> {
+    pub fn write_catalog(&self, puts: &[(Vec<u8>, Vec<u8>)], removes: &[Vec<u8>]) -> Result<()> {
         let mut batch = self.db.batch();
         for (k, v) in puts {
             batch.insert(&self.ks.catalog, k.as_slice(), v.as_slice());
@@ -347,13 +376,13 @@ impl Storage {
         if self.durability == Durability::Sync {
             batch = batch.durability(Some(PersistMode::SyncData));
         }
-        batch.commit()?;
+        batch.commit().or_failure()?;
         Ok(())
     }
 
     /// Takes a dropped table out of the catalog in memory and removes its items, index
     /// entries and statistics.
-    pub(crate) fn forget_table(&self, entry: &TableEntry) -> Result<()> {
+    pub fn forget_table(&self, entry: &TableEntry) -> Result<()> {
         self.catalog.tables.write().remove(&entry.name);
         let index_ids: Vec<u64> = entry.indexes().iter().map(|i| i.id).collect();
         self.purge_table_items(entry.id, &index_ids)?;
@@ -362,24 +391,21 @@ impl Storage {
     }
 
     /// The values of the catalog keys that start with `prefix`, in key order.
-    pub(crate) fn catalog_values(
-        &self,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+    pub fn catalog_values(&self, prefix: &[u8]) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
         self.ks
             .catalog
             .prefix(prefix)
-            .map(|guard| Ok(guard.value()?.to_vec()))
+            .map(|guard| Ok(guard.value().or_failure()?.to_vec()))
     }
 
     /// Bytes the database occupies on disk.
-    pub(crate) fn disk_space(&self) -> u64 {
+    pub fn disk_space(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
     }
 
     /// Bytes on disk of each keyspace (items, the change log and its per-table index,
     /// secondary indexes), after writing what is still in memory to disk.
-    pub(crate) fn disk_usage(&self) -> Result<Vec<(&'static str, u64)>> {
+    pub fn disk_usage(&self) -> Result<Vec<(&'static str, u64)>> {
         let ks = &self.ks;
         let mut usage = Vec::new();
         for (name, keyspace) in [
@@ -388,7 +414,7 @@ impl Storage {
             ("table_changes", &ks.table_changes),
             ("indexes", &ks.indexes),
         ] {
-            keyspace.rotate_memtable_and_wait()?;
+            keyspace.rotate_memtable_and_wait().or_failure()?;
             usage.push((name, keyspace.disk_space()));
         }
         Ok(usage)
@@ -396,8 +422,8 @@ impl Storage {
 
     /// Writes one catalog entry without waiting for it to be durable (what may be lost in a
     /// crash is only the move of a retention hold, which then keeps more history).
-    pub(crate) fn put_catalog_buffered(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        self.ks.catalog.insert(key, value)?;
+    pub fn put_catalog_buffered(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.ks.catalog.insert(key, value).or_failure()?;
         Ok(())
     }
 
@@ -411,7 +437,7 @@ impl Storage {
         self.purge_prefix(&self.ks.collections, &keys::table_prefix(table_id))?;
         let mut batch = self.db.batch();
         batch.remove(&self.ks.stats, table_id.to_be_bytes());
-        batch.commit()?;
+        batch.commit().or_failure()?;
         Ok(())
     }
 
@@ -437,7 +463,8 @@ impl Storage {
                 .range((range.lower, range.upper))
                 .take(1024)
                 .map(|g| g.key().map(|k| k.to_vec()))
-                .collect::<fjall::Result<_>>()?;
+                .collect::<fjall::Result<_>>()
+                .or_failure()?;
             let Some(last) = chunk.last().cloned() else {
                 break;
             };
@@ -459,11 +486,7 @@ impl Storage {
     /// entry once, also when a backfill resumes after a restart. Each chunk commits its
     /// entries and the index statistics in one batch, under the sequencer lock like the commit
     /// path, so the persisted statistics never go backwards.
-    pub(crate) fn backfill_index(
-        &self,
-        table: &TableEntry,
-        index: &index::IndexInfo,
-    ) -> Result<u64> {
+    pub fn backfill_index(&self, table: &TableEntry, index: &index::IndexInfo) -> Result<u64> {
         let mut indexed = 0;
         self.for_each_locked_chunk(table.id, |chunk| {
             let mut added = TableStats::default();
@@ -475,7 +498,7 @@ impl Storage {
                 let Some(entry_key) = index.entry_key(&table.shape, &item) else {
                     continue;
                 };
-                if self.ks.indexes.contains_key(&entry_key)? {
+                if self.ks.indexes.contains_key(&entry_key).or_failure()? {
                     continue;
                 }
                 let projected = index.project(&table.shape, &item);
@@ -490,7 +513,7 @@ impl Storage {
             stats.items += added.items;
             stats.bytes += added.bytes;
             batch.insert(&self.ks.stats, index.id.to_be_bytes(), stats.encode());
-            batch.commit()?;
+            batch.commit().or_failure()?;
             indexed += added.items as u64;
             metrics::gauge!("tidemark_backfill_items", "table" => table.name.clone(), "index" => index.name.clone())
                 .set(indexed as f64);
@@ -502,7 +525,7 @@ impl Storage {
     /// Indexes the TTL values of every item of `table` (after TTL was enabled), in chunks
     /// under the items' key locks; entries are keyed by value, so indexing twice is harmless.
     /// Stops if TTL is disabled meanwhile.
-    pub(crate) fn backfill_ttl(&self, table: &TableEntry) -> Result<()> {
+    pub fn backfill_ttl(&self, table: &TableEntry) -> Result<()> {
         self.for_each_locked_chunk(table.id, |chunk| {
             let Some(attribute) = table.ttl_attribute() else {
                 return Ok(false);
@@ -516,16 +539,16 @@ impl Storage {
                     batch.insert(&self.ks.ttl, ttl_index::ttl_key(table.id, second, key), []);
                 }
             }
-            batch.commit()?;
+            batch.commit().or_failure()?;
             Ok(true)
         })
     }
 
     /// Removes every entry and the statistics of an index.
-    pub(crate) fn purge_index(&self, index_id: u64) -> Result<()> {
+    pub fn purge_index(&self, index_id: u64) -> Result<()> {
         self.purge_prefix(&self.ks.indexes, &index_id.to_be_bytes())?;
         self.pipeline.sequencer.lock().stats.remove(&index_id);
-        self.ks.stats.remove(index_id.to_be_bytes())?;
+        self.ks.stats.remove(index_id.to_be_bytes()).or_failure()?;
         Ok(())
     }
 
@@ -536,7 +559,8 @@ impl Storage {
                 .prefix(prefix)
                 .take(10_000)
                 .map(|g| g.key())
-                .collect::<fjall::Result<_>>()?;
+                .collect::<fjall::Result<_>>()
+                .or_failure()?;
             if keys.is_empty() {
                 break;
             }
@@ -544,33 +568,26 @@ impl Storage {
             for key in keys {
                 batch.remove(keyspace, key);
             }
-            batch.commit()?;
+            batch.commit().or_failure()?;
         }
         Ok(())
     }
 
     /// The next change sequence, read under the sequencer.
-    pub(crate) fn next_seq(&self) -> ChangeSeq {
+    pub fn next_seq(&self) -> ChangeSeq {
         self.pipeline.sequencer.lock().next_seq
     }
 
     /// Runs `f` with the next change sequence while no commit can take it, so that what `f`
     /// records (a stream boundary) splits the log exactly: every later commit gets a sequence
     /// at or above it.
-    pub(crate) fn with_sequence_boundary<T>(
-        &self,
-        f: impl FnOnce(ChangeSeq) -> Result<T>,
-    ) -> Result<T> {
+    pub fn with_sequence_boundary<T>(&self, f: impl FnOnce(ChangeSeq) -> Result<T>) -> Result<T> {
         let sequencer = self.pipeline.sequencer.lock();
         f(sequencer.next_seq)
     }
 
     /// Writes stream descriptors (durably in `sync` mode) and then installs them in memory.
-    pub(crate) fn save_streams(
-        &self,
-        changed: Vec<StreamInfo>,
-        removed: &[(u64, String)],
-    ) -> Result<()> {
+    pub fn save_streams(&self, changed: Vec<StreamInfo>, removed: &[(u64, String)]) -> Result<()> {
         let puts = changed
             .iter()
             .map(stream_catalog_entry)
@@ -582,7 +599,7 @@ impl Storage {
     }
 
     /// Installs stream descriptors already written to the catalog.
-    pub(crate) fn install_streams(&self, changed: Vec<StreamInfo>, removed: &[(u64, String)]) {
+    pub fn install_streams(&self, changed: Vec<StreamInfo>, removed: &[(u64, String)]) {
         let mut streams = self.catalog.streams.write();
         for key in removed {
             streams.remove(key);
@@ -592,23 +609,30 @@ impl Storage {
         }
     }
 
-    pub(crate) fn persist(&self) -> Result<()> {
-        self.db.persist(PersistMode::SyncAll)?;
+    /// Syncs everything written so far to disk.
+    pub fn persist(&self) -> Result<()> {
+        self.db.persist(PersistMode::SyncAll).or_failure()?;
         Ok(())
     }
 }
 
 /// A consistent view of every item cell as of when it was taken ([`Storage::snapshot`]).
-pub(crate) struct ItemsSnapshot {
+pub struct ItemsSnapshot {
     snapshot: fjall::Snapshot,
     items: Keyspace,
 }
 
+impl std::fmt::Debug for ItemsSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemsSnapshot").finish_non_exhaustive()
+    }
+}
+
 impl ItemsSnapshot {
     /// The live item at `key` (`None` when absent or a tombstone).
-    pub(crate) fn item(&self, key: &[u8]) -> Result<Option<Item>> {
+    pub fn item(&self, key: &[u8]) -> Result<Option<Item>> {
         use fjall::Readable;
-        match self.snapshot.get(&self.items, key)? {
+        match self.snapshot.get(&self.items, key).or_failure()? {
             Some(bytes) => codec::decode_cell_item(&bytes),
             None => Ok(None),
         }
@@ -616,7 +640,7 @@ impl ItemsSnapshot {
 
     /// The cells (live items and tombstones) whose storage keys lie in `range`, in key
     /// order, with their keys.
-    pub(crate) fn cells_in(
+    pub fn cells_in(
         &self,
         range: keys::KeyRange,
     ) -> impl Iterator<Item = Result<(Vec<u8>, codec::ItemCell)>> + '_ {
@@ -624,14 +648,14 @@ impl ItemsSnapshot {
         self.snapshot
             .range(&self.items, (range.lower, range.upper))
             .map(|guard| {
-                let (key, bytes) = guard.into_inner()?;
+                let (key, bytes) = guard.into_inner().or_failure()?;
                 Ok((key.to_vec(), codec::decode_cell(&bytes)?))
             })
     }
 }
 
 /// The catalog entry of a stream descriptor.
-pub(crate) fn stream_catalog_entry(stream: &StreamInfo) -> Result<(Vec<u8>, Vec<u8>)> {
+pub fn stream_catalog_entry(stream: &StreamInfo) -> Result<(Vec<u8>, Vec<u8>)> {
     let json = serde_json::to_vec(stream).map_err(|e| Error::Internal(e.to_string()))?;
     Ok((stream_key(stream.table_id, &stream.label), json))
 }
@@ -647,4 +671,9 @@ impl Drop for Storage {
     fn drop(&mut self) {
         self.pipeline.shutdown();
     }
+}
+
+/// A stream's catalog key: `stream/` + table id (hex) + `/` + label.
+fn stream_key(table_id: u64, label: &str) -> Vec<u8> {
+    format!("stream/{table_id:016x}/{label}").into_bytes()
 }
