@@ -1,8 +1,8 @@
 //! The one write protocol. Every writer (PutItem, UpdateItem, DeleteItem, BatchWriteItem,
 //! TransactWriteItems, TTL expiry, replicated writes, restore) goes through [`Store::write`]:
 //!
-//! 1. lock the key of every item it touches (striped locks, taken in one global order, so
-//!    writers of overlapping sets never deadlock);
+//! 1. lock the key of every item it touches (by the key's 64-bit hash, taken in ascending
+//!    order, so writers of overlapping sets never deadlock);
 //! 2. read each item's [`Cell`]: the live item or its tombstone, with the stamp of the write
 //!    that left it;
 //! 3. let the writer decide from those cells (conditions, update expressions, expiry checks)

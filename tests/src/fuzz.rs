@@ -1,7 +1,8 @@
 //! Arbitrary-input testing on the stable toolchain: inputs grown from valid examples by random
 //! edits (insertions of the input's own alphabet, deletions, repeats, splices with other
 //! examples, truncations), fed to the parsers that take what clients send: request bodies
-//! (every synchronous DynamoDB and DynamoDB Streams operation, decoded and run on a store),
+//! (every DynamoDB and DynamoDB Streams operation of the dispatcher's table, run as `POST /`
+//! runs it on a node's services),
 //! the expression parser, the number parser and the shard iterator decoder. A target may
 //! refuse an input however it likes; it must not panic.
 //!
@@ -96,21 +97,21 @@ impl Target {
                 "eyJhIjoxfQ==",
             ]),
             Target::Request => with_every_operation(owned(&[
-                r##"DynamoDB_20120810.CreateTable {"TableName":"fz","KeySchema":[{"AttributeName":"p","KeyType":"HASH"},{"AttributeName":"s","KeyType":"RANGE"}],"AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"},{"AttributeName":"s","AttributeType":"N"}],"BillingMode":"PAY_PER_REQUEST","StreamSpecification":{"StreamEnabled":true,"StreamViewType":"NEW_AND_OLD_IMAGES"}}"##,
-                r##"DynamoDB_20120810.PutItem {"TableName":"fz","Item":{"p":{"S":"a"},"s":{"N":"1"},"l":{"L":[{"N":"1"},{"M":{"x":{"SS":["a","b"]}}}]},"b":{"B":"AAE="}},"ConditionExpression":"attribute_not_exists(p) OR #n < :v","ExpressionAttributeNames":{"#n":"n"},"ExpressionAttributeValues":{":v":{"N":"5"}},"ReturnValues":"ALL_OLD"}"##,
-                r##"DynamoDB_20120810.UpdateItem {"TableName":"fz","Key":{"p":{"S":"a"},"s":{"N":"1"}},"UpdateExpression":"SET #n = if_not_exists(#n, :z) + :one, l[1].x = :s REMOVE b","ExpressionAttributeNames":{"#n":"n"},"ExpressionAttributeValues":{":z":{"N":"0"},":one":{"N":"1"},":s":{"NS":["1","2"]}},"ReturnValues":"UPDATED_NEW"}"##,
-                r##"DynamoDB_20120810.Query {"TableName":"fz","KeyConditionExpression":"p = :p AND s BETWEEN :a AND :b","FilterExpression":"size(l) > :n","ProjectionExpression":"p, s, l[0]","ExpressionAttributeValues":{":p":{"S":"a"},":a":{"N":"0"},":b":{"N":"9"},":n":{"N":"0"}},"Limit":5,"ScanIndexForward":false,"ExclusiveStartKey":{"p":{"S":"a"},"s":{"N":"0"}}}"##,
-                r##"DynamoDB_20120810.Scan {"TableName":"fz","Segment":0,"TotalSegments":2,"Select":"COUNT","ScanFilter":{"s":{"AttributeValueList":[{"N":"1"}],"ComparisonOperator":"GE"}}}"##,
-                r##"DynamoDB_20120810.BatchWriteItem {"RequestItems":{"fz":[{"PutRequest":{"Item":{"p":{"S":"b"},"s":{"N":"2"}}}},{"DeleteRequest":{"Key":{"p":{"S":"a"},"s":{"N":"1"}}}}]}}"##,
-                r##"DynamoDB_20120810.BatchGetItem {"RequestItems":{"fz":{"Keys":[{"p":{"S":"b"},"s":{"N":"2"}}],"ProjectionExpression":"p"}}}"##,
-                r##"DynamoDB_20120810.TransactWriteItems {"TransactItems":[{"Put":{"TableName":"fz","Item":{"p":{"S":"t"},"s":{"N":"3"}}}},{"ConditionCheck":{"TableName":"fz","Key":{"p":{"S":"b"},"s":{"N":"2"}},"ConditionExpression":"attribute_exists(p)"}}],"ClientRequestToken":"x"}"##,
-                r##"DynamoDB_20120810.ExecuteStatement {"Statement":"SELECT p, l[0].x FROM \"fz\" WHERE p IN ['a', ?] AND s BETWEEN 0 AND 9 AND NOT (n <> 1 OR b IS MISSING) ORDER BY s DESC","Parameters":[{"S":"b"}],"Limit":2}"##,
-                r##"DynamoDB_20120810.ExecuteStatement {"Statement":"UPDATE \"fz\" SET n = n + 1, l = list_append(l, [1]), t = set_add(t, <<'x'>>) REMOVE b WHERE p = ? AND s = 1 AND begins_with(q, 'z') RETURNING ALL NEW *","Parameters":[{"S":"a"}]}"##,
-                r##"DynamoDB_20120810.ExecuteTransaction {"TransactStatements":[{"Statement":"INSERT INTO \"fz\" VALUE {'p': 'i', 's': 4, 'm': {'k': [1, NULL, TRUE]}}"},{"Statement":"EXISTS(SELECT * FROM \"fz\" WHERE p = 'b' AND s = 2 AND size(p) > 0)"}]}"##,
-                r##"DynamoDB_20120810.BatchExecuteStatement {"Statements":[{"Statement":"DELETE FROM \"fz\" WHERE p = ? AND s = ? RETURNING ALL OLD *","Parameters":[{"S":"i"},{"N":"4"}]}]}"##,
-                r##"DynamoDB_20120810.UpdateTable {"TableName":"fz","AttributeDefinitions":[{"AttributeName":"g","AttributeType":"S"}],"GlobalSecondaryIndexUpdates":[{"Create":{"IndexName":"gi","KeySchema":[{"AttributeName":"g","KeyType":"HASH"}],"Projection":{"ProjectionType":"KEYS_ONLY"}}}]}"##,
-                r##"DynamoDB_20120810.UpdateTimeToLive {"TableName":"fz","TimeToLiveSpecification":{"Enabled":true,"AttributeName":"ttl"}}"##,
-                r##"DynamoDBStreams_20120810.DescribeStream {"StreamArn":"arn:aws:dynamodb:us-east-1:000000000000:table/fz/stream/2026-01-01T00:00:00.000","Limit":10}"##,
+                r##"DynamoDB_20120810.CreateTable {"TableName":"fzz","KeySchema":[{"AttributeName":"p","KeyType":"HASH"},{"AttributeName":"s","KeyType":"RANGE"}],"AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"},{"AttributeName":"s","AttributeType":"N"}],"BillingMode":"PAY_PER_REQUEST","StreamSpecification":{"StreamEnabled":true,"StreamViewType":"NEW_AND_OLD_IMAGES"}}"##,
+                r##"DynamoDB_20120810.PutItem {"TableName":"fzz","Item":{"p":{"S":"a"},"s":{"N":"1"},"l":{"L":[{"N":"1"},{"M":{"x":{"SS":["a","b"]}}}]},"b":{"B":"AAE="}},"ConditionExpression":"attribute_not_exists(p) OR #n < :v","ExpressionAttributeNames":{"#n":"n"},"ExpressionAttributeValues":{":v":{"N":"5"}},"ReturnValues":"ALL_OLD"}"##,
+                r##"DynamoDB_20120810.UpdateItem {"TableName":"fzz","Key":{"p":{"S":"a"},"s":{"N":"1"}},"UpdateExpression":"SET #n = if_not_exists(#n, :z) + :one, l[1].x = :s REMOVE b","ExpressionAttributeNames":{"#n":"n"},"ExpressionAttributeValues":{":z":{"N":"0"},":one":{"N":"1"},":s":{"NS":["1","2"]}},"ReturnValues":"UPDATED_NEW"}"##,
+                r##"DynamoDB_20120810.Query {"TableName":"fzz","KeyConditionExpression":"p = :p AND s BETWEEN :a AND :b","FilterExpression":"size(l) > :n","ProjectionExpression":"p, s, l[0]","ExpressionAttributeValues":{":p":{"S":"a"},":a":{"N":"0"},":b":{"N":"9"},":n":{"N":"0"}},"Limit":5,"ScanIndexForward":false,"ExclusiveStartKey":{"p":{"S":"a"},"s":{"N":"0"}}}"##,
+                r##"DynamoDB_20120810.Scan {"TableName":"fzz","Segment":0,"TotalSegments":2,"Select":"COUNT","ScanFilter":{"s":{"AttributeValueList":[{"N":"1"}],"ComparisonOperator":"GE"}}}"##,
+                r##"DynamoDB_20120810.BatchWriteItem {"RequestItems":{"fzz":[{"PutRequest":{"Item":{"p":{"S":"b"},"s":{"N":"2"}}}},{"DeleteRequest":{"Key":{"p":{"S":"a"},"s":{"N":"1"}}}}]}}"##,
+                r##"DynamoDB_20120810.BatchGetItem {"RequestItems":{"fzz":{"Keys":[{"p":{"S":"b"},"s":{"N":"2"}}],"ProjectionExpression":"p"}}}"##,
+                r##"DynamoDB_20120810.TransactWriteItems {"TransactItems":[{"Put":{"TableName":"fzz","Item":{"p":{"S":"t"},"s":{"N":"3"}}}},{"ConditionCheck":{"TableName":"fzz","Key":{"p":{"S":"b"},"s":{"N":"2"}},"ConditionExpression":"attribute_exists(p)"}}],"ClientRequestToken":"x"}"##,
+                r##"DynamoDB_20120810.ExecuteStatement {"Statement":"SELECT p, l[0].x FROM \"fzz\" WHERE p IN ['a', ?] AND s BETWEEN 0 AND 9 AND NOT (n <> 1 OR b IS MISSING) ORDER BY s DESC","Parameters":[{"S":"b"}],"Limit":2}"##,
+                r##"DynamoDB_20120810.ExecuteStatement {"Statement":"UPDATE \"fzz\" SET n = n + 1, l = list_append(l, [1]), t = set_add(t, <<'x'>>) REMOVE b WHERE p = ? AND s = 1 AND begins_with(q, 'z') RETURNING ALL NEW *","Parameters":[{"S":"a"}]}"##,
+                r##"DynamoDB_20120810.ExecuteTransaction {"TransactStatements":[{"Statement":"INSERT INTO \"fzz\" VALUE {'p': 'i', 's': 4, 'm': {'k': [1, NULL, TRUE]}}"},{"Statement":"EXISTS(SELECT * FROM \"fzz\" WHERE p = 'b' AND s = 2 AND size(p) > 0)"}]}"##,
+                r##"DynamoDB_20120810.BatchExecuteStatement {"Statements":[{"Statement":"DELETE FROM \"fzz\" WHERE p = ? AND s = ? RETURNING ALL OLD *","Parameters":[{"S":"i"},{"N":"4"}]}]}"##,
+                r##"DynamoDB_20120810.UpdateTable {"TableName":"fzz","AttributeDefinitions":[{"AttributeName":"g","AttributeType":"S"}],"GlobalSecondaryIndexUpdates":[{"Create":{"IndexName":"gi","KeySchema":[{"AttributeName":"g","KeyType":"HASH"}],"Projection":{"ProjectionType":"KEYS_ONLY"}}}]}"##,
+                r##"DynamoDB_20120810.UpdateTimeToLive {"TableName":"fzz","TimeToLiveSpecification":{"Enabled":true,"AttributeName":"ttl"}}"##,
+                r##"DynamoDBStreams_20120810.DescribeStream {"StreamArn":"arn:aws:dynamodb:us-east-1:000000000000:table/fzz/stream/2026-01-01T00:00:00.000","Limit":10}"##,
                 r##"DynamoDBStreams_20120810.GetRecords {"ShardIterator":"AAAA","Limit":100}"##,
             ])),
         }

@@ -6,8 +6,10 @@
 //! Where operations run. Point reads run on the async worker that received them: they only
 //! look up fjall's memtables and block cache (a miss reads one block from the page cache or
 //! disk), and handing each one to another thread cost a third of GetItem's throughput. Reads
-//! that can walk a lot (Query, Scan, BatchGetItem, GetRecords) go to tokio's blocking pool, so
-//! a 1 MB page never stalls the requests queued behind it on a worker. Item writes commit on
+//! that can walk a lot (Scan, BatchGetItem, GetRecords) go to tokio's blocking pool, so a 1 MB
+//! page never stalls the requests queued behind it on a worker; Query, usually small, runs on
+//! the worker under a 64 KB read budget and again on the blocking pool when its page outgrows
+//! it. Item writes commit on
 //! the worker and, under `sync`, then await the group commit's fsync without holding the
 //! worker (`Store::deferring_durability`, `Store::wait_durable`). Table
 //! operations always go to the blocking pool (DeleteTable removes every item). PartiQL

@@ -5,9 +5,12 @@
 //! One fjall database per node, with these keyspaces:
 //! - `items`: `table id | pk | sk` → item cell (item + LWW stamp, or a stamped tombstone);
 //! - `changes`: change sequence (u64 BE) → change record: the node-wide change log;
-//! - `table_changes`: `table id | sequence` → the key's partition hash byte: each table's
-//!   slice of the log (streams split it into shards by that byte);
-//! - `catalog`: table definitions and stream descriptors (JSON), and the next table id;
+//! - `table_changes`: `table id | sequence` → the key's partition hash byte, the change's
+//!   cause and the table's running count of changes: each table's slice of the log (streams
+//!   split it into shards by that byte; filters read the cause without the record);
+//! - `catalog`: table definitions (`table/`), stream descriptors (`stream/`), retention holds
+//!   (`hold/`), backup records (`backup/`), export and import records (`doc/<kind>/<id>`), and
+//!   the `meta/` keys (the next table id, the formats of `table_changes` and `collections`);
 //! - `stats`: `table id` → exact item count and bytes;
 //! - `indexes`: secondary-index entries;
 //! - `ttl`: `table id | expiry second | item key` → nothing (see [`ttl_index`]);
@@ -17,7 +20,8 @@
 //!
 //! Every item write is one atomic batch across `items`, `changes`, `table_changes`, `indexes`,
 //! `ttl`, `stats` and `collections` (see [`commit`]). Read-check-write atomicity comes from
-//! striped per-key locks held around the read of the old item and the commit.
+//! per-key locks (`key_locks.rs`: by the key's 64-bit hash) held around the read of the old
+//! item and the commit.
 #![deny(missing_docs)]
 
 pub mod catalog;
