@@ -11,6 +11,7 @@ mod batch_get;
 mod batch_write;
 mod delete_item;
 pub(crate) mod describe_table;
+mod documents;
 mod extensions;
 mod get_item;
 mod item_collections;

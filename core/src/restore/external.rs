@@ -8,17 +8,13 @@
 
 use std::sync::atomic::Ordering;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use super::Backups;
 use super::tables::RestorePoint;
-use crate::changes::ChangeSeq;
 use crate::model::{Item, TableDefinition};
 use crate::ops::{CreateTableRequest, TableDescription};
 use crate::storage::image::{ImageItem, load_batches};
 use crate::storage::keys::item_key;
-use crate::{Error, Result, Store};
+use crate::{Error, Result};
 
 /// A table as of an instant, for an export.
 pub struct TableAsOf {
@@ -37,10 +33,6 @@ impl std::fmt::Debug for TableAsOf {
             .field("millis", &self.millis)
             .finish_non_exhaustive()
     }
-}
-
-fn document_key(kind: &str, id: &str) -> Vec<u8> {
-    format!("doc/{kind}/{id}").into_bytes()
 }
 
 impl Backups {
@@ -157,50 +149,5 @@ impl Backups {
         let entry = self.store.table_even_building(table)?;
         self.store.drop_table(&entry, |_| Ok(()))?;
         Ok(())
-    }
-}
-
-/// Seams of the store the exports, imports and publishing use, beside the restores.
-impl Store {
-    /// Whether `table` held no item just before change `seq`: then its changes from `seq` on
-    /// rebuild it exactly (what a Kafka topic published from `seq` needs to be a full history).
-    ///
-    /// IMPORTANT: the caller holds the log from `seq` on (a retention hold).
-    ///
-    /// # Errors
-    /// ResourceNotFound; Internal when the log from `seq` on is no longer kept.
-    pub fn table_empty_before(&self, table: &str, seq: ChangeSeq) -> Result<bool> {
-        let entry = self.table(table)?;
-        let at = seq.saturating_sub(1);
-        self.storage.wait_durable(at)?;
-        let mut image = self.storage.table_image(entry.id, &entry.shape, at)?;
-        Ok(image.next().transpose()?.is_none())
-    }
-
-    /// Saves a job's record `id` of `kind` (exports, imports), durably.
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub fn save_document(&self, kind: &str, id: &str, document: &impl Serialize) -> Result<()> {
-        let json = serde_json::to_vec(document).map_err(|e| Error::Internal(e.to_string()))?;
-        self.storage
-            .write_catalog(&[(document_key(kind, id), json)], &[])
-    }
-
-    /// Every record of `kind`, in id order.
-    ///
-    /// # Errors
-    /// Storage failures; Corrupt for a record that does not decode.
-    pub fn documents<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<T>> {
-        let prefix = document_key(kind, "");
-        let mut out = Vec::new();
-        for value in self.storage.catalog_values(&prefix) {
-            let value = value?;
-            out.push(
-                serde_json::from_slice(&value)
-                    .map_err(|e| Error::Corrupt(format!("a {kind} record: {e}")))?,
-            );
-        }
-        Ok(out)
     }
 }
