@@ -1,7 +1,7 @@
 //! Operations on the store itself: one file per item read or write (GetItem, PutItem,
 //! UpdateItem, DeleteItem, BatchGetItem, BatchWriteItem, Query, Scan, TransactGetItems), the
 //! table definitions (`tables`: lookup, save, drop, streams; DescribeTable, ListTables,
-//! extensions) and the stream lanes. Each takes a typed request (already parsed: expressions
+//! extensions), the stream lanes, and the records the transfer jobs keep (`documents`). Each takes a typed request (already parsed: expressions
 //! are ASTs) and returns a typed outcome; none knows the wire format. The services over the
 //! store ([`crate::tables`], [`crate::transactions`], [`crate::ttl`], [`crate::restore`],
 //! [`crate::replication`]) hold their own operations; their request types are re-exported
