@@ -127,7 +127,7 @@ impl Replicator {
         };
         let table_id = self.store.table_id(table)?;
         self.store
-            .advance_hold(&HoldName::Inbound { table_id }, before + 1)?;
+            .advance_hold(&HoldName::Inbound { table_id }, before.next())?;
         Ok(())
     }
 

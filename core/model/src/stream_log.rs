@@ -73,7 +73,9 @@ impl StreamInfo {
 
     /// First change sequence of the stream.
     pub fn start_seq(&self) -> ChangeSeq {
-        self.generations.first().map_or(0, |g| g.start_seq)
+        self.generations
+            .first()
+            .map_or(ChangeSeq::ZERO, |g| g.start_seq)
     }
 
     /// First sequence after generation `index` (`None` while it is open).

@@ -110,7 +110,7 @@ impl Store {
             entry.dropped.store(true, Ordering::Release);
             Ok((self.end_streams(entry.id, boundary, now), boundary))
         })?;
-        if let Err(e) = before_purge(boundary - 1) {
+        if let Err(e) = before_purge(boundary.saturating_prev()) {
             entry.dropped.store(false, Ordering::Release);
             return Err(e);
         }

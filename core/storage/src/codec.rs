@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tidemark_model::changes::{CauseKind, ChangeKind, ChangeRecord};
+use tidemark_model::changes::{CauseKind, ChangeKind, ChangeRecord, ChangeSeq};
 use tidemark_model::model::{AttributeValue, Item, Number};
 use tidemark_model::stamp::{HlcTimestamp, Stamp};
 use tidemark_model::{Error, Result};
@@ -579,7 +579,7 @@ pub(crate) fn decode_record_undo(bytes: &[u8]) -> Result<(Item, Option<Item>)> {
 }
 
 /// Decodes a change record stored under sequence `seq`.
-pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<ChangeRecord> {
+pub(crate) fn decode_record(seq: ChangeSeq, bytes: &[u8]) -> Result<ChangeRecord> {
     let header = decode_record_header(bytes)?;
     let mut r = Reader::new(bytes.get(RECORD_HEADER_LEN..).ok_or_else(corrupt)?);
     let region = r.string()?;
@@ -632,7 +632,7 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let record = ChangeRecord {
-            seq: 7,
+            seq: ChangeSeq::new(7),
             table_id: 3,
             table_name: "t".into(),
             kind: ChangeKind::Modify,
@@ -657,7 +657,7 @@ mod tests {
             old_image: record.old_image.as_ref(),
             new_image: record.new_image.as_ref(),
         });
-        assert_eq!(decode_record(7, &bytes).unwrap(), record);
+        assert_eq!(decode_record(ChangeSeq::new(7), &bytes).unwrap(), record);
     }
 
     /// A version-1 record as the previous release wrote it: a TTL delete (flags `3 | 0x80`),
@@ -679,7 +679,7 @@ mod tests {
     #[test]
     fn version_2_records_still_decode() {
         let keys: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();
-        let record = decode_record(3, V2_REPLICA_INSERT).unwrap();
+        let record = decode_record(ChangeSeq::new(3), V2_REPLICA_INSERT).unwrap();
         assert_eq!(record.kind, ChangeKind::Insert);
         assert_eq!(record.keys, keys);
         assert_eq!(record.old_image, None);
@@ -733,7 +733,7 @@ mod tests {
         ];
         for (kind, old, new) in cases {
             let bytes = encode(kind, &keys, old, new);
-            let record = decode_record(1, &bytes).unwrap();
+            let record = decode_record(ChangeSeq::new(1), &bytes).unwrap();
             assert_eq!(
                 record.old_image.as_ref(),
                 old,
@@ -748,7 +748,7 @@ mod tests {
             let (undo_keys, undo_old) = decode_record_undo(&bytes).unwrap();
             assert_eq!((undo_keys, undo_old.as_ref()), (keys.clone(), old));
             for cut in 0..bytes.len() {
-                assert!(decode_record(1, bytes.get(..cut).unwrap()).is_err());
+                assert!(decode_record(ChangeSeq::new(1), bytes.get(..cut).unwrap()).is_err());
             }
             // The image flags follow the region, the table name and the keys.
             let mut front = Vec::new();
@@ -759,7 +759,7 @@ mod tests {
             *unknown_flag
                 .get_mut(RECORD_HEADER_LEN + front.len())
                 .unwrap() |= 0x80;
-            assert!(decode_record(1, &unknown_flag).is_err());
+            assert!(decode_record(ChangeSeq::new(1), &unknown_flag).is_err());
         }
     }
 
@@ -789,7 +789,7 @@ mod tests {
 
     #[test]
     fn version_1_records_still_decode() {
-        let record = decode_record(4, V1_TTL_REMOVE).unwrap();
+        let record = decode_record(ChangeSeq::new(4), V1_TTL_REMOVE).unwrap();
         assert_eq!(record.kind, ChangeKind::Remove);
         assert_eq!(record.cause, CauseKind::Expiry);
         assert!(record.by_service());

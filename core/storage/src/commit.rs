@@ -131,7 +131,7 @@ impl CommitPipeline {
         clock: Arc<dyn Clock>,
         halt: Halt,
     ) -> Result<Self> {
-        let last_seq = sequencer.next_seq.saturating_sub(1);
+        let last_seq = sequencer.next_seq.saturating_prev();
         let (durable, syncer) = Durable::start(db, dir, mode, last_seq, halt)?;
         Ok(CommitPipeline {
             sequencer: Mutex::new(sequencer),
@@ -216,10 +216,11 @@ impl CommitPipeline {
                 batch.remove(&ks.collections, key.as_slice());
             }
         }
-        let first = seq_state.next_seq;
+        let mut next = seq_state.next_seq;
         let mut stats_touched: Vec<u64> = Vec::new();
-        for (seq, (m, e)) in (first..).zip(mutations.iter().zip(encoded.iter_mut())) {
-            seq_state.stage(&mut batch, ks, seq, now, m, e);
+        for (m, e) in mutations.iter().zip(encoded.iter_mut()) {
+            seq_state.stage(&mut batch, ks, next, now, m, e);
+            next = next.next();
             for (id, _) in &e.deltas {
                 if !stats_touched.contains(id) {
                     stats_touched.push(*id);
@@ -234,8 +235,8 @@ impl CommitPipeline {
             seq_state.undo(mutations, encoded);
             return Err(crate::failure(e));
         }
-        seq_state.next_seq = first + mutations.len() as u64;
-        Ok(seq_state.next_seq - 1)
+        seq_state.next_seq = next;
+        Ok(next.saturating_prev())
     }
 
     /// Stops the syncer after it has made everything committed so far durable.

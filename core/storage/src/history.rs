@@ -77,8 +77,7 @@ impl Storage {
             }
             batch.commit().or_failure()?;
             if let Some(last) = doomed.last() {
-                self.oldest_retained
-                    .fetch_max(last.seq + 1, std::sync::atomic::Ordering::AcqRel);
+                self.oldest_retained.advance_to(last.seq.next());
             }
             report.records += doomed.len() as u64;
             for record in doomed.iter().filter(|r| r.kind == ChangeKind::Remove) {

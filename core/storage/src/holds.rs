@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use super::seq_of;
+use super::{seq_of, u64_of};
 use tidemark_model::changes::ChangeSeq;
 use tidemark_model::{Error, Result};
 
@@ -159,7 +159,7 @@ pub(crate) fn decode_hold(key: &[u8], value: &[u8]) -> Result<Hold> {
     let (from, table) = value
         .split_at_checked(8)
         .ok_or_else(|| Error::Corrupt(format!("retention hold {name} of {} bytes", value.len())))?;
-    let table_id = seq_of(table)?;
+    let table_id = u64_of(table)?;
     Ok(Hold {
         name,
         from: seq_of(from)?,

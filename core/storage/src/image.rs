@@ -18,7 +18,6 @@
 
 use super::collections::{collection_bytes, collection_key, encode_size, has_local_index};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
@@ -274,12 +273,13 @@ impl Storage {
         at: ChangeSeq,
     ) -> Result<TableImage> {
         let snapshot = self.db.snapshot();
-        if self.oldest_retained.load(Ordering::Acquire) > at + 1 {
+        if self.oldest_retained.load() > at.next() {
             return Err(Error::Internal(format!(
                 "the history after change {at} is no longer kept"
             )));
         }
-        let later = table_change_key(table_id, at + 1)..=table_change_key(table_id, u64::MAX);
+        let later =
+            table_change_key(table_id, at.next())..=table_change_key(table_id, ChangeSeq::MAX);
         let seqs: Vec<ChangeSeq> = snapshot
             .range(&self.ks.table_changes, later)
             .map(|guard| seq_of(guard.key().or_failure()?.get(8..).unwrap_or_default()))
@@ -333,7 +333,7 @@ impl Storage {
         };
         // When the table's changes are most of the log in this range, one sequential walk of
         // the log beats a lookup per change.
-        if seqs.len() as u64 * 2 > last - first {
+        if seqs.len() as u64 * 2 > last.distance_from(first) {
             let missing = |seq| Error::Corrupt(format!("change {seq} has no record"));
             let mut wanted = seqs.iter().copied().peekable();
             let log = snapshot.range(&self.ks.changes, first.to_be_bytes()..=last.to_be_bytes());

@@ -9,6 +9,7 @@ use std::ops::Bound;
 #[cfg(test)]
 use tidemark_model::model::Number;
 
+use tidemark_model::changes::ChangeSeq;
 use tidemark_model::key_condition::{KeyCondition, SortKeyCondition};
 use tidemark_model::model::{AttributeValue, Item, KeyShape, ScalarType};
 
@@ -189,7 +190,7 @@ pub fn table_prefix(table_id: u64) -> [u8; 8] {
 }
 
 /// The key of a per-table change-index entry: table id, then change sequence.
-pub(crate) fn table_change_key(table_id: u64, seq: u64) -> [u8; 16] {
+pub(crate) fn table_change_key(table_id: u64, seq: ChangeSeq) -> [u8; 16] {
     let mut out = [0u8; 16];
     let (a, b) = out.split_at_mut(8);
     a.copy_from_slice(&table_id.to_be_bytes());

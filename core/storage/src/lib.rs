@@ -38,7 +38,6 @@ pub mod ttl_index;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use fjall::config::PartitioningPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -49,6 +48,7 @@ use commit::{CommitPipeline, Mutation, Sequencer, TableStats};
 use group_commit::Durability;
 use holds::Holds;
 use key_locks::{KeyGuard, KeyLocks};
+use log::AtomicChangeSeq;
 use tidemark_model::changes::ChangeSeq;
 use tidemark_model::clock::Clock;
 use tidemark_model::model::{Item, TableDefinition, item_size};
@@ -115,7 +115,7 @@ pub struct Storage {
     /// Serialises table creation and deletion.
     pub ddl: Mutex<()>,
     /// The oldest change sequence still in the log.
-    pub oldest_retained: AtomicU64,
+    pub oldest_retained: AtomicChangeSeq,
     /// Named retention holds: trimming stops below the lowest.
     pub holds: Holds,
     key_locks: KeyLocks,
@@ -209,7 +209,7 @@ impl Storage {
         let mut stats = HashMap::new();
         for guard in ks.stats.iter() {
             let (key, value) = guard.into_inner().or_failure()?;
-            stats.insert(seq_of(&key)?, TableStats::decode(&value)?);
+            stats.insert(u64_of(&key)?, TableStats::decode(&value)?);
         }
 
         // The clock restarts after the last record's commit clock: commit clocks grow with
@@ -220,16 +220,16 @@ impl Storage {
                 let header = codec::decode_record_header(&value)?;
                 (seq_of(&key)?, header.commit_clock)
             }
-            None => (0, Default::default()),
+            None => (ChangeSeq::ZERO, Default::default()),
         };
         let oldest_retained = match ks.changes.first_key_value() {
             Some(guard) => seq_of(&guard.key().or_failure()?)?,
-            None => last_seq + 1,
+            None => last_seq.next(),
         };
         log::migrate_table_changes(&db, &ks)?;
         let table_ids: Vec<u64> = catalog.tables.read().values().map(|t| t.id).collect();
         let sequencer = Sequencer {
-            next_seq: last_seq + 1,
+            next_seq: last_seq.next(),
             hlc: HybridClock::starting_after(last_clock),
             stats,
             ordinals: log::last_ordinals(&ks, table_ids.into_iter())?,
@@ -242,7 +242,7 @@ impl Storage {
             catalog,
             pipeline,
             ddl: Mutex::new(()),
-            oldest_retained: AtomicU64::new(oldest_retained),
+            oldest_retained: AtomicChangeSeq::new(oldest_retained),
             holds,
             key_locks: KeyLocks::new(),
             durability,
@@ -359,7 +359,7 @@ impl Storage {
     /// The id the next created table gets.
     pub fn next_table_id(&self) -> Result<u64> {
         match self.ks.catalog.get(NEXT_TABLE_ID_KEY).or_failure()? {
-            Some(stored) => seq_of(&stored),
+            Some(stored) => u64_of(&stored),
             None => Ok(1),
         }
     }
@@ -660,11 +660,16 @@ pub fn stream_catalog_entry(stream: &StreamInfo) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((stream_key(stream.table_id, &stream.label), json))
 }
 
-/// A change sequence (or another id) stored as 8 bytes big-endian.
-pub(crate) fn seq_of(key: &[u8]) -> Result<ChangeSeq> {
+/// A number (an id or a count) stored as 8 bytes big-endian.
+pub(crate) fn u64_of(key: &[u8]) -> Result<u64> {
     <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
         .map_err(|_| Error::Corrupt(format!("expected 8 bytes, found {}", key.len())))
+}
+
+/// A change sequence stored as 8 bytes big-endian.
+pub(crate) fn seq_of(key: &[u8]) -> Result<ChangeSeq> {
+    u64_of(key).map(ChangeSeq::new)
 }
 
 impl Drop for Storage {

@@ -6,11 +6,13 @@
 //! ordinal), so filters drop entries without fetching their records and a table's lag is the
 //! difference of two ordinals, not a walk.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use fjall::{Database, Keyspace};
 
 use super::codec::{self, cause_code, cause_of};
 use super::keys::table_change_key;
-use super::{Keyspaces, Storage, seq_of};
+use super::{Keyspaces, Storage, seq_of, u64_of};
 use crate::OrFailure;
 use tidemark_model::changes::{CauseKind, ChangeRecord, ChangeSeq, LogLimits};
 use tidemark_model::model::{Item, item_size};
@@ -34,6 +36,28 @@ pub struct TableChange {
     pub cause: CauseKind,
     /// The table's count of changes up to and including this one.
     pub ordinal: u64,
+}
+
+/// A [`ChangeSeq`] that threads share and that only moves forward (the oldest retained
+/// change, which trimming advances and readers check their positions against).
+#[derive(Debug, Default)]
+pub struct AtomicChangeSeq(AtomicU64);
+
+impl AtomicChangeSeq {
+    /// A cell holding `seq`.
+    pub fn new(seq: ChangeSeq) -> AtomicChangeSeq {
+        AtomicChangeSeq(AtomicU64::new(seq.get()))
+    }
+
+    /// The sequence it holds now.
+    pub fn load(&self) -> ChangeSeq {
+        ChangeSeq::new(self.0.load(Ordering::Acquire))
+    }
+
+    /// Moves it to `seq`, unless it already is at or past it.
+    pub fn advance_to(&self, seq: ChangeSeq) {
+        self.0.fetch_max(seq.get(), Ordering::AcqRel);
+    }
 }
 
 /// Encodes a `table_changes` value.
@@ -94,7 +118,7 @@ fn collect(
     let mut bytes = 0usize;
     for (scanned, entry) in entries.enumerate() {
         let (seq, record) = entry?;
-        read.next = seq + 1;
+        read.next = seq.next();
         // A replicated delete of an item this region never had keeps its stamp (a tombstone
         // and this record, which keep older writes out and go together) but changed nothing
         // anyone can see: like DynamoDB's delete of a missing item, no reader gets a record.
@@ -110,7 +134,7 @@ fn collect(
             return Ok(read);
         }
     }
-    read.next = through + 1;
+    read.next = through.next();
     Ok(read)
 }
 
@@ -246,7 +270,7 @@ fn last_table_change(
     table_id: u64,
     through: ChangeSeq,
 ) -> Result<Option<TableChange>> {
-    let range = table_change_key(table_id, 0)..=table_change_key(table_id, through);
+    let range = table_change_key(table_id, ChangeSeq::ZERO)..=table_change_key(table_id, through);
     match table_changes.range(range).next_back() {
         Some(guard) => {
             let (key, value) = guard.into_inner().or_failure()?;
@@ -283,7 +307,7 @@ pub(crate) fn migrate_table_changes(db: &Database, ks: &Keyspaces) -> Result<()>
     let mut pending = 0;
     for guard in ks.table_changes.iter() {
         let (key, value) = guard.into_inner().or_failure()?;
-        let table_id = seq_of(key.get(..8).unwrap_or_default())?;
+        let table_id = u64_of(key.get(..8).unwrap_or_default())?;
         let seq = seq_of(key.get(8..).unwrap_or_default())?;
         let partition = *value
             .first()

@@ -175,7 +175,7 @@ impl Publishers {
             .map(|table| {
                 let state = states.get(&table.table_id).cloned().unwrap_or_default();
                 let through = state.published_through.or(table.confirmed);
-                let from = through.map_or(table.settings.start_seq, |s| s + 1);
+                let from = through.map_or(table.settings.start_seq, ChangeSeq::next);
                 let lag = self.store.table_lag(table.table_id, from)?;
                 Ok(TableProgress {
                     published_through: through,

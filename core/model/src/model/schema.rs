@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::value::{AttributeValue, Item, ValueType};
+use crate::changes::ChangeSeq;
 use crate::{Error, Result};
 
 /// Largest partition key value, in bytes.
@@ -544,7 +545,7 @@ pub enum RestoreSource {
         /// Internal id of the source table.
         table_id: u64,
         /// The last change sequence restored.
-        at: u64,
+        at: ChangeSeq,
     },
     /// The on-demand or system backup with this id.
     Backup {
