@@ -6,7 +6,7 @@
 
 use crate::changes::{ChangeRecord, ChangeSeq, LogCursor, LogLimits, LogScope, Origin, TableLag};
 use crate::storage::log::EntryFilter;
-use crate::{Result, Store};
+use crate::{Result, Store, TableId};
 
 impl Store {
     /// Reads the next records of `cursor`, never past the durable watermark nor its end, and
@@ -84,7 +84,7 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures or corrupt entries.
-    pub fn table_lag(&self, table_id: u64, from: ChangeSeq) -> Result<TableLag> {
+    pub fn table_lag(&self, table_id: TableId, from: ChangeSeq) -> Result<TableLag> {
         let durable = self.durable_seq();
         let lag = (|| {
             let Some(first) = self.storage.first_table_change(table_id, from, durable)? else {
@@ -151,7 +151,7 @@ mod tests {
         Engine::open_with_clock(config, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
     }
 
-    fn create(store: &Engine, name: &str) -> u64 {
+    fn create(store: &Engine, name: &str) -> TableId {
         store
             .tables
             .create_table(CreateTableRequest::on_demand(name, "p", "S"))

@@ -22,7 +22,7 @@ use tidemark_core::ops::{
 use tidemark_core::replication::RemoteChange;
 use tidemark_core::retention::HoldName;
 use tidemark_core::{
-    CauseKind, ChangeKind, Durability, HlcTimestamp, ManualClock, Stamp, StoreConfig,
+    CauseKind, ChangeKind, Durability, HlcTimestamp, ManualClock, Stamp, StoreConfig, TableId,
 };
 
 fn open(dir: &std::path::Path, durability: Durability) -> Engine {
@@ -330,7 +330,7 @@ fn set_stream(store: &Engine, table: &str, enabled: bool) {
 /// The sequences of the table's records in `from..=through` that fall in `lane`.
 fn lane_seqs(
     store: &Engine,
-    table_id: u64,
+    table_id: TableId,
     lanes: u8,
     lane: u8,
     from: ChangeSeq,

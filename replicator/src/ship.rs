@@ -21,6 +21,7 @@
 
 use std::time::Duration;
 
+use tidemark_core::TableId;
 use tidemark_core::changes::{ChangeSeq, LogCursor, LogLimits};
 use tidemark_core::replication::RemoteChange;
 use tidemark_core::retention::HoldName;
@@ -52,7 +53,7 @@ impl Destination {
     }
 
     /// The hold that keeps `table_id`'s changes for it.
-    fn hold(&self, table_id: u64) -> HoldName {
+    fn hold(&self, table_id: TableId) -> HoldName {
         match self {
             Destination::Peer(peer) => HoldName::Peer {
                 region: peer.region.clone(),

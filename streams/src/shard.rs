@@ -168,7 +168,7 @@ pub fn shards(stream: &StreamInfo) -> Vec<ShardDescription> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidemark_core::{Generation, StreamEnd};
+    use tidemark_core::{Generation, StreamEnd, TableId};
 
     fn seq(n: u64) -> ChangeSeq {
         ChangeSeq::new(n)
@@ -176,7 +176,7 @@ mod tests {
 
     fn stream() -> StreamInfo {
         StreamInfo {
-            table_id: 1,
+            table_id: TableId::new(1),
             table_name: "tbl".into(),
             table_arn: "arn:aws:dynamodb:us-east-1:000000000000:table/tbl".into(),
             label: "2026-01-01T00:00:00.000".into(),

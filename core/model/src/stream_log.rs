@@ -14,14 +14,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::changes::ChangeSeq;
-use crate::model::KeySchemaElement;
+use crate::model::{KeySchemaElement, TableId};
 
 /// One stream of one table: its identity, view type and shard boundaries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StreamInfo {
     /// Internal id of the table the stream belongs to.
-    pub table_id: u64,
+    pub table_id: TableId,
     /// Name of that table.
     pub table_name: String,
     /// ARN of that table.

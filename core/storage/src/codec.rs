@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tidemark_model::TableId;
 use tidemark_model::changes::{CauseKind, ChangeKind, ChangeRecord, ChangeSeq};
 use tidemark_model::model::{AttributeValue, Item, Number};
 use tidemark_model::stamp::{HlcTimestamp, Stamp};
@@ -355,7 +356,7 @@ pub(crate) fn patch_u64(bytes: &mut [u8], offset: usize, value: u64) {
 pub(crate) struct RecordParts<'a> {
     pub(crate) kind: ChangeKind,
     pub(crate) cause: CauseKind,
-    pub(crate) table_id: u64,
+    pub(crate) table_id: TableId,
     pub(crate) table_name: &'a str,
     pub(crate) stamp: &'a Stamp,
     pub(crate) commit_clock: HlcTimestamp,
@@ -513,7 +514,7 @@ pub(crate) struct RecordHeader {
     pub(crate) cause: CauseKind,
     pub(crate) stamp_hlc: HlcTimestamp,
     pub(crate) commit_clock: HlcTimestamp,
-    pub(crate) table_id: u64,
+    pub(crate) table_id: TableId,
 }
 
 /// Decodes the front of a record of either version.
@@ -523,7 +524,7 @@ pub(crate) fn decode_record_header(bytes: &[u8]) -> Result<RecordHeader> {
     let flags = r.byte()?;
     let stamp_hlc = HlcTimestamp(r.u64()?);
     let clock_field = r.u64()?;
-    let table_id = r.u64()?;
+    let table_id = TableId::new(r.u64()?);
     let (kind, cause, commit_clock) = match version {
         RECORD_VERSION | RECORD_VERSION_2 => (
             kind_of(flags & KIND_MASK)?,
@@ -633,7 +634,7 @@ mod tests {
     fn records_round_trip() {
         let record = ChangeRecord {
             seq: ChangeSeq::new(7),
-            table_id: 3,
+            table_id: TableId::new(3),
             table_name: "t".into(),
             kind: ChangeKind::Modify,
             keys: sample_item(),
@@ -693,7 +694,7 @@ mod tests {
         encode_record(&RecordParts {
             kind,
             cause: CauseKind::Request,
-            table_id: 1,
+            table_id: TableId::new(1),
             table_name: "t",
             stamp: &Stamp {
                 hlc: HlcTimestamp(1),
@@ -798,7 +799,7 @@ mod tests {
             record.commit_clock, record.stamp.hlc,
             "a version-1 record's stamp was its commit clock"
         );
-        assert_eq!(record.table_id, 9);
+        assert_eq!(record.table_id, TableId::new(9));
         assert_eq!(record.origin_region(), "us-east-1");
         assert!(record.old_image.is_some() && record.new_image.is_none());
         assert_eq!(record_cause(V1_TTL_REMOVE).unwrap(), CauseKind::Expiry);

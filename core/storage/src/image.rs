@@ -28,6 +28,7 @@ use super::group_commit::Durability;
 use super::keys::{item_key, table_change_key, table_prefix};
 use super::{Storage, seq_of};
 use crate::OrFailure;
+use tidemark_model::TableId;
 use tidemark_model::changes::ChangeSeq;
 use tidemark_model::model::{Item, KeyShape, item_size};
 use tidemark_model::{Error, Result};
@@ -99,7 +100,7 @@ impl TableImage {
     fn new(
         snapshot: &fjall::Snapshot,
         items: &Keyspace,
-        table_id: u64,
+        table_id: TableId,
         undo: BTreeMap<Vec<u8>, Option<Item>>,
     ) -> TableImage {
         TableImage {
@@ -174,7 +175,7 @@ struct Load<'a> {
     indexes: std::sync::Arc<Vec<super::index::IndexInfo>>,
     /// Every cell is stamped now, by this node.
     stamp: tidemark_model::stamp::Stamp,
-    deltas: BTreeMap<u64, TableStats>,
+    deltas: BTreeMap<TableId, TableStats>,
     /// Bytes added to each item collection (tables with local indexes only).
     collections: BTreeMap<Vec<u8>, i64>,
 }
@@ -268,7 +269,7 @@ impl Storage {
     /// Internal when the log after `at` was trimmed; storage failures; corrupt records.
     pub fn table_image(
         &self,
-        table_id: u64,
+        table_id: TableId,
         shape: &KeyShape,
         at: ChangeSeq,
     ) -> Result<TableImage> {
@@ -317,7 +318,7 @@ impl Storage {
     fn undo_part(
         &self,
         snapshot: &fjall::Snapshot,
-        table_id: u64,
+        table_id: TableId,
         shape: &KeyShape,
         seqs: &[ChangeSeq],
     ) -> Result<BTreeMap<Vec<u8>, Option<Item>>> {
@@ -412,7 +413,7 @@ impl Storage {
     /// Removes everything a table being built holds (items, index entries, statistics), so
     /// an interrupted build starts over.
     pub fn clear_table(&self, table: &TableEntry) -> Result<()> {
-        let index_ids: Vec<u64> = table.indexes().iter().map(|i| i.id).collect();
+        let index_ids: Vec<TableId> = table.indexes().iter().map(|i| i.id).collect();
         self.purge_table_items(table.id, &index_ids)?;
         let mut sequencer = self.pipeline.sequencer.lock();
         sequencer.stats.remove(&table.id);

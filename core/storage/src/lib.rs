@@ -49,6 +49,7 @@ use group_commit::Durability;
 use holds::Holds;
 use key_locks::{KeyGuard, KeyLocks};
 use log::AtomicChangeSeq;
+use tidemark_model::TableId;
 use tidemark_model::changes::ChangeSeq;
 use tidemark_model::clock::Clock;
 use tidemark_model::model::{Item, TableDefinition, item_size};
@@ -209,7 +210,7 @@ impl Storage {
         let mut stats = HashMap::new();
         for guard in ks.stats.iter() {
             let (key, value) = guard.into_inner().or_failure()?;
-            stats.insert(u64_of(&key)?, TableStats::decode(&value)?);
+            stats.insert(table_id_of(&key)?, TableStats::decode(&value)?);
         }
 
         // The clock restarts after the last record's commit clock: commit clocks grow with
@@ -227,7 +228,7 @@ impl Storage {
             None => last_seq.next(),
         };
         log::migrate_table_changes(&db, &ks)?;
-        let table_ids: Vec<u64> = catalog.tables.read().values().map(|t| t.id).collect();
+        let table_ids: Vec<TableId> = catalog.tables.read().values().map(|t| t.id).collect();
         let sequencer = Sequencer {
             next_seq: last_seq.next(),
             hlc: HybridClock::starting_after(last_clock),
@@ -346,7 +347,7 @@ impl Storage {
     }
 
     /// The exact item count and bytes of table `id`.
-    pub fn table_stats(&self, id: u64) -> TableStats {
+    pub fn table_stats(&self, id: TableId) -> TableStats {
         self.pipeline
             .sequencer
             .lock()
@@ -357,10 +358,10 @@ impl Storage {
     }
 
     /// The id the next created table gets.
-    pub fn next_table_id(&self) -> Result<u64> {
+    pub fn next_table_id(&self) -> Result<TableId> {
         match self.ks.catalog.get(NEXT_TABLE_ID_KEY).or_failure()? {
-            Some(stored) => u64_of(&stored),
-            None => Ok(1),
+            Some(stored) => table_id_of(&stored),
+            None => Ok(TableId::new(1)),
         }
     }
 
@@ -384,7 +385,7 @@ impl Storage {
     /// entries and statistics.
     pub fn forget_table(&self, entry: &TableEntry) -> Result<()> {
         self.catalog.tables.write().remove(&entry.name);
-        let index_ids: Vec<u64> = entry.indexes().iter().map(|i| i.id).collect();
+        let index_ids: Vec<TableId> = entry.indexes().iter().map(|i| i.id).collect();
         self.purge_table_items(entry.id, &index_ids)?;
         self.pipeline.sequencer.lock().stats.remove(&entry.id);
         Ok(())
@@ -428,7 +429,7 @@ impl Storage {
     }
 
     /// Removes every stored item and index entry of a dropped table, in bounded batches.
-    pub(crate) fn purge_table_items(&self, table_id: u64, index_ids: &[u64]) -> Result<()> {
+    pub(crate) fn purge_table_items(&self, table_id: TableId, index_ids: &[TableId]) -> Result<()> {
         for &index_id in index_ids {
             self.purge_index(index_id)?;
         }
@@ -447,7 +448,7 @@ impl Storage {
     /// false; at the end makes everything written durable in `sync` mode.
     fn for_each_locked_chunk(
         &self,
-        table_id: u64,
+        table_id: TableId,
         mut f: impl FnMut(&[Vec<u8>]) -> Result<bool>,
     ) -> Result<()> {
         let prefix = keys::table_prefix(table_id);
@@ -545,7 +546,7 @@ impl Storage {
     }
 
     /// Removes every entry and the statistics of an index.
-    pub fn purge_index(&self, index_id: u64) -> Result<()> {
+    pub fn purge_index(&self, index_id: TableId) -> Result<()> {
         self.purge_prefix(&self.ks.indexes, &index_id.to_be_bytes())?;
         self.pipeline.sequencer.lock().stats.remove(&index_id);
         self.ks.stats.remove(index_id.to_be_bytes()).or_failure()?;
@@ -587,7 +588,11 @@ impl Storage {
     }
 
     /// Writes stream descriptors (durably in `sync` mode) and then installs them in memory.
-    pub fn save_streams(&self, changed: Vec<StreamInfo>, removed: &[(u64, String)]) -> Result<()> {
+    pub fn save_streams(
+        &self,
+        changed: Vec<StreamInfo>,
+        removed: &[(TableId, String)],
+    ) -> Result<()> {
         let puts = changed
             .iter()
             .map(stream_catalog_entry)
@@ -599,7 +604,7 @@ impl Storage {
     }
 
     /// Installs stream descriptors already written to the catalog.
-    pub fn install_streams(&self, changed: Vec<StreamInfo>, removed: &[(u64, String)]) {
+    pub fn install_streams(&self, changed: Vec<StreamInfo>, removed: &[(TableId, String)]) {
         let mut streams = self.catalog.streams.write();
         for key in removed {
             streams.remove(key);
@@ -667,6 +672,11 @@ pub(crate) fn u64_of(key: &[u8]) -> Result<u64> {
         .map_err(|_| Error::Corrupt(format!("expected 8 bytes, found {}", key.len())))
 }
 
+/// A table (or index) id stored as 8 bytes big-endian.
+pub(crate) fn table_id_of(key: &[u8]) -> Result<TableId> {
+    u64_of(key).map(TableId::new)
+}
+
 /// A change sequence stored as 8 bytes big-endian.
 pub(crate) fn seq_of(key: &[u8]) -> Result<ChangeSeq> {
     u64_of(key).map(ChangeSeq::new)
@@ -679,6 +689,6 @@ impl Drop for Storage {
 }
 
 /// A stream's catalog key: `stream/` + table id (hex) + `/` + label.
-fn stream_key(table_id: u64, label: &str) -> Vec<u8> {
+fn stream_key(table_id: TableId, label: &str) -> Vec<u8> {
     format!("stream/{table_id:016x}/{label}").into_bytes()
 }

@@ -12,8 +12,9 @@ use fjall::{Database, Keyspace};
 
 use super::codec::{self, cause_code, cause_of};
 use super::keys::table_change_key;
-use super::{Keyspaces, Storage, seq_of, u64_of};
+use super::{Keyspaces, Storage, seq_of, table_id_of};
 use crate::OrFailure;
+use tidemark_model::TableId;
 use tidemark_model::changes::{CauseKind, ChangeRecord, ChangeSeq, LogLimits};
 use tidemark_model::model::{Item, item_size};
 use tidemark_model::{Error, Result};
@@ -166,7 +167,7 @@ impl Storage {
     /// trimmed with their entries, in one batch).
     pub fn read_table_log(
         &self,
-        table_id: u64,
+        table_id: TableId,
         filter: EntryFilter,
         from: ChangeSeq,
         through: ChangeSeq,
@@ -221,7 +222,7 @@ impl Storage {
     /// The first entry of a table at or after `from` and at or before `through`.
     pub fn first_table_change(
         &self,
-        table_id: u64,
+        table_id: TableId,
         from: ChangeSeq,
         through: ChangeSeq,
     ) -> Result<Option<TableChange>> {
@@ -241,7 +242,7 @@ impl Storage {
     /// The last entry of a table at or before `through`.
     pub fn last_table_change(
         &self,
-        table_id: u64,
+        table_id: TableId,
         through: ChangeSeq,
     ) -> Result<Option<TableChange>> {
         last_table_change(&self.ks.table_changes, table_id, through)
@@ -267,7 +268,7 @@ impl Storage {
 
 fn last_table_change(
     table_changes: &Keyspace,
-    table_id: u64,
+    table_id: TableId,
     through: ChangeSeq,
 ) -> Result<Option<TableChange>> {
     let range = table_change_key(table_id, ChangeSeq::ZERO)..=table_change_key(table_id, through);
@@ -284,8 +285,8 @@ fn last_table_change(
 /// each table's count of changes resumes at open.
 pub(crate) fn last_ordinals(
     ks: &Keyspaces,
-    table_ids: impl Iterator<Item = u64>,
-) -> Result<std::collections::HashMap<u64, u64>> {
+    table_ids: impl Iterator<Item = TableId>,
+) -> Result<std::collections::HashMap<TableId, u64>> {
     table_ids
         .map(|id| {
             let last = last_table_change(&ks.table_changes, id, ChangeSeq::MAX)?;
@@ -302,12 +303,12 @@ pub(crate) fn migrate_table_changes(db: &Database, ks: &Keyspaces) -> Result<()>
     if ks.catalog.get(LOG_FORMAT_KEY).or_failure()?.as_deref() == Some(&[LOG_FORMAT]) {
         return Ok(());
     }
-    let mut ordinals = std::collections::HashMap::<u64, u64>::new();
+    let mut ordinals = std::collections::HashMap::<TableId, u64>::new();
     let mut batch = db.batch();
     let mut pending = 0;
     for guard in ks.table_changes.iter() {
         let (key, value) = guard.into_inner().or_failure()?;
-        let table_id = u64_of(key.get(..8).unwrap_or_default())?;
+        let table_id = table_id_of(key.get(..8).unwrap_or_default())?;
         let seq = seq_of(key.get(8..).unwrap_or_default())?;
         let partition = *value
             .first()

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use tidemark_core::ops::TableExtension;
 use tidemark_core::retention::HoldName;
-use tidemark_core::{ChangeSeq, Store};
+use tidemark_core::{ChangeSeq, Store, TableId};
 
 use crate::error::{Error, Result};
 
@@ -54,7 +54,7 @@ pub enum PublishFrom {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedTable {
     /// Internal table id.
-    pub table_id: u64,
+    pub table_id: TableId,
     /// Table name.
     pub table_name: String,
     /// Its settings.
@@ -178,7 +178,7 @@ pub fn published_tables(store: &Store) -> Result<Vec<PublishedTable>> {
 ///
 /// # Errors
 /// Storage failures.
-pub fn confirm_published(store: &Store, table_id: u64, seq: ChangeSeq) -> Result<()> {
+pub fn confirm_published(store: &Store, table_id: TableId, seq: ChangeSeq) -> Result<()> {
     store.advance_hold(&HoldName::Publish { table_id }, seq.next())?;
     Ok(())
 }
@@ -287,9 +287,12 @@ mod tests {
 
         // A hold lost (or never made, before holds were named) comes back at the start.
         store.release_hold(&hold).unwrap();
-        let orphan = HoldName::Publish { table_id: 999 };
+        let orphan_table = TableId::new(999);
+        let orphan = HoldName::Publish {
+            table_id: orphan_table,
+        };
         store
-            .set_hold(&orphan, Some(999), ChangeSeq::FIRST)
+            .set_hold(&orphan, Some(orphan_table), ChangeSeq::FIRST)
             .unwrap();
         ensure_holds(&store).unwrap();
         assert_eq!(store.hold(&hold).unwrap().from, before.next());

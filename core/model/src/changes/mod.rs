@@ -20,7 +20,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Item;
+use crate::model::{Item, TableId};
 use crate::stamp::{HlcTimestamp, Stamp};
 
 /// A position in the node-wide change log (1 is the first record ever written).
@@ -196,7 +196,7 @@ pub struct ChangeRecord {
     /// Position in the node-wide log.
     pub seq: ChangeSeq,
     /// Internal id of the table (a re-created table gets a new id).
-    pub table_id: u64,
+    pub table_id: TableId,
     /// Table name at the time of the change.
     pub table_name: String,
     /// Insert, modify or remove.
