@@ -66,6 +66,6 @@ pub use tidemark_model::{CancellationReason, Error, Halt, Result, StorageFailure
 pub use tidemark_model::{
     Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq, Clock, ManualClock, SystemClock,
 };
-pub use tidemark_model::{Generation, HlcTimestamp, Stamp, StreamEnd, StreamInfo};
+pub use tidemark_model::{Generation, HlcTimestamp, Stamp, StreamEnd, StreamInfo, TableId};
 pub use transactions::Transactions;
 pub use ttl::Ttl;

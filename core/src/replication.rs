@@ -327,7 +327,7 @@ mod tests {
     }
 
     fn visible_records(store: &Engine) -> usize {
-        let mut cursor = LogCursor::node(0);
+        let mut cursor = LogCursor::node(ChangeSeq::ZERO);
         store
             .store
             .read_log(&mut cursor, LogLimits::records(1000))

@@ -13,14 +13,19 @@
 use crate::changes::ChangeSeq;
 pub use crate::storage::holds::{Hold, HoldName};
 use crate::storage::holds::{encode_hold, hold_key};
-use crate::{Result, Store};
+use crate::{Result, Store, TableId};
 
 impl Store {
     /// Sets the hold `name` at `from` (creating it, or moving it either way), durably.
     ///
     /// # Errors
     /// Storage failures.
-    pub fn set_hold(&self, name: &HoldName, table_id: Option<u64>, from: ChangeSeq) -> Result<()> {
+    pub fn set_hold(
+        &self,
+        name: &HoldName,
+        table_id: Option<TableId>,
+        from: ChangeSeq,
+    ) -> Result<()> {
         let hold = Hold {
             name: name.clone(),
             from,
@@ -86,7 +91,7 @@ impl Store {
     }
 
     /// Releases every hold that belongs to table `table_id` (its deletion).
-    pub(crate) fn release_table_holds(&self, table_id: u64) -> Result<()> {
+    pub(crate) fn release_table_holds(&self, table_id: TableId) -> Result<()> {
         let names: Vec<HoldName> = self
             .holds()
             .into_iter()

@@ -5,6 +5,7 @@
 mod trimming {
     use std::sync::Arc;
 
+    use crate::changes::ChangeSeq;
     use crate::model::{AttributeValue, Item};
     use crate::ops::{CreateTableRequest, DeleteItemRequest, PutItemRequest};
     use crate::storage::keys::item_key;
@@ -63,14 +64,14 @@ mod trimming {
         let report = store.trim_history().unwrap();
         assert_eq!((report.records, report.tombstones), (2, 1));
         assert!(!store.store.storage.has_cell(&stored_key).unwrap());
-        let left: Vec<u64> = store
+        let left: Vec<ChangeSeq> = store
             .store
-            .read_changes(1, 10)
+            .read_changes(ChangeSeq::FIRST, 10)
             .unwrap()
             .iter()
             .map(|r| r.seq)
             .collect();
-        assert_eq!(left, [3]);
+        assert_eq!(left, [ChangeSeq::new(3)]);
     }
 }
 
@@ -294,7 +295,7 @@ mod collections {
 mod log_format {
     use std::sync::Arc;
 
-    use crate::changes::{LogCursor, LogLimits};
+    use crate::changes::{ChangeSeq, LogCursor, LogLimits};
     use crate::model::AttributeValue;
     use crate::ops::{CreateTableRequest, PutItemRequest};
     use crate::{Engine, ManualClock, StoreConfig};
@@ -333,16 +334,16 @@ mod log_format {
         drop(store);
 
         let store = open(dir.path());
-        assert_eq!(store.store.table_lag(table_id, 1).unwrap().records, 5);
+        let changes = |store: &Engine| {
+            let lag = store.store.table_lag(table_id, ChangeSeq::FIRST);
+            lag.unwrap().records
+        };
+        assert_eq!(changes(&store), 5);
         put(&store, "f");
-        assert_eq!(
-            store.store.table_lag(table_id, 1).unwrap().records,
-            6,
-            "counting goes on"
-        );
+        assert_eq!(changes(&store), 6, "counting goes on");
         let mut per_lane = 0;
         for lane in 0..4 {
-            let mut cursor = LogCursor::table(table_id, 1).lane(4, lane);
+            let mut cursor = LogCursor::table(table_id, ChangeSeq::FIRST).lane(4, lane);
             per_lane += store
                 .store
                 .read_log(&mut cursor, LogLimits::records(100))
@@ -352,10 +353,6 @@ mod log_format {
         assert_eq!(per_lane, 6, "partition bytes kept");
         drop(store);
         let store = open(dir.path());
-        assert_eq!(
-            store.store.table_lag(table_id, 1).unwrap().records,
-            6,
-            "migrated once"
-        );
+        assert_eq!(changes(&store), 6, "migrated once");
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::changes::{ChangeRecord, ChangeSeq, LogCursor, LogLimits, LogScope, Origin, TableLag};
 use crate::storage::log::EntryFilter;
-use crate::{Result, Store};
+use crate::{Result, Store, TableId};
 
 impl Store {
     /// Reads the next records of `cursor`, never past the durable watermark nor its end, and
@@ -17,7 +17,7 @@ impl Store {
     pub fn read_log(&self, cursor: &mut LogCursor, limits: LogLimits) -> Result<Vec<ChangeRecord>> {
         let durable = self.durable_seq();
         let through = match cursor.end {
-            Some(end) => durable.min(end.saturating_sub(1)),
+            Some(end) => durable.min(end.saturating_prev()),
             None => durable,
         };
         let local_only = cursor.origin == Origin::Local;
@@ -84,7 +84,7 @@ impl Store {
     ///
     /// # Errors
     /// Storage failures or corrupt entries.
-    pub fn table_lag(&self, table_id: u64, from: ChangeSeq) -> Result<TableLag> {
+    pub fn table_lag(&self, table_id: TableId, from: ChangeSeq) -> Result<TableLag> {
         let durable = self.durable_seq();
         let lag = (|| {
             let Some(first) = self.storage.first_table_change(table_id, from, durable)? else {
@@ -113,16 +113,16 @@ impl Store {
         let search = (|| {
             let (mut low, mut high) = (self.oldest_retained_seq(), self.durable_seq());
             let mut found = None;
-            while low <= high && high > 0 {
-                let middle = low + (high - low) / 2;
+            while low <= high && high > ChangeSeq::ZERO {
+                let middle = low.midpoint(high);
                 match self.storage.commit_clock(middle)? {
                     Some(clock) if clock.physical_millis() <= millis => {
                         found = Some(middle);
-                        low = middle + 1;
+                        low = middle.next();
                     }
-                    Some(_) => high = middle - 1,
+                    Some(_) => high = middle.saturating_prev(),
                     // Trimmed meanwhile: everything up to here is gone.
-                    None => low = middle + 1,
+                    None => low = middle.next(),
                 }
             }
             Ok(found)
@@ -151,7 +151,7 @@ mod tests {
         Engine::open_with_clock(config, Arc::new(ManualClock::new(1_700_000_000_000))).unwrap()
     }
 
-    fn create(store: &Engine, name: &str) -> u64 {
+    fn create(store: &Engine, name: &str) -> TableId {
         store
             .tables
             .create_table(CreateTableRequest::on_demand(name, "p", "S"))
@@ -191,13 +191,13 @@ mod tests {
             mine.push(put(&store, "aaa", &format!("k{i}")));
             put(&store, "bbb", &format!("k{i}"));
         }
-        let mut cursor = LogCursor::table(a, 1);
+        let mut cursor = LogCursor::table(a, ChangeSeq::FIRST);
         let first = store
             .store
             .read_log(&mut cursor, LogLimits::records(3))
             .unwrap();
         assert_eq!(seqs(&first), mine[..3]);
-        assert_eq!(cursor.next, mine[2] + 1);
+        assert_eq!(cursor.next, mine[2].next());
         let rest = store
             .store
             .read_log(&mut cursor, LogLimits::records(100))
@@ -205,7 +205,7 @@ mod tests {
         assert_eq!(seqs(&rest), mine[3..]);
         assert_eq!(
             cursor.next,
-            store.store.durable_seq() + 1,
+            store.store.durable_seq().next(),
             "past what it read up to"
         );
         assert!(
@@ -216,7 +216,7 @@ mod tests {
                 .is_empty()
         );
 
-        let mut bounded = LogCursor::table(a, 1).until(mine[4]);
+        let mut bounded = LogCursor::table(a, ChangeSeq::FIRST).until(mine[4]);
         let page = store
             .store
             .read_log(&mut bounded, LogLimits::records(100))
@@ -224,14 +224,14 @@ mod tests {
         assert_eq!(seqs(&page), mine[..4]);
         assert!(bounded.is_finished());
 
-        let mut scanning = LogCursor::node(1);
+        let mut scanning = LogCursor::node(ChangeSeq::FIRST);
         let limits = LogLimits {
             scanned: 5,
             ..LogLimits::records(100)
         };
         let page = store.store.read_log(&mut scanning, limits).unwrap();
         assert_eq!(page.len(), 5);
-        assert_eq!(scanning.next, page[4].seq + 1);
+        assert_eq!(scanning.next, page[4].seq.next());
     }
 
     #[test]
@@ -259,13 +259,16 @@ mod tests {
 
         let everything = store
             .store
-            .read_log(&mut LogCursor::table(table, 1), LogLimits::records(100))
+            .read_log(
+                &mut LogCursor::table(table, ChangeSeq::FIRST),
+                LogLimits::records(100),
+            )
             .unwrap();
         assert_eq!(everything.len(), 21);
         let only_local = store
             .store
             .read_log(
-                &mut LogCursor::node(1).local_only(),
+                &mut LogCursor::node(ChangeSeq::FIRST).local_only(),
                 LogLimits::records(100),
             )
             .unwrap();
@@ -274,7 +277,7 @@ mod tests {
         let table_local = store
             .store
             .read_log(
-                &mut LogCursor::table(table, 1).local_only(),
+                &mut LogCursor::table(table, ChangeSeq::FIRST).local_only(),
                 LogLimits::records(100),
             )
             .unwrap();
@@ -285,7 +288,7 @@ mod tests {
             let records = store
                 .store
                 .read_log(
-                    &mut LogCursor::table(table, 1).lane(4, lane),
+                    &mut LogCursor::table(table, ChangeSeq::FIRST).lane(4, lane),
                     LogLimits::records(100),
                 )
                 .unwrap();
@@ -299,13 +302,13 @@ mod tests {
         );
 
         // A scan limit bounds a read of a sparse lane, and the cursor still moves on.
-        let mut sparse = LogCursor::table(table, 1).lane(64, 0);
+        let mut sparse = LogCursor::table(table, ChangeSeq::FIRST).lane(64, 0);
         let limits = LogLimits {
             scanned: 3,
             ..LogLimits::records(100)
         };
         store.store.read_log(&mut sparse, limits).unwrap();
-        assert_eq!(sparse.next, local[2] + 1);
+        assert_eq!(sparse.next, local[2].next());
     }
 
     #[test]
@@ -349,7 +352,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(store.store.durable_seq(), durable);
-        let mut cursor = LogCursor::table(table, 1);
+        let mut cursor = LogCursor::table(table, ChangeSeq::FIRST);
         let read = store
             .store
             .read_log(&mut cursor, LogLimits::records(100))
@@ -359,7 +362,8 @@ mod tests {
             [durable],
             "the committed write is not durable yet"
         );
-        assert_eq!(store.store.table_lag(table, 1).unwrap().records, 1);
+        let lag_from = |from| store.store.table_lag(table, from).unwrap().records;
+        assert_eq!(lag_from(ChangeSeq::FIRST), 1);
         drop(release);
         let pending = writer.join().unwrap();
         let read = store
@@ -367,11 +371,8 @@ mod tests {
             .read_log(&mut cursor, LogLimits::records(100))
             .unwrap();
         assert_eq!(seqs(&read), [pending]);
-        assert_eq!(store.store.table_lag(table, 1).unwrap().records, 2);
-        assert_eq!(store.store.table_lag(table, pending).unwrap().records, 1);
-        assert_eq!(
-            store.store.table_lag(table, pending + 1).unwrap().records,
-            0
-        );
+        assert_eq!(lag_from(ChangeSeq::FIRST), 2);
+        assert_eq!(lag_from(pending), 1);
+        assert_eq!(lag_from(pending.next()), 0);
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tidemark_core::Engine;
 use tidemark_core::model::{AttributeValue, Item};
 
-use tidemark_core::changes::{LogCursor, LogLimits};
+use tidemark_core::changes::{ChangeSeq, LogCursor, LogLimits};
 use tidemark_core::model::StreamSpecification;
 use tidemark_core::ops::{
     CreateTableRequest, DeleteItemRequest, GetItemRequest, PutItemRequest, UpdateTableRequest,
@@ -22,7 +22,7 @@ use tidemark_core::ops::{
 use tidemark_core::replication::RemoteChange;
 use tidemark_core::retention::HoldName;
 use tidemark_core::{
-    CauseKind, ChangeKind, Durability, HlcTimestamp, ManualClock, Stamp, StoreConfig,
+    CauseKind, ChangeKind, Durability, HlcTimestamp, ManualClock, Stamp, StoreConfig, TableId,
 };
 
 fn open(dir: &std::path::Path, durability: Durability) -> Engine {
@@ -50,7 +50,7 @@ fn key(k: &str) -> Item {
     [("p".to_string(), AttributeValue::S(k.into()))].into()
 }
 
-fn put(store: &Engine, table: &str, it: Item) -> Option<u64> {
+fn put(store: &Engine, table: &str, it: Item) -> Option<ChangeSeq> {
     store
         .store
         .put_item(PutItemRequest {
@@ -101,13 +101,13 @@ fn everything_durable_survives_reopen() {
     );
     let described = store.store.describe_table("tbl").unwrap();
     assert_eq!(described.item_count, Some(49));
-    let records = store.store.read_changes(1, 1000).unwrap();
+    let records = store.store.read_changes(ChangeSeq::FIRST, 1000).unwrap();
     assert_eq!(records.len(), 51);
     assert_eq!(records.last().map(|r| r.kind), Some(ChangeKind::Remove));
     // Sequences and stamps continue where they stopped.
     let next = put(&store, "tbl", item("after", "y")).unwrap();
-    assert_eq!(next, 52);
-    let last_two = store.store.read_changes(51, 10).unwrap();
+    assert_eq!(next, ChangeSeq::new(52));
+    let last_two = store.store.read_changes(ChangeSeq::new(51), 10).unwrap();
     assert!(last_two[0].stamp < last_two[1].stamp);
 }
 
@@ -128,7 +128,7 @@ fn a_put_over_a_tombstone_is_an_insert() {
     put(&store, "tbl", item("a", "2"));
     let kinds: Vec<_> = store
         .store
-        .read_changes(1, 10)
+        .read_changes(ChangeSeq::FIRST, 10)
         .unwrap()
         .into_iter()
         .map(|r| r.kind)
@@ -144,9 +144,16 @@ fn identical_puts_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Durability::Buffer);
     create(&store, "tbl");
-    assert_eq!(put(&store, "tbl", item("a", "1")), Some(1));
+    assert_eq!(put(&store, "tbl", item("a", "1")), Some(ChangeSeq::FIRST));
     assert_eq!(put(&store, "tbl", item("a", "1")), None);
-    assert_eq!(store.store.read_changes(1, 10).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .store
+            .read_changes(ChangeSeq::FIRST, 10)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -172,8 +179,15 @@ fn the_durable_watermark_covers_every_acknowledged_write() {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(store.store.durable_seq(), 800);
-        assert_eq!(store.store.read_changes(1, 10_000).unwrap().len(), 800);
+        assert_eq!(store.store.durable_seq(), ChangeSeq::new(800));
+        assert_eq!(
+            store
+                .store
+                .read_changes(ChangeSeq::FIRST, 10_000)
+                .unwrap()
+                .len(),
+            800
+        );
     }
 }
 
@@ -316,15 +330,15 @@ fn set_stream(store: &Engine, table: &str, enabled: bool) {
 /// The sequences of the table's records in `from..=through` that fall in `lane`.
 fn lane_seqs(
     store: &Engine,
-    table_id: u64,
+    table_id: TableId,
     lanes: u8,
     lane: u8,
-    from: u64,
-    through: u64,
-) -> Vec<u64> {
+    from: ChangeSeq,
+    through: ChangeSeq,
+) -> Vec<ChangeSeq> {
     let mut cursor = LogCursor::table(table_id, from)
         .lane(lanes, lane)
-        .until(through + 1);
+        .until(through.next());
     store
         .store
         .read_log(&mut cursor, LogLimits::records(usize::MAX))
@@ -385,12 +399,19 @@ fn stream_boundaries_split_the_log_exactly_and_survive_reopen() {
             2,
             lane,
             stream.start_seq(),
-            g0_end - 1
+            g0_end.saturating_prev()
         ),
         [first]
     );
     assert_eq!(
-        lane_seqs(&store, stream.table_id, 2, lane, g0_end, end - 1),
+        lane_seqs(
+            &store,
+            stream.table_id,
+            2,
+            lane,
+            g0_end,
+            end.saturating_prev()
+        ),
         [second]
     );
     assert!(
@@ -482,7 +503,10 @@ fn ttl_expires_due_items_once_with_service_records() {
     for kept in ["future", "string", "millis", "ancient", "rescued"] {
         assert!(get(&store, "tbl", kept).is_some(), "{kept}");
     }
-    let removes = store.store.read_changes(last_user_write + 1, 100).unwrap();
+    let removes = store
+        .store
+        .read_changes(last_user_write.next(), 100)
+        .unwrap();
     assert_eq!(removes.len(), 2);
     assert!(
         removes
@@ -520,12 +544,12 @@ fn held_records_outlive_the_history_window() {
         "only what the hold needs is kept"
     );
 
-    assert!(store.advance_hold(&hold, second + 1).unwrap());
+    assert!(store.advance_hold(&hold, second.next()).unwrap());
     assert!(store.advance_hold(&hold, first).unwrap(), "never back");
     drop(engine);
     let engine = open_with(dir.path(), clock.clone());
     let store = &engine.store;
-    assert_eq!(store.hold(&hold).unwrap().from, second + 1);
+    assert_eq!(store.hold(&hold).unwrap().from, second.next());
     engine.trim_history().unwrap();
     assert_eq!(
         store.oldest_retained_seq(),
@@ -554,7 +578,7 @@ fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
         region: "eu-west-1".into(),
         table_id: store.table_id("tbl").unwrap(),
     };
-    store.set_hold(&hold, None, 1).unwrap();
+    store.set_hold(&hold, None, ChangeSeq::FIRST).unwrap();
     let remove = store
         .delete_item(DeleteItemRequest {
             table_name: "tbl".into(),
@@ -581,7 +605,7 @@ fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
         "the put before the REMOVE goes; the REMOVE and its tombstone stay"
     );
 
-    store.advance_hold(&hold, remove + 1).unwrap();
+    store.advance_hold(&hold, remove.next()).unwrap();
     let report = engine.trim_history().unwrap();
     assert_eq!(
         (report.records, report.tombstones),
@@ -709,7 +733,7 @@ fn the_clock_restarts_past_every_stamp_even_after_older_remote_ones() {
     let store = open_with(dir.path(), clock.clone());
     let causes: Vec<CauseKind> = store
         .store
-        .read_changes(1, 100)
+        .read_changes(ChangeSeq::FIRST, 100)
         .unwrap()
         .iter()
         .map(|r| r.cause)
@@ -1045,12 +1069,12 @@ fn a_table_is_empty_before_a_change_when_it_held_no_item_then() {
     create(&store, "other");
     store
         .store
-        .set_hold(&HoldName::Backup { backup_id: 1 }, None, 0)
+        .set_hold(&HoldName::Backup { backup_id: 1 }, None, ChangeSeq::ZERO)
         .unwrap();
     let first = put(&store, "tbl", item("a", "1")).unwrap();
     put(&store, "other", item("x", "1"));
     assert!(store.store.table_empty_before("tbl", first).unwrap());
-    assert!(!store.store.table_empty_before("tbl", first + 1).unwrap());
+    assert!(!store.store.table_empty_before("tbl", first.next()).unwrap());
     let deleted = store
         .store
         .delete_item(DeleteItemRequest {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use tidemark_core::TableId;
 use tidemark_core::model::TableDefinition;
 use tidemark_core::ops::{
     CreateTableRequest, GsiUpdate, UpdateTableRequest, UpdateTimeToLiveRequest,
@@ -127,7 +128,7 @@ impl Replicator {
         };
         let table_id = self.store.table_id(table)?;
         self.store
-            .advance_hold(&HoldName::Inbound { table_id }, before + 1)?;
+            .advance_hold(&HoldName::Inbound { table_id }, before.next())?;
         Ok(())
     }
 
@@ -201,7 +202,7 @@ impl Replicator {
     /// replication topic (Kafka), kept while any other region takes its changes.
     pub(crate) fn align_holds(
         &self,
-        table_id: u64,
+        table_id: TableId,
         held: Option<&GlobalTable>,
         new: &GlobalTable,
     ) -> Result<()> {
@@ -259,7 +260,12 @@ impl Replicator {
     /// to this node starts from where `coordinator` (the region that changed the membership)
     /// had received this node's changes: everything before that is in the snapshot the
     /// coordinator seeds the new replica from, everything after is shipped from here.
-    pub(crate) fn ensure_hold(&self, region: &str, table_id: u64, coordinator: &str) -> Result<()> {
+    pub(crate) fn ensure_hold(
+        &self,
+        region: &str,
+        table_id: TableId,
+        coordinator: &str,
+    ) -> Result<()> {
         let name = HoldName::Peer {
             region: region.to_string(),
             table_id,

@@ -21,7 +21,8 @@
 
 use std::time::Duration;
 
-use tidemark_core::changes::{LogCursor, LogLimits};
+use tidemark_core::TableId;
+use tidemark_core::changes::{ChangeSeq, LogCursor, LogLimits};
 use tidemark_core::replication::RemoteChange;
 use tidemark_core::retention::HoldName;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +53,7 @@ impl Destination {
     }
 
     /// The hold that keeps `table_id`'s changes for it.
-    fn hold(&self, table_id: u64) -> HoldName {
+    fn hold(&self, table_id: TableId) -> HoldName {
         match self {
             Destination::Peer(peer) => HoldName::Peer {
                 region: peer.region.clone(),
@@ -109,7 +110,7 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// and what the peer will then have of each table (see [`ChangeBatch::delivered`]).
 struct Round {
     changes: Vec<WireChange>,
-    advances: Vec<(HoldName, u64)>,
+    advances: Vec<(HoldName, ChangeSeq)>,
     delivered: std::collections::BTreeMap<String, u64>,
 }
 
@@ -272,7 +273,7 @@ impl Replicator {
             }
             // Every own change of the table before the cursor is in this batch or was
             // acknowledged; every later one has a stamp past the commit clock just before it.
-            if let Some(clock) = self.store.commit_clock_at(cursor.next.saturating_sub(1))? {
+            if let Some(clock) = self.store.commit_clock_at(cursor.next.saturating_prev())? {
                 round.delivered.insert(table.clone(), clock.0);
             }
         }
@@ -280,7 +281,7 @@ impl Replicator {
     }
 
     /// Moves holds past what a peer acknowledged.
-    fn advance(&self, advances: &[(HoldName, u64)]) {
+    fn advance(&self, advances: &[(HoldName, ChangeSeq)]) {
         for (name, next) in advances {
             if let Err(e) = self.store.advance_hold(name, *next) {
                 tracing::warn!(hold = %name, error = %e, "cannot move a peer's hold");

@@ -81,9 +81,9 @@ impl ShardIterator {
         }
         Ok(ShardIterator {
             stream_arn: stream_arn.to_string(),
-            generation_start: u64_at(1)?,
+            generation_start: ChangeSeq::new(u64_at(1)?),
             lane: body.get(9).copied().ok_or_else(invalid)?,
-            position: u64_at(10)?,
+            position: ChangeSeq::new(u64_at(10)?),
             issued_millis: u64_at(18)?,
             from_trim_horizon: body.get(26) == Some(&1),
         })
@@ -100,9 +100,9 @@ mod tests {
             stream_arn:
                 "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-01-01T00:00:00.000"
                     .into(),
-            generation_start: 7,
+            generation_start: ChangeSeq::new(7),
             lane: 3,
-            position: 1234,
+            position: ChangeSeq::new(1234),
             issued_millis: 99,
             from_trim_horizon: true,
         };

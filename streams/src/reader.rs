@@ -232,7 +232,7 @@ pub fn get_shard_iterator(
     let (position, from_trim_horizon) = match &start {
         IteratorStart::TrimHorizon => (shard.start, true),
         IteratorStart::Latest => {
-            let next = store.durable_seq() + 1;
+            let next = store.durable_seq().next();
             let position = match shard.end {
                 Some(end) => end,
                 None => next.max(shard.start),
@@ -251,7 +251,7 @@ pub fn get_shard_iterator(
             }
             match start {
                 IteratorStart::AtSequenceNumber(_) => (seq, false),
-                _ => (seq + 1, false),
+                _ => (seq.next(), false),
             }
         }
     };
@@ -297,7 +297,9 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
     }
 
     // The shard's end, and no further than the watermark read before its descriptor.
-    let end = shard.end.map_or(durable + 1, |end| end.min(durable + 1));
+    let end = shard
+        .end
+        .map_or(durable.next(), |end| end.min(durable.next()));
     let mut cursor = LogCursor::table(stream.table_id, position)
         .lane(stream.shards, shard.lane)
         .until(end);
@@ -309,7 +311,7 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
     let mut bytes = 0u64;
     let mut next = position;
     for record in store.read_log(&mut cursor, limits)? {
-        next = record.seq + 1;
+        next = record.seq.next();
         let record = render(&stream, record, &store.config().region);
         bytes += record.dynamodb.size_bytes;
         records.push(record);

@@ -117,5 +117,5 @@ pub fn event_bits(region: &str, record: &ChangeRecord) -> u128 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     hasher.update(region.as_bytes());
     hasher.update(&record.table_id.to_be_bytes());
-    (u128::from(hasher.digest()) << 64) | u128::from(record.seq)
+    (u128::from(hasher.digest()) << 64) | u128::from(record.seq.get())
 }

@@ -16,7 +16,7 @@ const SEQUENCE_OFFSET: u128 = 100_000_000_000_000_000_000;
 
 /// The DynamoDB Streams sequence number of a change-log sequence.
 pub fn sequence_number(seq: ChangeSeq) -> String {
-    (SEQUENCE_OFFSET + u128::from(seq)).to_string()
+    (SEQUENCE_OFFSET + u128::from(seq.get())).to_string()
 }
 
 /// The change-log sequence a sequence number names.
@@ -36,6 +36,7 @@ pub fn parse_sequence_number(text: &str) -> Result<ChangeSeq> {
     value
         .checked_sub(SEQUENCE_OFFSET)
         .and_then(|seq| u64::try_from(seq).ok())
+        .map(ChangeSeq::new)
         .ok_or_else(invalid)
 }
 
@@ -156,7 +157,7 @@ pub fn shards(stream: &StreamInfo) -> Vec<ShardDescription> {
                 starting_sequence_number: sequence_number(generation.start_seq),
                 // A generation closed before any commit ends where it starts.
                 ending_sequence_number: end
-                    .map(|e| sequence_number(e.saturating_sub(1).max(generation.start_seq))),
+                    .map(|e| sequence_number(e.saturating_prev().max(generation.start_seq))),
             });
         }
     }
@@ -167,11 +168,15 @@ pub fn shards(stream: &StreamInfo) -> Vec<ShardDescription> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidemark_core::{Generation, StreamEnd};
+    use tidemark_core::{Generation, StreamEnd, TableId};
+
+    fn seq(n: u64) -> ChangeSeq {
+        ChangeSeq::new(n)
+    }
 
     fn stream() -> StreamInfo {
         StreamInfo {
-            table_id: 1,
+            table_id: TableId::new(1),
             table_name: "tbl".into(),
             table_arn: "arn:aws:dynamodb:us-east-1:000000000000:table/tbl".into(),
             label: "2026-01-01T00:00:00.000".into(),
@@ -180,16 +185,16 @@ mod tests {
             shards: 2,
             generations: vec![
                 Generation {
-                    start_seq: 5,
+                    start_seq: seq(5),
                     start_millis: 0,
                 },
                 Generation {
-                    start_seq: 90,
+                    start_seq: seq(90),
                     start_millis: 1,
                 },
             ],
             end: Some(StreamEnd {
-                seq: 120,
+                seq: seq(120),
                 millis: 2,
             }),
         }
@@ -197,13 +202,16 @@ mod tests {
 
     #[test]
     fn sequence_numbers_round_trip_and_sort_numerically() {
-        assert_eq!(sequence_number(0), "100000000000000000000");
-        assert_eq!(sequence_number(0).len(), 21);
-        assert_eq!(sequence_number(u64::MAX).len(), 21);
-        for seq in [0, 1, 99, 1 << 40, u64::MAX] {
-            assert_eq!(parse_sequence_number(&sequence_number(seq)).unwrap(), seq);
+        assert_eq!(sequence_number(seq(0)), "100000000000000000000");
+        assert_eq!(sequence_number(seq(0)).len(), 21);
+        assert_eq!(sequence_number(ChangeSeq::MAX).len(), 21);
+        for n in [0, 1, 99, 1 << 40, u64::MAX] {
+            assert_eq!(
+                parse_sequence_number(&sequence_number(seq(n))).unwrap(),
+                seq(n)
+            );
         }
-        assert!(sequence_number(9) < sequence_number(10));
+        assert!(sequence_number(seq(9)) < sequence_number(seq(10)));
         for bad in ["", "abc", "12", "-1", "1e5", "99999999999999999999"] {
             assert!(parse_sequence_number(bad).is_err(), "{bad}");
         }
@@ -220,12 +228,18 @@ mod tests {
             listed[2].parent_shard_id.as_deref(),
             Some(listed[0].shard_id.as_str())
         );
-        assert_eq!(listed[0].ending_sequence_number, Some(sequence_number(89)));
-        assert_eq!(listed[3].ending_sequence_number, Some(sequence_number(119)));
+        assert_eq!(
+            listed[0].ending_sequence_number,
+            Some(sequence_number(seq(89)))
+        );
+        assert_eq!(
+            listed[3].ending_sequence_number,
+            Some(sequence_number(seq(119)))
+        );
         let found = find_shard(&s, &listed[3].shard_id).unwrap();
         assert_eq!(
             (found.generation, found.lane, found.start, found.end),
-            (1, 1, 90, Some(120))
+            (1, 1, seq(90), Some(seq(120)))
         );
         let mut other = stream();
         other.label = "2026-01-02T00:00:00.000".into();

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tidemark_core::ChangeSeq;
 use tidemark_streams::publish::format::ValueFormat;
 use tidemark_streams::publish::settings::{self, PublishFrom, PublishSettings};
 
@@ -96,7 +97,7 @@ pub async fn set_publishing(
             PublishSettings {
                 topic,
                 format: format.to_string(),
-                start_seq: 0,
+                start_seq: ChangeSeq::ZERO,
                 partitions: request.partitions.unwrap_or(kafka.topics.partitions),
                 replication_factor: request
                     .replication_factor

@@ -26,5 +26,6 @@ pub use changes::{Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CancellationReason, Error, Result, StorageFailure, Violations};
 pub use halt::Halt;
+pub use model::TableId;
 pub use stamp::{HlcTimestamp, Stamp};
 pub use stream_log::{Generation, StreamEnd, StreamInfo};

@@ -14,14 +14,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::changes::ChangeSeq;
-use crate::model::KeySchemaElement;
+use crate::model::{KeySchemaElement, TableId};
 
 /// One stream of one table: its identity, view type and shard boundaries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StreamInfo {
     /// Internal id of the table the stream belongs to.
-    pub table_id: u64,
+    pub table_id: TableId,
     /// Name of that table.
     pub table_name: String,
     /// ARN of that table.
@@ -73,7 +73,9 @@ impl StreamInfo {
 
     /// First change sequence of the stream.
     pub fn start_seq(&self) -> ChangeSeq {
-        self.generations.first().map_or(0, |g| g.start_seq)
+        self.generations
+            .first()
+            .map_or(ChangeSeq::ZERO, |g| g.start_seq)
     }
 
     /// First sequence after generation `index` (`None` while it is open).

@@ -22,7 +22,7 @@ impl Store {
     /// ResourceNotFound; Internal when the log from `seq` on is no longer kept.
     pub fn table_empty_before(&self, table: &str, seq: ChangeSeq) -> Result<bool> {
         let entry = self.table(table)?;
-        let at = seq.saturating_sub(1);
+        let at = seq.saturating_prev();
         self.storage.wait_durable(at)?;
         let mut image = self.storage.table_image(entry.id, &entry.shape, at)?;
         Ok(image.next().transpose()?.is_none())

@@ -3,13 +3,13 @@
 //! go with the table when it is deleted and are only ever changed through core, without
 //! knowing what they mean.
 
-use crate::{Error, Result, Store};
+use crate::{Error, Result, Store, TableId};
 
 /// One table's value of an extension.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableExtension {
     /// Internal id of the table.
-    pub table_id: u64,
+    pub table_id: TableId,
     /// Its name.
     pub table_name: String,
     /// The extension's value.

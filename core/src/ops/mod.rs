@@ -49,6 +49,7 @@ pub use scan::ScanRequest;
 pub use transact_get::{TransactGetItem, TransactGetOutcome};
 pub use update_item::UpdateItemRequest;
 
+use crate::changes::ChangeSeq;
 use crate::expr::Condition;
 use crate::model::{Item, item_size};
 use crate::storage::catalog::TableEntry;
@@ -98,7 +99,7 @@ pub struct WriteOutcome {
     /// The part of `consumed_capacity_units` each secondary index took.
     pub index_units: Vec<IndexUnits>,
     /// Sequence of the change record written, or `None` when the write changed nothing.
-    pub change_seq: Option<u64>,
+    pub change_seq: Option<ChangeSeq>,
 }
 
 /// Capacity units an operation consumed on one secondary index.

@@ -11,7 +11,7 @@ use crate::model::{Item, KeyShape};
 use crate::storage::catalog::TableEntry;
 use crate::storage::index::{IndexInfo, IndexProjection};
 use crate::storage::keys::{KeyRange, item_key, query_range};
-use crate::{Error, Result, Store};
+use crate::{Error, Result, Store, TableId};
 
 /// A Query request (expressions already parsed against the key schema queried).
 #[derive(Debug, Default)]
@@ -62,7 +62,7 @@ impl Source {
     }
 
     /// The storage id whose keys hold what is read (table id or index id).
-    pub(crate) fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> TableId {
         self.index.as_ref().map_or(self.table.id, |i| i.id)
     }
 

@@ -2,7 +2,6 @@
 //! generations at sequence boundaries, and forgetting what the history window trimmed.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::changes::ChangeSeq;
@@ -37,7 +36,7 @@ impl Store {
 
     /// The oldest change sequence still in the log (everything before it was trimmed).
     pub fn oldest_retained_seq(&self) -> ChangeSeq {
-        self.storage.oldest_retained.load(Ordering::Acquire)
+        self.storage.oldest_retained.load()
     }
 
     /// Starts a new generation of shards in every enabled stream whose current generation is

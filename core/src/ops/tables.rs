@@ -12,7 +12,7 @@ use super::describe_table::{TableDescription, TableStatus};
 use crate::storage::catalog::{TableEntry, table_key};
 use crate::storage::stream_catalog_entry;
 use crate::stream_log::{Generation, StreamEnd, StreamInfo};
-use crate::{Error, Result, Store, Violations};
+use crate::{Error, Result, Store, TableId, Violations};
 
 pub(crate) const MAX_LSIS: usize = 5;
 pub(crate) const MAX_GSIS: usize = 20;
@@ -24,7 +24,7 @@ impl Store {
     ///
     /// # Errors
     /// ResourceNotFound.
-    pub fn table_id(&self, table_name: &str) -> Result<u64> {
+    pub fn table_id(&self, table_name: &str) -> Result<TableId> {
         Ok(self.table(table_name)?.id)
     }
 
@@ -110,7 +110,7 @@ impl Store {
             entry.dropped.store(true, Ordering::Release);
             Ok((self.end_streams(entry.id, boundary, now), boundary))
         })?;
-        if let Err(e) = before_purge(boundary - 1) {
+        if let Err(e) = before_purge(boundary.saturating_prev()) {
             entry.dropped.store(false, Ordering::Release);
             return Err(e);
         }
@@ -163,7 +163,7 @@ impl Store {
     /// The table's open streams, ended at `boundary` (not yet saved).
     pub(crate) fn end_streams(
         &self,
-        table_id: u64,
+        table_id: TableId,
         boundary: ChangeSeq,
         now: u64,
     ) -> Vec<StreamInfo> {

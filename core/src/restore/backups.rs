@@ -175,13 +175,12 @@ impl Backups {
         let id = uuid::Uuid::new_v4().as_u64_pair().0;
         let (at, created_millis) = match at {
             Some(at) => (at, self.store.clock.now_millis()),
-            None => self
-                .store
-                .storage
-                .with_sequence_boundary(|next| Ok((next - 1, self.store.clock.now_millis())))?,
+            None => self.store.storage.with_sequence_boundary(|next| {
+                Ok((next.saturating_prev(), self.store.clock.now_millis()))
+            })?,
         };
         self.store
-            .set_hold(&HoldName::Backup { backup_id: id }, None, at + 1)?;
+            .set_hold(&HoldName::Backup { backup_id: id }, None, at.next())?;
         let table = entry.definition.read().clone();
         let backup = Backup {
             id,

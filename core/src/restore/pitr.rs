@@ -165,7 +165,7 @@ impl Backups {
                 .last_change_at_or_before(window.earliest_millis)?
             {
                 self.store
-                    .advance_hold(&HoldName::Pitr { table_id: entry.id }, seq + 1)?;
+                    .advance_hold(&HoldName::Pitr { table_id: entry.id }, seq.next())?;
             }
         }
         Ok(())

@@ -68,7 +68,7 @@ impl Backups {
         let hold = HoldName::Restore {
             target: target.to_string(),
         };
-        self.store.set_hold(&hold, None, at + 1)?;
+        self.store.set_hold(&hold, None, at.next())?;
         let summary = RestoreSummary {
             source_table_arn: definition.table_arn.clone(),
             source_backup_arn: None,
@@ -96,10 +96,9 @@ impl Backups {
         settings: crate::model::PitrSettings,
         point: RestorePoint,
     ) -> Result<(u64, ChangeSeq)> {
-        let (last, now) = self
-            .store
-            .storage
-            .with_sequence_boundary(|next| Ok((next - 1, self.store.clock.now_millis())))?;
+        let (last, now) = self.store.storage.with_sequence_boundary(|next| {
+            Ok((next.saturating_prev(), self.store.clock.now_millis()))
+        })?;
         let window = self.restorable_window(settings);
         match point {
             RestorePoint::Latest => Ok((now, last)),
@@ -128,7 +127,7 @@ impl Backups {
         Ok(match self.store.last_change_at_or_before(millis)? {
             Some(seq) => seq,
             // Every retained change is later: the table as of then is the log's start.
-            None => self.store.oldest_retained_seq().saturating_sub(1),
+            None => self.store.oldest_retained_seq().saturating_prev(),
         })
     }
 

@@ -16,7 +16,7 @@ use crate::ops::tables::{
 };
 use crate::storage::catalog::{NEXT_TABLE_ID_KEY, TableEntry, table_key};
 use crate::storage::stream_catalog_entry;
-use crate::{Error, Result, Store};
+use crate::{Error, Result, Store, TableId};
 
 /// A CreateTable request.
 #[derive(Debug, Default, Clone)]
@@ -108,7 +108,7 @@ pub(crate) fn create_table_as(
     }
     let table_id = store.storage.next_table_id()?;
     let index_ids = index_ids(&request, table_id);
-    let next_id = table_id + 1 + index_ids.len() as u64;
+    let next_id = index_ids.values().copied().max().unwrap_or(table_id).next();
     let now = store.clock.now_millis();
     let latest_stream_label = stream_specification.as_ref().map(|_| stream_label(now));
     let definition = TableDefinition {
@@ -300,8 +300,8 @@ fn table_throughput(
 /// indexes first).
 fn index_ids(
     request: &CreateTableRequest,
-    table_id: u64,
-) -> std::collections::BTreeMap<String, u64> {
+    table_id: TableId,
+) -> std::collections::BTreeMap<String, TableId> {
     request
         .global_secondary_indexes
         .iter()
@@ -312,7 +312,9 @@ fn index_ids(
                 .iter()
                 .map(|l| l.index_name.clone()),
         )
-        .zip(table_id + 1..)
+        .zip(std::iter::successors(Some(table_id.next()), |id| {
+            Some(id.next())
+        }))
         .collect()
 }
 
@@ -322,7 +324,7 @@ fn install_table(
     store: &Store,
     definition: TableDefinition,
     shape: KeyShape,
-    next_id: u64,
+    next_id: TableId,
     now: u64,
 ) -> Result<Arc<TableEntry>> {
     let json = serde_json::to_vec(&definition).map_err(|e| Error::Internal(e.to_string()))?;

@@ -15,7 +15,7 @@ use crate::ops::tables::{
 use crate::storage::catalog::{NEXT_TABLE_ID_KEY, TableEntry, table_key};
 use crate::storage::index::IndexInfo;
 use crate::storage::stream_catalog_entry;
-use crate::{Error, Result};
+use crate::{Error, Result, TableId};
 
 /// An UpdateTable request (billing, throughput, stream).
 #[derive(Debug, Default, Clone)]
@@ -54,7 +54,7 @@ pub enum GsiUpdate {
 enum IndexChange {
     None,
     Created,
-    Deleted(u64),
+    Deleted(TableId),
 }
 
 impl Tables {
@@ -281,7 +281,7 @@ impl Tables {
                     check_projection(&gsi.projection)?;
                     let id = self.store.storage.next_table_id()?;
                     self.store.storage.write_catalog(
-                        &[(NEXT_TABLE_ID_KEY.to_vec(), (id + 1).to_be_bytes().to_vec())],
+                        &[(NEXT_TABLE_ID_KEY.to_vec(), id.next().to_be_bytes().to_vec())],
                         &[],
                     )?;
                     definition.index_ids.insert(gsi.index_name.clone(), id);

@@ -9,14 +9,14 @@ use parking_lot::RwLock;
 
 use super::index::IndexInfo;
 use tidemark_model::Result;
-use tidemark_model::model::{KeyShape, TableDefinition};
+use tidemark_model::model::{KeyShape, TableDefinition, TableId};
 use tidemark_model::stream_log::StreamInfo;
 
 /// A live table as the operations see it.
 #[derive(Debug)]
 pub struct TableEntry {
     /// The table's id: the prefix of its keys in every keyspace.
-    pub id: u64,
+    pub id: TableId,
     /// The table's name.
     pub name: String,
     /// The table's key schema.
@@ -69,7 +69,7 @@ pub struct Catalog {
     /// Live tables by name.
     pub tables: RwLock<HashMap<String, Arc<TableEntry>>>,
     /// Every kept stream, by table id and label.
-    pub streams: RwLock<HashMap<(u64, String), Arc<StreamInfo>>>,
+    pub streams: RwLock<HashMap<(TableId, String), Arc<StreamInfo>>>,
 }
 
 /// Catalog keyspace key of a table definition.

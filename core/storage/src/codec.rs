@@ -14,7 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tidemark_model::changes::{CauseKind, ChangeKind, ChangeRecord};
+use tidemark_model::TableId;
+use tidemark_model::changes::{CauseKind, ChangeKind, ChangeRecord, ChangeSeq};
 use tidemark_model::model::{AttributeValue, Item, Number};
 use tidemark_model::stamp::{HlcTimestamp, Stamp};
 use tidemark_model::{Error, Result};
@@ -355,7 +356,7 @@ pub(crate) fn patch_u64(bytes: &mut [u8], offset: usize, value: u64) {
 pub(crate) struct RecordParts<'a> {
     pub(crate) kind: ChangeKind,
     pub(crate) cause: CauseKind,
-    pub(crate) table_id: u64,
+    pub(crate) table_id: TableId,
     pub(crate) table_name: &'a str,
     pub(crate) stamp: &'a Stamp,
     pub(crate) commit_clock: HlcTimestamp,
@@ -513,7 +514,7 @@ pub(crate) struct RecordHeader {
     pub(crate) cause: CauseKind,
     pub(crate) stamp_hlc: HlcTimestamp,
     pub(crate) commit_clock: HlcTimestamp,
-    pub(crate) table_id: u64,
+    pub(crate) table_id: TableId,
 }
 
 /// Decodes the front of a record of either version.
@@ -523,7 +524,7 @@ pub(crate) fn decode_record_header(bytes: &[u8]) -> Result<RecordHeader> {
     let flags = r.byte()?;
     let stamp_hlc = HlcTimestamp(r.u64()?);
     let clock_field = r.u64()?;
-    let table_id = r.u64()?;
+    let table_id = TableId::new(r.u64()?);
     let (kind, cause, commit_clock) = match version {
         RECORD_VERSION | RECORD_VERSION_2 => (
             kind_of(flags & KIND_MASK)?,
@@ -579,7 +580,7 @@ pub(crate) fn decode_record_undo(bytes: &[u8]) -> Result<(Item, Option<Item>)> {
 }
 
 /// Decodes a change record stored under sequence `seq`.
-pub(crate) fn decode_record(seq: u64, bytes: &[u8]) -> Result<ChangeRecord> {
+pub(crate) fn decode_record(seq: ChangeSeq, bytes: &[u8]) -> Result<ChangeRecord> {
     let header = decode_record_header(bytes)?;
     let mut r = Reader::new(bytes.get(RECORD_HEADER_LEN..).ok_or_else(corrupt)?);
     let region = r.string()?;
@@ -632,8 +633,8 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let record = ChangeRecord {
-            seq: 7,
-            table_id: 3,
+            seq: ChangeSeq::new(7),
+            table_id: TableId::new(3),
             table_name: "t".into(),
             kind: ChangeKind::Modify,
             keys: sample_item(),
@@ -657,7 +658,7 @@ mod tests {
             old_image: record.old_image.as_ref(),
             new_image: record.new_image.as_ref(),
         });
-        assert_eq!(decode_record(7, &bytes).unwrap(), record);
+        assert_eq!(decode_record(ChangeSeq::new(7), &bytes).unwrap(), record);
     }
 
     /// A version-1 record as the previous release wrote it: a TTL delete (flags `3 | 0x80`),
@@ -679,7 +680,7 @@ mod tests {
     #[test]
     fn version_2_records_still_decode() {
         let keys: Item = [("p".to_string(), AttributeValue::S("a".into()))].into();
-        let record = decode_record(3, V2_REPLICA_INSERT).unwrap();
+        let record = decode_record(ChangeSeq::new(3), V2_REPLICA_INSERT).unwrap();
         assert_eq!(record.kind, ChangeKind::Insert);
         assert_eq!(record.keys, keys);
         assert_eq!(record.old_image, None);
@@ -693,7 +694,7 @@ mod tests {
         encode_record(&RecordParts {
             kind,
             cause: CauseKind::Request,
-            table_id: 1,
+            table_id: TableId::new(1),
             table_name: "t",
             stamp: &Stamp {
                 hlc: HlcTimestamp(1),
@@ -733,7 +734,7 @@ mod tests {
         ];
         for (kind, old, new) in cases {
             let bytes = encode(kind, &keys, old, new);
-            let record = decode_record(1, &bytes).unwrap();
+            let record = decode_record(ChangeSeq::new(1), &bytes).unwrap();
             assert_eq!(
                 record.old_image.as_ref(),
                 old,
@@ -748,7 +749,7 @@ mod tests {
             let (undo_keys, undo_old) = decode_record_undo(&bytes).unwrap();
             assert_eq!((undo_keys, undo_old.as_ref()), (keys.clone(), old));
             for cut in 0..bytes.len() {
-                assert!(decode_record(1, bytes.get(..cut).unwrap()).is_err());
+                assert!(decode_record(ChangeSeq::new(1), bytes.get(..cut).unwrap()).is_err());
             }
             // The image flags follow the region, the table name and the keys.
             let mut front = Vec::new();
@@ -759,7 +760,7 @@ mod tests {
             *unknown_flag
                 .get_mut(RECORD_HEADER_LEN + front.len())
                 .unwrap() |= 0x80;
-            assert!(decode_record(1, &unknown_flag).is_err());
+            assert!(decode_record(ChangeSeq::new(1), &unknown_flag).is_err());
         }
     }
 
@@ -789,7 +790,7 @@ mod tests {
 
     #[test]
     fn version_1_records_still_decode() {
-        let record = decode_record(4, V1_TTL_REMOVE).unwrap();
+        let record = decode_record(ChangeSeq::new(4), V1_TTL_REMOVE).unwrap();
         assert_eq!(record.kind, ChangeKind::Remove);
         assert_eq!(record.cause, CauseKind::Expiry);
         assert!(record.by_service());
@@ -798,7 +799,7 @@ mod tests {
             record.commit_clock, record.stamp.hlc,
             "a version-1 record's stamp was its commit clock"
         );
-        assert_eq!(record.table_id, 9);
+        assert_eq!(record.table_id, TableId::new(9));
         assert_eq!(record.origin_region(), "us-east-1");
         assert!(record.old_image.is_some() && record.new_image.is_none());
         assert_eq!(record_cause(V1_TTL_REMOVE).unwrap(), CauseKind::Expiry);

@@ -20,6 +20,7 @@ use super::index::IndexInfo;
 use super::keys::{KeyRange, encode_key_value, table_prefix};
 use super::{Keyspaces, Storage};
 use crate::OrFailure;
+use tidemark_model::TableId;
 use tidemark_model::model::{Item, KeyShape, item_size};
 use tidemark_model::{Error, Result};
 
@@ -36,7 +37,7 @@ pub fn has_local_index(indexes: &[IndexInfo]) -> bool {
 
 /// The `collections` key of the collection `item` belongs to (the item's partition key
 /// value, encoded as in item keys); `None` when the item lacks it.
-pub fn collection_key(table_id: u64, shape: &KeyShape, item: &Item) -> Option<Vec<u8>> {
+pub fn collection_key(table_id: TableId, shape: &KeyShape, item: &Item) -> Option<Vec<u8>> {
     let value = item.get(&shape.hash.name)?;
     let mut key = table_prefix(table_id).to_vec();
     encode_key_value(value, &mut key);

@@ -26,6 +26,7 @@ use super::index::IndexInfo;
 use super::keys::{partition_byte, table_change_key};
 use super::log::encode_entry;
 use super::ttl_index::{expiry_second, ttl_key};
+use tidemark_model::TableId;
 use tidemark_model::changes::{Cause, ChangeKind, ChangeSeq};
 use tidemark_model::clock::Clock;
 use tidemark_model::model::{Item, KeyShape, item_size};
@@ -55,7 +56,7 @@ pub(crate) struct Encoded {
     cell: Vec<u8>,
     record: Vec<u8>,
     /// Changes to the statistics of the table and of its indexes, by id.
-    deltas: Vec<(u64, TableStats)>,
+    deltas: Vec<(TableId, TableStats)>,
     /// Index entries to write (`Some` value) or remove (`None`).
     index_ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// TTL index entries to write (`true`) or remove (`false`).
@@ -104,9 +105,9 @@ impl TableStats {
 pub(crate) struct Sequencer {
     pub(crate) next_seq: ChangeSeq,
     pub(crate) hlc: HybridClock,
-    pub(crate) stats: HashMap<u64, TableStats>,
+    pub(crate) stats: HashMap<TableId, TableStats>,
     /// Each table's count of changes so far (the ordinal of its last `table_changes` entry).
-    pub(crate) ordinals: HashMap<u64, u64>,
+    pub(crate) ordinals: HashMap<TableId, u64>,
     /// Largest item collection a write may leave, in bytes.
     pub(crate) collection_limit: u64,
 }
@@ -131,7 +132,7 @@ impl CommitPipeline {
         clock: Arc<dyn Clock>,
         halt: Halt,
     ) -> Result<Self> {
-        let last_seq = sequencer.next_seq.saturating_sub(1);
+        let last_seq = sequencer.next_seq.saturating_prev();
         let (durable, syncer) = Durable::start(db, dir, mode, last_seq, halt)?;
         Ok(CommitPipeline {
             sequencer: Mutex::new(sequencer),
@@ -216,10 +217,11 @@ impl CommitPipeline {
                 batch.remove(&ks.collections, key.as_slice());
             }
         }
-        let first = seq_state.next_seq;
-        let mut stats_touched: Vec<u64> = Vec::new();
-        for (seq, (m, e)) in (first..).zip(mutations.iter().zip(encoded.iter_mut())) {
-            seq_state.stage(&mut batch, ks, seq, now, m, e);
+        let mut next = seq_state.next_seq;
+        let mut stats_touched: Vec<TableId> = Vec::new();
+        for (m, e) in mutations.iter().zip(encoded.iter_mut()) {
+            seq_state.stage(&mut batch, ks, next, now, m, e);
+            next = next.next();
             for (id, _) in &e.deltas {
                 if !stats_touched.contains(id) {
                     stats_touched.push(*id);
@@ -234,8 +236,8 @@ impl CommitPipeline {
             seq_state.undo(mutations, encoded);
             return Err(crate::failure(e));
         }
-        seq_state.next_seq = first + mutations.len() as u64;
-        Ok(seq_state.next_seq - 1)
+        seq_state.next_seq = next;
+        Ok(next.saturating_prev())
     }
 
     /// Stops the syncer after it has made everything committed so far durable.

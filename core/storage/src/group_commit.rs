@@ -197,7 +197,7 @@ impl Durable {
                 }
                 (
                     state.committed,
-                    state.committed.saturating_sub(state.durable),
+                    state.committed.distance_from(state.durable),
                 )
             };
             let started = Instant::now();

@@ -14,6 +14,7 @@ use super::keys::{item_key, table_change_key};
 use super::{Storage, seq_of};
 use crate::OrFailure;
 use tidemark_model::Result;
+use tidemark_model::TableId;
 use tidemark_model::changes::{ChangeKind, ChangeSeq};
 
 /// Most removals per trimming batch.
@@ -30,7 +31,7 @@ pub struct TrimReport {
 
 impl Storage {
     /// The live table with internal id `id`.
-    pub fn table_by_id(&self, id: u64) -> Option<Arc<TableEntry>> {
+    pub fn table_by_id(&self, id: TableId) -> Option<Arc<TableEntry>> {
         self.catalog
             .tables
             .read()
@@ -77,8 +78,7 @@ impl Storage {
             }
             batch.commit().or_failure()?;
             if let Some(last) = doomed.last() {
-                self.oldest_retained
-                    .fetch_max(last.seq + 1, std::sync::atomic::Ordering::AcqRel);
+                self.oldest_retained.advance_to(last.seq.next());
             }
             report.records += doomed.len() as u64;
             for record in doomed.iter().filter(|r| r.kind == ChangeKind::Remove) {

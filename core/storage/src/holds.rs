@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use super::seq_of;
+use super::{seq_of, u64_of};
 use tidemark_model::changes::ChangeSeq;
+use tidemark_model::model::TableId;
 use tidemark_model::{Error, Result};
 
 /// Catalog key prefix of holds.
@@ -22,7 +23,7 @@ pub enum HoldName {
     /// its topic.
     Publish {
         /// The published table.
-        table_id: u64,
+        table_id: TableId,
     },
     /// `peer/<region>/<table id>`: a replica region, at the first own-origin change of the
     /// table it has not acknowledged (direct replication transport).
@@ -30,24 +31,24 @@ pub enum HoldName {
         /// The receiving region.
         region: String,
         /// The replicated table.
-        table_id: u64,
+        table_id: TableId,
     },
     /// `inbound/<table id>`: the records (and so tombstones) of a global table that another
     /// region may still send an older write against.
     Inbound {
         /// The replicated table.
-        table_id: u64,
+        table_id: TableId,
     },
     /// `replication-topic/<table id>`: a global table's own-origin changes not yet in its
     /// replication topic (Kafka replication transport).
     ReplicationTopic {
         /// The replicated table.
-        table_id: u64,
+        table_id: TableId,
     },
     /// `pitr/<table id>`: a table's point-in-time recovery window.
     Pitr {
         /// The recoverable table.
-        table_id: u64,
+        table_id: TableId,
     },
     /// `backup/<backup id, 16 hex digits>`: a backup being copied.
     Backup {
@@ -86,7 +87,7 @@ impl FromStr for HoldName {
         let corrupt =
             || Error::Corrupt(format!("retention hold name {text:?} is of no known kind"));
         let (kind, rest) = text.split_once('/').ok_or_else(corrupt)?;
-        let number = |digits: &str| digits.parse::<u64>().map_err(|_| corrupt());
+        let number = |digits: &str| digits.parse::<TableId>().map_err(|_| corrupt());
         let name = match kind {
             "publish" => HoldName::Publish {
                 table_id: number(rest)?,
@@ -133,7 +134,7 @@ pub struct Hold {
     /// The first sequence the holder still needs.
     pub from: ChangeSeq,
     /// The table the hold belongs to, if any: deleting the table releases it.
-    pub table_id: Option<u64>,
+    pub table_id: Option<TableId>,
 }
 
 /// The catalog key of the hold `name`.
@@ -145,7 +146,7 @@ pub fn hold_key(name: &HoldName) -> Vec<u8> {
 pub fn encode_hold(hold: &Hold) -> Vec<u8> {
     let mut out = Vec::with_capacity(16);
     out.extend_from_slice(&hold.from.to_be_bytes());
-    out.extend_from_slice(&hold.table_id.unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(&hold.table_id.map_or([0; 8], TableId::to_be_bytes));
     out
 }
 
@@ -159,11 +160,11 @@ pub(crate) fn decode_hold(key: &[u8], value: &[u8]) -> Result<Hold> {
     let (from, table) = value
         .split_at_checked(8)
         .ok_or_else(|| Error::Corrupt(format!("retention hold {name} of {} bytes", value.len())))?;
-    let table_id = seq_of(table)?;
+    let table_id = u64_of(table)?;
     Ok(Hold {
         name,
         from: seq_of(from)?,
-        table_id: (table_id != 0).then_some(table_id),
+        table_id: (table_id != 0).then_some(TableId::new(table_id)),
     })
 }
 
@@ -193,20 +194,37 @@ mod tests {
     /// Every kind with the text existing data folders hold for it.
     fn every_kind() -> Vec<(HoldName, &'static str)> {
         vec![
-            (HoldName::Publish { table_id: 7 }, "publish/7"),
+            (
+                HoldName::Publish {
+                    table_id: TableId::new(7),
+                },
+                "publish/7",
+            ),
             (
                 HoldName::Peer {
                     region: "eu-west-1".into(),
-                    table_id: 12,
+                    table_id: TableId::new(12),
                 },
                 "peer/eu-west-1/12",
             ),
-            (HoldName::Inbound { table_id: 3 }, "inbound/3"),
             (
-                HoldName::ReplicationTopic { table_id: 4 },
+                HoldName::Inbound {
+                    table_id: TableId::new(3),
+                },
+                "inbound/3",
+            ),
+            (
+                HoldName::ReplicationTopic {
+                    table_id: TableId::new(4),
+                },
                 "replication-topic/4",
             ),
-            (HoldName::Pitr { table_id: 5 }, "pitr/5"),
+            (
+                HoldName::Pitr {
+                    table_id: TableId::new(5),
+                },
+                "pitr/5",
+            ),
             (
                 HoldName::Backup {
                     backup_id: 0x00ab_cdef_0123_4567,
@@ -234,7 +252,7 @@ mod tests {
     fn a_region_with_a_slash_reads_back() {
         let name = HoldName::Peer {
             region: "eu/west".into(),
-            table_id: 9,
+            table_id: TableId::new(9),
         };
         assert_eq!(name.to_string().parse::<HoldName>().expect("parses"), name);
     }

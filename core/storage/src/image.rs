@@ -18,7 +18,6 @@
 
 use super::collections::{collection_bytes, collection_key, encode_size, has_local_index};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use fjall::{Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
@@ -29,6 +28,7 @@ use super::group_commit::Durability;
 use super::keys::{item_key, table_change_key, table_prefix};
 use super::{Storage, seq_of};
 use crate::OrFailure;
+use tidemark_model::TableId;
 use tidemark_model::changes::ChangeSeq;
 use tidemark_model::model::{Item, KeyShape, item_size};
 use tidemark_model::{Error, Result};
@@ -100,7 +100,7 @@ impl TableImage {
     fn new(
         snapshot: &fjall::Snapshot,
         items: &Keyspace,
-        table_id: u64,
+        table_id: TableId,
         undo: BTreeMap<Vec<u8>, Option<Item>>,
     ) -> TableImage {
         TableImage {
@@ -175,7 +175,7 @@ struct Load<'a> {
     indexes: std::sync::Arc<Vec<super::index::IndexInfo>>,
     /// Every cell is stamped now, by this node.
     stamp: tidemark_model::stamp::Stamp,
-    deltas: BTreeMap<u64, TableStats>,
+    deltas: BTreeMap<TableId, TableStats>,
     /// Bytes added to each item collection (tables with local indexes only).
     collections: BTreeMap<Vec<u8>, i64>,
 }
@@ -269,17 +269,18 @@ impl Storage {
     /// Internal when the log after `at` was trimmed; storage failures; corrupt records.
     pub fn table_image(
         &self,
-        table_id: u64,
+        table_id: TableId,
         shape: &KeyShape,
         at: ChangeSeq,
     ) -> Result<TableImage> {
         let snapshot = self.db.snapshot();
-        if self.oldest_retained.load(Ordering::Acquire) > at + 1 {
+        if self.oldest_retained.load() > at.next() {
             return Err(Error::Internal(format!(
                 "the history after change {at} is no longer kept"
             )));
         }
-        let later = table_change_key(table_id, at + 1)..=table_change_key(table_id, u64::MAX);
+        let later =
+            table_change_key(table_id, at.next())..=table_change_key(table_id, ChangeSeq::MAX);
         let seqs: Vec<ChangeSeq> = snapshot
             .range(&self.ks.table_changes, later)
             .map(|guard| seq_of(guard.key().or_failure()?.get(8..).unwrap_or_default()))
@@ -317,7 +318,7 @@ impl Storage {
     fn undo_part(
         &self,
         snapshot: &fjall::Snapshot,
-        table_id: u64,
+        table_id: TableId,
         shape: &KeyShape,
         seqs: &[ChangeSeq],
     ) -> Result<BTreeMap<Vec<u8>, Option<Item>>> {
@@ -333,7 +334,7 @@ impl Storage {
         };
         // When the table's changes are most of the log in this range, one sequential walk of
         // the log beats a lookup per change.
-        if seqs.len() as u64 * 2 > last - first {
+        if seqs.len() as u64 * 2 > last.distance_from(first) {
             let missing = |seq| Error::Corrupt(format!("change {seq} has no record"));
             let mut wanted = seqs.iter().copied().peekable();
             let log = snapshot.range(&self.ks.changes, first.to_be_bytes()..=last.to_be_bytes());
@@ -412,7 +413,7 @@ impl Storage {
     /// Removes everything a table being built holds (items, index entries, statistics), so
     /// an interrupted build starts over.
     pub fn clear_table(&self, table: &TableEntry) -> Result<()> {
-        let index_ids: Vec<u64> = table.indexes().iter().map(|i| i.id).collect();
+        let index_ids: Vec<TableId> = table.indexes().iter().map(|i| i.id).collect();
         self.purge_table_items(table.id, &index_ids)?;
         let mut sequencer = self.pipeline.sequencer.lock();
         sequencer.stats.remove(&table.id);

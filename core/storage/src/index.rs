@@ -6,6 +6,7 @@
 //! same batch as the item; items without the index's key attributes have no entry (sparse
 //! indexes).
 
+use tidemark_model::TableId;
 use tidemark_model::model::{
     AttributeValue, Item, KeyShape, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, Projection,
     TableDefinition,
@@ -28,8 +29,8 @@ pub enum IndexProjection {
 /// One secondary index of a table, ready for the write and read paths.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexInfo {
-    /// The index's id: the prefix of its entries.
-    pub id: u64,
+    /// The index's id: the prefix of its entries (a [`TableId`], from the same counter).
+    pub id: TableId,
     /// The index's name.
     pub name: String,
     /// The index's key schema.
@@ -260,7 +261,7 @@ mod tests {
 
     fn index(schema: &[KeySchemaElement], defs: &[AttributeDefinition]) -> IndexInfo {
         IndexInfo {
-            id: 9,
+            id: TableId::new(9),
             name: "gsi".into(),
             shape: KeyShape::from_gsi_schema(schema, defs).unwrap(),
             projection: IndexProjection::All,

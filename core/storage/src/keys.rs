@@ -9,6 +9,8 @@ use std::ops::Bound;
 #[cfg(test)]
 use tidemark_model::model::Number;
 
+use tidemark_model::TableId;
+use tidemark_model::changes::ChangeSeq;
 use tidemark_model::key_condition::{KeyCondition, SortKeyCondition};
 use tidemark_model::model::{AttributeValue, Item, KeyShape, ScalarType};
 
@@ -91,7 +93,7 @@ impl KeyRange {
 ///
 /// Bounds on the sort key are prefix bounds: index entries carry the table's key after the
 /// index's sort key, so "sort key = v" is every key that starts with `id | pk | v`.
-pub fn query_range(id: u64, condition: &KeyCondition) -> KeyRange {
+pub fn query_range(id: TableId, condition: &KeyCondition) -> KeyRange {
     // Index keys encode every partition attribute, then every sort attribute, each
     // self-delimiting: bound equalities are one contiguous prefix, and the condition on the
     // next sort attribute a range within it.
@@ -172,7 +174,7 @@ pub(crate) fn partition_byte(partition_value: &AttributeValue) -> u8 {
 }
 
 /// The storage key of an item: table id, then partition key, then sort key.
-pub fn item_key(table_id: u64, shape: &KeyShape, key: &Item) -> Vec<u8> {
+pub fn item_key(table_id: TableId, shape: &KeyShape, key: &Item) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
     out.extend_from_slice(&table_id.to_be_bytes());
     for attribute in shape.attributes() {
@@ -184,12 +186,12 @@ pub fn item_key(table_id: u64, shape: &KeyShape, key: &Item) -> Vec<u8> {
 }
 
 /// The prefix shared by every item key of a table.
-pub fn table_prefix(table_id: u64) -> [u8; 8] {
+pub fn table_prefix(table_id: TableId) -> [u8; 8] {
     table_id.to_be_bytes()
 }
 
 /// The key of a per-table change-index entry: table id, then change sequence.
-pub(crate) fn table_change_key(table_id: u64, seq: u64) -> [u8; 16] {
+pub(crate) fn table_change_key(table_id: TableId, seq: ChangeSeq) -> [u8; 16] {
     let mut out = [0u8; 16];
     let (a, b) = out.split_at_mut(8);
     a.copy_from_slice(&table_id.to_be_bytes());
@@ -274,7 +276,7 @@ mod tests {
                 ("p".to_string(), AttributeValue::S(s)),
                 ("s".to_string(), AttributeValue::B(b)),
             ].into();
-            prop_assert_eq!(decode_item_key(&shape, &item_key(7, &shape, &keys)), Some(keys));
+            prop_assert_eq!(decode_item_key(&shape, &item_key(TableId::new(7), &shape, &keys)), Some(keys));
             let shape = KeyShape {
                 hash: KeyAttribute { name: "n".into(), scalar_type: ScalarType::N },
                 range: None,
@@ -282,7 +284,7 @@ mod tests {
                 range_rest: vec![],
             };
             let keys: Item = [("n".to_string(), AttributeValue::N(Number::from(n)))].into();
-            prop_assert_eq!(decode_item_key(&shape, &item_key(7, &shape, &keys)), Some(keys));
+            prop_assert_eq!(decode_item_key(&shape, &item_key(TableId::new(7), &shape, &keys)), Some(keys));
         }
 
         #[test]

@@ -42,7 +42,6 @@ pub mod ttl_index;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use fjall::config::PartitioningPolicy;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -53,6 +52,8 @@ use commit::{CommitPipeline, Mutation, Sequencer, TableStats};
 use group_commit::Durability;
 use holds::Holds;
 use key_locks::{KeyGuard, KeyLocks};
+use log::AtomicChangeSeq;
+use tidemark_model::TableId;
 use tidemark_model::changes::ChangeSeq;
 use tidemark_model::clock::Clock;
 use tidemark_model::model::{Item, TableDefinition, item_size};
@@ -119,7 +120,7 @@ pub struct Storage {
     /// Serialises table creation and deletion.
     pub ddl: Mutex<()>,
     /// The oldest change sequence still in the log.
-    pub oldest_retained: AtomicU64,
+    pub oldest_retained: AtomicChangeSeq,
     /// Named retention holds: trimming stops below the lowest.
     pub holds: Holds,
     key_locks: KeyLocks,
@@ -213,7 +214,7 @@ impl Storage {
         let mut stats = HashMap::new();
         for guard in ks.stats.iter() {
             let (key, value) = guard.into_inner().or_failure()?;
-            stats.insert(seq_of(&key)?, TableStats::decode(&value)?);
+            stats.insert(table_id_of(&key)?, TableStats::decode(&value)?);
         }
 
         // The clock restarts after the last record's commit clock: commit clocks grow with
@@ -224,16 +225,16 @@ impl Storage {
                 let header = codec::decode_record_header(&value)?;
                 (seq_of(&key)?, header.commit_clock)
             }
-            None => (0, Default::default()),
+            None => (ChangeSeq::ZERO, Default::default()),
         };
         let oldest_retained = match ks.changes.first_key_value() {
             Some(guard) => seq_of(&guard.key().or_failure()?)?,
-            None => last_seq + 1,
+            None => last_seq.next(),
         };
         log::migrate_table_changes(&db, &ks)?;
-        let table_ids: Vec<u64> = catalog.tables.read().values().map(|t| t.id).collect();
+        let table_ids: Vec<TableId> = catalog.tables.read().values().map(|t| t.id).collect();
         let sequencer = Sequencer {
-            next_seq: last_seq + 1,
+            next_seq: last_seq.next(),
             hlc: HybridClock::starting_after(last_clock),
             stats,
             ordinals: log::last_ordinals(&ks, table_ids.into_iter())?,
@@ -246,7 +247,7 @@ impl Storage {
             catalog,
             pipeline,
             ddl: Mutex::new(()),
-            oldest_retained: AtomicU64::new(oldest_retained),
+            oldest_retained: AtomicChangeSeq::new(oldest_retained),
             holds,
             key_locks: KeyLocks::new(),
             durability,
@@ -350,7 +351,7 @@ impl Storage {
     }
 
     /// The exact item count and bytes of table `id`.
-    pub fn table_stats(&self, id: u64) -> TableStats {
+    pub fn table_stats(&self, id: TableId) -> TableStats {
         self.pipeline
             .sequencer
             .lock()
@@ -361,10 +362,10 @@ impl Storage {
     }
 
     /// The id the next created table gets.
-    pub fn next_table_id(&self) -> Result<u64> {
+    pub fn next_table_id(&self) -> Result<TableId> {
         match self.ks.catalog.get(NEXT_TABLE_ID_KEY).or_failure()? {
-            Some(stored) => seq_of(&stored),
-            None => Ok(1),
+            Some(stored) => table_id_of(&stored),
+            None => Ok(TableId::new(1)),
         }
     }
 
@@ -388,7 +389,7 @@ impl Storage {
     /// entries and statistics.
     pub fn forget_table(&self, entry: &TableEntry) -> Result<()> {
         self.catalog.tables.write().remove(&entry.name);
-        let index_ids: Vec<u64> = entry.indexes().iter().map(|i| i.id).collect();
+        let index_ids: Vec<TableId> = entry.indexes().iter().map(|i| i.id).collect();
         self.purge_table_items(entry.id, &index_ids)?;
         self.pipeline.sequencer.lock().stats.remove(&entry.id);
         Ok(())
@@ -432,7 +433,7 @@ impl Storage {
     }
 
     /// Removes every stored item and index entry of a dropped table, in bounded batches.
-    pub(crate) fn purge_table_items(&self, table_id: u64, index_ids: &[u64]) -> Result<()> {
+    pub(crate) fn purge_table_items(&self, table_id: TableId, index_ids: &[TableId]) -> Result<()> {
         for &index_id in index_ids {
             self.purge_index(index_id)?;
         }
@@ -451,7 +452,7 @@ impl Storage {
     /// false; at the end makes everything written durable in `sync` mode.
     fn for_each_locked_chunk(
         &self,
-        table_id: u64,
+        table_id: TableId,
         mut f: impl FnMut(&[Vec<u8>]) -> Result<bool>,
     ) -> Result<()> {
         let prefix = keys::table_prefix(table_id);
@@ -549,7 +550,7 @@ impl Storage {
     }
 
     /// Removes every entry and the statistics of an index.
-    pub fn purge_index(&self, index_id: u64) -> Result<()> {
+    pub fn purge_index(&self, index_id: TableId) -> Result<()> {
         self.purge_prefix(&self.ks.indexes, &index_id.to_be_bytes())?;
         self.pipeline.sequencer.lock().stats.remove(&index_id);
         self.ks.stats.remove(index_id.to_be_bytes()).or_failure()?;
@@ -591,7 +592,11 @@ impl Storage {
     }
 
     /// Writes stream descriptors (durably in `sync` mode) and then installs them in memory.
-    pub fn save_streams(&self, changed: Vec<StreamInfo>, removed: &[(u64, String)]) -> Result<()> {
+    pub fn save_streams(
+        &self,
+        changed: Vec<StreamInfo>,
+        removed: &[(TableId, String)],
+    ) -> Result<()> {
         let puts = changed
             .iter()
             .map(stream_catalog_entry)
@@ -603,7 +608,7 @@ impl Storage {
     }
 
     /// Installs stream descriptors already written to the catalog.
-    pub fn install_streams(&self, changed: Vec<StreamInfo>, removed: &[(u64, String)]) {
+    pub fn install_streams(&self, changed: Vec<StreamInfo>, removed: &[(TableId, String)]) {
         let mut streams = self.catalog.streams.write();
         for key in removed {
             streams.remove(key);
@@ -664,11 +669,21 @@ pub fn stream_catalog_entry(stream: &StreamInfo) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((stream_key(stream.table_id, &stream.label), json))
 }
 
-/// A change sequence (or another id) stored as 8 bytes big-endian.
-pub(crate) fn seq_of(key: &[u8]) -> Result<ChangeSeq> {
+/// A number (an id or a count) stored as 8 bytes big-endian.
+pub(crate) fn u64_of(key: &[u8]) -> Result<u64> {
     <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
         .map_err(|_| Error::Corrupt(format!("expected 8 bytes, found {}", key.len())))
+}
+
+/// A table (or index) id stored as 8 bytes big-endian.
+pub(crate) fn table_id_of(key: &[u8]) -> Result<TableId> {
+    u64_of(key).map(TableId::new)
+}
+
+/// A change sequence stored as 8 bytes big-endian.
+pub(crate) fn seq_of(key: &[u8]) -> Result<ChangeSeq> {
+    u64_of(key).map(ChangeSeq::new)
 }
 
 impl Drop for Storage {
@@ -678,6 +693,6 @@ impl Drop for Storage {
 }
 
 /// A stream's catalog key: `stream/` + table id (hex) + `/` + label.
-fn stream_key(table_id: u64, label: &str) -> Vec<u8> {
+fn stream_key(table_id: TableId, label: &str) -> Vec<u8> {
     format!("stream/{table_id:016x}/{label}").into_bytes()
 }

@@ -6,12 +6,15 @@
 //! ordinal), so filters drop entries without fetching their records and a table's lag is the
 //! difference of two ordinals, not a walk.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use fjall::{Database, Keyspace};
 
 use super::codec::{self, cause_code, cause_of};
 use super::keys::table_change_key;
-use super::{Keyspaces, Storage, seq_of};
+use super::{Keyspaces, Storage, seq_of, table_id_of};
 use crate::OrFailure;
+use tidemark_model::TableId;
 use tidemark_model::changes::{CauseKind, ChangeRecord, ChangeSeq, LogLimits};
 use tidemark_model::model::{Item, item_size};
 use tidemark_model::{Error, Result};
@@ -34,6 +37,28 @@ pub struct TableChange {
     pub cause: CauseKind,
     /// The table's count of changes up to and including this one.
     pub ordinal: u64,
+}
+
+/// A [`ChangeSeq`] that threads share and that only moves forward (the oldest retained
+/// change, which trimming advances and readers check their positions against).
+#[derive(Debug, Default)]
+pub struct AtomicChangeSeq(AtomicU64);
+
+impl AtomicChangeSeq {
+    /// A cell holding `seq`.
+    pub fn new(seq: ChangeSeq) -> AtomicChangeSeq {
+        AtomicChangeSeq(AtomicU64::new(seq.get()))
+    }
+
+    /// The sequence it holds now.
+    pub fn load(&self) -> ChangeSeq {
+        ChangeSeq::new(self.0.load(Ordering::Acquire))
+    }
+
+    /// Moves it to `seq`, unless it already is at or past it.
+    pub fn advance_to(&self, seq: ChangeSeq) {
+        self.0.fetch_max(seq.get(), Ordering::AcqRel);
+    }
 }
 
 /// Encodes a `table_changes` value.
@@ -94,7 +119,7 @@ fn collect(
     let mut bytes = 0usize;
     for (scanned, entry) in entries.enumerate() {
         let (seq, record) = entry?;
-        read.next = seq + 1;
+        read.next = seq.next();
         // A replicated delete of an item this region never had keeps its stamp (a tombstone
         // and this record, which keep older writes out and go together) but changed nothing
         // anyone can see: like DynamoDB's delete of a missing item, no reader gets a record.
@@ -110,7 +135,7 @@ fn collect(
             return Ok(read);
         }
     }
-    read.next = through + 1;
+    read.next = through.next();
     Ok(read)
 }
 
@@ -142,7 +167,7 @@ impl Storage {
     /// trimmed with their entries, in one batch).
     pub fn read_table_log(
         &self,
-        table_id: u64,
+        table_id: TableId,
         filter: EntryFilter,
         from: ChangeSeq,
         through: ChangeSeq,
@@ -197,7 +222,7 @@ impl Storage {
     /// The first entry of a table at or after `from` and at or before `through`.
     pub fn first_table_change(
         &self,
-        table_id: u64,
+        table_id: TableId,
         from: ChangeSeq,
         through: ChangeSeq,
     ) -> Result<Option<TableChange>> {
@@ -217,7 +242,7 @@ impl Storage {
     /// The last entry of a table at or before `through`.
     pub fn last_table_change(
         &self,
-        table_id: u64,
+        table_id: TableId,
         through: ChangeSeq,
     ) -> Result<Option<TableChange>> {
         last_table_change(&self.ks.table_changes, table_id, through)
@@ -243,10 +268,10 @@ impl Storage {
 
 fn last_table_change(
     table_changes: &Keyspace,
-    table_id: u64,
+    table_id: TableId,
     through: ChangeSeq,
 ) -> Result<Option<TableChange>> {
-    let range = table_change_key(table_id, 0)..=table_change_key(table_id, through);
+    let range = table_change_key(table_id, ChangeSeq::ZERO)..=table_change_key(table_id, through);
     match table_changes.range(range).next_back() {
         Some(guard) => {
             let (key, value) = guard.into_inner().or_failure()?;
@@ -260,8 +285,8 @@ fn last_table_change(
 /// each table's count of changes resumes at open.
 pub(crate) fn last_ordinals(
     ks: &Keyspaces,
-    table_ids: impl Iterator<Item = u64>,
-) -> Result<std::collections::HashMap<u64, u64>> {
+    table_ids: impl Iterator<Item = TableId>,
+) -> Result<std::collections::HashMap<TableId, u64>> {
     table_ids
         .map(|id| {
             let last = last_table_change(&ks.table_changes, id, ChangeSeq::MAX)?;
@@ -278,12 +303,12 @@ pub(crate) fn migrate_table_changes(db: &Database, ks: &Keyspaces) -> Result<()>
     if ks.catalog.get(LOG_FORMAT_KEY).or_failure()?.as_deref() == Some(&[LOG_FORMAT]) {
         return Ok(());
     }
-    let mut ordinals = std::collections::HashMap::<u64, u64>::new();
+    let mut ordinals = std::collections::HashMap::<TableId, u64>::new();
     let mut batch = db.batch();
     let mut pending = 0;
     for guard in ks.table_changes.iter() {
         let (key, value) = guard.into_inner().or_failure()?;
-        let table_id = seq_of(key.get(..8).unwrap_or_default())?;
+        let table_id = table_id_of(key.get(..8).unwrap_or_default())?;
         let seq = seq_of(key.get(8..).unwrap_or_default())?;
         let partition = *value
             .first()

@@ -8,12 +8,13 @@
 use super::Storage;
 use crate::OrFailure;
 use tidemark_model::Result;
+use tidemark_model::TableId;
 use tidemark_model::model::{AttributeValue, Item};
 
 impl Storage {
     /// The TTL index entries of table `table_id`, in expiry order (the sweep stops reading
     /// at the first one not yet due).
-    pub fn ttl_entries(&self, table_id: u64) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+    pub fn ttl_entries(&self, table_id: TableId) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
         self.ks
             .ttl
             .prefix(table_id.to_be_bytes())
@@ -34,7 +35,7 @@ impl Storage {
     }
 
     /// Removes every TTL index entry of table `table_id` (TTL was disabled).
-    pub fn purge_ttl_entries(&self, table_id: u64) -> Result<()> {
+    pub fn purge_ttl_entries(&self, table_id: TableId) -> Result<()> {
         self.purge_prefix(&self.ks.ttl, &table_id.to_be_bytes())
     }
 }
@@ -68,7 +69,7 @@ pub fn is_expired(item: &Item, attribute: &str, now_millis: u64) -> bool {
 }
 
 /// The index key of an item (its storage key) expiring at `second`.
-pub fn ttl_key(table_id: u64, second: u64, item_key: &[u8]) -> Vec<u8> {
+pub fn ttl_key(table_id: TableId, second: u64, item_key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + item_key.len());
     out.extend_from_slice(&table_id.to_be_bytes());
     out.extend_from_slice(&second.to_be_bytes());
@@ -128,7 +129,7 @@ mod tests {
             expiry_second(&item_with(number("1e100")), "exp"),
             Some(u64::MAX)
         );
-        let key = ttl_key(7, 42, b"item");
+        let key = ttl_key(TableId::new(7), 42, b"item");
         assert_eq!(split_ttl_key(&key), Some((42, b"item".as_slice())));
     }
 }

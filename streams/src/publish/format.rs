@@ -235,7 +235,7 @@ fn debezium_value(record: ChangeRecord, region: &str, now_millis: u64) -> Vec<u8
 pub(crate) mod tests {
     use super::*;
     use tidemark_core::model::AttributeValue;
-    use tidemark_core::{CauseKind, HlcTimestamp, Stamp};
+    use tidemark_core::{CauseKind, ChangeSeq, HlcTimestamp, Stamp, TableId};
 
     /// A change of an item keyed by `pk` and `sk`, with both images where the kind has them.
     pub(crate) fn record(kind: ChangeKind, by_service: bool) -> ChangeRecord {
@@ -249,8 +249,8 @@ pub(crate) mod tests {
         let mut new = keys.clone();
         new.insert("v".into(), AttributeValue::S("new".into()));
         ChangeRecord {
-            seq: 42,
-            table_id: 3,
+            seq: ChangeSeq::new(42),
+            table_id: TableId::new(3),
             table_name: "orders".into(),
             kind,
             keys,

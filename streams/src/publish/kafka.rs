@@ -15,7 +15,7 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tidemark_core::{ChangeSeq, Store};
+use tidemark_core::{ChangeSeq, Store, TableId};
 use tidemark_kafka::{KafkaSettings, TopicSpec};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -59,7 +59,7 @@ struct Running {
 pub struct Publishers {
     store: Arc<Store>,
     kafka: Option<KafkaSettings>,
-    running: Mutex<HashMap<u64, Running>>,
+    running: Mutex<HashMap<TableId, Running>>,
 }
 
 impl Publishers {
@@ -87,14 +87,14 @@ impl Publishers {
         let Some(kafka) = &self.kafka else {
             return Ok(());
         };
-        let wanted: HashMap<u64, PublishedTable> = settings::published_tables(&self.store)?
+        let wanted: HashMap<TableId, PublishedTable> = settings::published_tables(&self.store)?
             .into_iter()
             .map(|t| (t.table_id, t))
             .collect();
         let mut running = self.running.lock();
         // A publisher whose settings changed is replaced: its successor starts once it has
         // stopped, so the successor resumes from a topic nobody else still writes to.
-        let mut replaced: HashMap<u64, JoinHandle<()>> = HashMap::new();
+        let mut replaced: HashMap<TableId, JoinHandle<()>> = HashMap::new();
         for (id, r) in
             running.extract_if(|id, r| wanted.get(id).is_none_or(|t| t.settings != r.settings))
         {
@@ -154,7 +154,7 @@ impl Publishers {
     }
 
     /// The state of each table's publisher, by table id.
-    pub fn states(&self) -> HashMap<u64, PublisherState> {
+    pub fn states(&self) -> HashMap<TableId, PublisherState> {
         self.running
             .lock()
             .iter()
@@ -175,7 +175,7 @@ impl Publishers {
             .map(|table| {
                 let state = states.get(&table.table_id).cloned().unwrap_or_default();
                 let through = state.published_through.or(table.confirmed);
-                let from = through.map_or(table.settings.start_seq, |s| s + 1);
+                let from = through.map_or(table.settings.start_seq, ChangeSeq::next);
                 let lag = self.store.table_lag(table.table_id, from)?;
                 Ok(TableProgress {
                     published_through: through,

@@ -8,7 +8,7 @@
 //! extension `KinesisDestinations` remembers it) until it is turned on again.
 
 use serde::{Deserialize, Serialize};
-use tidemark_core::Store;
+use tidemark_core::{ChangeSeq, Store};
 use tidemark_kafka::TopicSettings;
 
 use super::format::ValueFormat;
@@ -191,7 +191,7 @@ pub fn enable(
     let publishing = PublishSettings {
         topic,
         format: precision.format().name().to_string(),
-        start_seq: 0,
+        start_seq: ChangeSeq::ZERO,
         partitions: topics.partitions,
         replication_factor: topics.replication_factor,
         starts_empty: None,

@@ -35,7 +35,7 @@ impl ResumePoint {
     pub fn read_from(&self) -> ChangeSeq {
         self.tails
             .iter()
-            .map(|tail| tail.map_or(self.start, |t| (t + 1).max(self.start)))
+            .map(|tail| tail.map_or(self.start, |t| t.next().max(self.start)))
             .min()
             .unwrap_or(self.start)
     }
@@ -56,6 +56,10 @@ impl ResumePoint {
 mod tests {
     use super::*;
 
+    fn seq(n: u64) -> ChangeSeq {
+        ChangeSeq::new(n)
+    }
+
     #[test]
     fn partitions_match_the_java_client() {
         // Values from Kafka's own tests of Utils.murmur2 / the default partitioner.
@@ -74,20 +78,26 @@ mod tests {
 
     #[test]
     fn resumes_from_the_least_advanced_partition_and_skips_the_rest() {
-        let point = ResumePoint::new(vec![Some(100), Some(95), None], 50);
+        let point = ResumePoint::new(vec![Some(seq(100)), Some(seq(95)), None], seq(50));
         assert_eq!(
             point.read_from(),
-            50,
+            seq(50),
             "the empty partition needs everything"
         );
-        let point = ResumePoint::new(vec![Some(100), Some(95), Some(97)], 50);
-        assert_eq!(point.read_from(), 96);
-        assert!(point.already_published(0, 99));
-        assert!(!point.already_published(0, 101));
-        assert!(!point.already_published(1, 96));
-        assert!(point.already_published(2, 97));
-        assert!(!point.already_published(2, 98));
-        assert!(point.already_published(1, 40), "before publishing started");
-        assert_eq!(ResumePoint::new(vec![None, None], 7).read_from(), 7);
+        let point = ResumePoint::new(vec![Some(seq(100)), Some(seq(95)), Some(seq(97))], seq(50));
+        assert_eq!(point.read_from(), seq(96));
+        assert!(point.already_published(0, seq(99)));
+        assert!(!point.already_published(0, seq(101)));
+        assert!(!point.already_published(1, seq(96)));
+        assert!(point.already_published(2, seq(97)));
+        assert!(!point.already_published(2, seq(98)));
+        assert!(
+            point.already_published(1, seq(40)),
+            "before publishing started"
+        );
+        assert_eq!(
+            ResumePoint::new(vec![None, None], seq(7)).read_from(),
+            seq(7)
+        );
     }
 }

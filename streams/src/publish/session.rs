@@ -258,7 +258,7 @@ pub async fn publish<S: Sink>(
                 // stop: its successor may publish in other settings.
                 biased;
                 _ = cancel.cancelled() => return deliveries.settle_all().await,
-                _ = store.wait_durable_past(cursor.next.saturating_sub(1)) => {}
+                _ = store.wait_durable_past(cursor.next.saturating_prev()) => {}
                 settled = deliveries.settle_oldest(), if !deliveries.in_flight.is_empty() => {
                     settled?;
                 }
@@ -416,6 +416,10 @@ mod tests {
     use tidemark_core::retention::HoldName;
     use tokio::sync::oneshot;
 
+    fn seq(n: u64) -> ChangeSeq {
+        ChangeSeq::new(n)
+    }
+
     fn key(k: &str) -> Item {
         [("p".to_string(), AttributeValue::S(k.into()))].into()
     }
@@ -430,7 +434,7 @@ mod tests {
         let settings = PublishSettings {
             topic: "t".into(),
             format: format.into(),
-            start_seq: 0,
+            start_seq: ChangeSeq::ZERO,
             partitions: 3,
             replication_factor: 1,
             starts_empty: None,
@@ -521,7 +525,7 @@ mod tests {
         assert_eq!(published(&topics), written);
         assert_eq!(state.lock().published_through, Some(last));
         let table_id = store.table_id("tbl").unwrap();
-        assert_eq!(store.table_lag(table_id, last + 1).unwrap().records, 0);
+        assert_eq!(store.table_lag(table_id, last.next()).unwrap().records, 0);
         cancel.cancel();
         task.await.unwrap();
     }
@@ -650,8 +654,8 @@ mod tests {
         // Change 7 is a debezium delete: its record, then its tombstone.
         let (record, first) = pending();
         let (tombstone, second) = pending();
-        deliveries.sent(7, None, first);
-        deliveries.sent(7, Some(7), second);
+        deliveries.sent(seq(7), None, first);
+        deliveries.sent(seq(7), Some(seq(7)), second);
         deliveries.settle_ready().unwrap();
         assert_eq!(deliveries.delivered, None);
         record.send(Ok(())).unwrap();
@@ -659,7 +663,7 @@ mod tests {
         assert_eq!(deliveries.delivered, None, "the tombstone is still out");
         tombstone.send(Ok(())).unwrap();
         deliveries.settle_oldest().await.unwrap();
-        assert_eq!(deliveries.delivered, Some(7));
+        assert_eq!(deliveries.delivered, Some(seq(7)));
         assert!(deliveries.in_flight.is_empty());
     }
 
@@ -667,8 +671,8 @@ mod tests {
     async fn reports_are_taken_in_send_order() {
         let mut deliveries = Deliveries::default();
         let (first_tx, first) = pending();
-        deliveries.sent(1, Some(1), first);
-        deliveries.sent(2, Some(2), ready(Ok(())));
+        deliveries.sent(seq(1), Some(seq(1)), first);
+        deliveries.sent(seq(2), Some(seq(2)), ready(Ok(())));
         deliveries.settle_ready().unwrap();
         assert_eq!(
             deliveries.delivered, None,
@@ -676,47 +680,55 @@ mod tests {
         );
         first_tx.send(Ok(())).unwrap();
         deliveries.settle_ready().unwrap();
-        assert_eq!(deliveries.delivered, Some(2));
+        assert_eq!(deliveries.delivered, Some(seq(2)));
     }
 
     #[tokio::test]
     async fn changes_already_in_the_topic_move_with_the_deliveries_around_them() {
         let mut deliveries = Deliveries::default();
-        deliveries.already_in_topic(3);
-        assert_eq!(deliveries.delivered, Some(3), "nothing in flight: at once");
+        deliveries.already_in_topic(seq(3));
+        assert_eq!(
+            deliveries.delivered,
+            Some(seq(3)),
+            "nothing in flight: at once"
+        );
         let (tx, delivery) = pending();
-        deliveries.sent(4, Some(4), delivery);
-        deliveries.already_in_topic(5);
-        deliveries.already_in_topic(6);
+        deliveries.sent(seq(4), Some(seq(4)), delivery);
+        deliveries.already_in_topic(seq(5));
+        deliveries.already_in_topic(seq(6));
         deliveries.settle_ready().unwrap();
-        assert_eq!(deliveries.delivered, Some(3), "not before 4 is delivered");
+        assert_eq!(
+            deliveries.delivered,
+            Some(seq(3)),
+            "not before 4 is delivered"
+        );
         tx.send(Ok(())).unwrap();
         deliveries.settle_oldest().await.unwrap();
-        assert_eq!(deliveries.delivered, Some(6));
+        assert_eq!(deliveries.delivered, Some(seq(6)));
     }
 
     #[tokio::test]
     async fn a_failed_delivery_ends_the_session_without_counting() {
         let mut deliveries = Deliveries::default();
-        deliveries.sent(1, Some(1), ready(Ok(())));
-        deliveries.sent(2, Some(2), ready(Err(SinkError::Injected)));
-        deliveries.sent(3, Some(3), ready(Ok(())));
+        deliveries.sent(seq(1), Some(seq(1)), ready(Ok(())));
+        deliveries.sent(seq(2), Some(seq(2)), ready(Err(SinkError::Injected)));
+        deliveries.sent(seq(3), Some(seq(3)), ready(Ok(())));
         let error = deliveries.settle_ready().unwrap_err();
         assert!(
             matches!(
                 error,
                 SessionError::Delivery {
-                    seq: 2,
+                    seq: failed,
                     source: SinkError::Injected
-                }
+                } if failed == seq(2)
             ),
             "{error}"
         );
-        assert_eq!(deliveries.delivered, Some(1));
+        assert_eq!(deliveries.delivered, Some(seq(1)));
 
         let mut deliveries = Deliveries::default();
         let (tx, delivery) = pending();
-        deliveries.sent(4, Some(4), delivery);
+        deliveries.sent(seq(4), Some(seq(4)), delivery);
         drop(tx);
         assert!(
             deliveries.settle_oldest().await.is_err(),

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use tidemark_core::ops::TableExtension;
 use tidemark_core::retention::HoldName;
-use tidemark_core::{ChangeSeq, Store};
+use tidemark_core::{ChangeSeq, Store, TableId};
 
 use crate::error::{Error, Result};
 
@@ -25,7 +25,7 @@ pub struct PublishSettings {
     /// `debezium-tombstones`).
     pub format: String,
     /// First change sequence to publish.
-    pub start_seq: u64,
+    pub start_seq: ChangeSeq,
     /// Partitions of the topic when the node creates it.
     pub partitions: i32,
     /// Replication factor of the topic when the node creates it.
@@ -54,7 +54,7 @@ pub enum PublishFrom {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedTable {
     /// Internal table id.
-    pub table_id: u64,
+    pub table_id: TableId,
     /// Table name.
     pub table_name: String,
     /// Its settings.
@@ -151,7 +151,7 @@ fn decode(store: &Store, extension: TableExtension) -> Result<PublishedTable> {
         .hold(&HoldName::Publish {
             table_id: extension.table_id,
         })
-        .and_then(|h| h.from.checked_sub(1))
+        .and_then(|h| h.from.checked_prev())
         .filter(|c| *c >= settings.start_seq);
     Ok(PublishedTable {
         table_id: extension.table_id,
@@ -178,8 +178,8 @@ pub fn published_tables(store: &Store) -> Result<Vec<PublishedTable>> {
 ///
 /// # Errors
 /// Storage failures.
-pub fn confirm_published(store: &Store, table_id: u64, seq: ChangeSeq) -> Result<()> {
-    store.advance_hold(&HoldName::Publish { table_id }, seq + 1)?;
+pub fn confirm_published(store: &Store, table_id: TableId, seq: ChangeSeq) -> Result<()> {
+    store.advance_hold(&HoldName::Publish { table_id }, seq.next())?;
     Ok(())
 }
 
@@ -238,7 +238,7 @@ mod tests {
         PublishSettings {
             topic: topic.into(),
             format: "dynamodb".into(),
-            start_seq: 0,
+            start_seq: ChangeSeq::ZERO,
             partitions: 3,
             replication_factor: 1,
             starts_empty: None,
@@ -263,10 +263,14 @@ mod tests {
         let enabled = set_publishing(&store, "tbl", Some((settings("t"), PublishFrom::Now)))
             .unwrap()
             .unwrap();
-        assert_eq!(enabled.start_seq, before + 1, "from now: the next change");
+        assert_eq!(
+            enabled.start_seq,
+            before.next(),
+            "from now: the next change"
+        );
         let table_id = store.table_id("tbl").unwrap();
         let hold = HoldName::Publish { table_id };
-        assert_eq!(store.hold(&hold).unwrap().from, before + 1);
+        assert_eq!(store.hold(&hold).unwrap().from, before.next());
         let first = put(&store, "b");
         confirm_published(&store, table_id, first).unwrap();
         drop((store, engine));
@@ -283,10 +287,15 @@ mod tests {
 
         // A hold lost (or never made, before holds were named) comes back at the start.
         store.release_hold(&hold).unwrap();
-        let orphan = HoldName::Publish { table_id: 999 };
-        store.set_hold(&orphan, Some(999), 1).unwrap();
+        let orphan_table = TableId::new(999);
+        let orphan = HoldName::Publish {
+            table_id: orphan_table,
+        };
+        store
+            .set_hold(&orphan, Some(orphan_table), ChangeSeq::FIRST)
+            .unwrap();
         ensure_holds(&store).unwrap();
-        assert_eq!(store.hold(&hold).unwrap().from, before + 1);
+        assert_eq!(store.hold(&hold).unwrap().from, before.next());
         assert!(store.hold(&orphan).is_none(), "an orphan hold is released");
 
         let from_history = set_publishing(

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReplicaStatus};
-use tidemark_core::changes::{LogCursor, LogLimits};
+use tidemark_core::changes::{ChangeSeq, LogCursor, LogLimits};
 use tidemark_core::{CauseKind, Store, StoreConfig};
 use tidemark_tests::cluster::{Cluster, replica_create};
 use tidemark_tests::cpu_seconds;
@@ -145,7 +145,7 @@ async fn lag(binary: &Path, rate: u64, seconds: u64, transport: &str) {
     cluster.stop(0).await;
     cluster.stop(1).await;
     let store = Store::open(StoreConfig::new(cluster.data_dir(1))).expect("open the replica");
-    let mut cursor = LogCursor::node(0);
+    let mut cursor = LogCursor::node(ChangeSeq::ZERO);
     let mut lags = Vec::new();
     loop {
         let records = store

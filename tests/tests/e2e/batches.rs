@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
 };
+use tidemark_core::ChangeSeq;
 use tidemark_tests::TestNode;
 
 use crate::common::{create_table, error_code, n, s};
@@ -86,7 +87,14 @@ async fn batch_write_then_batch_get() {
         .item_count;
     assert_eq!(count, Some(24));
     // One change record per applied write: 25 puts and 1 delete.
-    assert_eq!(node.node().store().read_changes(1, 1000).unwrap().len(), 26);
+    assert_eq!(
+        node.node()
+            .store()
+            .read_changes(ChangeSeq::FIRST, 1000)
+            .unwrap()
+            .len(),
+        26
+    );
 }
 
 #[tokio::test]
@@ -113,7 +121,7 @@ async fn batch_limits_and_duplicates_are_rejected_whole() {
     assert!(
         node.node()
             .store()
-            .read_changes(1, 1000)
+            .read_changes(ChangeSeq::FIRST, 1000)
             .unwrap()
             .is_empty(),
         "nothing written"

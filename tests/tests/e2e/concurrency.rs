@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use tidemark_core::ChangeSeq;
 use tidemark_tests::TestNode;
 
 use crate::common::{create_table, n, s};
@@ -45,7 +46,11 @@ async fn sixty_four_clients_incrementing_one_item_lose_nothing() {
         .await
         .unwrap();
     assert_eq!(got.item.unwrap()["n"], n(&(CLIENTS * EACH).to_string()));
-    let records = node.node().store().read_changes(1, 10_000).unwrap();
+    let records = node
+        .node()
+        .store()
+        .read_changes(ChangeSeq::FIRST, 10_000)
+        .unwrap();
     assert_eq!(
         records.len(),
         CLIENTS * EACH,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use tidemark_core::model::AttributeValue as CoreValue;
-use tidemark_core::{ChangeKind, Store, StoreConfig};
+use tidemark_core::{ChangeKind, ChangeSeq, Store, StoreConfig};
 use tidemark_tests::{ChildNode, client_for, wait_until};
 
 use crate::common::{attribute, key_element, n, s};
@@ -243,8 +243,8 @@ async fn crash_and_check(durability: &str, death: Death) {
 
     // The change log, read directly from the data folder.
     let store = Store::open(StoreConfig::new(&data)).unwrap();
-    let records = store.read_changes(1, usize::MAX).unwrap();
-    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    let records = store.read_changes(ChangeSeq::FIRST, usize::MAX).unwrap();
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq.get()).collect();
     assert_eq!(
         seqs,
         (1..=records.len() as u64).collect::<Vec<_>>(),

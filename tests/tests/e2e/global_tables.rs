@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tidemark_core::changes::{LogCursor, LogLimits};
+use tidemark_core::changes::{ChangeSeq, LogCursor, LogLimits};
 use tidemark_core::replication::RemoteChange;
 use tidemark_core::retention::HoldName;
 use tidemark_core::{ChangeKind, Store, StoreConfig};
@@ -284,14 +284,17 @@ fn cells_and_log(dir: &Path, table: &str) -> (Vec<RemoteChange>, Vec<RemoteChang
         .hold(&HoldName::Inbound { table_id })
         .expect("a global table's inbound hold");
     let first = store
-        .read_log(&mut LogCursor::table(table_id, 0), LogLimits::records(1))
+        .read_log(
+            &mut LogCursor::table(table_id, ChangeSeq::ZERO),
+            LogLimits::records(1),
+        )
         .unwrap();
     assert!(
         first.first().is_some_and(|r| inbound.from > r.seq),
         "the inbound hold moved on from the table's first change (at {})",
         inbound.from
     );
-    let mut cursor = LogCursor::node(0);
+    let mut cursor = LogCursor::node(ChangeSeq::ZERO);
     let mut log = Vec::new();
     loop {
         let records = store

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use tidemark_core::ChangeKind;
+use tidemark_core::{ChangeKind, ChangeSeq};
 use tidemark_tests::TestNode;
 
 use crate::common::{create_table, error_code, n, s};
@@ -221,14 +221,14 @@ async fn every_change_leaves_exactly_one_record_and_no_ops_leave_none() {
         .await
         .unwrap();
 
-    let records = store.read_changes(base + 1, 100).unwrap();
+    let records = store.read_changes(base.next(), 100).unwrap();
     let kinds: Vec<ChangeKind> = records.iter().map(|r| r.kind).collect();
     assert_eq!(
         kinds,
         [ChangeKind::Insert, ChangeKind::Modify, ChangeKind::Remove]
     );
-    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
-    assert_eq!(seqs, [base + 1, base + 2, base + 3]);
+    let steps: Vec<u64> = records.iter().map(|r| r.seq.distance_from(base)).collect();
+    assert_eq!(steps, [1, 2, 3]);
     assert!(records[0].old_image.is_none() && records[0].new_image.is_some());
     assert_eq!(records[1].old_image, records[0].new_image);
     assert_eq!(records[2].old_image, records[1].new_image);
@@ -296,11 +296,11 @@ async fn items_and_the_change_log_survive_a_restart() {
         .await
         .unwrap();
     let store = node.node().store();
-    let records = store.read_changes(1, 1000).unwrap();
-    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    let records = store.read_changes(ChangeSeq::FIRST, 1000).unwrap();
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq.get()).collect();
     assert_eq!(
         seqs,
-        (1..=before + 1).collect::<Vec<_>>(),
+        (1..=before.next().get()).collect::<Vec<_>>(),
         "no gap across the restart"
     );
 }
@@ -334,8 +334,8 @@ async fn sync_mode_acknowledges_only_durable_writes() {
     for t in tasks {
         acked.extend(t.await.unwrap());
     }
-    let records = store.read_changes(1, 10_000).unwrap();
-    let seq_of: HashMap<String, u64> = records
+    let records = store.read_changes(ChangeSeq::FIRST, 10_000).unwrap();
+    let seq_of: HashMap<String, ChangeSeq> = records
         .iter()
         .filter_map(|r| match r.keys.get("p") {
             Some(tidemark_core::model::AttributeValue::S(k)) => Some((k.clone(), r.seq)),

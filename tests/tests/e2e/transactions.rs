@@ -119,7 +119,7 @@ async fn cancelled_transactions_write_nothing_and_give_reasons_in_order() {
         .send()
         .await
         .unwrap();
-    let records = node.node().store().read_changes(base + 1, 100).unwrap();
+    let records = node.node().store().read_changes(base.next(), 100).unwrap();
     assert_eq!(records.len(), 2);
     let get_a = || {
         TransactGetItem::builder()

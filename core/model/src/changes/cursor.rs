@@ -13,6 +13,7 @@
 //! - `Store::wait_durable_past` lets a tailing task sleep until there is more to read.
 
 use crate::changes::ChangeSeq;
+use crate::model::TableId;
 
 /// Which part of the log a cursor follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub enum LogScope {
     /// One table's changes, optionally only one stream lane of them.
     Table {
         /// Internal id of the table.
-        table_id: u64,
+        table_id: TableId,
         /// Only the records of this lane.
         lane: Option<Lane>,
     },
@@ -74,7 +75,7 @@ impl LogCursor {
     }
 
     /// A cursor over one table's changes from `from`.
-    pub fn table(table_id: u64, from: ChangeSeq) -> LogCursor {
+    pub fn table(table_id: TableId, from: ChangeSeq) -> LogCursor {
         LogCursor {
             scope: LogScope::Table {
                 table_id,

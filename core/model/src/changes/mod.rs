@@ -14,11 +14,103 @@ mod cursor;
 
 pub use cursor::{Lane, LogCursor, LogLimits, LogScope, Origin, TableLag};
 
-use crate::model::Item;
+use std::fmt;
+use std::num::ParseIntError;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Item, TableId};
 use crate::stamp::{HlcTimestamp, Stamp};
 
 /// A position in the node-wide change log (1 is the first record ever written).
-pub type ChangeSeq = u64;
+///
+/// Stored keys hold it as 8 big-endian bytes ([`ChangeSeq::to_be_bytes`]), so key order is
+/// sequence order; JSON documents and headers hold the plain number, as `Display` prints it.
+/// There is no arithmetic on it beyond stepping to a neighbour and counting the records
+/// between two positions: a sequence is a position, not a quantity.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct ChangeSeq(u64);
+
+impl ChangeSeq {
+    /// The position before the first record: an empty log's watermark, and a reader's "from the
+    /// beginning".
+    pub const ZERO: ChangeSeq = ChangeSeq(0);
+
+    /// The first record ever written.
+    pub const FIRST: ChangeSeq = ChangeSeq(1);
+
+    /// The last position there can be: a bound no sequence is past ("no limit").
+    pub const MAX: ChangeSeq = ChangeSeq(u64::MAX);
+
+    /// The sequence numbered `n`.
+    pub const fn new(n: u64) -> ChangeSeq {
+        ChangeSeq(n)
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The sequence right after this one.
+    pub const fn next(self) -> ChangeSeq {
+        ChangeSeq(self.0 + 1)
+    }
+
+    /// The sequence right before this one ([`ChangeSeq::ZERO`] stays put).
+    pub const fn saturating_prev(self) -> ChangeSeq {
+        ChangeSeq(self.0.saturating_sub(1))
+    }
+
+    /// The sequence right before this one, if this is not [`ChangeSeq::ZERO`].
+    pub const fn checked_prev(self) -> Option<ChangeSeq> {
+        match self.0.checked_sub(1) {
+            Some(n) => Some(ChangeSeq(n)),
+            None => None,
+        }
+    }
+
+    /// How many steps lead from `earlier` to this one: the count of sequences from `earlier`
+    /// (inclusive) up to this one (exclusive), 0 when `earlier` is not before it.
+    pub const fn distance_from(self, earlier: ChangeSeq) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// The sequence halfway between this one and `other`, rounded down (a binary
+    /// search's probe).
+    pub const fn midpoint(self, other: ChangeSeq) -> ChangeSeq {
+        ChangeSeq(self.0.midpoint(other.0))
+    }
+
+    /// The key encoding: 8 big-endian bytes.
+    pub const fn to_be_bytes(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+
+    /// Reads [`ChangeSeq::to_be_bytes`] back.
+    pub const fn from_be_bytes(bytes: [u8; 8]) -> ChangeSeq {
+        ChangeSeq(u64::from_be_bytes(bytes))
+    }
+}
+
+impl fmt::Display for ChangeSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Reads the plain number `Display` prints (a header's or a document's sequence).
+impl FromStr for ChangeSeq {
+    type Err = ParseIntError;
+
+    fn from_str(s: &str) -> Result<ChangeSeq, ParseIntError> {
+        s.parse().map(ChangeSeq)
+    }
+}
 
 /// What a change did to its item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,7 +196,7 @@ pub struct ChangeRecord {
     /// Position in the node-wide log.
     pub seq: ChangeSeq,
     /// Internal id of the table (a re-created table gets a new id).
-    pub table_id: u64,
+    pub table_id: TableId,
     /// Table name at the time of the change.
     pub table_name: String,
     /// Insert, modify or remove.
@@ -138,5 +230,41 @@ impl ChangeRecord {
     /// order, unlike the wall clock).
     pub fn commit_time_millis(&self) -> u64 {
         self.commit_clock.physical_millis()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sequence_is_written_as_its_plain_number() {
+        let seq = ChangeSeq::new(42);
+        assert_eq!(serde_json::to_string(&seq).unwrap(), "42");
+        assert_eq!(serde_json::from_str::<ChangeSeq>("42").unwrap(), seq);
+        assert_eq!(seq.to_string(), "42");
+        assert_eq!("42".parse::<ChangeSeq>().unwrap(), seq);
+        assert_eq!(ChangeSeq::from_be_bytes(seq.to_be_bytes()), seq);
+        assert!(
+            ChangeSeq::new(255).to_be_bytes() < ChangeSeq::new(256).to_be_bytes(),
+            "key order is sequence order"
+        );
+    }
+
+    #[test]
+    fn steps_stop_at_zero_and_distances_never_go_negative() {
+        let seq = ChangeSeq::new(10);
+        assert_eq!(seq.next(), ChangeSeq::new(11));
+        assert_eq!(seq.saturating_prev(), ChangeSeq::new(9));
+        assert_eq!(ChangeSeq::ZERO.saturating_prev(), ChangeSeq::ZERO);
+        assert_eq!(ChangeSeq::ZERO.checked_prev(), None);
+        assert_eq!(ChangeSeq::FIRST.checked_prev(), Some(ChangeSeq::ZERO));
+        assert_eq!(seq.distance_from(ChangeSeq::new(4)), 6);
+        assert_eq!(ChangeSeq::new(4).distance_from(seq), 0);
+        assert_eq!(ChangeSeq::new(4).midpoint(seq), ChangeSeq::new(7));
+        assert_eq!(
+            ChangeSeq::new(4).midpoint(ChangeSeq::MAX).get(),
+            u64::MAX / 2 + 2
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod number;
 mod schema;
+mod table_id;
 mod value;
 
 pub use number::{MAX_DIGITS, Number, NumberError};
@@ -12,4 +13,5 @@ pub use schema::{
     ProvisionedThroughput, RestoreSource, RestoreSummary, ScalarType, StreamSpecification,
     TableDefinition, Tag,
 };
+pub use table_id::TableId;
 pub use value::{AttributeValue, Item, MAX_NESTING, VALIDATION_ERROR_MARKER, ValueType, item_size};

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::TableId;
 use super::value::{AttributeValue, Item, ValueType};
+use crate::changes::ChangeSeq;
 use crate::{Error, Result};
 
 /// Largest partition key value, in bytes.
@@ -439,7 +441,7 @@ pub struct TableDefinition {
     /// Table name.
     pub table_name: String,
     /// Internal id; a table re-created under the same name gets a new one.
-    pub table_id: u64,
+    pub table_id: TableId,
     /// Primary key schema.
     pub key_schema: Vec<KeySchemaElement>,
     /// Declared types of key attributes (table and index keys).
@@ -480,7 +482,7 @@ pub struct TableDefinition {
     pub backfilling: std::collections::BTreeSet<String>,
     /// Storage ids of the secondary indexes, by index name.
     #[serde(default)]
-    pub index_ids: std::collections::BTreeMap<String, u64>,
+    pub index_ids: std::collections::BTreeMap<String, TableId>,
     /// A UUID naming this incarnation of the table (DescribeTable's `TableId`).
     #[serde(default)]
     pub table_uuid: String,
@@ -542,9 +544,9 @@ pub enum RestoreSource {
     /// The live table with this id, as of this change sequence (its later changes undone).
     Log {
         /// Internal id of the source table.
-        table_id: u64,
+        table_id: TableId,
         /// The last change sequence restored.
-        at: u64,
+        at: ChangeSeq,
     },
     /// The on-demand or system backup with this id.
     Backup {
