@@ -620,7 +620,7 @@ impl Replicator {
     pub(crate) async fn exchange_membership(
         self: Arc<Self>,
         shutdown: CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), tidemark_core::Error> {
         loop {
             for (table, global) in GlobalTable::all(&self.store) {
                 for (region, replica) in &global.replicas {
@@ -635,7 +635,7 @@ impl Replicator {
                         return Ok(());
                     }
                     match self.send_membership(&table, region, &global).await {
-                        Err(Error::Core(e)) if e.is_fatal() => return Err(e.to_string()),
+                        Err(Error::Core(e)) if e.is_fatal() => return Err(e),
                         Err(e) => {
                             tracing::debug!(table, peer = %region, error = %e, "membership exchange failed")
                         }

@@ -84,9 +84,9 @@ pub enum RunError {
     /// The reader of the replication topics met a fatal store error.
     #[error(transparent)]
     Store(tidemark_core::Error),
-    /// The membership exchange met a fatal store error (its message).
-    #[error("{0}")]
-    Membership(String),
+    /// The membership exchange met a fatal store error.
+    #[error(transparent)]
+    Membership(tidemark_core::Error),
     /// A replication task panicked.
     #[error("a replication task panicked: {0}")]
     Panicked(tokio::task::JoinError),
