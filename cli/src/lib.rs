@@ -1,14 +1,18 @@
 //! tidemark-cli: the node (HTTP server and wiring) as a library, plus the `tidemark` binary.
 //!
-//! [`Node::start`] opens the store, binds the listener and serves the DynamoDB API until
-//! stopped; [`Node::stop`] stops accepting, drains in-flight requests and persists the store.
+//! [`Node::start`] opens the store and its services (an [`Engine`]), binds the listener and
+//! serves the DynamoDB API until stopped; [`Node::stop`] stops accepting, drains in-flight
+//! requests and persists the store.
 //! The node supervises every task it starts (server, status page sampler, history trimmer,
 //! index builder, backup and restore runner, TTL sweeper, shard rotation, publishing lag
 //! reporter, replicator; a Kafka publisher that panics halts the store too): if one fails,
 //! panics or stops early, or the store halts on a fatal error, [`Node::failed`] resolves and
 //! the binary exits non-zero rather than limp on.
-//! The binary (`main.rs`) only parses arguments ([`args`]), starts a node and waits for a
-//! signal or a failure. Tests start nodes in-process the same way.
+//! The binary (`main.rs`) only calls [`command`], which parses the arguments ([`args`]) and
+//! either starts a node and waits for a signal or a failure (`tidemark serve`), or runs an
+//! operator command against a running node through its signed API (`client`: tables, stream
+//! tail, exports, imports, restores from Kafka, publishing, replicas, TTL sweeps). Tests start
+//! nodes in-process the same way.
 
 pub mod args;
 mod client;

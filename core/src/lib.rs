@@ -9,13 +9,17 @@
 //! Everything downstream (streams, Kafka, replication, restore) reads the change log
 //! ([`changes`]) up to the durable watermark and never writes around the store.
 //!
-//! - [`model`]: attribute values, exact numbers, items, schemas (serde in DynamoDB JSON shape),
-//!   from tidemark-model like [`changes`], [`stream_log`], [`clock`], [`stamp`], [`Halt`] and
-//!   [`Error`], re-exported here at their usual paths;
+//! - from tidemark-model, re-exported here at their usual paths: [`model`] (attribute values,
+//!   exact numbers, items, schemas, [`TableId`]), [`changes`] (the change record, [`ChangeSeq`]
+//!   and the log cursor), [`stream_log`] (DynamoDB streams as slices of the log: shard lanes
+//!   and generations), [`clock`] and [`stamp`] (injected time and hybrid-logical-clock
+//!   stamps), [`Halt`] (the stop condition raised when the store can no longer keep its
+//!   promises) and [`Error`];
 //! - [`expr`]: the expression language, pure;
 //! - [`partiql`]: PartiQL statements, parsed and translated into the operations of [`ops`];
 //! - [`Store`] is the engine's seams: open/persist/halt, the write path, reads and snapshots,
-//!   the log reader, retention holds, table definitions and stream lanes;
+//!   the log reader, retention holds, table definitions, stream lanes and the records of
+//!   export and import jobs;
 //! - [`ops`]: the store's item operations and table definitions; every item write goes through
 //!   [`write`](mod@write), the one read-check-write protocol, with a [`Cause`] (client
 //!   request, TTL expiry, replicated from another region, restore) recorded with its change;
@@ -27,11 +31,7 @@
 //! - `storage` (the tidemark-storage crate): the only code that knows fjall (keyspaces, key
 //!   encoding, codec, commit path); its keyspace handles are private to it, everything else
 //!   uses its typed API. tidemark-core does not depend on fjall, so a fjall use here does not
-//!   compile;
-//! - [`changes`]: the change record and its reader API;
-//! - [`stream_log`]: DynamoDB streams as slices of the log (shard lanes and generations);
-//! - [`clock`] and [`stamp`]: injected time and hybrid-logical-clock stamps;
-//! - [`Halt`]: the stop condition raised when the store can no longer keep its promises.
+//!   compile.
 #![deny(missing_docs)]
 
 mod engine;

@@ -20,7 +20,9 @@
 //!   and the periodic exchange of membership documents that makes the group converge after
 //!   partitions and restarts; it asks peers through a transport trait (HTTP on a node, an
 //!   in-memory network in its tests);
-//! - [`status`]: link states, lag and the last conflicts, for operators.
+//! - [`status`]: link states, lag and the last conflicts, for operators;
+//! - [`Error`] and [`RunError`]: why a replication request failed, and why replication
+//!   stopped (a store failure kept as core's own `Error`).
 
 pub mod client;
 mod control;

@@ -1,11 +1,15 @@
 //! tidemark-model: the data the item store and its storage share.
 //!
 //! Sits below both tidemark-storage (which stores these types) and tidemark-core (which
-//! re-exports every module here at the same path, so its users see one crate):
+//! re-exports each at the path it always had there: the modules under their names, [`Halt`]
+//! and [`Error`] at its root, the key condition types in its `expr`; so its users see one
+//! crate):
 //!
-//! - [`model`]: attribute values, exact numbers, items, schemas (serde in DynamoDB JSON shape);
+//! - [`model`]: attribute values, exact numbers, items, schemas (serde in DynamoDB JSON shape),
+//!   and a table's internal id, [`TableId`];
 //! - [`key_condition`]: a Query's key condition, as storage turns it into a key range;
-//! - [`changes`]: the change record and its reader API;
+//! - [`changes`]: the change record, its position in the log ([`ChangeSeq`]) and its reader
+//!   API (the log cursor);
 //! - [`stream_log`]: DynamoDB streams as slices of the log (shard lanes and generations);
 //! - [`clock`] and [`stamp`]: injected time and hybrid-logical-clock stamps;
 //! - [`Halt`]: the stop condition raised when the store can no longer keep its promises;

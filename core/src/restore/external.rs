@@ -1,5 +1,6 @@
 //! Tables read out of the node and built from outside it (exports and imports, whose file
-//! formats live in the streams crate), and the records their jobs keep.
+//! formats live in the streams crate); the records their jobs keep are the store's
+//! (`ops/documents.rs`).
 //!
 //! An export reads the table as of an instant from one fjall snapshot, taken when it starts
 //! ([`Backups::table_as_of`]). An import creates its table CREATING ([`Backups::create_importing_table`]),

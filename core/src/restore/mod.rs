@@ -8,7 +8,7 @@
 //! - [`tables`]: restores into a new table, built in the background and resumed after a
 //!   restart;
 //! - [`external`]: the seams of exports and imports (a table as of an instant; a table built
-//!   from outside items) and their job records.
+//!   from outside items); their job records are the store's (`Store::save_document`).
 //!
 //! The node's job runner calls [`Backups::run_pending_jobs`] at start and whenever
 //! [`Backups::jobs_requested`] fires; its history trimmer calls [`Backups::release_history`]
