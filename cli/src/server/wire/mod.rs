@@ -314,7 +314,7 @@ pub(crate) fn operation(target: &str) -> Option<&'static Operation> {
 
 /// What a handler runs on, named by its first parameter: the [`Store`] for an operation on
 /// items, tables' definitions and the log, the [`Engine`] for one that needs a service
-/// (tables, backups, TTL).
+/// (tables and tags, backups, transactions, TTL).
 pub(crate) trait Seam: 'static {
     /// This seam of the node's engine.
     fn of(engine: &Engine) -> &Self;
