@@ -10,7 +10,7 @@
 //! [`kafka`] rebuilds a table as of an instant from a Kafka topic Tidemark published (for
 //! `tidemark restore --from-kafka`).
 //!
-//! ImportTable creates its table CREATING ([`Store::create_importing_table`]) and fills it on
+//! ImportTable creates its table CREATING ([`Backups::create_importing_table`](tidemark_core::Backups::create_importing_table)) and fills it on
 //! a thread of its own; a restart starts an unfinished import over from its files; an import
 //! whose files cannot be read fails, and its table is dropped: a half-imported table is never
 //! ACTIVE.
