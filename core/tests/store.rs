@@ -633,6 +633,45 @@ fn remote(k: &str, v: Option<&str>, stamp: Stamp) -> RemoteChange {
 }
 
 #[test]
+fn a_replicated_stamp_at_the_top_of_the_clock_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let store = open_with(dir.path(), clock.clone());
+    create(&store, "tbl");
+    let first = put(&store, "tbl", item("a", "local")).unwrap();
+
+    // No reading exists after u64::MAX: applying it would leave the clock nothing to tick to.
+    let refused =
+        store
+            .replication
+            .apply_remote(remote("a", Some("remote"), stamp(u64::MAX, "eu-west-1")));
+    assert!(
+        matches!(&refused, Err(tidemark_core::Error::Internal(m)) if m.contains("top of its range")),
+        "{refused:?}"
+    );
+    assert_eq!(get(&store, "tbl", "a"), Some(item("a", "local")));
+
+    // The clock did not observe it: local writes go on with ordinary readings.
+    let next = put(&store, "tbl", item("a", "again")).unwrap();
+    let record = &store.store.read_changes(next, 1).unwrap()[0];
+    assert_eq!(record.stamp.hlc.physical_millis(), 1_700_000_000_000);
+    assert_eq!(next, first.next(), "the refused write took no sequence");
+
+    // A wall clock past what a stamp can hold refuses local writes instead of wrapping.
+    clock.set(tidemark_core::stamp::MAX_PHYSICAL_MILLIS + 1);
+    let wrapped = store.store.put_item(PutItemRequest {
+        table_name: "tbl".into(),
+        item: item("a", "future"),
+        ..Default::default()
+    });
+    assert!(
+        matches!(&wrapped, Err(tidemark_core::Error::Internal(m)) if m.contains("wall clock")),
+        "{wrapped:?}"
+    );
+    assert_eq!(get(&store, "tbl", "a"), Some(item("a", "again")));
+}
+
+#[test]
 fn replicated_writes_win_by_stamp_and_keep_it() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));

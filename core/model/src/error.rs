@@ -115,6 +115,12 @@ impl Error {
     }
 }
 
+impl From<crate::stamp::ClockError> for Error {
+    fn from(e: crate::stamp::ClockError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
 impl From<NumberError> for Error {
     fn from(e: NumberError) -> Self {
         Error::Validation(e.to_string())

@@ -149,13 +149,16 @@ impl CommitPipeline {
     }
 
     /// A stamp of this node, now, for cells written outside a commit (a restored table's).
-    pub(crate) fn mint_stamp(&self) -> Stamp {
+    ///
+    /// # Errors
+    /// The clock has no reading left ([`tidemark_model::stamp::ClockError`]).
+    pub(crate) fn mint_stamp(&self) -> Result<Stamp> {
         let now = self.clock.now_millis();
-        let hlc = self.sequencer.lock().hlc.tick(now);
-        Stamp {
+        let hlc = self.sequencer.lock().hlc.tick(now)?;
+        Ok(Stamp {
             hlc,
             region: self.region.clone(),
-        }
+        })
     }
 
     /// Commits the mutations atomically (all or none), without waiting for durability
@@ -219,8 +222,14 @@ impl CommitPipeline {
         }
         let mut next = seq_state.next_seq;
         let mut stats_touched: Vec<TableId> = Vec::new();
-        for (m, e) in mutations.iter().zip(encoded.iter_mut()) {
-            seq_state.stage(&mut batch, ks, next, now, m, e);
+        for (staged, (m, e)) in mutations.iter().zip(encoded.iter_mut()).enumerate() {
+            if let Err(e) = seq_state.stage(&mut batch, ks, next, now, m, e) {
+                // Nothing is written; undo what the mutations staged before this one moved.
+                let (done, _) = mutations.split_at(staged);
+                let (done_encoded, _) = encoded.split_at(staged);
+                seq_state.undo(done, done_encoded);
+                return Err(e);
+            }
             next = next.next();
             for (id, _) in &e.deltas {
                 if !stats_touched.contains(id) {
@@ -416,6 +425,7 @@ impl Sequencer {
     /// Gives mutation `m` the sequence `seq` and this node's next clock reading, and adds its
     /// cell, change record, change-index entry, TTL and index entries to `batch`; moves the
     /// in-memory ordinals and statistics (undone by [`Sequencer::undo`] if the batch fails).
+    /// Fails, having moved nothing, when the clock has no reading left for it.
     fn stage(
         &mut self,
         batch: &mut OwnedWriteBatch,
@@ -424,15 +434,16 @@ impl Sequencer {
         now: u64,
         m: &Mutation,
         e: &mut Encoded,
-    ) {
+    ) -> Result<()> {
         // IMPORTANT: the clock observes a replicated stamp before it ticks, so this commit's
         // clock, and every later one, is past it; recovery restarts the clock after the last
         // record's commit clock, which is therefore past every stamp this node ever issued or
-        // applied.
-        if let Cause::Replica(stamp) = &m.cause {
-            self.hlc.observe(stamp.hlc);
-        }
-        let clock = self.hlc.tick(now);
+        // applied. A stamp with no reading after it is neither observed nor applied.
+        let seen = match &m.cause {
+            Cause::Replica(stamp) => Some(stamp.hlc),
+            _ => None,
+        };
+        let clock = self.hlc.tick_observing(seen, now)?;
         if !matches!(m.cause, Cause::Replica(_)) {
             codec::patch_u64(&mut e.cell, STAMP_OFFSET, clock.0);
             codec::patch_u64(&mut e.record, STAMP_OFFSET, clock.0);
@@ -465,6 +476,7 @@ impl Sequencer {
             stats.items += delta.items;
             stats.bytes += delta.bytes;
         }
+        Ok(())
     }
 
     /// Undoes what [`Sequencer::stage`] moved in memory, after the batch failed to commit

@@ -181,15 +181,15 @@ struct Load<'a> {
 }
 
 impl<'a> Load<'a> {
-    fn new(storage: &'a Storage, table: &'a TableEntry) -> Self {
-        Load {
+    fn new(storage: &'a Storage, table: &'a TableEntry) -> Result<Self> {
+        Ok(Load {
             storage,
             table,
             indexes: table.indexes(),
-            stamp: storage.pipeline.mint_stamp(),
+            stamp: storage.pipeline.mint_stamp()?,
             deltas: BTreeMap::new(),
             collections: BTreeMap::new(),
-        }
+        })
     }
 
     /// Puts the index entries of `items` in `batch` and returns their cells, by key.
@@ -380,7 +380,7 @@ impl Storage {
     ) -> Result<u64> {
         let mut cells = self.ks.items.start_ingestion().or_failure()?;
         let mut loaded = 0u64;
-        let mut load = Load::new(self, table);
+        let mut load = Load::new(self, table)?;
         for items in batches {
             let items = items?;
             // Lets crash tests stop a node in the middle of a restore.
@@ -402,7 +402,7 @@ impl Storage {
     /// Adds `items`, in any order and never seen before, to `table`, a table being built
     /// that nobody else reads or writes: cells, index entries and statistics in one batch.
     pub fn load_unsorted(&self, table: &TableEntry, items: &[ImageItem]) -> Result<()> {
-        let mut load = Load::new(self, table);
+        let mut load = Load::new(self, table)?;
         let mut batch = self.db.batch();
         for (key, cell) in load.add(items, &mut batch) {
             batch.insert(&self.ks.items, key, cell);
