@@ -23,6 +23,7 @@ pub mod error;
 mod halt;
 pub mod key_condition;
 pub mod model;
+mod numbered;
 pub mod stamp;
 pub mod stream_log;
 

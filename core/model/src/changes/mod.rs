@@ -14,10 +14,6 @@ mod cursor;
 
 pub use cursor::{Lane, LogCursor, LogLimits, LogScope, Origin, TableLag};
 
-use std::fmt;
-use std::num::ParseIntError;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Item, TableId};
@@ -46,21 +42,6 @@ impl ChangeSeq {
     /// The last position there can be: a bound no sequence is past ("no limit").
     pub const MAX: ChangeSeq = ChangeSeq(u64::MAX);
 
-    /// The sequence numbered `n`.
-    pub const fn new(n: u64) -> ChangeSeq {
-        ChangeSeq(n)
-    }
-
-    /// Its number.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
-    /// The sequence right after this one.
-    pub const fn next(self) -> ChangeSeq {
-        ChangeSeq(self.0 + 1)
-    }
-
     /// The sequence right before this one ([`ChangeSeq::ZERO`] stays put).
     pub const fn saturating_prev(self) -> ChangeSeq {
         ChangeSeq(self.0.saturating_sub(1))
@@ -85,32 +66,9 @@ impl ChangeSeq {
     pub const fn midpoint(self, other: ChangeSeq) -> ChangeSeq {
         ChangeSeq(self.0.midpoint(other.0))
     }
-
-    /// The key encoding: 8 big-endian bytes.
-    pub const fn to_be_bytes(self) -> [u8; 8] {
-        self.0.to_be_bytes()
-    }
-
-    /// Reads [`ChangeSeq::to_be_bytes`] back.
-    pub const fn from_be_bytes(bytes: [u8; 8]) -> ChangeSeq {
-        ChangeSeq(u64::from_be_bytes(bytes))
-    }
 }
 
-impl fmt::Display for ChangeSeq {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// Reads the plain number `Display` prints (a header's or a document's sequence).
-impl FromStr for ChangeSeq {
-    type Err = ParseIntError;
-
-    fn from_str(s: &str) -> Result<ChangeSeq, ParseIntError> {
-        s.parse().map(ChangeSeq)
-    }
-}
+crate::numbered::numbered!(ChangeSeq);
 
 /// What a change did to its item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

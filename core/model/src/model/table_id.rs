@@ -1,8 +1,6 @@
 //! [`TableId`]: the internal id that names a table's (or an index's) keys in storage.
 
 use std::fmt;
-use std::num::ParseIntError;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,47 +18,7 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct TableId(u64);
 
-impl TableId {
-    /// The id numbered `n`.
-    pub const fn new(n: u64) -> TableId {
-        TableId(n)
-    }
-
-    /// Its number.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
-    /// The id the counter hands out after this one.
-    pub const fn next(self) -> TableId {
-        TableId(self.0 + 1)
-    }
-
-    /// The key encoding: 8 big-endian bytes.
-    pub const fn to_be_bytes(self) -> [u8; 8] {
-        self.0.to_be_bytes()
-    }
-
-    /// Reads [`TableId::to_be_bytes`] back.
-    pub const fn from_be_bytes(bytes: [u8; 8]) -> TableId {
-        TableId(u64::from_be_bytes(bytes))
-    }
-}
-
-impl fmt::Display for TableId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// Reads the plain number `Display` prints.
-impl FromStr for TableId {
-    type Err = ParseIntError;
-
-    fn from_str(s: &str) -> Result<TableId, ParseIntError> {
-        s.parse().map(TableId)
-    }
-}
+crate::numbered::numbered!(TableId);
 
 /// Hex formatting of the number (stream descriptors' catalog keys print ids as hex).
 impl fmt::LowerHex for TableId {
