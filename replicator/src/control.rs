@@ -76,8 +76,10 @@ impl ReplicaUpdate {
     }
 }
 
-/// Applies one checked update to `global`: a new replica is CREATING and seeded by
-/// `coordinator` (this region), a removed one DELETING, an update changes nothing shared.
+/// Applies one checked update to `global`, stamped already: a new replica is CREATING and
+/// seeded by `coordinator` (this region), a removed one leaves the document at once (recorded
+/// as removed: the group goes on without waiting for the region, which may never answer
+/// again), an update changes nothing shared.
 fn apply_replica_update(global: &mut GlobalTable, update: &ReplicaUpdate, coordinator: &str) {
     match update {
         ReplicaUpdate::Create(region) => {
@@ -91,13 +93,7 @@ fn apply_replica_update(global: &mut GlobalTable, update: &ReplicaUpdate, coordi
             );
         }
         ReplicaUpdate::Update(_) => {}
-        ReplicaUpdate::Delete(region) => {
-            if let Some(replica) = global.replicas.get_mut(region) {
-                replica.status = ReplicaStatus::Deleting;
-                replica.progress = None;
-                replica.seeded_by = None;
-            }
-        }
+        ReplicaUpdate::Delete(region) => global.remove_region(region),
     }
 }
 
@@ -148,12 +144,14 @@ impl Replicator {
             settings: SharedSettings::of(definition),
             stamp_clock: 0,
             stamp_region: me.to_string(),
+            removed: BTreeMap::new(),
         });
         global.settings = SharedSettings::of(definition);
+        // Stamped first: a removal is recorded at the stamp of the document that makes it.
+        global.restamp(&self.store, me);
         for update in updates {
             apply_replica_update(&mut global, update, me);
         }
-        global.restamp(&self.store, me);
         global
     }
 
@@ -275,13 +273,22 @@ impl Replicator {
         })
     }
 
-    /// Sends `global` to every region it names, in the background (the periodic exchange
-    /// catches any that miss it).
+    /// Sends `global` to every region it names, and to a region it removes, in the
+    /// background (the periodic exchange catches any member that misses it; a removed region
+    /// that misses it hears of its removal when it next sends its own document).
     fn spread(self: &Arc<Self>, table: &str, global: GlobalTable) {
         let me = self.clone();
         let table = table.to_string();
         tokio::spawn(async move {
-            for region in global.replicas.keys().filter(|r| *r != me.region()) {
+            let removed_now = global
+                .removed
+                .iter()
+                .filter(|(region, clock)| {
+                    **clock == global.stamp_clock && !global.replicas.contains_key(*region)
+                })
+                .map(|(region, _)| region);
+            let told = global.replicas.keys().chain(removed_now);
+            for region in told.filter(|r| *r != me.region()) {
                 if let Err(e) = me.send_membership(&table, region, &global).await {
                     tracing::debug!(table, peer = %region, error = %e, "membership not sent; the exchange retries");
                 }
@@ -319,18 +326,45 @@ impl Replicator {
         }
     }
 
-    /// Adopts `theirs`, a peer's membership of `table`, when it is newer than this node's (and
-    /// the table is still global here).
+    /// Adopts `theirs`, a peer's membership of `table`, when it is newer than this node's or
+    /// records a removal this node had not heard of (and the table is still global here).
     fn adopt_if_newer(&self, table: &str, theirs: GlobalTable) -> Result<()> {
         let _guard = self.membership.lock();
         let Ok(definition) = self.store.table_definition(table) else {
             return Ok(());
         };
-        let held = GlobalTable::in_definition(&definition);
-        if held.is_some() && theirs.supersedes(held.as_ref()) {
-            self.adopt(table, &definition, held.as_ref(), theirs)?;
+        let Some(held) = GlobalTable::in_definition(&definition) else {
+            return Ok(());
+        };
+        if let Some(next) = self.reconcile(&held, theirs) {
+            self.adopt(table, &definition, Some(&held), next)?;
         }
         Ok(())
+    }
+
+    /// What this node's membership `held` becomes on meeting `sent`, a peer's: the newer of
+    /// the two (last writer wins), with every removal either records, restamped here when the
+    /// newer had not heard of one (so the result wins over both, and a removed region's own
+    /// document never brings it back); `None` when `held` stays.
+    pub(crate) fn reconcile(&self, held: &GlobalTable, sent: GlobalTable) -> Option<GlobalTable> {
+        let (mut next, learned) = match sent.supersedes(Some(held)) {
+            true => {
+                let mut next = sent;
+                let learned = next.learn_removals(held);
+                (next, learned)
+            }
+            false => {
+                let mut next = held.clone();
+                if !next.learn_removals(&sent) {
+                    return None;
+                }
+                (next, true)
+            }
+        };
+        if learned {
+            next.restamp(&self.store, self.region());
+        }
+        Some(next)
     }
 
     /// `region` has no replica of `table` (deleted there): it leaves the group.

@@ -3,6 +3,11 @@
 //! document with the table (core's table extension `GlobalTable`); a change anywhere makes a
 //! newer document, and regions keep the newest they have seen (last writer wins by its stamp),
 //! so the group converges however the documents travel.
+//!
+//! A removed replica leaves the document at once and is recorded in it (`Removed`, with the
+//! clock of the removal), so that the group does not wait for a region that may never answer
+//! again, and a document made without hearing of the removal (the removed region's own, when
+//! it comes back) neither wins the region back nor keeps it: [`GlobalTable::learn_removals`].
 
 use std::collections::BTreeMap;
 
@@ -124,6 +129,10 @@ pub struct GlobalTable {
     pub stamp_clock: u64,
     /// The region that made this version.
     pub stamp_region: String,
+    /// Regions removed from the group (ReplicaUpdates Delete), each with the clock of the
+    /// document that removed it; kept after the region joins again, as what a document knows.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed: BTreeMap<String, u64>,
 }
 
 impl GlobalTable {
@@ -194,6 +203,40 @@ impl GlobalTable {
         self.stamp_region = region.to_string();
     }
 
+    /// Removes `region`'s replica, recording the removal at this document's stamp (so restamp
+    /// it first).
+    pub fn remove_region(&mut self, region: &str) {
+        self.replicas.remove(region);
+        self.removed.insert(region.to_string(), self.stamp_clock);
+    }
+
+    /// True when `region` was removed by a document this one has heard of and not named again.
+    pub fn has_removed(&self, region: &str) -> bool {
+        self.removed.contains_key(region) && !self.replicas.contains_key(region)
+    }
+
+    /// Takes in the removals `other` records that this document had not heard of: a region
+    /// removed there after anything this document knows leaves it too, unless `other` names it
+    /// again. Returns whether anything changed (then the document must be restamped).
+    pub fn learn_removals(&mut self, other: &GlobalTable) -> bool {
+        let mut changed = false;
+        for (region, &clock) in &other.removed {
+            if self
+                .removed
+                .get(region)
+                .is_some_and(|known| *known >= clock)
+            {
+                continue;
+            }
+            self.removed.insert(region.clone(), clock);
+            if !other.replicas.contains_key(region) {
+                self.replicas.remove(region);
+            }
+            changed = true;
+        }
+        changed
+    }
+
     /// The regions other than `region` that take replicated changes.
     pub fn receivers_besides<'a>(&'a self, region: &'a str) -> impl Iterator<Item = &'a str> {
         self.replicas
@@ -233,6 +276,7 @@ mod tests {
             },
             stamp_clock: clock,
             stamp_region: region.into(),
+            removed: BTreeMap::new(),
         }
     }
 
@@ -263,6 +307,58 @@ mod tests {
         let receivers: Vec<&str> = doc.receivers_besides("us").collect();
         assert_eq!(receivers, ["eu"]);
         assert!(doc.is_updating());
+    }
+
+    #[test]
+    fn a_document_that_had_not_heard_of_a_removal_learns_it() {
+        let mut removing = document(10, "us");
+        removing.remove_region("eu");
+        assert_eq!(removing.removed, BTreeMap::from([("eu".to_string(), 10)]));
+        assert!(removing.has_removed("eu"));
+
+        // eu's own document, newer by its stamp but made without hearing of the removal.
+        let mut stale = document(20, "eu");
+        assert!(stale.learn_removals(&removing));
+        assert!(!stale.replicas.contains_key("eu"), "eu is out however new");
+        assert_eq!(stale.removed, removing.removed);
+        assert!(!stale.learn_removals(&removing), "learnt once");
+
+        // eu joins again after its removal: a document that knows the removal keeps it in.
+        let mut rejoined = removing.clone();
+        rejoined.replicas.insert("eu".into(), Replica::active());
+        assert!(!rejoined.has_removed("eu"));
+        let mut knowing = document(30, "us");
+        knowing.removed = removing.removed.clone();
+        assert!(!knowing.learn_removals(&removing));
+        assert!(knowing.replicas.contains_key("eu"));
+        // A document that had not heard of the removal learns it, but keeps eu named when
+        // the document it learns from names eu again.
+        let mut older = document(5, "us");
+        assert!(older.learn_removals(&rejoined));
+        assert!(older.replicas.contains_key("eu"));
+    }
+
+    #[test]
+    fn documents_without_removals_still_read() {
+        let json = serde_json::json!({
+            "Version": VERSION,
+            "Replicas": {"us": {"Status": "ACTIVE"}},
+            "Settings": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
+            },
+            "StampClock": 3,
+            "StampRegion": "us"
+        });
+        let doc: GlobalTable = serde_json::from_value(json).expect("an older document parses");
+        assert!(doc.removed.is_empty());
+        assert!(
+            serde_json::to_value(&doc)
+                .expect("json")
+                .get("Removed")
+                .is_none(),
+            "nothing new is written while nothing was removed"
+        );
     }
 
     #[test]

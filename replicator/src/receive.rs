@@ -28,14 +28,23 @@ impl Replicator {
     /// A bad key, or a storage failure (then the sender sends the batch again).
     pub fn receive_changes(&self, from: &str, batch: ChangeBatch) -> Result<BatchAnswer> {
         // Only tables that are global here take replicated writes: a table of the same name
-        // outside the group is none of the sender's business.
+        // outside the group is none of the sender's business. Nor does a region removed from
+        // the group ship into it any more (it ships until it hears of its removal): its
+        // changes are answered as for a table it has no replica of, and dropped.
         let mut global = std::collections::BTreeMap::new();
         let mut missing = BTreeSet::new();
         let mut changes: Vec<RemoteChange> = Vec::with_capacity(batch.changes.len());
         for change in batch.changes {
-            let member = *global
-                .entry(change.table.clone())
-                .or_insert_with(|| GlobalTable::of(&self.store, &change.table).is_some());
+            let member = *global.entry(change.table.clone()).or_insert_with(|| {
+                GlobalTable::of(&self.store, &change.table).is_some_and(|held| {
+                    let removed = held.has_removed(from);
+                    if removed {
+                        tracing::warn!(table = %change.table, peer = from,
+                            "changes from a region removed from this global table are refused");
+                    }
+                    !removed
+                })
+            });
             match member {
                 true => changes.push(change.into()),
                 false => {
@@ -146,10 +155,10 @@ impl Replicator {
             // A table of the same name that is not (or no longer) part of the group.
             return Ok(MembershipAnswer::NoTable);
         };
-        if !sent.supersedes(Some(&held)) {
+        let Some(next) = self.reconcile(&held, sent) else {
             return Ok(MembershipAnswer::Holds(held));
-        }
-        match self.adopt(table, &definition, Some(&held), sent)? {
+        };
+        match self.adopt(table, &definition, Some(&held), next)? {
             Some(adopted) => Ok(MembershipAnswer::Holds(adopted)),
             None => Ok(MembershipAnswer::NoTable),
         }
@@ -351,6 +360,34 @@ impl Replicator {
         Ok(())
     }
 
+    /// This region has a table named as the replica it is asked to create, outside the group:
+    /// it joins with it when the call allows that (the 2017.11.29 calls) and it is empty with
+    /// the same key schema; otherwise the replica cannot be made here.
+    fn join_with_existing_table(
+        &self,
+        table: &str,
+        existing: &TableDefinition,
+        message: &CreateReplicaMessage,
+    ) -> Result<()> {
+        let source = &message.definition;
+        let empty = self
+            .store
+            .describe_table(table)?
+            .item_count
+            .is_none_or(|n| n == 0);
+        if message.adopt_existing && empty && existing.key_schema == source.key_schema {
+            self.align_holds(existing.table_id, None, &message.global)?;
+            message.global.save(&self.store, table)?;
+            self.membership_changed();
+            return Ok(());
+        }
+        Err(Error::Validation(format!(
+            "Table {table} already exists in region {}; a new replica's region must not \
+             have a table of that name",
+            self.region()
+        )))
+    }
+
     /// Creates this region's replica of a table another region is making global (or
     /// extending). Idempotent: a retry after a lost answer finds the replica made. Blocking.
     ///
@@ -358,30 +395,29 @@ impl Replicator {
     /// Validation when a table of that name exists here outside the group; storage failures.
     pub fn receive_create_replica(&self, message: CreateReplicaMessage) -> Result<()> {
         let _guard = self.membership.lock();
-        let source = message.definition;
+        let source = &message.definition;
         let table = source.table_name.clone();
         if let Ok(existing) = self.store.table_definition(&table) {
-            let member = GlobalTable::in_definition(&existing)
+            let held = GlobalTable::in_definition(&existing);
+            let member = held
+                .as_ref()
                 .is_some_and(|held| held.replicas.contains_key(self.region()));
-            if member {
-                return Ok(());
+            let stale = held.is_some_and(|mut held| held.learn_removals(&message.global));
+            match (member, stale) {
+                (true, true) => {
+                    // The copy of a replica removed while this region was away, not dropped
+                    // yet: the new replica starts from the group's snapshot instead.
+                    tracing::info!(
+                        table,
+                        "dropping the copy of a replica removed from the group before joining again"
+                    );
+                    GlobalTable::clear(&self.store, &table)?;
+                    self.tables.delete_table(&table)?;
+                    self.membership_changed();
+                }
+                (true, false) => return Ok(()),
+                (false, _) => return self.join_with_existing_table(&table, &existing, &message),
             }
-            let empty = self
-                .store
-                .describe_table(&table)?
-                .item_count
-                .is_none_or(|n| n == 0);
-            if message.adopt_existing && empty && existing.key_schema == source.key_schema {
-                self.align_holds(existing.table_id, None, &message.global)?;
-                message.global.save(&self.store, &table)?;
-                self.membership_changed();
-                return Ok(());
-            }
-            return Err(Error::Validation(format!(
-                "Table {table} already exists in region {}; a new replica's region must not \
-                 have a table of that name",
-                self.region()
-            )));
         }
         let settings = &message.global.settings;
         self.tables.create_table(CreateTableRequest {
@@ -466,6 +502,7 @@ mod tests {
             settings: SharedSettings::of(&definition),
             stamp_clock: 1,
             stamp_region: "us".into(),
+            removed: BTreeMap::new(),
         };
         {
             let _guard = replicator.membership.lock();
@@ -571,6 +608,7 @@ mod tests {
                 settings: SharedSettings::of(&definition),
                 stamp_clock: 1,
                 stamp_region: "us".into(),
+                removed: BTreeMap::new(),
             },
             adopt_existing: false,
         };

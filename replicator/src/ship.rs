@@ -371,6 +371,7 @@ mod tests {
                 settings: SharedSettings::of(&definition),
                 stamp_clock: 1,
                 stamp_region: "us".into(),
+                removed: BTreeMap::new(),
             };
             replicator
                 .adopt(TABLE, &definition, None, global)

@@ -277,6 +277,7 @@ fn us_and_eu(settings: SharedSettings) -> GlobalTable {
         settings,
         stamp_clock: 1,
         stamp_region: "us".into(),
+        removed: BTreeMap::new(),
     }
 }
 
@@ -451,7 +452,7 @@ async fn an_unreachable_region_fails_the_new_replica_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_removed_replica_is_deleting_then_its_region_drops_it_and_leaves() {
+async fn a_removed_replica_leaves_at_once_and_its_region_drops_it() {
     let network = Network::new();
     let (us, eu) = global_pair(&network).await;
     assert!(us.store.hold(&peer_hold(&us.store, "eu")).is_some());
@@ -461,31 +462,178 @@ async fn a_removed_replica_is_deleting_then_its_region_drops_it_and_leaves() {
         .update_replicas(TABLE, vec![ReplicaUpdate::Delete("eu".into())], VERSION)
         .await
         .expect("the replica is removed")
-        .expect("still global while eu leaves");
+        .expect("the table stays");
 
-    assert_eq!(after.replicas["eu"].status, ReplicaStatus::Deleting);
+    assert_eq!(after.replicas.keys().collect::<Vec<_>>(), ["us"]);
     assert!(
-        us.store.hold(&peer_hold(&us.store, "eu")).is_none(),
-        "nothing more is kept for a DELETING replica"
+        GlobalTable::of(&us.store, TABLE).is_none(),
+        "us alone: a single-region table again"
     );
+    assert!(us.store.holds().is_empty(), "nothing is kept for eu");
     eventually("eu dropped its table", || {
         eu.store.table_definition(TABLE).is_err()
     })
     .await;
-
-    // The next exchange hears that eu has no table: it leaves the group.
-    let current = us
-        .replicator
-        .send_membership(TABLE, "eu", &after)
-        .await
-        .expect("eu answers");
-    assert!(current);
-    assert!(
-        GlobalTable::of(&us.store, TABLE).is_none(),
-        "single-region again"
-    );
     assert_eq!(item_count(&us.store), 3, "this region's table stays");
-    assert!(us.store.holds().is_empty(), "no hold for a group of one");
+}
+
+/// `us`, `eu` and `ap`, all ACTIVE, each table with the items a, b and c.
+async fn global_trio(network: &Arc<Network>) -> (Region, Region, Region) {
+    let (us, eu) = global_pair(network).await;
+    let ap = network.join("ap");
+    us.replicator
+        .update_replicas(TABLE, create("ap"), VERSION)
+        .await
+        .expect("the replica is created");
+    eventually("ap is ACTIVE in every region", || {
+        [&us, &eu, &ap]
+            .iter()
+            .all(|r| status_in(&r.store, "ap") == Some(ReplicaStatus::Active))
+    })
+    .await;
+    (us, eu, ap)
+}
+
+#[tokio::test]
+async fn an_unreachable_region_is_removed_at_once_and_never_comes_back() {
+    let network = Network::new();
+    let (us, eu, ap) = global_trio(&network).await;
+    let stale = GlobalTable::of(&ap.store, TABLE).expect("global in ap");
+    network.set_reachable(&ap, false);
+
+    let after = us
+        .replicator
+        .update_replicas(TABLE, vec![ReplicaUpdate::Delete("ap".into())], VERSION)
+        .await
+        .expect("the replica is removed without ap answering")
+        .expect("still global with eu");
+
+    assert_eq!(
+        after.replicas.keys().collect::<Vec<_>>(),
+        ["eu", "us"],
+        "ap is gone from the document at once"
+    );
+    assert!(!after.is_updating(), "the table is ACTIVE");
+    assert!(after.has_removed("ap"));
+    assert!(us.store.hold(&peer_hold(&us.store, "ap")).is_none());
+    us.replicator
+        .update_replicas(TABLE, vec![ReplicaUpdate::Update("eu".into())], VERSION)
+        .await
+        .expect("the next control-plane call is accepted at once");
+    eventually("eu heard of the removal and holds nothing for ap", || {
+        GlobalTable::of(&eu.store, TABLE).is_some_and(|g| g.has_removed("ap"))
+            && eu.store.hold(&peer_hold(&eu.store, "ap")).is_none()
+    })
+    .await;
+
+    // Tombstones are no longer kept for ap: us's inbound hold moves once eu (the only other
+    // replica now) says what it delivered.
+    let table_id = us.store.table_id(TABLE).expect("a table");
+    let inbound = HoldName::Inbound { table_id };
+    let before = us.store.hold(&inbound).expect("an inbound hold").from;
+    put(&us.store, "later");
+    let delivered = (us.store.clock().now_millis() + 1_000) << 16;
+    us.replicator
+        .receive_changes(
+            "eu",
+            ChangeBatch {
+                changes: Vec::new(),
+                delivered: BTreeMap::from([(TABLE.to_string(), delivered)]),
+            },
+        )
+        .expect("a heartbeat");
+    assert!(
+        us.store.hold(&inbound).expect("held").from > before,
+        "ap, removed, does not pin the inbound hold"
+    );
+
+    // ap comes back with its stale document, which it made newer while away: it is told it
+    // is out, drops its copy, and is not named again.
+    network.set_reachable(&ap, true);
+    ap.engine
+        .ttl
+        .update_time_to_live(UpdateTimeToLiveRequest {
+            table_name: TABLE.into(),
+            enabled: true,
+            attribute_name: "expires".into(),
+        })
+        .expect("TTL on in ap");
+    let mut newer = stale.clone();
+    newer.settings = SharedSettings::of(&ap.store.table_definition(TABLE).expect("a table"));
+    newer.restamp(&ap.store, "ap");
+    newer.save(&ap.store, TABLE).expect("saved");
+    assert!(newer.supersedes(GlobalTable::of(&us.store, TABLE).as_ref()));
+
+    // Before it hears of its removal, it ships: us refuses its changes.
+    let refused = us
+        .replicator
+        .receive_changes(
+            "ap",
+            ChangeBatch {
+                changes: vec![WireChange {
+                    table: TABLE.into(),
+                    keys: key("from-ap"),
+                    new_image: Some(key("from-ap")),
+                    clock: ap.store.clock().now_millis() << 16,
+                    region: "ap".into(),
+                }],
+                delivered: BTreeMap::new(),
+            },
+        )
+        .expect("answered");
+    assert_eq!(refused.written, 0);
+    assert_eq!(refused.missing_tables, [TABLE]);
+    assert_eq!(
+        item_count(&us.store),
+        4,
+        "a, b, c and later: nothing from ap"
+    );
+
+    ap.replicator
+        .send_membership(TABLE, "us", &newer)
+        .await
+        .expect("us answers");
+    assert!(
+        ap.store.table_definition(TABLE).is_err(),
+        "ap dropped its copy"
+    );
+    for region in [&us, &eu] {
+        let held = GlobalTable::of(&region.store, TABLE).expect("global");
+        assert!(held.has_removed("ap"), "{held:?}");
+    }
+    assert!(us.store.hold(&peer_hold(&us.store, "ap")).is_none());
+}
+
+#[tokio::test]
+async fn a_survivor_that_meets_the_removed_regions_document_keeps_it_out() {
+    let network = Network::new();
+    let (us, _eu, ap) = global_trio(&network).await;
+    let stale = GlobalTable::of(&ap.store, TABLE).expect("global in ap");
+    network.set_reachable(&ap, false);
+    us.replicator
+        .update_replicas(TABLE, vec![ReplicaUpdate::Delete("ap".into())], VERSION)
+        .await
+        .expect("removed");
+    let removing = GlobalTable::of(&us.store, TABLE).expect("global");
+
+    // ap's document, made later than the removal by its stamp, reaches us.
+    let mut newer = stale;
+    newer.stamp_clock = removing.stamp_clock + 1;
+    let answer = us
+        .replicator
+        .receive_membership(TABLE, newer.clone())
+        .expect("answered");
+
+    let MembershipAnswer::Holds(held) = answer else {
+        panic!("us keeps the table");
+    };
+    assert!(held.has_removed("ap"), "ap is not named again: {held:?}");
+    assert!(
+        held.supersedes(Some(&newer)),
+        "restamped: the merged document wins over ap's"
+    );
+    assert_eq!(GlobalTable::of(&us.store, TABLE), Some(held));
+    assert!(us.store.hold(&peer_hold(&us.store, "ap")).is_none());
 }
 
 #[tokio::test]
@@ -680,14 +828,6 @@ fn replica_updates_change_only_the_region_they_name() {
         BTreeMap::from([
             ("us".to_string(), Replica::active()),
             (
-                "eu".to_string(),
-                Replica {
-                    status: ReplicaStatus::Deleting,
-                    progress: None,
-                    seeded_by: None,
-                }
-            ),
-            (
                 "ap".to_string(),
                 Replica {
                     status: ReplicaStatus::Creating,
@@ -697,10 +837,11 @@ fn replica_updates_change_only_the_region_they_name() {
             ),
         ])
     );
-    assert!(global.is_updating());
     assert_eq!(
-        global.receivers_besides("us").collect::<Vec<_>>(),
-        ["ap"],
-        "a DELETING replica takes no more changes"
+        global.removed,
+        BTreeMap::from([("eu".to_string(), global.stamp_clock)]),
+        "the removal is recorded at the document's stamp"
     );
+    assert!(global.is_updating(), "ap is being created");
+    assert_eq!(global.receivers_besides("us").collect::<Vec<_>>(), ["ap"]);
 }
