@@ -1,0 +1,135 @@
+//! A region lost for good, end to end: three regional nodes, the third killed, its replica
+//! removed from the first. The survivors go on at once (the table ACTIVE without it, the next
+//! control-plane call accepted), and the removed region, started again, drops its copy.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::TableStatus;
+use tidemark_tests::cluster::{Cluster, replica_create, replica_delete, replica_update};
+use tidemark_tests::wait_until;
+
+use crate::common::{create_table, get_consistent, node_binary, replicas_in, s, wait_for_group};
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
+const FAST: [&str; 2] = ["--durability", "buffer"];
+const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How soon the survivors must show the group without the removed region.
+const AT_ONCE: Duration = Duration::from_secs(5);
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_regions_replica_is_removed_and_it_drops_its_copy_when_it_returns() {
+    let mut cluster = Cluster::start(node_binary(), &REGIONS, &FAST).await;
+    let (a, b, c) = (0, 1, 2);
+    let table = "lost";
+    let ca = cluster.client(a, OP_TIMEOUT);
+    create_table(&ca, table, false).await;
+    ca.update_table()
+        .table_name(table)
+        .replica_updates(replica_create(REGIONS[b]))
+        .replica_updates(replica_create(REGIONS[c]))
+        .send()
+        .await
+        .expect("ReplicaUpdates creating two replicas succeeds");
+    wait_for_group(&cluster, table, &[a, b, c]).await;
+    ca.put_item()
+        .table_name(table)
+        .item("p", s("kept"))
+        .send()
+        .await
+        .expect("PutItem in A");
+
+    cluster.kill(c).await;
+    ca.update_table()
+        .table_name(table)
+        .replica_updates(replica_delete(REGIONS[c]))
+        .send()
+        .await
+        .expect("ReplicaUpdates Delete of the dead region's replica succeeds");
+
+    // Both survivors show the table ACTIVE without C within seconds.
+    let mut last = Vec::new();
+    let settled = wait_until(AT_ONCE, async || {
+        last.clear();
+        for (i, other) in [(a, b), (b, a)] {
+            let described = cluster
+                .client(i, OP_TIMEOUT)
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .ok()
+                .and_then(|d| d.table);
+            let status = described.as_ref().and_then(|t| t.table_status.clone());
+            let replicas = replicas_in(&cluster, i, table).await;
+            let ok = status == Some(TableStatus::Active)
+                && replicas.as_ref().is_some_and(|r| {
+                    r.keys().map(String::as_str).collect::<Vec<_>>() == [REGIONS[other]]
+                });
+            last.push((cluster.region(i).to_string(), status, replicas));
+            if !ok {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(
+        settled,
+        "expected A and B to describe {table} ACTIVE with only each other's replica within \
+         {AT_ONCE:?} of removing C's; last: {last:?}"
+    );
+    ca.update_table()
+        .table_name(table)
+        .replica_updates(replica_update(REGIONS[b]))
+        .send()
+        .await
+        .expect("the next UpdateTable is accepted at once, not ResourceInUseException");
+    ca.put_item()
+        .table_name(table)
+        .item("p", s("after"))
+        .send()
+        .await
+        .expect("PutItem in A");
+    let cb = cluster.client(b, OP_TIMEOUT);
+    assert!(
+        wait_until(WAIT, async || get_consistent(&cb, table, "after")
+            .await
+            .is_some())
+        .await,
+        "A's write after the removal reaches B"
+    );
+
+    // C comes back with its copy and its stale document: it hears it was removed and drops
+    // the copy; the survivors do not name it again.
+    cluster.restart(c).await;
+    let cc = cluster.client(c, OP_TIMEOUT);
+    let mut last = None;
+    let dropped = wait_until(WAIT, async || {
+        let answer = cc.describe_table().table_name(table).send().await;
+        let gone = answer
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.code() == Some("ResourceNotFoundException"));
+        last = Some(format!("{answer:?}"));
+        gone
+    })
+    .await;
+    assert!(
+        dropped,
+        "expected C to drop its removed replica within {WAIT:?} of starting again; last: {last:?}"
+    );
+    for i in [a, b] {
+        let replicas = replicas_in(&cluster, i, table).await;
+        assert!(
+            replicas
+                .as_ref()
+                .is_some_and(|r| !r.contains_key(REGIONS[c])),
+            "{} must not name C again: {replicas:?}",
+            cluster.region(i)
+        );
+    }
+    assert!(get_consistent(&ca, table, "kept").await.is_some());
+}
