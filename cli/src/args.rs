@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tidemark_core::{Durability, StoreConfig};
 
 use tidemark_kafka::{KafkaSettings, TopicSettings};
-use tidemark_replicator::peers::{Peer, ReplicationConfig, Transport};
+use tidemark_replicator::peers::{Peer, PeerHoldLimit, ReplicationConfig, Transport};
 
 use crate::NodeConfig;
 
@@ -384,6 +384,11 @@ pub struct ServeArgs {
     /// a topic per region and table on `KAFKA_BROKERS`).
     #[arg(long, env = "TIDEMARK_REPLICATION_TRANSPORT", value_enum, default_value_t = TransportArg::Direct)]
     pub replication_transport: TransportArg,
+    /// How old, in seconds, the history kept for a peer that does not answer may grow before
+    /// it is let go (direct transport): the peer's replica is then reported as needing a
+    /// re-seed, and disk use stops growing for it. Default: a day.
+    #[arg(long, env = "TIDEMARK_PEER_HOLD_LIMIT", default_value = "86400", value_parser = parse_seconds)]
+    pub peer_hold_limit: Duration,
     /// The folder exports are written to and imports read from: an `S3Bucket` names a folder
     /// in it (default: `exports` in the data folder).
     #[arg(long, env = "TIDEMARK_EXPORT_ROOT")]
@@ -480,6 +485,7 @@ impl ServeArgs {
                 TransportArg::Direct => Transport::Direct,
                 TransportArg::Kafka => Transport::Kafka { cluster: kafka },
             },
+            peer_hold_limit: PeerHoldLimit(self.peer_hold_limit),
         };
         config.export_root = self.export_root.clone();
         config.topic_template = self.topic_template.clone();
@@ -523,6 +529,22 @@ mod tests {
         assert_eq!(config.listen.port(), 8000);
         assert_eq!(config.store.durability, Durability::Sync);
         assert_eq!(config.store.data_dir, PathBuf::from("./tidemark-data"));
+    }
+
+    #[test]
+    fn the_peer_hold_limit_is_a_day_unless_set() {
+        let limit = |extra: &[&str]| {
+            let cli = Cli::parse_from([["tidemark", "serve"].as_slice(), extra].concat());
+            let Command::Serve(args) = cli.command else {
+                panic!("serve parses as serve");
+            };
+            args.node_config().replication.peer_hold_limit
+        };
+        assert_eq!(limit(&[]), PeerHoldLimit(Duration::from_secs(86_400)));
+        assert_eq!(
+            limit(&["--peer-hold-limit", "3600"]),
+            PeerHoldLimit(Duration::from_secs(3_600))
+        );
     }
 
     #[test]

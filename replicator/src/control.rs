@@ -678,6 +678,11 @@ impl Replicator {
                 }
             }
             self.report_lag();
+            match self.enforce_hold_limit() {
+                Err(Error::Core(e)) if e.is_fatal() => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "cannot apply --peer-hold-limit this round"),
+                Ok(()) => {}
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(self.exchange_period) => {}
@@ -690,9 +695,11 @@ impl Replicator {
         let mut out = Vec::new();
         let now = self.store.clock().now_millis();
         for (table, global) in GlobalTable::all(&self.store) {
-            let Ok(table_id) = self.store.table_id(&table) else {
+            let Ok(definition) = self.store.table_definition(&table) else {
                 continue;
             };
+            let table_id = definition.table_id;
+            let let_go = crate::hold_limit::reseed_needed(&definition);
             for (region, replica) in &global.replicas {
                 if region == self.region() {
                     continue;
@@ -721,6 +728,7 @@ impl Replicator {
                     lag_records: lag.records,
                     lag_millis: lag.oldest_millis.map_or(0, |t| now.saturating_sub(t)),
                     link,
+                    needs_reseed: let_go.contains_key(region),
                 });
             }
         }

@@ -20,12 +20,15 @@
 //!   and the periodic exchange of membership documents that makes the group converge after
 //!   partitions and restarts; it asks peers through a transport trait (HTTP on a node, an
 //!   in-memory network in its tests);
+//! - [`hold_limit`]: the bound on what is kept for a region that does not answer
+//!   (`--peer-hold-limit`), and the replicas needing a re-seed because of it;
 //! - [`status`]: link states, lag and the last conflicts, for operators;
 //! - [`Error`] and [`RunError`]: why a replication request failed, and why replication
 //!   stopped (a store failure kept as core's own `Error`).
 
 pub mod client;
 mod control;
+pub mod hold_limit;
 pub mod kafka;
 pub mod membership;
 pub mod peers;

@@ -134,6 +134,26 @@ pub struct ReplicationConfig {
     pub secret: Option<String>,
     /// How changes travel.
     pub transport: Transport,
+    /// How old the history kept for a region that does not answer may grow before it is let
+    /// go (`--peer-hold-limit`; the replica must then be re-seeded).
+    pub peer_hold_limit: PeerHoldLimit,
+}
+
+/// How old the history kept for a region that does not answer may grow (the oldest change
+/// still held for it) before this node lets it go, so that disk use does not grow without
+/// bound while a region is away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerHoldLimit(pub std::time::Duration);
+
+impl PeerHoldLimit {
+    /// A day: a region away for longer is re-seeded when it returns.
+    pub const DEFAULT: PeerHoldLimit = PeerHoldLimit(std::time::Duration::from_secs(24 * 3600));
+}
+
+impl Default for PeerHoldLimit {
+    fn default() -> Self {
+        PeerHoldLimit::DEFAULT
+    }
 }
 
 impl ReplicationConfig {
@@ -199,6 +219,7 @@ mod tests {
                 .collect(),
             secret: secret.map(String::from),
             transport: Transport::Direct,
+            peer_hold_limit: PeerHoldLimit::default(),
         }
     }
 

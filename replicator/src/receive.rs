@@ -42,7 +42,14 @@ impl Replicator {
                         tracing::warn!(table = %change.table, peer = from,
                             "changes from a region removed from this global table are refused");
                     }
-                    !removed
+                    // Nor does a replica this node stopped keeping history for (it could bring
+                    // back items whose tombstones went meanwhile), until it is re-seeded.
+                    let stale = !removed && self.needs_reseed(&change.table, from);
+                    if stale {
+                        tracing::warn!(table = %change.table, peer = from,
+                            "changes from a replica that needs a re-seed are refused");
+                    }
+                    !removed && !stale
                 })
             });
             match member {
@@ -102,17 +109,23 @@ impl Replicator {
     /// while this replica is being seeded (a snapshot page carries old writes) or while a
     /// region has not reported since this node started.
     pub(crate) fn move_inbound_hold(&self, table: &str) -> Result<()> {
-        let Some(global) = GlobalTable::of(&self.store, table) else {
+        let Ok(definition) = self.store.table_definition(table) else {
+            return Ok(());
+        };
+        let Some(global) = GlobalTable::in_definition(&definition) else {
             return Ok(());
         };
         let me = self.region();
         if global.replicas.get(me).map(|r| r.status) != Some(ReplicaStatus::Active) {
             return Ok(());
         }
+        // A replica this node let go of (`--peer-hold-limit`) pins nothing any more.
+        let let_go = crate::hold_limit::reseed_needed(&definition);
         let horizon = {
             let inbound = self.inbound.lock();
             let mut horizon = u64::MAX;
-            for region in global.replicas.keys().filter(|r| *r != me) {
+            let others = global.replicas.keys();
+            for region in others.filter(|r| *r != me && !let_go.contains_key(*r)) {
                 match inbound.get(&(table.to_string(), region.clone())) {
                     Some(clock) => horizon = horizon.min(*clock),
                     None => return Ok(()),
@@ -195,6 +208,7 @@ impl Replicator {
             tracing::warn!(table, error = %e, "cannot apply a global table's shared settings yet");
             return Ok(held.cloned());
         }
+        self.forget_reseeds(table, definition, &new)?;
         self.align_holds(definition.table_id, held, &new)?;
         if new.replicas.len() == 1 {
             // Every other replica is gone: a single-region table again.
@@ -279,7 +293,7 @@ impl Replicator {
             region: region.to_string(),
             table_id,
         };
-        if self.store.hold(&name).is_some() {
+        if self.store.hold(&name).is_some() || self.let_go_of(region, table_id) {
             return Ok(());
         }
         let from = match coordinator == self.region() {
@@ -486,6 +500,7 @@ mod tests {
                     .collect(),
                 secret: None,
                 transport: Transport::Direct,
+                peer_hold_limit: crate::peers::PeerHoldLimit::default(),
             },
         );
         store
@@ -626,6 +641,7 @@ mod tests {
                 peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
                 secret: None,
                 transport: Transport::Direct,
+                peer_hold_limit: crate::peers::PeerHoldLimit::default(),
             },
         );
         replicator

@@ -42,6 +42,10 @@ pub struct TableLink {
     pub lag_millis: u64,
     /// Whether the peer answers, and when it last did.
     pub link: LinkState,
+    /// This node let go of what it kept for the replica (`--peer-hold-limit`): replication of
+    /// the table with it stopped until it is re-seeded.
+    #[serde(default)]
+    pub needs_reseed: bool,
 }
 
 /// A replicated write discarded because the item already held a newer one.

@@ -20,7 +20,7 @@ use super::transport::{ControlTransport, PeerRequest};
 use super::*;
 use crate::client::{PeerClient, PeerError};
 use crate::membership::VERSION;
-use crate::peers::{Peer, ReplicationConfig, Transport};
+use crate::peers::{Peer, PeerHoldLimit, ReplicationConfig, Transport};
 use crate::protocol::PeerRefusal;
 
 const TABLE: &str = "orders";
@@ -60,6 +60,12 @@ impl Network {
 
     /// A node for `region`, reachable from the others.
     fn join(self: &Arc<Self>, region: &str) -> Region {
+        self.join_with_limit(region, PeerHoldLimit::DEFAULT.0)
+    }
+
+    /// A node for `region` that lets go of what it holds for a peer that does not answer
+    /// once the oldest of it is older than `hold_limit`.
+    fn join_with_limit(self: &Arc<Self>, region: &str, hold_limit: Duration) -> Region {
         let dir = tempfile::tempdir().expect("a folder");
         let engine = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
         let store = engine.store.clone();
@@ -73,6 +79,7 @@ impl Network {
                 .collect(),
             secret: None,
             transport: Transport::Direct,
+            peer_hold_limit: PeerHoldLimit(hold_limit),
         };
         let link = Arc::new(Link {
             from: region.into(),
@@ -560,7 +567,11 @@ async fn an_unreachable_region_is_removed_at_once_and_never_comes_back() {
         .expect("TTL on in ap");
     let mut newer = stale.clone();
     newer.settings = SharedSettings::of(&ap.store.table_definition(TABLE).expect("a table"));
-    newer.restamp(&ap.store, "ap");
+    newer.stamp_region = "ap".into();
+    newer.stamp_clock = GlobalTable::of(&us.store, TABLE)
+        .expect("global")
+        .stamp_clock
+        + 1;
     newer.save(&ap.store, TABLE).expect("saved");
     assert!(newer.supersedes(GlobalTable::of(&us.store, TABLE).as_ref()));
 
@@ -844,4 +855,126 @@ fn replica_updates_change_only_the_region_they_name() {
     );
     assert!(global.is_updating(), "ap is being created");
     assert_eq!(global.receivers_besides("us").collect::<Vec<_>>(), ["ap"]);
+}
+
+#[tokio::test]
+async fn a_peer_away_past_the_hold_limit_is_let_go_of_and_reported() {
+    let network = Network::new();
+    let limit = Duration::from_millis(300);
+    let us = network.join_with_limit("us", limit);
+    let (eu, ap) = (network.join("eu"), network.join("ap"));
+    create_table(&us.engine);
+    put(&us.store, "a");
+    us.replicator
+        .update_replicas(TABLE, [create("eu"), create("ap")].concat(), VERSION)
+        .await
+        .expect("the replicas are created");
+    eventually("eu and ap are ACTIVE in every region", || {
+        [&us, &eu, &ap].iter().all(|r| {
+            status_in(&r.store, "eu") == Some(ReplicaStatus::Active)
+                && status_in(&r.store, "ap") == Some(ReplicaStatus::Active)
+        })
+    })
+    .await;
+
+    network.set_reachable(&ap, false);
+    put(&us.store, "while-away");
+    let held = GlobalTable::of(&us.store, TABLE).expect("global");
+    assert!(
+        us.replicator
+            .send_membership(TABLE, "ap", &held)
+            .await
+            .is_err()
+    );
+    us.replicator.enforce_hold_limit().expect("checked");
+    assert!(
+        us.store.hold(&peer_hold(&us.store, "ap")).is_some(),
+        "what is kept for ap is younger than the limit"
+    );
+    assert!(!us.replicator.needs_reseed(TABLE, "ap"));
+
+    tokio::time::sleep(limit + Duration::from_millis(100)).await;
+    us.replicator.enforce_hold_limit().expect("checked");
+
+    assert!(
+        us.store.hold(&peer_hold(&us.store, "ap")).is_none(),
+        "nothing more is kept for ap"
+    );
+    assert!(
+        us.store.hold(&peer_hold(&us.store, "eu")).is_some(),
+        "eu answers: its hold stays"
+    );
+    let reported: BTreeMap<String, bool> = us
+        .replicator
+        .status()
+        .into_iter()
+        .map(|link| (link.region, link.needs_reseed))
+        .collect();
+    assert_eq!(
+        reported,
+        BTreeMap::from([("ap".to_string(), true), ("eu".to_string(), false)])
+    );
+    let definition = us.store.table_definition(TABLE).expect("a table");
+    assert!(
+        crate::hold_limit::reseed_needed(&definition).contains_key("ap"),
+        "recorded with the table, durably"
+    );
+    assert_eq!(
+        GlobalTable::of(&us.store, TABLE).map(|g| g.replicas["ap"].status),
+        Some(ReplicaStatus::Active),
+        "the group's view of ap is unchanged: only this node stopped keeping history for it"
+    );
+
+    // ap no longer pins tombstones: the inbound hold moves on eu's report alone.
+    let inbound = HoldName::Inbound {
+        table_id: definition.table_id,
+    };
+    let before = us.store.hold(&inbound).expect("an inbound hold").from;
+    put(&us.store, "later");
+    let delivered = (us.store.clock().now_millis() + 1_000) << 16;
+    us.replicator
+        .receive_changes(
+            "eu",
+            ChangeBatch {
+                changes: Vec::new(),
+                delivered: BTreeMap::from([(TABLE.to_string(), delivered)]),
+            },
+        )
+        .expect("a heartbeat");
+    assert!(us.store.hold(&inbound).expect("held").from > before);
+
+    // ap's changes are refused until it is re-seeded: they could bring back items whose
+    // tombstones went meanwhile.
+    let refused = us
+        .replicator
+        .receive_changes(
+            "ap",
+            ChangeBatch {
+                changes: vec![WireChange {
+                    table: TABLE.into(),
+                    keys: key("from-ap"),
+                    new_image: Some(key("from-ap")),
+                    clock: us.store.clock().now_millis() << 16,
+                    region: "ap".into(),
+                }],
+                delivered: BTreeMap::new(),
+            },
+        )
+        .expect("answered");
+    assert_eq!(refused.missing_tables, [TABLE]);
+
+    // A later membership change does not set the hold again.
+    us.replicator
+        .update_replicas(TABLE, vec![ReplicaUpdate::Update("eu".into())], VERSION)
+        .await
+        .expect("accepted");
+    assert!(us.store.hold(&peer_hold(&us.store, "ap")).is_none());
+
+    // Removing ap forgets the re-seed.
+    us.replicator
+        .update_replicas(TABLE, vec![ReplicaUpdate::Delete("ap".into())], VERSION)
+        .await
+        .expect("removed");
+    let definition = us.store.table_definition(TABLE).expect("a table");
+    assert!(crate::hold_limit::reseed_needed(&definition).is_empty());
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use tidemark_core::Store;
+use tidemark_replicator::hold_limit;
 use tidemark_replicator::membership::{GlobalTable, VERSION};
 
 use crate::server::error::ApiError;
@@ -174,6 +175,10 @@ pub(crate) struct WireReplicaDescription {
     replica_status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     replica_status_percent_progress: Option<String>,
+    /// Why a replica ACTIVE in the group is not replicating with this region (it needs a
+    /// re-seed, see `tidemark_replicator::hold_limit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica_status_description: Option<String>,
 }
 
 impl WireTableDescription {
@@ -194,8 +199,22 @@ impl WireTableDescription {
     /// Describes `table` with its membership, as DescribeTable does.
     pub(crate) fn describe(store: &Store, table: &str) -> Result<Self, ApiError> {
         let description: WireTableDescription = store.describe_table(table)?.into();
-        let global = GlobalTable::of(store, table);
-        Ok(description.with_membership(global.as_ref(), &store.config().region))
+        let definition = store.table_definition(table)?;
+        let global = GlobalTable::in_definition(&definition);
+        Ok(description
+            .with_membership(global.as_ref(), &store.config().region)
+            .with_reseeds(&hold_limit::reseed_needed(&definition)))
+    }
+
+    /// Says of each replica in `needed` (this node stopped replicating with it,
+    /// `--peer-hold-limit`) why, in `ReplicaStatusDescription`: its status stays the group's.
+    fn with_reseeds(mut self, needed: &std::collections::BTreeMap<String, u64>) -> Self {
+        for replica in self.replicas.iter_mut().flatten() {
+            if needed.contains_key(&replica.region_name) {
+                replica.replica_status_description = Some(hold_limit::DESCRIPTION.to_string());
+            }
+        }
+        self
     }
 }
 
@@ -212,6 +231,7 @@ pub(crate) fn replica_descriptions(
             region_name: r.clone(),
             replica_status: replica.status.as_str().to_string(),
             replica_status_percent_progress: replica.progress.map(|p| p.to_string()),
+            replica_status_description: None,
         })
         .collect()
 }

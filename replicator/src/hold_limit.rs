@@ -1,0 +1,193 @@
+//! The bound on what this node keeps for a region that does not answer (`--peer-hold-limit`,
+//! direct transport), and the replicas that, in this node's view, must be re-seeded because
+//! of it.
+//!
+//! A region away keeps history here in two ways: its hold `peer/<region>/<table id>` keeps
+//! this node's own changes it has not acknowledged, and it pins `inbound/<table id>` (the
+//! tombstones an older write of its could still need). Once it is unreachable and the oldest
+//! of that history is older than the limit, this node lets go of it: the peer hold is
+//! released, the region no longer pins the inbound hold, and the replica is recorded, durably
+//! (the table extension [`EXTENSION`]), as needing a re-seed. From then on, until the replica
+//! is removed or created again, this node ships nothing of the table to it and refuses its
+//! changes of the table (which could bring back items whose tombstones went meanwhile). It is
+//! reported in DescribeTable, `GET /admin/replicas`, the gauge
+//! `tidemark_replication_reseed_needed` and an error line.
+
+use std::collections::BTreeMap;
+
+use tidemark_core::Store;
+use tidemark_core::model::TableDefinition;
+use tidemark_core::retention::HoldName;
+
+use crate::membership::{GlobalTable, ReplicaStatus};
+use crate::peers::Transport;
+use crate::{Replicator, Result};
+
+/// The table extension holding, per region, when this node let go of what it held for it (in
+/// milliseconds since the epoch).
+pub const EXTENSION: &str = "GlobalTableReseed";
+
+/// What DescribeTable says of a replica that needs a re-seed.
+pub const DESCRIPTION: &str = "Replication to this replica stopped: its region did not answer \
+     while the history kept for it grew older than --peer-hold-limit. Remove the replica and \
+     create it again to re-seed it.";
+
+/// The regions whose replica of the table `definition` describes needs a re-seed, in this
+/// node's view, with when that was found.
+pub fn reseed_needed(definition: &TableDefinition) -> BTreeMap<String, u64> {
+    definition
+        .extensions
+        .get(EXTENSION)
+        .and_then(|value| serde_json::from_value(value.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// Saves `regions` as the replicas of `table` needing a re-seed.
+fn save(store: &Store, table: &str, regions: &BTreeMap<String, u64>) -> Result<()> {
+    let value = match regions.is_empty() {
+        true => None,
+        false => Some(
+            serde_json::to_value(regions)
+                .map_err(|e| tidemark_core::Error::Internal(e.to_string()))?,
+        ),
+    };
+    store.set_table_extension(table, EXTENSION, value)?;
+    Ok(())
+}
+
+impl Replicator {
+    /// True when `region`'s replica of `table` needs a re-seed in this node's view.
+    pub(crate) fn needs_reseed(&self, table: &str, region: &str) -> bool {
+        self.store
+            .table_definition(table)
+            .is_ok_and(|definition| reseed_needed(&definition).contains_key(region))
+    }
+
+    /// True when this node let go of what it kept for `region` of the table `table_id`: no
+    /// hold is set for it again until its replica is created again.
+    pub(crate) fn let_go_of(&self, region: &str, table_id: tidemark_core::TableId) -> bool {
+        self.store
+            .tables_with_extension(EXTENSION)
+            .into_iter()
+            .filter(|t| t.table_id == table_id)
+            .any(|t| t.value.get(region).is_some())
+    }
+
+    /// Forgets the re-seeds of replicas that `new` no longer names as ACTIVE (removed, or
+    /// created again: a new replica is seeded from scratch). Called under the membership
+    /// lock, before the holds are aligned.
+    pub(crate) fn forget_reseeds(
+        &self,
+        table: &str,
+        definition: &TableDefinition,
+        new: &GlobalTable,
+    ) -> Result<()> {
+        let mut regions = reseed_needed(definition);
+        let before = regions.len();
+        regions.retain(|region, _| {
+            new.replicas
+                .get(region)
+                .is_some_and(|r| r.status == ReplicaStatus::Active)
+        });
+        if regions.len() != before {
+            save(&self.store, table, &regions)?;
+        }
+        Ok(())
+    }
+
+    /// Lets go of what this node keeps for every region that does not answer once the oldest
+    /// of it is older than the limit, and reports the replicas needing a re-seed.
+    pub(crate) fn enforce_hold_limit(&self) -> Result<()> {
+        if !matches!(self.config.transport, Transport::Direct) {
+            return Ok(());
+        }
+        let limit = u64::try_from(self.config.peer_hold_limit.0.as_millis()).unwrap_or(u64::MAX);
+        let now = self.store.clock().now_millis();
+        let mut marked: BTreeMap<String, u64> = self
+            .config
+            .peers
+            .iter()
+            .map(|p| (p.region.clone(), 0))
+            .collect();
+        for (table, global) in GlobalTable::all(&self.store) {
+            let Ok(definition) = self.store.table_definition(&table) else {
+                continue;
+            };
+            let needed = reseed_needed(&definition);
+            for (region, replica) in &global.replicas {
+                if region == self.region() || replica.status != ReplicaStatus::Active {
+                    continue;
+                }
+                if needed.contains_key(region) {
+                    *marked.entry(region.clone()).or_default() += 1;
+                    continue;
+                }
+                let link = self.link(region);
+                if link.reachable || link.last_error.is_none() {
+                    continue;
+                }
+                let held_for = self.oldest_held_for(definition.table_id, region, now)?;
+                if held_for > limit {
+                    self.let_go(&table, region, held_for)?;
+                    *marked.entry(region.clone()).or_default() += 1;
+                }
+            }
+        }
+        for (region, tables) in marked {
+            metrics::gauge!("tidemark_replication_reseed_needed", "peer" => region)
+                .set(tables as f64);
+        }
+        Ok(())
+    }
+
+    /// How old, in milliseconds, the oldest history this node keeps for `region` of a table
+    /// is: its own changes `region` has not acknowledged, and the tombstones the inbound hold
+    /// keeps (which `region`, not answering, pins).
+    fn oldest_held_for(
+        &self,
+        table_id: tidemark_core::TableId,
+        region: &str,
+        now: u64,
+    ) -> Result<u64> {
+        let holds = [
+            HoldName::Peer {
+                region: region.to_string(),
+                table_id,
+            },
+            HoldName::Inbound { table_id },
+        ];
+        let mut oldest = 0;
+        for name in holds {
+            let Some(hold) = self.store.hold(&name) else {
+                continue;
+            };
+            if let Some(millis) = self.store.table_lag(table_id, hold.from)?.oldest_millis {
+                oldest = oldest.max(now.saturating_sub(millis));
+            }
+        }
+        Ok(oldest)
+    }
+
+    /// Records that `region`'s replica of `table` needs a re-seed and releases its hold.
+    fn let_go(&self, table: &str, region: &str, held_for: u64) -> Result<()> {
+        let _guard = self.membership.lock();
+        let definition = self.store.table_definition(table)?;
+        let mut regions = reseed_needed(&definition);
+        regions.insert(region.to_string(), self.store.clock().now_millis());
+        save(&self.store, table, &regions)?;
+        self.store.release_hold(&HoldName::Peer {
+            region: region.to_string(),
+            table_id: definition.table_id,
+        })?;
+        tracing::error!(
+            table,
+            peer = region,
+            held_for_ms = held_for,
+            "the peer has not answered while the history kept for it grew older than \
+             --peer-hold-limit: it is no longer kept, replication of this table to and from \
+             the peer stopped, and its replica needs a re-seed (remove it and create it again)"
+        );
+        self.membership_changed();
+        Ok(())
+    }
+}
