@@ -1,11 +1,13 @@
 //! A region lost for good, end to end: three regional nodes, the third killed, its replica
 //! removed from the first. The survivors go on at once (the table ACTIVE without it, the next
-//! control-plane call accepted), and the removed region, started again, drops its copy.
+//! control-plane call accepted), and the removed region, started again, drops its copy. And a
+//! region away (not removed) for longer than `--peer-hold-limit`: the others let go of what
+//! they kept for it and report its replica as needing a re-seed.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::TableStatus;
+use aws_sdk_dynamodb::types::{ReplicaStatus, TableStatus};
 use tidemark_tests::cluster::{Cluster, replica_create, replica_delete, replica_update};
 use tidemark_tests::wait_until;
 
@@ -132,4 +134,118 @@ async fn a_dead_regions_replica_is_removed_and_it_drops_its_copy_when_it_returns
         );
     }
     assert!(get_consistent(&ca, table, "kept").await.is_some());
+}
+
+/// With `--peer-hold-limit 1`, a killed region's replica is reported as needing a re-seed by
+/// the region that kept history for it (DescribeTable, `/admin/replicas`, `/metrics`), while
+/// the two others go on replicating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_region_away_past_the_hold_limit_is_reported_as_needing_a_reseed() {
+    let extra = [FAST.as_slice(), &["--peer-hold-limit", "1"]].concat();
+    let mut cluster = Cluster::start(node_binary(), &REGIONS, &extra).await;
+    let (a, b, c) = (0, 1, 2);
+    let table = "away";
+    let ca = cluster.client(a, OP_TIMEOUT);
+    create_table(&ca, table, false).await;
+    ca.update_table()
+        .table_name(table)
+        .replica_updates(replica_create(REGIONS[b]))
+        .replica_updates(replica_create(REGIONS[c]))
+        .send()
+        .await
+        .expect("ReplicaUpdates creating two replicas succeeds");
+    wait_for_group(&cluster, table, &[a, b, c]).await;
+
+    cluster.kill(c).await;
+    ca.put_item()
+        .table_name(table)
+        .item("p", s("while-away"))
+        .send()
+        .await
+        .expect("PutItem in A");
+
+    let endpoint = cluster.endpoint(a);
+    let mut last = None;
+    let reported = wait_until(WAIT, async || {
+        let described = ca
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .ok()
+            .and_then(|d| d.table);
+        let replica = described
+            .iter()
+            .flat_map(|t| t.replicas())
+            .find(|r| r.region_name() == Some(REGIONS[c]))
+            .cloned();
+        let ok = replica.as_ref().is_some_and(|r| {
+            r.replica_status() == Some(&ReplicaStatus::Active)
+                && r.replica_status_description()
+                    .is_some_and(|d| d.contains("--peer-hold-limit"))
+        });
+        last = Some(replica);
+        ok
+    })
+    .await;
+    assert!(
+        reported,
+        "expected A's DescribeTable to describe C's replica as needing a re-seed within \
+         {WAIT:?}; last: {last:?}"
+    );
+    let status: serde_json::Value = reqwest::get(format!("{endpoint}/admin/replicas"))
+        .await
+        .expect("GET /admin/replicas")
+        .json()
+        .await
+        .expect("JSON");
+    let needs: Vec<(String, bool)> = status["Replicas"]
+        .as_array()
+        .expect("a list of links")
+        .iter()
+        .map(|l| {
+            (
+                l["Region"].as_str().unwrap_or_default().to_string(),
+                l["NeedsReseed"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        needs,
+        [
+            (REGIONS[c].to_string(), true),
+            (REGIONS[b].to_string(), false)
+        ],
+        "{status}"
+    );
+    let metrics = reqwest::get(format!("{endpoint}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tidemark_replication_reseed_needed")
+                && l.contains(REGIONS[c])
+                && l.ends_with(" 1")),
+        "the gauge counts C's table: {metrics}"
+    );
+
+    // A and B replicate on.
+    ca.put_item()
+        .table_name(table)
+        .item("p", s("after"))
+        .send()
+        .await
+        .expect("PutItem in A");
+    let cb = cluster.client(b, OP_TIMEOUT);
+    assert!(
+        wait_until(WAIT, async || get_consistent(&cb, table, "after")
+            .await
+            .is_some())
+        .await,
+        "A's write reaches B"
+    );
 }
