@@ -657,6 +657,18 @@ impl Replicator {
     ) -> Result<(), tidemark_core::Error> {
         loop {
             for (table, global) in GlobalTable::all(&self.store) {
+                let deleting = global
+                    .replicas
+                    .values()
+                    .any(|r| r.status == ReplicaStatus::Deleting);
+                if deleting {
+                    match self.finish_deleting(&table) {
+                        Err(Error::Core(e)) if e.is_fatal() => return Err(e),
+                        Err(e) => tracing::warn!(table, error = %e, "cannot finish a removal"),
+                        Ok(()) => {}
+                    }
+                    continue;
+                }
                 for (region, replica) in &global.replicas {
                     if replica.status == ReplicaStatus::Creating
                         && replica.seeded_by.as_deref() == Some(self.region())
@@ -688,6 +700,41 @@ impl Replicator {
                 _ = tokio::time::sleep(self.exchange_period) => {}
             }
         }
+    }
+
+    /// Finishes the removals of other regions' replicas that a document made by an older node
+    /// left DELETING (it waited for the region to answer, for as long as it was away): they
+    /// leave the document, recorded as removed, as a removal does now.
+    fn finish_deleting(self: &Arc<Self>, table: &str) -> Result<()> {
+        let finished = {
+            let _guard = self.membership.lock();
+            let definition = self.store.table_definition(table)?;
+            let Some(held) = GlobalTable::in_definition(&definition) else {
+                return Ok(());
+            };
+            let deleting: Vec<String> = held
+                .replicas
+                .iter()
+                .filter(|(region, r)| {
+                    *region != self.region() && r.status == ReplicaStatus::Deleting
+                })
+                .map(|(region, _)| region.clone())
+                .collect();
+            if deleting.is_empty() {
+                return Ok(());
+            }
+            let mut global = held.clone();
+            global.restamp(&self.store, self.region());
+            for region in &deleting {
+                global.remove_region(region);
+            }
+            tracing::info!(table, regions = ?deleting, "replicas left DELETING are removed");
+            self.adopt(table, &definition, Some(&held), global)?
+        };
+        if let Some(global) = finished {
+            self.spread(table, global);
+        }
+        Ok(())
     }
 
     /// Every global table's link to every peer: replica status, lag and link state.

@@ -978,3 +978,35 @@ async fn a_peer_away_past_the_hold_limit_is_let_go_of_and_reported() {
     let definition = us.store.table_definition(TABLE).expect("a table");
     assert!(crate::hold_limit::reseed_needed(&definition).is_empty());
 }
+
+#[tokio::test]
+async fn a_replica_an_older_node_left_deleting_is_removed_by_the_exchange() {
+    let network = Network::new();
+    let (us, eu, ap) = global_trio(&network).await;
+    network.set_reachable(&ap, false);
+    // What a node before removals were recorded made of ReplicaUpdates Delete{ap}.
+    let current = GlobalTable::of(&us.store, TABLE).expect("global");
+    let mut old_style = current.clone();
+    old_style.replicas.get_mut("ap").expect("ap").status = ReplicaStatus::Deleting;
+    old_style.restamp(&us.store, "us");
+    {
+        let _guard = us.replicator.membership.lock();
+        let definition = us.store.table_definition(TABLE).expect("a table");
+        us.replicator
+            .adopt(TABLE, &definition, Some(&current), old_style.clone())
+            .expect("adopted");
+    }
+    assert!(old_style.is_updating(), "stuck while ap does not answer");
+
+    us.replicator.finish_deleting(TABLE).expect("finished");
+
+    let held = GlobalTable::of(&us.store, TABLE).expect("global");
+    assert_eq!(held.replicas.keys().collect::<Vec<_>>(), ["eu", "us"]);
+    assert!(held.has_removed("ap"));
+    assert!(!held.is_updating(), "the table is ACTIVE again");
+    assert!(us.store.hold(&peer_hold(&us.store, "ap")).is_none());
+    eventually("eu took the finished removal", || {
+        GlobalTable::of(&eu.store, TABLE).is_some_and(|g| g.has_removed("ap"))
+    })
+    .await;
+}
