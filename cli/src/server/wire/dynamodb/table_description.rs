@@ -199,11 +199,16 @@ impl WireTableDescription {
     /// Describes `table` with its membership, as DescribeTable does.
     pub(crate) fn describe(store: &Store, table: &str) -> Result<Self, ApiError> {
         let description: WireTableDescription = store.describe_table(table)?.into();
-        let definition = store.table_definition(table)?;
-        let global = GlobalTable::in_definition(&definition);
+        // A table being restored is described before its definition is live.
+        let definition = store.table_definition(table).ok();
+        let global = definition.as_ref().and_then(GlobalTable::in_definition);
+        let reseeds = definition
+            .as_ref()
+            .map(hold_limit::reseed_needed)
+            .unwrap_or_default();
         Ok(description
             .with_membership(global.as_ref(), &store.config().region)
-            .with_reseeds(&hold_limit::reseed_needed(&definition)))
+            .with_reseeds(&reseeds))
     }
 
     /// Says of each replica in `needed` (this node stopped replicating with it,
