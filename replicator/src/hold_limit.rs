@@ -191,3 +191,56 @@ impl Replicator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tidemark_core::ops::CreateTableRequest;
+    use tidemark_core::{Engine, StoreConfig};
+
+    use super::*;
+    use crate::peers::{Peer, ReplicationConfig};
+
+    const TABLE: &str = "kept";
+
+    fn open(dir: &std::path::Path) -> (Engine, std::sync::Arc<Replicator>) {
+        let engine = Engine::open(StoreConfig::for_tests(dir)).expect("open");
+        let replicator = Replicator::new(
+            &engine,
+            ReplicationConfig {
+                region: "us".into(),
+                peers: vec![Peer::parse("eu=http://127.0.0.1:9").expect("a peer")],
+                ..ReplicationConfig::default()
+            },
+        );
+        (engine, replicator)
+    }
+
+    #[test]
+    fn a_replica_let_go_of_stays_so_across_a_restart() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let table_id = {
+            let (engine, replicator) = open(dir.path());
+            engine
+                .tables
+                .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
+                .expect("a table");
+            let table_id = engine.store.table_id(TABLE).expect("a table");
+            let hold = HoldName::Peer {
+                region: "eu".into(),
+                table_id,
+            };
+            engine
+                .store
+                .set_hold(&hold, Some(table_id), engine.store.next_seq())
+                .expect("a hold for eu");
+            replicator.let_go(TABLE, "eu", 1).expect("let go");
+            assert!(engine.store.hold(&hold).is_none());
+            table_id
+        };
+
+        let (_engine, replicator) = open(dir.path());
+        assert!(replicator.needs_reseed(TABLE, "eu"));
+        assert!(replicator.let_go_of("eu", table_id));
+        assert!(!replicator.let_go_of("ap", table_id));
+    }
+}
