@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tidemark_core::{Durability, StoreConfig};
 
 use tidemark_kafka::{KafkaSettings, TopicSettings};
+use tidemark_replicator::clocks::MaxClockOffset;
 use tidemark_replicator::peers::{Peer, ReplicationConfig, Transport};
 
 use crate::NodeConfig;
@@ -384,6 +385,11 @@ pub struct ServeArgs {
     /// a topic per region and table on `KAFKA_BROKERS`).
     #[arg(long, env = "TIDEMARK_REPLICATION_TRANSPORT", value_enum, default_value_t = TransportArg::Direct)]
     pub replication_transport: TransportArg,
+    /// How far apart two regions' clocks may be, in seconds: changes stamped further ahead of
+    /// this node's clock are refused until the clocks agree, and a node this far from most of
+    /// its peers refuses client writes until its clock is fixed.
+    #[arg(long, env = "TIDEMARK_MAX_CLOCK_OFFSET", default_value = "0.5", value_parser = parse_clock_offset)]
+    pub max_clock_offset: Duration,
     /// The folder exports are written to and imports read from: an `S3Bucket` names a folder
     /// in it (default: `exports` in the data folder).
     #[arg(long, env = "TIDEMARK_EXPORT_ROOT")]
@@ -420,6 +426,18 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("'{text}': {e}"))
+}
+
+/// Parses `--max-clock-offset`: seconds, at least a millisecond (no two clocks agree closer).
+///
+/// # Errors
+/// Not a number of seconds, or less than a millisecond.
+pub fn parse_clock_offset(text: &str) -> Result<Duration, String> {
+    let bound = parse_seconds(text)?;
+    match bound >= Duration::from_millis(1) {
+        true => Ok(bound),
+        false => Err(format!("'{text}' is less than a millisecond")),
+    }
 }
 
 impl RestoreArgs {
@@ -480,6 +498,7 @@ impl ServeArgs {
                 TransportArg::Direct => Transport::Direct,
                 TransportArg::Kafka => Transport::Kafka { cluster: kafka },
             },
+            max_clock_offset: MaxClockOffset(self.max_clock_offset),
         };
         config.export_root = self.export_root.clone();
         config.topic_template = self.topic_template.clone();

@@ -321,7 +321,18 @@ impl Replicator {
 
     /// Adopts `theirs`, a peer's membership of `table`, when it is newer than this node's (and
     /// the table is still global here).
-    fn adopt_if_newer(&self, table: &str, theirs: GlobalTable) -> Result<()> {
+    pub(crate) fn adopt_if_newer(&self, table: &str, theirs: GlobalTable) -> Result<()> {
+        // A document from a clock too far ahead is not adopted (it would carry every later
+        // one ahead with it); refusing logs why.
+        if self
+            .refuse_stamps_ahead(
+                &theirs.stamp_region,
+                [(theirs.stamp_clock, theirs.stamp_region.as_str())],
+            )
+            .is_err()
+        {
+            return Ok(());
+        }
         let _guard = self.membership.lock();
         let Ok(definition) = self.store.table_definition(table) else {
             return Ok(());
@@ -644,6 +655,8 @@ impl Replicator {
                 }
             }
             self.report_lag();
+            // Measurements grow stale without contact; a pause they caused ends with them.
+            self.check_clock_agreement();
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(self.exchange_period) => {}

@@ -134,6 +134,8 @@ pub struct ReplicationConfig {
     pub secret: Option<String>,
     /// How changes travel.
     pub transport: Transport,
+    /// How far apart regions' clocks may be (see [`crate::clocks`]).
+    pub max_clock_offset: crate::clocks::MaxClockOffset,
 }
 
 impl ReplicationConfig {
@@ -199,6 +201,7 @@ mod tests {
                 .collect(),
             secret: secret.map(String::from),
             transport: Transport::Direct,
+            ..ReplicationConfig::default()
         }
     }
 

@@ -320,6 +320,7 @@ mod tests {
                 peers: vec![peer()],
                 secret: None,
                 transport: Transport::Direct,
+                ..ReplicationConfig::default()
             },
         );
         (store, replicator)
