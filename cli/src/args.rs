@@ -533,6 +533,27 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_offset_bound_defaults_to_half_a_second_and_must_be_a_millisecond_or_more() {
+        let bound = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["tidemark", "serve"], args].concat())?;
+            let Command::Serve(args) = cli.command else {
+                panic!("serve parses as serve");
+            };
+            Ok::<_, clap::Error>(args.node_config().replication.max_clock_offset)
+        };
+        assert_eq!(
+            bound(&[]).unwrap(),
+            MaxClockOffset(Duration::from_millis(500))
+        );
+        assert_eq!(
+            bound(&["--max-clock-offset", "2"]).unwrap(),
+            MaxClockOffset(Duration::from_secs(2))
+        );
+        let refused = bound(&["--max-clock-offset", "0"]).unwrap_err().to_string();
+        assert!(refused.contains("less than a millisecond"), "{refused}");
+    }
+
+    #[test]
     fn defaults_match_the_readme() {
         let cli = Cli::parse_from(["tidemark", "serve"]);
         let Command::Serve(args) = cli.command else {

@@ -415,6 +415,21 @@ mod tests {
         replicator.check_clock_agreement();
         put(&engine, "three").expect("writes resume");
 
+        // A clock behind the others' is as far off as one ahead.
+        offsets.record("eu", measured(3_000, NOW + 10));
+        offsets.record("ap", measured(2_900, NOW + 10));
+        replicator.check_clock_agreement();
+        let refused = put(&engine, "behind");
+        assert!(
+            matches!(&refused, Err(tidemark_core::Error::WritesPaused(m))
+                if m.contains("3000 ms behind eu") && m.contains("2900 ms behind ap")),
+            "{refused:?}"
+        );
+        offsets.record("eu", measured(3, NOW + 10));
+        offsets.record("ap", measured(-2_100, NOW + 10));
+        replicator.check_clock_agreement();
+        put(&engine, "agreed").expect("one peer of two away pauses nothing");
+
         // Measurements that are no longer fresh say nothing.
         offsets.record("eu", measured(-2_000, NOW + 20));
         replicator.check_clock_agreement();
