@@ -685,7 +685,13 @@ impl Replicator {
                         self.link(region),
                     ),
                     Transport::Kafka { .. } => {
-                        (HoldName::ReplicationTopic { table_id }, self.link("kafka"))
+                        // The topics' link, with the peer's clock (measured by the
+                        // membership exchange, over HTTP).
+                        let mut link = self.link("kafka");
+                        let peer = self.link(region);
+                        link.clock_offset_millis = peer.clock_offset_millis;
+                        link.round_trip_millis = peer.round_trip_millis;
+                        (HoldName::ReplicationTopic { table_id }, link)
                     }
                 };
                 let lag = self
