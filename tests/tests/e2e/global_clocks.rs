@@ -175,6 +175,18 @@ async fn clock_ahead(transport: &[&str]) {
         "{refusal}"
     );
     assert!(holds(&cluster, 0, table, "before").await, "reads go on");
+    let metrics = reqwest::get(format!("{}/metrics", cluster.endpoint(0)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "tidemark_replication_writes_paused 1"),
+        "the pause is exported"
+    );
     for i in [1, 2] {
         assert!(
             !holds(&cluster, i, table, "ahead").await,
