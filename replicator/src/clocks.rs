@@ -14,7 +14,8 @@
 //!   region's clock (and every later write) ahead with it. The sender keeps it and retries,
 //!   so the link resumes by itself once the clocks agree.
 //! - **Pausing writes**: a node more than the bound away from most of its peers (fresh
-//!   measurements only) cannot tell its own clock is right, so it raises the store's
+//!   measurements only, and surely: by more than the bound plus half the round trip, since
+//!   NTP cannot tell how the round trip split) cannot tell its own clock is right, so it raises the store's
 //!   [`tidemark_core::WriteFence`]: client writes and TTL expiry are refused, reads and
 //!   replicated writes go on, until the measurements agree again
 //!   ([`Replicator::check_clock_agreement`]).
@@ -95,6 +96,18 @@ impl ClockOffset {
     }
 }
 
+impl ClockOffset {
+    /// True when the clocks are more than `max_millis` apart however the round trip split
+    /// between the two ways: a slow or lopsided path alone never pauses a node.
+    pub fn surely_beyond(&self, max_millis: u64) -> bool {
+        let uncertainty = self.round_trip_millis / 2;
+        self.offset_millis
+            .unsigned_abs()
+            .saturating_sub(uncertainty)
+            > max_millis
+    }
+}
+
 /// The latest clock measurement of every peer.
 #[derive(Debug, Default)]
 pub struct ClockOffsets {
@@ -166,7 +179,7 @@ impl Replicator {
             .filter_map(|peer| {
                 let offset = self.offsets.of(&peer.region)?;
                 let fresh = now.saturating_sub(offset.measured_at_millis) <= fresh_for;
-                (fresh && offset.offset_millis.unsigned_abs() > max)
+                (fresh && offset.surely_beyond(max))
                     .then(|| (peer.region.clone(), offset.offset_millis))
             })
             .collect();
@@ -414,6 +427,19 @@ mod tests {
         offsets.record("eu", measured(3, NOW + 10));
         replicator.check_clock_agreement();
         put(&engine, "three").expect("writes resume");
+
+        // A measurement whose round trip leaves room for agreeing clocks pauses nothing.
+        offsets.record(
+            "eu",
+            ClockOffset {
+                offset_millis: -2_000,
+                round_trip_millis: 3_200,
+                measured_at_millis: NOW + 10,
+            },
+        );
+        offsets.record("ap", measured(-2_100, NOW + 10));
+        replicator.check_clock_agreement();
+        put(&engine, "uncertain").expect("1600 ms of uncertainty: maybe 400 ms apart");
 
         // A clock behind the others' is as far off as one ahead.
         offsets.record("eu", measured(3_000, NOW + 10));
