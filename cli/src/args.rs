@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tidemark_core::{Durability, StoreConfig};
 
 use tidemark_kafka::{KafkaSettings, TopicSettings};
+use tidemark_replicator::clocks::MaxClockOffset;
 use tidemark_replicator::peers::{Peer, PeerHoldLimit, ReplicationConfig, Transport};
 
 use crate::NodeConfig;
@@ -389,6 +390,11 @@ pub struct ServeArgs {
     /// re-seed, and disk use stops growing for it. Default: a day.
     #[arg(long, env = "TIDEMARK_PEER_HOLD_LIMIT", default_value = "86400", value_parser = parse_seconds)]
     pub peer_hold_limit: Duration,
+    /// How far apart two regions' clocks may be, in seconds: changes stamped further ahead of
+    /// this node's clock are refused until the clocks agree, and a node this far from most of
+    /// its peers refuses client writes until its clock is fixed.
+    #[arg(long, env = "TIDEMARK_MAX_CLOCK_OFFSET", default_value = "0.5", value_parser = parse_clock_offset)]
+    pub max_clock_offset: Duration,
     /// The folder exports are written to and imports read from: an `S3Bucket` names a folder
     /// in it (default: `exports` in the data folder).
     #[arg(long, env = "TIDEMARK_EXPORT_ROOT")]
@@ -425,6 +431,18 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("'{text}': {e}"))
+}
+
+/// Parses `--max-clock-offset`: seconds, at least a millisecond (no two clocks agree closer).
+///
+/// # Errors
+/// Not a number of seconds, or less than a millisecond.
+pub fn parse_clock_offset(text: &str) -> Result<Duration, String> {
+    let bound = parse_seconds(text)?;
+    match bound >= Duration::from_millis(1) {
+        true => Ok(bound),
+        false => Err(format!("'{text}' is less than a millisecond")),
+    }
 }
 
 impl RestoreArgs {
@@ -486,6 +504,7 @@ impl ServeArgs {
                 TransportArg::Kafka => Transport::Kafka { cluster: kafka },
             },
             peer_hold_limit: PeerHoldLimit(self.peer_hold_limit),
+            max_clock_offset: MaxClockOffset(self.max_clock_offset),
         };
         config.export_root = self.export_root.clone();
         config.topic_template = self.topic_template.clone();
@@ -517,6 +536,27 @@ mod tests {
         assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn the_clock_offset_bound_defaults_to_half_a_second_and_must_be_a_millisecond_or_more() {
+        let bound = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["tidemark", "serve"], args].concat())?;
+            let Command::Serve(args) = cli.command else {
+                panic!("serve parses as serve");
+            };
+            Ok::<_, clap::Error>(args.node_config().replication.max_clock_offset)
+        };
+        assert_eq!(
+            bound(&[]).unwrap(),
+            MaxClockOffset(Duration::from_millis(500))
+        );
+        assert_eq!(
+            bound(&["--max-clock-offset", "2"]).unwrap(),
+            MaxClockOffset(Duration::from_secs(2))
+        );
+        let refused = bound(&["--max-clock-offset", "0"]).unwrap_err().to_string();
+        assert!(refused.contains("less than a millisecond"), "{refused}");
     }
 
     #[test]

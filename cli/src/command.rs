@@ -84,7 +84,7 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
         Command::Serve(args) => {
             let mut config = args.node_config();
             config.credentials = args.credentials()?;
-            let node = Node::start(config.clone()).await?;
+            let node = Node::start_with_clock(config.clone(), node_clock()?).await?;
             tracing::info!(
                 "tidemark listening on {}://{} (region {}, data {}, durability {:?})",
                 if config.tls.is_some() {
@@ -166,4 +166,26 @@ async fn admin_request(
     }
     println!("{pretty}");
     Ok(())
+}
+
+/// The node's wall clock: the system's. Test builds (the `failpoints` feature) shift it by
+/// `TIDEMARK_TEST_CLOCK_SHIFT_MILLIS` (signed), so tests can run a region whose clock is off.
+///
+/// # Errors
+/// A shift that is not a whole number of milliseconds.
+fn node_clock() -> Result<std::sync::Arc<dyn tidemark_core::Clock>, crate::NodeError> {
+    #[cfg(feature = "failpoints")]
+    if let Ok(shift) = std::env::var("TIDEMARK_TEST_CLOCK_SHIFT_MILLIS") {
+        let shift: i64 = shift.trim().parse().map_err(|_| {
+            crate::NodeError::Config(format!(
+                "TIDEMARK_TEST_CLOCK_SHIFT_MILLIS is '{shift}', not a number of milliseconds"
+            ))
+        })?;
+        tracing::warn!(shift, "TEST BUILD: this node's wall clock is shifted");
+        return Ok(std::sync::Arc::new(tidemark_core::OffsetClock::new(
+            tidemark_core::SystemClock,
+            shift,
+        )));
+    }
+    Ok(std::sync::Arc::new(tidemark_core::SystemClock))
 }

@@ -27,6 +27,8 @@
 //!   [`tables`] (DDL, tags, index backfills), [`restore`] ([`Backups`]: continuous and
 //!   on-demand backups, restores, imports), [`transactions`], [`ttl`], [`replication`]
 //!   (last-writer-wins application of other regions' writes, replica seeding);
+//! - [`WriteFence`]: pauses this node's own writes while its clock cannot be trusted (the
+//!   replicator raises it);
 //! - [`retention`]: named holds that keep the log from being trimmed under its readers;
 //! - `storage` (the tidemark-storage crate): the only code that knows fjall (keyspaces, key
 //!   encoding, codec, commit path); its keyspace handles are private to it, everything else
@@ -36,6 +38,7 @@
 
 mod engine;
 pub mod expr;
+mod fence;
 pub mod ops;
 pub mod partiql;
 pub mod replication;
@@ -58,13 +61,15 @@ pub use tidemark_model::{changes, clock, model, stamp, stream_log};
 use tidemark_storage as storage;
 
 pub use engine::Engine;
+pub use fence::WriteFence;
 pub use replication::Replication;
 pub use restore::Backups;
 pub use store::{Durability, Store, StoreConfig, TrimReport};
 pub use tables::Tables;
 pub use tidemark_model::{CancellationReason, Error, Halt, Result, StorageFailure, Violations};
 pub use tidemark_model::{
-    Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq, Clock, ManualClock, SystemClock,
+    Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq, Clock, ManualClock, OffsetClock,
+    SystemClock,
 };
 pub use tidemark_model::{Generation, HlcTimestamp, Stamp, StreamEnd, StreamInfo, TableId};
 pub use transactions::Transactions;

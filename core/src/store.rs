@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::storage::Storage;
 pub use crate::storage::group_commit::Durability;
 pub use crate::storage::history::TrimReport;
-use crate::{Halt, Result};
+use crate::{Halt, Result, WriteFence};
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -76,6 +76,8 @@ pub struct Store {
     pub(crate) clock: Arc<dyn Clock>,
     /// Raised once the store can no longer keep its promises; writes are refused from then on.
     pub(crate) halt: Halt,
+    /// Raised while this node's own writes are paused (see [`WriteFence`]).
+    pub(crate) fence: WriteFence,
 }
 
 impl Store {
@@ -110,6 +112,7 @@ impl Store {
             config,
             clock,
             halt,
+            fence: WriteFence::default(),
         })
     }
 
@@ -128,6 +131,12 @@ impl Store {
     /// needs. Once raised, every write is refused.
     pub fn halt(&self) -> &Halt {
         &self.halt
+    }
+
+    /// The pause of this node's own writes (client requests and TTL expiry): while it is
+    /// raised they fail with [`crate::Error::WritesPaused`]; replicated writes and reads go on.
+    pub fn write_fence(&self) -> &WriteFence {
+        &self.fence
     }
 
     /// Passes `result` through, raising the halt first when it holds a fatal error.

@@ -112,13 +112,23 @@ impl Store {
     /// sweep drops stale index entries).
     ///
     /// # Errors
-    /// Whatever `decide` returns; Validation for an index key of the wrong type; storage
+    /// Whatever `decide` returns; Validation for an index key of the wrong type;
+    /// WritesPaused for a client write or expiry while the write fence is raised; storage
     /// failures (then nothing was written).
     pub(crate) fn write<T>(
         &self,
         targets: Vec<Target>,
         decide: impl FnOnce(&[Target], &[Cell]) -> Result<(Vec<Decision>, T)>,
     ) -> Result<Written<T>> {
+        // Writes stamped with this node's clock wait while the clock is not trusted; a
+        // replicated write brings its origin's stamp, and a restore's table is its own.
+        if targets
+            .iter()
+            .any(|t| matches!(t.cause, Cause::Request | Cause::Expiry))
+            && let Some(reason) = self.fence.reason()
+        {
+            return Err(Error::WritesPaused(reason.to_string()));
+        }
         let keys: Vec<&[u8]> = targets.iter().map(|t| t.key_bytes.as_slice()).collect();
         let locks = self.storage.lock_keys(&keys);
         let cells = targets

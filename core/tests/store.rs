@@ -672,6 +672,59 @@ fn a_replicated_stamp_at_the_top_of_the_clock_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn a_raised_write_fence_pauses_this_nodes_writes_but_not_replicated_ones_or_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = 1_700_000_000_000u64;
+    let store = open_with(dir.path(), Arc::new(ManualClock::new(now)));
+    create(&store, "tbl");
+    put(&store, "tbl", item("a", "before"));
+    store
+        .ttl
+        .update_time_to_live(UpdateTimeToLiveRequest {
+            table_name: "tbl".into(),
+            enabled: true,
+            attribute_name: "exp".into(),
+        })
+        .unwrap();
+    put(
+        &store,
+        "tbl",
+        ttl_item("due", number((now / 1000) as i64 - 1)),
+    );
+
+    store.store.write_fence().raise("the clock is off");
+    let refused = store.store.put_item(PutItemRequest {
+        table_name: "tbl".into(),
+        item: item("a", "during"),
+        ..Default::default()
+    });
+    assert!(
+        matches!(&refused, Err(tidemark_core::Error::WritesPaused(m)) if m == "the clock is off"),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        store.ttl.expire_due_items(1000),
+        Err(tidemark_core::Error::WritesPaused(_))
+    ));
+    assert!(get(&store, "tbl", "due").is_some(), "expiry waits too");
+    store
+        .replication
+        .apply_remote(remote(
+            "b",
+            Some("replicated"),
+            stamp(now << 16, "eu-west-1"),
+        ))
+        .unwrap();
+    assert_eq!(get(&store, "tbl", "b"), Some(item("b", "replicated")));
+    assert_eq!(get(&store, "tbl", "a"), Some(item("a", "before")));
+
+    store.store.write_fence().lower();
+    put(&store, "tbl", item("a", "after"));
+    assert_eq!(get(&store, "tbl", "a"), Some(item("a", "after")));
+    assert_eq!(store.ttl.expire_due_items(1000).unwrap().expired, 1);
+}
+
+#[test]
 fn replicated_writes_win_by_stamp_and_keep_it() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));

@@ -1,12 +1,16 @@
 //! Requests to peers over HTTP with the region and secret headers (change batches in their
 //! binary form, everything else JSON; answers JSON), one connection pool for every peer, short
-//! timeouts so a peer that went away is noticed quickly.
+//! timeouts so a peer that went away is noticed quickly. Every answer also measures the
+//! peer's clock against this node's (`crate::clocks`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tidemark_core::Clock;
 
+use crate::clocks::{ANSWERED_AT_HEADER, ClockOffset, ClockOffsets, RECEIVED_AT_HEADER};
 use crate::peers::{Peer, REGION_HEADER, SECRET_HEADER};
 use crate::protocol::{BatchAnswer, CHANGES_CONTENT_TYPE, CHANGES_PATH, ChangeBatch, PeerRefusal};
 
@@ -37,14 +41,18 @@ pub struct PeerClient {
     http: reqwest::Client,
     region: String,
     secret: Option<String>,
+    /// This node's wall clock, which peers' clocks are measured against.
+    clock: Arc<dyn Clock>,
+    /// Where each answer's measurement goes.
+    offsets: Arc<ClockOffsets>,
 }
 
 impl PeerClient {
-    /// A client sending as `region` with `secret`.
+    /// A client sending as `region` with `secret`, measuring peers' clocks against `clock`.
     ///
     /// # Panics
     /// When the HTTP client cannot be built (no TLS back end is needed, so never).
-    pub fn new(region: &str, secret: Option<String>) -> PeerClient {
+    pub fn new(region: &str, secret: Option<String>, clock: Arc<dyn Clock>) -> PeerClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(30))
@@ -56,7 +64,14 @@ impl PeerClient {
             http,
             region: region.to_string(),
             secret,
+            clock,
+            offsets: Arc::default(),
         }
+    }
+
+    /// The latest clock offset measured of every peer.
+    pub fn offsets(&self) -> &Arc<ClockOffsets> {
+        &self.offsets
     }
 
     /// Posts `body` as JSON to `path` on `peer` and decodes its answer.
@@ -109,10 +124,25 @@ impl PeerClient {
         if let Some(secret) = &self.secret {
             request = request.header(SECRET_HEADER, secret);
         }
+        let sent = self.clock.now_millis();
         let response = request
             .send()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
+        let back = self.clock.now_millis();
+        let peer_time = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let (Some(received), Some(answered)) =
+            (peer_time(RECEIVED_AT_HEADER), peer_time(ANSWERED_AT_HEADER))
+        {
+            let offset = ClockOffset::measure(sent, received, answered, back);
+            self.offsets.record(&peer.region, offset);
+        }
         let status = response.status();
         let bytes = response
             .bytes()

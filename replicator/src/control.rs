@@ -328,7 +328,18 @@ impl Replicator {
 
     /// Adopts `theirs`, a peer's membership of `table`, when it is newer than this node's or
     /// records a removal this node had not heard of (and the table is still global here).
-    fn adopt_if_newer(&self, table: &str, theirs: GlobalTable) -> Result<()> {
+    pub(crate) fn adopt_if_newer(&self, table: &str, theirs: GlobalTable) -> Result<()> {
+        // A document from a clock too far ahead is not adopted (it would carry every later
+        // one ahead with it); refusing logs why.
+        if self
+            .refuse_stamps_ahead(
+                &theirs.stamp_region,
+                [(theirs.stamp_clock, theirs.stamp_region.as_str())],
+            )
+            .is_err()
+        {
+            return Ok(());
+        }
         let _guard = self.membership.lock();
         let Ok(definition) = self.store.table_definition(table) else {
             return Ok(());
@@ -695,6 +706,8 @@ impl Replicator {
                 Err(e) => tracing::warn!(error = %e, "cannot apply --peer-hold-limit this round"),
                 Ok(()) => {}
             }
+            // Measurements grow stale without contact; a pause they caused ends with them.
+            self.check_clock_agreement();
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(self.exchange_period) => {}
@@ -760,7 +773,13 @@ impl Replicator {
                         self.link(region),
                     ),
                     Transport::Kafka { .. } => {
-                        (HoldName::ReplicationTopic { table_id }, self.link("kafka"))
+                        // The topics' link, with the peer's clock (measured by the
+                        // membership exchange, over HTTP).
+                        let mut link = self.link("kafka");
+                        let peer = self.link(region);
+                        link.clock_offset_millis = peer.clock_offset_millis;
+                        link.round_trip_millis = peer.round_trip_millis;
+                        (HoldName::ReplicationTopic { table_id }, link)
                     }
                 };
                 let lag = self

@@ -22,11 +22,14 @@
 //!   in-memory network in its tests);
 //! - [`hold_limit`]: the bound on what is kept for a region that does not answer
 //!   (`--peer-hold-limit`), and the replicas needing a re-seed because of it;
+//! - [`clocks`]: each peer's clock offset, measured on every request; stamps too far ahead
+//!   refused, and this node's own writes paused while its clock is away from most peers';
 //! - [`status`]: link states, lag and the last conflicts, for operators;
 //! - [`Error`] and [`RunError`]: why a replication request failed, and why replication
 //!   stopped (a store failure kept as core's own `Error`).
 
 pub mod client;
+pub mod clocks;
 mod control;
 pub mod hold_limit;
 pub mod kafka;
@@ -47,6 +50,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use client::{PeerClient, PeerError};
+use clocks::ClockOffsets;
 pub use control::ReplicaUpdate;
 use control::transport::ControlTransport;
 use kafka::KafkaLink;
@@ -69,6 +73,21 @@ pub enum Error {
     /// The table is being changed already (ResourceInUseException).
     #[error("{0}")]
     InUse(String),
+    /// A stamp (of a change or a membership document) is further ahead of this node's clock
+    /// than `--max-clock-offset`: nothing of the request was applied or observed.
+    #[error(
+        "a stamp of region {region} is {ahead_millis} ms ahead of this node's clock, more than \
+         the {max_millis} ms --max-clock-offset allows; nothing is applied until the clocks \
+         agree (check the clock of whichever node is off)"
+    )]
+    ClockAhead {
+        /// The region whose stamp it is.
+        region: String,
+        /// How far ahead of this node's wall clock it is.
+        ahead_millis: u64,
+        /// The bound.
+        max_millis: u64,
+    },
 }
 
 /// Why replication stopped ([`Replicator::run`]): each is fatal to the node, which reports
@@ -115,6 +134,8 @@ pub struct Replicator {
     client: PeerClient,
     /// What the control plane asks peers through (the same client on a node).
     control: Arc<dyn ControlTransport>,
+    /// Each peer's latest clock offset (the client measures them).
+    offsets: Arc<ClockOffsets>,
     links: Mutex<BTreeMap<String, LinkState>>,
     conflicts: Conflicts,
     /// Serialises every read-modify-write of membership documents on this node.
@@ -137,7 +158,11 @@ pub struct Replicator {
 impl Replicator {
     /// The replication of `engine`'s store with `config` (checked by the caller).
     pub fn new(engine: &Engine, config: ReplicationConfig) -> Arc<Replicator> {
-        let client = PeerClient::new(&config.region, config.secret.clone());
+        let client = PeerClient::new(
+            &config.region,
+            config.secret.clone(),
+            engine.store.clock().clone(),
+        );
         let control = Arc::new(client.clone());
         Replicator::with_control(engine, config, client, control)
     }
@@ -161,6 +186,7 @@ impl Replicator {
             ttl: engine.ttl.clone(),
             replication: engine.replication.clone(),
             config,
+            offsets: client.offsets().clone(),
             client,
             control,
             links: Mutex::new(links),
@@ -274,11 +300,23 @@ impl Replicator {
                 link.last_error = Some(e.to_string());
             }
         }
+        drop(links);
+        self.check_clock_agreement();
     }
 
     /// The state of the link to `region`.
     pub fn link(&self, region: &str) -> LinkState {
-        self.links.lock().get(region).cloned().unwrap_or_default()
+        let mut link = self.links.lock().get(region).cloned().unwrap_or_default();
+        if let Some(offset) = self.offsets.of(region) {
+            link.clock_offset_millis = Some(offset.offset_millis);
+            link.round_trip_millis = Some(offset.round_trip_millis);
+        }
+        link
+    }
+
+    /// Each peer's latest clock offset.
+    pub fn clock_offsets(&self) -> &ClockOffsets {
+        &self.offsets
     }
 }
 

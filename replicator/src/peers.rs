@@ -137,6 +137,8 @@ pub struct ReplicationConfig {
     /// How old the history kept for a region that does not answer may grow before it is let
     /// go (`--peer-hold-limit`; the replica must then be re-seeded).
     pub peer_hold_limit: PeerHoldLimit,
+    /// How far apart regions' clocks may be (see [`crate::clocks`]).
+    pub max_clock_offset: crate::clocks::MaxClockOffset,
 }
 
 /// How old the history kept for a region that does not answer may grow (the oldest change
@@ -219,7 +221,7 @@ mod tests {
                 .collect(),
             secret: secret.map(String::from),
             transport: Transport::Direct,
-            peer_hold_limit: PeerHoldLimit::default(),
+            ..ReplicationConfig::default()
         }
     }
 

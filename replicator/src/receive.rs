@@ -25,8 +25,14 @@ impl Replicator {
     /// Blocking: call it off the async reactor.
     ///
     /// # Errors
-    /// A bad key, or a storage failure (then the sender sends the batch again).
+    /// A change stamped too far ahead of this node's clock (nothing is applied, see
+    /// [`crate::clocks`]), a bad key, or a storage failure (then the sender sends the batch
+    /// again).
     pub fn receive_changes(&self, from: &str, batch: ChangeBatch) -> Result<BatchAnswer> {
+        self.refuse_stamps_ahead(
+            from,
+            batch.changes.iter().map(|c| (c.clock, c.region.as_str())),
+        )?;
         // Only tables that are global here take replicated writes: a table of the same name
         // outside the group is none of the sender's business. Nor does a region removed from
         // the group ship into it any more (it ships until it hears of its removal): its
@@ -158,8 +164,13 @@ impl Replicator {
     /// node's, and answers with the document this node holds afterwards. Blocking.
     ///
     /// # Errors
-    /// Storage failures.
+    /// A document stamped too far ahead of this node's clock (not adopted, see
+    /// [`crate::clocks`]); storage failures.
     pub fn receive_membership(&self, table: &str, sent: GlobalTable) -> Result<MembershipAnswer> {
+        self.refuse_stamps_ahead(
+            &sent.stamp_region,
+            [(sent.stamp_clock, sent.stamp_region.as_str())],
+        )?;
         let _guard = self.membership.lock();
         let Ok(definition) = self.store.table_definition(table) else {
             return Ok(MembershipAnswer::NoTable);
@@ -500,7 +511,7 @@ mod tests {
                     .collect(),
                 secret: None,
                 transport: Transport::Direct,
-                peer_hold_limit: crate::peers::PeerHoldLimit::default(),
+                ..ReplicationConfig::default()
             },
         );
         store
@@ -641,7 +652,7 @@ mod tests {
                 peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
                 secret: None,
                 transport: Transport::Direct,
-                peer_hold_limit: crate::peers::PeerHoldLimit::default(),
+                ..ReplicationConfig::default()
             },
         );
         replicator

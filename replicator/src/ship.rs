@@ -320,7 +320,7 @@ mod tests {
                 peers: vec![peer()],
                 secret: None,
                 transport: Transport::Direct,
-                peer_hold_limit: crate::peers::PeerHoldLimit::default(),
+                ..ReplicationConfig::default()
             },
         );
         (store, replicator)

@@ -23,6 +23,14 @@ pub struct LinkState {
     pub last_error: Option<String>,
     /// Changes shipped to it since this node started.
     pub shipped: u64,
+    /// How far the peer's wall clock is ahead of this node's (negative: behind), in
+    /// milliseconds, as last measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_millis: Option<i64>,
+    /// The round trip of that measurement, in milliseconds (the offset is right to within
+    /// half of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_trip_millis: Option<u64>,
 }
 
 /// One table's replication towards one peer.

@@ -28,6 +28,8 @@ struct RegionNode {
     dir: PathBuf,
     node: Option<ChildNode>,
     addr: SocketAddr,
+    /// Environment variables its node starts with.
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -59,6 +61,7 @@ impl Cluster {
                     dir: dir.path().join(name),
                     node: None,
                     addr: nowhere,
+                    env: Vec::new(),
                 })
                 .collect(),
             links,
@@ -163,6 +166,17 @@ impl Cluster {
         }
     }
 
+    /// Sets the environment variables region `i`'s node starts with from its next (re)start
+    /// on (`TIDEMARK_TEST_CLOCK_SHIFT_MILLIS`, ...), replacing those set before.
+    pub fn set_env(&mut self, i: usize, env: &[(&str, &str)]) {
+        if let Some(region) = self.regions.get_mut(i) {
+            region.env = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
+    }
+
     /// Starts region `i`'s node again (a no-op while it runs) on its data folder, and points
     /// every link into it at its new address.
     ///
@@ -181,7 +195,17 @@ impl Cluster {
         }
         args.extend(self.extra.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let node = ChildNode::start(&self.binary, &self.data_dir(i), &args).await;
+        let env: Vec<(&str, &str)> = self
+            .regions
+            .get(i)
+            .map(|r| {
+                r.env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let node = ChildNode::start_with_env(&self.binary, &self.data_dir(i), &args, &env).await;
         let addr = node.addr();
         for from in 0..self.regions.len() {
             if from != i {

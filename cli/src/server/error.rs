@@ -226,6 +226,7 @@ impl From<tidemark_replicator::Error> for ApiError {
                     _ => ApiError::internal(message),
                 }
             }
+            ahead @ Replication::ClockAhead { .. } => ApiError::internal(ahead.to_string()),
             Replication::Peer(unreachable @ PeerError::Unreachable { .. }) => {
                 ApiError::internal(unreachable.to_string())
             }
@@ -299,6 +300,9 @@ impl From<Error> for ApiError {
                 "ItemCollectionSizeLimitExceededException",
                 e.to_string(),
             ),
+            // Retryable (SDKs retry a 500), and not a fault of the node to log per request:
+            // the fence logs once when it is raised.
+            paused @ Error::WritesPaused(_) => ApiError::internal(paused.to_string()),
             other => {
                 tracing::error!(error = %other, "internal error");
                 let mut e = ApiError::internal(other.to_string());

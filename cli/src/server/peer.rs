@@ -9,11 +9,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tidemark_replicator::clocks::{ANSWERED_AT_HEADER, RECEIVED_AT_HEADER};
 use tidemark_replicator::peers::{REGION_HEADER, SECRET_HEADER};
 use tidemark_replicator::protocol::{
     ChangeBatch, CreateReplicaMessage, MembershipMessage, PeerRefusal,
@@ -89,8 +90,32 @@ async fn answer<T: serde::Serialize + Send + 'static>(
 }
 
 /// Admits a peer request, decodes its message with `decode` and runs `work` with the sending
-/// region.
+/// region; the answer (a refusal too) carries this node's wall clock when the request arrived
+/// and when it answered, from which the sender measures the clocks' offset.
 async fn serve<M, E, T>(
+    state: AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<M, E>,
+    work: impl FnOnce(&Replicator, String, M) -> Result<T, Error> + Send + 'static,
+) -> Response
+where
+    M: Send + 'static,
+    E: std::fmt::Display,
+    T: serde::Serialize + Send + 'static,
+{
+    let clock = state.engine.store.clock().clone();
+    let received = clock.now_millis();
+    let mut response = admit_and_run(state, headers, body, decode, work).await;
+    let answered = clock.now_millis();
+    let times = response.headers_mut();
+    times.insert(RECEIVED_AT_HEADER, HeaderValue::from(received));
+    times.insert(ANSWERED_AT_HEADER, HeaderValue::from(answered));
+    response
+}
+
+/// [`serve`]'s work: admit, decode, run.
+async fn admit_and_run<M, E, T>(
     state: AppState,
     headers: &HeaderMap,
     body: &[u8],

@@ -53,3 +53,47 @@ impl Clock for ManualClock {
         self.millis.load(Ordering::SeqCst)
     }
 }
+
+/// Another clock shifted by a fixed number of milliseconds: a node whose clock runs ahead
+/// (positive) or behind (negative), for tests of what a group does with such a node.
+#[derive(Debug)]
+pub struct OffsetClock<C> {
+    inner: C,
+    offset_millis: i64,
+}
+
+impl<C: Clock> OffsetClock<C> {
+    /// `inner` shifted by `offset_millis`.
+    pub fn new(inner: C, offset_millis: i64) -> Self {
+        OffsetClock {
+            inner,
+            offset_millis,
+        }
+    }
+}
+
+impl<C: Clock> Clock for OffsetClock<C> {
+    fn now_millis(&self) -> u64 {
+        self.inner
+            .now_millis()
+            .saturating_add_signed(self.offset_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_clock_reads_its_inner_clock_shifted_without_wrapping() {
+        assert_eq!(
+            OffsetClock::new(ManualClock::new(1_000), 250).now_millis(),
+            1_250
+        );
+        assert_eq!(
+            OffsetClock::new(ManualClock::new(1_000), -250).now_millis(),
+            750
+        );
+        assert_eq!(OffsetClock::new(ManualClock::new(10), -250).now_millis(), 0);
+    }
+}

@@ -92,6 +92,10 @@ pub enum Error {
     /// promise (a journal sync failed). Fatal: the node exits and recovery runs on restart.
     #[error("the store has stopped: {0}")]
     Halted(String),
+    /// This node pauses its own writes (client requests, TTL expiry) for the reason given,
+    /// for as long as it holds (its clock is too far from its peers'); reads go on.
+    #[error("this node refuses writes for now: {0}")]
+    WritesPaused(String),
     /// An invariant of the stored data does not hold.
     #[error("internal error: {0}")]
     Internal(String),

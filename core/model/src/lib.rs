@@ -28,7 +28,7 @@ pub mod stamp;
 pub mod stream_log;
 
 pub use changes::{Cause, CauseKind, ChangeKind, ChangeRecord, ChangeSeq};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use error::{CancellationReason, Error, Result, StorageFailure, Violations};
 pub use halt::Halt;
 pub use model::TableId;

@@ -80,13 +80,18 @@ impl Network {
             secret: None,
             transport: Transport::Direct,
             peer_hold_limit: PeerHoldLimit(hold_limit),
+            ..ReplicationConfig::default()
         };
         let link = Arc::new(Link {
             from: region.into(),
             network: self.clone(),
         });
-        let replicator =
-            Replicator::with_control(&engine, config, PeerClient::new(region, None), link);
+        let replicator = Replicator::with_control(
+            &engine,
+            config,
+            PeerClient::new(region, None, engine.store.clock().clone()),
+            link,
+        );
         self.nodes
             .lock()
             .insert(region.into(), Arc::downgrade(&replicator));

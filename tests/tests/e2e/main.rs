@@ -15,6 +15,7 @@ mod concurrency;
 mod crash;
 mod fuzz_regressions;
 mod global_backfill;
+mod global_clocks;
 mod global_control;
 mod global_removal;
 mod global_tables;
