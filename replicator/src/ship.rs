@@ -318,8 +318,8 @@ mod tests {
             ReplicationConfig {
                 region: "us".into(),
                 peers: vec![peer()],
-                secret: None,
                 transport: Transport::Direct,
+                ..ReplicationConfig::default()
             },
         );
         (store, replicator)
