@@ -22,6 +22,7 @@ mod items;
 mod metrics;
 mod operator;
 mod partiql;
+mod peer_links;
 mod protocol;
 mod publish;
 mod query_scan;
