@@ -124,7 +124,8 @@ pub enum ConfigError {
     #[error(
         "peer {} at {} is reached over the network, and no --peer-secret \
          (TIDEMARK_PEER_SECRET) is set: anyone who can reach this node could write \
-         to it as a peer. Set the same secret on every node of the group",
+         to it as a peer. Give every link its own secret (--peer-link-secret REGION=SECRET \
+         on both of its ends), or set the same secret on every node of the group",
         .0.region,
         .0.url
     )]

@@ -406,3 +406,74 @@ async fn a_region_proves_which_region_it_is_and_ships_only_its_own_changes() {
         "expected eu's change to be written, found {item:?}"
     );
 }
+
+/// Through Kafka, region R's topic carries only R's changes: a message in it holding a change
+/// another region stamped is neither applied nor skipped, and R's changes after it stop there,
+/// while the other direction goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forged_change_in_a_regions_topic_stops_that_topic_and_is_not_applied() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let broker = tidemark_tests::kafka::Broker::start().await;
+    let brokers = broker.brokers();
+    let cluster = Cluster::start(
+        node_binary(),
+        &REGIONS[..2],
+        &[
+            "--durability",
+            "buffer",
+            "--replication-transport",
+            "kafka",
+            "--kafka-brokers",
+            &brokers,
+        ],
+    )
+    .await;
+    let (us, eu) = (0, 1);
+    let table = "forged";
+    let us_client = cluster.client(us, OP_TIMEOUT);
+    let eu_client = cluster.client(eu, OP_TIMEOUT);
+    create_table(&us_client, table, false).await;
+    us_client
+        .update_table()
+        .table_name(table)
+        .replica_updates(replica_create(REGIONS[eu]))
+        .send()
+        .await
+        .expect("add a replica");
+    wait_for_group(&cluster, table, &[us, eu]).await;
+    put(&eu_client, table, "before", "from-eu").await;
+    wait_for_item(&cluster, us, table, "before", "from-eu").await;
+
+    // In eu's topic, a change stamped by us (anyone who can write to the topic could try).
+    let producer: FutureProducer = tidemark_kafka::KafkaSettings::new(brokers)
+        .producer(&[])
+        .expect("a producer");
+    let forged = batch(table, "forged", REGIONS[us]);
+    let eu_topic = tidemark_replicator::kafka::topic(REGIONS[eu], table);
+    producer
+        .send(
+            FutureRecord::<(), _>::to(&eu_topic)
+                .partition(0)
+                .payload(&forged),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the forged message is in eu's topic");
+    put(&eu_client, table, "after", "from-eu").await;
+    // The other direction still flows: by the time us's write is in eu, us has read eu's
+    // topic past the forged message many times over.
+    put(&us_client, table, "other-way", "from-us").await;
+    wait_for_item(&cluster, eu, table, "other-way", "from-us").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    assert_eq!(
+        get_consistent(&us_client, table, "forged").await,
+        None,
+        "a change stamped by us in eu's topic is not applied"
+    );
+    assert_eq!(
+        get_consistent(&us_client, table, "after").await,
+        None,
+        "eu's topic is not read past the forged message (it is not skipped)"
+    );
+}
