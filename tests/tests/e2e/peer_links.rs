@@ -164,19 +164,19 @@ async fn three_https_regions_with_a_private_ca_and_link_secrets_converge() {
             });
         wait_for_group(&cluster, table, &members).await;
     }
-    for i in 0..REGIONS.len() {
+    for (i, region) in REGIONS.iter().enumerate() {
         put(
             &cluster.client(i, OP_TIMEOUT),
             table,
             &format!("from-{i}"),
-            REGIONS[i],
+            region,
         )
         .await;
     }
     for i in 0..REGIONS.len() {
         wait_for_item(&cluster, i, table, "before", "seeded").await;
-        for from in 0..REGIONS.len() {
-            wait_for_item(&cluster, i, table, &format!("from-{from}"), REGIONS[from]).await;
+        for (from, region) in REGIONS.iter().enumerate() {
+            wait_for_item(&cluster, i, table, &format!("from-{from}"), region).await;
         }
     }
 }
