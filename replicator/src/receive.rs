@@ -32,7 +32,10 @@ impl Replicator {
     /// is refused whole, changing nothing); a bad key, or a storage failure (then the sender
     /// sends the batch again).
     pub fn receive_changes(&self, from: &str, batch: ChangeBatch) -> Result<BatchAnswer> {
-        check_stamps(from, &batch.changes)?;
+        if let Err(refused) = check_stamps(from, &batch.changes) {
+            tracing::warn!(peer = from, error = %refused, "refused a change batch");
+            return Err(refused);
+        }
         let answer = self.apply_changes(from, batch.changes)?;
         for (table, clock) in batch.delivered {
             self.inbound
@@ -69,6 +72,11 @@ impl Replicator {
                     && replica.seeded_by.as_deref() == Some(from)
             });
             if !seeded_by_sender {
+                tracing::warn!(
+                    peer = from,
+                    table,
+                    "refused a seeding page from a region that is not seeding this replica"
+                );
                 return Err(Error::NotAllowed(format!(
                     "region {from} sent a seeding page of table {table}, but it is not seeding \
                      this region's replica of it; the page is refused"
