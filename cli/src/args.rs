@@ -9,7 +9,9 @@ use tidemark_core::{Durability, StoreConfig};
 
 use tidemark_kafka::{KafkaSettings, TopicSettings};
 use tidemark_replicator::clocks::MaxClockOffset;
-use tidemark_replicator::peers::{Peer, PeerHoldLimit, ReplicationConfig, Transport};
+use tidemark_replicator::peers::{
+    Peer, PeerCa, PeerHoldLimit, ReplicationConfig, Transport, parse_link_secret,
+};
 
 use crate::NodeConfig;
 
@@ -26,7 +28,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a node.
-    Serve(ServeArgs),
+    // Boxed: the node's settings outweigh every other command's many times over.
+    Serve(Box<ServeArgs>),
     /// Turn a table's publishing to Kafka on or off, or show every table's position and lag
     /// (talks to a running node).
     Publish(PublishArgs),
@@ -378,9 +381,27 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEMARK_CREDENTIALS")]
     pub credentials: Option<PathBuf>,
     /// The secret every node of the group shares; peer requests without it are refused.
-    /// Required when a peer is not on this machine.
+    /// Required when a peer is not on this machine, unless every link has its own secret
+    /// (--peer-link-secret). It does not tell regions apart: any node holding it can pass as
+    /// any region.
     #[arg(long, env = "TIDEMARK_PEER_SECRET", hide_env_values = true)]
     pub peer_secret: Option<String>,
+    /// The secret of the link to a peer, as `REGION=SECRET` (repeatable, one per peer;
+    /// `TIDEMARK_PEER_LINK_SECRETS` takes a comma list): the same value on both ends of that
+    /// link and nowhere else, so a request carrying it comes from that region. Instead of
+    /// --peer-secret.
+    #[arg(
+        long = "peer-link-secret",
+        env = "TIDEMARK_PEER_LINK_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_parser = parse_link_secret
+    )]
+    pub peer_link_secrets: Vec<(String, String)>,
+    /// A PEM file of the certificate authorities `https://` peers' certificates are checked
+    /// against, besides the system's roots (a private CA).
+    #[arg(long, env = "TIDEMARK_PEER_CA", value_parser = parse_peer_ca)]
+    pub peer_ca: Option<PeerCa>,
     /// How replicated changes travel: `direct` (to every peer over HTTP) or `kafka` (through
     /// a topic per region and table on `KAFKA_BROKERS`).
     #[arg(long, env = "TIDEMARK_REPLICATION_TRANSPORT", value_enum, default_value_t = TransportArg::Direct)]
@@ -419,6 +440,14 @@ pub fn parse_option(text: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("'{text}' is not key=value"))
+}
+
+/// Reads a `--peer-ca` file.
+///
+/// # Errors
+/// A message when the file cannot be read or holds no usable certificate.
+pub fn parse_peer_ca(text: &str) -> Result<PeerCa, String> {
+    PeerCa::load(std::path::Path::new(text)).map_err(|e| e.to_string())
 }
 
 /// Parses a period in seconds, fractions allowed (`0.5`, `86400`).
@@ -499,6 +528,8 @@ impl ServeArgs {
             region: self.region.clone(),
             peers: self.peers.clone(),
             secret: self.peer_secret.clone(),
+            link_secrets: self.peer_link_secrets.clone(),
+            peer_ca: self.peer_ca.clone(),
             transport: match self.replication_transport {
                 TransportArg::Direct => Transport::Direct,
                 TransportArg::Kafka => Transport::Kafka { cluster: kafka },
@@ -584,6 +615,45 @@ mod tests {
         assert_eq!(
             limit(&["--peer-hold-limit", "3600"]),
             PeerHoldLimit(Duration::from_secs(3_600))
+        );
+    }
+
+    #[test]
+    fn link_secrets_and_the_peer_ca_reach_the_replication_settings() {
+        let cli = Cli::parse_from([
+            "tidemark",
+            "serve",
+            "--peer-link-secret",
+            "us-east-1=c2VjcmV0==",
+            "--peer-link-secret",
+            "ap-south-1=other",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parses as serve");
+        };
+        let replication = args.node_config().replication;
+        assert_eq!(
+            replication.link_secrets,
+            vec![
+                ("us-east-1".to_string(), "c2VjcmV0==".to_string()),
+                ("ap-south-1".to_string(), "other".to_string())
+            ]
+        );
+        assert_eq!(replication.secret, None);
+        assert_eq!(replication.peer_ca, None);
+        let refused = Cli::try_parse_from(["tidemark", "serve", "--peer-link-secret", "no-region"])
+            .expect_err("a link secret names its region");
+        assert!(
+            refused.to_string().contains("expected REGION=SECRET"),
+            "{refused}"
+        );
+        let refused = Cli::try_parse_from(["tidemark", "serve", "--peer-ca", "/no/such/ca.pem"])
+            .expect_err("a peer CA that cannot be read stops the node");
+        assert!(
+            refused
+                .to_string()
+                .contains("cannot read the peer CA /no/such/ca.pem"),
+            "{refused}"
         );
     }
 

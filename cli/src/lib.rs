@@ -164,6 +164,13 @@ impl Node {
         let mut replication = config.replication.clone();
         replication.region = config.store.region.clone();
         replication.check()?;
+        if replication.secret.is_some() {
+            tracing::info!(
+                "peer links share one group secret, which does not tell regions apart (any \
+                 member can pass as any region); give each link its own with \
+                 --peer-link-secret REGION=SECRET"
+            );
+        }
         let store_config = config.store.clone();
         let engine = tokio::task::spawn_blocking(move || {
             let engine = Engine::open_with_clock(store_config, clock)?;

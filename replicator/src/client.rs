@@ -1,7 +1,11 @@
-//! Requests to peers over HTTP with the region and secret headers (change batches in their
-//! binary form, everything else JSON; answers JSON), one connection pool for every peer, short
-//! timeouts so a peer that went away is noticed quickly. Every answer also measures the
+//! Requests to peers over HTTP or HTTPS with the region and secret headers (change batches in
+//! their binary form, everything else JSON; answers JSON), one connection pool for every peer,
+//! short timeouts so a peer that went away is noticed quickly. Every answer also measures the
 //! peer's clock against this node's (`crate::clocks`).
+//!
+//! `https://` peers are checked against the system's roots and `--peer-ca` (rustls with the
+//! same aws-lc provider as the node's own HTTPS listener, no OpenSSL); a certificate that
+//! does not check out fails the request with rustls' reason, which the link state shows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +15,10 @@ use serde::de::DeserializeOwned;
 use tidemark_core::Clock;
 
 use crate::clocks::{ANSWERED_AT_HEADER, ClockOffset, ClockOffsets, RECEIVED_AT_HEADER};
-use crate::peers::{Peer, REGION_HEADER, SECRET_HEADER};
-use crate::protocol::{BatchAnswer, CHANGES_CONTENT_TYPE, CHANGES_PATH, ChangeBatch, PeerRefusal};
+use crate::peers::{Peer, REGION_HEADER, ReplicationConfig, SECRET_HEADER};
+use crate::protocol::{
+    BatchAnswer, CHANGES_CONTENT_TYPE, CHANGES_PATH, ChangeBatch, PeerRefusal, SEED_PATH,
+};
 
 /// Why a request to a peer failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +46,8 @@ pub enum PeerError {
 pub struct PeerClient {
     http: reqwest::Client,
     region: String,
-    secret: Option<String>,
+    /// The secret of each peer's link (or the group's, under every peer), by region.
+    secrets: Arc<std::collections::BTreeMap<String, String>>,
     /// This node's wall clock, which peers' clocks are measured against.
     clock: Arc<dyn Clock>,
     /// Where each answer's measurement goes.
@@ -48,22 +55,34 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
-    /// A client sending as `region` with `secret`, measuring peers' clocks against `clock`.
+    /// A client sending as `config`'s region to its peers, with their links' secrets, trusting
+    /// the system's roots and `config`'s peer CA for `https://` peers, and measuring peers'
+    /// clocks against `clock`.
     ///
     /// # Panics
-    /// When the HTTP client cannot be built (no TLS back end is needed, so never).
-    pub fn new(region: &str, secret: Option<String>, clock: Arc<dyn Clock>) -> PeerClient {
+    /// When the HTTP client cannot be built: the TLS settings are fixed, and the peer CA's
+    /// certificates were checked when it was read ([`crate::peers::PeerCa::load`]).
+    pub fn new(config: &ReplicationConfig, clock: Arc<dyn Clock>) -> PeerClient {
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config(config))
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()
-            .expect("an HTTP client with no TLS builds");
+            .expect("an HTTP client with a rustls configuration builds");
+        let secrets = config
+            .peers
+            .iter()
+            .filter_map(|peer| {
+                let secret = config.secret_for(&peer.region)?;
+                Some((peer.region.clone(), secret.to_string()))
+            })
+            .collect();
         PeerClient {
             http,
-            region: region.to_string(),
-            secret,
+            region: config.region.clone(),
+            secrets: Arc::new(secrets),
             clock,
             offsets: Arc::default(),
         }
@@ -104,6 +123,19 @@ impl PeerClient {
             .await
     }
 
+    /// Posts a page of a seeding snapshot to `peer`, in the binary form of a batch.
+    ///
+    /// # Errors
+    /// [`PeerError`].
+    pub async fn post_seed_page(
+        &self,
+        peer: &Peer,
+        page: &ChangeBatch,
+    ) -> Result<BatchAnswer, PeerError> {
+        self.send(peer, SEED_PATH, CHANGES_CONTENT_TYPE, page.encode())
+            .await
+    }
+
     async fn send<A: DeserializeOwned>(
         &self,
         peer: &Peer,
@@ -121,14 +153,14 @@ impl PeerClient {
             .header(REGION_HEADER, &self.region)
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body);
-        if let Some(secret) = &self.secret {
+        if let Some(secret) = self.secrets.get(&peer.region) {
             request = request.header(SECRET_HEADER, secret);
         }
         let sent = self.clock.now_millis();
         let response = request
             .send()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(with_causes(&e)))?;
         let back = self.clock.now_millis();
         let peer_time = |name: &str| {
             response
@@ -147,7 +179,7 @@ impl PeerClient {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(with_causes(&e)))?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| unreachable(format!("an answer that does not parse: {e}")));
@@ -166,4 +198,40 @@ impl PeerClient {
             ))),
         }
     }
+}
+
+/// The TLS settings of peer requests: TLS 1.2 and 1.3 with aws-lc, trusting the system's roots
+/// and the peer CA.
+fn tls_config(config: &ReplicationConfig) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    for error in &system.errors {
+        tracing::debug!(%error, "a system root certificate cannot be read");
+    }
+    roots.add_parsable_certificates(system.certs);
+    if let Some(ca) = &config.peer_ca {
+        roots.add_parsable_certificates(ca.certificates.iter().cloned());
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc offers the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// An error with every cause under it: reqwest says only "error sending request", the reason
+/// (a refused connection, an untrusted certificate) is in its sources.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
 }

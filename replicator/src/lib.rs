@@ -4,7 +4,8 @@
 //! other regions' nodes, asynchronously, item by item, last writer wins by the stamp every
 //! write already carries (core's [`tidemark_core::replication`] applies them):
 //!
-//! - [`peers`]: the group (`--peer REGION=URL`) and the shared secret of its links;
+//! - [`peers`]: the group (`--peer REGION=URL`), the secrets of its links and the CA its
+//!   `https://` peers are checked against;
 //! - [`membership`]: the per-table document naming the replicas and the settings they share,
 //!   kept the same in every region by last writer wins;
 //! - [`protocol`] and [`client`]: what peers send each other, and how;
@@ -88,6 +89,10 @@ pub enum Error {
         /// The bound.
         max_millis: u64,
     },
+    /// A peer asked for what its region may not do, such as shipping another region's
+    /// changes (AccessDeniedException): refused whole, changing nothing.
+    #[error("{0}")]
+    NotAllowed(String),
 }
 
 /// Why replication stopped ([`Replicator::run`]): each is fatal to the node, which reports
@@ -158,11 +163,7 @@ pub struct Replicator {
 impl Replicator {
     /// The replication of `engine`'s store with `config` (checked by the caller).
     pub fn new(engine: &Engine, config: ReplicationConfig) -> Arc<Replicator> {
-        let client = PeerClient::new(
-            &config.region,
-            config.secret.clone(),
-            engine.store.clock().clone(),
-        );
+        let client = PeerClient::new(&config, engine.store.clock().clone());
         let control = Arc::new(client.clone());
         Replicator::with_control(engine, config, client, control)
     }

@@ -1,8 +1,13 @@
 //! What travels between peers over HTTP: batches of changes (`POST /_tidemark/peer/changes`,
-//! in a binary form, [`ChangeBatch::encode`], also the payload of the replication topics) and
-//! membership documents as JSON (`POST /_tidemark/peer/membership`, `POST
-//! /_tidemark/peer/replica`). Every request carries the sending region and the shared secret in
-//! headers ([`crate::peers`]).
+//! in a binary form, [`ChangeBatch::encode`], also the payload of the replication topics),
+//! pages of a seeding snapshot in the same form (`POST /_tidemark/peer/seed`) and membership
+//! documents as JSON (`POST /_tidemark/peer/membership`, `POST /_tidemark/peer/replica`).
+//! Every request carries the sending region and its link's secret in headers
+//! ([`crate::peers`]).
+//!
+//! IMPORTANT: a change batch carries only changes stamped by the region that sends it (the
+//! receiver refuses any other whole); a seeding page carries every region's, and is taken
+//! only from the region seeding the receiver's new replica.
 
 use bytes::{Buf, BufMut};
 use serde::{Deserialize, Serialize};
@@ -16,6 +21,9 @@ use crate::membership::GlobalTable;
 pub const CHANGES_CONTENT_TYPE: &str = "application/x-tidemark-changes";
 /// Path of change batches.
 pub const CHANGES_PATH: &str = "/_tidemark/peer/changes";
+/// Path of the pages of a seeding snapshot (binary [`ChangeBatch`]es without delivered
+/// clocks).
+pub const SEED_PATH: &str = "/_tidemark/peer/seed";
 /// Path of membership documents.
 pub const MEMBERSHIP_PATH: &str = "/_tidemark/peer/membership";
 /// Path of replica creation.

@@ -16,31 +16,96 @@ use tidemark_core::retention::HoldName;
 
 use crate::membership::{GlobalTable, ReplicaStatus, SharedSettings};
 use crate::peers::Transport;
-use crate::protocol::{BatchAnswer, ChangeBatch, CreateReplicaMessage, MembershipAnswer};
+use crate::protocol::{
+    BatchAnswer, ChangeBatch, CreateReplicaMessage, MembershipAnswer, WireChange,
+};
 use crate::status::Conflict;
 use crate::{Error, Replicator, Result};
 
 impl Replicator {
-    /// Applies a batch of changes sent by `from`, in order, and says what became of them.
-    /// Blocking: call it off the async reactor.
+    /// Applies a batch of changes region `from` shipped (its own changes, and up to which
+    /// clock it has delivered them), in order, and says what became of them. Blocking: call it
+    /// off the async reactor.
     ///
     /// # Errors
-    /// A change stamped too far ahead of this node's clock (nothing is applied, see
-    /// [`crate::clocks`]), a bad key, or a storage failure (then the sender sends the batch
-    /// again).
+    /// [`Error::NotAllowed`] when a change is stamped by another region than `from` (the batch
+    /// is refused whole, changing nothing); a change stamped too far ahead of this node's clock
+    /// (nothing is applied, see [`crate::clocks`]); a bad key, or a storage failure (then the
+    /// sender sends the batch again).
     pub fn receive_changes(&self, from: &str, batch: ChangeBatch) -> Result<BatchAnswer> {
+        if let Err(refused) = check_stamps(from, &batch.changes) {
+            tracing::warn!(peer = from, error = %refused, "refused a change batch");
+            return Err(refused);
+        }
         self.refuse_stamps_ahead(
             from,
             batch.changes.iter().map(|c| (c.clock, c.region.as_str())),
         )?;
+        let answer = self.apply_changes(from, batch.changes)?;
+        for (table, clock) in batch.delivered {
+            self.inbound
+                .lock()
+                .insert((table.clone(), from.to_string()), clock);
+            self.move_inbound_hold(&table)?;
+        }
+        Ok(answer)
+    }
+
+    /// Applies one page of the snapshot region `from` seeds this region's new replica from:
+    /// cells stamped by any region, and no delivered-through clocks (a snapshot says nothing
+    /// of what its regions have delivered). Blocking.
+    ///
+    /// # Errors
+    /// [`Error::NotAllowed`] when the page carries delivered-through clocks, or a change of a
+    /// table whose replica here is not CREATING and seeded by `from` (the page is refused
+    /// whole, changing nothing); a bad key, or a storage failure.
+    pub fn receive_seed_page(&self, from: &str, page: ChangeBatch) -> Result<BatchAnswer> {
+        if !page.delivered.is_empty() {
+            return Err(Error::NotAllowed(format!(
+                "a seeding page from region {from} carries delivered-through clocks; only a \
+                 region's own change batches do"
+            )));
+        }
+        let tables: BTreeSet<&str> = page.changes.iter().map(|c| c.table.as_str()).collect();
+        for table in tables {
+            let Some(global) = GlobalTable::of(&self.store, table) else {
+                // Not global here: its changes are dropped, and the answer says so.
+                continue;
+            };
+            let seeded_by_sender = global.replicas.get(self.region()).is_some_and(|replica| {
+                replica.status == ReplicaStatus::Creating
+                    && replica.seeded_by.as_deref() == Some(from)
+            });
+            if !seeded_by_sender {
+                tracing::warn!(
+                    peer = from,
+                    table,
+                    "refused a seeding page from a region that is not seeding this replica"
+                );
+                return Err(Error::NotAllowed(format!(
+                    "region {from} sent a seeding page of table {table}, but it is not seeding \
+                     this region's replica of it; the page is refused"
+                )));
+            }
+        }
+        self.refuse_stamps_ahead(
+            from,
+            page.changes.iter().map(|c| (c.clock, c.region.as_str())),
+        )?;
+        self.apply_changes(from, page.changes)
+    }
+
+    /// Applies replicated changes by last writer wins, counting written ones for `from` and
+    /// keeping conflicts.
+    fn apply_changes(&self, from: &str, received: Vec<WireChange>) -> Result<BatchAnswer> {
         // Only tables that are global here take replicated writes: a table of the same name
         // outside the group is none of the sender's business. Nor does a region removed from
         // the group ship into it any more (it ships until it hears of its removal): its
         // changes are answered as for a table it has no replica of, and dropped.
         let mut global = std::collections::BTreeMap::new();
         let mut missing = BTreeSet::new();
-        let mut changes: Vec<RemoteChange> = Vec::with_capacity(batch.changes.len());
-        for change in batch.changes {
+        let mut changes: Vec<RemoteChange> = Vec::with_capacity(received.len());
+        for change in received {
             let member = *global.entry(change.table.clone()).or_insert_with(|| {
                 GlobalTable::of(&self.store, &change.table).is_some_and(|held| {
                     let removed = held.has_removed(from);
@@ -97,12 +162,6 @@ impl Replicator {
         metrics::counter!("tidemark_replication_applied_total", "peer" => from.to_string())
             .increment(answer.written);
         answer.missing_tables = missing.into_iter().collect();
-        for (table, clock) in batch.delivered {
-            self.inbound
-                .lock()
-                .insert((table.clone(), from.to_string()), clock);
-            self.move_inbound_hold(&table)?;
-        }
         Ok(answer)
     }
 
@@ -477,6 +536,22 @@ impl Replicator {
     }
 }
 
+/// Checks every change of a batch `from` shipped is stamped by `from`: a region ships only
+/// the changes made in it (seeding pages, which carry every region's, go their own way).
+///
+/// # Errors
+/// [`Error::NotAllowed`] naming both regions.
+pub(crate) fn check_stamps(from: &str, changes: &[WireChange]) -> Result<()> {
+    match changes.iter().find(|c| c.region != from) {
+        None => Ok(()),
+        Some(foreign) => Err(Error::NotAllowed(format!(
+            "a change batch from region {from} carries a change of table {} stamped by region \
+             {}; a region ships only its own changes, so the batch is refused whole",
+            foreign.table, foreign.region
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -488,7 +563,6 @@ mod tests {
     use super::*;
     use crate::membership::{Replica, VERSION};
     use crate::peers::{Peer, ReplicationConfig};
-    use crate::protocol::WireChange;
     use tidemark_core::Engine;
 
     const TABLE: &str = "received";
@@ -509,7 +583,6 @@ mod tests {
                     .iter()
                     .map(|p| Peer::parse(p).expect("a peer"))
                     .collect(),
-                secret: None,
                 transport: Transport::Direct,
                 ..ReplicationConfig::default()
             },
@@ -650,7 +723,6 @@ mod tests {
             ReplicationConfig {
                 region: "eu".into(),
                 peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
-                secret: None,
                 transport: Transport::Direct,
                 ..ReplicationConfig::default()
             },

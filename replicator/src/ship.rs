@@ -318,7 +318,6 @@ mod tests {
             ReplicationConfig {
                 region: "us".into(),
                 peers: vec![peer()],
-                secret: None,
                 transport: Transport::Direct,
                 ..ReplicationConfig::default()
             },

@@ -18,8 +18,20 @@ pub struct Cluster {
     regions: Vec<RegionNode>,
     /// `links[from][to]`: the proxy `from` reaches `to` through (`None` on the diagonal).
     links: Vec<Vec<Option<FaultProxy>>>,
-    extra: Vec<String>,
+    settings: ClusterSettings,
     _dir: tempfile::TempDir,
+}
+
+/// How a cluster's nodes run, beyond their region and peers.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSettings {
+    /// Arguments every node gets.
+    pub shared: Vec<String>,
+    /// Arguments only one region's node gets, by region index.
+    pub per_region: Vec<Vec<String>>,
+    /// The PEM certificate of the CA that signed every node's `--tls-cert`: the nodes serve
+    /// HTTPS, reach their peers at `https://` URLs, and the cluster's clients trust it.
+    pub https_ca: Option<String>,
 }
 
 #[derive(Debug)]
@@ -39,6 +51,19 @@ impl Cluster {
     /// # Panics
     /// When a node does not start.
     pub async fn start(binary: &Path, regions: &[&str], extra: &[&str]) -> Cluster {
+        let settings = ClusterSettings {
+            shared: extra.iter().map(|s| s.to_string()).collect(),
+            ..ClusterSettings::default()
+        };
+        Cluster::start_with(binary, regions, settings).await
+    }
+
+    /// Starts one node per region (`binary serve --region R --peer ...` plus the arguments
+    /// `settings` gives it), each reaching every other through a proxy.
+    ///
+    /// # Panics
+    /// When a node does not start.
+    pub async fn start_with(binary: &Path, regions: &[&str], settings: ClusterSettings) -> Cluster {
         let dir = tempfile::tempdir().expect("temporary folder");
         let nowhere: SocketAddr = "127.0.0.1:9".parse().expect("an address");
         let mut links = Vec::new();
@@ -65,7 +90,7 @@ impl Cluster {
                 })
                 .collect(),
             links,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            settings,
             _dir: dir,
         };
         for i in 0..regions.len() {
@@ -97,10 +122,19 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// `https` when the nodes serve HTTPS, else `http`.
+    fn scheme(&self) -> &'static str {
+        match self.settings.https_ca {
+            Some(_) => "https",
+            None => "http",
+        }
+    }
+
     /// Region `i`'s endpoint (its node's current address).
     pub fn endpoint(&self, i: usize) -> String {
         format!(
-            "http://{}",
+            "{}://{}",
+            self.scheme(),
             self.regions
                 .get(i)
                 .map_or(String::new(), |r| r.addr.to_string())
@@ -190,10 +224,18 @@ impl Cluster {
         for to in 0..self.regions.len() {
             if to != i {
                 args.push("--peer".into());
-                args.push(format!("{}={}", self.region(to), self.link(i, to).url()));
+                args.push(format!(
+                    "{}={}://{}",
+                    self.region(to),
+                    self.scheme(),
+                    self.link(i, to).addr()
+                ));
             }
         }
-        args.extend(self.extra.iter().cloned());
+        args.extend(self.settings.shared.iter().cloned());
+        if let Some(own) = self.settings.per_region.get(i) {
+            args.extend(own.iter().cloned());
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let env: Vec<(&str, &str)> = self
             .regions
@@ -221,8 +263,39 @@ impl Cluster {
     /// A DynamoDB client for region `i` that gives up on a request after `timeout` and never
     /// retries (a retry would hide an error from the test).
     pub fn client(&self, i: usize, timeout: Duration) -> aws_sdk_dynamodb::Client {
-        client_with_timeout(&self.endpoint(i), self.region(i), timeout)
+        match &self.settings.https_ca {
+            Some(ca) => https_client(&self.endpoint(i), self.region(i), timeout, ca),
+            None => client_with_timeout(&self.endpoint(i), self.region(i), timeout),
+        }
     }
+}
+
+/// [`client_with_timeout`] over HTTPS, trusting only the CA certificate `ca_pem`.
+///
+/// # Panics
+/// When `ca_pem` is not a PEM certificate.
+pub fn https_client(
+    endpoint: &str,
+    region: &str,
+    timeout: Duration,
+    ca_pem: &str,
+) -> aws_sdk_dynamodb::Client {
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::empty().with_pem_certificate(ca_pem.as_bytes().to_vec());
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(
+            tls::TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .expect("a trust store of one certificate"),
+        )
+        .build_https();
+    let plain = client_with_timeout(endpoint, region, timeout);
+    let config = plain.config().to_builder().http_client(http_client).build();
+    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 /// A DynamoDB client for `endpoint` in `region` with an operation timeout and no retries.

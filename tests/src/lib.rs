@@ -287,7 +287,12 @@ impl ChildNode {
         let mut lines = BufReader::new(stderr).lines();
         let addr = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
+                // `http://` or `https://` (a node serving TLS).
+                let serving = line.split("listening on ").nth(1).and_then(|rest| {
+                    rest.strip_prefix("http://")
+                        .or_else(|| rest.strip_prefix("https://"))
+                });
+                if let Some(rest) = serving {
                     let addr = rest.split_whitespace().next().unwrap_or("");
                     return addr.parse::<SocketAddr>().expect("address in log line");
                 }

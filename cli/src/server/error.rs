@@ -216,6 +216,12 @@ impl From<tidemark_replicator::Error> for ApiError {
             Replication::Core(core) => core.into(),
             Replication::Validation(message) => ApiError::validation(message),
             Replication::InUse(message) => ApiError::service("ResourceInUseException", message),
+            Replication::NotAllowed(message) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                CORAL,
+                "AccessDeniedException",
+                message,
+            ),
             Replication::Peer(PeerError::Refused { region, refusal }) => {
                 let message = format!("region {region}: {}", refusal.message);
                 match refusal.error.as_str() {

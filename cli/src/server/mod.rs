@@ -30,7 +30,9 @@ use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tidemark_core::Engine;
 use tidemark_replicator::Replicator;
-use tidemark_replicator::protocol::{CHANGES_PATH, CREATE_REPLICA_PATH, MEMBERSHIP_PATH};
+use tidemark_replicator::protocol::{
+    CHANGES_PATH, CREATE_REPLICA_PATH, MEMBERSHIP_PATH, SEED_PATH,
+};
 use tidemark_streams::publish::kafka::Publishers;
 use tokio::net::TcpListener;
 
@@ -89,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/replicas", get(peer::status))
         .route("/admin/replicas/conflicts", get(peer::conflicts))
         .route(CHANGES_PATH, post(peer::changes))
+        .route(SEED_PATH, post(peer::seed_page))
         .route(MEMBERSHIP_PATH, post(peer::membership))
         .route(CREATE_REPLICA_PATH, post(peer::create_replica))
         .route("/metrics", get(metrics))

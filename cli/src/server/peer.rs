@@ -3,8 +3,10 @@
 //! `GET /admin/replicas/conflicts?table=T`).
 //!
 //! IMPORTANT: a peer request is applied only when it names a configured peer region and
-//! carries the group's secret; anything else is refused with 403 and logged, and changes
-//! nothing.
+//! carries that region's link secret (or the group's secret, which does not tell regions
+//! apart); anything else is refused with 403 and logged, and changes nothing. A change batch
+//! is then applied only when every change in it is stamped by that region, and a seeding page
+//! only from the region seeding this region's replica (refused whole with 403 otherwise).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -43,7 +45,7 @@ fn admit(state: &AppState, headers: &HeaderMap) -> Result<String, Refused> {
     if config.peer(region).is_none() {
         return Err(refuse("it names no configured peer region"));
     }
-    if !config.admits(header(SECRET_HEADER)) {
+    if !config.admits(region, header(SECRET_HEADER)) {
         return Err(refuse("wrong or missing peer secret"));
     }
     Ok(region.to_string())
@@ -146,6 +148,19 @@ pub async fn changes(State(state): State<AppState>, headers: HeaderMap, body: By
         &body,
         ChangeBatch::decode,
         |r, from, batch| r.receive_changes(&from, batch),
+    )
+    .await
+}
+
+/// `POST /_tidemark/peer/seed`: a page of the snapshot a new replica is seeded from, in the
+/// binary form of a batch.
+pub async fn seed_page(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(
+        state,
+        &headers,
+        &body,
+        ChangeBatch::decode,
+        |r, from, page| r.receive_seed_page(&from, page),
     )
     .await
 }

@@ -77,7 +77,6 @@ impl Network {
                 // Never dialled: the control plane goes through the network.
                 .map(|r| Peer::parse(&format!("{r}=http://127.0.0.1:9")).expect("a peer"))
                 .collect(),
-            secret: None,
             transport: Transport::Direct,
             peer_hold_limit: PeerHoldLimit(hold_limit),
             ..ReplicationConfig::default()
@@ -86,12 +85,8 @@ impl Network {
             from: region.into(),
             network: self.clone(),
         });
-        let replicator = Replicator::with_control(
-            &engine,
-            config,
-            PeerClient::new(region, None, engine.store.clock().clone()),
-            link,
-        );
+        let client = PeerClient::new(&config, engine.store.clock().clone());
+        let replicator = Replicator::with_control(&engine, config, client, link);
         self.nodes
             .lock()
             .insert(region.into(), Arc::downgrade(&replicator));
@@ -217,7 +212,7 @@ impl ControlTransport for Link {
         let batch = ChangeBatch::decode(&batch.encode()).expect("a batch decodes");
         let from = self.from.clone();
         Box::pin(self.call(peer, Asked::SeedPage, move |node| {
-            node.receive_changes(&from, batch).map(|_| ())
+            node.receive_seed_page(&from, batch).map(|_| ())
         }))
     }
 }
@@ -1014,4 +1009,149 @@ async fn a_replica_an_older_node_left_deleting_is_removed_by_the_exchange() {
         GlobalTable::of(&eu.store, TABLE).is_some_and(|g| g.has_removed("ap"))
     })
     .await;
+}
+
+/// A change of `k` stamped by `region` at `clock`, as shipped.
+fn stamped(k: &str, region: &str, clock: u64) -> WireChange {
+    WireChange {
+        table: TABLE.into(),
+        keys: key(k),
+        new_image: Some(key(k)),
+        clock,
+        region: region.into(),
+    }
+}
+
+/// Waits (fifteen seconds at most, past a seeder's longest backoff) until `done`.
+async fn within_seconds(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1_500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn a_batch_with_another_regions_change_is_refused_whole() {
+    let network = Network::new();
+    let (us, _eu) = global_pair(&network).await;
+    let clock = us.store.clock().now_millis() << 16;
+    let table_id = us.store.table_id(TABLE).expect("a table");
+    let inbound = HoldName::Inbound { table_id };
+    let held = us.store.hold(&inbound).map(|h| h.from);
+
+    let refused = us.replicator.receive_changes(
+        "eu",
+        ChangeBatch {
+            changes: vec![stamped("eu-own", "eu", clock), stamped("ap-s", "ap", clock)],
+            delivered: BTreeMap::from([(TABLE.to_string(), clock)]),
+        },
+    );
+
+    match refused {
+        Err(Error::NotAllowed(message)) => assert_eq!(
+            message,
+            "a change batch from region eu carries a change of table orders stamped by region \
+             ap; a region ships only its own changes, so the batch is refused whole"
+        ),
+        other => panic!("expected the batch to be refused, got {other:?}"),
+    }
+    assert_eq!(
+        item_count(&us.store),
+        3,
+        "not even eu's own change is applied"
+    );
+    assert_eq!(
+        us.replicator
+            .inbound
+            .lock()
+            .get(&(TABLE.to_string(), "eu".to_string())),
+        None,
+        "nor its delivered-through clock taken"
+    );
+    assert_eq!(us.store.hold(&inbound).map(|h| h.from), held);
+
+    let answer = us
+        .replicator
+        .receive_changes(
+            "eu",
+            ChangeBatch {
+                changes: vec![stamped("eu-own", "eu", clock)],
+                ..ChangeBatch::default()
+            },
+        )
+        .expect("a batch of eu's own changes is applied");
+    assert_eq!(answer.written, 1);
+}
+
+#[tokio::test]
+async fn a_new_replica_is_seeded_with_every_regions_cells_by_its_seeder_alone() {
+    let network = Network::new();
+    let (us, eu) = global_pair(&network).await;
+    let ap = network.join("ap");
+    // A write made in eu, which us holds: the snapshot us seeds ap from carries eu's stamp.
+    let clock = us.store.clock().now_millis() << 16;
+    us.replicator
+        .receive_changes(
+            "eu",
+            ChangeBatch {
+                changes: vec![stamped("from-eu", "eu", clock)],
+                ..ChangeBatch::default()
+            },
+        )
+        .expect("eu's change is applied");
+    // While eu cannot hear of ap, us does not start sending ap pages: ap's replica stays
+    // CREATING, seeded by us.
+    network.set_reachable(&eu, false);
+    us.replicator
+        .update_replicas(TABLE, create("ap"), VERSION)
+        .await
+        .expect("the replica is created");
+    assert_eq!(status_in(&ap.store, "ap"), Some(ReplicaStatus::Creating));
+
+    let page = || ChangeBatch {
+        changes: vec![stamped("forged", "eu", clock + 1)],
+        ..ChangeBatch::default()
+    };
+    match ap.replicator.receive_seed_page("eu", page()) {
+        Err(Error::NotAllowed(message)) => assert_eq!(
+            message,
+            "region eu sent a seeding page of table orders, but it is not seeding this \
+             region's replica of it; the page is refused"
+        ),
+        other => panic!("expected a page from a region that is not seeding refused: {other:?}"),
+    }
+    let with_clocks = ChangeBatch {
+        delivered: BTreeMap::from([(TABLE.to_string(), clock)]),
+        ..page()
+    };
+    assert!(
+        matches!(
+            ap.replicator.receive_seed_page("us", with_clocks),
+            Err(Error::NotAllowed(_))
+        ),
+        "a seeding page carries no delivered-through clocks"
+    );
+    assert_eq!(item_count(&ap.store), 0, "nothing refused was applied");
+
+    network.set_reachable(&eu, true);
+    within_seconds("ap is ACTIVE in us and ap", || {
+        status_in(&us.store, "ap") == Some(ReplicaStatus::Active)
+            && status_in(&ap.store, "ap") == Some(ReplicaStatus::Active)
+    })
+    .await;
+    assert_eq!(
+        item_count(&ap.store),
+        4,
+        "us's three items and eu's, through the seeding path"
+    );
+    assert!(
+        matches!(
+            ap.replicator.receive_seed_page("us", page()),
+            Err(Error::NotAllowed(_))
+        ),
+        "an ACTIVE replica takes no more seeding pages"
+    );
 }

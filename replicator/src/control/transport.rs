@@ -34,7 +34,7 @@ pub(crate) trait ControlTransport: std::fmt::Debug + Send + Sync {
         message: &'a MembershipMessage,
     ) -> PeerRequest<'a, MembershipAnswer>;
 
-    /// Sends `peer` one page of a seeding snapshot (`POST /_tidemark/peer/changes`).
+    /// Sends `peer` one page of a seeding snapshot (`POST /_tidemark/peer/seed`).
     fn send_seed_page<'a>(&'a self, peer: &'a Peer, batch: &'a ChangeBatch) -> PeerRequest<'a, ()>;
 }
 
@@ -60,6 +60,6 @@ impl ControlTransport for PeerClient {
     }
 
     fn send_seed_page<'a>(&'a self, peer: &'a Peer, batch: &'a ChangeBatch) -> PeerRequest<'a, ()> {
-        Box::pin(async move { self.post_changes(peer, batch).await.map(|_| ()) })
+        Box::pin(async move { self.post_seed_page(peer, batch).await.map(|_| ()) })
     }
 }

@@ -6,6 +6,11 @@
 //! keeping the assignment to the topics membership asks for, reading and decoding a batch of
 //! messages, applying its changes, moving the read positions and the delivered-through
 //! clocks past them, and saving the positions beside the reading.
+//!
+//! IMPORTANT: region R's topic carries only changes stamped by R. A message holding a change
+//! stamped by another region stops the reading of that topic there (logged as an error): its
+//! changes are not applied, and its position and everything after it are not passed, so the
+//! message is met again after a restart rather than skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{KafkaLink, read_message, topic};
 use crate::membership::GlobalTable;
+use crate::protocol::DecodeError;
 use crate::protocol::{ChangeBatch, WireChange};
 use crate::{Replicator, blocking};
 
@@ -206,6 +212,8 @@ struct TopicReader {
     /// Delivered-through marks read and not yet effective (the changes before them in their
     /// partitions are still pending), and those in effect, by topic and partition.
     pending_marks: Vec<(String, i32, u64)>,
+    /// Topics whose reading stopped at a message with another region's change, and why.
+    stopped: BTreeMap<String, String>,
     marks: BTreeMap<(String, i32), u64>,
     /// Saving the positions: when last started, whether they moved since, and the save
     /// under way.
@@ -244,6 +252,7 @@ impl TopicReader {
             pending: Vec::new(),
             read: BTreeMap::new(),
             pending_marks: Vec::new(),
+            stopped: BTreeMap::new(),
             marks: BTreeMap::new(),
             saved_at: now,
             unsaved: false,
@@ -329,12 +338,9 @@ impl TopicReader {
         };
         match received {
             Ok(Ok(message)) => {
-                take(
-                    &message,
-                    &mut self.pending,
-                    &mut self.pending_marks,
-                    &mut self.read,
-                );
+                let read = Read::of(&message);
+                drop(message);
+                self.take(read);
                 if self.pending.len() < APPLY_BATCH {
                     return Gathered::More;
                 }
@@ -355,13 +361,25 @@ impl TopicReader {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = ChangeBatch {
-            changes: self.pending.clone(),
-            ..ChangeBatch::default()
-        };
+        // Each region's changes as a batch of that region's: every change of a batch read from
+        // region R's topic was checked to be R's when it was taken.
+        let mut by_region: BTreeMap<String, ChangeBatch> = BTreeMap::new();
+        for change in &self.pending {
+            by_region
+                .entry(change.region.clone())
+                .or_default()
+                .changes
+                .push(change.clone());
+        }
         let me = self.replicator.clone();
         let applying = Instant::now();
-        blocking(move || me.receive_changes("kafka", batch)).await?;
+        blocking(move || {
+            for (region, batch) in by_region {
+                me.receive_changes(&region, batch)?;
+            }
+            Ok(())
+        })
+        .await?;
         tracing::debug!(
             changes = self.pending.len(),
             took_us = applying.elapsed().as_micros() as u64,
@@ -463,29 +481,135 @@ impl TopicReader {
     }
 }
 
-/// Takes a message read into the batch: its changes and clocks (a clock holds once the
-/// changes before it in its partition are applied: after this batch is), and the next offset
-/// of its partition.
-fn take(
-    message: &BorrowedMessage<'_>,
-    pending: &mut Vec<WireChange>,
-    pending_marks: &mut Vec<(String, i32, u64)>,
-    read: &mut BTreeMap<(String, i32), i64>,
-) {
-    match message.payload().map(read_message) {
-        Some(Ok((changes, clocks))) => {
-            pending.extend(changes);
-            for clock in clocks {
-                pending_marks.push((message.topic().to_string(), message.partition(), clock));
-            }
+/// A message's changes and delivered-through clocks.
+type MessageContent = (Vec<WireChange>, Vec<u64>);
+
+/// A message read, decoded and no longer borrowed from the consumer.
+struct Read {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    /// Its changes and delivered-through clocks; `None` for a message without payload.
+    content: Option<Result<MessageContent, DecodeError>>,
+}
+
+impl Read {
+    fn of(message: &BorrowedMessage<'_>) -> Read {
+        Read {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            content: message.payload().map(read_message),
         }
-        Some(Err(e)) => tracing::error!(topic = message.topic(),
-            offset = message.offset(), error = %e,
-            "a replication message that does not decode is skipped"),
-        None => {}
     }
-    read.insert(
-        (message.topic().to_string(), message.partition()),
-        message.offset() + 1,
-    );
+}
+
+impl TopicReader {
+    /// Takes a message read into the batch: its changes and clocks (a clock holds once the
+    /// changes before it in its partition are applied: after this batch is), and the next
+    /// offset of its partition. A message of a stopped topic is left unread, and one holding
+    /// a change another region stamped stops its topic.
+    fn take(&mut self, message: Read) {
+        let topic = message.topic.as_str();
+        if self.stopped.contains_key(topic) {
+            self.pause(topic, message.partition);
+            return;
+        }
+        match message.content {
+            Some(Ok((changes, clocks))) => {
+                let region = self.topic_of.get(topic).map(|(_, region)| region.as_str());
+                if let Err(why) = topic_carries_own_changes(topic, region, &changes) {
+                    tracing::error!(topic, partition = message.partition,
+                        offset = message.offset, error = %why,
+                        "stopped reading a replication topic: it carries another region's change");
+                    self.pause(topic, message.partition);
+                    self.stopped.insert(message.topic, why);
+                    return;
+                }
+                self.pending.extend(changes);
+                for clock in clocks {
+                    self.pending_marks
+                        .push((message.topic.clone(), message.partition, clock));
+                }
+            }
+            Some(Err(e)) => tracing::error!(topic,
+                offset = message.offset, error = %e,
+                "a replication message that does not decode is skipped"),
+            None => {}
+        }
+        self.read
+            .insert((message.topic, message.partition), message.offset + 1);
+    }
+
+    /// Stops fetching a partition of a stopped topic: what is fetched of it would only be
+    /// dropped. Assigning the topics again resumes it, and the next message read of it
+    /// pauses it again.
+    fn pause(&self, topic: &str, partition: i32) {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        if let Err(e) = self.consumer.pause(&list) {
+            tracing::debug!(topic, error = %e,
+                "cannot pause a stopped replication topic; its messages are dropped");
+        }
+    }
+}
+
+/// Checks every change read from `topic`, region `region`'s, is stamped by that region.
+///
+/// # Errors
+/// Why the topic's reading stops: a change stamped by another region, or a topic this reader
+/// does not know the region of.
+fn topic_carries_own_changes(
+    topic: &str,
+    region: Option<&str>,
+    changes: &[WireChange],
+) -> Result<(), String> {
+    let Some(region) = region else {
+        return Err(format!("{topic} is not a topic this node reads"));
+    };
+    match changes.iter().find(|c| c.region != region) {
+        None => Ok(()),
+        Some(foreign) => Err(format!(
+            "{topic} is region {region}'s topic, and holds a change of table {} stamped by \
+             region {}; a region's topic carries only its own changes",
+            foreign.table, foreign.region
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(region: &str) -> WireChange {
+        WireChange {
+            table: "orders".into(),
+            keys: [(
+                "p".to_string(),
+                tidemark_core::model::AttributeValue::S("k".into()),
+            )]
+            .into(),
+            new_image: None,
+            clock: 1,
+            region: region.into(),
+        }
+    }
+
+    #[test]
+    fn a_regions_topic_carries_only_changes_stamped_by_that_region() {
+        let topic = topic("us", "orders");
+        let own = [change("us"), change("us")];
+        assert_eq!(topic_carries_own_changes(&topic, Some("us"), &own), Ok(()));
+        let mixed = [change("us"), change("eu")];
+        assert_eq!(
+            topic_carries_own_changes(&topic, Some("us"), &mixed),
+            Err(
+                "tidemark.replication.us.orders is region us's topic, and holds a change of \
+                 table orders stamped by region eu; a region's topic carries only its own \
+                 changes"
+                    .into()
+            )
+        );
+        assert!(topic_carries_own_changes(&topic, None, &own).is_err());
+    }
 }

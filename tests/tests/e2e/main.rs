@@ -24,6 +24,7 @@ mod items;
 mod metrics;
 mod operator;
 mod partiql;
+mod peer_links;
 mod protocol;
 mod publish;
 mod query_scan;
