@@ -224,13 +224,17 @@ pub struct ReplicasArgs {
 #[derive(Debug, Subcommand)]
 pub enum ReplicasAction {
     /// Per global table and peer: replica status, lag in records and milliseconds, last
-    /// contact.
+    /// contact; and the replicated changes put aside on the node because they cannot be
+    /// applied.
     Status,
     /// The last replicated writes of a table discarded because a newer write had won.
     Conflicts {
         /// The table.
         table: String,
     },
+    /// Apply the replicated changes put aside on the node (listed by `status`) again, by last
+    /// writer wins: those that apply now, or lost to a newer write, are settled.
+    Retry,
 }
 
 /// The node an operator command talks to.

@@ -16,6 +16,8 @@
 //!   table and consumes the other regions' topics (`kafka::reader`), instead of shipping to
 //!   every peer;
 //! - `receive`: applies what peers send and what the Kafka reader reads, counting conflicts;
+//! - [`parked`]: replicated changes this node's store cannot hold, put aside (kept, counted,
+//!   listed, retried) so that one of them does not stall its link;
 //! - `control`: ReplicaUpdates (create, seed and delete replicas), shared-settings changes,
 //!   and the periodic exchange of membership documents that makes the group converge after
 //!   partitions and restarts; it asks peers through a transport trait (HTTP on a node, an
@@ -28,6 +30,7 @@ pub mod client;
 mod control;
 pub mod kafka;
 pub mod membership;
+pub mod parked;
 pub mod peers;
 pub mod protocol;
 mod receive;
@@ -114,6 +117,8 @@ pub struct Replicator {
     control: Arc<dyn ControlTransport>,
     links: Mutex<BTreeMap<String, LinkState>>,
     conflicts: Conflicts,
+    /// Replicated changes put aside.
+    parked: parked::Parked,
     /// Serialises every read-modify-write of membership documents on this node.
     membership: Mutex<()>,
     /// Wakes the shippers and the Kafka reader when membership changed.
@@ -162,6 +167,7 @@ impl Replicator {
             control,
             links: Mutex::new(links),
             conflicts: Conflicts::default(),
+            parked: parked::Parked::default(),
             membership: Mutex::new(()),
             changed: Notify::new(),
             membership_epoch: std::sync::atomic::AtomicU64::new(0),
@@ -226,6 +232,8 @@ impl Replicator {
                 tasks.spawn(async move { me.consume(link, token).await.map_err(RunError::from) });
             }
         }
+        let me = self.clone();
+        tasks.spawn(async move { me.retry_parked_at_start().await });
         let (me, token) = (self.clone(), shutdown.clone());
         tasks.spawn(async move {
             me.exchange_membership(token)

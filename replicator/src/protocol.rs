@@ -271,6 +271,9 @@ pub struct BatchAnswer {
     /// Tables the receiver does not have (its replica was deleted there).
     #[serde(default)]
     pub missing_tables: Vec<String>,
+    /// Changes the receiver cannot apply, put aside there (`tidemark replicas status`).
+    #[serde(default)]
+    pub parked: u64,
 }
 
 /// A membership document for one table.

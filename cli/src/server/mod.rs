@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/replicas", get(peer::status))
         .route("/admin/replicas/conflicts", get(peer::conflicts))
+        .route("/admin/replicas/retry", post(peer::retry_parked))
         .route(CHANGES_PATH, post(peer::changes))
         .route(MEMBERSHIP_PATH, post(peer::membership))
         .route(CREATE_REPLICA_PATH, post(peer::create_replica))
