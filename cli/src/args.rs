@@ -388,6 +388,11 @@ pub struct ServeArgs {
     /// a topic per region and table on `KAFKA_BROKERS`).
     #[arg(long, env = "TIDEMARK_REPLICATION_TRANSPORT", value_enum, default_value_t = TransportArg::Direct)]
     pub replication_transport: TransportArg,
+    /// How long the replication topics the node creates keep a message (`retention.ms`), in
+    /// seconds: a region that stays away longer cannot catch up through them and is
+    /// reported as needing a re-seed.
+    #[arg(long, env = "TIDEMARK_REPLICATION_TOPIC_RETENTION", default_value = "604800", value_parser = parse_seconds)]
+    pub replication_topic_retention: Duration,
     /// The folder exports are written to and imports read from: an `S3Bucket` names a folder
     /// in it (default: `exports` in the data folder).
     #[arg(long, env = "TIDEMARK_EXPORT_ROOT")]
@@ -482,7 +487,10 @@ impl ServeArgs {
             secret: self.peer_secret.clone(),
             transport: match self.replication_transport {
                 TransportArg::Direct => Transport::Direct,
-                TransportArg::Kafka => Transport::Kafka { cluster: kafka },
+                TransportArg::Kafka => Transport::Kafka {
+                    cluster: kafka,
+                    topic_retention: self.replication_topic_retention,
+                },
             },
         };
         config.export_root = self.export_root.clone();
@@ -562,7 +570,10 @@ mod tests {
         );
         assert_eq!(
             config.replication.transport,
-            Transport::Kafka { cluster: kafka },
+            Transport::Kafka {
+                cluster: kafka,
+                topic_retention: Duration::from_secs(7 * 24 * 3600),
+            },
             "replication uses the same cluster, options and topic settings"
         );
 

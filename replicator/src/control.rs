@@ -687,6 +687,9 @@ impl Replicator {
                     lag_records: lag.records,
                     lag_millis: lag.oldest_millis.map_or(0, |t| now.saturating_sub(t)),
                     link,
+                    stopped: self
+                        .topic_stops
+                        .of_topic(&crate::kafka::topic(region, &table)),
                 });
             }
         }

@@ -119,6 +119,8 @@ pub struct Replicator {
     conflicts: Conflicts,
     /// Replicated changes put aside.
     parked: parked::Parked,
+    /// Partitions of replication topics the Kafka reader does not read, and why.
+    topic_stops: kafka::TopicStops,
     /// Serialises every read-modify-write of membership documents on this node.
     membership: Mutex<()>,
     /// Wakes the shippers and the Kafka reader when membership changed.
@@ -168,6 +170,7 @@ impl Replicator {
             links: Mutex::new(links),
             conflicts: Conflicts::default(),
             parked: parked::Parked::default(),
+            topic_stops: kafka::TopicStops::default(),
             membership: Mutex::new(()),
             changed: Notify::new(),
             membership_epoch: std::sync::atomic::AtomicU64::new(0),
@@ -224,8 +227,13 @@ impl Replicator {
                     tasks.spawn(async move { me.ship(Destination::Peer(peer), token).await });
                 }
             }
-            Transport::Kafka { cluster } => {
-                let link = Arc::new(KafkaLink::connect(cluster).map_err(RunError::Kafka)?);
+            Transport::Kafka {
+                cluster,
+                topic_retention,
+            } => {
+                let link = Arc::new(
+                    KafkaLink::connect(cluster, *topic_retention).map_err(RunError::Kafka)?,
+                );
                 let (me, token, topics) = (self.clone(), shutdown.clone(), link.clone());
                 tasks.spawn(async move { me.ship(Destination::Topics(topics), token).await });
                 let (me, token) = (self.clone(), shutdown.clone());

@@ -235,8 +235,8 @@ fn truncated<E>(_: E) -> DecodeError {
     DecodeError::Truncated
 }
 
-/// Why bytes are not a [`ChangeBatch`]: the receiver refuses the request (a peer) or skips
-/// the message (a replication topic), and says which.
+/// Why bytes are not a [`ChangeBatch`]: the receiver refuses the request (a peer) or stops
+/// reading the message's partition at it (a replication topic), and says which.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The bytes end before the batch does.

@@ -42,6 +42,10 @@ pub struct TableLink {
     pub lag_millis: u64,
     /// Whether the peer answers, and when it last did.
     pub link: LinkState,
+    /// Partitions of the region's replication topic this node does not read (Kafka
+    /// transport): a message that does not decode, or lost changes (`NeedsReseed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<crate::kafka::StoppedPartition>,
 }
 
 /// A replicated write discarded because the item already held a newer one.

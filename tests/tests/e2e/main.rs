@@ -16,6 +16,7 @@ mod crash;
 mod fuzz_regressions;
 mod global_backfill;
 mod global_control;
+mod global_kafka_stops;
 mod global_parked;
 mod global_tables;
 mod indexes;
