@@ -1,7 +1,8 @@
 //! The Kafka transport never skips a replication message (issue 28, item 3): a message that
 //! does not decode stops reading its partition there, with an error in `GET /admin/replicas`
 //! and a metric; the changes behind it are not applied past it, even after a restart, while
-//! the other tables' topics go on.
+//! the other tables' topics go on. And a read position the topic no longer holds (the broker
+//! lost its messages) is reported as needing a re-seed, never jumped over.
 
 use std::time::Duration;
 
@@ -148,6 +149,84 @@ async fn a_replication_message_that_does_not_decode_stops_its_partition_and_is_n
     assert!(arrives(&cluster, flowing, "again").await);
     let client = cluster.client(1, OP_TIMEOUT);
     assert!(get_consistent(&client, stalled, "after").await.is_none());
+    cluster.stop(0).await;
+    cluster.stop(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_position_the_broker_lost_needs_a_reseed_and_is_not_jumped() {
+    use rdkafka::admin::AdminOptions;
+
+    let broker = Broker::start().await;
+    let brokers = broker.brokers();
+    let mut cluster = Cluster::start(
+        node_binary(),
+        &REGIONS,
+        &[
+            "--durability",
+            "buffer",
+            "--replication-transport",
+            "kafka",
+            "--kafka-brokers",
+            &brokers,
+        ],
+    )
+    .await;
+    let table = "trimmed";
+    global_pair(&cluster, table).await;
+    put(&cluster, table, "read").await;
+    assert!(arrives(&cluster, table, "read").await);
+    // Its read position saved (at most every 200 ms), eu-west-1 goes away; meanwhile the
+    // broker loses the topic (tansu cannot delete records, as retention would: the topic
+    // goes, and comes back empty when eu-west-1 reads it again).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.stop(1).await;
+    put(&cluster, table, "missed").await;
+    // us-east-1 stops too, so nothing writes to the topic once it is gone: a broker that lost
+    // messages but has as many new ones by then is beyond what the watermarks can tell.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.stop(0).await;
+    let topic = tidemark_replicator::kafka::topic(REGIONS[0], table);
+    let kafka = tidemark_kafka::KafkaSettings::new(brokers.clone());
+    let deleted = kafka
+        .admin()
+        .expect("an admin client")
+        .delete_topics(&[topic.as_str()], &AdminOptions::new())
+        .await
+        .expect("the broker answers");
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+
+    cluster.restart(1).await;
+    let mut listed = serde_json::Value::Null;
+    let reported = wait_until(WAIT, async || {
+        listed = stopped(&cluster, table).await;
+        listed[0]["State"] == "NeedsReseed"
+    })
+    .await;
+    assert!(reported, "the lost changes are reported: {listed}");
+    assert!(
+        listed[0]["Error"]
+            .as_str()
+            .is_some_and(|e| e.contains("lost")),
+        "{listed}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", cluster.endpoint(1)))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let gauge = format!(
+        "tidemark_replication_needs_reseed{{table=\"{table}\",region=\"{}\"}} 1",
+        REGIONS[0]
+    );
+    assert!(metrics.contains(&gauge), "{gauge} in {metrics}");
+    // Not jumped: a later write of that region's is not applied past the gap either.
+    cluster.restart(0).await;
+    put(&cluster, table, "later").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let client = cluster.client(1, OP_TIMEOUT);
+    assert!(get_consistent(&client, table, "later").await.is_none());
     cluster.stop(0).await;
     cluster.stop(1).await;
 }
