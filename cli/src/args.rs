@@ -228,13 +228,17 @@ pub struct ReplicasArgs {
 #[derive(Debug, Subcommand)]
 pub enum ReplicasAction {
     /// Per global table and peer: replica status, lag in records and milliseconds, last
-    /// contact.
+    /// contact; and the replicated changes put aside on the node because they cannot be
+    /// applied.
     Status,
     /// The last replicated writes of a table discarded because a newer write had won.
     Conflicts {
         /// The table.
         table: String,
     },
+    /// Apply the replicated changes put aside on the node (listed by `status`) again, by last
+    /// writer wins: those that apply now, or lost to a newer write, are settled.
+    Retry,
 }
 
 /// The node an operator command talks to.
@@ -416,6 +420,11 @@ pub struct ServeArgs {
     /// its peers refuses client writes until its clock is fixed.
     #[arg(long, env = "TIDEMARK_MAX_CLOCK_OFFSET", default_value = "0.5", value_parser = parse_clock_offset)]
     pub max_clock_offset: Duration,
+    /// How long the replication topics the node creates keep a message (`retention.ms`), in
+    /// seconds: a region that stays away longer cannot catch up through them and is
+    /// reported as needing a re-seed.
+    #[arg(long, env = "TIDEMARK_REPLICATION_TOPIC_RETENTION", default_value = "604800", value_parser = parse_seconds)]
+    pub replication_topic_retention: Duration,
     /// The folder exports are written to and imports read from: an `S3Bucket` names a folder
     /// in it (default: `exports` in the data folder).
     #[arg(long, env = "TIDEMARK_EXPORT_ROOT")]
@@ -532,7 +541,10 @@ impl ServeArgs {
             peer_ca: self.peer_ca.clone(),
             transport: match self.replication_transport {
                 TransportArg::Direct => Transport::Direct,
-                TransportArg::Kafka => Transport::Kafka { cluster: kafka },
+                TransportArg::Kafka => Transport::Kafka {
+                    cluster: kafka,
+                    topic_retention: self.replication_topic_retention,
+                },
             },
             peer_hold_limit: PeerHoldLimit(self.peer_hold_limit),
             max_clock_offset: MaxClockOffset(self.max_clock_offset),
@@ -690,7 +702,10 @@ mod tests {
         );
         assert_eq!(
             config.replication.transport,
-            Transport::Kafka { cluster: kafka },
+            Transport::Kafka {
+                cluster: kafka,
+                topic_retention: Duration::from_secs(7 * 24 * 3600),
+            },
             "replication uses the same cluster, options and topic settings"
         );
 

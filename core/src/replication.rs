@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::changes::{Cause, ChangeSeq};
 use crate::model::{Item, item_size};
-use crate::stamp::Stamp;
+use crate::stamp::{HybridClock, Stamp};
 use crate::storage::catalog::TableEntry;
 use crate::storage::keys::{KeyRange, decode_item_key, table_prefix};
 use crate::storage::{ItemsSnapshot, codec};
@@ -85,11 +85,12 @@ impl Replication {
     ///
     /// Nothing is applied for a change whose table does not exist here (it is reported
     /// [`Applied::NoTable`]): its table was deleted in this region, and a deleted replica
-    /// takes no writes.
+    /// takes no writes. A change this store cannot hold ([`Replication::refusal`]) is handed
+    /// back as [`Applied::Refused`], and the others are applied: one bad change does not
+    /// hold up a whole link.
     ///
     /// # Errors
-    /// Validation for a key that does not fit the table's schema; storage failures (the
-    /// changes before the failing run are applied, the rest are not).
+    /// Storage failures (the changes before the failing run are applied, the rest are not).
     pub fn apply_remote_batch(&self, changes: Vec<RemoteChange>) -> Result<Vec<Applied>> {
         let mut outcomes = Vec::with_capacity(changes.len());
         let mut run: Vec<(Target, Option<Item>, Stamp)> = Vec::new();
@@ -102,7 +103,16 @@ impl Replication {
                 outcomes.push(Applied::NoTable);
                 continue;
             };
-            table.shape.check_key(&change.keys)?;
+            if let Some(reason) = Replication::refusal(&table, &change) {
+                // Outcomes are in the changes' order: the run before it goes first.
+                self.apply_run(std::mem::take(&mut run), &mut outcomes)?;
+                run_keys.clear();
+                outcomes.push(Applied::Refused {
+                    change: Box::new(change),
+                    reason,
+                });
+                continue;
+            }
             let target = Target::new(table, change.keys, Cause::Replica(change.stamp.clone()));
             let key_hash = xxhash_rust::xxh3::xxh3_64(&target.key_bytes);
             if !run_keys.insert(key_hash) {
@@ -114,6 +124,26 @@ impl Replication {
         }
         self.apply_run(run, &mut outcomes)?;
         Ok(outcomes)
+    }
+
+    /// Why this store cannot hold `change` to `table`, if it cannot: its key does not fit the
+    /// table's key schema (no cell can be stored under it), or its stamp leaves the hybrid
+    /// clock no reading after it. Nothing else refuses a replicated write: what a client
+    /// request would be refused for (index key types, item and collection sizes) its region
+    /// already accepted, and refusing it here would keep the regions apart for good.
+    pub fn refusal(table: &TableEntry, change: &RemoteChange) -> Option<String> {
+        if let Err(e) = table.shape.check_key(&change.keys) {
+            return Some(format!(
+                "its key does not fit the key schema of table {}: {e}",
+                table.name
+            ));
+        }
+        // The commit observes the stamp and ticks past it; a fresh clock tells whether that
+        // reading exists, with the commit's own arithmetic.
+        if let Err(e) = HybridClock::default().tick_observing(Some(change.stamp.hlc), 0) {
+            return Some(format!("its stamp {} cannot be applied: {e}", change.stamp));
+        }
+        None
     }
 
     /// Commits one run of changes to distinct items as one write.
@@ -236,6 +266,14 @@ pub enum Applied {
     },
     /// The table does not exist here.
     NoTable,
+    /// This store cannot hold the change ([`Replication::refusal`]); nothing was applied, and
+    /// the change is handed back, for its receiver to keep aside.
+    Refused {
+        /// The change, as it came.
+        change: Box<RemoteChange>,
+        /// Why it cannot be applied.
+        reason: String,
+    },
 }
 
 impl Applied {
@@ -372,6 +410,134 @@ mod tests {
             ]
         );
         assert_eq!(visible_records(&store), 3, "one record per applied change");
+    }
+
+    #[test]
+    fn an_index_key_of_another_type_is_applied_unindexed_where_a_client_put_is_refused() {
+        use crate::model::{
+            AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, Projection,
+        };
+        use crate::ops::{GetItemRequest, ScanRequest};
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store
+            .tables
+            .create_table(CreateTableRequest {
+                attribute_definitions: vec![
+                    AttributeDefinition {
+                        attribute_name: "p".into(),
+                        attribute_type: "S".into(),
+                    },
+                    AttributeDefinition {
+                        attribute_name: "g".into(),
+                        attribute_type: "S".into(),
+                    },
+                ],
+                global_secondary_indexes: vec![GlobalSecondaryIndex {
+                    index_name: "by_g".into(),
+                    key_schema: vec![KeySchemaElement {
+                        attribute_name: "g".into(),
+                        key_type: "HASH".into(),
+                    }],
+                    projection: Projection {
+                        projection_type: Some("ALL".into()),
+                        non_key_attributes: None,
+                    },
+                    provisioned_throughput: None,
+                }],
+                ..CreateTableRequest::on_demand("indexed", "p", "S")
+            })
+            .unwrap();
+        let numbered = |k: &str| {
+            let mut item = keys(k);
+            item.insert("g".into(), AttributeValue::N(7.into()));
+            item
+        };
+        let refused = store.store.put_item(PutItemRequest {
+            table_name: "indexed".into(),
+            item: numbered("client"),
+            ..Default::default()
+        });
+        assert!(
+            matches!(&refused, Err(Error::Validation(m)) if m.contains("Type mismatch for Index Key")),
+            "{refused:?}"
+        );
+        let outcomes = store
+            .replication
+            .apply_remote_batch(vec![RemoteChange {
+                table_name: "indexed".into(),
+                keys: keys("replicated"),
+                new_image: Some(numbered("replicated")),
+                stamp: Stamp {
+                    hlc: HlcTimestamp(10),
+                    region: "eu".into(),
+                },
+            }])
+            .unwrap();
+        assert_eq!(outcomes, [Applied::Written]);
+        let read = store
+            .store
+            .get_item(GetItemRequest {
+                table_name: "indexed".into(),
+                key: keys("replicated"),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(read.item, Some(numbered("replicated")));
+        let indexed = store
+            .store
+            .scan(ScanRequest {
+                table_name: "indexed".into(),
+                index_name: Some("by_g".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            indexed.count, 0,
+            "an index key of another type is not indexed"
+        );
+    }
+
+    #[test]
+    fn a_change_the_store_cannot_hold_is_handed_back_and_the_rest_applied_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let bad_key = RemoteChange {
+            keys: [("p".to_string(), AttributeValue::N(1.into()))].into(),
+            ..change("x", Some("1"), 10, "eu")
+        };
+        let top_stamp = change("y", Some("1"), u64::MAX, "eu");
+        let outcomes = store
+            .replication
+            .apply_remote_batch(vec![
+                change("a", Some("1"), 10, "eu"),
+                bad_key.clone(),
+                change("b", Some("1"), 10, "eu"),
+                top_stamp.clone(),
+                change("c", Some("1"), 10, "eu"),
+            ])
+            .unwrap();
+        let [
+            Applied::Written,
+            Applied::Refused {
+                change: refused_key,
+                reason: key_reason,
+            },
+            Applied::Written,
+            Applied::Refused {
+                change: refused_stamp,
+                reason: stamp_reason,
+            },
+            Applied::Written,
+        ] = outcomes.as_slice()
+        else {
+            panic!("outcomes {outcomes:?}");
+        };
+        assert_eq!(**refused_key, bad_key);
+        assert!(key_reason.contains("key schema"), "{key_reason}");
+        assert_eq!(**refused_stamp, top_stamp);
+        assert!(stamp_reason.contains("top of its range"), "{stamp_reason}");
+        assert_eq!(visible_records(&store), 3);
     }
 
     #[test]

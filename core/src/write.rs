@@ -112,9 +112,9 @@ impl Store {
     /// sweep drops stale index entries).
     ///
     /// # Errors
-    /// Whatever `decide` returns; Validation for an index key of the wrong type;
-    /// WritesPaused for a client write or expiry while the write fence is raised; storage
-    /// failures (then nothing was written).
+    /// Whatever `decide` returns; Validation for an index key of the wrong type (local writes
+    /// only); WritesPaused for a client write or expiry while the write fence is raised;
+    /// storage failures (then nothing was written).
     pub(crate) fn write<T>(
         &self,
         targets: Vec<Target>,
@@ -148,7 +148,12 @@ impl Store {
             let Some(new) = settle(&cell, decision, &target.cause) else {
                 continue;
             };
-            if let Some(new) = &new {
+            // A replicated write is applied whatever its index keys hold: its region accepted
+            // it (an index may exist here before it exists there), and an item whose index key
+            // has another type is simply not in that index, as a backfill leaves it.
+            if let Some(new) = &new
+                && !matches!(target.cause, Cause::Replica(_))
+            {
                 check_index_keys(&target.table.indexes(), new)?;
             }
             let keys = match (target.keys, cell.item.as_ref().or(new.as_ref())) {

@@ -795,6 +795,9 @@ impl Replicator {
                     lag_millis: lag.oldest_millis.map_or(0, |t| now.saturating_sub(t)),
                     link,
                     needs_reseed: let_go.contains_key(region),
+                    stopped: self
+                        .topic_stops
+                        .of_topic(&crate::kafka::topic(region, &table)),
                 });
             }
         }

@@ -15,12 +15,18 @@
 //! snapshot is still there (as long as the topics' retention keeps it).
 //!
 //! This module is the sending side ([`KafkaLink`], and how a batch is packed into messages);
-//! `reader` is the reading side. Clients, topic creation (with the node's replication
+//! `reader` is the reading side, and `stops` what stops it reading a partition (a message
+//! that does not decode, a position the topic no longer holds). Clients, topic creation (with the node's replication
 //! factor) and partition lookups are `tidemark_kafka`'s.
 
 mod reader;
+mod stops;
+
+pub(crate) use stops::TopicStops;
+pub use stops::{StopKind, StoppedPartition};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -43,6 +49,8 @@ pub fn topic(region: &str, table: &str) -> String {
 /// A connection to the Kafka cluster changes travel through.
 pub(crate) struct KafkaLink {
     cluster: KafkaSettings,
+    /// The `retention.ms` of the topics this node creates.
+    retention: Duration,
     producer: FutureProducer,
     created: parking_lot::Mutex<BTreeSet<String>>,
     partition_counts: parking_lot::Mutex<BTreeMap<String, i32>>,
@@ -57,14 +65,18 @@ impl std::fmt::Debug for KafkaLink {
 }
 
 impl KafkaLink {
-    /// A link to `cluster`.
+    /// A link to `cluster`, creating topics that keep messages for `retention`.
     ///
     /// # Errors
     /// The producer cannot be created (bad settings).
-    pub(crate) fn connect(cluster: &KafkaSettings) -> Result<KafkaLink, tidemark_kafka::Error> {
+    pub(crate) fn connect(
+        cluster: &KafkaSettings,
+        retention: Duration,
+    ) -> Result<KafkaLink, tidemark_kafka::Error> {
         let producer = cluster.producer(&[("linger.ms", "2")])?;
         Ok(KafkaLink {
             cluster: cluster.clone(),
+            retention,
             producer,
             created: parking_lot::Mutex::new(BTreeSet::new()),
             partition_counts: parking_lot::Mutex::new(BTreeMap::new()),
@@ -72,7 +84,8 @@ impl KafkaLink {
     }
 
     /// Creates the topics that do not exist yet: [`PARTITIONS`] each, with the cluster's
-    /// replication factor.
+    /// replication factor and an explicit retention (a topic left to a broker's default could
+    /// lose changes a region away for a while still needs, with nothing saying so).
     async fn ensure_topics(&self, topics: &[String]) -> Result<(), tidemark_kafka::Error> {
         let missing: Vec<TopicSpec> = {
             let created = self.created.lock();
@@ -83,6 +96,7 @@ impl KafkaLink {
                     name: name.clone(),
                     partitions: PARTITIONS,
                     replication_factor: self.cluster.topics.replication_factor,
+                    retention: Some(self.retention),
                 })
                 .collect()
         };

@@ -17,6 +17,8 @@
 //!   table and consumes the other regions' topics (`kafka::reader`), instead of shipping to
 //!   every peer;
 //! - `receive`: applies what peers send and what the Kafka reader reads, counting conflicts;
+//! - [`parked`]: replicated changes this node's store cannot hold, put aside (kept, counted,
+//!   listed, retried) so that one of them does not stall its link;
 //! - `control`: ReplicaUpdates (create, seed and delete replicas), shared-settings changes,
 //!   and the periodic exchange of membership documents that makes the group converge after
 //!   partitions and restarts; it asks peers through a transport trait (HTTP on a node, an
@@ -35,6 +37,7 @@ mod control;
 pub mod hold_limit;
 pub mod kafka;
 pub mod membership;
+pub mod parked;
 pub mod peers;
 pub mod protocol;
 mod receive;
@@ -143,6 +146,10 @@ pub struct Replicator {
     offsets: Arc<ClockOffsets>,
     links: Mutex<BTreeMap<String, LinkState>>,
     conflicts: Conflicts,
+    /// Replicated changes put aside.
+    parked: parked::Parked,
+    /// Partitions of replication topics the Kafka reader does not read, and why.
+    topic_stops: kafka::TopicStops,
     /// Serialises every read-modify-write of membership documents on this node.
     membership: Mutex<()>,
     /// Wakes the shippers and the Kafka reader when membership changed.
@@ -192,6 +199,8 @@ impl Replicator {
             control,
             links: Mutex::new(links),
             conflicts: Conflicts::default(),
+            parked: parked::Parked::default(),
+            topic_stops: kafka::TopicStops::default(),
             membership: Mutex::new(()),
             changed: Notify::new(),
             membership_epoch: std::sync::atomic::AtomicU64::new(0),
@@ -248,14 +257,21 @@ impl Replicator {
                     tasks.spawn(async move { me.ship(Destination::Peer(peer), token).await });
                 }
             }
-            Transport::Kafka { cluster } => {
-                let link = Arc::new(KafkaLink::connect(cluster).map_err(RunError::Kafka)?);
+            Transport::Kafka {
+                cluster,
+                topic_retention,
+            } => {
+                let link = Arc::new(
+                    KafkaLink::connect(cluster, *topic_retention).map_err(RunError::Kafka)?,
+                );
                 let (me, token, topics) = (self.clone(), shutdown.clone(), link.clone());
                 tasks.spawn(async move { me.ship(Destination::Topics(topics), token).await });
                 let (me, token) = (self.clone(), shutdown.clone());
                 tasks.spawn(async move { me.consume(link, token).await.map_err(RunError::from) });
             }
         }
+        let me = self.clone();
+        tasks.spawn(async move { me.retry_parked_at_start().await });
         let (me, token) = (self.clone(), shutdown.clone());
         tasks.spawn(async move {
             me.exchange_membership(token)

@@ -144,6 +144,9 @@ pub enum Transport {
     Kafka {
         /// The cluster, its clients' options and how topics are created there.
         cluster: tidemark_kafka::KafkaSettings,
+        /// How long the replication topics the node creates keep a message
+        /// (`--replication-topic-retention`): a region away longer must be seeded again.
+        topic_retention: std::time::Duration,
     },
 }
 
@@ -284,7 +287,7 @@ impl ReplicationConfig {
                 return Err(ConfigError::PeerTwice(peer.region.clone()));
             }
         }
-        if let Transport::Kafka { cluster } = &self.transport
+        if let Transport::Kafka { cluster, .. } = &self.transport
             && cluster.brokers.trim().is_empty()
         {
             return Err(ConfigError::NoBrokers);

@@ -243,8 +243,8 @@ fn truncated<E>(_: E) -> DecodeError {
     DecodeError::Truncated
 }
 
-/// Why bytes are not a [`ChangeBatch`]: the receiver refuses the request (a peer) or skips
-/// the message (a replication topic), and says which.
+/// Why bytes are not a [`ChangeBatch`]: the receiver refuses the request (a peer) or stops
+/// reading the message's partition at it (a replication topic), and says which.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The bytes end before the batch does.
@@ -279,6 +279,9 @@ pub struct BatchAnswer {
     /// Tables the receiver does not have (its replica was deleted there).
     #[serde(default)]
     pub missing_tables: Vec<String>,
+    /// Changes the receiver cannot apply, put aside there (`tidemark replicas status`).
+    #[serde(default)]
+    pub parked: u64,
 }
 
 /// A membership document for one table.

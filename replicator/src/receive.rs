@@ -30,8 +30,8 @@ impl Replicator {
     /// # Errors
     /// [`Error::NotAllowed`] when a change is stamped by another region than `from` (the batch
     /// is refused whole, changing nothing); a change stamped too far ahead of this node's clock
-    /// (nothing is applied, see [`crate::clocks`]); a bad key, or a storage failure (then the
-    /// sender sends the batch again).
+    /// (nothing is applied, see [`crate::clocks`]); a storage failure, or a change that cannot
+    /// be applied nor put aside (then the sender sends the batch again).
     pub fn receive_changes(&self, from: &str, batch: ChangeBatch) -> Result<BatchAnswer> {
         if let Err(refused) = check_stamps(from, &batch.changes) {
             tracing::warn!(peer = from, error = %refused, "refused a change batch");
@@ -145,6 +145,7 @@ impl Replicator {
         );
         let now = self.store.clock().now_millis();
         let mut answer = BatchAnswer::default();
+        let mut refused = Vec::new();
         for ((table, stamp), outcome) in described.into_iter().zip(outcomes) {
             match outcome {
                 Applied::Written => answer.written += 1,
@@ -157,8 +158,13 @@ impl Replicator {
                 Applied::NoTable => {
                     missing.insert(table);
                 }
+                Applied::Refused { change, reason } => refused.push((*change, reason)),
             }
         }
+        // Before the batch is acknowledged: a batch whose refused changes cannot be kept is
+        // refused as a whole (the rest is applied, and a resend only finds duplicates).
+        answer.parked = refused.len() as u64;
+        self.park(from, refused)?;
         metrics::counter!("tidemark_replication_applied_total", "peer" => from.to_string())
             .increment(answer.written);
         answer.missing_tables = missing.into_iter().collect();
@@ -172,7 +178,8 @@ impl Replicator {
     /// changes stamped before it. So the hold keeps every record (and tombstone) committed
     /// at or after the lowest of the regions' delivered-through clocks, and does not move
     /// while this replica is being seeded (a snapshot page carries old writes) or while a
-    /// region has not reported since this node started.
+    /// region has not reported since this node started; nor past a change of the table put
+    /// aside (`parked`), which is applied again later.
     pub(crate) fn move_inbound_hold(&self, table: &str) -> Result<()> {
         let Ok(definition) = self.store.table_definition(table) else {
             return Ok(());
@@ -186,9 +193,11 @@ impl Replicator {
         }
         // A replica this node let go of (`--peer-hold-limit`) pins nothing any more.
         let let_go = crate::hold_limit::reseed_needed(&definition);
+        // A parked change is judged, when retried, against the tombstones of its time.
+        let parked = self.oldest_parked_clock(table)?;
         let horizon = {
             let inbound = self.inbound.lock();
-            let mut horizon = u64::MAX;
+            let mut horizon = parked.unwrap_or(u64::MAX);
             let others = global.replicas.keys();
             for region in others.filter(|r| *r != me && !let_go.contains_key(*r)) {
                 match inbound.get(&(table.to_string(), region.clone())) {
@@ -459,6 +468,15 @@ impl Replicator {
             .describe_table(table)?
             .item_count
             .is_none_or(|n| n == 0);
+        if let Some(mismatch) = key_type_mismatch(existing, source)
+            && message.adopt_existing
+        {
+            return Err(Error::Validation(format!(
+                "One or more parameter values were invalid: table {table} in region {} \
+                 cannot join the global table: {mismatch}",
+                self.region()
+            )));
+        }
         if message.adopt_existing && empty && existing.key_schema == source.key_schema {
             self.align_holds(existing.table_id, None, &message.global)?;
             message.global.save(&self.store, table)?;
@@ -550,6 +568,31 @@ pub(crate) fn check_stamps(from: &str, changes: &[WireChange]) -> Result<()> {
             foreign.table, foreign.region
         ))),
     }
+}
+
+/// How the key attributes' types of `existing` differ from `source`'s, when they do: two
+/// tables keyed by attributes of the same names but other types hold different items, and
+/// one cannot take the other's writes.
+fn key_type_mismatch(existing: &TableDefinition, source: &TableDefinition) -> Option<String> {
+    let type_of = |definition: &TableDefinition, name: &str| {
+        definition
+            .attribute_definitions
+            .iter()
+            .find(|d| d.attribute_name == name)
+            .map(|d| d.attribute_type.clone())
+    };
+    source.key_schema.iter().find_map(|element| {
+        let name = element.attribute_name.as_str();
+        let here = type_of(existing, name);
+        let there = type_of(source, name);
+        (here != there).then(|| {
+            format!(
+                "key attribute {name} is of type {} here and {} in the source region",
+                here.as_deref().unwrap_or("(none)"),
+                there.as_deref().unwrap_or("(none)")
+            )
+        })
+    })
 }
 
 #[cfg(test)]
@@ -651,6 +694,63 @@ mod tests {
             store.store.hold(&hold).expect("held").from > tombstone_seq,
             "every region has delivered past the delete: its tombstone may go"
         );
+    }
+
+    #[test]
+    fn an_existing_table_joins_a_global_table_only_with_the_same_key_types() {
+        let source_dir = tempfile::tempdir().expect("a folder");
+        let source = Engine::open(StoreConfig::for_tests(source_dir.path())).expect("open");
+        source
+            .tables
+            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
+            .expect("create");
+        let definition = source.store.table_definition(TABLE).expect("a table");
+        let message = CreateReplicaMessage {
+            definition: definition.clone(),
+            global: GlobalTable {
+                version: "2017.11.29".into(),
+                replicas: ["us", "eu"]
+                    .iter()
+                    .map(|r| (r.to_string(), Replica::active()))
+                    .collect::<BTreeMap<_, _>>(),
+                settings: SharedSettings::of(&definition),
+                stamp_clock: 1,
+                stamp_region: "us".into(),
+                removed: Default::default(),
+            },
+            adopt_existing: true,
+        };
+        for (key_type, joins) in [("N", false), ("S", true)] {
+            let dir = tempfile::tempdir().expect("a folder");
+            let store = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
+            store
+                .tables
+                .create_table(CreateTableRequest::on_demand(TABLE, "p", key_type))
+                .expect("the region's own table");
+            let replicator = Replicator::new(
+                &store,
+                ReplicationConfig {
+                    region: "eu".into(),
+                    peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
+                    transport: Transport::Direct,
+                    ..ReplicationConfig::default()
+                },
+            );
+            let outcome = replicator.receive_create_replica(message.clone());
+            match joins {
+                true => {
+                    outcome.expect("the same key: adopted");
+                    assert!(GlobalTable::of(&store.store, TABLE).is_some());
+                }
+                false => {
+                    assert!(
+                        matches!(&outcome, Err(Error::Validation(m)) if m.contains("key attribute p is of type N here and S")),
+                        "{outcome:?}"
+                    );
+                    assert!(GlobalTable::of(&store.store, TABLE).is_none());
+                }
+            }
+        }
     }
 
     #[test]

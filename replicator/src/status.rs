@@ -54,6 +54,10 @@ pub struct TableLink {
     /// the table with it stopped until it is re-seeded.
     #[serde(default)]
     pub needs_reseed: bool,
+    /// Partitions of the region's replication topic this node does not read (Kafka
+    /// transport): a message that does not decode, or lost changes (`NeedsReseed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<crate::kafka::StoppedPartition>,
 }
 
 /// A replicated write discarded because the item already held a newer one.

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/replicas", get(peer::status))
         .route("/admin/replicas/conflicts", get(peer::conflicts))
+        .route("/admin/replicas/retry", post(peer::retry_parked))
         .route(CHANGES_PATH, post(peer::changes))
         .route(SEED_PATH, post(peer::seed_page))
         .route(MEMBERSHIP_PATH, post(peer::membership))

@@ -1,6 +1,6 @@
 //! The endpoints peers call (`/_tidemark/peer/...`, see `tidemark_replicator::protocol`),
 //! and the replication views for operators (`GET /admin/replicas`,
-//! `GET /admin/replicas/conflicts?table=T`).
+//! `GET /admin/replicas/conflicts?table=T`, `POST /admin/replicas/retry`).
 //!
 //! IMPORTANT: a peer request is applied only when it names a configured peer region and
 //! carries that region's link secret (or the group's secret, which does not tell regions
@@ -197,11 +197,52 @@ pub async fn create_replica(
     .await
 }
 
-/// `GET /admin/replicas`: every global table's link to every peer.
+/// `GET /admin/replicas`: every global table's link to every peer, and the replicated
+/// changes put aside here because they cannot be applied.
 pub async fn status(State(state): State<AppState>) -> Response {
     let replicator = state.replicator.clone();
-    match tokio::task::spawn_blocking(move || replicator.status()).await {
-        Ok(links) => (StatusCode::OK, Json(json!({ "Replicas": links }))).into_response(),
+    let read = tokio::task::spawn_blocking(move || {
+        let links = replicator.status();
+        replicator.parked().map(|parked| (links, parked))
+    })
+    .await;
+    match read {
+        Ok(Ok((links, parked))) => (
+            StatusCode::OK,
+            Json(json!({ "Replicas": links, "ParkedCount": parked.len(), "Parked": parked })),
+        )
+            .into_response(),
+        Ok(Err(e)) => admin_failure(&state, e),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "message": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// An operator request that failed: its error in full (operators read it), and the store
+/// halted when the failure is fatal.
+fn admin_failure(state: &AppState, error: Error) -> Response {
+    if let Error::Core(core) = &error
+        && core.is_fatal()
+    {
+        state.engine.store.halt().raise(core.to_string());
+    }
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "message": error.to_string() })),
+    )
+        .into_response()
+}
+
+/// `POST /admin/replicas/retry`: applies the parked replicated changes again, by last writer
+/// wins, and says what became of them.
+pub async fn retry_parked(State(state): State<AppState>) -> Response {
+    let replicator = state.replicator.clone();
+    match tokio::task::spawn_blocking(move || replicator.retry_parked()).await {
+        Ok(Ok(report)) => (StatusCode::OK, Json(report)).into_response(),
+        Ok(Err(e)) => admin_failure(&state, e),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({ "message": e.to_string() })),

@@ -1,5 +1,5 @@
-//! Seams of the store that the exports, imports and publishing use: the records their jobs
-//! keep in the catalog (`doc/<kind>/<id>`), and whether a table was empty just before a change
+//! Seams of the store that the exports, imports, publishing and replication use: the records
+//! their jobs keep in the catalog (`doc/<kind>/<id>`: jobs, replicated changes put aside), and whether a table was empty just before a change
 //! (read as of that change, as a restore reads it).
 
 use serde::Serialize;
@@ -36,6 +36,18 @@ impl Store {
         let json = serde_json::to_vec(document).map_err(|e| Error::Internal(e.to_string()))?;
         self.storage
             .write_catalog(&[(document_key(kind, id), json)], &[])
+    }
+
+    /// Removes the records `ids` of `kind`, durably, in one batch.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn delete_documents(&self, kind: &str, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| document_key(kind, id)).collect();
+        self.storage.write_catalog(&[], &keys)
     }
 
     /// Every record of `kind`, in id order.

@@ -11,22 +11,29 @@
 //! stamped by another region stops the reading of that topic there (logged as an error): its
 //! changes are not applied, and its position and everything after it are not passed, so the
 //! message is met again after a restart rather than skipped.
+//!
+//! A partition whose next message does not decode, or whose saved position the topic no
+//! longer holds, is stopped (`stops`): left out of the assignment with its position kept,
+//! reported, and (for a message that does not decode) tried again every
+//! [`RETRY_STOPPED_EVERY`]; the other partitions read on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tidemark_kafka::Backoff;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{KafkaLink, read_message, topic};
+use super::stops::{Start, StopKind, StoppedPartition, Verdict, judge_message, starting_point};
+use super::{KafkaLink, topic};
 use crate::membership::GlobalTable;
-use crate::protocol::DecodeError;
 use crate::protocol::{ChangeBatch, WireChange};
 use crate::{Replicator, blocking};
 
@@ -41,6 +48,9 @@ const SAVE_OFFSETS_EVERY: Duration = Duration::from_millis(200);
 const SUBSCRIPTION_CHECK: Duration = Duration::from_millis(500);
 /// Most changes applied per consumed batch.
 const APPLY_BATCH: usize = 2_000;
+/// How often a partition stopped at a message that does not decode is read again (a node
+/// upgraded in place then reads on).
+const RETRY_STOPPED_EVERY: Duration = Duration::from_secs(30);
 
 /// Read positions: `(table, region) -> next offset of each partition`.
 type Positions = BTreeMap<(String, String), Vec<i64>>;
@@ -96,6 +106,7 @@ impl Replicator {
                 return Ok(());
             }
             reader.check_membership();
+            reader.retry_stopped();
             if let Err(e) = reader.follow_membership().await {
                 tracing::warn!(error = %e, "cannot read the replication topics yet");
                 tokio::time::sleep(reader.backoff.next_wait()).await;
@@ -212,8 +223,6 @@ struct TopicReader {
     /// Delivered-through marks read and not yet effective (the changes before them in their
     /// partitions are still pending), and those in effect, by topic and partition.
     pending_marks: Vec<(String, i32, u64)>,
-    /// Topics whose reading stopped at a message with another region's change, and why.
-    stopped: BTreeMap<String, String>,
     marks: BTreeMap<(String, i32), u64>,
     /// Saving the positions: when last started, whether they moved since, and the save
     /// under way.
@@ -221,6 +230,10 @@ struct TopicReader {
     unsaved: bool,
     saving: Option<JoinHandle<crate::Result<()>>>,
     backoff: Backoff,
+    /// The assignment must be made again: a partition stopped, or may have lost its position.
+    reassign: bool,
+    /// When partitions stopped at a message that does not decode were last read again.
+    stopped_retried: Instant,
 }
 
 impl TopicReader {
@@ -235,7 +248,9 @@ impl TopicReader {
             &[
                 ("fetch.wait.max.ms", "5"),
                 ("fetch.error.backoff.ms", "20"),
-                ("auto.offset.reset", "earliest"),
+                // A position the topic no longer holds is an error the reader handles
+                // (`stops::starting_point`), never a silent jump to another offset.
+                ("auto.offset.reset", "error"),
             ],
         )?;
         let now = Instant::now();
@@ -252,12 +267,13 @@ impl TopicReader {
             pending: Vec::new(),
             read: BTreeMap::new(),
             pending_marks: Vec::new(),
-            stopped: BTreeMap::new(),
             marks: BTreeMap::new(),
             saved_at: now,
             unsaved: false,
             saving: None,
             backoff: Backoff::new(),
+            reassign: false,
+            stopped_retried: now,
         })
     }
 
@@ -273,12 +289,37 @@ impl TopicReader {
         }
     }
 
-    /// Assigns the consumer to the wanted topics when they are not the assigned ones.
+    /// Reads the partitions stopped at a message that does not decode again, every
+    /// [`RETRY_STOPPED_EVERY`]: the message stops them again unless this node can read it now.
+    fn retry_stopped(&mut self) {
+        if self.stopped_retried.elapsed() < RETRY_STOPPED_EVERY {
+            return;
+        }
+        self.stopped_retried = Instant::now();
+        let retried = [StopKind::Undecodable, StopKind::ForeignChange];
+        if retried
+            .iter()
+            .any(|kind| self.replicator.topic_stops.any(*kind))
+        {
+            let cleared = retried
+                .iter()
+                .flat_map(|kind| self.replicator.topic_stops.clear(*kind));
+            for stop in cleared.collect::<Vec<_>>() {
+                tracing::info!(topic = %stop.topic, partition = stop.partition,
+                    offset = stop.offset, "reading a stopped replication partition again");
+            }
+            self.reassign = true;
+        }
+    }
+
+    /// Assigns the consumer to the wanted topics when they are not the assigned ones, or
+    /// when a partition stopped or may have lost its position.
     async fn follow_membership(&mut self) -> Result<(), tidemark_kafka::Error> {
-        if self.wanted == self.assigned {
+        if self.wanted == self.assigned && !self.reassign {
             return Ok(());
         }
         self.assign().await?;
+        self.reassign = false;
         self.topic_of = self
             .wanted
             .iter()
@@ -292,10 +333,14 @@ impl TopicReader {
     }
 
     /// Assigns every partition of the wanted topics to the consumer, each from where this
-    /// node stands in it: in memory, saved with the table, or the start of the topic.
+    /// node stands in it: in memory, saved with the table, or the start of the topic; except
+    /// the stopped ones: at a message that does not decode, or at a position the topic no
+    /// longer holds (decided again at every assignment, so a re-seed that moves the
+    /// position clears it).
     async fn assign(&mut self) -> Result<(), tidemark_kafka::Error> {
         let names: Vec<String> = self.wanted.iter().map(|(t, r)| topic(r, t)).collect();
         self.link.ensure_topics(&names).await?;
+        let cleared = self.replicator.topic_stops.clear(StopKind::NeedsReseed);
         let mut list = TopicPartitionList::new();
         for (table, region) in &self.wanted {
             let name = topic(region, table);
@@ -310,11 +355,32 @@ impl TopicReader {
             }
             let offsets = self.positions.entry(key).or_default();
             offsets.resize(partitions, 0);
+            let mut needs_reseed = false;
             for (partition, offset) in offsets.iter().enumerate() {
-                // Offset 0 rather than "the beginning": no offset lookup before the first
-                // fetch; a topic trimmed past it resets to its earliest offset.
-                list.add_partition_offset(&name, partition as i32, Offset::Offset(*offset))
+                let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+                if self.replicator.topic_stops.contains(&name, partition) {
+                    continue;
+                }
+                let (low, high) =
+                    tidemark_kafka::topics::watermarks(self.consumer.client(), &name, partition)?;
+                let start = match starting_point(*offset, low, high) {
+                    Start::Beginning => Offset::Beginning,
+                    Start::At(offset) => Offset::Offset(offset),
+                    Start::NeedsReseed(reason) => {
+                        needs_reseed = true;
+                        self.replicator
+                            .report_lost_position(table, region, &name, partition, *offset, reason);
+                        continue;
+                    }
+                };
+                list.add_partition_offset(&name, partition, start)
                     .map_err(tidemark_kafka::Error::Assign)?;
+            }
+            if !needs_reseed && cleared.iter().any(|stop| stop.topic == name) {
+                tracing::info!(table, region, "replication topic readable again");
+                metrics::gauge!("tidemark_replication_needs_reseed",
+                    "table" => table.clone(), "region" => region.clone())
+                .set(0.0);
             }
         }
         let wanted = &self.wanted;
@@ -340,9 +406,20 @@ impl TopicReader {
             Ok(Ok(message)) => {
                 let read = Read::of(&message);
                 drop(message);
-                self.take(read);
+                if let Some(stop) = self.take(read) {
+                    self.stop_at(stop);
+                }
                 if self.pending.len() < APPLY_BATCH {
                     return Gathered::More;
+                }
+            }
+            Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                // A partition's position is no longer in its topic: the next assignment
+                // finds which (by its watermarks) and stops it.
+                tracing::warn!("a replication read position is out of its topic's range");
+                self.reassign = true;
+                if self.pending.is_empty() {
+                    return Gathered::BrokerError;
                 }
             }
             Ok(Err(e)) => {
@@ -481,16 +558,13 @@ impl TopicReader {
     }
 }
 
-/// A message's changes and delivered-through clocks.
-type MessageContent = (Vec<WireChange>, Vec<u64>);
-
-/// A message read, decoded and no longer borrowed from the consumer.
+/// A message read, judged and no longer borrowed from the consumer.
 struct Read {
     topic: String,
     partition: i32,
     offset: i64,
-    /// Its changes and delivered-through clocks; `None` for a message without payload.
-    content: Option<Result<MessageContent, DecodeError>>,
+    /// What to do with it ([`judge_message`]).
+    verdict: Verdict,
 }
 
 impl Read {
@@ -499,7 +573,7 @@ impl Read {
             topic: message.topic().to_string(),
             partition: message.partition(),
             offset: message.offset(),
-            content: message.payload().map(read_message),
+            verdict: judge_message(message.payload()),
         }
     }
 }
@@ -507,50 +581,90 @@ impl Read {
 impl TopicReader {
     /// Takes a message read into the batch: its changes and clocks (a clock holds once the
     /// changes before it in its partition are applied: after this batch is), and the next
-    /// offset of its partition. A message of a stopped topic is left unread, and one holding
-    /// a change another region stamped stops its topic.
-    fn take(&mut self, message: Read) {
+    /// offset of its partition. A message of a stopped partition (read before it stopped) is
+    /// left alone; one that does not decode, or holds a change another region stamped, is not
+    /// taken, and comes back as the stop it makes.
+    fn take(&mut self, message: Read) -> Option<StoppedPartition> {
         let topic = message.topic.as_str();
-        if self.stopped.contains_key(topic) {
-            self.pause(topic, message.partition);
-            return;
+        if self
+            .replicator
+            .topic_stops
+            .contains(topic, message.partition)
+        {
+            return None;
         }
-        match message.content {
-            Some(Ok((changes, clocks))) => {
+        let stop = |state, error| StoppedPartition {
+            topic: message.topic.clone(),
+            partition: message.partition,
+            offset: message.offset,
+            state,
+            error,
+            since_millis: self.replicator.store.clock().now_millis(),
+        };
+        match message.verdict {
+            Verdict::Apply(changes, clocks) => {
                 let region = self.topic_of.get(topic).map(|(_, region)| region.as_str());
                 if let Err(why) = topic_carries_own_changes(topic, region, &changes) {
-                    tracing::error!(topic, partition = message.partition,
-                        offset = message.offset, error = %why,
-                        "stopped reading a replication topic: it carries another region's change");
-                    self.pause(topic, message.partition);
-                    self.stopped.insert(message.topic, why);
-                    return;
+                    return Some(stop(StopKind::ForeignChange, why));
                 }
                 self.pending.extend(changes);
                 for clock in clocks {
                     self.pending_marks
                         .push((message.topic.clone(), message.partition, clock));
                 }
+                self.read
+                    .insert((message.topic, message.partition), message.offset + 1);
+                None
             }
-            Some(Err(e)) => tracing::error!(topic,
-                offset = message.offset, error = %e,
-                "a replication message that does not decode is skipped"),
-            None => {}
+            Verdict::Stop(error) => Some(stop(StopKind::Undecodable, error)),
         }
-        self.read
-            .insert((message.topic, message.partition), message.offset + 1);
     }
 
-    /// Stops fetching a partition of a stopped topic: what is fetched of it would only be
-    /// dropped. Assigning the topics again resumes it, and the next message read of it
-    /// pauses it again.
-    fn pause(&self, topic: &str, partition: i32) {
-        let mut list = TopicPartitionList::new();
-        list.add_partition(topic, partition);
-        if let Err(e) = self.consumer.pause(&list) {
-            tracing::debug!(topic, error = %e,
-                "cannot pause a stopped replication topic; its messages are dropped");
+    /// Stops reading a partition at a message that does not decode or holds another region's
+    /// change: its position stays at the message (what was read before it is applied as
+    /// usual), and it is read again every [`RETRY_STOPPED_EVERY`].
+    fn stop_at(&mut self, stop: StoppedPartition) {
+        tracing::error!(topic = %stop.topic, partition = stop.partition, offset = stop.offset,
+            error = %stop.error,
+            "a replication message cannot be taken: reading its partition stops there (retried every 30 s); the other partitions go on");
+        if stop.state == StopKind::Undecodable {
+            metrics::counter!("tidemark_replication_undecodable_total", "topic" => stop.topic.clone())
+                .increment(1);
         }
+        self.replicator.topic_stops.record(stop);
+        self.reassign = true;
+    }
+}
+
+impl Replicator {
+    /// Reports that `region`'s topic of `table` no longer holds this node's read position in
+    /// `partition` (`saved`), so changes of that region's are lost to this one: the region's
+    /// replica here needs a re-seed. The partition is not read until its position is moved.
+    ///
+    /// IMPORTANT: the one place a replication topic's lost changes are reported; a re-seed of
+    /// the replica is what answers it.
+    fn report_lost_position(
+        &self,
+        table: &str,
+        region: &str,
+        topic: &str,
+        partition: i32,
+        saved: i64,
+        reason: String,
+    ) {
+        tracing::error!(table, region, topic, partition, saved, reason = %reason,
+            "changes of this region are lost to this replica: it needs a re-seed; the partition is not read");
+        metrics::gauge!("tidemark_replication_needs_reseed",
+            "table" => table.to_string(), "region" => region.to_string())
+        .set(1.0);
+        self.topic_stops.record(StoppedPartition {
+            topic: topic.to_string(),
+            partition,
+            offset: saved,
+            state: StopKind::NeedsReseed,
+            error: reason,
+            since_millis: self.store.clock().now_millis(),
+        });
     }
 }
 

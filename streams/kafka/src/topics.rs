@@ -23,18 +23,24 @@ pub struct TopicSpec {
     pub partitions: i32,
     /// How many brokers keep each partition.
     pub replication_factor: i16,
+    /// How long the topic keeps a message (`retention.ms`); `None`: the broker's default.
+    pub retention: Option<std::time::Duration>,
 }
 
 impl TopicSpec {
     /// The topic-level settings it is created with. With several replicas,
     /// `min.insync.replicas` is one below the replication factor: an `acks=all` write (every
     /// producer of the node's) is refused unless all but one replica have it, so the topic
-    /// keeps taking writes with one broker down.
+    /// keeps taking writes with one broker down. An explicit retention is `retention.ms`.
     pub fn config(&self) -> Vec<(&'static str, String)> {
-        match self.replication_factor {
+        let mut config = match self.replication_factor {
             factor if factor > 1 => vec![("min.insync.replicas", (factor - 1).to_string())],
             _ => Vec::new(),
+        };
+        if let Some(retention) = self.retention {
+            config.push(("retention.ms", retention.as_millis().to_string()));
         }
+        config
     }
 }
 
@@ -194,6 +200,7 @@ mod tests {
             name: "t".into(),
             partitions: 3,
             replication_factor,
+            retention: None,
         }
     }
 
@@ -202,5 +209,14 @@ mod tests {
         assert!(spec(1).config().is_empty(), "one replica: the broker's own");
         assert_eq!(spec(2).config(), [("min.insync.replicas", "1".to_string())]);
         assert_eq!(spec(3).config(), [("min.insync.replicas", "2".to_string())]);
+    }
+
+    #[test]
+    fn an_explicit_retention_is_the_topics_retention_ms() {
+        let kept = TopicSpec {
+            retention: Some(std::time::Duration::from_secs(7 * 24 * 3600)),
+            ..spec(1)
+        };
+        assert_eq!(kept.config(), [("retention.ms", "604800000".to_string())]);
     }
 }

@@ -323,6 +323,8 @@ impl Sink for KafkaSink {
             name: settings.topic.clone(),
             partitions: settings.partitions,
             replication_factor: settings.replication_factor,
+            // A published table's topic keeps the broker's default retention.
+            retention: None,
         };
         self.kafka.ensure_topics(&[topic]).await?;
         let (kafka, topic) = (self.kafka.clone(), settings.topic.clone());

@@ -524,6 +524,8 @@ async fn replication_topics_get_the_configured_replication_factor() {
             &brokers,
             "--topic-replication-factor",
             "3",
+            "--replication-topic-retention",
+            "86400",
         ],
     )
     .await;
@@ -558,20 +560,21 @@ async fn replication_topics_get_the_configured_replication_factor() {
         assert!(made, "{topic} exists");
         assert_eq!(
             shape,
-            Some((vec![3], Some("2".to_string()))),
-            "{topic}: one partition of 3 replicas, 2 of them in sync for a write"
+            Some((vec![3], Some("2".to_string()), Some("86400000".to_string()))),
+            "{topic}: one partition of 3 replicas, 2 of them in sync for a write, messages \
+             kept a day"
         );
     }
     cluster.stop(0).await;
     cluster.stop(1).await;
 }
 
-/// The replica count of each partition of `topic` and its `min.insync.replicas`, once the
-/// broker knows the topic.
+/// The replica count of each partition of `topic`, its `min.insync.replicas` and its
+/// `retention.ms`, once the broker knows the topic.
 async fn topic_shape(
     kafka: &tidemark_kafka::KafkaSettings,
     topic: &str,
-) -> Option<(Vec<usize>, Option<String>)> {
+) -> Option<(Vec<usize>, Option<String>, Option<String>)> {
     use rdkafka::admin::{AdminOptions, ResourceSpecifier};
     use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -596,13 +599,22 @@ async fn topic_shape(
         .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
         .await
         .ok()?;
-    let min_insync = configs
+    let entries: Vec<_> = configs
         .into_iter()
         .flatten()
         .flat_map(|resource| resource.entries)
-        .find(|entry| entry.name == "min.insync.replicas")
-        .and_then(|entry| entry.value);
-    Some((replicas, min_insync))
+        .collect();
+    let setting = |name: &str| {
+        entries
+            .iter()
+            .find(|entry| entry.name == name)
+            .and_then(|entry| entry.value.clone())
+    };
+    Some((
+        replicas,
+        setting("min.insync.replicas"),
+        setting("retention.ms"),
+    ))
 }
 
 /// The value of `v` of item `p = key` in region `i`, read consistently.
