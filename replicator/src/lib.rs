@@ -28,6 +28,8 @@ pub mod client;
 mod control;
 pub mod kafka;
 pub mod membership;
+#[cfg(test)]
+mod paused_sync;
 pub mod peers;
 pub mod protocol;
 mod receive;

@@ -21,8 +21,8 @@ use crate::status::Conflict;
 use crate::{Error, Replicator, Result};
 
 impl Replicator {
-    /// Applies a batch of changes sent by `from`, in order, and says what became of them.
-    /// Blocking: call it off the async reactor.
+    /// Applies a batch of changes sent by `from`, in order, and says what became of them once
+    /// they are on disk (in either durability mode). Blocking: call it off the async reactor.
     ///
     /// # Errors
     /// A bad key, or a storage failure (then the sender sends the batch again).
@@ -50,6 +50,14 @@ impl Replicator {
         let applying = std::time::Instant::now();
         let count = changes.len();
         let outcomes = self.replication.apply_remote_batch(changes)?;
+        // IMPORTANT: the answer (or the Kafka read position it lets move) is the sender's
+        // licence to forget these changes, so they must survive a power cut first, whatever
+        // this node's durability mode. Everything committed so far is waited for, not just
+        // this batch's writes: a change found already applied (a batch sent again after its
+        // answer was lost) may have been committed by a request whose wait never ended.
+        if count > 0 {
+            self.store.wait_on_disk(self.store.durable_seq())?;
+        }
         tracing::debug!(
             from,
             changes = count,
@@ -629,5 +637,101 @@ mod tests {
             scanned.count, 1,
             "only the item with every key attribute is indexed"
         );
+    }
+
+    /// A replicator of region `us` (peer `eu`) whose store holds `TABLE` as a global table of
+    /// both.
+    fn global_replica(dir: &std::path::Path) -> (Engine, std::sync::Arc<Replicator>) {
+        let store = Engine::open(StoreConfig::for_tests(dir)).expect("open");
+        let replicator = Replicator::new(
+            &store,
+            ReplicationConfig {
+                region: "us".into(),
+                peers: vec![Peer::parse("eu=http://127.0.0.1:9").expect("a peer")],
+                secret: None,
+                transport: Transport::Direct,
+            },
+        );
+        store
+            .tables
+            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
+            .expect("create");
+        let definition = store.store.table_definition(TABLE).expect("a table");
+        let global = GlobalTable {
+            version: VERSION.into(),
+            replicas: ["us", "eu"]
+                .iter()
+                .map(|r| (r.to_string(), Replica::active()))
+                .collect::<BTreeMap<_, _>>(),
+            settings: SharedSettings::of(&definition),
+            stamp_clock: 1,
+            stamp_region: "us".into(),
+        };
+        {
+            let _guard = replicator.membership.lock();
+            replicator
+                .adopt(TABLE, &definition, None, global)
+                .expect("global");
+        }
+        (store, replicator)
+    }
+
+    fn put_from_eu(k: &str, clock: u64) -> WireChange {
+        WireChange {
+            table: TABLE.into(),
+            keys: keys(k),
+            new_image: Some(keys(k)),
+            clock,
+            region: "eu".into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_acknowledged_only_once_on_disk_even_under_buffer() {
+        let dir = tempfile::tempdir().expect("a folder");
+        // The tests' stores acknowledge client writes under `buffer`.
+        let (store, replicator) = global_replica(dir.path());
+        let clock = store.store.clock().now_millis() << 16;
+        let paused = crate::paused_sync::PausedSync::start();
+        let (answered, answer) = std::sync::mpsc::channel();
+        let receiving = {
+            let replicator = replicator.clone();
+            std::thread::spawn(move || {
+                let batch = ChangeBatch {
+                    changes: vec![put_from_eu("pending", clock)],
+                    delivered: BTreeMap::new(),
+                };
+                let outcome = replicator.receive_changes("eu", batch);
+                answered.send(()).expect("the test waits");
+                outcome
+            })
+        };
+        let applied = || {
+            store
+                .store
+                .get_item(tidemark_core::ops::GetItemRequest {
+                    table_name: TABLE.into(),
+                    key: keys("pending"),
+                    ..Default::default()
+                })
+                .expect("a read")
+                .item
+                .is_some()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !applied() {
+            assert!(std::time::Instant::now() < deadline, "never applied");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(
+            answer
+                .recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "applied but not on disk: the sender must not hear it has the batch yet"
+        );
+        drop(paused);
+        let outcome = receiving.join().expect("no panic").expect("applied");
+        assert_eq!(outcome.written, 1);
+        assert!(store.store.on_disk_seq() >= store.store.durable_seq());
     }
 }
