@@ -70,6 +70,9 @@ impl Replicator {
             match outcome {
                 Applied::Written => answer.written += 1,
                 Applied::Duplicate => answer.duplicates += 1,
+                Applied::Lost { .. } if self.delivered_before(&table, &stamp) => {
+                    answer.duplicates += 1;
+                }
                 Applied::Lost { winner, keys } => {
                     answer.lost += 1;
                     self.conflicts
@@ -90,6 +93,18 @@ impl Replicator {
             self.move_inbound_hold(&table)?;
         }
         Ok(answer)
+    }
+
+    /// True when the change stamped `stamp` was delivered here before: its region has said
+    /// (with an earlier batch, or a mark in its topic) that every change of its own of
+    /// `table` up to a later clock is here. It comes again because an answer was lost (or a
+    /// read position was not saved), and it was judged when it first came: losing now, to a
+    /// write made since, is no conflict. Known since this node started.
+    fn delivered_before(&self, table: &str, stamp: &tidemark_core::Stamp) -> bool {
+        self.inbound
+            .lock()
+            .get(&(table.to_string(), stamp.region.clone()))
+            .is_some_and(|delivered| stamp.hlc.0 <= *delivered)
     }
 
     /// Moves `table`'s inbound hold up to what every other region has delivered here.
@@ -733,5 +748,56 @@ mod tests {
         let outcome = receiving.join().expect("no panic").expect("applied");
         assert_eq!(outcome.written, 1);
         assert!(store.store.on_disk_seq() >= store.store.durable_seq());
+    }
+
+    #[test]
+    fn a_batch_sent_again_after_a_lost_answer_is_no_conflict() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let (store, replicator) = global_replica(dir.path());
+        let now = store.store.clock().now_millis();
+        let (first, second) = ((now - 2_000) << 16, (now - 1_000) << 16);
+        let batch = |change: WireChange| ChangeBatch {
+            delivered: BTreeMap::from([(TABLE.to_string(), change.clock)]),
+            changes: vec![change],
+        };
+        let answer = replicator
+            .receive_changes("eu", batch(put_from_eu("k", first)))
+            .expect("applied");
+        assert_eq!(answer.written, 1);
+        // Written here since: newer than both of eu's writes.
+        store
+            .store
+            .put_item(tidemark_core::ops::PutItemRequest {
+                table_name: TABLE.into(),
+                item: [
+                    ("p".to_string(), AttributeValue::S("k".into())),
+                    ("v".to_string(), AttributeValue::S("local".into())),
+                ]
+                .into(),
+                ..Default::default()
+            })
+            .expect("a local write");
+
+        let again = replicator
+            .receive_changes("eu", batch(put_from_eu("k", first)))
+            .expect("applied");
+        assert_eq!(
+            (again.written, again.duplicates, again.lost),
+            (0, 1, 0),
+            "eu's answer was lost and it sent the batch again: nothing new, no conflict"
+        );
+        assert_eq!(replicator.conflicts().of(TABLE).0, 0);
+
+        let concurrent = replicator
+            .receive_changes("eu", batch(put_from_eu("k", second)))
+            .expect("applied");
+        assert_eq!(
+            (concurrent.written, concurrent.duplicates, concurrent.lost),
+            (0, 0, 1),
+            "a write of eu's that reaches here after a newer one of this region's is one"
+        );
+        let (count, last) = replicator.conflicts().of(TABLE);
+        assert_eq!(count, 1);
+        assert_eq!(last.len(), 1);
     }
 }
