@@ -45,14 +45,15 @@ impl Store {
         Ok(read.records)
     }
 
-    /// The commit clock of the change at `seq` (`None` when there is none: trimmed, or never
-    /// written). Commit clocks grow with sequences, and a local write's stamp is its commit
-    /// clock: every local change after `seq` has a stamp past this one.
+    /// The commit clock of the change at `seq`, or of the last one kept before it when that
+    /// one was trimmed (`None` when none is kept). Commit clocks grow with sequences, and a
+    /// local write's stamp is its commit clock: every local change after `seq` has a stamp
+    /// past this one.
     ///
     /// # Errors
     /// Storage failures or a corrupt record.
     pub fn commit_clock_at(&self, seq: ChangeSeq) -> Result<Option<crate::HlcTimestamp>> {
-        let clock = self.storage.commit_clock(seq);
+        let clock = self.storage.commit_clock_through(seq);
         self.halt_if_fatal(clock)
     }
 
@@ -119,14 +120,15 @@ impl Store {
             let mut found = None;
             while low <= high && high > ChangeSeq::ZERO {
                 let middle = low.midpoint(high);
-                match self.storage.commit_clock(middle)? {
-                    Some(clock) if clock.physical_millis() <= millis => {
-                        found = Some(middle);
-                        low = middle.next();
+                // The log has gaps where a table's records were trimmed while another's are
+                // held: the first record kept from `middle` on stands for it.
+                match self.storage.commit_clock_from(middle)? {
+                    Some((seq, clock)) if seq <= high && clock.physical_millis() <= millis => {
+                        found = Some(seq);
+                        low = seq.next();
                     }
-                    Some(_) => high = middle.saturating_prev(),
-                    // Trimmed meanwhile: everything up to here is gone.
-                    None => low = middle.next(),
+                    // Later than `millis`, past `high`, or nothing kept from here on.
+                    _ => high = middle.saturating_prev(),
                 }
             }
             Ok(found)
