@@ -16,6 +16,7 @@ mod crash;
 mod fuzz_regressions;
 mod global_backfill;
 mod global_control;
+mod global_durability;
 mod global_tables;
 mod indexes;
 mod items;
