@@ -254,10 +254,12 @@ impl Replication {
 pub enum Applied {
     /// It was newer than what was stored, and is now stored.
     Written,
-    /// The same write was applied here before.
+    /// Nothing new: the same write was applied here before, or a later write of the same
+    /// region is stored (its region overwrote it itself; it comes again only in a batch sent
+    /// again, or in a seeding page, and was never in conflict with anything).
     Duplicate,
-    /// A newer write of the item was already stored (made here, or replicated from elsewhere):
-    /// the change was discarded.
+    /// A newer write of the item from another region (or this one) was already stored: the
+    /// change was discarded.
     Lost {
         /// The stored write's stamp.
         winner: Stamp,
@@ -278,11 +280,12 @@ pub enum Applied {
 
 impl Applied {
     /// What last writer wins makes of `incoming` against the stored `stamp` (the same rule
-    /// the write path applies, [`Stamp::wins_over`]).
+    /// the write path applies, [`Stamp::wins_over`]). Losing to a later write of its own
+    /// region is no conflict: a region orders its own writes.
     pub fn judge(incoming: &Stamp, stored: Option<&Stamp>) -> Applied {
         match stored {
             _ if incoming.wins_over(stored) => Applied::Written,
-            Some(stored) if stored == incoming => Applied::Duplicate,
+            Some(stored) if stored.region == incoming.region => Applied::Duplicate,
             Some(stored) => Applied::Lost {
                 winner: stored.clone(),
                 keys: Item::new(),
@@ -538,6 +541,36 @@ mod tests {
         assert_eq!(**refused_stamp, top_stamp);
         assert!(stamp_reason.contains("top of its range"), "{stamp_reason}");
         assert_eq!(visible_records(&store), 3);
+    }
+
+    #[test]
+    fn a_write_its_own_region_overwrote_since_is_no_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let first = store
+            .replication
+            .apply_remote_batch(vec![
+                change("a", Some("1"), 10, "eu"),
+                change("a", Some("2"), 20, "eu"),
+            ])
+            .unwrap();
+        assert_eq!(first, [Applied::Written, Applied::Written]);
+        // The first batch again (its answer was lost): eu's first write is no longer stored,
+        // eu's own later one is.
+        let again = store
+            .replication
+            .apply_remote_batch(vec![change("a", Some("1"), 10, "eu")])
+            .unwrap();
+        assert_eq!(again, [Applied::Duplicate]);
+        // Another region's older write still loses as a conflict.
+        let late = store
+            .replication
+            .apply_remote_batch(vec![change("a", Some("us"), 15, "us")])
+            .unwrap();
+        assert!(
+            matches!(late.as_slice(), [Applied::Lost { winner, .. }] if winner.region == "eu"),
+            "{late:?}"
+        );
     }
 
     #[test]

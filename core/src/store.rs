@@ -163,6 +163,36 @@ impl Store {
         self.storage.pipeline.durable().subscribe()
     }
 
+    /// Highest change sequence covered by a journal sync, whatever the durability mode (at
+    /// most [`Store::durable_seq`]; the same under `sync`). What other regions receive from
+    /// this node, or are told it has, stays within it, so a power cut takes back nothing
+    /// they have.
+    pub fn on_disk_seq(&self) -> ChangeSeq {
+        self.storage.pipeline.durable().on_disk_seq()
+    }
+
+    /// A watch of [`Store::on_disk_seq`].
+    pub fn subscribe_on_disk(&self) -> watch::Receiver<ChangeSeq> {
+        self.storage.pipeline.durable().subscribe_on_disk()
+    }
+
+    /// Waits until the committed change `seq` is on disk (see [`Store::on_disk_seq`]); under
+    /// `buffer` it asks for a journal sync at once rather than at the next background one.
+    /// Blocking.
+    ///
+    /// # Errors
+    /// Halted when the journal sync failed or the store closed first.
+    pub fn wait_on_disk(&self, seq: ChangeSeq) -> Result<()> {
+        let waited = self.storage.pipeline.durable().wait_on_disk(seq);
+        self.halt_if_fatal(waited)
+    }
+
+    /// Asks for every committed change to be on disk soon, without waiting (under `buffer`
+    /// the journal is synced at once instead of at the next background sync).
+    pub fn request_sync(&self) {
+        self.storage.pipeline.durable().request_sync();
+    }
+
     /// Trims change records older than the history window (and below every retention hold:
     /// a table's recovery period is one, see [`crate::Backups::release_history`]), the
     /// tombstones of deletes that leave the window, and streams that ended before it. The

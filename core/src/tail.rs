@@ -9,16 +9,20 @@ use crate::storage::log::EntryFilter;
 use crate::{Result, Store, TableId};
 
 impl Store {
-    /// Reads the next records of `cursor`, never past the durable watermark nor its end, and
-    /// moves it past every entry looked at (past the readable end when the read got there).
+    /// Reads the next records of `cursor`, never past the durable watermark (the on-disk one
+    /// for an [`LogCursor::on_disk`] cursor) nor its end, and moves it past every entry looked
+    /// at (past the readable end when the read got there).
     ///
     /// # Errors
     /// Storage failures or corrupt records.
     pub fn read_log(&self, cursor: &mut LogCursor, limits: LogLimits) -> Result<Vec<ChangeRecord>> {
-        let durable = self.durable_seq();
+        let readable = match cursor.on_disk_only {
+            true => self.on_disk_seq(),
+            false => self.durable_seq(),
+        };
         let through = match cursor.end {
-            Some(end) => durable.min(end.saturating_prev()),
-            None => durable,
+            Some(end) => readable.min(end.saturating_prev()),
+            None => readable,
         };
         let local_only = cursor.origin == Origin::Local;
         let read = match cursor.scope {
@@ -41,14 +45,15 @@ impl Store {
         Ok(read.records)
     }
 
-    /// The commit clock of the change at `seq` (`None` when there is none: trimmed, or never
-    /// written). Commit clocks grow with sequences, and a local write's stamp is its commit
-    /// clock: every local change after `seq` has a stamp past this one.
+    /// The commit clock of the change at `seq`, or of the last one kept before it when that
+    /// one was trimmed (`None` when none is kept). Commit clocks grow with sequences, and a
+    /// local write's stamp is its commit clock: every local change after `seq` has a stamp
+    /// past this one.
     ///
     /// # Errors
     /// Storage failures or a corrupt record.
     pub fn commit_clock_at(&self, seq: ChangeSeq) -> Result<Option<crate::HlcTimestamp>> {
-        let clock = self.storage.commit_clock(seq);
+        let clock = self.storage.commit_clock_through(seq);
         self.halt_if_fatal(clock)
     }
 
@@ -115,14 +120,15 @@ impl Store {
             let mut found = None;
             while low <= high && high > ChangeSeq::ZERO {
                 let middle = low.midpoint(high);
-                match self.storage.commit_clock(middle)? {
-                    Some(clock) if clock.physical_millis() <= millis => {
-                        found = Some(middle);
-                        low = middle.next();
+                // The log has gaps where a table's records were trimmed while another's are
+                // held: the first record kept from `middle` on stands for it.
+                match self.storage.commit_clock_from(middle)? {
+                    Some((seq, clock)) if seq <= high && clock.physical_millis() <= millis => {
+                        found = Some(seq);
+                        low = seq.next();
                     }
-                    Some(_) => high = middle.saturating_prev(),
-                    // Trimmed meanwhile: everything up to here is gone.
-                    None => low = middle.next(),
+                    // Later than `millis`, past `high`, or nothing kept from here on.
+                    _ => high = middle.saturating_prev(),
                 }
             }
             Ok(found)
@@ -311,22 +317,36 @@ mod tests {
         assert_eq!(sparse.next, local[2].next());
     }
 
+    /// Pauses every journal sync of the process until dropped (also when an assertion fails,
+    /// so no other test stays paused). The failpoint is global: tests that pause it take
+    /// turns.
+    struct PausedSync {
+        _turn: parking_lot::MutexGuard<'static, ()>,
+    }
+
+    impl PausedSync {
+        fn start() -> PausedSync {
+            static TURN: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+            let turn = TURN.lock();
+            fail::cfg("journal-sync", "pause").unwrap();
+            PausedSync { _turn: turn }
+        }
+    }
+
+    impl Drop for PausedSync {
+        fn drop(&mut self) {
+            fail::remove("journal-sync");
+        }
+    }
+
     #[test]
     fn nothing_past_the_durable_watermark_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open(dir.path(), Durability::Sync));
         let table = create(&store, "tbl");
         let durable = put(&store, "tbl", "before");
-        // Hold the group commit's fsync: the next write commits but is not durable. The
-        // guard lets it go even if an assertion fails, so no other test stays paused.
-        struct Release;
-        impl Drop for Release {
-            fn drop(&mut self) {
-                fail::remove("journal-sync");
-            }
-        }
-        fail::cfg("journal-sync", "pause").unwrap();
-        let release = Release;
+        // Hold the group commit's fsync: the next write commits but is not durable.
+        let release = PausedSync::start();
         let writer = {
             let store = store.clone();
             std::thread::spawn(move || put(&store, "tbl", "pending"))
@@ -374,5 +394,78 @@ mod tests {
         assert_eq!(lag_from(ChangeSeq::FIRST), 2);
         assert_eq!(lag_from(pending), 1);
         assert_eq!(lag_from(pending.next()), 0);
+    }
+
+    #[test]
+    fn an_on_disk_cursor_reads_only_what_a_journal_sync_covered_under_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path(), Durability::Buffer));
+        let table = create(&store, "tbl");
+        let synced = put(&store, "tbl", "before");
+        store.store.wait_on_disk(synced).unwrap();
+        assert!(store.store.on_disk_seq() >= synced);
+
+        let paused = PausedSync::start();
+        // Acknowledged at once under buffer, but not on disk while the sync is held.
+        let pending = put(&store, "tbl", "pending");
+        assert_eq!(store.store.durable_seq(), pending);
+        let mut everything = LogCursor::table(table, synced);
+        let read = store
+            .store
+            .read_log(&mut everything, LogLimits::records(100))
+            .unwrap();
+        assert_eq!(seqs(&read), [synced, pending], "durable in buffer mode");
+        let mut on_disk = LogCursor::table(table, synced).on_disk();
+        let read = store
+            .store
+            .read_log(&mut on_disk, LogLimits::records(100))
+            .unwrap();
+        assert_eq!(
+            seqs(&read),
+            [synced],
+            "the pending write is not on disk yet"
+        );
+        assert!(store.store.on_disk_seq() < pending);
+
+        let (done, waited) = std::sync::mpsc::channel();
+        let waiter = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let outcome = store.store.wait_on_disk(pending);
+                done.send(()).unwrap();
+                outcome
+            })
+        };
+        assert!(
+            waited.recv_timeout(Duration::from_millis(300)).is_err(),
+            "waiting for the disk does not end while the journal sync is held"
+        );
+        drop(paused);
+        waiter.join().unwrap().unwrap();
+        assert!(store.store.on_disk_seq() >= pending);
+        let read = store
+            .store
+            .read_log(&mut on_disk, LogLimits::records(100))
+            .unwrap();
+        assert_eq!(seqs(&read), [pending]);
+    }
+
+    #[test]
+    fn waiting_for_the_disk_forces_a_sync_under_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), Durability::Buffer);
+        create(&store, "tbl");
+        // The background sync runs every 50 ms; a waiter must not depend on it. Measured
+        // over many waits, so one slow sync on a busy machine does not decide.
+        let started = std::time::Instant::now();
+        for i in 0..20 {
+            let seq = put(&store, "tbl", &format!("k{i}"));
+            store.store.wait_on_disk(seq).unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(20 * 50 / 2),
+            "20 waits took {:?}: each waited for the background sync",
+            started.elapsed()
+        );
     }
 }

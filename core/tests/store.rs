@@ -566,6 +566,97 @@ fn held_records_outlive_the_history_window() {
     );
 }
 
+fn table_log(store: &Engine, table: &str) -> Vec<ChangeSeq> {
+    let table_id = store.store.table_id(table).unwrap();
+    store
+        .store
+        .read_log(
+            &mut LogCursor::table(table_id, ChangeSeq::FIRST),
+            LogLimits::records(100),
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect()
+}
+
+#[test]
+fn a_tables_hold_keeps_only_that_tables_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let engine = open_with(dir.path(), clock.clone());
+    let store = &engine.store;
+    create(&engine, "held");
+    create(&engine, "free");
+    create(&engine, "later");
+    let held_id = store.table_id("held").unwrap();
+    let free_id = store.table_id("free").unwrap();
+    let hold = HoldName::Publish { table_id: held_id };
+    store
+        .set_hold(&hold, Some(held_id), store.next_seq())
+        .unwrap();
+    // The two tables' changes interleave in the log.
+    let held_first = put(&engine, "held", item("a", "1")).unwrap();
+    put(&engine, "free", item("x", "1")).unwrap();
+    let held_second = put(&engine, "held", item("b", "1")).unwrap();
+    for i in 0..8 {
+        put(&engine, "free", item(&format!("y{i}"), "1")).unwrap();
+    }
+    put(&engine, "free", item("gone", "1")).unwrap();
+    let free_last = store
+        .delete_item(DeleteItemRequest {
+            table_name: "free".into(),
+            key: key("gone"),
+            ..Default::default()
+        })
+        .unwrap()
+        .change_seq
+        .unwrap();
+    clock.advance(25 * 3600 * 1000);
+    let newest = put(&engine, "later", item("n", "1")).unwrap();
+
+    let report = engine.trim_history().unwrap();
+    assert_eq!(
+        (report.records, report.tombstones),
+        (11, 1),
+        "the free table's history goes, its tombstone with it, whatever the held one keeps"
+    );
+    assert_eq!(table_log(&engine, "held"), [held_first, held_second]);
+    assert!(table_log(&engine, "free").is_empty());
+    assert_eq!(store.oldest_retained_seq(), held_first);
+    assert_eq!(store.oldest_retained_seq_of(held_id), held_first);
+    assert_eq!(
+        store.oldest_retained_seq_of(free_id),
+        free_last.next(),
+        "a reader of the free table before here has lost records"
+    );
+    // The log now has gaps; a point in time still maps to the last change kept by then.
+    assert_eq!(
+        store.last_change_at_or_before(1_700_000_000_000).unwrap(),
+        Some(held_second)
+    );
+    assert_eq!(
+        store
+            .last_change_at_or_before(1_700_000_000_000 + 25 * 3600 * 1000)
+            .unwrap(),
+        Some(newest)
+    );
+
+    drop(engine);
+    let engine = open_with(dir.path(), clock.clone());
+    let store = &engine.store;
+    assert_eq!(
+        store.oldest_retained_seq_of(free_id),
+        free_last.next(),
+        "where a table's trimmed records end survives a reopen"
+    );
+    store.release_hold(&hold).unwrap();
+    engine.trim_history().unwrap();
+    assert!(table_log(&engine, "held").is_empty(), "released: trimmed");
+    assert_eq!(store.oldest_retained_seq(), newest);
+    assert_eq!(store.oldest_retained_seq_of(free_id), newest);
+}
+
 #[test]
 fn tombstones_stay_while_a_peer_has_not_passed_their_remove() {
     let dir = tempfile::tempdir().unwrap();

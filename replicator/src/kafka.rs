@@ -41,9 +41,27 @@ use crate::protocol::{CHANGES_CONTENT_TYPE, ChangeBatch, DecodeError, WireChange
 /// partitions work too: an item's changes always land in the same one.
 const PARTITIONS: i32 = 1;
 
-/// The replication topic of `table`'s changes made in `region`.
+/// Longest topic name Kafka takes.
+const MAX_TOPIC_CHARS: usize = 249;
+/// Hex digits of the hash that ends a shortened topic name.
+const NAME_HASH_DIGITS: usize = 16;
+
+/// The replication topic of `table`'s changes made in `region`:
+/// `tidemark.replication.<region>.<table>` when that fits in Kafka's 249 characters (every
+/// topic made so far keeps its name), else its first 232 characters, a `.` and a hash of the
+/// whole name in 16 hex digits. A DynamoDB table name may have 255 characters; the hash keeps
+/// names that share a long beginning apart.
 pub fn topic(region: &str, table: &str) -> String {
-    format!("tidemark.replication.{region}.{table}")
+    let full = format!("tidemark.replication.{region}.{table}");
+    if full.len() <= MAX_TOPIC_CHARS {
+        return full;
+    }
+    let mut kept = MAX_TOPIC_CHARS - 1 - NAME_HASH_DIGITS;
+    while !full.is_char_boundary(kept) {
+        kept -= 1;
+    }
+    let hash = xxhash_rust::xxh3::xxh3_64(full.as_bytes());
+    format!("{}.{hash:016x}", &full[..kept])
 }
 
 /// A connection to the Kafka cluster changes travel through.
@@ -358,5 +376,38 @@ mod tests {
         }
         let total: usize = batches.iter().map(|b| b.changes.len()).sum();
         assert_eq!(total, 40);
+    }
+
+    #[test]
+    fn topic_names_fit_kafka_for_every_table_name_dynamodb_allows() {
+        assert_eq!(
+            topic("us-east-1", "orders"),
+            "tidemark.replication.us-east-1.orders",
+            "a name that fits is kept, so existing topics keep working"
+        );
+        let longest = "t".repeat(255);
+        let mut other = "t".repeat(254);
+        other.push('u');
+        for region in ["us-east-1", &"r".repeat(300)] {
+            let name = topic(region, &longest);
+            assert_eq!(name.len(), MAX_TOPIC_CHARS, "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            );
+            assert_eq!(name, topic(region, &longest), "the same name every time");
+            assert_ne!(
+                name,
+                topic(region, &other),
+                "names that differ only past the cut stay apart"
+            );
+        }
+        assert!(topic("us-east-1", &longest).starts_with("tidemark.replication.us-east-1.ttt"));
+        let fits = "f".repeat(MAX_TOPIC_CHARS - "tidemark.replication.eu.".len());
+        assert_eq!(
+            topic("eu", &fits),
+            format!("tidemark.replication.eu.{fits}")
+        );
+        assert_eq!(topic("eu", &format!("{fits}f")).len(), MAX_TOPIC_CHARS);
     }
 }

@@ -38,6 +38,8 @@ pub mod hold_limit;
 pub mod kafka;
 pub mod membership;
 pub mod parked;
+#[cfg(test)]
+mod paused_sync;
 pub mod peers;
 pub mod protocol;
 mod receive;

@@ -24,8 +24,8 @@ use crate::{Error, Replicator, Result};
 
 impl Replicator {
     /// Applies a batch of changes region `from` shipped (its own changes, and up to which
-    /// clock it has delivered them), in order, and says what became of them. Blocking: call it
-    /// off the async reactor.
+    /// clock it has delivered them), in order, and says what became of them once they are on
+    /// disk (in either durability mode). Blocking: call it off the async reactor.
     ///
     /// # Errors
     /// [`Error::NotAllowed`] when a change is stamped by another region than `from` (the batch
@@ -137,6 +137,14 @@ impl Replicator {
         let applying = std::time::Instant::now();
         let count = changes.len();
         let outcomes = self.replication.apply_remote_batch(changes)?;
+        // IMPORTANT: the answer (or the Kafka read position it lets move) is the sender's
+        // licence to forget these changes, so they must survive a power cut first, whatever
+        // this node's durability mode. Everything committed so far is waited for, not just
+        // this batch's writes: a change found already applied (a batch sent again after its
+        // answer was lost) may have been committed by a request whose wait never ended.
+        if count > 0 {
+            self.store.wait_on_disk(self.store.durable_seq())?;
+        }
         tracing::debug!(
             from,
             changes = count,
@@ -150,6 +158,9 @@ impl Replicator {
             match outcome {
                 Applied::Written => answer.written += 1,
                 Applied::Duplicate => answer.duplicates += 1,
+                Applied::Lost { .. } if self.delivered_before(&table, &stamp) => {
+                    answer.duplicates += 1;
+                }
                 Applied::Lost { winner, keys } => {
                     answer.lost += 1;
                     self.conflicts
@@ -169,6 +180,18 @@ impl Replicator {
             .increment(answer.written);
         answer.missing_tables = missing.into_iter().collect();
         Ok(answer)
+    }
+
+    /// True when the change stamped `stamp` was delivered here before: its region has said
+    /// (with an earlier batch, or a mark in its topic) that every change of its own of
+    /// `table` up to a later clock is here. It comes again because an answer was lost (or a
+    /// read position was not saved), and it was judged when it first came: losing now, to a
+    /// write made since, is no conflict. Known since this node started.
+    fn delivered_before(&self, table: &str, stamp: &tidemark_core::Stamp) -> bool {
+        self.inbound
+            .lock()
+            .get(&(table.to_string(), stamp.region.clone()))
+            .is_some_and(|delivered| stamp.hlc.0 <= *delivered)
     }
 
     /// Moves `table`'s inbound hold up to what every other region has delivered here.
@@ -866,5 +889,153 @@ mod tests {
             scanned.count, 1,
             "only the item with every key attribute is indexed"
         );
+    }
+
+    /// A replicator of region `us` (peer `eu`) whose store holds `TABLE` as a global table of
+    /// both.
+    fn global_replica(dir: &std::path::Path) -> (Engine, std::sync::Arc<Replicator>) {
+        let store = Engine::open(StoreConfig::for_tests(dir)).expect("open");
+        let replicator = Replicator::new(
+            &store,
+            ReplicationConfig {
+                region: "us".into(),
+                peers: vec![Peer::parse("eu=http://127.0.0.1:9").expect("a peer")],
+                transport: Transport::Direct,
+                ..ReplicationConfig::default()
+            },
+        );
+        store
+            .tables
+            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
+            .expect("create");
+        let definition = store.store.table_definition(TABLE).expect("a table");
+        let global = GlobalTable {
+            version: VERSION.into(),
+            replicas: ["us", "eu"]
+                .iter()
+                .map(|r| (r.to_string(), Replica::active()))
+                .collect::<BTreeMap<_, _>>(),
+            settings: SharedSettings::of(&definition),
+            stamp_clock: 1,
+            stamp_region: "us".into(),
+            removed: BTreeMap::new(),
+        };
+        {
+            let _guard = replicator.membership.lock();
+            replicator
+                .adopt(TABLE, &definition, None, global)
+                .expect("global");
+        }
+        (store, replicator)
+    }
+
+    fn put_from_eu(k: &str, clock: u64) -> WireChange {
+        WireChange {
+            table: TABLE.into(),
+            keys: keys(k),
+            new_image: Some(keys(k)),
+            clock,
+            region: "eu".into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_acknowledged_only_once_on_disk_even_under_buffer() {
+        let dir = tempfile::tempdir().expect("a folder");
+        // The tests' stores acknowledge client writes under `buffer`.
+        let (store, replicator) = global_replica(dir.path());
+        let clock = store.store.clock().now_millis() << 16;
+        let paused = crate::paused_sync::PausedSync::start();
+        let (answered, answer) = std::sync::mpsc::channel();
+        let receiving = {
+            let replicator = replicator.clone();
+            std::thread::spawn(move || {
+                let batch = ChangeBatch {
+                    changes: vec![put_from_eu("pending", clock)],
+                    delivered: BTreeMap::new(),
+                };
+                let outcome = replicator.receive_changes("eu", batch);
+                answered.send(()).expect("the test waits");
+                outcome
+            })
+        };
+        let applied = || {
+            store
+                .store
+                .get_item(tidemark_core::ops::GetItemRequest {
+                    table_name: TABLE.into(),
+                    key: keys("pending"),
+                    ..Default::default()
+                })
+                .expect("a read")
+                .item
+                .is_some()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !applied() {
+            assert!(std::time::Instant::now() < deadline, "never applied");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(
+            answer
+                .recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "applied but not on disk: the sender must not hear it has the batch yet"
+        );
+        drop(paused);
+        let outcome = receiving.join().expect("no panic").expect("applied");
+        assert_eq!(outcome.written, 1);
+        assert!(store.store.on_disk_seq() >= store.store.durable_seq());
+    }
+
+    #[test]
+    fn a_batch_sent_again_after_a_lost_answer_is_no_conflict() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let (store, replicator) = global_replica(dir.path());
+        let now = store.store.clock().now_millis();
+        let (first, second) = ((now - 2_000) << 16, (now - 1_000) << 16);
+        let batch = |change: WireChange| ChangeBatch {
+            delivered: BTreeMap::from([(TABLE.to_string(), change.clock)]),
+            changes: vec![change],
+        };
+        let answer = replicator
+            .receive_changes("eu", batch(put_from_eu("k", first)))
+            .expect("applied");
+        assert_eq!(answer.written, 1);
+        // Written here since: newer than both of eu's writes.
+        store
+            .store
+            .put_item(tidemark_core::ops::PutItemRequest {
+                table_name: TABLE.into(),
+                item: [
+                    ("p".to_string(), AttributeValue::S("k".into())),
+                    ("v".to_string(), AttributeValue::S("local".into())),
+                ]
+                .into(),
+                ..Default::default()
+            })
+            .expect("a local write");
+
+        let again = replicator
+            .receive_changes("eu", batch(put_from_eu("k", first)))
+            .expect("applied");
+        assert_eq!(
+            (again.written, again.duplicates, again.lost),
+            (0, 1, 0),
+            "eu's answer was lost and it sent the batch again: nothing new, no conflict"
+        );
+        assert_eq!(replicator.conflicts().of(TABLE).0, 0);
+
+        let concurrent = replicator
+            .receive_changes("eu", batch(put_from_eu("k", second)))
+            .expect("applied");
+        assert_eq!(
+            (concurrent.written, concurrent.duplicates, concurrent.lost),
+            (0, 0, 1),
+            "a write of eu's that reaches here after a newer one of this region's is one"
+        );
+        let (count, last) = replicator.conflicts().of(TABLE);
+        assert_eq!(count, 1);
+        assert_eq!(last.len(), 1);
     }
 }

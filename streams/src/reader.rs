@@ -227,7 +227,7 @@ pub fn get_shard_iterator(
 ) -> Result<String> {
     let stream = stream_by_arn(store, stream_arn)?;
     let shard = find_shard(&stream, shard_id)?;
-    let oldest = store.oldest_retained_seq();
+    let oldest = store.oldest_retained_seq_of(stream.table_id);
     let in_shard = |seq: ChangeSeq| seq >= shard.start && shard.end.is_none_or(|end| seq < end);
     let (position, from_trim_horizon) = match &start {
         IteratorStart::TrimHorizon => (shard.start, true),
@@ -287,7 +287,7 @@ pub fn get_records(store: &Store, iterator: &str, limit: Option<i64>) -> Result<
     let stream = stream_by_arn(store, &iterator.stream_arn)?;
     let shard = shard_at(&stream, iterator.generation_start, iterator.lane)
         .ok_or(Error::TrimmedDataAccess)?;
-    let oldest = store.oldest_retained_seq();
+    let oldest = store.oldest_retained_seq_of(stream.table_id);
     let mut position = iterator.position;
     if position < oldest {
         if !iterator.from_trim_horizon {
@@ -352,5 +352,102 @@ fn check_limit(limit: Option<i64>, max: usize, member: &str) -> Result<usize> {
         Some(n) => Err(Error::Validation(format!(
             "1 validation error detected: Value '{n}' at '{member}' failed to satisfy constraint: Member must have value less than or equal to {max}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tidemark_core::clock::ManualClock;
+    use tidemark_core::model::{AttributeValue, Item, StreamSpecification};
+    use tidemark_core::ops::{CreateTableRequest, PutItemRequest, UpdateTableRequest};
+    use tidemark_core::retention::HoldName;
+    use tidemark_core::{Engine, StoreConfig};
+
+    use super::*;
+
+    fn put(engine: &Engine, table: &str, k: &str) {
+        let item: Item = [("p".to_string(), AttributeValue::S(k.into()))].into();
+        engine
+            .store
+            .put_item(PutItemRequest {
+                table_name: table.into(),
+                item,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_stream_whose_records_were_trimmed_says_so_while_another_tables_are_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let engine =
+            Engine::open_with_clock(StoreConfig::for_tests(dir.path()), clock.clone()).unwrap();
+        for table in ["held", "streamed", "later"] {
+            engine
+                .tables
+                .create_table(CreateTableRequest::on_demand(table, "p", "S"))
+                .unwrap();
+        }
+        let held = engine.store.table_id("held").unwrap();
+        engine
+            .store
+            .set_hold(
+                &HoldName::Publish { table_id: held },
+                Some(held),
+                engine.store.next_seq(),
+            )
+            .unwrap();
+        put(&engine, "held", "kept");
+        engine
+            .tables
+            .update_table(UpdateTableRequest {
+                table_name: "streamed".into(),
+                stream_specification: Some(StreamSpecification {
+                    stream_enabled: true,
+                    stream_view_type: Some("NEW_IMAGE".into()),
+                }),
+                ..Default::default()
+            })
+            .unwrap();
+        for k in ["a", "b", "c"] {
+            put(&engine, "streamed", k);
+        }
+        clock.advance(25 * 3600 * 1000);
+        put(&engine, "later", "newest");
+        engine.trim_history().unwrap();
+
+        let store = &engine.store;
+        let arn = list_streams(store, Some("streamed"), None, None)
+            .unwrap()
+            .streams[0]
+            .stream_arn
+            .clone();
+        let shards = describe_stream(store, &arn, None, None, None)
+            .unwrap()
+            .shards;
+        assert!(!shards.is_empty());
+        for shard in shards {
+            let at = IteratorStart::AtSequenceNumber(shard.starting_sequence_number.clone());
+            assert!(
+                matches!(
+                    get_shard_iterator(store, &arn, &shard.shard_id, at),
+                    Err(Error::TrimmedDataAccess)
+                ),
+                "the stream's records before here are gone, though the held table's older \
+                 ones are kept"
+            );
+            let horizon =
+                get_shard_iterator(store, &arn, &shard.shard_id, IteratorStart::TrimHorizon)
+                    .unwrap();
+            assert!(
+                get_records(store, &horizon, None)
+                    .unwrap()
+                    .records
+                    .is_empty()
+            );
+        }
     }
 }

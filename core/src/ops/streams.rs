@@ -39,6 +39,13 @@ impl Store {
         self.storage.oldest_retained.load()
     }
 
+    /// The oldest change sequence of table `table_id` still in the log: every record of the
+    /// table before it was trimmed (records of other tables before it may be kept, for their
+    /// own holds).
+    pub fn oldest_retained_seq_of(&self, table_id: crate::TableId) -> ChangeSeq {
+        self.storage.oldest_retained_of(table_id)
+    }
+
     /// Starts a new generation of shards in every enabled stream whose current generation is
     /// at least `period` old and has seen a commit. Returns how many streams rotated.
     ///
@@ -105,7 +112,6 @@ impl Store {
     /// Forgets streams that ended before `cutoff_millis` and generations whose successors
     /// start at or before the oldest retained record (their records are all trimmed).
     pub(crate) fn expire_streams(&self, cutoff_millis: u64) -> Result<()> {
-        let oldest = self.oldest_retained_seq();
         let _ddl = self.storage.ddl.lock();
         let mut changed = Vec::new();
         let mut removed = Vec::new();
@@ -114,6 +120,7 @@ impl Store {
                 removed.push((stream.table_id, stream.label.clone()));
                 continue;
             }
+            let oldest = self.oldest_retained_seq_of(stream.table_id);
             let dead = stream
                 .generations
                 .iter()

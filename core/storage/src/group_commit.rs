@@ -10,6 +10,13 @@
 //! The commit path ([`super::commit`]) brackets each batch commit with
 //! [`Durable::begin_commit`] and [`Durable::finish_commit`]; readers of the log never read
 //! past [`Durable::durable_seq`].
+//!
+//! A second watermark, [`Durable::on_disk_seq`], says what a journal sync has covered,
+//! whatever the mode (under `sync` it is the durable watermark itself). Replication keeps to
+//! it: a region acknowledges a peer's changes and ships its own only once they are on disk,
+//! so a power cut under `buffer` never takes back a change another region already has.
+//! [`Durable::wait_on_disk`] asks the background syncer for a sync at once rather than
+//! waiting for its next round.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,6 +52,13 @@ const BACKGROUND_SYNC_INTERVAL: Duration = Duration::from_millis(50);
 struct SyncState {
     committed: ChangeSeq,
     durable: ChangeSeq,
+    /// Covered by a journal sync (equal to `durable` under `sync`).
+    on_disk: ChangeSeq,
+    /// Under `buffer`: someone waits for a change to be on disk, so the background syncer
+    /// syncs now instead of at its next interval.
+    sync_wanted: bool,
+    /// The syncer has stopped: nothing committed from now on gets on disk by it.
+    stopped: bool,
     failure: Option<String>,
     shutdown: bool,
 }
@@ -57,6 +71,8 @@ pub struct Durable {
     wake_syncer: Condvar,
     synced: Condvar,
     watermark: watch::Sender<ChangeSeq>,
+    /// A watch of `SyncState::on_disk`.
+    on_disk_watermark: watch::Sender<ChangeSeq>,
     /// Writers between asking for the sequencer and finishing their batch commit.
     committing: AtomicUsize,
     halt: Halt,
@@ -100,11 +116,13 @@ impl Durable {
             state: Mutex::new(SyncState {
                 committed: last_seq,
                 durable: last_seq,
+                on_disk: last_seq,
                 ..Default::default()
             }),
             wake_syncer: Condvar::new(),
             synced: Condvar::new(),
             watermark: watch::Sender::new(last_seq),
+            on_disk_watermark: watch::Sender::new(last_seq),
             committing: AtomicUsize::new(0),
         }
     }
@@ -172,6 +190,38 @@ impl Durable {
         }
     }
 
+    /// Waits until the change `seq` (committed) is covered by a journal sync, whatever the
+    /// mode: under `buffer` the background syncer is asked to sync at once.
+    pub fn wait_on_disk(&self, seq: ChangeSeq) -> Result<()> {
+        let mut state = self.state.lock();
+        while state.on_disk < seq {
+            if let Some(failure) = &state.failure {
+                return Err(Error::Halted(format!("journal sync failed: {failure}")));
+            }
+            if state.stopped {
+                return Err(Error::Halted(
+                    "the store closed before the change was synced to disk".into(),
+                ));
+            }
+            if !state.sync_wanted && self.mode == Durability::Buffer {
+                state.sync_wanted = true;
+                self.wake_syncer.notify_all();
+            }
+            self.synced.wait(&mut state);
+        }
+        Ok(())
+    }
+
+    /// Asks for everything committed so far to be on disk soon (under `buffer`: at once, not
+    /// at the next background sync; under `sync` it always is), without waiting for it.
+    pub fn request_sync(&self) {
+        let mut state = self.state.lock();
+        if self.mode == Durability::Buffer && state.on_disk < state.committed {
+            state.sync_wanted = true;
+            self.wake_syncer.notify_all();
+        }
+    }
+
     fn run_syncer(&self, db: &Database, mut journal: JournalSync) {
         loop {
             let (target, covered) = {
@@ -180,6 +230,8 @@ impl Durable {
                     self.wake_syncer.wait(&mut state);
                 }
                 if state.committed == state.durable {
+                    state.stopped = true;
+                    self.synced.notify_all();
                     return;
                 }
                 // IMPORTANT for throughput: let writers already between the sequencer and
@@ -208,7 +260,9 @@ impl Durable {
             match outcome {
                 Ok(()) => {
                     state.durable = state.durable.max(target);
+                    state.on_disk = state.durable;
                     self.watermark.send_replace(state.durable);
+                    self.on_disk_watermark.send_replace(state.on_disk);
                 }
                 Err(e) => {
                     self.fail(&mut state, &e);
@@ -229,35 +283,43 @@ impl Durable {
         self.halt.raise(format!("journal sync failed: {e}"));
         self.synced.notify_all();
         self.watermark.send_modify(|_| {});
+        self.on_disk_watermark.send_modify(|_| {});
     }
 
     /// Under `buffer`: syncs the journal every [`BACKGROUND_SYNC_INTERVAL`] while writes come
-    /// in. Acknowledgements never wait for it; it bounds what a power loss can take, and,
-    /// IMPORTANT for latency, it keeps the journal nearly clean, so the full sync fjall makes
-    /// under its journal lock before each memtable flush (which every commit waits behind)
-    /// has little left to write.
+    /// in, and at once when someone waits for a change to be on disk. Acknowledgements never
+    /// wait for it; it bounds what a power loss can take, and, IMPORTANT for latency, it
+    /// keeps the journal nearly clean, so the full sync fjall makes under its journal lock
+    /// before each memtable flush (which every commit waits behind) has little left to write.
     fn run_background_sync(&self, db: &Database, mut journal: JournalSync) {
-        let mut synced = self.state.lock().committed;
         loop {
-            let committed = {
+            let (committed, on_disk, shutdown) = {
                 let mut state = self.state.lock();
-                if !state.shutdown {
+                if !state.shutdown && !state.sync_wanted {
                     self.wake_syncer
                         .wait_for(&mut state, BACKGROUND_SYNC_INTERVAL);
                 }
-                if state.shutdown {
+                state.sync_wanted = false;
+                (state.committed, state.on_disk, state.shutdown)
+            };
+            if committed != on_disk {
+                // Every batch up to `committed` is in the journal (batches commit in sequence
+                // order, under the sequencer), so this sync covers them all.
+                if let Err(e) = sync_journal(&mut journal, db) {
+                    self.fail(&mut self.state.lock(), &e);
                     return;
                 }
-                state.committed
-            };
-            if committed == synced {
-                continue;
+                let mut state = self.state.lock();
+                state.on_disk = state.on_disk.max(committed);
+                self.on_disk_watermark.send_replace(state.on_disk);
+                self.synced.notify_all();
             }
-            if let Err(e) = sync_journal(&mut journal, db) {
-                self.fail(&mut self.state.lock(), &e);
+            if shutdown {
+                let mut state = self.state.lock();
+                state.stopped = true;
+                self.synced.notify_all();
                 return;
             }
-            synced = committed;
         }
     }
 
@@ -276,5 +338,15 @@ impl Durable {
     /// A watch of [`Durable::durable_seq`].
     pub fn subscribe(&self) -> watch::Receiver<ChangeSeq> {
         self.watermark.subscribe()
+    }
+
+    /// Highest change sequence covered by a journal sync, whatever the node's mode.
+    pub fn on_disk_seq(&self) -> ChangeSeq {
+        self.state.lock().on_disk
+    }
+
+    /// A watch of [`Durable::on_disk_seq`].
+    pub fn subscribe_on_disk(&self) -> watch::Receiver<ChangeSeq> {
+        self.on_disk_watermark.subscribe()
     }
 }

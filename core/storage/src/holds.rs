@@ -176,14 +176,38 @@ pub struct Holds {
 }
 
 impl Holds {
-    /// The lowest position any hold needs (`ChangeSeq::MAX` with no holds).
-    pub(crate) fn lowest(&self) -> ChangeSeq {
-        self.by_name
-            .lock()
-            .values()
-            .map(|h| h.from)
-            .min()
-            .unwrap_or(ChangeSeq::MAX)
+    /// Where the holds start, as of now: per table, and for holds of no table.
+    pub(crate) fn held_from(&self) -> HeldFrom {
+        let mut held = HeldFrom {
+            node: ChangeSeq::MAX,
+            tables: BTreeMap::new(),
+        };
+        for hold in self.by_name.lock().values() {
+            let lowest = match hold.table_id {
+                Some(table_id) => held.tables.entry(table_id).or_insert(ChangeSeq::MAX),
+                None => &mut held.node,
+            };
+            *lowest = (*lowest).min(hold.from);
+        }
+        held
+    }
+}
+
+/// Where the holds start: a hold that belongs to a table keeps only that table's records; a
+/// hold of no table (a backup, a restore) keeps every table's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeldFrom {
+    node: ChangeSeq,
+    tables: BTreeMap<TableId, ChangeSeq>,
+}
+
+impl HeldFrom {
+    /// The first record of table `table_id` some hold still needs (`ChangeSeq::MAX` when
+    /// none does).
+    pub(crate) fn of(&self, table_id: TableId) -> ChangeSeq {
+        self.tables
+            .get(&table_id)
+            .map_or(self.node, |table| self.node.min(*table))
     }
 }
 

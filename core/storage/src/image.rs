@@ -274,7 +274,7 @@ impl Storage {
         at: ChangeSeq,
     ) -> Result<TableImage> {
         let snapshot = self.db.snapshot();
-        if self.oldest_retained.load() > at.next() {
+        if self.oldest_retained_of(table_id) > at.next() {
             return Err(Error::Internal(format!(
                 "the history after change {at} is no longer kept"
             )));

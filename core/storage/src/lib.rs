@@ -123,6 +123,9 @@ pub struct Storage {
     pub oldest_retained: AtomicChangeSeq,
     /// Named retention holds: trimming stops below the lowest.
     pub holds: Holds,
+    /// Per table, the first change not trimmed, once some of its records were
+    /// ([`Storage::oldest_retained_of`]).
+    trimmed_to: Mutex<HashMap<TableId, ChangeSeq>>,
     key_locks: KeyLocks,
     durability: Durability,
 }
@@ -211,6 +214,13 @@ impl Storage {
             let hold = holds::decode_hold(&key, &value)?;
             holds.by_name.lock().insert(hold.name.clone(), hold);
         }
+        let mut trimmed_to = HashMap::new();
+        for guard in ks.catalog.prefix(history::TRIMMED_PREFIX.as_bytes()) {
+            let (key, value) = guard.into_inner().or_failure()?;
+            let table_id =
+                table_id_of(key.get(history::TRIMMED_PREFIX.len()..).unwrap_or_default())?;
+            trimmed_to.insert(table_id, seq_of(&value)?);
+        }
         let mut stats = HashMap::new();
         for guard in ks.stats.iter() {
             let (key, value) = guard.into_inner().or_failure()?;
@@ -249,6 +259,7 @@ impl Storage {
             ddl: Mutex::new(()),
             oldest_retained: AtomicChangeSeq::new(oldest_retained),
             holds,
+            trimmed_to: Mutex::new(trimmed_to),
             key_locks: KeyLocks::new(),
             durability,
         };

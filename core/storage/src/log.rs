@@ -264,6 +264,36 @@ impl Storage {
             None => Ok(None),
         }
     }
+
+    /// The first retained record at or after `seq` (the log may have gaps where other
+    /// tables' records were trimmed), with its commit clock.
+    pub fn commit_clock_from(
+        &self,
+        seq: ChangeSeq,
+    ) -> Result<Option<(ChangeSeq, tidemark_model::HlcTimestamp)>> {
+        match self.ks.changes.range(seq.to_be_bytes()..).next() {
+            Some(guard) => {
+                let (key, value) = guard.into_inner().or_failure()?;
+                let clock = codec::decode_record_header(&value)?.commit_clock;
+                Ok(Some((seq_of(&key)?, clock)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The commit clock of the last retained record at or before `seq`, if any.
+    pub fn commit_clock_through(
+        &self,
+        seq: ChangeSeq,
+    ) -> Result<Option<tidemark_model::HlcTimestamp>> {
+        match self.ks.changes.range(..=seq.to_be_bytes()).next_back() {
+            Some(guard) => {
+                let (_, value) = guard.into_inner().or_failure()?;
+                Ok(Some(codec::decode_record_header(&value)?.commit_clock))
+            }
+            None => Ok(None),
+        }
+    }
 }
 
 fn last_table_change(

@@ -17,6 +17,7 @@ mod fuzz_regressions;
 mod global_backfill;
 mod global_clocks;
 mod global_control;
+mod global_durability;
 mod global_kafka_stops;
 mod global_parked;
 mod global_removal;

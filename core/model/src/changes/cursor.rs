@@ -3,7 +3,8 @@
 //! `Store::read_log` (in tidemark-core's `tail`), the one log reader:
 //!
 //! - it never returns a record past the durable watermark, so nothing read can be taken back
-//!   by a crash;
+//!   by a crash; a cursor made [`LogCursor::on_disk`] (the replicator's) stops at what a
+//!   journal sync has covered, so nothing read can be taken back by a power cut either;
 //! - a cursor follows the whole node ([`LogScope::Node`]) or one table
 //!   ([`LogScope::Table`], optionally one stream lane of it), all changes or only those this
 //!   node originated ([`Origin::Local`]: what a replicator ships); filters are decided from the
@@ -61,6 +62,8 @@ pub struct LogCursor {
     pub next: ChangeSeq,
     /// The first sequence NOT to read (a closed shard's end), if any.
     pub end: Option<ChangeSeq>,
+    /// Reads only what a journal sync has covered, whatever the durability mode.
+    pub on_disk_only: bool,
 }
 
 impl LogCursor {
@@ -71,6 +74,7 @@ impl LogCursor {
             origin: Origin::Any,
             next: from,
             end: None,
+            on_disk_only: false,
         }
     }
 
@@ -84,6 +88,7 @@ impl LogCursor {
             origin: Origin::Any,
             next: from,
             end: None,
+            on_disk_only: false,
         }
     }
 
@@ -98,6 +103,13 @@ impl LogCursor {
     /// Only the changes this node originated.
     pub fn local_only(mut self) -> LogCursor {
         self.origin = Origin::Local;
+        self
+    }
+
+    /// Only changes a journal sync has covered (under `buffer` a committed change may not be
+    /// yet): what other regions get must survive a power cut here.
+    pub fn on_disk(mut self) -> LogCursor {
+        self.on_disk_only = true;
         self
     }
 
