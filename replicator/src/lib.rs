@@ -20,10 +20,14 @@
 //!   and the periodic exchange of membership documents that makes the group converge after
 //!   partitions and restarts; it asks peers through a transport trait (HTTP on a node, an
 //!   in-memory network in its tests);
+//! - [`antientropy`]: finds replicas that differ although everything was delivered (digests
+//!   of hashed key buckets over every cell's key, stamp and tombstone flag) and repairs them
+//!   through the same last-writer-wins path, in the background and on demand;
 //! - [`status`]: link states, lag and the last conflicts, for operators;
 //! - [`Error`] and [`RunError`]: why a replication request failed, and why replication
 //!   stopped (a store failure kept as core's own `Error`).
 
+pub mod antientropy;
 pub mod client;
 mod control;
 pub mod kafka;
