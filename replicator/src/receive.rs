@@ -27,6 +27,21 @@ impl Replicator {
     /// # Errors
     /// A bad key, or a storage failure (then the sender sends the batch again).
     pub fn receive_changes(&self, from: &str, batch: ChangeBatch) -> Result<BatchAnswer> {
+        // Fault injection (tests only): the batch is acknowledged and dropped, as a change a
+        // bug or a broker lost would be, for anti-entropy to find.
+        if !batch.changes.is_empty() {
+            fail::fail_point!("replicated-batch-lost", |_| {
+                tracing::warn!(
+                    from,
+                    changes = batch.changes.len(),
+                    "failpoint: dropped a batch"
+                );
+                Ok(BatchAnswer {
+                    written: batch.changes.len() as u64,
+                    ..BatchAnswer::default()
+                })
+            });
+        }
         // Only tables that are global here take replicated writes: a table of the same name
         // outside the group is none of the sender's business.
         let mut global = std::collections::BTreeMap::new();

@@ -19,6 +19,8 @@ pub struct Cluster {
     /// `links[from][to]`: the proxy `from` reaches `to` through (`None` on the diagonal).
     links: Vec<Vec<Option<FaultProxy>>>,
     extra: Vec<String>,
+    /// Per region, environment variables its node starts with (`FAILPOINTS`, ...).
+    env: Vec<Vec<(String, String)>>,
     _dir: tempfile::TempDir,
 }
 
@@ -37,6 +39,20 @@ impl Cluster {
     /// # Panics
     /// When a node does not start.
     pub async fn start(binary: &Path, regions: &[&str], extra: &[&str]) -> Cluster {
+        Cluster::start_with_env(binary, regions, extra, &[]).await
+    }
+
+    /// [`Cluster::start`], region `i`'s node with the environment variables `env[i]` (every
+    /// time it starts; regions past the end of `env` get none).
+    ///
+    /// # Panics
+    /// When a node does not start.
+    pub async fn start_with_env(
+        binary: &Path,
+        regions: &[&str],
+        extra: &[&str],
+        env: &[&[(&str, &str)]],
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temporary folder");
         let nowhere: SocketAddr = "127.0.0.1:9".parse().expect("an address");
         let mut links = Vec::new();
@@ -63,6 +79,17 @@ impl Cluster {
                 .collect(),
             links,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: (0..regions.len())
+                .map(|i| {
+                    env.get(i)
+                        .map(|vars| {
+                            vars.iter()
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect(),
             _dir: dir,
         };
         for i in 0..regions.len() {
@@ -181,7 +208,12 @@ impl Cluster {
         }
         args.extend(self.extra.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let node = ChildNode::start(&self.binary, &self.data_dir(i), &args).await;
+        let env: Vec<(&str, &str)> = self
+            .env
+            .get(i)
+            .map(|vars| vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+            .unwrap_or_default();
+        let node = ChildNode::start_with_env(&self.binary, &self.data_dir(i), &args, &env).await;
         let addr = node.addr();
         for from in 0..self.regions.len() {
             if from != i {
