@@ -30,7 +30,8 @@
 //!
 //! The node runs a comparison of every global table with every other ACTIVE region every
 //! `--anti-entropy-interval` (with jitter; the region whose name sorts first starts each
-//! pair's), scanning at most `--anti-entropy-rate` cells a second on each side;
+//! pair's), scanning at most `--anti-entropy-rate` cells a second on each side (or as fast as
+//! a scan of the whole table in 20 s needs, for tables too large for the rate);
 //! `tidemark replicas verify TABLE` runs one now against every other region.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +77,9 @@ const KEYS_PER_REQUEST: usize = 1_000;
 const SCAN_PAGE: usize = 10_000;
 /// Most keys a report lists for each of repaired and unresolved.
 const KEYS_REPORTED: usize = 100;
+/// A paced scan goes fast enough to end within this many seconds whatever the table's size,
+/// since a peer request is given up after 30 s.
+const SCAN_SECONDS: u64 = 20;
 
 /// How the node runs anti-entropy in the background.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +240,8 @@ pub struct PeerVerification {
     /// Live items one side has and the other has no cell of, older than that side's trim
     /// horizon: perhaps deleted there, so not shipped.
     pub unresolved: u64,
+    /// Bytes of the messages exchanged with the peer (request and answer bodies).
+    pub bytes_exchanged: u64,
     /// Items repaired, by key (the first 100).
     pub repaired_keys: Vec<Item>,
     /// Unresolved items, by key (the first 100), with the region holding the live item.
@@ -705,6 +711,10 @@ impl Replicator {
         })
         .await?;
         let buckets_log2 = buckets_log2_for(items);
+        let cells_per_second = match cells_per_second {
+            0 => 0,
+            rate => rate.max(items / SCAN_SECONDS),
+        };
         let request = DigestRequest {
             table: table.to_string(),
             bounds: proposed,
@@ -712,6 +722,7 @@ impl Replicator {
             cells_per_second,
         };
         let theirs = transport.digest(&peer, &request).await?;
+        let exchanged = json_len(&request) + json_len(&theirs);
         let bounds = theirs.bounds;
         if bounds.cutoff > proposed.cutoff || bounds.floor < proposed.floor {
             return Err(Error::Validation(format!(
@@ -741,6 +752,7 @@ impl Replicator {
             peer_cells_compared: theirs.cells,
             buckets: mine.len() as u64,
             buckets_differing: differing.len() as u64,
+            bytes_exchanged: exchanged,
             ..PeerVerification::default()
         };
         for chunk in differing.chunks(BUCKETS_PER_REQUEST) {
@@ -790,6 +802,7 @@ impl Replicator {
             buckets: buckets.to_vec(),
         };
         let answer = transport.cells(peer, &request).await?;
+        report.bytes_exchanged += json_len(&request) + json_len(&answer);
         let theirs = answer
             .cells
             .into_iter()
@@ -811,6 +824,7 @@ impl Replicator {
                 keys: keys.iter().map(|k| key_text(k)).collect(),
             };
             let batch = transport.fetch(peer, &request).await?;
+            report.bytes_exchanged += json_len(&request) + json_len(&batch);
             note_keys(&mut report.repaired_keys, &batch);
             let (me, from) = (self.clone(), peer.region.clone());
             let applied = blocking(move || me.receive_changes(&from, batch)).await?;
@@ -825,6 +839,7 @@ impl Replicator {
             };
             note_keys(&mut report.repaired_keys, &batch);
             let applied = transport.repair(peer, &batch).await?;
+            report.bytes_exchanged += batch.encode().len() as u64 + json_len(&applied);
             report.repaired_there += applied.written;
         }
         Ok(())
@@ -933,4 +948,9 @@ impl Replicator {
 fn note_keys(keys: &mut Vec<Item>, batch: &ChangeBatch) {
     let room = KEYS_REPORTED.saturating_sub(keys.len());
     keys.extend(batch.changes.iter().take(room).map(|c| c.keys.clone()));
+}
+
+/// How many bytes `message` takes as JSON: what it takes on the wire.
+fn json_len<T: Serialize>(message: &T) -> u64 {
+    serde_json::to_vec(message).map_or(0, |bytes| bytes.len() as u64)
 }

@@ -233,6 +233,12 @@ async fn replicas_that_agree_differ_in_no_bucket() {
     assert_eq!(report.buckets_differing, 0);
     assert_eq!(report.cells_differing, 0);
     assert_eq!(report.repaired_here + report.repaired_there, 0);
+    assert_eq!(report.buckets, 16, "the fewest buckets, for a small table");
+    assert!(
+        report.bytes_exchanged > 0 && report.bytes_exchanged < 1_000,
+        "a digest of 16 buckets and its request: {} bytes",
+        report.bytes_exchanged
+    );
 }
 
 #[tokio::test]
@@ -403,5 +409,29 @@ async fn an_item_whose_delete_may_have_been_trimmed_is_reported_and_left_alone()
         value_in(&us, "deleted").as_deref(),
         Some("1"),
         "nor removed"
+    );
+}
+
+#[test]
+fn bucket_counts_follow_the_table_size_within_limits() {
+    assert_eq!(buckets_log2_for(0), MIN_BUCKETS_LOG2);
+    assert_eq!(
+        buckets_log2_for(1_000_000),
+        12,
+        "4,096 buckets of ~244 cells"
+    );
+    assert_eq!(buckets_log2_for(u64::MAX), MAX_BUCKETS_LOG2);
+}
+
+#[test]
+fn a_paced_scan_waits_until_it_is_within_its_rate() {
+    let started = Instant::now();
+    Pace::new(0).after(1_000_000);
+    assert!(started.elapsed() < Duration::from_millis(50), "no limit");
+    let pace = Pace::new(1_000);
+    pace.after(100);
+    assert!(
+        started.elapsed() >= Duration::from_millis(95),
+        "100 cells at 1,000 a second take 100 ms"
     );
 }
