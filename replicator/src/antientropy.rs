@@ -3,9 +3,11 @@
 //! lost), per table, between this region and each other one.
 //!
 //! One comparison, started by one region (the initiator) against a peer:
-//! 1. **Bounds.** Only cells stamped at or before a cut-off are compared: the lowest of the
-//!    delivered-through clocks each side has from every other region (`Replicator::inbound`),
-//!    so a change still on its way is never taken for a difference. Tombstones older than
+//! 1. **Bounds.** Only cells stamped at or before their origin region's cut-off are compared:
+//!    for the two sides' own regions, what each said it delivered to the other; for a third
+//!    region, the lower of what it delivered to either (the delivered-through clocks in
+//!    `Replicator::inbound`), so a change still on its way is never taken for a difference
+//!    (and an idle region does not hold back the comparison of another's cells). Tombstones older than
 //!    either side's trim horizon ([`Replication::trim_horizon`]) are left out, because a
 //!    side may have trimmed them. The initiator proposes its bounds, the peer narrows them
 //!    with its own and answers with the bounds both use.
@@ -101,12 +103,42 @@ impl Default for AntiEntropyConfig {
 }
 
 /// The clocks a comparison is bounded by (hybrid clock readings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bounds {
-    /// Cells stamped after this are left out: changes may still be on their way.
-    pub cutoff: u64,
+    /// Per origin region, cells stamped after this are left out: they may still be on their
+    /// way. A region not named (one that left the group) takes the lowest.
+    pub cutoffs: BTreeMap<String, u64>,
     /// Tombstones stamped before this are left out: a side may have trimmed them.
     pub floor: u64,
+}
+
+impl Bounds {
+    /// The cut-off of cells made in `region`.
+    fn cutoff_of(&self, region: &str) -> u64 {
+        match self.cutoffs.get(region) {
+            Some(cutoff) => *cutoff,
+            None => self.lowest_cutoff(),
+        }
+    }
+
+    /// The lowest cut-off: every cell stamped up to it is compared.
+    fn lowest_cutoff(&self) -> u64 {
+        self.cutoffs.values().copied().min().unwrap_or(0)
+    }
+
+    /// What both `self` and `other` allow: the lower cut-off of each region, the higher
+    /// floor.
+    fn narrowed(&self, other: &Bounds) -> Bounds {
+        let mut cutoffs = self.cutoffs.clone();
+        for (region, theirs) in &other.cutoffs {
+            let cutoff = cutoffs.entry(region.clone()).or_insert(u64::MAX);
+            *cutoff = (*cutoff).min(*theirs);
+        }
+        Bounds {
+            cutoffs,
+            floor: self.floor.max(other.floor),
+        }
+    }
 }
 
 /// `POST /_tidemark/peer/digest`: the initiator's proposed bounds and bucket count.
@@ -285,12 +317,13 @@ struct Plan {
 
 impl Plan {
     /// Compares `mine` and `theirs`, the cells of the same buckets on each side, per key:
-    /// the newer cell goes to the other side, unless it is past `cutoff` (in flight) or it is
+    /// the newer cell goes to the other side, unless it is past its region's cut-off in
+    /// `bounds` (in flight) or it is
     /// a live item the other side may have deleted (older than that side's horizon).
     fn of(
         mine: Vec<CellStamp>,
         theirs: Vec<CellStamp>,
-        cutoff: u64,
+        bounds: &Bounds,
         my_horizon: u64,
         their_horizon: u64,
     ) -> Plan {
@@ -315,7 +348,7 @@ impl Plan {
                 false => (there.as_ref(), here.as_ref(), my_horizon),
             };
             let Some(newer) = newer else { continue };
-            if newer.stamp.hlc.0 > cutoff {
+            if newer.stamp.hlc.0 > bounds.cutoff_of(&newer.stamp.region) {
                 continue;
             }
             if older.is_none() && newer.stamp.hlc.0 < older_horizon {
@@ -355,8 +388,9 @@ fn cell_hash(cell: &CellStamp) -> u64 {
 }
 
 /// Whether a cell is compared within `bounds`.
-fn within(cell: &CellStamp, bounds: Bounds) -> bool {
-    cell.stamp.hlc.0 <= bounds.cutoff && (cell.live || cell.stamp.hlc.0 >= bounds.floor)
+fn within(cell: &CellStamp, bounds: &Bounds) -> bool {
+    cell.stamp.hlc.0 <= bounds.cutoff_of(&cell.stamp.region)
+        && (cell.live || cell.stamp.hlc.0 >= bounds.floor)
 }
 
 /// How many buckets (as 2^k) suit a table of about `items` items.
@@ -502,16 +536,16 @@ impl Replicator {
         }
     }
 
-    /// This side's bounds for `table`: up to what every other region has delivered here,
-    /// and this node's trim horizon.
+    /// This side's bounds for `table`: for each other region, up to what it has delivered
+    /// here (this region's own cells are all here), and this node's trim horizon.
     ///
     /// # Errors
     /// Validation when a region has not said yet (since this node started) what it has
     /// delivered here: nothing can be compared before it does.
     fn own_bounds(&self, table: &str, global: &GlobalTable) -> Result<Bounds> {
-        let cutoff = {
+        let cutoffs = {
             let inbound = self.inbound.lock();
-            let mut cutoff = u64::MAX;
+            let mut cutoffs = BTreeMap::from([(self.region().to_string(), u64::MAX)]);
             for region in global.replicas.keys().filter(|r| *r != self.region()) {
                 let delivered = inbound
                     .get(&(table.to_string(), region.clone()))
@@ -522,12 +556,12 @@ impl Replicator {
                             self.region()
                         ))
                     })?;
-                cutoff = cutoff.min(*delivered);
+                cutoffs.insert(region.clone(), *delivered);
             }
-            cutoff
+            cutoffs
         };
         let floor = self.replication.trim_horizon()?.0;
-        Ok(Bounds { cutoff, floor })
+        Ok(Bounds { cutoffs, floor })
     }
 
     /// This node's digest of `table` within `bounds`: per bucket, the sum of its cells'
@@ -535,7 +569,7 @@ impl Replicator {
     fn table_digest(
         &self,
         table: &str,
-        bounds: Bounds,
+        bounds: &Bounds,
         buckets_log2: u8,
         cells_per_second: u64,
     ) -> Result<(Vec<u64>, u64)> {
@@ -595,13 +629,10 @@ impl Replicator {
         }
         let global = self.active_membership(&request.table)?;
         let own = self.own_bounds(&request.table, &global)?;
-        let bounds = Bounds {
-            cutoff: own.cutoff.min(request.bounds.cutoff),
-            floor: own.floor.max(request.bounds.floor),
-        };
+        let bounds = request.bounds.narrowed(&own);
         let (buckets, cells) = self.table_digest(
             &request.table,
-            bounds,
+            &bounds,
             request.buckets_log2,
             request.cells_per_second,
         )?;
@@ -717,21 +748,21 @@ impl Replicator {
         };
         let request = DigestRequest {
             table: table.to_string(),
-            bounds: proposed,
+            bounds: proposed.clone(),
             buckets_log2,
             cells_per_second,
         };
         let theirs = transport.digest(&peer, &request).await?;
         let exchanged = json_len(&request) + json_len(&theirs);
-        let bounds = theirs.bounds;
-        if bounds.cutoff > proposed.cutoff || bounds.floor < proposed.floor {
+        let bounds = theirs.bounds.clone();
+        if proposed.narrowed(&bounds) != bounds {
             return Err(Error::Validation(format!(
                 "region {region} answered with bounds wider than asked for"
             )));
         }
-        let (me, name) = (self.clone(), table.to_string());
+        let (me, name, within) = (self.clone(), table.to_string(), bounds.clone());
         let (mine, cells) =
-            blocking(move || me.table_digest(&name, bounds, buckets_log2, cells_per_second))
+            blocking(move || me.table_digest(&name, &within, buckets_log2, cells_per_second))
                 .await?;
         if theirs.buckets.len() != mine.len() {
             return Err(Error::Validation(format!(
@@ -747,7 +778,8 @@ impl Replicator {
             .collect();
         let mut report = PeerVerification {
             region: region.to_string(),
-            compared_up_to_millis: tidemark_core::HlcTimestamp(bounds.cutoff).physical_millis(),
+            compared_up_to_millis: tidemark_core::HlcTimestamp(bounds.lowest_cutoff())
+                .physical_millis(),
             cells_compared: cells,
             peer_cells_compared: theirs.cells,
             buckets: mine.len() as u64,
@@ -762,7 +794,7 @@ impl Replicator {
                 table,
                 buckets_log2,
                 chunk,
-                bounds,
+                &bounds,
                 &mut report,
             )
             .await?;
@@ -793,7 +825,7 @@ impl Replicator {
         table: &str,
         buckets_log2: u8,
         buckets: &[u32],
-        bounds: Bounds,
+        bounds: &Bounds,
         report: &mut PeerVerification,
     ) -> Result<()> {
         let request = CellsRequest {
@@ -812,7 +844,7 @@ impl Replicator {
         let wanted: BTreeSet<u32> = buckets.iter().copied().collect();
         let (mine, my_horizon) =
             blocking(move || me.cells_in_buckets(&name, buckets_log2, &wanted)).await?;
-        let plan = Plan::of(mine, theirs, bounds.cutoff, my_horizon, answer.trim_horizon);
+        let plan = Plan::of(mine, theirs, bounds, my_horizon, answer.trim_horizon);
         report.cells_differing +=
             (plan.send.len() + plan.fetch.len() + plan.unresolved.len()) as u64;
         report.unresolved += plan.unresolved.len() as u64;

@@ -305,6 +305,23 @@ async fn cells_past_what_every_region_delivered_are_not_compared() {
 }
 
 #[tokio::test]
+async fn an_idle_region_does_not_hold_back_the_comparison_of_the_others_cells() {
+    let (us, eu) = pair(1_000);
+    // us has been idle since clock 100: that is what it said it delivered to eu.
+    eu.replicator
+        .inbound
+        .lock()
+        .insert((TABLE.to_string(), "us".to_string()), 100);
+    write_only_in(&eu, vec![cell("eu-made", Some("1"), 500, "eu")]);
+
+    let report = verify(&us, &eu).await;
+
+    assert_eq!(report.error, None);
+    assert_eq!(report.repaired_here, 1, "{report:?}");
+    assert_eq!(value_in(&us, "eu-made").as_deref(), Some("1"));
+}
+
+#[tokio::test]
 async fn nothing_is_compared_before_every_region_said_what_it_delivered() {
     let (us, eu) = (region("us", "eu"), region("eu", "us"));
     let link = Link {
@@ -321,6 +338,72 @@ async fn nothing_is_compared_before_every_region_said_what_it_delivered() {
         us.replicator.verify_table_with(&link, "missing").await,
         Err(Error::Validation(m)) if m.contains("is not a global table")
     ));
+}
+
+/// Bounds comparing every cell made in `us` up to `cutoff`.
+fn up_to(cutoff: u64) -> Bounds {
+    Bounds {
+        cutoffs: BTreeMap::from([("us".to_string(), cutoff)]),
+        floor: 0,
+    }
+}
+
+#[test]
+fn each_regions_cells_are_compared_up_to_what_it_delivered() {
+    let cell = |k: &str, hlc: u64, region: &str| CellStamp {
+        key: k.as_bytes().to_vec(),
+        stamp: Stamp {
+            hlc: HlcTimestamp(hlc),
+            region: region.into(),
+        },
+        live: true,
+    };
+    // us delivered up to 100 to eu, eu up to 500 to us; ap up to 300 to us and 200 to eu.
+    let ours = Bounds {
+        cutoffs: BTreeMap::from([
+            ("us".to_string(), u64::MAX),
+            ("eu".to_string(), 500),
+            ("ap".to_string(), 300),
+        ]),
+        floor: 7,
+    };
+    let theirs = Bounds {
+        cutoffs: BTreeMap::from([
+            ("eu".to_string(), u64::MAX),
+            ("us".to_string(), 100),
+            ("ap".to_string(), 200),
+        ]),
+        floor: 3,
+    };
+    let both = ours.narrowed(&theirs);
+    assert_eq!(both, theirs.narrowed(&ours), "the same bounds either way");
+    assert_eq!(
+        both.cutoffs,
+        BTreeMap::from([
+            ("us".to_string(), 100),
+            ("eu".to_string(), 500),
+            ("ap".to_string(), 200)
+        ])
+    );
+    assert_eq!(both.floor, 7);
+    assert_eq!(
+        both.cutoff_of("gone"),
+        100,
+        "a region that left: the lowest"
+    );
+    // eu's cell at 400 is compared although us (idle) delivered only up to 100.
+    let plan = Plan::of(
+        Vec::new(),
+        vec![
+            cell("eu-made", 400, "eu"),
+            cell("us-made", 150, "us"),
+            cell("ap-made", 250, "ap"),
+        ],
+        &both,
+        0,
+        0,
+    );
+    assert_eq!(plan.fetch, vec![b"eu-made".to_vec()]);
 }
 
 #[test]
@@ -341,7 +424,7 @@ fn an_item_live_on_one_side_only_before_the_others_trim_horizon_is_never_shipped
             cell("gone", 50, false),
         ],
         Vec::new(),
-        1_000,
+        &up_to(1_000),
         0,
         100,
     );
@@ -356,7 +439,7 @@ fn an_item_live_on_one_side_only_before_the_others_trim_horizon_is_never_shipped
     let plan = Plan::of(
         Vec::new(),
         vec![cell("old", 50, true), cell("deleted", 150, false)],
-        1_000,
+        &up_to(1_000),
         100,
         0,
     );
