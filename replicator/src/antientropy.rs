@@ -929,11 +929,22 @@ impl Replicator {
         config: AntiEntropyConfig,
         shutdown: CancellationToken,
     ) -> Result<(), tidemark_core::Error> {
+        let transport = self.client.clone();
+        self.run_anti_entropy_with(&transport, config, shutdown)
+            .await
+    }
+
+    /// [`Replicator::run_anti_entropy`] through `transport`.
+    pub(crate) async fn run_anti_entropy_with(
+        self: Arc<Self>,
+        transport: &dyn EntropyTransport,
+        config: AntiEntropyConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(), tidemark_core::Error> {
         if config.interval.is_zero() {
             shutdown.cancelled().await;
             return Ok(());
         }
-        let transport = self.client.clone();
         loop {
             let wait = config.interval.mul_f64(rand::random_range(0.5..1.5));
             tokio::select! {
@@ -955,7 +966,7 @@ impl Replicator {
                         return Ok(());
                     }
                     let outcome = self
-                        .compare_with(&transport, &table, region, config.cells_per_second)
+                        .compare_with(transport, &table, region, config.cells_per_second)
                         .await;
                     match outcome {
                         Ok(report) if report.cells_differing > 0 => tracing::warn!(

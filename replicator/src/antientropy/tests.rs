@@ -322,6 +322,36 @@ async fn an_idle_region_does_not_hold_back_the_comparison_of_the_others_cells() 
 }
 
 #[tokio::test]
+async fn the_background_comparison_repairs_without_being_asked() {
+    let (us, eu) = pair(1_000);
+    write_only_in(&us, vec![cell("lost", Some("1"), 10, "us")]);
+    let shutdown = CancellationToken::new();
+    let config = AntiEntropyConfig {
+        interval: std::time::Duration::from_millis(20),
+        cells_per_second: 1_000_000,
+    };
+    // Of the pair, the region whose name sorts first ("eu") starts the comparisons.
+    let link = Link {
+        peer: us.replicator.clone(),
+    };
+    let running = tokio::spawn({
+        let (eu, token) = (eu.replicator.clone(), shutdown.clone());
+        async move { eu.run_anti_entropy_with(&link, config, token).await }
+    });
+    let mut repaired = false;
+    for _ in 0..200 {
+        if value_in(&eu, "lost").is_some() {
+            repaired = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    running.await.expect("no panic").expect("no store failure");
+    assert!(repaired, "the background comparison repaired eu within 2 s");
+}
+
+#[tokio::test]
 async fn nothing_is_compared_before_every_region_said_what_it_delivered() {
     let (us, eu) = (region("us", "eu"), region("eu", "us"));
     let link = Link {
