@@ -7,10 +7,10 @@
 //!    for the two sides' own regions, what each said it delivered to the other; for a third
 //!    region, the lower of what it delivered to either (the delivered-through clocks in
 //!    `Replicator::inbound`), so a change still on its way is never taken for a difference
-//!    (and an idle region does not hold back the comparison of another's cells). Tombstones older than
-//!    either side's trim horizon ([`Replication::trim_horizon`]) are left out, because a
-//!    side may have trimmed them. The initiator proposes its bounds, the peer narrows them
-//!    with its own and answers with the bounds both use.
+//!    (and an idle region does not hold back the comparison of another's cells). Tombstones
+//!    older than the later of the two sides' trim horizons ([`Replication::trim_horizon`])
+//!    are left out, because a side may have trimmed them. The initiator proposes its bounds,
+//!    the peer narrows them with its own and answers with the bounds both use.
 //! 2. **Digest** (`POST /_tidemark/peer/digest`): each side hashes every cell within the
 //!    bounds, (key without the table id, stamp, tombstone flag), into one of 2^k buckets by a
 //!    hash of its key, adding the cell hashes per bucket: order does not matter, so one scan
