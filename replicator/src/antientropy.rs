@@ -71,8 +71,9 @@ const MAX_BUCKETS_LOG2: u8 = 16;
 const MIN_BUCKETS_LOG2: u8 = 4;
 /// About how many cells one bucket holds: a differing bucket costs listing this many cells.
 const CELLS_PER_BUCKET: u64 = 256;
-/// Buckets listed per cells request, so an answer stays a few MB at most.
-const BUCKETS_PER_REQUEST: usize = 16;
+/// About how many cells one cells request lists (each costs a scan of the table on both
+/// sides, so as many buckets as fit go in one; an answer stays a few MB).
+const CELLS_PER_REQUEST: u64 = 50_000;
 /// Keys per fetch request and cells per repair batch.
 const KEYS_PER_REQUEST: usize = 1_000;
 /// Cells read per page of a scan (between two looks at the pace).
@@ -787,7 +788,11 @@ impl Replicator {
             bytes_exchanged: exchanged,
             ..PeerVerification::default()
         };
-        for chunk in differing.chunks(BUCKETS_PER_REQUEST) {
+        let per_bucket = (cells.max(theirs.cells) / mine.len().max(1) as u64).max(1);
+        let buckets_per_request = usize::try_from(CELLS_PER_REQUEST / per_bucket)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        for chunk in differing.chunks(buckets_per_request) {
             self.repair_buckets(
                 transport,
                 &peer,
