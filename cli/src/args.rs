@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tidemark_core::{Durability, StoreConfig};
 
 use tidemark_kafka::{KafkaSettings, TopicSettings};
+use tidemark_replicator::antientropy::AntiEntropyConfig;
 use tidemark_replicator::clocks::MaxClockOffset;
 use tidemark_replicator::peers::{
     Peer, PeerCa, PeerHoldLimit, ReplicationConfig, Transport, parse_link_secret,
@@ -239,6 +240,13 @@ pub enum ReplicasAction {
     /// Apply the replicated changes put aside on the node (listed by `status`) again, by last
     /// writer wins: those that apply now, or lost to a newer write, are settled.
     Retry,
+    /// Compares a global table with every other region now and repairs what differs; prints,
+    /// per region, the cells compared, buckets and cells that differed, cells repaired each
+    /// way and items left unresolved.
+    Verify {
+        /// The table.
+        table: String,
+    },
 }
 
 /// The node an operator command talks to.
@@ -429,6 +437,14 @@ pub struct ServeArgs {
     /// in it (default: `exports` in the data folder).
     #[arg(long, env = "TIDEMARK_EXPORT_ROOT")]
     pub export_root: Option<PathBuf>,
+    /// How often each global table is compared with its other replicas and repaired
+    /// (anti-entropy), in seconds, jittered by ±50 %; 0 turns it off.
+    #[arg(long, env = "TIDEMARK_ANTI_ENTROPY_INTERVAL", default_value = "600", value_parser = parse_seconds)]
+    pub anti_entropy_interval: Duration,
+    /// Most cells a background anti-entropy comparison scans per second on each side
+    /// (0: no limit).
+    #[arg(long, env = "TIDEMARK_ANTI_ENTROPY_RATE", default_value_t = 200_000)]
+    pub anti_entropy_rate: u64,
 }
 
 /// How replicated changes travel.
@@ -548,6 +564,10 @@ impl ServeArgs {
             },
             peer_hold_limit: PeerHoldLimit(self.peer_hold_limit),
             max_clock_offset: MaxClockOffset(self.max_clock_offset),
+        };
+        config.anti_entropy = AntiEntropyConfig {
+            interval: self.anti_entropy_interval,
+            cells_per_second: self.anti_entropy_rate,
         };
         config.export_root = self.export_root.clone();
         config.topic_template = self.topic_template.clone();

@@ -67,15 +67,23 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
             admin_request(&args.node.endpoint, "publish", method, body).await
         }
         Command::Replicas(args) => {
-            let (path, method) = match args.action {
-                ReplicasAction::Status => ("replicas".to_string(), reqwest::Method::GET),
+            let (path, method, body) = match args.action {
+                ReplicasAction::Status => ("replicas".to_string(), reqwest::Method::GET, None),
                 ReplicasAction::Conflicts { table } => (
                     format!("replicas/conflicts?table={table}"),
                     reqwest::Method::GET,
+                    None,
                 ),
-                ReplicasAction::Retry => ("replicas/retry".to_string(), reqwest::Method::POST),
+                ReplicasAction::Retry => {
+                    ("replicas/retry".to_string(), reqwest::Method::POST, None)
+                }
+                ReplicasAction::Verify { table } => (
+                    "replicas/verify".to_string(),
+                    reqwest::Method::POST,
+                    Some(serde_json::json!({ "TableName": table })),
+                ),
             };
-            admin_request(&args.node.endpoint, &path, method, None).await
+            admin_request(&args.node.endpoint, &path, method, body).await
         }
         Command::Tables(args) => crate::operator::tables(args).await,
         Command::Stream(args) => crate::operator::stream(args).await,

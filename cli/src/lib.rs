@@ -29,6 +29,7 @@ use std::time::Duration;
 use tidemark_core::{Backups, Clock, Engine, Store, StoreConfig, SystemClock, Tables};
 use tidemark_kafka::KafkaSettings;
 use tidemark_replicator::Replicator;
+use tidemark_replicator::antientropy::AntiEntropyConfig;
 use tidemark_replicator::peers::ReplicationConfig;
 use tidemark_streams::publish::kafka::Publishers;
 use tidemark_streams::rotation;
@@ -63,6 +64,8 @@ pub struct NodeConfig {
     pub publish_lag_report_period: Duration,
     /// Peers and the secret of their links (global tables). Its region is the store's.
     pub replication: ReplicationConfig,
+    /// How often, and how fast, global tables are compared with their other replicas.
+    pub anti_entropy: AntiEntropyConfig,
     /// The folder exports are written to and imports read from: a request's `S3Bucket` is a
     /// folder in it. `None`: `<data dir>/exports`.
     pub export_root: Option<std::path::PathBuf>,
@@ -86,6 +89,7 @@ impl NodeConfig {
             publish_lag_warn_records: 1_000_000,
             publish_lag_report_period: Duration::from_secs(10),
             replication: ReplicationConfig::default(),
+            anti_entropy: AntiEntropyConfig::default(),
             export_root: None,
             credentials: None,
             tls: None,
@@ -269,8 +273,16 @@ impl Node {
                 .map_err(|e| e.to_string())
         });
         let token = shutdown.clone();
+        let comparing = replicator.clone();
         tasks.spawn("replicator", async move {
             replicator.run(token).await.map_err(|e| e.to_string())
+        });
+        let (token, anti_entropy) = (shutdown.clone(), config.anti_entropy.clone());
+        tasks.spawn("anti-entropy", async move {
+            comparing
+                .run_anti_entropy(anti_entropy, token)
+                .await
+                .map_err(|e| e.to_string())
         });
         let supervisor = tokio::spawn(tasks.supervise(store.clone(), shutdown.clone()));
         Ok(Node {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::changes::{Cause, ChangeSeq};
 use crate::model::{Item, item_size};
-use crate::stamp::{HybridClock, Stamp};
+use crate::stamp::{HlcTimestamp, HybridClock, Stamp};
 use crate::storage::catalog::TableEntry;
 use crate::storage::keys::{KeyRange, decode_item_key, table_prefix};
 use crate::storage::{ItemsSnapshot, codec};
@@ -247,6 +247,124 @@ impl Replication {
             resume_after: None,
         })
     }
+}
+
+impl Replication {
+    /// The next page of at most `limit` cells of `snapshot` after the storage key `after`
+    /// (from the start when `None`), as anti-entropy compares them: each item's key in the
+    /// table-independent part of its storage key (regions give a table different ids), the
+    /// stamp of its last write and whether it is live; and the key to resume after, `None`
+    /// once the table is done. Items are not decoded.
+    ///
+    /// # Errors
+    /// Storage failures or a corrupt cell.
+    pub fn cell_stamp_page(
+        &self,
+        snapshot: &TableSnapshot,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<CellStampPage> {
+        let prefix = table_prefix(snapshot.table.id);
+        let mut range = KeyRange::prefix(&prefix);
+        if let Some(after) = after {
+            range.resume_after(after, true);
+        }
+        let mut cells = Vec::new();
+        for cell in snapshot.snapshot.cell_stamps_in(range) {
+            if cells.len() >= limit {
+                let resume_after = cells
+                    .last()
+                    .map(|last: &CellStamp| [prefix.as_slice(), &last.key].concat());
+                return Ok(CellStampPage {
+                    cells,
+                    resume_after,
+                });
+            }
+            let (key, stamp, live) = cell?;
+            cells.push(CellStamp {
+                key: key.get(prefix.len()..).unwrap_or_default().to_vec(),
+                stamp,
+                live,
+            });
+        }
+        Ok(CellStampPage {
+            cells,
+            resume_after: None,
+        })
+    }
+
+    /// The cells (live items and tombstones, with their stamps) of `table_name` at `keys`,
+    /// given as [`CellStamp::key`]s, read from one snapshot, as changes another replica
+    /// applies by last writer wins; keys with no cell are left out.
+    ///
+    /// # Errors
+    /// ResourceNotFound, Validation for a key that is not one of the table's, storage
+    /// failures.
+    pub fn cells_at(&self, table_name: &str, keys: &[Vec<u8>]) -> Result<Vec<RemoteChange>> {
+        let table = self.store.table(table_name)?;
+        let snapshot = self.store.storage.snapshot();
+        let prefix = table_prefix(table.id);
+        let mut changes = Vec::with_capacity(keys.len());
+        for key in keys {
+            let storage_key = [prefix.as_slice(), key].concat();
+            let attributes = decode_item_key(&table.shape, &storage_key).ok_or_else(|| {
+                Error::Validation(format!(
+                    "a key that is not one of table {}'s items",
+                    table.name
+                ))
+            })?;
+            let Some(cell) = snapshot.cell(&storage_key)? else {
+                continue;
+            };
+            changes.push(RemoteChange {
+                table_name: table.name.clone(),
+                keys: attributes,
+                new_image: cell.item,
+                stamp: cell.stamp,
+            });
+        }
+        Ok(changes)
+    }
+
+    /// The clock below which this node may have trimmed tombstones: every tombstone it
+    /// removed had a stamp older than this (it went with its REMOVE record, whose commit
+    /// clock is at or past the delete's stamp and before the oldest record kept). Zero when
+    /// nothing was ever trimmed. Read it after taking a snapshot, so that it covers every
+    /// tombstone missing from that snapshot.
+    ///
+    /// # Errors
+    /// Storage failures or a corrupt record.
+    pub fn trim_horizon(&self) -> Result<HlcTimestamp> {
+        let oldest = self.store.oldest_retained_seq();
+        if oldest <= ChangeSeq::ZERO.next() {
+            return Ok(HlcTimestamp(0));
+        }
+        // Trimmed again meanwhile: no bound is known, so nothing absent here is vouched for.
+        Ok(self
+            .store
+            .commit_clock_at(oldest)?
+            .unwrap_or(HlcTimestamp(u64::MAX)))
+    }
+}
+
+/// One cell as anti-entropy compares it (see [`Replication::cell_stamp_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellStamp {
+    /// The item's storage key without the table's id: the same in every region.
+    pub key: Vec<u8>,
+    /// The stamp of the cell's last write.
+    pub stamp: Stamp,
+    /// True for a live item, false for a tombstone.
+    pub live: bool,
+}
+
+/// One page of [`Replication::cell_stamp_page`].
+#[derive(Debug)]
+pub struct CellStampPage {
+    /// The page's cells, in key order.
+    pub cells: Vec<CellStamp>,
+    /// Where the next page starts; `None` when this was the last.
+    pub resume_after: Option<Vec<u8>>,
 }
 
 /// What became of one replicated change.
@@ -678,6 +796,67 @@ mod tests {
                 .unwrap()
                 .changes,
             seen
+        );
+    }
+
+    #[test]
+    fn cell_stamps_name_items_the_same_in_every_region_and_read_back_as_cells() {
+        let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (store, other) = (open(dir.path()), open(other_dir.path()));
+        // Another table first, so the two stores give "ttt" different ids.
+        other
+            .tables
+            .create_table(CreateTableRequest::on_demand("zzz", "p", "S"))
+            .unwrap();
+        other.tables.delete_table("ttt").unwrap();
+        other
+            .tables
+            .create_table(CreateTableRequest::on_demand("ttt", "p", "S"))
+            .unwrap();
+        let changes = vec![
+            change("a", Some("1"), 10, "eu"),
+            change("b", None, 20, "us"),
+            change("c", Some("3"), 30, "eu"),
+        ];
+        for engine in [&store, &other] {
+            engine
+                .replication
+                .apply_remote_batch(changes.clone())
+                .unwrap();
+        }
+        let stamps = |engine: &Engine| {
+            let snapshot = engine.replication.snapshot_table("ttt").unwrap();
+            let (mut all, mut after) = (Vec::new(), None);
+            loop {
+                let page = engine
+                    .replication
+                    .cell_stamp_page(&snapshot, after, 2)
+                    .unwrap();
+                all.extend(page.cells);
+                after = page.resume_after;
+                if after.is_none() {
+                    return all;
+                }
+            }
+        };
+        let mine = stamps(&store);
+        assert_eq!(mine, stamps(&other), "the same cells compare equal");
+        assert_eq!(
+            mine.iter()
+                .map(|c| (c.stamp.hlc.0, c.live))
+                .collect::<Vec<_>>(),
+            [(10, true), (20, false), (30, true)]
+        );
+        let keys: Vec<Vec<u8>> = mine.iter().map(|c| c.key.clone()).collect();
+        assert_eq!(other.replication.cells_at("ttt", &keys).unwrap(), changes);
+        assert!(matches!(
+            store.replication.cells_at("ttt", &[vec![0xff]]),
+            Err(Error::Validation(_))
+        ));
+        assert_eq!(
+            store.replication.trim_horizon().unwrap(),
+            HlcTimestamp(0),
+            "nothing trimmed yet"
         );
     }
 }

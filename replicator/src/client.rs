@@ -16,9 +16,7 @@ use tidemark_core::Clock;
 
 use crate::clocks::{ANSWERED_AT_HEADER, ClockOffset, ClockOffsets, RECEIVED_AT_HEADER};
 use crate::peers::{Peer, REGION_HEADER, ReplicationConfig, SECRET_HEADER};
-use crate::protocol::{
-    BatchAnswer, CHANGES_CONTENT_TYPE, CHANGES_PATH, ChangeBatch, PeerRefusal, SEED_PATH,
-};
+use crate::protocol::{BatchAnswer, CHANGES_CONTENT_TYPE, CHANGES_PATH, ChangeBatch, PeerRefusal};
 
 /// Why a request to a peer failed.
 #[derive(Debug, thiserror::Error)]
@@ -123,16 +121,18 @@ impl PeerClient {
             .await
     }
 
-    /// Posts a page of a seeding snapshot to `peer`, in the binary form of a batch.
+    /// Posts cells of any region's (a seeding page, `path` [`SEED_PATH`], or an anti-entropy
+    /// repair, [`REPAIR_PATH`]) to `peer`, in the binary form of a batch.
     ///
     /// # Errors
     /// [`PeerError`].
-    pub async fn post_seed_page(
+    pub async fn post_cells(
         &self,
         peer: &Peer,
-        page: &ChangeBatch,
+        path: &str,
+        cells: &ChangeBatch,
     ) -> Result<BatchAnswer, PeerError> {
-        self.send(peer, SEED_PATH, CHANGES_CONTENT_TYPE, page.encode())
+        self.send(peer, path, CHANGES_CONTENT_TYPE, cells.encode())
             .await
     }
 

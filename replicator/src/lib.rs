@@ -23,6 +23,9 @@
 //!   and the periodic exchange of membership documents that makes the group converge after
 //!   partitions and restarts; it asks peers through a transport trait (HTTP on a node, an
 //!   in-memory network in its tests);
+//! - [`antientropy`]: finds replicas that differ although everything was delivered (digests
+//!   of hashed key buckets over every cell's key, stamp and tombstone flag) and repairs them
+//!   through the same last-writer-wins path, in the background and on demand;
 //! - [`hold_limit`]: the bound on what is kept for a region that does not answer
 //!   (`--peer-hold-limit`), and the replicas needing a re-seed because of it;
 //! - [`clocks`]: each peer's clock offset, measured on every request; stamps too far ahead
@@ -31,6 +34,7 @@
 //! - [`Error`] and [`RunError`]: why a replication request failed, and why replication
 //!   stopped (a store failure kept as core's own `Error`).
 
+pub mod antientropy;
 pub mod client;
 pub mod clocks;
 mod control;

@@ -24,6 +24,8 @@ pub const CHANGES_PATH: &str = "/_tidemark/peer/changes";
 /// Path of the pages of a seeding snapshot (binary [`ChangeBatch`]es without delivered
 /// clocks).
 pub const SEED_PATH: &str = "/_tidemark/peer/seed";
+/// Path of anti-entropy repairs: cells of any region's, applied by last writer wins.
+pub const REPAIR_PATH: &str = "/_tidemark/peer/repair";
 /// Path of membership documents.
 pub const MEMBERSHIP_PATH: &str = "/_tidemark/peer/membership";
 /// Path of replica creation.

@@ -33,6 +33,21 @@ impl Replicator {
     /// (nothing is applied, see [`crate::clocks`]); a storage failure, or a change that cannot
     /// be applied nor put aside (then the sender sends the batch again).
     pub fn receive_changes(&self, from: &str, batch: ChangeBatch) -> Result<BatchAnswer> {
+        // Fault injection (tests only): the batch is acknowledged and dropped, as a change a
+        // bug or a broker lost would be, for anti-entropy to find.
+        if !batch.changes.is_empty() {
+            fail::fail_point!("replicated-batch-lost", |_| {
+                tracing::warn!(
+                    from,
+                    changes = batch.changes.len(),
+                    "failpoint: dropped a batch"
+                );
+                Ok(BatchAnswer {
+                    written: batch.changes.len() as u64,
+                    ..BatchAnswer::default()
+                })
+            });
+        }
         if let Err(refused) = check_stamps(from, &batch.changes) {
             tracing::warn!(peer = from, error = %refused, "refused a change batch");
             return Err(refused);
@@ -93,6 +108,31 @@ impl Replicator {
             page.changes.iter().map(|c| (c.clock, c.region.as_str())),
         )?;
         self.apply_changes(from, page.changes)
+    }
+
+    /// Applies cells anti-entropy repairs with (`crate::antientropy`): cells of any region's
+    /// that `from` holds newer than this region, by last writer wins, and no delivered-through
+    /// clocks (a repair says nothing of what regions have delivered). Blocking.
+    ///
+    /// Unlike a change batch, a repair may carry any region's stamps (a third region's write
+    /// one side lost), so any authenticated member may send one: the guard is last writer
+    /// wins, which never lets an older cell win.
+    ///
+    /// # Errors
+    /// [`Error::NotAllowed`] when it carries delivered-through clocks; a stamp too far ahead
+    /// of this node's clock; a storage failure.
+    pub fn receive_repair(&self, from: &str, cells: ChangeBatch) -> Result<BatchAnswer> {
+        if !cells.delivered.is_empty() {
+            return Err(Error::NotAllowed(format!(
+                "a repair from region {from} carries delivered-through clocks; only a region's \
+                 own change batches do"
+            )));
+        }
+        self.refuse_stamps_ahead(
+            from,
+            cells.changes.iter().map(|c| (c.clock, c.region.as_str())),
+        )?;
+        self.apply_changes(from, cells.changes)
     }
 
     /// Applies replicated changes by last writer wins, counting written ones for `from` and

@@ -32,6 +32,9 @@ pub struct ClusterSettings {
     /// The PEM certificate of the CA that signed every node's `--tls-cert`: the nodes serve
     /// HTTPS, reach their peers at `https://` URLs, and the cluster's clients trust it.
     pub https_ca: Option<String>,
+    /// Environment variables only one region's node starts with (`FAILPOINTS`, ...), by region
+    /// index.
+    pub env: Vec<Vec<(String, String)>>,
 }
 
 #[derive(Debug)]
@@ -51,8 +54,30 @@ impl Cluster {
     /// # Panics
     /// When a node does not start.
     pub async fn start(binary: &Path, regions: &[&str], extra: &[&str]) -> Cluster {
+        Cluster::start_with_env(binary, regions, extra, &[]).await
+    }
+
+    /// [`Cluster::start`], region `i`'s node with the environment variables `env[i]` (every
+    /// time it starts; regions past the end of `env` get none).
+    ///
+    /// # Panics
+    /// When a node does not start.
+    pub async fn start_with_env(
+        binary: &Path,
+        regions: &[&str],
+        extra: &[&str],
+        env: &[&[(&str, &str)]],
+    ) -> Cluster {
         let settings = ClusterSettings {
             shared: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|vars| {
+                    vars.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect()
+                })
+                .collect(),
             ..ClusterSettings::default()
         };
         Cluster::start_with(binary, regions, settings).await
@@ -81,12 +106,13 @@ impl Cluster {
             binary: binary.to_path_buf(),
             regions: regions
                 .iter()
-                .map(|name| RegionNode {
+                .enumerate()
+                .map(|(i, name)| RegionNode {
                     name: name.to_string(),
                     dir: dir.path().join(name),
                     node: None,
                     addr: nowhere,
-                    env: Vec::new(),
+                    env: settings.env.get(i).cloned().unwrap_or_default(),
                 })
                 .collect(),
             links,

@@ -30,8 +30,9 @@ use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tidemark_core::Engine;
 use tidemark_replicator::Replicator;
+use tidemark_replicator::antientropy::{CELLS_PATH, DIGEST_PATH, FETCH_PATH};
 use tidemark_replicator::protocol::{
-    CHANGES_PATH, CREATE_REPLICA_PATH, MEMBERSHIP_PATH, SEED_PATH,
+    CHANGES_PATH, CREATE_REPLICA_PATH, MEMBERSHIP_PATH, REPAIR_PATH, SEED_PATH,
 };
 use tidemark_streams::publish::kafka::Publishers;
 use tokio::net::TcpListener;
@@ -91,10 +92,15 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/replicas", get(peer::status))
         .route("/admin/replicas/conflicts", get(peer::conflicts))
         .route("/admin/replicas/retry", post(peer::retry_parked))
+        .route("/admin/replicas/verify", post(peer::verify))
         .route(CHANGES_PATH, post(peer::changes))
         .route(SEED_PATH, post(peer::seed_page))
+        .route(REPAIR_PATH, post(peer::repair))
         .route(MEMBERSHIP_PATH, post(peer::membership))
         .route(CREATE_REPLICA_PATH, post(peer::create_replica))
+        .route(DIGEST_PATH, post(peer::digest))
+        .route(CELLS_PATH, post(peer::cells))
+        .route(FETCH_PATH, post(peer::fetch))
         .route("/metrics", get(metrics))
         .route("/ui", get(ui::page))
         .route("/ui/data", get(ui::data))

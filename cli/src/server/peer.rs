@@ -1,6 +1,7 @@
-//! The endpoints peers call (`/_tidemark/peer/...`, see `tidemark_replicator::protocol`),
-//! and the replication views for operators (`GET /admin/replicas`,
-//! `GET /admin/replicas/conflicts?table=T`, `POST /admin/replicas/retry`).
+//! The endpoints peers call (`/_tidemark/peer/...`, see `tidemark_replicator::protocol` and,
+//! for anti-entropy, `tidemark_replicator::antientropy`), and the replication views for
+//! operators (`GET /admin/replicas`, `GET /admin/replicas/conflicts?table=T`, `POST
+//! /admin/replicas/retry`, `POST /admin/replicas/verify`).
 //!
 //! IMPORTANT: a peer request is applied only when it names a configured peer region and
 //! carries that region's link secret (or the group's secret, which does not tell regions
@@ -16,10 +17,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tidemark_replicator::antientropy::{CellsRequest, DigestRequest, FetchRequest};
 use tidemark_replicator::clocks::{ANSWERED_AT_HEADER, RECEIVED_AT_HEADER};
 use tidemark_replicator::peers::{REGION_HEADER, SECRET_HEADER};
 use tidemark_replicator::protocol::{
-    ChangeBatch, CreateReplicaMessage, MembershipMessage, PeerRefusal,
+    BatchAnswer, ChangeBatch, CreateReplicaMessage, MembershipMessage, PeerRefusal,
 };
 use tidemark_replicator::{Error, Replicator};
 
@@ -155,12 +157,28 @@ pub async fn changes(State(state): State<AppState>, headers: HeaderMap, body: By
 /// `POST /_tidemark/peer/seed`: a page of the snapshot a new replica is seeded from, in the
 /// binary form of a batch.
 pub async fn seed_page(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    any_regions_cells(state, &headers, &body, Replicator::receive_seed_page).await
+}
+
+/// `POST /_tidemark/peer/repair`: cells anti-entropy found newer at the sender, in the binary
+/// form of a batch.
+pub async fn repair(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    any_regions_cells(state, &headers, &body, Replicator::receive_repair).await
+}
+
+/// Serves cells of any region's, sent in the binary form of a batch, with `receive`.
+async fn any_regions_cells(
+    state: AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    receive: fn(&Replicator, &str, ChangeBatch) -> Result<BatchAnswer, Error>,
+) -> Response {
     serve(
         state,
-        &headers,
-        &body,
+        headers,
+        body,
         ChangeBatch::decode,
-        |r, from, page| r.receive_seed_page(&from, page),
+        move |r, from, page| receive(r, &from, page),
     )
     .await
 }
@@ -269,4 +287,65 @@ pub async fn conflicts(
         Json(json!({ "TableName": query.table, "Conflicts": count, "Last": last })),
     )
         .into_response()
+}
+
+/// `POST /_tidemark/peer/digest`: this side's digest of a table, for anti-entropy.
+pub async fn digest(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(
+        state,
+        &headers,
+        &body,
+        json,
+        |r, _, request: DigestRequest| r.receive_digest(request),
+    )
+    .await
+}
+
+/// `POST /_tidemark/peer/cells`: every cell of some digest buckets, for anti-entropy.
+pub async fn cells(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(
+        state,
+        &headers,
+        &body,
+        json,
+        |r, _, request: CellsRequest| r.receive_cells_request(request),
+    )
+    .await
+}
+
+/// `POST /_tidemark/peer/fetch`: the cells at some keys, for the requester to repair itself
+/// with.
+pub async fn fetch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(
+        state,
+        &headers,
+        &body,
+        json,
+        |r, _, request: FetchRequest| r.receive_fetch(request),
+    )
+    .await
+}
+
+/// `POST /admin/replicas/verify` body.
+#[derive(Debug, Deserialize)]
+pub struct VerifyRequest {
+    /// The table.
+    #[serde(rename = "TableName")]
+    table_name: String,
+}
+
+/// `POST /admin/replicas/verify`: compares a global table with every other region now and
+/// repairs what differs (`tidemark replicas verify TABLE`).
+pub async fn verify(State(state): State<AppState>, Json(request): Json<VerifyRequest>) -> Response {
+    match state.replicator.verify_table(&request.table_name).await {
+        Ok(report) => (StatusCode::OK, Json(report)).into_response(),
+        Err(e) => {
+            let api = ApiError::from(e);
+            if api.fatal {
+                state.engine.store.halt().raise(api.message.clone());
+            }
+            let body = json!({ "__type": api.type_name, "message": api.message });
+            (api.status, Json(body)).into_response()
+        }
+    }
 }

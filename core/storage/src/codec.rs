@@ -340,6 +340,19 @@ pub(crate) fn decode_cell(bytes: &[u8]) -> Result<ItemCell> {
     })
 }
 
+/// Decodes only a cell's stamp and whether it holds a live item (`false`: a tombstone),
+/// leaving the item's bytes unread: what comparing replicas needs.
+pub(crate) fn decode_cell_stamp(bytes: &[u8]) -> Result<(Stamp, bool)> {
+    let mut r = Reader::new(bytes);
+    if r.byte()? != FORMAT_VERSION {
+        return Err(corrupt());
+    }
+    let flags = r.byte()?;
+    let hlc = HlcTimestamp(r.u64()?);
+    let region = r.string()?;
+    Ok((Stamp { hlc, region }, flags & CELL_TOMBSTONE == 0))
+}
+
 /// Decodes only the live item of a cell (`None` for tombstones), skipping the stamp.
 pub(crate) fn decode_cell_item(bytes: &[u8]) -> Result<Option<Item>> {
     decode_cell(bytes).map(|cell| cell.item)

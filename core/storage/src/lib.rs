@@ -674,6 +674,33 @@ impl ItemsSnapshot {
     }
 }
 
+impl ItemsSnapshot {
+    /// The stamps of the cells whose storage keys lie in `range`, in key order, with their
+    /// keys and whether each holds a live item; the items themselves are not decoded.
+    pub fn cell_stamps_in(
+        &self,
+        range: keys::KeyRange,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, tidemark_model::stamp::Stamp, bool)>> + '_ {
+        use fjall::Readable;
+        self.snapshot
+            .range(&self.items, (range.lower, range.upper))
+            .map(|guard| {
+                let (key, bytes) = guard.into_inner().or_failure()?;
+                let (stamp, live) = codec::decode_cell_stamp(&bytes)?;
+                Ok((key.to_vec(), stamp, live))
+            })
+    }
+
+    /// The cell at `key` (live item or tombstone), if any.
+    pub fn cell(&self, key: &[u8]) -> Result<Option<codec::ItemCell>> {
+        use fjall::Readable;
+        match self.snapshot.get(&self.items, key).or_failure()? {
+            Some(bytes) => codec::decode_cell(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
 /// The catalog entry of a stream descriptor.
 pub fn stream_catalog_entry(stream: &StreamInfo) -> Result<(Vec<u8>, Vec<u8>)> {
     let json = serde_json::to_vec(stream).map_err(|e| Error::Internal(e.to_string()))?;

@@ -1087,6 +1087,38 @@ async fn a_batch_with_another_regions_change_is_refused_whole() {
 }
 
 #[tokio::test]
+async fn a_repair_carries_any_regions_cells_but_no_delivered_clocks() {
+    let network = Network::new();
+    let (us, _eu) = global_pair(&network).await;
+    let clock = us.store.clock().now_millis() << 16;
+    // Anti-entropy repairs with the newer cells eu holds, a third region's among them.
+    let cells = vec![stamped("eu-own", "eu", clock), stamped("ap-s", "ap", clock)];
+    let refused = us.replicator.receive_repair(
+        "eu",
+        ChangeBatch {
+            changes: cells.clone(),
+            delivered: BTreeMap::from([(TABLE.to_string(), clock)]),
+        },
+    );
+    assert!(
+        matches!(refused, Err(Error::NotAllowed(_))),
+        "a repair says nothing of what regions delivered: {refused:?}"
+    );
+    let answer = us
+        .replicator
+        .receive_repair(
+            "eu",
+            ChangeBatch {
+                changes: cells,
+                ..ChangeBatch::default()
+            },
+        )
+        .expect("a repair with a third region's cell is applied");
+    assert_eq!(answer.written, 2);
+    assert_eq!(item_count(&us.store), 5);
+}
+
+#[tokio::test]
 async fn a_new_replica_is_seeded_with_every_regions_cells_by_its_seeder_alone() {
     let network = Network::new();
     let (us, eu) = global_pair(&network).await;

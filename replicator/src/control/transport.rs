@@ -60,6 +60,10 @@ impl ControlTransport for PeerClient {
     }
 
     fn send_seed_page<'a>(&'a self, peer: &'a Peer, batch: &'a ChangeBatch) -> PeerRequest<'a, ()> {
-        Box::pin(async move { self.post_seed_page(peer, batch).await.map(|_| ()) })
+        Box::pin(async move {
+            self.post_cells(peer, crate::protocol::SEED_PATH, batch)
+                .await
+                .map(|_| ())
+        })
     }
 }

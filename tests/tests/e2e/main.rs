@@ -6,6 +6,7 @@
     reason = "tests fail loudly on purpose"
 )]
 
+mod anti_entropy;
 mod auth;
 mod backups;
 mod batches;

@@ -143,6 +143,7 @@ async fn three_https_regions_with_a_private_ca_and_link_secrets_converge() {
             .map(|i| tls_args(&pki, i, REGIONS.len()))
             .collect(),
         https_ca: Some(pki.ca_pem.clone()),
+        ..ClusterSettings::default()
     };
     let cluster = Cluster::start_with(node_binary(), &REGIONS, settings).await;
     let table = "encrypted";
@@ -213,6 +214,7 @@ async fn a_peer_whose_certificate_is_not_trusted_shows_why_in_the_link_state() {
         shared: vec!["--durability".into(), "buffer".into()],
         per_region,
         https_ca: Some(pki.ca_pem.clone()),
+        ..ClusterSettings::default()
     };
     let cluster = Cluster::start_with(node_binary(), &REGIONS[..2], settings).await;
     let table = "distrusted";
@@ -318,6 +320,7 @@ async fn a_region_proves_which_region_it_is_and_ships_only_its_own_changes() {
             .map(|i| link_secret_args(i, REGIONS.len()))
             .collect(),
         https_ca: None,
+        ..ClusterSettings::default()
     };
     let cluster = Cluster::start_with(node_binary(), &REGIONS, settings).await;
     let (us, eu, ap) = (0, 1, 2);
