@@ -261,7 +261,11 @@ impl Replicator {
                     }
                 }
                 for region in &receivers {
-                    self.ensure_hold(region, table_id, &new.stamp_region)?;
+                    let seeder = new
+                        .replicas
+                        .get(*region)
+                        .and_then(|r| r.seeded_by.as_deref());
+                    self.ensure_hold(region, table_id, seeder)?;
                 }
             }
             Transport::Kafka { .. } => {
@@ -280,14 +284,16 @@ impl Replicator {
     }
 
     /// Makes sure this node keeps `table_id`'s own-origin changes for `region`. A region new
-    /// to this node starts from where `coordinator` (the region that changed the membership)
-    /// had received this node's changes: everything before that is in the snapshot the
-    /// coordinator seeds the new replica from, everything after is shipped from here.
+    /// to this node starts from where `seeder` (the region recorded as seeding its replica,
+    /// whichever region stamped the document last) had received this node's changes:
+    /// everything before that is in the snapshot the seeder sends it, everything after is
+    /// shipped from here. A replica with no seeder recorded (ACTIVE already, seeded without
+    /// this node's knowledge, or this node being the new one) gets every change still kept.
     pub(crate) fn ensure_hold(
         &self,
         region: &str,
         table_id: TableId,
-        coordinator: &str,
+        seeder: Option<&str>,
     ) -> Result<()> {
         let name = HoldName::Peer {
             region: region.to_string(),
@@ -296,16 +302,17 @@ impl Replicator {
         if self.store.hold(&name).is_some() || self.let_go_of(region, table_id) {
             return Ok(());
         }
-        let from = match coordinator == self.region() {
-            true => self.store.next_seq(),
-            false => match self.store.hold(&HoldName::Peer {
-                region: coordinator.to_string(),
+        let from = match seeder {
+            Some(seeder) if seeder == self.region() => self.store.next_seq(),
+            Some(seeder) => match self.store.hold(&HoldName::Peer {
+                region: seeder.to_string(),
                 table_id,
             }) {
                 Some(hold) => hold.from,
-                // Nothing known of the coordinator: ship every change still kept.
+                // Nothing known of the seeder: ship every change still kept.
                 None => self.store.oldest_retained_seq(),
             },
+            None => self.store.oldest_retained_seq(),
         };
         self.store.set_hold(&name, Some(table_id), from)?;
         Ok(())
@@ -434,10 +441,34 @@ impl Replicator {
             }
         }
         let settings = &message.global.settings;
+        // CreateTable takes only attributes some key uses; a document may define more (those
+        // of an index deleted since, which UpdateTable leaves defined).
+        let used: BTreeSet<&str> = source
+            .key_schema
+            .iter()
+            .chain(
+                source
+                    .local_secondary_indexes
+                    .iter()
+                    .flat_map(|i| &i.key_schema),
+            )
+            .chain(
+                settings
+                    .global_secondary_indexes
+                    .iter()
+                    .flat_map(|i| &i.key_schema),
+            )
+            .map(|k| k.attribute_name.as_str())
+            .collect();
         self.tables.create_table(CreateTableRequest {
             table_name: table.clone(),
             key_schema: source.key_schema.clone(),
-            attribute_definitions: settings.attribute_definitions.clone(),
+            attribute_definitions: settings
+                .attribute_definitions
+                .iter()
+                .filter(|d| used.contains(d.attribute_name.as_str()))
+                .cloned()
+                .collect(),
             billing_mode: Some(settings.billing_mode.clone()),
             provisioned_throughput: (settings.billing_mode == "PROVISIONED")
                 .then_some(settings.provisioned_throughput),
@@ -518,6 +549,7 @@ mod tests {
             stamp_clock: 1,
             stamp_region: "us".into(),
             removed: BTreeMap::new(),
+            setting_stamps: Default::default(),
         };
         {
             let _guard = replicator.membership.lock();
@@ -624,6 +656,7 @@ mod tests {
                 stamp_clock: 1,
                 stamp_region: "us".into(),
                 removed: BTreeMap::new(),
+                setting_stamps: Default::default(),
             },
             adopt_existing: false,
         };

@@ -285,6 +285,7 @@ fn us_and_eu(settings: SharedSettings) -> GlobalTable {
         stamp_clock: 1,
         stamp_region: "us".into(),
         removed: BTreeMap::new(),
+        setting_stamps: Default::default(),
     }
 }
 
@@ -334,14 +335,14 @@ async fn a_new_replica_is_created_before_it_is_named_then_seeded_and_made_active
         .expect("the replica is created")
         .expect("the table is global");
 
-    assert_eq!(after.replicas["us"], Replica::active());
+    assert_eq!(after.replicas["us"].unstamped(), Replica::active());
     assert_eq!(
         after.replicas["eu"],
         Replica {
-            status: ReplicaStatus::Creating,
-            progress: Some(0),
-            seeded_by: Some("us".into()),
-        }
+            stamp: Some(after.part_stamp()),
+            ..Replica::creating("us")
+        },
+        "the new entry is stamped with the document that adds it"
     );
     assert_eq!(
         network.asked_of("eu").first(),
@@ -841,9 +842,8 @@ fn replica_updates_change_only_the_region_they_name() {
             (
                 "ap".to_string(),
                 Replica {
-                    status: ReplicaStatus::Creating,
-                    progress: Some(0),
-                    seeded_by: Some("us".into()),
+                    stamp: Some(global.part_stamp()),
+                    ..Replica::creating("us")
                 }
             ),
         ])
