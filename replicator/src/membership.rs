@@ -677,6 +677,224 @@ mod tests {
         );
     }
 
+    /// `doc` restamped at `clock` by `region`, as [`GlobalTable::restamp`] does with a clock.
+    fn restamped(doc: &GlobalTable, clock: u64, region: &str) -> GlobalTable {
+        let mut doc = doc.clone();
+        doc.pin_stamps(None);
+        doc.stamp_clock = clock;
+        doc.stamp_region = region.into();
+        doc
+    }
+
+    fn index(name: &str, key: &str) -> GlobalSecondaryIndex {
+        GlobalSecondaryIndex {
+            index_name: name.into(),
+            key_schema: vec![tidemark_core::model::KeySchemaElement {
+                attribute_name: key.into(),
+                key_type: "HASH".into(),
+            }],
+            projection: tidemark_core::model::Projection {
+                projection_type: Some("ALL".into()),
+                non_key_attributes: None,
+            },
+            provisioned_throughput: None,
+        }
+    }
+
+    fn defined(name: &str) -> AttributeDefinition {
+        AttributeDefinition {
+            attribute_name: name.into(),
+            attribute_type: "S".into(),
+        }
+    }
+
+    /// `doc` with `settings` changed here, as `settings_changed` records it.
+    fn changed(doc: &GlobalTable, change: impl FnOnce(&mut SharedSettings)) -> GlobalTable {
+        let mut settings = doc.settings.clone();
+        change(&mut settings);
+        let mut doc = doc.clone();
+        assert!(doc.record_settings(&settings));
+        doc
+    }
+
+    #[test]
+    fn settings_changed_in_two_documents_both_survive_their_merge() {
+        let mut base = document(1, "us");
+        base.settings.attribute_definitions = vec![defined("p")];
+        let base = restamped(&base, 2, "us");
+        let ttl = changed(&restamped(&base, 5, "us"), |s| {
+            s.time_to_live_attribute = Some("expires".into())
+        });
+        let indexed = changed(&restamped(&base, 6, "eu"), |s| {
+            s.global_secondary_indexes.push(index("by_g", "g"));
+            s.attribute_definitions.push(defined("g"));
+        });
+        assert_eq!(
+            ttl.setting_stamps.capacity, base.setting_stamps.capacity,
+            "an unchanged setting keeps its stamp"
+        );
+
+        let merged = ttl.merge(&indexed);
+        assert!(merged.same_content(&indexed.merge(&ttl)), "in any order");
+        assert_eq!(
+            merged.stamp(),
+            indexed.stamp(),
+            "the newer document's stamp"
+        );
+        assert_eq!(
+            merged.settings.time_to_live_attribute.as_deref(),
+            Some("expires")
+        );
+        assert_eq!(
+            merged.settings.global_secondary_indexes,
+            [index("by_g", "g")]
+        );
+        assert_eq!(
+            merged.settings.attribute_definitions,
+            [defined("p"), defined("g")]
+        );
+        assert!(merged.includes(&ttl) && merged.includes(&indexed));
+        assert!(!ttl.includes(&indexed) && !indexed.includes(&ttl));
+
+        // A deleted index is a stamped absence: an older document naming it does not bring
+        // it back, and its key attribute goes with it.
+        let deleted = changed(&restamped(&merged, 9, "us"), |s| {
+            s.global_secondary_indexes.clear();
+            s.attribute_definitions.retain(|d| d.attribute_name != "g");
+        });
+        for merged in [deleted.merge(&indexed), indexed.merge(&deleted)] {
+            assert!(merged.settings.global_secondary_indexes.is_empty());
+            assert_eq!(merged.settings.attribute_definitions, [defined("p")]);
+            assert_eq!(
+                merged.settings.time_to_live_attribute.as_deref(),
+                Some("expires")
+            );
+        }
+        // Added again later, it is back.
+        let again = changed(&restamped(&indexed, 10, "eu"), |s| {
+            s.global_secondary_indexes[0].projection.projection_type = Some("KEYS_ONLY".into());
+        });
+        assert_eq!(
+            deleted.merge(&again).settings.global_secondary_indexes,
+            again.settings.global_secondary_indexes
+        );
+    }
+
+    #[test]
+    fn replica_entries_merge_as_an_add_and_remove_set() {
+        let base = restamped(&document(1, "us"), 2, "us");
+        // us adds ap while eu changes a setting, neither hearing of the other.
+        let mut adding = restamped(&base, 5, "us");
+        adding.replicas.insert(
+            "ap".into(),
+            Replica {
+                stamp: Some(adding.part_stamp()),
+                ..Replica::creating("us")
+            },
+        );
+        let setting = changed(&restamped(&base, 6, "eu"), |s| {
+            s.time_to_live_attribute = Some("expires".into())
+        });
+        let merged = setting.merge(&adding);
+        assert_eq!(
+            merged.replicas["ap"].seeded_by.as_deref(),
+            Some("us"),
+            "the new replica stays, with its seeder"
+        );
+        assert!(merged.settings.time_to_live_attribute.is_some());
+
+        // A removal after the entry wins; an entry after the removal (created again) wins.
+        let mut removing = restamped(&merged, 8, "eu");
+        removing.remove_region("ap");
+        let mut progressed = restamped(&merged, 7, "us");
+        progressed.replicas.get_mut("ap").expect("ap").progress = Some(50);
+        progressed.replicas.get_mut("ap").expect("ap").stamp = Some(progressed.part_stamp());
+        assert!(!progressed.merge(&removing).replicas.contains_key("ap"));
+        assert!(!removing.merge(&progressed).replicas.contains_key("ap"));
+        let mut created_again = restamped(&removing, 9, "us");
+        created_again.replicas.insert(
+            "ap".into(),
+            Replica {
+                stamp: Some(created_again.part_stamp()),
+                ..Replica::creating("us")
+            },
+        );
+        assert!(created_again.merge(&progressed).replicas.contains_key("ap"));
+        assert_eq!(
+            created_again.merge(&progressed).replicas["ap"].progress,
+            Some(0),
+            "the newer entry"
+        );
+    }
+
+    #[test]
+    fn a_document_from_an_older_node_still_reads_and_merges() {
+        // Made by an older node: no stamp per setting or per replica, and TTL on.
+        let json = serde_json::json!({
+            "Version": VERSION,
+            "Replicas": {"us": {"Status": "ACTIVE"}, "eu": {"Status": "ACTIVE"}},
+            "Settings": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0},
+                "TimeToLiveAttribute": "expires",
+                "AttributeDefinitions": [{"AttributeName": "p", "AttributeType": "S"}]
+            },
+            "StampClock": 10,
+            "StampRegion": "eu"
+        });
+        let old: GlobalTable = serde_json::from_value(json).expect("an older document parses");
+        assert!(old.setting_stamps.is_unset());
+
+        let mut base = document(1, "us");
+        base.settings.attribute_definitions = vec![defined("p")];
+        let base = restamped(&base, 2, "us");
+        // Before the old document: an index that the older node did not keep (it replaced
+        // documents whole, so it deleted it as of its stamp).
+        let early = changed(&restamped(&base, 4, "us"), |s| {
+            s.global_secondary_indexes.push(index("early", "e"));
+            s.attribute_definitions.push(defined("e"));
+        });
+        // After it: billing changed and another index added here.
+        let late = changed(&restamped(&early, 12, "us"), |s| {
+            s.billing_mode = "PROVISIONED".into();
+            s.provisioned_throughput.read_capacity_units = 5;
+            s.global_secondary_indexes.push(index("late", "l"));
+            s.attribute_definitions.push(defined("l"));
+        });
+
+        for merged in [late.merge(&old), old.merge(&late)] {
+            assert_eq!(
+                merged.settings.time_to_live_attribute.as_deref(),
+                Some("expires"),
+                "the old document's settings have its stamp, newer than the TTL's here"
+            );
+            assert_eq!(merged.settings.billing_mode, "PROVISIONED");
+            let names: Vec<&str> = merged
+                .settings
+                .global_secondary_indexes
+                .iter()
+                .map(|i| i.index_name.as_str())
+                .collect();
+            assert_eq!(names, ["late"]);
+            assert_eq!(
+                merged.settings.attribute_definitions,
+                [defined("p"), defined("l")]
+            );
+            assert_eq!(merged.replicas.len(), 2);
+            assert!(
+                merged.replicas.values().all(|r| r.stamp.is_some()),
+                "pinned"
+            );
+        }
+        assert!(
+            serde_json::to_value(late.merge(&old))
+                .expect("json")
+                .get("Settings")
+                .is_some_and(|s| s.get("TimeToLiveAttribute").is_some()),
+            "what an older node reads is where it was"
+        );
+    }
+
     #[test]
     fn the_document_round_trips_as_json() {
         let doc = document(7, "eu");

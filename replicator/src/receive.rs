@@ -717,4 +717,60 @@ mod tests {
             "only the item with every key attribute is indexed"
         );
     }
+    #[test]
+    fn a_new_replica_is_made_with_only_the_attributes_its_keys_use() {
+        use tidemark_core::model::AttributeDefinition;
+        let source_dir = tempfile::tempdir().expect("a folder");
+        let source = Engine::open(StoreConfig::for_tests(source_dir.path())).expect("open");
+        source
+            .tables
+            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
+            .expect("a table");
+        let definition = source.store.table_definition(TABLE).expect("a table");
+        let mut settings = SharedSettings::of(&definition);
+        // Left defined by an index deleted since (UpdateTable keeps it), or by a merge.
+        settings.attribute_definitions.push(AttributeDefinition {
+            attribute_name: "gone".into(),
+            attribute_type: "S".into(),
+        });
+        let message = CreateReplicaMessage {
+            definition: definition.clone(),
+            global: GlobalTable {
+                version: VERSION.into(),
+                replicas: ["us", "eu"]
+                    .iter()
+                    .map(|r| (r.to_string(), Replica::active()))
+                    .collect::<BTreeMap<_, _>>(),
+                settings,
+                stamp_clock: 1,
+                stamp_region: "us".into(),
+                removed: BTreeMap::new(),
+                setting_stamps: Default::default(),
+            },
+            adopt_existing: false,
+        };
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
+        let replicator = Replicator::new(
+            &store,
+            ReplicationConfig {
+                region: "eu".into(),
+                peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
+                secret: None,
+                transport: Transport::Direct,
+                peer_hold_limit: crate::peers::PeerHoldLimit::default(),
+            },
+        );
+        replicator
+            .receive_create_replica(message)
+            .expect("the replica is created");
+        assert_eq!(
+            store
+                .store
+                .table_definition(TABLE)
+                .expect("the replica")
+                .attribute_definitions,
+            definition.attribute_definitions
+        );
+    }
 }
