@@ -315,7 +315,7 @@ impl Replicator {
         match answer? {
             MembershipAnswer::Holds(theirs) => {
                 let current = theirs.includes(global);
-                blocking(move || me.adopt_if_newer(&table, theirs)).await?;
+                blocking(move || me.merge_membership(&table, theirs)).await?;
                 Ok(current)
             }
             MembershipAnswer::NoTable => {
@@ -327,7 +327,7 @@ impl Replicator {
 
     /// Merges `theirs`, a peer's membership of `table`, into this node's, when it says
     /// anything this node's does not (and the table is still global here).
-    fn adopt_if_newer(&self, table: &str, theirs: GlobalTable) -> Result<()> {
+    fn merge_membership(&self, table: &str, theirs: GlobalTable) -> Result<()> {
         let _guard = self.membership.lock();
         let Ok(definition) = self.store.table_definition(table) else {
             return Ok(());
