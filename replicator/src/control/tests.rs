@@ -1124,6 +1124,8 @@ async fn settings_changed_in_two_regions_cut_apart_both_take_effect_after_the_he
     let (to_us, to_eu) = (network.asked_of("us").len(), network.asked_of("eu").len());
 
     enable_ttl_in(&us).await;
+    // A later millisecond: documents made within one would tie, broken by region name.
+    tokio::time::sleep(Duration::from_millis(2)).await;
     add_index_in(&eu).await;
     eventually(
         "each region tried to send its document across the cut",
@@ -1188,6 +1190,7 @@ async fn a_replica_added_in_one_region_while_another_changes_a_setting_keeps_its
         .update_replicas(TABLE, create("ap"), VERSION)
         .await
         .expect("ap's replica is created while eu is cut off");
+    tokio::time::sleep(Duration::from_millis(2)).await;
     enable_ttl_in(&eu).await;
     let eu_doc = GlobalTable::of(&eu.store, TABLE).expect("global");
     assert!(
