@@ -285,7 +285,7 @@ impl Replicator {
 
     /// Makes sure this node keeps `table_id`'s own-origin changes for `region`. A region new
     /// to this node starts from where `seeder` (the region recorded as seeding its replica,
-    /// whichever region stamped the document last) had received this node's changes:
+    /// not the region that stamped the document last) had received this node's changes:
     /// everything before that is in the snapshot the seeder sends it, everything after is
     /// shipped from here. A replica with no seeder recorded (ACTIVE already, seeded without
     /// this node's knowledge, or this node being the new one) gets every change still kept.
