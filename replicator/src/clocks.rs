@@ -255,6 +255,7 @@ mod tests {
             stamp_clock: NOW << 16,
             stamp_region: "us".into(),
             removed: Default::default(),
+            setting_stamps: Default::default(),
         };
         {
             let _guard = replicator.membership.lock();
@@ -374,7 +375,7 @@ mod tests {
             "{refused:?}"
         );
         replicator
-            .adopt_if_newer(TABLE, future)
+            .merge_membership(TABLE, future)
             .expect("an answer ahead is ignored");
         assert_eq!(GlobalTable::of(&engine.store, TABLE), Some(held));
     }

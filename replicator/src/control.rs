@@ -77,20 +77,17 @@ impl ReplicaUpdate {
 }
 
 /// Applies one checked update to `global`, stamped already: a new replica is CREATING and
-/// seeded by `coordinator` (this region), a removed one leaves the document at once (recorded
-/// as removed: the group goes on without waiting for the region, which may never answer
-/// again), an update changes nothing shared.
+/// seeded by `coordinator` (this region), its entry stamped with the document, a removed one
+/// leaves the document at once (recorded as removed: the group goes on without waiting for
+/// the region, which may never answer again), an update changes nothing shared.
 fn apply_replica_update(global: &mut GlobalTable, update: &ReplicaUpdate, coordinator: &str) {
     match update {
         ReplicaUpdate::Create(region) => {
-            global.replicas.insert(
-                region.clone(),
-                Replica {
-                    status: ReplicaStatus::Creating,
-                    progress: Some(0),
-                    seeded_by: Some(coordinator.to_string()),
-                },
-            );
+            let replica = Replica {
+                stamp: Some(global.part_stamp()),
+                ..Replica::creating(coordinator)
+            };
+            global.replicas.insert(region.clone(), replica);
         }
         ReplicaUpdate::Update(_) => {}
         ReplicaUpdate::Delete(region) => global.remove_region(region),
@@ -145,10 +142,12 @@ impl Replicator {
             stamp_clock: 0,
             stamp_region: me.to_string(),
             removed: BTreeMap::new(),
+            setting_stamps: Default::default(),
         });
-        global.settings = SharedSettings::of(definition);
-        // Stamped first: a removal is recorded at the stamp of the document that makes it.
+        // Stamped first: a removal, a new replica and a setting this region's table has
+        // differently are recorded at the stamp of the document that makes them.
         global.restamp(&self.store, me);
+        global.record_settings(&SharedSettings::of(definition));
         for update in updates {
             apply_replica_update(&mut global, update, me);
         }
@@ -315,8 +314,8 @@ impl Replicator {
         let (me, table, region) = (self.clone(), table.to_string(), region.to_string());
         match answer? {
             MembershipAnswer::Holds(theirs) => {
-                let current = theirs.stamp_clock >= global.stamp_clock;
-                blocking(move || me.adopt_if_newer(&table, theirs)).await?;
+                let current = theirs.includes(global);
+                blocking(move || me.merge_membership(&table, theirs)).await?;
                 Ok(current)
             }
             MembershipAnswer::NoTable => {
@@ -326,10 +325,10 @@ impl Replicator {
         }
     }
 
-    /// Adopts `theirs`, a peer's membership of `table`, when it is newer than this node's or
-    /// records a removal this node had not heard of (and the table is still global here).
-    pub(crate) fn adopt_if_newer(&self, table: &str, theirs: GlobalTable) -> Result<()> {
-        // A document from a clock too far ahead is not adopted (it would carry every later
+    /// Merges `theirs`, a peer's membership of `table`, into this node's, when it says
+    /// anything this node's does not (and the table is still global here).
+    pub(crate) fn merge_membership(&self, table: &str, theirs: GlobalTable) -> Result<()> {
+        // A document from a clock too far ahead is not taken in (it would carry every later
         // one ahead with it); refusing logs why.
         if self
             .refuse_stamps_ahead(
@@ -353,29 +352,23 @@ impl Replicator {
         Ok(())
     }
 
-    /// What this node's membership `held` becomes on meeting `sent`, a peer's: the newer of
-    /// the two (last writer wins), with every removal either records, restamped here when the
-    /// newer had not heard of one (so the result wins over both, and a removed region's own
-    /// document never brings it back); `None` when `held` stays.
+    /// What this node's membership `held` becomes on meeting `sent`, a peer's: their merge
+    /// (every setting and replica entry the newer of the two, every removal either records).
+    /// `None` when `held` says it all already and is not older than `sent`; `sent` itself
+    /// when it says it all and is newer (so a document travels unchanged while it is the
+    /// newest); otherwise the merge, restamped here so that it wins over both wherever it
+    /// goes, on older nodes too, which replace documents whole.
     pub(crate) fn reconcile(&self, held: &GlobalTable, sent: GlobalTable) -> Option<GlobalTable> {
-        let (mut next, learned) = match sent.supersedes(Some(held)) {
-            true => {
-                let mut next = sent;
-                let learned = next.learn_removals(held);
-                (next, learned)
-            }
-            false => {
-                let mut next = held.clone();
-                if !next.learn_removals(&sent) {
-                    return None;
-                }
-                (next, true)
-            }
-        };
-        if learned {
-            next.restamp(&self.store, self.region());
+        let mut merged = held.merge(&sent);
+        let sent_newer = sent.supersedes(Some(held));
+        if !sent_newer && merged.same_content(held) {
+            return None;
         }
-        Some(next)
+        if sent_newer && merged.same_content(&sent) {
+            return Some(sent);
+        }
+        merged.restamp(&self.store, self.region());
+        Some(merged)
     }
 
     /// `region` has no replica of `table` (deleted there): it leaves the group.
@@ -393,8 +386,9 @@ impl Replicator {
             return Ok(());
         }
         let mut global = held.clone();
-        global.replicas.remove(region);
+        // Recorded as a removal, so that a document still naming it does not bring it back.
         global.restamp(&self.store, self.region());
+        global.remove_region(region);
         tracing::info!(
             table,
             peer = region,
@@ -417,12 +411,12 @@ impl Replicator {
             let Some(mut global) = GlobalTable::in_definition(&definition) else {
                 return Ok(None);
             };
-            let settings = SharedSettings::of(&definition);
-            if settings == global.settings {
+            // Only the settings that changed here get the new stamp: another region's change
+            // to another setting, made meanwhile, is merged, not undone.
+            global.restamp(&me.store, me.region());
+            if !global.record_settings(&SharedSettings::of(&definition)) {
                 return Ok(None);
             }
-            global.settings = settings;
-            global.restamp(&me.store, me.region());
             global.save(&me.store, &name)?;
             me.membership_changed();
             Ok(Some(global))
@@ -438,8 +432,8 @@ impl Replicator {
     /// `global`: the others drop this region (and the exchange makes sure of it).
     pub fn table_deleted(self: &Arc<Self>, table: &str, mut global: GlobalTable) {
         self.membership_changed();
-        global.replicas.remove(self.region());
         global.restamp(&self.store, self.region());
+        global.remove_region(self.region());
         self.spread(table, global);
     }
 
@@ -649,10 +643,12 @@ impl Replicator {
             let Some(mut global) = me.seeding_membership(&table, &region) else {
                 return Ok(None);
             };
+            global.restamp(&me.store, me.region());
+            let stamp = global.part_stamp();
             if let Some(replica) = global.replicas.get_mut(&region) {
                 change(replica);
+                replica.stamp = Some(stamp);
             }
-            global.restamp(&me.store, me.region());
             global.save(&me.store, &table)?;
             me.membership_changed();
             Ok(Some(global))

@@ -7,7 +7,8 @@
 //! - [`peers`]: the group (`--peer REGION=URL`), the secrets of its links and the CA its
 //!   `https://` peers are checked against;
 //! - [`membership`]: the per-table document naming the replicas and the settings they share,
-//!   kept the same in every region by last writer wins;
+//!   kept the same in every region by merging documents, each setting and replica entry by
+//!   last writer wins;
 //! - [`protocol`] and [`client`]: what peers send each other, and how;
 //! - `ship`: one task per destination (each peer, or the replication topics) tails this
 //!   node's own-origin changes of every table it shares with that destination (from a

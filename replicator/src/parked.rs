@@ -382,6 +382,7 @@ mod tests {
                 stamp_clock: 1,
                 stamp_region: "us".into(),
                 removed: Default::default(),
+                setting_stamps: Default::default(),
             };
             let _guard = replicator.membership.lock();
             replicator

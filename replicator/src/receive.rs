@@ -403,7 +403,11 @@ impl Replicator {
                     }
                 }
                 for region in &receivers {
-                    self.ensure_hold(region, table_id, &new.stamp_region)?;
+                    let seeder = new
+                        .replicas
+                        .get(*region)
+                        .and_then(|r| r.seeded_by.as_deref());
+                    self.ensure_hold(region, table_id, seeder)?;
                 }
             }
             Transport::Kafka { .. } => {
@@ -422,14 +426,16 @@ impl Replicator {
     }
 
     /// Makes sure this node keeps `table_id`'s own-origin changes for `region`. A region new
-    /// to this node starts from where `coordinator` (the region that changed the membership)
-    /// had received this node's changes: everything before that is in the snapshot the
-    /// coordinator seeds the new replica from, everything after is shipped from here.
+    /// to this node starts from where `seeder` (the region recorded as seeding its replica,
+    /// not the region that stamped the document last) had received this node's changes:
+    /// everything before that is in the snapshot the seeder sends it, everything after is
+    /// shipped from here. A replica with no seeder recorded (ACTIVE already, seeded without
+    /// this node's knowledge, or this node being the new one) gets every change still kept.
     pub(crate) fn ensure_hold(
         &self,
         region: &str,
         table_id: TableId,
-        coordinator: &str,
+        seeder: Option<&str>,
     ) -> Result<()> {
         let name = HoldName::Peer {
             region: region.to_string(),
@@ -438,16 +444,17 @@ impl Replicator {
         if self.store.hold(&name).is_some() || self.let_go_of(region, table_id) {
             return Ok(());
         }
-        let from = match coordinator == self.region() {
-            true => self.store.next_seq(),
-            false => match self.store.hold(&HoldName::Peer {
-                region: coordinator.to_string(),
+        let from = match seeder {
+            Some(seeder) if seeder == self.region() => self.store.next_seq(),
+            Some(seeder) => match self.store.hold(&HoldName::Peer {
+                region: seeder.to_string(),
                 table_id,
             }) {
                 Some(hold) => hold.from,
-                // Nothing known of the coordinator: ship every change still kept.
+                // Nothing known of the seeder: ship every change still kept.
                 None => self.store.oldest_retained_seq(),
             },
+            None => self.store.oldest_retained_seq(),
         };
         self.store.set_hold(&name, Some(table_id), from)?;
         Ok(())
@@ -585,10 +592,34 @@ impl Replicator {
             }
         }
         let settings = &message.global.settings;
+        // CreateTable takes only attributes some key uses; a document may define more (those
+        // of an index deleted since, which UpdateTable leaves defined).
+        let used: BTreeSet<&str> = source
+            .key_schema
+            .iter()
+            .chain(
+                source
+                    .local_secondary_indexes
+                    .iter()
+                    .flat_map(|i| &i.key_schema),
+            )
+            .chain(
+                settings
+                    .global_secondary_indexes
+                    .iter()
+                    .flat_map(|i| &i.key_schema),
+            )
+            .map(|k| k.attribute_name.as_str())
+            .collect();
         self.tables.create_table(CreateTableRequest {
             table_name: table.clone(),
             key_schema: source.key_schema.clone(),
-            attribute_definitions: settings.attribute_definitions.clone(),
+            attribute_definitions: settings
+                .attribute_definitions
+                .iter()
+                .filter(|d| used.contains(d.attribute_name.as_str()))
+                .cloned()
+                .collect(),
             billing_mode: Some(settings.billing_mode.clone()),
             provisioned_throughput: (settings.billing_mode == "PROVISIONED")
                 .then_some(settings.provisioned_throughput),
@@ -708,6 +739,7 @@ mod tests {
             stamp_clock: 1,
             stamp_region: "us".into(),
             removed: BTreeMap::new(),
+            setting_stamps: Default::default(),
         };
         {
             let _guard = replicator.membership.lock();
@@ -780,6 +812,7 @@ mod tests {
                 stamp_clock: 1,
                 stamp_region: "us".into(),
                 removed: Default::default(),
+                setting_stamps: Default::default(),
             },
             adopt_existing: true,
         };
@@ -871,6 +904,7 @@ mod tests {
                 stamp_clock: 1,
                 stamp_region: "us".into(),
                 removed: BTreeMap::new(),
+                setting_stamps: Default::default(),
             },
             adopt_existing: false,
         };
@@ -959,6 +993,7 @@ mod tests {
             stamp_clock: 1,
             stamp_region: "us".into(),
             removed: BTreeMap::new(),
+            setting_stamps: Default::default(),
         };
         {
             let _guard = replicator.membership.lock();
@@ -1077,5 +1112,61 @@ mod tests {
         let (count, last) = replicator.conflicts().of(TABLE);
         assert_eq!(count, 1);
         assert_eq!(last.len(), 1);
+    }
+
+    #[test]
+    fn a_new_replica_is_made_with_only_the_attributes_its_keys_use() {
+        use tidemark_core::model::AttributeDefinition;
+        let source_dir = tempfile::tempdir().expect("a folder");
+        let source = Engine::open(StoreConfig::for_tests(source_dir.path())).expect("open");
+        source
+            .tables
+            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
+            .expect("a table");
+        let definition = source.store.table_definition(TABLE).expect("a table");
+        let mut settings = SharedSettings::of(&definition);
+        // Left defined by an index deleted since (UpdateTable keeps it), or by a merge.
+        settings.attribute_definitions.push(AttributeDefinition {
+            attribute_name: "gone".into(),
+            attribute_type: "S".into(),
+        });
+        let message = CreateReplicaMessage {
+            definition: definition.clone(),
+            global: GlobalTable {
+                version: VERSION.into(),
+                replicas: ["us", "eu"]
+                    .iter()
+                    .map(|r| (r.to_string(), Replica::active()))
+                    .collect::<BTreeMap<_, _>>(),
+                settings,
+                stamp_clock: 1,
+                stamp_region: "us".into(),
+                removed: BTreeMap::new(),
+                setting_stamps: Default::default(),
+            },
+            adopt_existing: false,
+        };
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
+        let replicator = Replicator::new(
+            &store,
+            ReplicationConfig {
+                region: "eu".into(),
+                peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
+                transport: Transport::Direct,
+                ..ReplicationConfig::default()
+            },
+        );
+        replicator
+            .receive_create_replica(message)
+            .expect("the replica is created");
+        assert_eq!(
+            store
+                .store
+                .table_definition(TABLE)
+                .expect("the replica")
+                .attribute_definitions,
+            definition.attribute_definitions
+        );
     }
 }

@@ -381,16 +381,19 @@ mod tests {
                 .expect("create");
             put(&store.store, "before");
             let definition = store.store.table_definition(TABLE).expect("a table");
+            // Made global here, eu's new replica seeded from here: what was written before is
+            // in the snapshot eu is seeded from.
             let global = GlobalTable {
                 version: VERSION.into(),
                 replicas: BTreeMap::from([
                     ("us".to_string(), Replica::active()),
-                    ("eu".to_string(), Replica::active()),
+                    ("eu".to_string(), Replica::creating("us")),
                 ]),
                 settings: SharedSettings::of(&definition),
                 stamp_clock: 1,
                 stamp_region: "us".into(),
                 removed: BTreeMap::new(),
+                setting_stamps: Default::default(),
             };
             replicator
                 .adopt(TABLE, &definition, None, global)
@@ -468,6 +471,7 @@ mod tests {
             stamp_clock: 1,
             stamp_region: "us".into(),
             removed: BTreeMap::new(),
+            setting_stamps: Default::default(),
         };
         replicator
             .adopt(TABLE, &definition, None, global)

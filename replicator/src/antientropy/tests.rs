@@ -112,6 +112,7 @@ fn region(name: &str, other: &str) -> Region {
         stamp_clock: 1,
         stamp_region: "us".into(),
         removed: BTreeMap::new(),
+        setting_stamps: Default::default(),
     };
     {
         let _guard = replicator.membership.lock();

@@ -43,6 +43,8 @@ struct Network {
     requests: Mutex<Vec<(String, Asked)>>,
     /// Per region and request kind, how many more such requests fail as unreachable.
     outages: Mutex<BTreeMap<(String, Asked), usize>>,
+    /// Pairs of regions cut apart (a partition between them, both ways), the lower first.
+    cut: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 /// One region of the network: its replicator and store.
@@ -115,6 +117,18 @@ impl Network {
         };
     }
 
+    /// Cuts `a` and `b` apart (both ways), or heals the cut; each still reaches the others.
+    fn set_cut(&self, a: &str, b: &str, cut: bool) {
+        let pair = match a < b {
+            true => (a.to_string(), b.to_string()),
+            false => (b.to_string(), a.to_string()),
+        };
+        match cut {
+            true => self.cut.lock().insert(pair),
+            false => self.cut.lock().remove(&pair),
+        };
+    }
+
     /// What was asked of `region`, in order.
     fn asked_of(&self, region: &str) -> Vec<Asked> {
         self.requests
@@ -125,9 +139,20 @@ impl Network {
             .collect()
     }
 
-    /// The replicator answering for `region`, unless it is unreachable now.
-    fn route(&self, region: &str, asked: Asked) -> Option<Arc<Replicator>> {
+    /// The replicator answering `from`'s request to `region`, unless it is unreachable now.
+    fn route(&self, from: &str, region: &str, asked: Asked) -> Option<Arc<Replicator>> {
         self.requests.lock().push((region.into(), asked));
+        let (low, high) = match from < region {
+            true => (from, region),
+            false => (region, from),
+        };
+        if self
+            .cut
+            .lock()
+            .contains(&(low.to_string(), high.to_string()))
+        {
+            return None;
+        }
         if let Some(left) = self.outages.lock().get_mut(&(region.into(), asked))
             && *left > 0
         {
@@ -155,7 +180,7 @@ impl Link {
         work: impl FnOnce(&Replicator) -> Result<T> + Send + 'static,
     ) -> Result<T, PeerError> {
         let region = peer.region.clone();
-        let Some(node) = self.network.route(&region, asked) else {
+        let Some(node) = self.network.route(&self.from, &region, asked) else {
             return Err(PeerError::Unreachable {
                 region,
                 message: "not in the test network".into(),
@@ -285,6 +310,7 @@ fn us_and_eu(settings: SharedSettings) -> GlobalTable {
         stamp_clock: 1,
         stamp_region: "us".into(),
         removed: BTreeMap::new(),
+        setting_stamps: Default::default(),
     }
 }
 
@@ -334,14 +360,14 @@ async fn a_new_replica_is_created_before_it_is_named_then_seeded_and_made_active
         .expect("the replica is created")
         .expect("the table is global");
 
-    assert_eq!(after.replicas["us"], Replica::active());
+    assert_eq!(after.replicas["us"].unstamped(), Replica::active());
     assert_eq!(
         after.replicas["eu"],
         Replica {
-            status: ReplicaStatus::Creating,
-            progress: Some(0),
-            seeded_by: Some("us".into()),
-        }
+            stamp: Some(after.part_stamp()),
+            ..Replica::creating("us")
+        },
+        "the new entry is stamped with the document that adds it"
     );
     assert_eq!(
         network.asked_of("eu").first(),
@@ -841,9 +867,8 @@ fn replica_updates_change_only_the_region_they_name() {
             (
                 "ap".to_string(),
                 Replica {
-                    status: ReplicaStatus::Creating,
-                    progress: Some(0),
-                    seeded_by: Some("us".into()),
+                    stamp: Some(global.part_stamp()),
+                    ..Replica::creating("us")
                 }
             ),
         ])
@@ -1009,6 +1034,252 @@ async fn a_replica_an_older_node_left_deleting_is_removed_by_the_exchange() {
         GlobalTable::of(&eu.store, TABLE).is_some_and(|g| g.has_removed("ap"))
     })
     .await;
+}
+
+/// Turns TTL on in `region`'s table, on the attribute `expires`, as UpdateTimeToLive there
+/// does, and tells its replicator.
+async fn enable_ttl_in(region: &Region) {
+    region
+        .engine
+        .ttl
+        .update_time_to_live(UpdateTimeToLiveRequest {
+            table_name: TABLE.into(),
+            enabled: true,
+            attribute_name: "expires".into(),
+        })
+        .expect("TTL on");
+    region
+        .replicator
+        .settings_changed(TABLE)
+        .await
+        .expect("settings saved");
+}
+
+/// Adds the global secondary index `by_g` (on the attribute `g`) to `region`'s table, as
+/// UpdateTable there does, and tells its replicator.
+async fn add_index_in(region: &Region) {
+    use tidemark_core::model::{
+        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, Projection,
+    };
+    use tidemark_core::ops::{GsiUpdate, UpdateTableRequest};
+    region
+        .engine
+        .tables
+        .update_table(UpdateTableRequest {
+            table_name: TABLE.into(),
+            attribute_definitions: vec![AttributeDefinition {
+                attribute_name: "g".into(),
+                attribute_type: "S".into(),
+            }],
+            global_secondary_index_updates: vec![GsiUpdate::Create(GlobalSecondaryIndex {
+                index_name: "by_g".into(),
+                key_schema: vec![KeySchemaElement {
+                    attribute_name: "g".into(),
+                    key_type: "HASH".into(),
+                }],
+                projection: Projection {
+                    projection_type: Some("ALL".into()),
+                    non_key_attributes: None,
+                },
+                provisioned_throughput: None,
+            })],
+            ..Default::default()
+        })
+        .expect("an index added");
+    region
+        .replicator
+        .settings_changed(TABLE)
+        .await
+        .expect("settings saved");
+}
+
+/// The TTL attribute and the global secondary index names of `store`'s table.
+fn table_settings(store: &Store) -> (Option<String>, Vec<String>) {
+    let definition = store.table_definition(TABLE).expect("a table");
+    let indexes = definition
+        .global_secondary_indexes
+        .iter()
+        .map(|i| i.index_name.clone())
+        .collect();
+    (definition.time_to_live_attribute, indexes)
+}
+
+/// Waits (up to `within`) until `done`.
+async fn eventually_within(what: &str, within: Duration, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn settings_changed_in_two_regions_cut_apart_both_take_effect_after_the_heal() {
+    let network = Network::new();
+    let (us, eu) = global_pair(&network).await;
+    network.set_cut("us", "eu", true);
+    let (to_us, to_eu) = (network.asked_of("us").len(), network.asked_of("eu").len());
+
+    enable_ttl_in(&us).await;
+    // A later millisecond: documents made within one would tie, broken by region name.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    add_index_in(&eu).await;
+    eventually(
+        "each region tried to send its document across the cut",
+        || network.asked_of("us").len() > to_us && network.asked_of("eu").len() > to_eu,
+    )
+    .await;
+    assert_eq!(table_settings(&us.store), (Some("expires".into()), vec![]));
+    assert_eq!(table_settings(&eu.store), (None, vec!["by_g".to_string()]));
+    let us_doc = GlobalTable::of(&us.store, TABLE).expect("global");
+    assert!(
+        GlobalTable::of(&eu.store, TABLE)
+            .expect("global")
+            .supersedes(Some(&us_doc)),
+        "eu's document is the later one: taken whole, it would undo us's TTL"
+    );
+
+    // The heal, then the exchange: us offers its document to eu.
+    network.set_cut("us", "eu", false);
+    assert!(
+        us.replicator
+            .send_membership(TABLE, "eu", &us_doc)
+            .await
+            .expect("eu answers"),
+        "eu holds everything us's document says"
+    );
+
+    for region in [&us, &eu] {
+        assert_eq!(
+            table_settings(&region.store),
+            (Some("expires".into()), vec!["by_g".to_string()]),
+            "both changes took effect in {}",
+            region.replicator.region()
+        );
+    }
+    let merged = GlobalTable::of(&us.store, TABLE).expect("global");
+    assert_eq!(GlobalTable::of(&eu.store, TABLE), Some(merged.clone()));
+    assert!(
+        merged
+            .settings
+            .attribute_definitions
+            .iter()
+            .any(|d| d.attribute_name == "g"),
+        "the index's key stays defined"
+    );
+    assert!(
+        !us.replicator
+            .reconcile(&merged, us_doc)
+            .is_some_and(|next| next != merged),
+        "us's old document, met again, changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_added_in_one_region_while_another_changes_a_setting_keeps_its_table() {
+    let network = Network::new();
+    let (us, eu) = global_pair(&network).await;
+    let ap = network.join("ap");
+    network.set_cut("us", "eu", true);
+    network.set_cut("ap", "eu", true);
+
+    us.replicator
+        .update_replicas(TABLE, create("ap"), VERSION)
+        .await
+        .expect("ap's replica is created while eu is cut off");
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    enable_ttl_in(&eu).await;
+    let eu_doc = GlobalTable::of(&eu.store, TABLE).expect("global");
+    assert!(
+        eu_doc.supersedes(GlobalTable::of(&us.store, TABLE).as_ref()),
+        "eu's change is the later: taken whole, its document would drop ap"
+    );
+
+    // The heal, then the exchange: eu offers its document to us, us to ap.
+    network.set_cut("us", "eu", false);
+    network.set_cut("ap", "eu", false);
+    eu.replicator
+        .send_membership(TABLE, "us", &eu_doc)
+        .await
+        .expect("us answers");
+    let us_doc = GlobalTable::of(&us.store, TABLE).expect("global");
+    assert!(us_doc.replicas.contains_key("ap"), "{us_doc:?}");
+    us.replicator
+        .send_membership(TABLE, "ap", &us_doc)
+        .await
+        .expect("ap answers");
+    assert!(
+        ap.store.table_definition(TABLE).is_ok(),
+        "ap keeps its table"
+    );
+
+    // Seeding waits for eu to hold the document naming ap (it retries every few seconds),
+    // then ap is ACTIVE everywhere, with eu's TTL.
+    eventually_within("ap is ACTIVE in every region", MAX_BACKOFF * 3, || {
+        [&us, &eu, &ap]
+            .iter()
+            .all(|r| status_in(&r.store, "ap") == Some(ReplicaStatus::Active))
+    })
+    .await;
+    for region in [&us, &eu, &ap] {
+        assert_eq!(
+            table_settings(&region.store).0.as_deref(),
+            Some("expires"),
+            "eu's TTL took effect in {}",
+            region.replicator.region()
+        );
+    }
+    assert_eq!(item_count(&ap.store), 3, "ap was seeded");
+    assert!(
+        eu.store.hold(&peer_hold(&eu.store, "ap")).is_some(),
+        "eu ships to ap"
+    );
+}
+
+#[tokio::test]
+async fn a_new_replicas_hold_starts_where_its_recorded_seeder_had_this_regions_changes() {
+    let network = Network::new();
+    let us = network.join("us");
+    create_table(&us.engine);
+    put(&us.store, "a");
+    let definition = us.store.table_definition(TABLE).expect("a table");
+    let held = us_and_eu(SharedSettings::of(&definition));
+    let adopt = |held: Option<&GlobalTable>, global: GlobalTable| {
+        let _guard = us.replicator.membership.lock();
+        us.replicator
+            .adopt(TABLE, &definition, held, global)
+            .expect("adopted");
+    };
+    adopt(None, held.clone());
+    put(&us.store, "b");
+    // eu has had everything up to here from us.
+    let acknowledged = us.store.next_seq();
+    us.store
+        .advance_hold(&peer_hold(&us.store, "eu"), acknowledged)
+        .expect("advanced");
+    put(&us.store, "c");
+
+    // ap's new replica, seeded by eu, in a document us stamped last (as when us merges it
+    // with a change of its own).
+    let mut global = held.clone();
+    global.restamp(&us.store, "us");
+    global.replicas.insert(
+        "ap".into(),
+        Replica {
+            stamp: Some(global.part_stamp()),
+            ..Replica::creating("eu")
+        },
+    );
+    adopt(Some(&held), global);
+
+    assert_eq!(
+        us.store.hold(&peer_hold(&us.store, "ap")).map(|h| h.from),
+        Some(acknowledged),
+        "ap gets from us what eu, its seeder, had not had from us (c), and no less"
+    );
 }
 
 /// A change of `k` stamped by `region` at `clock`, as shipped.

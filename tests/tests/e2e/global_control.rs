@@ -2,7 +2,7 @@
 //! through fault proxies) driven by the AWS SDK for Rust. ReplicaUpdates answers errors as
 //! DynamoDB does; every region describes the group from its own point of view; the settings
 //! replicas share (indexes, TTL) follow a change made anywhere while per-replica ones (tags)
-//! do not; replicas leave through ReplicaUpdates Delete and DeleteTable; the legacy calls of
+//! do not, and changes made in two regions cut apart both hold after the heal; replicas leave through ReplicaUpdates Delete and DeleteTable; the legacy calls of
 //! version 2017.11.29 work; peer requests need a configured region and the group's secret;
 //! and a node with a remote peer and no secret refuses to start.
 
@@ -443,6 +443,85 @@ async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
         "expected B to drop the GSI deleted in A and to switch to A's provisioned billing \
          within {WAIT:?}; last: {last:?}"
     );
+}
+
+/// Shared settings changed in two regions cut apart both take effect everywhere once the
+/// partition heals: TTL enabled in one and an index added in the other (neither document
+/// replaces the other whole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settings_changed_in_two_partitioned_regions_both_take_effect() {
+    let cluster = Cluster::start(node_binary(), &REGIONS[..2], &FAST).await;
+    let (a, b) = (0, 1);
+    let (ca, cb) = (cluster.client(a, OP_TIMEOUT), cluster.client(b, OP_TIMEOUT));
+    let table = "partitioned_settings";
+    create_table(&ca, table, false).await;
+    replica_updates(&ca, table, vec![replica_create(REGIONS[b])])
+        .await
+        .expect("ReplicaUpdates Create succeeds");
+    wait_for_group(&cluster, table, &[a, b]).await;
+
+    cluster.link(a, b).cut();
+    cluster.link(b, a).cut();
+    ca.update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("exp")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("UpdateTimeToLive in A succeeds while cut off");
+    // Past an exchange period: each region's document is older than the other's change.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cb.update_table()
+        .table_name(table)
+        .attribute_definitions(attribute("g", ScalarAttributeType::S))
+        .global_secondary_index_updates(gsi_create("by_g", "g"))
+        .send()
+        .await
+        .expect("UpdateTable creating a GSI in B succeeds while cut off");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.heal_all();
+
+    for (i, client) in [(a, &ca), (b, &cb)] {
+        let mut last = None;
+        let both = wait_until(WAIT, async || {
+            let ttl = client
+                .describe_time_to_live()
+                .table_name(table)
+                .send()
+                .await;
+            let ttl_on = ttl
+                .ok()
+                .and_then(|d| d.time_to_live_description)
+                .is_some_and(|d| {
+                    d.attribute_name() == Some("exp")
+                        && matches!(
+                            d.time_to_live_status(),
+                            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+                        )
+                });
+            let described = client.describe_table().table_name(table).send().await;
+            let indexes = described
+                .ok()
+                .and_then(|d| d.table)
+                .map(|t| t.global_secondary_indexes.unwrap_or_default())
+                .unwrap_or_default();
+            let indexed = indexes.iter().any(|i| i.index_name() == Some("by_g"));
+            last = Some((ttl_on, indexed));
+            ttl_on && indexed
+        })
+        .await;
+        assert!(
+            both,
+            "expected {} to have TTL on exp (set in A) and index by_g (added in B) within \
+             {WAIT:?} of the heal; last (TTL on, indexed): {last:?}",
+            REGIONS[i]
+        );
+    }
 }
 
 /// Replicas leave the group through DeleteTable in their own region and through
