@@ -212,13 +212,13 @@ mod tests {
     use std::sync::Arc;
 
     use tidemark_core::model::{AttributeValue, Item};
-    use tidemark_core::ops::{CreateTableRequest, GetItemRequest, PutItemRequest};
+    use tidemark_core::ops::{GetItemRequest, PutItemRequest};
     use tidemark_core::{Engine, ManualClock, StoreConfig};
 
     use super::*;
-    use crate::membership::{GlobalTable, Replica, SharedSettings, VERSION};
-    use crate::peers::{Peer, ReplicationConfig};
+    use crate::membership::GlobalTable;
     use crate::protocol::{ChangeBatch, WireChange};
+    use crate::test_support;
 
     const TABLE: &str = "clocked";
     const NOW: u64 = 1_700_000_000_000;
@@ -229,40 +229,13 @@ mod tests {
         let clock = Arc::new(ManualClock::new(NOW));
         let engine =
             Engine::open_with_clock(StoreConfig::for_tests(dir), clock.clone()).expect("open");
-        let replicator = Replicator::new(
+        let replicator = test_support::replicator(
             &engine,
-            ReplicationConfig {
-                region: "us".into(),
-                peers: ["eu=http://127.0.0.1:9", "ap=http://127.0.0.1:10"]
-                    .iter()
-                    .map(|p| Peer::parse(p).expect("a peer"))
-                    .collect(),
-                ..ReplicationConfig::default()
-            },
+            "us",
+            &["eu=http://127.0.0.1:9", "ap=http://127.0.0.1:10"],
         );
-        engine
-            .tables
-            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
-            .expect("create");
-        let definition = engine.store.table_definition(TABLE).expect("a table");
-        let global = GlobalTable {
-            version: VERSION.into(),
-            replicas: ["us", "eu", "ap"]
-                .iter()
-                .map(|r| (r.to_string(), Replica::active()))
-                .collect(),
-            settings: SharedSettings::of(&definition),
-            stamp_clock: NOW << 16,
-            stamp_region: "us".into(),
-            removed: Default::default(),
-            setting_stamps: Default::default(),
-        };
-        {
-            let _guard = replicator.membership.lock();
-            replicator
-                .adopt(TABLE, &definition, None, global)
-                .expect("global");
-        }
+        let replicas = test_support::active(&["us", "eu", "ap"]);
+        test_support::make_global(&engine, &replicator, TABLE, &replicas, NOW << 16);
         (engine, clock, replicator)
     }
 

@@ -50,6 +50,8 @@ pub mod protocol;
 mod receive;
 mod ship;
 pub mod status;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -344,51 +344,21 @@ mod tests {
     use std::path::Path;
 
     use tidemark_core::model::AttributeValue;
-    use tidemark_core::ops::{CreateTableRequest, GetItemRequest, PutItemRequest};
+    use tidemark_core::ops::{GetItemRequest, PutItemRequest};
     use tidemark_core::{Engine, StoreConfig};
 
     use super::*;
-    use crate::membership::{Replica, SharedSettings, VERSION};
-    use crate::peers::{Peer, ReplicationConfig, Transport};
     use crate::protocol::{ChangeBatch, WireChange};
+    use crate::test_support;
 
     const TABLE: &str = "parking";
 
     /// A node of region `eu` holding `TABLE` as a global table shared with `us`.
     fn node(dir: &Path) -> (Engine, Arc<Replicator>) {
         let engine = Engine::open(StoreConfig::for_tests(dir)).expect("open");
-        let replicator = Replicator::new(
-            &engine,
-            ReplicationConfig {
-                region: "eu".into(),
-                peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
-                transport: Transport::Direct,
-                ..ReplicationConfig::default()
-            },
-        );
-        if engine.store.table_definition(TABLE).is_err() {
-            engine
-                .tables
-                .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
-                .expect("create");
-            let definition = engine.store.table_definition(TABLE).expect("a table");
-            let global = GlobalTable {
-                version: VERSION.into(),
-                replicas: ["us", "eu"]
-                    .iter()
-                    .map(|r| (r.to_string(), Replica::active()))
-                    .collect::<BTreeMap<_, _>>(),
-                settings: SharedSettings::of(&definition),
-                stamp_clock: 1,
-                stamp_region: "us".into(),
-                removed: Default::default(),
-                setting_stamps: Default::default(),
-            };
-            let _guard = replicator.membership.lock();
-            replicator
-                .adopt(TABLE, &definition, None, global)
-                .expect("global");
-        }
+        let replicator = test_support::replicator(&engine, "eu", &["us=http://127.0.0.1:9"]);
+        let replicas = test_support::active(&["us", "eu"]);
+        test_support::make_global(&engine, &replicator, TABLE, &replicas, 1);
         (engine, replicator)
     }
 

@@ -700,6 +700,7 @@ mod tests {
     use super::*;
     use crate::membership::{Replica, VERSION};
     use crate::peers::{Peer, ReplicationConfig};
+    use crate::test_support;
     use tidemark_core::Engine;
 
     const TABLE: &str = "received";
@@ -712,41 +713,14 @@ mod tests {
     fn tombstones_are_held_until_every_region_has_delivered_past_them() {
         let dir = tempfile::tempdir().expect("a folder");
         let store = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
-        let replicator = Replicator::new(
+        let replicator = test_support::replicator(
             &store,
-            ReplicationConfig {
-                region: "us".into(),
-                peers: ["eu=http://127.0.0.1:9", "ap=http://127.0.0.1:10"]
-                    .iter()
-                    .map(|p| Peer::parse(p).expect("a peer"))
-                    .collect(),
-                transport: Transport::Direct,
-                ..ReplicationConfig::default()
-            },
+            "us",
+            &["eu=http://127.0.0.1:9", "ap=http://127.0.0.1:10"],
         );
-        store
-            .tables
-            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
-            .expect("create");
+        let replicas = test_support::active(&["us", "eu", "ap"]);
+        test_support::make_global(&store, &replicator, TABLE, &replicas, 1);
         let definition = store.store.table_definition(TABLE).expect("a table");
-        let global = GlobalTable {
-            version: VERSION.into(),
-            replicas: ["us", "eu", "ap"]
-                .iter()
-                .map(|r| (r.to_string(), Replica::active()))
-                .collect::<BTreeMap<_, _>>(),
-            settings: SharedSettings::of(&definition),
-            stamp_clock: 1,
-            stamp_region: "us".into(),
-            removed: BTreeMap::new(),
-            setting_stamps: Default::default(),
-        };
-        {
-            let _guard = replicator.membership.lock();
-            replicator
-                .adopt(TABLE, &definition, None, global)
-                .expect("global");
-        }
         let hold = HoldName::Inbound {
             table_id: definition.table_id,
         };
@@ -969,38 +943,9 @@ mod tests {
     /// both.
     fn global_replica(dir: &std::path::Path) -> (Engine, std::sync::Arc<Replicator>) {
         let store = Engine::open(StoreConfig::for_tests(dir)).expect("open");
-        let replicator = Replicator::new(
-            &store,
-            ReplicationConfig {
-                region: "us".into(),
-                peers: vec![Peer::parse("eu=http://127.0.0.1:9").expect("a peer")],
-                transport: Transport::Direct,
-                ..ReplicationConfig::default()
-            },
-        );
-        store
-            .tables
-            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
-            .expect("create");
-        let definition = store.store.table_definition(TABLE).expect("a table");
-        let global = GlobalTable {
-            version: VERSION.into(),
-            replicas: ["us", "eu"]
-                .iter()
-                .map(|r| (r.to_string(), Replica::active()))
-                .collect::<BTreeMap<_, _>>(),
-            settings: SharedSettings::of(&definition),
-            stamp_clock: 1,
-            stamp_region: "us".into(),
-            removed: BTreeMap::new(),
-            setting_stamps: Default::default(),
-        };
-        {
-            let _guard = replicator.membership.lock();
-            replicator
-                .adopt(TABLE, &definition, None, global)
-                .expect("global");
-        }
+        let replicator = test_support::replicator(&store, "us", &["eu=http://127.0.0.1:9"]);
+        let replicas = test_support::active(&["us", "eu"]);
+        test_support::make_global(&store, &replicator, TABLE, &replicas, 1);
         (store, replicator)
     }
 

@@ -306,7 +306,6 @@ impl Replicator {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use tidemark_core::model::{AttributeValue, Item};
@@ -315,7 +314,7 @@ mod tests {
     use tidemark_core::{HlcTimestamp, Stamp, Store, StoreConfig};
 
     use super::*;
-    use crate::membership::{Replica, SharedSettings, VERSION};
+    use crate::membership::Replica;
     use crate::peers::{ReplicationConfig, Transport};
     use tidemark_core::Engine;
 
@@ -380,24 +379,10 @@ mod tests {
                 .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
                 .expect("create");
             put(&store.store, "before");
-            let definition = store.store.table_definition(TABLE).expect("a table");
             // Made global here, eu's new replica seeded from here: what was written before is
             // in the snapshot eu is seeded from.
-            let global = GlobalTable {
-                version: VERSION.into(),
-                replicas: BTreeMap::from([
-                    ("us".to_string(), Replica::active()),
-                    ("eu".to_string(), Replica::creating("us")),
-                ]),
-                settings: SharedSettings::of(&definition),
-                stamp_clock: 1,
-                stamp_region: "us".into(),
-                removed: BTreeMap::new(),
-                setting_stamps: Default::default(),
-            };
-            replicator
-                .adopt(TABLE, &definition, None, global)
-                .expect("global");
+            let replicas = [("us", Replica::active()), ("eu", Replica::creating("us"))];
+            crate::test_support::make_global(&store, &replicator, TABLE, &replicas, 1);
             for k in ["a", "b", "c"] {
                 put(&store.store, k);
             }
@@ -456,26 +441,8 @@ mod tests {
         let destination = Destination::Peer(peer());
         // The tests' stores acknowledge under `buffer`.
         let (store, replicator) = open(dir.path());
-        store
-            .tables
-            .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
-            .expect("create");
-        let definition = store.store.table_definition(TABLE).expect("a table");
-        let global = GlobalTable {
-            version: VERSION.into(),
-            replicas: BTreeMap::from([
-                ("us".to_string(), Replica::active()),
-                ("eu".to_string(), Replica::active()),
-            ]),
-            settings: SharedSettings::of(&definition),
-            stamp_clock: 1,
-            stamp_region: "us".into(),
-            removed: BTreeMap::new(),
-            setting_stamps: Default::default(),
-        };
-        replicator
-            .adopt(TABLE, &definition, None, global)
-            .expect("global");
+        let replicas = crate::test_support::active(&["us", "eu"]);
+        crate::test_support::make_global(&store, &replicator, TABLE, &replicas, 1);
         put(&store.store, "synced");
         synced(&store.store);
         let round = replicator.read_round(&destination).expect("read");

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use tempfile::TempDir;
 use tidemark_core::model::{AttributeValue, Item};
-use tidemark_core::ops::{CreateTableRequest, GetItemRequest};
+use tidemark_core::ops::GetItemRequest;
 use tidemark_core::replication::RemoteChange;
 use tidemark_core::retention::HoldName;
 use tidemark_core::{Engine, HlcTimestamp, StoreConfig};
 
 use super::*;
-use crate::membership::{Replica, SharedSettings, VERSION};
-use crate::peers::{ReplicationConfig, Transport};
+use crate::membership::Replica;
+use crate::test_support;
 
 const TABLE: &str = "accounts";
 
@@ -88,38 +88,10 @@ fn region(name: &str, other: &str) -> Region {
     // History goes as soon as no hold keeps it, so a test can trim tombstones.
     config.history_window = std::time::Duration::ZERO;
     let engine = Engine::open(config).expect("open");
-    let replicator = Replicator::new(
-        &engine,
-        ReplicationConfig {
-            region: name.into(),
-            peers: vec![Peer::parse(&format!("{other}=http://127.0.0.1:9")).expect("a peer")],
-            transport: Transport::Direct,
-            ..ReplicationConfig::default()
-        },
-    );
-    engine
-        .tables
-        .create_table(CreateTableRequest::on_demand(TABLE, "p", "S"))
-        .expect("a table");
-    let definition = engine.store.table_definition(TABLE).expect("a table");
-    let global = GlobalTable {
-        version: VERSION.into(),
-        replicas: [name, other]
-            .iter()
-            .map(|r| (r.to_string(), Replica::active()))
-            .collect::<BTreeMap<_, _>>(),
-        settings: SharedSettings::of(&definition),
-        stamp_clock: 1,
-        stamp_region: "us".into(),
-        removed: BTreeMap::new(),
-        setting_stamps: Default::default(),
-    };
-    {
-        let _guard = replicator.membership.lock();
-        replicator
-            .adopt(TABLE, &definition, None, global)
-            .expect("global");
-    }
+    let peer = format!("{other}=http://127.0.0.1:9");
+    let replicator = test_support::replicator(&engine, name, &[&peer]);
+    let replicas = [(name, Replica::active()), (other, Replica::active())];
+    test_support::make_global(&engine, &replicator, TABLE, &replicas, 1);
     Region {
         replicator,
         engine,
