@@ -55,6 +55,7 @@ use crate::peers::Peer;
 use crate::protocol::{BatchAnswer, ChangeBatch, WireChange};
 use crate::{Error, Replicator, Result, blocking};
 
+mod reseed;
 #[cfg(test)]
 mod tests;
 

@@ -694,6 +694,16 @@ impl Replicator {
                         }
                         Ok(_) => {}
                     }
+                    // A region this node let go of is re-seeded once it answers again.
+                    if self.link(region).reachable && self.needs_reseed(&table, region) {
+                        let transport = self.control.clone();
+                        match self.reseed(transport.entropy(), &table, region).await {
+                            Err(Error::Core(e)) if e.is_fatal() => return Err(e),
+                            Err(e) => tracing::warn!(table, peer = %region, error = %e,
+                                "cannot re-seed the peer's replica yet; tried again next round"),
+                            Ok(_) => {}
+                        }
+                    }
                 }
             }
             self.report_lag();

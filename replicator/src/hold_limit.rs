@@ -8,13 +8,14 @@
 //! of that history is older than the limit, this node lets go of it: the peer hold is
 //! released, the region no longer pins the inbound hold, and the replica is recorded, durably
 //! (the table extension [`EXTENSION`]), as needing a re-seed. From then on, until the replica
-//! is removed or created again, this node ships nothing of the table to it and refuses its
-//! changes of the table (which could bring back items whose tombstones went meanwhile). It is
-//! reported in DescribeTable, `GET /admin/replicas`, the gauge
-//! `tidemark_replication_reseed_needed` and an error line.
+//! is re-seeded (`antientropy::reseed`, once the region answers again), removed or created again,
+//! this node ships nothing of the table to it and refuses its changes of the table (which
+//! could bring back items whose tombstones went meanwhile). It is reported in DescribeTable,
+//! `GET /admin/replicas`, the gauge `tidemark_replication_reseed_needed` and an error line.
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
 use tidemark_core::model::TableDefinition;
 use tidemark_core::retention::HoldName;
@@ -29,21 +30,59 @@ pub const EXTENSION: &str = "GlobalTableReseed";
 
 /// What DescribeTable says of a replica that needs a re-seed.
 pub const DESCRIPTION: &str = "Replication to this replica stopped: its region did not answer \
-     while the history kept for it grew older than --peer-hold-limit. Remove the replica and \
-     create it again to re-seed it.";
+     while the history kept for it grew older than --peer-hold-limit. It is re-seeded by itself \
+     when its region answers again.";
+
+/// What this node recorded when it let go of a region's replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Reseed {
+    /// When this node let go (milliseconds since the epoch).
+    pub at_millis: u64,
+    /// The clock up to which the region had delivered all its own changes of the table here
+    /// when this node let go (a lower bound when it had not reported since this node
+    /// started): a cell of the region's stamped up to it was here once, so one missing here
+    /// now was deleted (see `antientropy::reseed`).
+    pub delivered_clock: u64,
+}
+
+/// A record as stored: records made before the delivered clock was kept hold only the
+/// millisecond, and vouch for nothing having been here.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Record(Reseed),
+    Millis(u64),
+}
 
 /// The regions whose replica of the table `definition` describes needs a re-seed, in this
-/// node's view, with when that was found.
-pub fn reseed_needed(definition: &TableDefinition) -> BTreeMap<String, u64> {
-    definition
-        .extensions
-        .get(EXTENSION)
+/// node's view, with what was recorded when that was found.
+pub fn reseed_needed(definition: &TableDefinition) -> BTreeMap<String, Reseed> {
+    records(definition.extensions.get(EXTENSION))
+}
+
+/// The records an [`EXTENSION`] value holds.
+fn records(value: Option<&serde_json::Value>) -> BTreeMap<String, Reseed> {
+    let stored: BTreeMap<String, Stored> = value
         .and_then(|value| serde_json::from_value(value.clone()).ok())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    stored
+        .into_iter()
+        .map(|(region, record)| {
+            let record = match record {
+                Stored::Record(record) => record,
+                Stored::Millis(at_millis) => Reseed {
+                    at_millis,
+                    delivered_clock: 0,
+                },
+            };
+            (region, record)
+        })
+        .collect()
 }
 
 /// Saves `regions` as the replicas of `table` needing a re-seed.
-fn save(store: &Store, table: &str, regions: &BTreeMap<String, u64>) -> Result<()> {
+pub(crate) fn save(store: &Store, table: &str, regions: &BTreeMap<String, Reseed>) -> Result<()> {
     let value = match regions.is_empty() {
         true => None,
         false => Some(
@@ -173,7 +212,22 @@ impl Replicator {
         let _guard = self.membership.lock();
         let definition = self.store.table_definition(table)?;
         let mut regions = reseed_needed(&definition);
-        regions.insert(region.to_string(), self.store.clock().now_millis());
+        // What the region had delivered; unknown since a restart, the trim horizon is below
+        // it, as the inbound hold the region pinned kept everything after what it delivered.
+        let delivered = self
+            .inbound
+            .lock()
+            .get(&(table.to_string(), region.to_string()))
+            .copied();
+        let delivered_clock = match delivered {
+            Some(clock) => clock,
+            None => self.replication.trim_horizon()?.0,
+        };
+        let record = Reseed {
+            at_millis: self.store.clock().now_millis(),
+            delivered_clock,
+        };
+        regions.insert(region.to_string(), record);
         save(&self.store, table, &regions)?;
         self.store.release_hold(&HoldName::Peer {
             region: region.to_string(),
@@ -185,7 +239,7 @@ impl Replicator {
             held_for_ms = held_for,
             "the peer has not answered while the history kept for it grew older than \
              --peer-hold-limit: it is no longer kept, replication of this table to and from \
-             the peer stopped, and its replica needs a re-seed (remove it and create it again)"
+             the peer stopped, and its replica needs a re-seed (done by itself when it answers again)"
         );
         self.membership_changed();
         Ok(())
@@ -213,6 +267,20 @@ mod tests {
             },
         );
         (engine, replicator)
+    }
+
+    #[test]
+    fn a_record_of_the_millisecond_alone_vouches_for_nothing_delivered() {
+        assert_eq!(
+            records(Some(&serde_json::json!({"eu": 5}))),
+            BTreeMap::from([(
+                "eu".to_string(),
+                Reseed {
+                    at_millis: 5,
+                    delivered_clock: 0
+                }
+            )])
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@
 //!   in-memory network in its tests);
 //! - [`antientropy`]: finds replicas that differ although everything was delivered (digests
 //!   of hashed key buckets over every cell's key, stamp and tombstone flag) and repairs them
-//!   through the same last-writer-wins path, in the background and on demand;
+//!   through the same last-writer-wins path, in the background and on demand; and, with
+//!   every cell compared, re-seeds a replica let go of once its region answers again;
 //! - [`hold_limit`]: the bound on what is kept for a region that does not answer
 //!   (`--peer-hold-limit`), and the replicas needing a re-seed because of it;
 //! - [`clocks`]: each peer's clock offset, measured on every request; stamps too far ahead

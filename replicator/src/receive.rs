@@ -138,6 +138,17 @@ impl Replicator {
     /// Applies replicated changes by last writer wins, counting written ones for `from` and
     /// keeping conflicts.
     fn apply_changes(&self, from: &str, received: Vec<WireChange>) -> Result<BatchAnswer> {
+        self.apply_changes_from(from, received, false)
+    }
+
+    /// [`Replicator::apply_changes`], taking `from`'s cells even while its replica needs a
+    /// re-seed when `reseeding` (the re-seed itself, `antientropy::reseed`, has judged them).
+    pub(crate) fn apply_changes_from(
+        &self,
+        from: &str,
+        received: Vec<WireChange>,
+        reseeding: bool,
+    ) -> Result<BatchAnswer> {
         // Only tables that are global here take replicated writes: a table of the same name
         // outside the group is none of the sender's business. Nor does a region removed from
         // the group ship into it any more (it ships until it hears of its removal): its
@@ -155,7 +166,7 @@ impl Replicator {
                     }
                     // Nor does a replica this node stopped keeping history for (it could bring
                     // back items whose tombstones went meanwhile), until it is re-seeded.
-                    let stale = !removed && self.needs_reseed(&change.table, from);
+                    let stale = !removed && !reseeding && self.needs_reseed(&change.table, from);
                     if stale {
                         tracing::warn!(table = %change.table, peer = from,
                             "changes from a replica that needs a re-seed are refused");

@@ -18,10 +18,14 @@ use tidemark_core::{Engine, Store, StoreConfig};
 
 use super::transport::{ControlTransport, PeerRequest};
 use super::*;
+use crate::antientropy::{
+    CellsAnswer, CellsRequest, DigestAnswer, DigestRequest, EntropyRequest, EntropyTransport,
+    FetchRequest,
+};
 use crate::client::{PeerClient, PeerError};
 use crate::membership::VERSION;
 use crate::peers::{Peer, PeerHoldLimit, ReplicationConfig, Transport};
-use crate::protocol::PeerRefusal;
+use crate::protocol::{BatchAnswer, PeerRefusal};
 
 const TABLE: &str = "orders";
 /// Every region of the tests' group; each node has the others as peers.
@@ -33,6 +37,8 @@ enum Asked {
     CreateReplica,
     Membership,
     SeedPage,
+    /// A comparison's or re-seed's request.
+    Entropy,
 }
 
 /// The regions reachable in memory, the requests made, and outages.
@@ -66,10 +72,17 @@ impl Network {
     }
 
     /// A node for `region` that lets go of what it holds for a peer that does not answer
-    /// once the oldest of it is older than `hold_limit`.
+    /// once the oldest of it is older than `hold_limit`; its history goes as soon as no hold
+    /// keeps it, so a test can trim tombstones.
     fn join_with_limit(self: &Arc<Self>, region: &str, hold_limit: Duration) -> Region {
         let dir = tempfile::tempdir().expect("a folder");
-        let engine = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
+        let mut store_config = StoreConfig::for_tests(dir.path());
+        // Its own writes are stamped by its region, as on a node.
+        store_config.region = region.into();
+        if hold_limit != PeerHoldLimit::DEFAULT.0 {
+            store_config.history_window = Duration::ZERO;
+        }
+        let engine = Engine::open(store_config).expect("open");
         let store = engine.store.clone();
         let config = ReplicationConfig {
             region: region.into(),
@@ -238,6 +251,41 @@ impl ControlTransport for Link {
         let from = self.from.clone();
         Box::pin(self.call(peer, Asked::SeedPage, move |node| {
             node.receive_seed_page(&from, batch).map(|_| ())
+        }))
+    }
+
+    fn entropy(&self) -> &dyn EntropyTransport {
+        self
+    }
+}
+
+impl EntropyTransport for Link {
+    fn digest<'a>(
+        &'a self,
+        peer: &'a Peer,
+        r: &'a DigestRequest,
+    ) -> EntropyRequest<'a, DigestAnswer> {
+        let r = over_json(r);
+        Box::pin(self.call(peer, Asked::Entropy, move |node| node.receive_digest(r)))
+    }
+
+    fn cells<'a>(&'a self, peer: &'a Peer, r: &'a CellsRequest) -> EntropyRequest<'a, CellsAnswer> {
+        let r = over_json(r);
+        Box::pin(self.call(peer, Asked::Entropy, move |node| {
+            node.receive_cells_request(r)
+        }))
+    }
+
+    fn fetch<'a>(&'a self, peer: &'a Peer, r: &'a FetchRequest) -> EntropyRequest<'a, ChangeBatch> {
+        let r = over_json(r);
+        Box::pin(self.call(peer, Asked::Entropy, move |node| node.receive_fetch(r)))
+    }
+
+    fn repair<'a>(&'a self, peer: &'a Peer, b: &'a ChangeBatch) -> EntropyRequest<'a, BatchAnswer> {
+        let batch = ChangeBatch::decode(&b.encode()).expect("a batch decodes");
+        let from = self.from.clone();
+        Box::pin(self.call(peer, Asked::Entropy, move |node| {
+            node.receive_repair(&from, batch)
         }))
     }
 }
@@ -1002,6 +1050,130 @@ async fn a_peer_away_past_the_hold_limit_is_let_go_of_and_reported() {
         .expect("removed");
     let definition = us.store.table_definition(TABLE).expect("a table");
     assert!(crate::hold_limit::reseed_needed(&definition).is_empty());
+}
+
+/// The keys of `store`'s items, sorted.
+fn item_keys(store: &Store) -> Vec<String> {
+    let mut keys: Vec<String> = store
+        .scan(ScanRequest {
+            table_name: TABLE.into(),
+            ..Default::default()
+        })
+        .expect("a scan")
+        .items
+        .iter()
+        .filter_map(|item| match item.get("p") {
+            Some(AttributeValue::S(k)) => Some(k.clone()),
+            _ => None,
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn a_region_let_go_of_is_re_seeded_when_it_returns_keeping_its_writes_and_our_deletes() {
+    let network = Network::new();
+    let limit = Duration::from_millis(300);
+    let us = network.join_with_limit("us", limit);
+    let ap = network.join("ap");
+    create_table(&us.engine);
+    for k in ["base", "d"] {
+        put(&us.store, k);
+    }
+    us.replicator
+        .update_replicas(TABLE, create("ap"), VERSION)
+        .await
+        .expect("the replica is created");
+    eventually("ap is ACTIVE in both regions", || {
+        status_in(&us.store, "ap") == Some(ReplicaStatus::Active)
+            && status_in(&ap.store, "ap") == Some(ReplicaStatus::Active)
+    })
+    .await;
+    assert_eq!(item_keys(&ap.store), ["base", "d"]);
+    // ap's shipper says what it delivered, as its heartbeats do.
+    let delivered = ap.store.clock().now_millis() << 16;
+    us.replicator
+        .receive_changes(
+            "ap",
+            ChangeBatch {
+                changes: Vec::new(),
+                delivered: BTreeMap::from([(TABLE.to_string(), delivered)]),
+            },
+        )
+        .expect("a heartbeat");
+
+    // ap goes away past the limit; meanwhile us deletes d (and trims its tombstone) and
+    // writes n, and ap writes a.
+    network.set_reachable(&ap, false);
+    let held = GlobalTable::of(&us.store, TABLE).expect("global");
+    assert!(
+        us.replicator
+            .send_membership(TABLE, "ap", &held)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    put(&ap.store, "a");
+    us.store
+        .delete_item(DeleteItemRequest {
+            table_name: TABLE.into(),
+            key: key("d"),
+            ..Default::default()
+        })
+        .expect("a delete");
+    put(&us.store, "n");
+    tokio::time::sleep(limit + Duration::from_millis(100)).await;
+    us.replicator.enforce_hold_limit().expect("checked");
+    assert!(us.replicator.needs_reseed(TABLE, "ap"));
+    let table_id = us.store.table_id(TABLE).expect("a table");
+    us.store
+        .release_hold(&HoldName::Inbound { table_id })
+        .expect("released");
+    assert!(us.store.holds().is_empty(), "nothing pins d's tombstone");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    put(&us.store, "after-trim");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let trimmed = us.store.trim_history().expect("trimmed");
+    assert_eq!(trimmed.tombstones, 1, "d's tombstone is gone");
+
+    // ap answers again: the exchange re-seeds it.
+    network.set_reachable(&ap, true);
+    let shutdown = CancellationToken::new();
+    let exchange = tokio::spawn(us.replicator.clone().exchange_membership(shutdown.clone()));
+    eventually("ap is re-seeded", || {
+        !us.replicator.needs_reseed(TABLE, "ap")
+    })
+    .await;
+    shutdown.cancel();
+    exchange.await.expect("joined").expect("the exchange ends");
+
+    let expected = ["a", "after-trim", "base", "n"];
+    assert_eq!(
+        item_keys(&us.store),
+        expected,
+        "a came here, d stays deleted"
+    );
+    assert_eq!(
+        item_keys(&ap.store),
+        expected,
+        "n went there, d was deleted there"
+    );
+    assert!(
+        us.store.hold(&peer_hold(&us.store, "ap")).is_some(),
+        "what ap has not got is kept for it again"
+    );
+    let later = us
+        .replicator
+        .receive_changes(
+            "ap",
+            ChangeBatch {
+                changes: vec![stamped("later", "ap", ap.store.clock().now_millis() << 16)],
+                delivered: BTreeMap::new(),
+            },
+        )
+        .expect("applied");
+    assert_eq!((later.written, later.missing_tables.len()), (1, 0));
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::antientropy::EntropyTransport;
 use crate::client::{PeerClient, PeerError};
 use crate::peers::Peer;
 use crate::protocol::{
@@ -36,6 +37,9 @@ pub(crate) trait ControlTransport: std::fmt::Debug + Send + Sync {
 
     /// Sends `peer` one page of a seeding snapshot (`POST /_tidemark/peer/seed`).
     fn send_seed_page<'a>(&'a self, peer: &'a Peer, batch: &'a ChangeBatch) -> PeerRequest<'a, ()>;
+
+    /// The same peers' comparison and repair requests, which a re-seed makes.
+    fn entropy(&self) -> &dyn EntropyTransport;
 }
 
 impl ControlTransport for PeerClient {
@@ -65,5 +69,9 @@ impl ControlTransport for PeerClient {
                 .await
                 .map(|_| ())
         })
+    }
+
+    fn entropy(&self) -> &dyn EntropyTransport {
+        self
     }
 }

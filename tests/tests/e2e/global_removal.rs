@@ -2,7 +2,8 @@
 //! removed from the first. The survivors go on at once (the table ACTIVE without it, the next
 //! control-plane call accepted), and the removed region, started again, drops its copy. And a
 //! region away (not removed) for longer than `--peer-hold-limit`: the others let go of what
-//! they kept for it and report its replica as needing a re-seed.
+//! they kept for it and report its replica as needing a re-seed, and re-seed it by
+//! themselves when it returns.
 
 use std::time::Duration;
 
@@ -138,7 +139,7 @@ async fn a_dead_regions_replica_is_removed_and_it_drops_its_copy_when_it_returns
 
 /// With `--peer-hold-limit 1`, a killed region's replica is reported as needing a re-seed by
 /// the region that kept history for it (DescribeTable, `/admin/replicas`, `/metrics`), while
-/// the two others go on replicating.
+/// the two others go on replicating; started again, it is re-seeded and replicates again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_region_away_past_the_hold_limit_is_reported_as_needing_a_reseed() {
     let extra = [FAST.as_slice(), &["--peer-hold-limit", "1"]].concat();
@@ -247,5 +248,51 @@ async fn a_region_away_past_the_hold_limit_is_reported_as_needing_a_reseed() {
             .is_some())
         .await,
         "A's write reaches B"
+    );
+
+    // C returns: A re-seeds it by itself, and replication with it resumes.
+    cluster.restart(c).await;
+    let cc = cluster.client(c, OP_TIMEOUT);
+    for key in ["while-away", "after"] {
+        assert!(
+            wait_until(WAIT, async || get_consistent(&cc, table, key)
+                .await
+                .is_some())
+            .await,
+            "{key}, written in A while C was away, reaches C"
+        );
+    }
+    let mut last = None;
+    let cleared = wait_until(WAIT, async || {
+        let status: Option<serde_json::Value> =
+            match reqwest::get(format!("{endpoint}/admin/replicas")).await {
+                Ok(answer) => answer.json().await.ok(),
+                Err(_) => None,
+            };
+        let ok = status.as_ref().is_some_and(|status| {
+            status["Replicas"]
+                .as_array()
+                .is_some_and(|links| links.iter().all(|l| l["NeedsReseed"] == false))
+        });
+        last = status;
+        ok
+    })
+    .await;
+    assert!(
+        cleared,
+        "A no longer reports C as needing a re-seed: {last:?}"
+    );
+    cc.put_item()
+        .table_name(table)
+        .item("p", s("from-c"))
+        .send()
+        .await
+        .expect("PutItem in C");
+    assert!(
+        wait_until(WAIT, async || get_consistent(&ca, table, "from-c")
+            .await
+            .is_some())
+        .await,
+        "C's later write reaches A"
     );
 }

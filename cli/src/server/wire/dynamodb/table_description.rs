@@ -213,7 +213,10 @@ impl WireTableDescription {
 
     /// Says of each replica in `needed` (this node stopped replicating with it,
     /// `--peer-hold-limit`) why, in `ReplicaStatusDescription`: its status stays the group's.
-    fn with_reseeds(mut self, needed: &std::collections::BTreeMap<String, u64>) -> Self {
+    fn with_reseeds(
+        mut self,
+        needed: &std::collections::BTreeMap<String, hold_limit::Reseed>,
+    ) -> Self {
         for replica in self.replicas.iter_mut().flatten() {
             if needed.contains_key(&replica.region_name) {
                 replica.replica_status_description = Some(hold_limit::DESCRIPTION.to_string());
