@@ -7,14 +7,15 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::TableStatus;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tidemark_tests::cluster::{Cluster, replica_delete, replica_update};
 use tidemark_tests::kafka::Broker;
 use tidemark_tests::wait_until;
 
-use crate::common::{admin_json, error_code, node_binary, replicas_in, seed, wait_for_group};
+use crate::common::{
+    admin_json, error_code, node_binary, seed, wait_for_group, wait_for_group_within,
+};
 use crate::global_clocks::{holds, put};
 use crate::global_tables::{Faults, Workload, assert_converged, chaos, create_global_table};
 
@@ -100,41 +101,7 @@ async fn leave_and_run_ahead(transport: &[&str], mut broker: Option<&mut Broker>
         .send()
         .await
         .expect("ReplicaUpdates Delete of the dead region's replica succeeds");
-    let mut last = Vec::new();
-    let settled = wait_until(AT_ONCE, async || {
-        last.clear();
-        for &i in &survivors {
-            let status = cluster
-                .client(i, OP_TIMEOUT)
-                .describe_table()
-                .table_name(table)
-                .send()
-                .await
-                .ok()
-                .and_then(|d| d.table?.table_status);
-            let replicas = replicas_in(&cluster, i, table).await;
-            let others: Vec<&str> = survivors
-                .iter()
-                .filter(|&&s| s != i)
-                .map(|&s| cluster.region(s))
-                .collect();
-            let ok = status == Some(TableStatus::Active)
-                && replicas.as_ref().is_some_and(|r| {
-                    r.len() == others.len() && others.iter().all(|o| r.contains_key(*o))
-                });
-            last.push((cluster.region(i).to_string(), status, replicas));
-            if !ok {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
-    assert!(
-        settled,
-        "seed {seed}: every survivor describes {table} ACTIVE with only the other survivors' \
-         replicas within {AT_ONCE:?} of the removal; last: {last:?}"
-    );
+    wait_for_group_within(&cluster, table, &survivors, AT_ONCE, true).await;
     first
         .update_table()
         .table_name(table)
