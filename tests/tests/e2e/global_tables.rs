@@ -209,7 +209,11 @@ fn canonical(item: &HashMap<String, AttributeValue>) -> String {
 }
 
 /// Region `i`'s table by key, read with a consistent scan.
-async fn scan(cluster: &Cluster, i: usize, table: &str) -> Option<BTreeMap<String, String>> {
+pub(crate) async fn scan(
+    cluster: &Cluster,
+    i: usize,
+    table: &str,
+) -> Option<BTreeMap<String, String>> {
     let client = cluster.client(i, Duration::from_secs(10));
     let mut out = BTreeMap::new();
     let mut start = None;
@@ -430,13 +434,13 @@ pub(crate) async fn chaos(
 /// Once the writes have stopped and the links are healed: every region of `members` ends
 /// with the same items, each region's stream rebuilds its table, and (the members stopped)
 /// every cell, stamps and tombstones included, is the same everywhere and is the newest write
-/// of its item that any member's log holds.
+/// of its item that any member's log holds. Returns the items they hold.
 pub(crate) async fn assert_converged(
     cluster: &mut Cluster,
     members: &[usize],
     table: &str,
     seed: u64,
-) {
+) -> BTreeMap<String, String> {
     let mut last = Vec::new();
     let converged = wait_until(Duration::from_secs(90), async || {
         last.clear();
@@ -522,6 +526,7 @@ pub(crate) async fn assert_converged(
         cells[0].len(),
         "seed {seed}: every item ever written has a cell (live or tombstone)"
     );
+    last.swap_remove(0)
 }
 
 async fn converge_under_faults(extra: &[&str], broker: Option<&mut Broker>) {
