@@ -365,8 +365,22 @@ pub(crate) async fn wait_for_group(
     table: &str,
     members: &[usize],
 ) {
+    wait_for_group_within(cluster, table, members, GROUP_WAIT, false).await;
+}
+
+/// Waits up to `within` until every region of `members` describes `table` with exactly the
+/// other members' replicas, all ACTIVE, and with `table_active` the table itself ACTIVE too
+/// (as the survivors must show it at once after a region's replica is removed).
+pub(crate) async fn wait_for_group_within(
+    cluster: &tidemark_tests::cluster::Cluster,
+    table: &str,
+    members: &[usize],
+    within: std::time::Duration,
+    table_active: bool,
+) {
+    use aws_sdk_dynamodb::types::{ReplicaStatus, TableStatus};
     let mut last = Vec::new();
-    let formed = tidemark_tests::wait_until(GROUP_WAIT, async || {
+    let formed = tidemark_tests::wait_until(within, async || {
         last.clear();
         for &i in members {
             let others: std::collections::BTreeSet<String> = members
@@ -374,17 +388,27 @@ pub(crate) async fn wait_for_group(
                 .filter(|&&m| m != i)
                 .map(|&m| cluster.region(m).to_string())
                 .collect();
+            let status = match table_active {
+                true => cluster
+                    .client(i, std::time::Duration::from_secs(10))
+                    .describe_table()
+                    .table_name(table)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|d| d.table?.table_status),
+                false => Some(TableStatus::Active),
+            };
             let seen = replicas_in(cluster, i, table).await;
-            let ok = seen.as_ref().is_some_and(|seen| {
-                seen.keys()
-                    .cloned()
-                    .collect::<std::collections::BTreeSet<_>>()
-                    == others
-                    && seen
-                        .values()
-                        .all(|s| *s == Some(aws_sdk_dynamodb::types::ReplicaStatus::Active))
-            });
-            last.push((cluster.region(i).to_string(), seen));
+            let ok = status == Some(TableStatus::Active)
+                && seen.as_ref().is_some_and(|seen| {
+                    seen.keys()
+                        .cloned()
+                        .collect::<std::collections::BTreeSet<_>>()
+                        == others
+                        && seen.values().all(|s| *s == Some(ReplicaStatus::Active))
+                });
+            last.push((cluster.region(i).to_string(), status, seen));
             if !ok {
                 return false;
             }
@@ -395,7 +419,11 @@ pub(crate) async fn wait_for_group(
     assert!(
         formed,
         "expected every region of {members:?} to describe {table} with the other regions' \
-         replicas ACTIVE within {GROUP_WAIT:?}; last seen: {last:?}"
+         replicas ACTIVE{} within {within:?}; last seen: {last:?}",
+        match table_active {
+            true => ", and the table ACTIVE",
+            false => "",
+        }
     );
 }
 

@@ -26,7 +26,7 @@ const SHIFT_MILLIS: i64 = 20_000;
 const MEASURED: std::ops::RangeInclusive<i64> = -SHIFT_MILLIS - 1_000..=-SHIFT_MILLIS + 1_000;
 
 /// Puts `key` with `v = value` in region `i`; the error as text when refused.
-async fn put(
+pub(crate) async fn put(
     cluster: &Cluster,
     i: usize,
     table: &str,
@@ -45,7 +45,7 @@ async fn put(
         .map_err(|e| DisplayErrorContext(&e).to_string())
 }
 
-async fn holds(cluster: &Cluster, i: usize, table: &str, key: &str) -> bool {
+pub(crate) async fn holds(cluster: &Cluster, i: usize, table: &str, key: &str) -> bool {
     get_consistent(&cluster.client(i, OP_TIMEOUT), table, key)
         .await
         .is_some()

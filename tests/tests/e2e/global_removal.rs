@@ -8,11 +8,14 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{ReplicaStatus, TableStatus};
+use aws_sdk_dynamodb::types::ReplicaStatus;
 use tidemark_tests::cluster::{Cluster, replica_create, replica_delete, replica_update};
 use tidemark_tests::wait_until;
 
-use crate::common::{create_table, get_consistent, node_binary, replicas_in, s, wait_for_group};
+use crate::common::{
+    create_table, get_consistent, node_binary, replicas_in, s, wait_for_group,
+    wait_for_group_within,
+};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
 const FAST: [&str; 2] = ["--durability", "buffer"];
@@ -52,37 +55,7 @@ async fn a_dead_regions_replica_is_removed_and_it_drops_its_copy_when_it_returns
         .expect("ReplicaUpdates Delete of the dead region's replica succeeds");
 
     // Both survivors show the table ACTIVE without C within seconds.
-    let mut last = Vec::new();
-    let settled = wait_until(AT_ONCE, async || {
-        last.clear();
-        for (i, other) in [(a, b), (b, a)] {
-            let described = cluster
-                .client(i, OP_TIMEOUT)
-                .describe_table()
-                .table_name(table)
-                .send()
-                .await
-                .ok()
-                .and_then(|d| d.table);
-            let status = described.as_ref().and_then(|t| t.table_status.clone());
-            let replicas = replicas_in(&cluster, i, table).await;
-            let ok = status == Some(TableStatus::Active)
-                && replicas.as_ref().is_some_and(|r| {
-                    r.keys().map(String::as_str).collect::<Vec<_>>() == [REGIONS[other]]
-                });
-            last.push((cluster.region(i).to_string(), status, replicas));
-            if !ok {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
-    assert!(
-        settled,
-        "expected A and B to describe {table} ACTIVE with only each other's replica within \
-         {AT_ONCE:?} of removing C's; last: {last:?}"
-    );
+    wait_for_group_within(&cluster, table, &[a, b], AT_ONCE, true).await;
     ca.update_table()
         .table_name(table)
         .replica_updates(replica_update(REGIONS[b]))

@@ -39,13 +39,13 @@ const OP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Creates `table` in region 0 (stream, TTL on `exp`) and makes it global across every
 /// region, waiting until every replica is ACTIVE.
-async fn create_global_table(cluster: &Cluster, table: &str) {
+pub(crate) async fn create_global_table(cluster: &Cluster, table: &str) {
     let client = cluster.client(0, Duration::from_secs(30));
     create_stream_table(&client, table, StreamViewType::NewAndOldImages).await;
     enable_ttl(&client, table, "exp").await;
     let mut update = client.update_table().table_name(table);
-    for region in REGIONS.iter().skip(1) {
-        update = update.replica_updates(replica_create(region));
+    for i in 1..cluster.len() {
+        update = update.replica_updates(replica_create(cluster.region(i)));
     }
     update.send().await.expect("add replicas");
     let all: Vec<usize> = (0..cluster.len()).collect();
@@ -209,7 +209,11 @@ fn canonical(item: &HashMap<String, AttributeValue>) -> String {
 }
 
 /// Region `i`'s table by key, read with a consistent scan.
-async fn scan(cluster: &Cluster, i: usize, table: &str) -> Option<BTreeMap<String, String>> {
+pub(crate) async fn scan(
+    cluster: &Cluster,
+    i: usize,
+    table: &str,
+) -> Option<BTreeMap<String, String>> {
     let client = cluster.client(i, Duration::from_secs(10));
     let mut out = BTreeMap::new();
     let mut start = None;
@@ -321,82 +325,127 @@ fn cells_and_log(dir: &Path, table: &str) -> (Vec<RemoteChange>, Vec<RemoteChang
     (cells, log)
 }
 
-async fn converge_under_faults(extra: &[&str], mut broker: Option<&mut Broker>) {
-    let seed = seed();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let table = "converge";
-    let mut cluster = Cluster::start(node_binary(), &REGIONS, extra).await;
-    create_global_table(&cluster, table).await;
+/// The clients of a convergence run: two writers per region, each a seeded [`write`] loop.
+pub(crate) struct Workload {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    /// Where each region's writers send, by region index: changed when its node restarts.
+    endpoints: Vec<watch::Sender<String>>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(AtomicU64::new(0));
-    let mut endpoints = Vec::new();
-    let mut writers = Vec::new();
-    for i in 0..cluster.len() {
-        let (tx, rx) = watch::channel(cluster.endpoint(i));
-        endpoints.push(tx);
-        for w in 0..2u64 {
-            writers.push(tokio::spawn(write(
-                table.to_string(),
-                cluster.region(i).to_string(),
-                rx.clone(),
-                seed.wrapping_add(i as u64 * 10 + w),
-                stop.clone(),
-                acked.clone(),
-            )));
+impl Workload {
+    /// Starts two writers in every region of `cluster`, on `table`.
+    pub(crate) fn start(cluster: &Cluster, table: &str, seed: u64) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let mut endpoints = Vec::new();
+        let mut writers = Vec::new();
+        for i in 0..cluster.len() {
+            let (tx, rx) = watch::channel(cluster.endpoint(i));
+            endpoints.push(tx);
+            for w in 0..2u64 {
+                writers.push(tokio::spawn(write(
+                    table.to_string(),
+                    cluster.region(i).to_string(),
+                    rx.clone(),
+                    seed.wrapping_add(i as u64 * 10 + w),
+                    stop.clone(),
+                    acked.clone(),
+                )));
+            }
+        }
+        Workload {
+            stop,
+            acked,
+            endpoints,
+            writers,
         }
     }
 
-    // Chaos: links cut and healed, one node at a time killed and restarted.
-    let links = cluster.link_pairs();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let (mut kills, mut cuts, mut broker_restarts) = (0, 0, 0);
+    /// Points region `i`'s writers at its node's current address (after a restart).
+    pub(crate) fn follow(&self, cluster: &Cluster, i: usize) {
+        self.endpoints[i].send_replace(cluster.endpoint(i));
+    }
+
+    /// Stops every writer; the number of writes acknowledged.
+    pub(crate) async fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for writer in self.writers {
+            writer.await.unwrap();
+        }
+        self.acked.load(Ordering::Relaxed)
+    }
+}
+
+/// The faults a [`chaos`] run made.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    pub(crate) cuts: u32,
+    pub(crate) kills: u32,
+    pub(crate) broker_restarts: u32,
+}
+
+/// For `how_long`, every few hundred milliseconds: a link between two of `regions` cut or
+/// healed, or one of them killed with SIGKILL and restarted (its writers following it), or a
+/// local `broker` restarted.
+pub(crate) async fn chaos(
+    cluster: &mut Cluster,
+    workload: &Workload,
+    rng: &mut StdRng,
+    regions: &[usize],
+    how_long: Duration,
+    mut broker: Option<&mut Broker>,
+    faults: &mut Faults,
+) {
+    let links: Vec<(usize, usize)> = cluster
+        .link_pairs()
+        .into_iter()
+        .filter(|(from, to)| regions.contains(from) && regions.contains(to))
+        .collect();
+    let deadline = tokio::time::Instant::now() + how_long;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..800))).await;
         let (from, to) = links[rng.random_range(0..links.len())];
         match rng.random_range(0..100) {
             0..45 => {
                 cluster.link(from, to).cut();
-                cuts += 1;
+                faults.cuts += 1;
             }
             45..80 => cluster.link(from, to).heal(),
             80..85 if broker.as_ref().is_some_and(|b| b.is_local()) => {
                 if let Some(broker) = broker.as_deref_mut() {
                     broker.restart().await;
-                    broker_restarts += 1;
+                    faults.broker_restarts += 1;
                 }
             }
             _ => {
-                let victim = rng.random_range(0..cluster.len());
+                let victim = regions[rng.random_range(0..regions.len())];
                 cluster.kill(victim).await;
-                kills += 1;
+                faults.kills += 1;
                 tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
                 cluster.restart(victim).await;
-                endpoints[victim].send_replace(cluster.endpoint(victim));
+                workload.follow(cluster, victim);
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        writer.await.unwrap();
-    }
-    cluster.heal_all();
-    let acked = acked.load(Ordering::Relaxed);
-    eprintln!(
-        "seed {seed}: {acked} writes acknowledged, {cuts} links cut, {kills} nodes killed, \
-         {broker_restarts} broker restarts"
-    );
-    assert!(
-        acked > 500,
-        "seed {seed}: the workload ran ({acked} writes)"
-    );
+}
 
-    // Every region ends with the same items.
+/// Once the writes have stopped and the links are healed: every region of `members` ends
+/// with the same items, each region's stream rebuilds its table, and (the members stopped)
+/// every cell, stamps and tombstones included, is the same everywhere and is the newest write
+/// of its item that any member's log holds. Returns the items they hold.
+pub(crate) async fn assert_converged(
+    cluster: &mut Cluster,
+    members: &[usize],
+    table: &str,
+    seed: u64,
+) -> BTreeMap<String, String> {
     let mut last = Vec::new();
     let converged = wait_until(Duration::from_secs(90), async || {
         last.clear();
-        for i in 0..cluster.len() {
-            match scan(&cluster, i, table).await {
+        for &i in members {
+            match scan(cluster, i, table).await {
                 Some(items) => last.push(items),
                 None => return false,
             }
@@ -405,7 +454,7 @@ async fn converge_under_faults(extra: &[&str], mut broker: Option<&mut Broker>) 
     })
     .await;
     if !converged {
-        for i in 0..cluster.len() {
+        for &i in members {
             let status = match reqwest::get(format!("{}/admin/replicas", cluster.endpoint(i))).await
             {
                 Ok(response) => response.text().await.unwrap_or_default(),
@@ -426,8 +475,8 @@ async fn converge_under_faults(extra: &[&str], mut broker: Option<&mut Broker>) 
     );
 
     // Each region's stream rebuilds exactly its table.
-    for (i, items) in last.iter().enumerate() {
-        let replayed = replay_stream(&cluster, i, table).await;
+    for (&i, items) in members.iter().zip(&last) {
+        let replayed = replay_stream(cluster, i, table).await;
         assert_eq!(
             &replayed,
             items,
@@ -438,18 +487,19 @@ async fn converge_under_faults(extra: &[&str], mut broker: Option<&mut Broker>) 
 
     // Every cell, stamps and tombstones included, is the same everywhere and is the newest
     // write of its item made anywhere: no delete was undone, no older write won.
-    for i in 0..cluster.len() {
+    for &i in members {
         cluster.stop(i).await;
     }
-    let (cells, logs): (Vec<_>, Vec<_>) = (0..cluster.len())
-        .map(|i| cells_and_log(&cluster.data_dir(i), table))
+    let (cells, logs): (Vec<_>, Vec<_>) = members
+        .iter()
+        .map(|&i| cells_and_log(&cluster.data_dir(i), table))
         .unzip();
-    for (i, region_cells) in cells.iter().enumerate().skip(1) {
+    for (&i, region_cells) in members.iter().zip(&cells).skip(1) {
         assert!(
             *region_cells == cells[0],
             "seed {seed}: region {}'s cells differ from region {}'s",
             cluster.region(i),
-            cluster.region(0)
+            cluster.region(members[0])
         );
     }
     let mut newest: BTreeMap<String, &RemoteChange> = BTreeMap::new();
@@ -476,6 +526,38 @@ async fn converge_under_faults(extra: &[&str], mut broker: Option<&mut Broker>) 
         cells[0].len(),
         "seed {seed}: every item ever written has a cell (live or tombstone)"
     );
+    last.swap_remove(0)
+}
+
+async fn converge_under_faults(extra: &[&str], broker: Option<&mut Broker>) {
+    let seed = seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let table = "converge";
+    let mut cluster = Cluster::start(node_binary(), &REGIONS, extra).await;
+    create_global_table(&cluster, table).await;
+    let workload = Workload::start(&cluster, table, seed);
+
+    // Chaos: links cut and healed, one node at a time killed and restarted.
+    let all: Vec<usize> = (0..cluster.len()).collect();
+    let mut faults = Faults::default();
+    chaos(
+        &mut cluster,
+        &workload,
+        &mut rng,
+        &all,
+        Duration::from_secs(20),
+        broker,
+        &mut faults,
+    )
+    .await;
+    let acked = workload.finish().await;
+    cluster.heal_all();
+    eprintln!("seed {seed}: {acked} writes acknowledged, {faults:?}");
+    assert!(
+        acked > 500,
+        "seed {seed}: the workload ran ({acked} writes)"
+    );
+    assert_converged(&mut cluster, &all, table, seed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -16,6 +16,7 @@ mod concurrency;
 mod crash;
 mod fuzz_regressions;
 mod global_backfill;
+mod global_chaos;
 mod global_clocks;
 mod global_control;
 mod global_durability;
