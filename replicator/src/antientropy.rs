@@ -329,17 +329,8 @@ impl Plan {
         my_horizon: u64,
         their_horizon: u64,
     ) -> Plan {
-        let mut by_key: BTreeMap<Vec<u8>, (Option<CellStamp>, Option<CellStamp>)> = BTreeMap::new();
-        for cell in mine {
-            let key = cell.key.clone();
-            by_key.entry(key).or_default().0 = Some(cell);
-        }
-        for cell in theirs {
-            let key = cell.key.clone();
-            by_key.entry(key).or_default().1 = Some(cell);
-        }
         let mut plan = Plan::default();
-        for (key, (here, there)) in by_key {
+        for (key, (here, there)) in by_key(mine, theirs) {
             let mine_newer = match (&here, &there) {
                 (Some(h), Some(t)) if h.stamp == t.stamp => continue,
                 (Some(h), t) => h.stamp.wins_over(t.as_ref().map(|t| &t.stamp)),
@@ -368,6 +359,23 @@ impl Plan {
         }
         plan
     }
+}
+
+/// The cells of both sides side by side, by key: `(this side's, the other side's)`.
+fn by_key(
+    mine: Vec<CellStamp>,
+    theirs: Vec<CellStamp>,
+) -> BTreeMap<Vec<u8>, (Option<CellStamp>, Option<CellStamp>)> {
+    let mut paired: BTreeMap<Vec<u8>, (Option<CellStamp>, Option<CellStamp>)> = BTreeMap::new();
+    for cell in mine {
+        let key = cell.key.clone();
+        paired.entry(key).or_default().0 = Some(cell);
+    }
+    for cell in theirs {
+        let key = cell.key.clone();
+        paired.entry(key).or_default().1 = Some(cell);
+    }
+    paired
 }
 
 /// The bucket of a key: the top bits of its hash.
@@ -730,11 +738,7 @@ impl Replicator {
         region: &str,
         cells_per_second: u64,
     ) -> Result<PeerVerification> {
-        let peer = self.config.peer(region).cloned().ok_or_else(|| {
-            Error::Validation(format!(
-                "region {region} is not a configured peer of this node"
-            ))
-        })?;
+        let peer = self.peer_of(region)?;
         let (me, name) = (self.clone(), table.to_string());
         let (proposed, items) = blocking(move || {
             let global = me.active_membership(&name)?;

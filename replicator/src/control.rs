@@ -264,7 +264,11 @@ impl Replicator {
         .await
     }
 
-    fn peer_of(&self, region: &str) -> Result<Peer> {
+    /// The configured peer serving `region`.
+    ///
+    /// # Errors
+    /// Validation when no peer serves it.
+    pub(crate) fn peer_of(&self, region: &str) -> Result<Peer> {
         self.config.peer(region).cloned().ok_or_else(|| {
             Error::Validation(format!(
                 "Region {region} is not a configured peer of this node"

@@ -13,7 +13,7 @@
 //! was never here: a write the region made while away (or a third region's not delivered
 //! yet), brought here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tidemark_core::Stamp;
@@ -22,11 +22,11 @@ use tidemark_core::retention::HoldName;
 
 use super::{
     CELLS_PER_BUCKET, CELLS_PER_REQUEST, CellsRequest, EntropyTransport, FetchRequest,
-    KEYS_PER_REQUEST, buckets_log2_for, key_text,
+    KEYS_PER_REQUEST, buckets_log2_for, by_key, key_text,
 };
 use crate::hold_limit::{self, reseed_needed};
 use crate::protocol::{ChangeBatch, WireChange};
-use crate::{Error, Replicator, Result, blocking};
+use crate::{Replicator, Result, blocking};
 
 /// What a re-seed does about the cells of some buckets, key by key.
 #[derive(Debug, Default, PartialEq)]
@@ -48,17 +48,8 @@ impl ReseedPlan {
         theirs: Vec<CellStamp>,
         delivered: impl Fn(&str) -> u64,
     ) -> ReseedPlan {
-        let mut by_key: BTreeMap<Vec<u8>, (Option<CellStamp>, Option<CellStamp>)> = BTreeMap::new();
-        for cell in mine {
-            let key = cell.key.clone();
-            by_key.entry(key).or_default().0 = Some(cell);
-        }
-        for cell in theirs {
-            let key = cell.key.clone();
-            by_key.entry(key).or_default().1 = Some(cell);
-        }
         let mut plan = ReseedPlan::default();
-        for (key, (here, there)) in by_key {
+        for (key, (here, there)) in by_key(mine, theirs) {
             match (here, there) {
                 (Some(h), Some(t)) if h.stamp == t.stamp => {}
                 (Some(h), t) if h.stamp.wins_over(t.as_ref().map(|t| &t.stamp)) => {
@@ -104,11 +95,7 @@ impl Replicator {
         table: &str,
         region: &str,
     ) -> Result<Option<Reseeded>> {
-        let peer = self.config.peer(region).cloned().ok_or_else(|| {
-            Error::Validation(format!(
-                "region {region} is not a configured peer of this node"
-            ))
-        })?;
+        let peer = self.peer_of(region)?;
         let (me, name, from) = (self.clone(), table.to_string(), region.to_string());
         let started = blocking(move || me.start_reseed(&name, &from)).await?;
         let Some((record, items, hold)) = started else {
