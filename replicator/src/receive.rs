@@ -710,7 +710,6 @@ mod tests {
 
     use super::*;
     use crate::membership::{Replica, VERSION};
-    use crate::peers::{Peer, ReplicationConfig};
     use crate::test_support;
     use tidemark_core::Engine;
 
@@ -808,15 +807,8 @@ mod tests {
                 .tables
                 .create_table(CreateTableRequest::on_demand(TABLE, "p", key_type))
                 .expect("the region's own table");
-            let replicator = Replicator::new(
-                &store,
-                ReplicationConfig {
-                    region: "eu".into(),
-                    peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
-                    transport: Transport::Direct,
-                    ..ReplicationConfig::default()
-                },
-            );
+            let replicator =
+                crate::test_support::replicator(&store, "eu", &["us=http://127.0.0.1:9"]);
             let outcome = replicator.receive_create_replica(message.clone());
             match joins {
                 true => {
@@ -900,15 +892,7 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("a folder");
         let store = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
-        let replicator = Replicator::new(
-            &store,
-            ReplicationConfig {
-                region: "eu".into(),
-                peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
-                transport: Transport::Direct,
-                ..ReplicationConfig::default()
-            },
-        );
+        let replicator = crate::test_support::replicator(&store, "eu", &["us=http://127.0.0.1:9"]);
         replicator
             .receive_create_replica(message)
             .expect("the replica is created");
@@ -1104,15 +1088,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().expect("a folder");
         let store = Engine::open(StoreConfig::for_tests(dir.path())).expect("open");
-        let replicator = Replicator::new(
-            &store,
-            ReplicationConfig {
-                region: "eu".into(),
-                peers: vec![Peer::parse("us=http://127.0.0.1:9").expect("a peer")],
-                transport: Transport::Direct,
-                ..ReplicationConfig::default()
-            },
-        );
+        let replicator = crate::test_support::replicator(&store, "eu", &["us=http://127.0.0.1:9"]);
         replicator
             .receive_create_replica(message)
             .expect("the replica is created");

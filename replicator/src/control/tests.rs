@@ -655,13 +655,11 @@ async fn an_unreachable_region_is_removed_at_once_and_never_comes_back() {
         .receive_changes(
             "ap",
             ChangeBatch {
-                changes: vec![WireChange {
-                    table: TABLE.into(),
-                    keys: key("from-ap"),
-                    new_image: Some(key("from-ap")),
-                    clock: ap.store.clock().now_millis() << 16,
-                    region: "ap".into(),
-                }],
+                changes: vec![stamped(
+                    "from-ap",
+                    "ap",
+                    ap.store.clock().now_millis() << 16,
+                )],
                 delivered: BTreeMap::new(),
             },
         )
@@ -1023,13 +1021,11 @@ async fn a_peer_away_past_the_hold_limit_is_let_go_of_and_reported() {
         .receive_changes(
             "ap",
             ChangeBatch {
-                changes: vec![WireChange {
-                    table: TABLE.into(),
-                    keys: key("from-ap"),
-                    new_image: Some(key("from-ap")),
-                    clock: us.store.clock().now_millis() << 16,
-                    region: "ap".into(),
-                }],
+                changes: vec![stamped(
+                    "from-ap",
+                    "ap",
+                    us.store.clock().now_millis() << 16,
+                )],
                 delivered: BTreeMap::new(),
             },
         )
