@@ -24,6 +24,23 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 const AT_ONCE: Duration = Duration::from_secs(5);
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Puts the item `after` in region `from` and waits until region `to` reads it.
+async fn a_write_reaches(cluster: &Cluster, table: &str, from: usize, to: usize) -> bool {
+    cluster
+        .client(from, OP_TIMEOUT)
+        .put_item()
+        .table_name(table)
+        .item("p", s("after"))
+        .send()
+        .await
+        .expect("a PutItem");
+    let reader = cluster.client(to, OP_TIMEOUT);
+    wait_until(WAIT, async || {
+        get_consistent(&reader, table, "after").await.is_some()
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_regions_replica_is_removed_and_it_drops_its_copy_when_it_returns() {
     let mut cluster = Cluster::start(node_binary(), &REGIONS, &FAST).await;
@@ -62,18 +79,8 @@ async fn a_dead_regions_replica_is_removed_and_it_drops_its_copy_when_it_returns
         .send()
         .await
         .expect("the next UpdateTable is accepted at once, not ResourceInUseException");
-    ca.put_item()
-        .table_name(table)
-        .item("p", s("after"))
-        .send()
-        .await
-        .expect("PutItem in A");
-    let cb = cluster.client(b, OP_TIMEOUT);
     assert!(
-        wait_until(WAIT, async || get_consistent(&cb, table, "after")
-            .await
-            .is_some())
-        .await,
+        a_write_reaches(&cluster, table, a, b).await,
         "A's write after the removal reaches B"
     );
 
@@ -208,18 +215,8 @@ async fn a_region_away_past_the_hold_limit_is_reported_as_needing_a_reseed() {
     );
 
     // A and B replicate on.
-    ca.put_item()
-        .table_name(table)
-        .item("p", s("after"))
-        .send()
-        .await
-        .expect("PutItem in A");
-    let cb = cluster.client(b, OP_TIMEOUT);
     assert!(
-        wait_until(WAIT, async || get_consistent(&cb, table, "after")
-            .await
-            .is_some())
-        .await,
+        a_write_reaches(&cluster, table, a, b).await,
         "A's write reaches B"
     );
 
