@@ -419,8 +419,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEMARK_REPLICATION_TRANSPORT", value_enum, default_value_t = TransportArg::Direct)]
     pub replication_transport: TransportArg,
     /// How old, in seconds, the history kept for a peer that does not answer may grow before
-    /// it is let go (direct transport): the peer's replica is then reported as needing a
-    /// re-seed, and disk use stops growing for it. Default: a day.
+    /// it is let go: the peer's replica is then reported as needing a re-seed, and disk use
+    /// stops growing for it. Default: a day.
     #[arg(long, env = "TIDEMARK_PEER_HOLD_LIMIT", default_value = "86400", value_parser = parse_seconds)]
     pub peer_hold_limit: Duration,
     /// How far apart two regions' clocks may be, in seconds: changes stamped further ahead of

@@ -63,6 +63,12 @@ impl Store {
         self.storage.next_seq()
     }
 
+    /// The last clock reading this node issued: every write of its own stamped at or before
+    /// it is committed, so a snapshot taken after this call holds it (or what replaced it).
+    pub fn last_clock(&self) -> crate::HlcTimestamp {
+        self.storage.last_clock()
+    }
+
     /// Change records of every table from `from` (inclusive) up to the durable watermark, at
     /// most `limit`.
     ///

@@ -202,6 +202,10 @@ pub struct CellsAnswer {
     pub cells: Vec<WireCell>,
     /// See [`Replication::trim_horizon`], read after the cells' snapshot.
     pub trim_horizon: u64,
+    /// See [`Replicator::vouched_clocks`], read before the cells' snapshot (a node that
+    /// does not send them vouches for nothing).
+    #[serde(default)]
+    pub vouched: BTreeMap<String, u64>,
 }
 
 /// `POST /_tidemark/peer/fetch`: the cells at some keys, as a change batch to apply.
@@ -666,12 +670,41 @@ impl Replicator {
         }
         self.active_membership(&request.table)?;
         let buckets: BTreeSet<u32> = request.buckets.into_iter().collect();
+        let vouched = self.vouched_clocks(&request.table)?;
         let (cells, trim_horizon) =
             self.cells_in_buckets(&request.table, request.buckets_log2, &buckets)?;
         Ok(CellsAnswer {
             cells: cells.iter().map(WireCell::from).collect(),
             trim_horizon,
+            vouched,
         })
+    }
+
+    /// Per origin region, the clock up to which every change of that region's to `table`
+    /// was applied here: read before a listing of cells, a live cell of that region's stamped
+    /// at or below it and missing from the listing was here once and is deleted (its
+    /// tombstone trimmed). This region's own is the last clock reading it issued; another
+    /// region's what it has delivered here, unless its replica needs a re-seed here (then
+    /// what it had when this node let go of it); a region not heard from since this node
+    /// started vouches for nothing. Blocking.
+    ///
+    /// # Errors
+    /// The table is gone.
+    pub(crate) fn vouched_clocks(&self, table: &str) -> Result<BTreeMap<String, u64>> {
+        let definition = self.store.table_definition(table)?;
+        let let_go = crate::hold_limit::reseed_needed(&definition);
+        let mut vouched: BTreeMap<String, u64> = self
+            .inbound
+            .lock()
+            .iter()
+            .filter(|((t, _), _)| t == table)
+            .map(|((_, region), clock)| (region.clone(), *clock))
+            .collect();
+        for (region, record) in let_go {
+            vouched.insert(region, record.delivered_clock);
+        }
+        vouched.insert(self.region().to_string(), self.store.last_clock().0);
+        Ok(vouched)
     }
 
     /// Answers a peer's request for the cells at some keys, as a change batch it applies by

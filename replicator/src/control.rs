@@ -17,7 +17,7 @@
 //!
 //! Any order of arrival is fine, because every change is applied by last writer wins.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -666,6 +666,9 @@ impl Replicator {
         self: Arc<Self>,
         shutdown: CancellationToken,
     ) -> Result<(), tidemark_core::Error> {
+        // Re-seeds under way, each `(table, region)` once.
+        let mut reseeds = tokio::task::JoinSet::new();
+        let mut reseeding: BTreeSet<(String, String)> = BTreeSet::new();
         loop {
             for (table, global) in GlobalTable::all(&self.store) {
                 let deleting = global
@@ -698,15 +701,38 @@ impl Replicator {
                         }
                         Ok(_) => {}
                     }
-                    // A region this node let go of is re-seeded once it answers again.
-                    if self.link(region).reachable && self.needs_reseed(&table, region) {
-                        let transport = self.control.clone();
-                        match self.reseed(transport.entropy(), &table, region).await {
+                    // A region this node let go of is re-seeded once it answers again, beside
+                    // the exchange (a large table takes a while).
+                    let pair = (table.clone(), region.clone());
+                    if self.link(region).reachable
+                        && self.needs_reseed(&table, region)
+                        && !reseeding.contains(&pair)
+                    {
+                        reseeding.insert(pair.clone());
+                        let me = self.clone();
+                        reseeds.spawn(async move {
+                            let transport = me.control.clone();
+                            let outcome = me.reseed(transport.entropy(), &pair.0, &pair.1).await;
+                            (pair, outcome.map(|_| ()))
+                        });
+                    }
+                }
+            }
+            while let Some(finished) = reseeds.try_join_next() {
+                match finished {
+                    Ok((pair, outcome)) => {
+                        reseeding.remove(&pair);
+                        match outcome {
                             Err(Error::Core(e)) if e.is_fatal() => return Err(e),
-                            Err(e) => tracing::warn!(table, peer = %region, error = %e,
+                            Err(e) => tracing::warn!(table = pair.0, peer = pair.1, error = %e,
                                 "cannot re-seed the peer's replica yet; tried again next round"),
-                            Ok(_) => {}
+                            Ok(()) => {}
                         }
+                    }
+                    Err(e) => {
+                        return Err(tidemark_core::Error::Internal(format!(
+                            "a re-seed stopped: {e}"
+                        )));
                     }
                 }
             }

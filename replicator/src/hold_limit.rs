@@ -1,17 +1,20 @@
-//! The bound on what this node keeps for a region that does not answer (`--peer-hold-limit`,
-//! direct transport), and the replicas that, in this node's view, must be re-seeded because
-//! of it.
+//! The bound on what this node keeps for a region that does not answer (`--peer-hold-limit`),
+//! and the replicas that, in this node's view, must be re-seeded: because of that bound, or
+//! because the region's changes of a table were lost to this node (Kafka transport: its read
+//! position fell out of the region's topic).
 //!
 //! A region away keeps history here in two ways: its hold `peer/<region>/<table id>` keeps
-//! this node's own changes it has not acknowledged, and it pins `inbound/<table id>` (the
-//! tombstones an older write of its could still need). Once it is unreachable and the oldest
-//! of that history is older than the limit, this node lets go of it: the peer hold is
-//! released, the region no longer pins the inbound hold, and the replica is recorded, durably
-//! (the table extension [`EXTENSION`]), as needing a re-seed. From then on, until the replica
-//! is re-seeded (`antientropy::reseed`, once the region answers again), removed or created again,
-//! this node ships nothing of the table to it and refuses its changes of the table (which
-//! could bring back items whose tombstones went meanwhile). It is reported in DescribeTable,
-//! `GET /admin/replicas`, the gauge `tidemark_replication_reseed_needed` and an error line.
+//! this node's own changes it has not acknowledged (direct transport), and it pins
+//! `inbound/<table id>` (the tombstones an older write of its could still need; both
+//! transports). Once it is unreachable and the oldest of that history is older than the
+//! limit, this node lets go of it: the peer hold is released, the region no longer pins the
+//! inbound hold, and the replica is recorded, durably (the table extension [`EXTENSION`]), as
+//! needing a re-seed. From then on, until the replica is re-seeded (`antientropy::reseed`,
+//! once the region answers again), removed or created again, this node ships nothing of the
+//! table to it and refuses its changes of the table (which could bring back items whose
+//! tombstones went meanwhile); through Kafka it does not read the region's topic of the
+//! table. It is reported in DescribeTable, `GET /admin/replicas`, the gauge
+//! `tidemark_replication_reseed_needed` and an error line.
 
 use std::collections::BTreeMap;
 
@@ -21,17 +24,41 @@ use tidemark_core::model::TableDefinition;
 use tidemark_core::retention::HoldName;
 
 use crate::membership::{GlobalTable, ReplicaStatus};
-use crate::peers::Transport;
 use crate::{Replicator, Result};
 
 /// The table extension holding, per region, when this node let go of what it held for it (in
 /// milliseconds since the epoch).
 pub const EXTENSION: &str = "GlobalTableReseed";
 
-/// What DescribeTable says of a replica that needs a re-seed.
-pub const DESCRIPTION: &str = "Replication to this replica stopped: its region did not answer \
-     while the history kept for it grew older than --peer-hold-limit. It is re-seeded by itself \
-     when its region answers again.";
+/// Why this node stopped replicating a table with a region until it is re-seeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ReseedCause {
+    /// The region did not answer while the history kept for it grew older than
+    /// `--peer-hold-limit`.
+    #[default]
+    HoldLimit,
+    /// The region's topic of the table (Kafka transport) no longer holds this node's read
+    /// position: changes of the region's were lost to this node.
+    LostTopicPosition,
+}
+
+impl ReseedCause {
+    /// What DescribeTable says of a replica that needs a re-seed for this cause.
+    pub fn description(self) -> &'static str {
+        match self {
+            ReseedCause::HoldLimit => {
+                "Replication to this replica stopped: its region did not answer while the \
+                 history kept for it grew older than --peer-hold-limit. It is re-seeded by \
+                 itself when its region answers again."
+            }
+            ReseedCause::LostTopicPosition => {
+                "Replication from this replica stopped: its replication topic no longer holds \
+                 changes this region had not read (retention, or a broker that lost data). It \
+                 is re-seeded by itself when its region answers."
+            }
+        }
+    }
+}
 
 /// What this node recorded when it let go of a region's replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +71,9 @@ pub struct Reseed {
     /// started): a cell of the region's stamped up to it was here once, so one missing here
     /// now was deleted (see `antientropy::reseed`).
     pub delivered_clock: u64,
+    /// Why (records made before it was kept were all for the hold limit).
+    #[serde(default)]
+    pub cause: ReseedCause,
 }
 
 /// A record as stored: records made before the delivered clock was kept hold only the
@@ -74,6 +104,7 @@ fn records(value: Option<&serde_json::Value>) -> BTreeMap<String, Reseed> {
                 Stored::Millis(at_millis) => Reseed {
                     at_millis,
                     delivered_clock: 0,
+                    cause: ReseedCause::HoldLimit,
                 },
             };
             (region, record)
@@ -137,9 +168,6 @@ impl Replicator {
     /// Lets go of what this node keeps for every region that does not answer once the oldest
     /// of it is older than the limit, and reports the replicas needing a re-seed.
     pub(crate) fn enforce_hold_limit(&self) -> Result<()> {
-        if !matches!(self.config.transport, Transport::Direct) {
-            return Ok(());
-        }
         let limit = u64::try_from(self.config.peer_hold_limit.0.as_millis()).unwrap_or(u64::MAX);
         let now = self.store.clock().now_millis();
         let mut marked: BTreeMap<String, u64> = self
@@ -167,7 +195,12 @@ impl Replicator {
                 }
                 let held_for = self.oldest_held_for(definition.table_id, region, now)?;
                 if held_for > limit {
-                    self.let_go(&table, region, held_for)?;
+                    let why = format!(
+                        "the peer has not answered while the history kept for it grew older \
+                         than --peer-hold-limit ({held_for} ms): it is no longer kept, \
+                         replication of this table to and from the peer stopped"
+                    );
+                    self.let_go(&table, region, ReseedCause::HoldLimit, &why)?;
                     *marked.entry(region.clone()).or_default() += 1;
                 }
             }
@@ -207,9 +240,16 @@ impl Replicator {
         Ok(oldest)
     }
 
-    /// Records that `region`'s replica of `table` needs a re-seed and releases its hold.
-    fn let_go(&self, table: &str, region: &str, held_for: u64) -> Result<()> {
-        let _guard = self.membership.lock();
+    /// Records that `region`'s replica of `table` needs a re-seed, for `cause` (said in
+    /// words in `why`), and releases its hold. Blocking.
+    pub(crate) fn let_go(
+        &self,
+        table: &str,
+        region: &str,
+        cause: ReseedCause,
+        why: &str,
+    ) -> Result<()> {
+        let guard = self.membership.lock();
         let definition = self.store.table_definition(table)?;
         let mut regions = reseed_needed(&definition);
         // What the region had delivered; unknown since a restart, the trim horizon is below
@@ -226,6 +266,7 @@ impl Replicator {
         let record = Reseed {
             at_millis: self.store.clock().now_millis(),
             delivered_clock,
+            cause,
         };
         regions.insert(region.to_string(), record);
         save(&self.store, table, &regions)?;
@@ -236,13 +277,13 @@ impl Replicator {
         tracing::error!(
             table,
             peer = region,
-            held_for_ms = held_for,
-            "the peer has not answered while the history kept for it grew older than \
-             --peer-hold-limit: it is no longer kept, replication of this table to and from \
-             the peer stopped, and its replica needs a re-seed (done by itself when it answers again)"
+            "{why}; the peer's replica needs a re-seed (done by itself when it answers)"
         );
         self.membership_changed();
-        Ok(())
+        drop(guard);
+        // The tombstones it pinned go now, not at the next region's report (there may be
+        // none).
+        self.move_inbound_hold(table)
     }
 }
 
@@ -277,7 +318,8 @@ mod tests {
                 "eu".to_string(),
                 Reseed {
                     at_millis: 5,
-                    delivered_clock: 0
+                    delivered_clock: 0,
+                    cause: ReseedCause::HoldLimit,
                 }
             )])
         );
@@ -301,7 +343,9 @@ mod tests {
                 .store
                 .set_hold(&hold, Some(table_id), engine.store.next_seq())
                 .expect("a hold for eu");
-            replicator.let_go(TABLE, "eu", 1).expect("let go");
+            replicator
+                .let_go(TABLE, "eu", ReseedCause::HoldLimit, "a test lets go")
+                .expect("let go");
             assert!(engine.store.hold(&hold).is_none());
             table_id
         };

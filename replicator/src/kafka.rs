@@ -26,6 +26,7 @@ pub(crate) use stops::TopicStops;
 pub use stops::{StopKind, StoppedPartition};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
@@ -180,6 +181,38 @@ impl KafkaLink {
     }
 
     /// How many partitions `topic` has (asked once, then remembered).
+    /// Where `region`'s topic of `table` ends now: the offset the next message of each
+    /// partition will take. The topic is created if it does not exist yet.
+    ///
+    /// # Errors
+    /// The broker cannot be reached.
+    pub(crate) async fn ends(
+        self: &Arc<Self>,
+        region: &str,
+        table: &str,
+    ) -> crate::Result<Vec<i64>> {
+        let failed = |e: tidemark_kafka::Error| PeerError::Unreachable {
+            region: "kafka".into(),
+            message: e.to_string(),
+        };
+        let name = topic(region, table);
+        self.ensure_topics(std::slice::from_ref(&name))
+            .await
+            .map_err(failed)?;
+        let me = self.clone();
+        crate::blocking(move || {
+            let ends = (0..me.partitions(&name).map_err(failed)?)
+                .map(|partition| {
+                    tidemark_kafka::topics::watermarks(me.producer.client(), &name, partition)
+                        .map(|(_, high)| high)
+                        .map_err(failed)
+                })
+                .collect::<Result<Vec<i64>, PeerError>>()?;
+            Ok(ends)
+        })
+        .await
+    }
+
     fn partitions(&self, topic: &str) -> Result<i32, tidemark_kafka::Error> {
         if let Some(n) = self.partition_counts.lock().get(topic) {
             return Ok(*n);

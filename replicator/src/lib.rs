@@ -160,6 +160,11 @@ pub struct Replicator {
     parked: parked::Parked,
     /// Partitions of replication topics the Kafka reader does not read, and why.
     topic_stops: kafka::TopicStops,
+    /// Where the Kafka reader reads on in a region's topic of a table, as `(table, region)`
+    /// to the next offset of each partition: set by a re-seed for the reader to take.
+    topic_resumes: Mutex<BTreeMap<(String, String), Vec<i64>>>,
+    /// The Kafka transport's link, once it runs.
+    kafka: std::sync::OnceLock<Arc<KafkaLink>>,
     /// Serialises every read-modify-write of membership documents on this node.
     membership: Mutex<()>,
     /// Wakes the shippers and the Kafka reader when membership changed.
@@ -211,6 +216,8 @@ impl Replicator {
             conflicts: Conflicts::default(),
             parked: parked::Parked::default(),
             topic_stops: kafka::TopicStops::default(),
+            topic_resumes: Mutex::new(BTreeMap::new()),
+            kafka: std::sync::OnceLock::new(),
             membership: Mutex::new(()),
             changed: Notify::new(),
             membership_epoch: std::sync::atomic::AtomicU64::new(0),
@@ -274,6 +281,7 @@ impl Replicator {
                 let link = Arc::new(
                     KafkaLink::connect(cluster, *topic_retention).map_err(RunError::Kafka)?,
                 );
+                let link = self.kafka.get_or_init(|| link).clone();
                 let (me, token, topics) = (self.clone(), shutdown.clone(), link.clone());
                 tasks.spawn(async move { me.ship(Destination::Topics(topics), token).await });
                 let (me, token) = (self.clone(), shutdown.clone());

@@ -58,6 +58,10 @@ impl Replicator {
         )?;
         let answer = self.apply_changes(from, batch.changes)?;
         for (table, clock) in batch.delivered {
+            // Its changes were refused: they are not here, whatever it says.
+            if self.needs_reseed(&table, from) {
+                continue;
+            }
             self.inbound
                 .lock()
                 .insert((table.clone(), from.to_string()), clock);

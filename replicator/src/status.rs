@@ -50,8 +50,9 @@ pub struct TableLink {
     pub lag_millis: u64,
     /// Whether the peer answers, and when it last did.
     pub link: LinkState,
-    /// This node let go of what it kept for the replica (`--peer-hold-limit`): replication of
-    /// the table with it stopped until it is re-seeded.
+    /// This node let go of what it kept for the replica (`--peer-hold-limit`), or lost the
+    /// replica's changes (Kafka): replication of the table with it stopped until it is
+    /// re-seeded.
     #[serde(default)]
     pub needs_reseed: bool,
     /// Partitions of the region's replication topic this node does not read (Kafka

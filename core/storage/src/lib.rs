@@ -594,6 +594,13 @@ impl Storage {
         self.pipeline.sequencer.lock().next_seq
     }
 
+    /// The last clock reading this node issued, read under the sequencer: every write of
+    /// its own stamped at or before it is committed (a stamp is issued and its batch
+    /// committed in one critical section).
+    pub fn last_clock(&self) -> tidemark_model::HlcTimestamp {
+        self.pipeline.sequencer.lock().hlc.last()
+    }
+
     /// Runs `f` with the next change sequence while no commit can take it, so that what `f`
     /// records (a stream boundary) splits the log exactly: every later commit gets a sequence
     /// at or above it.

@@ -1,17 +1,23 @@
-//! The re-seed of a replica this node let go of (`crate::hold_limit`), run by this node once
-//! the replica's region answers again: every cell of the table is compared, both ways, and
-//! then the record is cleared, so the region's changes are taken again and a hold is set for
-//! it.
+//! The re-seed of a replica this node let go of (`crate::hold_limit`, or a Kafka read
+//! position lost), run by this node once the replica's region answers again: every cell of
+//! the table is compared, both ways, and then the record is cleared, so the region's changes
+//! are taken again (and, through Kafka, read on from where its topic ended when the
+//! comparison began) and a hold is set for it.
 //!
 //! Unlike a comparison, a re-seed has no delivered-through cut-off: the region was away, and
 //! its writes of that time are on their way nowhere (this node refused them), so every cell
-//! counts. Per key the newer cell wins, with one exception: a live cell of the region's with
-//! no cell here, stamped up to what its origin region had delivered here, was here once and
-//! is gone, so it was deleted here and its tombstone trimmed while the region was away (this
-//! node stopped keeping tombstones for it). IMPORTANT: such a cell is deleted in the region,
-//! with a tombstone stamped just past it, never brought here. A live cell stamped after that
-//! was never here: a write the region made while away (or a third region's not delivered
-//! yet), brought here.
+//! counts. Per key the newer cell wins, with one exception, the same on both sides: a live
+//! cell with no cell at all on the other side, stamped up to what that side vouches for its
+//! origin region (`Replicator::vouched_clocks`, read before that side listed its cells), was
+//! there once and is gone, so it was deleted there and its tombstone trimmed while the two
+//! were apart. IMPORTANT: such a cell is deleted, with a tombstone stamped just past it,
+//! never copied over. A live cell stamped after what the other side vouches for was never
+//! there: a write made while apart (or a third region's not delivered yet), copied over.
+//!
+//! Both sides trim while apart: this node stopped keeping tombstones for the region it let
+//! go of, and the region (which may have let go of this node too, or, through Kafka, went on
+//! reading this node's changes while this node lost its place in the region's topic) trims
+//! what this node no longer pins.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,7 +30,9 @@ use super::{
     CELLS_PER_BUCKET, CELLS_PER_REQUEST, CellsRequest, EntropyTransport, FetchRequest,
     KEYS_PER_REQUEST, buckets_log2_for, by_key, key_text,
 };
+use crate::client::PeerError;
 use crate::hold_limit::{self, reseed_needed};
+use crate::peers::Transport;
 use crate::protocol::{ChangeBatch, WireChange};
 use crate::{Replicator, Result, blocking};
 
@@ -36,34 +44,42 @@ struct ReseedPlan {
     /// Keys the region has newer and this side never had: brought here.
     fetch: Vec<Vec<u8>>,
     /// Keys the region holds live that were deleted here, with the stamp of its cell.
-    delete: Vec<(Vec<u8>, Stamp)>,
+    delete_there: Vec<(Vec<u8>, Stamp)>,
+    /// Keys this side holds live that were deleted in the region, with the stamp of the
+    /// cell here.
+    delete_here: Vec<(Vec<u8>, Stamp)>,
 }
 
 impl ReseedPlan {
     /// Compares `mine` and `theirs` (the region's), the cells of the same buckets on each
-    /// side; `delivered` gives, per origin region, the clock up to which its cells were all
-    /// here once.
+    /// side; `vouched_here` and `vouched_there` give, per origin region, the clock up to
+    /// which its cells were all on that side once (`Replicator::vouched_clocks`).
     fn of(
         mine: Vec<CellStamp>,
         theirs: Vec<CellStamp>,
-        delivered: impl Fn(&str) -> u64,
+        vouched_here: impl Fn(&str) -> u64,
+        vouched_there: impl Fn(&str) -> u64,
     ) -> ReseedPlan {
+        let was_on = |cell: &CellStamp, vouched: &dyn Fn(&str) -> u64| {
+            cell.stamp.hlc.0 <= vouched(&cell.stamp.region)
+        };
         let mut plan = ReseedPlan::default();
         for (key, (here, there)) in by_key(mine, theirs) {
             match (here, there) {
                 (Some(h), Some(t)) if h.stamp == t.stamp => {}
-                (Some(h), t) if h.stamp.wins_over(t.as_ref().map(|t| &t.stamp)) => {
-                    // A tombstone the region has no cell for changes nothing there.
-                    if h.live || t.is_some() {
-                        plan.send.push(key);
-                    }
-                }
-                (None, Some(t)) if t.live && t.stamp.hlc.0 <= delivered(&t.stamp.region) => {
-                    plan.delete.push((key, t.stamp));
-                }
+                // A tombstone with no cell on the other side changes nothing there.
+                (Some(h), None) if !h.live => {}
                 (None, Some(t)) if !t.live => {}
+                (Some(h), None) if was_on(&h, &vouched_there) => {
+                    plan.delete_here.push((key, h.stamp));
+                }
+                (None, Some(t)) if was_on(&t, &vouched_here) => {
+                    plan.delete_there.push((key, t.stamp));
+                }
+                (Some(_), None) => plan.send.push(key),
+                (Some(h), Some(t)) if h.stamp.wins_over(Some(&t.stamp)) => plan.send.push(key),
                 (_, Some(_)) => plan.fetch.push(key),
-                (_, None) => {}
+                (None, None) => {}
             }
         }
         plan
@@ -79,6 +95,8 @@ pub(crate) struct Reseeded {
     pub(crate) there: u64,
     /// Items deleted in the region (deleted here while it was away).
     pub(crate) deleted_there: u64,
+    /// Items deleted here (deleted in the region while it was away).
+    pub(crate) deleted_here: u64,
 }
 
 impl Replicator {
@@ -101,19 +119,34 @@ impl Replicator {
         let Some((record, items, hold)) = started else {
             return Ok(None);
         };
-        let outcome = self
-            .compare_all(transport, &peer, table, record.delivered_clock, items)
-            .await;
+        let outcome = async {
+            // Through Kafka the region's topic is read on from where it ends now: what is
+            // before is in the comparison, what is after is read again.
+            let resume = match &self.config.transport {
+                Transport::Direct => None,
+                Transport::Kafka { .. } => {
+                    let link = self.kafka.get().ok_or_else(|| PeerError::Unreachable {
+                        region: "kafka".into(),
+                        message: "the Kafka transport is not running yet".into(),
+                    })?;
+                    Some(link.ends(region, table).await?)
+                }
+            };
+            let done = self.compare_all(transport, &peer, table, items).await?;
+            Ok::<_, crate::Error>((done, resume))
+        }
+        .await;
         let (me, name, from) = (self.clone(), table.to_string(), region.to_string());
         match outcome {
-            Ok(done) => {
-                blocking(move || me.finish_reseed(&name, &from, record)).await?;
+            Ok((done, resume)) => {
+                blocking(move || me.finish_reseed(&name, &from, record, resume)).await?;
                 tracing::info!(
                     table,
                     peer = region,
                     written_here = done.here,
                     written_there = done.there,
                     deleted_there = done.deleted_there,
+                    deleted_here = done.deleted_here,
                     "the peer's replica is re-seeded: replication with it resumes"
                 );
                 Ok(Some(done))
@@ -154,12 +187,29 @@ impl Replicator {
         Ok(Some((record, items, hold)))
     }
 
-    /// Clears the record of `region`'s re-seed, unless it was made again meanwhile. Blocking.
-    fn finish_reseed(&self, table: &str, region: &str, record: hold_limit::Reseed) -> Result<()> {
+    /// Clears the record of `region`'s re-seed, unless it was made again meanwhile; through
+    /// Kafka, the region's topic is read on at `resume` (saved first: a node stopped before
+    /// its reader saves its own positions re-seeds again rather than reading on from the lost
+    /// position). Blocking.
+    fn finish_reseed(
+        &self,
+        table: &str,
+        region: &str,
+        record: hold_limit::Reseed,
+        resume: Option<Vec<i64>>,
+    ) -> Result<()> {
         let _guard = self.membership.lock();
         let definition = self.store.table_definition(table)?;
         let mut regions = reseed_needed(&definition);
         if regions.get(region) == Some(&record) {
+            if let Some(ends) = resume {
+                let key = (table.to_string(), region.to_string());
+                self.save_positions(&std::collections::BTreeMap::from([(
+                    key.clone(),
+                    ends.clone(),
+                )]))?;
+                self.topic_resumes.lock().insert(key, ends);
+            }
             regions.remove(region);
             hold_limit::save(&self.store, table, &regions)?;
         }
@@ -168,13 +218,12 @@ impl Replicator {
     }
 
     /// Compares every cell of `table` with `peer`'s, a few buckets a request, and repairs
-    /// both sides; `delivered_clock` is what the peer's region had delivered here.
+    /// both sides.
     async fn compare_all(
         self: &Arc<Self>,
         transport: &dyn EntropyTransport,
         peer: &crate::peers::Peer,
         table: &str,
-        delivered_clock: u64,
         items: u64,
     ) -> Result<Reseeded> {
         let buckets_log2 = buckets_log2_for(items);
@@ -184,47 +233,40 @@ impl Replicator {
         let all: Vec<u32> = (0..1u32 << buckets_log2).collect();
         let mut done = Reseeded::default();
         for buckets in all.chunks(per_request) {
+            let (me, name) = (self.clone(), table.to_string());
+            let wanted: BTreeSet<u32> = buckets.iter().copied().collect();
+            let (vouched_here, (mine, _)) = blocking(move || {
+                let vouched = me.vouched_clocks(&name)?;
+                Ok((vouched, me.cells_in_buckets(&name, buckets_log2, &wanted)?))
+            })
+            .await?;
             let request = CellsRequest {
                 table: table.to_string(),
                 buckets_log2,
                 buckets: buckets.to_vec(),
             };
-            let theirs = transport
-                .cells(peer, &request)
-                .await?
+            let answer = transport.cells(peer, &request).await?;
+            let theirs = answer
                 .cells
                 .into_iter()
                 .map(CellStamp::try_from)
                 .collect::<Result<Vec<_>>>()?;
-            let (me, name) = (self.clone(), table.to_string());
-            let wanted: BTreeSet<u32> = buckets.iter().copied().collect();
-            let (mine, _) =
-                blocking(move || me.cells_in_buckets(&name, buckets_log2, &wanted)).await?;
-            let plan = {
-                let inbound = self.inbound.lock();
-                ReseedPlan::of(mine, theirs, |origin| {
-                    if origin == peer.region {
-                        delivered_clock
-                    } else if origin == self.region() {
-                        u64::MAX
-                    } else {
-                        // A third region not heard from since this node started vouches for
-                        // nothing: its cells are brought here rather than deleted there.
-                        inbound
-                            .get(&(table.to_string(), origin.to_string()))
-                            .copied()
-                            .unwrap_or(0)
-                    }
-                })
-            };
+            // A region not heard from (since the side started) vouches for nothing: its
+            // cells are copied over rather than deleted.
+            let plan = ReseedPlan::of(
+                mine,
+                theirs,
+                |origin| vouched_here.get(origin).copied().unwrap_or(0),
+                |origin| answer.vouched.get(origin).copied().unwrap_or(0),
+            );
             self.carry_out(transport, peer, table, plan, &mut done)
                 .await?;
         }
         Ok(done)
     }
 
-    /// Brings the region's newer cells here, sends this side's newer cells there and deletes
-    /// there what was deleted here.
+    /// Brings the region's newer cells here, sends this side's newer cells there, deletes
+    /// there what was deleted here and here what was deleted there.
     async fn carry_out(
         self: &Arc<Self>,
         transport: &dyn EntropyTransport,
@@ -253,30 +295,27 @@ impl Replicator {
             };
             done.there += transport.repair(peer, &batch).await?.written;
         }
-        for deleted in plan.delete.chunks(KEYS_PER_REQUEST) {
+        for deleted in plan.delete_here.chunks(KEYS_PER_REQUEST) {
+            let keys: Vec<Vec<u8>> = deleted.iter().map(|(k, _)| k.clone()).collect();
+            let (me, name) = (self.clone(), table.to_string());
+            let cells = blocking(move || Ok(me.replication.cells_at(&name, &keys)?)).await?;
+            let tombstones = tombstones_past(
+                cells.into_iter().map(WireChange::from).collect(),
+                deleted,
+                &peer.region,
+            );
+            let (me, from) = (self.clone(), peer.region.clone());
+            let applied = blocking(move || me.apply_changes_from(&from, tombstones, true)).await?;
+            done.here += applied.written;
+            done.deleted_here += applied.written;
+        }
+        for deleted in plan.delete_there.chunks(KEYS_PER_REQUEST) {
             let request = FetchRequest {
                 table: table.to_string(),
                 keys: deleted.iter().map(|(k, _)| key_text(k)).collect(),
             };
-            let listed: BTreeSet<(u64, &str)> = deleted
-                .iter()
-                .map(|(_, s)| (s.hlc.0, s.region.as_str()))
-                .collect();
-            // Only the cell judged: one written there since is newer and stays.
-            let tombstones: Vec<WireChange> = transport
-                .fetch(peer, &request)
-                .await?
-                .changes
-                .into_iter()
-                .filter(|c| c.new_image.is_some() && listed.contains(&(c.clock, c.region.as_str())))
-                .map(|c| WireChange {
-                    table: c.table,
-                    keys: c.keys,
-                    new_image: None,
-                    clock: c.clock.saturating_add(1),
-                    region: self.region().to_string(),
-                })
-                .collect();
+            let cells = transport.fetch(peer, &request).await?.changes;
+            let tombstones = tombstones_past(cells, deleted, self.region());
             let batch = ChangeBatch {
                 changes: tombstones,
                 ..ChangeBatch::default()
@@ -287,6 +326,30 @@ impl Replicator {
         }
         Ok(())
     }
+}
+
+/// Tombstones, stamped by `region` just past them, of the live cells among `cells` whose
+/// stamps are the ones listed in `judged`: a cell written since is newer and stays.
+fn tombstones_past(
+    cells: Vec<WireChange>,
+    judged: &[(Vec<u8>, Stamp)],
+    region: &str,
+) -> Vec<WireChange> {
+    let listed: BTreeSet<(u64, &str)> = judged
+        .iter()
+        .map(|(_, s)| (s.hlc.0, s.region.as_str()))
+        .collect();
+    cells
+        .into_iter()
+        .filter(|c| c.new_image.is_some() && listed.contains(&(c.clock, c.region.as_str())))
+        .map(|c| WireChange {
+            table: c.table,
+            keys: c.keys,
+            new_image: None,
+            clock: c.clock.saturating_add(1),
+            region: region.to_string(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -305,12 +368,13 @@ mod tests {
     }
 
     #[test]
-    fn a_live_cell_missing_here_is_deleted_there_only_when_it_was_here_once() {
+    fn a_live_cell_missing_on_one_side_is_deleted_only_when_it_was_there_once() {
         let mine = vec![
             cell("same", 5, "us", true),
             cell("newer-here", 9, "us", true),
             cell("older-here", 3, "us", true),
-            cell("only-here", 4, "us", true),
+            cell("written-here-apart", 8, "us", true),
+            cell("deleted-there", 6, "us", true),
             cell("gone-here", 6, "us", false),
         ];
         let theirs = vec![
@@ -322,16 +386,44 @@ mod tests {
             cell("mine-deleted", 12, "us", true),
             cell("tombstone-there", 1, "ap", false),
         ];
-        let plan = ReseedPlan::of(mine, theirs, |origin| match origin {
-            "ap" => 10,
-            _ => u64::MAX,
-        });
+        // Here: every cell of ap's up to 10 and all of its own. There: us's up to 7.
+        let plan = ReseedPlan::of(
+            mine,
+            theirs,
+            |origin| match origin {
+                "ap" => 10,
+                _ => u64::MAX,
+            },
+            |origin| match origin {
+                "us" => 7,
+                _ => 0,
+            },
+        );
         let keys = |keys: &[&str]| -> Vec<Vec<u8>> {
             keys.iter().map(|k| k.as_bytes().to_vec()).collect()
         };
-        assert_eq!(plan.send, keys(&["newer-here", "only-here"]));
+        assert_eq!(plan.send, keys(&["newer-here", "written-here-apart"]));
         assert_eq!(plan.fetch, keys(&["older-here", "written-away"]));
-        let deleted: Vec<&[u8]> = plan.delete.iter().map(|(k, _)| k.as_slice()).collect();
-        assert_eq!(deleted, [b"deleted-here".as_slice(), b"mine-deleted"]);
+        let deleted = |cells: &[(Vec<u8>, Stamp)]| -> Vec<Vec<u8>> {
+            cells.iter().map(|(k, _)| k.clone()).collect()
+        };
+        assert_eq!(
+            deleted(&plan.delete_there),
+            keys(&["deleted-here", "mine-deleted"])
+        );
+        assert_eq!(deleted(&plan.delete_here), keys(&["deleted-there"]));
+    }
+
+    #[test]
+    fn a_side_that_vouches_for_nothing_gets_every_live_cell_copied_over() {
+        let plan = ReseedPlan::of(
+            vec![cell("a", 3, "us", true)],
+            vec![cell("b", 4, "ap", true)],
+            |_| 0,
+            |_| 0,
+        );
+        assert_eq!(plan.send, [b"a".to_vec()]);
+        assert_eq!(plan.fetch, [b"b".to_vec()]);
+        assert!(plan.delete_here.is_empty() && plan.delete_there.is_empty());
     }
 }

@@ -75,6 +75,17 @@ impl Network {
     /// once the oldest of it is older than `hold_limit`; its history goes as soon as no hold
     /// keeps it, so a test can trim tombstones.
     fn join_with_limit(self: &Arc<Self>, region: &str, hold_limit: Duration) -> Region {
+        self.join_with(region, hold_limit, Transport::Direct)
+    }
+
+    /// A node for `region` as [`Network::join_with_limit`] makes it, whose changes travel
+    /// by `transport` (nothing is shipped or read here: only the control plane runs).
+    fn join_with(
+        self: &Arc<Self>,
+        region: &str,
+        hold_limit: Duration,
+        transport: Transport,
+    ) -> Region {
         let dir = tempfile::tempdir().expect("a folder");
         let mut store_config = StoreConfig::for_tests(dir.path());
         // Its own writes are stamped by its region, as on a node.
@@ -92,7 +103,7 @@ impl Network {
                 // Never dialled: the control plane goes through the network.
                 .map(|r| Peer::parse(&format!("{r}=http://127.0.0.1:9")).expect("a peer"))
                 .collect(),
-            transport: Transport::Direct,
+            transport,
             peer_hold_limit: PeerHoldLimit(hold_limit),
             ..ReplicationConfig::default()
         };
@@ -1068,13 +1079,87 @@ fn item_keys(store: &Store) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_region_away_past_the_hold_limit_is_let_go_of_through_kafka_too() {
+    let network = Network::new();
+    let limit = Duration::from_millis(300);
+    let kafka = || Transport::Kafka {
+        cluster: tidemark_kafka::KafkaSettings::new("127.0.0.1:9"),
+        topic_retention: Duration::from_secs(60),
+    };
+    let us = network.join_with("us", limit, kafka());
+    let ap = network.join_with("ap", PeerHoldLimit::DEFAULT.0, kafka());
+    create_table(&us.engine);
+    us.replicator
+        .update_replicas(TABLE, create("ap"), VERSION)
+        .await
+        .expect("the replica is created");
+    eventually("ap is ACTIVE in both regions", || {
+        status_in(&us.store, "ap") == Some(ReplicaStatus::Active)
+            && status_in(&ap.store, "ap") == Some(ReplicaStatus::Active)
+    })
+    .await;
+    // What ap's topic said it delivered, as the Kafka reader takes it.
+    let delivered = ap.store.clock().now_millis() << 16;
+    us.replicator
+        .inbound
+        .lock()
+        .insert((TABLE.to_string(), "ap".to_string()), delivered);
+    assert_eq!(
+        us.replicator.consumed_topics(),
+        [(TABLE.to_string(), "ap".to_string())]
+    );
+
+    // ap goes away; us deletes an item, whose tombstone ap pins.
+    network.set_reachable(&ap, false);
+    let held = GlobalTable::of(&us.store, TABLE).expect("global");
+    assert!(
+        us.replicator
+            .send_membership(TABLE, "ap", &held)
+            .await
+            .is_err()
+    );
+    put(&us.store, "d");
+    us.store
+        .delete_item(DeleteItemRequest {
+            table_name: TABLE.into(),
+            key: key("d"),
+            ..Default::default()
+        })
+        .expect("a delete");
+    us.replicator.enforce_hold_limit().expect("checked");
+    assert!(!us.replicator.needs_reseed(TABLE, "ap"), "not yet");
+
+    tokio::time::sleep(limit + Duration::from_millis(100)).await;
+    us.replicator.enforce_hold_limit().expect("checked");
+    assert!(us.replicator.needs_reseed(TABLE, "ap"));
+    assert!(
+        us.replicator.consumed_topics().is_empty(),
+        "ap's topic is not read until ap is re-seeded"
+    );
+    let table_id = us.store.table_id(TABLE).expect("a table");
+    let inbound = us
+        .store
+        .hold(&HoldName::Inbound { table_id })
+        .expect("held");
+    assert!(
+        inbound.from > us.store.next_seq().saturating_prev(),
+        "nothing pins the tombstones for ap any more: {inbound:?}"
+    );
+    let definition = us.store.table_definition(TABLE).expect("a table");
+    assert_eq!(
+        crate::hold_limit::reseed_needed(&definition)["ap"].cause,
+        crate::hold_limit::ReseedCause::HoldLimit
+    );
+}
+
+#[tokio::test]
 async fn a_region_let_go_of_is_re_seeded_when_it_returns_keeping_its_writes_and_our_deletes() {
     let network = Network::new();
     let limit = Duration::from_millis(300);
     let us = network.join_with_limit("us", limit);
-    let ap = network.join("ap");
+    let ap = network.join_with_limit("ap", limit);
     create_table(&us.engine);
-    for k in ["base", "d"] {
+    for k in ["base", "d", "x"] {
         put(&us.store, k);
     }
     us.replicator
@@ -1086,18 +1171,20 @@ async fn a_region_let_go_of_is_re_seeded_when_it_returns_keeping_its_writes_and_
             && status_in(&ap.store, "ap") == Some(ReplicaStatus::Active)
     })
     .await;
-    assert_eq!(item_keys(&ap.store), ["base", "d"]);
-    // ap's shipper says what it delivered, as its heartbeats do.
-    let delivered = ap.store.clock().now_millis() << 16;
-    us.replicator
-        .receive_changes(
-            "ap",
-            ChangeBatch {
-                changes: Vec::new(),
-                delivered: BTreeMap::from([(TABLE.to_string(), delivered)]),
-            },
-        )
-        .expect("a heartbeat");
+    assert_eq!(item_keys(&ap.store), ["base", "d", "x"]);
+    // Each shipper says what it delivered, as its heartbeats do.
+    for (from, to) in [(&ap, &us), (&us, &ap)] {
+        let delivered = from.store.clock().now_millis() << 16;
+        to.replicator
+            .receive_changes(
+                from.replicator.region(),
+                ChangeBatch {
+                    changes: Vec::new(),
+                    delivered: BTreeMap::from([(TABLE.to_string(), delivered)]),
+                },
+            )
+            .expect("a heartbeat");
+    }
 
     // ap goes away past the limit; meanwhile us deletes d (and trims its tombstone) and
     // writes n, and ap writes a.
@@ -1132,6 +1219,26 @@ async fn a_region_let_go_of_is_re_seeded_when_it_returns_keeping_its_writes_and_
     tokio::time::sleep(Duration::from_millis(5)).await;
     let trimmed = us.store.trim_history().expect("trimmed");
     assert_eq!(trimmed.tombstones, 1, "d's tombstone is gone");
+    // ap, away too, deletes x and trims its tombstone (as a region that let go of us, or
+    // that went on reading us through Kafka, does).
+    ap.store
+        .delete_item(DeleteItemRequest {
+            table_name: TABLE.into(),
+            key: key("x"),
+            ..Default::default()
+        })
+        .expect("a delete");
+    for hold in ap.store.holds() {
+        ap.store.release_hold(&hold.name).expect("released");
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    put(&ap.store, "after-trim-there");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        ap.store.trim_history().expect("trimmed").tombstones,
+        1,
+        "x's tombstone is gone"
+    );
 
     // ap answers again: the exchange re-seeds it.
     network.set_reachable(&ap, true);
@@ -1144,16 +1251,16 @@ async fn a_region_let_go_of_is_re_seeded_when_it_returns_keeping_its_writes_and_
     shutdown.cancel();
     exchange.await.expect("joined").expect("the exchange ends");
 
-    let expected = ["a", "after-trim", "base", "n"];
+    let expected = ["a", "after-trim", "after-trim-there", "base", "n"];
     assert_eq!(
         item_keys(&us.store),
         expected,
-        "a came here, d stays deleted"
+        "a came here, d stays deleted, x was deleted here"
     );
     assert_eq!(
         item_keys(&ap.store),
         expected,
-        "n went there, d was deleted there"
+        "n went there, d was deleted there, x stays deleted"
     );
     assert!(
         us.store.hold(&peer_hold(&us.store, "ap")).is_some(),

@@ -143,15 +143,23 @@ impl Replicator {
     }
 
     /// The topics this node reads, as `(table, region)`: the other regions' topics of the
-    /// global tables it holds.
-    fn consumed_topics(&self) -> Vec<(String, String)> {
+    /// global tables it holds, but for replicas needing a re-seed here (whose changes are
+    /// refused until the re-seed says where to read on).
+    pub(crate) fn consumed_topics(&self) -> Vec<(String, String)> {
         let mut topics = Vec::new();
         for (table, global) in GlobalTable::all(&self.store) {
             if !global.replicas.contains_key(self.region()) {
                 continue;
             }
-            for region in global.replicas.keys().filter(|r| *r != self.region()) {
-                topics.push((table.clone(), region.clone()));
+            let reseeding = self
+                .store
+                .table_definition(&table)
+                .map(|definition| crate::hold_limit::reseed_needed(&definition))
+                .unwrap_or_default();
+            for region in global.replicas.keys() {
+                if region != self.region() && !reseeding.contains_key(region) {
+                    topics.push((table.clone(), region.clone()));
+                }
             }
         }
         topics
@@ -164,14 +172,26 @@ impl Replicator {
         serde_json::from_value(saved.get(region)?.clone()).ok()
     }
 
-    /// Saves the read positions of every table in `positions`.
-    fn save_positions(&self, positions: &Positions) -> crate::Result<()> {
+    /// Saves the read positions in `positions`, keeping the saved positions of the regions
+    /// it does not name (a topic not read now, while its replica is re-seeded, keeps its
+    /// own).
+    pub(crate) fn save_positions(&self, positions: &Positions) -> crate::Result<()> {
         let mut by_table: BTreeMap<&str, serde_json::Map<String, serde_json::Value>> =
             BTreeMap::new();
         for ((table, region), offsets) in positions {
             by_table
                 .entry(table)
-                .or_default()
+                .or_insert_with(|| {
+                    self.store
+                        .table_definition(table)
+                        .ok()
+                        .and_then(|d| d.extensions.get(OFFSETS_EXTENSION).cloned())
+                        .and_then(|saved| match saved {
+                            serde_json::Value::Object(saved) => Some(saved),
+                            _ => None,
+                        })
+                        .unwrap_or_default()
+                })
                 .insert(region.clone(), serde_json::json!(offsets));
         }
         for (table, offsets) in by_table {
@@ -342,10 +362,20 @@ impl TopicReader {
         self.link.ensure_topics(&names).await?;
         let cleared = self.replicator.topic_stops.clear(StopKind::NeedsReseed);
         let mut list = TopicPartitionList::new();
+        let mut lost: Vec<(String, String, String)> = Vec::new();
         for (table, region) in &self.wanted {
             let name = topic(region, table);
             let partitions = usize::try_from(self.link.partitions(&name)?).unwrap_or(0);
             let key = (table.clone(), region.clone());
+            if let Some(ends) = self.replicator.topic_resumes.lock().remove(&key) {
+                tracing::info!(table, region, positions = ?ends,
+                    "the replica is re-seeded: its topic is read on from where it ended when the re-seed began");
+                metrics::gauge!("tidemark_replication_needs_reseed",
+                    "table" => table.clone(), "region" => region.clone())
+                .set(0.0);
+                self.positions.insert(key.clone(), ends);
+                self.unsaved = true;
+            }
             if !self.positions.contains_key(&key) {
                 let saved = self
                     .replicator
@@ -368,6 +398,7 @@ impl TopicReader {
                     Start::At(offset) => Offset::Offset(offset),
                     Start::NeedsReseed(reason) => {
                         needs_reseed = true;
+                        lost.push((table.clone(), region.clone(), reason.clone()));
                         self.replicator
                             .report_lost_position(table, region, &name, partition, *offset, reason);
                         continue;
@@ -387,7 +418,42 @@ impl TopicReader {
         self.positions.retain(|key, _| wanted.contains(key));
         self.consumer
             .assign(&list)
-            .map_err(tidemark_kafka::Error::Assign)
+            .map_err(tidemark_kafka::Error::Assign)?;
+        self.let_go_of_lost(lost).await;
+        Ok(())
+    }
+
+    /// Records each replica whose topic lost changes of its (one line per partition in
+    /// `lost`) as needing a re-seed, which stops the reading of that topic until the re-seed
+    /// says where to read on; on failure the partition stays stopped, and is looked at again
+    /// at the next assignment.
+    async fn let_go_of_lost(&mut self, lost: Vec<(String, String, String)>) {
+        let mut recorded: BTreeSet<(String, String)> = BTreeSet::new();
+        for (table, region, reason) in lost {
+            if !recorded.insert((table.clone(), region.clone())) {
+                continue;
+            }
+            let me = self.replicator.clone();
+            let why = format!(
+                "region {region}'s replication topic of table {table} lost changes this region \
+                 had not read ({reason}): its topic is not read"
+            );
+            let (t, r) = (table.clone(), region.clone());
+            let recorded = blocking(move || {
+                me.let_go(
+                    &t,
+                    &r,
+                    crate::hold_limit::ReseedCause::LostTopicPosition,
+                    &why,
+                )
+            })
+            .await;
+            if let Err(e) = recorded {
+                tracing::warn!(table, region, error = %e,
+                    "cannot record that the replica needs a re-seed; looked at again shortly");
+                self.reassign = true;
+            }
+        }
     }
 
     /// Waits for the next message of a batch: what is there now, up to [`APPLY_BATCH`]

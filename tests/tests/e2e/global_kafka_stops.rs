@@ -2,7 +2,8 @@
 //! does not decode stops reading its partition there, with an error in `GET /admin/replicas`
 //! and a metric; the changes behind it are not applied past it, even after a restart, while
 //! the other tables' topics go on. And a read position the topic no longer holds (the broker
-//! lost its messages) is reported as needing a re-seed, never jumped over.
+//! lost its messages) is reported as needing a re-seed, never jumped over, and the replica
+//! is re-seeded by itself once the region that wrote the lost changes answers.
 
 use std::time::Duration;
 
@@ -49,14 +50,36 @@ async fn arrives(cluster: &Cluster, table: &str, key: &str) -> bool {
     .await
 }
 
-/// The stopped partitions of `table`'s link in region 1, as `GET /admin/replicas` lists them.
-async fn stopped(cluster: &Cluster, table: &str) -> serde_json::Value {
+/// `table`'s link in region 1, as `GET /admin/replicas` lists it.
+async fn link(cluster: &Cluster, table: &str) -> serde_json::Value {
     let status = admin_json(&format!("{}/admin/replicas", cluster.endpoint(1))).await;
     status["Replicas"]
         .as_array()
         .and_then(|links| links.iter().find(|l| l["Table"] == table))
-        .map(|link| link["Stopped"].clone())
+        .cloned()
         .unwrap_or_default()
+}
+
+/// The stopped partitions of `table`'s link in region 1.
+async fn stopped(cluster: &Cluster, table: &str) -> serde_json::Value {
+    link(cluster, table).await["Stopped"].clone()
+}
+
+/// Region 1's gauge of `table`'s lost changes from region 0, as `/metrics` shows it.
+async fn needs_reseed_gauge(cluster: &Cluster, table: &str) -> Option<String> {
+    let metrics = reqwest::get(format!("{}/metrics", cluster.endpoint(1)))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let series = format!(
+        "tidemark_replication_needs_reseed{{table=\"{table}\",region=\"{}\"}} ",
+        REGIONS[0]
+    );
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series).map(str::to_string))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -154,7 +177,7 @@ async fn a_replication_message_that_does_not_decode_stops_its_partition_and_is_n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_read_position_the_broker_lost_needs_a_reseed_and_is_not_jumped() {
+async fn a_read_position_the_broker_lost_is_reseeded_by_itself_and_never_jumped() {
     use rdkafka::admin::AdminOptions;
 
     let broker = Broker::start().await;
@@ -199,34 +222,59 @@ async fn a_read_position_the_broker_lost_needs_a_reseed_and_is_not_jumped() {
     cluster.restart(1).await;
     let mut listed = serde_json::Value::Null;
     let reported = wait_until(WAIT, async || {
-        listed = stopped(&cluster, table).await;
-        listed[0]["State"] == "NeedsReseed"
+        listed = link(&cluster, table).await;
+        listed["NeedsReseed"] == true
     })
     .await;
     assert!(reported, "the lost changes are reported: {listed}");
+    assert_eq!(
+        needs_reseed_gauge(&cluster, table).await.as_deref(),
+        Some("1")
+    );
+    let described = cluster
+        .client(1, OP_TIMEOUT)
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("DescribeTable");
+    let why = described
+        .table()
+        .map(|t| t.replicas())
+        .unwrap_or_default()
+        .iter()
+        .find(|r| r.region_name() == Some(REGIONS[0]))
+        .and_then(|r| r.replica_status_description().map(str::to_string));
     assert!(
-        listed[0]["Error"]
-            .as_str()
-            .is_some_and(|e| e.contains("lost")),
-        "{listed}"
+        why.as_deref()
+            .is_some_and(|why| why.contains("replication topic no longer holds")),
+        "DescribeTable says why: {why:?}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", cluster.endpoint(1)))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let gauge = format!(
-        "tidemark_replication_needs_reseed{{table=\"{table}\",region=\"{}\"}} 1",
-        REGIONS[0]
-    );
-    assert!(metrics.contains(&gauge), "{gauge} in {metrics}");
-    // Not jumped: a later write of that region's is not applied past the gap either.
+
+    // Region 0 answers again: region 1 re-seeds its replica by itself (what the broker lost
+    // comes by the comparison), then reads region 0's topic on from where it ended.
     cluster.restart(0).await;
     put(&cluster, table, "later").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let client = cluster.client(1, OP_TIMEOUT);
-    assert!(get_consistent(&client, table, "later").await.is_none());
+    assert!(
+        arrives(&cluster, table, "missed").await,
+        "the change the broker lost came by the re-seed"
+    );
+    assert!(arrives(&cluster, table, "later").await);
+    let resumed = wait_until(WAIT, async || {
+        listed = link(&cluster, table).await;
+        listed["NeedsReseed"] == false && listed["Stopped"].is_null()
+    })
+    .await;
+    assert!(resumed, "replication resumed: {listed}");
+    put(&cluster, table, "after").await;
+    assert!(
+        arrives(&cluster, table, "after").await,
+        "the topic is read on"
+    );
+    assert_eq!(
+        needs_reseed_gauge(&cluster, table).await.as_deref(),
+        Some("0")
+    );
     cluster.stop(0).await;
     cluster.stop(1).await;
 }

@@ -211,15 +211,15 @@ impl WireTableDescription {
             .with_reseeds(&reseeds))
     }
 
-    /// Says of each replica in `needed` (this node stopped replicating with it,
-    /// `--peer-hold-limit`) why, in `ReplicaStatusDescription`: its status stays the group's.
+    /// Says of each replica in `needed` (this node stopped replicating with it until it is
+    /// re-seeded) why, in `ReplicaStatusDescription`: its status stays the group's.
     fn with_reseeds(
         mut self,
         needed: &std::collections::BTreeMap<String, hold_limit::Reseed>,
     ) -> Self {
         for replica in self.replicas.iter_mut().flatten() {
-            if needed.contains_key(&replica.region_name) {
-                replica.replica_status_description = Some(hold_limit::DESCRIPTION.to_string());
+            if let Some(record) = needed.get(&replica.region_name) {
+                replica.replica_status_description = Some(record.cause.description().to_string());
             }
         }
         self
