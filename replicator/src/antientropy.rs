@@ -15,10 +15,17 @@
 //!    bounds, (key without the table id, stamp, tombstone flag), into one of 2^k buckets by a
 //!    hash of its key, adding the cell hashes per bucket: order does not matter, so one scan
 //!    of stamps (items are not decoded) builds every bucket.
-//! 3. **Cells** (`POST /_tidemark/peer/cells`): for the buckets whose sums differ, both
+//! 3. **Narrowing**: while more than a few buckets differ and each holds more than a few
+//!    dozen cells, the initiator asks for a digest of only those buckets, each split into 16
+//!    (the same request, naming the coarser buckets it is `within`): a bucket is the top
+//!    bits of a key's hash, so its children are the buckets one level down with the same top
+//!    bits. This is a hash tree over the key space, walked only where it differs: scattered
+//!    differences then cost a scan and a few sums per difference, not a listing of every
+//!    cell of every bucket they touched.
+//! 4. **Cells** (`POST /_tidemark/peer/cells`): for the buckets whose sums differ, both
 //!    sides list every cell in them (key, stamp, live) and the peer its trim horizon, read
 //!    after its snapshot.
-//! 4. **Repair**: per key, the newer cell wins (last writer wins, [`Stamp::wins_over`]). The
+//! 5. **Repair**: per key, the newer cell wins (last writer wins, [`Stamp::wins_over`]). The
 //!    initiator fetches the peer's newer cells (`POST /_tidemark/peer/fetch`) and applies
 //!    them here, and sends its own newer cells to the peer as a change batch (`POST
 //!    /_tidemark/peer/changes`): both go through the ordinary replicated-change path, so an
@@ -66,8 +73,19 @@ pub const CELLS_PATH: &str = "/_tidemark/peer/cells";
 /// Path of requests for cells by key, to repair the requester with.
 pub const FETCH_PATH: &str = "/_tidemark/peer/fetch";
 
-/// Most buckets a digest may have (2^16: 16 bytes each on the wire at most, about 1 MB).
+/// Most buckets a digest of the whole table may have (2^16: 16 bytes each on the wire at
+/// most, about 1 MB).
 const MAX_BUCKETS_LOG2: u8 = 16;
+/// Finest buckets a narrowed digest, or a listing of cells, may name.
+const MAX_LEAF_LOG2: u8 = 24;
+/// A narrowed digest splits each differing bucket into 2^this.
+const NARROWING_BITS: u8 = 4;
+/// Most sums a narrowed digest may answer with.
+const MAX_NARROWED_SUMS: usize = 1 << 16;
+/// Differing buckets are narrowed down while there are more than this many...
+const NARROW_ABOVE_BUCKETS: usize = 4;
+/// ...and each holds about more than this many cells.
+const NARROW_ABOVE_CELLS: u64 = 32;
 /// Fewest buckets of a digest.
 const MIN_BUCKETS_LOG2: u8 = 4;
 /// About how many cells one bucket holds: a differing bucket costs listing this many cells.
@@ -154,6 +172,63 @@ pub struct DigestRequest {
     pub buckets_log2: u8,
     /// Most cells the peer scans per second for it (0: no limit).
     pub cells_per_second: u64,
+    /// Only the buckets within these coarser ones (a narrowed digest); every bucket when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Within>,
+}
+
+/// The coarser buckets a narrowed digest sums the children of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Within {
+    /// Their level: 2^this buckets over the key space.
+    pub buckets_log2: u8,
+    /// The buckets.
+    pub buckets: Vec<u32>,
+}
+
+impl Within {
+    /// Checks a narrowed digest of 2^`buckets_log2` buckets within these can be made.
+    fn check(&self, buckets_log2: u8) -> Result<()> {
+        let shift = buckets_log2.saturating_sub(self.buckets_log2);
+        let sums = self.buckets.len().checked_shl(u32::from(shift));
+        if buckets_log2 > MAX_LEAF_LOG2
+            || !(1..=NARROWING_BITS).contains(&shift)
+            || sums.is_none_or(|n| n > MAX_NARROWED_SUMS)
+            || self
+                .buckets
+                .iter()
+                .any(|b| u64::from(*b) >> self.buckets_log2 != 0)
+        {
+            return Err(Error::Validation(format!(
+                "a narrowed digest splits each of at most {MAX_NARROWED_SUMS} buckets into at \
+                 most 2^{NARROWING_BITS}, at most 2^{MAX_LEAF_LOG2} over the key space"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where the sum of `bucket` (of 2^`buckets_log2`) goes in a narrowed digest: the
+    /// children of each bucket of `self`, in order. `lookup` maps this side's buckets to
+    /// their place.
+    fn slot(
+        &self,
+        lookup: &std::collections::HashMap<u32, usize>,
+        bucket: u32,
+        buckets_log2: u8,
+    ) -> Option<usize> {
+        let shift = buckets_log2 - self.buckets_log2;
+        let place = lookup.get(&(bucket >> shift))?;
+        let child = (bucket & ((1u32 << shift) - 1)) as usize;
+        Some((place << shift) | child)
+    }
+
+    /// The bucket whose sum is at `slot` of a narrowed digest of 2^`buckets_log2` buckets.
+    fn bucket_at(&self, slot: usize, buckets_log2: u8) -> Option<u32> {
+        let shift = buckets_log2 - self.buckets_log2;
+        let parent = self.buckets.get(slot >> shift)?;
+        Some((parent << shift) | (slot as u32 & ((1u32 << shift) - 1)))
+    }
 }
 
 /// The peer's digest and the bounds it was made with (both sides use these).
@@ -269,6 +344,10 @@ pub struct PeerVerification {
     pub buckets: u64,
     /// Buckets whose digests differed.
     pub buckets_differing: u64,
+    /// Buckets whose cells were listed: the differing ones, narrowed down (see the
+    /// module's doc).
+    #[serde(default)]
+    pub buckets_listed: u64,
     /// Items whose cells differed (each repaired one way, or unresolved).
     pub cells_differing: u64,
     /// Cells the peer had newer, written here.
@@ -585,9 +664,19 @@ impl Replicator {
         table: &str,
         bounds: &Bounds,
         buckets_log2: u8,
+        narrowed: Option<&Within>,
         cells_per_second: u64,
     ) -> Result<(Vec<u64>, u64)> {
-        let mut buckets = vec![0u64; 1usize << buckets_log2];
+        let (sums, lookup) = match narrowed {
+            None => (1usize << buckets_log2, Default::default()),
+            Some(w) => {
+                w.check(buckets_log2)?;
+                let lookup: std::collections::HashMap<u32, usize> =
+                    w.buckets.iter().enumerate().map(|(i, b)| (*b, i)).collect();
+                (w.buckets.len() << (buckets_log2 - w.buckets_log2), lookup)
+            }
+        };
+        let mut buckets = vec![0u64; sums];
         let mut cells = 0u64;
         scan_cells(
             &self.replication,
@@ -595,8 +684,12 @@ impl Replicator {
             &Pace::new(cells_per_second),
             |cell| {
                 if within(&cell, bounds) {
-                    let bucket = bucket_of(&cell.key, buckets_log2) as usize;
-                    if let Some(sum) = buckets.get_mut(bucket) {
+                    let bucket = bucket_of(&cell.key, buckets_log2);
+                    let slot = match narrowed {
+                        None => Some(bucket as usize),
+                        Some(w) => w.slot(&lookup, bucket, buckets_log2),
+                    };
+                    if let Some(sum) = slot.and_then(|slot| buckets.get_mut(slot)) {
                         *sum = sum.wrapping_add(cell_hash(&cell));
                     }
                     cells += 1;
@@ -634,7 +727,9 @@ impl Replicator {
     /// Validation when the table is not global and ACTIVE here, a region has not reported
     /// what it delivered, or the bucket count is out of range; storage failures.
     pub fn receive_digest(&self, request: DigestRequest) -> Result<DigestAnswer> {
-        if !(MIN_BUCKETS_LOG2..=MAX_BUCKETS_LOG2).contains(&request.buckets_log2) {
+        if request.within.is_none()
+            && !(MIN_BUCKETS_LOG2..=MAX_BUCKETS_LOG2).contains(&request.buckets_log2)
+        {
             return Err(Error::Validation(format!(
                 "a digest has between 2^{MIN_BUCKETS_LOG2} and 2^{MAX_BUCKETS_LOG2} buckets, \
                  not 2^{}",
@@ -648,6 +743,7 @@ impl Replicator {
             &request.table,
             &bounds,
             request.buckets_log2,
+            request.within.as_ref(),
             request.cells_per_second,
         )?;
         Ok(DigestAnswer {
@@ -663,9 +759,9 @@ impl Replicator {
     /// Validation when the table is not global here or the bucket count is out of range;
     /// storage failures.
     pub fn receive_cells_request(&self, request: CellsRequest) -> Result<CellsAnswer> {
-        if request.buckets_log2 > MAX_BUCKETS_LOG2 {
+        if request.buckets_log2 > MAX_LEAF_LOG2 {
             return Err(Error::Validation(format!(
-                "a digest has at most 2^{MAX_BUCKETS_LOG2} buckets"
+                "cells are listed from at most 2^{MAX_LEAF_LOG2} buckets"
             )));
         }
         self.active_membership(&request.table)?;
@@ -790,6 +886,7 @@ impl Replicator {
             bounds: proposed.clone(),
             buckets_log2,
             cells_per_second,
+            within: None,
         };
         let theirs = transport.digest(&peer, &request).await?;
         let exchanged = json_len(&request) + json_len(&theirs);
@@ -799,9 +896,9 @@ impl Replicator {
                 "region {region} answered with bounds wider than asked for"
             )));
         }
-        let (me, name, within) = (self.clone(), table.to_string(), bounds.clone());
+        let (me, name, agreed) = (self.clone(), table.to_string(), bounds.clone());
         let (mine, cells) =
-            blocking(move || me.table_digest(&name, &within, buckets_log2, cells_per_second))
+            blocking(move || me.table_digest(&name, &agreed, buckets_log2, None, cells_per_second))
                 .await?;
         if theirs.buckets.len() != mine.len() {
             return Err(Error::Validation(format!(
@@ -827,15 +924,27 @@ impl Replicator {
             ..PeerVerification::default()
         };
         let per_bucket = (cells.max(theirs.cells) / mine.len().max(1) as u64).max(1);
-        let buckets_per_request = usize::try_from(CELLS_PER_REQUEST / per_bucket)
+        let (leaves_log2, leaves, bounds, per_leaf) = self
+            .narrow(
+                transport,
+                &peer,
+                table,
+                (buckets_log2, differing, bounds),
+                per_bucket,
+                cells_per_second,
+                &mut report,
+            )
+            .await?;
+        report.buckets_listed = leaves.len() as u64;
+        let buckets_per_request = usize::try_from(CELLS_PER_REQUEST / per_leaf)
             .unwrap_or(usize::MAX)
             .max(1);
-        for chunk in differing.chunks(buckets_per_request) {
+        for chunk in leaves.chunks(buckets_per_request) {
             self.repair_buckets(
                 transport,
                 &peer,
                 table,
-                buckets_log2,
+                leaves_log2,
                 chunk,
                 &bounds,
                 &mut report,
@@ -856,6 +965,81 @@ impl Replicator {
         metrics::counter!("tidemark_antientropy_unresolved_total", &labels)
             .increment(report.unresolved);
         Ok(report)
+    }
+
+    /// Narrows `differing`, buckets of 2^k holding about `per_bucket` cells each, down
+    /// the hash tree (see the module's doc) while that pays, and returns the level reached,
+    /// the buckets that differ there, the bounds the last digests were made within and about
+    /// how many cells each of those buckets holds.
+    #[allow(clippy::too_many_arguments)]
+    async fn narrow(
+        self: &Arc<Self>,
+        transport: &dyn EntropyTransport,
+        peer: &Peer,
+        table: &str,
+        (mut level, mut differing, mut bounds): (u8, Vec<u32>, Bounds),
+        mut per_bucket: u64,
+        cells_per_second: u64,
+        report: &mut PeerVerification,
+    ) -> Result<(u8, Vec<u32>, Bounds, u64)> {
+        while differing.len() > NARROW_ABOVE_BUCKETS
+            && per_bucket > NARROW_ABOVE_CELLS
+            && level < MAX_LEAF_LOG2
+        {
+            let finer = (level + NARROWING_BITS).min(MAX_LEAF_LOG2);
+            let shift = finer - level;
+            if differing.len() << shift > MAX_NARROWED_SUMS {
+                break;
+            }
+            let narrowed = Within {
+                buckets_log2: level,
+                buckets: differing,
+            };
+            let request = DigestRequest {
+                table: table.to_string(),
+                bounds: bounds.clone(),
+                buckets_log2: finer,
+                cells_per_second,
+                within: Some(narrowed.clone()),
+            };
+            let theirs = transport.digest(peer, &request).await?;
+            report.bytes_exchanged += json_len(&request) + json_len(&theirs);
+            if bounds.narrowed(&theirs.bounds) != theirs.bounds {
+                return Err(Error::Validation(format!(
+                    "region {} answered with bounds wider than asked for",
+                    peer.region
+                )));
+            }
+            bounds = theirs.bounds;
+            let (me, name, agreed, asked) = (
+                self.clone(),
+                table.to_string(),
+                bounds.clone(),
+                narrowed.clone(),
+            );
+            let (mine, _) = blocking(move || {
+                me.table_digest(&name, &agreed, finer, Some(&asked), cells_per_second)
+            })
+            .await?;
+            if theirs.buckets.len() != mine.len() {
+                return Err(Error::Validation(format!(
+                    "region {} answered with {} narrowed buckets, not {}",
+                    peer.region,
+                    theirs.buckets.len(),
+                    mine.len()
+                )));
+            }
+            differing = mine
+                .iter()
+                .zip(&theirs.buckets)
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .filter_map(|(slot, _)| narrowed.bucket_at(slot, finer))
+                .collect();
+            level = finer;
+            per_bucket = (per_bucket >> shift).max(1);
+        }
+        Ok((level, differing, bounds, per_bucket))
     }
 
     /// Lists the cells of `buckets` on both sides and repairs each side with the other's

@@ -263,6 +263,81 @@ async fn lost_and_stale_cells_are_found_and_the_newer_cell_wins_on_both_sides() 
 }
 
 #[tokio::test]
+async fn scattered_differences_are_narrowed_down_before_cells_are_listed() {
+    let (us, eu) = pair(100_000);
+    // 64 buckets of about 160 cells each, and 40 lost changes scattered over them.
+    replicated(
+        &us,
+        &eu,
+        (0..10_000)
+            .map(|i| cell(&format!("k{i}"), Some("same"), 10 + i, "us"))
+            .collect(),
+    );
+    write_only_in(
+        &us,
+        (0..40)
+            .map(|i| cell(&format!("k{}", i * 251), Some("lost"), 20_000 + i, "us"))
+            .collect(),
+    );
+
+    let report = verify(&us, &eu).await;
+
+    assert_eq!(report.error, None);
+    assert!(report.buckets_differing > 8, "{report:?}");
+    assert!(
+        report.buckets_listed <= 40,
+        "only the narrowed buckets holding a difference are listed: {report:?}"
+    );
+    assert_eq!(report.cells_differing, 40);
+    assert_eq!(report.repaired_there, 40);
+    // Listing the differing buckets whole would have moved every cell of theirs, each about
+    // 60 bytes as JSON.
+    let whole = report.buckets_differing * (report.cells_compared / report.buckets) * 60;
+    assert!(
+        report.bytes_exchanged < whole / 4,
+        "{} bytes, against about {whole} for the whole buckets",
+        report.bytes_exchanged
+    );
+    for i in 0..40 {
+        assert_eq!(
+            value_in(&eu, &format!("k{}", i * 251)).as_deref(),
+            Some("lost")
+        );
+    }
+    assert_eq!(verify(&eu, &us).await.buckets_differing, 0);
+}
+
+#[test]
+fn a_narrowed_digest_places_each_child_under_its_parent() {
+    let narrowed = Within {
+        buckets_log2: 4,
+        buckets: vec![9, 2],
+    };
+    narrowed.check(8).expect("a valid narrowing");
+    let lookup = [(9, 0), (2, 1)].into_iter().collect();
+    assert_eq!(narrowed.slot(&lookup, (9 << 4) | 5, 8), Some(5));
+    assert_eq!(narrowed.slot(&lookup, (2 << 4) | 15, 8), Some(31));
+    assert_eq!(narrowed.slot(&lookup, 3 << 4, 8), None, "not narrowed");
+    assert_eq!(narrowed.bucket_at(5, 8), Some((9 << 4) | 5));
+    assert_eq!(narrowed.bucket_at(31, 8), Some((2 << 4) | 15));
+    assert_eq!(narrowed.bucket_at(32, 8), None);
+    for key in [b"a".as_slice(), b"k17", b"zzz"] {
+        assert_eq!(
+            bucket_of(key, 8) >> 4,
+            bucket_of(key, 4),
+            "a child keeps its parent's bits"
+        );
+    }
+    assert!(narrowed.check(4).is_err(), "not finer");
+    assert!(narrowed.check(9).is_err(), "more than 16 children each");
+    let outside = Within {
+        buckets_log2: 4,
+        buckets: vec![16],
+    };
+    assert!(outside.check(8).is_err(), "no bucket 16 of 2^4");
+}
+
+#[tokio::test]
 async fn cells_past_what_every_region_delivered_are_not_compared() {
     let (us, eu) = pair(1_000);
     replicated(&us, &eu, vec![cell("a", Some("1"), 10, "us")]);
