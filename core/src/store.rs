@@ -28,6 +28,9 @@ pub struct StoreConfig {
     pub account_id: String,
     /// When writes are acknowledged.
     pub durability: Durability,
+    /// Under `buffer`, how often the journal is synced in the background (it bounds what a
+    /// power cut takes; a wait for a change to be on disk syncs at once).
+    pub background_sync_interval: Duration,
     /// How long change records (and tombstones) are kept.
     pub history_window: Duration,
     /// Block cache size in bytes.
@@ -49,6 +52,7 @@ impl StoreConfig {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             durability: Durability::Sync,
+            background_sync_interval: crate::storage::group_commit::BACKGROUND_SYNC_INTERVAL,
             history_window: Duration::from_secs(24 * 3600),
             cache_bytes: 64 * 1024 * 1024,
             stream_shards: 4,
@@ -100,7 +104,7 @@ impl Store {
         let halt = Halt::default();
         let storage = Storage::open(
             &config.data_dir,
-            config.durability,
+            (config.durability, config.background_sync_interval),
             config.region.clone(),
             config.cache_bytes,
             config.item_collection_limit_bytes,

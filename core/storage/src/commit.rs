@@ -126,7 +126,7 @@ impl CommitPipeline {
     pub(crate) fn start(
         db: &Database,
         dir: &Path,
-        mode: Durability,
+        mode: (Durability, std::time::Duration),
         sequencer: Sequencer,
         region: String,
         clock: Arc<dyn Clock>,

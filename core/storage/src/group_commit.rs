@@ -45,8 +45,9 @@ pub enum Durability {
 /// Longest the syncer waits for queued committers before an fsync.
 const MAX_GATHER: Duration = Duration::from_micros(500);
 
-/// How often the journal is synced in the background under `buffer`.
-const BACKGROUND_SYNC_INTERVAL: Duration = Duration::from_millis(50);
+/// How often the journal is synced in the background under `buffer`, unless the store is
+/// opened with another interval.
+pub const BACKGROUND_SYNC_INTERVAL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Default)]
 struct SyncState {
@@ -93,7 +94,7 @@ impl Durable {
     pub(super) fn start(
         db: &Database,
         dir: &Path,
-        mode: Durability,
+        (mode, background_sync): (Durability, Duration),
         last_seq: ChangeSeq,
         halt: Halt,
     ) -> Result<(Arc<Durable>, JoinHandle<()>)> {
@@ -103,7 +104,7 @@ impl Durable {
             .name("tidemark-journal-sync".into())
             .spawn(move || match mode {
                 Durability::Sync => syncing.run_syncer(&db, journal),
-                Durability::Buffer => syncing.run_background_sync(&db, journal),
+                Durability::Buffer => syncing.run_background_sync(&db, journal, background_sync),
             })
             .map_err(|e| Error::Internal(format!("cannot start the journal syncer: {e}")))?;
         Ok((durable, syncer))
@@ -286,18 +287,17 @@ impl Durable {
         self.on_disk_watermark.send_modify(|_| {});
     }
 
-    /// Under `buffer`: syncs the journal every [`BACKGROUND_SYNC_INTERVAL`] while writes come
+    /// Under `buffer`: syncs the journal every `interval` while writes come
     /// in, and at once when someone waits for a change to be on disk. Acknowledgements never
     /// wait for it; it bounds what a power loss can take, and, IMPORTANT for latency, it
     /// keeps the journal nearly clean, so the full sync fjall makes under its journal lock
     /// before each memtable flush (which every commit waits behind) has little left to write.
-    fn run_background_sync(&self, db: &Database, mut journal: JournalSync) {
+    fn run_background_sync(&self, db: &Database, mut journal: JournalSync, interval: Duration) {
         loop {
             let (committed, on_disk, shutdown) = {
                 let mut state = self.state.lock();
                 if !state.shutdown && !state.sync_wanted {
-                    self.wake_syncer
-                        .wait_for(&mut state, BACKGROUND_SYNC_INTERVAL);
+                    self.wake_syncer.wait_for(&mut state, interval);
                 }
                 state.sync_wanted = false;
                 (state.committed, state.on_disk, state.shutdown)

@@ -143,7 +143,7 @@ impl Storage {
     /// commit sequencer, and starts the commit path.
     pub fn open(
         dir: &Path,
-        durability: Durability,
+        (durability, background_sync): (Durability, std::time::Duration),
         region: String,
         cache_bytes: u64,
         collection_limit: u64,
@@ -250,7 +250,15 @@ impl Storage {
             ordinals: log::last_ordinals(&ks, table_ids.into_iter())?,
             collection_limit,
         };
-        let pipeline = CommitPipeline::start(&db, dir, durability, sequencer, region, clock, halt)?;
+        let pipeline = CommitPipeline::start(
+            &db,
+            dir,
+            (durability, background_sync),
+            sequencer,
+            region,
+            clock,
+            halt,
+        )?;
         let storage = Storage {
             db,
             ks,
