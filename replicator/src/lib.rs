@@ -329,7 +329,12 @@ impl Replicator {
             }
             Err(e) => {
                 if link.reachable || link.last_error.is_none() {
-                    tracing::warn!(peer = region, error = %e, "peer unreachable; retrying with backoff");
+                    match e {
+                        PeerError::Unreachable { .. } => tracing::warn!(peer = region, error = %e,
+                            "peer unreachable; retrying with backoff"),
+                        PeerError::Refused { .. } => tracing::warn!(peer = region, error = %e,
+                            "peer refused; retrying with backoff"),
+                    }
                 }
                 link.reachable = false;
                 link.last_error = Some(e.to_string());

@@ -53,6 +53,8 @@ pub async fn run_sweeper(
     trigger: SweepTrigger,
     shutdown: CancellationToken,
 ) -> tidemark_core::Result<()> {
+    // Said once per pause, not at every pass of it.
+    let mut paused = false;
     loop {
         let worker = ttl.clone();
         let next_due = match tokio::task::spawn_blocking(move || sweep(&worker)).await {
@@ -60,9 +62,19 @@ pub async fn run_sweeper(
                 if report.expired > 0 {
                     tracing::debug!(expired = report.expired, "expired items by TTL");
                 }
+                if std::mem::take(&mut paused) {
+                    tracing::info!("TTL expiry resumed: writes are no longer paused");
+                }
                 report.next_due_second
             }
             Ok(Err(e)) if e.is_fatal() => return Err(e),
+            Ok(Err(tidemark_core::Error::WritesPaused(reason))) => {
+                if !std::mem::replace(&mut paused, true) {
+                    tracing::warn!(reason = %reason,
+                        "TTL expiry waits while this node's writes are paused");
+                }
+                None
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "TTL sweep failed; retrying next period");
                 None
