@@ -2,7 +2,8 @@
 //! given, release build) as child processes, one per region, linked through loopback TCP
 //! proxies as in the tests.
 //!
-//! - `replication-bench BINARY lag RATE SECONDS [direct|kafka]`: two regions; PutItem at RATE
+//! - `replication-bench BINARY lag RATE SECONDS [direct|kafka] [sync|buffer]`: two regions
+//!   (`--durability` sync, the default, or buffer); PutItem at RATE
 //!   writes/s in the first for SECONDS (raw PutItem requests: the SDK's own CPU cost would cap
 //!   the rate on a small machine); then, from the second region's change log, each
 //!   replicated write's lag: its commit there minus its commit at the origin (both on this
@@ -117,9 +118,9 @@ async fn closed_loop_raw_puts(
     done.len() as u64
 }
 
-async fn lag(binary: &Path, rate: u64, seconds: u64, transport: &str) {
+async fn lag(binary: &Path, rate: u64, seconds: u64, transport: &str, durability: &str) {
     let mut broker = None;
-    let mut extra: Vec<String> = Vec::new();
+    let mut extra: Vec<String> = vec!["--durability".into(), durability.into()];
     if transport == "kafka" {
         let started = Broker::start().await;
         extra.extend([
@@ -265,7 +266,7 @@ async fn seed(binary: &Path, items: u64) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: replication-bench BINARY lag RATE SECONDS [direct|kafka]\n       \
+        "usage: replication-bench BINARY lag RATE SECONDS [direct|kafka] [sync|buffer]\n       \
          replication-bench BINARY throughput SECONDS WRITERS [pinned]\n       \
          replication-bench BINARY seed ITEMS"
     );
@@ -284,7 +285,13 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("lag") => {
             let transport = args.get(4).map_or("direct", String::as_str);
-            lag(&binary, number(2), number(3), transport).await;
+            let durability = args.get(5).map_or("sync", String::as_str);
+            if !["direct", "kafka"].contains(&transport)
+                || !["sync", "buffer"].contains(&durability)
+            {
+                usage();
+            }
+            lag(&binary, number(2), number(3), transport, durability).await;
         }
         Some("throughput") => {
             let pinned = match args.get(4).map(String::as_str) {
