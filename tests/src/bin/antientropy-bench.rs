@@ -121,13 +121,15 @@ async fn verify(cluster: &Cluster, what: &str) {
     assert!(field("Error").is_null(), "verify failed: {report}");
     println!(
         "{what}: {secs:.2} s; CPU {:.2} s here, {:.2} s in the peer; {} bytes exchanged; \
-         {} cells compared, {} of {} buckets and {} cells differed, {} repaired here, {} there",
+         {} cells compared, {} of {} buckets ({} narrowed down and listed) and {} cells \
+         differed, {} repaired here, {} there",
         here,
         there,
         field("BytesExchanged"),
         field("CellsCompared"),
         field("BucketsDiffering"),
         field("Buckets"),
+        field("BucketsListed"),
         field("CellsDiffering"),
         field("RepairedHere"),
         field("RepairedThere"),
