@@ -102,6 +102,8 @@ const BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Least time between the starts of two batches to one destination.
 const MIN_SEND_INTERVAL: Duration = Duration::from_millis(5);
+/// Longest a round waits for the journal sync it asked for (one takes a few milliseconds).
+const SYNC_WAIT: Duration = Duration::from_millis(100);
 /// Least time between two rounds of delivered-through marks in the replication topics.
 const MARK_EVERY: Duration = Duration::from_millis(250);
 /// How often an idle shipper looks again even when nothing woke it.
@@ -146,15 +148,24 @@ impl Replicator {
                     _ = tokio::time::sleep(MIN_SEND_INTERVAL - since) => {}
                 }
             }
+            // Under `buffer` a commit reaches the disk at the next background sync (50 ms):
+            // asking for it now, and waiting for that one sync, ships what is committed now
+            // in this round rather than the next (a sync is asked for while each batch is
+            // sent too, so it is mostly done by then).
+            let committed = self.store.durable_seq();
+            if self.store.on_disk_seq() < committed {
+                self.store.request_sync();
+                let synced = on_disk.wait_for(|seq| *seq >= committed);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    // A failed sync stops the node; until then what is on disk goes.
+                    _ = tokio::time::timeout(SYNC_WAIT, synced) => {}
+                }
+            }
             // Registered before reading, so a change committed meanwhile still wakes us.
             let changed = self.changed.notified();
             durable.borrow_and_update();
             on_disk.borrow_and_update();
-            // Under `buffer` a commit reaches the disk at the next background sync (50 ms);
-            // asking for it now keeps that out of the replication lag.
-            if self.store.on_disk_seq() < self.store.durable_seq() {
-                self.store.request_sync();
-            }
             let me = self.clone();
             let reading = destination.clone();
             let round = match blocking(move || Ok(me.read_round(&reading))).await {
@@ -206,6 +217,9 @@ impl Replicator {
             };
             let sending = tokio::time::Instant::now();
             last_started = sending;
+            if self.store.on_disk_seq() < self.store.durable_seq() {
+                self.store.request_sync();
+            }
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 sent = destination.send(&self.client, self.region(), batch) => sent,
