@@ -322,6 +322,28 @@ fn put(store: &Store, k: &str) {
         .expect("a put");
 }
 
+fn delete(store: &Store, k: &str) {
+    store
+        .delete_item(DeleteItemRequest {
+            table_name: TABLE.into(),
+            key: key(k),
+            ..Default::default()
+        })
+        .expect("a delete");
+}
+
+/// `away` leaves the network, and `from` finds that out at its next membership exchange.
+async fn goes_away(network: &Network, from: &Region, away: &Region) {
+    network.set_reachable(away, false);
+    let held = GlobalTable::of(&from.store, TABLE).expect("global");
+    assert!(
+        from.replicator
+            .send_membership(TABLE, away.replicator.region(), &held)
+            .await
+            .is_err()
+    );
+}
+
 fn item_count(store: &Store) -> usize {
     store
         .scan(ScanRequest {
@@ -384,16 +406,22 @@ async fn global_pair(network: &Arc<Network>) -> (Region, Region) {
     for k in ["a", "b", "c"] {
         put(&us.store, k);
     }
-    us.replicator
-        .update_replicas(TABLE, create("eu"), VERSION)
+    add_replica(&us, &eu).await;
+    (us, eu)
+}
+
+/// Adds `to`'s replica of the table from `from`, and waits until it is ACTIVE in both.
+async fn add_replica(from: &Region, to: &Region) {
+    let region = to.replicator.region();
+    from.replicator
+        .update_replicas(TABLE, create(region), VERSION)
         .await
         .expect("the replica is created");
-    eventually("eu is ACTIVE in both regions", || {
-        status_in(&us.store, "eu") == Some(ReplicaStatus::Active)
-            && status_in(&eu.store, "eu") == Some(ReplicaStatus::Active)
+    eventually(&format!("{region} is ACTIVE in both regions"), || {
+        status_in(&from.store, region) == Some(ReplicaStatus::Active)
+            && status_in(&to.store, region) == Some(ReplicaStatus::Active)
     })
     .await;
-    (us, eu)
 }
 
 #[tokio::test]
@@ -404,13 +432,7 @@ async fn a_new_replica_is_created_before_it_is_named_then_seeded_and_made_active
     for k in ["a", "b", "c", "gone"] {
         put(&us.store, k);
     }
-    us.store
-        .delete_item(DeleteItemRequest {
-            table_name: TABLE.into(),
-            key: key("gone"),
-            ..Default::default()
-        })
-        .expect("a delete");
+    delete(&us.store, "gone");
 
     let after = us
         .replicator
@@ -959,15 +981,8 @@ async fn a_peer_away_past_the_hold_limit_is_let_go_of_and_reported() {
     })
     .await;
 
-    network.set_reachable(&ap, false);
+    goes_away(&network, &us, &ap).await;
     put(&us.store, "while-away");
-    let held = GlobalTable::of(&us.store, TABLE).expect("global");
-    assert!(
-        us.replicator
-            .send_membership(TABLE, "ap", &held)
-            .await
-            .is_err()
-    );
     us.replicator.enforce_hold_limit().expect("checked");
     assert!(
         us.store.hold(&peer_hold(&us.store, "ap")).is_some(),
@@ -1089,15 +1104,7 @@ async fn a_region_away_past_the_hold_limit_is_let_go_of_through_kafka_too() {
     let us = network.join_with("us", limit, kafka());
     let ap = network.join_with("ap", PeerHoldLimit::DEFAULT.0, kafka());
     create_table(&us.engine);
-    us.replicator
-        .update_replicas(TABLE, create("ap"), VERSION)
-        .await
-        .expect("the replica is created");
-    eventually("ap is ACTIVE in both regions", || {
-        status_in(&us.store, "ap") == Some(ReplicaStatus::Active)
-            && status_in(&ap.store, "ap") == Some(ReplicaStatus::Active)
-    })
-    .await;
+    add_replica(&us, &ap).await;
     // What ap's topic said it delivered, as the Kafka reader takes it.
     let delivered = ap.store.clock().now_millis() << 16;
     us.replicator
@@ -1110,22 +1117,9 @@ async fn a_region_away_past_the_hold_limit_is_let_go_of_through_kafka_too() {
     );
 
     // ap goes away; us deletes an item, whose tombstone ap pins.
-    network.set_reachable(&ap, false);
-    let held = GlobalTable::of(&us.store, TABLE).expect("global");
-    assert!(
-        us.replicator
-            .send_membership(TABLE, "ap", &held)
-            .await
-            .is_err()
-    );
+    goes_away(&network, &us, &ap).await;
     put(&us.store, "d");
-    us.store
-        .delete_item(DeleteItemRequest {
-            table_name: TABLE.into(),
-            key: key("d"),
-            ..Default::default()
-        })
-        .expect("a delete");
+    delete(&us.store, "d");
     us.replicator.enforce_hold_limit().expect("checked");
     assert!(!us.replicator.needs_reseed(TABLE, "ap"), "not yet");
 
@@ -1162,15 +1156,7 @@ async fn a_region_let_go_of_is_re_seeded_when_it_returns_keeping_its_writes_and_
     for k in ["base", "d", "x"] {
         put(&us.store, k);
     }
-    us.replicator
-        .update_replicas(TABLE, create("ap"), VERSION)
-        .await
-        .expect("the replica is created");
-    eventually("ap is ACTIVE in both regions", || {
-        status_in(&us.store, "ap") == Some(ReplicaStatus::Active)
-            && status_in(&ap.store, "ap") == Some(ReplicaStatus::Active)
-    })
-    .await;
+    add_replica(&us, &ap).await;
     assert_eq!(item_keys(&ap.store), ["base", "d", "x"]);
     // Each shipper says what it delivered, as its heartbeats do.
     for (from, to) in [(&ap, &us), (&us, &ap)] {
@@ -1188,23 +1174,10 @@ async fn a_region_let_go_of_is_re_seeded_when_it_returns_keeping_its_writes_and_
 
     // ap goes away past the limit; meanwhile us deletes d (and trims its tombstone) and
     // writes n, and ap writes a.
-    network.set_reachable(&ap, false);
-    let held = GlobalTable::of(&us.store, TABLE).expect("global");
-    assert!(
-        us.replicator
-            .send_membership(TABLE, "ap", &held)
-            .await
-            .is_err()
-    );
+    goes_away(&network, &us, &ap).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     put(&ap.store, "a");
-    us.store
-        .delete_item(DeleteItemRequest {
-            table_name: TABLE.into(),
-            key: key("d"),
-            ..Default::default()
-        })
-        .expect("a delete");
+    delete(&us.store, "d");
     put(&us.store, "n");
     tokio::time::sleep(limit + Duration::from_millis(100)).await;
     us.replicator.enforce_hold_limit().expect("checked");
@@ -1221,13 +1194,7 @@ async fn a_region_let_go_of_is_re_seeded_when_it_returns_keeping_its_writes_and_
     assert_eq!(trimmed.tombstones, 1, "d's tombstone is gone");
     // ap, away too, deletes x and trims its tombstone (as a region that let go of us, or
     // that went on reading us through Kafka, does).
-    ap.store
-        .delete_item(DeleteItemRequest {
-            table_name: TABLE.into(),
-            key: key("x"),
-            ..Default::default()
-        })
-        .expect("a delete");
+    delete(&ap.store, "x");
     for hold in ap.store.holds() {
         ap.store.release_hold(&hold.name).expect("released");
     }

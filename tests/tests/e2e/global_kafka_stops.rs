@@ -65,14 +65,19 @@ async fn stopped(cluster: &Cluster, table: &str) -> serde_json::Value {
     link(cluster, table).await["Stopped"].clone()
 }
 
-/// Region 1's gauge of `table`'s lost changes from region 0, as `/metrics` shows it.
-async fn needs_reseed_gauge(cluster: &Cluster, table: &str) -> Option<String> {
-    let metrics = reqwest::get(format!("{}/metrics", cluster.endpoint(1)))
+/// Region 1's `/metrics`.
+async fn metrics(cluster: &Cluster) -> String {
+    reqwest::get(format!("{}/metrics", cluster.endpoint(1)))
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("metrics text");
+        .expect("metrics text")
+}
+
+/// Region 1's gauge of `table`'s lost changes from region 0, as `/metrics` shows it.
+async fn needs_reseed_gauge(cluster: &Cluster, table: &str) -> Option<String> {
+    let metrics = metrics(cluster).await;
     let series = format!(
         "tidemark_replication_needs_reseed{{table=\"{table}\",region=\"{}\"}} ",
         REGIONS[0]
@@ -142,12 +147,7 @@ async fn a_replication_message_that_does_not_decode_stops_its_partition_and_is_n
             .is_some_and(|e| e.contains("does not decode")),
         "{listed}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", cluster.endpoint(1)))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = metrics(&cluster).await;
     assert!(
         metrics.contains(&format!(
             "tidemark_replication_undecodable_total{{topic=\"{topic}\"}}"
