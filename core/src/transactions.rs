@@ -212,7 +212,7 @@ impl Transactions {
         let mut seen = HashSet::new();
         let mut total_bytes = 0;
         for (index, action) in request.items.iter().enumerate() {
-            let table = self.store.table(&action.table_name)?;
+            let table = self.store.item_table(&action.table_name)?;
             if let TransactAction::Put { item } = &action.action {
                 total_bytes += item_size(item);
             }

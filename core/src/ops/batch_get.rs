@@ -56,7 +56,7 @@ impl Store {
             ));
         }
         for (table_name, wanted) in &request.tables {
-            let table = self.table(table_name)?;
+            let table = self.item_table(table_name)?;
             if wanted.keys.is_empty() {
                 return Err(Error::validation(
                     "1 validation error detected: Value at 'requestItems.member.keys' failed to satisfy constraint: Member must have length greater than or equal to 1",

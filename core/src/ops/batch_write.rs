@@ -70,12 +70,12 @@ impl Store {
                     "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
                 ));
             }
-            let table = self.table(&table_name)?;
+            let table = self.item_table(&table_name)?;
             let mut seen = HashSet::new();
             for write in table_writes {
                 let (key, new) = match write {
                     WriteRequest::Put(item) => {
-                        let key = table.shape.key_of_item(&item)?;
+                        let key = table.shape.key_of_batch_item(&item)?;
                         super::check_attribute_names(&item)?;
                         super::check_item_size(&item)?;
                         check_index_keys(&table.indexes(), &item)?;

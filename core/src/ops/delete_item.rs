@@ -30,7 +30,7 @@ impl Store {
     /// # Errors
     /// ResourceNotFound, Validation (key), ConditionalCheckFailed, storage failures.
     pub fn delete_item(&self, request: DeleteItemRequest) -> Result<WriteOutcome> {
-        let table = self.table(&request.table_name)?;
+        let table = self.item_table(&request.table_name)?;
         table.shape.check_key(&request.key)?;
         let target = Target::new(table, request.key, Cause::Request);
         self.replace_item(

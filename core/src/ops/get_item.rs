@@ -35,7 +35,7 @@ impl Store {
     /// # Errors
     /// ResourceNotFound, Validation (key), storage failures.
     pub fn get_item(&self, request: GetItemRequest) -> Result<GetItemOutcome> {
-        let table = self.table(&request.table_name)?;
+        let table = self.item_table(&request.table_name)?;
         table.shape.check_key(&request.key)?;
         let key_bytes = item_key(table.id, &table.shape, &request.key);
         let item = self.storage.read_item(&key_bytes)?;

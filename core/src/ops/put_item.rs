@@ -29,7 +29,7 @@ impl Store {
     /// # Errors
     /// ResourceNotFound, Validation (key or size), ConditionalCheckFailed, storage failures.
     pub fn put_item(&self, request: PutItemRequest) -> Result<WriteOutcome> {
-        let table = self.table(&request.table_name)?;
+        let table = self.item_table(&request.table_name)?;
         let keys = table.shape.key_of_item(&request.item)?;
         check_attribute_names(&request.item)?;
         check_item_size(&request.item)?;

@@ -136,7 +136,7 @@ impl Source {
 impl Store {
     /// What a Query or Scan of `table_name` (or its index) reads.
     pub(crate) fn source(&self, table_name: &str, index_name: Option<&str>) -> Result<Source> {
-        let table = self.table(table_name)?;
+        let table = self.item_table(table_name)?;
         if let Some(name) = index_name
             && table.definition.read().backfilling.contains(name)
         {

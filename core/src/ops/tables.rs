@@ -46,6 +46,19 @@ impl Store {
         Ok(entry)
     }
 
+    /// The live table `name` for an item operation (GetItem to TransactWriteItems): a missing
+    /// table is DynamoDB's bare `Requested resource not found` there, where the table
+    /// operations name it.
+    ///
+    /// # Errors
+    /// ResourceNotFound; Validation for a bad name.
+    pub(crate) fn item_table(&self, name: &str) -> Result<Arc<TableEntry>> {
+        self.table(name).map_err(|e| match e {
+            Error::ResourceNotFound(_) => Error::ResourceNotFound(ITEM_TABLE_NOT_FOUND.into()),
+            other => other,
+        })
+    }
+
     /// The live table `name`, also while a restore builds it.
     pub(crate) fn table_even_building(&self, name: &str) -> Result<Arc<TableEntry>> {
         check_name(name, "tableName")?;
@@ -188,6 +201,9 @@ impl Store {
 pub(crate) fn coral(value: &str, field: &str, constraint: &str) -> Error {
     Violations::one(value, field, constraint)
 }
+
+/// What an item operation says of a table that does not exist (DynamoDB names no table).
+pub(crate) const ITEM_TABLE_NOT_FOUND: &str = "Requested resource not found";
 
 fn not_found(name: &str) -> Error {
     Error::ResourceNotFound(format!(

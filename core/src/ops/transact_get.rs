@@ -42,7 +42,7 @@ impl Store {
         }
         let mut keys = Vec::with_capacity(gets.len());
         for get in &gets {
-            let table = self.table(&get.table_name)?;
+            let table = self.item_table(&get.table_name)?;
             table.shape.check_key(&get.key)?;
             let key = item_key(table.id, &table.shape, &get.key);
             // DynamoDB refuses two gets of one item as it refuses two writes of one item.

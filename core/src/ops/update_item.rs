@@ -34,7 +34,7 @@ impl Store {
     /// ResourceNotFound, Validation (key, update on a key attribute, invalid paths, size),
     /// ConditionalCheckFailed, storage failures.
     pub fn update_item(&self, request: UpdateItemRequest) -> Result<WriteOutcome> {
-        let table = self.table(&request.table_name)?;
+        let table = self.item_table(&request.table_name)?;
         table.shape.check_key(&request.key)?;
         check_key_not_updated(&table.shape, request.update.as_ref())?;
         let target = Target::new(table.clone(), request.key.clone(), Cause::Request);

@@ -199,14 +199,14 @@ impl CommitPipeline {
         encoded: &mut [Encoded],
     ) -> Result<ChangeSeq> {
         let mut seq_state = self.sequencer.lock();
-        if let Some(m) = mutations
+        if mutations
             .iter()
-            .find(|m| m.table.dropped.load(Ordering::Acquire))
+            .any(|m| m.table.dropped.load(Ordering::Acquire))
         {
-            return Err(Error::ResourceNotFound(format!(
-                "Requested resource not found: Table: {} not found",
-                m.table.name
-            )));
+            // As an item operation on a missing table says it (DynamoDB names no table).
+            return Err(Error::ResourceNotFound(
+                "Requested resource not found".to_string(),
+            ));
         }
         // Collection sizes first: a write that would take one past the limit fails before
         // anything of the batch moved.

@@ -14,6 +14,7 @@ mod capacity;
 mod common;
 mod concurrency;
 mod crash;
+mod error_answers;
 mod fuzz_regressions;
 mod global_backfill;
 mod global_chaos;

@@ -215,6 +215,15 @@ pub(crate) static OPERATIONS: &[Operation] = {
         Operation::dynamodb("ListTagsOfResource", Read, |c| {
             run(c, tags::list_tags_of_resource)
         }),
+        Operation::dynamodb("DescribeContributorInsights", Read, |c| {
+            run(c, contributor_insights::describe_contributor_insights)
+        }),
+        Operation::dynamodb("ListContributorInsights", Read, |c| {
+            run(c, contributor_insights::list_contributor_insights)
+        }),
+        Operation::dynamodb("UpdateContributorInsights", Admin, |c| {
+            run(c, contributor_insights::update_contributor_insights)
+        }),
         Operation::dynamodb("DescribeLimits", Read, |c| {
             run(c, describe_limits::describe_limits)
         }),

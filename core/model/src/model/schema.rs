@@ -367,6 +367,26 @@ impl KeyShape {
         Ok(key)
     }
 
+    /// The key of an item a BatchWriteItem puts: as [`Self::key_of_item`], but a missing or
+    /// mistyped key attribute is DynamoDB's "The provided key element does not match the
+    /// schema" there, where PutItem names the attribute (dynalite's tests, recorded against
+    /// DynamoDB).
+    ///
+    /// # Errors
+    /// Validation error when the item's key does not match the schema.
+    pub fn key_of_batch_item(&self, item: &Item) -> Result<Item> {
+        let matches = self.attributes().all(|attribute| {
+            item.get(&attribute.name)
+                .is_some_and(|v| v.value_type() == attribute.scalar_type.value_type())
+        });
+        if !matches {
+            return Err(Error::validation(
+                "The provided key element does not match the schema",
+            ));
+        }
+        self.key_of_item(item)
+    }
+
     /// Checks a `Key` parameter (GetItem, UpdateItem, DeleteItem): exactly the key attributes.
     ///
     /// # Errors

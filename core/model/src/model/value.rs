@@ -334,15 +334,24 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 }
                 "BS" => {
                     let list: Vec<Base64Bytes> = map.next_value()?;
+                    // DynamoDB words both of these unlike the other sets' (dynalite's
+                    // tests, recorded against it).
                     if list.is_empty() {
-                        return Err(empty_set("binary"));
+                        return Err(invalid(
+                            "One or more parameter values were invalid: Binary sets should not \
+                             be empty",
+                        ));
                     }
-                    let len = list.len();
-                    let set: BTreeSet<Vec<u8>> = list.into_iter().map(|b| b.0).collect();
-                    if set.len() != len {
-                        return Err(duplicates(&["binary values".to_string()]));
+                    let distinct: BTreeSet<&[u8]> = list.iter().map(|b| b.0.as_slice()).collect();
+                    if distinct.len() != list.len() {
+                        let shown: Vec<String> = list.iter().map(|b| BASE64.encode(&b.0)).collect();
+                        return Err(invalid(format_args!(
+                            "One or more parameter values were invalid: Input collection [{}]of \
+                             type BS contains duplicates.",
+                            shown.join(", ")
+                        )));
                     }
-                    AttributeValue::Bs(set)
+                    AttributeValue::Bs(list.into_iter().map(|b| b.0).collect())
                 }
                 // DynamoDB's deserializer skips members it does not know: a value with only
                 // unknown members is an empty AttributeValue (ValidationException below).

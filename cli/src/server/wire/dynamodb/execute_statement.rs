@@ -44,6 +44,11 @@ pub(crate) fn execute_statement(
             "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
         )));
     }
+    if input.parameters.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value '[]' at 'parameters' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
     let outcome = store.execute_statement(StatementRequest {
         statement: required(input.statement, "statement")?,
         parameters: input.parameters.unwrap_or_default(),

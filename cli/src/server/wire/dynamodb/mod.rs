@@ -6,6 +6,7 @@ pub(super) mod batch_execute_statement;
 pub(super) mod batch_get_item;
 pub(super) mod batch_write_item;
 pub(super) mod common;
+pub(super) mod contributor_insights;
 pub(super) mod create_table;
 pub(super) mod delete_item;
 pub(super) mod delete_table;

@@ -1,0 +1,287 @@
+//! DynamoDB's exact answers to malformed requests (issue 29): one table of rows, each a raw
+//! request, the error type and message DynamoDB gives for it, and where that answer was
+//! recorded. Raw JSON, not the SDK, so requests the SDK would refuse before sending still
+//! reach the node.
+
+use tidemark_tests::{TestNode, raw_request};
+
+/// One malformed request and DynamoDB's answer to it.
+struct Row {
+    /// The operation (after `DynamoDB_20120810.`).
+    operation: &'static str,
+    /// The request body.
+    body: &'static str,
+    /// The exception name (after `#` in `__type`).
+    error: &'static str,
+    /// The whole message.
+    message: &'static str,
+    /// Where DynamoDB's answer was recorded ("dynalite": architect/dynalite's tests, each
+    /// assertion written against DynamoDB).
+    source: &'static str,
+}
+
+const MISSING: &str = "Requested resource not found";
+const MISSING_TABLE: &str = "Requested resource not found: Table: missing not found";
+const KEY_MISMATCH: &str = "The provided key element does not match the schema";
+
+/// Every row, by family.
+fn rows() -> Vec<Row> {
+    let row = |operation, body, error, message, source| Row {
+        operation,
+        body,
+        error,
+        message,
+        source,
+    };
+    let not_found = "ResourceNotFoundException";
+    let invalid = "ValidationException";
+    vec![
+        // 1. A missing table: item operations name no table, table operations do.
+        row(
+            "GetItem",
+            r#"{"TableName":"missing","Key":{"p":{"S":"a"}}}"#,
+            not_found,
+            MISSING,
+            "dynalite test/getItem.js",
+        ),
+        row(
+            "GetItem",
+            r#"{"TableName":"missing","Key":{}}"#,
+            not_found,
+            MISSING,
+            "dynalite test/getItem.js: an empty key, table checked first",
+        ),
+        row(
+            "PutItem",
+            r#"{"TableName":"missing","Item":{"p":{"S":"a"}}}"#,
+            not_found,
+            MISSING,
+            "dynalite test/putItem.js",
+        ),
+        row(
+            "UpdateItem",
+            r#"{"TableName":"missing","Key":{"p":{"S":"a"}}}"#,
+            not_found,
+            MISSING,
+            "dynalite test/updateItem.js",
+        ),
+        row(
+            "DeleteItem",
+            r#"{"TableName":"missing","Key":{"p":{"S":"a"}}}"#,
+            not_found,
+            MISSING,
+            "dynalite test/deleteItem.js",
+        ),
+        row(
+            "Query",
+            r#"{"TableName":"missing","KeyConditionExpression":"p = :p","ExpressionAttributeValues":{":p":{"S":"a"}}}"#,
+            not_found,
+            MISSING,
+            "dynalite test/query.js",
+        ),
+        row(
+            "Scan",
+            r#"{"TableName":"missing"}"#,
+            not_found,
+            MISSING,
+            "dynalite test/scan.js",
+        ),
+        row(
+            "BatchGetItem",
+            r#"{"RequestItems":{"missing":{"Keys":[{"p":{"S":"a"}}]}}}"#,
+            not_found,
+            MISSING,
+            "dynalite test/batchGetItem.js",
+        ),
+        row(
+            "BatchWriteItem",
+            r#"{"RequestItems":{"missing":[{"PutRequest":{"Item":{"p":{"S":"a"}}}}]}}"#,
+            not_found,
+            MISSING,
+            "dynalite test/batchWriteItem.js",
+        ),
+        row(
+            "TransactGetItems",
+            r#"{"TransactItems":[{"Get":{"TableName":"missing","Key":{"p":{"S":"a"}}}}]}"#,
+            not_found,
+            MISSING,
+            "issue 29, family 1",
+        ),
+        row(
+            "TransactWriteItems",
+            r#"{"TransactItems":[{"Put":{"TableName":"missing","Item":{"p":{"S":"a"}}}}]}"#,
+            not_found,
+            MISSING,
+            "issue 29, family 1",
+        ),
+        row(
+            "DescribeTable",
+            r#"{"TableName":"missing"}"#,
+            not_found,
+            MISSING_TABLE,
+            "dynalite test/describeTable.js",
+        ),
+        row(
+            "UpdateTable",
+            r#"{"TableName":"missing","BillingMode":"PAY_PER_REQUEST"}"#,
+            not_found,
+            MISSING_TABLE,
+            "dynalite test/updateTable.js",
+        ),
+        row(
+            "DeleteTable",
+            r#"{"TableName":"missing"}"#,
+            not_found,
+            MISSING_TABLE,
+            "dynalite test/deleteTable.js",
+        ),
+        // 8. Empty and repeated binary sets, worded unlike the other sets.
+        row(
+            "PutItem",
+            r#"{"TableName":"things","Item":{"p":{"S":"a"},"b":{"BS":[]}}}"#,
+            invalid,
+            "One or more parameter values were invalid: Binary sets should not be empty",
+            "dynalite test/putItem.js, test/batchGetItem.js",
+        ),
+        row(
+            "PutItem",
+            r#"{"TableName":"things","Item":{"p":{"S":"a"},"b":{"SS":[]}}}"#,
+            invalid,
+            "One or more parameter values were invalid: An string set  may not be empty",
+            "dynalite test/putItem.js",
+        ),
+        row(
+            "PutItem",
+            r#"{"TableName":"things","Item":{"p":{"S":"a"},"b":{"BS":["Yg==","Yg=="]}}}"#,
+            invalid,
+            "One or more parameter values were invalid: Input collection [Yg==, Yg==]of type BS contains duplicates.",
+            "dynalite test/batchGetItem.js",
+        ),
+        // 13. Smaller families.
+        row(
+            "BatchWriteItem",
+            r#"{"RequestItems":{"things":[{"PutRequest":{"Item":{"q":{"S":"a"}}}}]}}"#,
+            invalid,
+            KEY_MISMATCH,
+            "dynalite test/batchWriteItem.js: a key attribute missing",
+        ),
+        row(
+            "BatchWriteItem",
+            r#"{"RequestItems":{"things":[{"PutRequest":{"Item":{"p":{"N":"1"}}}}]}}"#,
+            invalid,
+            KEY_MISMATCH,
+            "dynalite test/batchWriteItem.js: a key attribute of another type",
+        ),
+        row(
+            "PutItem",
+            r#"{"TableName":"things","Item":{"q":{"S":"a"}}}"#,
+            invalid,
+            "One or more parameter values were invalid: Missing the key p in the item",
+            "dynalite test/putItem.js: PutItem names the attribute",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"SELECT * FROM things","Parameters":[]}"#,
+            invalid,
+            "1 validation error detected: Value '[]' at 'parameters' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "DynamoDB's answer, quoted in l-v-yonsama's AwsDynamoServiceClient (a comment on why it leaves an empty Parameters out)",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn malformed_requests_get_dynamodb_exact_answers() {
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    let created = raw_request(
+        &endpoint,
+        Some("DynamoDB_20120810.CreateTable"),
+        r#"{"TableName":"things","AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+    )
+    .await;
+    assert_eq!(
+        created.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let mut wrong = Vec::new();
+    for row in rows() {
+        let target = format!("DynamoDB_20120810.{}", row.operation);
+        let answer = raw_request(&endpoint, Some(&target), row.body).await;
+        let json = answer.json();
+        let got = (
+            answer.error_name(),
+            json["message"].as_str().unwrap_or_default().to_string(),
+        );
+        if answer.status != 400 || got != (row.error.to_string(), row.message.to_string()) {
+            wrong.push(format!(
+                "{} {}\n  expected {}: {}\n  got {} {}: {}\n  source: {}",
+                row.operation,
+                row.body,
+                row.error,
+                row.message,
+                answer.status,
+                got.0,
+                got.1,
+                row.source
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} rows differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn contributor_insights_answer_as_for_a_table_where_it_is_off() {
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    let call = async |operation: &str, body: &str| {
+        raw_request(
+            &endpoint,
+            Some(&format!("DynamoDB_20120810.{operation}")),
+            body.to_string(),
+        )
+        .await
+    };
+    call(
+        "CreateTable",
+        r#"{"TableName":"things","AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+    )
+    .await;
+    let described = call("DescribeContributorInsights", r#"{"TableName":"things"}"#).await;
+    assert_eq!(described.status, 200);
+    assert_eq!(
+        described.json(),
+        serde_json::json!({"TableName": "things", "ContributorInsightsStatus": "DISABLED"})
+    );
+    let listed = call("ListContributorInsights", "{}").await;
+    assert_eq!(
+        listed.json(),
+        serde_json::json!({"ContributorInsightsSummaries": []})
+    );
+    let disabled = call(
+        "UpdateContributorInsights",
+        r#"{"TableName":"things","ContributorInsightsAction":"DISABLE"}"#,
+    )
+    .await;
+    assert_eq!(disabled.json()["ContributorInsightsStatus"], "DISABLED");
+    let enabled = call(
+        "UpdateContributorInsights",
+        r#"{"TableName":"things","ContributorInsightsAction":"ENABLE"}"#,
+    )
+    .await;
+    assert_eq!(enabled.error_name(), "ValidationException");
+    let missing = call("DescribeContributorInsights", r#"{"TableName":"missing"}"#).await;
+    assert_eq!(missing.error_name(), "ResourceNotFoundException");
+    let no_index = call(
+        "DescribeContributorInsights",
+        r#"{"TableName":"things","IndexName":"nope"}"#,
+    )
+    .await;
+    assert_eq!(no_index.error_name(), "ResourceNotFoundException");
+}
