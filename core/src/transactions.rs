@@ -102,6 +102,20 @@ fn cancelled(reasons: Vec<CancellationReason>) -> Error {
     Error::TransactionCanceled { reasons }
 }
 
+/// A transaction of `actions` actions cancelled before anything ran, because action `index`
+/// does not fit its table (`message`): a ValidationError for it, no verdict on the others.
+pub(crate) fn cancelled_by_validation(actions: usize, index: usize, message: String) -> Error {
+    let mut reasons = vec![no_reason(); actions];
+    if let Some(reason) = reasons.get_mut(index) {
+        *reason = CancellationReason {
+            code: "ValidationError".into(),
+            message: Some(message),
+            item: None,
+        };
+    }
+    cancelled(reasons)
+}
+
 fn no_reason() -> CancellationReason {
     CancellationReason {
         code: "None".into(),
@@ -221,15 +235,7 @@ impl Transactions {
             let key = match action_key(&table, &action.action) {
                 Ok(key) => key,
                 Err(Error::Validation(message)) => {
-                    let mut reasons = vec![no_reason(); request.items.len()];
-                    if let Some(reason) = reasons.get_mut(index) {
-                        *reason = CancellationReason {
-                            code: "ValidationError".into(),
-                            message: Some(message),
-                            item: None,
-                        };
-                    }
-                    return Err(cancelled(reasons));
+                    return Err(cancelled_by_validation(request.items.len(), index, message));
                 }
                 Err(other) => return Err(other),
             };

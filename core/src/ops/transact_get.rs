@@ -33,7 +33,8 @@ impl Store {
     /// Reads items as of one instant.
     ///
     /// # Errors
-    /// Validation (count, keys, two gets of one item), ResourceNotFound, storage failures.
+    /// Validation (count, two gets of one item); TransactionCanceled with a ValidationError
+    /// for a key that does not fit its table; ResourceNotFound; storage failures.
     pub fn transact_get_items(&self, gets: Vec<TransactGetItem>) -> Result<TransactGetOutcome> {
         if gets.is_empty() || gets.len() > MAX_GETS {
             return Err(Error::validation(format!(
@@ -41,9 +42,20 @@ impl Store {
             )));
         }
         let mut keys = Vec::with_capacity(gets.len());
-        for get in &gets {
+        for (index, get) in gets.iter().enumerate() {
             let table = self.item_table(&get.table_name)?;
-            table.shape.check_key(&get.key)?;
+            // As in TransactWriteItems, a key that does not fit its table cancels the
+            // transaction with a ValidationError for that action.
+            match table.shape.check_key(&get.key) {
+                Err(Error::Validation(message)) => {
+                    return Err(crate::transactions::cancelled_by_validation(
+                        gets.len(),
+                        index,
+                        message,
+                    ));
+                }
+                other => other?,
+            }
             let key = item_key(table.id, &table.shape, &get.key);
             // DynamoDB refuses two gets of one item as it refuses two writes of one item.
             if keys.contains(&key) {

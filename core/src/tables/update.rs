@@ -57,6 +57,19 @@ enum IndexChange {
     Deleted(TableId),
 }
 
+/// DynamoDB's refusal of a table's throughput set to what it is (dynalite's
+/// test/updateTable.js, recorded against DynamoDB).
+fn unchanged_throughput(t: ProvisionedThroughput) -> Error {
+    let (read, write) = (t.read_capacity_units, t.write_capacity_units);
+    Error::validation(format!(
+        "The provisioned throughput for the table will not change. The requested value equals \
+         the current value. Current ReadCapacityUnits provisioned for the table: {read}. \
+         Requested ReadCapacityUnits: {read}. Current WriteCapacityUnits provisioned for the \
+         table: {write}. Requested WriteCapacityUnits: {write}. Refer to the Amazon DynamoDB \
+         Developer Guide for current limits and how to request higher limits."
+    ))
+}
+
 impl Tables {
     /// Changes billing mode, throughput or stream settings.
     ///
@@ -75,6 +88,8 @@ impl Tables {
         }
         let _ddl = self.store.storage.ddl.lock();
         let mut definition = entry.definition.read().clone();
+        let provisioned_before =
+            (definition.billing_mode == "PROVISIONED").then_some(definition.provisioned_throughput);
         if let Some(mode) = &request.billing_mode {
             if mode != "PROVISIONED" && mode != "PAY_PER_REQUEST" {
                 return Err(coral(
@@ -102,6 +117,9 @@ impl Tables {
             }
             (_, Some(t)) => {
                 check_throughput(&t)?;
+                if provisioned_before == Some(t) {
+                    return Err(unchanged_throughput(t));
+                }
                 definition.provisioned_throughput = t;
             }
             (_, None) => {

@@ -193,18 +193,7 @@ fn rows() -> Vec<Row> {
 async fn malformed_requests_get_dynamodb_exact_answers() {
     let node = TestNode::start().await;
     let endpoint = node.endpoint();
-    let created = raw_request(
-        &endpoint,
-        Some("DynamoDB_20120810.CreateTable"),
-        r#"{"TableName":"things","AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}"#,
-    )
-    .await;
-    assert_eq!(
-        created.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&created.body)
-    );
+    create_things(&endpoint).await;
     let mut wrong = Vec::new();
     for row in rows() {
         let target = format!("DynamoDB_20120810.{}", row.operation);
@@ -237,6 +226,100 @@ async fn malformed_requests_get_dynamodb_exact_answers() {
 }
 
 #[tokio::test]
+async fn a_transaction_action_that_does_not_fit_its_table_cancels_it_with_a_validation_error() {
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    create_things(&endpoint).await;
+    // Source: the Alternator suite's test_transact.py (checked against DynamoDB) for
+    // TransactWriteItems; issue 29 for TransactGetItems, which answers the same way.
+    for (operation, body) in [
+        (
+            "TransactGetItems",
+            r#"{"TransactItems":[{"Get":{"TableName":"things","Key":{"p":{"S":"a"}}}},{"Get":{"TableName":"things","Key":{"q":{"S":"a"}}}}]}"#,
+        ),
+        (
+            "TransactWriteItems",
+            r#"{"TransactItems":[{"Put":{"TableName":"things","Item":{"p":{"S":"a"}}}},{"Put":{"TableName":"things","Item":{"p":{"N":"7"}}}}]}"#,
+        ),
+    ] {
+        let answer = raw_request(
+            &endpoint,
+            Some(&format!("DynamoDB_20120810.{operation}")),
+            body,
+        )
+        .await;
+        let json = answer.json();
+        assert_eq!(
+            answer.error_name(),
+            "TransactionCanceledException",
+            "{operation}: {json}"
+        );
+        // DynamoDB capitalises this exception's `Message`.
+        assert_eq!(
+            json["Message"],
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [None, ValidationError]",
+            "{operation}"
+        );
+        let reasons = &json["CancellationReasons"];
+        assert_eq!(
+            reasons[0],
+            serde_json::json!({"Code": "None"}),
+            "{operation}"
+        );
+        assert_eq!(reasons[1]["Code"], "ValidationError", "{operation}");
+        assert!(reasons[1]["Message"].is_string(), "{operation}: {json}");
+    }
+}
+
+#[tokio::test]
+async fn an_update_table_that_changes_nothing_is_refused() {
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    let created = raw_request(
+        &endpoint,
+        Some("DynamoDB_20120810.CreateTable"),
+        r#"{"TableName":"provisioned","AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"}],"ProvisionedThroughput":{"ReadCapacityUnits":5,"WriteCapacityUnits":7}}"#,
+    )
+    .await;
+    assert_eq!(created.status, 200);
+    let same = raw_request(
+        &endpoint,
+        Some("DynamoDB_20120810.UpdateTable"),
+        r#"{"TableName":"provisioned","ProvisionedThroughput":{"ReadCapacityUnits":5,"WriteCapacityUnits":7}}"#,
+    )
+    .await;
+    // Source: dynalite test/updateTable.js.
+    assert_eq!(same.error_name(), "ValidationException");
+    assert_eq!(
+        same.json()["message"],
+        "The provisioned throughput for the table will not change. The requested value equals the current value. Current ReadCapacityUnits provisioned for the table: 5. Requested ReadCapacityUnits: 5. Current WriteCapacityUnits provisioned for the table: 7. Requested WriteCapacityUnits: 7. Refer to the Amazon DynamoDB Developer Guide for current limits and how to request higher limits."
+    );
+    let changed = raw_request(
+        &endpoint,
+        Some("DynamoDB_20120810.UpdateTable"),
+        r#"{"TableName":"provisioned","ProvisionedThroughput":{"ReadCapacityUnits":6,"WriteCapacityUnits":7}}"#,
+    )
+    .await;
+    assert_eq!(changed.status, 200);
+}
+
+/// Creates the table `things`, keyed by the string `p`.
+async fn create_things(endpoint: &str) {
+    let created = raw_request(
+        endpoint,
+        Some("DynamoDB_20120810.CreateTable"),
+        r#"{"TableName":"things","AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+    )
+    .await;
+    assert_eq!(
+        created.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+}
+
+#[tokio::test]
 async fn contributor_insights_answer_as_for_a_table_where_it_is_off() {
     let node = TestNode::start().await;
     let endpoint = node.endpoint();
@@ -248,11 +331,7 @@ async fn contributor_insights_answer_as_for_a_table_where_it_is_off() {
         )
         .await
     };
-    call(
-        "CreateTable",
-        r#"{"TableName":"things","AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}"#,
-    )
-    .await;
+    create_things(&endpoint).await;
     let described = call("DescribeContributorInsights", r#"{"TableName":"things"}"#).await;
     assert_eq!(described.status, 200);
     assert_eq!(
