@@ -230,8 +230,12 @@ pub struct ReplicasArgs {
 pub enum ReplicasAction {
     /// Per global table and peer: replica status, lag in records and milliseconds, last
     /// contact; and the replicated changes put aside on the node because they cannot be
-    /// applied.
-    Status,
+    /// applied. A table for people; `--json` prints the node's answer.
+    Status {
+        /// The node's answer as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The last replicated writes of a table discarded because a newer write had won.
     Conflicts {
         /// The table.
@@ -276,8 +280,13 @@ pub struct PublishArgs {
 /// `tidemark publish` actions.
 #[derive(Debug, Subcommand)]
 pub enum PublishAction {
-    /// Every published table: topic, format, position, lag in records and seconds.
-    Status,
+    /// Every published table: topic, format, position, lag in records and seconds. A table
+    /// for people; `--json` prints the node's answer.
+    Status {
+        /// The node's answer as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish a table's changes (persists; takes effect at once).
     Enable {
         /// The table.

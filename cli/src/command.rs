@@ -43,7 +43,16 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
     match cli.command {
         Command::Publish(args) => {
             let (method, body) = match args.action {
-                PublishAction::Status => (reqwest::Method::GET, None),
+                PublishAction::Status { json: false } => {
+                    let status =
+                        admin_json(&args.node.endpoint, "publish", reqwest::Method::GET, None)
+                            .await?;
+                    crate::output::publish_table(&status)
+                        .into_iter()
+                        .for_each(crate::output::line);
+                    return Ok(());
+                }
+                PublishAction::Status { json: true } => (reqwest::Method::GET, None),
                 PublishAction::Enable {
                     table,
                     format,
@@ -68,7 +77,18 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
         }
         Command::Replicas(args) => {
             let (path, method, body) = match args.action {
-                ReplicasAction::Status => ("replicas".to_string(), reqwest::Method::GET, None),
+                ReplicasAction::Status { json: false } => {
+                    let status =
+                        admin_json(&args.node.endpoint, "replicas", reqwest::Method::GET, None)
+                            .await?;
+                    crate::output::replicas_table(&status, chrono::Utc::now())
+                        .into_iter()
+                        .for_each(crate::output::line);
+                    return Ok(());
+                }
+                ReplicasAction::Status { json: true } => {
+                    ("replicas".to_string(), reqwest::Method::GET, None)
+                }
                 ReplicasAction::Conflicts { table } => (
                     format!("replicas/conflicts?table={table}"),
                     reqwest::Method::GET,
@@ -158,6 +178,18 @@ async fn admin_request(
     method: reqwest::Method,
     body: Option<serde_json::Value>,
 ) -> Result<(), crate::NodeError> {
+    let answer = admin_json(endpoint, path, method, body).await?;
+    crate::output::line(serde_json::to_string_pretty(&answer).unwrap_or_default());
+    Ok(())
+}
+
+/// Calls `/admin/<path>` on a running node and returns its JSON answer.
+async fn admin_json(
+    endpoint: &str,
+    path: &str,
+    method: reqwest::Method,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, crate::NodeError> {
     let url = format!("{}/admin/{path}", endpoint.trim_end_matches('/'));
     let failed = |e: String| crate::NodeError::Admin(format!("{url}: {e}"));
     let (headers, body): (&[(&str, &str)], Vec<u8>) = match body {
@@ -172,12 +204,11 @@ async fn admin_request(
         .map_err(failed)?;
     let status = response.status();
     let answer: serde_json::Value = response.json().await.map_err(|e| failed(e.to_string()))?;
-    let pretty = serde_json::to_string_pretty(&answer).unwrap_or_default();
     if !status.is_success() {
+        let pretty = serde_json::to_string_pretty(&answer).unwrap_or_default();
         return Err(failed(format!("{status}: {pretty}")));
     }
-    println!("{pretty}");
-    Ok(())
+    Ok(answer)
 }
 
 /// The node's wall clock: the system's. Test builds (the `failpoints` feature) shift it by

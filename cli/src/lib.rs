@@ -18,6 +18,7 @@ pub mod args;
 mod client;
 pub mod command;
 mod operator;
+mod output;
 pub mod server;
 mod transfers;
 

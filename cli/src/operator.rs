@@ -45,16 +45,13 @@ pub(crate) async fn tables(args: TablesArgs) -> Result<(), NodeError> {
     let endpoint = args.node.endpoint.as_str();
     if let Some(TablesAction::Describe { table }) = args.action {
         let described = call(endpoint, "DescribeTable", json!({ "TableName": table })).await?;
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&described).unwrap_or_default()
-        );
+        crate::output::line(serde_json::to_string_pretty(&described).unwrap_or_default());
         return Ok(());
     }
-    println!(
+    crate::output::line(format!(
         "{:<32} {:<10} {:>12} {:>14}  STREAM",
         "TABLE", "STATUS", "ITEMS", "BYTES"
-    );
+    ));
     for name in table_names(endpoint).await? {
         let described = call(endpoint, "DescribeTable", json!({ "TableName": name })).await?;
         let table = described.get("Table").cloned().unwrap_or_default();
@@ -63,13 +60,13 @@ pub(crate) async fn tables(args: TablesArgs) -> Result<(), NodeError> {
             Some(Value::Bool(true)) => text(&table, "/StreamSpecification/StreamViewType"),
             _ => "-",
         };
-        println!(
+        crate::output::line(format!(
             "{:<32} {:<10} {:>12} {:>14}  {stream}",
             name,
             text(&table, "/TableStatus"),
             number("ItemCount"),
             number("TableSizeBytes"),
-        );
+        ));
     }
     Ok(())
 }
@@ -192,8 +189,8 @@ pub(crate) async fn stream(args: StreamArgs) -> Result<(), NodeError> {
             {
                 any = true;
                 match json {
-                    true => println!("{record}"),
-                    false => println!("{}", pretty(record)),
+                    true => crate::output::line(record),
+                    false => crate::output::line(pretty(record)),
                 }
             }
             match page.get("NextShardIterator").and_then(Value::as_str) {

@@ -130,10 +130,10 @@ pub(crate) async fn export(args: ExportArgs) -> Result<(), NodeError> {
     let done = run_job(endpoint, &EXPORT, request, message).await?;
     let items = done.pointer("/ItemCount").cloned().unwrap_or_default();
     let manifest = text(&done, "/ExportManifest");
-    println!(
+    crate::output::line(format!(
         "exported {items} items of {} to {} ({manifest})",
         args.table, args.out
-    );
+    ));
     Ok(())
 }
 
@@ -186,7 +186,7 @@ pub(crate) async fn import(args: ImportArgs) -> Result<(), NodeError> {
         .pointer("/ImportedItemCount")
         .cloned()
         .unwrap_or_default();
-    println!("imported {items} items into {}", args.table);
+    crate::output::line(format!("imported {items} items into {}", args.table));
     Ok(())
 }
 
@@ -340,9 +340,9 @@ pub(crate) async fn restore_from_kafka(args: RestoreArgs) -> Result<(), NodeErro
         done.map_err(|e| NodeError::Config(format!("a writer failed: {e}")))??;
     }
     bar.finish_and_clear();
-    println!(
+    crate::output::line(format!(
         "restored {} items into {} from {} changes in {} messages of {}",
         restored, args.table, image.changes, image.messages, args.topic
-    );
+    ));
     Ok(())
 }

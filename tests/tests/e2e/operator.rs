@@ -141,3 +141,69 @@ async fn tables_and_stream_tail_show_the_node() {
         serde_json::from_str(&run(&["tables", "describe", "tailed"])).unwrap();
     assert_eq!(described["Table"]["ItemCount"], 5);
 }
+
+// `tidemark stream tail T | head` ends as `head` does: once the reader has gone, the next
+// write ends the command quietly, with success, instead of a panic on the closed pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tail_whose_reader_goes_away_ends_quietly() {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    let client = node.client();
+    create_stream_table(&client, "piped", StreamViewType::NewImage).await;
+    // Well over a pipe's 64 KB of records, so the tail writes after the reader has gone.
+    let padding = "x".repeat(200);
+    for batch in 0..40 {
+        let writes = (0..25)
+            .map(|i| {
+                let item = PutRequest::builder()
+                    .item("p", s(&format!("k{batch}-{i}")))
+                    .item("pad", s(&padding))
+                    .build()
+                    .unwrap();
+                WriteRequest::builder().put_request(item).build()
+            })
+            .collect();
+        client
+            .batch_write_item()
+            .request_items("piped", writes)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut child = Command::new(node_binary())
+        .args([
+            "stream",
+            "tail",
+            "piped",
+            "--from-start",
+            "--endpoint",
+            &endpoint,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the tail");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("a first record");
+    assert!(first.contains(" INSERT "), "{first}");
+    drop(stdout);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the tail's state") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tail still runs a minute after its reader went"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -285,8 +285,23 @@ async fn every_change_is_published_once_in_order_in_each_format() {
         assert!(output.status.success(), "{args:?}: {output:?}");
         serde_json::from_slice::<Value>(&output.stdout).unwrap()
     };
-    let listed = cli(&["publish", "status"]);
+    let listed = cli(&["publish", "status", "--json"]);
     assert_eq!(listed["Tables"].as_array().unwrap().len(), formats.len());
+    // For people: a table, a line per published table.
+    let table = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark-node"))
+        .args(["publish", "status", "--endpoint", &node.endpoint()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.starts_with("TABLE "), "{table}");
+    for (name, topic, _) in &topics {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(&format!("{name} ")) && l.contains(topic)),
+            "{name} in {table}"
+        );
+    }
     let disabled = cli(&["publish", "disable", "--table", &topics[0].0]);
     assert_eq!(disabled["Enabled"], false);
     node.restart().await;
