@@ -356,8 +356,9 @@ pub struct ServeArgs {
     /// next known expiry).
     #[arg(long, env = "TIDEMARK_TTL_PERIOD", default_value = "1", value_parser = parse_seconds)]
     pub ttl_period: Duration,
-    /// Shards per generation of a new DynamoDB stream.
-    #[arg(long, env = "TIDEMARK_STREAM_SHARDS", default_value_t = 4,
+    /// Shards per generation of a new DynamoDB stream (one, as DynamoDB starts a new table's
+    /// stream; more spread a busy table's records over consumers).
+    #[arg(long, env = "TIDEMARK_STREAM_SHARDS", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(1..=64))]
     pub stream_shards: u8,
     /// How long stream shards stay open before a new generation starts, in seconds.

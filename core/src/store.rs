@@ -44,7 +44,8 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     /// Defaults for a data folder: region `us-east-1`, account `000000000000`, `sync`, 24 h of
-    /// history, 64 MiB of block cache, 4 shards per stream generation, DynamoDB's 10 GB item
+    /// history, 64 MiB of block cache, 1 shard per stream generation (as DynamoDB starts a
+    /// stream), DynamoDB's 10 GB item
     /// collection limit.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
@@ -55,7 +56,7 @@ impl StoreConfig {
             background_sync_interval: crate::storage::group_commit::BACKGROUND_SYNC_INTERVAL,
             history_window: Duration::from_secs(24 * 3600),
             cache_bytes: 64 * 1024 * 1024,
-            stream_shards: 4,
+            stream_shards: 1,
             item_collection_limit_bytes: crate::storage::collections::ITEM_COLLECTION_LIMIT_BYTES,
         }
     }

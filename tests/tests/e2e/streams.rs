@@ -1241,3 +1241,40 @@ async fn consumer_follows_lineage_across_rotation_and_restart() {
         assert!(record.3 >= start && end.is_none_or(|end| record.3 <= end));
     }
 }
+
+// A new table's stream has one shard, as on DynamoDB: a consumer that reads the first shard
+// it is given sees every record (issue 29).
+#[tokio::test]
+async fn a_new_tables_stream_has_one_shard_holding_every_record() {
+    let node = TestNode::start().await;
+    let client = node.client();
+    let streams = node.streams_client();
+    let arn = create_stream_table(&client, "fresh", StreamViewType::KeysOnly).await;
+    for i in 0..20 {
+        client
+            .put_item()
+            .table_name("fresh")
+            .item("p", s(&format!("k{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let described = streams
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description
+        .unwrap();
+    let shards = described.shards();
+    assert_eq!(shards.len(), 1, "{shards:?}");
+    let first = shards[0].shard_id().unwrap();
+    let (records, _) = read_shard(&streams, &arn, first).await;
+    let keys: HashSet<String> = records.iter().map(record_key).collect();
+    assert_eq!(
+        keys.len(),
+        20,
+        "every item's record is in the first shard: {keys:?}"
+    );
+}
