@@ -37,7 +37,7 @@ impl Store {
     /// # Errors
     /// ResourceNotFound, Validation (segments, start key, Select, Limit), storage failures.
     pub fn scan(&self, request: ScanRequest) -> Result<PageOutcome> {
-        let source = self.source(&request.table_name, request.index_name.as_deref())?;
+        // The segments are checked before the table is looked up (dynalite's test/scan.js).
         let segment = match (request.segment, request.total_segments) {
             (None, None) => None,
             (Some(segment), Some(total)) => {
@@ -55,7 +55,7 @@ impl Store {
             }
             (Some(_), None) => {
                 return Err(Error::validation(
-                    "The TotalSegments parameter is required but was not present in the request when parameter Segment is present",
+                    "The TotalSegments parameter is required but was not present in the request when Segment parameter is present",
                 ));
             }
             (None, Some(_)) => {
@@ -64,6 +64,7 @@ impl Store {
                 ));
             }
         };
+        let source = self.source(&request.table_name, request.index_name.as_deref())?;
         let options = request.options;
         check_source_options(&source, &options)?;
         let mut range = KeyRange::prefix(&source.id().to_be_bytes());

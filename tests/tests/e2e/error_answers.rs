@@ -157,6 +157,49 @@ fn rows() -> Vec<Row> {
             "One or more parameter values were invalid: Input collection [Yg==, Yg==]of type BS contains duplicates.",
             "dynalite test/batchGetItem.js",
         ),
+        // 2. Required parameters, checked before the table is looked up.
+        row(
+            "BatchGetItem",
+            r#"{"RequestItems":{}}"#,
+            invalid,
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "dynalite test/batchGetItem.js",
+        ),
+        row(
+            "BatchWriteItem",
+            r#"{"RequestItems":{}}"#,
+            invalid,
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "dynalite test/batchWriteItem.js",
+        ),
+        row(
+            "BatchGetItem",
+            r#"{}"#,
+            invalid,
+            "1 validation error detected: Value null at 'requestItems' failed to satisfy constraint: Member must not be null",
+            "dynalite test/batchGetItem.js",
+        ),
+        row(
+            "Scan",
+            r#"{"TableName":"missing","Segment":1}"#,
+            invalid,
+            "The TotalSegments parameter is required but was not present in the request when Segment parameter is present",
+            "dynalite test/scan.js",
+        ),
+        row(
+            "Scan",
+            r#"{"TableName":"missing","TotalSegments":1}"#,
+            invalid,
+            "The Segment parameter is required but was not present in the request when parameter TotalSegments is present",
+            "dynalite test/scan.js",
+        ),
+        row(
+            "Scan",
+            r#"{"TableName":"missing","Segment":1,"TotalSegments":1}"#,
+            invalid,
+            "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: 1 is not less than TotalSegments: 1",
+            "dynalite test/scan.js",
+        ),
         // 13. Smaller families.
         row(
             "BatchWriteItem",

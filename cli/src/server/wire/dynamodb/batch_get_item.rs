@@ -49,7 +49,7 @@ pub(crate) fn batch_get_item(
     let request_items = required(input.request_items, "requestItems")?;
     if request_items.is_empty() {
         return Err(ApiError::validation(
-            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
         ));
     }
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
