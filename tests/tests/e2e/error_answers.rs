@@ -200,6 +200,56 @@ fn rows() -> Vec<Row> {
             "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: 1 is not less than TotalSegments: 1",
             "dynalite test/scan.js",
         ),
+        // 6. Expression attribute values without an expression that takes them.
+        row(
+            "PutItem",
+            r#"{"TableName":"things","Item":{"p":{"S":"a"}},"ExpressionAttributeValues":{":a":{"S":"x"}}}"#,
+            invalid,
+            "ExpressionAttributeValues can only be specified when using expressions: ConditionExpression is null",
+            "dynalite test/putItem.js",
+        ),
+        row(
+            "DeleteItem",
+            r#"{"TableName":"things","Key":{"p":{"S":"a"}},"ExpressionAttributeValues":{":a":{"S":"x"}}}"#,
+            invalid,
+            "ExpressionAttributeValues can only be specified when using expressions: ConditionExpression is null",
+            "dynalite test/deleteItem.js",
+        ),
+        row(
+            "UpdateItem",
+            r#"{"TableName":"things","Key":{"p":{"S":"a"}},"ExpressionAttributeValues":{":a":{"S":"x"}}}"#,
+            invalid,
+            "ExpressionAttributeValues can only be specified when using expressions: UpdateExpression and ConditionExpression are null",
+            "dynalite test/updateItem.js",
+        ),
+        row(
+            "Query",
+            r#"{"TableName":"things","KeyConditions":{"p":{"ComparisonOperator":"EQ","AttributeValueList":[{"S":"a"}]}},"ExpressionAttributeValues":{":a":{"S":"x"}}}"#,
+            invalid,
+            "ExpressionAttributeValues can only be specified when using expressions: FilterExpression and KeyConditionExpression are null",
+            "dynalite test/query.js",
+        ),
+        row(
+            "Scan",
+            r#"{"TableName":"things","ProjectionExpression":"a","ExpressionAttributeValues":{":a":{"S":"x"}}}"#,
+            invalid,
+            "ExpressionAttributeValues can only be specified when using expressions: FilterExpression is null",
+            "dynalite test/scan.js (a ProjectionExpression takes no values)",
+        ),
+        row(
+            "GetItem",
+            r#"{"TableName":"things","Key":{"p":{"S":"a"}},"ProjectionExpression":"a,,b"}"#,
+            invalid,
+            "Invalid ProjectionExpression: Syntax error; token: \",\", near: \",,b\"",
+            "issue 29, family 6",
+        ),
+        row(
+            "TransactGetItems",
+            r#"{"TransactItems":[{"Get":{"TableName":"things","Key":{"p":{"S":"a"}},"ProjectionExpression":"a,,b"}}]}"#,
+            invalid,
+            "Invalid ProjectionExpression: Syntax error; token: \",\", near: \",,b\"",
+            "issue 29, family 6: as in GetItem",
+        ),
         // 13. Smaller families.
         row(
             "BatchWriteItem",

@@ -115,6 +115,10 @@ pub(crate) struct ExpressionParams<'a> {
     pub(crate) legacy_filter: Option<(&'static str, &'a HashMap<String, LegacyCondition>)>,
     /// The key schema key conditions are checked against (Query only).
     pub(crate) key_shape: Option<&'a KeyShape>,
+    /// The expressions of the operation that take values, in the order DynamoDB names them
+    /// when `ExpressionAttributeValues` comes without any of them (empty: not known, and any
+    /// expression will do).
+    pub(crate) value_expressions: &'static [&'static str],
 }
 
 /// The parsed expressions of a request.
@@ -189,10 +193,30 @@ impl ExpressionParams<'_> {
             }
         }
         if let Some(values) = self.values {
-            if modern.is_empty() {
-                return Err(ApiError::validation(
-                    "ExpressionAttributeValues can only be specified when using expressions",
-                ));
+            let valued = self.condition_expression.is_some()
+                || self.update_expression.is_some()
+                || self.key_condition_expression.is_some()
+                || self.filter_expression.is_some();
+            match self.value_expressions {
+                [] if modern.is_empty() => {
+                    return Err(ApiError::validation(
+                        "ExpressionAttributeValues can only be specified when using expressions",
+                    ));
+                }
+                // DynamoDB names the operation's expressions that take values (dynalite's
+                // tests: putItem.js, updateItem.js, query.js, scan.js).
+                [_, ..] if !valued => {
+                    return Err(ApiError::validation(format!(
+                        "ExpressionAttributeValues can only be specified when using expressions: {} {} null",
+                        self.value_expressions.join(" and "),
+                        if self.value_expressions.len() > 1 {
+                            "are"
+                        } else {
+                            "is"
+                        }
+                    )));
+                }
+                _ => {}
             }
             if values.is_empty() {
                 return Err(ApiError::validation(

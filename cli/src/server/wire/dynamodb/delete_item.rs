@@ -66,6 +66,7 @@ pub(crate) fn delete_item(
         values: input.expression_attribute_values.as_ref(),
         expected: input.expected.as_ref(),
         conditional_operator: input.conditional_operator.as_deref(),
+        value_expressions: &["ConditionExpression"],
         ..Default::default()
     }
     .parse()?;

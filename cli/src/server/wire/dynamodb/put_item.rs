@@ -63,6 +63,7 @@ pub(crate) fn put_item(store: &Store, input: PutItemInput) -> Result<PutItemOutp
         values: input.expression_attribute_values.as_ref(),
         expected: input.expected.as_ref(),
         conditional_operator: input.conditional_operator.as_deref(),
+        value_expressions: &["ConditionExpression"],
         ..Default::default()
     }
     .parse()?;

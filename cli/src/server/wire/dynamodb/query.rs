@@ -48,6 +48,7 @@ pub(crate) fn query(store: &Store, input: QueryInput) -> Result<PageOutput, ApiE
         key_conditions: input.key_conditions.as_ref(),
         legacy_filter: input.query_filter.as_ref().map(|f| ("QueryFilter", f)),
         key_shape: Some(&shape),
+        value_expressions: &["FilterExpression", "KeyConditionExpression"],
         ..Default::default()
     }
     .parse()?;

@@ -43,6 +43,7 @@ pub(crate) fn scan(store: &Store, input: ScanInput) -> Result<PageOutput, ApiErr
         attributes_to_get: input.attributes_to_get.as_deref(),
         filter_expression: input.filter_expression.as_deref(),
         legacy_filter: input.scan_filter.as_ref().map(|f| ("ScanFilter", f)),
+        value_expressions: &["FilterExpression"],
         ..Default::default()
     }
     .parse()?;

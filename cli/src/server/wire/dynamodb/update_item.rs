@@ -70,6 +70,7 @@ pub(crate) fn update_item(
         expected: input.expected.as_ref(),
         conditional_operator: input.conditional_operator.as_deref(),
         attribute_updates: input.attribute_updates.as_ref(),
+        value_expressions: &["UpdateExpression", "ConditionExpression"],
         ..Default::default()
     }
     .parse()?;
