@@ -8,6 +8,7 @@ use super::tags::check_tags;
 use crate::model::{
     AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyShape, LocalSecondaryIndex,
     ProvisionedThroughput, ScalarType, StreamSpecification, TableDefinition, Tag,
+    undefined_key_attributes,
 };
 use crate::ops::describe_table::{TableDescription, TableStatus};
 use crate::ops::tables::{
@@ -86,13 +87,14 @@ pub(crate) fn create_table_as(
     importing: Option<String>,
 ) -> Result<TableDescription> {
     check_name(&request.table_name, "tableName")?;
-    let shape = check_key_schema(&request)?;
     let billing_mode = request
         .billing_mode
         .clone()
         .unwrap_or_else(|| "PROVISIONED".into());
-    check_indexes(&request, &shape, &billing_mode)?;
+    // Billing before the key schema, as DynamoDB checks them (dynalite's test/createTable.js).
     let provisioned_throughput = table_throughput(&billing_mode, request.provisioned_throughput)?;
+    let shape = check_key_schema(&request)?;
+    check_indexes(&request, &shape, &billing_mode)?;
     check_tags(&request.tags)?;
     let stream_specification = match &request.stream_specification {
         Some(spec) => check_stream_spec(spec)?,
@@ -192,7 +194,24 @@ fn check_key_schema(request: &CreateTableRequest) -> Result<KeyShape> {
             ));
         }
     }
-    KeyShape::from_schema(&request.key_schema, &request.attribute_definitions)
+    // Definitions first, as DynamoDB checks them (dynalite's validations/createTable.js):
+    // more key elements than definitions, then a key attribute not defined.
+    let (keys, definitions) = (&request.key_schema, &request.attribute_definitions);
+    if (1..=2).contains(&keys.len()) {
+        if keys.len() > definitions.len() {
+            return Err(Error::validation(
+                "Invalid KeySchema: Some index key attribute have no definition",
+            ));
+        }
+        if keys.iter().any(|k| {
+            !definitions
+                .iter()
+                .any(|d| d.attribute_name == k.attribute_name)
+        }) {
+            return Err(undefined_key_attributes(keys, definitions));
+        }
+    }
+    KeyShape::from_schema(keys, definitions)
 }
 
 /// Checks the indexes (counts, names, key schemas, projections) against the table's key

@@ -200,6 +200,63 @@ fn rows() -> Vec<Row> {
             "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: 1 is not less than TotalSegments: 1",
             "dynalite test/scan.js",
         ),
+        // 5. CreateTable's key schema, in DynamoDB's order of checks.
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[],"KeySchema":[{"KeyType":"HASH","AttributeName":"a"},{"KeyType":"HASH","AttributeName":"a"}],"ProvisionedThroughput":{"ReadCapacityUnits":1,"WriteCapacityUnits":1}}"#,
+            invalid,
+            "Invalid KeySchema: Some index key attribute have no definition",
+            "dynalite test/createTable.js",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"}],"KeySchema":[{"KeyType":"HASH","AttributeName":"a"},{"KeyType":"HASH","AttributeName":"a"}],"ProvisionedThroughput":{"ReadCapacityUnits":1,"WriteCapacityUnits":1}}"#,
+            invalid,
+            "Invalid KeySchema: Some index key attribute have no definition",
+            "dynalite test/createTable.js: a key repeated, one definition",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"},{"AttributeName":"b","AttributeType":"S"}],"KeySchema":[{"KeyType":"HASH","AttributeName":"a"},{"KeyType":"HASH","AttributeName":"a"}],"ProvisionedThroughput":{"ReadCapacityUnits":1,"WriteCapacityUnits":1}}"#,
+            invalid,
+            "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+            "dynalite test/createTable.js",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"},{"AttributeName":"b","AttributeType":"S"}],"KeySchema":[{"KeyType":"HASH","AttributeName":"a"},{"KeyType":"HASH","AttributeName":"b"}],"ProvisionedThroughput":{"ReadCapacityUnits":1,"WriteCapacityUnits":1}}"#,
+            invalid,
+            "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type",
+            "dynalite test/createTable.js",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"},{"AttributeName":"b","AttributeType":"S"}],"KeySchema":[{"KeyType":"RANGE","AttributeName":"a"},{"KeyType":"HASH","AttributeName":"b"}],"ProvisionedThroughput":{"ReadCapacityUnits":1,"WriteCapacityUnits":1}}"#,
+            invalid,
+            "Invalid KeySchema: The first KeySchemaElement is not a HASH key type",
+            "dynalite test/createTable.js",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"},{"AttributeName":"c","AttributeType":"S"},{"AttributeName":"b","AttributeType":"S"}],"KeySchema":[{"KeyType":"HASH","AttributeName":"a"},{"KeyType":"RANGE","AttributeName":"b"}],"ProvisionedThroughput":{"ReadCapacityUnits":1,"WriteCapacityUnits":1}}"#,
+            invalid,
+            "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
+            "dynalite test/createTable.js",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[],"KeySchema":[{"KeyType":"HASH","AttributeName":"a"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+            invalid,
+            "Invalid KeySchema: Some index key attribute have no definition",
+            "dynalite test/createTable.js",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[],"KeySchema":[{"KeyType":"HASH","AttributeName":"a"},{"KeyType":"HASH","AttributeName":"a"}],"ProvisionedThroughput":{"ReadCapacityUnits":1,"WriteCapacityUnits":1},"BillingMode":"PAY_PER_REQUEST"}"#,
+            invalid,
+            "One or more parameter values were invalid: Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
+            "dynalite test/createTable.js: billing is checked before the key schema",
+        ),
         // 6. Expression attribute values without an expression that takes them.
         row(
             "PutItem",

@@ -11,7 +11,7 @@ pub use schema::{
     AttributeDefinition, GlobalSecondaryIndex, KeyAttribute, KeySchemaElement, KeyShape,
     LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, PitrSettings, Projection,
     ProvisionedThroughput, RestoreSource, RestoreSummary, ScalarType, StreamSpecification,
-    TableDefinition, Tag,
+    TableDefinition, Tag, undefined_key_attributes,
 };
 pub use table_id::TableId;
 pub use value::{AttributeValue, Item, MAX_NESTING, VALIDATION_ERROR_MARKER, ValueType, item_size};

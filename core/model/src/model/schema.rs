@@ -163,6 +163,26 @@ pub struct KeyShape {
     pub range_rest: Vec<KeyAttribute>,
 }
 
+/// DynamoDB's refusal of a key schema naming an attribute `definitions` does not define.
+pub fn undefined_key_attributes(
+    key_schema: &[KeySchemaElement],
+    definitions: &[AttributeDefinition],
+) -> Error {
+    Error::validation(format!(
+        "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+        key_schema
+            .iter()
+            .map(|k| k.attribute_name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        definitions
+            .iter()
+            .map(|d| d.attribute_name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// The attribute a key schema element names, with its declared type.
 fn key_attribute(
     element: &KeySchemaElement,
@@ -172,13 +192,7 @@ fn key_attribute(
     let definition = definitions
         .iter()
         .find(|d| d.attribute_name == element.attribute_name)
-        .ok_or_else(|| {
-            Error::validation(format!(
-                "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
-                key_schema.iter().map(|k| k.attribute_name.as_str()).collect::<Vec<_>>().join(", "),
-                definitions.iter().map(|d| d.attribute_name.as_str()).collect::<Vec<_>>().join(", ")
-            ))
-        })?;
+        .ok_or_else(|| undefined_key_attributes(key_schema, definitions))?;
     let scalar_type = ScalarType::parse(&definition.attribute_type).ok_or_else(|| {
         Error::validation(format!(
             "1 validation error detected: Value '{}' at 'attributeDefinitions.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]",
@@ -201,16 +215,27 @@ impl KeyShape {
         definitions: &[AttributeDefinition],
     ) -> Result<KeyShape> {
         let attribute = |element| key_attribute(element, key_schema, definitions);
+        // In DynamoDB's order (dynalite's validations/createTable.js, its messages recorded
+        // against DynamoDB): the same name twice, then the first element's type, then the
+        // second's.
         let (hash, range) = match key_schema {
-            [h] if h.key_type == "HASH" => (attribute(h)?, None),
-            [h, r] if h.key_type == "HASH" && r.key_type == "RANGE" => {
-                if h.attribute_name == r.attribute_name {
-                    return Err(Error::validation(
-                        "Both the Hash Key and the Range Key element in the KeySchema have the same name",
-                    ));
-                }
-                (attribute(h)?, Some(attribute(r)?))
+            [h, r] if h.attribute_name == r.attribute_name => {
+                return Err(Error::validation(
+                    "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+                ));
             }
+            [h, ..] if h.key_type != "HASH" && key_schema.len() <= 2 => {
+                return Err(Error::validation(
+                    "Invalid KeySchema: The first KeySchemaElement is not a HASH key type",
+                ));
+            }
+            [_, r] if r.key_type != "RANGE" => {
+                return Err(Error::validation(
+                    "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type",
+                ));
+            }
+            [h] => (attribute(h)?, None),
+            [h, r] => (attribute(h)?, Some(attribute(r)?)),
             [] => {
                 return Err(Error::validation(
                     "1 validation error detected: Value '[]' at 'keySchema' failed to satisfy constraint: Member must have length greater than or equal to 1",
@@ -219,11 +244,6 @@ impl KeyShape {
             [_, _, _, ..] => {
                 return Err(Error::validation(
                     "1 validation error detected: Value at 'keySchema' failed to satisfy constraint: Member must have length less than or equal to 2",
-                ));
-            }
-            _ => {
-                return Err(Error::validation(
-                    "Invalid KeySchema: The first KeySchemaElement is not a HASH key type or the second is not a RANGE key type",
                 ));
             }
         };
