@@ -253,14 +253,7 @@ async fn view_types_shape_images() {
         ("both", StreamViewType::NewAndOldImages, true, true),
     ] {
         let arn = create_stream_table(&client, table, view_type.clone()).await;
-        let description = streams
-            .describe_stream()
-            .stream_arn(&arn)
-            .send()
-            .await
-            .unwrap()
-            .stream_description
-            .unwrap();
+        let description = describe(&streams, &arn).await;
         assert_eq!(
             description.stream_view_type.as_ref().map(|v| v.as_str()),
             Some(view_type.as_str())
@@ -517,14 +510,7 @@ async fn streams_api_errors_and_paging() {
         .send()
         .await
         .unwrap();
-    let disabled = streams
-        .describe_stream()
-        .stream_arn(&arn)
-        .send()
-        .await
-        .unwrap()
-        .stream_description
-        .unwrap();
+    let disabled = describe(&streams, &arn).await;
     assert_eq!(disabled.stream_status, Some(StreamStatus::Disabled));
     assert_eq!(disabled.shards().len(), 4);
     let mut found = Vec::new();
@@ -1259,14 +1245,7 @@ async fn a_new_tables_stream_has_one_shard_holding_every_record() {
             .await
             .unwrap();
     }
-    let described = streams
-        .describe_stream()
-        .stream_arn(&arn)
-        .send()
-        .await
-        .unwrap()
-        .stream_description
-        .unwrap();
+    let described = describe(&streams, &arn).await;
     let shards = described.shards();
     assert_eq!(shards.len(), 1, "{shards:?}");
     let first = shards[0].shard_id().unwrap();
@@ -1277,4 +1256,19 @@ async fn a_new_tables_stream_has_one_shard_holding_every_record() {
         20,
         "every item's record is in the first shard: {keys:?}"
     );
+}
+
+/// The stream's description, as DescribeStream answers it.
+async fn describe(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+) -> aws_sdk_dynamodbstreams::types::StreamDescription {
+    streams
+        .describe_stream()
+        .stream_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description
+        .unwrap()
 }
