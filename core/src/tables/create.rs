@@ -147,18 +147,17 @@ pub(crate) fn create_table_as(
 
 /// Checks the attribute definitions and the table's key schema; the table's key shape.
 fn check_key_schema(request: &CreateTableRequest) -> Result<KeyShape> {
+    // Members are numbered from 1 in DynamoDB's messages, as `keySchema.2.member.keyType`.
     let mut seen = HashSet::new();
-    for definition in &request.attribute_definitions {
+    for (i, definition) in request.attribute_definitions.iter().enumerate() {
+        let at = |member: &str| format!("attributeDefinitions.{}.member.{member}", i + 1);
         if !seen.insert(definition.attribute_name.as_str()) {
             return Err(Error::validation(format!(
                 "Cannot have two attributes with the same name: Duplicate AttributeName: {}",
                 definition.attribute_name
             )));
         }
-        check_key_name_length(
-            &definition.attribute_name,
-            "attributeDefinitions.member.attributeName",
-        )?;
+        check_key_name_length(&definition.attribute_name, &at("attributeName"))?;
         if definition.attribute_name.is_empty() {
             return Err(Error::validation(
                 "One or more parameter values were invalid: Empty AttributeName in AttributeDefinitions",
@@ -167,29 +166,39 @@ fn check_key_schema(request: &CreateTableRequest) -> Result<KeyShape> {
         if ScalarType::parse(&definition.attribute_type).is_none() {
             return Err(coral(
                 &definition.attribute_type,
-                "attributeDefinitions.member.attributeType",
+                &at("attributeType"),
                 "Member must satisfy enum value set: [B, N, S]",
             ));
         }
     }
-    let index_key_names = request
-        .global_secondary_indexes
-        .iter()
-        .flat_map(|g| &g.key_schema)
-        .chain(
-            request
-                .local_secondary_indexes
-                .iter()
-                .flat_map(|l| &l.key_schema),
-        );
-    for element in request.key_schema.iter().chain(index_key_names) {
-        check_key_name_length(&element.attribute_name, "keySchema.member.attributeName")?;
+    // Every key schema element, the table's and its indexes', with where it stands.
+    let numbered = |prefix: &str, schema: &[KeySchemaElement]| -> Vec<(String, String)> {
+        schema
+            .iter()
+            .enumerate()
+            .map(|(k, e)| {
+                let at = format!("{prefix}keySchema.{}.member", k + 1);
+                (at, e.attribute_name.clone())
+            })
+            .collect()
+    };
+    let mut elements = numbered("", &request.key_schema);
+    for (g, gsi) in request.global_secondary_indexes.iter().enumerate() {
+        let prefix = format!("globalSecondaryIndexes.{}.member.", g + 1);
+        elements.extend(numbered(&prefix, &gsi.key_schema));
     }
-    for element in &request.key_schema {
+    for (l, lsi) in request.local_secondary_indexes.iter().enumerate() {
+        let prefix = format!("localSecondaryIndexes.{}.member.", l + 1);
+        elements.extend(numbered(&prefix, &lsi.key_schema));
+    }
+    for (at, name) in &elements {
+        check_key_name_length(name, &format!("{at}.attributeName"))?;
+    }
+    for (k, element) in request.key_schema.iter().enumerate() {
         if element.key_type != "HASH" && element.key_type != "RANGE" {
             return Err(coral(
                 &element.key_type,
-                "keySchema.member.keyType",
+                &format!("keySchema.{}.member.keyType", k + 1),
                 "Member must satisfy enum value set: [HASH, RANGE]",
             ));
         }
@@ -234,8 +243,11 @@ fn check_indexes(request: &CreateTableRequest, shape: &KeyShape, billing_mode: &
             "Subscriber limit exceeded: The number of global secondary indexes exceeds the per-table limit of 20".into(),
         ));
     }
-    for lsi in &request.local_secondary_indexes {
-        check_name(&lsi.index_name, "localSecondaryIndexes.member.indexName")?;
+    for (l, lsi) in request.local_secondary_indexes.iter().enumerate() {
+        check_name(
+            &lsi.index_name,
+            &format!("localSecondaryIndexes.{}.member.indexName", l + 1),
+        )?;
         if !index_names.insert(lsi.index_name.as_str()) {
             return Err(Error::validation(format!(
                 "One or more parameter values were invalid: Duplicate index name: {}",
@@ -257,8 +269,11 @@ fn check_indexes(request: &CreateTableRequest, shape: &KeyShape, billing_mode: &
         check_projection(&lsi.projection)?;
         used.extend(lsi.key_schema.iter().map(|k| k.attribute_name.as_str()));
     }
-    for gsi in &request.global_secondary_indexes {
-        check_name(&gsi.index_name, "globalSecondaryIndexes.member.indexName")?;
+    for (g, gsi) in request.global_secondary_indexes.iter().enumerate() {
+        check_name(
+            &gsi.index_name,
+            &format!("globalSecondaryIndexes.{}.member.indexName", g + 1),
+        )?;
         if !index_names.insert(gsi.index_name.as_str()) {
             return Err(Error::validation(format!(
                 "One or more parameter values were invalid: Duplicate index name: {}",

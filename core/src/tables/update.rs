@@ -243,15 +243,15 @@ impl Tables {
                             "Subscriber limit exceeded: The number of global secondary indexes exceeds the per-table limit of 20".into(),
                         ));
                     }
-                    for new in &request.attribute_definitions {
-                        check_key_name_length(
-                            &new.attribute_name,
-                            "attributeDefinitions.member.attributeName",
-                        )?;
+                    for (i, new) in request.attribute_definitions.iter().enumerate() {
+                        let at = |member: &str| {
+                            format!("attributeDefinitions.{}.member.{member}", i + 1)
+                        };
+                        check_key_name_length(&new.attribute_name, &at("attributeName"))?;
                         if ScalarType::parse(&new.attribute_type).is_none() {
                             return Err(coral(
                                 &new.attribute_type,
-                                "attributeDefinitions.member.attributeType",
+                                &at("attributeType"),
                                 "Member must satisfy enum value set: [B, N, S]",
                             ));
                         }

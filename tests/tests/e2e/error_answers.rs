@@ -257,6 +257,21 @@ fn rows() -> Vec<Row> {
             "One or more parameter values were invalid: Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
             "dynalite test/createTable.js: billing is checked before the key schema",
         ),
+        // 4. Enum violations name the member by its number, from 1.
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[{"AttributeName":"b","AttributeType":"SS"}],"KeySchema":[{"KeyType":"HASH","AttributeName":"a"},{"KeyType":"HASH","AttributeName":"a"}],"ProvisionedThroughput":{"ReadCapacityUnits":1,"WriteCapacityUnits":1}}"#,
+            invalid,
+            "1 validation error detected: Value 'SS' at 'attributeDefinitions.1.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]",
+            "dynalite test/createTable.js",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[{"AttributeName":"a","AttributeType":"S"}],"KeySchema":[{"KeyType":"HASH","AttributeName":"a"},{"KeyType":"Woop","AttributeName":"b"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+            invalid,
+            "1 validation error detected: Value 'Woop' at 'keySchema.2.member.keyType' failed to satisfy constraint: Member must satisfy enum value set: [HASH, RANGE]",
+            "dynalite test/createTable.js (keySchema.3.member.keyType there, the third element)",
+        ),
         // 6. Expression attribute values without an expression that takes them.
         row(
             "PutItem",

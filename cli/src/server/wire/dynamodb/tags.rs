@@ -45,10 +45,11 @@ pub(crate) fn tag_resource(engine: &Engine, input: TagResourceInput) -> Result<(
     let arn = required(input.resource_arn, "resourceArn")?;
     let tags = required(input.tags, "tags")?
         .into_iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             Ok(Tag {
-                key: required(t.key, "tags.member.key")?,
-                value: required(t.value, "tags.member.value")?,
+                key: required(t.key, &format!("tags.{}.member.key", i + 1))?,
+                value: required(t.value, &format!("tags.{}.member.value", i + 1))?,
             })
         })
         .collect::<Result<_, ApiError>>()?;
