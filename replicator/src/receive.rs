@@ -764,15 +764,7 @@ mod tests {
             "ap has not said what it delivered: an older write of ap's could still come"
         );
         let tombstone_seq = store.store.durable_seq();
-        replicator
-            .receive_changes(
-                "ap",
-                ChangeBatch {
-                    changes: Vec::new(),
-                    delivered: BTreeMap::from([(TABLE.to_string(), later)]),
-                },
-            )
-            .expect("applied");
+        crate::test_support::heartbeat(&replicator, "ap", TABLE, later);
         assert!(
             store.store.hold(&hold).expect("held").from > tombstone_seq,
             "every region has delivered past the delete: its tombstone may go"

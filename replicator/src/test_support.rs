@@ -9,6 +9,7 @@ use tidemark_core::ops::CreateTableRequest;
 use crate::Replicator;
 use crate::membership::{GlobalTable, Replica, SharedSettings, VERSION};
 use crate::peers::{Peer, ReplicationConfig};
+use crate::protocol::ChangeBatch;
 
 /// The replicator of `region` on `engine` (direct transport), its peers given as `REGION=URL`.
 pub(crate) fn replicator(engine: &Engine, region: &str, peers: &[&str]) -> Arc<Replicator> {
@@ -23,6 +24,20 @@ pub(crate) fn replicator(engine: &Engine, region: &str, peers: &[&str]) -> Arc<R
             ..ReplicationConfig::default()
         },
     )
+}
+
+/// Delivers `from`'s report, as its shipper's heartbeats carry it, that every change of its
+/// own of `table` up to `clock` has reached `replicator`.
+pub(crate) fn heartbeat(replicator: &Replicator, from: &str, table: &str, clock: u64) {
+    replicator
+        .receive_changes(
+            from,
+            ChangeBatch {
+                changes: Vec::new(),
+                delivered: [(table.to_string(), clock)].into(),
+            },
+        )
+        .expect("a heartbeat");
 }
 
 /// Makes `table` (created first, keyed by the string `p`, when it does not exist) a global

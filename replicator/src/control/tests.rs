@@ -26,6 +26,7 @@ use crate::client::{PeerClient, PeerError};
 use crate::membership::VERSION;
 use crate::peers::{Peer, PeerHoldLimit, ReplicationConfig, Transport};
 use crate::protocol::{BatchAnswer, PeerRefusal};
+use crate::test_support;
 
 const TABLE: &str = "orders";
 /// Every region of the tests' group; each node has the others as peers.
@@ -647,15 +648,7 @@ async fn an_unreachable_region_is_removed_at_once_and_never_comes_back() {
     let before = us.store.hold(&inbound).expect("an inbound hold").from;
     put(&us.store, "later");
     let delivered = (us.store.clock().now_millis() + 1_000) << 16;
-    us.replicator
-        .receive_changes(
-            "eu",
-            ChangeBatch {
-                changes: Vec::new(),
-                delivered: BTreeMap::from([(TABLE.to_string(), delivered)]),
-            },
-        )
-        .expect("a heartbeat");
+    test_support::heartbeat(&us.replicator, "eu", TABLE, delivered);
     assert!(
         us.store.hold(&inbound).expect("held").from > before,
         "ap, removed, does not pin the inbound hold"
@@ -1029,15 +1022,7 @@ async fn a_peer_away_past_the_hold_limit_is_let_go_of_and_reported() {
     let before = us.store.hold(&inbound).expect("an inbound hold").from;
     put(&us.store, "later");
     let delivered = (us.store.clock().now_millis() + 1_000) << 16;
-    us.replicator
-        .receive_changes(
-            "eu",
-            ChangeBatch {
-                changes: Vec::new(),
-                delivered: BTreeMap::from([(TABLE.to_string(), delivered)]),
-            },
-        )
-        .expect("a heartbeat");
+    test_support::heartbeat(&us.replicator, "eu", TABLE, delivered);
     assert!(us.store.hold(&inbound).expect("held").from > before);
 
     // ap's changes are refused until it is re-seeded: they could bring back items whose
@@ -1161,15 +1146,7 @@ async fn a_region_let_go_of_is_re_seeded_when_it_returns_keeping_its_writes_and_
     // Each shipper says what it delivered, as its heartbeats do.
     for (from, to) in [(&ap, &us), (&us, &ap)] {
         let delivered = from.store.clock().now_millis() << 16;
-        to.replicator
-            .receive_changes(
-                from.replicator.region(),
-                ChangeBatch {
-                    changes: Vec::new(),
-                    delivered: BTreeMap::from([(TABLE.to_string(), delivered)]),
-                },
-            )
-            .expect("a heartbeat");
+        test_support::heartbeat(&to.replicator, from.replicator.region(), TABLE, delivered);
     }
 
     // ap goes away past the limit; meanwhile us deletes d (and trims its tombstone) and
