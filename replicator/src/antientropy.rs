@@ -1042,6 +1042,17 @@ impl Replicator {
         Ok((level, differing, bounds, per_bucket))
     }
 
+    /// This side's cells of `table` at `keys`, as changes to ship (tombstones included).
+    async fn cells_here(
+        self: &Arc<Self>,
+        table: &str,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<Vec<WireChange>> {
+        let (me, name) = (self.clone(), table.to_string());
+        let cells = blocking(move || Ok(me.replication.cells_at(&name, &keys)?)).await?;
+        Ok(cells.into_iter().map(WireChange::from).collect())
+    }
+
     /// Lists the cells of `buckets` on both sides and repairs each side with the other's
     /// newer cells, adding to `report`.
     #[allow(clippy::too_many_arguments)]
@@ -1090,10 +1101,8 @@ impl Replicator {
             report.repaired_here += applied.written;
         }
         for keys in plan.send.chunks(KEYS_PER_REQUEST) {
-            let (me, name, keys) = (self.clone(), table.to_string(), keys.to_vec());
-            let changes = blocking(move || Ok(me.replication.cells_at(&name, &keys)?)).await?;
             let batch = ChangeBatch {
-                changes: changes.into_iter().map(WireChange::from).collect(),
+                changes: self.cells_here(table, keys.to_vec()).await?,
                 ..ChangeBatch::default()
             };
             note_keys(&mut report.repaired_keys, &batch);
@@ -1116,9 +1125,8 @@ impl Replicator {
         let room = KEYS_REPORTED.saturating_sub(report.unresolved_keys.len());
         let (mine, theirs): (Vec<_>, Vec<_>) =
             unresolved.iter().take(room).partition(|(_, here)| *here);
-        let (me, name) = (self.clone(), table.to_string());
         let keys: Vec<Vec<u8>> = mine.into_iter().map(|(k, _)| k.clone()).collect();
-        let here = blocking(move || Ok(me.replication.cells_at(&name, &keys)?)).await?;
+        let here = self.cells_here(table, keys).await?;
         let there = match theirs.is_empty() {
             true => Vec::new(),
             false => {

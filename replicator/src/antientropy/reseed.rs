@@ -287,23 +287,16 @@ impl Replicator {
             done.here += applied.written;
         }
         for keys in plan.send.chunks(KEYS_PER_REQUEST) {
-            let (me, name, keys) = (self.clone(), table.to_string(), keys.to_vec());
-            let changes = blocking(move || Ok(me.replication.cells_at(&name, &keys)?)).await?;
             let batch = ChangeBatch {
-                changes: changes.into_iter().map(WireChange::from).collect(),
+                changes: self.cells_here(table, keys.to_vec()).await?,
                 ..ChangeBatch::default()
             };
             done.there += transport.repair(peer, &batch).await?.written;
         }
         for deleted in plan.delete_here.chunks(KEYS_PER_REQUEST) {
             let keys: Vec<Vec<u8>> = deleted.iter().map(|(k, _)| k.clone()).collect();
-            let (me, name) = (self.clone(), table.to_string());
-            let cells = blocking(move || Ok(me.replication.cells_at(&name, &keys)?)).await?;
-            let tombstones = tombstones_past(
-                cells.into_iter().map(WireChange::from).collect(),
-                deleted,
-                &peer.region,
-            );
+            let cells = self.cells_here(table, keys).await?;
+            let tombstones = tombstones_past(cells, deleted, &peer.region);
             let (me, from) = (self.clone(), peer.region.clone());
             let applied = blocking(move || me.apply_changes_from(&from, tombstones, true)).await?;
             done.here += applied.written;
