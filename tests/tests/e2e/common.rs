@@ -600,3 +600,61 @@ pub(crate) async fn restore_command(
     .await
     .unwrap()
 }
+
+/// PutItem of `key` with `v = value` into `table`.
+pub(crate) async fn put_value(client: &Client, table: &str, key: &str, value: &str) {
+    client
+        .put_item()
+        .table_name(table)
+        .item("p", s(key))
+        .item("v", s(value))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutItem {key} into {table} succeeds: {e:?}"));
+}
+
+/// Waits, up to 30 s, until region `i` of `cluster` holds `key` in `table` with `v = value`.
+pub(crate) async fn wait_for_value(
+    cluster: &tidemark_tests::cluster::Cluster,
+    i: usize,
+    table: &str,
+    key: &str,
+    value: &str,
+) {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+    let client = cluster.client(i, std::time::Duration::from_secs(10));
+    let mut last = None;
+    let arrived = tidemark_tests::wait_until(WAIT, async || {
+        last = get_consistent(&client, table, key).await;
+        last.as_ref().and_then(|item| item.get("v")) == Some(&s(value))
+    })
+    .await;
+    assert!(
+        arrived,
+        "expected item {key} (v = {value}) of {table} to be readable in {} within {WAIT:?}; \
+         last read: {last:?}",
+        cluster.region(i)
+    );
+}
+
+/// Creates `table` in region 0 of `cluster`, adds a replica in each of regions 1 and 2 with
+/// one ReplicaUpdates call, and waits until all three are ACTIVE everywhere; region 0's
+/// client, with operations given `timeout`.
+pub(crate) async fn global_in_three(
+    cluster: &tidemark_tests::cluster::Cluster,
+    table: &str,
+    timeout: std::time::Duration,
+) -> Client {
+    let client = cluster.client(0, timeout);
+    create_table(&client, table, false).await;
+    client
+        .update_table()
+        .table_name(table)
+        .replica_updates(tidemark_tests::cluster::replica_create(cluster.region(1)))
+        .replica_updates(tidemark_tests::cluster::replica_create(cluster.region(2)))
+        .send()
+        .await
+        .expect("ReplicaUpdates creating two replicas succeeds");
+    wait_for_group(cluster, table, &[0, 1, 2]).await;
+    client
+}

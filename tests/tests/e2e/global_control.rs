@@ -24,8 +24,8 @@ use tidemark_tests::wait_until;
 use tidemark_tests::cluster::{replica_create, replica_delete, replica_update};
 
 use crate::common::{
-    attribute, create_table, get_consistent, gsi_create, node_binary, replicas_in, s,
-    wait_for_group,
+    attribute, create_table, get_consistent, global_in_three, gsi_create, node_binary, put_value,
+    replicas_in, s, wait_for_group, wait_for_value,
 };
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
@@ -82,34 +82,6 @@ fn assert_fails<T: std::fmt::Debug, E, R>(
     }
 }
 
-async fn put(client: &Client, table: &str, key: &str, value: &str) {
-    client
-        .put_item()
-        .table_name(table)
-        .item("p", s(key))
-        .item("v", s(value))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PutItem {key} into {table} succeeds: {e:?}"));
-}
-
-/// Waits until region `i` holds `key` in `table` with `v = value`.
-async fn wait_for_item(cluster: &Cluster, i: usize, table: &str, key: &str, value: &str) {
-    let client = cluster.client(i, OP_TIMEOUT);
-    let mut last = None;
-    let arrived = wait_until(WAIT, async || {
-        last = get_consistent(&client, table, key).await;
-        last.as_ref().and_then(|item| item.get("v")) == Some(&s(value))
-    })
-    .await;
-    assert!(
-        arrived,
-        "expected item {key} (v = {value}) of {table} to be readable in {} within {WAIT:?}; \
-         last read: {last:?}",
-        cluster.region(i)
-    );
-}
-
 async fn table_arn(client: &Client, table: &str) -> String {
     client
         .describe_table()
@@ -144,7 +116,7 @@ async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
     let table = "orders";
     let ca = cluster.client(a, OP_TIMEOUT);
     create_table(&ca, table, false).await;
-    put(&ca, table, "before", "seeded").await;
+    put_value(&ca, table, "before", "seeded").await;
 
     // Errors, as DynamoDB answers them.
     assert_fails(
@@ -277,13 +249,13 @@ async fn replica_updates_answer_as_dynamodb_and_shared_settings_follow() {
 
     // Items: the seeded one, and writes in either direction.
     for i in [b, c] {
-        wait_for_item(&cluster, i, table, "before", "seeded").await;
+        wait_for_value(&cluster, i, table, "before", "seeded").await;
     }
-    put(&ca, table, "from-a", "1").await;
-    put(&cluster.client(c, OP_TIMEOUT), table, "from-c", "2").await;
-    wait_for_item(&cluster, b, table, "from-a", "1").await;
-    wait_for_item(&cluster, c, table, "from-a", "1").await;
-    wait_for_item(&cluster, a, table, "from-c", "2").await;
+    put_value(&ca, table, "from-a", "1").await;
+    put_value(&cluster.client(c, OP_TIMEOUT), table, "from-c", "2").await;
+    wait_for_value(&cluster, b, table, "from-a", "1").await;
+    wait_for_value(&cluster, c, table, "from-a", "1").await;
+    wait_for_value(&cluster, a, table, "from-c", "2").await;
 
     // Shared settings follow a change made in B; B's tag stays B's.
     let cb = cluster.client(b, OP_TIMEOUT);
@@ -531,16 +503,7 @@ async fn replicas_leave_through_delete_table_and_replica_updates() {
     let cluster = Cluster::start(node_binary(), &REGIONS, &FAST).await;
     let (a, b, c) = (0, 1, 2);
     let table = "fleet";
-    let ca = cluster.client(a, OP_TIMEOUT);
-    create_table(&ca, table, false).await;
-    replica_updates(
-        &ca,
-        table,
-        vec![replica_create(REGIONS[b]), replica_create(REGIONS[c])],
-    )
-    .await
-    .expect("ReplicaUpdates creating two replicas succeeds");
-    wait_for_group(&cluster, table, &[a, b, c]).await;
+    let ca = global_in_three(&cluster, table, OP_TIMEOUT).await;
 
     // DeleteTable in C: A and B stop listing C.
     cluster
@@ -551,8 +514,8 @@ async fn replicas_leave_through_delete_table_and_replica_updates() {
         .await
         .expect("DeleteTable of C's replica succeeds");
     wait_for_group(&cluster, table, &[a, b]).await;
-    put(&ca, table, "after-c", "still").await;
-    wait_for_item(&cluster, b, table, "after-c", "still").await;
+    put_value(&ca, table, "after-c", "still").await;
+    wait_for_value(&cluster, b, table, "after-c", "still").await;
     assert_fails(
         cluster
             .client(c, OP_TIMEOUT)
@@ -766,10 +729,10 @@ async fn legacy_global_tables_answer_as_dynamodb() {
     );
 
     // Data flows both ways.
-    put(&ca, table, "from-a", "1").await;
-    put(&cb, table, "from-b", "2").await;
-    wait_for_item(&cluster, b, table, "from-a", "1").await;
-    wait_for_item(&cluster, a, table, "from-b", "2").await;
+    put_value(&ca, table, "from-a", "1").await;
+    put_value(&cb, table, "from-b", "2").await;
+    wait_for_value(&cluster, b, table, "from-a", "1").await;
+    wait_for_value(&cluster, a, table, "from-b", "2").await;
 }
 
 /// Posts a change batch to region `i`'s peer endpoint with the given headers; returns the

@@ -87,11 +87,9 @@ async fn needs_reseed_gauge(cluster: &Cluster, table: &str) -> Option<String> {
         .find_map(|line| line.strip_prefix(&series).map(str::to_string))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_replication_message_that_does_not_decode_stops_its_partition_and_is_never_skipped() {
-    let broker = Broker::start().await;
-    let brokers = broker.brokers();
-    let mut cluster = Cluster::start(
+/// The two regions, `buffer` durability, replicating through `brokers`.
+async fn through_kafka(brokers: &str) -> Cluster {
+    Cluster::start(
         node_binary(),
         &REGIONS,
         &[
@@ -100,10 +98,17 @@ async fn a_replication_message_that_does_not_decode_stops_its_partition_and_is_n
             "--replication-transport",
             "kafka",
             "--kafka-brokers",
-            &brokers,
+            brokers,
         ],
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replication_message_that_does_not_decode_stops_its_partition_and_is_never_skipped() {
+    let broker = Broker::start().await;
+    let brokers = broker.brokers();
+    let mut cluster = through_kafka(&brokers).await;
     let (stalled, flowing) = ("stalled", "flowing");
     global_pair(&cluster, stalled).await;
     global_pair(&cluster, flowing).await;
@@ -182,19 +187,7 @@ async fn a_read_position_the_broker_lost_is_reseeded_by_itself_and_never_jumped(
 
     let broker = Broker::start().await;
     let brokers = broker.brokers();
-    let mut cluster = Cluster::start(
-        node_binary(),
-        &REGIONS,
-        &[
-            "--durability",
-            "buffer",
-            "--replication-transport",
-            "kafka",
-            "--kafka-brokers",
-            &brokers,
-        ],
-    )
-    .await;
+    let mut cluster = through_kafka(&brokers).await;
     let table = "trimmed";
     global_pair(&cluster, table).await;
     put(&cluster, table, "read").await;

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::ReplicaStatus;
-use tidemark_tests::cluster::{Cluster, replica_create, replica_delete, replica_update};
+use tidemark_tests::cluster::{Cluster, replica_delete, replica_update};
 use tidemark_tests::wait_until;
 
 use crate::common::{
-    create_table, get_consistent, node_binary, replicas_in, s, wait_for_group,
-    wait_for_group_within,
+    get_consistent, global_in_three, node_binary, replicas_in, s, wait_for_group_within,
 };
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
@@ -46,16 +45,7 @@ async fn a_dead_regions_replica_is_removed_and_it_drops_its_copy_when_it_returns
     let mut cluster = Cluster::start(node_binary(), &REGIONS, &FAST).await;
     let (a, b, c) = (0, 1, 2);
     let table = "lost";
-    let ca = cluster.client(a, OP_TIMEOUT);
-    create_table(&ca, table, false).await;
-    ca.update_table()
-        .table_name(table)
-        .replica_updates(replica_create(REGIONS[b]))
-        .replica_updates(replica_create(REGIONS[c]))
-        .send()
-        .await
-        .expect("ReplicaUpdates creating two replicas succeeds");
-    wait_for_group(&cluster, table, &[a, b, c]).await;
+    let ca = global_in_three(&cluster, table, OP_TIMEOUT).await;
     ca.put_item()
         .table_name(table)
         .item("p", s("kept"))
@@ -126,16 +116,7 @@ async fn a_region_away_past_the_hold_limit_is_reported_as_needing_a_reseed() {
     let mut cluster = Cluster::start(node_binary(), &REGIONS, &extra).await;
     let (a, b, c) = (0, 1, 2);
     let table = "away";
-    let ca = cluster.client(a, OP_TIMEOUT);
-    create_table(&ca, table, false).await;
-    ca.update_table()
-        .table_name(table)
-        .replica_updates(replica_create(REGIONS[b]))
-        .replica_updates(replica_create(REGIONS[c]))
-        .send()
-        .await
-        .expect("ReplicaUpdates creating two replicas succeeds");
-    wait_for_group(&cluster, table, &[a, b, c]).await;
+    let ca = global_in_three(&cluster, table, OP_TIMEOUT).await;
 
     cluster.kill(c).await;
     ca.put_item()

@@ -7,13 +7,14 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
 use tidemark_core::model::AttributeValue as CoreValue;
 use tidemark_replicator::protocol::{CHANGES_CONTENT_TYPE, ChangeBatch, WireChange};
 use tidemark_tests::cluster::{Cluster, ClusterSettings, replica_create};
 use tidemark_tests::wait_until;
 
-use crate::common::{create_table, get_consistent, node_binary, s, wait_for_group};
+use crate::common::{
+    create_table, get_consistent, node_binary, put_value, s, wait_for_group, wait_for_value,
+};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,34 +99,6 @@ fn tls_args(pki: &Pki, i: usize, count: usize) -> Vec<String> {
     args
 }
 
-async fn put(client: &Client, table: &str, key: &str, value: &str) {
-    client
-        .put_item()
-        .table_name(table)
-        .item("p", s(key))
-        .item("v", s(value))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PutItem {key} into {table} succeeds: {e:?}"));
-}
-
-/// Waits until region `i` holds `key` in `table` with `v = value`.
-async fn wait_for_item(cluster: &Cluster, i: usize, table: &str, key: &str, value: &str) {
-    let client = cluster.client(i, OP_TIMEOUT);
-    let mut last = None;
-    let arrived = wait_until(WAIT, async || {
-        last = get_consistent(&client, table, key).await;
-        last.as_ref().and_then(|item| item.get("v")) == Some(&s(value))
-    })
-    .await;
-    assert!(
-        arrived,
-        "expected item {key} (v = {value}) of {table} to be readable in {} within {WAIT:?}; \
-         last read: {last:?}",
-        cluster.region(i)
-    );
-}
-
 /// Three regions serving HTTPS with a private CA's certificates, peers at `https://` URLs
 /// checked against `--peer-ca`, a secret per link: a global table forms across them and a
 /// write in every region reaches every other.
@@ -149,7 +122,7 @@ async fn three_https_regions_with_a_private_ca_and_link_secrets_converge() {
     let table = "encrypted";
     let first = cluster.client(0, OP_TIMEOUT);
     create_table(&first, table, false).await;
-    put(&first, table, "before", "seeded").await;
+    put_value(&first, table, "before", "seeded").await;
     for (joining, members) in [(1, vec![0, 1]), (2, vec![0, 1, 2])] {
         first
             .update_table()
@@ -166,7 +139,7 @@ async fn three_https_regions_with_a_private_ca_and_link_secrets_converge() {
         wait_for_group(&cluster, table, &members).await;
     }
     for (i, region) in REGIONS.iter().enumerate() {
-        put(
+        put_value(
             &cluster.client(i, OP_TIMEOUT),
             table,
             &format!("from-{i}"),
@@ -175,9 +148,9 @@ async fn three_https_regions_with_a_private_ca_and_link_secrets_converge() {
         .await;
     }
     for i in 0..REGIONS.len() {
-        wait_for_item(&cluster, i, table, "before", "seeded").await;
+        wait_for_value(&cluster, i, table, "before", "seeded").await;
         for (from, region) in REGIONS.iter().enumerate() {
-            wait_for_item(&cluster, i, table, &format!("from-{from}"), region).await;
+            wait_for_value(&cluster, i, table, &format!("from-{from}"), region).await;
         }
     }
 }
@@ -227,7 +200,7 @@ async fn a_peer_whose_certificate_is_not_trusted_shows_why_in_the_link_state() {
         .send()
         .await
         .expect("the trusting region reaches the other to create its replica");
-    put(
+    put_value(
         &cluster.client(distrusting, OP_TIMEOUT),
         table,
         "stuck",
@@ -444,8 +417,8 @@ async fn a_forged_change_in_a_regions_topic_stops_that_topic_and_is_not_applied(
         .await
         .expect("add a replica");
     wait_for_group(&cluster, table, &[us, eu]).await;
-    put(&eu_client, table, "before", "from-eu").await;
-    wait_for_item(&cluster, us, table, "before", "from-eu").await;
+    put_value(&eu_client, table, "before", "from-eu").await;
+    wait_for_value(&cluster, us, table, "before", "from-eu").await;
 
     // In eu's topic, a change stamped by us (anyone who can write to the topic could try).
     let producer: FutureProducer = tidemark_kafka::KafkaSettings::new(brokers)
@@ -462,11 +435,11 @@ async fn a_forged_change_in_a_regions_topic_stops_that_topic_and_is_not_applied(
         )
         .await
         .expect("the forged message is in eu's topic");
-    put(&eu_client, table, "after", "from-eu").await;
+    put_value(&eu_client, table, "after", "from-eu").await;
     // The other direction still flows: by the time us's write is in eu, us has read eu's
     // topic past the forged message many times over.
-    put(&us_client, table, "other-way", "from-us").await;
-    wait_for_item(&cluster, eu, table, "other-way", "from-us").await;
+    put_value(&us_client, table, "other-way", "from-us").await;
+    wait_for_value(&cluster, eu, table, "other-way", "from-us").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     assert_eq!(
