@@ -647,6 +647,8 @@ impl Replicator {
                 .clone()
                 .filter(|s| s.stream_enabled && source.latest_stream_label.is_some()),
             tags: Vec::new(),
+            // Deletion protection and the table class are each replica's own, as in DynamoDB.
+            ..Default::default()
         })?;
         if let Some(attribute) = &settings.time_to_live_attribute {
             self.ttl.update_time_to_live(UpdateTimeToLiveRequest {

@@ -206,7 +206,7 @@ pub fn describe_stream(
             "ENABLED"
         },
         stream_view_type: stream.view_type.clone(),
-        creation_request_date_time: (stream.created_millis() / 1000) as f64,
+        creation_request_date_time: stream.created_millis() as f64 / 1000.0,
         table_name: stream.table_name.clone(),
         key_schema: stream.key_schema.clone(),
         shards,

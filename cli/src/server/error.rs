@@ -284,6 +284,7 @@ impl From<Error> for ApiError {
             Error::ResourceInUse(message) => {
                 ApiError::new(bad, SERVICE, "ResourceInUseException", message)
             }
+            Error::AccessDenied(message) => ApiError::coral("AccessDeniedException", message),
             Error::TableNotFound(message) => ApiError::service("TableNotFoundException", message),
             Error::TableAlreadyExists(message) => {
                 ApiError::service("TableAlreadyExistsException", message)

@@ -47,6 +47,9 @@ pub enum Error {
     /// The table (or index) does not exist.
     #[error("{0}")]
     ResourceNotFound(String),
+    /// The request names a resource of another account (AccessDeniedException).
+    #[error("{0}")]
+    AccessDenied(String),
     /// The table already exists, or is busy.
     #[error("{0}")]
     ResourceInUse(String),
@@ -211,6 +214,20 @@ impl Violations {
         if !is_name(name) {
             self.breaks(name, field, NAME_PATTERN);
         }
+    }
+
+    /// A `TableName` of a call that also takes the table's ARN there (every table and item
+    /// call but CreateTable): 1 to 1024 characters, and a plain name keeps the name rules,
+    /// the pattern's violation before the length's.
+    pub fn table_reference(&mut self, name: &str, field: &str) {
+        if name.is_empty() || name.starts_with("arn:") {
+            self.length(name, field, 1, 1024);
+            return;
+        }
+        if !is_name(name) {
+            self.breaks(name, field, NAME_PATTERN);
+        }
+        self.length(name, field, 3, 255);
     }
 
     /// A member that must be one of `allowed` (listed in DynamoDB's order for its message).

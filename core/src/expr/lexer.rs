@@ -75,62 +75,14 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             pos += 1;
             continue;
         }
-        let start = pos;
-        let word_end = |from: usize| {
-            let mut end = from;
-            while bytes.get(end).is_some_and(|&c| is_word_byte(c)) {
-                end += 1;
-            }
-            end
+        let Some((kind, end)) = lex_one(text, pos) else {
+            return Err(syntax_error_at(text, &tokens, pos));
         };
-        let (kind, end) = match b {
-            b'a'..=b'z' | b'A'..=b'Z' => (TokenKind::Ident, word_end(pos + 1)),
-            b'0'..=b'9' => {
-                let mut end = pos + 1;
-                while bytes.get(end).is_some_and(u8::is_ascii_digit) {
-                    end += 1;
-                }
-                (TokenKind::Number, end)
-            }
-            b'#' | b':' => {
-                let end = word_end(pos + 1);
-                if end == pos + 1 {
-                    return Err(syntax_error_at(text, &tokens, start, start + 1));
-                }
-                let kind = if b == b'#' {
-                    TokenKind::NameRef
-                } else {
-                    TokenKind::ValueRef
-                };
-                (kind, end)
-            }
-            b'(' => (TokenKind::LParen, pos + 1),
-            b')' => (TokenKind::RParen, pos + 1),
-            b'[' => (TokenKind::LBracket, pos + 1),
-            b']' => (TokenKind::RBracket, pos + 1),
-            b',' => (TokenKind::Comma, pos + 1),
-            b'.' => (TokenKind::Dot, pos + 1),
-            b'=' => (TokenKind::Eq, pos + 1),
-            b'+' => (TokenKind::Plus, pos + 1),
-            b'-' => (TokenKind::Minus, pos + 1),
-            b'<' => match bytes.get(pos + 1) {
-                Some(b'>') => (TokenKind::Ne, pos + 2),
-                Some(b'=') => (TokenKind::Le, pos + 2),
-                _ => (TokenKind::Lt, pos + 1),
-            },
-            b'>' => match bytes.get(pos + 1) {
-                Some(b'=') => (TokenKind::Ge, pos + 2),
-                _ => (TokenKind::Gt, pos + 1),
-            },
-            _ => {
-                let char_len = text
-                    .get(pos..)
-                    .and_then(|rest| rest.chars().next())
-                    .map_or(1, char::len_utf8);
-                return Err(syntax_error_at(text, &tokens, start, start + char_len));
-            }
-        };
-        tokens.push(Token { kind, start, end });
+        tokens.push(Token {
+            kind,
+            start: pos,
+            end,
+        });
         pos = end;
     }
     tokens.push(Token {
@@ -139,6 +91,69 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, String> {
         end: bytes.len(),
     });
     Ok(tokens)
+}
+
+/// The token starting at `pos` (not a blank) and where it ends; `None` for a character no
+/// token starts with.
+fn lex_one(text: &str, pos: usize) -> Option<(TokenKind, usize)> {
+    let bytes = text.as_bytes();
+    let word_end = |from: usize| {
+        let mut end = from;
+        while bytes.get(end).is_some_and(|&c| is_word_byte(c)) {
+            end += 1;
+        }
+        end
+    };
+    let token = match bytes.get(pos)? {
+        b'a'..=b'z' | b'A'..=b'Z' => (TokenKind::Ident, word_end(pos + 1)),
+        b'0'..=b'9' => {
+            let mut end = pos + 1;
+            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+            (TokenKind::Number, end)
+        }
+        b @ (b'#' | b':') => {
+            let end = word_end(pos + 1);
+            if end == pos + 1 {
+                return None;
+            }
+            let kind = if *b == b'#' {
+                TokenKind::NameRef
+            } else {
+                TokenKind::ValueRef
+            };
+            (kind, end)
+        }
+        b'(' => (TokenKind::LParen, pos + 1),
+        b')' => (TokenKind::RParen, pos + 1),
+        b'[' => (TokenKind::LBracket, pos + 1),
+        b']' => (TokenKind::RBracket, pos + 1),
+        b',' => (TokenKind::Comma, pos + 1),
+        b'.' => (TokenKind::Dot, pos + 1),
+        b'=' => (TokenKind::Eq, pos + 1),
+        b'+' => (TokenKind::Plus, pos + 1),
+        b'-' => (TokenKind::Minus, pos + 1),
+        b'<' => match bytes.get(pos + 1) {
+            Some(b'>') => (TokenKind::Ne, pos + 2),
+            Some(b'=') => (TokenKind::Le, pos + 2),
+            _ => (TokenKind::Lt, pos + 1),
+        },
+        b'>' => match bytes.get(pos + 1) {
+            Some(b'=') => (TokenKind::Ge, pos + 2),
+            _ => (TokenKind::Gt, pos + 1),
+        },
+        _ => return None,
+    };
+    Some(token)
+}
+
+/// Where the character at `pos` ends.
+fn char_end(text: &str, pos: usize) -> usize {
+    pos + text
+        .get(pos..)
+        .and_then(|rest| rest.chars().next())
+        .map_or(1, char::len_utf8)
 }
 
 /// The text of a token, `<EOF>` for the end.
@@ -170,14 +185,20 @@ pub(crate) fn syntax_error(text: &str, tokens: &[Token], index: usize) -> String
     )
 }
 
-/// Syntax error for a character the lexer cannot start a token with.
-fn syntax_error_at(text: &str, before: &[Token], start: usize, end: usize) -> String {
+/// Syntax error for the character at `start`, which no token starts with: quotes the text
+/// from the previous token to the next one, as for any other bad token (a character no
+/// token starts with stands alone, so `!!!` is quoted as `!!`).
+fn syntax_error_at(text: &str, before: &[Token], start: usize) -> String {
+    let end = char_end(text, start);
     let near_start = before.last().map_or(start, |t| t.start);
-    // The text after the bad character is not tokenised yet: quote up to the next blank.
-    let near_end = text
+    let next = text
         .get(end..)
-        .and_then(|rest| rest.find(|c: char| c.is_ascii_whitespace()))
-        .map_or(text.len(), |offset| end + offset);
+        .and_then(|rest| rest.find(|c: char| !c.is_ascii_whitespace()))
+        .map(|offset| end + offset);
+    let near_end = match next {
+        None => end,
+        Some(next) => lex_one(text, next).map_or_else(|| char_end(text, next), |(_, e)| e),
+    };
     format!(
         "Syntax error; token: \"{}\", near: \"{}\"",
         text.get(start..end).unwrap_or(""),
@@ -234,6 +255,15 @@ mod tests {
         assert!(tokenize("SET a = :").unwrap_err().contains("token: \":\""));
         assert!(tokenize("a = \"x\"").unwrap_err().contains("token: \"\"\""));
         assert!(tokenize("a = é").unwrap_err().contains("token: \"é\""));
+        // A bad character is a token of its own: the next one is the next character.
+        assert_eq!(
+            tokenize("!!! INVALID !!!").unwrap_err(),
+            "Syntax error; token: \"!\", near: \"!!\""
+        );
+        assert_eq!(
+            tokenize("a ! b").unwrap_err(),
+            "Syntax error; token: \"!\", near: \"a ! b\""
+        );
     }
 
     #[test]

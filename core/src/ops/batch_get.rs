@@ -58,9 +58,9 @@ impl Store {
         for (table_name, wanted) in &request.tables {
             let table = self.item_table(table_name)?;
             if wanted.keys.is_empty() {
-                return Err(Error::validation(
-                    "1 validation error detected: Value at 'requestItems.member.keys' failed to satisfy constraint: Member must have length greater than or equal to 1",
-                ));
+                return Err(Error::validation(format!(
+                    "1 validation error detected: Value '[]' at 'requestItems.{table_name}.member.keys' failed to satisfy constraint: Member must have length greater than or equal to 1"
+                )));
             }
             let mut seen = HashSet::new();
             for key in &wanted.keys {

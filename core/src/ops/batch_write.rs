@@ -52,13 +52,13 @@ impl Store {
         let total: usize = request.tables.iter().map(|(_, w)| w.len()).sum();
         if total == 0 {
             return Err(Error::validation(
-                "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+                "The requestItems parameter is required for BatchWriteItem",
             ));
         }
         if total > MAX_BATCH_WRITES {
-            return Err(Error::validation(format!(
-                "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]; total requests: {total}"
-            )));
+            return Err(Error::validation(
+                "Too many items requested for the BatchWriteItem call",
+            ));
         }
         // Validate everything first; the batch is then applied in ONE atomic commit (one
         // fsync under `sync`), each write still recorded as its own change.

@@ -2,8 +2,8 @@
 //! with too.
 
 use crate::model::{
-    AttributeDefinition, KeySchemaElement, Projection, ProvisionedThroughput, RestoreSummary,
-    StreamSpecification,
+    AttributeDefinition, KeySchemaElement, ON_DEMAND_WARM_THROUGHPUT, Projection,
+    ProvisionedThroughput, RestoreSummary, StreamSpecification,
 };
 use crate::storage::catalog::TableEntry;
 use crate::{Result, Store};
@@ -26,6 +26,24 @@ pub struct BillingModeSummary {
     pub billing_mode: String,
     /// When the table became on-demand (seconds since the epoch).
     pub last_update_to_pay_per_request_date_time: Option<f64>,
+}
+
+/// `WarmThroughput`: the read and write rates a table or index is ready for at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WarmThroughput {
+    /// Reads per second.
+    pub read_units_per_second: i64,
+    /// Writes per second.
+    pub write_units_per_second: i64,
+}
+
+impl From<ProvisionedThroughput> for WarmThroughput {
+    fn from(t: ProvisionedThroughput) -> Self {
+        WarmThroughput {
+            read_units_per_second: t.read_capacity_units,
+            write_units_per_second: t.write_capacity_units,
+        }
+    }
 }
 
 /// `ProvisionedThroughput` as described.
@@ -60,6 +78,8 @@ pub struct IndexDescription {
     pub index_size_bytes: i64,
     /// Items (0 until indexes are maintained).
     pub item_count: i64,
+    /// The rates a global index is warm for.
+    pub warm_throughput: Option<WarmThroughput>,
 }
 
 /// DynamoDB's `TableDescription`.
@@ -83,8 +103,9 @@ pub struct TableDescription {
     pub item_count: Option<i64>,
     /// Exact size in bytes.
     pub table_size_bytes: Option<i64>,
-    /// Billing mode.
-    pub billing_mode_summary: BillingModeSummary,
+    /// Billing mode, for a table that was ever on-demand (DynamoDB sends none for a table
+    /// that was only ever provisioned).
+    pub billing_mode_summary: Option<BillingModeSummary>,
     /// Capacity.
     pub provisioned_throughput: ProvisionedThroughputDescription,
     /// Global secondary indexes.
@@ -97,8 +118,12 @@ pub struct TableDescription {
     pub latest_stream_label: Option<String>,
     /// Current stream ARN.
     pub latest_stream_arn: Option<String>,
-    /// Deletion protection (never enabled here).
+    /// Whether DeleteTable refuses the table.
     pub deletion_protection_enabled: bool,
+    /// The table class, once one was asked for.
+    pub table_class: Option<String>,
+    /// The rates the table is warm for (DescribeTable and UpdateTable answer with it).
+    pub warm_throughput: Option<WarmThroughput>,
     /// Where a restored table came from.
     pub restore_summary: Option<RestoreSummary>,
 }
@@ -176,6 +201,13 @@ impl Store {
                 index_arn: index_arn(&g.index_name),
                 index_size_bytes: index_stats(&g.index_name).bytes,
                 item_count: index_stats(&g.index_name).items,
+                warm_throughput: Some(
+                    match (on_demand, g.provisioned_throughput) {
+                        (false, Some(t)) => t,
+                        _ => ON_DEMAND_WARM_THROUGHPUT,
+                    }
+                    .into(),
+                ),
             })
             .collect();
         let lsis: Vec<IndexDescription> = definition
@@ -191,6 +223,7 @@ impl Store {
                 index_arn: index_arn(&l.index_name),
                 index_size_bytes: index_stats(&l.index_name).bytes,
                 item_count: index_stats(&l.index_name).items,
+                warm_throughput: None,
             })
             .collect();
         let stream_on = definition
@@ -216,11 +249,12 @@ impl Store {
             creation_date_time: full.then(|| millis_to_seconds(definition.creation_millis)),
             item_count: Some(stats.items),
             table_size_bytes: Some(stats.bytes),
-            billing_mode_summary: BillingModeSummary {
-                billing_mode: definition.billing_mode.clone(),
-                last_update_to_pay_per_request_date_time: on_demand
-                    .then(|| millis_to_seconds(definition.creation_millis)),
-            },
+            billing_mode_summary: definition
+                .on_demand_since()
+                .map(|since| BillingModeSummary {
+                    billing_mode: definition.billing_mode.clone(),
+                    last_update_to_pay_per_request_date_time: Some(millis_to_seconds(since)),
+                }),
             provisioned_throughput: throughput(&definition.provisioned_throughput),
             global_secondary_indexes: (full && !gsis.is_empty()).then_some(gsis),
             local_secondary_indexes: (full && !lsis.is_empty()).then_some(lsis),
@@ -230,7 +264,9 @@ impl Store {
                 .filter(|_| stream_on),
             latest_stream_label: latest_stream.as_ref().map(|s| s.label.clone()),
             latest_stream_arn: latest_stream.as_ref().map(|s| s.arn()),
-            deletion_protection_enabled: false,
+            deletion_protection_enabled: definition.deletion_protection,
+            table_class: definition.table_class.clone(),
+            warm_throughput: Some(definition.warm().into()),
             restore_summary: definition.restore_summary.clone(),
         }
     }

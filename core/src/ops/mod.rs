@@ -36,7 +36,7 @@ pub use batch_write::{BatchWriteOutcome, BatchWriteRequest, WriteRequest};
 pub use delete_item::DeleteItemRequest;
 pub use describe_table::{
     BillingModeSummary, IndexDescription, ProvisionedThroughputDescription, TableDescription,
-    TableStatus,
+    TableStatus, WarmThroughput,
 };
 pub use extensions::TableExtension;
 pub use get_item::{GetItemOutcome, GetItemRequest};

@@ -61,8 +61,48 @@ impl Store {
 
     /// The live table `name`, also while a restore builds it.
     pub(crate) fn table_even_building(&self, name: &str) -> Result<Arc<TableEntry>> {
-        check_name(name, "tableName")?;
+        let name = self.table_name_of(name)?;
         self.storage.table(name).ok_or_else(|| not_found(name))
+    }
+
+    /// The table a `TableName` names: the name itself, or the name in the table's ARN (as
+    /// DynamoDB takes ARNs in every call but CreateTable). An ARN of another account is
+    /// AccessDeniedException, one of another region a validation error, as DynamoDB answers.
+    ///
+    /// # Errors
+    /// Validation for a bad name or ARN; AccessDenied.
+    pub fn table_name_of<'a>(&self, reference: &'a str) -> Result<&'a str> {
+        let mut violations = Violations::default();
+        violations.table_reference(reference, "tableName");
+        violations.check()?;
+        if !reference.starts_with("arn:") {
+            return Ok(reference);
+        }
+        let malformed = || {
+            Error::validation(format!(
+                "1 validation error detected: Value '{reference}' at 'tableName' failed to satisfy constraint: Valid ARN format is 'arn:<awsPartition>:<vendor>:<region>:<subscriber>:resourceType/resourceName', where Resource name must have length less than or equal to 255, Resource name must have length greater than or equal to 3, Resource name must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+            ))
+        };
+        let parts: Vec<&str> = reference.splitn(6, ':').collect();
+        let [_, _, service, region, account, resource] = parts[..] else {
+            return Err(malformed());
+        };
+        let name = match resource.strip_prefix("table/") {
+            Some(name) if service == "dynamodb" && crate::error::is_name(name) => name,
+            _ => return Err(malformed()),
+        };
+        if !(3..=255).contains(&name.len()) {
+            return Err(malformed());
+        }
+        if region != self.config.region {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Invalid AWS region in '{reference}'"
+            )));
+        }
+        if account != self.config.account_id {
+            return Err(Error::AccessDenied("Access is denied".into()));
+        }
+        Ok(name)
     }
 
     pub(crate) fn table_arn(&self, name: &str) -> String {
@@ -72,12 +112,14 @@ impl Store {
         )
     }
 
-    /// The table named by an ARN of this node's region and account.
+    /// The table named by an ARN of this node's region and account. An ARN of another
+    /// account is AccessDeniedException, as DynamoDB answers a caller without rights there.
     pub(crate) fn table_by_arn(&self, arn: &str) -> Result<Arc<TableEntry>> {
         let prefix = format!(
             "arn:aws:dynamodb:{}:{}:table/",
             self.config.region, self.config.account_id
         );
+        let account = arn.split(':').nth(4);
         match arn.strip_prefix(&prefix) {
             Some(name) if !name.contains('/') => self.table(name).map_err(|_| {
                 Error::ResourceNotFound(format!(
@@ -87,6 +129,11 @@ impl Store {
             _ if !arn.starts_with("arn:") => Err(Error::validation(format!(
                 "Invalid TableArn: Invalid ResourceArn provided as input {arn}: ARNs must start with 'arn:'"
             ))),
+            _ if arn.starts_with("arn:aws:dynamodb:")
+                && account.is_some_and(|a| !a.is_empty() && a != self.config.account_id) =>
+            {
+                Err(Error::AccessDenied("Access is denied".into()))
+            }
             _ => Err(Error::validation(format!(
                 "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
             ))),

@@ -1,7 +1,7 @@
 //! BatchExecuteStatement: up to 25 statements, all key reads or all writes, each run on its
 //! own and reporting its own error.
 
-use super::bind::{all_of, parse_with};
+use super::bind::{all_of, columns, parse_with, row};
 use super::parser::{Select, Statement};
 use super::transaction::key_read;
 use super::writes::{refuse_index, run_write};
@@ -38,7 +38,7 @@ fn batch_read(
     statement: &BatchStatement,
 ) -> Result<BatchStatementResult> {
     refuse_index(select, "This operation is not supported on an index")?;
-    let (key, projection, rest) = key_read(store, select, &statement.parameters, INCOMPLETE_KEY)?;
+    let (key, rest) = key_read(store, select, &statement.parameters, INCOMPLETE_KEY)?;
     let got = store.get_item(GetItemRequest {
         table_name: select.table.clone(),
         key,
@@ -55,8 +55,8 @@ fn batch_read(
     }
     Ok(BatchStatementResult {
         table_name: Some(select.table.clone()),
-        item: match (item, projection) {
-            (Some(item), Some(projection)) => Some(projection.apply(&item)),
+        item: match (item, columns(&select.projection)) {
+            (Some(item), Some(columns)) => Some(row(&columns, &item)),
             (item, _) => item,
         },
         error: None,

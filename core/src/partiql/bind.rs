@@ -155,6 +155,34 @@ pub(super) fn path(p: &PathExpr) -> Path {
         })
 }
 
+/// The columns of a SELECT that names its paths: each path with the name its value is
+/// returned under, the last dotted step with any `[n]` after it, as DynamoDB answers
+/// `SELECT a.b` with `{"b": ...}` and `SELECT a[0]` with `{"a[0]": ...}`.
+pub(super) fn columns(projection: &Columns) -> Option<Vec<(String, Path)>> {
+    let Columns::Paths(paths) = projection else {
+        return None;
+    };
+    let named = paths.iter().map(|p| {
+        let name = p
+            .steps
+            .iter()
+            .fold(p.name.clone(), |name, step| match step {
+                Step::Field(field) => field.clone(),
+                Step::Index(i) => format!("{name}[{i}]"),
+            });
+        (name, path(p))
+    });
+    Some(named.collect())
+}
+
+/// One row of a SELECT's answer: the value of each column found in `item`.
+pub(super) fn row(columns: &[(String, Path)], item: &Item) -> Item {
+    columns
+        .iter()
+        .filter_map(|(name, path)| Some((name.clone(), path.resolve(item)?.clone())))
+        .collect()
+}
+
 /// The name of a path that is just a top-level attribute.
 pub(super) fn top_level(expr: &Expr) -> Option<&str> {
     match expr {

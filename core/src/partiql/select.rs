@@ -6,8 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN_BASE64;
 use serde::{Deserialize, Serialize};
 
 use super::bind::{
-    all_of, cmp_op, condition, conjuncts, equality, is_value, key_shape, projection, top_level,
-    value,
+    all_of, cmp_op, columns, condition, conjuncts, equality, is_value, key_shape, projection, row,
+    top_level, value,
 };
 use super::parser::{Cmp, Expr, Select};
 use super::{StatementOutcome, StatementRequest};
@@ -239,8 +239,24 @@ fn plan_read(select: &Select, shape: &KeyShape, params: &[AttributeValue]) -> Re
     })
 }
 
-/// Runs one page of a SELECT.
+/// Runs one page of a SELECT: its rows, each the columns it names (or the whole item).
 pub(super) fn run_select(
+    store: &Store,
+    select: &Select,
+    params: &[AttributeValue],
+    request: &StatementRequest,
+) -> Result<StatementOutcome> {
+    let mut outcome = read_select(store, select, params, request)?;
+    if let Some(columns) = columns(&select.projection) {
+        for item in &mut outcome.items {
+            *item = row(&columns, item);
+        }
+    }
+    Ok(outcome)
+}
+
+/// One page of the items a SELECT reads, whole.
+fn read_select(
     store: &Store,
     select: &Select,
     params: &[AttributeValue],
@@ -248,11 +264,12 @@ pub(super) fn run_select(
 ) -> Result<StatementOutcome> {
     let shape = key_shape(store, &select.table, select.index.as_deref())?;
     let plan = plan_read(select, &shape, params)?;
-    let projection = projection(&select.projection)?;
-    let kind = match (&projection, &select.index) {
-        (Some(_), _) => SelectKind::SpecificAttributes,
-        (None, Some(_)) => SelectKind::AllProjectedAttributes,
-        (None, None) => SelectKind::AllAttributes,
+    // Checks the columns (no two overlap); they are picked from the whole items afterwards,
+    // since a projection would renumber the list elements a column like `a[1]` names.
+    projection(&select.projection)?;
+    let kind = match &select.index {
+        Some(_) => SelectKind::AllProjectedAttributes,
+        None => SelectKind::AllAttributes,
     };
     let print = fingerprint(&request.statement, params);
     let resume = request
@@ -262,7 +279,7 @@ pub(super) fn run_select(
         .transpose()?;
     let options = |limit: Option<i64>, start: Option<Item>| PageOptions {
         filter: plan.filter.clone(),
-        projection: projection.clone(),
+        projection: None,
         select: kind,
         limit,
         exclusive_start_key: start,

@@ -1,12 +1,12 @@
 //! ExecuteTransaction: up to 100 statements as one TransactWriteItems (INSERT, UPDATE,
 //! DELETE, and `EXISTS(SELECT ...)` as a condition check) or one TransactGetItems (key reads).
 
-use super::bind::{key_shape, parse_with, projection, split_key};
+use super::bind::{columns, key_shape, parse_with, projection, row, split_key};
 use super::parser::{Returning, Select, Statement};
 use super::writes::{DUPLICATE_ITEM, WriteAction, refuse_index, write_action};
 use super::{TransactionOutcome, TransactionStatement};
 use crate::error::CancellationReason;
-use crate::expr::{Cond, Condition, Projection};
+use crate::expr::{Cond, Condition};
 use crate::model::{AttributeValue, Item};
 use crate::ops::{TransactGetItem, TransactWriteItem, TransactWriteRequest};
 use crate::transactions::Transactions;
@@ -48,21 +48,22 @@ fn refuse_returning(returning: Option<Returning>) -> Result<()> {
     }
 }
 
-/// A key read of a transaction or batch: the table, key, projection and any further
-/// condition on the item.
+/// A key read of a transaction or batch: the key and any further condition on the item
+/// (its columns, checked here, are picked from the whole item afterwards).
 pub(super) fn key_read(
     store: &Store,
     select: &Select,
     params: &[AttributeValue],
     message: &str,
-) -> Result<(Item, Option<Projection>, Vec<Cond>)> {
+) -> Result<(Item, Vec<Cond>)> {
     let shape = key_shape(store, &select.table, None)?;
     let filter = select
         .filter
         .as_ref()
         .ok_or_else(|| Error::validation(message))?;
     let (key, rest) = split_key(filter, &shape, params, message)?;
-    Ok((key, projection(&select.projection)?, rest))
+    projection(&select.projection)?;
+    Ok((key, rest))
 }
 
 /// ExecuteTransaction: all statements parsed and checked, then one transaction of
@@ -106,11 +107,11 @@ pub(crate) fn execute_transaction(
                 "Reads on indices are not supported within transactions.",
             )
             .and_then(|()| key_read(store, select, &s.parameters, message))
-            .and_then(|(key, projection, rest)| match rest.is_empty() {
+            .and_then(|(key, rest)| match rest.is_empty() {
                 true => Ok(TransactGetItem {
                     table_name: select.table.clone(),
                     key,
-                    projection,
+                    projection: None,
                 }),
                 false => Err(Error::validation(message)),
             })
@@ -118,8 +119,21 @@ pub(crate) fn execute_transaction(
             gets.push(get);
         }
         let outcome = store.transact_get_items(gets)?;
+        let items = outcome
+            .items
+            .into_iter()
+            .zip(&parsed)
+            .map(|(item, statement)| match (item, statement) {
+                (Some(item), Statement::Select(select)) => {
+                    Some(match columns(&select.projection) {
+                        Some(columns) => row(&columns, &item),
+                        None => item,
+                    })
+                }
+                (item, _) => item,
+            });
         return Ok(TransactionOutcome {
-            items: Some(outcome.items),
+            items: Some(items.collect()),
             consumed_capacity_units: outcome.consumed_capacity_units,
             write: false,
         });

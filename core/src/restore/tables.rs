@@ -244,6 +244,7 @@ impl Backups {
             local_secondary_indexes: lsis,
             stream_specification: None,
             tags: Vec::new(),
+            ..Default::default()
         };
         crate::tables::create_table_as(&self.store, request, Some(summary), None).map_err(|e| {
             match e {

@@ -40,6 +40,25 @@ pub struct CreateTableRequest {
     pub stream_specification: Option<StreamSpecification>,
     /// Tags.
     pub tags: Vec<Tag>,
+    /// Refuse DeleteTable until this is turned off.
+    pub deletion_protection_enabled: bool,
+    /// `STANDARD` (the default) or `STANDARD_INFREQUENT_ACCESS`.
+    pub table_class: Option<String>,
+}
+
+/// The table classes, in DynamoDB's order for its message.
+pub(crate) const TABLE_CLASSES: [&str; 2] = ["STANDARD", "STANDARD_INFREQUENT_ACCESS"];
+
+/// Checks a table class.
+pub(crate) fn check_table_class(class: &str) -> Result<()> {
+    match TABLE_CLASSES.contains(&class) {
+        true => Ok(()),
+        false => Err(crate::Violations::not_one_of(
+            class,
+            "tableClass",
+            &TABLE_CLASSES,
+        )),
+    }
 }
 
 impl CreateTableRequest {
@@ -93,9 +112,13 @@ pub(crate) fn create_table_as(
         .unwrap_or_else(|| "PROVISIONED".into());
     // Billing before the key schema, as DynamoDB checks them (dynalite's test/createTable.js).
     let provisioned_throughput = table_throughput(&billing_mode, request.provisioned_throughput)?;
+    let on_demand = billing_mode == "PAY_PER_REQUEST";
     let shape = check_key_schema(&request)?;
     check_indexes(&request, &shape, &billing_mode)?;
     check_tags(&request.tags)?;
+    if let Some(class) = &request.table_class {
+        check_table_class(class)?;
+    }
     let stream_specification = match &request.stream_specification {
         Some(spec) => check_stream_spec(spec)?,
         None => None,
@@ -136,13 +159,26 @@ pub(crate) fn create_table_as(
         point_in_time_recovery: None,
         restore_summary,
         importing,
+        pay_per_request_since: on_demand.then_some(now),
+        warm_throughput: None,
+        deletion_protection: request.deletion_protection_enabled,
+        table_class: request.table_class,
     };
     let entry = install_table(store, definition, shape, next_id, now)?;
     let status = match entry.building.load(std::sync::atomic::Ordering::Acquire) {
         true => TableStatus::Creating,
         false => TableStatus::Active,
     };
-    Ok(store.describe(&entry, status))
+    // CreateTable's answer has no warm rates, and no date of the switch to on-demand.
+    let mut description = store.describe(&entry, status);
+    description.warm_throughput = None;
+    for index in description.global_secondary_indexes.iter_mut().flatten() {
+        index.warm_throughput = None;
+    }
+    if let Some(summary) = &mut description.billing_mode_summary {
+        summary.last_update_to_pay_per_request_date_time = None;
+    }
+    Ok(description)
 }
 
 /// Checks the attribute definitions and the table's key schema; the table's key shape.
@@ -194,11 +230,42 @@ fn check_key_schema(request: &CreateTableRequest) -> Result<KeyShape> {
     for (at, name) in &elements {
         check_key_name_length(name, &format!("{at}.attributeName"))?;
     }
-    for (k, element) in request.key_schema.iter().enumerate() {
-        if element.key_type != "HASH" && element.key_type != "RANGE" {
+    let schemas = std::iter::once((String::new(), &request.key_schema))
+        .chain(
+            request
+                .global_secondary_indexes
+                .iter()
+                .enumerate()
+                .map(|(g, gsi)| {
+                    (
+                        format!("globalSecondaryIndexes.{}.member.", g + 1),
+                        &gsi.key_schema,
+                    )
+                }),
+        )
+        .chain(
+            request
+                .local_secondary_indexes
+                .iter()
+                .enumerate()
+                .map(|(l, lsi)| {
+                    (
+                        format!("localSecondaryIndexes.{}.member.", l + 1),
+                        &lsi.key_schema,
+                    )
+                }),
+        );
+    let key_types = schemas.flat_map(|(prefix, schema)| {
+        schema.iter().enumerate().map(move |(k, element)| {
+            let at = format!("{prefix}keySchema.{}.member.keyType", k + 1);
+            (at, element.key_type.as_str())
+        })
+    });
+    for (at, key_type) in key_types {
+        if key_type != "HASH" && key_type != "RANGE" {
             return Err(coral(
-                &element.key_type,
-                &format!("keySchema.{}.member.keyType", k + 1),
+                key_type,
+                &at,
                 "Member must satisfy enum value set: [HASH, RANGE]",
             ));
         }

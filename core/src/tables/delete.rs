@@ -17,13 +17,21 @@ impl Tables {
     pub fn delete_table(&self, name: &str) -> Result<TableDescription> {
         let _ddl = self.store.storage.ddl.lock();
         let entry = self.store.table_even_building(name)?;
+        if entry.definition.read().deletion_protection {
+            return Err(Error::validation(
+                "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
+            ));
+        }
         if entry.building.load(Ordering::Acquire) {
             return Err(Error::ResourceInUse(format!(
                 "Attempt to change a resource which is still in use: Table is being created: {name}"
             )));
         }
-        self.store.drop_table(&entry, |last| {
+        let mut description = self.store.drop_table(&entry, |last| {
             self.backups.back_up_before_delete(&entry, last)
-        })
+        })?;
+        // DeleteTable's answer has no warm rates.
+        description.warm_throughput = None;
+        Ok(description)
     }
 }

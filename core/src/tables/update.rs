@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::Tables;
+use super::create::check_table_class;
 use crate::model::{
     AttributeDefinition, GlobalSecondaryIndex, KeyShape, ProvisionedThroughput, ScalarType,
     StreamSpecification, TableDefinition,
@@ -32,6 +33,10 @@ pub struct UpdateTableRequest {
     pub attribute_definitions: Vec<AttributeDefinition>,
     /// Global secondary indexes to create, update or delete (at most one create or delete).
     pub global_secondary_index_updates: Vec<GsiUpdate>,
+    /// Turn deletion protection on or off.
+    pub deletion_protection_enabled: Option<bool>,
+    /// New table class.
+    pub table_class: Option<String>,
 }
 
 /// One element of UpdateTable's `GlobalSecondaryIndexUpdates`.
@@ -81,6 +86,8 @@ impl Tables {
             && request.provisioned_throughput.is_none()
             && request.stream_specification.is_none()
             && request.global_secondary_index_updates.is_empty()
+            && request.deletion_protection_enabled.is_none()
+            && request.table_class.is_none()
         {
             return Err(Error::validation(
                 "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
@@ -90,6 +97,8 @@ impl Tables {
         let mut definition = entry.definition.read().clone();
         let provisioned_before =
             (definition.billing_mode == "PROVISIONED").then_some(definition.provisioned_throughput);
+        let warm_before = definition.warm();
+        let on_demand_before = definition.billing_mode == "PAY_PER_REQUEST";
         if let Some(mode) = &request.billing_mode {
             if mode != "PROVISIONED" && mode != "PAY_PER_REQUEST" {
                 return Err(coral(
@@ -158,6 +167,18 @@ impl Tables {
                 }
             }
         }
+        if let Some(class) = &request.table_class {
+            check_table_class(class)?;
+            definition.table_class = Some(class.clone());
+        }
+        if let Some(protect) = request.deletion_protection_enabled {
+            definition.deletion_protection = protect;
+        }
+        if definition.billing_mode == "PAY_PER_REQUEST" && !on_demand_before {
+            definition.pay_per_request_since = Some(self.store.clock.now_millis());
+        }
+        definition.warm_throughput = Some(warm_before);
+        definition.warm_throughput = Some(definition.warm());
         let index_change = self.apply_gsi_updates(&mut definition, &request)?;
         if request.stream_specification.is_some() {
             self.save_definition_and_stream(&entry, definition)?;

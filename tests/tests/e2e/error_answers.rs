@@ -10,14 +10,32 @@ struct Row {
     /// The operation (after `DynamoDB_20120810.`).
     operation: &'static str,
     /// The request body.
-    body: &'static str,
+    body: String,
     /// The exception name (after `#` in `__type`).
     error: &'static str,
     /// The whole message.
-    message: &'static str,
-    /// Where DynamoDB's answer was recorded ("dynalite": architect/dynalite's tests, each
-    /// assertion written against DynamoDB).
+    message: String,
+    /// Where DynamoDB's answer was recorded: "dynalite" is architect/dynalite's tests, each
+    /// assertion written against DynamoDB; "conformance" is nubo-db/dynamodb-conformance's
+    /// tests, run against AWS first; "AWS capture" its record of AWS's answers in us-east-1
+    /// (captures/cross-region-latest.json, 2026-06-23).
     source: &'static str,
+}
+
+fn row(
+    operation: &'static str,
+    body: impl Into<String>,
+    error: &'static str,
+    message: impl Into<String>,
+    source: &'static str,
+) -> Row {
+    Row {
+        operation,
+        body: body.into(),
+        error,
+        message: message.into(),
+        source,
+    }
 }
 
 const MISSING: &str = "Requested resource not found";
@@ -26,13 +44,6 @@ const KEY_MISMATCH: &str = "The provided key element does not match the schema";
 
 /// Every row, by family.
 fn rows() -> Vec<Row> {
-    let row = |operation, body, error, message, source| Row {
-        operation,
-        body,
-        error,
-        message,
-        source,
-    };
     let not_found = "ResourceNotFoundException";
     let invalid = "ValidationException";
     vec![
@@ -162,15 +173,29 @@ fn rows() -> Vec<Row> {
             "BatchGetItem",
             r#"{"RequestItems":{}}"#,
             invalid,
-            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
-            "dynalite test/batchGetItem.js",
+            "The requestItems parameter is required for BatchGetItem",
+            "conformance error-messages/batchGetItem.test.ts (dynalite's older answer differs)",
         ),
         row(
             "BatchWriteItem",
             r#"{"RequestItems":{}}"#,
             invalid,
-            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
-            "dynalite test/batchWriteItem.js",
+            "The requestItems parameter is required for BatchWriteItem",
+            "conformance error-messages/batchWriteItem.test.ts (dynalite's older answer differs)",
+        ),
+        row(
+            "CreateTable",
+            r#"{"AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+            invalid,
+            "The parameter 'TableName' is required but was not present in the request",
+            "conformance error-messages/createTable.test.ts",
+        ),
+        row(
+            "PutItem",
+            r#"{"Item":{"p":{"S":"a"}}}"#,
+            invalid,
+            "1 validation error detected: Value null at 'tableName' failed to satisfy constraint: Member must not be null",
+            "AWS capture s_put_table_null",
         ),
         row(
             "BatchGetItem",
@@ -351,6 +376,178 @@ fn rows() -> Vec<Row> {
             "1 validation error detected: Value '[]' at 'parameters' failed to satisfy constraint: Member must have length greater than or equal to 1",
             "DynamoDB's answer, quoted in l-v-yonsama's AwsDynamoServiceClient (a comment on why it leaves an empty Parameters out)",
         ),
+        // 3. Constraint messages: names a table call takes (its ARN too), lists and numbers.
+        row(
+            "PutItem",
+            r#"{"TableName":"","Item":{"p":{"S":"a"}}}"#,
+            invalid,
+            "1 validation error detected: Value '' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "AWS capture s_put_table_empty: one violation, as the name may be an ARN",
+        ),
+        row(
+            "PutItem",
+            r#"{"TableName":"bad table!@#","Item":{"p":{"S":"a"}}}"#,
+            invalid,
+            "1 validation error detected: Value 'bad table!@#' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+            "AWS capture s_put_table_badchars",
+        ),
+        row(
+            "PutItem",
+            format!(r#"{{"TableName":"{}","Item":{{"p":{{"S":"a"}}}}}}"#, "a".repeat(256)),
+            invalid,
+            format!(
+                "1 validation error detected: Value '{}' at 'tableName' failed to satisfy constraint: Member must have length less than or equal to 255",
+                "a".repeat(256)
+            ),
+            "AWS capture s_put_table_long",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"ab","AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+            invalid,
+            "1 validation error detected: Value 'ab' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 3",
+            "AWS capture s_ct_table_short",
+        ),
+        row(
+            "CreateTable",
+            r#"{"TableName":"abc","AttributeDefinitions":[{"AttributeName":"pk","AttributeType":"S"},{"AttributeName":"sk","AttributeType":"S"},{"AttributeName":"extra","AttributeType":"S"}],"KeySchema":[{"AttributeName":"pk","KeyType":"HASH"},{"AttributeName":"sk","KeyType":"RANGE"},{"AttributeName":"extra","KeyType":"RANGE"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+            invalid,
+            "1 validation error detected: Value '[KeySchemaElement(attributeName=pk, keyType=HASH), KeySchemaElement(attributeName=sk, keyType=RANGE), KeySchemaElement(attributeName=extra, keyType=RANGE)]' at 'keySchema' failed to satisfy constraint: Member must have length less than or equal to 2",
+            "AWS capture c_ct_3keys",
+        ),
+        row(
+            "BatchWriteItem",
+            format!(
+                r#"{{"RequestItems":{{"things":[{}]}}}}"#,
+                (0..26)
+                    .map(|i| format!(r#"{{"PutRequest":{{"Item":{{"p":{{"S":"bw-{i}"}}}}}}}}"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            invalid,
+            format!(
+                "1 validation error detected: Value '{{things=[{}]}}' at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
+                (0..26)
+                    .map(|i| format!("WriteRequest(putRequest=PutRequest(item={{p=AttributeValue(s=bw-{i}, n=null, b=null, iNT=null, dECIMAL=null, dOUBLE=null, sS=null, nS=null, bS=null, iNTSET=null, dECIMALSET=null, dOUBLESET=null, m=null, l=null, nULL=null, bOOL=null)}}, workloadProfileName=null), deleteRequest=null)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "AWS capture c_bw_over25",
+        ),
+        row(
+            "BatchGetItem",
+            format!(
+                r#"{{"RequestItems":{{"things":{{"Keys":[{}]}}}}}}"#,
+                (0..101)
+                    .map(|i| format!(r#"{{"p":{{"S":"bg-{i}"}}}}"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            invalid,
+            "1 validation error detected: Value at 'RequestItems.things.member.Keys' failed to satisfy constraint: Member must have length less than or equal to 100",
+            "conformance error-messages/batchGetItem.test.ts",
+        ),
+        row(
+            "Query",
+            r#"{"TableName":"things","KeyConditionExpression":"p = :v","ExpressionAttributeValues":{":v":{"S":"v"}},"Limit":0}"#,
+            invalid,
+            "1 validation error detected: Value at 'Limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+            "conformance error-messages/query.test.ts",
+        ),
+        row(
+            "Scan",
+            r#"{"TableName":"things","Limit":0}"#,
+            invalid,
+            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+            "conformance error-messages/scan.test.ts: Scan's wording differs from Query's",
+        ),
+        row(
+            "TransactGetItems",
+            r#"{"TransactItems":[]}"#,
+            invalid,
+            "1 validation error detected: Value '[]' at 'transactItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "conformance error-messages/transactGetItems.test.ts",
+        ),
+        row(
+            "TransactWriteItems",
+            r#"{"TransactItems":[]}"#,
+            invalid,
+            "1 validation error detected: Value '[]' at 'transactItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "conformance error-messages/transactWriteItems.test.ts",
+        ),
+        // Several faults: every violation, in the order DynamoDB lists them for the operation.
+        row(
+            "PutItem",
+            r#"{"TableName":"","Item":{"p":{"S":"a"}},"ReturnValues":"INVALID"}"#,
+            invalid,
+            "2 validation errors detected: Value 'INVALID' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]; Value '' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "AWS capture o_put_empty_table_bad_rv",
+        ),
+        row(
+            "PutItem",
+            r#"{"TableName":"things","Item":{"p":{"S":"a"}},"ReturnValues":"INVALID","ReturnConsumedCapacity":"INVALID","ReturnItemCollectionMetrics":"INVALID"}"#,
+            invalid,
+            "3 validation errors detected: Value 'INVALID' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]; Value 'INVALID' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]; Value 'INVALID' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]",
+            "AWS capture o_put_three_bad_enums",
+        ),
+        row(
+            "DeleteItem",
+            r#"{"TableName":"things","Key":{"p":{"S":"a"}},"ReturnValues":"INVALID","ReturnConsumedCapacity":"INVALID"}"#,
+            invalid,
+            "2 validation errors detected: Value 'INVALID' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]; Value 'INVALID' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]",
+            "AWS capture o_del_two_bad_enums",
+        ),
+        row(
+            "UpdateItem",
+            r#"{"TableName":"things","Key":{"p":{"S":"a"}},"ReturnValues":"INVALID","ReturnConsumedCapacity":"INVALID"}"#,
+            invalid,
+            "2 validation errors detected: Value 'INVALID' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]; Value 'INVALID' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]",
+            "AWS capture o_upd_two_bad_enums: UpdateItem lists them the other way round",
+        ),
+        row(
+            "UpdateItem",
+            r#"{"TableName":"","Key":{}}"#,
+            invalid,
+            "1 validation error detected: Value '' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            "AWS capture o_upd_empty_table",
+        ),
+        // 6. The parser's error on a character no token starts with.
+        row(
+            "GetItem",
+            r#"{"TableName":"things","Key":{"p":{"S":"a"}},"ProjectionExpression":"!!! INVALID !!!"}"#,
+            invalid,
+            "Invalid ProjectionExpression: Syntax error; token: \"!\", near: \"!!\"",
+            "conformance error-messages/getItem.test.ts",
+        ),
+        row(
+            "TransactGetItems",
+            r#"{"TransactItems":[{"Get":{"TableName":"things","Key":{"p":{"S":"a"}},"ProjectionExpression":"!!! INVALID !!!"}}]}"#,
+            invalid,
+            "Invalid ProjectionExpression: Syntax error; token: \"!\", near: \"!!\"",
+            "conformance error-messages/transactGetItems.test.ts",
+        ),
+        // 11. A table's ARN of another account or region.
+        row(
+            "GetItem",
+            r#"{"TableName":"arn:aws:dynamodb:us-east-1:111111111111:table/things","Key":{"p":{"S":"a"}}}"#,
+            "AccessDeniedException",
+            "Access is denied",
+            "aws-controllers-k8s/dynamodb-controller docs/api-quirks DDB-TABLE-011 (verified on AWS 2026-10-08)",
+        ),
+        row(
+            "DescribeTable",
+            r#"{"TableName":"arn:aws:dynamodb:eu-west-1:000000000000:table/things"}"#,
+            invalid,
+            "1 validation error detected: Invalid AWS region in 'arn:aws:dynamodb:eu-west-1:000000000000:table/things'",
+            "aws-controllers-k8s/dynamodb-controller DDB-TABLE-011 and DDB-TABLE-442",
+        ),
+        row(
+            "ListTagsOfResource",
+            r#"{"ResourceArn":"arn:aws:dynamodb:us-east-1:111111111111:table/things"}"#,
+            "AccessDeniedException",
+            "Access is denied",
+            "conformance tier2/tags/basic.test.ts (an ARN of an account not the caller's)",
+        ),
     ]
 }
 
@@ -362,7 +559,7 @@ async fn malformed_requests_get_dynamodb_exact_answers() {
     let mut wrong = Vec::new();
     for row in rows() {
         let target = format!("DynamoDB_20120810.{}", row.operation);
-        let answer = raw_request(&endpoint, Some(&target), row.body).await;
+        let answer = raw_request(&endpoint, Some(&target), row.body.clone()).await;
         let json = answer.json();
         let got = (
             answer.error_name(),

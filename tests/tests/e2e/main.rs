@@ -35,6 +35,7 @@ mod protocol;
 mod publish;
 mod query_scan;
 mod streams;
+mod table_arns;
 mod tables;
 mod tls;
 mod transactions;

@@ -9,9 +9,9 @@ mod value;
 pub use number::{MAX_DIGITS, Number, NumberError};
 pub use schema::{
     AttributeDefinition, GlobalSecondaryIndex, KeyAttribute, KeySchemaElement, KeyShape,
-    LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, PitrSettings, Projection,
-    ProvisionedThroughput, RestoreSource, RestoreSummary, ScalarType, StreamSpecification,
-    TableDefinition, Tag, undefined_key_attributes,
+    LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, ON_DEMAND_WARM_THROUGHPUT,
+    PitrSettings, Projection, ProvisionedThroughput, RestoreSource, RestoreSummary, ScalarType,
+    StreamSpecification, TableDefinition, Tag, undefined_key_attributes,
 };
 pub use table_id::TableId;
 pub use value::{AttributeValue, Item, MAX_NESTING, VALIDATION_ERROR_MARKER, ValueType, item_size};

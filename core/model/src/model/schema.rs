@@ -537,6 +537,53 @@ pub struct TableDefinition {
     /// The ARN of the import that is building the table, until it is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub importing: Option<String>,
+    /// When the table last became on-demand, milliseconds since the Unix epoch (`None`: never,
+    /// or a table saved before this was kept, which [`TableDefinition::on_demand_since`]
+    /// answers for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_per_request_since: Option<u64>,
+    /// The highest read and write rates the table was ever ready for (`WarmThroughput`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_throughput: Option<ProvisionedThroughput>,
+    /// While true, DeleteTable refuses the table.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletion_protection: bool,
+    /// `STANDARD` or `STANDARD_INFREQUENT_ACCESS`, once one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_class: Option<String>,
+}
+
+/// The read and write rates DynamoDB reports an on-demand table (and index) warm for.
+pub const ON_DEMAND_WARM_THROUGHPUT: ProvisionedThroughput = ProvisionedThroughput {
+    read_capacity_units: 12_000,
+    write_capacity_units: 4_000,
+};
+
+impl TableDefinition {
+    /// When the table last became on-demand, if it ever was: a table saved before this was
+    /// kept, and on-demand now, has been since its creation.
+    pub fn on_demand_since(&self) -> Option<u64> {
+        match (self.pay_per_request_since, self.billing_mode.as_str()) {
+            (Some(since), _) => Some(since),
+            (None, "PAY_PER_REQUEST") => Some(self.creation_millis),
+            (None, _) => None,
+        }
+    }
+
+    /// The rates the table is warm for: the highest it was ever ready for.
+    pub fn warm(&self) -> ProvisionedThroughput {
+        let now = match self.billing_mode.as_str() {
+            "PAY_PER_REQUEST" => ON_DEMAND_WARM_THROUGHPUT,
+            _ => self.provisioned_throughput,
+        };
+        match self.warm_throughput {
+            Some(w) => ProvisionedThroughput {
+                read_capacity_units: w.read_capacity_units.max(now.read_capacity_units),
+                write_capacity_units: w.write_capacity_units.max(now.write_capacity_units),
+            },
+            None => now,
+        }
+    }
 }
 
 impl TableDefinition {

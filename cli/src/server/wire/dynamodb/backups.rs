@@ -11,6 +11,7 @@ use tidemark_core::restore::{
     Backup, ListBackupsRequest, RestorableWindow, RestoreOverrides, RestorePoint,
 };
 
+use super::common::named_table;
 use super::common::{millis, required, seconds};
 use super::table_description::WireTableDescription;
 use crate::server::error::ApiError;
@@ -85,7 +86,7 @@ pub(crate) fn describe_continuous_backups(
     engine: &Engine,
     input: DescribeContinuousBackupsInput,
 ) -> Result<ContinuousBackupsOutput, ApiError> {
-    let table = required(input.table_name, "tableName")?;
+    let table = named_table(&engine.store, input.table_name)?;
     Ok(continuous_backups(
         engine.backups.describe_continuous_backups(&table)?,
     ))
@@ -95,7 +96,7 @@ pub(crate) fn update_continuous_backups(
     engine: &Engine,
     input: UpdateContinuousBackupsInput,
 ) -> Result<ContinuousBackupsOutput, ApiError> {
-    let table = required(input.table_name, "tableName")?;
+    let table = named_table(&engine.store, input.table_name)?;
     let spec = required(
         input.point_in_time_recovery_specification,
         "pointInTimeRecoverySpecification",
@@ -268,7 +269,7 @@ pub(crate) fn create_backup(
     engine: &Engine,
     input: CreateBackupInput,
 ) -> Result<CreateBackupOutput, ApiError> {
-    let table = required(input.table_name, "tableName")?;
+    let table = named_table(&engine.store, input.table_name)?;
     let name = required(input.backup_name, "backupName")?;
     let backup = engine.backups.create_backup(&table, &name)?;
     Ok(CreateBackupOutput {

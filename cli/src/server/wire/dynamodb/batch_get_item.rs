@@ -22,7 +22,7 @@ pub(crate) struct BatchGetItemInput {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct WireKeysAndAttributes {
-    keys: Vec<Item>,
+    keys: Option<Vec<Item>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     projection_expression: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,16 +42,43 @@ pub(crate) struct BatchGetItemOutput {
     consumed_capacity: Option<Vec<ConsumedCapacity>>,
 }
 
+/// Most keys one table of a batch may ask for.
+const MAX_KEYS_PER_TABLE: usize = 100;
+
+/// DynamoDB's checks of `RequestItems` before any table is looked up: not empty, and 1 to 100
+/// keys for each table.
+fn check_request_items(items: &HashMap<String, WireKeysAndAttributes>) -> Result<(), ApiError> {
+    if items.is_empty() {
+        return Err(ApiError::validation(
+            "The requestItems parameter is required for BatchGetItem",
+        ));
+    }
+    for (table, wanted) in items {
+        let keys = required(
+            wanted.keys.as_ref(),
+            &format!("requestItems.{table}.member.keys"),
+        )?;
+        if keys.is_empty() {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '[]' at 'requestItems.{table}.member.keys' failed to satisfy constraint: Member must have length greater than or equal to 1"
+            )));
+        }
+        if keys.len() > MAX_KEYS_PER_TABLE {
+            // Sic: this check names the members in Pascal case and echoes no value.
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value at 'RequestItems.{table}.member.Keys' failed to satisfy constraint: Member must have length less than or equal to {MAX_KEYS_PER_TABLE}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn batch_get_item(
     store: &Store,
     input: BatchGetItemInput,
 ) -> Result<BatchGetItemOutput, ApiError> {
     let request_items = required(input.request_items, "requestItems")?;
-    if request_items.is_empty() {
-        return Err(ApiError::validation(
-            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
-        ));
-    }
+    check_request_items(&request_items)?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     let mut tables = Vec::with_capacity(request_items.len());
     let mut originals = HashMap::new();
@@ -66,7 +93,7 @@ pub(crate) fn batch_get_item(
         tables.push((
             table_name.clone(),
             KeysAndAttributes {
-                keys: wanted.keys.clone(),
+                keys: wanted.keys.clone().unwrap_or_default(),
                 projection: expressions.projection,
                 consistent_read: wanted.consistent_read.unwrap_or(false),
             },
@@ -82,7 +109,7 @@ pub(crate) fn batch_get_item(
             Some((
                 table,
                 WireKeysAndAttributes {
-                    keys: left.keys,
+                    keys: Some(left.keys),
                     ..original
                 },
             ))

@@ -11,6 +11,7 @@ use super::common::{
     ConsumedCapacity, WireItemCollectionMetrics, capacity_detail, collection_metrics_by_table,
     item_collection_metrics_wanted, required,
 };
+use super::echo::{Echo, echo, object};
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +53,64 @@ pub(crate) struct BatchWriteItemOutput {
     item_collection_metrics: Option<BTreeMap<String, Vec<WireItemCollectionMetrics>>>,
 }
 
+impl Echo for WireWriteRequest {
+    fn echo(&self, out: &mut String) {
+        object(
+            out,
+            "WriteRequest",
+            &[
+                ("putRequest", &self.put_request),
+                ("deleteRequest", &self.delete_request),
+            ],
+        );
+    }
+}
+
+impl Echo for PutRequest {
+    fn echo(&self, out: &mut String) {
+        let none: Option<String> = None;
+        object(
+            out,
+            "PutRequest",
+            &[("item", &self.item), ("workloadProfileName", &none)],
+        );
+    }
+}
+
+impl Echo for DeleteRequest {
+    fn echo(&self, out: &mut String) {
+        let none: Option<String> = None;
+        object(
+            out,
+            "DeleteRequest",
+            &[("key", &self.key), ("workloadProfileName", &none)],
+        );
+    }
+}
+
+/// Most writes one table of a batch may carry.
+const MAX_WRITES_PER_TABLE: usize = 25;
+
+/// DynamoDB's checks of `RequestItems` before any table is looked up: not empty, and 1 to 25
+/// writes for each table (the whole map echoed back when one breaks that).
+fn check_request_items(items: &HashMap<String, Vec<WireWriteRequest>>) -> Result<(), ApiError> {
+    if items.is_empty() {
+        return Err(ApiError::validation(
+            "The requestItems parameter is required for BatchWriteItem",
+        ));
+    }
+    if items
+        .values()
+        .any(|writes| writes.is_empty() || writes.len() > MAX_WRITES_PER_TABLE)
+    {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to {MAX_WRITES_PER_TABLE}, Member must have length greater than or equal to 1]",
+            echo(items)
+        )));
+    }
+    Ok(())
+}
+
 impl From<WriteRequest> for WireWriteRequest {
     fn from(w: WriteRequest) -> Self {
         match w {
@@ -72,6 +131,7 @@ pub(crate) fn batch_write_item(
     input: BatchWriteItemInput,
 ) -> Result<BatchWriteItemOutput, ApiError> {
     let request_items = required(input.request_items, "requestItems")?;
+    check_request_items(&request_items)?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     let metrics = item_collection_metrics_wanted(input.return_item_collection_metrics.as_deref())?;
     let mut tables = Vec::with_capacity(request_items.len());

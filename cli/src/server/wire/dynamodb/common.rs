@@ -15,6 +15,12 @@ use tidemark_core::ops::{IndexUnits, PageOutcome, ReturnValues, Select};
 use crate::server::error::ApiError;
 use tidemark_core::Store;
 
+/// A table call's `TableName`: required, and the table's name when it came as its ARN.
+pub(crate) fn named_table(store: &Store, given: Option<String>) -> Result<String, ApiError> {
+    let given = required(given, "tableName")?;
+    Ok(store.table_name_of(&given)?.to_string())
+}
+
 /// A required member, or DynamoDB's "must not be null" validation error.
 pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| Violations::missing(field).into())
@@ -30,10 +36,8 @@ const RETURN_CONSUMED_CAPACITY: [&str; 3] = ["INDEXES", "TOTAL", "NONE"];
 const RETURN_ITEM_COLLECTION_METRICS: [&str; 2] = ["SIZE", "NONE"];
 
 /// The members a single-item request (GetItem, PutItem, UpdateItem, DeleteItem) shares,
-/// checked together as DynamoDB checks them, every violation in one error: the table name,
-/// the item or key, then the ReturnConsumedCapacity, ReturnValues and
-/// ReturnItemCollectionMetrics enums, in that order (the order dynoxide, which was written
-/// against DynamoDB's answers, reports them in).
+/// checked together as DynamoDB checks them, every violation in one error, in the order
+/// DynamoDB lists them for the operation (`order`).
 #[derive(Debug)]
 pub(crate) struct ItemRequestMembers<'a> {
     pub(crate) table_name: Option<&'a str>,
@@ -42,32 +46,85 @@ pub(crate) struct ItemRequestMembers<'a> {
     pub(crate) return_consumed_capacity: Option<&'a str>,
     pub(crate) return_values: Option<&'a str>,
     pub(crate) return_item_collection_metrics: Option<&'a str>,
+    pub(crate) order: &'static [Member],
+}
+
+/// A member [`ItemRequestMembers`] checks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Member {
+    TableName,
+    /// The item or the key.
+    Target,
+    ReturnConsumedCapacity,
+    ReturnValues,
+    ReturnItemCollectionMetrics,
+}
+
+/// The orders DynamoDB lists an item call's violations in: PutItem, DeleteItem and
+/// UpdateItem as recorded from AWS in 2026 (docs/compatibility.md), GetItem as dynalite's
+/// tests list them.
+pub(crate) mod order {
+    use super::Member;
+    use super::Member::*;
+
+    pub(crate) const PUT_ITEM: &[Member] = &[
+        ReturnValues,
+        ReturnConsumedCapacity,
+        ReturnItemCollectionMetrics,
+        TableName,
+        Target,
+    ];
+    pub(crate) const DELETE_ITEM: &[Member] = PUT_ITEM;
+    pub(crate) const UPDATE_ITEM: &[Member] = &[
+        ReturnConsumedCapacity,
+        ReturnValues,
+        ReturnItemCollectionMetrics,
+        TableName,
+        Target,
+    ];
+    pub(crate) const GET_ITEM: &[Member] = &[ReturnConsumedCapacity, Target, TableName];
 }
 
 impl ItemRequestMembers<'_> {
     /// Nothing, or every violation in one ValidationException.
     pub(crate) fn check(&self) -> Result<(), ApiError> {
         let mut violations = Violations::default();
-        match self.table_name {
-            None => violations.null("tableName"),
-            Some(name) => violations.name(name, "tableName"),
-        }
-        let (target, sent) = self.target;
-        if !sent {
-            violations.null(target);
-        }
-        if let Some(value) = self.return_consumed_capacity {
-            violations.one_of(value, "returnConsumedCapacity", &RETURN_CONSUMED_CAPACITY);
-        }
-        if let Some(value) = self.return_values {
-            violations.one_of(value, "returnValues", &RETURN_VALUES);
-        }
-        if let Some(value) = self.return_item_collection_metrics {
-            violations.one_of(
-                value,
-                "returnItemCollectionMetrics",
-                &RETURN_ITEM_COLLECTION_METRICS,
-            );
+        for member in self.order {
+            match member {
+                Member::TableName => match self.table_name {
+                    None => violations.null("tableName"),
+                    Some(name) => violations.table_reference(name, "tableName"),
+                },
+                Member::Target => {
+                    let (target, sent) = self.target;
+                    if !sent {
+                        violations.null(target);
+                    }
+                }
+                Member::ReturnConsumedCapacity => {
+                    if let Some(value) = self.return_consumed_capacity {
+                        violations.one_of(
+                            value,
+                            "returnConsumedCapacity",
+                            &RETURN_CONSUMED_CAPACITY,
+                        );
+                    }
+                }
+                Member::ReturnValues => {
+                    if let Some(value) = self.return_values {
+                        violations.one_of(value, "returnValues", &RETURN_VALUES);
+                    }
+                }
+                Member::ReturnItemCollectionMetrics => {
+                    if let Some(value) = self.return_item_collection_metrics {
+                        violations.one_of(
+                            value,
+                            "returnItemCollectionMetrics",
+                            &RETURN_ITEM_COLLECTION_METRICS,
+                        );
+                    }
+                }
+            }
         }
         Ok(violations.check()?)
     }

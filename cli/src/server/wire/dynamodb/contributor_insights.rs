@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
 
+use super::common::named_table;
 use super::common::required;
 use crate::server::error::ApiError;
 
@@ -54,7 +55,7 @@ fn disabled(
     table_name: Option<String>,
     index_name: Option<String>,
 ) -> Result<ContributorInsightsOutput, ApiError> {
-    let table_name = required(table_name, "tableName")?;
+    let table_name = named_table(store, table_name)?;
     let definition = store.table_definition(&table_name)?;
     if let Some(index) = &index_name {
         let known = definition

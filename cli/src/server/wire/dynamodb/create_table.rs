@@ -9,6 +9,7 @@ use tidemark_core::model::{
 use tidemark_core::ops::CreateTableRequest;
 
 use super::common::Violations;
+use super::echo::{Echo, echo, object};
 use super::table_description::WireTableDescription;
 use crate::server::error::ApiError;
 
@@ -24,6 +25,8 @@ pub(crate) struct CreateTableInput {
     local_secondary_indexes: Option<Vec<LocalSecondaryIndex>>,
     stream_specification: Option<StreamSpecification>,
     tags: Option<Vec<Tag>>,
+    deletion_protection_enabled: Option<bool>,
+    table_class: Option<String>,
 }
 
 /// A key schema element as sent: members may be missing, which is a validation error.
@@ -32,6 +35,19 @@ pub(crate) struct CreateTableInput {
 pub(crate) struct WireKeySchemaElement {
     attribute_name: Option<String>,
     key_type: Option<String>,
+}
+
+impl Echo for WireKeySchemaElement {
+    fn echo(&self, out: &mut String) {
+        object(
+            out,
+            "KeySchemaElement",
+            &[
+                ("attributeName", &self.attribute_name),
+                ("keyType", &self.key_type),
+            ],
+        );
+    }
 }
 
 /// Provisioned throughput as sent: members may be missing, which is a validation error.
@@ -72,13 +88,32 @@ impl CreateTableInput {
     /// name before its type, an attribute definition's type before its name, write capacity
     /// before read capacity).
     pub(crate) fn into_request(self) -> Result<CreateTableRequest, ApiError> {
+        // The name is checked before any other member: missing, in words of its own.
+        let Some(name) = &self.table_name else {
+            return Err(ApiError::validation(
+                "The parameter 'TableName' is required but was not present in the request",
+            ));
+        };
         let mut violations = Violations::default();
-        if self.table_name.is_none() {
-            violations.null("tableName");
-        }
+        violations.name(name, "tableName");
+        violations.check()?;
+        let mut violations = Violations::default();
         match &self.key_schema {
             None => violations.null("keySchema"),
             Some(elements) => {
+                match elements.len() {
+                    0 => violations.breaks(
+                        "[]",
+                        "keySchema",
+                        "Member must have length greater than or equal to 1",
+                    ),
+                    1 | 2 => {}
+                    _ => violations.breaks(
+                        &echo(elements),
+                        "keySchema",
+                        "Member must have length less than or equal to 2",
+                    ),
+                }
                 for (i, k) in elements.iter().enumerate() {
                     let at = |member: &str| format!("keySchema.{}.member.{member}", i + 1);
                     if k.attribute_name.is_none() {
@@ -150,6 +185,8 @@ impl CreateTableInput {
             global_secondary_indexes: self.global_secondary_indexes.unwrap_or_default(),
             local_secondary_indexes: self.local_secondary_indexes.unwrap_or_default(),
             stream_specification: self.stream_specification,
+            deletion_protection_enabled: self.deletion_protection_enabled.unwrap_or(false),
+            table_class: self.table_class,
             tags: self.tags.unwrap_or_default(),
         })
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tidemark_core::Engine;
 use tidemark_replicator::membership::GlobalTable;
 
-use super::common::required;
+use super::common::named_table;
 use super::global_tables;
 use super::table_description::WireTableDescription;
 use crate::server::AppState;
@@ -28,7 +28,7 @@ pub(crate) struct DeleteTableOutput {
 /// DeleteTable: the table goes on the blocking pool (every item is removed); when it was a
 /// global table's replica, the replicator tells the others this region left.
 pub(crate) async fn delete_table(state: &AppState, body: &Bytes) -> Result<Vec<u8>, ApiError> {
-    let table = global_tables::table_name(body);
+    let table = global_tables::table_name(&state.engine.store, body);
     let global = table
         .as_deref()
         .and_then(|t| GlobalTable::of(&state.engine.store, t));
@@ -43,7 +43,7 @@ fn delete_own_table(
     engine: &Engine,
     input: DeleteTableInput,
 ) -> Result<DeleteTableOutput, ApiError> {
-    let name = required(input.table_name, "tableName")?;
+    let name = named_table(&engine.store, input.table_name)?;
     Ok(DeleteTableOutput {
         table_description: engine.tables.delete_table(&name)?.into(),
     })

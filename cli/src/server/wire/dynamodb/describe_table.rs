@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use tidemark_core::Store;
 
-use super::common::required;
+use super::common::named_table;
 use super::table_description::WireTableDescription;
 use crate::server::error::ApiError;
 
@@ -23,7 +23,7 @@ pub(crate) fn describe_table(
     store: &Store,
     input: DescribeTableInput,
 ) -> Result<DescribeTableOutput, ApiError> {
-    let name = required(input.table_name, "tableName")?;
+    let name = named_table(store, input.table_name)?;
     Ok(DescribeTableOutput {
         table: WireTableDescription::describe(store, &name)?,
     })

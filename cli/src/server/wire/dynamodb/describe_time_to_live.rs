@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use tidemark_core::Engine;
 
-use super::common::required;
+use super::common::named_table;
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -30,7 +30,7 @@ pub(crate) fn describe_time_to_live(
     engine: &Engine,
     input: DescribeTimeToLiveInput,
 ) -> Result<DescribeTimeToLiveOutput, ApiError> {
-    let table_name = required(input.table_name, "tableName")?;
+    let table_name = named_table(&engine.store, input.table_name)?;
     let attribute_name = engine.ttl.describe_time_to_live(&table_name)?;
     Ok(DescribeTimeToLiveOutput {
         time_to_live_description: Description {

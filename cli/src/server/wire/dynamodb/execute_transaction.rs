@@ -40,8 +40,8 @@ pub(crate) struct ItemResponse {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct ExecuteTransactionOutput {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    responses: Option<Vec<ItemResponse>>,
+    /// One per read; an empty list for writes, as DynamoDB answers them.
+    responses: Vec<ItemResponse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     consumed_capacity: Option<Vec<ConsumedCapacity>>,
 }
@@ -79,12 +79,12 @@ pub(crate) fn execute_transaction(
             .collect()
     });
     Ok(ExecuteTransactionOutput {
-        responses: outcome.items.map(|items| {
-            items
-                .into_iter()
-                .map(|item| ItemResponse { item })
-                .collect()
-        }),
+        responses: outcome
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| ItemResponse { item })
+            .collect(),
         consumed_capacity: consumed,
     })
 }

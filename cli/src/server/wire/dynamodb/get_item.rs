@@ -8,7 +8,7 @@ use tidemark_core::model::Item;
 use tidemark_core::ops::GetItemRequest;
 
 use super::common::{
-    ConsumedCapacity, ExpressionParams, ItemRequestMembers, capacity_detail, required,
+    ConsumedCapacity, ExpressionParams, ItemRequestMembers, capacity_detail, order, required,
 };
 use crate::server::error::ApiError;
 
@@ -40,6 +40,7 @@ pub(crate) fn get_item(store: &Store, input: GetItemInput) -> Result<GetItemOutp
         return_consumed_capacity: input.return_consumed_capacity.as_deref(),
         return_values: None,
         return_item_collection_metrics: None,
+        order: order::GET_ITEM,
     }
     .check()?;
     let table_name = required(input.table_name, "tableName")?;

@@ -10,6 +10,7 @@ use serde_json::Value;
 use tidemark_replicator::ReplicaUpdate;
 use tidemark_replicator::membership::{GlobalTable, LEGACY_VERSION, ReplicaStatus, VERSION};
 
+use super::common::named_table;
 use super::common::required;
 use super::table_description::WireTableDescription;
 use crate::server::AppState;
@@ -24,9 +25,10 @@ fn encode<T: Serialize>(output: &T) -> Result<Vec<u8>, ApiError> {
 }
 
 /// The `TableName` of a request, when it has one (before the operation checks the request).
-pub(crate) fn table_name(body: &[u8]) -> Option<String> {
+pub(crate) fn table_name(store: &tidemark_core::Store, body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
-    value.get("TableName")?.as_str().map(String::from)
+    let given = value.get("TableName")?.as_str()?;
+    store.table_name_of(given).ok().map(String::from)
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +86,7 @@ struct UpdateTableOutput {
 pub(crate) async fn update_replicas(state: &AppState, value: Value) -> Result<Vec<u8>, ApiError> {
     let input: ReplicaUpdatesInput =
         serde_json::from_value(value).map_err(|e| ApiError::from_json(&e))?;
-    let table = required(input.table_name, "tableName")?;
+    let table = named_table(&state.engine.store, input.table_name)?;
     if input.billing_mode.is_some()
         || input.provisioned_throughput.is_some()
         || input.stream_specification.is_some()

@@ -14,6 +14,7 @@ pub(super) mod describe_endpoints;
 pub(super) mod describe_limits;
 pub(super) mod describe_table;
 pub(super) mod describe_time_to_live;
+mod echo;
 pub(super) mod execute_statement;
 pub(super) mod execute_transaction;
 pub(super) mod get_item;

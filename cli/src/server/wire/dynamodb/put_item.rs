@@ -10,7 +10,7 @@ use tidemark_core::ops::PutItemRequest;
 
 use super::common::{
     ConsumedCapacity, ExpressionParams, ItemRequestMembers, WireItemCollectionMetrics,
-    capacity_detail, collection_metrics, item_collection_metrics_wanted, required,
+    capacity_detail, collection_metrics, item_collection_metrics_wanted, order, required,
     return_old_on_failure, return_values,
 };
 use crate::server::error::ApiError;
@@ -49,6 +49,7 @@ pub(crate) fn put_item(store: &Store, input: PutItemInput) -> Result<PutItemOutp
         return_consumed_capacity: input.return_consumed_capacity.as_deref(),
         return_values: input.return_values.as_deref(),
         return_item_collection_metrics: input.return_item_collection_metrics.as_deref(),
+        order: order::PUT_ITEM,
     }
     .check()?;
     let table_name = required(input.table_name, "tableName")?;

@@ -11,7 +11,7 @@ use tidemark_core::model::{
 };
 use tidemark_core::ops::{
     BillingModeSummary, IndexDescription, ProvisionedThroughputDescription, TableDescription,
-    TableStatus,
+    TableStatus, WarmThroughput,
 };
 
 /// `TableStatus`.
@@ -53,6 +53,33 @@ impl From<BillingModeSummary> for WireBillingModeSummary {
     }
 }
 
+/// `TableWarmThroughputDescription` or `GlobalSecondaryIndexWarmThroughputDescription`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireWarmThroughput {
+    read_units_per_second: i64,
+    write_units_per_second: i64,
+    /// Always ACTIVE: the rates are there at once.
+    status: &'static str,
+}
+
+impl From<WarmThroughput> for WireWarmThroughput {
+    fn from(warm: WarmThroughput) -> Self {
+        WireWarmThroughput {
+            read_units_per_second: warm.read_units_per_second,
+            write_units_per_second: warm.write_units_per_second,
+            status: "ACTIVE",
+        }
+    }
+}
+
+/// `TableClassSummary`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireTableClassSummary {
+    table_class: String,
+}
+
 /// `ProvisionedThroughputDescription`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -88,6 +115,8 @@ pub(crate) struct WireIndexDescription {
     index_arn: String,
     index_size_bytes: i64,
     item_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warm_throughput: Option<WireWarmThroughput>,
 }
 
 impl From<IndexDescription> for WireIndexDescription {
@@ -102,6 +131,7 @@ impl From<IndexDescription> for WireIndexDescription {
             index_arn: index.index_arn,
             index_size_bytes: index.index_size_bytes,
             item_count: index.item_count,
+            warm_throughput: index.warm_throughput.map(Into::into),
         }
     }
 }
@@ -124,7 +154,8 @@ pub(crate) struct WireTableDescription {
     item_count: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     table_size_bytes: Option<i64>,
-    billing_mode_summary: WireBillingModeSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    billing_mode_summary: Option<WireBillingModeSummary>,
     provisioned_throughput: WireProvisionedThroughput,
     #[serde(skip_serializing_if = "Option::is_none")]
     global_secondary_indexes: Option<Vec<WireIndexDescription>>,
@@ -137,6 +168,10 @@ pub(crate) struct WireTableDescription {
     #[serde(skip_serializing_if = "Option::is_none")]
     latest_stream_arn: Option<String>,
     deletion_protection_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table_class_summary: Option<WireTableClassSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warm_throughput: Option<WireWarmThroughput>,
     #[serde(skip_serializing_if = "Option::is_none")]
     global_table_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,7 +294,7 @@ impl From<TableDescription> for WireTableDescription {
             creation_date_time: table.creation_date_time,
             item_count: table.item_count,
             table_size_bytes: table.table_size_bytes,
-            billing_mode_summary: table.billing_mode_summary.into(),
+            billing_mode_summary: table.billing_mode_summary.map(Into::into),
             provisioned_throughput: table.provisioned_throughput.into(),
             global_secondary_indexes: indexes(table.global_secondary_indexes),
             local_secondary_indexes: indexes(table.local_secondary_indexes),
@@ -267,6 +302,10 @@ impl From<TableDescription> for WireTableDescription {
             latest_stream_label: table.latest_stream_label,
             latest_stream_arn: table.latest_stream_arn,
             deletion_protection_enabled: table.deletion_protection_enabled,
+            table_class_summary: table
+                .table_class
+                .map(|table_class| WireTableClassSummary { table_class }),
+            warm_throughput: table.warm_throughput.map(Into::into),
             global_table_version: None,
             replicas: None,
             restore_summary: table.restore_summary.map(Into::into),

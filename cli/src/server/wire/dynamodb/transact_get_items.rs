@@ -10,6 +10,7 @@ use tidemark_core::ops::TransactGetItem;
 use super::common::{
     CapacityDetail, ConsumedCapacity, ExpressionParams, capacity_detail, required,
 };
+use super::echo::{Echo, check_transact_items, object};
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -34,6 +35,27 @@ pub(crate) struct WireGet {
     expression_attribute_names: Option<HashMap<String, String>>,
 }
 
+impl Echo for WireTransactGetItem {
+    fn echo(&self, out: &mut String) {
+        object(out, "TransactGetItem", &[("get", &self.get)]);
+    }
+}
+
+impl Echo for WireGet {
+    fn echo(&self, out: &mut String) {
+        object(
+            out,
+            "Get",
+            &[
+                ("key", &self.key),
+                ("tableName", &self.table_name),
+                ("projectionExpression", &self.projection_expression),
+                ("expressionAttributeNames", &self.expression_attribute_names),
+            ],
+        );
+    }
+}
+
 /// One response slot: the item, or nothing when there is none.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -55,11 +77,10 @@ pub(crate) fn transact_get_items(
     input: TransactGetItemsInput,
 ) -> Result<TransactGetItemsOutput, ApiError> {
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    let transact_items = required(input.transact_items, "transactItems")?;
+    check_transact_items(&transact_items)?;
     let mut gets = Vec::new();
-    for (i, item) in required(input.transact_items, "transactItems")?
-        .into_iter()
-        .enumerate()
-    {
+    for (i, item) in transact_items.into_iter().enumerate() {
         let at = |member: &str| format!("transactItems.{}.member.get.{member}", i + 1);
         let get = required(item.get, &format!("transactItems.{}.member.get", i + 1))?;
         let expressions = ExpressionParams {

@@ -12,6 +12,7 @@ use super::common::{
     check_client_request_token, collection_metrics_by_table, item_collection_metrics_wanted,
     required, return_old_on_failure,
 };
+use super::echo::{Echo, check_transact_items, object};
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +46,67 @@ pub(crate) struct WireAction {
     expression_attribute_names: Option<HashMap<String, String>>,
     expression_attribute_values: Option<HashMap<String, AttributeValue>>,
     return_values_on_condition_check_failure: Option<String>,
+}
+
+impl Echo for WireTransactItem {
+    fn echo(&self, out: &mut String) {
+        fn shown<'a>(kind: &'static str, action: &'a Option<WireAction>) -> Option<ActionEcho<'a>> {
+            action.as_ref().map(|action| ActionEcho { kind, action })
+        }
+        object(
+            out,
+            "TransactWriteItem",
+            &[
+                (
+                    "conditionCheck",
+                    &shown("ConditionCheck", &self.condition_check),
+                ),
+                ("put", &shown("Put", &self.put)),
+                ("delete", &shown("Delete", &self.delete)),
+                ("update", &shown("Update", &self.update)),
+            ],
+        );
+    }
+}
+
+/// An action as the Java model of its kind prints it.
+struct ActionEcho<'a> {
+    kind: &'static str,
+    action: &'a WireAction,
+}
+
+impl Echo for ActionEcho<'_> {
+    fn echo(&self, out: &mut String) {
+        self.action.echo_as(self.kind, out);
+    }
+}
+
+impl WireAction {
+    /// The action as the Java model of `kind` prints it, its members in the API's order.
+    fn echo_as(&self, kind: &str, out: &mut String) {
+        let mut members: Vec<(&str, &dyn Echo)> = Vec::new();
+        match kind {
+            "Put" => members.push(("item", &self.item)),
+            _ => members.push(("key", &self.key)),
+        }
+        if kind == "Update" {
+            members.push(("updateExpression", &self.update_expression));
+        }
+        members.extend([
+            ("tableName", &self.table_name as &dyn Echo),
+            ("conditionExpression", &self.condition_expression),
+            ("expressionAttributeNames", &self.expression_attribute_names),
+            (
+                "expressionAttributeValues",
+                &self.expression_attribute_values,
+            ),
+            (
+                "returnValuesOnConditionCheckFailure",
+                &self.return_values_on_condition_check_failure,
+            ),
+        ]);
+        object(out, kind, &members);
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -125,7 +187,9 @@ pub(crate) fn transact_write_items(
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     let metrics = item_collection_metrics_wanted(input.return_item_collection_metrics.as_deref())?;
     check_client_request_token(input.client_request_token.as_deref())?;
-    let items = required(input.transact_items, "transactItems")?
+    let transact_items = required(input.transact_items, "transactItems")?;
+    check_transact_items(&transact_items)?;
+    let items = transact_items
         .into_iter()
         .enumerate()
         .map(|(i, item)| convert(item, i))

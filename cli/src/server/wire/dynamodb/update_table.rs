@@ -12,7 +12,7 @@ use tidemark_core::model::{
 use tidemark_core::ops::{GsiUpdate, UpdateTableRequest};
 use tidemark_replicator::membership::GlobalTable;
 
-use super::common::required;
+use super::common::named_table;
 use super::global_tables;
 use super::table_description::WireTableDescription;
 use crate::server::AppState;
@@ -28,6 +28,8 @@ pub(crate) struct UpdateTableInput {
     stream_specification: Option<StreamSpecification>,
     attribute_definitions: Option<Vec<AttributeDefinition>>,
     global_secondary_index_updates: Option<Vec<WireGsiUpdate>>,
+    deletion_protection_enabled: Option<bool>,
+    table_class: Option<String>,
 }
 
 /// One element of `GlobalSecondaryIndexUpdates`: exactly one member is set.
@@ -83,10 +85,7 @@ pub(crate) async fn update_table(state: &AppState, body: &Bytes) -> Result<Vec<u
     if value.get("ReplicaUpdates").is_some() {
         return global_tables::update_replicas(state, value).await;
     }
-    let table = value
-        .get("TableName")
-        .and_then(Value::as_str)
-        .map(String::from);
+    let table = global_tables::table_name(&state.engine.store, body);
     let answer = on_blocking_pool(state, body, update_own_table).await?;
     if let Some(table) = table {
         global_tables::follow_settings(state, &table).await;
@@ -99,7 +98,7 @@ fn update_own_table(
     engine: &Engine,
     input: UpdateTableInput,
 ) -> Result<UpdateTableOutput, ApiError> {
-    let table_name = required(input.table_name, "tableName")?;
+    let table_name = named_table(&engine.store, input.table_name)?;
     let request = UpdateTableRequest {
         table_name: table_name.clone(),
         billing_mode: input.billing_mode,
@@ -112,6 +111,8 @@ fn update_own_table(
             .into_iter()
             .map(convert)
             .collect::<Result<_, _>>()?,
+        deletion_protection_enabled: input.deletion_protection_enabled,
+        table_class: input.table_class,
     };
     let description: WireTableDescription = engine.tables.update_table(request)?.into();
     let global = GlobalTable::of(&engine.store, &table_name);

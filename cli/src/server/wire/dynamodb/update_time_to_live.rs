@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use tidemark_core::Engine;
 use tidemark_core::ops::UpdateTimeToLiveRequest;
 
+use super::common::named_table;
 use super::common::required;
 use super::global_tables;
 use crate::server::AppState;
@@ -44,7 +45,7 @@ pub(crate) async fn update_time_to_live(
     state: &AppState,
     body: &Bytes,
 ) -> Result<Vec<u8>, ApiError> {
-    let table = global_tables::table_name(body);
+    let table = global_tables::table_name(&state.engine.store, body);
     let answer = on_blocking_pool(state, body, update_own_time_to_live).await?;
     if let Some(table) = table {
         global_tables::follow_settings(state, &table).await;
@@ -56,7 +57,7 @@ fn update_own_time_to_live(
     engine: &Engine,
     input: UpdateTimeToLiveInput,
 ) -> Result<UpdateTimeToLiveOutput, ApiError> {
-    let table_name = required(input.table_name, "tableName")?;
+    let table_name = named_table(&engine.store, input.table_name)?;
     let spec = required(input.time_to_live_specification, "timeToLiveSpecification")?;
     let attribute_name = required(spec.attribute_name, "timeToLiveSpecification.attributeName")?;
     let enabled = required(spec.enabled, "timeToLiveSpecification.enabled")?;
