@@ -116,6 +116,11 @@ pub(crate) fn cancelled_by_validation(actions: usize, index: usize, message: Str
     cancelled(reasons)
 }
 
+/// True for the refusal of a key attribute holding an empty string or binary.
+fn is_empty_key_value(error: &Error) -> bool {
+    matches!(error, Error::Validation(m) if m.contains("The AttributeValue for a key attribute cannot contain an empty"))
+}
+
 fn no_reason() -> CancellationReason {
     CancellationReason {
         code: "None".into(),
@@ -234,6 +239,9 @@ impl Transactions {
             // transaction with a ValidationError for it (and no verdict on the others).
             let key = match action_key(&table, &action.action) {
                 Ok(key) => key,
+                // An empty key value is refused outright, as DynamoDB checks values before
+                // it looks at the schema.
+                Err(e @ Error::Validation(_)) if is_empty_key_value(&e) => return Err(e),
                 Err(Error::Validation(message)) => {
                     return Err(cancelled_by_validation(request.items.len(), index, message));
                 }

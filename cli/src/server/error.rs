@@ -43,6 +43,19 @@ impl ApiError {
     }
 
     /// ValidationException.
+    /// The error inside DynamoDB's `1 validation error detected: ` envelope, as PutItem,
+    /// UpdateItem and DeleteItem now report their request's validation (a message that
+    /// counts its violations already is left alone).
+    pub fn enveloped(mut self) -> Self {
+        let counted = self.message.split_once(' ').is_some_and(|(n, rest)| {
+            n.parse::<u32>().is_ok() && rest.starts_with("validation error")
+        });
+        if self.type_name.ends_with("#ValidationException") && !counted {
+            self.message = format!("1 validation error detected: {}", self.message);
+        }
+        self
+    }
+
     pub fn validation(message: impl Into<String>) -> Self {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -34,6 +34,15 @@ pub(crate) fn parse_expression(
     let root = parse_with(ExprKind::KeyCondition, text, placeholders, condition::parse)?;
     let mut terms = Vec::new();
     collect_terms(&root, &mut terms)?;
+    // The expression counts its conditions against the key (nubo-db/dynamodb-conformance's
+    // queryKeyConditionOperands.test.ts, AWS 2026); the legacy form keeps its older words.
+    let keys = 1 + usize::from(shape.range.is_some());
+    if !shape.is_multi_attribute() && terms.len() > 2 {
+        return Err(Error::validation(format!(
+            "The number of query conditions ({}) exceeds the number of key attributes defined in the schema ({keys})",
+            terms.len()
+        )));
+    }
     check_schema(terms, shape)
 }
 
@@ -186,7 +195,7 @@ fn collect_terms(cond: &Cond, terms: &mut Vec<Term>) -> Result<()> {
     let name = path.attribute();
     if terms.iter().any(|t| t.name == name) {
         return Err(Error::validation(
-            "KeyConditionExpressions must only contain one condition per key",
+            "Invalid KeyConditionExpression: KeyConditionExpressions must only contain one condition per key",
         ));
     }
     let mut values = values.into_iter();
@@ -569,15 +578,15 @@ mod tests {
         assert!(expr_err("p[0]=:p").contains("nested attributes"));
         assert_eq!(
             expr_err("p=:p AND p=:p"),
-            "KeyConditionExpressions must only contain one condition per key"
+            "Invalid KeyConditionExpression: KeyConditionExpressions must only contain one condition per key"
         );
         assert_eq!(
             expr_err("p=:p AND c>=:c AND c<=:d"),
-            "KeyConditionExpressions must only contain one condition per key"
+            "Invalid KeyConditionExpression: KeyConditionExpressions must only contain one condition per key"
         );
         assert_eq!(
             expr_err("p=:p AND c<:c AND a<:c"),
-            "Conditions can be of length 1 or 2 only"
+            "The number of query conditions (3) exceeds the number of key attributes defined in the schema (2)"
         );
         assert_eq!(
             expr_err("p=:p AND c BETWEEN :d AND :c"),

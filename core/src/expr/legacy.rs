@@ -66,13 +66,29 @@ fn expected_condition(name: &str, expected: &ExpectedAttributeValue) -> Result<C
             ))),
         };
     };
-    if expected.value.is_some() || expected.exists.is_some() {
+    // DynamoDB (2026-10) takes `Value` as the operator's one operand, alongside it only
+    // `AttributeValueList` is refused.
+    if expected.exists.is_some() {
         return Err(invalid(format!(
             "Value or Exists cannot be used with ComparisonOperator for Attribute: {name}"
         )));
     }
-    let list: &[AttributeValue] = expected.attribute_value_list.as_deref().unwrap_or(&[]);
-    comparison_condition(name, op, list)
+    let list: Vec<AttributeValue> = match (&expected.value, &expected.attribute_value_list) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(format!(
+                "Value and AttributeValueList cannot be used together for Attribute: {name}"
+            )));
+        }
+        (Some(value), None) => vec![value.clone()],
+        (None, Some(list)) => list.clone(),
+        (None, None) if !matches!(op, "NULL" | "NOT_NULL") => {
+            return Err(invalid(format!(
+                "Value or AttributeValueList must be used with ComparisonOperator: {op} for Attribute: {name}"
+            )));
+        }
+        (None, None) => Vec::new(),
+    };
+    comparison_condition(name, op, &list)
 }
 
 /// The `ComparisonOperator` + `AttributeValueList` form shared by `Expected`, `KeyConditions`,

@@ -153,7 +153,7 @@ impl PageOptions {
         }
         match (self.select, self.projection.is_some()) {
             (Select::SpecificAttributes, false) => Err(Error::validation(
-                "One or more parameter values were invalid: Select type SPECIFIC_ATTRIBUTES requires AttributesToGet or ProjectionExpression",
+                "1 validation error detected: Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
             )),
             (Select::AllAttributes, true) => Err(Error::validation(
                 "One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get ALL_ATTRIBUTES",

@@ -46,10 +46,15 @@ impl Store {
                         "1 validation error detected: Value '{total}' at 'totalSegments' failed to satisfy constraint: Member must have value between 1 and {MAX_TOTAL_SEGMENTS}"
                     )));
                 }
-                if !(0..total).contains(&segment) {
-                    return Err(Error::validation(format!(
-                        "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {segment} is not less than TotalSegments: {total}"
-                    )));
+                if segment < 0 {
+                    return Err(Error::validation(
+                        "1 validation error detected: Value at 'Segment' failed to satisfy constraint: Member must have value greater than or equal to 0",
+                    ));
+                }
+                if segment >= total {
+                    return Err(Error::validation(
+                        "The Segment parameter is zero-based and must be less than parameter TotalSegments",
+                    ));
                 }
                 Some((segment as u32, total as u32))
             }

@@ -349,12 +349,21 @@ pub(crate) fn check_throughput(t: &ProvisionedThroughput) -> Result<()> {
 }
 
 /// Validates a stream specification; `Some` when it enables a stream.
-pub(crate) fn check_stream_spec(spec: &StreamSpecification) -> Result<Option<StreamSpecification>> {
+pub(crate) fn check_stream_spec(
+    spec: &StreamSpecification,
+    creating: bool,
+) -> Result<Option<StreamSpecification>> {
     if !spec.stream_enabled {
         if spec.stream_view_type.is_some() {
-            return Err(Error::validation(
-                "One or more parameter values were invalid: StreamViewType should not be specified when StreamEnabled is false",
-            ));
+            return Err(Error::validation(match creating {
+                // Sic (conformance, recorded against AWS).
+                true => {
+                    "One or more parameter values were invalid: Table is being created with a stream disabled, UpdateViewType should not be specified"
+                }
+                false => {
+                    "One or more parameter values were invalid: StreamViewType should not be specified when StreamEnabled is false"
+                }
+            }));
         }
         return Ok(None);
     }

@@ -314,6 +314,11 @@ impl Parser {
     /// A table (or index) name: a bare or double-quoted name.
     fn name(&mut self) -> Result<String> {
         match self.peek() {
+            // Checked before the table is looked up (conformance partiqlIndexQualifier and
+            // validation-ordering/partiql tests, run against AWS).
+            Some(Token::QuotedName(n)) if n.is_empty() => Err(Error::validation(
+                "Path component cannot be an empty string",
+            )),
             Some(Token::QuotedName(n)) => {
                 let n = n.clone();
                 self.pos += 1;

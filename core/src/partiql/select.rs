@@ -246,7 +246,17 @@ pub(super) fn run_select(
     params: &[AttributeValue],
     request: &StatementRequest,
 ) -> Result<StatementOutcome> {
-    let mut outcome = read_select(store, select, params, request)?;
+    let mut outcome = read_select(store, select, params, request).map_err(|e| match e {
+        // PartiQL words this refusal its own way (conformance indexReads.test.ts, AWS).
+        Error::Validation(m)
+            if m == "Consistent reads are not supported on global secondary indexes" =>
+        {
+            Error::validation(
+                "Strongly consistent read is not supported on Global Secondary Indexes",
+            )
+        }
+        other => other,
+    })?;
     if let Some(columns) = columns(&select.projection) {
         for item in &mut outcome.items {
             *item = row(&columns, item);

@@ -42,7 +42,7 @@ fn transaction_write(
 fn refuse_returning(returning: Option<Returning>) -> Result<()> {
     match returning {
         Some(_) => Err(Error::validation(
-            "RETURNING is not supported in ExecuteTransaction",
+            "RETURNING clause is not supported in ExecuteTransaction.",
         )),
         None => Ok(()),
     }

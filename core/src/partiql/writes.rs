@@ -93,6 +93,19 @@ pub(super) fn insert_item(item: &Expr, params: &[AttributeValue]) -> Result<Item
             "Unsupported format in item expression. Please use struct format {...} to express item values for insert statement.",
         ));
     }
+    // Each attribute's value is a root of its own in DynamoDB's messages (`{'m': {'x': 1e126}}`
+    // is refused `under root.x`; conformance partiqlGrammar.test.ts, run against AWS).
+    if let Expr::Map(entries) = item {
+        let mut map = Item::new();
+        for (key, v) in entries {
+            if map.insert(key.clone(), value(v, params, "root")?).is_some() {
+                return Err(Error::validation(format!(
+                    "Duplicate keys in tuple. Key: {key} under root"
+                )));
+            }
+        }
+        return Ok(map);
+    }
     match value(item, params, "root")? {
         AttributeValue::M(map) => Ok(map),
         _ => Err(Error::validation(

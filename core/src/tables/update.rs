@@ -144,7 +144,7 @@ impl Tables {
                 .stream_specification
                 .as_ref()
                 .is_some_and(|s| s.stream_enabled);
-            match check_stream_spec(spec)? {
+            match check_stream_spec(spec, false)? {
                 Some(_) if currently_on => {
                     return Err(Error::validation(format!(
                         "Table already has an enabled stream: {}",

@@ -658,3 +658,18 @@ pub(crate) async fn global_in_three(
     wait_for_group(cluster, table, &[0, 1, 2]).await;
     client
 }
+
+/// The table's description, as DescribeTable answers.
+pub(crate) async fn describe(
+    client: &Client,
+    table: &str,
+) -> aws_sdk_dynamodb::types::TableDescription {
+    client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap()
+}

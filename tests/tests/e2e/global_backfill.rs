@@ -13,7 +13,7 @@ use tidemark_tests::wait_until;
 
 use tidemark_tests::cluster::replica_create;
 
-use crate::common::{admin_json, create_table, n, node_binary, s, stored_cells};
+use crate::common::{admin_json, create_table, describe, n, node_binary, s, stored_cells};
 
 const ITEMS: usize = 100_000;
 const LOADERS: usize = 8;
@@ -101,14 +101,7 @@ async fn a_new_replica_of_a_large_table_is_seeded_while_writes_go_on() {
     add_replica(&client, table).await;
     let mut progress = Vec::new();
     let active = wait_until(Duration::from_secs(180), async || {
-        let described = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .unwrap()
-            .table
-            .unwrap();
+        let described = describe(&client, table).await;
         let replica = described.replicas().first().cloned().expect("a replica");
         if let Some(percent) = replica.replica_status_percent_progress.clone()
             && progress.last() != Some(&percent)

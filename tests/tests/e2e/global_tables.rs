@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tidemark_tests::cluster::replica_create;
 
 use crate::common::{
-    admin_json, create_stream_table, create_table, enable_ttl, get_consistent, image, n,
+    admin_json, create_stream_table, create_table, describe, enable_ttl, get_consistent, image, n,
     node_binary, read_stream, record_key, s, seed, stored_cells, wait_for_group,
 };
 
@@ -241,15 +241,7 @@ pub(crate) async fn scan(
 
 /// Region `i`'s table rebuilt from its stream, read from TRIM_HORIZON.
 async fn replay_stream(cluster: &Cluster, i: usize, table: &str) -> BTreeMap<String, String> {
-    let described = cluster
-        .client(i, Duration::from_secs(10))
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let described = describe(&cluster.client(i, Duration::from_secs(10)), table).await;
     let arn = described
         .latest_stream_arn
         .expect("every replica has a stream");

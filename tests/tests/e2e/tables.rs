@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{
 };
 use tidemark_tests::TestNode;
 
-use crate::common::{create_table, error_code};
+use crate::common::{create_table, describe, error_code};
 
 #[tokio::test]
 async fn create_describe_list_delete() {
@@ -379,19 +379,5 @@ fn throughput(read: i64, write: i64) -> ProvisionedThroughput {
         .read_capacity_units(read)
         .write_capacity_units(write)
         .build()
-        .unwrap()
-}
-
-async fn describe(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> aws_sdk_dynamodb::types::TableDescription {
-    client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .unwrap()
-        .table
         .unwrap()
 }

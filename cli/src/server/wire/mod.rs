@@ -11,6 +11,7 @@ use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
+use tidemark_core::model::{ValueLayer, with_value_layer};
 
 use axum::body::Bytes;
 use serde::Serialize;
@@ -163,32 +164,36 @@ pub(crate) static OPERATIONS: &[Operation] = {
     use dynamodb::*;
     use streams::*;
     &[
-        Operation::dynamodb("PutItem", Write, |c| run(c, put_item::put_item)),
+        Operation::dynamodb("PutItem", Write, |c| run_enveloped(c, put_item::put_item)),
         Operation::dynamodb("GetItem", Read, |c| run(c, get_item::get_item)),
-        Operation::dynamodb("UpdateItem", Write, |c| run(c, update_item::update_item)),
-        Operation::dynamodb("DeleteItem", Write, |c| run(c, delete_item::delete_item)),
+        Operation::dynamodb("UpdateItem", Write, |c| {
+            run_enveloped(c, update_item::update_item)
+        }),
+        Operation::dynamodb("DeleteItem", Write, |c| {
+            run_enveloped(c, delete_item::delete_item)
+        }),
         Operation::dynamodb("BatchWriteItem", Write, |c| {
-            run(c, batch_write_item::batch_write_item)
+            run_older(c, batch_write_item::batch_write_item)
         }),
         Operation::dynamodb("BatchGetItem", Walk, |c| {
             run(c, batch_get_item::batch_get_item)
         }),
         Operation::dynamodb("TransactWriteItems", Write, |c| {
-            run(c, transact_write_items::transact_write_items)
+            run_older(c, transact_write_items::transact_write_items)
         }),
         Operation::dynamodb("TransactGetItems", Read, |c| {
-            run(c, transact_get_items::transact_get_items)
+            run_older(c, transact_get_items::transact_get_items)
         }),
         Operation::dynamodb("Query", Budgeted, |c| run(c, query::query)),
-        Operation::dynamodb("Scan", Walk, |c| run(c, scan::scan)),
+        Operation::dynamodb("Scan", Walk, |c| run_older(c, scan::scan)),
         Operation::dynamodb("ExecuteStatement", Statement, |c| {
-            run(c, execute_statement::execute_statement)
+            run_older(c, execute_statement::execute_statement)
         }),
         Operation::dynamodb("ExecuteTransaction", Statement, |c| {
-            run(c, execute_transaction::execute_transaction)
+            run_older(c, execute_transaction::execute_transaction)
         }),
         Operation::dynamodb("BatchExecuteStatement", Statement, |c| {
-            run(c, batch_execute_statement::batch_execute_statement)
+            run_older(c, batch_execute_statement::batch_execute_statement)
         }),
         Operation::dynamodb("CreateTable", Admin, |c| run(c, create_table::create_table)),
         Operation::dynamodb("DescribeTable", Read, |c| {
@@ -355,6 +360,51 @@ where
     let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
     let output = f(S::of(engine), input)?;
     serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Like [`run`], for the calls whose values DynamoDB reads with its older value checks
+/// (BatchWriteItem, the transactions, Scan, PartiQL): their words for a malformed number or
+/// a repeated set member differ (`tidemark_core::model::ValueLayer`).
+fn run_older<S, I, O>(call: Call<'_>, f: fn(&S, I) -> Result<O, ApiError>) -> Answer<'static>
+where
+    S: Seam,
+    I: DeserializeOwned,
+    O: Serialize,
+{
+    run_reading(call, f, ValueLayer::Older, |e| e)
+}
+
+/// Like [`run`], for the calls that report their request's validation inside DynamoDB's
+/// envelope (PutItem, UpdateItem, DeleteItem): a malformed value in the body is enveloped too.
+fn run_enveloped<S, I, O>(call: Call<'_>, f: fn(&S, I) -> Result<O, ApiError>) -> Answer<'static>
+where
+    S: Seam,
+    I: DeserializeOwned,
+    O: Serialize,
+{
+    run_reading(call, f, ValueLayer::Current, ApiError::enveloped)
+}
+
+/// [`run`], reading the request with the value checks of `layer` and passing a fault in it
+/// through `fault`.
+fn run_reading<S, I, O>(
+    call: Call<'_>,
+    f: fn(&S, I) -> Result<O, ApiError>,
+    layer: ValueLayer,
+    fault: fn(ApiError) -> ApiError,
+) -> Answer<'static>
+where
+    S: Seam,
+    I: DeserializeOwned,
+    O: Serialize,
+{
+    let outcome = with_value_layer(layer, || serde_json::from_slice(call.body))
+        .map_err(|e| fault(ApiError::from_json(&e)))
+        .and_then(|input: I| f(S::of(&call.node.engine), input))
+        .and_then(|output| {
+            serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
+        });
+    Answer::Now(ready(outcome))
 }
 
 /// The handler of an operation that awaits nothing else: [`run_on_engine`], done when called.

@@ -6,7 +6,7 @@ mod schema;
 mod table_id;
 mod value;
 
-pub use number::{MAX_DIGITS, Number, NumberError};
+pub use number::{MAX_DIGITS, Number, NumberError, ValueLayer};
 pub use schema::{
     AttributeDefinition, GlobalSecondaryIndex, KeyAttribute, KeySchemaElement, KeyShape,
     LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, ON_DEMAND_WARM_THROUGHPUT,
@@ -14,4 +14,7 @@ pub use schema::{
     StreamSpecification, TableDefinition, Tag, undefined_key_attributes,
 };
 pub use table_id::TableId;
-pub use value::{AttributeValue, Item, MAX_NESTING, VALIDATION_ERROR_MARKER, ValueType, item_size};
+pub use value::{
+    AttributeValue, Item, MAX_NESTING, VALIDATION_ERROR_MARKER, ValueType, item_size,
+    with_value_layer,
+};

@@ -15,6 +15,17 @@ const MIN_EXPONENT: i32 = -129;
 /// Largest decimal exponent `e` of `0.d₁d₂… × 10^e` (so magnitudes stay below `1e126`).
 const MAX_EXPONENT: i32 = 126;
 
+/// Which of DynamoDB's two value checks reads a request's values: their words differ for
+/// malformed numbers and repeated set members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueLayer {
+    /// PutItem, UpdateItem, DeleteItem, GetItem, BatchGetItem, Query and the rest.
+    #[default]
+    Current,
+    /// BatchWriteItem, TransactWriteItems, TransactGetItems, Scan and PartiQL's parameters.
+    Older,
+}
+
 /// An exact DynamoDB number, kept normalised so that equal values are equal structs.
 ///
 /// The value is `(-1)^negative × 0.d₁d₂…dₙ × 10^exponent` where `digits` holds `d₁…dₙ` as ASCII
@@ -32,6 +43,9 @@ pub enum NumberError {
     /// Not a decimal number at all.
     #[error("The parameter cannot be converted to a numeric value: {0}")]
     NotNumeric(String),
+    /// An empty text, as DynamoDB's older value checks word it (no colon).
+    #[error("The parameter cannot be converted to a numeric value")]
+    Empty,
     /// More than 38 significant digits.
     #[error("Attempting to store more than 38 significant digits in a Number")]
     TooManyDigits,
@@ -63,7 +77,23 @@ impl Number {
     /// # Errors
     /// [`NumberError`] when the text is not a number or does not fit DynamoDB's limits.
     pub fn parse(text: &str) -> Result<Self, NumberError> {
+        Self::parse_in(text, ValueLayer::Current)
+    }
+
+    /// Parses a number as the value checks of `layer` do: the current ones (PutItem to
+    /// Query) read any exponent a 64-bit integer holds; the older ones (BatchWriteItem, the
+    /// transactions, Scan, PartiQL's parameters) read numbers as Java's `BigDecimal` does,
+    /// whose scale is a 32-bit integer, so a larger exponent is not a number and the largest
+    /// ones wrap round to an underflow. Sources: nubo-db/dynamodb-conformance's
+    /// valueLayers.test.ts and numberExponent.test.ts, recorded against AWS in 2026.
+    ///
+    /// # Errors
+    /// [`NumberError`] when the text is not a number or does not fit DynamoDB's limits.
+    pub fn parse_in(text: &str, layer: ValueLayer) -> Result<Self, NumberError> {
         let not_numeric = || NumberError::NotNumeric(text.to_string());
+        if text.is_empty() && layer == ValueLayer::Older {
+            return Err(NumberError::Empty);
+        }
         let bytes = text.as_bytes();
         let mut pos = 0;
         let mut negative = false;
@@ -104,14 +134,12 @@ impl Number {
             if digits_part.is_empty() || !digits_part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(not_numeric());
             }
-            // Absurd exponents saturate; range checks below turn them into overflow/underflow.
-            exp = exp_text
-                .parse::<i64>()
-                .unwrap_or(if exp_text.starts_with('-') {
-                    i64::MIN / 4
-                } else {
-                    i64::MAX / 4
-                });
+            exp = exp_text.parse::<i64>().map_err(|_| not_numeric())?;
+            // BigDecimal's scale is the exponent negated: both must be 32-bit integers.
+            let fits = |e: i64| i32::try_from(e).is_ok();
+            if layer == ValueLayer::Older && !(fits(exp) && fits(-exp)) {
+                return Err(not_numeric());
+            }
             pos = bytes.len();
         }
         if pos != bytes.len() {
@@ -120,9 +148,18 @@ impl Number {
         let leading = mantissa.bytes().take_while(|&b| b == b'0').count();
         let significant = mantissa.get(leading..).unwrap_or("").trim_end_matches('0');
         if significant.is_empty() {
-            return Ok(Number::zero());
+            // Zero with an exponent out of range is refused as its `1eN` would be.
+            return match exp.saturating_add(1) {
+                e if e > MAX_EXPONENT as i64 => Err(NumberError::Overflow),
+                e if e < MIN_EXPONENT as i64 => Err(NumberError::Underflow),
+                _ => Ok(Number::zero()),
+            };
         }
         let exponent = int_digits - leading as i64 + exp;
+        if layer == ValueLayer::Older && i32::try_from(exponent).is_err() {
+            // BigDecimal's precision less its scale wraps round a 32-bit integer.
+            return Err(NumberError::Underflow);
+        }
         Self::checked(negative, significant.to_string(), exponent)
     }
 
@@ -408,10 +445,28 @@ mod tests {
             Err(NumberError::TooManyDigits)
         );
         assert!(Number::parse(&format!("{}000", "1".repeat(38))).is_ok());
+        // An exponent past a 64-bit integer is no number; zero keeps the range of its exponent.
         assert_eq!(
             Number::parse("1e99999999999999999999"),
-            Err(NumberError::Overflow)
+            Err(NumberError::NotNumeric("1e99999999999999999999".into()))
         );
+        assert_eq!(Number::parse("1e2147483647"), Err(NumberError::Overflow));
+        assert_eq!(Number::parse("0e126"), Err(NumberError::Overflow));
+        assert_eq!(Number::parse("0e-131"), Err(NumberError::Underflow));
+        assert_eq!(Number::parse("0e125"), Ok(Number::zero()));
+    }
+
+    #[test]
+    fn the_older_value_checks_read_numbers_as_java_does() {
+        let older = |text: &str| Number::parse_in(text, ValueLayer::Older);
+        assert_eq!(older(""), Err(NumberError::Empty));
+        assert_eq!(
+            older("1e2147483648"),
+            Err(NumberError::NotNumeric("1e2147483648".into()))
+        );
+        assert_eq!(older("1e2147483647"), Err(NumberError::Underflow));
+        assert_eq!(older("1e126"), Err(NumberError::Overflow));
+        assert_eq!(older("12.5").unwrap(), Number::parse("12.5").unwrap());
     }
 
     #[test]

@@ -13,13 +13,16 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::number::Number;
+use super::number::{Number, ValueLayer};
 
 /// An item: attribute names to values.
 pub type Item = BTreeMap<String, AttributeValue>;
 
-/// Deepest nesting of maps and lists DynamoDB accepts.
-pub const MAX_NESTING: usize = 32;
+/// Most maps and lists DynamoDB accepts nested in an attribute's value: a document is at most
+/// 32 levels deep, the attribute itself the first (AWS's documented limit; the Alternator
+/// suite's test_projection_expression.py and nubo-db/dynamodb-conformance's
+/// nestingDepth.test.ts, both checked against AWS, refuse a leaf at level 33).
+pub const MAX_NESTING: usize = 31;
 
 /// Prefix that marks a deserialisation error as a ValidationException (a value that is well
 /// formed JSON but not an acceptable DynamoDB value) rather than a SerializationException.
@@ -234,8 +237,25 @@ fn invalid<E: de::Error>(msg: impl fmt::Display) -> E {
     E::custom(format_args!("{VALIDATION_ERROR_MARKER}{msg}"))
 }
 
+thread_local! {
+    /// The value checks the request being read runs (serde gives a value no context).
+    static LAYER: std::cell::Cell<ValueLayer> = const { std::cell::Cell::new(ValueLayer::Current) };
+}
+
+/// Runs `read` (a request's deserialisation) with the value checks of `layer`.
+pub fn with_value_layer<R>(layer: ValueLayer, read: impl FnOnce() -> R) -> R {
+    let before = LAYER.with(|l| l.replace(layer));
+    let result = read();
+    LAYER.with(|l| l.set(before));
+    result
+}
+
+fn layer() -> ValueLayer {
+    LAYER.with(std::cell::Cell::get)
+}
+
 fn parse_number<E: de::Error>(text: &str) -> Result<Number, E> {
-    Number::parse(text).map_err(invalid)
+    Number::parse_in(text, layer()).map_err(invalid)
 }
 
 fn decode_base64<E: de::Error>(text: &str) -> Result<Vec<u8>, E> {
@@ -256,11 +276,50 @@ impl<'de> Deserialize<'de> for Base64Bytes {
     }
 }
 
+/// A set with a repeated member, as each layer words it: the older one lists the members as
+/// sent; the current one quotes them, the distinct ones in order and then the repeats
+/// (nubo-db/dynamodb-conformance's valueLayers.test.ts, recorded against AWS in 2026).
 fn duplicates<E: de::Error>(shown: &[String]) -> E {
+    let list = match layer() {
+        ValueLayer::Older => shown.join(", "),
+        ValueLayer::Current => quoted_with_repeats(shown, ", "),
+    };
     invalid(format_args!(
-        "One or more parameter values were invalid: Input collection [{}] contains duplicates.",
-        shown.join(", ")
+        "One or more parameter values were invalid: Input collection [{list}] contains duplicates."
     ))
+}
+
+/// Binary members as [`quoted_with_repeats`] orders them (by their bytes), in base64.
+fn quoted_bytes_with_repeats(members: &[&[u8]]) -> Vec<String> {
+    let mut distinct: BTreeSet<&[u8]> = BTreeSet::new();
+    let mut repeats = Vec::new();
+    for member in members {
+        if !distinct.insert(member) {
+            repeats.push(*member);
+        }
+    }
+    distinct
+        .iter()
+        .chain(&repeats)
+        .map(|m| format!("\"{}\"", BASE64.encode(m)))
+        .collect()
+}
+
+/// The members quoted, the distinct ones first (sorted) and then each repeat, joined by `sep`.
+fn quoted_with_repeats(members: &[String], sep: &str) -> String {
+    let mut distinct: BTreeSet<String> = BTreeSet::new();
+    let mut repeats = Vec::new();
+    for member in members {
+        if !distinct.insert(member.clone()) {
+            repeats.push(member.clone());
+        }
+    }
+    distinct
+        .iter()
+        .chain(&repeats)
+        .map(|m| format!("\"{m}\""))
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 fn empty_set<E: de::Error>(kind: &str) -> E {
@@ -327,8 +386,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
                         set.insert(parse_number(text)?);
                     }
                     if set.len() != list.len() {
-                        let shown: Vec<String> = list.iter().map(|s| s.to_string()).collect();
-                        return Err(duplicates(&shown));
+                        // Number sets are not listed (the older checks drop the prefix too).
+                        return Err(invalid(match layer() {
+                            ValueLayer::Current => {
+                                "One or more parameter values were invalid: Input collection contains duplicates."
+                            }
+                            ValueLayer::Older => "Input collection contains duplicates",
+                        }));
                     }
                     AttributeValue::Ns(set)
                 }
@@ -344,11 +408,22 @@ impl<'de> Visitor<'de> for ValueVisitor {
                     }
                     let distinct: BTreeSet<&[u8]> = list.iter().map(|b| b.0.as_slice()).collect();
                     if distinct.len() != list.len() {
-                        let shown: Vec<String> = list.iter().map(|b| BASE64.encode(&b.0)).collect();
+                        let shown = match layer() {
+                            ValueLayer::Older => {
+                                let all: Vec<String> =
+                                    list.iter().map(|b| BASE64.encode(&b.0)).collect();
+                                all.join(", ")
+                            }
+                            ValueLayer::Current => {
+                                let bytes: Vec<&[u8]> =
+                                    list.iter().map(|b| b.0.as_slice()).collect();
+                                let ordered = quoted_bytes_with_repeats(&bytes);
+                                ordered.join(",")
+                            }
+                        };
                         return Err(invalid(format_args!(
-                            "One or more parameter values were invalid: Input collection [{}]of \
-                             type BS contains duplicates.",
-                            shown.join(", ")
+                            "One or more parameter values were invalid: Input collection [{shown}]of \
+                             type BS contains duplicates."
                         )));
                     }
                     AttributeValue::Bs(list.into_iter().map(|b| b.0).collect())
@@ -379,9 +454,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
             invalid("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes")
         })?;
         if value.depth() > MAX_NESTING {
-            return Err(invalid(format_args!(
-                "Nesting Levels have exceeded supported limits: an attribute value is nested deeper than {MAX_NESTING} levels"
-            )));
+            return Err(invalid(
+                "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit",
+            ));
         }
         Ok(value)
     }
@@ -393,6 +468,44 @@ mod tests {
 
     fn parse(json: &str) -> Result<AttributeValue, String> {
         serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_document_is_at_most_32_levels_deep() {
+        let wrapped = |wraps: usize| {
+            (0..wraps).fold(r#"{"S":"leaf"}"#.to_string(), |inner, _| {
+                format!(r#"{{"M":{{"n":{inner}}}}}"#)
+            })
+        };
+        assert_eq!(parse(&wrapped(31)).unwrap().depth(), 31);
+        assert!(
+            parse(&wrapped(32))
+                .unwrap_err()
+                .contains("nested levels beyond supported limit")
+        );
+    }
+
+    #[test]
+    fn each_layer_words_a_repeated_set_member_its_own_way() {
+        let current = parse(r#"{"SS":["b","a","b"]}"#).unwrap_err();
+        assert!(current.contains(r#"Input collection ["a", "b", "b"] contains duplicates."#));
+        let older = with_value_layer(ValueLayer::Older, || parse(r#"{"SS":["b","a","b"]}"#));
+        assert!(
+            older
+                .unwrap_err()
+                .contains("Input collection [b, a, b] contains duplicates.")
+        );
+        let binary = parse(r#"{"BS":["/w==","AA==","AA=="]}"#).unwrap_err();
+        assert!(
+            binary.contains(r#"Input collection ["AA==","/w==","AA=="]of type BS"#),
+            "{binary}"
+        );
+        let numbers = with_value_layer(ValueLayer::Older, || parse(r#"{"NS":["2","1","2"]}"#));
+        assert!(
+            numbers
+                .unwrap_err()
+                .contains(":Input collection contains duplicates")
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ use tidemark_core::model::Item;
 use tidemark_core::ops::{BatchGetRequest, KeysAndAttributes};
 
 use super::common::{
-    CapacityDetail, ConsumedCapacity, ExpressionParams, capacity_detail, required,
+    CapacityDetail, ConsumedCapacity, EMPTY_REQUEST_ITEMS, ExpressionParams, Violations,
+    capacity_detail, check_request_item_names, check_return_enums, required,
 };
 use crate::server::error::ApiError;
 
@@ -47,12 +48,22 @@ const MAX_KEYS_PER_TABLE: usize = 100;
 
 /// DynamoDB's checks of `RequestItems` before any table is looked up: not empty, and 1 to 100
 /// keys for each table.
-fn check_request_items(items: &HashMap<String, WireKeysAndAttributes>) -> Result<(), ApiError> {
+fn check_request_items(input: &BatchGetItemInput) -> Result<(), ApiError> {
+    let items = required(input.request_items.as_ref(), "requestItems")?;
     if items.is_empty() {
-        return Err(ApiError::validation(
-            "The requestItems parameter is required for BatchGetItem",
-        ));
+        return Err(ApiError::validation(EMPTY_REQUEST_ITEMS));
     }
+    let mut violations = Violations::default();
+    // This map is quoted as the JSON sent, not as the Java model prints it.
+    check_request_item_names(&mut violations, items.keys(), || {
+        serde_json::to_string(items).unwrap_or_default()
+    });
+    check_return_enums(
+        &mut violations,
+        input.return_consumed_capacity.as_deref(),
+        None,
+    );
+    violations.check()?;
     for (table, wanted) in items {
         let keys = required(
             wanted.keys.as_ref(),
@@ -60,7 +71,7 @@ fn check_request_items(items: &HashMap<String, WireKeysAndAttributes>) -> Result
         )?;
         if keys.is_empty() {
             return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '[]' at 'requestItems.{table}.member.keys' failed to satisfy constraint: Member must have length greater than or equal to 1"
+                "1 validation error detected: Value at 'RequestItems.{table}.member.Keys' failed to satisfy constraint: Member must have length greater than or equal to 1"
             )));
         }
         if keys.len() > MAX_KEYS_PER_TABLE {
@@ -77,8 +88,8 @@ pub(crate) fn batch_get_item(
     store: &Store,
     input: BatchGetItemInput,
 ) -> Result<BatchGetItemOutput, ApiError> {
+    check_request_items(&input)?;
     let request_items = required(input.request_items, "requestItems")?;
-    check_request_items(&request_items)?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     let mut tables = Vec::with_capacity(request_items.len());
     let mut originals = HashMap::new();

@@ -8,8 +8,9 @@ use tidemark_core::model::Item;
 use tidemark_core::ops::{BatchWriteRequest, WriteRequest};
 
 use super::common::{
-    ConsumedCapacity, WireItemCollectionMetrics, capacity_detail, collection_metrics_by_table,
-    item_collection_metrics_wanted, required,
+    ConsumedCapacity, EMPTY_REQUEST_ITEMS, Violations, WireItemCollectionMetrics, capacity_detail,
+    check_request_item_names, collection_metrics_by_table, item_collection_metrics_wanted,
+    required, return_enums,
 };
 use super::echo::{Echo, echo, object};
 use crate::server::error::ApiError;
@@ -93,12 +94,19 @@ const MAX_WRITES_PER_TABLE: usize = 25;
 
 /// DynamoDB's checks of `RequestItems` before any table is looked up: not empty, and 1 to 25
 /// writes for each table (the whole map echoed back when one breaks that).
-fn check_request_items(items: &HashMap<String, Vec<WireWriteRequest>>) -> Result<(), ApiError> {
+fn check_request_items(input: &BatchWriteItemInput) -> Result<(), ApiError> {
+    let items = required(input.request_items.as_ref(), "requestItems")?;
     if items.is_empty() {
-        return Err(ApiError::validation(
-            "The requestItems parameter is required for BatchWriteItem",
-        ));
+        return Err(ApiError::validation(EMPTY_REQUEST_ITEMS));
     }
+    // The enums first, and alone, then the names (where BatchGetItem reports both together).
+    return_enums(
+        input.return_consumed_capacity.as_deref(),
+        input.return_item_collection_metrics.as_deref(),
+    )?;
+    let mut violations = Violations::default();
+    check_request_item_names(&mut violations, items.keys(), || echo(items));
+    violations.check()?;
     if items
         .values()
         .any(|writes| writes.is_empty() || writes.len() > MAX_WRITES_PER_TABLE)
@@ -130,8 +138,8 @@ pub(crate) fn batch_write_item(
     store: &Store,
     input: BatchWriteItemInput,
 ) -> Result<BatchWriteItemOutput, ApiError> {
+    check_request_items(&input)?;
     let request_items = required(input.request_items, "requestItems")?;
-    check_request_items(&request_items)?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     let metrics = item_collection_metrics_wanted(input.return_item_collection_metrics.as_deref())?;
     let mut tables = Vec::with_capacity(request_items.len());

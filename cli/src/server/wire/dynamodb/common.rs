@@ -21,6 +21,35 @@ pub(crate) fn named_table(store: &Store, given: Option<String>) -> Result<String
     Ok(store.table_name_of(&given)?.to_string())
 }
 
+/// Query's and Scan's `Limit`: at least 1. Sic: DynamoDB names it in Pascal case here and
+/// echoes no value.
+pub(crate) fn check_limit(limit: Option<i64>) -> Result<(), ApiError> {
+    match limit {
+        Some(limit) if limit < 1 => Err(ApiError::validation(
+            "1 validation error detected: Value at 'Limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A table name inside a request (a transaction's action): required, and a name or ARN by
+/// the rules of `TableName`, its violations naming where it stands (`at`).
+pub(crate) fn table_reference(given: Option<String>, at: &str) -> Result<String, ApiError> {
+    let given = required(given, at)?;
+    let mut violations = Violations::default();
+    violations.table_reference(&given, at);
+    violations.check()?;
+    Ok(given)
+}
+
+/// A member's name as validation messages spell it: `ConditionCheck` is `conditionCheck`.
+pub(crate) fn member_name(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_lowercase().chain(chars).collect()
+    })
+}
+
 /// A required member, or DynamoDB's "must not be null" validation error.
 pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| Violations::missing(field).into())
@@ -46,6 +75,8 @@ pub(crate) struct ItemRequestMembers<'a> {
     pub(crate) return_consumed_capacity: Option<&'a str>,
     pub(crate) return_values: Option<&'a str>,
     pub(crate) return_item_collection_metrics: Option<&'a str>,
+    /// The legacy `ConditionalOperator`, where the order lists it.
+    pub(crate) conditional_operator: Option<&'a str>,
     pub(crate) order: &'static [Member],
 }
 
@@ -58,11 +89,13 @@ pub(crate) enum Member {
     ReturnConsumedCapacity,
     ReturnValues,
     ReturnItemCollectionMetrics,
+    ConditionalOperator,
 }
 
 /// The orders DynamoDB lists an item call's violations in: PutItem, DeleteItem and
-/// UpdateItem as recorded from AWS in 2026 (docs/compatibility.md), GetItem as dynalite's
-/// tests list them.
+/// UpdateItem as recorded from AWS in 2026 (docs/compatibility.md; UpdateItem's table name
+/// between its two enums, its ConditionalOperator first), GetItem as dynalite's tests list
+/// them.
 pub(crate) mod order {
     use super::Member;
     use super::Member::*;
@@ -76,10 +109,11 @@ pub(crate) mod order {
     ];
     pub(crate) const DELETE_ITEM: &[Member] = PUT_ITEM;
     pub(crate) const UPDATE_ITEM: &[Member] = &[
+        ConditionalOperator,
         ReturnConsumedCapacity,
+        TableName,
         ReturnValues,
         ReturnItemCollectionMetrics,
-        TableName,
         Target,
     ];
     pub(crate) const GET_ITEM: &[Member] = &[ReturnConsumedCapacity, Target, TableName];
@@ -115,6 +149,11 @@ impl ItemRequestMembers<'_> {
                         violations.one_of(value, "returnValues", &RETURN_VALUES);
                     }
                 }
+                Member::ConditionalOperator => {
+                    if let Some(value) = self.conditional_operator {
+                        violations.one_of(value, "conditionalOperator", &["OR", "AND"]);
+                    }
+                }
                 Member::ReturnItemCollectionMetrics => {
                     if let Some(value) = self.return_item_collection_metrics {
                         violations.one_of(
@@ -130,15 +169,66 @@ impl ItemRequestMembers<'_> {
     }
 }
 
-/// Checks a transaction's `ClientRequestToken`: 1 to 36 characters.
+/// Checks a transaction's `ClientRequestToken`: 1 to 36 characters, checked before (and
+/// reported without) any other member.
 pub(crate) fn check_client_request_token(token: Option<&str>) -> Result<(), ApiError> {
     match token {
         Some(token) if !(1..=36).contains(&token.len()) => Err(ApiError::validation(
-            "1 validation error detected: Value at 'clientRequestToken' failed to satisfy constraint: Member must have length less than or equal to 36",
+            "1 validation error detected: Value at 'ClientRequestToken' failed to satisfy constraint: Member must have length less than or equal to 36",
         )),
         _ => Ok(()),
     }
 }
+
+/// The batch and transaction calls' ReturnConsumedCapacity and ReturnItemCollectionMetrics,
+/// each violation added to `violations`, in that order.
+pub(crate) fn check_return_enums(
+    violations: &mut Violations,
+    capacity: Option<&str>,
+    metrics: Option<&str>,
+) {
+    if let Some(value) = capacity {
+        violations.one_of(value, "returnConsumedCapacity", &RETURN_CONSUMED_CAPACITY);
+    }
+    if let Some(value) = metrics {
+        violations.one_of(
+            value,
+            "returnItemCollectionMetrics",
+            &RETURN_ITEM_COLLECTION_METRICS,
+        );
+    }
+}
+
+/// [`check_return_enums`] alone: nothing, or its violations as one error.
+pub(crate) fn return_enums(capacity: Option<&str>, metrics: Option<&str>) -> Result<(), ApiError> {
+    let mut violations = Violations::default();
+    check_return_enums(&mut violations, capacity, metrics);
+    Ok(violations.check()?)
+}
+
+/// The batch calls' check of `RequestItems`' keys: a table name that is no ARN must keep the
+/// name rules, and the whole map (`echoed` as DynamoDB quotes it) is reported once.
+pub(crate) fn check_request_item_names<'a>(
+    violations: &mut Violations,
+    mut names: impl Iterator<Item = &'a String>,
+    echoed: impl FnOnce() -> String,
+) {
+    let bad = |name: &str| {
+        let mut rules = Violations::default();
+        rules.name(name, "tableName");
+        !name.starts_with("arn:") && rules.check().is_err()
+    };
+    if names.any(|name| bad(name)) {
+        violations.breaks(
+            &echoed(),
+            "requestItems",
+            "Map keys must satisfy constraint: [Member must have length less than or equal to 255, Member must have length greater than or equal to 3, Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+]",
+        );
+    }
+}
+
+/// The batch calls' refusal of an empty `RequestItems`.
+pub(crate) const EMPTY_REQUEST_ITEMS: &str = "1 validation error detected: Value at 'RequestItems' failed to satisfy constraint: Member must have length greater than or equal to 1";
 
 /// Seconds since the epoch, as DynamoDB's JSON protocol writes instants.
 pub(crate) fn seconds(millis: u64) -> f64 {
@@ -342,6 +432,10 @@ pub(crate) fn return_values(
         Some(t) if allowed.contains(&t) => ReturnValues::parse(t).ok_or_else(|| {
             ApiError::validation(format!("Return values set to invalid value: {t}"))
         }),
+        // PutItem and DeleteItem return the old item or nothing (AWS, 2026-10, for both).
+        Some(t) if ReturnValues::parse(t).is_some() && allowed == ["NONE", "ALL_OLD"] => {
+            Err(ApiError::validation("ReturnValues can only be ALL_OLD or NONE").enveloped())
+        }
         Some(t) if ReturnValues::parse(t).is_some() => Err(ApiError::validation(format!(
             "Return values set to invalid value: {t}"
         ))),

@@ -52,6 +52,7 @@ pub(crate) fn delete_item(
         return_consumed_capacity: input.return_consumed_capacity.as_deref(),
         return_values: input.return_values.as_deref(),
         return_item_collection_metrics: input.return_item_collection_metrics.as_deref(),
+        conditional_operator: None,
         order: order::DELETE_ITEM,
     }
     .check()?;
@@ -67,10 +68,12 @@ pub(crate) fn delete_item(
         values: input.expression_attribute_values.as_ref(),
         expected: input.expected.as_ref(),
         conditional_operator: input.conditional_operator.as_deref(),
-        value_expressions: &["ConditionExpression"],
+        // The message names no expression here (AWS, 2026-10).
+        value_expressions: &[],
         ..Default::default()
     }
-    .parse()?;
+    .parse()
+    .map_err(ApiError::enveloped)?;
     let outcome = store.delete_item(DeleteItemRequest {
         table_name: table_name.clone(),
         key,

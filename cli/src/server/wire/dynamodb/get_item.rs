@@ -40,6 +40,7 @@ pub(crate) fn get_item(store: &Store, input: GetItemInput) -> Result<GetItemOutp
         return_consumed_capacity: input.return_consumed_capacity.as_deref(),
         return_values: None,
         return_item_collection_metrics: None,
+        conditional_operator: None,
         order: order::GET_ITEM,
     }
     .check()?;

@@ -49,6 +49,7 @@ pub(crate) fn put_item(store: &Store, input: PutItemInput) -> Result<PutItemOutp
         return_consumed_capacity: input.return_consumed_capacity.as_deref(),
         return_values: input.return_values.as_deref(),
         return_item_collection_metrics: input.return_item_collection_metrics.as_deref(),
+        conditional_operator: None,
         order: order::PUT_ITEM,
     }
     .check()?;
@@ -64,10 +65,12 @@ pub(crate) fn put_item(store: &Store, input: PutItemInput) -> Result<PutItemOutp
         values: input.expression_attribute_values.as_ref(),
         expected: input.expected.as_ref(),
         conditional_operator: input.conditional_operator.as_deref(),
-        value_expressions: &["ConditionExpression"],
+        // The message names no expression here (AWS, 2026-10).
+        value_expressions: &[],
         ..Default::default()
     }
-    .parse()?;
+    .parse()
+    .map_err(ApiError::enveloped)?;
     let outcome = store.put_item(PutItemRequest {
         table_name: table_name.clone(),
         item,

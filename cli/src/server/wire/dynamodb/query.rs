@@ -8,7 +8,7 @@ use tidemark_core::expr::LegacyCondition;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::{PageOptions, QueryRequest};
 
-use super::common::{ExpressionParams, PageOutput, capacity_detail, required, select};
+use super::common::{ExpressionParams, PageOutput, capacity_detail, check_limit, required, select};
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -36,12 +36,7 @@ pub(crate) struct QueryInput {
 pub(crate) fn query(store: &Store, input: QueryInput) -> Result<PageOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
-    if input.limit.is_some_and(|limit| limit < 1) {
-        // Sic: Query's check names `Limit` in Pascal case and echoes no value, unlike Scan's.
-        return Err(ApiError::validation(
-            "1 validation error detected: Value at 'Limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
-        ));
-    }
+    check_limit(input.limit)?;
     let shape = store.key_shape(&table_name, input.index_name.as_deref())?;
     let expressions = ExpressionParams {
         projection_expression: input.projection_expression.as_deref(),

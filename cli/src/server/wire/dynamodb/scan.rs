@@ -8,7 +8,7 @@ use tidemark_core::expr::LegacyCondition;
 use tidemark_core::model::{AttributeValue, Item};
 use tidemark_core::ops::{PageOptions, ScanRequest};
 
-use super::common::{ExpressionParams, PageOutput, capacity_detail, required, select};
+use super::common::{ExpressionParams, PageOutput, capacity_detail, check_limit, required, select};
 use crate::server::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +35,7 @@ pub(crate) struct ScanInput {
 pub(crate) fn scan(store: &Store, input: ScanInput) -> Result<PageOutput, ApiError> {
     let table_name = required(input.table_name, "tableName")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    check_limit(input.limit)?;
     let expressions = ExpressionParams {
         projection_expression: input.projection_expression.as_deref(),
         names: input.expression_attribute_names.as_ref(),

@@ -8,7 +8,7 @@ use tidemark_core::model::Item;
 use tidemark_core::ops::TransactGetItem;
 
 use super::common::{
-    CapacityDetail, ConsumedCapacity, ExpressionParams, capacity_detail, required,
+    CapacityDetail, ConsumedCapacity, ExpressionParams, capacity_detail, required, table_reference,
 };
 use super::echo::{Echo, check_transact_items, object};
 use crate::server::error::ApiError;
@@ -90,7 +90,7 @@ pub(crate) fn transact_get_items(
         }
         .parse()?;
         gets.push(TransactGetItem {
-            table_name: required(get.table_name, &at("tableName"))?,
+            table_name: table_reference(get.table_name, &at("tableName"))?,
             key: required(get.key, &at("key"))?,
             projection: expressions.projection,
         });

@@ -10,7 +10,7 @@ use tidemark_core::ops::{TransactAction, TransactWriteItem, TransactWriteRequest
 use super::common::{
     CapacityDetail, ConsumedCapacity, ExpressionParams, WireItemCollectionMetrics, capacity_detail,
     check_client_request_token, collection_metrics_by_table, item_collection_metrics_wanted,
-    required, return_old_on_failure,
+    member_name, required, return_enums, return_old_on_failure, table_reference,
 };
 use super::echo::{Echo, check_transact_items, object};
 use crate::server::error::ApiError;
@@ -125,6 +125,11 @@ fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, Ap
         (None, Some(a), None, None) => ("Put", a),
         (None, None, Some(a), None) => ("Delete", a),
         (None, None, None, Some(a)) => ("Update", a),
+        (None, None, None, None) => {
+            return Err(ApiError::validation(
+                "1 validation error detected: Value '' at 'transactItems' failed to satisfy constraint: TransactWriteRequest should contain Delete or Put or Update or ConditionCheck",
+            ));
+        }
         _ => {
             return Err(ApiError::validation(
                 "TransactItems can only contain one of Check, Put, Update or Delete",
@@ -171,7 +176,10 @@ fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, Ap
         }
     };
     Ok(TransactWriteItem {
-        table_name: required(wire.table_name, &at("tableName"))?,
+        table_name: table_reference(
+            wire.table_name,
+            &at(&format!("{}.tableName", member_name(kind))),
+        )?,
         action,
         condition: expressions.condition,
         return_old_on_condition_failure: return_old_on_failure(
@@ -184,9 +192,13 @@ pub(crate) fn transact_write_items(
     engine: &Engine,
     input: TransactWriteItemsInput,
 ) -> Result<TransactWriteItemsOutput, ApiError> {
+    check_client_request_token(input.client_request_token.as_deref())?;
+    return_enums(
+        input.return_consumed_capacity.as_deref(),
+        input.return_item_collection_metrics.as_deref(),
+    )?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     let metrics = item_collection_metrics_wanted(input.return_item_collection_metrics.as_deref())?;
-    check_client_request_token(input.client_request_token.as_deref())?;
     let transact_items = required(input.transact_items, "transactItems")?;
     check_transact_items(&transact_items)?;
     let items = transact_items

@@ -54,6 +54,7 @@ pub(crate) fn update_item(
         return_consumed_capacity: input.return_consumed_capacity.as_deref(),
         return_values: input.return_values.as_deref(),
         return_item_collection_metrics: input.return_item_collection_metrics.as_deref(),
+        conditional_operator: input.conditional_operator.as_deref(),
         order: order::UPDATE_ITEM,
     }
     .check()?;
@@ -71,10 +72,12 @@ pub(crate) fn update_item(
         expected: input.expected.as_ref(),
         conditional_operator: input.conditional_operator.as_deref(),
         attribute_updates: input.attribute_updates.as_ref(),
-        value_expressions: &["UpdateExpression", "ConditionExpression"],
+        // The message names no expression here (AWS, 2026-10, for PutItem and DeleteItem).
+        value_expressions: &[],
         ..Default::default()
     }
-    .parse()?;
+    .parse()
+    .map_err(ApiError::enveloped)?;
     let outcome = store.update_item(UpdateItemRequest {
         table_name: table_name.clone(),
         key,
