@@ -12,7 +12,7 @@ use crate::expr::{
     CmpOp, Cond, Path, Projection, RawOperand, build_between, build_comparison,
     build_function_condition, build_in, check_disjoint,
 };
-use crate::model::{AttributeValue, Item, KeyShape, Number};
+use crate::model::{AttributeValue, Item, KeyShape, Number, NumberError, ValueLayer};
 use crate::{Error, Result, Store};
 
 /// DynamoDB's message for a parameter count that does not match the statement's `?`.
@@ -39,9 +39,15 @@ pub(super) fn value(expr: &Expr, params: &[AttributeValue], at: &str) -> Result<
             .cloned()
             .ok_or_else(|| Error::validation(PARAMETER_COUNT))?,
         Expr::Str(s) => AttributeValue::S(s.clone()),
-        Expr::Number(n) => AttributeValue::N(
-            Number::parse(n).map_err(|e| Error::validation(format!("{e} under {at}")))?,
-        ),
+        // A literal is read as Java's BigDecimal reads it: an exponent or scale past a 32-bit
+        // integer leaves the statement not well formed, with nothing said after the colon
+        // (conformance partiqlGrammar.test.ts, AWS).
+        Expr::Number(n) => {
+            AttributeValue::N(Number::parse_in(n, ValueLayer::Older).map_err(|e| match e {
+                NumberError::NotNumeric(_) | NumberError::Empty => super::syntax_error(""),
+                e => Error::validation(format!("{e} under {at}")),
+            })?)
+        }
         Expr::Bool(b) => AttributeValue::Bool(*b),
         Expr::Null => AttributeValue::Null,
         Expr::Missing => {
@@ -284,15 +290,19 @@ pub(super) fn condition(expr: &Expr, params: &[AttributeValue]) -> Result<Cond> 
                     "The left hand side argument to IS must be a Variable Reference, Literal, or Path",
                 ));
             };
-            let test = match what {
-                IsWhat::Missing => Cond::NotExists(path(p)),
-                IsWhat::Null => checked(build_function_condition(
+            let type_test = |tag: &str| {
+                checked(build_function_condition(
                     "attribute_type",
                     vec![
                         RawOperand::Path(path(p)),
-                        RawOperand::Value(AttributeValue::S("NULL".into())),
+                        RawOperand::Value(AttributeValue::S(tag.into())),
                     ],
-                ))?,
+                ))
+            };
+            let test = match what {
+                IsWhat::Missing => Cond::NotExists(path(p)),
+                IsWhat::Null => type_test("NULL")?,
+                IsWhat::Type(tag) => type_test(tag)?,
             };
             Ok(match (negated, test) {
                 (true, Cond::NotExists(p)) => Cond::Exists(p),

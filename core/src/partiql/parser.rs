@@ -19,6 +19,7 @@ const KEYWORDS: &[&str] = &[
     "NOT",
     "IN",
     "IS",
+    "LIKE",
     "BETWEEN",
     "MISSING",
     "NULL",
@@ -75,6 +76,25 @@ pub(crate) enum Cmp {
 pub(crate) enum IsWhat {
     Missing,
     Null,
+    /// A type test: the DynamoDB type the PartiQL type name stands for (`S`, `N`, `BOOL`, ...).
+    Type(&'static str),
+}
+
+/// The DynamoDB type a PartiQL type name (its first word) tests for, and the second word of a
+/// two-word name.
+fn type_name(first: &str) -> Option<(&'static str, Option<&'static str>)> {
+    Some(match first.to_ascii_uppercase().as_str() {
+        "BOOL" | "BOOLEAN" => ("BOOL", None),
+        "STRING" | "CHAR" | "VARCHAR" | "SYMBOL" | "CLOB" => ("S", None),
+        "CHARACTER" => ("S", Some("VARYING")),
+        "INT" | "INTEGER" | "INT4" | "INT8" | "SMALLINT" | "BIGINT" | "DECIMAL" | "NUMERIC"
+        | "FLOAT" | "REAL" => ("N", None),
+        "DOUBLE" => ("N", Some("PRECISION")),
+        "BLOB" => ("B", None),
+        "LIST" | "SEXP" => ("L", None),
+        "STRUCT" | "TUPLE" => ("M", None),
+        _ => return None,
+    })
 }
 
 /// An expression: a value, a path, a parameter, a function call or a condition.
@@ -276,6 +296,12 @@ impl Parser {
     fn unexpected_term(&self) -> Error {
         syntax_error(match self.peek() {
             None | Some(Token::Symbol(";")) => "Unexpected term",
+            // PartiQL's grammar counts these keywords as operators.
+            Some(Token::Word(w))
+                if w.eq_ignore_ascii_case("IS") || w.eq_ignore_ascii_case("LIKE") =>
+            {
+                "Unexpected operator"
+            }
             Some(Token::Word(w)) if is_keyword(w) => "Unexpected keyword",
             Some(Token::Symbol(_)) => "Unexpected operator",
             Some(_) => "Unexpected term",
@@ -294,6 +320,9 @@ impl Parser {
         }
         if self.eat_keyword("DELETE") {
             return self.delete_rest();
+        }
+        if self.eat_keyword("FROM") {
+            return self.from_first_update_rest();
         }
         if self.eat_keyword("EXISTS") {
             self.expect_symbol("(")?;
@@ -432,6 +461,47 @@ impl Parser {
     fn update_rest(&mut self) -> Result<Statement> {
         let table = self.name()?;
         self.refuse_alias()?;
+        let assignments = self.assignments()?;
+        let filter = self.where_clause()?;
+        let returning = self.returning()?;
+        Ok(Statement::Update {
+            table,
+            assignments,
+            filter,
+            returning,
+        })
+    }
+
+    /// PartiQL's FROM-first UPDATE: `FROM "t" WHERE ... SET ... | REMOVE ... [RETURNING ...]`,
+    /// run as the UPDATE it spells (DynamoDB runs it so: the conformance suite's
+    /// fromFirstUpdate.test.ts, four regions, October 2026). Its WHERE may be left out, which
+    /// then names no key.
+    fn from_first_update_rest(&mut self) -> Result<Statement> {
+        let table = self.name()?;
+        self.refuse_alias()?;
+        let filter = match self.eat_keyword("WHERE") {
+            true => Some(self.expr()?),
+            false => None,
+        };
+        let assignments = self.assignments()?;
+        let returning = self.returning()?;
+        let Some(filter) = filter else {
+            // A WHERE after the clauses is a leftover token, before the missing key matters.
+            return Err(match self.peek() {
+                None | Some(Token::Symbol(";")) => Error::validation(super::INCOMPLETE_KEY),
+                Some(_) => syntax_error("Unexpected token after expression"),
+            });
+        };
+        Ok(Statement::Update {
+            table,
+            assignments,
+            filter,
+            returning,
+        })
+    }
+
+    /// An UPDATE's SET and REMOVE clauses, in any order, at least one.
+    fn assignments(&mut self) -> Result<Vec<Assignment>> {
         let mut assignments = Vec::new();
         loop {
             if self.eat_keyword("SET") {
@@ -457,14 +527,7 @@ impl Parser {
         if assignments.is_empty() {
             return Err(syntax_error("Expected SET or REMOVE"));
         }
-        let filter = self.where_clause()?;
-        let returning = self.returning()?;
-        Ok(Statement::Update {
-            table,
-            assignments,
-            filter,
-            returning,
-        })
+        Ok(assignments)
     }
 
     fn delete_rest(&mut self) -> Result<Statement> {
@@ -646,13 +709,22 @@ impl Parser {
             } else if self.eat_keyword("NULL") {
                 IsWhat::Null
             } else {
-                return Err(match self.peek() {
-                    Some(Token::Word(w)) => Error::validation(format!(
-                        "Unsupported data type for IS operator: {}. Supported data types are [MISSING, NULL]",
-                        w.to_uppercase()
-                    )),
-                    _ => syntax_error("Expected type name"),
-                });
+                // A type test (conformance whereFunctions.test.ts and partiqlGrammar.test.ts,
+                // run against AWS): `x IS BOOL` filters as attribute_type does.
+                let named = match self.peek() {
+                    Some(Token::Word(w)) => type_name(w),
+                    _ => None,
+                };
+                let Some((tested, second)) = named else {
+                    return Err(syntax_error("Expected type name"));
+                };
+                self.pos += 1;
+                if let Some(second) = second
+                    && !self.eat_keyword(second)
+                {
+                    return Err(syntax_error("Expected type name"));
+                }
+                IsWhat::Type(tested)
             };
             return Ok(Expr::Is(Box::new(left), what, negated));
         }

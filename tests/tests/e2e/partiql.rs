@@ -498,6 +498,86 @@ async fn statement_errors_are_dynamodbs() {
         failure("SELECT * FROM \"errs\" AS e WHERE p = 'a'", vec![]).await,
         validation("Aliasing is not supported")
     );
+    // Sources for the rest: nubo-db/dynamodb-conformance's partiqlGrammar.test.ts and
+    // partiqlIndexQualifier.test.ts, run against AWS (October 2026).
+    assert_eq!(
+        failure("SELECT * FROM \"errs\".\"\" WHERE p = 'a'", vec![]).await,
+        validation("Path component cannot be an empty string")
+    );
+    assert_eq!(
+        failure("SELECT * FROM \"errs\" WHERE p = 'a' AND x IS FOO", vec![]).await,
+        validation("Statement wasn't well formed, can't be processed: Expected type name")
+    );
+    assert_eq!(
+        failure("SELECT * FROM \"errs\" WHERE IS NULL", vec![]).await,
+        validation("Statement wasn't well formed, can't be processed: Unexpected operator")
+    );
+    assert_eq!(
+        failure(
+            "SELECT * FROM \"errs\" WHERE p = 'a' AND v = 1e2147483648",
+            vec![]
+        )
+        .await,
+        validation("Statement wasn't well formed, can't be processed: ")
+    );
+    assert_eq!(
+        failure(
+            "INSERT INTO \"errs\" VALUE {'p': 'b', 'c': 0, 'm': {'x': 1e126}}",
+            vec![]
+        )
+        .await,
+        validation(
+            "Number overflow. Attempting to store a number with magnitude larger than supported range under root.x"
+        )
+    );
+    assert_eq!(
+        failure("FROM \"errs\" SET v = 1", vec![]).await,
+        validation("Where clause does not contain a mandatory equality on all key attributes")
+    );
+    assert_eq!(
+        failure("FROM \"errs\" SET v = 1 WHERE p = 'a' AND c = 0", vec![]).await,
+        validation(
+            "Statement wasn't well formed, can't be processed: Unexpected token after expression"
+        )
+    );
+}
+
+#[tokio::test]
+async fn from_first_updates_and_type_tests_run_as_dynamodb_runs_them() {
+    // Source: nubo-db/dynamodb-conformance's fromFirstUpdate.test.ts and
+    // whereFunctions.test.ts, run against AWS in four regions (October 2026).
+    let node = TestNode::start().await;
+    let client = node.client();
+    create_partiql_table(&client, "fromfirst").await;
+    seed(&client, "fromfirst", "a", 1).await;
+    let out = run(
+        &client,
+        "from \"fromfirst\" where p = ? and c = 0 set flag = true remove g returning all new *",
+        vec![s("a")],
+    )
+    .await;
+    let updated = &out.items.unwrap()[0];
+    assert_eq!(updated["flag"], AttributeValue::Bool(true));
+    assert!(!updated.contains_key("g"));
+    // A key that names no item fails its condition and creates nothing.
+    let missing = client
+        .execute_statement()
+        .statement("FROM \"fromfirst\" WHERE p = 'none' AND c = 0 SET v = 1")
+        .send()
+        .await;
+    assert_fails_with(missing, "ConditionalCheckFailedException");
+    let keys = |condition: &'static str| {
+        let client = client.clone();
+        async move {
+            let statement = format!("SELECT p FROM \"fromfirst\" WHERE p = 'a' AND {condition}");
+            run(&client, &statement, vec![]).await.items.unwrap().len()
+        }
+    };
+    assert_eq!(keys("flag IS BOOL").await, 1);
+    assert_eq!(keys("p IS STRING").await, 1);
+    assert_eq!(keys("v IS STRING").await, 0);
+    assert_eq!(keys("v IS DECIMAL").await, 1);
+    assert_eq!(keys("p IS BOOL").await, 0);
 }
 
 #[tokio::test]

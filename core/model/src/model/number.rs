@@ -137,7 +137,10 @@ impl Number {
             exp = exp_text.parse::<i64>().map_err(|_| not_numeric())?;
             // BigDecimal's scale is the exponent negated: both must be 32-bit integers.
             let fits = |e: i64| i32::try_from(e).is_ok();
-            if layer == ValueLayer::Older && !(fits(exp) && fits(-exp)) {
+            let fraction_digits = mantissa.len() as i64 - int_digits;
+            if layer == ValueLayer::Older
+                && !(fits(exp) && fits(-exp) && fits(fraction_digits - exp))
+            {
                 return Err(not_numeric());
             }
             pos = bytes.len();
