@@ -322,7 +322,7 @@ impl Parser {
             return self.delete_rest();
         }
         if self.eat_keyword("FROM") {
-            return self.from_first_update_rest();
+            return self.update_from_first_rest();
         }
         if self.eat_keyword("EXISTS") {
             self.expect_symbol("(")?;
@@ -476,7 +476,7 @@ impl Parser {
     /// run as the UPDATE it spells (DynamoDB runs it so: the conformance suite's
     /// fromFirstUpdate.test.ts, four regions, October 2026). Its WHERE may be left out, which
     /// then names no key.
-    fn from_first_update_rest(&mut self) -> Result<Statement> {
+    fn update_from_first_rest(&mut self) -> Result<Statement> {
         let table = self.name()?;
         self.refuse_alias()?;
         let filter = match self.eat_keyword("WHERE") {
