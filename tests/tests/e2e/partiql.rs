@@ -864,3 +864,61 @@ async fn partiql_writes_appear_in_the_stream() {
         ]
     );
 }
+
+#[tokio::test]
+async fn an_index_read_for_attributes_the_index_does_not_project_is_refused() {
+    // Source: nubo-db/dynamodb-conformance's partiqlIndexQualifier.test.ts, run against AWS.
+    let node = TestNode::start().await;
+    let client = node.client();
+    client
+        .create_table()
+        .table_name("narrow")
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element("p", KeyType::Hash))
+        .attribute_definitions(attribute("p", ScalarAttributeType::S))
+        .attribute_definitions(attribute("g", ScalarAttributeType::S))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_g")
+                .key_schema(key_element("g", KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let refusal = |statement: &'static str| {
+        let client = client.clone();
+        async move {
+            let e = client
+                .execute_statement()
+                .statement(statement)
+                .send()
+                .await
+                .unwrap_err();
+            e.as_service_error()
+                .and_then(|s| s.meta().message().map(str::to_string))
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(
+        refusal("SELECT p FROM \"narrow\".\"by_g\" WHERE g = 'x' AND v = 1").await,
+        "One or more parameter values were invalid: Secondary index by_g does not project one or more filter attributes: [v]"
+    );
+    assert_eq!(
+        refusal("SELECT v FROM \"narrow\".\"by_g\" WHERE g = 'x'").await,
+        "One or more parameter values were invalid: Global secondary index by_g does not project [v]"
+    );
+    let keys = run(
+        &client,
+        "SELECT p FROM \"narrow\".\"by_g\" WHERE g = 'x'",
+        vec![],
+    )
+    .await;
+    assert_eq!(keys.items.unwrap().len(), 0);
+}
