@@ -334,7 +334,19 @@ impl Parser {
         Err(match self.peek() {
             None => syntax_error("Unexpected term"),
             Some(Token::Word(w)) if !is_keyword(w) => {
-                Error::validation(format!("Unsupported operation: {}", w.to_uppercase()))
+                let word = w.to_uppercase();
+                // A type test parses as a statement of its own, which DynamoDB then refuses
+                // by its node's name (conformance partiqlGrammar.test.ts, AWS).
+                let start = self.pos;
+                match self.expr() {
+                    Ok(Expr::Is(_, IsWhat::Type(_), _)) if self.peek().is_none() => {
+                        Error::validation("Unsupported operation: IsType")
+                    }
+                    _ => {
+                        self.pos = start;
+                        Error::validation(format!("Unsupported operation: {word}"))
+                    }
+                }
             }
             _ => self.unexpected_term(),
         })

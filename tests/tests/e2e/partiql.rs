@@ -509,6 +509,10 @@ async fn statement_errors_are_dynamodbs() {
         validation("Statement wasn't well formed, can't be processed: Expected type name")
     );
     assert_eq!(
+        failure("x IS DOUBLE PRECISION", vec![]).await,
+        validation("Unsupported operation: IsType")
+    );
+    assert_eq!(
         failure("SELECT * FROM \"errs\" WHERE IS NULL", vec![]).await,
         validation("Statement wasn't well formed, can't be processed: Unexpected operator")
     );
