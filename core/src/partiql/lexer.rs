@@ -128,7 +128,12 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>> {
             let symbol = SYMBOLS
                 .iter()
                 .find(|s| rest.starts_with(**s))
-                .ok_or_else(|| syntax_error(&format!("Unexpected character: {c}")))?;
+                .ok_or_else(|| match c {
+                    // A `#` comment is refused with nothing said, as an unterminated block
+                    // comment is (conformance partiqlGrammar.test.ts, AWS).
+                    '#' => syntax_error(""),
+                    _ => syntax_error(&format!("Unexpected character: {c}")),
+                })?;
             tokens.push(Token::Symbol(symbol));
             i += symbol.len();
         }

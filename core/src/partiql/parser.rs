@@ -457,6 +457,13 @@ impl Parser {
     fn insert_rest(&mut self) -> Result<Statement> {
         self.expect_keyword("INTO")?;
         let table = self.name()?;
+        // An INSERT's alias is a leftover token, not the aliasing other statements refuse
+        // (conformance partiqlGrammar.test.ts, AWS).
+        if matches!(self.peek(), Some(Token::QuotedName(_)))
+            || matches!(self.peek(), Some(Token::Word(w)) if !is_keyword(w))
+        {
+            return Err(syntax_error("Unexpected token after expression"));
+        }
         if self.peek_keyword("VALUES") {
             return Err(Error::validation(
                 "Unsupported operation: Inserting multiple items in a single statement is not supported, use \"INSERT INTO tableName VALUE item\" instead",

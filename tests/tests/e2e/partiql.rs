@@ -509,6 +509,16 @@ async fn statement_errors_are_dynamodbs() {
         validation("Statement wasn't well formed, can't be processed: Expected type name")
     );
     assert_eq!(
+        failure("SELECT * FROM \"errs\" WHERE p = 'a' # note", vec![]).await,
+        validation("Statement wasn't well formed, can't be processed: ")
+    );
+    assert_eq!(
+        failure("INSERT INTO \"errs\" t VALUE {'p': 'x', 'c': 1}", vec![]).await,
+        validation(
+            "Statement wasn't well formed, can't be processed: Unexpected token after expression"
+        )
+    );
+    assert_eq!(
         failure("x IS DOUBLE PRECISION", vec![]).await,
         validation("Unsupported operation: IsType")
     );
