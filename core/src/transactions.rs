@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use crate::changes::Cause;
 use crate::error::CancellationReason;
 use crate::expr::{Condition, UpdateExpression};
-use crate::model::{Item, item_size};
+use crate::model::{Item, is_empty_key_value, item_size};
 use crate::ops::update_item::{check_key_not_updated, updated_item};
 use crate::ops::{check_attribute_names, check_item_size, index_write_units, write_units};
 use crate::partiql::{TransactionOutcome, TransactionStatement};
@@ -114,11 +114,6 @@ pub(crate) fn cancelled_by_validation(actions: usize, index: usize, message: Str
         };
     }
     cancelled(reasons)
-}
-
-/// True for the refusal of a key attribute holding an empty string or binary.
-fn is_empty_key_value(error: &Error) -> bool {
-    matches!(error, Error::Validation(m) if m.contains("The AttributeValue for a key attribute cannot contain an empty"))
 }
 
 fn no_reason() -> CancellationReason {

@@ -59,7 +59,7 @@ impl Store {
             let table = self.item_table(table_name)?;
             if wanted.keys.is_empty() {
                 return Err(Error::validation(format!(
-                    "1 validation error detected: Value '[]' at 'requestItems.{table_name}.member.keys' failed to satisfy constraint: Member must have length greater than or equal to 1"
+                    "1 validation error detected: Value at 'RequestItems.{table_name}.member.Keys' failed to satisfy constraint: Member must have length greater than or equal to 1"
                 )));
             }
             let mut seen = HashSet::new();

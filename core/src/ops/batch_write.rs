@@ -52,7 +52,7 @@ impl Store {
         let total: usize = request.tables.iter().map(|(_, w)| w.len()).sum();
         if total == 0 {
             return Err(Error::validation(
-                "The requestItems parameter is required for BatchWriteItem",
+                "1 validation error detected: Value at 'RequestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
             ));
         }
         if total > MAX_BATCH_WRITES {

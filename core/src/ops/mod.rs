@@ -45,6 +45,7 @@ pub use list_tables::ListTablesOutcome;
 pub use page::{PageOptions, PageOutcome, Select};
 pub use put_item::PutItemRequest;
 pub use query::QueryRequest;
+pub(crate) use query::{GSI_CONSISTENT_READ, Source};
 pub use scan::ScanRequest;
 pub use transact_get::{TransactGetItem, TransactGetOutcome};
 pub use update_item::UpdateItemRequest;

@@ -34,6 +34,10 @@ pub(crate) struct Source {
     pub(crate) index: Option<IndexInfo>,
 }
 
+/// The refusal of a strongly consistent read of a global index (PartiQL words it its own way).
+pub(crate) const GSI_CONSISTENT_READ: &str =
+    "Consistent reads are not supported on global secondary indexes";
+
 /// The key error of an item or start key that does not fit the key schema.
 const KEY_MISMATCH: &str = "The provided key element does not match the schema";
 
@@ -281,29 +285,19 @@ pub(crate) fn check_source_options(source: &Source, options: &PageOptions) -> Re
     // answered without it (a local index fetches the rest from the table).
     if let (Some(index), Some(projection)) = (&source.index, &options.projection)
         && index.global
-        && let IndexProjection::KeysOnly | IndexProjection::Include(_) = &index.projection
-    {
-        let keys = index.key_attributes(&source.table.shape);
-        let included = match &index.projection {
-            IndexProjection::Include(names) => names.as_slice(),
-            _ => &[],
-        };
-        if let Some(missing) = projection
+        && let Some(missing) = projection
             .paths()
             .iter()
             .map(|p| p.attribute())
-            .find(|a| !keys.contains(a) && !included.iter().any(|n| n == a))
-        {
-            return Err(Error::validation(format!(
-                "One or more parameter values were invalid: Global secondary index {} does not project the requested attribute {missing}",
-                index.name
-            )));
-        }
+            .find(|a| !index.projects(&source.table.shape, a))
+    {
+        return Err(Error::validation(format!(
+            "One or more parameter values were invalid: Global secondary index {} does not project the requested attribute {missing}",
+            index.name
+        )));
     }
     if options.consistent_read && source.index.as_ref().is_some_and(|i| i.global) {
-        return Err(Error::validation(
-            "Consistent reads are not supported on global secondary indexes",
-        ));
+        return Err(Error::validation(GSI_CONSISTENT_READ));
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::expr::{
     build_function_condition, build_in, check_disjoint,
 };
 use crate::model::{AttributeValue, Item, KeyShape, Number, NumberError, ValueLayer};
+use crate::ops::Source;
 use crate::{Error, Result, Store};
 
 /// DynamoDB's message for a parameter count that does not match the statement's `?`.
@@ -143,7 +144,12 @@ pub(super) fn is_value(expr: &Expr) -> bool {
 
 /// The key schema of a table or index; an unknown table is reported as PartiQL reports it.
 pub(super) fn key_shape(store: &Store, table: &str, index: Option<&str>) -> Result<KeyShape> {
-    store.key_shape(table, index).map_err(|e| match e {
+    Ok(source(store, table, index)?.shape().clone())
+}
+
+/// The table (or index) a statement reads, with PartiQL's words for one that is not there.
+pub(super) fn source(store: &Store, table: &str, index: Option<&str>) -> Result<Source> {
+    store.source(table, index).map_err(|e| match e {
         Error::ResourceNotFound(_) => {
             Error::ResourceNotFound("Requested resource not found".into())
         }

@@ -6,15 +6,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN_BASE64;
 use serde::{Deserialize, Serialize};
 
 use super::bind::{
-    all_of, cmp_op, columns, condition, conjuncts, equality, is_value, key_shape, projection, row,
+    all_of, cmp_op, columns, condition, conjuncts, equality, is_value, projection, row, source,
     top_level, value,
 };
 use super::parser::{Cmp, Expr, Projection as ColumnsOf, Select};
 use super::{StatementOutcome, StatementRequest};
 use crate::expr::{Condition, KeyCondition, SortKeyCondition, mirrored, sort_key_condition};
 use crate::model::{AttributeValue, Item, KeyShape};
-use crate::ops::{PageOptions, QueryRequest, ScanRequest, Select as SelectKind, add_index_units};
-use crate::storage::index::IndexProjection;
+use crate::ops::{
+    GSI_CONSISTENT_READ, PageOptions, QueryRequest, ScanRequest, Select as SelectKind, Source,
+    add_index_units,
+};
 use crate::{Error, Result, Store};
 use std::collections::BTreeSet;
 
@@ -250,13 +252,9 @@ pub(super) fn run_select(
 ) -> Result<StatementOutcome> {
     let mut outcome = read_select(store, select, params, request).map_err(|e| match e {
         // PartiQL words this refusal its own way (conformance indexReads.test.ts, AWS).
-        Error::Validation(m)
-            if m == "Consistent reads are not supported on global secondary indexes" =>
-        {
-            Error::validation(
-                "Strongly consistent read is not supported on Global Secondary Indexes",
-            )
-        }
+        Error::Validation(m) if m == GSI_CONSISTENT_READ => Error::validation(
+            "Strongly consistent read is not supported on Global Secondary Indexes",
+        ),
         other => other,
     })?;
     if let Some(columns) = columns(&select.projection) {
@@ -271,17 +269,11 @@ pub(super) fn run_select(
 /// PartiQL: a filter on one (any secondary index), or a column of one (a global index; a local
 /// one fetches the rest from the table). Source: nubo-db/dynamodb-conformance's
 /// partiqlIndexQualifier.test.ts, run against AWS.
-fn check_index_attributes(store: &Store, select: &Select) -> Result<()> {
-    let source = store.source(&select.table, select.index.as_deref())?;
+fn check_index_attributes(source: &Source, select: &Select) -> Result<()> {
     let Some(index) = &source.index else {
         return Ok(());
     };
-    let keys = index.key_attributes(&source.table.shape);
-    let projected = |name: &str| match &index.projection {
-        IndexProjection::All => true,
-        IndexProjection::KeysOnly => keys.contains(&name),
-        IndexProjection::Include(names) => keys.contains(&name) || names.iter().any(|n| n == name),
-    };
+    let projected = |name: &&str| index.projects(&source.table.shape, name);
     let mut filtered = BTreeSet::new();
     if let Some(filter) = &select.filter {
         attributes_named(filter, &mut filtered);
@@ -353,8 +345,9 @@ fn read_select(
     params: &[AttributeValue],
     request: &StatementRequest,
 ) -> Result<StatementOutcome> {
-    let shape = key_shape(store, &select.table, select.index.as_deref())?;
-    check_index_attributes(store, select)?;
+    let source = source(store, &select.table, select.index.as_deref())?;
+    let shape = source.shape().clone();
+    check_index_attributes(&source, select)?;
     let plan = plan_read(select, &shape, params)?;
     // Checks the columns (no two overlap); they are picked from the whole items afterwards,
     // since a projection would renumber the list elements a column like `a[1]` names.

@@ -207,65 +207,38 @@ fn check_key_schema(request: &CreateTableRequest) -> Result<KeyShape> {
             ));
         }
     }
-    // Every key schema element, the table's and its indexes', with where it stands.
-    let numbered = |prefix: &str, schema: &[KeySchemaElement]| -> Vec<(String, String)> {
-        schema
-            .iter()
-            .enumerate()
-            .map(|(k, e)| {
-                let at = format!("{prefix}keySchema.{}.member", k + 1);
-                (at, e.attribute_name.clone())
-            })
-            .collect()
-    };
-    let mut elements = numbered("", &request.key_schema);
+    // Every key schema, the table's and its indexes', with where it stands in the request;
+    // its elements' names are checked before their key types.
+    let mut schemas: Vec<(String, &[KeySchemaElement])> =
+        vec![(String::new(), &request.key_schema)];
     for (g, gsi) in request.global_secondary_indexes.iter().enumerate() {
-        let prefix = format!("globalSecondaryIndexes.{}.member.", g + 1);
-        elements.extend(numbered(&prefix, &gsi.key_schema));
+        schemas.push((
+            format!("globalSecondaryIndexes.{}.member.", g + 1),
+            &gsi.key_schema,
+        ));
     }
     for (l, lsi) in request.local_secondary_indexes.iter().enumerate() {
-        let prefix = format!("localSecondaryIndexes.{}.member.", l + 1);
-        elements.extend(numbered(&prefix, &lsi.key_schema));
+        schemas.push((
+            format!("localSecondaryIndexes.{}.member.", l + 1),
+            &lsi.key_schema,
+        ));
     }
-    for (at, name) in &elements {
-        check_key_name_length(name, &format!("{at}.attributeName"))?;
-    }
-    let schemas = std::iter::once((String::new(), &request.key_schema))
-        .chain(
-            request
-                .global_secondary_indexes
+    let elements = || {
+        schemas.iter().flat_map(|(prefix, schema)| {
+            schema
                 .iter()
                 .enumerate()
-                .map(|(g, gsi)| {
-                    (
-                        format!("globalSecondaryIndexes.{}.member.", g + 1),
-                        &gsi.key_schema,
-                    )
-                }),
-        )
-        .chain(
-            request
-                .local_secondary_indexes
-                .iter()
-                .enumerate()
-                .map(|(l, lsi)| {
-                    (
-                        format!("localSecondaryIndexes.{}.member.", l + 1),
-                        &lsi.key_schema,
-                    )
-                }),
-        );
-    let key_types = schemas.flat_map(|(prefix, schema)| {
-        schema.iter().enumerate().map(move |(k, element)| {
-            let at = format!("{prefix}keySchema.{}.member.keyType", k + 1);
-            (at, element.key_type.as_str())
+                .map(move |(k, e)| (format!("{prefix}keySchema.{}.member", k + 1), e))
         })
-    });
-    for (at, key_type) in key_types {
-        if key_type != "HASH" && key_type != "RANGE" {
+    };
+    for (at, element) in elements() {
+        check_key_name_length(&element.attribute_name, &format!("{at}.attributeName"))?;
+    }
+    for (at, element) in elements() {
+        if element.key_type != "HASH" && element.key_type != "RANGE" {
             return Err(coral(
-                key_type,
-                &at,
+                &element.key_type,
+                &format!("{at}.keyType"),
                 "Member must satisfy enum value set: [HASH, RANGE]",
             ));
         }
@@ -322,11 +295,7 @@ fn check_indexes(request: &CreateTableRequest, shape: &KeyShape, billing_mode: &
             "Subscriber limit exceeded: The number of global secondary indexes exceeds the per-table limit of 20".into(),
         ));
     }
-    for (l, lsi) in request.local_secondary_indexes.iter().enumerate() {
-        check_name(
-            &lsi.index_name,
-            &format!("localSecondaryIndexes.{}.member.indexName", l + 1),
-        )?;
+    for lsi in &request.local_secondary_indexes {
         if !index_names.insert(lsi.index_name.as_str()) {
             return Err(Error::validation(format!(
                 "One or more parameter values were invalid: Duplicate index name: {}",
@@ -348,11 +317,7 @@ fn check_indexes(request: &CreateTableRequest, shape: &KeyShape, billing_mode: &
         check_projection(&lsi.projection)?;
         used.extend(lsi.key_schema.iter().map(|k| k.attribute_name.as_str()));
     }
-    for (g, gsi) in request.global_secondary_indexes.iter().enumerate() {
-        check_name(
-            &gsi.index_name,
-            &format!("globalSecondaryIndexes.{}.member.indexName", g + 1),
-        )?;
+    for gsi in &request.global_secondary_indexes {
         if !index_names.insert(gsi.index_name.as_str()) {
             return Err(Error::validation(format!(
                 "One or more parameter values were invalid: Duplicate index name: {}",

@@ -111,7 +111,13 @@ impl IndexInfo {
         table_shape: &'a KeyShape,
         item: &'a Item,
     ) -> impl Iterator<Item = (&'a String, &'a AttributeValue)> + 'a {
-        item.iter().filter(move |(name, _)| match &self.projection {
+        item.iter()
+            .filter(move |(name, _)| self.projects(table_shape, name))
+    }
+
+    /// True when the index keeps the top-level attribute `name`.
+    pub fn projects(&self, table_shape: &KeyShape, name: &str) -> bool {
+        match &self.projection {
             IndexProjection::All => true,
             IndexProjection::KeysOnly => {
                 table_shape.is_key_attribute(name) || self.shape.is_key_attribute(name)
@@ -119,9 +125,9 @@ impl IndexInfo {
             IndexProjection::Include(extra) => {
                 table_shape.is_key_attribute(name)
                     || self.shape.is_key_attribute(name)
-                    || extra.contains(*name)
+                    || extra.iter().any(|n| n == name)
             }
-        })
+        }
     }
 
     /// The size of `item`'s entry, as DynamoDB counts an item: what

@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use tidemark_tests::cluster::{Cluster, replica_create};
 use tidemark_tests::wait_until;
 
-use crate::common::{admin_json, create_table, get_consistent, node_binary, s, wait_for_group};
+use crate::common::{
+    admin_json, create_table, get_consistent, node_binary, put_value, wait_for_group,
+};
 
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,15 +28,7 @@ async fn value_in(cluster: &Cluster, i: usize, table: &str, key: &str) -> Option
 /// Writes `p = key, v = value` in region `i` and waits until its node has shipped it (the
 /// link to the other region has nothing left to send).
 async fn put_and_ship(cluster: &Cluster, i: usize, table: &str, key: &str, value: &str) {
-    cluster
-        .client(i, OP_TIMEOUT)
-        .put_item()
-        .table_name(table)
-        .item("p", s(key))
-        .item("v", s(value))
-        .send()
-        .await
-        .expect("a put");
+    put_value(&cluster.client(i, OP_TIMEOUT), table, key, value).await;
     let status_url = format!("{}/admin/replicas", cluster.endpoint(i));
     let shipped = wait_until(Duration::from_secs(30), async || {
         let status = admin_json(&status_url).await;

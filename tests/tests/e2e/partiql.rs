@@ -24,6 +24,11 @@ type Item = HashMap<String, AttributeValue>;
 /// Creates `name` with partition key `p` (S), sort key `c` (N) and a global index `by_g` on
 /// `g` (S) projecting everything.
 async fn create_partiql_table(client: &Client, name: &str) {
+    create_partiql_table_projecting(client, name, ProjectionType::All).await;
+}
+
+/// [`create_partiql_table`] with `by_g` projecting `projection`.
+async fn create_partiql_table_projecting(client: &Client, name: &str, projection: ProjectionType) {
     client
         .create_table()
         .table_name(name)
@@ -37,11 +42,7 @@ async fn create_partiql_table(client: &Client, name: &str) {
             GlobalSecondaryIndex::builder()
                 .index_name("by_g")
                 .key_schema(key_element("g", KeyType::Hash))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(projection).build())
                 .build()
                 .unwrap(),
         )
@@ -884,28 +885,7 @@ async fn an_index_read_for_attributes_the_index_does_not_project_is_refused() {
     // Source: nubo-db/dynamodb-conformance's partiqlIndexQualifier.test.ts, run against AWS.
     let node = TestNode::start().await;
     let client = node.client();
-    client
-        .create_table()
-        .table_name("narrow")
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key_element("p", KeyType::Hash))
-        .attribute_definitions(attribute("p", ScalarAttributeType::S))
-        .attribute_definitions(attribute("g", ScalarAttributeType::S))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("by_g")
-                .key_schema(key_element("g", KeyType::Hash))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_partiql_table_projecting(&client, "narrow", ProjectionType::KeysOnly).await;
     let refusal = |statement: &'static str| {
         let client = client.clone();
         async move {

@@ -626,18 +626,7 @@ async fn streams_api_errors_and_paging() {
     assert_eq!(listed, both);
     let status = |arn: String| {
         let streams = streams.clone();
-        async move {
-            streams
-                .describe_stream()
-                .stream_arn(arn)
-                .send()
-                .await
-                .unwrap()
-                .stream_description
-                .unwrap()
-                .stream_status
-                .unwrap()
-        }
+        async move { describe(&streams, &arn).await.stream_status.unwrap() }
     };
     assert_eq!(status(arn).await, StreamStatus::Disabled);
     assert_eq!(status(second).await, StreamStatus::Enabled);

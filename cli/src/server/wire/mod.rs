@@ -357,7 +357,25 @@ where
     I: DeserializeOwned,
     O: Serialize,
 {
-    let input: I = serde_json::from_slice(body).map_err(|e| ApiError::from_json(&e))?;
+    read_and_run(engine, body, f, ValueLayer::Current, |e| e)
+}
+
+/// [`run_on_engine`], reading the request with the value checks of `layer` and passing a
+/// fault in it through `fault`.
+fn read_and_run<S, I, O>(
+    engine: &Engine,
+    body: &[u8],
+    f: fn(&S, I) -> Result<O, ApiError>,
+    layer: ValueLayer,
+    fault: fn(ApiError) -> ApiError,
+) -> Result<Vec<u8>, ApiError>
+where
+    S: Seam,
+    I: DeserializeOwned,
+    O: Serialize,
+{
+    let input: I = with_value_layer(layer, || serde_json::from_slice(body))
+        .map_err(|e| fault(ApiError::from_json(&e)))?;
     let output = f(S::of(engine), input)?;
     serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -385,8 +403,7 @@ where
     run_reading(call, f, ValueLayer::Current, ApiError::enveloped)
 }
 
-/// [`run`], reading the request with the value checks of `layer` and passing a fault in it
-/// through `fault`.
+/// [`run`], reading the request as [`read_and_run`] does.
 fn run_reading<S, I, O>(
     call: Call<'_>,
     f: fn(&S, I) -> Result<O, ApiError>,
@@ -398,12 +415,7 @@ where
     I: DeserializeOwned,
     O: Serialize,
 {
-    let outcome = with_value_layer(layer, || serde_json::from_slice(call.body))
-        .map_err(|e| fault(ApiError::from_json(&e)))
-        .and_then(|input: I| f(S::of(&call.node.engine), input))
-        .and_then(|output| {
-            serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
-        });
+    let outcome = read_and_run(&call.node.engine, call.body, f, layer, fault);
     Answer::Now(ready(outcome))
 }
 

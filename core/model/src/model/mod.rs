@@ -11,7 +11,7 @@ pub use schema::{
     AttributeDefinition, GlobalSecondaryIndex, KeyAttribute, KeySchemaElement, KeyShape,
     LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, ON_DEMAND_WARM_THROUGHPUT,
     PitrSettings, Projection, ProvisionedThroughput, RestoreSource, RestoreSummary, ScalarType,
-    StreamSpecification, TableDefinition, Tag, undefined_key_attributes,
+    StreamSpecification, TableDefinition, Tag, is_empty_key_value, undefined_key_attributes,
 };
 pub use table_id::TableId;
 pub use value::{

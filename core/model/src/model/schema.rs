@@ -435,6 +435,15 @@ impl KeyShape {
     }
 }
 
+/// What the refusal of a key attribute holding an empty string or binary says.
+const EMPTY_KEY_VALUE: &str = "The AttributeValue for a key attribute cannot contain an empty";
+
+/// True for the refusal of a key attribute holding an empty string or binary, which
+/// TransactWriteItems gives outright where other key faults cancel the transaction.
+pub fn is_empty_key_value(error: &Error) -> bool {
+    matches!(error, Error::Validation(m) if m.contains(EMPTY_KEY_VALUE))
+}
+
 fn check_key_value(attribute: &KeyAttribute, value: &AttributeValue, is_range: bool) -> Result<()> {
     let expected = attribute.scalar_type.value_type();
     if value.value_type() != expected {
@@ -452,7 +461,7 @@ fn check_key_value(attribute: &KeyAttribute, value: &AttributeValue, is_range: b
     };
     if len == 0 {
         return Err(Error::validation(format!(
-            "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty {} value. Key: {}",
+            "One or more parameter values are not valid. {EMPTY_KEY_VALUE} {} value. Key: {}",
             if matches!(value, AttributeValue::S(_)) {
                 "string"
             } else {

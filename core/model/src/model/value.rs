@@ -282,44 +282,28 @@ impl<'de> Deserialize<'de> for Base64Bytes {
 fn duplicates<E: de::Error>(shown: &[String]) -> E {
     let list = match layer() {
         ValueLayer::Older => shown.join(", "),
-        ValueLayer::Current => quoted_with_repeats(shown, ", "),
+        ValueLayer::Current => distinct_then_repeats(shown)
+            .iter()
+            .map(|m| format!("\"{m}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
     };
     invalid(format_args!(
         "One or more parameter values were invalid: Input collection [{list}] contains duplicates."
     ))
 }
 
-/// Binary members as [`quoted_with_repeats`] orders them (by their bytes), in base64.
-fn quoted_bytes_with_repeats(members: &[&[u8]]) -> Vec<String> {
-    let mut distinct: BTreeSet<&[u8]> = BTreeSet::new();
-    let mut repeats = Vec::new();
-    for member in members {
-        if !distinct.insert(member) {
-            repeats.push(*member);
-        }
-    }
-    distinct
-        .iter()
-        .chain(&repeats)
-        .map(|m| format!("\"{}\"", BASE64.encode(m)))
-        .collect()
-}
-
-/// The members quoted, the distinct ones first (sorted) and then each repeat, joined by `sep`.
-fn quoted_with_repeats(members: &[String], sep: &str) -> String {
-    let mut distinct: BTreeSet<String> = BTreeSet::new();
+/// The members in the order the current value checks list a set with a repeat: the distinct
+/// ones sorted, then each repeat.
+fn distinct_then_repeats<T: Ord + Clone>(members: &[T]) -> Vec<T> {
+    let mut distinct = BTreeSet::new();
     let mut repeats = Vec::new();
     for member in members {
         if !distinct.insert(member.clone()) {
             repeats.push(member.clone());
         }
     }
-    distinct
-        .iter()
-        .chain(&repeats)
-        .map(|m| format!("\"{m}\""))
-        .collect::<Vec<_>>()
-        .join(sep)
+    distinct.into_iter().chain(repeats).collect()
 }
 
 fn empty_set<E: de::Error>(kind: &str) -> E {
@@ -417,8 +401,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
                             ValueLayer::Current => {
                                 let bytes: Vec<&[u8]> =
                                     list.iter().map(|b| b.0.as_slice()).collect();
-                                let ordered = quoted_bytes_with_repeats(&bytes);
-                                ordered.join(",")
+                                distinct_then_repeats(&bytes)
+                                    .iter()
+                                    .map(|m| format!("\"{}\"", BASE64.encode(m)))
+                                    .collect::<Vec<_>>()
+                                    .join(",")
                             }
                         };
                         return Err(invalid(format_args!(

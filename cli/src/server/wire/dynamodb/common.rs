@@ -42,14 +42,6 @@ pub(crate) fn table_reference(given: Option<String>, at: &str) -> Result<String,
     Ok(given)
 }
 
-/// A member's name as validation messages spell it: `ConditionCheck` is `conditionCheck`.
-pub(crate) fn member_name(name: &str) -> String {
-    let mut chars = name.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_lowercase().chain(chars).collect()
-    })
-}
-
 /// A required member, or DynamoDB's "must not be null" validation error.
 pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| Violations::missing(field).into())

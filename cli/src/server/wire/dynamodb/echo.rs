@@ -39,12 +39,6 @@ pub(crate) fn object(out: &mut String, name: &str, members: &[(&str, &dyn Echo)]
     out.push(')');
 }
 
-impl Echo for str {
-    fn echo(&self, out: &mut String) {
-        out.push_str(self);
-    }
-}
-
 impl Echo for String {
     fn echo(&self, out: &mut String) {
         out.push_str(self);
@@ -129,12 +123,11 @@ impl Echo for Flag {
 
 impl Echo for AttributeValue {
     fn echo(&self, out: &mut String) {
-        let text = |s: String| Some(s);
         let (mut s, mut n, mut b, mut ss, mut ns, mut bs) = (None, None, None, None, None, None);
         let (mut m, mut l, mut null, mut boolean) = (None, None, None, None);
         match self {
-            AttributeValue::S(v) => s = text(v.clone()),
-            AttributeValue::N(v) => n = text(v.to_string()),
+            AttributeValue::S(v) => s = Some(v.clone()),
+            AttributeValue::N(v) => n = Some(v.to_string()),
             AttributeValue::B(v) => b = Some(Bytes(v.len())),
             AttributeValue::Ss(v) => ss = Some(v.iter().cloned().collect::<Vec<_>>()),
             AttributeValue::Ns(v) => ns = Some(v.iter().map(|n| n.to_string()).collect::<Vec<_>>()),

@@ -10,7 +10,7 @@ use tidemark_core::ops::{TransactAction, TransactWriteItem, TransactWriteRequest
 use super::common::{
     CapacityDetail, ConsumedCapacity, ExpressionParams, WireItemCollectionMetrics, capacity_detail,
     check_client_request_token, collection_metrics_by_table, item_collection_metrics_wanted,
-    member_name, required, return_enums, return_old_on_failure, table_reference,
+    required, return_enums, return_old_on_failure, table_reference,
 };
 use super::echo::{Echo, check_transact_items, object};
 use crate::server::error::ApiError;
@@ -120,11 +120,12 @@ pub(crate) struct TransactWriteItemsOutput {
 
 fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, ApiError> {
     let at = |member: &str| format!("transactItems.{}.member.{member}", index + 1);
-    let (kind, wire) = match (item.condition_check, item.put, item.delete, item.update) {
-        (Some(a), None, None, None) => ("ConditionCheck", a),
-        (None, Some(a), None, None) => ("Put", a),
-        (None, None, Some(a), None) => ("Delete", a),
-        (None, None, None, Some(a)) => ("Update", a),
+    // The action's kind, and the member that carries it as validation messages name it.
+    let (kind, member, wire) = match (item.condition_check, item.put, item.delete, item.update) {
+        (Some(a), None, None, None) => ("ConditionCheck", "conditionCheck", a),
+        (None, Some(a), None, None) => ("Put", "put", a),
+        (None, None, Some(a), None) => ("Delete", "delete", a),
+        (None, None, None, Some(a)) => ("Update", "update", a),
         (None, None, None, None) => {
             return Err(ApiError::validation(
                 "1 validation error detected: Value '' at 'transactItems' failed to satisfy constraint: TransactWriteRequest should contain Delete or Put or Update or ConditionCheck",
@@ -176,10 +177,7 @@ fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, Ap
         }
     };
     Ok(TransactWriteItem {
-        table_name: table_reference(
-            wire.table_name,
-            &at(&format!("{}.tableName", member_name(kind))),
-        )?,
+        table_name: table_reference(wire.table_name, &at(&format!("{member}.tableName")))?,
         action,
         condition: expressions.condition,
         return_old_on_condition_failure: return_old_on_failure(
