@@ -640,7 +640,7 @@ mod tests {
         let vals = values();
         let names = HashMap::from([("#n".to_string(), "and".to_string())]);
         let mut ph = Placeholders::new(Some(&names), Some(&vals));
-        let mut parser = Parser::new(text, &mut ph)?;
+        let mut parser = Parser::new(crate::expr::parser::ExprKind::Condition, text, &mut ph)?;
         parse(&mut parser)
     }
 

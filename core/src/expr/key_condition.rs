@@ -31,9 +31,7 @@ pub(crate) fn parse_expression(
     placeholders: &mut Placeholders<'_>,
     shape: &KeyShape,
 ) -> Result<KeyCondition> {
-    let root = parse_with(ExprKind::KeyCondition, text, placeholders, condition::parse)?;
-    let mut terms = Vec::new();
-    collect_terms(&root, &mut terms)?;
+    let terms = expression_terms(text, placeholders)?;
     // The expression counts its conditions against the key (nubo-db/dynamodb-conformance's
     // queryKeyConditionOperands.test.ts, AWS 2026); the legacy form keeps its older words.
     let keys = 1 + usize::from(shape.range.is_some());
@@ -46,11 +44,35 @@ pub(crate) fn parse_expression(
     check_schema(terms, shape)
 }
 
+/// Checks what of a KeyConditionExpression needs no key schema, as DynamoDB does before it
+/// looks for the table.
+pub(crate) fn check_expression(text: &str, placeholders: &mut Placeholders<'_>) -> Result<()> {
+    expression_terms(text, placeholders).map(drop)
+}
+
+/// A KeyConditionExpression parsed into its terms.
+fn expression_terms(text: &str, placeholders: &mut Placeholders<'_>) -> Result<Vec<Term>> {
+    let root = parse_with(ExprKind::KeyCondition, text, placeholders, condition::parse)?;
+    let mut terms = Vec::new();
+    collect_terms(&root, &mut terms)?;
+    Ok(terms)
+}
+
 /// Converts and checks the legacy `KeyConditions`.
 pub(crate) fn from_key_conditions(
     conditions: &HashMap<String, LegacyCondition>,
     shape: &KeyShape,
 ) -> Result<KeyCondition> {
+    check_schema(legacy_terms(conditions)?, shape)
+}
+
+/// Checks what of the legacy `KeyConditions` needs no key schema.
+pub(crate) fn check_key_conditions(conditions: &HashMap<String, LegacyCondition>) -> Result<()> {
+    legacy_terms(conditions).map(drop)
+}
+
+/// The legacy `KeyConditions` as terms.
+fn legacy_terms(conditions: &HashMap<String, LegacyCondition>) -> Result<Vec<Term>> {
     // Sorted, so that the first error reported does not depend on hash order.
     let mut names: Vec<&String> = conditions.keys().collect();
     names.sort();
@@ -73,7 +95,7 @@ pub(crate) fn from_key_conditions(
             condition: indexable(built),
         });
     }
-    check_schema(terms, shape)
+    Ok(terms)
 }
 
 /// The key condition a legacy ComparisonOperator condition amounts to, if any.

@@ -116,7 +116,7 @@ fn parse_with<T>(
     placeholders: &mut Placeholders<'_>,
     grammar: impl FnOnce(&mut Parser<'_, '_, '_>) -> std::result::Result<T, String>,
 ) -> Result<T> {
-    let mut parser = Parser::new(text, placeholders).map_err(|m| kind.error(m))?;
+    let mut parser = Parser::new(kind, text, placeholders).map_err(|m| kind.error(m))?;
     grammar(&mut parser).map_err(|m| kind.error(m))
 }
 
@@ -300,21 +300,29 @@ pub struct LegacyCondition {
 }
 
 /// Parses a KeyConditionExpression and checks it against `shape` (the key schema of the table
-/// or index queried).
+/// or index queried). Without a shape (the table is missing) it checks only what needs no
+/// schema and gives no condition: DynamoDB reports those faults before a missing table.
 pub fn parse_key_condition(
     text: &str,
     placeholders: &mut Placeholders<'_>,
-    shape: &KeyShape,
-) -> Result<KeyCondition> {
-    key_condition::parse_expression(text, placeholders, shape)
+    shape: Option<&KeyShape>,
+) -> Result<Option<KeyCondition>> {
+    match shape {
+        Some(shape) => key_condition::parse_expression(text, placeholders, shape).map(Some),
+        None => key_condition::check_expression(text, placeholders).map(|()| None),
+    }
 }
 
-/// The legacy `KeyConditions` parameter, checked against `shape`.
+/// The legacy `KeyConditions` parameter, checked against `shape` as [`parse_key_condition`]
+/// checks.
 pub fn key_condition_from_key_conditions(
     conditions: &HashMap<String, LegacyCondition>,
-    shape: &KeyShape,
-) -> Result<KeyCondition> {
-    key_condition::from_key_conditions(conditions, shape)
+    shape: Option<&KeyShape>,
+) -> Result<Option<KeyCondition>> {
+    match shape {
+        Some(shape) => key_condition::from_key_conditions(conditions, shape).map(Some),
+        None => key_condition::check_key_conditions(conditions).map(|()| None),
+    }
 }
 
 /// Legacy `QueryFilter` / `ScanFilter` (with `ConditionalOperator` AND|OR, default AND) as a
@@ -475,7 +483,9 @@ mod tests {
             sort: Some(SortKeyCondition::Gt(av(r#"{"N":"3"}"#))),
         };
         assert_eq!(
-            parse_key_condition("p = :p AND c > :c", &mut ph, &shape).unwrap(),
+            parse_key_condition("p = :p AND c > :c", &mut ph, Some(&shape))
+                .unwrap()
+                .unwrap(),
             expected
         );
         ph.check_all_used().unwrap();
@@ -485,7 +495,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            key_condition_from_key_conditions(&legacy, &shape).unwrap(),
+            key_condition_from_key_conditions(&legacy, Some(&shape))
+                .unwrap()
+                .unwrap(),
             expected
         );
         let filter: HashMap<String, LegacyCondition> = serde_json::from_str(

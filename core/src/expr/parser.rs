@@ -52,6 +52,18 @@ impl ExprKind {
         }
     }
 
+    /// DynamoDB's words for an expression of `size` bytes, past [`MAX_EXPRESSION_BYTES`]: an
+    /// UpdateExpression's give no size (AWS, 2026-10: nubo-db/dynamodb-conformance's
+    /// deepRequests.test.ts), a ConditionExpression's do (the same, and the Alternator suite).
+    fn oversize(self, size: usize) -> String {
+        match self {
+            ExprKind::Update => "Expression size has exceeded the maximum allowed size;".into(),
+            _ => format!(
+                "Expression size has exceeded the maximum allowed size; expression size: {size}"
+            ),
+        }
+    }
+
     /// The validation error DynamoDB reports for `message` in this kind of expression.
     pub(crate) fn error(self, message: impl std::fmt::Display) -> Error {
         Error::validation(format!("Invalid {}: {message}", self.name()))
@@ -120,16 +132,14 @@ pub(crate) struct Parser<'t, 'p, 'a> {
 }
 
 impl<'t, 'p, 'a> Parser<'t, 'p, 'a> {
-    /// Checks the size limits and tokenises `text`.
+    /// Checks the size limit and tokenises `text`, an expression of `kind`.
     pub(crate) fn new(
+        kind: ExprKind,
         text: &'t str,
         placeholders: &'p mut Placeholders<'a>,
     ) -> Result<Self, String> {
         if text.len() > MAX_EXPRESSION_BYTES {
-            return Err(format!(
-                "Expression size has exceeded the maximum allowed size; expression size: {}",
-                text.len()
-            ));
+            return Err(kind.oversize(text.len()));
         }
         if text.trim().is_empty() {
             return Err("The expression can not be empty;".to_string());
@@ -378,7 +388,7 @@ mod tests {
     fn path(text: &str) -> Result<Path, String> {
         let (n, v) = (names(), values());
         let mut ph = Placeholders::new(Some(&n), Some(&v));
-        let mut p = Parser::new(text, &mut ph)?;
+        let mut p = Parser::new(ExprKind::Condition, text, &mut ph)?;
         let path = p.parse_path()?;
         p.expect_end()?;
         Ok(path)
@@ -429,14 +439,23 @@ mod tests {
     #[test]
     fn size_and_emptiness_limits() {
         let mut ph = Placeholders::new(None, None);
+        let condition = ExprKind::Condition;
         assert_eq!(
-            Parser::new("", &mut ph).err().unwrap(),
+            Parser::new(condition, "", &mut ph).err().unwrap(),
             "The expression can not be empty;"
         );
-        assert!(Parser::new(&"x".repeat(4096), &mut ph).is_ok());
+        assert!(Parser::new(condition, &"x".repeat(4096), &mut ph).is_ok());
         assert_eq!(
-            Parser::new(&"x".repeat(4097), &mut ph).err().unwrap(),
+            Parser::new(condition, &"x".repeat(4097), &mut ph)
+                .err()
+                .unwrap(),
             "Expression size has exceeded the maximum allowed size; expression size: 4097"
+        );
+        assert_eq!(
+            Parser::new(ExprKind::Update, &"x".repeat(4097), &mut ph)
+                .err()
+                .unwrap(),
+            "Expression size has exceeded the maximum allowed size;"
         );
     }
 
@@ -444,7 +463,7 @@ mod tests {
     fn operands_and_calls() {
         let (n, v) = (names(), values());
         let mut ph = Placeholders::new(Some(&n), Some(&v));
-        let mut p = Parser::new("f(a, g(:v), #n)", &mut ph).unwrap();
+        let mut p = Parser::new(ExprKind::Condition, "f(a, g(:v), #n)", &mut ph).unwrap();
         let operand = p.parse_operand(&[]).unwrap();
         assert_eq!(
             operand,
@@ -464,11 +483,11 @@ mod tests {
 
         let mut ph = Placeholders::new(None, None);
         let nested = format!("{}a{}", "f(".repeat(20), ")".repeat(20));
-        let mut p = Parser::new(&nested, &mut ph).unwrap();
+        let mut p = Parser::new(ExprKind::Condition, &nested, &mut ph).unwrap();
         assert!(p.parse_operand(&[]).unwrap_err().contains("nested"));
 
         let mut ph = Placeholders::new(None, None);
-        let mut p = Parser::new(":x", &mut ph).unwrap();
+        let mut p = Parser::new(ExprKind::Condition, ":x", &mut ph).unwrap();
         assert_eq!(
             p.parse_operand(&[]).unwrap_err(),
             "An expression attribute value used in expression is not defined; attribute value: :x"

@@ -94,7 +94,7 @@ mod tests {
     fn parse_text(text: &str) -> Result<Vec<Path>, String> {
         let names = HashMap::from([("#n".to_string(), "a.b".to_string())]);
         let mut ph = Placeholders::new(Some(&names), None);
-        let mut parser = Parser::new(text, &mut ph)?;
+        let mut parser = Parser::new(crate::expr::parser::ExprKind::Projection, text, &mut ph)?;
         parse(&mut parser)
     }
 

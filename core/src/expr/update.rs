@@ -516,7 +516,7 @@ mod tests {
         let vals = values();
         let names = HashMap::from([("#a".to_string(), "a".to_string())]);
         let mut ph = Placeholders::new(Some(&names), Some(&vals));
-        let mut parser = Parser::new(text, &mut ph)?;
+        let mut parser = Parser::new(crate::expr::parser::ExprKind::Update, text, &mut ph)?;
         parse(&mut parser)
     }
 

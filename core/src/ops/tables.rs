@@ -60,7 +60,14 @@ impl Store {
     }
 
     /// The live table `name`, also while a restore builds it.
+    ///
+    /// A request carrying a value nested too deep, whose report was deferred, is refused here:
+    /// DynamoDB reports it after the request's other faults and before its table is looked up
+    /// (`tidemark_model::model::Nesting::Defer`).
     pub(crate) fn table_even_building(&self, name: &str) -> Result<Arc<TableEntry>> {
+        if let Some(fault) = crate::model::deferred_nesting_fault() {
+            return Err(Error::validation(fault));
+        }
         let name = self.table_name_of(name)?;
         self.storage.table(name).ok_or_else(|| not_found(name))
     }

@@ -7,6 +7,7 @@ use super::transaction::key_read;
 use super::writes::{refuse_index, run_write};
 use super::{BatchStatement, BatchStatementError, BatchStatementResult, INCOMPLETE_KEY};
 use crate::expr::Condition;
+use crate::model::AttributeValue;
 use crate::ops::GetItemRequest;
 use crate::{Error, Result, Store};
 
@@ -35,10 +36,11 @@ fn batch_error(error: Error) -> std::result::Result<BatchStatementError, Error> 
 fn batch_read(
     store: &Store,
     select: &Select,
+    parameters: &[AttributeValue],
     statement: &BatchStatement,
 ) -> Result<BatchStatementResult> {
     refuse_index(select, "This operation is not supported on an index")?;
-    let (key, rest) = key_read(store, select, &statement.parameters, INCOMPLETE_KEY)?;
+    let (key, rest) = key_read(store, select, parameters, INCOMPLETE_KEY)?;
     let got = store.get_item(GetItemRequest {
         table_name: select.table.clone(),
         key,
@@ -85,17 +87,21 @@ pub(super) fn batch_execute_statement(
             "1 validation error detected: Value at 'statements' failed to satisfy constraint: Member must have length less than or equal to {MAX_BATCH_STATEMENTS} and greater than or equal to 1"
         )));
     }
-    let parsed: Vec<Result<Statement>> = statements
+    // Each statement with its parameters, or its fault in either.
+    let parsed: Vec<Result<(Statement, &[AttributeValue])>> = statements
         .iter()
-        .map(|s| parse_with(&s.statement, &s.parameters))
+        .map(|s| {
+            let parameters = s.parameters.as_deref().map_err(Error::validation)?;
+            Ok((parse_with(&s.statement, parameters)?, parameters))
+        })
         .collect();
     let reads = parsed
         .iter()
-        .filter(|p| matches!(p, Ok(s) if s.is_read()))
+        .filter(|p| matches!(p, Ok((s, _)) if s.is_read()))
         .count();
     let writes = parsed
         .iter()
-        .filter(|p| matches!(p, Ok(s) if !s.is_read()))
+        .filter(|p| matches!(p, Ok((s, _)) if !s.is_read()))
         .count();
     if reads > 0 && writes > 0 {
         return Err(Error::validation(
@@ -104,16 +110,16 @@ pub(super) fn batch_execute_statement(
     }
     let mut results = Vec::with_capacity(statements.len());
     for (parsed, statement) in parsed.into_iter().zip(&statements) {
-        let table_name = parsed.as_ref().ok().map(|s| table_of(s).to_string());
-        let ran = parsed.and_then(|parsed| match &parsed {
-            Statement::Select(select) => batch_read(store, select, statement),
+        let table_name = parsed.as_ref().ok().map(|(s, _)| table_of(s).to_string());
+        let ran = parsed.and_then(|(parsed, parameters)| match &parsed {
+            Statement::Select(select) => batch_read(store, select, parameters, statement),
             Statement::Exists(_) => Err(Error::validation(
                 "EXISTS can only be used in ExecuteTransaction write requests.",
             )),
             write => run_write(
                 store,
                 write,
-                &statement.parameters,
+                parameters,
                 statement.return_old_on_condition_failure,
             )
             .map(|outcome| BatchStatementResult {

@@ -261,6 +261,17 @@ pub(super) fn condition(expr: &Expr, params: &[AttributeValue]) -> Result<Cond> 
                 .collect::<Result<_>>()?,
         )),
         Expr::Not(inner) => Ok(Cond::Not(Box::new(condition(inner, params)?))),
+        // A condition function compared with a boolean is that condition, or its negation
+        // (conformance tier2/partiql/whereFunctions.test.ts, AWS).
+        Expr::Compare(cmp @ (Cmp::Eq | Cmp::Ne), a, b)
+            if let Some((call, wanted)) = tested_against_boolean(a, b) =>
+        {
+            let test = condition(call, params)?;
+            Ok(match (*cmp == Cmp::Eq) == wanted {
+                true => test,
+                false => Cond::Not(Box::new(test)),
+            })
+        }
         Expr::Compare(cmp, a, b) => {
             if matches!(**a, Expr::Missing) || matches!(**b, Expr::Missing) {
                 return Err(Error::validation(
@@ -326,6 +337,16 @@ pub(super) fn condition(expr: &Expr, params: &[AttributeValue]) -> Result<Cond> 
         _ => Err(Error::validation(
             "WHERE clause must contain an expression that resolves to a boolean",
         )),
+    }
+}
+
+/// A function call compared with `true` or `false`, either way round: the call and the
+/// boolean.
+fn tested_against_boolean<'e>(a: &'e Expr, b: &'e Expr) -> Option<(&'e Expr, bool)> {
+    match (a, b) {
+        (call @ Expr::Call(..), Expr::Bool(wanted))
+        | (Expr::Bool(wanted), call @ Expr::Call(..)) => Some((call, *wanted)),
+        _ => None,
     }
 }
 

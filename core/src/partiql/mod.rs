@@ -125,12 +125,13 @@ pub struct StatementRequest {
 }
 
 /// One statement of a BatchExecuteStatement.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct BatchStatement {
     /// The PartiQL statement.
     pub statement: String,
-    /// The values of its `?`, in order.
-    pub parameters: Vec<AttributeValue>,
+    /// The values of its `?`, in order, or why they could not be read (the statement's
+    /// ValidationError).
+    pub parameters: std::result::Result<Vec<AttributeValue>, String>,
     /// Strongly consistent read (SELECT only).
     pub consistent_read: bool,
     /// Return the old item with a ConditionalCheckFailed error.

@@ -158,6 +158,56 @@ fn partition_values(
     Ok(Some(values))
 }
 
+/// Refuses OR branches of one partition where one bounds the sort key and another names it
+/// not at all: DynamoDB reads those as overlapping ranges. A branch that names the sort key
+/// without bounding it (`sk <> v`, `NOT sk = v`) runs (nubo-db/dynamodb-conformance's
+/// partiqlGrammar.test.ts and whereOverlap.test.ts, AWS 2026-10).
+fn check_overlapping_branches(
+    filter: &Expr,
+    shape: &KeyShape,
+    params: &[AttributeValue],
+) -> Result<()> {
+    let (Expr::Or(branches), Some(range)) = (filter, &shape.range) else {
+        return Ok(());
+    };
+    // Each branch's partition value, whether it bounds the sort key, whether it names it.
+    let mut read = Vec::with_capacity(branches.len());
+    for branch in branches {
+        let parts = conjuncts(branch);
+        let partition = parts.iter().find_map(|p| {
+            equality(p)
+                .filter(|(name, v)| *name == shape.hash.name && is_value(v))
+                .map(|(_, v)| v)
+        });
+        let Some(partition) = partition else {
+            return Ok(());
+        };
+        let mut bounds = false;
+        let mut names = BTreeSet::new();
+        for part in &parts {
+            bounds |= sort_condition(part, shape, params)?.is_some();
+            attributes_named(part, &mut names);
+        }
+        read.push((
+            value(partition, params, "root")?,
+            bounds,
+            names.contains(&range.name),
+        ));
+    }
+    let overlapping = read.iter().any(|(partition, bounds, _)| {
+        *bounds
+            && read
+                .iter()
+                .any(|(other, _, names)| other == partition && !names)
+    });
+    if overlapping {
+        return Err(Error::validation(
+            "Overlapping conditions with range keys are not supported in where clause",
+        ));
+    }
+    Ok(())
+}
+
 /// How a SELECT reads: the partitions its WHERE fixes, the sort-key condition that bounds
 /// them, the filter, and the direction `ORDER BY` asks for.
 fn plan_read(select: &Select, shape: &KeyShape, params: &[AttributeValue]) -> Result<ReadPlan> {
@@ -170,6 +220,7 @@ fn plan_read(select: &Select, shape: &KeyShape, params: &[AttributeValue]) -> Re
     if let Some(filter) = &select.filter
         && keyed
     {
+        check_overlapping_branches(filter, shape, params)?;
         for part in conjuncts(filter) {
             if partitions.is_none()
                 && let Some(values) = partition_values(part, shape, params)?
@@ -345,6 +396,11 @@ fn read_select(
     params: &[AttributeValue],
     request: &StatementRequest,
 ) -> Result<StatementOutcome> {
+    // The WHERE's own faults (an operand of the wrong type) come before a missing table
+    // (nubo-db/dynamodb-conformance's validation-ordering/partiql.test.ts, AWS).
+    if let Some(filter) = &select.filter {
+        condition(filter, params)?;
+    }
     let source = source(store, &select.table, select.index.as_deref())?;
     let shape = source.shape().clone();
     check_index_attributes(&source, select)?;

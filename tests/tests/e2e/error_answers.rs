@@ -41,6 +41,19 @@ fn row(
 const MISSING: &str = "Requested resource not found";
 const MISSING_TABLE: &str = "Requested resource not found: Table: missing not found";
 const KEY_MISMATCH: &str = "The provided key element does not match the schema";
+const NESTED: &str = "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit";
+
+/// A string value inside `levels` single-member maps, as DynamoDB JSON.
+fn nested(levels: usize) -> String {
+    nested_around(levels, r#"{"S":"leaf"}"#)
+}
+
+/// `leaf` inside `levels` single-member maps.
+fn nested_around(levels: usize, leaf: &str) -> String {
+    (0..levels).fold(leaf.to_string(), |inner, _| {
+        format!(r#"{{"M":{{"n":{inner}}}}}"#)
+    })
+}
 
 /// Every row, by family.
 fn rows() -> Vec<Row> {
@@ -667,6 +680,184 @@ fn rows() -> Vec<Row> {
             "Access is denied",
             "conformance tier2/tags/basic.test.ts (an ARN of an account not the caller's)",
         ),
+        // Several faults beside a value nested too deep. Past about 62 levels (127 of JSON)
+        // DynamoDB reads a request the older way: older enum words, and the depth reported
+        // after every other fault, before the table is looked up. A transaction reports each
+        // action's faults in turn.
+        row(
+            "PutItem",
+            format!(
+                r#"{{"TableName":"missing","Item":{{"p":{{"S":"a"}}}},"Expected":{{"a":{{"Value":{}}},"b":{{"Exists":false}}}},"ConditionalOperator":"XOR"}}"#,
+                nested(100)
+            ),
+            invalid,
+            "1 validation error detected: Value 'XOR' at 'conditionalOperator' failed to satisfy constraint: Member must satisfy enum value set: [OR, AND]",
+            "conformance validation-ordering/deepRequests.test.ts",
+        ),
+        row(
+            "DeleteItem",
+            format!(
+                r#"{{"TableName":"missing","Key":{{"p":{}}},"ReturnValues":"BOGUS"}}"#,
+                nested(100)
+            ),
+            invalid,
+            "1 validation error detected: Value 'BOGUS' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]",
+            "conformance validation-ordering/deepRequests.test.ts",
+        ),
+        row(
+            "DeleteItem",
+            format!(
+                r##"{{"TableName":"missing","Key":{{"p":{{"S":"a"}}}},"ConditionExpression":"#d = :deep","ExpressionAttributeNames":{{"#d":"d"}},"ExpressionAttributeValues":{{":deep":{}}},"ReturnValues":"UPDATED_NEW"}}"##,
+                nested(100)
+            ),
+            invalid,
+            "ReturnValues can only be ALL_OLD or NONE",
+            "conformance validation-ordering/deepRequests.test.ts: bare, the older form",
+        ),
+        row(
+            "PutItem",
+            format!(
+                r#"{{"TableName":"missing","Item":{{"p":{{"S":"a"}},"d":{}}}}}"#,
+                nested(100)
+            ),
+            invalid,
+            NESTED,
+            "conformance validation-ordering/deepRequests.test.ts: before the table",
+        ),
+        row(
+            "TransactWriteItems",
+            format!(
+                r#"{{"TransactItems":[{{"Put":{{"TableName":"missing","Item":{{"p":{{"S":"a"}},"":{{"S":"x"}}}}}}}},{{"Put":{{"TableName":"missing","Item":{{"p":{{"S":"b"}},"d":{}}}}}}}]}}"#,
+                nested(100)
+            ),
+            invalid,
+            "Empty attribute name",
+            "conformance validation-ordering/deepRequests.test.ts",
+        ),
+        row(
+            "TransactWriteItems",
+            format!(
+                r#"{{"TransactItems":[{{"Delete":{{"TableName":"missing","Key":{{"p":{}}},"ConditionExpression":"a = = b"}}}}]}}"#,
+                nested(100)
+            ),
+            invalid,
+            r#"Invalid ConditionExpression: Syntax error; token: "=", near: "= = b""#,
+            "conformance validation-ordering/deepRequests.test.ts",
+        ),
+        row(
+            "TransactWriteItems",
+            format!(
+                r#"{{"TransactItems":[{{"Delete":{{"TableName":"missing","Key":{{"p":{}}}}}}},{{"Put":{{"TableName":"missing","Item":{{"p":{{"S":"a"}}}},"ConditionExpression":"a = = b"}}}}]}}"#,
+                nested(40)
+            ),
+            invalid,
+            NESTED,
+            "conformance validation-ordering/deepRequests.test.ts: 40 levels, in its action's turn",
+        ),
+        row(
+            "TransactWriteItems",
+            format!(
+                r#"{{"TransactItems":[{{"ConditionCheck":{{"TableName":"things","Key":{{"p":{{"S":"a"}}}},"ConditionExpression":"attribute_not_exists("}}}},{{"Put":{{"TableName":"things","Item":{{"p":{{"S":"b"}},"d":{}}}}}}}]}}"#,
+                nested(32)
+            ),
+            invalid,
+            r#"Invalid ConditionExpression: Syntax error; token: "<EOF>", near: "(""#,
+            "conformance validation-ordering/transactions.test.ts",
+        ),
+        row(
+            "TransactWriteItems",
+            format!(
+                r#"{{"TransactItems":[{{"Update":{{"TableName":"missing","Key":{{"p":{{"S":"a"}}}},"UpdateExpression":"SET {}","ExpressionAttributeValues":{{":v":{{"S":"x"}}}}}}}}]}}"#,
+                (0..500).map(|i| format!("a{i} = :v")).collect::<Vec<_>>().join(", ")
+            ),
+            invalid,
+            "Invalid UpdateExpression: Expression size has exceeded the maximum allowed size;",
+            "conformance validation-ordering/deepRequests.test.ts: an UpdateExpression's names no size",
+        ),
+        // A request's own faults before a missing table.
+        row(
+            "Query",
+            r#"{"TableName":"missing","KeyConditionExpression":"p = :p AND begins_with(s, :n)","ExpressionAttributeValues":{":p":{"S":"q"},":n":{"N":"1"}}}"#,
+            invalid,
+            "Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N",
+            "conformance validation-ordering/queryKeyCondition.test.ts",
+        ),
+        row(
+            "Query",
+            r#"{"TableName":"missing","KeyConditions":{"p":{"ComparisonOperator":"EQ","AttributeValueList":[{"S":"a"}]}},"QueryFilter":{"b":{"ComparisonOperator":"NULL"},"c":{"ComparisonOperator":"NULL"}},"ConditionalOperator":"XOR","Select":"BOGUS"}"#,
+            invalid,
+            "Failed to satisfy constraint: Member must satisfy enum value set: [ALL, OR]",
+            "conformance validation-ordering/query.test.ts",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"SELECT p FROM \"missing\" WHERE p = ? AND v < ?","Parameters":[{"S":"x"},{"BOOL":true}]}"#,
+            invalid,
+            "Incorrect operand type for operator or function; operator or function: <, operand type: BOOL",
+            "conformance validation-ordering/partiql.test.ts",
+        ),
+        // PartiQL's parameters: the first fault in document order, however deep.
+        row(
+            "ExecuteStatement",
+            format!(
+                r#"{{"Statement":"SELECT * FROM \"things\" WHERE p = 'a' AND x = ? AND y = ?","Parameters":[{},{{"N":"abc"}}]}}"#,
+                nested(100)
+            ),
+            invalid,
+            NESTED,
+            "conformance error-messages/partiqlParameterNumbers.test.ts",
+        ),
+        row(
+            "ExecuteStatement",
+            format!(
+                r#"{{"Statement":"SELECT * FROM \"things\" WHERE p = 'a' AND x = ? AND y = ?","Parameters":[{{"N":"abc"}},{}]}}"#,
+                nested(100)
+            ),
+            invalid,
+            "The parameter cannot be converted to a numeric value: abc",
+            "conformance error-messages/partiqlParameterNumbers.test.ts",
+        ),
+        row(
+            "ExecuteStatement",
+            format!(
+                r#"{{"Statement":"SELECT * FROM \"things\" WHERE p = 'a' AND x = ?","Parameters":[{}]}}"#,
+                nested_around(40, r#"{"N":"abc"}"#)
+            ),
+            invalid,
+            NESTED,
+            "conformance error-messages/partiqlParameterNumbers.test.ts: the depth is met first",
+        ),
+        // The older value checks wrap a fault in an expression value with its placeholder.
+        row(
+            "TransactWriteItems",
+            r#"{"TransactItems":[{"Update":{"TableName":"things","Key":{"p":{"S":"a"}},"UpdateExpression":"SET n = :v","ExpressionAttributeValues":{":v":{"N":""}}}}]}"#,
+            invalid,
+            "ExpressionAttributeValues contains invalid value: The parameter cannot be converted to a numeric value for key :v",
+            "conformance error-messages/valueLayers.test.ts (us-east-1, eu-west-1, us-west-2)",
+        ),
+        row(
+            "TransactWriteItems",
+            r#"{"TransactItems":[{"ConditionCheck":{"TableName":"things","Key":{"p":{"S":"a"}},"ConditionExpression":"t = :t","ExpressionAttributeValues":{":t":{"SS":["b","a","b"]}}}}]}"#,
+            invalid,
+            "ExpressionAttributeValues contains invalid value: One or more parameter values were invalid: Input collection [b, a, b] contains duplicates. for key :t",
+            "conformance error-messages/valueLayers.test.ts (us-east-1, eu-west-1, us-west-2)",
+        ),
+        // One request, two ways of naming attributes, each table's block consistent.
+        row(
+            "BatchGetItem",
+            r#"{"RequestItems":{"things":{"Keys":[{"p":{"S":"a"}}],"ProjectionExpression":"p"},"pairs":{"Keys":[{"p":{"S":"a"},"s":{"S":"b"}}],"AttributesToGet":["p"]}}}"#,
+            invalid,
+            "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {AttributesToGet} Expression parameters: {ProjectionExpression}",
+            "conformance error-messages/batchGetItem.test.ts (the type; the words are the one-table refusal's)",
+        ),
+        // PartiQL branches of one partition that DynamoDB reads as overlapping ranges.
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"SELECT * FROM \"pairs\" WHERE p = 'a' AND x <> '1' OR p = 'a' AND s = '2'"}"#,
+            invalid,
+            "Overlapping conditions with range keys are not supported in where clause",
+            "conformance error-messages/partiqlGrammar.test.ts",
+        ),
     ]
 }
 
@@ -675,6 +866,11 @@ async fn malformed_requests_get_dynamodb_exact_answers() {
     let node = TestNode::start().await;
     let endpoint = node.endpoint();
     create_things(&endpoint).await;
+    create_table(
+        &endpoint,
+        r#"{"TableName":"pairs","AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"},{"AttributeName":"s","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"},{"AttributeName":"s","KeyType":"RANGE"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+    )
+    .await;
     let mut wrong = Vec::new();
     for row in rows() {
         let target = format!("DynamoDB_20120810.{}", row.operation);
@@ -786,12 +982,16 @@ async fn an_update_table_that_changes_nothing_is_refused() {
 
 /// Creates the table `things`, keyed by the string `p`.
 async fn create_things(endpoint: &str) {
-    let created = raw_request(
+    create_table(
         endpoint,
-        Some("DynamoDB_20120810.CreateTable"),
         r#"{"TableName":"things","AttributeDefinitions":[{"AttributeName":"p","AttributeType":"S"}],"KeySchema":[{"AttributeName":"p","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"}"#,
     )
     .await;
+}
+
+/// Creates the table a CreateTable `request` describes.
+async fn create_table(endpoint: &str, request: &'static str) {
+    let created = raw_request(endpoint, Some("DynamoDB_20120810.CreateTable"), request).await;
     assert_eq!(
         created.status,
         200,
@@ -844,4 +1044,93 @@ async fn contributor_insights_answer_as_for_a_table_where_it_is_off() {
     )
     .await;
     assert_eq!(no_index.error_name(), "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn a_batch_statement_whose_parameters_cannot_be_read_fails_alone() {
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    create_things(&endpoint).await;
+    let select = r#"SELECT * FROM \"things\" WHERE p = 'a' AND x = ?"#;
+    let body = format!(
+        r#"{{"Statements":[{{"Statement":"{select}","Parameters":[{{"N":"1e99999999999"}}]}},{{"Statement":"{select}","Parameters":[{}]}},{{"Statement":"{select}","Parameters":[{{"S":"fine"}}]}}]}}"#,
+        nested(100)
+    );
+    let answer = raw_request(
+        &endpoint,
+        Some("DynamoDB_20120810.BatchExecuteStatement"),
+        body,
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let responses = answer.json()["Responses"].clone();
+    assert_eq!(
+        responses[0]["Error"],
+        serde_json::json!({"Code": "ValidationError", "Message": "The parameter cannot be converted to a numeric value: 1e99999999999"})
+    );
+    assert_eq!(
+        responses[1]["Error"],
+        serde_json::json!({"Code": "ValidationError", "Message": NESTED})
+    );
+    assert!(responses[2].get("Error").is_none(), "{responses}");
+}
+
+#[tokio::test]
+async fn a_value_nested_too_deep_is_never_written_however_deep() {
+    let node = TestNode::start().await;
+    let endpoint = node.endpoint();
+    create_things(&endpoint).await;
+    let call = async |operation: &str, body: String| {
+        raw_request(
+            &endpoint,
+            Some(&format!("DynamoDB_20120810.{operation}")),
+            body,
+        )
+        .await
+    };
+    for levels in [32, 40, 63, 100, 900] {
+        let put = call(
+            "PutItem",
+            format!(
+                r#"{{"TableName":"things","Item":{{"p":{{"S":"put"}},"d":{}}}}}"#,
+                nested(levels)
+            ),
+        )
+        .await;
+        let transaction = call(
+            "TransactWriteItems",
+            format!(
+                r#"{{"TransactItems":[{{"Put":{{"TableName":"things","Item":{{"p":{{"S":"tx"}},"d":{}}}}}}}]}}"#,
+                nested(levels)
+            ),
+        )
+        .await;
+        let update = call(
+            "UpdateItem",
+            format!(
+                r#"{{"TableName":"things","Key":{{"p":{{"S":"upd"}}}},"UpdateExpression":"SET d = :d","ExpressionAttributeValues":{{":d":{}}}}}"#,
+                nested(levels)
+            ),
+        )
+        .await;
+        for answer in [put, transaction, update] {
+            assert_eq!(
+                answer.error_name(),
+                "ValidationException",
+                "{levels} levels"
+            );
+            assert!(
+                answer.json()["message"].as_str().unwrap().contains(NESTED),
+                "{levels} levels: {}",
+                String::from_utf8_lossy(&answer.body)
+            );
+        }
+    }
+    let scanned = call("Scan", r#"{"TableName":"things"}"#.to_string()).await;
+    assert_eq!(scanned.json()["Count"], 0);
 }

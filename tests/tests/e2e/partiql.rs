@@ -593,6 +593,14 @@ async fn from_first_updates_and_type_tests_run_as_dynamodb_runs_them() {
     assert_eq!(keys("v IS STRING").await, 0);
     assert_eq!(keys("v IS DECIMAL").await, 1);
     assert_eq!(keys("p IS BOOL").await, 0);
+    // A condition function compared with a boolean.
+    assert_eq!(keys("attribute_exists(flag) = true").await, 1);
+    assert_eq!(keys("true = attribute_exists(g)").await, 0);
+    assert_eq!(keys("attribute_exists(g) = false").await, 1);
+    assert_eq!(keys("attribute_exists(flag) <> true").await, 0);
+    // OR branches of one partition: one bounding the sort key beside one naming it without
+    // bounding it runs, as DynamoDB runs it (whereOverlap.test.ts).
+    assert_eq!(keys("c <> 0 OR p = 'a' AND c = 0").await, 1);
 }
 
 #[tokio::test]

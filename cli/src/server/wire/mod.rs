@@ -11,7 +11,7 @@ use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
-use tidemark_core::model::{ValueLayer, with_value_layer};
+use tidemark_core::model::{Nesting, RequestReading, ValueLayer};
 
 use axum::body::Bytes;
 use serde::Serialize;
@@ -164,36 +164,46 @@ pub(crate) static OPERATIONS: &[Operation] = {
     use dynamodb::*;
     use streams::*;
     &[
-        Operation::dynamodb("PutItem", Write, |c| run_enveloped(c, put_item::put_item)),
+        Operation::dynamodb("PutItem", Write, |c| {
+            run_as(ReadAs::ENVELOPED, c, put_item::put_item)
+        }),
         Operation::dynamodb("GetItem", Read, |c| run(c, get_item::get_item)),
         Operation::dynamodb("UpdateItem", Write, |c| {
-            run_enveloped(c, update_item::update_item)
+            run_as(ReadAs::ENVELOPED, c, update_item::update_item)
         }),
         Operation::dynamodb("DeleteItem", Write, |c| {
-            run_enveloped(c, delete_item::delete_item)
+            run_as(ReadAs::ENVELOPED, c, delete_item::delete_item)
         }),
         Operation::dynamodb("BatchWriteItem", Write, |c| {
-            run_older(c, batch_write_item::batch_write_item)
+            run_as(ReadAs::OLDER, c, batch_write_item::batch_write_item)
         }),
         Operation::dynamodb("BatchGetItem", Walk, |c| {
             run(c, batch_get_item::batch_get_item)
         }),
         Operation::dynamodb("TransactWriteItems", Write, |c| {
-            run_older(c, transact_write_items::transact_write_items)
+            run_as(
+                ReadAs::TRANSACTION,
+                c,
+                transact_write_items::transact_write_items,
+            )
         }),
         Operation::dynamodb("TransactGetItems", Read, |c| {
-            run_older(c, transact_get_items::transact_get_items)
+            run_as(ReadAs::OLDER, c, transact_get_items::transact_get_items)
         }),
         Operation::dynamodb("Query", Budgeted, |c| run(c, query::query)),
-        Operation::dynamodb("Scan", Walk, |c| run_older(c, scan::scan)),
+        Operation::dynamodb("Scan", Walk, |c| run_as(ReadAs::OLDER, c, scan::scan)),
         Operation::dynamodb("ExecuteStatement", Statement, |c| {
-            run_older(c, execute_statement::execute_statement)
+            run_as(ReadAs::PARTIQL, c, execute_statement::execute_statement)
         }),
         Operation::dynamodb("ExecuteTransaction", Statement, |c| {
-            run_older(c, execute_transaction::execute_transaction)
+            run_as(ReadAs::PARTIQL, c, execute_transaction::execute_transaction)
         }),
         Operation::dynamodb("BatchExecuteStatement", Statement, |c| {
-            run_older(c, batch_execute_statement::batch_execute_statement)
+            run_as(
+                ReadAs::PARTIQL,
+                c,
+                batch_execute_statement::batch_execute_statement,
+            )
         }),
         Operation::dynamodb("CreateTable", Admin, |c| run(c, create_table::create_table)),
         Operation::dynamodb("DescribeTable", Read, |c| {
@@ -357,65 +367,86 @@ where
     I: DeserializeOwned,
     O: Serialize,
 {
-    read_and_run(engine, body, f, ValueLayer::Current, |e| e)
+    read_and_run(engine, body, f, ReadAs::CURRENT)
 }
 
-/// [`run_on_engine`], reading the request with the value checks of `layer` and passing a
-/// fault in it through `fault`.
+/// How an operation reads its request: which of DynamoDB's value checks its values get, what
+/// a value nested too deep does, and how a fault found while reading is worded.
+#[derive(Clone, Copy)]
+struct ReadAs {
+    layer: ValueLayer,
+    nesting: Nesting,
+    fault: fn(ApiError) -> ApiError,
+}
+
+impl ReadAs {
+    /// Most operations.
+    const CURRENT: ReadAs = ReadAs {
+        layer: ValueLayer::Current,
+        nesting: Nesting::Refuse,
+        fault: std::convert::identity,
+    };
+    /// The calls whose values DynamoDB reads with its older value checks (BatchWriteItem,
+    /// TransactGetItems, Scan): their words for a malformed number or a repeated set
+    /// member differ (`tidemark_core::model::ValueLayer`).
+    const OLDER: ReadAs = ReadAs {
+        layer: ValueLayer::Older,
+        ..ReadAs::CURRENT
+    };
+    /// PartiQL's calls: the older value checks, and the first fault of their parameters in
+    /// document order, a value nested too deep included.
+    const PARTIQL: ReadAs = ReadAs {
+        nesting: Nesting::RefuseInOrder,
+        ..ReadAs::OLDER
+    };
+    /// TransactWriteItems: the older value checks, and a value nested too deep reported in
+    /// its action's turn, after the faults of the actions before it.
+    const TRANSACTION: ReadAs = ReadAs {
+        nesting: Nesting::Defer,
+        ..ReadAs::OLDER
+    };
+    /// The calls that report their request's validation inside DynamoDB's envelope
+    /// (PutItem, UpdateItem, DeleteItem): a malformed value in the body is enveloped too.
+    const ENVELOPED: ReadAs = ReadAs {
+        fault: ApiError::enveloped,
+        ..ReadAs::CURRENT
+    };
+}
+
+/// [`run_on_engine`], reading the request as `read_as` says; the reading lasts until the
+/// answer, so that checks made while answering see how the request was read.
 fn read_and_run<S, I, O>(
     engine: &Engine,
     body: &[u8],
     f: fn(&S, I) -> Result<O, ApiError>,
-    layer: ValueLayer,
-    fault: fn(ApiError) -> ApiError,
+    read_as: ReadAs,
 ) -> Result<Vec<u8>, ApiError>
 where
     S: Seam,
     I: DeserializeOwned,
     O: Serialize,
 {
-    let input: I = with_value_layer(layer, || serde_json::from_slice(body))
-        .map_err(|e| fault(ApiError::from_json(&e)))?;
+    let reading = RequestReading::begin(read_as.layer, read_as.nesting);
+    let input: I = reading
+        .read(body)
+        .map_err(|e| (read_as.fault)(ApiError::from_json(&e)))?;
     let output = f(S::of(engine), input)?;
+    drop(reading);
     serde_json::to_vec(&output).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// Like [`run`], for the calls whose values DynamoDB reads with its older value checks
-/// (BatchWriteItem, the transactions, Scan, PartiQL): their words for a malformed number or
-/// a repeated set member differ (`tidemark_core::model::ValueLayer`).
-fn run_older<S, I, O>(call: Call<'_>, f: fn(&S, I) -> Result<O, ApiError>) -> Answer<'static>
-where
-    S: Seam,
-    I: DeserializeOwned,
-    O: Serialize,
-{
-    run_reading(call, f, ValueLayer::Older, |e| e)
-}
-
-/// Like [`run`], for the calls that report their request's validation inside DynamoDB's
-/// envelope (PutItem, UpdateItem, DeleteItem): a malformed value in the body is enveloped too.
-fn run_enveloped<S, I, O>(call: Call<'_>, f: fn(&S, I) -> Result<O, ApiError>) -> Answer<'static>
-where
-    S: Seam,
-    I: DeserializeOwned,
-    O: Serialize,
-{
-    run_reading(call, f, ValueLayer::Current, ApiError::enveloped)
-}
-
-/// [`run`], reading the request as [`read_and_run`] does.
-fn run_reading<S, I, O>(
+/// Like [`run`], reading the request as `read_as` says.
+fn run_as<S, I, O>(
+    read_as: ReadAs,
     call: Call<'_>,
     f: fn(&S, I) -> Result<O, ApiError>,
-    layer: ValueLayer,
-    fault: fn(ApiError) -> ApiError,
 ) -> Answer<'static>
 where
     S: Seam,
     I: DeserializeOwned,
     O: Serialize,
 {
-    let outcome = read_and_run(&call.node.engine, call.body, f, layer, fault);
+    let outcome = read_and_run(&call.node.engine, call.body, f, read_as);
     Answer::Now(ready(outcome))
 }
 

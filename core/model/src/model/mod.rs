@@ -2,11 +2,15 @@
 //! in DynamoDB JSON shape (stream records, Kafka payloads and replication all carry images).
 
 mod number;
+mod reading;
 mod schema;
 mod table_id;
 mod value;
 
 pub use number::{MAX_DIGITS, Number, NumberError, ValueLayer};
+pub use reading::{
+    Nesting, RequestReading, deferred_nesting_fault, reading_deep, with_value_layer,
+};
 pub use schema::{
     AttributeDefinition, GlobalSecondaryIndex, KeyAttribute, KeySchemaElement, KeyShape,
     LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, ON_DEMAND_WARM_THROUGHPUT,
@@ -15,6 +19,6 @@ pub use schema::{
 };
 pub use table_id::TableId;
 pub use value::{
-    AttributeValue, Item, MAX_NESTING, VALIDATION_ERROR_MARKER, ValueType, item_size,
-    with_value_layer,
+    AttributeValue, Item, MAX_NESTING, NESTED_TOO_DEEP, VALIDATION_ERROR_MARKER, ValueType,
+    item_size,
 };

@@ -14,6 +14,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::number::{Number, ValueLayer};
+use super::reading::{self, Opening, layer};
 
 /// An item: attribute names to values.
 pub type Item = BTreeMap<String, AttributeValue>;
@@ -23,6 +24,9 @@ pub type Item = BTreeMap<String, AttributeValue>;
 /// suite's test_projection_expression.py and nubo-db/dynamodb-conformance's
 /// nestingDepth.test.ts, both checked against AWS, refuse a leaf at level 33).
 pub const MAX_NESTING: usize = 31;
+
+/// DynamoDB's message for a value nested past [`MAX_NESTING`].
+pub const NESTED_TOO_DEEP: &str = "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit";
 
 /// Prefix that marks a deserialisation error as a ValidationException (a value that is well
 /// formed JSON but not an acceptable DynamoDB value) rather than a SerializationException.
@@ -237,23 +241,6 @@ fn invalid<E: de::Error>(msg: impl fmt::Display) -> E {
     E::custom(format_args!("{VALIDATION_ERROR_MARKER}{msg}"))
 }
 
-thread_local! {
-    /// The value checks the request being read runs (serde gives a value no context).
-    static LAYER: std::cell::Cell<ValueLayer> = const { std::cell::Cell::new(ValueLayer::Current) };
-}
-
-/// Runs `read` (a request's deserialisation) with the value checks of `layer`.
-pub fn with_value_layer<R>(layer: ValueLayer, read: impl FnOnce() -> R) -> R {
-    let before = LAYER.with(|l| l.replace(layer));
-    let result = read();
-    LAYER.with(|l| l.set(before));
-    result
-}
-
-fn layer() -> ValueLayer {
-    LAYER.with(std::cell::Cell::get)
-}
-
 fn parse_number<E: de::Error>(text: &str) -> Result<Number, E> {
     Number::parse_in(text, layer()).map_err(invalid)
 }
@@ -314,7 +301,15 @@ fn empty_set<E: de::Error>(kind: &str) -> E {
 
 impl<'de> Deserialize<'de> for AttributeValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ValueVisitor)
+        match reading::open_value() {
+            Opening::Open(_open) => d.deserialize_map(ValueVisitor),
+            // Past the limit, its report deferred: what is below, no answer will show.
+            Opening::Cut => {
+                de::IgnoredAny::deserialize(d)?;
+                Ok(AttributeValue::Null)
+            }
+            Opening::TooDeep => Err(invalid(NESTED_TOO_DEEP)),
+        }
     }
 }
 
@@ -437,21 +432,16 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 "One or more parameter values were invalid: Null attribute value types must have the value of true",
             ));
         }
-        let value = found.ok_or_else(|| {
+        found.ok_or_else(|| {
             invalid("Supplied AttributeValue is empty, must contain exactly one of the supported datatypes")
-        })?;
-        if value.depth() > MAX_NESTING {
-            return Err(invalid(
-                "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit",
-            ));
-        }
-        Ok(value)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::with_value_layer;
 
     fn parse(json: &str) -> Result<AttributeValue, String> {
         serde_json::from_str(json).map_err(|e| e.to_string())

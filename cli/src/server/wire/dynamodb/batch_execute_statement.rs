@@ -2,8 +2,9 @@
 //! with its own result or error.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tidemark_core::Store;
-use tidemark_core::model::{AttributeValue, Item};
+use tidemark_core::model::{AttributeValue, Item, Nesting, RequestReading, ValueLayer};
 use tidemark_core::partiql::BatchStatement;
 
 use super::common::{
@@ -23,7 +24,8 @@ pub(crate) struct BatchExecuteStatementInput {
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct BatchStatementRequest {
     statement: Option<String>,
-    parameters: Option<Vec<AttributeValue>>,
+    /// Read in the statement's turn: a fault in them is the statement's error.
+    parameters: Option<Vec<Box<RawValue>>>,
     consistent_read: Option<bool>,
     return_values_on_condition_check_failure: Option<String>,
 }
@@ -58,6 +60,20 @@ pub(crate) struct BatchExecuteStatementOutput {
     consumed_capacity: Option<Vec<ConsumedCapacity>>,
 }
 
+/// A statement's parameters, read as ExecuteStatement reads its own (the first fault in
+/// document order), or why they cannot be: DynamoDB reports that as the statement's
+/// ValidationError (nubo-db/dynamodb-conformance's partiqlParameterNumbers.test.ts, AWS).
+fn read_parameters(raw: &[Box<RawValue>]) -> Result<Vec<AttributeValue>, String> {
+    let reading = RequestReading::begin(ValueLayer::Older, Nesting::RefuseInOrder);
+    raw.iter()
+        .map(|p| {
+            reading
+                .read(p.get().as_bytes())
+                .map_err(|e| ApiError::from_json(&e).message)
+        })
+        .collect()
+}
+
 pub(crate) fn batch_execute_statement(
     store: &Store,
     input: BatchExecuteStatementInput,
@@ -72,7 +88,7 @@ pub(crate) fn batch_execute_statement(
                     s.statement,
                     &format!("statements.{}.member.statement", i + 1),
                 )?,
-                parameters: s.parameters.unwrap_or_default(),
+                parameters: read_parameters(s.parameters.as_deref().unwrap_or_default()),
                 consistent_read: s.consistent_read.unwrap_or(false),
                 return_old_on_condition_failure: return_old_on_failure(
                     s.return_values_on_condition_check_failure.as_deref(),

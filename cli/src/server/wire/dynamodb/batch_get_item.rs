@@ -91,6 +91,16 @@ pub(crate) fn batch_get_item(
     check_request_items(&input)?;
     let request_items = required(input.request_items, "requestItems")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
+    // The request as a whole may not mix the two ways of naming attributes, though each
+    // table's block is consistent (conformance error-messages/batchGetItem.test.ts, AWS).
+    let projecting = |by: fn(&WireKeysAndAttributes) -> bool| request_items.values().any(by);
+    if projecting(|w| w.projection_expression.is_some())
+        && projecting(|w| w.attributes_to_get.is_some())
+    {
+        return Err(ApiError::validation(
+            "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {AttributesToGet} Expression parameters: {ProjectionExpression}",
+        ));
+    }
     let mut tables = Vec::with_capacity(request_items.len());
     let mut originals = HashMap::new();
     for (table_name, wanted) in request_items {

@@ -9,7 +9,7 @@ use tidemark_core::expr::{
     Placeholders, Projection, UpdateExpression,
 };
 use tidemark_core::model::Item;
-use tidemark_core::model::{AttributeValue, KeyShape};
+use tidemark_core::model::{AttributeValue, KeyShape, VALIDATION_ERROR_MARKER, reading_deep};
 use tidemark_core::ops::{IndexUnits, PageOutcome, ReturnValues, Select};
 
 use crate::server::error::ApiError;
@@ -252,7 +252,8 @@ pub(crate) struct ExpressionParams<'a> {
     pub(crate) key_conditions: Option<&'a HashMap<String, LegacyCondition>>,
     /// Legacy `QueryFilter` or `ScanFilter`, with the name of the parameter it came in.
     pub(crate) legacy_filter: Option<(&'static str, &'a HashMap<String, LegacyCondition>)>,
-    /// The key schema key conditions are checked against (Query only).
+    /// The key schema key conditions are checked against (Query only; none while the table
+    /// is missing).
     pub(crate) key_shape: Option<&'a KeyShape>,
     /// The expressions of the operation that take values, in the order DynamoDB names them
     /// when `ExpressionAttributeValues` comes without any of them (empty: not known, and any
@@ -382,15 +383,16 @@ impl ExpressionParams<'_> {
         if let Some(text) = self.projection_expression {
             out.projection = Some(expr::parse_projection(text, &mut placeholders)?);
         }
-        if let (Some(text), Some(shape)) = (self.key_condition_expression, self.key_shape) {
-            out.key_condition = Some(expr::parse_key_condition(text, &mut placeholders, shape)?);
+        if let Some(text) = self.key_condition_expression {
+            out.key_condition = expr::parse_key_condition(text, &mut placeholders, self.key_shape)?;
         }
         if let Some(text) = self.filter_expression {
             out.filter = Some(expr::parse_filter(text, &mut placeholders)?);
         }
         placeholders.check_all_used()?;
-        if let (Some(conditions), Some(shape)) = (self.key_conditions, self.key_shape) {
-            out.key_condition = Some(expr::key_condition_from_key_conditions(conditions, shape)?);
+        if let Some(conditions) = self.key_conditions {
+            out.key_condition =
+                expr::key_condition_from_key_conditions(conditions, self.key_shape)?;
         }
         if let Some((_, filter)) = self.legacy_filter {
             out.filter = Some(expr::condition_from_legacy_filter(
@@ -424,9 +426,14 @@ pub(crate) fn return_values(
         Some(t) if allowed.contains(&t) => ReturnValues::parse(t).ok_or_else(|| {
             ApiError::validation(format!("Return values set to invalid value: {t}"))
         }),
-        // PutItem and DeleteItem return the old item or nothing (AWS, 2026-10, for both).
+        // PutItem and DeleteItem return the old item or nothing (AWS, 2026-10, for both);
+        // a request read deep gets the older, bare form.
         Some(t) if ReturnValues::parse(t).is_some() && allowed == ["NONE", "ALL_OLD"] => {
-            Err(ApiError::validation("ReturnValues can only be ALL_OLD or NONE").enveloped())
+            let refusal = ApiError::validation("ReturnValues can only be ALL_OLD or NONE");
+            Err(match reading_deep() {
+                true => refusal,
+                false => refusal.enveloped(),
+            })
         }
         Some(t) if ReturnValues::parse(t).is_some() => Err(ApiError::validation(format!(
             "Return values set to invalid value: {t}"
@@ -671,4 +678,61 @@ pub(crate) fn collection_metrics_by_table<'a>(
         }
     }
     Ok((!by_table.is_empty()).then_some(by_table))
+}
+
+/// Reads `ExpressionAttributeValues` as DynamoDB's older value checks do (TransactWriteItems):
+/// a fault in a value is wrapped with the placeholder it belongs to,
+/// `ExpressionAttributeValues contains invalid value: … for key :v` (nubo-db/dynamodb-
+/// conformance's valueLayers.test.ts, recorded against AWS in 2026).
+pub(crate) fn older_expression_values<'de, D>(
+    d: D,
+) -> Result<Option<HashMap<String, AttributeValue>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Values;
+
+    impl<'de> serde::de::Visitor<'de> for Values {
+        type Value = Option<HashMap<String, AttributeValue>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of expression attribute values")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut values = HashMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value::<AttributeValue>().map_err(|e| {
+                    let text = e.to_string();
+                    let Some(fault) = text.split_once(VALIDATION_ERROR_MARKER).map(|(_, f)| f)
+                    else {
+                        return e;
+                    };
+                    let fault = fault.rsplit_once(" at line ").map_or(fault, |(f, _)| f);
+                    serde::de::Error::custom(format_args!(
+                        "{VALIDATION_ERROR_MARKER}ExpressionAttributeValues contains invalid value: {fault} for key {key}"
+                    ))
+                })?;
+                values.insert(key, value);
+            }
+            Ok(Some(values))
+        }
+    }
+
+    d.deserialize_option(Values)
 }

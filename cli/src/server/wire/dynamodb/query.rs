@@ -37,7 +37,20 @@ pub(crate) fn query(store: &Store, input: QueryInput) -> Result<PageOutput, ApiE
     let table_name = required(input.table_name, "tableName")?;
     let capacity = capacity_detail(input.return_consumed_capacity.as_deref())?;
     check_limit(input.limit)?;
-    let shape = store.key_shape(&table_name, input.index_name.as_deref())?;
+    // Query's checks word an unknown ConditionalOperator so, the enum set as AWS prints it,
+    // alone and bare (AWS, 2026-10: nubo-db/dynamodb-conformance's query.test.ts).
+    if input
+        .conditional_operator
+        .as_deref()
+        .is_some_and(|op| !matches!(op, "AND" | "OR"))
+    {
+        return Err(ApiError::validation(
+            "Failed to satisfy constraint: Member must satisfy enum value set: [ALL, OR]",
+        ));
+    }
+    // The request's own faults come before a missing table or index (AWS, 2026-10:
+    // nubo-db/dynamodb-conformance's queryKeyCondition.test.ts and query.test.ts).
+    let shape = store.key_shape(&table_name, input.index_name.as_deref());
     let expressions = ExpressionParams {
         projection_expression: input.projection_expression.as_deref(),
         names: input.expression_attribute_names.as_ref(),
@@ -48,7 +61,7 @@ pub(crate) fn query(store: &Store, input: QueryInput) -> Result<PageOutput, ApiE
         filter_expression: input.filter_expression.as_deref(),
         key_conditions: input.key_conditions.as_ref(),
         legacy_filter: input.query_filter.as_ref().map(|f| ("QueryFilter", f)),
-        key_shape: Some(&shape),
+        key_shape: shape.as_ref().ok(),
         value_expressions: &["FilterExpression", "KeyConditionExpression"],
         ..Default::default()
     }
@@ -58,6 +71,7 @@ pub(crate) fn query(store: &Store, input: QueryInput) -> Result<PageOutput, ApiE
         expressions.projection.is_some(),
         input.index_name.is_some(),
     )?;
+    shape?;
     let page = store.query(QueryRequest {
         table_name: table_name.clone(),
         index_name: input.index_name,

@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tidemark_core::Engine;
-use tidemark_core::model::{AttributeValue, Item};
+use tidemark_core::model::{AttributeValue, Item, MAX_NESTING, NESTED_TOO_DEEP, reading_deep};
 use tidemark_core::ops::{TransactAction, TransactWriteItem, TransactWriteRequest};
 
 use super::common::{
     CapacityDetail, ConsumedCapacity, ExpressionParams, WireItemCollectionMetrics, capacity_detail,
     check_client_request_token, collection_metrics_by_table, item_collection_metrics_wanted,
-    required, return_enums, return_old_on_failure, table_reference,
+    older_expression_values, required, return_enums, return_old_on_failure, table_reference,
 };
 use super::echo::{Echo, check_transact_items, object};
 use crate::server::error::ApiError;
@@ -44,6 +44,7 @@ pub(crate) struct WireAction {
     update_expression: Option<String>,
     condition_expression: Option<String>,
     expression_attribute_names: Option<HashMap<String, String>>,
+    #[serde(default, deserialize_with = "older_expression_values")]
     expression_attribute_values: Option<HashMap<String, AttributeValue>>,
     return_values_on_condition_check_failure: Option<String>,
 }
@@ -82,6 +83,17 @@ impl Echo for ActionEcho<'_> {
 }
 
 impl WireAction {
+    /// Whether any value the action carries is nested past the document limit.
+    fn nests_too_deep(&self) -> bool {
+        let items = [&self.item, &self.key].into_iter().flatten();
+        let values = items.flat_map(|item| item.values()).chain(
+            self.expression_attribute_values
+                .iter()
+                .flat_map(|v| v.values()),
+        );
+        values.into_iter().any(|v| v.depth() > MAX_NESTING)
+    }
+
     /// The action as the Java model of `kind` prints it, its members in the API's order.
     fn echo_as(&self, kind: &str, out: &mut String) {
         let mut members: Vec<(&str, &dyn Echo)> = Vec::new();
@@ -137,6 +149,12 @@ fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, Ap
             ));
         }
     };
+    // Each action in its turn: a value nested too deep is reported before the action's other
+    // faults, and after every fault of the actions before it. A request read deep reports it
+    // after all of them (`tidemark_core::model::Nesting::Defer`).
+    if !reading_deep() && wire.nests_too_deep() {
+        return Err(ApiError::validation(NESTED_TOO_DEEP));
+    }
     let expressions = ExpressionParams {
         condition_expression: wire.condition_expression.as_deref(),
         update_expression: wire.update_expression.as_deref(),
@@ -146,9 +164,14 @@ fn convert(item: WireTransactItem, index: usize) -> Result<TransactWriteItem, Ap
     }
     .parse()?;
     let action = match kind {
-        "Put" => TransactAction::Put {
-            item: required(wire.item, &at("put.item"))?,
-        },
+        "Put" => {
+            let item = required(wire.item, &at("put.item"))?;
+            // Before any table is looked up (AWS, 2026-10: deepRequests.test.ts).
+            if item.contains_key("") {
+                return Err(ApiError::validation("Empty attribute name"));
+            }
+            TransactAction::Put { item }
+        }
         "Delete" => TransactAction::Delete {
             key: required(wire.key, &at("delete.key"))?,
         },
