@@ -1,12 +1,11 @@
 //! BatchExecuteStatement: up to 25 statements, all key reads or all writes, each run on its
 //! own and reporting its own error.
 
-use super::bind::{all_of, columns, parse_with, row};
+use super::bind::{columns, parse_with, row};
 use super::parser::{Select, Statement};
 use super::transaction::key_read;
 use super::writes::{refuse_index, run_write};
 use super::{BatchStatement, BatchStatementError, BatchStatementResult, INCOMPLETE_KEY};
-use crate::expr::Condition;
 use crate::model::AttributeValue;
 use crate::ops::GetItemRequest;
 use crate::{Error, Result, Store};
@@ -40,24 +39,21 @@ fn batch_read(
     statement: &BatchStatement,
 ) -> Result<BatchStatementResult> {
     refuse_index(select, "This operation is not supported on an index")?;
+    // A key read and nothing else, as in a transaction (conformance partiqlFunctions.test.ts).
+    let message = "Select statements within BatchExecuteStatement must specify the primary key in the where clause.";
     let (key, rest) = key_read(store, select, parameters, INCOMPLETE_KEY)?;
+    if !rest.is_empty() {
+        return Err(Error::validation(message));
+    }
     let got = store.get_item(GetItemRequest {
         table_name: select.table.clone(),
         key,
         projection: None,
         consistent_read: statement.consistent_read,
     })?;
-    // Further conditions filter the item, as they would a Query's.
-    let filter = all_of(rest).map(Condition::from_tree);
-    let mut item = got.item;
-    if let (Some(filter), Some(found)) = (&filter, &item)
-        && !filter.evaluate(Some(found))?
-    {
-        item = None;
-    }
     Ok(BatchStatementResult {
         table_name: Some(select.table.clone()),
-        item: match (item, columns(&select.projection)) {
+        item: match (got.item, columns(&select.projection)) {
             (Some(item), Some(columns)) => Some(row(&columns, &item)),
             (item, _) => item,
         },

@@ -5,6 +5,9 @@
 
 use std::collections::BTreeSet;
 
+use base64::Engine as _;
+
+use super::lexer::Span;
 use super::parser::{
     Cmp, Expr, IsWhat, Parsed, PathExpr, Projection as Columns, Statement, Step, parse,
 };
@@ -76,6 +79,11 @@ pub(super) fn value(expr: &Expr, params: &[AttributeValue], at: &str) -> Result<
                 .collect::<Result<_>>()?,
         ),
         Expr::Bag(elements) => bag(elements, params, at)?,
+        Expr::Call(name, _, span) => {
+            return Err(Error::validation(format!(
+                "Unsupported data type: {name} under key {at} at {span}"
+            )));
+        }
         _ => {
             return Err(super::syntax_error("Expected a value"));
         }
@@ -97,8 +105,19 @@ pub(super) fn bag(
         .iter()
         .map(|e| value(e, params, at))
         .collect::<Result<Vec<_>>>()?;
-    match values.first() {
-        None => Err(Error::validation("Empty bags are not supported")),
+    // A repeated member is refused, the members listed as written, as DynamoDB's older value
+    // checks list them (conformance partiqlFunctions.test.ts, AWS, for strings).
+    let shown: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            AttributeValue::S(s) => s.clone(),
+            AttributeValue::N(n) => n.to_string(),
+            AttributeValue::B(b) => base64::engine::general_purpose::STANDARD.encode(b),
+            _ => String::new(),
+        })
+        .collect();
+    let set = match values.first() {
+        None => return Err(Error::validation("Empty bags are not supported")),
         Some(AttributeValue::S(_)) => values
             .into_iter()
             .map(|v| match v {
@@ -124,7 +143,20 @@ pub(super) fn bag(
             .collect::<Result<BTreeSet<_>>>()
             .map(AttributeValue::Bs),
         Some(_) => Err(unsupported()),
+    }?;
+    let members = match &set {
+        AttributeValue::Ss(s) => s.len(),
+        AttributeValue::Ns(n) => n.len(),
+        AttributeValue::Bs(b) => b.len(),
+        _ => shown.len(),
+    };
+    if members < shown.len() {
+        return Err(Error::validation(format!(
+            "One or more parameter values were invalid: Input collection [{}] contains duplicates.",
+            shown.join(", ")
+        )));
     }
+    Ok(set)
 }
 
 /// True when `expr` is a value (no paths, no operators).
@@ -207,11 +239,25 @@ pub(super) fn top_level(expr: &Expr) -> Option<&str> {
     }
 }
 
+/// `set_add` and `set_delete`, which only an UPDATE's SET takes, as `a = set_add(a, <<...>>)`.
+pub(super) fn is_set_function(name: &str) -> bool {
+    matches!(name, "set_add" | "set_delete")
+}
+
+/// A function PartiQL does not know where it is written (conformance partiqlFunctions.test.ts,
+/// AWS).
+fn unrecognized_function(name: &str, span: Span) -> Error {
+    Error::validation(format!("Unrecognized function: {name} at {span}"))
+}
+
 /// An operand of a condition or update: a path, a function call or a value.
 pub(super) fn operand(expr: &Expr, params: &[AttributeValue]) -> Result<RawOperand> {
     Ok(match expr {
         Expr::Path(p) => RawOperand::Path(path(p)),
-        Expr::Call(name, args) => RawOperand::Call {
+        Expr::Call(name, _, span) if is_set_function(name) => {
+            return Err(unrecognized_function(name, *span));
+        }
+        Expr::Call(name, args, _) => RawOperand::Call {
             name: name.clone(),
             args: args
                 .iter()
@@ -327,7 +373,10 @@ pub(super) fn condition(expr: &Expr, params: &[AttributeValue]) -> Result<Cond> 
                 (false, test) => test,
             })
         }
-        Expr::Call(name, args) => {
+        Expr::Call(name, _, span) if is_set_function(name) => {
+            Err(unrecognized_function(name, *span))
+        }
+        Expr::Call(name, args, _) => {
             let args = args
                 .iter()
                 .map(|a| operand(a, params))

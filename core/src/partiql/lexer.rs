@@ -28,19 +28,38 @@ impl Token {
     }
 }
 
+/// Where a token is in the statement: its line and column, counted in characters from 1, and
+/// its length in characters. DynamoDB ends some messages with it, as `at 1:52:7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    line: usize,
+    column: usize,
+    len: usize,
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.line, self.column, self.len)
+    }
+}
+
 /// Symbols, longest first so `<=` is not read as `<` then `=`.
 const SYMBOLS: &[&str] = &[
     "<<", ">>", "<>", "!=", "<=", ">=", "*", ",", ".", "(", ")", "[", "]", "{", "}", ":", "=", "<",
     ">", "+", "-", ";",
 ];
 
-/// Splits `text` into tokens.
-pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>> {
+/// Splits `text` into tokens, each with its [`Span`] (the second list, in step).
+pub(crate) fn tokenize(text: &str) -> Result<(Vec<Token>, Vec<Span>)> {
     let chars: Vec<char> = text.chars().collect();
     let mut tokens = Vec::new();
+    let mut spans = Vec::new();
+    // Lines are counted as far as `counted`, the last starting at `line_start`.
+    let (mut line, mut line_start, mut counted) = (1, 0, 0);
     let mut i = 0;
     let at = |i: usize| chars.get(i).copied();
     while let Some(c) = at(i) {
+        let (start, before) = (i, tokens.len());
         if c.is_whitespace() {
             i += 1;
         } else if c == '-' && at(i + 1) == Some('-') {
@@ -137,8 +156,22 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>> {
             tokens.push(Token::Symbol(symbol));
             i += symbol.len();
         }
+        if tokens.len() > before {
+            for (at, c) in chars.iter().enumerate().take(start).skip(counted) {
+                if *c == '\n' {
+                    line += 1;
+                    line_start = at + 1;
+                }
+            }
+            counted = start;
+            spans.push(Span {
+                line,
+                column: start - line_start + 1,
+                len: i - start,
+            });
+        }
     }
-    Ok(tokens)
+    Ok((tokens, spans))
 }
 
 #[cfg(test)]
@@ -146,8 +179,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spans_count_characters_from_one() {
+        let (_, spans) = tokenize("SELECT é\n  FROM 'it''s' <<").unwrap();
+        let shown: Vec<String> = spans.iter().map(Span::to_string).collect();
+        assert_eq!(shown, ["1:1:6", "1:8:1", "2:3:4", "2:8:7", "2:16:2"]);
+    }
+
+    #[test]
     fn tokens_of_a_statement() {
-        let tokens = tokenize(
+        let (tokens, _) = tokenize(
             "SELECT a.b[1] FROM \"t\"\"x\" -- note\n WHERE k = 'it''s' AND n >= -1.5e3 /* c */ AND s = <<?>>",
         )
         .unwrap();

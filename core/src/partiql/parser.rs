@@ -2,7 +2,7 @@
 //! subset (SELECT, INSERT, UPDATE, DELETE and the `EXISTS(SELECT ...)` of transactions).
 //! Nothing here knows tables or parameters' values; `?` become numbered [`Expr::Param`]s.
 
-use super::lexer::{Token, tokenize};
+use super::lexer::{Span, Token, tokenize};
 use super::{MAX_STATEMENT_CHARS, syntax_error};
 use crate::{Error, Result};
 
@@ -44,6 +44,41 @@ const KEYWORDS: &[&str] = &[
     "LIMIT",
 ];
 
+/// The words PartiQL reserves, SQL-92's and its own (partiql-lang-kotlin's lexer, which
+/// DynamoDB's PartiQL follows): a bare one cannot be a step of a path after a dot.
+#[rustfmt::skip]
+const RESERVED_WORDS: &[&str] = &[
+    "absolute", "action", "add", "all", "allocate", "alter", "and", "any", "are", "as", "asc",
+    "assertion", "at", "authorization", "avg", "bag", "begin", "between", "bigint", "bit",
+    "bit_length", "blob", "bool", "boolean", "by", "can_cast", "can_lossless_cast", "cascade",
+    "cascaded", "case", "cast", "catalog", "char", "char_length", "character", "character_length",
+    "check", "clob", "close", "coalesce", "collate", "collation", "column", "commit", "conflict",
+    "connect", "connection", "constraint", "constraints", "continue", "convert", "corresponding",
+    "count", "create", "cross", "current", "current_date", "current_time", "current_timestamp",
+    "current_user", "cursor", "date", "date_add", "date_diff", "deallocate", "dec", "decimal",
+    "declare", "default", "deferrable", "deferred", "delete", "desc", "describe", "descriptor",
+    "diagnostics", "disconnect", "distinct", "do", "domain", "double", "drop", "else", "end",
+    "escape", "except", "exception", "exec", "execute", "exists", "external", "extract", "false",
+    "fetch", "first", "float", "for", "foreign", "found", "from", "full", "get", "global", "go",
+    "goto", "grant", "group", "having", "identity", "immediate", "in", "index", "indicator",
+    "initially", "inner", "input", "insensitive", "insert", "int", "int2", "int4", "int8",
+    "integer", "integer2", "integer4", "integer8", "intersect", "interval", "into", "is",
+    "isolation", "join", "key", "language", "last", "left", "let", "level", "like", "limit",
+    "list", "local", "lower", "match", "max", "min", "missing", "modified", "module", "names",
+    "national", "natural", "nchar", "new", "next", "no", "not", "nothing", "null", "nullif",
+    "numeric", "octet_length", "of", "offset", "old", "on", "only", "open", "option", "or",
+    "order", "outer", "output", "overlaps", "pad", "partial", "pivot", "position", "precision",
+    "prepare", "preserve", "primary", "prior", "privileges", "procedure", "public", "read",
+    "real", "references", "relative", "remove", "restrict", "returning", "revoke", "right",
+    "rollback", "rows", "schema", "scroll", "section", "select", "session", "session_user", "set",
+    "sexp", "size", "smallint", "some", "space", "sql", "sqlcode", "sqlerror", "sqlstate",
+    "string", "struct", "substring", "sum", "symbol", "system_user", "table", "temporary", "then",
+    "time", "timestamp", "to", "transaction", "translate", "translation", "trim", "true", "tuple",
+    "union", "unique", "unknown", "unpivot", "update", "upper", "usage", "user", "using", "value",
+    "values", "varchar", "varying", "view", "when", "whenever", "where", "with", "work", "write",
+    "zone",
+];
+
 /// One element of a document path below its top-level name.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Step {
@@ -54,10 +89,19 @@ pub(crate) enum Step {
 }
 
 /// A document path as written.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct PathExpr {
     pub(crate) name: String,
     pub(crate) steps: Vec<Step>,
+    /// Where its first name is, for messages.
+    pub(crate) span: Span,
+}
+
+/// Two paths are equal when they name the same thing, wherever they are written.
+impl PartialEq for PathExpr {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.steps == other.steps
+    }
 }
 
 /// Comparison operators.
@@ -114,8 +158,8 @@ pub(crate) enum Expr {
     List(Vec<Expr>),
     /// `<<v, ...>>`: a set.
     Bag(Vec<Expr>),
-    /// A function call; the name is lower-cased.
-    Call(String, Vec<Expr>),
+    /// A function call; the name is lower-cased, the span its name's.
+    Call(String, Vec<Expr>, Span),
     Compare(Cmp, Box<Expr>, Box<Expr>),
     Between(Box<Expr>, Box<Expr>, Box<Expr>),
     In(Box<Expr>, Vec<Expr>),
@@ -222,9 +266,10 @@ pub(crate) fn parse(text: &str) -> Result<Parsed> {
             "1 validation error detected: Value at 'statement' failed to satisfy constraint: Member must have length less than or equal to {MAX_STATEMENT_CHARS} and greater than or equal to 1"
         )));
     }
-    let tokens = tokenize(text)?;
+    let (tokens, spans) = tokenize(text)?;
     let mut parser = Parser {
         tokens,
+        spans,
         pos: 0,
         params: 0,
         depth: 0,
@@ -244,6 +289,8 @@ pub(crate) fn parse(text: &str) -> Result<Parsed> {
 
 struct Parser {
     tokens: Vec<Token>,
+    /// Each token's place, in step with `tokens`.
+    spans: Vec<Span>,
     pos: usize,
     params: usize,
     depth: usize,
@@ -252,6 +299,11 @@ struct Parser {
 impl Parser {
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos)
+    }
+
+    /// Where the current token is.
+    fn span(&self) -> Span {
+        self.spans.get(self.pos).copied().unwrap_or_default()
     }
 
     fn peek_keyword(&self, keyword: &str) -> bool {
@@ -394,14 +446,14 @@ impl Parser {
             }
             Projection::All
         } else {
-            let mut paths = vec![self.path()?];
+            let mut paths = vec![self.column()?];
             while self.eat_symbol(",") {
                 if self.peek_symbol("*") {
                     return Err(Error::validation(
                         "Other attributes should not be present in the projection when '*' is used.",
                     ));
                 }
-                paths.push(self.path()?);
+                paths.push(self.column()?);
             }
             Projection::Paths(paths)
         };
@@ -614,15 +666,29 @@ impl Parser {
         }))
     }
 
+    /// A column of a SELECT: a path, not a call (conformance partiqlFunctions.test.ts, AWS).
+    fn column(&mut self) -> Result<PathExpr> {
+        let path = self.path()?;
+        if self.peek_symbol("(") {
+            return Err(Error::validation(format!(
+                "Unexpected path component at {}",
+                path.span
+            )));
+        }
+        Ok(path)
+    }
+
     /// A document path: a name, then `.name` and `[n]` steps.
     fn path(&mut self) -> Result<PathExpr> {
         if self.peek_symbol("[") {
             return Err(Error::validation("A path cannot start with a list index"));
         }
+        let span = self.span();
         let name = self.name().map_err(|_| self.unexpected_term())?;
         let mut path = PathExpr {
             name,
             steps: Vec::new(),
+            span,
         };
         self.path_steps(&mut path)?;
         Ok(path)
@@ -631,6 +697,12 @@ impl Parser {
     fn path_steps(&mut self, path: &mut PathExpr) -> Result<()> {
         loop {
             if self.eat_symbol(".") {
+                // `m.inner` (conformance partiqlFunctions.test.ts, AWS); `m."inner"` is a name.
+                if let Some(Token::Word(w)) = self.peek()
+                    && RESERVED_WORDS.contains(&w.to_ascii_lowercase().as_str())
+                {
+                    return Err(syntax_error("Invalid path dot component"));
+                }
                 path.steps.push(Step::Field(self.name()?));
             } else if self.eat_symbol("[") {
                 let index = match self.peek() {
@@ -817,6 +889,7 @@ impl Parser {
         let Some(token) = self.peek().cloned() else {
             return Err(syntax_error("Unexpected term"));
         };
+        let span = self.span();
         self.pos += 1;
         match token {
             Token::Param => {
@@ -878,6 +951,11 @@ impl Parser {
             Token::Word(w) if w.eq_ignore_ascii_case("FALSE") => Ok(Expr::Bool(false)),
             Token::Word(w) if w.eq_ignore_ascii_case("NULL") => Ok(Expr::Null),
             Token::Word(w) if w.eq_ignore_ascii_case("MISSING") => Ok(Expr::Missing),
+            // EXISTS is a statement of transactions, not a function (conformance
+            // partiqlFunctions.test.ts, AWS).
+            Token::Word(w) if w.eq_ignore_ascii_case("EXISTS") && self.peek_symbol("(") => Err(
+                Error::validation(format!("Unrecognized function: exists at {span}")),
+            ),
             Token::Word(w) if !is_keyword(&w) && self.peek_symbol("(") => {
                 self.pos += 1;
                 let mut args = Vec::new();
@@ -890,12 +968,13 @@ impl Parser {
                         self.expect_symbol(",")?;
                     }
                 }
-                Ok(Expr::Call(w.to_ascii_lowercase(), args))
+                Ok(Expr::Call(w.to_ascii_lowercase(), args, span))
             }
             Token::Word(w) if !is_keyword(&w) => {
                 let mut path = PathExpr {
                     name: w,
                     steps: Vec::new(),
+                    span,
                 };
                 self.path_steps(&mut path)?;
                 Ok(Expr::Path(path))
@@ -904,6 +983,7 @@ impl Parser {
                 let mut path = PathExpr {
                     name,
                     steps: Vec::new(),
+                    span,
                 };
                 self.path_steps(&mut path)?;
                 Ok(Expr::Path(path))
@@ -950,6 +1030,7 @@ mod tests {
         PathExpr {
             name: name.into(),
             steps: Vec::new(),
+            span: Span::default(),
         }
     }
 
@@ -973,6 +1054,7 @@ mod tests {
                 PathExpr {
                     name: "a".into(),
                     steps: vec![Step::Field("b".into()), Step::Index(1)],
+                    span: Span::default(),
                 },
                 path("c"),
             ])

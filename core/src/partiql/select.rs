@@ -104,7 +104,7 @@ fn sort_condition(
             }
             SortKeyCondition::Between(low, high)
         }
-        Expr::Call(name, args) if name == "begins_with" => match args.as_slice() {
+        Expr::Call(name, args, _) if name == "begins_with" => match args.as_slice() {
             [v, prefix] if is_range(v) && is_value(prefix) => {
                 let prefix = value(prefix, params, "root")?;
                 if !of_type(&prefix)
@@ -369,7 +369,7 @@ fn attributes_named(expr: &Expr, names: &mut BTreeSet<String>) {
         Expr::List(items) | Expr::Bag(items) | Expr::And(items) | Expr::Or(items) => {
             items.iter().for_each(visit)
         }
-        Expr::Call(_, args) => args.iter().for_each(visit),
+        Expr::Call(_, args, _) => args.iter().for_each(visit),
         Expr::Compare(_, a, b) | Expr::Plus(a, b) | Expr::Minus(a, b) => {
             visit(a);
             visit(b);

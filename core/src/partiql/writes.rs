@@ -3,7 +3,8 @@
 //! ExecuteStatement, which runs one statement of any kind.
 
 use super::bind::{
-    all_of, is_value, item_exists, key_shape, operand, parse_with, path, split_key, value,
+    all_of, is_set_function, is_value, item_exists, key_shape, operand, parse_with, path,
+    split_key, value,
 };
 use super::parser::{Assignment, Expr, Returning, Select, Statement};
 use super::select::run_select;
@@ -28,20 +29,23 @@ pub(super) fn update_actions(
     for assignment in assignments {
         let action = match assignment {
             Assignment::Remove(p) => Action::Remove(path(p)),
-            Assignment::Set(p, Expr::Call(name, args))
-                if name == "set_add" || name == "set_delete" =>
-            {
+            Assignment::Set(p, Expr::Call(name, args, span)) if is_set_function(name) => {
+                // Each refusal ends with where it is (conformance partiqlFunctions.test.ts,
+                // AWS): the function's name, or for the second argument the first's.
                 let upper = name.to_uppercase();
                 let [first, second] = args.as_slice() else {
                     return Err(Error::validation(format!(
-                        "{upper} must have exactly two arguments"
+                        "{upper} must have exactly two arguments at {span}"
                     )));
                 };
-                if !matches!(first, Expr::Path(f) if f == p) {
-                    return Err(Error::validation(format!(
-                        "The first argument to {upper} must equal the assignment value"
-                    )));
-                }
+                let first = match first {
+                    Expr::Path(first) if first == p => first,
+                    _ => {
+                        return Err(Error::validation(format!(
+                            "The first argument to {upper} must equal the assignment value at {span}"
+                        )));
+                    }
+                };
                 let set = if is_value(second) {
                     Some(value(second, params, "root")?)
                 } else {
@@ -59,7 +63,8 @@ pub(super) fn update_actions(
                     }
                     _ => {
                         return Err(Error::validation(format!(
-                            "The second argument to {upper} must be a value with type SET"
+                            "The second argument to {upper} must be a value with type SET at {}",
+                            first.span
                         )));
                     }
                 }
@@ -188,6 +193,10 @@ pub(super) fn write_action(
                 .as_ref()
                 .ok_or_else(|| Error::validation(message))?;
             let (key, mut rest) = split_key(filter, &shape, params, message)?;
+            // A bare read of the item checks nothing (conformance partiqlFunctions.test.ts).
+            if rest.is_empty() {
+                return Err(Error::validation(message));
+            }
             rest.insert(0, item_exists(&shape));
             (
                 &select.table,

@@ -858,6 +858,77 @@ fn rows() -> Vec<Row> {
             "Overlapping conditions with range keys are not supported in where clause",
             "conformance error-messages/partiqlGrammar.test.ts",
         ),
+        // PartiQL's refusals that end with where they are, `at line:column:length`.
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"SELECT attribute_exists(s) FROM \"pairs\" WHERE p = 'a'"}"#,
+            invalid,
+            "Unexpected path component at 1:8:16",
+            "conformance error-messages/partiqlFunctions.test.ts",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"SELECT * FROM \"pairs\" WHERE p = 'a' AND\n EXISTS(s)"}"#,
+            invalid,
+            "Unrecognized function: exists at 2:2:6",
+            "conformance error-messages/partiqlFunctions.test.ts (a second line: ours)",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"UPDATE \"pairs\" SET t = set_add(ss, <<'x'>>) WHERE p = 'a' AND s = 'b'"}"#,
+            invalid,
+            "The first argument to SET_ADD must equal the assignment value at 1:24:7",
+            "conformance error-messages/partiqlFunctions.test.ts",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"UPDATE \"pairs\" SET ss = set_delete(ss, 'a') WHERE p = 'a' AND s = 'b'"}"#,
+            invalid,
+            "The second argument to SET_DELETE must be a value with type SET at 1:36:2",
+            "conformance error-messages/partiqlFunctions.test.ts: the first argument's place",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"UPDATE \"pairs\" SET ss = set_add(ss) WHERE p = 'a' AND s = 'b'"}"#,
+            invalid,
+            "SET_ADD must have exactly two arguments at 1:25:7",
+            "conformance error-messages/partiqlFunctions.test.ts",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"SELECT * FROM \"pairs\" WHERE p = 'a' AND set_add(ss, <<'x'>>) = ss"}"#,
+            invalid,
+            "Unrecognized function: set_add at 1:41:7",
+            "conformance error-messages/partiqlFunctions.test.ts",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"INSERT INTO \"pairs\" VALUE {'p': 'a', 's': 'b', 'ss': set_add(<<'a'>>, <<'b'>>)}"}"#,
+            invalid,
+            "Unsupported data type: set_add under key root at 1:54:7",
+            "conformance error-messages/partiqlFunctions.test.ts",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"UPDATE \"pairs\" SET ss = set_add(ss, <<'x', 'x'>>) WHERE p = 'a' AND s = 'b'"}"#,
+            invalid,
+            "One or more parameter values were invalid: Input collection [x, x] contains duplicates.",
+            "conformance error-messages/partiqlFunctions.test.ts",
+        ),
+        row(
+            "ExecuteStatement",
+            r#"{"Statement":"SELECT * FROM \"pairs\" WHERE p = 'a' AND attribute_exists(m.inner)"}"#,
+            invalid,
+            "Statement wasn't well formed, can't be processed: Invalid path dot component",
+            "conformance error-messages/partiqlFunctions.test.ts",
+        ),
+        row(
+            "ExecuteTransaction",
+            r#"{"TransactStatements":[{"Statement":"EXISTS(SELECT * FROM \"pairs\" WHERE p = 'a' AND s = 'b')"},{"Statement":"UPDATE \"pairs\" SET z = 1 WHERE p = 'n' AND s = 'b'"}]}"#,
+            invalid,
+            "Validation failed in TransactStatements[0]: EXISTS() must contain a single item read with additional condition",
+            "conformance error-messages/partiqlFunctions.test.ts",
+        ),
     ]
 }
 
@@ -1051,7 +1122,7 @@ async fn a_batch_statement_whose_parameters_cannot_be_read_fails_alone() {
     let node = TestNode::start().await;
     let endpoint = node.endpoint();
     create_things(&endpoint).await;
-    let select = r#"SELECT * FROM \"things\" WHERE p = 'a' AND x = ?"#;
+    let select = r#"SELECT * FROM \"things\" WHERE p = ?"#;
     let body = format!(
         r#"{{"Statements":[{{"Statement":"{select}","Parameters":[{{"N":"1e99999999999"}}]}},{{"Statement":"{select}","Parameters":[{}]}},{{"Statement":"{select}","Parameters":[{{"S":"fine"}}]}}]}}"#,
         nested(100)
