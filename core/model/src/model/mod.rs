@@ -8,9 +8,7 @@ mod table_id;
 mod value;
 
 pub use number::{MAX_DIGITS, Number, NumberError, ValueLayer};
-pub use reading::{
-    Nesting, RequestReading, deferred_nesting_fault, reading_deep, with_value_layer,
-};
+pub use reading::{Nesting, RequestReading, deferred_nesting_fault, reading_deep};
 pub use schema::{
     AttributeDefinition, GlobalSecondaryIndex, KeyAttribute, KeySchemaElement, KeyShape,
     LocalSecondaryIndex, MAX_HASH_KEY_BYTES, MAX_RANGE_KEY_BYTES, ON_DEMAND_WARM_THROUGHPUT,

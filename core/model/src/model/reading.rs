@@ -134,15 +134,6 @@ impl Drop for RequestReading {
     }
 }
 
-/// Runs `read` (a request's deserialisation) with the value checks of `layer`.
-pub fn with_value_layer<R>(layer: ValueLayer, read: impl FnOnce() -> R) -> R {
-    let before = reading().layer;
-    update(|r| r.layer = layer);
-    let result = read();
-    update(|r| r.layer = before);
-    result
-}
-
 /// Whether the request being answered on this thread is nested past the JSON reader's
 /// limit, so that DynamoDB answers some of its faults in an older form.
 pub fn reading_deep() -> bool {

@@ -441,7 +441,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::with_value_layer;
+    use crate::model::{Nesting, RequestReading};
+
+    /// [`parse`] with the older value checks.
+    fn parse_older(json: &str) -> Result<AttributeValue, String> {
+        let _reading = RequestReading::begin(ValueLayer::Older, Nesting::Refuse);
+        parse(json)
+    }
 
     fn parse(json: &str) -> Result<AttributeValue, String> {
         serde_json::from_str(json).map_err(|e| e.to_string())
@@ -466,7 +472,7 @@ mod tests {
     fn each_layer_words_a_repeated_set_member_its_own_way() {
         let current = parse(r#"{"SS":["b","a","b"]}"#).unwrap_err();
         assert!(current.contains(r#"Input collection ["a", "b", "b"] contains duplicates."#));
-        let older = with_value_layer(ValueLayer::Older, || parse(r#"{"SS":["b","a","b"]}"#));
+        let older = parse_older(r#"{"SS":["b","a","b"]}"#);
         assert!(
             older
                 .unwrap_err()
@@ -477,7 +483,7 @@ mod tests {
             binary.contains(r#"Input collection ["AA==","/w==","AA=="]of type BS"#),
             "{binary}"
         );
-        let numbers = with_value_layer(ValueLayer::Older, || parse(r#"{"NS":["2","1","2"]}"#));
+        let numbers = parse_older(r#"{"NS":["2","1","2"]}"#);
         assert!(
             numbers
                 .unwrap_err()
