@@ -42,7 +42,6 @@ impl ApiError {
         }
     }
 
-    /// ValidationException.
     /// The error inside DynamoDB's `1 validation error detected: ` envelope, as PutItem,
     /// UpdateItem and DeleteItem now report their request's validation (a message that
     /// counts its violations already is left alone).
@@ -56,6 +55,7 @@ impl ApiError {
         self
     }
 
+    /// ValidationException.
     pub fn validation(message: impl Into<String>) -> Self {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -170,7 +170,7 @@ impl ApiError {
 }
 
 /// serde_json appends " at line L column C"; clients should see DynamoDB's message only.
-fn strip_position(message: &str) -> String {
+pub(crate) fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(at) => message.get(..at).unwrap_or(message).to_string(),
         None => message.to_string(),

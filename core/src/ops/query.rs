@@ -80,30 +80,24 @@ impl Source {
         let invalid = |detail: &str| {
             Error::validation(format!("The provided starting key is invalid: {detail}"))
         };
-        let wrong_names = || Error::validation("The provided starting key is invalid");
+        let shape = &self.table.shape;
+        let names: Vec<&str> = match &self.index {
+            None => shape.attributes().map(|a| a.name.as_str()).collect(),
+            Some(index) => index.key_attributes(shape),
+        };
+        if start.len() != names.len() || names.iter().any(|n| !start.contains_key(*n)) {
+            return Err(Error::validation("The provided starting key is invalid"));
+        }
         match &self.index {
             None => {
-                let shape = &self.table.shape;
-                let names: Vec<&str> = std::iter::once(shape.hash.name.as_str())
-                    .chain(shape.range.as_ref().map(|r| r.name.as_str()))
-                    .collect();
-                if start.len() != names.len() || names.iter().any(|n| !start.contains_key(*n)) {
-                    return Err(wrong_names());
-                }
                 shape
                     .check_key(start)
                     .map_err(|e| invalid(&e.to_string()))?;
-                Ok(item_key(self.table.id, &self.table.shape, start))
+                Ok(item_key(self.table.id, shape, start))
             }
-            Some(index) => {
-                let names = index.key_attributes(&self.table.shape);
-                if start.len() != names.len() || names.iter().any(|n| !start.contains_key(*n)) {
-                    return Err(wrong_names());
-                }
-                index
-                    .entry_key(&self.table.shape, start)
-                    .ok_or_else(|| invalid(KEY_MISMATCH))
-            }
+            Some(index) => index
+                .entry_key(shape, start)
+                .ok_or_else(|| invalid(KEY_MISMATCH)),
         }
     }
 

@@ -96,61 +96,61 @@ pub(super) fn bag(
     params: &[AttributeValue],
     at: &str,
 ) -> Result<AttributeValue> {
-    let unsupported = || {
-        Error::validation(
-            "Unsupported data type in Bag. DynamoDB only supports either numbers or strings in bags",
-        )
-    };
     let values = elements
         .iter()
         .map(|e| value(e, params, at))
         .collect::<Result<Vec<_>>>()?;
-    // A repeated member is refused, the members listed as written, as DynamoDB's older value
-    // checks list them (conformance partiqlFunctions.test.ts, AWS, for strings).
-    let shown: Vec<String> = values
-        .iter()
-        .map(|v| match v {
-            AttributeValue::S(s) => s.clone(),
-            AttributeValue::N(n) => n.to_string(),
-            AttributeValue::B(b) => base64::engine::general_purpose::STANDARD.encode(b),
-            _ => String::new(),
+    match values.first() {
+        None => Err(Error::validation("Empty bags are not supported")),
+        Some(AttributeValue::S(_)) => bag_members(&values, |v| match v {
+            AttributeValue::S(s) => Some(s.clone()),
+            _ => None,
         })
-        .collect();
-    let set = match values.first() {
-        None => return Err(Error::validation("Empty bags are not supported")),
-        Some(AttributeValue::S(_)) => values
-            .into_iter()
+        .map(AttributeValue::Ss),
+        Some(AttributeValue::N(_)) => bag_members(&values, |v| match v {
+            AttributeValue::N(n) => Some(n.clone()),
+            _ => None,
+        })
+        .map(AttributeValue::Ns),
+        Some(AttributeValue::B(_)) => bag_members(&values, |v| match v {
+            AttributeValue::B(b) => Some(b.clone()),
+            _ => None,
+        })
+        .map(AttributeValue::Bs),
+        Some(_) => Err(unsupported_in_bag()),
+    }
+}
+
+/// DynamoDB's refusal of a bag member that is no string, number or binary, or of another
+/// kind than the first.
+fn unsupported_in_bag() -> Error {
+    Error::validation(
+        "Unsupported data type in Bag. DynamoDB only supports either numbers or strings in bags",
+    )
+}
+
+/// The members of a bag as a set, each taken by `member` (`None`: a value of another kind). A
+/// repeated member is refused, the members listed as written, as DynamoDB's older value
+/// checks list them (conformance partiqlFunctions.test.ts, AWS, for strings).
+fn bag_members<T: Ord>(
+    values: &[AttributeValue],
+    member: impl Fn(&AttributeValue) -> Option<T>,
+) -> Result<BTreeSet<T>> {
+    let mut set = BTreeSet::new();
+    let mut repeated = false;
+    for value in values {
+        repeated |= !set.insert(member(value).ok_or_else(unsupported_in_bag)?);
+    }
+    if repeated {
+        let shown: Vec<String> = values
+            .iter()
             .map(|v| match v {
-                AttributeValue::S(s) => Ok(s),
-                _ => Err(unsupported()),
+                AttributeValue::S(s) => s.clone(),
+                AttributeValue::N(n) => n.to_string(),
+                AttributeValue::B(b) => base64::engine::general_purpose::STANDARD.encode(b),
+                _ => String::new(),
             })
-            .collect::<Result<BTreeSet<_>>>()
-            .map(AttributeValue::Ss),
-        Some(AttributeValue::N(_)) => values
-            .into_iter()
-            .map(|v| match v {
-                AttributeValue::N(n) => Ok(n),
-                _ => Err(unsupported()),
-            })
-            .collect::<Result<BTreeSet<_>>>()
-            .map(AttributeValue::Ns),
-        Some(AttributeValue::B(_)) => values
-            .into_iter()
-            .map(|v| match v {
-                AttributeValue::B(b) => Ok(b),
-                _ => Err(unsupported()),
-            })
-            .collect::<Result<BTreeSet<_>>>()
-            .map(AttributeValue::Bs),
-        Some(_) => Err(unsupported()),
-    }?;
-    let members = match &set {
-        AttributeValue::Ss(s) => s.len(),
-        AttributeValue::Ns(n) => n.len(),
-        AttributeValue::Bs(b) => b.len(),
-        _ => shown.len(),
-    };
-    if members < shown.len() {
+            .collect();
         return Err(Error::validation(format!(
             "One or more parameter values were invalid: Input collection [{}] contains duplicates.",
             shown.join(", ")

@@ -699,7 +699,7 @@ impl Parser {
             if self.eat_symbol(".") {
                 // `m.inner` (conformance partiqlFunctions.test.ts, AWS); `m."inner"` is a name.
                 if let Some(Token::Word(w)) = self.peek()
-                    && RESERVED_WORDS.contains(&w.to_ascii_lowercase().as_str())
+                    && RESERVED_WORDS.iter().any(|r| r.eq_ignore_ascii_case(w))
                 {
                     return Err(syntax_error("Invalid path dot component"));
                 }

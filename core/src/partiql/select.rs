@@ -398,10 +398,12 @@ fn read_select(
 ) -> Result<StatementOutcome> {
     // The WHERE's own faults (an operand of the wrong type) come before a missing table
     // (nubo-db/dynamodb-conformance's validation-ordering/partiql.test.ts, AWS).
-    if let Some(filter) = &select.filter {
-        condition(filter, params)?;
-    }
-    let source = source(store, &select.table, select.index.as_deref())?;
+    let source = source(store, &select.table, select.index.as_deref()).map_err(|missing| {
+        match select.filter.as_ref().map(|f| condition(f, params)) {
+            Some(Err(fault)) => fault,
+            _ => missing,
+        }
+    })?;
     let shape = source.shape().clone();
     check_index_attributes(&source, select)?;
     let plan = plan_read(select, &shape, params)?;

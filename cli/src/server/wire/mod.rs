@@ -450,14 +450,15 @@ where
     Answer::Now(ready(outcome))
 }
 
-/// The handler of an operation that awaits nothing else: [`run_on_engine`], done when called.
+/// The handler of an operation that awaits nothing else, reading its request as most do
+/// ([`ReadAs::CURRENT`]), done when called.
 fn run<S, I, O>(call: Call<'_>, f: fn(&S, I) -> Result<O, ApiError>) -> Answer<'static>
 where
     S: Seam,
     I: DeserializeOwned,
     O: Serialize,
 {
-    Answer::Now(ready(run_on_engine(&call.node.engine, call.body, f)))
+    run_as(ReadAs::CURRENT, call, f)
 }
 
 /// Like [`run`], answering with an empty body (TagResource and UntagResource do).

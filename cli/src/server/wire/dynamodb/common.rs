@@ -12,7 +12,7 @@ use tidemark_core::model::Item;
 use tidemark_core::model::{AttributeValue, KeyShape, VALIDATION_ERROR_MARKER, reading_deep};
 use tidemark_core::ops::{IndexUnits, PageOutcome, ReturnValues, Select};
 
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, strip_position};
 use tidemark_core::Store;
 
 /// A table call's `TableName`: required, and the table's name when it came as its ARN.
@@ -723,9 +723,9 @@ where
                     else {
                         return e;
                     };
-                    let fault = fault.rsplit_once(" at line ").map_or(fault, |(f, _)| f);
                     serde::de::Error::custom(format_args!(
-                        "{VALIDATION_ERROR_MARKER}ExpressionAttributeValues contains invalid value: {fault} for key {key}"
+                        "{VALIDATION_ERROR_MARKER}ExpressionAttributeValues contains invalid value: {} for key {key}",
+                        strip_position(fault)
                     ))
                 })?;
                 values.insert(key, value);

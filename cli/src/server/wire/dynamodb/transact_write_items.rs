@@ -86,12 +86,14 @@ impl WireAction {
     /// Whether any value the action carries is nested past the document limit.
     fn nests_too_deep(&self) -> bool {
         let items = [&self.item, &self.key].into_iter().flatten();
-        let values = items.flat_map(|item| item.values()).chain(
-            self.expression_attribute_values
-                .iter()
-                .flat_map(|v| v.values()),
-        );
-        values.into_iter().any(|v| v.depth() > MAX_NESTING)
+        items
+            .flat_map(|item| item.values())
+            .chain(
+                self.expression_attribute_values
+                    .iter()
+                    .flat_map(|v| v.values()),
+            )
+            .any(|v| v.depth() > MAX_NESTING)
     }
 
     /// The action as the Java model of `kind` prints it, its members in the API's order.
