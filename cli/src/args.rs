@@ -455,6 +455,16 @@ pub struct ServeArgs {
     /// (0: no limit).
     #[arg(long, env = "TIDEMARK_ANTI_ENTROPY_RATE", default_value_t = 200_000)]
     pub anti_entropy_rate: u64,
+    /// Make this node part of the cluster region NAME: every write goes through the region's
+    /// logs on --kafka-brokers (topics `tidemark.NAME.*`), in order, and every node applies
+    /// them. The data folder must be new to the cluster or already one of its nodes'.
+    #[arg(long, env = "TIDEMARK_CLUSTER", requires = "kafka_brokers")]
+    pub cluster: Option<String>,
+    /// Partitions of the log of a table created on a cluster region (fixed for the table's
+    /// life).
+    #[arg(long, env = "TIDEMARK_CLUSTER_PARTITIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cluster_partitions: u32,
 }
 
 /// How replicated changes travel.
@@ -581,6 +591,14 @@ impl ServeArgs {
         };
         config.export_root = self.export_root.clone();
         config.topic_template = self.topic_template.clone();
+        config.cluster = self
+            .cluster
+            .clone()
+            .map(|name| crate::cluster::ClusterConfig {
+                name,
+                kafka: self.kafka_settings(),
+                partitions: self.cluster_partitions,
+            });
         config
     }
 

@@ -16,6 +16,7 @@
 
 pub mod args;
 mod client;
+pub mod cluster;
 pub mod command;
 mod operator;
 mod output;
@@ -74,6 +75,8 @@ pub struct NodeConfig {
     pub credentials: Option<server::auth::Credentials>,
     /// The certificate and key to serve HTTPS with (`None`: plain HTTP).
     pub tls: Option<server::tls::TlsFiles>,
+    /// The cluster region the node is part of (`None`: a region of its own).
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl NodeConfig {
@@ -94,6 +97,7 @@ impl NodeConfig {
             export_root: None,
             credentials: None,
             tls: None,
+            cluster: None,
         }
     }
 }
@@ -144,6 +148,28 @@ pub struct Node {
     supervisor: JoinHandle<()>,
     sweep_trigger: SweepTrigger,
     publishers: Arc<Publishers>,
+}
+
+/// Makes `store` write only through the cluster region's logs, and the writer to them.
+fn start_cluster(
+    store: &Store,
+    settings: &cluster::ClusterConfig,
+) -> Result<cluster::Cluster, NodeError> {
+    let single: Vec<String> = (store.table_definitions().into_iter())
+        .filter(|definition| definition.write_log.is_none())
+        .map(|definition| definition.table_name)
+        .collect();
+    if !single.is_empty() {
+        return Err(NodeError::Config(format!(
+            "--cluster {}: this data folder holds tables of a single node ({}); a cluster \
+             region's node starts from a new folder or one of the region's",
+            settings.name,
+            single.join(", ")
+        )));
+    }
+    store.require_logged_writes();
+    cluster::Cluster::new(settings.clone())
+        .map_err(|e| NodeError::Config(format!("--cluster {}: {e}", settings.name)))
 }
 
 /// How a supervised task of the node ended: `Err` only for what the node cannot go on after.
@@ -202,6 +228,10 @@ impl Node {
         tokio::task::spawn_blocking(move || resuming.resume())
             .await?
             .map_err(|e| NodeError::Config(format!("resuming exports and imports: {e}")))?;
+        let cluster = match &config.cluster {
+            Some(settings) => Some(Arc::new(start_cluster(&store, settings)?)),
+            None => None,
+        };
         let state = AppState::new(NodeState {
             engine: engine.clone(),
             publishers: publishers.clone(),
@@ -210,6 +240,7 @@ impl Node {
             transfers,
             credentials: config.credentials.clone().map(Arc::new),
             activity: Arc::default(),
+            cluster: cluster.clone(),
         });
         let sampled = state.clone();
         match &config.credentials {
@@ -227,6 +258,22 @@ impl Node {
         let sweep_trigger = SweepTrigger::default();
 
         let mut tasks = Tasks::default();
+        if let Some(cluster) = cluster.clone() {
+            let (caught_up, catching_up) = tokio::sync::oneshot::channel();
+            let applier =
+                cluster::start_applier(state.clone(), cluster, shutdown.clone(), caught_up);
+            tasks.spawn("cluster applier", applier);
+            // A node serves once it has applied what the region wrote while it was away.
+            tokio::select! {
+                caught_up = catching_up => caught_up.map_err(|_| NodeError::Failed(
+                    "the cluster applier stopped before the node caught up with the region's \
+                     logs".into(),
+                ))?,
+                reason = store.halt().halted() => {
+                    return Err(NodeError::Failed(reason.to_string()));
+                }
+            }
+        }
         let token = shutdown.clone();
         tasks.spawn("HTTP server", async move {
             server::serve(listener, state, tls, async move { token.cancelled().await })
@@ -251,7 +298,13 @@ impl Node {
         );
         let (worker, trigger, token) = (store.clone(), sweep_trigger.clone(), shutdown.clone());
         let expiry = engine.ttl.clone();
+        // TTL expiry on a cluster region goes through its log: not yet (issue 30, part c).
+        let sweeps = config.cluster.is_none();
         tasks.spawn("TTL sweeper", async move {
+            if !sweeps {
+                token.cancelled().await;
+                return Ok(());
+            }
             ttl::run_sweeper(worker, expiry, config.ttl_period, trigger, token)
                 .await
                 .map_err(|e| e.to_string())

@@ -59,6 +59,7 @@ mod storage_tests;
 use tidemark_model::error;
 pub use tidemark_model::{changes, clock, model, stamp, stream_log};
 use tidemark_storage as storage;
+pub use tidemark_storage::keys::log_partition;
 
 pub use engine::Engine;
 pub use fence::WriteFence;

@@ -83,6 +83,8 @@ pub struct Store {
     pub(crate) halt: Halt,
     /// Raised while this node's own writes are paused (see [`WriteFence`]).
     pub(crate) fence: WriteFence,
+    /// Set on a cluster region's node: client writes go only through the region's log.
+    pub(crate) logged_only: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -118,6 +120,7 @@ impl Store {
             clock,
             halt,
             fence: WriteFence::default(),
+            logged_only: Default::default(),
         })
     }
 
@@ -219,6 +222,51 @@ impl Store {
     /// Storage failures.
     pub fn persist(&self) -> Result<()> {
         self.storage.persist()
+    }
+
+    /// The next offset this node applies from `partition` of the cluster log `log`: every
+    /// record before it is applied (a logged write's batch moves it with its items).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn next_log_offset(&self, log: &str, partition: u32) -> Result<u64> {
+        self.storage.next_log_offset(log, partition)
+    }
+
+    /// Records, durably, that every record of `partition` of `log` before `next` is applied,
+    /// for logs whose records do not write items (table definitions).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn save_log_offset(&self, log: &str, partition: u32, next: u64) -> Result<()> {
+        self.storage.save_log_offset(log, partition, next)
+    }
+
+    /// The partition, among `partitions`, of table `table_name`'s log that orders the writes of
+    /// the item with key (or whole item) `key`.
+    ///
+    /// # Errors
+    /// ResourceNotFound for a missing table; Validation when `key` lacks the partition key.
+    pub fn log_partition(
+        &self,
+        table_name: &str,
+        key: &crate::model::Item,
+        partitions: u32,
+    ) -> Result<u32> {
+        let table = self.item_table(table_name)?;
+        let value = key.get(&table.shape.hash.name).ok_or_else(|| {
+            crate::Error::Validation("The provided key element does not match the schema".into())
+        })?;
+        Ok(crate::storage::keys::log_partition(value, partitions))
+    }
+
+    /// A stamp of this node for a write it takes now, for the log record that carries it to
+    /// every copy.
+    ///
+    /// # Errors
+    /// The clock has no reading left.
+    pub fn mint_stamp(&self) -> Result<crate::stamp::Stamp> {
+        self.storage.pipeline.mint_stamp()
     }
 
     /// Bytes the database occupies on disk.

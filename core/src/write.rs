@@ -25,8 +25,9 @@
 use std::cell::Cell as ThreadCell;
 use std::sync::Arc;
 
-use crate::changes::{Cause, ChangeSeq};
+use crate::changes::{Cause, CauseKind, ChangeSeq, LoggedWrite};
 use crate::model::Item;
+use crate::stamp::{HlcTimestamp, Stamp};
 use crate::storage::catalog::TableEntry;
 use crate::storage::commit::Mutation;
 use crate::storage::index::check_index_keys;
@@ -91,7 +92,20 @@ pub(crate) fn settle(cell: &Cell, decision: Decision, cause: &Cause) -> Option<O
     };
     match cause {
         Cause::Replica(incoming) => incoming.wins_over(cell.stamp.as_ref()).then_some(new),
-        Cause::Request | Cause::Expiry | Cause::Restore => (cell.item != new).then_some(new),
+        Cause::Request | Cause::Expiry | Cause::Restore | Cause::Logged(_) => {
+            (cell.item != new).then_some(new)
+        }
+    }
+}
+
+/// Moves a logged write's stamp past the stamp of the cell it replaces, so stamps grow with
+/// the log's order on every copy alike (the node that took a later request may have a clock
+/// behind the one that took the earlier).
+fn move_past(stamp: &mut Stamp, cell: Option<&Stamp>) {
+    if let Some(cell) = cell
+        && !stamp.wins_over(Some(cell))
+    {
+        stamp.hlc = HlcTimestamp(cell.hlc.0 + 1);
     }
 }
 
@@ -120,8 +134,12 @@ impl Store {
         targets: Vec<Target>,
         decide: impl FnOnce(&[Target], &[Cell]) -> Result<(Vec<Decision>, T)>,
     ) -> Result<Written<T>> {
+        if record_checked(&targets) {
+            return Err(Error::Internal(WRITE_CHECKED.into()));
+        }
+        let targets = self.logged_causes(targets)?;
         // Writes stamped with this node's clock wait while the clock is not trusted; a
-        // replicated write brings its origin's stamp, and a restore's table is its own.
+        // replicated or logged write brings its stamp, and a restore's table is its own.
         if targets
             .iter()
             .any(|t| matches!(t.cause, Cause::Request | Cause::Expiry))
@@ -144,10 +162,13 @@ impl Store {
             )));
         }
         let mut mutations = Vec::new();
-        for ((target, cell), decision) in targets.into_iter().zip(cells).zip(decisions) {
+        for ((mut target, cell), decision) in targets.into_iter().zip(cells).zip(decisions) {
             let Some(new) = settle(&cell, decision, &target.cause) else {
                 continue;
             };
+            if let Cause::Logged(logged) = &mut target.cause {
+                move_past(&mut logged.stamp, cell.stamp.as_ref());
+            }
             // A replicated write is applied whatever its index keys hold: its region accepted
             // it (an index may exist here before it exists there), and an item whose index key
             // has another type is simply not in that index, as a backfill leaves it.
@@ -210,6 +231,146 @@ impl Store {
             let (decision, value) = decide(cells.first().unwrap_or(&empty))?;
             Ok((vec![decision], value))
         })
+    }
+}
+
+/// The error a write returns inside [`Store::checking_writes`], having written nothing.
+pub const WRITE_CHECKED: &str = "the write was checked and not made";
+
+/// A write an operation reached inside [`Store::checking_writes`]: which item of which table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedWrite {
+    /// The table's name.
+    pub table: String,
+    /// The log its writes go through on a cluster region.
+    pub write_log: Option<String>,
+    /// The item's partition key value (`None` for a write by storage key).
+    pub partition_key: Option<crate::model::AttributeValue>,
+}
+
+thread_local! {
+    /// On this thread inside [`Store::checking_writes`]: the writes reached so far.
+    static CHECKING: std::cell::RefCell<Option<Vec<CheckedWrite>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Inside [`Store::checking_writes`], records what `targets` would write and returns true.
+fn record_checked(targets: &[Target]) -> bool {
+    CHECKING.with(|checking| {
+        let mut checking = checking.borrow_mut();
+        let Some(reached) = checking.as_mut() else {
+            return false;
+        };
+        reached.extend(targets.iter().map(|target| {
+            CheckedWrite {
+                table: target.table.name.clone(),
+                write_log: target.table.definition.read().write_log.clone(),
+                partition_key: (target.keys.as_ref())
+                    .and_then(|keys| keys.get(&target.table.shape.hash.name).cloned()),
+            }
+        }));
+        true
+    })
+}
+
+impl Store {
+    /// Runs `operation` on this thread up to its writes: every check it makes before writing
+    /// runs, and each write it reaches is recorded and fails with [`WRITE_CHECKED`] before it
+    /// locks or reads anything. Returns what the operation answered and the writes it reached
+    /// (none: its answer stands, a refusal or a request that writes nothing).
+    pub fn checking_writes<T>(&self, operation: impl FnOnce() -> T) -> (T, Vec<CheckedWrite>) {
+        struct Restore(Option<Vec<CheckedWrite>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let outer = self.0.take();
+                CHECKING.with(|checking| *checking.borrow_mut() = outer);
+            }
+        }
+        let restore = Restore(CHECKING.with(|checking| checking.borrow_mut().replace(Vec::new())));
+        let value = operation();
+        let reached = CHECKING.with(|checking| checking.borrow_mut().take().unwrap_or_default());
+        drop(restore);
+        (value, reached)
+    }
+}
+
+thread_local! {
+    /// On this thread inside [`Store::applying_logged`]: the log record being applied.
+    static APPLYING: std::cell::RefCell<Option<LoggedWrite>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Store {
+    /// Runs `operation` on this thread as the application of the log record `record`: its
+    /// client writes and expiries become logged writes with the record's stamp and position
+    /// (their kind kept), and table definitions it makes take their time from the record's
+    /// stamp, so every copy that applies the record makes the same change.
+    pub fn applying_logged<T>(&self, record: LoggedWrite, operation: impl FnOnce() -> T) -> T {
+        struct Restore(Option<LoggedWrite>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let outer = self.0.take();
+                APPLYING.with(|applying| *applying.borrow_mut() = outer);
+            }
+        }
+        let _restore = Restore(APPLYING.with(|applying| applying.borrow_mut().replace(record)));
+        operation()
+    }
+
+    /// The time of a change this node makes now: the log record's stamp while one is being
+    /// applied (so every copy records the same), else the clock's reading.
+    pub fn now_millis(&self) -> u64 {
+        APPLYING
+            .with(|applying| {
+                (applying.borrow().as_ref()).map(|record| record.stamp.hlc.physical_millis())
+            })
+            .unwrap_or_else(|| self.clock.now_millis())
+    }
+
+    /// The record being applied on this thread ([`Store::applying_logged`]), if any.
+    pub(crate) fn applying_record(&self) -> Option<LoggedWrite> {
+        APPLYING.with(|applying| applying.borrow().clone())
+    }
+
+    /// Makes every client write and expiry go through a region's log from now on: outside
+    /// [`Store::applying_logged`] they are refused, so nothing writes around the log.
+    pub fn require_logged_writes(&self) {
+        self.logged_only
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// True once [`Store::require_logged_writes`] was called.
+    pub fn writes_through_log(&self) -> bool {
+        self.logged_only.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The targets with the causes this thread writes them with: inside
+    /// [`Store::applying_logged`], client writes and expiries become logged writes.
+    fn logged_causes(&self, mut targets: Vec<Target>) -> Result<Vec<Target>> {
+        let local = |cause: &Cause| matches!(cause, Cause::Request | Cause::Expiry);
+        if !targets.iter().any(|t| local(&t.cause)) {
+            return Ok(targets);
+        }
+        let Some(record) = self.applying_record() else {
+            if self.writes_through_log() {
+                return Err(Error::Validation(
+                    "This operation's writes are not supported on a cluster region yet: a \
+                     cluster region writes only through its log"
+                        .into(),
+                ));
+            }
+            return Ok(targets);
+        };
+        for target in &mut targets {
+            let kind = match target.cause {
+                Cause::Request => CauseKind::Request,
+                Cause::Expiry => CauseKind::Expiry,
+                _ => continue,
+            };
+            target.cause = Cause::Logged(Box::new(LoggedWrite {
+                kind,
+                ..record.clone()
+            }));
+        }
+        Ok(targets)
     }
 }
 

@@ -1282,3 +1282,108 @@ fn a_table_is_empty_before_a_change_when_it_held_no_item_then() {
             .unwrap()
     );
 }
+
+fn logged(hlc: u64, offset: u64) -> tidemark_core::changes::LoggedWrite {
+    tidemark_core::changes::LoggedWrite {
+        stamp: Stamp {
+            hlc: HlcTimestamp(hlc << 16),
+            region: "r".into(),
+        },
+        kind: CauseKind::Request,
+        position: tidemark_core::changes::LogPosition {
+            log: "log".into(),
+            partition: 3,
+            offset,
+        },
+    }
+}
+
+fn read_all(store: &Engine, table_id: TableId) -> Vec<tidemark_core::changes::ChangeRecord> {
+    store
+        .store
+        .read_log(
+            &mut LogCursor::table(table_id, ChangeSeq::FIRST),
+            LogLimits::records(usize::MAX),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_logged_write_commits_its_log_position_and_a_stamp_that_grows_with_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let table_id;
+    {
+        let engine = open(dir.path(), Durability::Sync);
+        create(&engine, "tab");
+        table_id = engine.store.table_definition("tab").unwrap().table_id;
+        let store = &engine.store;
+        assert_eq!(store.next_log_offset("log", 3).unwrap(), 0);
+        store.applying_logged(logged(2_000_000_000_000, 0), || {
+            put(&engine, "tab", item("a", "1"))
+        });
+        assert_eq!(store.next_log_offset("log", 3).unwrap(), 1);
+        assert_eq!(
+            store.next_log_offset("log", 2).unwrap(),
+            0,
+            "one partition moved"
+        );
+        // A later record from a node whose clock is behind: its stamp moves past the item's.
+        store.applying_logged(logged(1_000_000_000_000, 1), || {
+            put(&engine, "tab", item("a", "2"))
+        });
+        // A record that changes nothing moves nothing (applying it again changes nothing).
+        store.applying_logged(logged(3_000_000_000_000, 2), || {
+            put(&engine, "tab", item("a", "2"))
+        });
+        assert_eq!(store.next_log_offset("log", 3).unwrap(), 2);
+        let records = read_all(&engine, table_id);
+        assert_eq!(records.len(), 2);
+        assert!(records.iter().all(|r| r.cause == CauseKind::Request));
+        assert_eq!(records[0].stamp.hlc, HlcTimestamp(2_000_000_000_000 << 16));
+        assert_eq!(
+            records[1].stamp.hlc,
+            HlcTimestamp((2_000_000_000_000 << 16) + 1),
+            "stamps follow the log's order, not the clocks of the nodes that took the writes"
+        );
+        assert!(
+            records[1].commit_clock >= records[1].stamp.hlc,
+            "the node's clock observed the carried stamp"
+        );
+    }
+    let engine = open(dir.path(), Durability::Sync);
+    assert_eq!(engine.store.next_log_offset("log", 3).unwrap(), 2);
+    engine.store.save_log_offset("tables", 0, 7).unwrap();
+    assert_eq!(engine.store.next_log_offset("tables", 0).unwrap(), 7);
+    assert_eq!(read_all(&engine, table_id).len(), 2);
+}
+
+#[test]
+fn a_store_that_writes_through_its_log_refuses_writes_around_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), Durability::Buffer);
+    create(&engine, "tab");
+    engine.store.require_logged_writes();
+    let refused = engine.store.put_item(PutItemRequest {
+        table_name: "tab".into(),
+        item: item("a", "1"),
+        ..Default::default()
+    });
+    assert!(
+        matches!(&refused, Err(tidemark_core::Error::Validation(m)) if m.contains("cluster region")),
+        "{refused:?}"
+    );
+    assert_eq!(get(&engine, "tab", "a"), None);
+    engine
+        .store
+        .applying_logged(logged(2_000_000_000_000, 0), || {
+            put(&engine, "tab", item("a", "1"))
+        });
+    assert_eq!(get(&engine, "tab", "a"), Some(item("a", "1")));
+    assert_eq!(
+        engine
+            .store
+            .applying_logged(logged(2_000_000_000_000, 1), || engine.store.now_millis()),
+        2_000_000_000_000,
+        "what a record's application stamps takes the record's time"
+    );
+}

@@ -116,6 +116,7 @@ impl KafkaLink {
                     partitions: PARTITIONS,
                     replication_factor: self.cluster.topics.replication_factor,
                     retention: Some(self.retention),
+                    keep_forever: false,
                 })
                 .collect()
         };

@@ -323,6 +323,7 @@ pub fn subject(dir: &Path) -> Subject {
         engine,
         credentials: None,
         activity: Arc::default(),
+        cluster: None,
     });
     static SUBJECTS: AtomicU64 = AtomicU64::new(0);
     let threads = format!("fuzz-request-{}", SUBJECTS.fetch_add(1, Ordering::Relaxed));

@@ -79,9 +79,12 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
     };
     let started = std::time::Instant::now();
     let outcome = async {
-        match operation {
-            Some(operation) => execute(operation, call).await,
-            None => Err(ApiError::unknown_operation()),
+        match (operation, &state.cluster) {
+            (Some(operation), None) => execute(operation, call).await,
+            (Some(operation), Some(cluster)) => {
+                crate::cluster::route::execute(cluster, operation, call).await
+            }
+            (None, _) => Err(ApiError::unknown_operation()),
         }
     }
     .instrument(span)
@@ -109,7 +112,7 @@ pub async fn dispatch(State(state): State<AppState>, headers: HeaderMap, body: B
 }
 
 /// Runs `operation`'s handler on `call` where its [`Execution`] says.
-async fn execute(operation: &Operation, call: Call<'_>) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn execute(operation: &Operation, call: Call<'_>) -> Result<Vec<u8>, ApiError> {
     let (handler, store) = (operation.handler, &call.node.engine.store);
     match operation.execution {
         // Point reads, and operations that await other services, on this worker.
@@ -164,7 +167,7 @@ async fn off_worker(handler: Handler, call: Call<'_>) -> Result<Vec<u8>, ApiErro
 
 /// Item bytes a budgeted read may read on the async worker before it moves to the blocking
 /// pool: a few dozen items of 1 KB, well under a millisecond of work.
-const INLINE_READ_BYTES: usize = 64 * 1024;
+pub(crate) const INLINE_READ_BYTES: usize = 64 * 1024;
 
 /// Runs the operation named by the `X-Amz-Target` value `target` on `node` with `body`, as
 /// `POST /` does (the same table, handler and thread), without HTTP, metrics or spans: `None`

@@ -323,6 +323,10 @@ impl From<Error> for ApiError {
             // Retryable (SDKs retry a 500), and not a fault of the node to log per request:
             // the fence logs once when it is raised.
             paused @ Error::WritesPaused(_) => ApiError::internal(paused.to_string()),
+            // A cluster region's check of a request up to its writes: not a failure.
+            Error::Internal(checked) if checked == tidemark_core::write::WRITE_CHECKED => {
+                ApiError::internal(checked)
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 let mut e = ApiError::internal(other.to_string());

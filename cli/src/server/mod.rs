@@ -18,7 +18,7 @@ pub mod error;
 pub mod peer;
 pub mod tls;
 pub mod ui;
-mod wire;
+pub(crate) mod wire;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -78,6 +78,8 @@ pub struct NodeState {
     pub credentials: Option<Arc<auth::Credentials>>,
     /// Requests and write latencies, sampled each second for the status page.
     pub activity: Arc<ui::Activity>,
+    /// On a cluster region: the writer to the region's logs (`None`: a single node).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The router: `POST /` for operations, `GET /` for health, `POST /admin/...` for operators.

@@ -37,6 +37,17 @@ impl Store {
         Ok(self.table(table_name)?.definition.read().clone())
     }
 
+    /// The definitions of every table, in name order (tables a restore is building included).
+    pub fn table_definitions(&self) -> Vec<TableDefinition> {
+        let tables = self.storage.catalog.tables.read();
+        let mut definitions: Vec<TableDefinition> = tables
+            .values()
+            .map(|t| t.definition.read().clone())
+            .collect();
+        definitions.sort_by(|a, b| a.table_name.cmp(&b.table_name));
+        definitions
+    }
+
     /// The live table `name`, ready for use (a table a restore is still building is not).
     pub(crate) fn table(&self, name: &str) -> Result<Arc<TableEntry>> {
         let entry = self.table_even_building(name)?;

@@ -134,7 +134,19 @@ pub(crate) fn create_table_as(
     let table_id = store.storage.next_table_id()?;
     let index_ids = index_ids(&request, table_id);
     let next_id = index_ids.values().copied().max().unwrap_or(table_id).next();
-    let now = store.clock.now_millis();
+    let now = store.now_millis();
+    // A table created by a log record is the same table on every node that applies it: its
+    // log and its TableId follow from the record's position.
+    let write_log = store
+        .applying_record()
+        .map(|record| format!("{}.{}", record.position.log, record.position.offset));
+    let table_uuid = match &write_log {
+        Some(log) => uuid::Builder::from_random_bytes(
+            xxhash_rust::xxh3::xxh3_128(log.as_bytes()).to_be_bytes(),
+        )
+        .into_uuid(),
+        None => uuid::Uuid::new_v4(),
+    };
     let latest_stream_label = stream_specification.as_ref().map(|_| stream_label(now));
     let definition = TableDefinition {
         table_name: request.table_name.clone(),
@@ -152,7 +164,7 @@ pub(crate) fn create_table_as(
         ttl_backfilling: false,
         extensions: Default::default(),
         creation_millis: now,
-        table_uuid: uuid::Uuid::new_v4().to_string(),
+        table_uuid: table_uuid.to_string(),
         index_ids,
         backfilling: Default::default(),
         table_arn: store.table_arn(&request.table_name),
@@ -163,6 +175,7 @@ pub(crate) fn create_table_as(
         warm_throughput: None,
         deletion_protection: request.deletion_protection_enabled,
         table_class: request.table_class,
+        write_log,
     };
     let entry = install_table(store, definition, shape, next_id, now)?;
     let status = match entry.building.load(std::sync::atomic::Ordering::Acquire) {

@@ -175,7 +175,7 @@ impl Tables {
             definition.deletion_protection = protect;
         }
         if definition.billing_mode == "PAY_PER_REQUEST" && !on_demand_before {
-            definition.pay_per_request_since = Some(self.store.clock.now_millis());
+            definition.pay_per_request_since = Some(self.store.now_millis());
         }
         definition.warm_throughput = Some(warm_before);
         definition.warm_throughput = Some(definition.warm());
@@ -196,7 +196,7 @@ impl Tables {
         entry: &TableEntry,
         mut definition: TableDefinition,
     ) -> Result<()> {
-        let now = self.store.clock.now_millis();
+        let now = self.store.now_millis();
         self.store.storage.with_sequence_boundary(|boundary| {
             let mut streams = self.store.end_streams(entry.id, boundary, now);
             if let Some(spec) = definition

@@ -152,7 +152,7 @@ impl CommitPipeline {
     ///
     /// # Errors
     /// The clock has no reading left ([`tidemark_model::stamp::ClockError`]).
-    pub(crate) fn mint_stamp(&self) -> Result<Stamp> {
+    pub fn mint_stamp(&self) -> Result<Stamp> {
         let now = self.clock.now_millis();
         let hlc = self.sequencer.lock().hlc.tick(now)?;
         Ok(Stamp {
@@ -262,10 +262,7 @@ impl Encoded {
     /// Encodes everything of `m` that does not depend on its place in the log; `placeholder`
     /// stands for the stamp of a local write until the sequencer mints it.
     fn new(m: &Mutation, placeholder: &Stamp) -> Encoded {
-        let stamp = match &m.cause {
-            Cause::Replica(stamp) => stamp,
-            _ => placeholder,
-        };
+        let stamp = m.cause.carried_stamp().unwrap_or(placeholder);
         let cell = codec::encode_cell(m.new.as_ref(), stamp);
         let record = codec::encode_record(&RecordParts {
             kind: ChangeKind::between(m.old.as_ref(), m.new.as_ref()),
@@ -439,12 +436,11 @@ impl Sequencer {
         // clock, and every later one, is past it; recovery restarts the clock after the last
         // record's commit clock, which is therefore past every stamp this node ever issued or
         // applied. A stamp with no reading after it is neither observed nor applied.
-        let seen = match &m.cause {
-            Cause::Replica(stamp) => Some(stamp.hlc),
-            _ => None,
-        };
-        let clock = self.hlc.tick_observing(seen, now)?;
-        if !matches!(m.cause, Cause::Replica(_)) {
+        let carried = m.cause.carried_stamp();
+        let clock = self
+            .hlc
+            .tick_observing(carried.map(|stamp| stamp.hlc), now)?;
+        if carried.is_none() {
             codec::patch_u64(&mut e.cell, STAMP_OFFSET, clock.0);
             codec::patch_u64(&mut e.record, STAMP_OFFSET, clock.0);
         }
@@ -458,6 +454,9 @@ impl Sequencer {
             table_change_key(m.table.id, seq),
             encode_entry(e.partition, m.cause.kind(), *ordinal),
         );
+        if let Cause::Logged(logged) = &m.cause {
+            super::positions::stage(batch, &ks.positions, &logged.position);
+        }
         for (key, present) in &e.ttl_ops {
             if *present {
                 batch.insert(&ks.ttl, key.as_slice(), []);

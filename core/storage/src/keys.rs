@@ -173,6 +173,14 @@ pub(crate) fn partition_byte(partition_value: &AttributeValue) -> u8 {
     (xxhash_rust::xxh3::xxh3_64(&encoded) >> 56) as u8
 }
 
+/// The partition of a cluster region's table log that holds the items of partition key
+/// `partition_value`, among `partitions`: the same on every node and every version.
+pub fn log_partition(partition_value: &AttributeValue, partitions: u32) -> u32 {
+    let mut encoded = Vec::with_capacity(32);
+    encode_key_value(partition_value, &mut encoded);
+    (xxhash_rust::xxh3::xxh3_64(&encoded) % u64::from(partitions.max(1))) as u32
+}
+
 /// The storage key of an item: table id, then partition key, then sort key.
 pub fn item_key(table_id: TableId, shape: &KeyShape, key: &Item) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);

@@ -37,6 +37,7 @@ mod journal;
 mod key_locks;
 pub mod keys;
 pub mod log;
+pub mod positions;
 pub mod ttl_index;
 
 use std::collections::HashMap;
@@ -107,6 +108,8 @@ pub(crate) struct Keyspaces {
     indexes: Keyspace,
     ttl: Keyspace,
     collections: Keyspace,
+    /// Per log partition of a cluster region, the next offset to apply.
+    positions: Keyspace,
 }
 
 /// The node's storage: database, keyspaces, catalog, key locks and the commit path.
@@ -188,6 +191,7 @@ impl Storage {
             indexes: db.keyspace("indexes", options(16 * MIB)).or_failure()?,
             ttl: db.keyspace("ttl", options(4 * MIB)).or_failure()?,
             collections: db.keyspace("collections", options(4 * MIB)).or_failure()?,
+            positions: db.keyspace("positions", options(4 * MIB)).or_failure()?,
         };
 
         let catalog = Catalog::default();

@@ -25,6 +25,9 @@ pub struct TopicSpec {
     pub replication_factor: i16,
     /// How long the topic keeps a message (`retention.ms`); `None`: the broker's default.
     pub retention: Option<std::time::Duration>,
+    /// Keep every message for good (`retention.ms=-1` and `retention.bytes=-1`): a log that new
+    /// copies are built from. Overrides `retention`.
+    pub keep_forever: bool,
 }
 
 impl TopicSpec {
@@ -37,7 +40,10 @@ impl TopicSpec {
             factor if factor > 1 => vec![("min.insync.replicas", (factor - 1).to_string())],
             _ => Vec::new(),
         };
-        if let Some(retention) = self.retention {
+        if self.keep_forever {
+            config.push(("retention.ms", "-1".to_string()));
+            config.push(("retention.bytes", "-1".to_string()));
+        } else if let Some(retention) = self.retention {
             config.push(("retention.ms", retention.as_millis().to_string()));
         }
         config
@@ -201,6 +207,7 @@ mod tests {
             partitions: 3,
             replication_factor,
             retention: None,
+            keep_forever: false,
         }
     }
 

@@ -325,6 +325,7 @@ impl Sink for KafkaSink {
             replication_factor: settings.replication_factor,
             // A published table's topic keeps the broker's default retention.
             retention: None,
+            keep_forever: false,
         };
         self.kafka.ensure_topics(&[topic]).await?;
         let (kafka, topic) = (self.kafka.clone(), settings.topic.clone());

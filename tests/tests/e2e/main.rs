@@ -34,6 +34,7 @@ mod peer_links;
 mod protocol;
 mod publish;
 mod query_scan;
+mod region_cluster;
 mod streams;
 mod table_arns;
 mod tables;

@@ -113,6 +113,32 @@ pub enum Cause {
     Replica(Stamp),
     /// A restore job writing a table's past state; never shipped to other regions.
     Restore,
+    /// A write taken from the region's log of a cluster region and applied in log order: its
+    /// stamp is the log record's (moved past the item's by the write path), and the log
+    /// position is committed with it.
+    Logged(Box<LoggedWrite>),
+}
+
+/// Where a write stands in a region's log: a partition of a Kafka topic, and an offset in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogPosition {
+    /// The log (a Kafka topic).
+    pub log: String,
+    /// Its partition.
+    pub partition: u32,
+    /// The record's offset in the partition.
+    pub offset: u64,
+}
+
+/// A write read from a cluster region's log, as every copy of its partition applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LoggedWrite {
+    /// The stamp the node that took the request gave it.
+    pub stamp: Stamp,
+    /// What made it: a client request, or TTL expiry decided by one copy.
+    pub kind: CauseKind,
+    /// The record it was read from.
+    pub position: LogPosition,
 }
 
 impl Cause {
@@ -123,6 +149,17 @@ impl Cause {
             Cause::Expiry => CauseKind::Expiry,
             Cause::Replica(_) => CauseKind::Replica,
             Cause::Restore => CauseKind::Restore,
+            Cause::Logged(logged) => logged.kind,
+        }
+    }
+
+    /// The stamp a write brings with it (replicated and logged writes); `None` for the writes
+    /// this node stamps as it commits them.
+    pub fn carried_stamp(&self) -> Option<&Stamp> {
+        match self {
+            Cause::Replica(stamp) => Some(stamp),
+            Cause::Logged(logged) => Some(&logged.stamp),
+            Cause::Request | Cause::Expiry | Cause::Restore => None,
         }
     }
 }

@@ -560,6 +560,10 @@ pub struct TableDefinition {
     /// `STANDARD` or `STANDARD_INFREQUENT_ACCESS`, once one was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_class: Option<String>,
+    /// On a cluster region, the log the table's writes go through: named after the position
+    /// of the log record that created it, so every node names the same log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_log: Option<String>,
 }
 
 /// The read and write rates DynamoDB reports an on-demand table (and index) warm for.

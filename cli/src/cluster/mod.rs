@@ -1,0 +1,204 @@
+//! A cluster region: every write goes through a Kafka log, in order, and is applied from it.
+//!
+//! Each table has a log (a Kafka topic of a fixed number of partitions, chosen when the table
+//! is created); an item's writes go to the partition of its partition key
+//! ([`tidemark_core::log_partition`]). Table definitions (CreateTable, UpdateTable, DeleteTable,
+//! UpdateTimeToLive, tags) go through one more log of one partition, `tidemark.<cluster>.tables`,
+//! and a table's log is named after the position of the record that created it, so every node
+//! names it alike.
+//!
+//! A write request is checked where it arrives, up to its writes
+//! ([`tidemark_core::Store::checking_writes`]): a refusal is answered at once; a write is
+//! appended to its partition ([`Cluster::append`], `route.rs`) and answered with the outcome of
+//! its application by this node's applier (`applier.rs`), which reads every log in order and
+//! runs each record's operation with the record's stamp and position
+//! ([`tidemark_core::Store::applying_logged`]). Every copy applies the same records in the same
+//! order to the same state, so every copy decides every condition alike, and a node that lost
+//! its writes (or its whole folder) gets them back from the log. The store refuses any client
+//! write that does not come from the log ([`tidemark_core::Store::require_logged_writes`]).
+//!
+//! Correctness rests on the order of the Kafka log alone: no leader, no lease, no fencing.
+
+mod applier;
+pub(crate) mod record;
+pub(crate) mod route;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tidemark_core::Store;
+use tidemark_kafka::KafkaSettings;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::server::error::ApiError;
+use record::RecordHeader;
+
+pub(crate) use applier::start_applier;
+
+/// What a request answers: its output's bytes, or its error.
+pub(crate) type Outcome = Result<Vec<u8>, ApiError>;
+
+/// How a node joins a cluster region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The cluster's name: its logs are the topics `tidemark.<name>.*`.
+    pub name: String,
+    /// The Kafka cluster the logs live on.
+    pub kafka: KafkaSettings,
+    /// Partitions of the log of a table created through this node.
+    pub partitions: u32,
+}
+
+impl ClusterConfig {
+    /// The log of table definitions.
+    pub(crate) fn tables_log(&self) -> String {
+        format!("tidemark.{}.tables", self.name)
+    }
+}
+
+/// Longest wait for this node to apply a record it appended before the request fails (with an
+/// error the SDKs retry).
+const APPLY_WAIT: Duration = Duration::from_secs(30);
+
+/// A cluster region's writer: appends requests to the logs and hands each its outcome once
+/// this node's applier has applied it.
+pub struct Cluster {
+    config: ClusterConfig,
+    producer: FutureProducer,
+    /// Requests this node appended, by id, awaiting their application.
+    waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    /// Partitions of each table log, once looked up.
+    partitions: Mutex<HashMap<String, u32>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("config", &self.config)
+            .field("waiting", &self.waiters.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a request's waiter however the request ends (answered, failed or abandoned).
+struct Waiting<'a> {
+    cluster: &'a Cluster,
+    id: String,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.cluster.waiters.lock().remove(&self.id);
+    }
+}
+
+impl Cluster {
+    /// A writer for `config`'s cluster.
+    ///
+    /// # Errors
+    /// The producer cannot be made from the Kafka settings.
+    pub fn new(config: ClusterConfig) -> Result<Cluster, tidemark_kafka::Error> {
+        // Measured against tansu (docs/benchmarks.md): no lingering and no Nagle, since a
+        // request waits for its own record; quick reconnects after a broker restart.
+        let producer: FutureProducer = config.kafka.producer(&[
+            ("linger.ms", "0"),
+            ("socket.nagle.disable", "true"),
+            ("reconnect.backoff.max.ms", "200"),
+            ("message.timeout.ms", "20000"),
+        ])?;
+        Ok(Cluster {
+            config,
+            producer,
+            waiters: Mutex::default(),
+            partitions: Mutex::default(),
+        })
+    }
+
+    /// The cluster's settings.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Appends the request `op` with `body` to `partition` of `log`, and answers with the
+    /// outcome of its application on this node.
+    pub(crate) async fn append(
+        &self,
+        store: &Store,
+        (log, partition): (&str, u32),
+        op: &str,
+        body: &[u8],
+        partitions: Option<u32>,
+    ) -> Outcome {
+        let stamp = store.mint_stamp().map_err(ApiError::from)?;
+        let header = RecordHeader {
+            id: Uuid::new_v4().simple().to_string(),
+            op: op.to_string(),
+            hlc: stamp.hlc.0,
+            region: stamp.region,
+            partitions,
+        };
+        let (tell, outcome) = oneshot::channel();
+        self.waiters.lock().insert(header.id.clone(), tell);
+        let _waiting = Waiting {
+            cluster: self,
+            id: header.id.clone(),
+        };
+        let value = record::encode(&header, body);
+        let partition = i32::try_from(partition)
+            .map_err(|_| ApiError::internal(format!("no partition {partition}")))?;
+        let record = FutureRecord::<(), _>::to(log)
+            .partition(partition)
+            .payload(&value);
+        let delivery = match self.producer.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((e, _)) => {
+                return Err(unavailable(&format!(
+                    "the region's log refused the write: {e}"
+                )));
+            }
+        };
+        // A failed delivery may still have reached the log (a timeout): the outcome is then
+        // the record's, if this node applies it before the wait ends.
+        let delivered = tidemark_kafka::topics::delivered(delivery).await;
+        match tokio::time::timeout(APPLY_WAIT, outcome).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(unavailable("the node is stopping")),
+            Err(_) => Err(unavailable(&match delivered {
+                Ok(()) => "the write was not applied in time".to_string(),
+                Err(e) => format!("the region's log did not take the write: {e}"),
+            })),
+        }
+    }
+
+    /// Hands the request `id` (when this node appended it) the outcome of its application.
+    pub(crate) fn applied(&self, id: &str, outcome: Outcome) {
+        if let Some(tell) = self.waiters.lock().remove(id) {
+            let _ = tell.send(outcome);
+        }
+    }
+
+    /// The partitions of table log `log`.
+    pub(crate) async fn partitions_of(&self, log: &str) -> Result<u32, ApiError> {
+        if let Some(count) = self.partitions.lock().get(log) {
+            return Ok(*count);
+        }
+        let (producer, topic) = (self.producer.clone(), log.to_string());
+        let count = tokio::task::spawn_blocking(move || {
+            tidemark_kafka::topics::partition_count(producer.client(), &topic)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| unavailable(&format!("the table's log: {e}")))?;
+        let count = u32::try_from(count).unwrap_or(1);
+        self.partitions.lock().insert(log.to_string(), count);
+        Ok(count)
+    }
+}
+
+/// A failure the client may retry (the SDKs retry InternalServerError).
+fn unavailable(message: &str) -> ApiError {
+    ApiError::internal(message)
+}

@@ -1,0 +1,400 @@
+//! A cluster region on one node (issue 30, first part): every write goes through the region's
+//! Kafka logs (tansu here) and is applied from them. A node killed with SIGKILL under
+//! conditional increments from 16 writers loses no acknowledged increment and applies none
+//! twice; a node that loses its whole data folder gets every table and item back from the
+//! logs, the same to the byte; what a cluster region does not support yet is refused in words
+//! that say so.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use std::sync::RwLock;
+use tidemark_tests::kafka::Broker;
+use tidemark_tests::{ChildNode, client_for, wait_until};
+
+use crate::common::{create_table, error_code, n, node_binary, s};
+
+const WRITERS: usize = 16;
+const HOT_ITEMS: usize = 4;
+
+fn cluster_args(broker: &Broker, name: &str, durability: &'static str) -> Vec<String> {
+    [
+        "--cluster",
+        name,
+        "--kafka-brokers",
+        &broker.brokers(),
+        "--durability",
+        durability,
+        "--cluster-partitions",
+        "4",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+async fn start(data: &Path, args: &[String]) -> ChildNode {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ChildNode::start(node_binary(), data, &args).await
+}
+
+fn number(value: Option<&AttributeValue>) -> i64 {
+    match value {
+        Some(AttributeValue::N(text)) => text.parse().unwrap(),
+        None => 0,
+        other => panic!("not a number: {other:?}"),
+    }
+}
+
+/// What one writer saw: tokens of the increments acknowledged, and of those whose outcome it
+/// never learnt (the node died under them, or was down).
+#[derive(Default)]
+struct Seen {
+    acked: Vec<String>,
+    unknown: Vec<String>,
+}
+
+/// Increments hot item `item` again and again, each time from the count it reads (strongly
+/// consistent), under the condition that the count is still that one, adding a token of its
+/// own to the item's set, until `stop`.
+async fn increment_until(
+    endpoint: Arc<RwLock<String>>,
+    writer: usize,
+    stop: Arc<AtomicBool>,
+    acked_total: Arc<AtomicUsize>,
+) -> Seen {
+    let mut seen = Seen::default();
+    let item = format!("hot{}", writer % HOT_ITEMS);
+    for i in 0u64.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let client = client_for(&endpoint.read().unwrap().clone());
+        let read = client
+            .get_item()
+            .table_name("counters")
+            .key("p", s(&item))
+            .consistent_read(true)
+            .send()
+            .await;
+        let Ok(read) = read else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let count = number(read.item.as_ref().and_then(|i| i.get("n")));
+        let token = format!("w{writer}-{i}");
+        let update = client
+            .update_item()
+            .table_name("counters")
+            .key("p", s(&item))
+            .update_expression("SET n = if_not_exists(n, :zero) + :one ADD toks :tok")
+            .condition_expression("attribute_not_exists(n) OR n = :count")
+            .expression_attribute_values(":zero", n("0"))
+            .expression_attribute_values(":one", n("1"))
+            .expression_attribute_values(":count", n(&count.to_string()))
+            .expression_attribute_values(":tok", AttributeValue::Ss(vec![token.clone()]))
+            .send()
+            .await;
+        match update {
+            Ok(_) => {
+                acked_total.fetch_add(1, Ordering::Relaxed);
+                seen.acked.push(token);
+            }
+            Err(e) if error_code(&e) == "ConditionalCheckFailedException" => {}
+            Err(_) => {
+                seen.unknown.push(token);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    seen
+}
+
+async fn kill_under_increments(durability: &'static str) {
+    let broker = Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let args = cluster_args(&broker, &format!("kill-{durability}"), durability);
+    let node = start(&data, &args).await;
+    create_table(&client_for(&node.endpoint()), "counters", false).await;
+    let endpoint = Arc::new(RwLock::new(node.endpoint()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            tokio::spawn(increment_until(
+                endpoint.clone(),
+                w,
+                stop.clone(),
+                acked.clone(),
+            ))
+        })
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(60), async || acked
+            .load(Ordering::Relaxed)
+            > 150)
+        .await,
+        "increments are acknowledged ({})",
+        acked.load(Ordering::Relaxed)
+    );
+    node.kill().await;
+    let before_restart = acked.load(Ordering::Relaxed);
+    let node = start(&data, &args).await;
+    *endpoint.write().unwrap() = node.endpoint();
+    assert!(
+        wait_until(Duration::from_secs(60), async || {
+            acked.load(Ordering::Relaxed) > before_restart + 100
+        })
+        .await,
+        "the restarted node takes increments again"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let mut acked_tokens = HashSet::new();
+    let mut sent_tokens = HashSet::new();
+    for writer in writers {
+        let seen = writer.await.unwrap();
+        sent_tokens.extend(seen.unknown);
+        for token in seen.acked {
+            sent_tokens.insert(token.clone());
+            acked_tokens.insert(token);
+        }
+    }
+    let client = client_for(&node.endpoint());
+    let mut applied = HashSet::new();
+    for item in 0..HOT_ITEMS {
+        let got = client
+            .get_item()
+            .table_name("counters")
+            .key("p", s(&format!("hot{item}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        let tokens: HashSet<String> = match got.get("toks") {
+            Some(AttributeValue::Ss(tokens)) => tokens.iter().cloned().collect(),
+            other => panic!("hot{item} has no tokens: {other:?}"),
+        };
+        assert_eq!(
+            number(got.get("n")),
+            i64::try_from(tokens.len()).unwrap(),
+            "{durability}: hot{item}'s count is its number of applied increments: none lost, \
+             none applied twice"
+        );
+        applied.extend(tokens);
+    }
+    let lost: Vec<_> = acked_tokens.difference(&applied).collect();
+    assert!(
+        lost.is_empty(),
+        "{durability}: acknowledged increments lost: {lost:?}"
+    );
+    let invented: Vec<_> = applied.difference(&sent_tokens).collect();
+    assert!(invented.is_empty(), "increments nobody sent: {invented:?}");
+    assert!(
+        acked_tokens.len() > 250,
+        "the load ran ({})",
+        acked_tokens.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_node_killed_under_conditional_increments_loses_none_and_repeats_none() {
+    kill_under_increments("sync").await;
+    kill_under_increments("buffer").await;
+}
+
+/// Every item of `table`, by key, with every attribute.
+async fn scan_all(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> BTreeMap<String, std::collections::HashMap<String, AttributeValue>> {
+    let mut all = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items.unwrap_or_default() {
+            let key = match &item["p"] {
+                AttributeValue::S(key) => key.clone(),
+                other => panic!("{other:?}"),
+            };
+            all.insert(key, item);
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return all;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_node_that_loses_its_folder_gets_every_table_and_item_back_from_the_log() {
+    let broker = Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let args = cluster_args(&broker, "folder-lost", "buffer");
+    let node = start(&data, &args).await;
+    let client = client_for(&node.endpoint());
+    create_table(&client, "kept", false).await;
+    create_table(&client, "dropped", false).await;
+    for i in 0..120 {
+        client
+            .put_item()
+            .table_name("kept")
+            .item("p", s(&format!("k{i}")))
+            .item("v", n(&i.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    for i in (0..120).step_by(3) {
+        client
+            .update_item()
+            .table_name("kept")
+            .key("p", s(&format!("k{i}")))
+            .update_expression("SET v = v + :ten, tag = :t")
+            .expression_attribute_values(":ten", n("10"))
+            .expression_attribute_values(":t", s("updated"))
+            .send()
+            .await
+            .unwrap();
+    }
+    for i in (0..120).step_by(4) {
+        client
+            .delete_item()
+            .table_name("kept")
+            .key("p", s(&format!("k{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    // A batch over several partitions, split and answered as one.
+    let batch = client
+        .batch_write_item()
+        .request_items(
+            "kept",
+            (0..20)
+                .map(|i| {
+                    aws_sdk_dynamodb::types::WriteRequest::builder()
+                        .put_request(
+                            aws_sdk_dynamodb::types::PutRequest::builder()
+                                .item("p", s(&format!("b{i}")))
+                                .item("v", n("1"))
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                })
+                .collect(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(batch.unprocessed_items.unwrap_or_default().is_empty());
+    // A transaction in one partition is applied; one over several is refused, writing nothing.
+    let put = |key: &str| {
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name("kept")
+                    .item("p", s(key))
+                    .item("v", n("7"))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    client
+        .transact_write_items()
+        .transact_items(put("t-one"))
+        .send()
+        .await
+        .unwrap();
+    let spanning = client
+        .transact_write_items()
+        .set_transact_items(Some((0..8).map(|i| put(&format!("t-many{i}"))).collect()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&spanning), "ValidationException");
+    assert!(
+        format!("{spanning:?}").contains("more than one partition"),
+        "{spanning:?}"
+    );
+    let backup = client
+        .create_backup()
+        .table_name("kept")
+        .backup_name("b")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{backup:?}").contains("not supported on a cluster region yet"),
+        "{backup:?}"
+    );
+    client
+        .delete_table()
+        .table_name("dropped")
+        .send()
+        .await
+        .unwrap();
+    let before = scan_all(&client, "kept").await;
+    assert_eq!(before.len(), 120 - 30 + 20 + 1);
+    let table_id = client
+        .describe_table()
+        .table_name("kept")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap()
+        .table_id;
+
+    node.kill().await;
+    std::fs::remove_dir_all(&data).unwrap();
+    let node = start(&data, &args).await;
+    let client = client_for(&node.endpoint());
+    assert_eq!(
+        scan_all(&client, "kept").await,
+        before,
+        "every item is back, as it was"
+    );
+    let tables = client
+        .list_tables()
+        .send()
+        .await
+        .unwrap()
+        .table_names
+        .unwrap();
+    assert_eq!(tables, ["kept"], "the dropped table stays dropped");
+    let described = client
+        .describe_table()
+        .table_name("kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.table.unwrap().table_id,
+        table_id,
+        "the same table"
+    );
+    // And it takes writes again, after where the log stands.
+    client
+        .put_item()
+        .table_name("kept")
+        .item("p", s("after"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scan_all(&client, "kept").await.len(), before.len() + 1);
+}
