@@ -151,6 +151,7 @@ impl Applier {
             };
             let outcome = self.apply(&header, body, position)?;
             self.next.insert(at.clone(), offset + 1);
+            self.cluster.set_progress(&at.0, at.1, offset + 1);
             if at.0 == tables_log {
                 self.node
                     .engine
@@ -268,6 +269,9 @@ impl Applier {
         // A table dropped while catching up has no end to reach any more.
         if let Some(targets) = &mut self.catching_up {
             targets.retain(|at, _| next.contains_key(at));
+        }
+        for ((log, partition), from) in &next {
+            self.cluster.set_progress(log, *partition, *from);
         }
         self.next = next;
         Ok(())

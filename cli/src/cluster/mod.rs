@@ -24,13 +24,16 @@ pub(crate) mod record;
 pub(crate) mod route;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 use tidemark_core::Store;
 use tidemark_kafka::KafkaSettings;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use crate::server::error::ApiError;
@@ -72,6 +75,12 @@ pub struct Cluster {
     waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     /// Partitions of each table log, once looked up.
     partitions: Mutex<HashMap<String, u32>>,
+    /// Asks the logs where they end, for strongly consistent reads.
+    ends: Arc<BaseConsumer>,
+    /// The next offset this node applies of each log partition it reads.
+    progress: Mutex<HashMap<(String, u32), u64>>,
+    /// Woken whenever the applier moves [`Cluster::progress`].
+    progressed: Notify,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -109,11 +118,18 @@ impl Cluster {
             ("reconnect.backoff.max.ms", "200"),
             ("message.timeout.ms", "20000"),
         ])?;
+        let ends: BaseConsumer = config.kafka.consumer(
+            &format!("tidemark-{}-reads", config.name),
+            &[("socket.nagle.disable", "true")],
+        )?;
         Ok(Cluster {
             config,
             producer,
             waiters: Mutex::default(),
             partitions: Mutex::default(),
+            ends: Arc::new(ends),
+            progress: Mutex::default(),
+            progressed: Notify::new(),
         })
     }
 
@@ -178,6 +194,86 @@ impl Cluster {
         if let Some(tell) = self.waiters.lock().remove(id) {
             let _ = tell.send(outcome);
         }
+    }
+
+    /// Records where the applier stands in `partition` of `log`.
+    pub(crate) fn set_progress(&self, log: &str, partition: u32, next: u64) {
+        self.progress
+            .lock()
+            .insert((log.to_string(), partition), next);
+        self.progressed.notify_waiters();
+    }
+
+    /// Waits until this node has applied every record the logs of `tables` held when it was
+    /// called: what a strongly consistent read reads after. No lease: a node paused meanwhile
+    /// only answers later.
+    pub(crate) async fn applied_to_end(
+        &self,
+        store: &Store,
+        tables: &[String],
+    ) -> Result<(), ApiError> {
+        let mut wanted = TopicPartitionList::new();
+        for table in tables {
+            let Some(log) = store
+                .table_name_of(table)
+                .and_then(|name| store.table_definition(name))
+                .ok()
+                .and_then(|definition| definition.write_log)
+            else {
+                // A missing table: the read itself answers that.
+                continue;
+            };
+            for partition in 0..self.partitions_of(&log).await? {
+                let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+                wanted
+                    .add_partition_offset(&log, partition, Offset::End)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+        }
+        if wanted.count() == 0 {
+            return Ok(());
+        }
+        let ends = self.ends.clone();
+        let ends = tokio::task::spawn_blocking(move || {
+            ends.offsets_for_times(wanted, tidemark_kafka::BROKER_TIMEOUT)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| unavailable(&format!("the region's logs: {e}")))?;
+        let ends: Vec<((String, u32), u64)> = ends
+            .elements()
+            .iter()
+            .map(|e| {
+                let end = match e.offset() {
+                    Offset::Offset(end) => u64::try_from(end).unwrap_or(0),
+                    _ => 0,
+                };
+                (
+                    (
+                        e.topic().to_string(),
+                        u32::try_from(e.partition()).unwrap_or(0),
+                    ),
+                    end,
+                )
+            })
+            .collect();
+        let reached = || {
+            let progress = self.progress.lock();
+            ends.iter()
+                .all(|(at, end)| progress.get(at).is_some_and(|next| next >= end))
+        };
+        let wait = async {
+            loop {
+                let progressed = self.progressed.notified();
+                if reached() {
+                    return;
+                }
+                progressed.await;
+            }
+        };
+        tokio::time::timeout(APPLY_WAIT, wait)
+            .await
+            .map_err(|_| unavailable("this node has not caught up with the region's logs"))
     }
 
     /// The partitions of table log `log`.

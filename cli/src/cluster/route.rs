@@ -65,7 +65,13 @@ pub(crate) async fn execute(
 ) -> Outcome {
     let store = &call.node.engine.store;
     match route(operation.name) {
-        Route::Local => dispatch::execute(operation, call).await,
+        Route::Local => {
+            let tables = strongly_read_tables(operation.name, call.body);
+            if !tables.is_empty() {
+                cluster.applied_to_end(store, &tables).await?;
+            }
+            dispatch::execute(operation, call).await
+        }
         Route::Refused => Err(ApiError::validation(format!(
             "{} is not supported on a cluster region yet",
             operation.name
@@ -112,6 +118,42 @@ pub(crate) async fn execute(
                 ))),
             }
         }
+    }
+}
+
+/// The tables a read reads strongly consistently (after every write acknowledged before it):
+/// a `ConsistentRead` GetItem, Query, Scan or BatchGetItem table, and every table of a
+/// TransactGetItems.
+fn strongly_read_tables(operation: &str, body: &[u8]) -> Vec<String> {
+    let consistent = |value: &Value| value.get("ConsistentRead") == Some(&Value::Bool(true));
+    let name = |value: &Value| value.get("TableName")?.as_str().map(str::to_string);
+    if !matches!(
+        operation,
+        "GetItem" | "Query" | "Scan" | "BatchGetItem" | "TransactGetItems"
+    ) {
+        return Vec::new();
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    match operation {
+        "BatchGetItem" => (request.get("RequestItems").and_then(Value::as_object))
+            .map(|tables| {
+                (tables.iter())
+                    .filter(|(_, keys)| consistent(keys))
+                    .map(|(table, _)| table.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        "TransactGetItems" => (request.get("TransactItems").and_then(Value::as_array))
+            .map(|items| {
+                (items.iter())
+                    .filter_map(|item| name(item.get("Get")?))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ if consistent(&request) => name(&request).into_iter().collect(),
+        _ => Vec::new(),
     }
 }
 

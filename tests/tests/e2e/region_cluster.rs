@@ -398,3 +398,180 @@ async fn a_cluster_node_that_loses_its_folder_gets_every_table_and_item_back_fro
         .unwrap();
     assert_eq!(scan_all(&client, "kept").await.len(), before.len() + 1);
 }
+
+/// Sends `signal` (`-STOP`, `-CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// Every cell (key, stamp, live) of `table` in the store in `data`, opened once its node has
+/// stopped.
+fn cells_of(data: &Path, table: &str) -> Vec<(Vec<u8>, String, bool)> {
+    let engine = tidemark_core::Engine::open(tidemark_core::StoreConfig::new(data)).unwrap();
+    let snapshot = engine.replication.snapshot_table(table).unwrap();
+    let mut cells = Vec::new();
+    let mut after = None;
+    loop {
+        let page = (engine.replication)
+            .cell_stamp_page(&snapshot, after, 1000)
+            .unwrap();
+        cells.extend((page.cells.into_iter()).map(|c| (c.key, c.stamp.to_string(), c.live)));
+        after = page.resume_after;
+        if after.is_none() {
+            return cells;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_keep_every_acknowledged_increment_through_kills_a_lost_folder_and_a_pause() {
+    let broker = Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = cluster_args(&broker, "three", "buffer");
+    let data: Vec<_> = (0..3)
+        .map(|i| dir.path().join(format!("node{i}")))
+        .collect();
+    let mut nodes = Vec::new();
+    for folder in &data {
+        nodes.push(Some(start(folder, &args).await));
+    }
+    let endpoints: Vec<Arc<RwLock<String>>> = (nodes.iter().flatten())
+        .map(|node| Arc::new(RwLock::new(node.endpoint())))
+        .collect();
+    create_table(
+        &client_for(&endpoints[0].read().unwrap()),
+        "counters",
+        false,
+    )
+    .await;
+    for endpoint in &endpoints {
+        let client = client_for(&endpoint.read().unwrap());
+        assert!(
+            wait_until(Duration::from_secs(20), async || {
+                client
+                    .describe_table()
+                    .table_name("counters")
+                    .send()
+                    .await
+                    .is_ok()
+            })
+            .await,
+            "every node learns of the table"
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            tokio::spawn(increment_until(
+                endpoints[w % 3].clone(),
+                w,
+                stop.clone(),
+                acked.clone(),
+            ))
+        })
+        .collect();
+    let more = async |by: usize| {
+        let from = acked.load(Ordering::Relaxed);
+        assert!(
+            wait_until(Duration::from_secs(90), async || {
+                acked.load(Ordering::Relaxed) >= from + by
+            })
+            .await,
+            "increments go on ({} since {from})",
+            acked.load(Ordering::Relaxed) - from
+        );
+    };
+    more(150).await;
+    // A node killed, and back on its folder.
+    nodes[1].take().unwrap().kill().await;
+    more(60).await;
+    nodes[1] = Some(start(&data[1], &args).await);
+    *endpoints[1].write().unwrap() = nodes[1].as_ref().unwrap().endpoint();
+    more(100).await;
+    // A node killed, and back with an empty folder: it rebuilds from the log.
+    nodes[2].take().unwrap().kill().await;
+    std::fs::remove_dir_all(&data[2]).unwrap();
+    nodes[2] = Some(start(&data[2], &args).await);
+    *endpoints[2].write().unwrap() = nodes[2].as_ref().unwrap().endpoint();
+    more(100).await;
+    // A node paused past any timeout, then let go: what it answers afterwards agrees with
+    // what the others did meanwhile.
+    let paused = nodes[0].as_ref().unwrap().pid().unwrap();
+    signal(paused, "-STOP");
+    more(60).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(paused, "-CONT");
+    more(100).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked_tokens = HashSet::new();
+    let mut sent_tokens = HashSet::new();
+    for writer in writers {
+        let seen = writer.await.unwrap();
+        sent_tokens.extend(seen.unknown);
+        for token in seen.acked {
+            sent_tokens.insert(token.clone());
+            acked_tokens.insert(token);
+        }
+    }
+    let mut copies = Vec::new();
+    for endpoint in &endpoints {
+        let client = client_for(&endpoint.read().unwrap());
+        let mut items = Vec::new();
+        for item in 0..HOT_ITEMS {
+            let got = client
+                .get_item()
+                .table_name("counters")
+                .key("p", s(&format!("hot{item}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
+            let tokens: HashSet<String> = match got.get("toks") {
+                Some(AttributeValue::Ss(tokens)) => tokens.iter().cloned().collect(),
+                other => panic!("hot{item} has no tokens: {other:?}"),
+            };
+            assert_eq!(
+                number(got.get("n")),
+                i64::try_from(tokens.len()).unwrap(),
+                "hot{item}: none lost, none applied twice"
+            );
+            let lost: Vec<_> = acked_tokens
+                .iter()
+                .filter(|t| t.starts_with('w') && !tokens.contains(*t) && token_item(t) == item)
+                .collect();
+            assert!(lost.is_empty(), "acknowledged increments lost: {lost:?}");
+            let invented: Vec<_> = tokens.difference(&sent_tokens).collect();
+            assert!(invented.is_empty(), "increments nobody sent: {invented:?}");
+            items.push((number(got.get("n")), tokens));
+        }
+        copies.push(items);
+    }
+    assert!(
+        copies.windows(2).all(|w| w[0] == w[1]),
+        "every node reads the same items"
+    );
+    for node in nodes.into_iter().flatten() {
+        assert!(node.terminate().await.success());
+    }
+    let cells: Vec<_> = data.iter().map(|d| cells_of(d, "counters")).collect();
+    assert_eq!(cells[0].len(), HOT_ITEMS);
+    assert!(
+        cells.windows(2).all(|w| w[0] == w[1]),
+        "every copy holds the same cells with the same stamps: {cells:?}"
+    );
+}
+
+/// The hot item writer token `t` (`w<writer>-<i>`) increments.
+fn token_item(token: &str) -> usize {
+    let writer: usize = (token.trim_start_matches('w').split('-').next())
+        .and_then(|w| w.parse().ok())
+        .unwrap();
+    writer % HOT_ITEMS
+}
