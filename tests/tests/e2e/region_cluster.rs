@@ -442,12 +442,8 @@ async fn three_nodes_keep_every_acknowledged_increment_through_kills_a_lost_fold
     let endpoints: Vec<Arc<RwLock<String>>> = (nodes.iter().flatten())
         .map(|node| Arc::new(RwLock::new(node.endpoint())))
         .collect();
-    create_table(
-        &client_for(&endpoints[0].read().unwrap()),
-        "counters",
-        false,
-    )
-    .await;
+    let first = client_for(&endpoints[0].read().unwrap());
+    create_table(&first, "counters", false).await;
     for endpoint in &endpoints {
         let client = client_for(&endpoint.read().unwrap());
         assert!(
