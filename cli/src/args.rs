@@ -55,6 +55,33 @@ pub enum Command {
     /// Rebuild a table from a Kafka topic Tidemark published (any of its formats), as of an
     /// instant, into a running node (any node: a fresh one after a lost disk).
     Restore(RestoreArgs),
+    /// A cluster region: its members, and where the node stands in each log partition
+    /// (talks to a running node).
+    Cluster(ClusterArgs),
+}
+
+/// `tidemark cluster`.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ClusterAction,
+    /// The node.
+    #[command(flatten)]
+    pub node: EndpointArgs,
+}
+
+/// `tidemark cluster` actions.
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// The members as the node hears them, and for each log partition it reads: where it
+    /// stands, where the log ends, how far behind it is. A table for people; `--json` prints
+    /// the node's answer.
+    Status {
+        /// The node's answer as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tidemark restore`.
@@ -465,6 +492,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEMARK_CLUSTER_PARTITIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub cluster_partitions: u32,
+    /// The URL the region's other nodes and its operators reach this node at (default:
+    /// `http://` and the address it listens on).
+    #[arg(long, env = "TIDEMARK_ADVERTISE", requires = "cluster")]
+    pub advertise: Option<String>,
 }
 
 /// How replicated changes travel.
@@ -598,6 +629,7 @@ impl ServeArgs {
                 name,
                 kafka: self.kafka_settings(),
                 partitions: self.cluster_partitions,
+                advertise: self.advertise.clone(),
             });
         config
     }

@@ -1,7 +1,7 @@
 //! The command line: what `tidemark` does with its arguments, from start-up to ordered shutdown.
 
 use crate::Node;
-use crate::args::{Cli, Command, PublishAction, ReplicasAction};
+use crate::args::{Cli, ClusterAction, Command, PublishAction, ReplicasAction};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -105,6 +105,19 @@ async fn run(cli: Cli) -> Result<(), crate::NodeError> {
             };
             admin_request(&args.node.endpoint, &path, method, body).await
         }
+        Command::Cluster(args) => match args.action {
+            ClusterAction::Status { json: false } => {
+                let status =
+                    admin_json(&args.node.endpoint, "cluster", reqwest::Method::GET, None).await?;
+                crate::output::cluster_tables(&status)
+                    .into_iter()
+                    .for_each(crate::output::line);
+                Ok(())
+            }
+            ClusterAction::Status { json: true } => {
+                admin_request(&args.node.endpoint, "cluster", reqwest::Method::GET, None).await
+            }
+        },
         Command::Tables(args) => crate::operator::tables(args).await,
         Command::Stream(args) => crate::operator::stream(args).await,
         Command::Export(args) => crate::transfers::export(args).await,

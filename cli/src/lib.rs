@@ -154,6 +154,8 @@ pub struct Node {
 fn start_cluster(
     store: &Store,
     settings: &cluster::ClusterConfig,
+    listening: SocketAddr,
+    https: bool,
 ) -> Result<cluster::Cluster, NodeError> {
     let single: Vec<String> = (store.table_definitions().into_iter())
         .filter(|definition| definition.write_log.is_none())
@@ -168,7 +170,10 @@ fn start_cluster(
         )));
     }
     store.require_logged_writes();
-    cluster::Cluster::new(settings.clone())
+    let scheme = if https { "https" } else { "http" };
+    let advertise =
+        (settings.advertise.clone()).unwrap_or_else(|| format!("{scheme}://{listening}"));
+    cluster::Cluster::new(settings.clone(), advertise)
         .map_err(|e| NodeError::Config(format!("--cluster {}: {e}", settings.name)))
 }
 
@@ -229,7 +234,12 @@ impl Node {
             .await?
             .map_err(|e| NodeError::Config(format!("resuming exports and imports: {e}")))?;
         let cluster = match &config.cluster {
-            Some(settings) => Some(Arc::new(start_cluster(&store, settings)?)),
+            Some(settings) => Some(Arc::new(start_cluster(
+                &store,
+                settings,
+                addr,
+                tls.is_some(),
+            )?)),
             None => None,
         };
         let state = AppState::new(NodeState {
@@ -259,6 +269,10 @@ impl Node {
 
         let mut tasks = Tasks::default();
         if let Some(cluster) = cluster.clone() {
+            tasks.spawn(
+                "cluster membership",
+                cluster::run_membership(cluster.clone(), shutdown.clone()),
+            );
             let (caught_up, catching_up) = tokio::sync::oneshot::channel();
             let applier =
                 cluster::start_applier(state.clone(), cluster, shutdown.clone(), caught_up);

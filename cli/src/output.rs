@@ -164,6 +164,46 @@ pub(crate) fn publish_table(status: &Value) -> Vec<String> {
     lines
 }
 
+/// `tidemark cluster status`: the members, then each log partition the node reads.
+pub(crate) fn cluster_tables(status: &Value) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "cluster {}, node {}",
+            text(status, "/Cluster"),
+            text(status, "/Node")
+        ),
+        format!("{:<40} {:>6} {:>18}", "MEMBER", "LIVE", "LAST HEARTBEAT MS"),
+    ];
+    for member in status["Members"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "{:<40} {:>6} {:>18}",
+            text(member, "/Node"),
+            if member["Live"] == Value::Bool(true) {
+                "yes"
+            } else {
+                "no"
+            },
+            number(member, "/LastHeartbeatMsAgo"),
+        ));
+    }
+    lines.push(format!(
+        "{:<24} {:<40} {:>9} {:>12} {:>12} {:>9}",
+        "TABLE", "LOG", "PARTITION", "APPLIED", "END", "LAG"
+    ));
+    for log in status["Logs"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "{:<24} {:<40} {:>9} {:>12} {:>12} {:>9}",
+            text(log, "/Table"),
+            text(log, "/Log"),
+            number(log, "/Partition"),
+            number(log, "/Applied"),
+            number(log, "/End"),
+            number(log, "/Lag"),
+        ));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,12 +20,13 @@
 //! Correctness rests on the order of the Kafka log alone: no leader, no lease, no fencing.
 
 mod applier;
+pub mod members;
 pub(crate) mod record;
 pub(crate) mod route;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -40,6 +41,8 @@ use crate::server::error::ApiError;
 use record::RecordHeader;
 
 pub(crate) use applier::start_applier;
+use members::Members;
+pub(crate) use members::run_membership;
 
 /// What a request answers: its output's bytes, or its error.
 pub(crate) type Outcome = Result<Vec<u8>, ApiError>;
@@ -53,6 +56,9 @@ pub struct ClusterConfig {
     pub kafka: KafkaSettings,
     /// Partitions of the log of a table created through this node.
     pub partitions: u32,
+    /// The URL other nodes and operators reach this node at (`None`: `http://` and the
+    /// address it listens on).
+    pub advertise: Option<String>,
 }
 
 impl ClusterConfig {
@@ -81,6 +87,8 @@ pub struct Cluster {
     progress: Mutex<HashMap<(String, u32), u64>>,
     /// Woken whenever the applier moves [`Cluster::progress`].
     progressed: Notify,
+    /// The region's nodes, as heard from.
+    members: Members,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -109,7 +117,7 @@ impl Cluster {
     ///
     /// # Errors
     /// The producer cannot be made from the Kafka settings.
-    pub fn new(config: ClusterConfig) -> Result<Cluster, tidemark_kafka::Error> {
+    pub fn new(config: ClusterConfig, advertise: String) -> Result<Cluster, tidemark_kafka::Error> {
         // Measured against tansu (docs/benchmarks.md): no lingering and no Nagle, since a
         // request waits for its own record; quick reconnects after a broker restart.
         let producer: FutureProducer = config.kafka.producer(&[
@@ -130,12 +138,80 @@ impl Cluster {
             ends: Arc::new(ends),
             progress: Mutex::default(),
             progressed: Notify::new(),
+            members: Members::new(advertise),
         })
     }
 
     /// The cluster's settings.
     pub fn config(&self) -> &ClusterConfig {
         &self.config
+    }
+
+    /// The region's nodes, as this node hears them.
+    pub fn members(&self) -> &Members {
+        &self.members
+    }
+
+    /// What `tidemark cluster status` shows: the members as this node hears them, and for
+    /// every log partition this node reads, where it stands, where the log ends and the
+    /// difference.
+    pub(crate) async fn status(&self, store: &Store) -> Result<serde_json::Value, ApiError> {
+        let tables: HashMap<String, String> = (store.table_definitions().into_iter())
+            .filter_map(|d| Some((d.write_log?, d.table_name)))
+            .collect();
+        let progress: Vec<((String, u32), u64)> = {
+            let progress = self.progress.lock();
+            let mut all: Vec<_> = progress
+                .iter()
+                .map(|(at, next)| (at.clone(), *next))
+                .collect();
+            all.sort();
+            all
+        };
+        let mut wanted = TopicPartitionList::new();
+        for ((log, partition), _) in &progress {
+            let partition = i32::try_from(*partition).unwrap_or(i32::MAX);
+            wanted
+                .add_partition_offset(log, partition, Offset::End)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        let ends = self.ends.clone();
+        let ends = tokio::task::spawn_blocking(move || {
+            ends.offsets_for_times(wanted, tidemark_kafka::BROKER_TIMEOUT)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| unavailable(&format!("the region's logs: {e}")))?;
+        let end_of = |log: &str, partition: u32| {
+            let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+            match ends.find_partition(log, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(end)) => u64::try_from(end).ok(),
+                _ => None,
+            }
+        };
+        let logs: Vec<serde_json::Value> = progress
+            .iter()
+            .map(|((log, partition), applied)| {
+                let end = end_of(log, *partition);
+                serde_json::json!({
+                    "Log": log,
+                    "Table": tables.get(log),
+                    "Partition": partition,
+                    "Applied": applied,
+                    "End": end,
+                    "Lag": end.map(|end| end.saturating_sub(*applied)),
+                })
+            })
+            .collect();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Ok(serde_json::json!({
+            "Cluster": self.config.name,
+            "Node": self.members.me(),
+            "Members": self.members.view(now),
+            "Logs": logs,
+        }))
     }
 
     /// Appends the request `op` with `body` to `partition` of `log`, and answers with the

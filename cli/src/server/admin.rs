@@ -138,6 +138,21 @@ pub async fn set_publishing(
     }
 }
 
+/// `GET /admin/cluster`: the members as this node hears them, and where it stands in each log
+/// partition it reads.
+pub async fn cluster_status(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let Some(cluster) = &state.cluster else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "this node is not part of a cluster region (--cluster)".to_string(),
+        );
+    };
+    match cluster.status(&state.engine.store).await {
+        Ok(status) => (StatusCode::OK, Json(status)),
+        Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e.message),
+    }
+}
+
 /// `GET /admin/publish`.
 pub async fn publish_status(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match table_statuses(&state).await {

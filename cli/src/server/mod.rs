@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::publish_status).post(admin::set_publishing),
         )
         .route("/admin/replicas", get(peer::status))
+        .route("/admin/cluster", get(admin::cluster_status))
         .route("/admin/replicas/conflicts", get(peer::conflicts))
         .route("/admin/replicas/retry", post(peer::retry_parked))
         .route("/admin/replicas/verify", post(peer::verify))
@@ -250,7 +251,34 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
         metrics::gauge!("tidemark_table_items", "table" => table.clone()).set(items as f64);
         metrics::gauge!("tidemark_table_bytes", "table" => table).set(bytes as f64);
     }
+    if let Some(cluster) = &state.cluster {
+        match cluster.status(&state.engine.store).await {
+            Ok(status) => set_cluster_gauges(&status),
+            Err(e) => tracing::warn!("cluster gauges: {}", e.message),
+        }
+    }
     prometheus().render()
+}
+
+/// Each log partition's applied offset and lag, and the live members, as gauges.
+fn set_cluster_gauges(status: &serde_json::Value) {
+    for log in status["Logs"].as_array().into_iter().flatten() {
+        let labels = [
+            ("log", log["Log"].as_str().unwrap_or_default().to_string()),
+            ("partition", log["Partition"].to_string()),
+        ];
+        let number = |member: &str| log[member].as_u64().map(|n| n as f64);
+        if let Some(applied) = number("Applied") {
+            metrics::gauge!("tidemark_cluster_applied_offset", &labels).set(applied);
+        }
+        if let Some(lag) = number("Lag") {
+            metrics::gauge!("tidemark_cluster_lag_records", &labels).set(lag);
+        }
+    }
+    let live = (status["Members"].as_array().into_iter().flatten())
+        .filter(|m| m["Live"] == serde_json::Value::Bool(true))
+        .count();
+    metrics::gauge!("tidemark_cluster_live_members").set(live as f64);
 }
 
 /// Sends each response as soon as it is written. IMPORTANT for latency: with Nagle's

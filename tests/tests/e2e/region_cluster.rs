@@ -482,9 +482,51 @@ async fn three_nodes_keep_every_acknowledged_increment_through_kills_a_lost_fold
             acked.load(Ordering::Relaxed) - from
         );
     };
+    let status_of = async |endpoint: &str| -> serde_json::Value {
+        reqwest::get(format!("{endpoint}/admin/cluster"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let live = |status: &serde_json::Value| -> Vec<String> {
+        (status["Members"].as_array().into_iter().flatten())
+            .filter(|m| m["Live"] == serde_json::Value::Bool(true))
+            .map(|m| m["Node"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first_endpoint = endpoints[0].read().unwrap().clone();
+    assert!(
+        wait_until(Duration::from_secs(10), async || {
+            live(&status_of(&first_endpoint).await).len() == 3
+        })
+        .await,
+        "every node hears the other two"
+    );
+    let status = status_of(&first_endpoint).await;
+    assert!(
+        (status["Logs"].as_array().unwrap().iter())
+            .any(|log| log["Table"] == "counters" && log["Lag"].is_u64()),
+        "{status}"
+    );
     more(150).await;
     // A node killed, and back on its folder.
+    let killed = endpoints[1].read().unwrap().clone();
     nodes[1].take().unwrap().kill().await;
+    let killed_at = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(15), async || {
+            !live(&status_of(&first_endpoint).await).contains(&killed)
+        })
+        .await,
+        "a killed node leaves the members"
+    );
+    let noticed = killed_at.elapsed();
+    assert!(
+        noticed >= Duration::from_secs(4),
+        "not before the session timeout: {noticed:?}"
+    );
     more(60).await;
     nodes[1] = Some(start(&data[1], &args).await);
     *endpoints[1].write().unwrap() = nodes[1].as_ref().unwrap().endpoint();
