@@ -253,6 +253,7 @@ impl Node {
             cluster: cluster.clone(),
         });
         let sampled = state.clone();
+        let cluster_state = cluster.as_ref().map(|_| state.clone());
         match &config.credentials {
             Some(keys) => tracing::info!(
                 keys = keys.len(),
@@ -312,17 +313,24 @@ impl Node {
         );
         let (worker, trigger, token) = (store.clone(), sweep_trigger.clone(), shutdown.clone());
         let expiry = engine.ttl.clone();
-        // TTL expiry on a cluster region goes through its log: not yet (issue 30, part c).
-        let sweeps = config.cluster.is_none();
-        tasks.spawn("TTL sweeper", async move {
-            if !sweeps {
-                token.cancelled().await;
-                return Ok(());
-            }
-            ttl::run_sweeper(worker, expiry, config.ttl_period, trigger, token)
-                .await
-                .map_err(|e| e.to_string())
-        });
+        match (&cluster, &cluster_state) {
+            // On a cluster region, expiry goes through the logs.
+            (Some(cluster), Some(state)) => tasks.spawn(
+                "TTL expiry",
+                cluster::run_expiry(
+                    state.clone(),
+                    cluster.clone(),
+                    config.ttl_period,
+                    trigger.notify(),
+                    token,
+                ),
+            ),
+            _ => tasks.spawn("TTL sweeper", async move {
+                ttl::run_sweeper(worker, expiry, config.ttl_period, trigger, token)
+                    .await
+                    .map_err(|e| e.to_string())
+            }),
+        }
         let (worker, token) = (store.clone(), shutdown.clone());
         tasks.spawn("shard rotation", async move {
             rotation::run_shard_rotation(worker, config.shard_rotation_period, token)

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::changes::Cause;
+use crate::model::Item;
 use crate::storage::catalog::TableEntry;
 use crate::storage::ttl_index::{
     MAX_EXPIRED_AGE_SECS, expiry_second, is_expired, split_ttl_key, ttl_key,
@@ -154,6 +155,73 @@ impl Ttl {
             }
         }
         Ok(report)
+    }
+
+    /// The keys of up to `limit` items of `table_name` whose TTL has passed by this node's
+    /// clock, earliest first: what one node of a cluster region logs for every copy to expire
+    /// ([`Ttl::expire_keys`]).
+    ///
+    /// # Errors
+    /// ResourceNotFound, storage failures.
+    pub fn due_keys(&self, table_name: &str, limit: usize) -> Result<Vec<Item>> {
+        let table = self.store.table(table_name)?;
+        let Some(attribute) = table.ttl_attribute() else {
+            return Ok(Vec::new());
+        };
+        let now_millis = self.store.clock.now_millis();
+        let mut keys = Vec::new();
+        // Entries of items that will not expire at their second are passed over (the local
+        // sweeper drops them; a cluster region's copies drop them as they expire items).
+        for key in self
+            .store
+            .storage
+            .ttl_entries(table.id)
+            .take(limit.saturating_mul(4))
+        {
+            let key = key?;
+            let (second, item_key) = split_ttl_key(&key)
+                .ok_or_else(|| Error::Corrupt(format!("a TTL index key of {} bytes", key.len())))?;
+            if second > now_millis / 1000 || keys.len() >= limit {
+                break;
+            }
+            if let Some(item) = self.store.storage.read_item(item_key)?
+                && is_expired(&item, &attribute, now_millis)
+            {
+                keys.push(table.shape.project_key(&item));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Deletes the items of `keys` that have expired by [`Store::now_millis`] (a log record's
+    /// time while one is applied, so every copy decides alike), each with a REMOVE record
+    /// flagged as a service delete; returns how many it deleted.
+    ///
+    /// # Errors
+    /// ResourceNotFound, Validation for a key that is not the table's, storage failures.
+    pub fn expire_keys(&self, table_name: &str, keys: Vec<Item>) -> Result<u64> {
+        let table = self.store.table(table_name)?;
+        let now_millis = self.store.now_millis();
+        let mut targets = Vec::with_capacity(keys.len());
+        for key in keys {
+            table.shape.check_key(&key)?;
+            targets.push(Target::new(table.clone(), key, Cause::Expiry));
+        }
+        let written = self.store.write(targets, |_, cells| {
+            let Some(attribute) = table.ttl_attribute() else {
+                return Ok((vec![Decision::Keep; cells.len()], 0));
+            };
+            let decisions: Vec<Decision> = cells
+                .iter()
+                .map(|cell| match &cell.item {
+                    Some(item) if is_expired(item, &attribute, now_millis) => Decision::Write(None),
+                    _ => Decision::Keep,
+                })
+                .collect();
+            let expired = decisions.iter().filter(|d| **d != Decision::Keep).count();
+            Ok((decisions, expired as u64))
+        })?;
+        Ok(written.value)
     }
 
     /// Re-checks and deletes one chunk of due items in one commit, dropping the index entries

@@ -117,6 +117,7 @@ impl KafkaLink {
                     replication_factor: self.cluster.topics.replication_factor,
                     retention: Some(self.retention),
                     keep_forever: false,
+                    max_message_bytes: None,
                 })
                 .collect()
         };

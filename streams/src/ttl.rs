@@ -21,6 +21,11 @@ impl SweepTrigger {
     pub fn sweep_now(&self) {
         self.0.notify_one();
     }
+
+    /// What the trigger notifies, for a sweeper of another kind (a cluster region's).
+    pub fn notify(&self) -> Arc<Notify> {
+        self.0.clone()
+    }
 }
 
 /// Expires every item due now, pass after pass until none is left; returns how many.

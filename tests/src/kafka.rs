@@ -119,6 +119,11 @@ impl Broker {
         }
     }
 
+    /// The broker's process id, when this test started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(tokio::process::Child::id)
+    }
+
     /// True when the broker is tansu started by this test (so it can be stopped).
     pub fn is_local(&self) -> bool {
         self.external.is_none()

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::Cluster;
+use super::expiry::{EXPIRE_ITEMS, ExpireItems};
 use super::record;
 use crate::server::AppState;
 use crate::server::wire::{self, Call};
@@ -66,12 +67,14 @@ struct Applier {
 impl Applier {
     fn new(node: AppState, cluster: Arc<Cluster>, runtime: Handle) -> Result<Applier, String> {
         let group = format!("tidemark-{}-applier", cluster.config.name);
+        let largest = super::MAX_RECORD_BYTES.to_string();
         // tansu answers a fetch only after its whole wait: a short wait is the log's latency.
         let consumer: BaseConsumer = (cluster.config.kafka)
             .consumer(
                 &group,
                 &[
                     ("fetch.wait.max.ms", "3"),
+                    ("fetch.message.max.bytes", &largest),
                     ("fetch.error.backoff.ms", "5"),
                     ("socket.nagle.disable", "true"),
                     ("reconnect.backoff.max.ms", "200"),
@@ -178,33 +181,60 @@ impl Applier {
         body: &[u8],
         position: LogPosition,
     ) -> Result<super::Outcome, String> {
+        let store = &self.node.engine.store;
+        let logged = LoggedWrite {
+            stamp: header.stamp(),
+            kind: CauseKind::Request,
+            position,
+        };
+        if header.op == EXPIRE_ITEMS {
+            let expire = serde_json::from_slice::<ExpireItems>(body).map_err(|e| {
+                format!(
+                    "{} partition {} holds an expiry that does not read: {e}",
+                    logged.position.log, logged.position.partition
+                )
+            })?;
+            let expired = store.applying_logged(logged, || {
+                let (expired, _on_disk_later) = store.deferring_durability(|| {
+                    self.node
+                        .engine
+                        .ttl
+                        .expire_keys(&expire.table_name, expire.keys)
+                });
+                expired
+            });
+            return self.outcome(
+                expired
+                    .map(|n| serde_json::json!({ "Expired": n }).to_string().into_bytes())
+                    .map_err(crate::server::error::ApiError::from),
+            );
+        }
         let target = format!("DynamoDB_20120810.{}", header.op);
         let Some(operation) = wire::operation(&target) else {
             return Err(format!(
                 "{} partition {} holds operation {} at offset {}, which this node does not know",
-                position.log, position.partition, header.op, position.offset
+                logged.position.log, logged.position.partition, header.op, logged.position.offset
             ));
         };
-        let store = &self.node.engine.store;
         let body = Bytes::copy_from_slice(body);
         let call = Call {
             node: &self.node,
             body: &body,
             host: "localhost",
         };
-        let logged = LoggedWrite {
-            stamp: header.stamp(),
-            kind: CauseKind::Request,
-            position,
-        };
         // The log holds the write: this node's copy need not be on disk before the answer.
         let (outcome, _on_disk_later) = store.applying_logged(logged, || {
             store.deferring_durability(|| self.runtime.block_on((operation.handler)(call)))
         });
+        self.outcome(outcome)
+    }
+
+    /// A record's outcome; a failure fatal to the node stops it.
+    fn outcome(&self, outcome: super::Outcome) -> Result<super::Outcome, String> {
         if let Err(error) = &outcome
             && error.fatal
         {
-            store.halt().raise(error.message.clone());
+            self.node.engine.store.halt().raise(error.message.clone());
             return Err(format!("applying the region's log: {}", error.message));
         }
         Ok(outcome)
@@ -218,6 +248,7 @@ impl Applier {
             replication_factor: self.cluster.config.kafka.topics.replication_factor,
             retention: None,
             keep_forever: true,
+            max_message_bytes: Some(super::MAX_RECORD_BYTES),
         };
         self.runtime
             .block_on(self.cluster.config.kafka.ensure_topics(&[spec]))

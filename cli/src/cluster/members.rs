@@ -167,6 +167,7 @@ pub(crate) async fn run_membership(
         replication_factor: cluster.config.kafka.topics.replication_factor,
         retention: Some(MEMBERS_RETENTION),
         keep_forever: false,
+        max_message_bytes: None,
     };
     (cluster.config.kafka.ensure_topics(&[spec]).await)
         .map_err(|e| format!("creating the members log: {e}"))?;

@@ -20,6 +20,7 @@
 //! Correctness rests on the order of the Kafka log alone: no leader, no lease, no fencing.
 
 mod applier;
+pub(crate) mod expiry;
 pub mod members;
 pub(crate) mod record;
 pub(crate) mod route;
@@ -41,6 +42,7 @@ use crate::server::error::ApiError;
 use record::RecordHeader;
 
 pub(crate) use applier::start_applier;
+pub(crate) use expiry::run_expiry;
 use members::Members;
 pub(crate) use members::run_membership;
 
@@ -67,6 +69,9 @@ impl ClusterConfig {
         format!("tidemark.{}.tables", self.name)
     }
 }
+
+/// The largest record of a log: a request's largest body (16 MB) and its header.
+pub(crate) const MAX_RECORD_BYTES: u32 = 17 * 1024 * 1024;
 
 /// Longest wait for this node to apply a record it appended before the request fails (with an
 /// error the SDKs retry).
@@ -125,6 +130,7 @@ impl Cluster {
             ("socket.nagle.disable", "true"),
             ("reconnect.backoff.max.ms", "200"),
             ("message.timeout.ms", "20000"),
+            ("message.max.bytes", &MAX_RECORD_BYTES.to_string()),
         ])?;
         let ends: BaseConsumer = config.kafka.consumer(
             &format!("tidemark-{}-reads", config.name),

@@ -20,6 +20,12 @@ use super::AppState;
 
 /// `POST /admin/ttl/sweep`.
 pub async fn sweep_ttl(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if let Some(cluster) = &state.cluster {
+        return match crate::cluster::expiry::expire_due(&state, cluster).await {
+            Ok(expired) => (StatusCode::OK, Json(json!({ "Expired": expired }))),
+            Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e.message),
+        };
+    }
     let engine = state.engine.clone();
     let sweep = move || {
         engine

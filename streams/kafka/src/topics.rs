@@ -28,6 +28,8 @@ pub struct TopicSpec {
     /// Keep every message for good (`retention.ms=-1` and `retention.bytes=-1`): a log that new
     /// copies are built from. Overrides `retention`.
     pub keep_forever: bool,
+    /// The largest message the topic takes (`max.message.bytes`); `None`: the broker's default.
+    pub max_message_bytes: Option<u32>,
 }
 
 impl TopicSpec {
@@ -45,6 +47,9 @@ impl TopicSpec {
             config.push(("retention.bytes", "-1".to_string()));
         } else if let Some(retention) = self.retention {
             config.push(("retention.ms", retention.as_millis().to_string()));
+        }
+        if let Some(bytes) = self.max_message_bytes {
+            config.push(("max.message.bytes", bytes.to_string()));
         }
         config
     }
@@ -208,6 +213,7 @@ mod tests {
             replication_factor,
             retention: None,
             keep_forever: false,
+            max_message_bytes: None,
         }
     }
 

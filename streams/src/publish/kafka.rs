@@ -326,6 +326,7 @@ impl Sink for KafkaSink {
             // A published table's topic keeps the broker's default retention.
             retention: None,
             keep_forever: false,
+            max_message_bytes: None,
         };
         self.kafka.ensure_topics(&[topic]).await?;
         let (kafka, topic) = (self.kafka.clone(), settings.topic.clone());

@@ -613,3 +613,98 @@ fn token_item(token: &str) -> usize {
         .unwrap();
     writer % HOT_ITEMS
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ttl_expiry_goes_through_the_log_and_every_copy_deletes_the_same_items() {
+    use aws_sdk_dynamodb::types::StreamViewType;
+    let broker = Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = cluster_args(&broker, "expiry", "buffer");
+    args.extend(["--ttl-period".to_string(), "0.2".to_string()]);
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        nodes.push(start(&dir.path().join(format!("node{i}")), &args).await);
+    }
+    let clients: Vec<_> = nodes.iter().map(|n| client_for(&n.endpoint())).collect();
+    let arn =
+        crate::common::create_stream_table(&clients[0], "expiring", StreamViewType::OldImage).await;
+    crate::common::enable_ttl(&clients[0], "expiring", "ttl").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Through the second node, which knows the table once it has read the tables log.
+    assert!(
+        wait_until(Duration::from_secs(20), async || {
+            clients[1]
+                .describe_time_to_live()
+                .table_name("expiring")
+                .send()
+                .await
+                .is_ok_and(|d| {
+                    d.time_to_live_description
+                        .is_some_and(|t| t.attribute_name.is_some())
+                })
+        })
+        .await
+    );
+    for i in 0..40 {
+        let expiry = if i % 4 == 0 { now + 3600 } else { now - 10 };
+        clients[1]
+            .put_item()
+            .table_name("expiring")
+            .item("p", s(&format!("k{i}")))
+            .item("ttl", n(&expiry.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    for client in &clients {
+        assert!(
+            wait_until(Duration::from_secs(30), async || {
+                scan_all(client, "expiring").await.len() == 10
+            })
+            .await,
+            "every copy deletes the expired items"
+        );
+    }
+    let kept: Vec<_> = scan_all(&clients[0], "expiring")
+        .await
+        .into_keys()
+        .collect();
+    assert!(
+        kept.iter()
+            .all(|k| k.trim_start_matches('k').parse::<u32>().unwrap() % 4 == 0)
+    );
+    // Each copy's stream has one service REMOVE per expired item.
+    for node in &nodes {
+        let streams = tidemark_tests::streams_client_for(&node.endpoint());
+        let arn = match node.endpoint() == nodes[0].endpoint() {
+            true => arn.clone(),
+            false => clients[1]
+                .describe_table()
+                .table_name("expiring")
+                .send()
+                .await
+                .unwrap()
+                .table
+                .unwrap()
+                .latest_stream_arn
+                .unwrap(),
+        };
+        let removes: Vec<_> = crate::common::read_stream(&streams, &arn)
+            .await
+            .into_iter()
+            .filter(|(_, r)| crate::common::event_name(r) == "REMOVE")
+            .collect();
+        assert_eq!(removes.len(), 30, "{}", node.endpoint());
+        assert!(
+            removes.iter().all(|(_, r)| {
+                r.user_identity
+                    .as_ref()
+                    .is_some_and(|u| u.principal_id.as_deref() == Some("dynamodb.amazonaws.com"))
+            }),
+            "expiry is the service's delete on every copy"
+        );
+    }
+}
