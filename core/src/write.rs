@@ -135,7 +135,7 @@ impl Store {
         decide: impl FnOnce(&[Target], &[Cell]) -> Result<(Vec<Decision>, T)>,
     ) -> Result<Written<T>> {
         if record_checked(&targets) {
-            return Err(Error::Internal(WRITE_CHECKED.into()));
+            return Err(self.checked(targets, decide));
         }
         let targets = self.logged_causes(targets)?;
         // Writes stamped with this node's clock wait while the clock is not trusted; a
@@ -171,9 +171,12 @@ impl Store {
             }
             // A replicated write is applied whatever its index keys hold: its region accepted
             // it (an index may exist here before it exists there), and an item whose index key
-            // has another type is simply not in that index, as a backfill leaves it.
+            // has another type is simply not in that index, as a backfill leaves it. So is a
+            // logged write: the node that took it checked its index keys, and a copy may apply
+            // it before or after a record of the tables log that adds an index, so whether
+            // it is written cannot depend on the indexes.
             if let Some(new) = &new
-                && !matches!(target.cause, Cause::Replica(_))
+                && !matches!(target.cause, Cause::Replica(_) | Cause::Logged(_))
             {
                 check_index_keys(&target.table.indexes(), new)?;
             }
@@ -215,6 +218,35 @@ impl Store {
             value,
             last_seq: Some(last_seq),
         })
+    }
+
+    /// What a write reached inside [`Store::checking_writes`] answers: the refusal of an item
+    /// whose index key has the wrong type, decided from the items as they stand here without
+    /// locks (the log's order decides everything else, conditions included, when the
+    /// request is applied), else [`WRITE_CHECKED`].
+    fn checked<T>(
+        &self,
+        targets: Vec<Target>,
+        decide: impl FnOnce(&[Target], &[Cell]) -> Result<(Vec<Decision>, T)>,
+    ) -> Error {
+        let checked = Error::Internal(WRITE_CHECKED.into());
+        let Ok(cells) = (targets.iter())
+            .map(|t| self.storage.read_cell(&t.key_bytes))
+            .collect::<Result<Vec<Cell>>>()
+        else {
+            return checked;
+        };
+        let Ok((decisions, _)) = decide(&targets, &cells) else {
+            return checked;
+        };
+        for (target, decision) in targets.iter().zip(decisions) {
+            if let Decision::Write(Some(new)) = decision
+                && let Err(refused) = check_index_keys(&target.table.indexes(), &new)
+            {
+                return refused;
+            }
+        }
+        checked
     }
 
     /// Writes one item: [`Store::write`] for a single target.

@@ -260,8 +260,14 @@ impl Cluster {
         };
         // A failed delivery may still have reached the log (a timeout): the outcome is then
         // the record's, if this node applies it before the wait ends.
+        let started = std::time::Instant::now();
         let delivered = tidemark_kafka::topics::delivered(delivery).await;
-        match tokio::time::timeout(APPLY_WAIT, outcome).await {
+        let acknowledged = started.elapsed();
+        metrics::histogram!("tidemark_cluster_append_seconds").record(acknowledged.as_secs_f64());
+        let outcome = tokio::time::timeout(APPLY_WAIT, outcome).await;
+        metrics::histogram!("tidemark_cluster_apply_wait_seconds")
+            .record((started.elapsed() - acknowledged).as_secs_f64());
+        match outcome {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(unavailable("the node is stopping")),
             Err(_) => Err(unavailable(&match delivered {

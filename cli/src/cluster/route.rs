@@ -93,8 +93,11 @@ pub(crate) async fn execute(
             let Some((answer, writes)) = checked else {
                 return dispatch::execute(operation, call).await;
             };
-            if writes.is_empty() {
-                // Refused before writing anything, or a statement that only reads.
+            let refused =
+                matches!(&answer, Err(e) if e.message != tidemark_core::write::WRITE_CHECKED);
+            if writes.is_empty() || refused {
+                // Refused (before its writes, or at them: an index key of the wrong type), or
+                // a statement that only reads.
                 return answer;
             }
             let mut places = Vec::with_capacity(writes.len());

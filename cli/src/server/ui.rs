@@ -176,10 +176,18 @@ pub async fn data(State(state): State<AppState>) -> Response {
     })
     .await
     .unwrap_or_default();
+    let cluster = match &state.cluster {
+        Some(cluster) => match cluster.status(&state.engine.store).await {
+            Ok(status) => status,
+            Err(e) => json!({ "error": e.message }),
+        },
+        None => Value::Null,
+    };
     let body = json!({
         "region": state.engine.store.config().region,
         "tables": tables,
         "samples": state.activity.samples(),
+        "cluster": cluster,
     });
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }

@@ -9,6 +9,9 @@
 //! - CPU seconds per 1,000 writes of that closed loop on each node (the first takes every
 //!   request) and on the broker;
 //! - bytes appended to the logs per write (the records' sizes, read back from the table's log).
+//!
+//! `CLUSTER_BENCH_ARGS` adds arguments to every cluster node (e.g.
+//! `--kafka-option fetch.wait.max.ms=20`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -221,6 +224,46 @@ async fn measure(binary: &Path, nodes: usize, broker: Option<&Broker>, seconds: 
         println!(
             "  {:.0} bytes appended per write; every node reads them all",
             bytes as f64 / writes as f64
+        );
+    }
+    if nodes > 1 {
+        // Writes through the first node while the last is killed: the longest wait for an
+        // acknowledgement before, and from the kill on.
+        let (url, client) = (endpoint.clone(), http.clone());
+        let writing = tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(6) {
+                let at = started.elapsed();
+                let sent = Instant::now();
+                call(
+                    &client,
+                    &url,
+                    "PutItem",
+                    body(&format!("k{}", latencies.len())),
+                )
+                .await;
+                latencies.push((at, sent.elapsed()));
+            }
+            latencies
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let killed_at = Duration::from_secs(2);
+        if let Some(last) = children.pop() {
+            last.kill().await;
+        }
+        let latencies = writing.await.expect("writes");
+        let longest = |after: bool| {
+            (latencies.iter())
+                .filter(|(at, _)| (*at >= killed_at) == after)
+                .map(|(_, took)| took.as_secs_f64() * 1000.0)
+                .fold(0.0, f64::max)
+        };
+        println!(
+            "  a node killed under writes through another: longest write {:.1} ms before, {:.1} ms after ({} writes)",
+            longest(false),
+            longest(true),
+            latencies.len()
         );
     }
     for child in children {

@@ -132,3 +132,46 @@ async fn the_status_page_shows_tables_and_live_plots_in_a_browser() {
     assert!(size > 10_000, "a screenshot at {}", shot.display());
     eprintln!("status page screenshot: {}", shot.display());
 }
+
+#[tokio::test]
+async fn the_status_page_of_a_cluster_node_shows_its_members_and_partitions() {
+    let broker = tidemark_tests::kafka::Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--cluster",
+        "shown",
+        "--kafka-brokers",
+        &broker.brokers(),
+        "--cluster-partitions",
+        "2",
+    ];
+    let node =
+        tidemark_tests::ChildNode::start(crate::common::node_binary(), dir.path(), &args).await;
+    let client = tidemark_tests::client_for(&node.endpoint());
+    keyed_table(&client, "shown").send().await.unwrap();
+    client
+        .put_item()
+        .table_name("shown")
+        .item("p", s("a"))
+        .send()
+        .await
+        .unwrap();
+    let dom = browse(&format!("{}/ui", node.endpoint()), &["--dump-dom"]).await;
+    assert!(
+        dom.contains("data-loaded=\"true\""),
+        "the page's script ran: {dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "data-member=\"{}\" data-live=\"true\"",
+            node.endpoint()
+        )),
+        "the node is a live member: {dom}"
+    );
+    for partition in ["shown/0", "shown/1"] {
+        assert!(
+            dom.contains(&format!("data-partition=\"{partition}\"")),
+            "{partition}: {dom}"
+        );
+    }
+}
