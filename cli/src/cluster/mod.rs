@@ -318,6 +318,21 @@ impl Cluster {
                     .map_err(|e| ApiError::internal(e.to_string()))?;
             }
         }
+        self.caught_up_with(wanted).await
+    }
+
+    /// Waits until this node has applied every table definition change the region made before
+    /// it was called: what a request that found no table waits for before it says so.
+    pub(crate) async fn tables_applied_to_end(&self) -> Result<(), ApiError> {
+        let mut wanted = TopicPartitionList::new();
+        wanted
+            .add_partition_offset(&self.config.tables_log(), 0, Offset::End)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.caught_up_with(wanted).await
+    }
+
+    /// Waits until this node's applier is past where the log partitions of `wanted` end now.
+    async fn caught_up_with(&self, wanted: TopicPartitionList) -> Result<(), ApiError> {
         if wanted.count() == 0 {
             return Ok(());
         }

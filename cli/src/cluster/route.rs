@@ -57,8 +57,25 @@ pub(crate) fn route(name: &str) -> Route {
     }
 }
 
-/// Runs `operation` on a cluster region's node.
+/// Runs `operation` on a cluster region's node. A table this node does not know yet may have
+/// been created through another node: before it says a table does not exist, it applies every
+/// table definition change the region made before the request, and runs the request again.
 pub(crate) async fn execute(
+    cluster: &Arc<Cluster>,
+    operation: &'static Operation,
+    call: Call<'_>,
+) -> Outcome {
+    let answer = execute_once(cluster, operation, call).await;
+    match &answer {
+        Err(e) if e.type_name.ends_with("#ResourceNotFoundException") => {
+            cluster.tables_applied_to_end().await?;
+            execute_once(cluster, operation, call).await
+        }
+        _ => answer,
+    }
+}
+
+async fn execute_once(
     cluster: &Arc<Cluster>,
     operation: &'static Operation,
     call: Call<'_>,
