@@ -248,25 +248,19 @@ mod tests {
         members.heard(beat("http://c", 10_000, false));
         members.heard(beat("http://c", 9_000, true));
         members.heard(beat("http://d", 10_000, true));
-        let view = members.view(12_000);
-        let live: Vec<_> = view
-            .iter()
-            .filter(|m| m.live)
-            .map(|m| m.node.as_str())
-            .collect();
+        let live_at = |now| -> Vec<String> {
+            (members.view(now).into_iter())
+                .filter(|m| m.live)
+                .map(|m| m.node)
+                .collect()
+        };
         assert_eq!(
-            live,
+            live_at(12_000),
             ["http://a", "http://b", "http://c"],
             "an older heartbeat read late changes nothing; a leaving one ends the member"
         );
-        let later = members.view(10_000 + 6_000);
-        let live: Vec<_> = later
-            .iter()
-            .filter(|m| m.live)
-            .map(|m| m.node.as_str())
-            .collect();
         assert_eq!(
-            live,
+            live_at(10_000 + 6_000),
             ["http://b"],
             "this node is always a member of its own view"
         );

@@ -181,20 +181,8 @@ impl Cluster {
                 .add_partition_offset(log, partition, Offset::End)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
         }
-        let ends = self.ends.clone();
-        let ends = tokio::task::spawn_blocking(move || {
-            ends.offsets_for_times(wanted, tidemark_kafka::BROKER_TIMEOUT)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| unavailable(&format!("the region's logs: {e}")))?;
-        let end_of = |log: &str, partition: u32| {
-            let partition = i32::try_from(partition).unwrap_or(i32::MAX);
-            match ends.find_partition(log, partition).map(|e| e.offset()) {
-                Some(Offset::Offset(end)) => u64::try_from(end).ok(),
-                _ => None,
-            }
-        };
+        let ends = self.log_ends(wanted).await?;
+        let end_of = |log: &str, partition: u32| ends.get(&(log.to_string(), partition)).copied();
         let logs: Vec<serde_json::Value> = progress
             .iter()
             .map(|((log, partition), applied)| {
@@ -331,11 +319,12 @@ impl Cluster {
         self.caught_up_with(wanted).await
     }
 
-    /// Waits until this node's applier is past where the log partitions of `wanted` end now.
-    async fn caught_up_with(&self, wanted: TopicPartitionList) -> Result<(), ApiError> {
-        if wanted.count() == 0 {
-            return Ok(());
-        }
+    /// Where each log partition of `wanted` ends now (the offset of its next record), asked in
+    /// one request.
+    async fn log_ends(
+        &self,
+        wanted: TopicPartitionList,
+    ) -> Result<HashMap<(String, u32), u64>, ApiError> {
         let ends = self.ends.clone();
         let ends = tokio::task::spawn_blocking(move || {
             ends.offsets_for_times(wanted, tidemark_kafka::BROKER_TIMEOUT)
@@ -343,23 +332,23 @@ impl Cluster {
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| unavailable(&format!("the region's logs: {e}")))?;
-        let ends: Vec<((String, u32), u64)> = ends
-            .elements()
-            .iter()
-            .map(|e| {
-                let end = match e.offset() {
-                    Offset::Offset(end) => u64::try_from(end).unwrap_or(0),
-                    _ => 0,
-                };
-                (
-                    (
-                        e.topic().to_string(),
-                        u32::try_from(e.partition()).unwrap_or(0),
-                    ),
-                    end,
-                )
+        Ok((ends.elements().iter())
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(end) => Some((
+                    (e.topic().to_string(), u32::try_from(e.partition()).ok()?),
+                    u64::try_from(end).ok()?,
+                )),
+                _ => None,
             })
-            .collect();
+            .collect())
+    }
+
+    /// Waits until this node's applier is past where the log partitions of `wanted` end now.
+    async fn caught_up_with(&self, wanted: TopicPartitionList) -> Result<(), ApiError> {
+        if wanted.count() == 0 {
+            return Ok(());
+        }
+        let ends = self.log_ends(wanted).await?;
         let reached = || {
             let progress = self.progress.lock();
             ends.iter()

@@ -113,6 +113,47 @@ async fn increment_until(
     seen
 }
 
+/// The tokens of the increments the writers had acknowledged, and of every increment they
+/// sent (acknowledged or not).
+async fn tokens_of(
+    writers: Vec<tokio::task::JoinHandle<Seen>>,
+) -> (HashSet<String>, HashSet<String>) {
+    let (mut acked, mut sent) = (HashSet::new(), HashSet::new());
+    for writer in writers {
+        let seen = writer.await.unwrap();
+        sent.extend(seen.unknown);
+        sent.extend(seen.acked.iter().cloned());
+        acked.extend(seen.acked);
+    }
+    (acked, sent)
+}
+
+/// Hot item `item`'s count and the tokens of the increments applied to it, read strongly;
+/// the count must be the number of tokens: no increment lost, none applied twice.
+async fn hot_item(client: &aws_sdk_dynamodb::Client, item: usize) -> (i64, HashSet<String>) {
+    let got = client
+        .get_item()
+        .table_name("counters")
+        .key("p", s(&format!("hot{item}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let tokens: HashSet<String> = match got.get("toks") {
+        Some(AttributeValue::Ss(tokens)) => tokens.iter().cloned().collect(),
+        other => panic!("hot{item} has no tokens: {other:?}"),
+    };
+    let count = number(got.get("n"));
+    assert_eq!(
+        count,
+        i64::try_from(tokens.len()).unwrap(),
+        "hot{item}'s count is its number of applied increments: none lost, none applied twice"
+    );
+    (count, tokens)
+}
+
 async fn kill_under_increments(durability: &'static str) {
     let broker = Broker::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -153,39 +194,11 @@ async fn kill_under_increments(durability: &'static str) {
         "the restarted node takes increments again"
     );
     stop.store(true, Ordering::Relaxed);
-    let mut acked_tokens = HashSet::new();
-    let mut sent_tokens = HashSet::new();
-    for writer in writers {
-        let seen = writer.await.unwrap();
-        sent_tokens.extend(seen.unknown);
-        for token in seen.acked {
-            sent_tokens.insert(token.clone());
-            acked_tokens.insert(token);
-        }
-    }
+    let (acked_tokens, sent_tokens) = tokens_of(writers).await;
     let client = client_for(&node.endpoint());
     let mut applied = HashSet::new();
     for item in 0..HOT_ITEMS {
-        let got = client
-            .get_item()
-            .table_name("counters")
-            .key("p", s(&format!("hot{item}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
-        let tokens: HashSet<String> = match got.get("toks") {
-            Some(AttributeValue::Ss(tokens)) => tokens.iter().cloned().collect(),
-            other => panic!("hot{item} has no tokens: {other:?}"),
-        };
-        assert_eq!(
-            number(got.get("n")),
-            i64::try_from(tokens.len()).unwrap(),
-            "{durability}: hot{item}'s count is its number of applied increments: none lost, \
-             none applied twice"
-        );
+        let (_, tokens) = hot_item(&client, item).await;
         applied.extend(tokens);
     }
     let lost: Vec<_> = acked_tokens.difference(&applied).collect();
@@ -587,40 +600,13 @@ async fn three_nodes_keep_every_acknowledged_increment_through_kills_a_lost_fold
     signal(paused, "-CONT");
     more(100).await;
     stop.store(true, Ordering::Relaxed);
-    let mut acked_tokens = HashSet::new();
-    let mut sent_tokens = HashSet::new();
-    for writer in writers {
-        let seen = writer.await.unwrap();
-        sent_tokens.extend(seen.unknown);
-        for token in seen.acked {
-            sent_tokens.insert(token.clone());
-            acked_tokens.insert(token);
-        }
-    }
+    let (acked_tokens, sent_tokens) = tokens_of(writers).await;
     let mut copies = Vec::new();
     for endpoint in &endpoints {
         let client = client_for(&endpoint.read().unwrap());
         let mut items = Vec::new();
         for item in 0..HOT_ITEMS {
-            let got = client
-                .get_item()
-                .table_name("counters")
-                .key("p", s(&format!("hot{item}")))
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap()
-                .item
-                .unwrap();
-            let tokens: HashSet<String> = match got.get("toks") {
-                Some(AttributeValue::Ss(tokens)) => tokens.iter().cloned().collect(),
-                other => panic!("hot{item} has no tokens: {other:?}"),
-            };
-            assert_eq!(
-                number(got.get("n")),
-                i64::try_from(tokens.len()).unwrap(),
-                "hot{item}: none lost, none applied twice"
-            );
+            let (count, tokens) = hot_item(&client, item).await;
             let lost: Vec<_> = acked_tokens
                 .iter()
                 .filter(|t| t.starts_with('w') && !tokens.contains(*t) && token_item(t) == item)
@@ -628,7 +614,7 @@ async fn three_nodes_keep_every_acknowledged_increment_through_kills_a_lost_fold
             assert!(lost.is_empty(), "acknowledged increments lost: {lost:?}");
             let invented: Vec<_> = tokens.difference(&sent_tokens).collect();
             assert!(invented.is_empty(), "increments nobody sent: {invented:?}");
-            items.push((number(got.get("n")), tokens));
+            items.push((count, tokens));
         }
         copies.push(items);
     }
