@@ -31,6 +31,10 @@ fn cluster_args(broker: &Broker, name: &str, durability: &'static str) -> Vec<St
         durability,
         "--cluster-partitions",
         "4",
+        // tansu reads every partition for every fetch, however short its wait: a longer
+        // wait keeps the broker from taking a core from the tests running beside these.
+        "--kafka-option",
+        "fetch.wait.max.ms=20",
     ]
     .map(String::from)
     .to_vec()

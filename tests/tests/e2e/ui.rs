@@ -144,6 +144,8 @@ async fn the_status_page_of_a_cluster_node_shows_its_members_and_partitions() {
         &broker.brokers(),
         "--cluster-partitions",
         "2",
+        "--kafka-option",
+        "fetch.wait.max.ms=20",
     ];
     let node =
         tidemark_tests::ChildNode::start(crate::common::node_binary(), dir.path(), &args).await;
