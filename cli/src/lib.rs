@@ -253,7 +253,7 @@ impl Node {
             cluster: cluster.clone(),
         });
         let sampled = state.clone();
-        let cluster_state = cluster.as_ref().map(|_| state.clone());
+        let expiring = state.clone();
         match &config.credentials {
             Some(keys) => tracing::info!(
                 keys = keys.len(),
@@ -313,19 +313,19 @@ impl Node {
         );
         let (worker, trigger, token) = (store.clone(), sweep_trigger.clone(), shutdown.clone());
         let expiry = engine.ttl.clone();
-        match (&cluster, &cluster_state) {
+        match &cluster {
             // On a cluster region, expiry goes through the logs.
-            (Some(cluster), Some(state)) => tasks.spawn(
+            Some(cluster) => tasks.spawn(
                 "TTL expiry",
                 cluster::run_expiry(
-                    state.clone(),
+                    expiring,
                     cluster.clone(),
                     config.ttl_period,
                     trigger.notify(),
                     token,
                 ),
             ),
-            _ => tasks.spawn("TTL sweeper", async move {
+            None => tasks.spawn("TTL sweeper", async move {
                 ttl::run_sweeper(worker, expiry, config.ttl_period, trigger, token)
                     .await
                     .map_err(|e| e.to_string())

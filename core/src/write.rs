@@ -25,7 +25,7 @@
 use std::cell::Cell as ThreadCell;
 use std::sync::Arc;
 
-use crate::changes::{Cause, CauseKind, ChangeSeq, LoggedWrite};
+use crate::changes::{Cause, CauseKind, ChangeSeq, LogPosition, LoggedWrite};
 use crate::model::Item;
 use crate::stamp::{HlcTimestamp, Stamp};
 use crate::storage::catalog::TableEntry;
@@ -134,8 +134,12 @@ impl Store {
         targets: Vec<Target>,
         decide: impl FnOnce(&[Target], &[Cell]) -> Result<(Vec<Decision>, T)>,
     ) -> Result<Written<T>> {
-        if record_checked(&targets) {
-            return Err(self.checked(targets, decide));
+        if checking() {
+            let answer = self.checked(&targets, decide);
+            if matches!(answer, Error::WriteChecked) {
+                record_checked(&targets);
+            }
+            return Err(answer);
         }
         let targets = self.logged_causes(targets)?;
         // Writes stamped with this node's clock wait while the clock is not trusted; a
@@ -223,21 +227,20 @@ impl Store {
     /// What a write reached inside [`Store::checking_writes`] answers: the refusal of an item
     /// whose index key has the wrong type, decided from the items as they stand here without
     /// locks (the log's order decides everything else, conditions included, when the
-    /// request is applied), else [`WRITE_CHECKED`].
+    /// request is applied), else [`Error::WriteChecked`].
     fn checked<T>(
         &self,
-        targets: Vec<Target>,
+        targets: &[Target],
         decide: impl FnOnce(&[Target], &[Cell]) -> Result<(Vec<Decision>, T)>,
     ) -> Error {
-        let checked = Error::Internal(WRITE_CHECKED.into());
         let Ok(cells) = (targets.iter())
             .map(|t| self.storage.read_cell(&t.key_bytes))
             .collect::<Result<Vec<Cell>>>()
         else {
-            return checked;
+            return Error::WriteChecked;
         };
-        let Ok((decisions, _)) = decide(&targets, &cells) else {
-            return checked;
+        let Ok((decisions, _)) = decide(targets, &cells) else {
+            return Error::WriteChecked;
         };
         for (target, decision) in targets.iter().zip(decisions) {
             if let Decision::Write(Some(new)) = decision
@@ -246,7 +249,7 @@ impl Store {
                 return refused;
             }
         }
-        checked
+        Error::WriteChecked
     }
 
     /// Writes one item: [`Store::write`] for a single target.
@@ -266,9 +269,6 @@ impl Store {
     }
 }
 
-/// The error a write returns inside [`Store::checking_writes`], having written nothing.
-pub const WRITE_CHECKED: &str = "the write was checked and not made";
-
 /// A write an operation reached inside [`Store::checking_writes`]: which item of which table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedWrite {
@@ -285,12 +285,17 @@ thread_local! {
     static CHECKING: std::cell::RefCell<Option<Vec<CheckedWrite>>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Inside [`Store::checking_writes`], records what `targets` would write and returns true.
-fn record_checked(targets: &[Target]) -> bool {
+/// True on this thread inside [`Store::checking_writes`].
+fn checking() -> bool {
+    CHECKING.with(|checking| checking.borrow().is_some())
+}
+
+/// Inside [`Store::checking_writes`], records what `targets` would write.
+fn record_checked(targets: &[Target]) {
     CHECKING.with(|checking| {
         let mut checking = checking.borrow_mut();
         let Some(reached) = checking.as_mut() else {
-            return false;
+            return;
         };
         reached.extend(targets.iter().map(|target| {
             CheckedWrite {
@@ -300,15 +305,15 @@ fn record_checked(targets: &[Target]) -> bool {
                     .and_then(|keys| keys.get(&target.table.shape.hash.name).cloned()),
             }
         }));
-        true
     })
 }
 
 impl Store {
     /// Runs `operation` on this thread up to its writes: every check it makes before writing
-    /// runs, and each write it reaches is recorded and fails with [`WRITE_CHECKED`] before it
-    /// locks or reads anything. Returns what the operation answered and the writes it reached
-    /// (none: its answer stands, a refusal or a request that writes nothing).
+    /// runs, and each write it reaches fails with [`Error::WriteChecked`] before it locks or
+    /// writes anything, recorded unless it is refused there (an index key of the wrong type).
+    /// Returns what the operation answered and the writes it reached (none: its answer
+    /// stands, a refusal or a request that writes nothing).
     pub fn checking_writes<T>(&self, operation: impl FnOnce() -> T) -> (T, Vec<CheckedWrite>) {
         struct Restore(Option<Vec<CheckedWrite>>);
         impl Drop for Restore {
@@ -326,24 +331,32 @@ impl Store {
 }
 
 thread_local! {
-    /// On this thread inside [`Store::applying_logged`]: the log record being applied.
-    static APPLYING: std::cell::RefCell<Option<LoggedWrite>> = const { std::cell::RefCell::new(None) };
+    /// On this thread inside [`Store::applying_logged`]: the stamp and position of the log
+    /// record being applied.
+    static APPLYING: std::cell::RefCell<Option<(Stamp, LogPosition)>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Store {
-    /// Runs `operation` on this thread as the application of the log record `record`: its
-    /// client writes and expiries become logged writes with the record's stamp and position
-    /// (their kind kept), and table definitions it makes take their time from the record's
-    /// stamp, so every copy that applies the record makes the same change.
-    pub fn applying_logged<T>(&self, record: LoggedWrite, operation: impl FnOnce() -> T) -> T {
-        struct Restore(Option<LoggedWrite>);
+    /// Runs `operation` on this thread as the application of the log record stamped `stamp`
+    /// at `position`: its client writes and expiries become logged writes with that stamp and
+    /// position (their kind kept), and table definitions it makes take their time from the
+    /// stamp and their log from the position, so every copy that applies the record makes the
+    /// same change.
+    pub fn applying_logged<T>(
+        &self,
+        stamp: Stamp,
+        position: LogPosition,
+        operation: impl FnOnce() -> T,
+    ) -> T {
+        struct Restore(Option<(Stamp, LogPosition)>);
         impl Drop for Restore {
             fn drop(&mut self) {
                 let outer = self.0.take();
                 APPLYING.with(|applying| *applying.borrow_mut() = outer);
             }
         }
-        let _restore = Restore(APPLYING.with(|applying| applying.borrow_mut().replace(record)));
+        let _restore =
+            Restore(APPLYING.with(|applying| applying.borrow_mut().replace((stamp, position))));
         operation()
     }
 
@@ -352,14 +365,14 @@ impl Store {
     pub fn now_millis(&self) -> u64 {
         APPLYING
             .with(|applying| {
-                (applying.borrow().as_ref()).map(|record| record.stamp.hlc.physical_millis())
+                (applying.borrow().as_ref()).map(|(stamp, _)| stamp.hlc.physical_millis())
             })
             .unwrap_or_else(|| self.clock.now_millis())
     }
 
-    /// The record being applied on this thread ([`Store::applying_logged`]), if any.
-    pub(crate) fn applying_record(&self) -> Option<LoggedWrite> {
-        APPLYING.with(|applying| applying.borrow().clone())
+    /// The position of the record being applied on this thread ([`Store::applying_logged`]).
+    pub(crate) fn applying_position(&self) -> Option<LogPosition> {
+        APPLYING.with(|applying| applying.borrow().as_ref().map(|(_, at)| at.clone()))
     }
 
     /// Makes every client write and expiry go through a region's log from now on: outside
@@ -381,7 +394,8 @@ impl Store {
         if !targets.iter().any(|t| local(&t.cause)) {
             return Ok(targets);
         }
-        let Some(record) = self.applying_record() else {
+        let applying = APPLYING.with(|applying| applying.borrow().clone());
+        let Some((stamp, position)) = applying else {
             if self.writes_through_log() {
                 return Err(Error::Validation(
                     "This operation's writes are not supported on a cluster region yet: a \
@@ -398,8 +412,9 @@ impl Store {
                 _ => continue,
             };
             target.cause = Cause::Logged(Box::new(LoggedWrite {
+                stamp: stamp.clone(),
                 kind,
-                ..record.clone()
+                position: position.clone(),
             }));
         }
         Ok(targets)

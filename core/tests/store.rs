@@ -1283,19 +1283,24 @@ fn a_table_is_empty_before_a_change_when_it_held_no_item_then() {
     );
 }
 
-fn logged(hlc: u64, offset: u64) -> tidemark_core::changes::LoggedWrite {
-    tidemark_core::changes::LoggedWrite {
-        stamp: Stamp {
-            hlc: HlcTimestamp(hlc << 16),
-            region: "r".into(),
-        },
-        kind: CauseKind::Request,
-        position: tidemark_core::changes::LogPosition {
-            log: "log".into(),
-            partition: 3,
-            offset,
-        },
-    }
+/// Runs `operation` as the application of a record at `offset` of partition 3 of log `log`,
+/// stamped at `hlc` milliseconds by region `r`.
+fn applied<T>(
+    store: &tidemark_core::Store,
+    hlc: u64,
+    offset: u64,
+    operation: impl FnOnce() -> T,
+) -> T {
+    let stamp = Stamp {
+        hlc: HlcTimestamp(hlc << 16),
+        region: "r".into(),
+    };
+    let position = tidemark_core::changes::LogPosition {
+        log: "log".into(),
+        partition: 3,
+        offset,
+    };
+    store.applying_logged(stamp, position, operation)
 }
 
 fn read_all(store: &Engine, table_id: TableId) -> Vec<tidemark_core::changes::ChangeRecord> {
@@ -1318,7 +1323,7 @@ fn a_logged_write_commits_its_log_position_and_a_stamp_that_grows_with_the_log()
         table_id = engine.store.table_definition("tab").unwrap().table_id;
         let store = &engine.store;
         assert_eq!(store.next_log_offset("log", 3).unwrap(), 0);
-        store.applying_logged(logged(2_000_000_000_000, 0), || {
+        applied(store, 2_000_000_000_000, 0, || {
             put(&engine, "tab", item("a", "1"))
         });
         assert_eq!(store.next_log_offset("log", 3).unwrap(), 1);
@@ -1328,11 +1333,11 @@ fn a_logged_write_commits_its_log_position_and_a_stamp_that_grows_with_the_log()
             "one partition moved"
         );
         // A later record from a node whose clock is behind: its stamp moves past the item's.
-        store.applying_logged(logged(1_000_000_000_000, 1), || {
+        applied(store, 1_000_000_000_000, 1, || {
             put(&engine, "tab", item("a", "2"))
         });
         // A record that changes nothing moves nothing (applying it again changes nothing).
-        store.applying_logged(logged(3_000_000_000_000, 2), || {
+        applied(store, 3_000_000_000_000, 2, || {
             put(&engine, "tab", item("a", "2"))
         });
         assert_eq!(store.next_log_offset("log", 3).unwrap(), 2);
@@ -1373,16 +1378,14 @@ fn a_store_that_writes_through_its_log_refuses_writes_around_it() {
         "{refused:?}"
     );
     assert_eq!(get(&engine, "tab", "a"), None);
-    engine
-        .store
-        .applying_logged(logged(2_000_000_000_000, 0), || {
-            put(&engine, "tab", item("a", "1"))
-        });
+    applied(&engine.store, 2_000_000_000_000, 0, || {
+        put(&engine, "tab", item("a", "1"))
+    });
     assert_eq!(get(&engine, "tab", "a"), Some(item("a", "1")));
     assert_eq!(
-        engine
+        applied(&engine.store, 2_000_000_000_000, 1, || engine
             .store
-            .applying_logged(logged(2_000_000_000_000, 1), || engine.store.now_millis()),
+            .now_millis()),
         2_000_000_000_000,
         "what a record's application stamps takes the record's time"
     );

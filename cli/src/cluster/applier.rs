@@ -12,8 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use tidemark_core::changes::{CauseKind, LogPosition, LoggedWrite};
-use tidemark_kafka::topics::{TopicSpec, partition_count, watermarks};
+use tidemark_core::changes::LogPosition;
+use tidemark_kafka::topics::{TopicSpec, watermarks};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -58,8 +58,6 @@ struct Applier {
     cluster: Arc<Cluster>,
     runtime: Handle,
     consumer: BaseConsumer,
-    /// The next offset to apply of each assigned log partition.
-    next: HashMap<(String, u32), u64>,
     /// Before the node serves: the end of each log partition when it was first assigned.
     catching_up: Option<HashMap<(String, u32), u64>>,
 }
@@ -89,7 +87,6 @@ impl Applier {
             cluster,
             runtime,
             consumer,
-            next: HashMap::new(),
             catching_up: Some(HashMap::new()),
         })
     }
@@ -105,9 +102,7 @@ impl Applier {
         let mut caught_up = Some(caught_up);
         while !shutdown.is_cancelled() {
             if let Some(targets) = &self.catching_up
-                && targets
-                    .iter()
-                    .all(|(at, end)| self.next.get(at).is_some_and(|next| next >= end))
+                && self.cluster.reached(targets)
             {
                 self.catching_up = None;
                 tracing::info!("caught up with the region's logs");
@@ -133,38 +128,32 @@ impl Applier {
                     continue;
                 }
             };
-            let at = (
-                message.topic().to_string(),
-                partition_of(message.partition()),
-            );
-            let offset = u64::try_from(message.offset()).unwrap_or(0);
-            if self.next.get(&at).is_some_and(|next| offset < *next) {
+            let position = LogPosition {
+                log: message.topic().to_string(),
+                partition: partition_of(message.partition()),
+                offset: u64::try_from(message.offset()).unwrap_or(0),
+            };
+            let (log, partition, offset) = (&position.log, position.partition, position.offset);
+            if (self.cluster.progress_in(log, partition)).is_some_and(|next| offset < next) {
                 continue;
             }
             let Some((header, body)) = message.payload().and_then(record::decode) else {
                 return Err(format!(
-                    "{} partition {} holds a record at offset {offset} that is not Tidemark's",
-                    at.0, at.1
+                    "{log} partition {partition} holds a record at offset {offset} that is not \
+                     Tidemark's"
                 ));
             };
-            let position = LogPosition {
-                log: at.0.clone(),
-                partition: at.1,
-                offset,
-            };
-            let outcome = self.apply(&header, body, position)?;
-            self.next.insert(at.clone(), offset + 1);
-            self.cluster.set_progress(&at.0, at.1, offset + 1);
-            if at.0 == tables_log {
+            let outcome = self.apply(&header, body, &position)?;
+            self.cluster.set_progress(log, partition, offset + 1);
+            if *log == tables_log {
                 self.node
                     .engine
                     .store
-                    .save_log_offset(&at.0, at.1, offset + 1)
+                    .save_log_offset(log, partition, offset + 1)
                     .map_err(|e| format!("saving the tables log's position: {e}"))?;
                 if header.op == "CreateTable" && outcome.is_ok() {
-                    let log = format!("{tables_log}.{offset}");
                     let partitions = header.partitions.unwrap_or(self.cluster.config.partitions);
-                    self.ensure_log(&log, partitions)?;
+                    self.ensure_log(&position.created_log(), partitions)?;
                 }
                 self.assign()?;
             }
@@ -179,41 +168,32 @@ impl Applier {
         &self,
         header: &record::RecordHeader,
         body: &[u8],
-        position: LogPosition,
+        position: &LogPosition,
     ) -> Result<super::Outcome, String> {
-        let store = &self.node.engine.store;
-        let logged = LoggedWrite {
-            stamp: header.stamp(),
-            kind: CauseKind::Request,
-            position,
+        let at = || {
+            format!(
+                "{} partition {} at offset {}",
+                position.log, position.partition, position.offset
+            )
         };
         if header.op == EXPIRE_ITEMS {
-            let expire = serde_json::from_slice::<ExpireItems>(body).map_err(|e| {
-                format!(
-                    "{} partition {} holds an expiry that does not read: {e}",
-                    logged.position.log, logged.position.partition
-                )
-            })?;
-            let expired = store.applying_logged(logged, || {
-                let (expired, _on_disk_later) = store.deferring_durability(|| {
-                    self.node
-                        .engine
-                        .ttl
-                        .expire_keys(&expire.table_name, expire.keys)
-                });
-                expired
+            let expire = serde_json::from_slice::<ExpireItems>(body)
+                .map_err(|e| format!("{}: an expiry that does not read: {e}", at()))?;
+            let expired = self.as_record(header, position, || {
+                let ttl = &self.node.engine.ttl;
+                let expired = ttl.expire_keys(&expire.table_name, expire.keys)?;
+                Ok(serde_json::json!({ "Expired": expired })
+                    .to_string()
+                    .into_bytes())
             });
-            return self.outcome(
-                expired
-                    .map(|n| serde_json::json!({ "Expired": n }).to_string().into_bytes())
-                    .map_err(crate::server::error::ApiError::from),
-            );
+            return self.outcome(expired);
         }
         let target = format!("DynamoDB_20120810.{}", header.op);
         let Some(operation) = wire::operation(&target) else {
             return Err(format!(
-                "{} partition {} holds operation {} at offset {}, which this node does not know",
-                logged.position.log, logged.position.partition, header.op, logged.position.offset
+                "{}: operation {}, which this node does not know",
+                at(),
+                header.op
             ));
         };
         let body = Bytes::copy_from_slice(body);
@@ -222,11 +202,24 @@ impl Applier {
             body: &body,
             host: "localhost",
         };
-        // The log holds the write: this node's copy need not be on disk before the answer.
-        let (outcome, _on_disk_later) = store.applying_logged(logged, || {
-            store.deferring_durability(|| self.runtime.block_on((operation.handler)(call)))
-        });
-        self.outcome(outcome)
+        self.outcome(self.as_record(header, position, || {
+            self.runtime.block_on((operation.handler)(call))
+        }))
+    }
+
+    /// Runs `operation` as the application of the record `header` at `position`. The log
+    /// holds the record, so this node's copy need not be on disk before the answer.
+    fn as_record(
+        &self,
+        header: &record::RecordHeader,
+        position: &LogPosition,
+        operation: impl FnOnce() -> super::Outcome,
+    ) -> super::Outcome {
+        let store = &self.node.engine.store;
+        store.applying_logged(header.stamp(), position.clone(), || {
+            let (outcome, _on_disk_later) = store.deferring_durability(operation);
+            outcome
+        })
     }
 
     /// A record's outcome; a failure fatal to the node stops it.
@@ -265,17 +258,17 @@ impl Applier {
             .filter_map(|definition| definition.write_log)
             .collect();
         for log in table_logs {
-            let partitions = partition_count(self.consumer.client(), &log)
-                .map_err(|e| format!("the region's log {log}: {e}"))?;
-            logs.push((log, u32::try_from(partitions).unwrap_or(0)));
+            let partitions = (self.runtime.block_on(self.cluster.partitions_of(&log)))
+                .map_err(|e| format!("the region's log {log}: {}", e.message))?;
+            logs.push((log, partitions));
         }
         let mut assignment = TopicPartitionList::new();
         let mut next = HashMap::new();
         for (log, partitions) in logs {
             for partition in 0..partitions {
                 let at = (log.clone(), partition);
-                let from = match self.next.get(&at) {
-                    Some(from) => *from,
+                let from = match self.cluster.progress_in(&log, partition) {
+                    Some(from) => from,
                     None => store
                         .next_log_offset(&log, partition)
                         .map_err(|e| format!("reading where {log} stands: {e}"))?,
@@ -301,10 +294,7 @@ impl Applier {
         if let Some(targets) = &mut self.catching_up {
             targets.retain(|at, _| next.contains_key(at));
         }
-        for ((log, partition), from) in &next {
-            self.cluster.set_progress(log, *partition, *from);
-        }
-        self.next = next;
+        self.cluster.replace_progress(next);
         Ok(())
     }
 }

@@ -280,6 +280,31 @@ impl Cluster {
         self.progressed.notify_waiters();
     }
 
+    /// Where the applier stands in `partition` of `log`, when it reads that partition.
+    pub(crate) fn progress_in(&self, log: &str, partition: u32) -> Option<u64> {
+        self.progress
+            .lock()
+            .get(&(log.to_string(), partition))
+            .copied()
+    }
+
+    /// Sets every log partition the applier reads, and where it stands in each: a partition
+    /// it no longer reads (a dropped table's) leaves the status.
+    pub(crate) fn replace_progress(&self, progress: HashMap<(String, u32), u64>) {
+        *self.progress.lock() = progress;
+        self.progressed.notify_waiters();
+    }
+
+    /// True once the applier stands at or past each of `ends` (log partition, offset).
+    pub(crate) fn reached<'a>(
+        &self,
+        ends: impl IntoIterator<Item = (&'a (String, u32), &'a u64)>,
+    ) -> bool {
+        let progress = self.progress.lock();
+        ends.into_iter()
+            .all(|(at, end)| progress.get(at).is_some_and(|next| next >= end))
+    }
+
     /// Waits until this node has applied every record the logs of `tables` held when it was
     /// called: what a strongly consistent read reads after. No lease: a node paused meanwhile
     /// only answers later.
@@ -349,15 +374,10 @@ impl Cluster {
             return Ok(());
         }
         let ends = self.log_ends(wanted).await?;
-        let reached = || {
-            let progress = self.progress.lock();
-            ends.iter()
-                .all(|(at, end)| progress.get(at).is_some_and(|next| next >= end))
-        };
         let wait = async {
             loop {
                 let progressed = self.progressed.notified();
-                if reached() {
+                if self.reached(&ends) {
                     return;
                 }
                 progressed.await;

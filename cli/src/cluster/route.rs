@@ -110,9 +110,7 @@ async fn execute_once(
             let Some((answer, writes)) = checked else {
                 return dispatch::execute(operation, call).await;
             };
-            let refused =
-                matches!(&answer, Err(e) if e.message != tidemark_core::write::WRITE_CHECKED);
-            if writes.is_empty() || refused {
+            if writes.is_empty() {
                 // Refused (before its writes, or at them: an index key of the wrong type), or
                 // a statement that only reads.
                 return answer;

@@ -324,9 +324,7 @@ impl From<Error> for ApiError {
             // the fence logs once when it is raised.
             paused @ Error::WritesPaused(_) => ApiError::internal(paused.to_string()),
             // A cluster region's check of a request up to its writes: not a failure.
-            Error::Internal(checked) if checked == tidemark_core::write::WRITE_CHECKED => {
-                ApiError::internal(checked)
-            }
+            checked @ Error::WriteChecked => ApiError::internal(checked.to_string()),
             other => {
                 tracing::error!(error = %other, "internal error");
                 let mut e = ApiError::internal(other.to_string());

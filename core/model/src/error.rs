@@ -102,6 +102,10 @@ pub enum Error {
     /// An invariant of the stored data does not hold.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A write reached inside a check of a request up to its writes, stopped before it locked,
+    /// read or wrote anything (a cluster region's node checks a request before it logs it).
+    #[error("the write was checked and not made")]
+    WriteChecked,
 }
 
 impl Error {

@@ -137,9 +137,7 @@ pub(crate) fn create_table_as(
     let now = store.now_millis();
     // A table created by a log record is the same table on every node that applies it: its
     // log and its TableId follow from the record's position.
-    let write_log = store
-        .applying_record()
-        .map(|record| format!("{}.{}", record.position.log, record.position.offset));
+    let write_log = store.applying_position().map(|at| at.created_log());
     let table_uuid = match &write_log {
         Some(log) => uuid::Builder::from_random_bytes(
             xxhash_rust::xxh3::xxh3_128(log.as_bytes()).to_be_bytes(),

@@ -130,6 +130,15 @@ pub struct LogPosition {
     pub offset: u64,
 }
 
+impl LogPosition {
+    /// The log of a table created by the record at this position: named after it, so every
+    /// node that applies the record names the same log, and a table created again under the
+    /// same name gets another.
+    pub fn created_log(&self) -> String {
+        format!("{}.{}", self.log, self.offset)
+    }
+}
+
 /// A write read from a cluster region's log, as every copy of its partition applies it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LoggedWrite {
